@@ -1,0 +1,31 @@
+// One rollout of a release. The scheduler moves it from `running` to `succeeded` or `failed`
+// and records why; a newer deployment of the same app marks an unfinished one `superseded`.
+import { jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { createdAt, id, time, updatedAt } from './columns.js';
+import { apps } from './apps.js';
+import { releases } from './releases.js';
+
+export const DEPLOYMENT_STATES = ['running', 'succeeded', 'failed', 'superseded'] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+export interface DeploymentProgress {
+  /** Instances of the release wanted, per process. */
+  desired: Record<string, number>;
+  /** Instances of the release running, per process. */
+  running: Record<string, number>;
+}
+
+export const deployments = pgTable('deployments', {
+  id: id(),
+  appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
+  releaseId: text('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
+  strategy: text('strategy').notNull().default('rolling'),
+  state: text('state', { enum: DEPLOYMENT_STATES }).notNull().default('running'),
+  progress: jsonb('progress').$type<DeploymentProgress>().notNull().default({ desired: {}, running: {} }),
+  failureReason: text('failure_reason'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  finishedAt: time('finished_at'),
+});
+
+export type Deployment = typeof deployments.$inferSelect;

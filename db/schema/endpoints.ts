@@ -1,0 +1,33 @@
+// An L4 endpoint: a public port served by the edge on its IP bindings, forwarded to a target
+// port of an app's process group, with an optional PROXY protocol header.
+import { integer, jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
+import { createdAt, id, updatedAt } from './columns.js';
+import { apps } from './apps.js';
+
+export const PROXY_PROTOCOLS = ['none', 'v1', 'v2'] as const;
+export const TLS_MODES = ['none', 'passthrough'] as const;
+
+export const endpoints = pgTable(
+  'endpoints',
+  {
+    id: id(),
+    appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
+    process: text('process').notNull(),
+    port: integer('port').notNull(),
+    targetPort: integer('target_port').notNull(),
+    protocol: text('protocol').notNull().default('tcp'),
+    proxyProtocol: text('proxy_protocol', { enum: PROXY_PROTOCOLS }).notNull().default('none'),
+    tls: text('tls', { enum: TLS_MODES }).notNull().default('none'),
+    sni: jsonb('sni').$type<string[]>().notNull().default([]),
+    /** Addresses to bind; empty means the edge's shared IPv4 and IPv6 addresses. */
+    bindings: jsonb('bindings').$type<string[]>().notNull().default([]),
+    allow: jsonb('allow').$type<string[]>().notNull().default([]),
+    maxConnections: integer('max_connections'),
+    idleTimeoutMs: integer('idle_timeout_ms'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [unique('endpoints_app_port').on(t.appId, t.port)],
+);
+
+export type Endpoint = typeof endpoints.$inferSelect;

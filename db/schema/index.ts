@@ -1,0 +1,10 @@
+// Every table of Pier's database; drizzle-kit reads this barrel to generate migrations.
+export * from './orgs.js';
+export * from './tokens.js';
+export * from './apps.js';
+export * from './releases.js';
+export * from './deployments.js';
+export * from './instances.js';
+export * from './endpoints.js';
+export * from './events.js';
+export * from './nodes.js';

@@ -1,0 +1,38 @@
+// One container of an app's release and process group. Desired state (what the scheduler wants)
+// and observed state (what Docker last said) are separate columns, with the last reason it changed.
+import { boolean, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { createdAt, time, updatedAt } from './columns.js';
+import { apps } from './apps.js';
+import { releases } from './releases.js';
+import { nodes } from './nodes.js';
+
+export const INSTANCE_DESIRED = ['running', 'stopped'] as const;
+export const INSTANCE_OBSERVED = ['starting', 'running', 'exited', 'stopped', 'failed'] as const;
+export type InstanceObserved = (typeof INSTANCE_OBSERVED)[number];
+
+export const instances = pgTable('instances', {
+  /** Readable and unique: `<app>-<process>-<random>`; also the container name. */
+  id: text('id').primaryKey(),
+  appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
+  releaseId: text('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
+  process: text('process').notNull(),
+  nodeId: text('node_id').notNull().references(() => nodes.id),
+  containerId: text('container_id'),
+  desiredState: text('desired_state', { enum: INSTANCE_DESIRED }).notNull().default('running'),
+  observedState: text('observed_state', { enum: INSTANCE_OBSERVED }).notNull().default('starting'),
+  health: text('health').notNull().default('unknown'),
+  restartCount: integer('restart_count').notNull().default(0),
+  lastExitCode: integer('last_exit_code'),
+  lastOom: boolean('last_oom').notNull().default(false),
+  lastReason: text('last_reason'),
+  /** Where the node publishes the container's ports, e.g. 127.0.0.1. */
+  hostAddress: text('host_address'),
+  /** Container port -> published host port. */
+  hostPorts: jsonb('host_ports').$type<Record<string, number>>().notNull().default({}),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  startedAt: time('started_at'),
+  stoppedAt: time('stopped_at'),
+});
+
+export type Instance = typeof instances.$inferSelect;

@@ -1,0 +1,29 @@
+// Releases are immutable and numbered per app: the manifest snapshot, the image as written and
+// its resolved digest, the endpoint spec, and who made it and why. Rollback copies one.
+import { integer, jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
+import { createdAt, id } from './columns.js';
+import { apps } from './apps.js';
+
+export const releases = pgTable(
+  'releases',
+  {
+    id: id(),
+    appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    /** The validated manifest, as JSON (see api/manifest.ts for its type). */
+    manifest: jsonb('manifest').notNull(),
+    image: text('image').notNull(),
+    /** Content-addressed image id (`sha256:…`): what the containers run. */
+    imageId: text('image_id').notNull(),
+    /** `repo@sha256:…` when known, else the image id. */
+    imageDigest: text('image_digest').notNull(),
+    /** Hash of manifest and digest: deploying the same pair again returns this release. */
+    configHash: text('config_hash').notNull(),
+    createdBy: text('created_by'),
+    description: text('description').notNull().default(''),
+    createdAt: createdAt(),
+  },
+  (t) => [unique('releases_app_version').on(t.appId, t.version)],
+);
+
+export type Release = typeof releases.$inferSelect;

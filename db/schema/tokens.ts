@@ -1,0 +1,23 @@
+// API tokens: only a SHA-256 hash of the secret is stored. A token is org-wide or bound to one app.
+import { pgTable, text } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from './columns.js';
+import { orgs } from './orgs.js';
+import { apps } from './apps.js';
+
+export const TOKEN_SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin'] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
+export const tokens = pgTable('tokens', {
+  id: id(),
+  orgId: text('org_id').notNull().references(() => orgs.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  hash: text('hash').notNull().unique(),
+  scope: text('scope', { enum: TOKEN_SCOPES }).notNull(),
+  appId: text('app_id').references(() => apps.id, { onDelete: 'cascade' }),
+  createdAt: createdAt(),
+  expiresAt: time('expires_at'),
+  lastUsedAt: time('last_used_at'),
+  revokedAt: time('revoked_at'),
+});
+
+export type Token = typeof tokens.$inferSelect;

@@ -1,0 +1,29 @@
+// A fresh database per test: a new database on the PostgreSQL server named by DATABASE_URL
+// (dropped afterwards), or an in-memory PGlite when no URL is set.
+import type { TestContext } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { openDatabase, type Database } from '../../db/database.js';
+
+export async function createTestDb(t: TestContext): Promise<Database> {
+  const url = await createTestDbUrl(t);
+  const database = await openDatabase({ url, dataDir: 'memory://' });
+  t.after(() => database.close());
+  return database;
+}
+
+/** A URL of a new, empty database on the server, or undefined when tests run on PGlite. */
+export async function createTestDbUrl(t: TestContext): Promise<string | undefined> {
+  const base = process.env.DATABASE_URL;
+  if (!base) return undefined;
+  const name = `pier_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  t.after(async () => {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end({ timeout: 5 });
+  });
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
