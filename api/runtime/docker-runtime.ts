@@ -1,0 +1,339 @@
+// The Runtime on a Docker engine through dockerode: the only place that knows Docker's API shapes,
+// status codes and stream formats. Engine failures become PierErrors with stable codes.
+
+import Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { PierError } from '../pier-error.js';
+import { DOCKER_EVENT_TYPES, parseDockerEvent } from './docker-event.js';
+import { parseLogFrames } from './docker-log-frames.js';
+import { readJsonLines } from './json-lines.js';
+import {
+  LABELS,
+  type ContainerInfo,
+  type ContainerSpec,
+  type ContainerState,
+  type LogLine,
+  type PublishedPort,
+  type PullPolicy,
+  type ResolvedImage,
+  type Runtime,
+  type RuntimeEvent,
+} from './runtime.js';
+
+export interface DockerRuntimeOptions {
+  /** Defaults to /var/run/docker.sock; DOCKER_HOST is deliberately not read here. */
+  socketPath?: string;
+  log: Logger;
+}
+
+const DEFAULT_SOCKET = '/var/run/docker.sock';
+const CONNECTION_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
+  const socketPath = options.socketPath ?? DEFAULT_SOCKET;
+  const docker = new Docker({ socketPath });
+  const log = options.log.child({ component: 'docker-runtime' });
+
+  const unavailable = (cause?: unknown): PierError =>
+    new PierError('E_RUNTIME_UNAVAILABLE', `Docker is not reachable at ${socketPath}`, {
+      status: 503,
+      hint: 'start the engine (`sudo systemctl start docker`, or `sudo dockerd &`) or point Pier at the right socket',
+      cause,
+    });
+
+  /** Connection failures read the same everywhere; anything else keeps Docker's own words. */
+  const engineError = (err: unknown, action: string): PierError => {
+    if (err instanceof PierError) return err;
+    if (isConnectionError(err)) return unavailable(err);
+    return new PierError('E_RUNTIME', `docker ${action} failed: ${dockerMessage(err)}`, { cause: err });
+  };
+
+  const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
+    new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
+      status: 422,
+      hint: `build it on the engine (docker build -t ${reference} .) or push it to a registry the engine can reach (docker push ${reference})`,
+      cause,
+    });
+
+  async function inspectImage(reference: string): Promise<Docker.ImageInspectInfo | null> {
+    try {
+      return await docker.getImage(reference).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw engineError(err, `inspect image ${reference}`);
+    }
+  }
+
+  async function pullImage(reference: string): Promise<void> {
+    log.info({ image: reference }, 'pulling image');
+    try {
+      const stream = (await docker.pull(reference)) as Readable;
+      // Pull failures after the 200 header arrive as {"error": …} documents in the progress stream.
+      for await (const message of readJsonLines(stream)) {
+        const error = (message as { error?: unknown }).error;
+        if (typeof error === 'string') throw new Error(error);
+      }
+    } catch (err) {
+      if (isConnectionError(err)) throw unavailable(err);
+      throw imageNotFound(reference, `pull failed: ${dockerMessage(err)}`, err);
+    }
+  }
+
+  async function inspect(id: string): Promise<ContainerInfo | null> {
+    try {
+      return toContainerInfo(await docker.getContainer(id).inspect());
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw engineError(err, `inspect container ${id}`);
+    }
+  }
+
+  async function remove(id: string): Promise<void> {
+    try {
+      await docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      const status = statusOf(err);
+      // 409 here means a removal is already in progress, which is what the caller wants.
+      if (status === 404 || status === 409) return;
+      throw engineError(err, `remove container ${id}`);
+    }
+  }
+
+  async function* events(signal: AbortSignal): AsyncGenerator<RuntimeEvent> {
+    if (signal.aborted) return;
+    let stream: Readable;
+    try {
+      stream = (await docker.getEvents({
+        filters: { type: ['container'], label: [`${LABELS.managed}=true`], event: [...DOCKER_EVENT_TYPES] },
+        abortSignal: signal,
+      } as Docker.GetEventsOptions)) as Readable;
+    } catch (err) {
+      if (signal.aborted) return;
+      throw engineError(err, 'events');
+    }
+    const onAbort = (): void => {
+      stream.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    try {
+      const lines = readJsonLines(stream, (line) => log.warn({ line }, 'unparseable docker event'));
+      for await (const message of lines) {
+        const event = parseDockerEvent(message);
+        if (event !== null) yield event;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      throw engineError(err, 'events');
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy();
+    }
+    // The engine closed the stream (restart, shutdown): say so rather than end as if aborted.
+    if (!signal.aborted) throw unavailable(new Error('docker closed the event stream'));
+  }
+
+  return {
+    async ping() {
+      try {
+        await docker.ping();
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+
+    async resolveImage(reference: string, pull: PullPolicy): Promise<ResolvedImage> {
+      if (pull === 'always') await pullImage(reference);
+      let info = await inspectImage(reference);
+      if (info === null && pull === 'missing') {
+        await pullImage(reference);
+        info = await inspectImage(reference);
+      }
+      if (info === null) throw imageNotFound(reference, 'it is not on the engine and the pull policy is "never"');
+      return { reference, id: info.Id, repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []) };
+    },
+
+    async run(spec: ContainerSpec): Promise<string> {
+      const exposed: Record<string, object> = {};
+      const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+      for (const port of spec.ports) {
+        const key = `${port.container}/tcp`;
+        exposed[key] = {};
+        // An empty HostPort lets the engine pick a free one; the scheduler reads it back via inspect.
+        (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: '' });
+      }
+      let id: string;
+      try {
+        const container = await docker.createContainer({
+          name: spec.name,
+          Image: spec.image,
+          ...(spec.cmd === undefined ? {} : { Cmd: spec.cmd }),
+          Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+          Labels: spec.labels,
+          ExposedPorts: exposed,
+          HostConfig: {
+            PortBindings: bindings,
+            // Swap equal to memory: the limit is a hard one, so exceeding it is a visible OOM kill.
+            ...(spec.memoryBytes === undefined ? {} : { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes }),
+          },
+        });
+        id = container.id;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 409) {
+          throw new PierError('E_CONTAINER_CONFLICT', `a container named ${spec.name} already exists`, {
+            status: 409,
+            hint: `it is left from an earlier attempt: remove it (docker rm -f ${spec.name}) and try again`,
+            cause: err,
+          });
+        }
+        if (status === 404) throw imageNotFound(spec.image, 'it is not on the engine; resolve it first', err);
+        throw engineError(err, `create container ${spec.name}`);
+      }
+      try {
+        await docker.getContainer(id).start();
+      } catch (err) {
+        if (isConnectionError(err)) throw unavailable(err);
+        await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed start failed'));
+        throw new PierError('E_CONTAINER_START', `container ${spec.name} failed to start: ${dockerMessage(err)}`, {
+          status: 422,
+          hint: 'check the command and the image: the executable must exist in the image',
+          cause: err,
+        });
+      }
+      log.debug({ container: id, name: spec.name }, 'container started');
+      return id;
+    },
+
+    async stop(id: string, timeoutSeconds: number): Promise<void> {
+      try {
+        await docker.getContainer(id).stop({ t: timeoutSeconds });
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 304 || status === 404) return;
+        throw engineError(err, `stop container ${id}`);
+      }
+    },
+
+    remove,
+    inspect,
+
+    async list(labels: Record<string, string>): Promise<ContainerInfo[]> {
+      let summaries: Docker.ContainerInfo[];
+      try {
+        summaries = await docker.listContainers({
+          all: true,
+          filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+        });
+      } catch (err) {
+        throw engineError(err, 'list containers');
+      }
+      // Inspect, not the summary: only inspect has exit code, OOM, error and times. A container
+      // removed in between is simply no longer there.
+      const infos = await Promise.all(summaries.map((s) => inspect(s.Id)));
+      return infos.filter((info): info is ContainerInfo => info !== null);
+    },
+
+    async logs(id: string, tail: number): Promise<LogLine[]> {
+      try {
+        const body = await readAll(
+          // Dialled as a stream: dockerode's buffered mode would JSON.parse a TTY body that looks like JSON.
+          await dial(docker, {
+            path: `/containers/${encodeURIComponent(id)}/logs?`,
+            method: 'GET',
+            isStream: true,
+            statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+            options: { stdout: true, stderr: true, timestamps: true, tail: Math.max(0, Math.floor(tail)) },
+          }),
+        );
+        return parseLogFrames(body);
+      } catch (err) {
+        if (statusOf(err) === 404) {
+          throw new PierError('E_CONTAINER_NOT_FOUND', `container ${id} does not exist`, { status: 404, cause: err });
+        }
+        throw engineError(err, `logs of ${id}`);
+      }
+    },
+
+    events,
+  };
+}
+
+function toContainerInfo(info: Docker.ContainerInspectInfo): ContainerInfo {
+  const state = info.State.Status as ContainerState;
+  const neverRan = state === 'created' && info.State.ExitCode === 0 && !info.State.Error;
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    labels: info.Config.Labels ?? {},
+    state,
+    // A running container's ExitCode is a stale 0, not a result.
+    exitCode: state === 'running' || state === 'paused' || neverRan ? null : info.State.ExitCode,
+    oomKilled: info.State.OOMKilled,
+    error: info.State.Error ? info.State.Error : null,
+    startedAt: dockerTime(info.State.StartedAt),
+    finishedAt: dockerTime(info.State.FinishedAt),
+    ports: publishedPorts(info.NetworkSettings.Ports),
+  };
+}
+
+function publishedPorts(ports: Docker.PortMap | null | undefined): PublishedPort[] {
+  const out: PublishedPort[] = [];
+  for (const [key, bindings] of Object.entries(ports ?? {})) {
+    const [port, proto] = key.split('/');
+    if (proto !== 'tcp' || !Array.isArray(bindings)) continue;
+    for (const b of bindings as { HostIp: string; HostPort: string }[]) {
+      const hostPort = Number(b.HostPort);
+      if (Number.isInteger(hostPort) && hostPort > 0) out.push({ container: Number(port), hostIp: b.HostIp, hostPort });
+    }
+  }
+  return out;
+}
+
+/** Docker writes "0001-01-01T00:00:00Z" for a time that has not happened. */
+function dockerTime(value: string | undefined): Date | null {
+  if (!value || value.startsWith('0001-01-01')) return null;
+  const time = new Date(value);
+  return Number.isNaN(time.getTime()) ? null : time;
+}
+
+/** Prefer the digest in the reference's own repository when an image was pushed to several. */
+function pickRepoDigest(reference: string, digests: string[]): string | null {
+  const at = reference.indexOf('@');
+  const lastColon = reference.lastIndexOf(':');
+  const repo = at >= 0 ? reference.slice(0, at) : lastColon > reference.lastIndexOf('/') ? reference.slice(0, lastColon) : reference;
+  return digests.find((d) => d.startsWith(`${repo}@`)) ?? digests[0] ?? null;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONNECTION_ERRORS.has(code);
+}
+
+/** Docker's own message ({"message": …}) without dockerode's "(HTTP code 400) unexpected - " prefix. */
+function dockerMessage(err: unknown): string {
+  const json = (err as { json?: unknown } | null)?.json;
+  if (json && typeof json === 'object' && 'message' in json && typeof json.message === 'string') return json.message;
+  if (Buffer.isBuffer(json) && json.length > 0) return json.toString('utf8').trim();
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+function dial(docker: Docker, options: Parameters<Docker['modem']['dial']>[0]): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    docker.modem.dial(options, (err, stream) => (err ? reject(err) : resolve(stream as Readable)));
+  });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
+}
