@@ -5,12 +5,15 @@ export interface PierErrorOptions {
   status?: number;
   hint?: string;
   cause?: unknown;
+  /** Structured detail for clients, e.g. the list of manifest problems. */
+  details?: unknown;
 }
 
 export class PierError extends Error {
   readonly code: string;
   readonly status: number;
   readonly hint: string | undefined;
+  readonly details: unknown;
 
   constructor(code: string, message: string, options: PierErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -18,6 +21,7 @@ export class PierError extends Error {
     this.code = code;
     this.status = options.status ?? 500;
     this.hint = options.hint;
+    this.details = options.details;
   }
 }
 

@@ -48,10 +48,13 @@ CREATE TABLE "deployments" (
 	"id" text PRIMARY KEY NOT NULL,
 	"app_id" text NOT NULL,
 	"release_id" text NOT NULL,
+	"previous_release_id" text,
 	"strategy" text DEFAULT 'rolling' NOT NULL,
 	"state" text DEFAULT 'running' NOT NULL,
 	"progress" jsonb DEFAULT '{"desired":{},"running":{}}'::jsonb NOT NULL,
 	"failure_reason" text,
+	"failure" jsonb,
+	"deadline" timestamp with time zone NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"finished_at" timestamp with time zone

@@ -19,10 +19,16 @@ export const deployments = pgTable('deployments', {
   id: id(),
   appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
   releaseId: text('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
+  /** The release that served before; a failed rollout puts it back. */
+  previousReleaseId: text('previous_release_id'),
   strategy: text('strategy').notNull().default('rolling'),
   state: text('state', { enum: DEPLOYMENT_STATES }).notNull().default('running'),
   progress: jsonb('progress').$type<DeploymentProgress>().notNull().default({ desired: {}, running: {} }),
   failureReason: text('failure_reason'),
+  /** Structured evidence of the failure: instance, exit code, OOM, last log lines. */
+  failure: jsonb('failure').$type<Record<string, unknown>>(),
+  /** The rollout fails when it has not completed by then. */
+  deadline: time('deadline').notNull(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   finishedAt: time('finished_at'),

@@ -1,0 +1,18 @@
+// What the HTTP routes need, built once by the server's entry point.
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.js';
+import type { DeployService } from './deploy-service.js';
+import type { EdgeFeed } from './edge-feed.js';
+import type { EventLog } from './event-log.js';
+
+export interface ApiDeps {
+  db: Db;
+  events: EventLog;
+  deploys: DeployService;
+  edgeFeed: EdgeFeed;
+  log: Logger;
+  /** The edge's shared addresses, to tell users where endpoints are served. */
+  sharedAddresses: string[];
+  /** Readiness: false until migrations ran and the scheduler started. */
+  ready: () => boolean;
+}

@@ -1,0 +1,80 @@
+// Bearer-token authentication and scope checks. Only token hashes are stored; a token bound to
+// one app sees every other app as "not found".
+import type { MiddlewareHandler } from 'hono';
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Db } from '../db/database.js';
+import { apps, tokens, type App, type TokenScope } from '../db/schema/index.js';
+import { PierError } from './pier-error.js';
+import { hashTokenSecret } from './token-secret.js';
+
+export interface AuthContext {
+  tokenId: string;
+  orgId: string;
+  scope: TokenScope;
+  /** Set when the token is bound to one app. */
+  appId: string | null;
+}
+
+export type ApiEnv = { Variables: { auth: AuthContext } };
+
+/** What each scope may do besides itself. */
+const GRANTS: Record<TokenScope, readonly TokenScope[]> = {
+  admin: ['admin', 'deploy', 'exec', 'read', 'edge'],
+  deploy: ['deploy', 'read'],
+  exec: ['exec', 'read'],
+  read: ['read'],
+  edge: ['edge'],
+};
+
+export function authenticate(db: Db): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m?.[1]) {
+      throw new PierError('E_UNAUTHENTICATED', 'this request carries no API token', {
+        status: 401,
+        hint: 'send "Authorization: Bearer <token>"; `pier server` writes an admin token to <data dir>/admin-token',
+      });
+    }
+    const [row] = await db
+      .select()
+      .from(tokens)
+      .where(and(eq(tokens.hash, hashTokenSecret(m[1])), isNull(tokens.revokedAt)))
+      .limit(1);
+    if (!row || (row.expiresAt && row.expiresAt.getTime() <= Date.now())) {
+      throw new PierError('E_UNAUTHENTICATED', 'the API token is unknown, revoked or expired', {
+        status: 401,
+        hint: 'ask an admin for a new token, or use the one in <data dir>/admin-token',
+      });
+    }
+    c.set('auth', { tokenId: row.id, orgId: row.orgId, scope: row.scope, appId: row.appId });
+    await next();
+  };
+}
+
+export function requireScope(auth: AuthContext, scope: TokenScope): void {
+  if (!GRANTS[auth.scope].includes(scope)) {
+    throw new PierError('E_FORBIDDEN', `this token has scope "${auth.scope}", and this needs "${scope}"`, {
+      status: 403,
+      hint: `use a token with the "${scope}" scope`,
+    });
+  }
+}
+
+/** The app named `name` in the token's org, or E_APP_NOT_FOUND (also for apps the token may not see). */
+export async function findApp(db: Db, auth: AuthContext, name: string): Promise<App> {
+  const [app] = await db
+    .select()
+    .from(apps)
+    .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+    .limit(1);
+  if (!app || (auth.appId !== null && auth.appId !== app.id)) throw appNotFound(name);
+  return app;
+}
+
+export function appNotFound(name: string): PierError {
+  return new PierError('E_APP_NOT_FOUND', `there is no app named "${name}"`, {
+    status: 404,
+    hint: '`pier apps list` shows the apps this token can see',
+  });
+}

@@ -1,0 +1,55 @@
+// The append-only event log: record an event with its reason, list them, and let in-process
+// listeners (streams, the CLI's follow) hear new ones as they are written.
+import { EventEmitter } from 'node:events';
+import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/database.js';
+import { events, type Event, type NewEvent } from '../db/schema/index.js';
+
+export interface EventFilter {
+  orgId: string;
+  appId?: string | undefined;
+  instanceId?: string | undefined;
+  deploymentId?: string | undefined;
+  type?: string | undefined;
+  /** Only events with a larger id (to resume a stream). */
+  afterId?: number | undefined;
+  limit?: number | undefined;
+}
+
+export interface EventLog {
+  record(event: NewEvent): Promise<Event>;
+  list(filter: EventFilter): Promise<Event[]>;
+  /** Calls the listener for every event recorded by this process; returns an unsubscribe. */
+  subscribe(listener: (event: Event) => void): () => void;
+}
+
+export function createEventLog(db: Db): EventLog {
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  return {
+    async record(event) {
+      const [row] = await db.insert(events).values(event).returning();
+      if (!row) throw new Error('event insert returned no row');
+      emitter.emit('event', row);
+      return row;
+    },
+    async list(filter) {
+      const where: SQL[] = [eq(events.orgId, filter.orgId)];
+      if (filter.appId) where.push(eq(events.appId, filter.appId));
+      if (filter.instanceId) where.push(eq(events.instanceId, filter.instanceId));
+      if (filter.deploymentId) where.push(eq(events.deploymentId, filter.deploymentId));
+      if (filter.type) where.push(eq(events.type, filter.type));
+      if (filter.afterId !== undefined) where.push(gt(events.id, filter.afterId));
+      return db
+        .select()
+        .from(events)
+        .where(and(...where))
+        .orderBy(asc(events.id))
+        .limit(Math.min(filter.limit ?? 100, 1000));
+    },
+    subscribe(listener) {
+      emitter.on('event', listener);
+      return () => emitter.off('event', listener);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// Deploys: POST a manifest to roll out a release; GET a deployment to follow it.
+import { Hono } from 'hono';
+import { and, eq } from 'drizzle-orm';
+import { z } from 'zod';
+import { apps, deployments, releases } from '../../db/schema/index.js';
+import type { ApiDeps } from '../api-deps.js';
+import { requireScope, type ApiEnv } from '../auth.js';
+import { parseManifest, validateManifest } from '../manifest.js';
+import { PierError } from '../pier-error.js';
+import { parseBody, readJson } from '../request.js';
+import { appView, deploymentView, releaseView, type DeployView } from '../views.js';
+
+const deployBody = z.object({
+  /** The manifest as TOML text (what `pier deploy` sends) or as a JSON object. */
+  manifest: z.union([z.string(), z.record(z.string(), z.unknown())]),
+  /** Shown in errors about the manifest, e.g. `pier.toml`. */
+  file: z.string().max(200).default('pier.toml'),
+  description: z.string().max(500).default(''),
+});
+
+export function deployRoutes(deps: ApiDeps) {
+  const { db } = deps;
+  const r = new Hono<ApiEnv>();
+
+  r.post('/deploys', async (c) => {
+    const body = parseBody(deployBody, await readJson(c.req));
+    const manifest = typeof body.manifest === 'string' ? parseManifest(body.manifest, body.file) : validateManifest(body.manifest, body.file);
+    const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description);
+    const view: DeployView = {
+      app: appView(result.app, result.release.version),
+      release: releaseView(result.release),
+      deployment: deploymentView(result.deployment, result.app.name, result.release.version),
+      created: result.created,
+    };
+    return c.json(view, result.created ? 201 : 200);
+  });
+
+  r.get('/deployments/:id', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const [row] = await db
+      .select({ dep: deployments, app: apps, version: releases.version })
+      .from(deployments)
+      .innerJoin(apps, eq(apps.id, deployments.appId))
+      .innerJoin(releases, eq(releases.id, deployments.releaseId))
+      .where(and(eq(deployments.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
+    if (!row || (auth.appId !== null && auth.appId !== row.app.id)) {
+      throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${c.req.param('id')}"`, { status: 404 });
+    }
+    return c.json(deploymentView(row.dep, row.app.name, row.version));
+  });
+
+  return r;
+}

@@ -1,0 +1,38 @@
+// The edge config feed: the current snapshot, and a server-sent-event stream of new ones, for
+// edge processes that run apart from the API (`pier edge --api URL`).
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { ApiDeps } from '../api-deps.js';
+import { requireScope, type ApiEnv } from '../auth.js';
+
+export function edgeRoutes(deps: ApiDeps) {
+  const r = new Hono<ApiEnv>();
+
+  r.get('/edge/config', async (c) => {
+    requireScope(c.get('auth'), 'edge');
+    return c.json(await deps.edgeFeed.rebuild());
+  });
+
+  r.get('/edge/watch', (c) => {
+    requireScope(c.get('auth'), 'edge');
+    return streamSSE(c, async (stream) => {
+      let last = 0;
+      const send = async (config: ReturnType<typeof deps.edgeFeed.current>) => {
+        if (config.version <= last) return;
+        last = config.version;
+        await stream.writeSSE({ event: 'config', id: String(config.version), data: JSON.stringify(config) });
+      };
+      const queue: Promise<void>[] = [];
+      const unsubscribe = deps.edgeFeed.subscribe((config) => void queue.push(send(config)));
+      stream.onAbort(unsubscribe);
+      await send(await deps.edgeFeed.rebuild());
+      while (!stream.aborted) {
+        await stream.sleep(15_000);
+        await stream.writeSSE({ event: 'ping', data: '' });
+      }
+      unsubscribe();
+    });
+  });
+
+  return r;
+}

@@ -1,0 +1,137 @@
+// Settles an app's running deployment from observed state: succeeded when the release runs in
+// full, failed at once when one of its instances exits (or at the deadline). A failure puts the
+// previous release back, so it keeps serving, and records exactly why.
+import type { Logger } from 'pino';
+import { and, desc, eq } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { apps, deployments, releases, type App, type Deployment, type Instance } from '../../db/schema/index.js';
+import type { EventLog } from '../event-log.js';
+import type { Manifest } from '../manifest.js';
+import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
+import { syncEndpoints } from '../endpoint-sync.js';
+import { describeExit } from './exit-reason.js';
+
+export interface SettleInput {
+  db: Db;
+  events: EventLog;
+  runtime: Runtime;
+  log: Logger;
+  app: App;
+  instances: Instance[];
+  containers: Map<string, ContainerInfo>;
+  now: Date;
+}
+
+export interface SettleResult {
+  /** Set when the rollout failed and the app went back to this release (null: to none). */
+  revertedTo?: string | null;
+}
+
+export async function settleDeployment(input: SettleInput): Promise<SettleResult> {
+  const { db, app, now } = input;
+  const [dep] = await db
+    .select()
+    .from(deployments)
+    .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')))
+    .orderBy(desc(deployments.createdAt))
+    .limit(1);
+  if (!dep) return {};
+  const [release] = await db.select().from(releases).where(eq(releases.id, dep.releaseId));
+  if (!release) return {};
+  const manifest = release.manifest as Manifest;
+  const mine = input.instances.filter((r) => r.releaseId === dep.releaseId);
+
+  // An instance of the new release that stopped on its own fails the rollout at once.
+  const dead = mine.find((r) => {
+    if (r.createdAt < dep.createdAt) return false;
+    const c = input.containers.get(r.id);
+    if (r.desiredState === 'running') return !c || c.state === 'exited' || c.state === 'dead';
+    return r.observedState === 'failed' || r.observedState === 'exited';
+  });
+  if (dead) {
+    const info = dead.containerId ? await input.runtime.inspect(dead.containerId) : null;
+    const why = dead.observedState === 'failed' || dead.observedState === 'exited' ? null : describeExit(dead.id, info);
+    const message = why?.message ?? dead.lastReason ?? `${dead.id} stopped`;
+    const lastLogs = info ? (await input.runtime.logs(info.id, 20).catch(() => [])).map((l) => l.line) : [];
+    const detail = lastLogs.length ? `${message}; last log lines:\n  ${lastLogs.join('\n  ')}` : message;
+    return fail(input, dep, release.version, detail, {
+      instanceId: dead.id,
+      exitCode: why?.exitCode ?? dead.lastExitCode,
+      oom: why?.oom ?? dead.lastOom,
+      reason: why?.reason ?? 'exited',
+      lastLogs,
+    });
+  }
+
+  const desired: Record<string, number> = {};
+  const running: Record<string, number> = {};
+  for (const [process, spec] of Object.entries(manifest.processes)) {
+    desired[process] = spec.count;
+    running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && input.containers.get(r.id)?.state === 'running').length;
+  }
+  const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;
+  const complete = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0)) && others === 0;
+
+  if (complete) {
+    await db
+      .update(deployments)
+      .set({ state: 'succeeded', progress: { desired, running }, finishedAt: now, updatedAt: now })
+      .where(eq(deployments.id, dep.id));
+    await input.events.record({
+      orgId: app.orgId,
+      appId: app.id,
+      deploymentId: dep.id,
+      type: 'deploy.succeeded',
+      reason: 'rolled-out',
+      message: `release v${release.version} runs: ${summary(running)}`,
+      data: { releaseId: release.id, version: release.version, running },
+    });
+    input.log.info({ deployment: dep.id, release: release.version }, 'deployment succeeded');
+    return {};
+  }
+  if (now > dep.deadline) {
+    const message = `the rollout of v${release.version} timed out after ${Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000)} s with ${summary(running)} of ${summary(desired)} running`;
+    return fail(input, dep, release.version, message, { reason: 'timeout', running, desired });
+  }
+  if (JSON.stringify(dep.progress) !== JSON.stringify({ desired, running })) {
+    await db.update(deployments).set({ progress: { desired, running }, updatedAt: now }).where(eq(deployments.id, dep.id));
+    await input.events.record({
+      orgId: app.orgId,
+      appId: app.id,
+      deploymentId: dep.id,
+      type: 'deploy.progressed',
+      reason: 'instances-running',
+      message: `release v${release.version}: ${summary(running)} of ${summary(desired)} running`,
+      data: { desired, running },
+    });
+  }
+  return {};
+}
+
+async function fail(input: SettleInput, dep: Deployment, version: number, message: string, failure: Record<string, unknown>): Promise<SettleResult> {
+  const { db, app, now } = input;
+  const previous = dep.previousReleaseId;
+  const [prev] = previous ? await db.select().from(releases).where(eq(releases.id, previous)) : [];
+  await db
+    .update(deployments)
+    .set({ state: 'failed', failureReason: message, failure, finishedAt: now, updatedAt: now })
+    .where(eq(deployments.id, dep.id));
+  await db.update(apps).set({ currentReleaseId: prev?.id ?? null, updatedAt: now }).where(eq(apps.id, app.id));
+  await syncEndpoints(db, app.id, prev ? (prev.manifest as Manifest) : null);
+  const kept = prev ? `; v${prev.version} keeps serving` : '';
+  await input.events.record({
+    orgId: app.orgId,
+    appId: app.id,
+    deploymentId: dep.id,
+    type: 'deploy.failed',
+    reason: String(failure.reason ?? 'failed'),
+    message: `deploy of v${version} failed: ${message}${kept}`,
+    data: { ...failure, previousReleaseId: prev?.id ?? null },
+  });
+  input.log.warn({ deployment: dep.id, release: version, reason: failure.reason }, 'deployment failed');
+  return { revertedTo: prev?.id ?? null };
+}
+
+function summary(counts: Record<string, number>): string {
+  return Object.entries(counts).map(([p, n]) => `${p}=${n}`).join(' ') || 'none';
+}

@@ -1,0 +1,131 @@
+// `pier server`: builds every part of one process — database, runtime, scheduler, HTTP API and
+// the in-process edge — with explicit constructors, and stops them in reverse order.
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { openDatabase } from '../db/database.js';
+import { nodes } from '../db/schema/index.js';
+import { createEdge, type Edge } from '../proxy/edge.js';
+import { bootstrapAdmin } from './admin-bootstrap.js';
+import { createApi } from './app.js';
+import type { ServerConfig } from './config.js';
+import { createDeployService } from './deploy-service.js';
+import { createEdgeFeed } from './edge-feed.js';
+import { createEventLog } from './event-log.js';
+import { PierError } from './pier-error.js';
+import { createDockerRuntime } from './runtime/docker-runtime.js';
+import { createReconciler } from './scheduler/reconciler.js';
+import { createScheduler } from './scheduler/scheduler.js';
+
+export interface RunningServer {
+  apiUrl: string;
+  /** `address:port` the edge serves endpoints on, per family. */
+  edgeAddresses: string[];
+  databaseKind: 'postgres' | 'pglite';
+  adminTokenFile: string;
+  /** A problem worth telling the operator at start (e.g. Docker unreachable). */
+  warnings: string[];
+  close(): Promise<void>;
+}
+
+const LOCAL_NODE = 'node_local';
+
+export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  if (!config.roles.includes('api')) {
+    throw new PierError('E_CONFIG_INVALID', 'a server without the api role is not supported yet', {
+      status: 400,
+      hint: 'run `pier server` (all roles) or `pier server --role api`',
+    });
+  }
+  const warnings: string[] = [];
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => log.warn({ err }, 'close failed'));
+  };
+
+  try {
+    const database = await openDatabase({ url: config.databaseUrl, dataDir: join(config.dataDir, 'db') });
+    closers.push(() => database.close());
+    const { db } = database;
+
+    const runtime = createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
+    await runtime.ping().catch((err: Error) => warnings.push(`${err.message}; deploys will fail until it answers`));
+    const publishAddress = '127.0.0.1';
+    await db
+      .insert(nodes)
+      .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}`, publishAddress })
+      .onConflictDoUpdate({ target: nodes.id, set: { endpoint: `unix://${config.dockerSocket}`, lastSeenAt: new Date() } });
+
+    const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
+    const events = createEventLog(db);
+    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+
+    let edge: Edge | null = null;
+    if (config.roles.includes('edge')) {
+      const edgeLog = log.child({ component: 'edge' });
+      const e = createEdge({ log: edgeLog, stateFile: join(config.dataDir, 'edge-state.json'), drainTimeoutMs: config.edge.drainTimeoutMs });
+      edge = e;
+      closers.push(() => e.close());
+      // Serve the last good snapshot while the first one is built.
+      await e.loadState().catch((err) => edgeLog.warn({ err }, 'no edge state loaded'));
+      edgeFeed.subscribe((snapshot) => {
+        void e.apply(snapshot).then((res) => {
+          if (!res.ok) edgeLog.error({ version: snapshot.version, reason: res.reason }, 'edge config rejected');
+        });
+      });
+    }
+
+    const reconciler = createReconciler({
+      db,
+      runtime,
+      events,
+      log: log.child({ component: 'reconciler' }),
+      nodeId: LOCAL_NODE,
+      publishAddress,
+      onRoutesChanged: () => edgeFeed.refresh(),
+    });
+    const scheduler = createScheduler({ db, runtime, reconciler, log });
+    closers.push(() => scheduler.close());
+    const deploys = createDeployService({ db, runtime, events, deployTimeoutMs: config.deployTimeoutMs, enqueue: (id) => scheduler.enqueue(id) });
+
+    let ready = false;
+    const api = createApi({ db, events, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
+    const server = await listen(api.fetch, config.api.host, config.api.port);
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const addr = server.address() as AddressInfo;
+    const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+
+    const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
+    await edgeFeed.rebuild();
+    scheduler.start();
+    ready = true;
+    log.info({ apiUrl, database: database.kind, edge: edge !== null }, 'server ready');
+
+    return {
+      apiUrl,
+      edgeAddresses: edge ? sharedAddresses.map((a) => (a.includes(':') ? `[${a}]` : a)) : [],
+      databaseKind: database.kind,
+      adminTokenFile: admin.tokenFile,
+      warnings,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new PierError('E_LISTEN', `cannot listen on ${hostname}:${port}: ${err.code ?? err.message}`, {
+          hint: err.code === 'EADDRINUSE' ? 'another process holds the port: stop it or pass --api-listen HOST:PORT' : undefined,
+          cause: err,
+        }),
+      );
+    });
+  });
+}

@@ -1,0 +1,153 @@
+// The shapes the API returns. The CLI imports these types (types only), so both sides agree.
+import type { App, Deployment, Endpoint, Event, Instance, Release } from '../db/schema/index.js';
+
+export interface AppView {
+  id: string;
+  name: string;
+  currentRelease: number | null;
+  createdAt: string;
+}
+
+export interface ReleaseView {
+  id: string;
+  version: number;
+  image: string;
+  imageDigest: string;
+  description: string;
+  createdAt: string;
+}
+
+export interface DeploymentView {
+  id: string;
+  app: string;
+  release: number;
+  state: Deployment['state'];
+  progress: Deployment['progress'];
+  failureReason: string | null;
+  failure: Record<string, unknown> | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface InstanceView {
+  id: string;
+  process: string;
+  release: number;
+  desired: Instance['desiredState'];
+  state: Instance['observedState'];
+  health: string;
+  containerId: string | null;
+  hostAddress: string | null;
+  hostPorts: Record<string, number>;
+  restartCount: number;
+  lastExitCode: number | null;
+  lastReason: string | null;
+  startedAt: string | null;
+  stoppedAt: string | null;
+}
+
+export interface EndpointView {
+  port: number;
+  process: string;
+  target: number;
+  proxyProtocol: Endpoint['proxyProtocol'];
+  /** Where the edge serves it, e.g. `127.0.0.1:9000` and `[::1]:9000`. */
+  addresses: string[];
+}
+
+export interface EventView {
+  id: number;
+  time: string;
+  type: string;
+  reason: string;
+  message: string;
+  instance: string | null;
+  deployment: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface StatusView {
+  app: AppView;
+  release: ReleaseView | null;
+  deployment: DeploymentView | null;
+  instances: InstanceView[];
+  endpoints: EndpointView[];
+}
+
+export interface DeployView {
+  app: AppView;
+  release: ReleaseView;
+  deployment: DeploymentView;
+  created: boolean;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; hint?: string; details?: unknown };
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+export function appView(app: App, currentVersion: number | null): AppView {
+  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString() };
+}
+
+export function releaseView(r: Release): ReleaseView {
+  return { id: r.id, version: r.version, image: r.image, imageDigest: r.imageDigest, description: r.description, createdAt: r.createdAt.toISOString() };
+}
+
+export function deploymentView(d: Deployment, appName: string, version: number): DeploymentView {
+  return {
+    id: d.id,
+    app: appName,
+    release: version,
+    state: d.state,
+    progress: d.progress,
+    failureReason: d.failureReason,
+    failure: d.failure ?? null,
+    createdAt: d.createdAt.toISOString(),
+    finishedAt: iso(d.finishedAt),
+  };
+}
+
+export function instanceView(i: Instance, version: number): InstanceView {
+  return {
+    id: i.id,
+    process: i.process,
+    release: version,
+    desired: i.desiredState,
+    state: i.observedState,
+    health: i.health,
+    containerId: i.containerId ? i.containerId.slice(0, 12) : null,
+    hostAddress: i.hostAddress,
+    hostPorts: i.hostPorts,
+    restartCount: i.restartCount,
+    lastExitCode: i.lastExitCode,
+    lastReason: i.lastReason,
+    startedAt: iso(i.startedAt),
+    stoppedAt: iso(i.stoppedAt),
+  };
+}
+
+export function endpointView(e: Endpoint, shared: string[]): EndpointView {
+  const addrs = e.bindings.length ? e.bindings : shared;
+  return {
+    port: e.port,
+    process: e.process,
+    target: e.targetPort,
+    proxyProtocol: e.proxyProtocol,
+    addresses: addrs.map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)),
+  };
+}
+
+export function eventView(e: Event): EventView {
+  return {
+    id: e.id,
+    time: e.time.toISOString(),
+    type: e.type,
+    reason: e.reason,
+    message: e.message,
+    instance: e.instanceId,
+    deployment: e.deploymentId,
+    data: e.data,
+  };
+}

@@ -1,0 +1,38 @@
+// Where the CLI finds the API and its token: PIER_API_URL / PIER_TOKEN, else the config file
+// that `pier server` writes on first start ($XDG_CONFIG_HOME/pier/config.json).
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CliError } from './cli-error.js';
+import { EXIT } from './exit-codes.js';
+
+export interface ClientConfig {
+  apiUrl: string;
+  token: string;
+}
+
+export function configFilePath(env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'pier', 'config.json');
+}
+
+export function loadClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
+  const file = configFilePath(env);
+  let saved: Partial<ClientConfig> = {};
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<ClientConfig>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new CliError('E_CONFIG_INVALID', `cannot read ${file}: ${(err as Error).message}`, { hint: 'fix or delete the file', exitCode: EXIT.error });
+    }
+  }
+  const apiUrl = env.PIER_API_URL || saved.apiUrl || 'http://127.0.0.1:7700';
+  const token = env.PIER_TOKEN || saved.token;
+  if (!token) {
+    throw new CliError('E_UNAUTHENTICATED', 'no API token is configured', {
+      hint: `set PIER_TOKEN, or start \`pier server\` on this machine once (it writes ${file})`,
+      exitCode: EXIT.auth,
+    });
+  }
+  return { apiUrl: apiUrl.replace(/\/+$/, ''), token };
+}

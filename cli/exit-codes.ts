@@ -1,0 +1,19 @@
+// Exit codes, decided here and nowhere else (docs/cli.md lists them).
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  deployFailed: 3,
+  auth: 4,
+  /** The command gave up waiting; the work goes on on the server. */
+  pending: 8,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** Maps an API error code to the CLI's exit code. */
+export function exitCodeForApiError(code: string, status: number): ExitCode {
+  if (status === 401 || status === 403) return EXIT.auth;
+  if (code === 'E_MANIFEST_INVALID' || code === 'E_BAD_REQUEST') return EXIT.usage;
+  return EXIT.error;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// The `pier` command: loads each subcommand lazily, and is the only place that turns errors
+// into messages and exit codes and calls process.exit.
+import { defineCommand, runCommand, runMain } from 'citty';
+import { createRequire } from 'node:module';
+import { CliError } from './cli-error.js';
+import { EXIT } from './exit-codes.js';
+import { printError } from './output.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export const main = defineCommand({
+  meta: { name: 'pier', version, description: 'Run containers on your own machines behind an explicit L4 edge' },
+  subCommands: {
+    server: () => import('./commands/server.js').then((m) => m.default),
+    deploy: () => import('./commands/deploy.js').then((m) => m.default),
+    status: () => import('./commands/status.js').then((m) => m.default),
+    apps: () => import('./commands/apps.js').then((m) => m.default),
+  },
+});
+
+async function run(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv.some((a) => a === '--help' || a === '-h') || (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v'))) {
+    await runMain(main, { rawArgs: argv });
+    return EXIT.ok;
+  }
+  try {
+    await runCommand(main, { rawArgs: argv });
+    return EXIT.ok;
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof CliError) {
+    printError(err.code, err.message, err.hint);
+    return err.exitCode;
+  }
+  const e = err as { name?: string; code?: string; message?: string; hint?: string; status?: number };
+  if (e?.name === 'CLIError') {
+    // citty's own usage errors: unknown command, missing argument.
+    printError(e.code ?? 'E_USAGE', e.message ?? 'invalid usage', 'run `pier --help`');
+    return EXIT.usage;
+  }
+  if (e?.name === 'PierError' && e.code) {
+    printError(e.code, e.message ?? '', e.hint);
+    return e.status !== undefined && e.status < 500 ? EXIT.usage : EXIT.error;
+  }
+  printError('E_INTERNAL', e?.message ?? String(err), 'this is a bug in pier; please report it with the command you ran');
+  if (process.env.PIER_DEBUG) console.error(err);
+  return EXIT.error;
+}
+
+process.exitCode = await run(process.argv.slice(2));

@@ -1,0 +1,33 @@
+// The only module that writes to stdout: JSON for scripts, tables for people. Progress, warnings
+// and hints go to stderr, so `--json` output is nothing but JSON.
+import { stderr, stdout } from 'node:process';
+
+export function printJson(value: unknown): void {
+  stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printLine(text = ''): void {
+  stdout.write(`${text}\n`);
+}
+
+/** A plain, aligned table; empty cells show as "-". */
+export function printTable(headers: string[], rows: (string | number | null | undefined)[][]): void {
+  const cells = rows.map((r) => r.map((v) => (v === null || v === undefined || v === '' ? '-' : String(v))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const line = (r: string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  stdout.write(`${line(headers)}\n`);
+  for (const r of cells) stdout.write(`${line(r)}\n`);
+}
+
+export function progress(text: string): void {
+  stderr.write(`${text}\n`);
+}
+
+export function warn(text: string): void {
+  stderr.write(`warning: ${text}\n`);
+}
+
+export function printError(code: string, message: string, hint?: string): void {
+  stderr.write(`error: ${message} (${code})\n`);
+  if (hint) stderr.write(`hint: ${hint}\n`);
+}
