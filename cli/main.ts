@@ -16,6 +16,7 @@ export const main = defineCommand({
     deploy: () => import('./commands/deploy.js').then((m) => m.default),
     status: () => import('./commands/status.js').then((m) => m.default),
     apps: () => import('./commands/apps.js').then((m) => m.default),
+    events: () => import('./commands/events.js').then((m) => m.default),
   },
 });
 

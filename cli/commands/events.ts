@@ -1,0 +1,38 @@
+// `pier events`: an app's events, oldest first; `-f` keeps following new ones.
+import { defineCommand } from 'citty';
+import type { EventView } from '../../api/views.js';
+import { ApiClient } from '../api-client.js';
+import { CliError } from '../cli-error.js';
+import { loadClientConfig } from '../client-config.js';
+import { EXIT } from '../exit-codes.js';
+import { printJson, printLine } from '../output.js';
+
+export default defineCommand({
+  meta: { name: 'events', description: "Show an app's events: deploys, instances started, exited (with why), stopped" },
+  args: {
+    app: { type: 'string', alias: 'a', description: 'The app', valueHint: 'APP', required: true },
+    follow: { type: 'boolean', alias: 'f', description: 'Keep printing new events until interrupted', default: false },
+    after: { type: 'string', description: 'Only events after this event id', valueHint: 'ID' },
+    json: { type: 'boolean', description: 'Print JSON: an array, or one object per line with -f', default: false },
+  },
+  async run({ args }) {
+    const client = new ApiClient(loadClientConfig(process.env));
+    let after = args.after === undefined ? undefined : Number(args.after);
+    if (after !== undefined && !(Number.isInteger(after) && after >= 0)) {
+      throw new CliError('E_USAGE', `--after must be an event id (a whole number), not "${args.after}"`, { exitCode: EXIT.usage });
+    }
+    const collected: EventView[] = [];
+    for (;;) {
+      const { events } = await client.events(args.app, after === undefined ? {} : { after });
+      for (const e of events) {
+        after = e.id;
+        if (!args.json) printLine(`${e.time}  ${e.type.padEnd(18)} ${e.message}`);
+        else if (args.follow) printLine(JSON.stringify(e));
+        else collected.push(e);
+      }
+      if (!args.follow && events.length < 100) break;
+      if (args.follow && events.length < 100) await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (args.json && !args.follow) printJson(collected);
+  },
+});

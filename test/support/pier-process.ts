@@ -1,0 +1,111 @@
+// Runs the real `pier` binary: a server in the background (own data dir, CLI config and
+// database) and CLI commands against it, as a user would.
+import type { TestContext } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestDbUrl } from './test-db.js';
+
+export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+export interface PierServer {
+  apiUrl: string;
+  /** Environment under which CLI commands find this server (its CLI config). */
+  env: NodeJS.ProcessEnv;
+  dir: string;
+  token: string;
+  stdout: () => string;
+  stderr: () => string;
+  stop(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEnv = {}): Promise<PierServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'pier-e2e-'));
+  const databaseUrl = await createTestDbUrl(t);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    XDG_CONFIG_HOME: join(dir, 'config'),
+    PIER_DATA_DIR: join(dir, 'data'),
+    PIER_LOG_LEVEL: 'debug',
+    ...extraEnv,
+  };
+  delete env.PIER_API_URL;
+  delete env.PIER_TOKEN;
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  else delete env.DATABASE_URL;
+
+  const child = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited(child, 15_000);
+    }
+  };
+  t.after(async () => {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const apiUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pier server did not start in 60 s\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`)), 60_000);
+    const check = () => {
+      const m = /API on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`pier server exited with ${code}\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`));
+    });
+  });
+  const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+  return { apiUrl, env, dir, token, stdout: () => out, stderr: () => err, stop };
+}
+
+/** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */
+export function runPier(args: string[], env: NodeJS.ProcessEnv, options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PIER_BIN, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pier ${args.join(' ')} did not finish in ${options.timeoutMs ?? 120_000} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, options.timeoutMs ?? 120_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
