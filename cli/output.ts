@@ -28,6 +28,13 @@ export function warn(text: string): void {
 }
 
 export function printError(code: string, message: string, hint?: string): void {
-  stderr.write(`error: ${message} (${code})\n`);
-  if (hint) stderr.write(`hint: ${hint}\n`);
+  stderr.write(`error: ${plain(message)} (${code})\n`);
+  if (hint) stderr.write(`hint: ${plain(hint)}\n`);
+}
+
+/** Drops colour codes (citty puts some in its messages) unless stderr is a terminal that wants them. */
+function plain(text: string): string {
+  const colour = stderr.isTTY && !process.env.NO_COLOR;
+  // eslint-disable-next-line no-control-regex
+  return colour ? text : text.replace(/\x1b\[[0-9;]*m/g, '');
 }
