@@ -1,0 +1,123 @@
+// Follows the API's edge config feed (`GET /v1/edge/watch`, server-sent events): hands each
+// snapshot on, reconnects with backoff, and treats a silent stream (no ping) as dead.
+
+import type { Logger } from 'pino';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface ApiFeedOptions {
+  /** The API's base URL, e.g. http://127.0.0.1:7700 (a trailing /v1 is accepted). */
+  url: string;
+  token: string;
+  log: Logger;
+  /** Called with each snapshot as parsed JSON (validated by the receiver); awaited in order. */
+  onSnapshot: (snapshot: unknown) => Promise<void>;
+  signal: AbortSignal;
+  /** The API pings every 15 s; a stream quiet for this long is reconnected (default 45 s). */
+  idleTimeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export function watchUrl(base: string): string {
+  const trimmed = base.replace(/\/+$/, '').replace(/\/v1$/, '');
+  return `${trimmed}/v1/edge/watch`;
+}
+
+/** Runs until `signal` aborts; never throws for network or HTTP errors (it logs and retries). */
+export async function followApiFeed(options: ApiFeedOptions): Promise<void> {
+  const { log, signal } = options;
+  const url = watchUrl(options.url);
+  const minBackoff = options.minBackoffMs ?? 250;
+  const maxBackoff = options.maxBackoffMs ?? 10_000;
+  let backoff = minBackoff;
+  while (!signal.aborted) {
+    const received = await connectOnce(url, options).catch((err: unknown) => {
+      if (!signal.aborted) log.warn({ err: err instanceof Error ? err.message : err, url, retryInMs: backoff }, 'edge feed unreachable');
+      return 0;
+    });
+    if (signal.aborted) break;
+    // A stream that delivered snapshots was healthy: start the backoff over.
+    backoff = received > 0 ? minBackoff : Math.min(maxBackoff, backoff * 2);
+    await delay(backoff, undefined, { signal }).catch(() => undefined);
+  }
+}
+
+/** One watch connection; resolves with the number of snapshots received when the stream ends. */
+async function connectOnce(url: string, options: ApiFeedOptions): Promise<number> {
+  const idle = new AbortController();
+  const signal = AbortSignal.any([options.signal, idle.signal]);
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  let idleTimer = setTimeout(() => idle.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+  const touch = (): void => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => idle.abort(new Error(`no data for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+  };
+  let received = 0;
+  try {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'text/event-stream' }, signal });
+    if (!res.ok || res.body === null) {
+      const body = await res.text().catch(() => '');
+      throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`);
+    }
+    options.log.info({ url }, 'edge feed connected');
+    for await (const message of readEvents(res.body, touch)) {
+      if (message.event !== 'config') continue;
+      let snapshot: unknown;
+      try {
+        snapshot = JSON.parse(message.data);
+      } catch {
+        options.log.error({ id: message.id }, 'edge feed sent a snapshot that is not JSON');
+        continue;
+      }
+      received++;
+      await options.onSnapshot(snapshot);
+    }
+    if (!options.signal.aborted) options.log.warn({ url }, 'edge feed closed by the API');
+    return received;
+  } catch (err) {
+    if (received > 0 && !options.signal.aborted) {
+      options.log.warn({ err: (err as Error).message, url }, 'edge feed lost');
+      return received;
+    }
+    throw err;
+  } finally {
+    clearTimeout(idleTimer);
+  }
+}
+
+interface SseEvent {
+  id: string | undefined;
+  event: string;
+  data: string;
+}
+
+/** A minimal text/event-stream reader (fields id, event, data; comments skipped). */
+async function* readEvents(body: ReadableStream<Uint8Array>, onBytes: () => void): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let id: string | undefined;
+  let event: string | undefined;
+  let data: string[] = [];
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    onBytes();
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl).replace(/\r$/, '');
+      buffer = buffer.slice(nl + 1);
+      if (line === '') {
+        if (data.length > 0 || event !== undefined) yield { id, event: event ?? 'message', data: data.join('\n') };
+        event = undefined;
+        data = [];
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'data') data.push(value);
+      else if (field === 'event') event = value;
+      else if (field === 'id') id = value;
+    }
+  }
+}

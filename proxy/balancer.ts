@@ -1,0 +1,36 @@
+// Least connections with two random choices (power of two choices) over one endpoint's backends:
+// O(1) per pick, close to global least-connections, and no herd onto one newly empty backend.
+
+import type { Backend } from './backend.js';
+
+export class Balancer {
+  /** The backends of one snapshot; a backend may start draining later, so pick() checks. */
+  constructor(readonly backends: readonly Backend[]) {}
+
+  /** A backend for a new connection, skipping draining ones and those in `exclude`; undefined if none. */
+  pick(exclude?: readonly Backend[]): Backend | undefined {
+    const list = this.backends;
+    if (exclude === undefined || exclude.length === 0) {
+      if (list.length === 1) {
+        const only = list[0]!;
+        return only.draining ? undefined : only;
+      }
+      if (list.length > 1) {
+        const [a, b] = twoDistinct(list);
+        if (!a.draining && !b.draining) return a.active <= b.active ? a : b;
+      }
+    }
+    // Slow path: retries and snapshots caught mid-drain.
+    const candidates = list.filter((backend) => !backend.draining && !exclude?.includes(backend));
+    if (candidates.length <= 1) return candidates[0];
+    const [a, b] = twoDistinct(candidates);
+    return a.active <= b.active ? a : b;
+  }
+}
+
+function twoDistinct(list: readonly Backend[]): [Backend, Backend] {
+  const i = Math.floor(Math.random() * list.length);
+  let j = Math.floor(Math.random() * (list.length - 1));
+  if (j >= i) j++;
+  return [list[i]!, list[j]!];
+}

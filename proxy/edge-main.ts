@@ -1,0 +1,175 @@
+// The standalone edge program (`pier edge`): builds the edge processes, the config source (a
+// snapshot file re-read on demand, or the API's watch stream), the state file and the admin
+// server, and stops them in reverse order. The CLI command owns signals and process.exit.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { followApiFeed } from './api-feed.js';
+import type { EdgeConfig } from './edge-config.js';
+import { createEdgeCluster } from './edge-cluster.js';
+import type { ControlState } from './edge-metrics-text.js';
+import { createInProcessPool, type EdgePool } from './edge-pool.js';
+import { EdgeStateFile } from './edge-state-file.js';
+import { startAdminServer } from './metrics-server.js';
+import { validateEdgeConfig } from './validate-edge-config.js';
+
+export type EdgeSource = { kind: 'file'; path: string; watch: boolean } | { kind: 'api'; url: string; token: string };
+
+export interface EdgeMainOptions {
+  source: EdgeSource;
+  /** Where the last good snapshot is kept (api mode reads it at start). */
+  dataDir: string;
+  /** 1 runs the data plane in this process; more forks a cluster. */
+  workers: number;
+  admin: { host: string; port: number };
+  drainTimeoutMs: number;
+  log: Logger;
+  logLevel: string;
+}
+
+export interface RunningEdge {
+  adminUrl: string;
+  /** Version served once start() returned (null: nothing yet, e.g. API down and no state file). */
+  version: number | null;
+  /** File mode: re-reads the snapshot file and applies it; api mode: no-op. */
+  reload(): Promise<void>;
+  /** Stops the feed, drains every edge process, closes the admin server. */
+  stop(): Promise<void>;
+}
+
+export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEdge> {
+  const log = options.log;
+  await mkdir(options.dataDir, { recursive: true });
+  const stateFile = new EdgeStateFile(join(resolve(options.dataDir), 'edge-state.json'));
+  const source = options.source;
+  const control: ControlState = {
+    version: null,
+    source: source.kind === 'file' ? `file ${resolve(source.path)}` : `api ${source.url}`,
+    applies: { applied: 0, ignored: 0, rejected: 0 },
+    lastError: null,
+  };
+
+  const processOptions = { drainTimeoutMs: options.drainTimeoutMs };
+  const pool: EdgePool =
+    options.workers > 1
+      ? await createEdgeCluster({ ...processOptions, workers: options.workers, log, logLevel: options.logLevel })
+      : createInProcessPool({ ...processOptions, log: log.child({ component: 'edge' }) });
+
+  /** Validates, applies in every process, and persists what all of them accepted. */
+  const offer = async (snapshot: unknown, from: string, persist: boolean): Promise<void> => {
+    const problem = validateEdgeConfig(snapshot);
+    if (problem !== undefined) {
+      control.applies.rejected++;
+      control.lastError = `${from}: invalid snapshot: ${problem}`;
+      log.error({ from, reason: problem }, 'edge snapshot rejected');
+      return;
+    }
+    const config = snapshot as EdgeConfig;
+    if (control.version !== null && config.version <= control.version) {
+      control.applies.ignored++;
+      log.info({ from, version: config.version, serving: control.version }, 'edge snapshot not newer; ignored');
+      return;
+    }
+    const results = await pool.apply(config);
+    const failed = results.find((r) => !r.ok);
+    if (failed !== undefined && !failed.ok) {
+      control.applies.rejected++;
+      control.lastError = `${from}: ${failed.reason}`;
+      log.error({ from, version: config.version, reason: failed.reason }, 'edge snapshot rejected');
+      return;
+    }
+    control.applies.applied++;
+    control.version = config.version;
+    control.lastError = null;
+    log.info({ from, version: config.version, endpoints: config.endpoints.length }, 'edge snapshot applied');
+    if (persist) await stateFile.write(config).catch((err: unknown) => log.error({ err, path: stateFile.path }, 'edge state file not written'));
+  };
+
+  const abort = new AbortController();
+  let feed: Promise<void> = Promise.resolve();
+  let watcher: FSWatcher | undefined;
+  // Offers run one at a time, in arrival order.
+  let chain: Promise<void> = Promise.resolve();
+  const enqueue = (work: () => Promise<void>): Promise<void> => {
+    chain = chain.then(work, work);
+    return chain;
+  };
+
+  const readSnapshotFile = async (path: string): Promise<void> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(path, 'utf8'));
+    } catch (err) {
+      control.applies.rejected++;
+      control.lastError = `cannot read ${path}: ${(err as Error).message}`;
+      log.error({ path, err: (err as Error).message }, 'edge snapshot file not read');
+      return;
+    }
+    await offer(parsed, path, true);
+  };
+
+  try {
+    if (source.kind === 'file') {
+      await enqueue(() => readSnapshotFile(source.path));
+      if (control.version === null) throw new Error(`${source.path}: ${control.lastError ?? 'no snapshot applied'}`);
+      if (source.watch) {
+        let timer: NodeJS.Timeout | undefined;
+        // Editors write in several steps: settle for 100 ms before re-reading.
+        watcher = watch(source.path, () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => void enqueue(() => readSnapshotFile(source.path)), 100);
+        });
+      }
+    } else {
+      // Serve the last good snapshot first, so an API outage at boot changes nothing.
+      const stored = await stateFile.read().catch((err: unknown) => {
+        log.error({ err, path: stateFile.path }, 'edge state file unreadable');
+        return undefined;
+      });
+      if (stored !== undefined) await enqueue(() => offer(stored, stateFile.path, false));
+      feed = followApiFeed({
+        url: source.url,
+        token: source.token,
+        log: log.child({ component: 'edge-feed' }),
+        signal: abort.signal,
+        onSnapshot: (snapshot) => enqueue(() => offer(snapshot, 'api', true)),
+      });
+    }
+  } catch (err) {
+    abort.abort();
+    watcher?.close();
+    await pool.stop();
+    throw err;
+  }
+
+  const admin = await startAdminServer({
+    ...options.admin,
+    log,
+    collect: async () => ({ control, reports: await pool.reports(), workers: pool.size, restarts: pool.restarts }),
+  }).catch(async (err: unknown) => {
+    abort.abort();
+    watcher?.close();
+    await pool.stop();
+    throw err;
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    adminUrl: admin.url,
+    version: control.version,
+    reload: () => (source.kind === 'file' ? enqueue(() => readSnapshotFile(source.path)) : Promise.resolve()),
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        watcher?.close();
+        await feed;
+        await chain;
+        await pool.stop();
+        await admin.close();
+      })();
+      return stopping;
+    },
+  };
+}

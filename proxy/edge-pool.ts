@@ -1,0 +1,60 @@
+// The edge processes a standalone edge runs: one in-process edge, or a cluster of workers (see
+// edge-cluster.ts). The control side (file or API feed, state file, admin server) talks to either.
+
+import type { Logger } from 'pino';
+import type { EdgeConfig } from './edge-config.js';
+import { drainEdge } from './edge-drain.js';
+import { createEdge, type ApplyResult, type EdgeStatus } from './edge.js';
+
+/** What one edge process reports to the admin server. */
+export interface WorkerReport {
+  pid: number;
+  status: EdgeStatus;
+  /** `edge.metrics()` when the data plane has it, else null. */
+  metrics: unknown;
+}
+
+export interface EdgePool {
+  /** Number of edge processes the pool runs when healthy. */
+  readonly size: number;
+  /** Worker restarts since start (always 0 in process). */
+  readonly restarts: number;
+  /** Applies a snapshot in every live edge process; one result per process. */
+  apply(config: EdgeConfig): Promise<ApplyResult[]>;
+  reports(): Promise<WorkerReport[]>;
+  /** Stops accepting, lets established connections finish (up to the drain timeout), closes. */
+  stop(): Promise<void>;
+}
+
+export interface EdgeProcessOptions {
+  /** How long connections may run on after their backend or listener went away, and at stop. */
+  drainTimeoutMs: number;
+  connectTimeoutMs?: number | undefined;
+}
+
+/** A data plane with an optional `metrics()` (another part of the proxy adds it). */
+export type EdgeWithMetrics = ReturnType<typeof createEdge> & { metrics?: () => unknown };
+
+export function createInProcessPool(options: EdgeProcessOptions & { log: Logger }): EdgePool {
+  // No state file here: the control side persists only snapshots every process accepted.
+  const edge: EdgeWithMetrics = createEdge({
+    log: options.log,
+    drainTimeoutMs: options.drainTimeoutMs,
+    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    size: 1,
+    restarts: 0,
+    async apply(config) {
+      return [await edge.apply(config)];
+    },
+    async reports() {
+      return [{ pid: process.pid, status: edge.status(), metrics: edge.metrics?.() ?? null }];
+    },
+    stop() {
+      stopping ??= drainEdge(edge, options.drainTimeoutMs);
+      return stopping;
+    },
+  };
+}

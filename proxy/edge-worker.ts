@@ -1,0 +1,58 @@
+// Entry point of one edge cluster worker: runs a data plane, applies the snapshots the primary
+// sends over IPC, answers its status questions, and drains then exits when told to stop.
+
+import process from 'node:process';
+import { pino } from 'pino';
+import { WORKER_OPTIONS_ENV, type FromWorker, type ToWorker } from './edge-cluster.js';
+import { drainEdge } from './edge-drain.js';
+import type { EdgeWithMetrics } from './edge-pool.js';
+import { createEdge } from './edge.js';
+
+interface WorkerOptions {
+  drainTimeoutMs: number;
+  connectTimeoutMs?: number;
+  logLevel: string;
+}
+
+const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptions;
+const log = pino({ level: options.logLevel ?? 'info' }, pino.destination(2)).child({ worker: process.pid });
+const edge: EdgeWithMetrics = createEdge({
+  log,
+  drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+  ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+});
+
+const send = (message: FromWorker): void => {
+  if (process.connected) process.send?.(message);
+};
+
+let stopping: Promise<void> | undefined;
+const stop = (): void => {
+  stopping ??= drainEdge(edge, options.drainTimeoutMs ?? 30_000).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log.error({ err }, 'edge worker stop failed');
+      process.exit(1);
+    },
+  );
+};
+
+process.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'apply':
+      void edge.apply(message.config).then((result) => send({ type: 'applied', id: message.id, result }));
+      break;
+    case 'report':
+      send({ type: 'report', id: message.id, report: { pid: process.pid, status: edge.status(), metrics: edge.metrics?.() ?? null } });
+      break;
+    case 'stop':
+      stop();
+      break;
+  }
+});
+// The primary coordinates stops; a terminal's Ctrl-C reaches the whole group, so do the same here.
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+// A primary that died without telling us: nothing will send snapshots any more.
+process.on('disconnect', stop);
+send({ type: 'ready' });
