@@ -4,10 +4,12 @@ import type { Db } from '../db/database.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EventLog } from './event-log.js';
+import type { Runtime } from './runtime/runtime.js';
 
 export interface ApiDeps {
   db: Db;
   events: EventLog;
+  runtime: Runtime;
   deploys: DeployService;
   edgeFeed: EdgeFeed;
   log: Logger;

@@ -4,10 +4,15 @@ import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps } from './api-deps.js';
 import { authenticate, type ApiEnv } from './auth.js';
+import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
+import { describeRoutes } from './routes/describe.js';
+import { eventStreamRoutes } from './routes/event-stream.js';
 import { edgeRoutes } from './routes/edge.js';
+import { execRoutes } from './routes/exec.js';
+import { logRoutes } from './routes/logs.js';
 import type { ErrorBody } from './views.js';
 
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
@@ -16,9 +21,14 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.get('/healthz', (c) => (deps.ready() ? c.json({ ok: true }) : c.json(errorBody('E_NOT_READY', 'the server is starting'), 503)));
 
   app.use('/v1/*', authenticate(deps.db));
+  app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
   app.route('/v1', deployRoutes(deps));
   app.route('/v1', edgeRoutes(deps));
+  app.route('/v1', logRoutes(deps));
+  app.route('/v1', execRoutes(deps));
+  app.route('/v1', describeRoutes(deps));
+  app.route('/v1', eventStreamRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

@@ -17,8 +17,6 @@ export interface ServerConfig {
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
-  /** How long a rollout may take before it fails. */
-  deployTimeoutMs: number;
 }
 
 export interface ServerFlags {
@@ -43,7 +41,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
-    deployTimeoutMs: Number(env.PIER_DEPLOY_TIMEOUT_MS ?? 120_000),
   };
 }
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { and, desc, eq, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
-import { appNotFound, requireScope, type AuthContext } from './auth.js';
+import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { syncEndpoints } from './endpoint-sync.js';
 import type { EventLog } from './event-log.js';
 import { newId } from './ids.js';
@@ -16,7 +16,6 @@ export interface DeployServiceOptions {
   db: Db;
   runtime: Runtime;
   events: EventLog;
-  deployTimeoutMs: number;
   /** Asks the scheduler to reconcile the app. */
   enqueue: (appId: string) => void;
 }
@@ -65,40 +64,129 @@ export function createDeployService(options: DeployServiceOptions) {
               description,
             });
 
-      const now = new Date();
-      await db
-        .update(deployments)
-        .set({ state: 'superseded', finishedAt: now, updatedAt: now })
-        .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')));
-      const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, s.count]));
-      const [deployment] = await db
-        .insert(deployments)
-        .values({
-          id: newId('dep'),
-          appId: app.id,
-          releaseId: release.id,
-          previousReleaseId: app.currentReleaseId === release.id ? null : app.currentReleaseId,
-          strategy: 'rolling',
-          progress: { desired, running: {} },
-          deadline: new Date(now.getTime() + options.deployTimeoutMs),
-        })
-        .returning();
-      if (!deployment) throw new Error('deployment insert returned no row');
-      const [updated] = await db.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id)).returning();
-      await syncEndpoints(db, app.id, manifest);
+      const deployment = await startRollout(app, release, 'deploy');
+      return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+    },
+
+    /** Rolls out a new release that copies VERSION's manifest and image (default: the last good one). */
+    async rollback(auth: AuthContext, appName: string, version?: number, description = ''): Promise<DeployResult> {
+      requireScope(auth, 'deploy');
+      const app = await findApp(db, auth, appName);
+      const all = await db.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version));
+      const current = all.find((r) => r.id === app.currentReleaseId);
+      const target = version !== undefined ? all.find((r) => r.version === version) : await lastGood(app.id, all, current);
+      if (!target) {
+        throw version !== undefined
+          ? new PierError('E_RELEASE_NOT_FOUND', `${appName} has no release v${version}`, { status: 404, hint: '`pier releases --app APP` lists them' })
+          : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: 'name a version: `pier rollback VERSION --app APP`' });
+      }
+      await ensureImage(target);
+      const release = await insertRelease(app, (all[0]?.version ?? 0) + 1, {
+        manifest: target.manifest,
+        image: target.image,
+        imageId: target.imageId,
+        imageDigest: target.imageDigest,
+        configHash: target.configHash,
+        createdBy: auth.tokenId,
+        description: description || `rollback to v${target.version}`,
+        rollbackOf: target.version,
+      });
+      const deployment = await startRollout(app, release, 'rollback');
+      return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+    },
+
+    /** Sets instance counts per process; they outlive deploys. Idempotent. */
+    async scale(auth: AuthContext, appName: string, counts: Record<string, number>): Promise<{ app: App; changed: boolean }> {
+      requireScope(auth, 'deploy');
+      const app = await findApp(db, auth, appName);
+      const [release] = app.currentReleaseId ? await db.select().from(releases).where(eq(releases.id, app.currentReleaseId)) : [];
+      if (!release) throw new PierError('E_NOTHING_DEPLOYED', `${appName} has no release to scale yet`, { status: 409, hint: 'deploy it first with `pier deploy`' });
+      const processes = Object.keys((release.manifest as Manifest).processes);
+      for (const p of Object.keys(counts)) {
+        if (!processes.includes(p)) {
+          throw new PierError('E_PROCESS_NOT_FOUND', `${appName} v${release.version} has no process "${p}"`, { status: 422, hint: `its processes are: ${processes.join(', ')}` });
+        }
+      }
+      const scale = { ...app.scale, ...counts };
+      if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
+      const [updated] = await db.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
       await events.record({
         orgId: app.orgId,
         appId: app.id,
-        deploymentId: deployment.id,
-        type: 'deploy.started',
-        reason: 'deploy',
-        message: `deploying release v${release.version} (${manifest.image} = ${imageDigest})`,
-        data: { releaseId: release.id, version: release.version, image: manifest.image, digest: imageDigest },
+        type: 'app.scaled',
+        reason: 'scale',
+        message: `scaled ${Object.entries(counts).map(([p, n]) => `${p}=${n}`).join(' ')}`,
+        data: { counts: scale },
       });
       options.enqueue(app.id);
-      return { app: updated ?? app, release, deployment, created: true };
+      return { app: updated ?? app, changed: true };
     },
   };
+
+  async function startRollout(app: App, release: Release, why: 'deploy' | 'rollback'): Promise<Deployment> {
+    const manifest = release.manifest as Manifest;
+    const now = new Date();
+    await db
+      .update(deployments)
+      .set({ state: 'superseded', finishedAt: now, updatedAt: now })
+      .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')));
+    const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, app.scale[p] ?? s.count]));
+    const [deployment] = await db
+      .insert(deployments)
+      .values({
+        id: newId('dep'),
+        appId: app.id,
+        releaseId: release.id,
+        previousReleaseId: app.currentReleaseId === release.id ? null : app.currentReleaseId,
+        strategy: manifest.deploy.strategy,
+        progress: { desired, running: {} },
+        deadline: new Date(now.getTime() + manifest.deploy.timeout),
+      })
+      .returning();
+    if (!deployment) throw new Error('deployment insert returned no row');
+    await db.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
+    await syncEndpoints(db, app.id, manifest);
+    const what = why === 'rollback' ? `rolling back: release v${release.version} copies v${release.rollbackOf}` : `deploying release v${release.version}`;
+    await events.record({
+      orgId: app.orgId,
+      appId: app.id,
+      deploymentId: deployment.id,
+      type: why === 'rollback' ? 'deploy.rollback' : 'deploy.started',
+      reason: why,
+      message: `${what} (${release.image} = ${release.imageDigest})`,
+      data: { releaseId: release.id, version: release.version, image: release.image, digest: release.imageDigest, rollbackOf: release.rollbackOf },
+    });
+    options.enqueue(app.id);
+    return deployment;
+  }
+
+  /** The newest release older than the current one whose rollout succeeded. */
+  async function lastGood(appId: string, all: Release[], current: Release | undefined): Promise<Release | undefined> {
+    const good = await db.select({ releaseId: deployments.releaseId }).from(deployments).where(and(eq(deployments.appId, appId), eq(deployments.state, 'succeeded')));
+    const ok = new Set(good.map((g) => g.releaseId));
+    return all.find((r) => r.version < (current?.version ?? Infinity) && ok.has(r.id) && r.configHash !== current?.configHash);
+  }
+
+  /** A rollback runs the exact image of the old release: it must still be here, or pullable by digest. */
+  async function ensureImage(release: Release): Promise<void> {
+    try {
+      await runtime.resolveImage(release.imageId, 'never');
+      return;
+    } catch (err) {
+      if (!release.imageDigest.includes('@')) {
+        throw new PierError('E_IMAGE_NOT_FOUND', `image ${release.imageId} of v${release.version} is no longer on this machine and has no registry digest`, {
+          status: 422,
+          hint: `rebuild ${release.image} or deploy a new release`,
+          cause: err,
+        });
+      }
+    }
+    const pulled = await runtime.resolveImage(release.imageDigest, 'missing');
+    if (pulled.id !== release.imageId) {
+      throw new PierError('E_IMAGE_MISMATCH', `${release.imageDigest} resolved to ${pulled.id}, not ${release.imageId}`, { status: 422 });
+    }
+  }
+
 
   async function findOrCreateApp(auth: AuthContext, name: string): Promise<App> {
     const [found] = await db.select().from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));

@@ -1,7 +1,7 @@
 // Builds the edge's configuration snapshot from the database (endpoints × instances that run)
 // and hands each new version to subscribers: the in-process edge and the watch stream.
 import type { Logger } from 'pino';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, instances } from '../db/schema/index.js';
 import type { BindAddress, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
@@ -40,7 +40,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     const live = await db
       .select()
       .from(instances)
-      .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running')));
+      .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['none', 'healthy'])));
     const list: EndpointConfig[] = eps
       .map(({ endpoint: e, appName }) => ({
         id: `${appName}/${e.port}`,
@@ -79,6 +79,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
         pending = null;
         rebuild().catch((err) => log.error({ err }, 'edge config build failed'));
       }, 20);
+      pending.unref();
     },
     rebuild,
     subscribe(listener) {

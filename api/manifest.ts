@@ -10,15 +10,67 @@ const name = z
 
 const env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string());
 
+const port = z.number().int().min(1).max(65535);
+
+/** "500ms", "5s", "2m", "1h" → milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h)$/, 'must be a duration like "500ms", "5s", "2m" or "1h"')
+  .transform((v) => parseDuration(v));
+
+const checkSchema = z
+  .object({
+    type: z.enum(['tcp', 'http', 'exec']),
+    port: port.optional(),
+    path: z.string().startsWith('/', 'must start with "/"').default('/'),
+    /** Expected HTTP status; any 2xx or 3xx when unset. */
+    status: z.number().int().min(100).max(599).optional(),
+    command: z.array(z.string()).min(1).optional(),
+    interval: duration.default(5_000),
+    timeout: duration.default(2_000),
+    grace: duration.default(0),
+    healthy_threshold: z.number().int().min(1).max(100).default(1),
+    unhealthy_threshold: z.number().int().min(1).max(100).default(3),
+    /** Consecutive failures after which the instance is restarted. */
+    restart_threshold: z.number().int().min(1).max(1000).default(6),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.type === 'tcp' || c.type === 'http') && c.port === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['port'], message: `a ${c.type} check needs the port to probe inside the container` });
+    }
+    if (c.type === 'exec' && !c.command) ctx.addIssue({ code: 'custom', path: ['command'], message: 'an exec check needs a command, e.g. ["pg_isready"]' });
+    if (c.restart_threshold < c.unhealthy_threshold) {
+      ctx.addIssue({ code: 'custom', path: ['restart_threshold'], message: 'must be at least unhealthy_threshold' });
+    }
+  });
+
 const processSchema = z
   .object({
     cmd: z.array(z.string()).min(1, 'must hold at least the program to run').optional(),
     count: z.number().int().min(0).max(100).default(1),
     env: env.default({}),
+    check: checkSchema.optional(),
   })
   .strict();
 
-const port = z.number().int().min(1).max(65535);
+const deploySchema = z
+  .object({
+    strategy: z.enum(['rolling', 'immediate', 'bluegreen']).default('rolling'),
+    /** Extra instances a rolling deploy may start beyond the count. */
+    max_surge: z.number().int().min(0).max(100).default(1),
+    /** Instances a rolling deploy may take out of service at once. */
+    max_unavailable: z.number().int().min(0).max(100).default(0),
+    /** The rollout fails when the new instances are not all ready by then. */
+    timeout: duration.default(120_000),
+    /** How long a replaced instance stays out of the route table before it is stopped. */
+    drain: duration.default(5_000),
+  })
+  .strict()
+  .refine((d) => d.strategy !== 'rolling' || d.max_surge + d.max_unavailable > 0, {
+    message: 'a rolling deploy needs max_surge or max_unavailable above 0',
+    path: ['max_surge'],
+  });
 
 const endpointSchema = z
   .object({
@@ -36,22 +88,41 @@ export const manifestSchema = z
     env: env.default({}),
     processes: z.record(name, processSchema).refine((p) => Object.keys(p).length > 0, 'must define at least one process'),
     endpoints: z.array(endpointSchema).default([]),
+    deploy: deploySchema.default({ strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: 120_000, drain: 5_000 }),
   })
   .strict()
-  .superRefine((m, ctx) => {
-    const ports = new Set<number>();
-    m.endpoints.forEach((e, i) => {
-      if (!(e.process in m.processes)) {
-        ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'process'], message: `names no process; define [processes.${e.process}] or use one of: ${Object.keys(m.processes).join(', ')}` });
-      }
-      if (ports.has(e.port)) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'port'], message: `port ${e.port} is used by another endpoint of this app` });
-      ports.add(e.port);
-    });
-  });
+  // Runs even when other fields failed (so every problem is reported at once): it only trusts
+  // the shapes it checks itself.
+  .superRefine(
+    (m: { processes?: unknown; endpoints?: unknown } | null, ctx) => {
+      const processes = isRecord(m?.processes) ? m.processes : null;
+      const ports = new Set<number>();
+      (Array.isArray(m?.endpoints) ? (m.endpoints as unknown[]) : []).forEach((e, i) => {
+        if (!isRecord(e)) return;
+        if (processes && typeof e.process === 'string' && !Object.hasOwn(processes, e.process)) {
+          ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'process'], message: `names no process; define [processes.${e.process}] or use one of: ${Object.keys(processes).join(', ')}` });
+        }
+        if (typeof e.port !== 'number') return;
+        if (ports.has(e.port)) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'port'], message: `port ${e.port} is used by another endpoint of this app` });
+        ports.add(e.port);
+      });
+    },
+    { when: () => true },
+  );
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ProcessSpec = Manifest['processes'][string];
 export type EndpointSpec = Manifest['endpoints'][number];
+export type CheckSpec = NonNullable<ProcessSpec['check']>;
+export type DeploySpec = Manifest['deploy'];
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+}
 
 export interface ManifestProblem {
   /** Dotted path of the field, e.g. `endpoints[0].port`; empty for the document itself. */
@@ -90,6 +161,10 @@ function toProblem(issue: z.core.$ZodIssue): ManifestProblem {
     return { path, message: `unknown key ${keys}` };
   }
   return { path, message: issue.message };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function formatPath(path: PropertyKey[]): string {

@@ -18,6 +18,11 @@ export interface DatabaseOptions {
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
+  /**
+   * Takes a session-level advisory lock named `key` without waiting: resolves with a release
+   * function, or null when another session (another server process) holds it.
+   */
+  tryLock(key: string): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
 }
 
@@ -35,7 +40,28 @@ async function openPostgres(url: string): Promise<Database> {
   const client = postgres(url, { max: 10, onnotice: () => {} });
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  return { db: db as unknown as Db, kind: 'postgres', close: () => client.end({ timeout: 5 }) };
+  const tryLock = async (key: string) => {
+    // Advisory locks belong to a session, so hold one connection for as long as the lock.
+    const conn = await client.reserve();
+    try {
+      const [row] = await conn`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
+      if (row?.locked) {
+        return async () => {
+          try {
+            await conn`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
+          } finally {
+            conn.release();
+          }
+        };
+      }
+    } catch (err) {
+      conn.release();
+      throw err;
+    }
+    conn.release();
+    return null;
+  };
+  return { db: db as unknown as Db, kind: 'postgres', tryLock, close: () => client.end({ timeout: 5 }) };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -47,5 +73,12 @@ async function openPglite(dataDir: string): Promise<Database> {
   await client.waitReady;
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  return { db: db as unknown as Db, kind: 'pglite', close: () => client.close() };
+  // An embedded database belongs to one process: an in-process lock is the whole story.
+  const held = new Set<string>();
+  const tryLock = async (key: string) => {
+    if (held.has(key)) return null;
+    held.add(key);
+    return async () => void held.delete(key);
+  };
+  return { db: db as unknown as Db, kind: 'pglite', tryLock, close: () => client.close() };
 }

@@ -18,11 +18,22 @@ const deployBody = z.object({
   description: z.string().max(500).default(''),
 });
 
+const rollbackBody = z.object({
+  /** The release to copy; default: the last one before the current that ran healthy. */
+  version: z.number().int().min(1).optional(),
+  description: z.string().max(500).default(''),
+});
+
+const scaleBody = z.object({
+  counts: z.record(z.string(), z.number().int().min(0).max(100)).refine((c) => Object.keys(c).length > 0, 'name at least one process'),
+});
+
 export function deployRoutes(deps: ApiDeps) {
   const { db } = deps;
   const r = new Hono<ApiEnv>();
 
   r.post('/deploys', async (c) => {
+    requireScope(c.get('auth'), 'deploy');
     const body = parseBody(deployBody, await readJson(c.req));
     const manifest = typeof body.manifest === 'string' ? parseManifest(body.manifest, body.file) : validateManifest(body.manifest, body.file);
     const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description);
@@ -33,6 +44,26 @@ export function deployRoutes(deps: ApiDeps) {
       created: result.created,
     };
     return c.json(view, result.created ? 201 : 200);
+  });
+
+  r.post('/apps/:app/rollback', async (c) => {
+    requireScope(c.get('auth'), 'deploy');
+    const body = parseBody(rollbackBody, await readJson(c.req));
+    const result = await deps.deploys.rollback(c.get('auth'), c.req.param('app'), body.version, body.description);
+    const view: DeployView = {
+      app: appView(result.app, result.release.version),
+      release: releaseView(result.release),
+      deployment: deploymentView(result.deployment, result.app.name, result.release.version),
+      created: true,
+    };
+    return c.json(view, 201);
+  });
+
+  r.post('/apps/:app/scale', async (c) => {
+    requireScope(c.get('auth'), 'deploy');
+    const body = parseBody(scaleBody, await readJson(c.req));
+    const { app, changed } = await deps.deploys.scale(c.get('auth'), c.req.param('app'), body.counts);
+    return c.json({ app: app.name, scale: app.scale, changed });
   });
 
   r.get('/deployments/:id', async (c) => {

@@ -7,6 +7,14 @@ export interface DesiredProcess {
   count: number;
 }
 
+export interface Strategy {
+  type: 'rolling' | 'immediate' | 'bluegreen';
+  /** Rolling: new instances that may run beyond the count. */
+  maxSurge: number;
+  /** Rolling: instances that may be out of service at once. */
+  maxUnavailable: number;
+}
+
 export interface ActualInstance {
   id: string;
   releaseId: string;
@@ -14,6 +22,10 @@ export interface ActualInstance {
   desired: 'running' | 'stopped';
   /** The container's state, or null when the container is gone. */
   container: ContainerState | null;
+  /** Running and, when the process has a check, passing it. */
+  ready: boolean;
+  /** For an instance leaving: when it may be stopped. */
+  drainUntil: Date | null;
   createdAt: Date;
 }
 
@@ -21,6 +33,7 @@ export interface PlanInput {
   /** The release that should run, or null when nothing should. */
   releaseId: string | null;
   processes: DesiredProcess[];
+  strategy: Strategy;
   instances: ActualInstance[];
   /** Containers labelled for this app that no instance row knows. */
   orphans: string[];
@@ -33,75 +46,84 @@ export type Action =
   /** The container of an instance that should run has stopped: record why, mark it exited. */
   | { type: 'exited'; instanceId: string }
   | { type: 'start'; releaseId: string; process: string }
-  | { type: 'stop'; instanceId: string; reason: string }
+  /** Take an instance out of the route table; it is stopped once its drain time has passed. */
+  | { type: 'drain'; instanceId: string; reason: string }
+  | { type: 'stop'; instanceId: string }
   | { type: 'remove-orphan'; containerId: string };
 
 export interface Plan {
   actions: Action[];
-  /** When to look again because a start was held back, if one was. */
+  /** When to look again: a held-back start or a drain that ends, if any. */
   retryAt: Date | null;
 }
 
 const LIVE: ReadonlySet<ContainerState> = new Set(['created', 'running', 'restarting', 'paused']);
 
+export function isLive(state: ContainerState | null): boolean {
+  return state !== null && LIVE.has(state);
+}
+
 export function plan(input: PlanInput): Plan {
   const actions: Action[] = [];
   let retryAt = null as Date | null;
+  const later = (at: Date) => {
+    if (!retryAt || at < retryAt) retryAt = at;
+  };
+  const drain = (list: ActualInstance[], reason: string) => {
+    for (const i of list) actions.push({ type: 'drain', instanceId: i.id, reason });
+  };
 
-  const wanted = input.instances.filter((i) => i.desired === 'running');
   const live: ActualInstance[] = [];
-  for (const inst of wanted) {
-    if (inst.container !== null && LIVE.has(inst.container)) live.push(inst);
-    else actions.push({ type: 'exited', instanceId: inst.id });
-  }
-
-  // An instance told to stop whose container still runs: finish stopping it.
   for (const inst of input.instances) {
-    if (inst.desired === 'stopped' && inst.container !== null && LIVE.has(inst.container)) {
-      actions.push({ type: 'stop', instanceId: inst.id, reason: 'stopping' });
+    if (inst.desired === 'running') {
+      if (isLive(inst.container)) live.push(inst);
+      else actions.push({ type: 'exited', instanceId: inst.id });
+    } else if (isLive(inst.container)) {
+      // Leaving: stop once drained.
+      if (!inst.drainUntil || inst.drainUntil <= input.now) actions.push({ type: 'stop', instanceId: inst.id });
+      else later(inst.drainUntil);
     }
   }
 
+  const { strategy } = input;
   const current = live.filter((i) => i.releaseId === input.releaseId);
-  let complete = true;
-  for (const { process, count } of input.processes) {
-    const mine = current.filter((i) => i.process === process).sort(byAge);
-    if (mine.length < count) {
-      complete = false;
-      const until = input.backoffUntil[process];
-      if (until && until > input.now) {
-        if (!retryAt || until < retryAt) retryAt = until;
-      } else {
-        for (let n = mine.length; n < count; n++) actions.push({ type: 'start', releaseId: input.releaseId as string, process });
-      }
-    }
-    if (mine.some((i) => i.container !== 'running')) complete = false;
-    for (const extra of mine.slice(count)) actions.push({ type: 'stop', instanceId: extra.id, reason: 'scaled down' });
-  }
+  const others = live.filter((i) => i.releaseId !== input.releaseId);
   const known = new Set(input.processes.map((p) => p.process));
-  for (const inst of current) {
-    if (!known.has(inst.process)) actions.push({ type: 'stop', instanceId: inst.id, reason: 'process removed from the release' });
+  let complete = true;
+
+  for (const { process, count } of input.processes) {
+    const all = current.filter((i) => i.process === process);
+    // Keep the ready ones first, and among those the oldest.
+    all.sort((a, b) => Number(b.ready) - Number(a.ready) || a.createdAt.getTime() - b.createdAt.getTime());
+    const mine = all.slice(0, count);
+    drain(all.slice(count), 'scaled down');
+    const old = others.filter((i) => i.process === process).sort((a, b) => Number(a.ready) - Number(b.ready) || a.createdAt.getTime() - b.createdAt.getTime());
+    const readyMine = mine.filter((i) => i.ready).length;
+    if (readyMine < count) complete = false;
+
+    let starts = count - mine.length;
+    if (strategy.type === 'rolling') {
+      starts = Math.max(0, Math.min(starts, count + strategy.maxSurge - mine.length - old.length));
+      const keep = Math.max(0, count - strategy.maxUnavailable - readyMine);
+      drain(old.slice(0, Math.max(0, old.length - keep)), 'replaced by a newer release');
+    } else if (strategy.type === 'immediate') {
+      drain(old, 'replaced by a newer release');
+    }
+    if (starts > 0) {
+      const until = input.backoffUntil[process];
+      if (until && until > input.now) later(until);
+      else for (let n = 0; n < starts; n++) actions.push({ type: 'start', releaseId: input.releaseId as string, process });
+    }
   }
 
-  // Instances of other releases keep serving until the current release runs in full.
-  if (complete || input.releaseId === null) {
-    for (const inst of live) {
-      if (inst.releaseId !== input.releaseId) actions.push({ type: 'stop', instanceId: inst.id, reason: 'replaced by a newer release' });
-    }
+  for (const inst of current) {
+    if (!known.has(inst.process)) actions.push({ type: 'drain', instanceId: inst.id, reason: 'process removed from the release' });
   }
+  // What the new release does not replace process by process leaves once it runs in full.
+  const leftover = others.filter((i) => !known.has(i.process) || strategy.type === 'bluegreen');
+  if (input.releaseId === null) drain(others, 'the app has no release to run');
+  else if (complete || strategy.type === 'immediate') drain(leftover.filter((i) => !actions.some((a) => a.type === 'drain' && a.instanceId === i.id)), 'replaced by a newer release');
 
   for (const containerId of input.orphans) actions.push({ type: 'remove-orphan', containerId });
   return { actions, retryAt };
-}
-
-/** True when every process of the current release has its count of running instances. */
-export function isRolledOut(input: Pick<PlanInput, 'releaseId' | 'processes' | 'instances'>): boolean {
-  const running = input.instances.filter((i) => i.desired === 'running' && i.container === 'running');
-  const current = running.filter((i) => i.releaseId === input.releaseId);
-  const others = running.filter((i) => i.releaseId !== input.releaseId);
-  return others.length === 0 && input.processes.every((p) => current.filter((i) => i.process === p.process).length >= p.count);
-}
-
-function byAge(a: ActualInstance, b: ActualInstance): number {
-  return a.createdAt.getTime() - b.createdAt.getTime();
 }

@@ -20,6 +20,8 @@ export interface ReconcilerOptions {
   events: EventLog;
   log: Logger;
   nodeId: string;
+  /** Labels every container; only containers with it are this installation's. */
+  installationId: string;
   /** Address the node publishes container ports on, as the edge reaches it. */
   publishAddress: string;
   /** Called after anything that can change the route table. */
@@ -49,7 +51,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     async reconcile(appId) {
       const log = options.log.child({ app: appId });
       const [app] = await db.select().from(apps).where(eq(apps.id, appId));
-      const containers = await runtime.list({ [LABELS.app]: appId });
+      // An app this database does not know belongs to no one here: never touch its containers.
+      if (!app) return { changed: false, retryAt: null };
+      const containers = await runtime.list({ [LABELS.installation]: options.installationId, [LABELS.app]: appId });
       const rows = await db.select().from(instances).where(eq(instances.appId, appId));
       const byInstance = new Map<string, ContainerInfo>();
       for (const c of containers) {
@@ -69,22 +73,26 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
       const release = releaseId ? await loadRelease(releaseId) : null;
       const manifest = release ? (release.manifest as Manifest) : null;
-      const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: p.count })) : [];
       const known = new Set(rows.map((r) => r.id));
       const backoff = release ? crashBackoff(rows.filter((r) => r.releaseId === release.id), now) : {};
       if (app) await announceBackoff(app, backoff, now);
+      const scale = app?.scale ?? {};
+      const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: scale[process] ?? p.count })) : [];
+      const deploy = manifest?.deploy;
       const result = plan({
         releaseId,
         processes,
+        strategy: { type: deploy?.strategy ?? 'rolling', maxSurge: deploy?.max_surge ?? 1, maxUnavailable: deploy?.max_unavailable ?? 0 },
         instances: rows.map((r) => toActual(r, byInstance.get(r.id))),
         orphans: containers.filter((c) => !known.has(c.labels[LABELS.instance] ?? '')).map((c) => c.id),
         backoffUntil: Object.fromEntries(Object.entries(backoff).map(([p, b]) => [p, b.until])),
         now,
       });
+      const drainMs = deploy?.drain ?? 5_000;
 
       for (const action of result.actions) {
         try {
-          await apply(action, { app: app ? { id: app.id, orgId: app.orgId, name: app.name } : null, release, manifest, rows, byInstance, log });
+          await apply(action, { app: app ? { id: app.id, orgId: app.orgId, name: app.name } : null, release, manifest, rows, byInstance, log, drainMs });
         } catch (err) {
           log.error({ err, action }, 'reconcile action failed');
         }
@@ -129,6 +137,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     rows: Instance[];
     byInstance: Map<string, ContainerInfo>;
     log: Logger;
+    drainMs: number;
   }
 
   async function apply(action: Action, ctx: ApplyContext): Promise<void> {
@@ -137,8 +146,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         return markExited(action.instanceId, ctx);
       case 'start':
         return start(action.process, ctx);
+      case 'drain':
+        return drain(action.instanceId, action.reason, ctx);
       case 'stop':
-        return stop(action.instanceId, action.reason, ctx);
+        return stop(action.instanceId, ctx);
       case 'remove-orphan':
         ctx.log.info({ container: action.containerId }, 'removing orphan container');
         return runtime.remove(action.containerId);
@@ -183,7 +194,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const spec = manifest.processes[process];
     if (!spec) return;
     const id = newInstanceId(app.name, process);
-    const targets = [...new Set(manifest.endpoints.filter((e) => e.process === process).map((e) => e.target))];
+    const ports = manifest.endpoints.filter((e) => e.process === process).map((e) => e.target);
+    if (spec.check?.port !== undefined) ports.push(spec.check.port);
+    const targets = [...new Set(ports)];
     await db.insert(instances).values({
       id,
       appId: app.id,
@@ -191,6 +204,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       process,
       nodeId,
       hostAddress: publishAddress,
+      health: spec.check ? 'starting' : 'none',
     });
     const log = ctx.log.child({ instance: id });
     try {
@@ -201,6 +215,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         env: { ...manifest.env, ...spec.env, PIER_APP: app.name, PIER_PROCESS: process, PIER_INSTANCE: id, PIER_RELEASE: String(release.version) },
         labels: {
           [LABELS.managed]: 'true',
+          [LABELS.installation]: options.installationId,
           [LABELS.app]: app.id,
           [LABELS.release]: release.id,
           [LABELS.process]: process,
@@ -244,17 +259,19 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
   }
 
-  async function stop(instanceId: string, reason: string, ctx: ApplyContext) {
+  /** Leaves the route table now; the container is stopped by a later pass once drained. */
+  async function drain(instanceId: string, reason: string, ctx: ApplyContext) {
+    const drainUntil = new Date(Date.now() + ctx.drainMs);
+    await db.update(instances).set({ desiredState: 'stopped', drainUntil, lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, instanceId));
+    ctx.log.info({ instance: instanceId, reason, drainMs: ctx.drainMs }, 'instance draining');
+  }
+
+  async function stop(instanceId: string, ctx: ApplyContext) {
     const row = ctx.rows.find((r) => r.id === instanceId);
     if (!row) return;
-    // Leave the route table first, so the edge sends no new connection to a stopping instance.
-    await db.update(instances).set({ desiredState: 'stopped', updatedAt: new Date() }).where(eq(instances.id, instanceId));
-    options.onRoutesChanged();
     if (row.containerId) await runtime.stop(row.containerId, 10);
-    await db
-      .update(instances)
-      .set({ observedState: 'stopped', lastReason: reason, stoppedAt: new Date(), updatedAt: new Date() })
-      .where(eq(instances.id, instanceId));
+    const reason = row.lastReason ?? 'stopped';
+    await db.update(instances).set({ observedState: 'stopped', stoppedAt: new Date(), updatedAt: new Date() }).where(eq(instances.id, instanceId));
     ctx.log.info({ instance: instanceId, reason }, 'instance stopped');
     if (ctx.app) {
       await events.record({
@@ -289,6 +306,8 @@ function toActual(row: Instance, container: ContainerInfo | undefined): ActualIn
     desired: row.desiredState,
     // A row whose container was never created (start failed) has no container either way.
     container: container?.state ?? null,
+    ready: container?.state === 'running' && (row.health === 'none' || row.health === 'healthy'),
+    drainUntil: row.drainUntil,
     createdAt: row.createdAt,
   };
 }

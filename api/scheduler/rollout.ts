@@ -63,11 +63,12 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     });
   }
 
+  // "running" in progress counts instances that are ready: running and passing their check.
   const desired: Record<string, number> = {};
   const running: Record<string, number> = {};
   for (const [process, spec] of Object.entries(manifest.processes)) {
-    desired[process] = spec.count;
-    running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && input.containers.get(r.id)?.state === 'running').length;
+    desired[process] = app.scale[process] ?? spec.count;
+    running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id))).length;
   }
   const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;
   const complete = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0)) && others === 0;
@@ -90,8 +91,13 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     return {};
   }
   if (now > dep.deadline) {
-    const message = `the rollout of v${release.version} timed out after ${Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000)} s with ${summary(running)} of ${summary(desired)} running`;
-    return fail(input, dep, release.version, message, { reason: 'timeout', running, desired });
+    const seconds = Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000);
+    const failing = mine.filter((r) => r.desiredState === 'running' && r.health === 'starting' && r.healthOutput);
+    const checks = failing.map((r) => `${r.id}: ${r.healthOutput}`);
+    const message =
+      `the rollout of v${release.version} timed out after ${seconds} s with ${summary(running)} of ${summary(desired)} ready` +
+      (checks.length ? `; failing checks:\n  ${checks.join('\n  ')}` : '');
+    return fail(input, dep, release.version, message, { reason: checks.length ? 'check-failed' : 'timeout', running, desired, checks });
   }
   if (JSON.stringify(dep.progress) !== JSON.stringify({ desired, running })) {
     await db.update(deployments).set({ progress: { desired, running }, updatedAt: now }).where(eq(deployments.id, dep.id));
@@ -101,7 +107,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
       deploymentId: dep.id,
       type: 'deploy.progressed',
       reason: 'instances-running',
-      message: `release v${release.version}: ${summary(running)} of ${summary(desired)} running`,
+      message: `release v${release.version}: ${summary(running)} of ${summary(desired)} ready`,
       data: { desired, running },
     });
   }
@@ -130,6 +136,10 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   });
   input.log.warn({ deployment: dep.id, release: version, reason: failure.reason }, 'deployment failed');
   return { revertedTo: prev?.id ?? null };
+}
+
+function isReady(row: Instance, container: ContainerInfo | undefined): boolean {
+  return container?.state === 'running' && (row.health === 'none' || row.health === 'healthy');
 }
 
 function summary(counts: Record<string, number>): string {

@@ -12,7 +12,11 @@ export interface SchedulerOptions {
   db: Db;
   runtime: Runtime;
   reconciler: Reconciler;
+  /** Only events of containers carrying this installation label trigger work. */
+  installationId: string;
   log: Logger;
+  /** A cross-process lock per app (Postgres advisory lock): one reconcile of an app at a time. */
+  tryLock: (key: string) => Promise<(() => Promise<void>) | null>;
   resyncMs?: number;
 }
 
@@ -28,9 +32,20 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const log = options.log.child({ component: 'scheduler' });
   const abort = new AbortController();
   const queue = createWorkQueue(async (appId) => {
-    const result = await reconciler.reconcile(appId);
-    if (result.changed) queue.enqueue(appId, 250);
-    if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
+    const unlock = await options.tryLock(`pier:reconcile:${appId}`);
+    if (!unlock) {
+      // Another server reconciles this app now; look again later, from fresh state.
+      log.debug({ app: appId }, 'app locked by another server');
+      queue.enqueue(appId, 2_000);
+      return;
+    }
+    try {
+      const result = await reconciler.reconcile(appId);
+      if (result.changed) queue.enqueue(appId, 250);
+      if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
+    } finally {
+      await unlock();
+    }
   }, log);
   let resync: NodeJS.Timeout | undefined;
 
@@ -47,7 +62,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         for await (const ev of runtime.events(abort.signal)) {
           delay = 500;
           const appId = ev.labels[LABELS.app];
-          if (appId) queue.enqueue(appId);
+          if (appId && ev.labels[LABELS.installation] === options.installationId) queue.enqueue(appId);
         }
       } catch (err) {
         if (abort.signal.aborted) return;

@@ -1,11 +1,11 @@
 // `pier deploy`: send pier.toml, then follow the rollout on the server until it ends.
 import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import type { DeploymentView } from '../../api/views.js';
 import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
+import { checkOutcome, followDeployment } from '../follow-deployment.js';
 import { printJson, printLine, progress } from '../output.js';
 
 export default defineCommand({
@@ -36,46 +36,9 @@ export default defineCommand({
         ? `deploying ${app.name} release v${release.version} (${release.imageDigest.slice(0, 19)}…) as ${deployment.id}`
         : `${app.name} release v${release.version} is already deployed (${deployment.id}, ${deployment.state})`,
     );
-    const final = args.detach ? deployment : await follow(client, app.name, deployment, waitSeconds * 1000);
+    const final = args.detach ? deployment : await followDeployment(client, app.name, deployment, waitSeconds * 1000);
     if (args.json) printJson(final);
     else if (final.state === 'succeeded') printLine(`${app.name} v${final.release} is running`);
-    endWith(final, args.detach);
+    checkOutcome(final, args.detach);
   },
 });
-
-/** Polls the deployment and prints its events to stderr until it ends or the wait runs out. */
-async function follow(client: ApiClient, app: string, start: DeploymentView, waitMs: number): Promise<DeploymentView> {
-  const until = Date.now() + waitMs;
-  let dep = start;
-  let after: number | undefined;
-  for (;;) {
-    const { events } = await client.events(app, { deployment: dep.id, ...(after === undefined ? {} : { after }) });
-    for (const e of events) {
-      if (e.type !== 'deploy.started') progress(`  ${e.message}`);
-      after = e.id;
-    }
-    if (dep.state !== 'running' || Date.now() > until) return dep;
-    await new Promise((r) => setTimeout(r, 500));
-    dep = await client.deployment(dep.id);
-  }
-}
-
-function endWith(dep: DeploymentView, detached: boolean): void {
-  switch (dep.state) {
-    case 'succeeded':
-      return;
-    case 'failed':
-      throw new CliError('E_DEPLOY_FAILED', `the deploy of v${dep.release} failed: ${dep.failureReason ?? 'no reason recorded'}`, {
-        hint: '`pier status --app APP` shows what runs now; the previous release keeps serving',
-        exitCode: EXIT.deployFailed,
-      });
-    case 'superseded':
-      throw new CliError('E_DEPLOY_SUPERSEDED', `deployment ${dep.id} was replaced by a newer deploy before it finished`);
-    case 'running':
-      if (detached) return;
-      throw new CliError('E_DEPLOY_PENDING', `stopped waiting; deployment ${dep.id} is still rolling out on the server`, {
-        hint: '`pier status --app APP` shows its progress',
-        exitCode: EXIT.pending,
-      });
-  }
-}

@@ -21,18 +21,30 @@ export default defineCommand({
     if (after !== undefined && !(Number.isInteger(after) && after >= 0)) {
       throw new CliError('E_USAGE', `--after must be an event id (a whole number), not "${args.after}"`, { exitCode: EXIT.usage });
     }
+    const print = (e: EventView) => {
+      if (args.json) printLine(JSON.stringify(e));
+      else printLine(`${e.time}  ${e.type.padEnd(18)} ${e.message}`);
+    };
+    if (args.follow) {
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      try {
+        for await (const e of client.followEvents(args.app, after, abort.signal)) print(e);
+      } catch (err) {
+        if (!abort.signal.aborted) throw err;
+      }
+      return;
+    }
     const collected: EventView[] = [];
     for (;;) {
       const { events } = await client.events(args.app, after === undefined ? {} : { after });
       for (const e of events) {
         after = e.id;
-        if (!args.json) printLine(`${e.time}  ${e.type.padEnd(18)} ${e.message}`);
-        else if (args.follow) printLine(JSON.stringify(e));
-        else collected.push(e);
+        if (args.json) collected.push(e);
+        else print(e);
       }
-      if (!args.follow && events.length < 100) break;
-      if (args.follow && events.length < 100) await new Promise((r) => setTimeout(r, 1000));
+      if (events.length < 100) break;
     }
-    if (args.json && !args.follow) printJson(collected);
+    if (args.json) printJson(collected);
   },
 });

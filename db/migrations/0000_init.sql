@@ -24,6 +24,7 @@ CREATE TABLE "apps" (
 	"org_id" text NOT NULL,
 	"name" text NOT NULL,
 	"current_release_id" text,
+	"scale" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "apps_org_name" UNIQUE("org_id","name")
@@ -40,6 +41,7 @@ CREATE TABLE "releases" (
 	"config_hash" text NOT NULL,
 	"created_by" text,
 	"description" text DEFAULT '' NOT NULL,
+	"rollback_of" integer,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "releases_app_version" UNIQUE("app_id","version")
 );
@@ -69,7 +71,10 @@ CREATE TABLE "instances" (
 	"container_id" text,
 	"desired_state" text DEFAULT 'running' NOT NULL,
 	"observed_state" text DEFAULT 'starting' NOT NULL,
-	"health" text DEFAULT 'unknown' NOT NULL,
+	"health" text DEFAULT 'none' NOT NULL,
+	"health_output" text,
+	"health_changed_at" timestamp with time zone,
+	"drain_until" timestamp with time zone,
 	"restart_count" integer DEFAULT 0 NOT NULL,
 	"last_exit_code" integer,
 	"last_oom" boolean DEFAULT false NOT NULL,
@@ -124,6 +129,21 @@ CREATE TABLE "nodes" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"last_seen_at" timestamp with time zone,
 	CONSTRAINT "nodes_name_unique" UNIQUE("name")
+);
+--> statement-breakpoint
+CREATE TABLE "idempotency_keys" (
+	"org_id" text NOT NULL,
+	"key" text NOT NULL,
+	"request_hash" text NOT NULL,
+	"status" integer NOT NULL,
+	"body" jsonb NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "idempotency_keys_org_id_key_pk" PRIMARY KEY("org_id","key")
+);
+--> statement-breakpoint
+CREATE TABLE "settings" (
+	"key" text PRIMARY KEY NOT NULL,
+	"value" text NOT NULL
 );
 --> statement-breakpoint
 ALTER TABLE "tokens" ADD CONSTRAINT "tokens_org_id_orgs_id_fk" FOREIGN KEY ("org_id") REFERENCES "public"."orgs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint

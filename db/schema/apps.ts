@@ -1,5 +1,5 @@
 // An app: a name unique within its org, and the release that should run (desired state).
-import { pgTable, text, unique } from 'drizzle-orm/pg-core';
+import { jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
 import { createdAt, id, updatedAt } from './columns.js';
 import { orgs } from './orgs.js';
 
@@ -11,6 +11,8 @@ export const apps = pgTable(
     name: text('name').notNull(),
     /** Desired: the release whose instances should run. Null until the first deploy. */
     currentReleaseId: text('current_release_id'),
+    /** Desired: instance counts set by `pier scale`, per process; they outlive deploys. */
+    scale: jsonb('scale').$type<Record<string, number>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

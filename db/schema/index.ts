@@ -8,3 +8,5 @@ export * from './instances.js';
 export * from './endpoints.js';
 export * from './events.js';
 export * from './nodes.js';
+export * from './idempotency-keys.js';
+export * from './settings.js';

@@ -8,6 +8,8 @@ import { nodes } from './nodes.js';
 
 export const INSTANCE_DESIRED = ['running', 'stopped'] as const;
 export const INSTANCE_OBSERVED = ['starting', 'running', 'exited', 'stopped', 'failed'] as const;
+export const INSTANCE_HEALTH = ['none', 'starting', 'healthy', 'unhealthy'] as const;
+export type InstanceHealth = (typeof INSTANCE_HEALTH)[number];
 export type InstanceObserved = (typeof INSTANCE_OBSERVED)[number];
 
 export const instances = pgTable('instances', {
@@ -20,7 +22,13 @@ export const instances = pgTable('instances', {
   containerId: text('container_id'),
   desiredState: text('desired_state', { enum: INSTANCE_DESIRED }).notNull().default('running'),
   observedState: text('observed_state', { enum: INSTANCE_OBSERVED }).notNull().default('starting'),
-  health: text('health').notNull().default('unknown'),
+  /** none (no check) | starting | healthy | unhealthy */
+  health: text('health', { enum: INSTANCE_HEALTH }).notNull().default('none'),
+  /** Output of the last check that changed the health, e.g. "GET /healthz: 500". */
+  healthOutput: text('health_output'),
+  healthChangedAt: time('health_changed_at'),
+  /** Set when the instance left the route table to stop: it is stopped after this time. */
+  drainUntil: time('drain_until'),
   restartCount: integer('restart_count').notNull().default(0),
   lastExitCode: integer('last_exit_code'),
   lastOom: boolean('last_oom').notNull().default(false),

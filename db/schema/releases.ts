@@ -21,6 +21,8 @@ export const releases = pgTable(
     configHash: text('config_hash').notNull(),
     createdBy: text('created_by'),
     description: text('description').notNull().default(''),
+    /** Set on a rollback: the version this release copies. */
+    rollbackOf: integer('rollback_of'),
     createdAt: createdAt(),
   },
   (t) => [unique('releases_app_version').on(t.appId, t.version)],

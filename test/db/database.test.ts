@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eq } from 'drizzle-orm';
-import { createTestDb } from '../support/test-db.js';
+import { createTestDb, createTestDbUrl } from '../support/test-db.js';
+import { openDatabase } from '../../db/database.js';
 import { orgs, apps } from '../../db/schema/index.js';
 
 test('migrations apply and tables accept rows', async (t) => {
@@ -18,4 +19,23 @@ test('app names are unique within an org', async (t) => {
   await db.insert(orgs).values({ id: 'org_1', name: 'default' });
   await db.insert(apps).values({ id: 'app_1', orgId: 'org_1', name: 'echo' });
   await assert.rejects(db.insert(apps).values({ id: 'app_2', orgId: 'org_1', name: 'echo' }));
+});
+
+test('an advisory lock is held by one session at a time and can be taken again once released', async (t) => {
+  const url = await createTestDbUrl(t);
+  const a = await openDatabase({ url, dataDir: 'memory://' });
+  t.after(() => a.close());
+  // On PostgreSQL the second holder is another connection pool, as another server process would be.
+  const b = url ? await openDatabase({ url, dataDir: 'memory://' }) : a;
+  if (b !== a) t.after(() => b.close());
+  const release = await a.tryLock('pier:reconcile:app_1');
+  assert.ok(release, 'the first session takes the lock');
+  assert.equal(await b.tryLock('pier:reconcile:app_1'), null, 'a second session is refused');
+  const other = await b.tryLock('pier:reconcile:app_2');
+  assert.ok(other, 'another key is free');
+  await other();
+  await release();
+  const again = await b.tryLock('pier:reconcile:app_1');
+  assert.ok(again, 'free again after release');
+  await again();
 });

@@ -1,0 +1,111 @@
+// `describe`: one object's desired versus observed state, with the reasons and recent events —
+// for an app, an instance, a deployment or an endpoint.
+import { Hono } from 'hono';
+import { and, desc, eq } from 'drizzle-orm';
+import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
+import type { ApiDeps } from '../api-deps.js';
+import { findApp, requireScope, type ApiEnv, type AuthContext } from '../auth.js';
+import type { Manifest } from '../manifest.js';
+import { PierError } from '../pier-error.js';
+import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
+
+export function describeRoutes(deps: ApiDeps) {
+  const { db } = deps;
+  const r = new Hono<ApiEnv>();
+
+  r.get('/apps/:app/describe', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const app = await findApp(db, auth, c.req.param('app'));
+    const rels = await db.select().from(releases).where(eq(releases.appId, app.id));
+    const version = new Map(rels.map((r) => [r.id, r.version]));
+    const current = rels.find((r) => r.id === app.currentReleaseId);
+    const rows = await db.select().from(instances).where(eq(instances.appId, app.id)).orderBy(desc(instances.createdAt)).limit(50);
+    const processes = Object.entries((current?.manifest as Manifest | undefined)?.processes ?? {}).map(([name, spec]) => {
+      const mine = rows.filter((i) => i.process === name && i.desiredState === 'running');
+      return {
+        process: name,
+        desired: app.scale[name] ?? spec.count,
+        running: mine.filter((i) => i.observedState === 'running').length,
+        ready: mine.filter((i) => i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy')).length,
+        check: spec.check ?? null,
+      };
+    });
+    const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
+    const recent = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 })).slice(-20);
+    return c.json({
+      app: app.name,
+      release: current ? { version: current.version, image: current.image, imageDigest: current.imageDigest } : null,
+      scale: app.scale,
+      processes,
+      differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
+      deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
+      instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0), healthOutput: i.healthOutput })),
+      events: recent.map(eventView),
+    });
+  });
+
+  r.get('/instances/:id', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const [row] = await db
+      .select({ inst: instances, app: apps, version: releases.version })
+      .from(instances)
+      .innerJoin(apps, eq(apps.id, instances.appId))
+      .innerJoin(releases, eq(releases.id, instances.releaseId))
+      .where(and(eq(instances.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
+    if (!row || !visible(auth, row.app)) {
+      throw new PierError('E_INSTANCE_NOT_FOUND', `there is no instance "${c.req.param('id')}"`, { status: 404, hint: '`pier status --app APP` lists instances' });
+    }
+    const { inst } = row;
+    const container = inst.containerId ? await deps.runtime.inspect(inst.containerId).catch(() => null) : null;
+    const lastLogs = container ? (await deps.runtime.logs(container.id, 20).catch(() => [])).map((l) => `${l.stream === 'stderr' ? '! ' : ''}${l.line}`) : [];
+    const events = await deps.events.list({ orgId: auth.orgId, instanceId: inst.id, limit: 100 });
+    return c.json({
+      app: row.app.name,
+      instance: { ...instanceView(inst, row.version), healthOutput: inst.healthOutput, healthChangedAt: inst.healthChangedAt, lastOom: inst.lastOom },
+      container: container
+        ? { id: container.id, state: container.state, exitCode: container.exitCode, oomKilled: container.oomKilled, error: container.error, startedAt: container.startedAt, finishedAt: container.finishedAt }
+        : null,
+      lastLogs,
+      events: events.map(eventView),
+    });
+  });
+
+  r.get('/deployments/:id/describe', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const [row] = await db
+      .select({ dep: deployments, app: apps, version: releases.version })
+      .from(deployments)
+      .innerJoin(apps, eq(apps.id, deployments.appId))
+      .innerJoin(releases, eq(releases.id, deployments.releaseId))
+      .where(and(eq(deployments.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
+    if (!row || !visible(auth, row.app)) throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${c.req.param('id')}"`, { status: 404 });
+    const events = await deps.events.list({ orgId: auth.orgId, deploymentId: row.dep.id, limit: 1000 });
+    return c.json({ ...deploymentView(row.dep, row.app.name, row.version), strategy: row.dep.strategy, deadline: row.dep.deadline, events: events.map(eventView) });
+  });
+
+  r.get('/apps/:app/endpoints/:port', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const app = await findApp(db, auth, c.req.param('app'));
+    const port = Number(c.req.param('port'));
+    const [ep] = await db.select().from(endpoints).where(and(eq(endpoints.appId, app.id), eq(endpoints.port, port)));
+    if (!ep) throw new PierError('E_ENDPOINT_NOT_FOUND', `${app.name} has no endpoint on port ${c.req.param('port')}`, { status: 404, hint: '`pier status --app APP` lists endpoints' });
+    const snapshot = deps.edgeFeed.current();
+    const served = snapshot.endpoints.find((e) => e.id === `${app.name}/${port}`);
+    return c.json({
+      app: app.name,
+      endpoint: endpointView(ep, deps.sharedAddresses),
+      edgeVersion: snapshot.version,
+      backends: served?.backends ?? [],
+    });
+  });
+
+  return r;
+}
+
+function visible(auth: AuthContext, app: App): boolean {
+  return auth.appId === null || auth.appId === app.id;
+}

@@ -1,0 +1,149 @@
+// Runs each running instance's health check on its interval and records transitions: starting →
+// healthy, healthy → unhealthy (out of the route table), and a restart after too many failures.
+// Each transition is an event carrying the check's output.
+import type { Logger } from 'pino';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { apps, deployments, instances, releases, type Instance, type InstanceHealth } from '../../db/schema/index.js';
+import type { EventLog } from '../event-log.js';
+import type { CheckSpec, Manifest } from '../manifest.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { probe, type ExecFn } from './health-probe.js';
+
+export interface HealthMonitorOptions {
+  db: Db;
+  runtime: Runtime;
+  events: EventLog;
+  log: Logger;
+  /** Called when an instance enters or leaves the route table, or must be replaced. */
+  onChange: (appId: string) => void;
+  exec: ExecFn;
+  tickMs?: number;
+}
+
+interface Track {
+  nextAt: number;
+  running: boolean;
+  successes: number;
+  failures: number;
+}
+
+export interface HealthMonitor {
+  start(): void;
+  close(): Promise<void>;
+}
+
+export function createHealthMonitor(options: HealthMonitorOptions): HealthMonitor {
+  const { db, events } = options;
+  const log = options.log.child({ component: 'health' });
+  const tracks = new Map<string, Track>();
+  const inflight = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+  let ticking = false;
+
+  async function tick(): Promise<void> {
+    if (ticking) return;
+    ticking = true;
+    try {
+      const rows = await db
+        .select({ inst: instances, manifest: releases.manifest, orgId: apps.orgId })
+        .from(instances)
+        .innerJoin(releases, eq(releases.id, instances.releaseId))
+        .innerJoin(apps, eq(apps.id, instances.appId))
+        .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['starting', 'healthy', 'unhealthy'])));
+      const rolling = new Set(
+        (await db.select({ releaseId: deployments.releaseId }).from(deployments).where(eq(deployments.state, 'running'))).map((d) => d.releaseId),
+      );
+      const now = Date.now();
+      const seen = new Set<string>();
+      for (const { inst, manifest, orgId } of rows) {
+        seen.add(inst.id);
+        const check = (manifest as Manifest).processes[inst.process]?.check;
+        if (!check) continue;
+        let track = tracks.get(inst.id);
+        if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0 }));
+        if (track.running || track.nextAt > now) continue;
+        track.running = true;
+        track.nextAt = now + check.interval;
+        const p = runOne(inst, orgId, check, track, rolling.has(inst.releaseId)).finally(() => {
+          track.running = false;
+          inflight.delete(p);
+        });
+        inflight.add(p);
+      }
+      for (const id of tracks.keys()) if (!seen.has(id)) tracks.delete(id);
+    } catch (err) {
+      log.error({ err }, 'health tick failed');
+    } finally {
+      ticking = false;
+    }
+  }
+
+  async function runOne(inst: Instance, orgId: string, check: CheckSpec, track: Track, inRollout: boolean): Promise<void> {
+    const port = check.port !== undefined ? (inst.hostPorts[String(check.port)] ?? null) : null;
+    const result = await probe(check, { host: inst.hostAddress, hostPort: port, containerId: inst.containerId ?? '' }, options.exec);
+    const inGrace = inst.health === 'starting' && inst.startedAt !== null && Date.now() - inst.startedAt.getTime() < check.grace;
+    if (result.ok) {
+      track.failures = 0;
+      track.successes++;
+      if (inst.health !== 'healthy' && track.successes >= check.healthy_threshold) await transition(inst, orgId, 'healthy', result.output);
+      return;
+    }
+    track.successes = 0;
+    if (inGrace) return remember(inst, result.output);
+    track.failures++;
+    if (inst.health === 'healthy' && track.failures >= check.unhealthy_threshold) {
+      await transition(inst, orgId, 'unhealthy', result.output);
+    } else {
+      await remember(inst, result.output);
+    }
+    // A new instance of a rollout is judged by the rollout's deadline, not restarted.
+    if (track.failures >= check.restart_threshold && !(inRollout && inst.health === 'starting')) {
+      await restart(inst, orgId, `restarted: ${result.output} (${track.failures} failures in a row)`);
+      track.failures = 0;
+    }
+  }
+
+  async function remember(inst: Instance, output: string): Promise<void> {
+    if (inst.healthOutput === output) return;
+    inst.healthOutput = output;
+    await db.update(instances).set({ healthOutput: output }).where(eq(instances.id, inst.id));
+  }
+
+  async function transition(inst: Instance, orgId: string, health: InstanceHealth, output: string): Promise<void> {
+    const now = new Date();
+    await db.update(instances).set({ health, healthOutput: output, healthChangedAt: now, updatedAt: now }).where(eq(instances.id, inst.id));
+    log.info({ instance: inst.id, health, output }, 'health changed');
+    await events.record({
+      orgId,
+      appId: inst.appId,
+      instanceId: inst.id,
+      type: `instance.${health}`,
+      reason: health === 'healthy' ? 'check-passed' : 'check-failed',
+      message: `${inst.id} is ${health}: ${output}`,
+      data: { output, previous: inst.health },
+    });
+    inst.health = health;
+    options.onChange(inst.appId);
+  }
+
+  async function restart(inst: Instance, orgId: string, reason: string): Promise<void> {
+    log.warn({ instance: inst.id, reason }, 'restarting unhealthy instance');
+    await db.update(instances).set({ lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, inst.id));
+    await events.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restarted', reason: 'check-failed', message: `${inst.id} ${reason}`, data: {} });
+    // The reconciler sees the container stop and starts a replacement.
+    if (inst.containerId) await options.runtime.stop(inst.containerId, 5);
+    options.onChange(inst.appId);
+  }
+
+  return {
+    start() {
+      timer = setInterval(() => void tick(), options.tickMs ?? 500);
+      timer.unref();
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      await Promise.allSettled([...inflight]);
+    },
+  };
+}

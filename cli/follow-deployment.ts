@@ -1,0 +1,44 @@
+// Following a rollout from the CLI: poll the deployment, print its events on stderr, and turn
+// how it ended into the documented exit code. Used by deploy and rollback.
+import type { DeploymentView } from '../api/views.js';
+import type { ApiClient } from './api-client.js';
+import { CliError } from './cli-error.js';
+import { EXIT } from './exit-codes.js';
+import { progress } from './output.js';
+
+/** Polls the deployment and prints its events to stderr until it ends or the wait runs out. */
+export async function followDeployment(client: ApiClient, app: string, start: DeploymentView, waitMs: number): Promise<DeploymentView> {
+  const until = Date.now() + waitMs;
+  let dep = start;
+  let after: number | undefined;
+  for (;;) {
+    const { events } = await client.events(app, { deployment: dep.id, ...(after === undefined ? {} : { after }) });
+    for (const e of events) {
+      if (e.type !== 'deploy.started') progress(`  ${e.message}`);
+      after = e.id;
+    }
+    if (dep.state !== 'running' || Date.now() > until) return dep;
+    await new Promise((r) => setTimeout(r, 500));
+    dep = await client.deployment(dep.id);
+  }
+}
+
+export function checkOutcome(dep: DeploymentView, detached: boolean): void {
+  switch (dep.state) {
+    case 'succeeded':
+      return;
+    case 'failed':
+      throw new CliError('E_DEPLOY_FAILED', `the deploy of v${dep.release} failed: ${dep.failureReason ?? 'no reason recorded'}`, {
+        hint: '`pier status --app APP` shows what runs now; the previous release keeps serving',
+        exitCode: EXIT.deployFailed,
+      });
+    case 'superseded':
+      throw new CliError('E_DEPLOY_SUPERSEDED', `deployment ${dep.id} was replaced by a newer deploy before it finished`);
+    case 'running':
+      if (detached) return;
+      throw new CliError('E_DEPLOY_PENDING', `stopped waiting; deployment ${dep.id} is still rolling out on the server`, {
+        hint: '`pier status --app APP` shows its progress',
+        exitCode: EXIT.pending,
+      });
+  }
+}
