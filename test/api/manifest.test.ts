@@ -1,0 +1,189 @@
+// pier.toml parsing and validation: defaults, TOML errors with line and column, and every
+// problem of a manifest reported at once as E_MANIFEST_INVALID.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseManifest, validateManifest, type ManifestProblem } from '../../api/manifest.js';
+import { PierError } from '../../api/pier-error.js';
+
+const example = `app = "echo"
+image = "local/echo:1"
+
+[processes.web]
+cmd = ["nc", "-ll", "-p", "5000", "-e", "cat"]
+
+[[endpoints]]
+process = "web"
+port = 9000
+target = 5000
+`;
+
+/** The problems of an invalid manifest, after checking the error's code, status and message. */
+function problemsOf(fn: () => unknown): ManifestProblem[] {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof PierError, `expected a PierError, got ${String(caught)}`);
+  assert.equal(caught.code, 'E_MANIFEST_INVALID');
+  assert.equal(caught.status, 422);
+  assert.ok(caught.hint);
+  assert.ok(Array.isArray(caught.details));
+  const problems = caught.details as ManifestProblem[];
+  for (const p of problems) assert.ok(caught.message.includes(p.message), `the message lists "${p.message}"`);
+  return problems;
+}
+
+test('the example manifest parses, with defaults for count, proxy_protocol and env', () => {
+  const m = parseManifest(example);
+  assert.equal(m.app, 'echo');
+  assert.equal(m.image, 'local/echo:1');
+  assert.deepEqual(m.env, {});
+  assert.deepEqual(m.processes, { web: { cmd: ['nc', '-ll', '-p', '5000', '-e', 'cat'], count: 1, env: {} } });
+  assert.deepEqual(m.endpoints, [{ process: 'web', port: 9000, target: 5000, proxy_protocol: 'none' }]);
+});
+
+test('explicit values replace the defaults', () => {
+  const m = parseManifest(`app = "game"
+image = "local/game:2"
+env = { MODE = "prod" }
+
+[processes.server]
+count = 3
+env = { PORT = "7777" }
+
+[processes.worker]
+
+[[endpoints]]
+process = "server"
+port = 7777
+target = 7777
+proxy_protocol = "v2"
+`);
+  assert.deepEqual(m.env, { MODE: 'prod' });
+  assert.deepEqual(m.processes.server, { count: 3, env: { PORT: '7777' } });
+  assert.deepEqual(m.processes.worker, { count: 1, env: {} });
+  assert.equal(m.endpoints[0]?.proxy_protocol, 'v2');
+});
+
+test('a manifest without endpoints has none', () => {
+  assert.deepEqual(parseManifest('app = "jobs"\nimage = "x"\n[processes.worker]\n').endpoints, []);
+});
+
+test('bad TOML is reported with its line and column', () => {
+  const problems = problemsOf(() => parseManifest('app = "echo"\nimage = "x"\ncount = = 2\n', 'deploy/pier.toml'));
+  assert.equal(problems.length, 1);
+  assert.equal(problems[0]?.line, 3);
+  assert.equal(typeof problems[0]?.column, 'number');
+  assert.match(problems[0]?.message ?? '', /^not valid TOML: /);
+  assert.throws(() => parseManifest('app = "echo"\nimage = "x"\ncount = = 2\n', 'deploy/pier.toml'), /deploy\/pier\.toml:3:\d+: not valid TOML/);
+});
+
+const invalid: { name: string; text: string; want: ManifestProblem[] }[] = [
+  {
+    name: 'an unknown top-level key',
+    text: example.replace('image =', 'colour = "red"\nimage ='),
+    want: [{ path: '', message: 'unknown key "colour"' }],
+  },
+  {
+    name: 'an unknown key in a process, with its path',
+    text: example.replace('cmd =', 'cnt = 2\ncmd ='),
+    want: [{ path: 'processes.web', message: 'unknown key "cnt"' }],
+  },
+  {
+    name: 'an unknown key in an endpoint, with its path',
+    text: `${example}tls = true\n`,
+    want: [{ path: 'endpoints[0]', message: 'unknown key "tls"' }],
+  },
+  {
+    name: 'an endpoint naming a missing process',
+    text: example.replace('process = "web"', 'process = "api"'),
+    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.api] or use one of: web' }],
+  },
+  {
+    name: 'an endpoint naming an inherited property rather than a process',
+    text: example.replace('process = "web"', 'process = "constructor"'),
+    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.constructor] or use one of: web' }],
+  },
+  {
+    name: 'two endpoints on the same port',
+    text: `${example}\n[[endpoints]]\nprocess = "web"\nport = 9000\ntarget = 6000\n`,
+    want: [{ path: 'endpoints[1].port', message: 'port 9000 is used by another endpoint of this app' }],
+  },
+];
+
+for (const c of invalid) {
+  test(`the manifest is invalid with ${c.name}`, () => {
+    assert.deepEqual(problemsOf(() => parseManifest(c.text)), c.want);
+  });
+}
+
+const badFields: { name: string; text: string; path: string }[] = [
+  { name: 'a port above 65535', text: example.replace('port = 9000', 'port = 70000'), path: 'endpoints[0].port' },
+  { name: 'a port of 0', text: example.replace('port = 9000', 'port = 0'), path: 'endpoints[0].port' },
+  { name: 'a fractional target port', text: example.replace('target = 5000', 'target = 50.5'), path: 'endpoints[0].target' },
+  { name: 'a port given as a string', text: example.replace('port = 9000', 'port = "9000"'), path: 'endpoints[0].port' },
+  { name: 'an app name with capitals', text: example.replace('app = "echo"', 'app = "Echo"'), path: 'app' },
+  { name: 'an app name with an underscore', text: example.replace('app = "echo"', 'app = "my_app"'), path: 'app' },
+  { name: 'an app name starting with a digit', text: example.replace('app = "echo"', 'app = "1echo"'), path: 'app' },
+  { name: 'an app name of 41 characters', text: example.replace('app = "echo"', `app = "${'a'.repeat(41)}"`), path: 'app' },
+  { name: 'an empty image', text: example.replace('image = "local/echo:1"', 'image = ""'), path: 'image' },
+  { name: 'a negative count', text: example.replace('cmd =', 'count = -1\ncmd ='), path: 'processes.web.count' },
+  { name: 'an empty cmd', text: example.replace(/cmd = .*/, 'cmd = []'), path: 'processes.web.cmd' },
+  { name: 'a bad proxy_protocol', text: `${example}proxy_protocol = "v3"\n`, path: 'endpoints[0].proxy_protocol' },
+  { name: 'a bad variable name', text: example.replace('image =', 'env = { "1X" = "y" }\nimage ='), path: 'env.1X' },
+  { name: 'no processes', text: 'app = "echo"\nimage = "x"\nprocesses = {}\n', path: 'processes' },
+];
+
+for (const c of badFields) {
+  test(`the manifest is invalid with ${c.name}, reported at ${c.path}`, () => {
+    const problems = problemsOf(() => parseManifest(c.text));
+    assert.deepEqual(
+      problems.map((p) => p.path),
+      [c.path],
+      JSON.stringify(problems),
+    );
+  });
+}
+
+test('an app name of 40 characters is fine', () => {
+  assert.equal(parseManifest(example.replace('app = "echo"', `app = "${'a'.repeat(40)}"`)).app, 'a'.repeat(40));
+});
+
+test('every problem of a manifest is reported at once', () => {
+  const text = `app = "Bad_Name"
+colour = "red"
+
+[processes.web]
+cnt = 2
+
+[[endpoints]]
+process = "api"
+port = 70000
+target = 5000
+
+[[endpoints]]
+process = "web"
+port = 9000
+target = 5000
+
+[[endpoints]]
+process = "web"
+port = 9000
+target = 5001
+`;
+  const problems = problemsOf(() => parseManifest(text));
+  assert.deepEqual(problems.map((p) => p.path).sort(), ['', 'app', 'endpoints[0].port', 'endpoints[0].process', 'endpoints[2].port', 'image', 'processes.web'].sort());
+});
+
+test('validateManifest reports the same problems for a JSON object', () => {
+  const problems = problemsOf(() => validateManifest({ app: 'echo', image: 'x', processes: { web: {} }, endpoints: [{ process: 'api', port: 0, target: 1 }] }, 'api'));
+  assert.deepEqual(problems.map((p) => p.path).sort(), ['endpoints[0].port', 'endpoints[0].process']);
+});
+
+test('validateManifest rejects a document that is not an object', () => {
+  for (const doc of [null, 'app = "echo"', [], 42]) {
+    assert.deepEqual(problemsOf(() => validateManifest(doc)).map((p) => p.path), ['']);
+  }
+});
