@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
-import { openDatabase } from '../db/database.js';
-import { nodes } from '../db/schema/index.js';
+import { WebSocketServer } from 'ws';
+import { eq } from 'drizzle-orm';
+import { openDatabase, type Db } from '../db/database.js';
+import { nodes, settings } from '../db/schema/index.js';
 import { createEdge, type Edge } from '../proxy/edge.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
@@ -13,8 +15,10 @@ import type { ServerConfig } from './config.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed } from './edge-feed.js';
 import { createEventLog } from './event-log.js';
+import { newId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
+import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
@@ -57,6 +61,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}`, publishAddress })
       .onConflictDoUpdate({ target: nodes.id, set: { endpoint: `unix://${config.dockerSocket}`, lastSeenAt: new Date() } });
 
+    const installationId = await installation(db);
     const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
     const events = createEventLog(db);
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
@@ -82,15 +87,28 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       events,
       log: log.child({ component: 'reconciler' }),
       nodeId: LOCAL_NODE,
+      installationId,
       publishAddress,
       onRoutesChanged: () => edgeFeed.refresh(),
     });
-    const scheduler = createScheduler({ db, runtime, reconciler, log });
+    const scheduler = createScheduler({ db, runtime, reconciler, installationId, log, tryLock: (key) => database.tryLock(key) });
     closers.push(() => scheduler.close());
-    const deploys = createDeployService({ db, runtime, events, deployTimeoutMs: config.deployTimeoutMs, enqueue: (id) => scheduler.enqueue(id) });
+    const health = createHealthMonitor({
+      db,
+      runtime,
+      events,
+      log,
+      exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
+      onChange: (appId) => {
+        edgeFeed.refresh();
+        scheduler.enqueue(appId);
+      },
+    });
+    closers.push(() => health.close());
+    const deploys = createDeployService({ db, runtime, events, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
+    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const addr = server.address() as AddressInfo;
@@ -99,6 +117,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
     await edgeFeed.rebuild();
     scheduler.start();
+    health.start();
     ready = true;
     log.info({ apiUrl, database: database.kind, edge: edge !== null }, 'server ready');
 
@@ -116,9 +135,18 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   }
 }
 
+/** The installation's id, made once and kept in the database. */
+async function installation(db: Db): Promise<string> {
+  await db.insert(settings).values({ key: 'installation_id', value: newId('inst') }).onConflictDoNothing();
+  const [row] = await db.select().from(settings).where(eq(settings.key, 'installation_id'));
+  if (!row) throw new Error('installation id missing after insert');
+  return row.value;
+}
+
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server));
+    // The WebSocket server only completes upgrades the routes accept (interactive exec).
+    const server = serve({ fetch, hostname, port, websocket: { server: new WebSocketServer({ noServer: true }) } }, () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         new PierError('E_LISTEN', `cannot listen on ${hostname}:${port}: ${err.code ?? err.message}`, {

@@ -1,5 +1,5 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
-import type { App, Deployment, Endpoint, Event, Instance, Release } from '../db/schema/index.js';
+import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
 
 export interface AppView {
   id: string;
@@ -150,4 +150,39 @@ export function eventView(e: Event): EventView {
     deployment: e.deploymentId,
     data: e.data,
   };
+}
+
+/** One line of `GET /v1/apps/:app/logs`, tagged with where it came from. */
+export interface LogLineView {
+  time: string;
+  instance: string;
+  process: string;
+  /** The release's version number. */
+  release: number;
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface ExecResultView {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** True when stdout or stderr passed 1 MiB and the rest was dropped. */
+  truncated: boolean;
+}
+
+/** An API token, without its secret (only its hash is stored). */
+export interface TokenView {
+  id: string;
+  name: string;
+  scope: TokenScope;
+  /** The app it is bound to, or null for an org-wide token. */
+  app: string | null;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+}
+
+export function tokenView(t: Token, appName: string | null): TokenView {
+  return { id: t.id, name: t.name, scope: t.scope, app: appName, createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt) };
 }

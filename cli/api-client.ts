@@ -1,13 +1,23 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
-import type { DeployView, DeploymentView, ErrorBody, EventView, StatusView, AppView } from '../api/views.js';
+import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, LogLineView, ReleaseView, StatusView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
+import { openExecSocket, type ExecSocket } from './exec-socket.js';
+import { readSse } from './sse-reader.js';
 
 export interface DeployRequest {
   manifest: string;
   file: string;
   description?: string;
+}
+
+export interface LogsQuery {
+  process?: string | undefined;
+  instance?: string | undefined;
+  since?: string | undefined;
+  tail?: number | undefined;
+  grep?: string | undefined;
 }
 
 export class ApiClient {
@@ -25,6 +35,23 @@ export class ApiClient {
     return this.request('POST', '/v1/deploys', body);
   }
 
+  releases(app: string): Promise<{ releases: (ReleaseView & { current: boolean })[] }> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/releases`);
+  }
+
+  rollback(app: string, body: { version?: number; description?: string }): Promise<DeployView> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/rollback`, body);
+  }
+
+  scale(app: string, counts: Record<string, number>): Promise<{ app: string; scale: Record<string, number>; changed: boolean }> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts });
+  }
+
+  /** GET a describe document: its shape is documented in docs/api.md. */
+  describe(path: string): Promise<Record<string, unknown>> {
+    return this.request('GET', path);
+  }
+
   deployment(id: string): Promise<DeploymentView> {
     return this.request('GET', `/v1/deployments/${encodeURIComponent(id)}`);
   }
@@ -37,7 +64,62 @@ export class ApiClient {
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events${qs}`);
   }
 
+  /** Follows the app's live event stream from `after` (exclusive) until the signal aborts. */
+  async *followEvents(app: string, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
+    const res = await this.send('GET', `/v1/apps/${encodeURIComponent(app)}/events/stream`, undefined, {
+      accept: 'text/event-stream',
+      ...(after === undefined ? {} : { 'last-event-id': String(after) }),
+    }, signal);
+    if (!res.ok || !res.body) {
+      await this.parse(res);
+      return;
+    }
+    for await (const msg of readSse(res.body)) {
+      if (msg.event === 'ping') continue;
+      yield JSON.parse(msg.data) as EventView;
+    }
+  }
+
+  logs(app: string, query: LogsQuery): Promise<{ lines: LogLineView[] }> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/logs${logsQueryString(query, false)}`);
+  }
+
+  /** New lines as the server sends them (newline-delimited JSON), until the signal aborts. */
+  async *followLogs(app: string, query: LogsQuery, signal?: AbortSignal): AsyncGenerator<LogLineView> {
+    const res = await this.send('GET', `/v1/apps/${encodeURIComponent(app)}/logs${logsQueryString(query, true)}`, undefined, {}, signal);
+    if (!res.ok || !res.body) {
+      await this.parse(res);
+      return;
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as LogLineView;
+    }
+  }
+
+  exec(app: string, instance: string, body: { cmd: string[]; timeoutMs?: number }): Promise<ExecResultView> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/instances/${encodeURIComponent(instance)}/exec`, body);
+  }
+
+  /** An interactive session over a WebSocket (see cli/exec-socket.ts for the protocol). */
+  execSocket(app: string, instance: string, options: { cmd: string[]; cols: number; rows: number; onOutput: (data: Buffer) => void }): Promise<ExecSocket> {
+    const q = new URLSearchParams();
+    for (const arg of options.cmd) q.append('cmd', arg);
+    q.set('cols', String(options.cols));
+    q.set('rows', String(options.rows));
+    const url = `${this.config.apiUrl.replace(/^http/, 'ws')}/v1/apps/${encodeURIComponent(app)}/instances/${encodeURIComponent(instance)}/exec/ws?${q}`;
+    return openExecSocket(url, this.config.token, options.onOutput);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.parse<T>(await this.send(method, path, body));
+  }
+
+  private async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(`${this.config.apiUrl}${path}`, {
@@ -45,8 +127,10 @@ export class ApiClient {
         headers: {
           authorization: `Bearer ${this.config.token}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
         },
         body: body === undefined ? null : JSON.stringify(body),
+        signal: signal ?? null,
       });
     } catch (err) {
       throw new CliError('E_API_UNREACHABLE', `cannot reach the Pier API at ${this.config.apiUrl}`, {
@@ -54,6 +138,10 @@ export class ApiClient {
         cause: err,
       });
     }
+    return res;
+  }
+
+  private async parse<T>(res: Response): Promise<T> {
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -74,3 +162,9 @@ export class ApiClient {
   }
 }
 
+function logsQueryString(query: LogsQuery, follow: boolean): string {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') q.set(key, String(value));
+  if (follow) q.set('follow', '1');
+  return q.size ? `?${q}` : '';
+}

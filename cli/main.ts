@@ -4,6 +4,7 @@
 import { defineCommand, runCommand, runMain } from 'citty';
 import { createRequire } from 'node:module';
 import { CliError } from './cli-error.js';
+import { CommandExit } from './command-exit.js';
 import { EXIT } from './exit-codes.js';
 import { printError } from './output.js';
 
@@ -17,11 +18,20 @@ export const main = defineCommand({
     status: () => import('./commands/status.js').then((m) => m.default),
     apps: () => import('./commands/apps.js').then((m) => m.default),
     events: () => import('./commands/events.js').then((m) => m.default),
+    logs: () => import('./commands/logs.js').then((m) => m.default),
+    exec: () => import('./commands/exec.js').then((m) => m.default),
+    releases: () => import('./commands/releases.js').then((m) => m.default),
+    rollback: () => import('./commands/rollback.js').then((m) => m.default),
+    scale: () => import('./commands/scale.js').then((m) => m.default),
+    describe: () => import('./commands/describe.js').then((m) => m.default),
+    edge: () => import('./commands/edge.js').then((m) => m.default),
   },
 });
 
 async function run(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv.some((a) => a === '--help' || a === '-h') || (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v'))) {
+  // After `--` the words belong to a remote command (`pier exec … -- df -h`), not to us.
+  const own = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (argv.length === 0 || own.some((a) => a === '--help' || a === '-h') || (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v'))) {
     await runMain(main, { rawArgs: argv });
     return EXIT.ok;
   }
@@ -34,6 +44,7 @@ async function run(argv: string[]): Promise<number> {
 }
 
 function report(err: unknown): number {
+  if (err instanceof CommandExit) return err.code;
   if (err instanceof CliError) {
     printError(err.code, err.message, err.hint);
     return err.exitCode;

@@ -38,3 +38,13 @@ function plain(text: string): string {
   // eslint-disable-next-line no-control-regex
   return colour ? text : text.replace(/\x1b\[[0-9;]*m/g, '');
 }
+
+/** Bytes as they came, for a remote command's stdout (`pier exec`): no newline added. */
+export function writeRaw(data: string | Uint8Array): void {
+  stdout.write(data);
+}
+
+/** A remote command's stderr, as it came. */
+export function writeRawError(data: string | Uint8Array): void {
+  stderr.write(data);
+}

@@ -1,19 +1,20 @@
-// The Runtime on a Docker engine through dockerode: the only place that knows Docker's API shapes,
-// status codes and stream formats. Engine failures become PierErrors with stable codes.
+// The Runtime on a Docker engine through dockerode: images, containers and events here; logs and
+// exec in docker-logs.ts / docker-exec.ts. Engine failures become PierErrors with stable codes.
 
 import Docker from 'dockerode';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { PierError } from '../pier-error.js';
+import { createEngineErrors, dockerMessage, isConnectionError, statusOf } from './docker-errors.js';
 import { DOCKER_EVENT_TYPES, parseDockerEvent } from './docker-event.js';
-import { parseLogFrames } from './docker-log-frames.js';
+import { createDockerExec } from './docker-exec.js';
+import { createDockerLogs } from './docker-logs.js';
 import { readJsonLines } from './json-lines.js';
 import {
   LABELS,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
-  type LogLine,
   type PublishedPort,
   type PullPolicy,
   type ResolvedImage,
@@ -28,26 +29,16 @@ export interface DockerRuntimeOptions {
 }
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
-const CONNECTION_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const socketPath = options.socketPath ?? DEFAULT_SOCKET;
   const docker = new Docker({ socketPath });
   const log = options.log.child({ component: 'docker-runtime' });
 
-  const unavailable = (cause?: unknown): PierError =>
-    new PierError('E_RUNTIME_UNAVAILABLE', `Docker is not reachable at ${socketPath}`, {
-      status: 503,
-      hint: 'start the engine (`sudo systemctl start docker`, or `sudo dockerd &`) or point Pier at the right socket',
-      cause,
-    });
-
-  /** Connection failures read the same everywhere; anything else keeps Docker's own words. */
-  const engineError = (err: unknown, action: string): PierError => {
-    if (err instanceof PierError) return err;
-    if (isConnectionError(err)) return unavailable(err);
-    return new PierError('E_RUNTIME', `docker ${action} failed: ${dockerMessage(err)}`, { cause: err });
-  };
+  const errors = createEngineErrors(socketPath);
+  const { unavailable, engineError } = errors;
+  const { logs, streamLogs } = createDockerLogs(docker, errors);
+  const { exec, execInteractive } = createDockerExec(docker, errors);
 
   const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
     new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
@@ -235,27 +226,10 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       return infos.filter((info): info is ContainerInfo => info !== null);
     },
 
-    async logs(id: string, tail: number): Promise<LogLine[]> {
-      try {
-        const body = await readAll(
-          // Dialled as a stream: dockerode's buffered mode would JSON.parse a TTY body that looks like JSON.
-          await dial(docker, {
-            path: `/containers/${encodeURIComponent(id)}/logs?`,
-            method: 'GET',
-            isStream: true,
-            statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
-            options: { stdout: true, stderr: true, timestamps: true, tail: Math.max(0, Math.floor(tail)) },
-          }),
-        );
-        return parseLogFrames(body);
-      } catch (err) {
-        if (statusOf(err) === 404) {
-          throw new PierError('E_CONTAINER_NOT_FOUND', `container ${id} does not exist`, { status: 404, cause: err });
-        }
-        throw engineError(err, `logs of ${id}`);
-      }
-    },
-
+    logs,
+    streamLogs,
+    exec,
+    execInteractive,
     events,
   };
 }
@@ -305,35 +279,4 @@ function pickRepoDigest(reference: string, digests: string[]): string | null {
   const lastColon = reference.lastIndexOf(':');
   const repo = at >= 0 ? reference.slice(0, at) : lastColon > reference.lastIndexOf('/') ? reference.slice(0, lastColon) : reference;
   return digests.find((d) => d.startsWith(`${repo}@`)) ?? digests[0] ?? null;
-}
-
-function statusOf(err: unknown): number | undefined {
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' ? status : undefined;
-}
-
-function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && CONNECTION_ERRORS.has(code);
-}
-
-/** Docker's own message ({"message": …}) without dockerode's "(HTTP code 400) unexpected - " prefix. */
-function dockerMessage(err: unknown): string {
-  const json = (err as { json?: unknown } | null)?.json;
-  if (json && typeof json === 'object' && 'message' in json && typeof json.message === 'string') return json.message;
-  if (Buffer.isBuffer(json) && json.length > 0) return json.toString('utf8').trim();
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
-}
-
-function dial(docker: Docker, options: Parameters<Docker['modem']['dial']>[0]): Promise<Readable> {
-  return new Promise((resolve, reject) => {
-    docker.modem.dial(options, (err, stream) => (err ? reject(err) : resolve(stream as Readable)));
-  });
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks);
 }

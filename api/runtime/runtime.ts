@@ -1,9 +1,13 @@
-// The seam between the scheduler and a container engine. Only api/runtime/docker-runtime.ts
-// imports dockerode; everything else speaks these types.
+// The seam between the scheduler and a container engine. Only api/runtime/ imports dockerode;
+// everything else speaks these types.
+
+import type { Duplex } from 'node:stream';
 
 /** Labels Pier puts on every container it creates; listing by them is how actual state is read. */
 export const LABELS = {
   managed: 'dev.pier.managed',
+  /** The installation (database) that owns the container; other installations leave it alone. */
+  installation: 'dev.pier.installation',
   app: 'dev.pier.app',
   release: 'dev.pier.release',
   process: 'dev.pier.process',
@@ -81,6 +85,45 @@ export interface LogLine {
   line: string;
 }
 
+export interface LogStreamOptions {
+  /** Only lines written at or after this time. */
+  since?: Date | undefined;
+  /** Only lines written at or before this time (ignored when following). */
+  until?: Date | undefined;
+  /** Only the last N lines (before `since`/`until` apply on the engine's side); all when unset. */
+  tail?: number | undefined;
+  /** Keep the stream open and yield new lines until the signal aborts or the container is gone. */
+  follow: boolean;
+  signal: AbortSignal;
+}
+
+export interface ExecOptions {
+  signal?: AbortSignal | undefined;
+  /** Give up after this long (E_EXEC_TIMEOUT); the process may go on in the container. */
+  timeoutMs?: number | undefined;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** True when stdout or stderr went past EXEC_OUTPUT_LIMIT and the rest was dropped. */
+  truncated: boolean;
+}
+
+/** Bytes kept of each of stdout and stderr of a one-shot exec. */
+export const EXEC_OUTPUT_LIMIT = 1024 * 1024;
+
+export interface ExecSession {
+  /** Raw terminal bytes both ways; with a TTY, stdout and stderr are one stream. */
+  stream: Duplex;
+  resize(cols: number, rows: number): Promise<void>;
+  /** The process's exit code, once the stream has ended. */
+  wait(): Promise<number>;
+  /** Hangs up: the engine closes the terminal, which ends the process. */
+  close(): void;
+}
+
 export interface Runtime {
   /** Answers when the engine is reachable; throws a PierError (E_RUNTIME_UNAVAILABLE) otherwise. */
   ping(): Promise<void>;
@@ -98,6 +141,12 @@ export interface Runtime {
   list(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** The last lines a container wrote, oldest first. */
   logs(id: string, tail: number): Promise<LogLine[]>;
+  /** A container's lines as they are read (follow) or up to now, in the order the engine sends them. */
+  streamLogs(id: string, options: LogStreamOptions): AsyncIterable<LogLine>;
+  /** Runs a command in a running container to completion: E_CONTAINER_NOT_RUNNING (409) otherwise. */
+  exec(id: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Starts a command under a TTY in a running container, attached both ways. */
+  execInteractive(id: string, cmd: string[], options: { tty: true; cols: number; rows: number }): Promise<ExecSession>;
   /** Container events for Pier's containers, until the signal aborts. */
   events(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
 }
