@@ -24,7 +24,6 @@ export const main = defineCommand({
     rollback: () => import('./commands/rollback.js').then((m) => m.default),
     scale: () => import('./commands/scale.js').then((m) => m.default),
     describe: () => import('./commands/describe.js').then((m) => m.default),
-    edge: () => import('./commands/edge.js').then((m) => m.default),
   },
 });
 
