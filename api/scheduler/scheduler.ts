@@ -39,11 +39,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       queue.enqueue(appId, 2_000);
       return;
     }
+    // These two lines let a test prove that no two servers reconcile one app at the same time.
+    log.debug({ app: appId, at: Date.now() }, 'reconcile begin');
     try {
       const result = await reconciler.reconcile(appId);
       if (result.changed) queue.enqueue(appId, 250);
       if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
     } finally {
+      log.debug({ app: appId, at: Date.now() }, 'reconcile end');
       await unlock();
     }
   }, log);

@@ -16,6 +16,8 @@ export interface PierServer {
   env: NodeJS.ProcessEnv;
   dir: string;
   token: string;
+  /** The PostgreSQL database it uses, or undefined on the embedded one. */
+  databaseUrl: string | undefined;
   stdout: () => string;
   stderr: () => string;
   stop(): Promise<void>;
@@ -27,9 +29,16 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEnv = {}): Promise<PierServer> {
+export interface StartOptions {
+  /** Share this database (another server's `databaseUrl`) instead of making a new one. */
+  databaseUrl?: string | undefined;
+  /** Extra `pier server` flags, e.g. ['--role', 'api']. */
+  args?: string[];
+}
+
+export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<PierServer> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-e2e-'));
-  const databaseUrl = await createTestDbUrl(t);
+  const databaseUrl = options.databaseUrl ?? (await createTestDbUrl(t));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     XDG_CONFIG_HOME: join(dir, 'config'),
@@ -42,7 +51,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   else delete env.DATABASE_URL;
 
-  const child = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0', ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -74,7 +83,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
     });
   });
   const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
-  return { apiUrl, env, dir, token, stdout: () => out, stderr: () => err, stop };
+  return { apiUrl, env, dir, token, databaseUrl, stdout: () => out, stderr: () => err, stop };
 }
 
 /** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */
