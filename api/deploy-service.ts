@@ -5,7 +5,7 @@ import { and, desc, eq, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
-import { syncEndpoints } from './endpoint-sync.js';
+import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import type { EventLog } from './event-log.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
@@ -145,7 +145,18 @@ export function createDeployService(options: DeployServiceOptions) {
       .returning();
     if (!deployment) throw new Error('deployment insert returned no row');
     await db.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
-    await syncEndpoints(db, app.id, manifest);
+    const changes = await syncEndpoints(db, app.id, manifest);
+    if (changes.length) {
+      await events.record({
+        orgId: app.orgId,
+        appId: app.id,
+        deploymentId: deployment.id,
+        type: 'endpoint.changed',
+        reason: why,
+        message: `endpoints of release v${release.version}: ${describeEndpointChanges(changes)}`,
+        data: { changes },
+      });
+    }
     const what = why === 'rollback' ? `rolling back: release v${release.version} copies v${release.rollbackOf}` : `deploying release v${release.version}`;
     await events.record({
       orgId: app.orgId,

@@ -6,9 +6,22 @@ import { endpoints } from '../db/schema/index.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 
-export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | null): Promise<void> {
+export interface EndpointChange {
+  port: number;
+  change: 'added' | 'removed' | 'changed';
+}
+
+/** Returns what changed, so callers can record it as events. */
+export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | null): Promise<EndpointChange[]> {
   const wanted = manifest?.endpoints ?? [];
   const ports = wanted.map((e) => e.port);
+  const before = await db.select().from(endpoints).where(eq(endpoints.appId, appId));
+  const changes: EndpointChange[] = before.filter((b) => !ports.includes(b.port)).map((b) => ({ port: b.port, change: 'removed' }));
+  for (const e of wanted) {
+    const old = before.find((b) => b.port === e.port);
+    if (!old) changes.push({ port: e.port, change: 'added' });
+    else if (old.process !== e.process || old.targetPort !== e.target || old.proxyProtocol !== e.proxy_protocol) changes.push({ port: e.port, change: 'changed' });
+  }
   await db
     .delete(endpoints)
     .where(ports.length ? and(eq(endpoints.appId, appId), notInArray(endpoints.port, ports)) : eq(endpoints.appId, appId));
@@ -19,4 +32,9 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
       .values({ id: newId('ep'), appId, port: e.port, ...values })
       .onConflictDoUpdate({ target: [endpoints.appId, endpoints.port], set: values });
   }
+  return changes;
+}
+
+export function describeEndpointChanges(changes: EndpointChange[]): string {
+  return changes.map((c) => `:${c.port} ${c.change}`).join(', ');
 }

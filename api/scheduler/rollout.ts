@@ -8,7 +8,7 @@ import { apps, deployments, releases, type App, type Deployment, type Instance }
 import type { EventLog } from '../event-log.js';
 import type { Manifest } from '../manifest.js';
 import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
-import { syncEndpoints } from '../endpoint-sync.js';
+import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
 import { describeExit } from './exit-reason.js';
 
 export interface SettleInput {
@@ -123,7 +123,18 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
     .set({ state: 'failed', failureReason: message, failure, finishedAt: now, updatedAt: now })
     .where(eq(deployments.id, dep.id));
   await db.update(apps).set({ currentReleaseId: prev?.id ?? null, updatedAt: now }).where(eq(apps.id, app.id));
-  await syncEndpoints(db, app.id, prev ? (prev.manifest as Manifest) : null);
+  const changes = await syncEndpoints(db, app.id, prev ? (prev.manifest as Manifest) : null);
+  if (changes.length) {
+    await input.events.record({
+      orgId: app.orgId,
+      appId: app.id,
+      deploymentId: dep.id,
+      type: 'endpoint.changed',
+      reason: 'rollout-failed',
+      message: `endpoints restored to ${prev ? `v${prev.version}` : 'none'}: ${describeEndpointChanges(changes)}`,
+      data: { changes },
+    });
+  }
   const kept = prev ? `; v${prev.version} keeps serving` : '';
   await input.events.record({
     orgId: app.orgId,

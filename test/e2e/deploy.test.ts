@@ -112,6 +112,22 @@ test('a manifest deploys two echo instances that answer through the edge on IPv4
   assert.equal(exit.reason, 'killed');
   assert.match(exit.message, /exited with code 137 \(killed by SIGKILL\)/);
   assert.equal(await echoThrough('127.0.0.1', 9000, 'still here\n'), 'still here\n');
+  assert.ok(events.some((e) => e.type === 'endpoint.changed' && /:9000 added/.test(e.message)));
+
+  const described = await runPier(['describe', 'instance', victim.id, '--json'], server.env);
+  assert.equal(described.code, 0, described.stderr);
+  const doc = JSON.parse(described.stdout) as { instance: { state: string; lastExitCode: number; lastReason: string } };
+  assert.equal(doc.instance.state, 'exited');
+  assert.equal(doc.instance.lastExitCode, 137);
+  assert.match(doc.instance.lastReason, /killed by SIGKILL/);
+
+  // Scaling is idempotent: the second identical call changes nothing.
+  const up = await runPier(['scale', 'echo=3', '--app', 'echo', '--json'], server.env);
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal((JSON.parse(up.stdout) as { changed: boolean }).changed, true);
+  await waitForStatus(server, 'three instances', (s) => s.instances.filter((i) => i.state === 'running' && i.desired === 'running').length === 3);
+  const same = await runPier(['scale', 'echo=3', '--app', 'echo', '--json'], server.env);
+  assert.equal((JSON.parse(same.stdout) as { changed: boolean }).changed, false);
 });
 
 test('a deploy whose process exits at start fails with its exit code and log lines, and the previous release keeps serving', async (t) => {
