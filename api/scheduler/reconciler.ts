@@ -63,20 +63,18 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       await observe(rows, byInstance);
 
       const now = new Date();
-      let releaseId = app?.currentReleaseId ?? null;
-      if (app) {
-        const settled = await settleDeployment({ db, events, runtime, log, app, instances: rows, containers: byInstance, now });
-        if (settled.revertedTo !== undefined) {
-          releaseId = settled.revertedTo;
-          options.onRoutesChanged();
-        }
+      let releaseId = app.currentReleaseId;
+      const settled = await settleDeployment({ db, events, runtime, log, app, instances: rows, containers: byInstance, now });
+      if (settled.revertedTo !== undefined) {
+        releaseId = settled.revertedTo;
+        options.onRoutesChanged();
       }
       const release = releaseId ? await loadRelease(releaseId) : null;
       const manifest = release ? (release.manifest as Manifest) : null;
       const known = new Set(rows.map((r) => r.id));
       const backoff = release ? crashBackoff(rows.filter((r) => r.releaseId === release.id), now) : {};
-      if (app) await announceBackoff(app, backoff, now);
-      const scale = app?.scale ?? {};
+      await announceBackoff(app, backoff, now);
+      const scale = app.scale;
       const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: scale[process] ?? p.count })) : [];
       const deploy = manifest?.deploy;
       const result = plan({
@@ -90,13 +88,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       });
       const drainMs = deploy?.drain ?? 5_000;
 
-      for (const action of result.actions) {
-        try {
-          await apply(action, { app: app ? { id: app.id, orgId: app.orgId, name: app.name } : null, release, manifest, rows, byInstance, log, drainMs });
-        } catch (err) {
-          log.error({ err, action }, 'reconcile action failed');
-        }
-      }
+      // Each action touches its own instance, so they run side by side: stopping a container
+      // can take its whole stop timeout, and a rollout should not wait for them one by one.
+      const ctx: ApplyContext = { app: { id: app.id, orgId: app.orgId, name: app.name }, release, manifest, rows, byInstance, log, drainMs };
+      await Promise.all(
+        result.actions.map((action) => apply(action, ctx).catch((err) => log.error({ err, action }, 'reconcile action failed'))),
+      );
       if (result.actions.length > 0) options.onRoutesChanged();
       await collectGarbage(appId, rows, byInstance);
       return { changed: result.actions.length > 0, retryAt: result.retryAt };
@@ -131,7 +128,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   interface ApplyContext {
-    app: { id: string; orgId: string; name: string } | null;
+    app: { id: string; orgId: string; name: string };
     release: Release | null;
     manifest: Manifest | null;
     rows: Instance[];
@@ -175,22 +172,20 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       })
       .where(eq(instances.id, instanceId));
     ctx.log.warn({ instance: instanceId, reason: why.reason, exitCode: why.exitCode }, 'instance exited');
-    if (ctx.app) {
-      await events.record({
-        orgId: ctx.app.orgId,
-        appId: ctx.app.id,
-        instanceId,
-        type: 'instance.exited',
-        reason: why.reason,
-        message: why.message,
-        data: { exitCode: why.exitCode, oom: why.oom, releaseId: row.releaseId, process: row.process, lastLogs },
-      });
-    }
+    await events.record({
+      orgId: ctx.app.orgId,
+      appId: ctx.app.id,
+      instanceId,
+      type: 'instance.exited',
+      reason: why.reason,
+      message: why.message,
+      data: { exitCode: why.exitCode, oom: why.oom, releaseId: row.releaseId, process: row.process, lastLogs },
+    });
   }
 
   async function start(process: string, ctx: ApplyContext) {
     const { app, release, manifest } = ctx;
-    if (!app || !release || !manifest) return;
+    if (!release || !manifest) return;
     const spec = manifest.processes[process];
     if (!spec) return;
     const id = newInstanceId(app.name, process);
@@ -273,17 +268,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     const reason = row.lastReason ?? 'stopped';
     await db.update(instances).set({ observedState: 'stopped', stoppedAt: new Date(), updatedAt: new Date() }).where(eq(instances.id, instanceId));
     ctx.log.info({ instance: instanceId, reason }, 'instance stopped');
-    if (ctx.app) {
-      await events.record({
-        orgId: ctx.app.orgId,
-        appId: ctx.app.id,
-        instanceId,
-        type: 'instance.stopped',
-        reason: reason.replace(/ /g, '-'),
-        message: `${instanceId} stopped: ${reason}`,
-        data: { releaseId: row.releaseId, process: row.process },
-      });
-    }
+    await events.record({
+      orgId: ctx.app.orgId,
+      appId: ctx.app.id,
+      instanceId,
+      type: 'instance.stopped',
+      reason: reason.replace(/ /g, '-'),
+      message: `${instanceId} stopped: ${reason}`,
+      data: { releaseId: row.releaseId, process: row.process },
+    });
   }
 
   /** Keeps the newest stopped containers (their logs explain failures); removes older ones. */
