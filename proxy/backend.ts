@@ -1,16 +1,38 @@
 // One backend of one endpoint as the data plane tracks it: its connections (the count the balancer
-// reads), connect failures, and draining when a snapshot removes it. Lives across snapshots.
+// reads), passive ejection after consecutive connect failures, counters for metrics, and draining
+// when a snapshot removes it. Lives across snapshots.
 
-/** What a backend needs from a connection it carries: a way to cut it when draining times out. */
+/** What a backend needs from a connection it carries: a way to cut it (drain timeout, edge close). */
 export interface BackendConnection {
-  destroy(): void;
+  destroy(reason?: string): void;
 }
+
+/** Passive ejection: after `failures` consecutive connect failures, skip for `baseMs`, doubling up to `maxMs`. */
+export interface EjectionPolicy {
+  failures: number;
+  baseMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_EJECTION: EjectionPolicy = { failures: 3, baseMs: 1000, maxMs: 30_000 };
 
 export class Backend {
   /** `endpointId` + NUL + backend id: unique within a snapshot. */
   readonly key: string;
+  /** Connect failures since the start (a metric). */
   connectFailures = 0;
+  /** Connect failures since the last success: drives ejection. */
+  consecutiveFailures = 0;
+  /** Skipped by the balancer until this time (ms since epoch); 0 when not ejected. */
+  ejectedUntil = 0;
+  /** Times the backend was ejected. */
+  ejections = 0;
   draining = false;
+  // Counters for metrics, plain integers; bytes seen from the client's point of view.
+  connectionsTotal = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  private backoffMs = 0;
   private readonly connections = new Set<BackendConnection>();
   private drainTimer: NodeJS.Timeout | undefined;
   private onDrained: ((backend: Backend) => void) | undefined;
@@ -29,6 +51,10 @@ export class Backend {
     return this.connections.size;
   }
 
+  isEjected(now: number): boolean {
+    return this.ejectedUntil > now;
+  }
+
   acquire(connection: BackendConnection): void {
     this.connections.add(connection);
   }
@@ -36,6 +62,27 @@ export class Backend {
   release(connection: BackendConnection): void {
     if (!this.connections.delete(connection)) return;
     if (this.draining && this.connections.size === 0) this.drained();
+  }
+
+  connectSucceeded(): void {
+    this.connectionsTotal++;
+    this.consecutiveFailures = 0;
+    this.backoffMs = 0;
+    this.ejectedUntil = 0;
+  }
+
+  /**
+   * Counts a failed connect; at the threshold (and at every failure after it, which is a retry
+   * after the backoff ran out) ejects for a backoff that doubles each time. True when it ejected.
+   */
+  connectFailed(now: number, policy: EjectionPolicy): boolean {
+    this.connectFailures++;
+    this.consecutiveFailures++;
+    if (this.consecutiveFailures < policy.failures || this.ejectedUntil > now) return false;
+    this.backoffMs = this.backoffMs === 0 ? policy.baseMs : Math.min(this.backoffMs * 2, policy.maxMs);
+    this.ejectedUntil = now + this.backoffMs;
+    this.ejections++;
+    return true;
   }
 
   /**
@@ -50,12 +97,12 @@ export class Backend {
       this.drained();
       return;
     }
-    this.drainTimer = setTimeout(() => this.destroyAll(), timeoutMs);
+    this.drainTimer = setTimeout(() => this.destroyAll('drain'), timeoutMs);
     this.drainTimer.unref();
   }
 
-  destroyAll(): void {
-    for (const connection of this.connections) connection.destroy();
+  destroyAll(reason = 'drain'): void {
+    for (const connection of this.connections) connection.destroy(reason);
   }
 
   /** Cancels a pending drain deadline (the edge is closing and destroys everything itself). */

@@ -1,5 +1,6 @@
 // Least connections with two random choices (power of two choices) over one endpoint's backends:
 // O(1) per pick, close to global least-connections, and no herd onto one newly empty backend.
+// Ejected backends are skipped unless every candidate is ejected: then they are all tried anyway.
 
 import type { Backend } from './backend.js';
 
@@ -8,7 +9,7 @@ export class Balancer {
   constructor(readonly backends: readonly Backend[]) {}
 
   /** A backend for a new connection, skipping draining ones and those in `exclude`; undefined if none. */
-  pick(exclude?: readonly Backend[]): Backend | undefined {
+  pick(exclude?: readonly Backend[], now = Date.now()): Backend | undefined {
     const list = this.backends;
     if (exclude === undefined || exclude.length === 0) {
       if (list.length === 1) {
@@ -17,15 +18,21 @@ export class Balancer {
       }
       if (list.length > 1) {
         const [a, b] = twoDistinct(list);
-        if (!a.draining && !b.draining) return a.active <= b.active ? a : b;
+        if (usable(a, now) && usable(b, now)) return a.active <= b.active ? a : b;
       }
     }
-    // Slow path: retries and snapshots caught mid-drain.
+    // Slow path: retries, ejected backends and snapshots caught mid-drain.
     const candidates = list.filter((backend) => !backend.draining && !exclude?.includes(backend));
-    if (candidates.length <= 1) return candidates[0];
-    const [a, b] = twoDistinct(candidates);
+    const healthy = candidates.filter((backend) => !backend.isEjected(now));
+    const pool = healthy.length > 0 ? healthy : candidates;
+    if (pool.length <= 1) return pool[0];
+    const [a, b] = twoDistinct(pool);
     return a.active <= b.active ? a : b;
   }
+}
+
+function usable(backend: Backend, now: number): boolean {
+  return !backend.draining && backend.ejectedUntil <= now;
 }
 
 function twoDistinct(list: readonly Backend[]): [Backend, Backend] {

@@ -4,16 +4,37 @@
 
 import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Backend, BackendConnection } from './backend.js';
+import type { Backend, BackendConnection, EjectionPolicy } from './backend.js';
+import type { ConnectionLog, EndReason } from './connection-log.js';
+import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
-import { buildProxyHeader } from './proxy-header.js';
+import { buildProxyHeader, nextUniqueId } from './proxy-header.js';
 import type { Route } from './route-table.js';
 
+/** Shared by every connection of one edge. */
 export interface ConnectionOptions {
   connectTimeoutMs: number;
   /** Backends tried per connection, each at most once. */
   maxConnectAttempts: number;
+  /** Inactivity allowed once one side has sent its FIN. */
+  finTimeoutMs: number;
+  ejection: EjectionPolicy;
+  sweeper: IdleSweeper;
+  connectionLog: ConnectionLog;
   log: Logger;
+}
+
+/** Where the connection came from and what was read before routing (PROXY-in, SNI peek). */
+export interface ConnectionOrigin {
+  /** The client's real address (after PROXY-in). */
+  source: PeerAddress;
+  /** The address:port the client reached. */
+  destination: PeerAddress;
+  /** Client bytes already read (a ClientHello, bytes after a PROXY header), forwarded first. */
+  initial: Buffer | null;
+  serverName: string | null;
+  listener: string;
+  startedAt: number;
 }
 
 // Errors that mean "this backend did not take the connection": safe to try another one.
@@ -22,24 +43,24 @@ const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNR
 const CONNECTION = Symbol('pier.connection');
 type Tagged = Socket & { [CONNECTION]?: Connection | undefined };
 
-/**
- * Proxies `client` to a backend picked from `route`. `source` is the client's real address and
- * `destination` the address:port it reached; both go into the PROXY header when the endpoint asks.
- * With no backend available the client is closed.
- */
+/** Proxies `client` to `backend` of `route`; the caller has admitted it and picked the backend. */
 export function startConnection(
   client: Socket,
   route: Route,
-  source: PeerAddress,
-  destination: PeerAddress,
+  backend: Backend,
+  origin: ConnectionOrigin,
   options: ConnectionOptions,
-): Connection | undefined {
-  const backend = route.balancer.pick();
-  if (backend === undefined) {
-    client.destroy();
-    return undefined;
-  }
-  const connection = new Connection(client, route, buildProxyHeader(route.endpoint.proxyProtocol, source, destination), options);
+): Connection {
+  const uniqueId = route.tlvUniqueId ? nextUniqueId() : null;
+  const header = buildProxyHeader(
+    route.endpoint.proxyProtocol,
+    origin.source,
+    origin.destination,
+    route.tlvAuthority || uniqueId !== null || route.tlvCrc32c
+      ? { authority: route.tlvAuthority ? origin.serverName : null, uniqueId, crc32c: route.tlvCrc32c }
+      : undefined,
+  );
+  const connection = new Connection(client, route, header, origin, uniqueId, options);
   (client as Tagged)[CONNECTION] = connection;
   // noDelay and allowHalfOpen come from the listening server's options.
   client.on('data', onClientData);
@@ -47,11 +68,24 @@ export function startConnection(
   client.on('drain', onClientDrain);
   client.on('error', onError);
   client.on('close', onClientClose);
+  route.stats.active++;
+  route.stats.total++;
+  if (route.endpoint.maxConnectionsPerClient !== undefined) {
+    const perClient = route.stats.perClient;
+    connection.clientKey = origin.source.address;
+    perClient.set(connection.clientKey, (perClient.get(connection.clientKey) ?? 0) + 1);
+  }
+  if (origin.initial !== null) {
+    connection.replay!.push(origin.initial);
+    connection.bytesIn += origin.initial.length;
+    route.stats.bytesIn += origin.initial.length;
+  }
+  options.sweeper.add(connection);
   connection.connect(backend);
   return connection;
 }
 
-export class Connection implements BackendConnection {
+export class Connection implements BackendConnection, Sweepable {
   backendSocket: Tagged | null = null;
   backend: Backend | null = null;
   /** Client bytes sent while the backend connect is in flight; null once connected. */
@@ -60,19 +94,47 @@ export class Connection implements BackendConnection {
   connected = false;
   clientEnded = false;
   backendEnded = false;
-  /** Sockets of this connection not yet closed; the backend is released at zero. */
+  /** Sockets of this connection not yet closed; the connection is finished at zero. */
   open = 2;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** The sweeper's clock at the last byte or FIN. */
+  lastActivity: number;
+  /** Set when the client is counted against maxConnectionsPerClient. */
+  clientKey: string | null = null;
+  firstFin: 'client-fin' | 'backend-fin' | null = null;
+  endReason: EndReason | null = null;
+  detail: string | undefined = undefined;
+  readonly idleTimeoutMs: number;
 
   constructor(
     readonly client: Tagged,
     readonly route: Route,
     readonly header: Buffer | null,
+    readonly origin: ConnectionOrigin,
+    readonly uniqueId: Buffer | null,
     readonly options: ConnectionOptions,
-  ) {}
+  ) {
+    this.lastActivity = options.sweeper.now;
+    this.idleTimeoutMs = route.endpoint.idleTimeoutMs ?? 0;
+  }
 
-  destroy(): void {
+  destroy(reason?: EndReason): void {
+    if (reason !== undefined) this.endReason ??= reason;
     this.client.destroy();
     this.backendSocket?.destroy();
+  }
+
+  sweep(now: number): void {
+    if (!this.connected) return; // the connect timeout covers this phase
+    // Stamps come from a clock up to one tick stale: add a tick so nothing closes early.
+    const idle = now - this.lastActivity - this.options.sweeper.tickMs;
+    if (this.clientEnded !== this.backendEnded && idle >= this.options.finTimeoutMs) {
+      this.destroy('fin-timeout');
+    } else if (this.idleTimeoutMs > 0 && idle >= this.idleTimeoutMs) {
+      this.route.stats.idleTimeouts++;
+      this.destroy('idle-timeout');
+    }
   }
 
   connect(backend: Backend): void {
@@ -89,8 +151,9 @@ export class Connection implements BackendConnection {
     socket.on('timeout', onBackendTimeout);
     socket.on('error', onError);
     socket.on('close', onBackendClose);
-    // Node queues writes made while connecting and flushes them in order once connected, so the
-    // header goes out first, ahead of any client byte.
+    // Corked until connected: the header and every client byte that arrives meanwhile leave in one
+    // writev, header first. Without client bytes by then, the header goes alone (server-first protocols).
+    socket.cork();
     let writable = true;
     if (this.header !== null) writable = socket.write(this.header);
     for (const chunk of this.replay ?? []) writable = socket.write(chunk);
@@ -102,23 +165,27 @@ export class Connection implements BackendConnection {
   failover(code: string): void {
     const socket = this.backendSocket!;
     const backend = this.backend!;
+    const now = this.options.sweeper.now;
     socket[CONNECTION] = undefined;
     socket.destroy();
-    backend.connectFailures++;
+    const ejected = backend.connectFailed(now, this.options.ejection);
+    this.route.stats.connectErrors++;
     backend.release(this);
     const tried = (this.tried ??= []);
     tried.push(backend);
-    const next = tried.length < this.options.maxConnectAttempts ? this.route.balancer.pick(tried) : undefined;
-    this.options.log.debug(
-      { endpoint: this.route.endpoint.id, backend: backend.id, code, retry: next?.id ?? null },
-      'backend connect failed',
-    );
+    const next = tried.length < this.options.maxConnectAttempts ? this.route.balancer.pick(tried, now) : undefined;
+    const log = this.options.log;
+    if (ejected) log.warn({ endpoint: this.route.endpoint.id, backend: backend.id, code, untilMs: backend.ejectedUntil - now }, 'backend ejected');
+    else log.debug({ endpoint: this.route.endpoint.id, backend: backend.id, code, retry: next?.id ?? null }, 'backend connect failed');
     if (next !== undefined) {
+      this.route.stats.retries++;
       this.connect(next);
       return;
     }
     this.backendSocket = null;
     this.backend = null;
+    this.endReason ??= 'connect-failed';
+    this.detail = code;
     this.open--;
     this.client.destroy();
   }
@@ -132,25 +199,62 @@ export class Connection implements BackendConnection {
   socketClosed(other: Socket | null): void {
     this.open--;
     if (this.open === 0) {
-      this.backend?.release(this);
-      this.backend = null;
+      this.finished();
       return;
     }
     // After both FINs the other side is only flushing what it owes; otherwise it is cut.
     if (other !== null && !(this.clientEnded && this.backendEnded)) other.destroy();
+  }
+
+  private finished(): void {
+    const backend = this.backend;
+    backend?.release(this);
+    this.backend = null;
+    const stats = this.route.stats;
+    stats.active--;
+    if (this.clientKey !== null) {
+      const left = (stats.perClient.get(this.clientKey) ?? 1) - 1;
+      if (left <= 0) stats.perClient.delete(this.clientKey);
+      else stats.perClient.set(this.clientKey, left);
+    }
+    this.options.sweeper.delete(this);
+    this.options.connectionLog.closed({
+      client: this.origin.source,
+      listener: this.origin.listener,
+      endpoint: this.route.endpoint.id,
+      backend: backend?.id ?? this.tried?.at(-1)?.id ?? null,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      startedAt: this.origin.startedAt,
+      reason: this.endReason ?? this.firstFin ?? 'error',
+      detail: this.detail,
+      serverName: this.origin.serverName,
+      id: this.uniqueId?.toString('hex'),
+    });
   }
 }
 
 function onClientData(this: Tagged, chunk: Buffer): void {
   const c = this[CONNECTION];
   if (c === undefined || c.backendSocket === null) return;
+  const n = chunk.length;
+  c.bytesIn += n;
+  c.route.stats.bytesIn += n;
+  c.lastActivity = c.options.sweeper.now;
   if (c.replay !== null) c.replay.push(chunk);
+  else c.backend!.bytesIn += n;
   if (!c.backendSocket.write(chunk)) this.pause();
 }
 
 function onBackendData(this: Tagged, chunk: Buffer): void {
   const c = this[CONNECTION];
-  if (c !== undefined && !c.client.write(chunk)) this.pause();
+  if (c === undefined) return;
+  const n = chunk.length;
+  c.bytesOut += n;
+  c.route.stats.bytesOut += n;
+  c.backend!.bytesOut += n;
+  c.lastActivity = c.options.sweeper.now;
+  if (!c.client.write(chunk)) this.pause();
 }
 
 function onClientDrain(this: Tagged): void {
@@ -165,6 +269,8 @@ function onClientEnd(this: Tagged): void {
   const c = this[CONNECTION];
   if (c === undefined) return;
   c.clientEnded = true;
+  c.firstFin ??= 'client-fin';
+  c.lastActivity = c.options.sweeper.now;
   if (c.backendEnded) c.finish();
   else c.backendSocket?.end();
 }
@@ -173,6 +279,8 @@ function onBackendEnd(this: Tagged): void {
   const c = this[CONNECTION];
   if (c === undefined) return;
   c.backendEnded = true;
+  c.firstFin ??= 'backend-fin';
+  c.lastActivity = c.options.sweeper.now;
   if (c.clientEnded) c.finish();
   else c.client.end();
 }
@@ -181,9 +289,14 @@ function onBackendConnect(this: Tagged): void {
   const c = this[CONNECTION];
   if (c === undefined) return;
   c.connected = true;
+  c.backend!.connectSucceeded();
+  // Bytes replayed to this backend count for it once it took them.
+  if (c.replay !== null) for (const chunk of c.replay) c.backend!.bytesIn += chunk.length;
   c.replay = null;
   c.tried = null;
+  c.lastActivity = c.options.sweeper.now;
   this.setTimeout(0);
+  this.uncork();
 }
 
 function onBackendTimeout(this: Tagged): void {
@@ -196,8 +309,13 @@ function onError(this: Tagged, err: NodeJS.ErrnoException): void {
   if (c === undefined) return;
   if (this === c.backendSocket && !c.connected && !c.client.destroyed && RETRYABLE.has(err.code ?? '')) {
     c.failover(err.code ?? 'ERROR');
+    return;
   }
-  // Otherwise 'close' follows and cuts the other side.
+  // 'close' follows and cuts the other side.
+  if (c.endReason === null) {
+    c.endReason = 'error';
+    c.detail = `${this === c.client ? 'client' : 'backend'} ${err.code ?? err.message}`;
+  }
 }
 
 function onClientClose(this: Tagged): void {

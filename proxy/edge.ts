@@ -3,12 +3,15 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Backend } from './backend.js';
-import { startConnection, type ConnectionOptions } from './connection.js';
+import { Admission, type AdmissionOptions } from './admission.js';
+import { DEFAULT_EJECTION, type Backend } from './backend.js';
+import { ConnectionLog } from './connection-log.js';
 import type { EdgeConfig } from './edge-config.js';
+import { backendMetrics, type EdgeMetrics, type EndpointStats } from './edge-metrics.js';
 import { EdgeStateFile } from './edge-state-file.js';
+import { IdleSweeper } from './idle-sweeper.js';
 import { Listener, type ConnectionSink } from './listener.js';
-import { remoteAddressOf } from './peer-address.js';
+import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
 import { validateEdgeConfig } from './validate-edge-config.js';
 
@@ -22,6 +25,22 @@ export interface EdgeOptions {
   connectTimeoutMs?: number;
   /** Backends tried per client connection (default 3). */
   maxConnectAttempts?: number;
+  /** How long a trusted proxy may take to send its PROXY header (default 5 s, at least 3 s). */
+  proxyHeaderTimeoutMs?: number;
+  /** How long a client may take to send its TLS ClientHello on an SNI port (default 5 s). */
+  helloTimeoutMs?: number;
+  /** Inactivity allowed once one side has sent its FIN (default 30 s). */
+  finTimeoutMs?: number;
+  /** Passive ejection: consecutive connect failures before a backend is skipped (default 3). */
+  ejectAfterFailures?: number;
+  /** First ejection lasts this long, doubling per repeat (default 1 s)... */
+  ejectBaseMs?: number;
+  /** ...up to this (default 30 s). */
+  ejectMaxMs?: number;
+  /** Share of clean closes given a log line, 0..1 (default 0.01); errors and refusals always are. */
+  connectionLogSampleRate?: number;
+  /** For tests only: the sweeper's tick (default 1000 ms) and no 3 s floor on proxyHeaderTimeoutMs. */
+  testTimers?: { sweepIntervalMs: number };
 }
 
 export type ApplyResult =
@@ -41,6 +60,8 @@ export interface EdgeStatus {
     active: number;
     draining: boolean;
     connectFailures: number;
+    /** Skipped by the balancer after consecutive connect failures, until a backoff runs out. */
+    ejected: boolean;
   }[];
 }
 
@@ -50,6 +71,8 @@ export interface Edge {
   /** Applies the snapshot stored in the state file. */
   loadState(): Promise<ApplyResult>;
   status(): EdgeStatus;
+  /** Counters per endpoint, backend and listener: plain integers, JSON-able (docs/edge.md). */
+  metrics(): EdgeMetrics;
   /** Stops accepting and closes every connection. */
   close(): Promise<void>;
 }
@@ -65,7 +88,10 @@ class EdgeDataPlane implements Edge, ConnectionSink {
   private readonly log: Logger;
   private readonly stateFile: EdgeStateFile | undefined;
   private readonly drainTimeoutMs: number;
-  private readonly connectionOptions: ConnectionOptions;
+  private readonly sweeper: IdleSweeper;
+  private readonly admission: Admission;
+  /** Stats of removed endpoints whose connections still run. */
+  private readonly retired = new Set<EndpointStats>();
   /** Applies run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | undefined;
@@ -74,20 +100,29 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     this.log = options.log;
     this.stateFile = options.stateFile === undefined ? undefined : new EdgeStateFile(options.stateFile);
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
-    this.connectionOptions = {
+    this.sweeper = new IdleSweeper(options.testTimers?.sweepIntervalMs ?? 1000);
+    const headerTimeout = options.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
+    const admission: AdmissionOptions = {
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       maxConnectAttempts: options.maxConnectAttempts ?? 3,
+      finTimeoutMs: options.finTimeoutMs ?? 30_000,
+      ejection: {
+        failures: options.ejectAfterFailures ?? DEFAULT_EJECTION.failures,
+        baseMs: options.ejectBaseMs ?? DEFAULT_EJECTION.baseMs,
+        maxMs: options.ejectMaxMs ?? DEFAULT_EJECTION.maxMs,
+      },
+      sweeper: this.sweeper,
+      connectionLog: new ConnectionLog(options.log, options.connectionLogSampleRate ?? 0.01),
       log: options.log,
+      // The spec asks for at least 3 s, to cover a TCP retransmit of the header.
+      proxyHeaderTimeoutMs: options.testTimers === undefined ? Math.max(3000, headerTimeout) : headerTimeout,
+      helloTimeoutMs: options.helloTimeoutMs ?? 5_000,
     };
+    this.admission = new Admission(admission);
   }
 
   accept(socket: Socket, listener: Listener): void {
-    const route = this.table.route(listener.key);
-    if (route === undefined) {
-      socket.destroy();
-      return;
-    }
-    startConnection(socket, route, remoteAddressOf(socket), listener.destinationOf(socket), this.connectionOptions);
+    this.admission.accept(socket, listener, this.table.route(listener.key));
   }
 
   apply(config: EdgeConfig): Promise<ApplyResult> {
@@ -123,8 +158,21 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       active: b.active,
       draining: b.draining,
       connectFailures: b.connectFailures,
+      ejected: b.isEjected(Date.now()),
     }));
     return { version: table.version, listeners, backends };
+  }
+
+  metrics(): EdgeMetrics {
+    const table = this.table;
+    const now = Date.now();
+    for (const stats of this.retired) if (stats.active === 0) this.retired.delete(stats);
+    return {
+      version: table.version,
+      endpoints: [...[...table.endpoints.values()].map((r) => r.stats), ...this.retired].map((s) => s.toMetrics()),
+      backends: [...table.backends.values(), ...this.draining].map((b) => backendMetrics(b, now)),
+      listeners: [...this.listeners.values()].map((l) => l.stats.toMetrics()),
+    };
   }
 
   close(): Promise<void> {
@@ -141,7 +189,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       return { ok: true, applied: false, version: current, reason: `version ${config.version} is not newer than ${current}` };
     }
 
-    const { table, removed } = buildRouteTable(config, this.table);
+    const { table, removed, removedStats } = buildRouteTable(config, this.table);
 
     // Bind everything new before touching what serves now; one failure undoes this apply's binds.
     const added = [...table.listeners.values()].filter((spec) => !this.listeners.has(spec.key));
@@ -164,6 +212,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       listener.close();
       this.listeners.delete(key);
     }
+    for (const stats of removedStats) if (stats.active > 0) this.retired.add(stats);
     for (const backend of removed) {
       this.draining.add(backend);
       backend.drain(this.drainTimeoutMs, (drained) => this.draining.delete(drained));
@@ -193,8 +242,11 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     for (const listener of listeners) listener.close();
     for (const backend of [...this.table.backends.values(), ...this.draining]) {
       backend.stopDrainTimer();
-      backend.destroyAll();
+      backend.destroyAll('edge-close');
     }
+    // Connections still connecting or reading a PROXY header / ClientHello.
+    this.sweeper.destroyAll('edge-close');
+    this.sweeper.stop();
     await Promise.all(listeners.map((l) => l.closed));
     this.listeners.clear();
     this.draining.clear();

@@ -3,6 +3,7 @@
 
 import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { ListenerStats } from './edge-metrics.js';
 import { localAddressOf, type PeerAddress } from './peer-address.js';
 import type { ListenerSpec } from './route-table.js';
 
@@ -15,6 +16,8 @@ export class Listener {
   readonly key: string;
   readonly address: string;
   readonly port: number;
+  /** Counters of this address:port; live as long as it stays bound. */
+  readonly stats: ListenerStats;
   /** Resolves once the listening socket and every connection it accepted are closed. */
   readonly closed: Promise<void>;
   private readonly destination: PeerAddress | null;
@@ -28,6 +31,7 @@ export class Listener {
     this.key = spec.key;
     this.address = spec.address;
     this.port = spec.port;
+    this.stats = new ListenerStats(spec.key);
     // A wildcard bind is reached through many addresses: read those per socket.
     const wildcard = spec.address === '0.0.0.0' || spec.address === '::';
     this.destination = wildcard ? null : { address: spec.address, port: spec.port };

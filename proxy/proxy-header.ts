@@ -1,8 +1,10 @@
 // PROXY protocol headers for backends (haproxy doc/proxy-protocol.txt): v1 is one text line, v2 a
 // binary block. Built by hand into one Buffer per connection, written as the backend's first bytes.
 
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { crc32c } from './crc32c.js';
 import type { ProxyProtocolMode } from './edge-config.js';
 import type { PeerAddress } from './peer-address.js';
 
@@ -10,16 +12,47 @@ const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51
 const V2_PROXY_COMMAND = 0x21; // version 2, PROXY
 const V2_TCP4 = 0x11;
 const V2_TCP6 = 0x21;
+const TLV_AUTHORITY = 0x02;
+const TLV_CRC32C = 0x03;
+const TLV_UNIQUE_ID = 0x05;
+const AUTHORITY_MAX = 255;
+
+/** Optional v2 TLVs; v1 has no room for them and ignores them. */
+export interface ProxyHeaderTlvs {
+  /** The host name the client asked for (SNI); omitted when null. */
+  authority?: string | null;
+  uniqueId?: Buffer | null;
+  crc32c?: boolean;
+}
+
+// A per-process random prefix and a counter: unique across workers and restarts, no syscall per id.
+const UNIQUE_PREFIX = randomBytes(8);
+let uniqueCounter = 0;
+
+/** 16 bytes naming one connection: 8 random bytes fixed per process, then a 64-bit counter. */
+export function nextUniqueId(): Buffer {
+  const id = Buffer.allocUnsafe(16);
+  UNIQUE_PREFIX.copy(id, 0);
+  uniqueCounter++;
+  id.writeUInt32BE(Math.floor(uniqueCounter / 0x1_0000_0000), 8);
+  id.writeUInt32BE(uniqueCounter >>> 0, 12);
+  return id;
+}
 
 /**
  * The header announcing a connection from `src` to `dst` (both normalised, see normalizeIp), or
  * null for mode 'none'. A mixed IPv4/IPv6 pair is sent as IPv6 with the IPv4 side mapped, as
  * HAProxy does, because both formats require one family for both ends.
  */
-export function buildProxyHeader(mode: ProxyProtocolMode, src: PeerAddress, dst: PeerAddress): Buffer | null {
+export function buildProxyHeader(
+  mode: ProxyProtocolMode,
+  src: PeerAddress,
+  dst: PeerAddress,
+  tlvs?: ProxyHeaderTlvs,
+): Buffer | null {
   if (mode === 'none') return null;
   const v4 = net.isIPv4(src.address) && net.isIPv4(dst.address);
-  return mode === 'v2' ? buildV2(v4, src, dst) : buildV1(v4, src, dst);
+  return mode === 'v2' ? buildV2(v4, src, dst, tlvs) : buildV1(v4, src, dst);
 }
 
 function buildV1(v4: boolean, src: PeerAddress, dst: PeerAddress): Buffer {
@@ -29,13 +62,18 @@ function buildV1(v4: boolean, src: PeerAddress, dst: PeerAddress): Buffer {
   return Buffer.from(`PROXY ${family} ${s} ${d} ${src.port} ${dst.port}\r\n`, 'latin1');
 }
 
-function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress): Buffer {
+function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHeaderTlvs | undefined): Buffer {
   const addressLength = v4 ? 12 : 36;
-  const header = Buffer.allocUnsafe(16 + addressLength);
+  const authority = tlvs?.authority ?? null;
+  const authorityLength = authority === null ? 0 : Math.min(Buffer.byteLength(authority), AUTHORITY_MAX);
+  const uniqueId = tlvs?.uniqueId ?? null;
+  const tlvLength =
+    (authority === null ? 0 : 3 + authorityLength) + (uniqueId === null ? 0 : 3 + uniqueId.length) + (tlvs?.crc32c ? 7 : 0);
+  const header = Buffer.allocUnsafe(16 + addressLength + tlvLength);
   V2_SIGNATURE.copy(header, 0);
   header[12] = V2_PROXY_COMMAND;
   header[13] = v4 ? V2_TCP4 : V2_TCP6;
-  header.writeUInt16BE(addressLength, 14);
+  header.writeUInt16BE(addressLength + tlvLength, 14);
   if (v4) {
     writeIPv4(header, 16, src.address);
     writeIPv4(header, 20, dst.address);
@@ -47,7 +85,38 @@ function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress): Buffer {
     header.writeUInt16BE(src.port, 48);
     header.writeUInt16BE(dst.port, 50);
   }
+  if (tlvLength > 0) writeTlvs(header, 16 + addressLength, authority, authorityLength, uniqueId, tlvs?.crc32c === true);
   return header;
+}
+
+function writeTlvs(
+  header: Buffer,
+  from: number,
+  authority: string | null,
+  authorityLength: number,
+  uniqueId: Buffer | null,
+  crc: boolean,
+): void {
+  let at = from;
+  if (authority !== null) {
+    header[at] = TLV_AUTHORITY;
+    header.writeUInt16BE(authorityLength, at + 1);
+    header.write(authority, at + 3, authorityLength, 'utf8');
+    at += 3 + authorityLength;
+  }
+  if (uniqueId !== null) {
+    header[at] = TLV_UNIQUE_ID;
+    header.writeUInt16BE(uniqueId.length, at + 1);
+    uniqueId.copy(header, at + 3);
+    at += 3 + uniqueId.length;
+  }
+  if (crc) {
+    // Last, so the checksum (over the whole header with its own field zeroed) covers everything.
+    header[at] = TLV_CRC32C;
+    header.writeUInt16BE(4, at + 1);
+    header.writeUInt32BE(0, at + 3);
+    header.writeUInt32BE(crc32c(header), at + 3);
+  }
 }
 
 /** Dotted quad into 4 bytes; the input is a valid IPv4 literal (net.isIPv4 checked it). */

@@ -1,16 +1,37 @@
-// The immutable route table the data plane serves: listener key -> endpoint and balancer. A new
-// snapshot builds a new table (reusing Backend objects whose id and target are unchanged, so
-// connection counts carry over); the edge swaps one reference to it.
+// The immutable route table the data plane serves: listener key -> what to do with a connection
+// there (one endpoint, or an SNI router over passthrough endpoints sharing the port), plus each
+// endpoint's balancer, parsed CIDR lists and counters. A new snapshot builds a new table, reusing
+// Backend and stats objects whose identity is unchanged; the edge swaps one reference to it.
 
 import type { EdgeConfig, EndpointConfig } from './edge-config.js';
 import { Backend, backendKey } from './backend.js';
 import { Balancer } from './balancer.js';
+import { CidrList } from './cidr-list.js';
+import { EndpointStats } from './edge-metrics.js';
 import { canonicalIp, listenerKey } from './peer-address.js';
+import { createSniRouter, type SniRouter } from './sni-router.js';
 
 export interface Route {
-  readonly key: string;
   readonly endpoint: EndpointConfig;
   readonly balancer: Balancer;
+  readonly stats: EndpointStats;
+  /** null: everyone may connect (minus deny). */
+  readonly allow: CidrList | null;
+  readonly deny: CidrList | null;
+  /** v2 TLVs to send. */
+  readonly tlvAuthority: boolean;
+  readonly tlvUniqueId: boolean;
+  readonly tlvCrc32c: boolean;
+}
+
+/** What a listener does with an accepted socket. */
+export interface ListenerRoute {
+  readonly key: string;
+  /** Trusted PROXY senders when the port requires a PROXY header, else null. */
+  readonly proxyIn: CidrList | null;
+  /** Set when the port peeks at the ClientHello (TLS passthrough endpoints); `single` is then null. */
+  readonly sni: SniRouter | null;
+  readonly single: Route | null;
 }
 
 export interface ListenerSpec {
@@ -18,25 +39,28 @@ export interface ListenerSpec {
   /** Canonical IP literal. */
   readonly address: string;
   readonly port: number;
+  /** The endpoints served here, comma-separated (several only for SNI passthrough). */
   readonly endpointId: string;
 }
 
 export class RouteTable {
-  static readonly empty = new RouteTable(null, new Map(), new Map(), new Map());
+  static readonly empty = new RouteTable(null, new Map(), new Map(), new Map(), new Map());
 
   constructor(
     /** The snapshot this table serves (deep-frozen), or null before the first apply. */
     readonly config: EdgeConfig | null,
-    readonly routes: ReadonlyMap<string, Route>,
+    readonly routes: ReadonlyMap<string, ListenerRoute>,
     readonly listeners: ReadonlyMap<string, ListenerSpec>,
     readonly backends: ReadonlyMap<string, Backend>,
+    /** Endpoint id -> route. */
+    readonly endpoints: ReadonlyMap<string, Route>,
   ) {}
 
   get version(): number | null {
     return this.config === null ? null : this.config.version;
   }
 
-  route(key: string): Route | undefined {
+  route(key: string): ListenerRoute | undefined {
     return this.routes.get(key);
   }
 }
@@ -45,14 +69,17 @@ export interface BuiltRouteTable {
   table: RouteTable;
   /** Backends of the previous table that the new one no longer has: they must drain. */
   removed: Backend[];
+  /** Stats of endpoints the new table no longer has. */
+  removedStats: EndpointStats[];
 }
 
-/** Builds the table for a validated snapshot. Pure apart from creating Backend objects. */
+/** Builds the table for a validated snapshot. Pure apart from creating Backend and stats objects. */
 export function buildRouteTable(config: EdgeConfig, previous: RouteTable): BuiltRouteTable {
   const snapshot = deepFreeze(structuredClone(config));
-  const routes = new Map<string, Route>();
   const listeners = new Map<string, ListenerSpec>();
   const backends = new Map<string, Backend>();
+  const endpoints = new Map<string, Route>();
+  const byListener = new Map<string, Route[]>();
 
   for (const endpoint of snapshot.endpoints) {
     const members: Backend[] = [];
@@ -66,16 +93,52 @@ export function buildRouteTable(config: EdgeConfig, previous: RouteTable): Built
       backends.set(key, backend);
       members.push(backend);
     }
-    const balancer = new Balancer(members);
+    const stats = previous.endpoints.get(endpoint.id)?.stats ?? new EndpointStats(endpoint.id, endpoint.app);
+    stats.app = endpoint.app;
+    const tlvs = endpoint.proxyProtocol === 'v2' ? (endpoint.proxyProtocolTlvs ?? []) : [];
+    const route: Route = {
+      endpoint,
+      balancer: new Balancer(members),
+      stats,
+      allow: endpoint.allow === undefined || endpoint.allow.length === 0 ? null : CidrList.parse(endpoint.allow),
+      deny: endpoint.deny === undefined || endpoint.deny.length === 0 ? null : CidrList.parse(endpoint.deny),
+      tlvAuthority: tlvs.includes('authority'),
+      tlvUniqueId: tlvs.includes('unique-id'),
+      tlvCrc32c: tlvs.includes('crc32c'),
+    };
+    endpoints.set(endpoint.id, route);
     for (const bind of endpoint.bind) {
       const key = listenerKey(bind.address, bind.port);
-      routes.set(key, { key, endpoint, balancer });
-      listeners.set(key, { key, address: canonicalIp(bind.address), port: bind.port, endpointId: endpoint.id });
+      const shared = byListener.get(key);
+      if (shared === undefined) byListener.set(key, [route]);
+      else shared.push(route);
+      const spec = listeners.get(key);
+      listeners.set(key, {
+        key,
+        address: canonicalIp(bind.address),
+        port: bind.port,
+        endpointId: spec === undefined ? endpoint.id : `${spec.endpointId},${endpoint.id}`,
+      });
     }
   }
 
+  const routes = new Map<string, ListenerRoute>();
+  for (const [key, members] of byListener) {
+    const first = members[0]!;
+    // Validation made every endpoint on a shared port agree on PROXY-in and be passthrough.
+    const trusted = first.endpoint.acceptProxyProtocol?.trustedCidrs;
+    const passthrough = first.endpoint.tls === 'passthrough';
+    routes.set(key, {
+      key,
+      proxyIn: trusted === undefined ? null : CidrList.parse(trusted),
+      sni: passthrough ? createSniRouter(members) : null,
+      single: passthrough ? null : first,
+    });
+  }
+
   const removed = [...previous.backends.values()].filter((b) => backends.get(b.key) !== b);
-  return { table: new RouteTable(snapshot, routes, listeners, backends), removed };
+  const removedStats = [...previous.endpoints.values()].filter((r) => !endpoints.has(r.endpoint.id)).map((r) => r.stats);
+  return { table: new RouteTable(snapshot, routes, listeners, backends, endpoints), removed, removedStats };
 }
 
 function deepFreeze<T>(value: T): T {

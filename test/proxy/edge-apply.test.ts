@@ -101,7 +101,7 @@ test('an invalid snapshot is rejected with its reason and an older version is ig
   });
   assert.deepEqual(duplicate, {
     ok: false,
-    reason: `invalid snapshot: 127.0.0.1:${port} is bound by both endpoint "e" and endpoint "f"`,
+    reason: `invalid snapshot: 127.0.0.1:${port} is bound by both endpoint "e" and endpoint "f"; only tls passthrough endpoints with distinct sni names may share an address:port`,
   });
   const stale = await edge.apply({ version: 5, endpoints: [] });
   assert.equal(stale.ok && !stale.applied && stale.version, 5);

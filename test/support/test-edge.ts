@@ -18,6 +18,8 @@ export interface TestEndpoint {
   /** Servers with an address and port; their index becomes the backend id (`b0`, `b1`...) unless named. */
   backends: { address: string; port: number; id?: string }[];
   proxyProtocol?: ProxyProtocolMode;
+  /** Any optional endpoint fields (limits, lists, SNI, PROXY-in...). */
+  options?: Partial<EndpointConfig>;
 }
 
 export function endpoint(spec: TestEndpoint): EndpointConfig {
@@ -27,5 +29,6 @@ export function endpoint(spec: TestEndpoint): EndpointConfig {
     bind: spec.bind,
     proxyProtocol: spec.proxyProtocol ?? 'none',
     backends: spec.backends.map((b, i) => ({ id: b.id ?? `b${i}`, address: b.address, port: b.port })),
+    ...spec.options,
   };
 }
