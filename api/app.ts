@@ -13,6 +13,8 @@ import { eventStreamRoutes } from './routes/event-stream.js';
 import { edgeRoutes } from './routes/edge.js';
 import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
+import { openApiRoutes } from './routes/openapi.js';
+import { tokenRoutes } from './routes/tokens.js';
 import type { ErrorBody } from './views.js';
 
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
@@ -20,6 +22,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
 
   app.get('/healthz', (c) => (deps.ready() ? c.json({ ok: true }) : c.json(errorBody('E_NOT_READY', 'the server is starting'), 503)));
 
+  app.route('/', openApiRoutes());
   app.use('/v1/*', authenticate(deps.db));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
@@ -29,6 +32,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', execRoutes(deps));
   app.route('/v1', describeRoutes(deps));
   app.route('/v1', eventStreamRoutes(deps));
+  app.route('/v1', tokenRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

@@ -33,8 +33,9 @@ export function idempotency(db: Db): MiddlewareHandler<ApiEnv> {
       return c.json(seen.body as object, seen.status as 200);
     }
     await next();
-    // Only successful answers are kept: a failed request may be retried under the same key.
-    if (c.res.status < 300 && c.res.headers.get('content-type')?.includes('application/json')) {
+    // Only successful answers are kept: a failed request may be retried under the same key. An
+    // answer marked no-store (a new token's secret) is never kept.
+    if (c.res.status < 300 && c.res.headers.get('content-type')?.includes('application/json') && !c.res.headers.get('cache-control')?.includes('no-store')) {
       const stored = await c.res.clone().json();
       await db.insert(idempotencyKeys).values({ orgId, key, requestHash, status: c.res.status, body: stored }).onConflictDoNothing();
     }

@@ -1,7 +1,11 @@
 // pier.toml: its schema, and parsing + validation of a whole manifest at once. The CLI sends
-// the TOML text; the server validates it here, so both report the same problems.
+// the TOML text; the server validates it here, so both report the same problems, each at its
+// `file:line:column`. Pure (no I/O): `pier validate` imports it too.
+import ipaddr from 'ipaddr.js';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
+import { closestKey } from './closest-key.js';
+import { indexTomlPositions, type TomlPositionIndex } from './manifest-positions.js';
 import { PierError } from './pier-error.js';
 
 const name = z
@@ -72,14 +76,49 @@ const deploySchema = z
     path: ['max_surge'],
   });
 
+const cidr = z.string().refine(isCidrOrAddress, 'must be an IP address or a CIDR such as "10.0.0.0/8" or "2001:db8::/32"');
+const serverName = z
+  .string()
+  .toLowerCase()
+  .regex(/^(\*\.)?([a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}$/, 'must be a host name, or "*." and a domain for one label');
+
 const endpointSchema = z
   .object({
     process: name,
     port,
     target: port,
     proxy_protocol: z.enum(['none', 'v1', 'v2']).default('none'),
+    /** v2 TLVs to add: the SNI name (authority), a per-connection id, a CRC32C checksum. */
+    proxy_protocol_tlvs: z.array(z.enum(['authority', 'unique-id', 'crc32c'])).default([]),
+    /** "passthrough": route by the TLS server name without terminating TLS. */
+    tls: z.enum(['none', 'passthrough']).default('none'),
+    sni: z.array(serverName).default([]),
+    sni_default: z.boolean().default(false),
+    allow: z.array(cidr).default([]),
+    deny: z.array(cidr).default([]),
+    max_connections: z.number().int().min(1).max(1_000_000).optional(),
+    max_connections_per_client: z.number().int().min(1).max(1_000_000).optional(),
+    idle_timeout: duration.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((e, ctx) => {
+    if (e.tls === 'passthrough' && e.sni.length === 0 && !e.sni_default) {
+      ctx.addIssue({ code: 'custom', path: ['sni'], message: 'a passthrough endpoint needs server names (sni = ["example.com"]) or sni_default = true' });
+    }
+    if (e.tls !== 'passthrough' && (e.sni.length > 0 || e.sni_default)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'sni and sni_default need tls = "passthrough"' });
+    }
+  });
+
+function isCidrOrAddress(value: string): boolean {
+  try {
+    if (value.includes('/')) ipaddr.parseCIDR(value);
+    else ipaddr.parse(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const manifestSchema = z
   .object({
@@ -132,7 +171,7 @@ export interface ManifestProblem {
   column?: number;
 }
 
-/** Parses and validates TOML text; throws E_MANIFEST_INVALID listing every problem. */
+/** Parses and validates TOML text; throws E_MANIFEST_INVALID listing every problem at its line and column. */
 export function parseManifest(text: string, file = 'pier.toml'): Manifest {
   let doc: unknown;
   try {
@@ -144,23 +183,90 @@ export function parseManifest(text: string, file = 'pier.toml'): Manifest {
     }
     throw err;
   }
-  return validateManifest(doc, file);
+  const result = manifestSchema.safeParse(doc);
+  if (result.success) return result.data;
+  throw invalid(file, problemsOf(result.error.issues, doc, indexTomlPositions(text)));
 }
 
-/** Validates an already-parsed manifest object. */
+/** Validates an already-parsed manifest object (no positions: there is no text). */
 export function validateManifest(doc: unknown, file = 'pier.toml'): Manifest {
   const result = manifestSchema.safeParse(doc);
   if (result.success) return result.data;
-  throw invalid(file, result.error.issues.map(toProblem));
+  throw invalid(file, problemsOf(result.error.issues, doc, null));
 }
 
-function toProblem(issue: z.core.$ZodIssue): ManifestProblem {
-  const path = formatPath(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => `"${k}"`).join(', ');
-    return { path, message: `unknown key ${keys}` };
+/** The problems of an E_MANIFEST_INVALID error, or null for any other error. */
+export function manifestProblems(err: unknown): ManifestProblem[] | null {
+  return err instanceof PierError && err.code === 'E_MANIFEST_INVALID' ? (err.details as ManifestProblem[]) : null;
+}
+
+function problemsOf(issues: z.core.$ZodIssue[], doc: unknown, positions: TomlPositionIndex | null): ManifestProblem[] {
+  const problems: (ManifestProblem & { sort: number; missing: boolean })[] = [];
+  // A misspelt required key is reported once, as the misspelling (with the suggestion).
+  const explained = new Set<string>();
+  const at = (path: PropertyKey[], onValue: boolean): Pick<ManifestProblem, 'line' | 'column'> => {
+    const found = positions?.nearest(path.map((p) => (typeof p === 'number' ? p : String(p))));
+    if (!found) return positions ? { line: 1, column: 1 } : {};
+    const pos = found.up === 0 && onValue ? (found.entry.value ?? found.entry.key) : found.entry.key;
+    return { line: pos.line, column: pos.column };
+  };
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = keysAt(issue.path);
+      for (const key of issue.keys) {
+        const suggestion = closestKey(key, allowed);
+        if (suggestion) explained.add(formatPath([...issue.path, suggestion]));
+        const message = `unknown key "${key}"${suggestion ? ` — did you mean "${suggestion}"?` : ''}`;
+        problems.push({ path: formatPath(issue.path), message, ...at([...issue.path, key], false), sort: problems.length, missing: false });
+      }
+      continue;
+    }
+    const missing = valueAt(doc, issue.path) === undefined;
+    const message = missing && issue.code === 'invalid_type' ? `is required (${issue.expected})` : issue.message.replace(/^Invalid input: /, '');
+    problems.push({ path: formatPath(issue.path), message, ...at(issue.path, !missing), sort: problems.length, missing });
   }
-  return { path, message: issue.message };
+  return problems
+    .filter((p) => !(p.missing && explained.has(p.path)))
+    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0) || a.sort - b.sort)
+    .map(({ path, message, line, column }) => (line === undefined ? { path, message } : { path, message, line, column }));
+}
+
+/** The keys the schema allows in the object at `path` (for suggestions). */
+function keysAt(path: PropertyKey[]): string[] {
+  let def = unwrap(manifestSchema);
+  for (const p of path) {
+    if (def.type === 'object') def = unwrap(def.shape?.[String(p)]);
+    else if (def.type === 'record') def = unwrap(def.valueType);
+    else if (def.type === 'array') def = unwrap(def.element);
+    else return [];
+  }
+  return def.type === 'object' ? Object.keys(def.shape ?? {}) : [];
+}
+
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, unknown>;
+  valueType?: unknown;
+  element?: unknown;
+  innerType?: unknown;
+  in?: unknown;
+}
+
+function unwrap(schema: unknown): SchemaDef {
+  let def = (schema as { _zod?: { def: SchemaDef } } | undefined)?._zod?.def;
+  while (def && (def.innerType !== undefined || def.type === 'pipe')) {
+    def = (((def.type === 'pipe' ? def.in : def.innerType) as { _zod?: { def: SchemaDef } }) ?? {})._zod?.def;
+  }
+  return def ?? { type: 'unknown' };
+}
+
+function valueAt(doc: unknown, path: PropertyKey[]): unknown {
+  let v = doc;
+  for (const p of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, p)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -173,11 +279,14 @@ function formatPath(path: PropertyKey[]): string {
   return out;
 }
 
+/** `file:line:column: path: message`, the form editors and CI annotations understand. */
+export function formatManifestProblem(file: string, p: ManifestProblem): string {
+  const where = p.line ? `${file}:${p.line}:${p.column ?? 1}` : file;
+  return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+}
+
 function invalid(file: string, problems: ManifestProblem[]): PierError {
-  const lines = problems.map((p) => {
-    const where = p.line ? `${file}:${p.line}:${p.column ?? 1}` : file;
-    return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
-  });
+  const lines = problems.map((p) => formatManifestProblem(file, p));
   return new PierError('E_MANIFEST_INVALID', `the manifest is not valid:\n  ${lines.join('\n  ')}`, {
     status: 422,
     hint: 'fix the fields listed above; docs/manifest.md describes every key',

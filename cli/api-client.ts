@@ -1,5 +1,5 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
-import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, LogLineView, ReleaseView, StatusView } from '../api/views.js';
+import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -20,31 +20,59 @@ export interface LogsQuery {
   grep?: string | undefined;
 }
 
+export interface CreateTokenRequest {
+  scope: TokenView['scope'];
+  name?: string | undefined;
+  app?: string | undefined;
+  expiresIn?: string | undefined;
+}
+
 export class ApiClient {
   constructor(private readonly config: ClientConfig) {}
 
-  listApps(): Promise<{ apps: AppView[] }> {
-    return this.request('GET', '/v1/apps');
+  /** Every app this token can see (all pages). */
+  async listApps(): Promise<{ apps: AppView[] }> {
+    return { apps: await this.all<AppView>('/v1/apps', 'apps') };
   }
 
   status(app: string): Promise<StatusView> {
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}`);
   }
 
-  deploy(body: DeployRequest): Promise<DeployView> {
-    return this.request('POST', '/v1/deploys', body);
+  /** Mutating calls take an Idempotency-Key: a retry of the same call is answered, not redone. */
+  deploy(body: DeployRequest, idempotencyKey: string): Promise<DeployView> {
+    return this.request('POST', '/v1/deploys', body, idempotencyKey);
   }
 
-  releases(app: string): Promise<{ releases: (ReleaseView & { current: boolean })[] }> {
-    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/releases`);
+  /** Every release of the app, newest first (all pages). */
+  async releases(app: string): Promise<{ releases: (ReleaseView & { current: boolean })[] }> {
+    return { releases: await this.all(`/v1/apps/${encodeURIComponent(app)}/releases`, 'releases') };
   }
 
-  rollback(app: string, body: { version?: number; description?: string }): Promise<DeployView> {
-    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/rollback`, body);
+  rollback(app: string, body: { version?: number; description?: string }, idempotencyKey: string): Promise<DeployView> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/rollback`, body, idempotencyKey);
   }
 
-  scale(app: string, counts: Record<string, number>): Promise<{ app: string; scale: Record<string, number>; changed: boolean }> {
-    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts });
+  scale(app: string, counts: Record<string, number>, idempotencyKey: string): Promise<{ app: string; scale: Record<string, number>; changed: boolean }> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/scale`, { counts }, idempotencyKey);
+  }
+
+  createToken(body: CreateTokenRequest): Promise<{ token: TokenView; secret: string }> {
+    return this.request('POST', '/v1/tokens', body);
+  }
+
+  /** Every token of the org that is not revoked (all pages). */
+  async listTokens(): Promise<{ tokens: TokenView[] }> {
+    return { tokens: await this.all<TokenView>('/v1/tokens', 'tokens') };
+  }
+
+  revokeToken(id: string): Promise<{ token: TokenView }> {
+    return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** The token this client uses, as the API sees it. */
+  currentToken(): Promise<{ token: TokenView }> {
+    return this.request('GET', '/v1/tokens/current');
   }
 
   /** GET a describe document: its shape is documented in docs/api.md. */
@@ -115,8 +143,21 @@ export class ApiClient {
     return openExecSocket(url, this.config.token, options.onOutput);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return this.parse<T>(await this.send(method, path, body));
+  private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+    return this.parse<T>(await this.send(method, path, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}));
+  }
+
+  /** Follows `next_cursor` through every page of a list (bounded: 1000 pages). */
+  private async all<T>(path: string, key: string): Promise<T[]> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 1000; page++) {
+      const body: Record<string, unknown> = await this.request('GET', cursor ? `${path}?cursor=${encodeURIComponent(cursor)}` : path);
+      items.push(...((body[key] as T[] | undefined) ?? []));
+      cursor = typeof body.next_cursor === 'string' ? body.next_cursor : null;
+      if (!cursor) break;
+    }
+    return items;
   }
 
   private async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {

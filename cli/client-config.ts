@@ -1,8 +1,8 @@
 // Where the CLI finds the API and its token: PIER_API_URL / PIER_TOKEN, else the config file
-// that `pier server` writes on first start ($XDG_CONFIG_HOME/pier/config.json).
-import { readFileSync } from 'node:fs';
+// that `pier login` or `pier server` (on first start) writes ($XDG_CONFIG_HOME/pier/config.json).
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
 
@@ -35,4 +35,20 @@ export function loadClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
     });
   }
   return { apiUrl: apiUrl.replace(/\/+$/, ''), token };
+}
+
+/** Stores the API URL and token in the config file (mode 0600), keeping its other settings. */
+export function saveClientConfig(env: NodeJS.ProcessEnv, config: ClientConfig): string {
+  const file = configFilePath(env);
+  let current: Record<string, unknown> = {};
+  try {
+    current = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // No file yet, or one we replace.
+  }
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ ...current, apiUrl: config.apiUrl, token: config.token }, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
+  return file;
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `pier` command: loads each subcommand lazily, and is the only place that turns errors
 // into messages and exit codes and calls process.exit.
-import { defineCommand, runCommand, runMain } from 'citty';
+import { defineCommand, renderUsage, runCommand, runMain } from 'citty';
+import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { CliError } from './cli-error.js';
 import { CommandExit } from './command-exit.js';
 import { EXIT } from './exit-codes.js';
-import { printError } from './output.js';
+import { printError, printUsage } from './output.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -24,6 +26,10 @@ export const main = defineCommand({
     rollback: () => import('./commands/rollback.js').then((m) => m.default),
     scale: () => import('./commands/scale.js').then((m) => m.default),
     describe: () => import('./commands/describe.js').then((m) => m.default),
+    validate: () => import('./commands/validate.js').then((m) => m.default),
+    tokens: () => import('./commands/tokens.js').then((m) => m.default),
+    login: () => import('./commands/login.js').then((m) => m.default),
+    completion: () => import('./commands/completion.js').then((m) => m.default),
   },
 });
 
@@ -31,7 +37,7 @@ async function run(argv: string[]): Promise<number> {
   // After `--` the words belong to a remote command (`pier exec … -- df -h`), not to us.
   const own = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
   if (argv.length === 0 || own.some((a) => a === '--help' || a === '-h') || (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v'))) {
-    await runMain(main, { rawArgs: argv });
+    await runMain(main, { rawArgs: argv, showUsage: async (cmd, parent) => printUsage(await renderUsage(cmd, parent)) });
     return EXIT.ok;
   }
   try {
@@ -63,4 +69,16 @@ function report(err: unknown): number {
   return EXIT.error;
 }
 
-process.exitCode = await run(process.argv.slice(2));
+// Only when run as the program: tests and docs generation import `main` to read the commands, and
+// `pier completion` imports it while it runs (so no top-level await here).
+const entry = process.argv[1];
+if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  // `pier … | head`: a reader that stops early ends the command quietly, as with other tools.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(EXIT.ok);
+  });
+  void run(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

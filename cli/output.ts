@@ -19,6 +19,13 @@ export function printTable(headers: string[], rows: (string | number | null | un
   for (const r of cells) stdout.write(`${line(r)}\n`);
 }
 
+/** Usage text (`--help`): citty colours it, which only a terminal that wants colour should see. */
+export function printUsage(text: string): void {
+  const colour = stdout.isTTY && !process.env.NO_COLOR;
+  // eslint-disable-next-line no-control-regex
+  stdout.write(`${colour ? text : text.replace(/\x1b\[[0-9;]*m/g, '')}\n`);
+}
+
 export function progress(text: string): void {
   stderr.write(`${text}\n`);
 }

@@ -1,19 +1,63 @@
-// Read routes of an app: list, status, releases, instances, endpoints, events.
+// Read routes of an app: list, status, releases, instances, endpoints, events. Lists are paged
+// with `limit` and an opaque `cursor` (api/cursor.ts).
 import { Hono } from 'hono';
-import { and, asc, desc, eq, inArray, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, lt, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv } from '../auth.js';
+import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
+import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
+import { appViewSchema, endpointViewSchema, eventViewSchema, instanceViewSchema, pageSchema, releaseViewSchema, statusViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, endpointView, eventView, instanceView, releaseView, type StatusView } from '../views.js';
 
-const eventsQuery = z.object({
-  after: z.coerce.number().int().min(0).optional(),
+const appsQuery = pageQuery(100, 1000);
+const releasesQuery = pageQuery(100, 1000);
+const instancesQuery = pageQuery(100, 500);
+const eventsQuery = pageQuery(100, 1000).extend({
+  after: z.coerce.number().int().min(0).optional().describe('only events with a larger id'),
   type: z.string().optional(),
   instance: z.string().optional(),
   deployment: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+describeRoute({ method: 'get', path: '/v1/apps', scope: 'read', summary: 'The apps this token can see, by name', query: appsQuery, response: pageSchema('apps', appViewSchema) });
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app',
+  scope: 'read',
+  summary: "An app's status: current release, last deployment, instances that run or should, endpoints",
+  response: statusViewSchema,
+  errors: [404],
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/releases',
+  scope: 'read',
+  summary: "An app's releases, newest first",
+  query: releasesQuery,
+  response: pageSchema('releases', releaseViewSchema.extend({ current: z.boolean() })),
+  errors: [404],
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/instances',
+  scope: 'read',
+  summary: "An app's instances, stopped ones included, newest first",
+  query: instancesQuery,
+  response: pageSchema('instances', instanceViewSchema),
+  errors: [404],
+});
+describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints', scope: 'read', summary: "An app's endpoints and where the edge serves them", response: z.object({ endpoints: z.array(endpointViewSchema) }), errors: [404] });
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/events',
+  scope: 'read',
+  summary: "An app's events, oldest first",
+  query: eventsQuery,
+  response: pageSchema('events', eventViewSchema),
+  errors: [404],
 });
 
 export function appRoutes(deps: ApiDeps) {
@@ -23,10 +67,19 @@ export function appRoutes(deps: ApiDeps) {
   r.get('/apps', async (c) => {
     const auth = c.get('auth');
     requireScope(auth, 'read');
-    const where = auth.appId ? and(eq(apps.orgId, auth.orgId), eq(apps.id, auth.appId)) : eq(apps.orgId, auth.orgId);
-    const rows = await db.select().from(apps).where(where).orderBy(asc(apps.name));
+    const q = parseQuery(appsQuery, c.req.query());
+    const after = decodeCursor(q.cursor, z.object({ name: z.string() }));
+    const rows = await db
+      .select()
+      .from(apps)
+      .where(and(eq(apps.orgId, auth.orgId), auth.appId ? eq(apps.id, auth.appId) : undefined, after ? gt(apps.name, after.name) : undefined))
+      .orderBy(asc(apps.name))
+      .limit(q.limit);
     const versions = await versionsOf(rows.map((a) => a.currentReleaseId).filter((id): id is string => id !== null));
-    return c.json({ apps: rows.map((a) => appView(a, a.currentReleaseId ? (versions.get(a.currentReleaseId) ?? null) : null)) });
+    return c.json({
+      apps: rows.map((a) => appView(a, a.currentReleaseId ? (versions.get(a.currentReleaseId) ?? null) : null)),
+      next_cursor: nextCursor(rows, q.limit, (a) => ({ name: a.name })),
+    });
   });
 
   r.get('/apps/:app', async (c) => {
@@ -36,13 +89,36 @@ export function appRoutes(deps: ApiDeps) {
 
   r.get('/apps/:app/releases', async (c) => {
     const app = await readable(c.get('auth'), c.req.param('app'));
-    const rows = await db.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version));
-    return c.json({ releases: rows.map((rel) => ({ ...releaseView(rel), current: rel.id === app.currentReleaseId })) });
+    const q = parseQuery(releasesQuery, c.req.query());
+    const after = decodeCursor(q.cursor, z.object({ version: z.number().int() }));
+    const rows = await db
+      .select()
+      .from(releases)
+      .where(and(eq(releases.appId, app.id), after ? lt(releases.version, after.version) : undefined))
+      .orderBy(desc(releases.version))
+      .limit(q.limit);
+    return c.json({
+      releases: rows.map((rel) => ({ ...releaseView(rel), current: rel.id === app.currentReleaseId })),
+      next_cursor: nextCursor(rows, q.limit, (rel) => ({ version: rel.version })),
+    });
   });
 
   r.get('/apps/:app/instances', async (c) => {
     const app = await readable(c.get('auth'), c.req.param('app'));
-    return c.json({ instances: (await status(app, true)).instances });
+    const q = parseQuery(instancesQuery, c.req.query());
+    // The cursor keeps created_at as Postgres prints it: a JS Date would drop its microseconds.
+    const after = decodeCursor(q.cursor, z.object({ t: z.string().max(64), id: z.string().max(200) }));
+    const rows = await db
+      .select({ inst: instances, t: sql<string>`${instances.createdAt}::text` })
+      .from(instances)
+      .where(and(eq(instances.appId, app.id), after ? sql`(${instances.createdAt}, ${instances.id}) < (${after.t}::timestamptz, ${after.id})` : undefined))
+      .orderBy(desc(instances.createdAt), desc(instances.id))
+      .limit(q.limit);
+    const version = new Map((await db.select({ id: releases.id, version: releases.version }).from(releases).where(eq(releases.appId, app.id))).map((r) => [r.id, r.version]));
+    return c.json({
+      instances: rows.map((r) => instanceView(r.inst, version.get(r.inst.releaseId) ?? 0)),
+      next_cursor: nextCursor(rows, q.limit, (r) => ({ t: r.t, id: r.inst.id })),
+    });
   });
 
   r.get('/apps/:app/endpoints', async (c) => {
@@ -55,16 +131,18 @@ export function appRoutes(deps: ApiDeps) {
     const auth = c.get('auth');
     const app = await readable(auth, c.req.param('app'));
     const q = parseQuery(eventsQuery, c.req.query());
+    const cursor = decodeCursor(q.cursor, z.object({ id: z.number().int().min(0) }));
+    const afterId = Math.max(q.after ?? -1, cursor?.id ?? -1);
     const rows = await deps.events.list({
       orgId: auth.orgId,
       appId: app.id,
-      afterId: q.after,
+      afterId: afterId >= 0 ? afterId : undefined,
       type: q.type,
       instanceId: q.instance,
       deploymentId: q.deployment,
       limit: q.limit,
     });
-    return c.json({ events: rows.map(eventView) });
+    return c.json({ events: rows.map(eventView), next_cursor: nextCursor(rows, q.limit, (e) => ({ id: e.id })) });
   });
 
   async function readable(auth: ApiEnv['Variables']['auth'], name: string): Promise<App> {
@@ -78,15 +156,13 @@ export function appRoutes(deps: ApiDeps) {
     return new Map(rows.map((r) => [r.id, r.version]));
   }
 
-  /** The app's state; `all` also lists stopped instances, newest first. */
-  async function status(app: App, all = false): Promise<StatusView> {
+  /** The app's state: the instances that run or should. */
+  async function status(app: App): Promise<StatusView> {
     const rels = await db.select().from(releases).where(eq(releases.appId, app.id));
     const version = new Map(rels.map((r) => [r.id, r.version]));
     const current = rels.find((r) => r.id === app.currentReleaseId) ?? null;
     const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
-    const where = all
-      ? eq(instances.appId, app.id)
-      : and(eq(instances.appId, app.id), or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['running', 'starting'])));
+    const where = and(eq(instances.appId, app.id), or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['running', 'starting'])));
     const inst = await db.select().from(instances).where(where).orderBy(desc(instances.createdAt)).limit(200);
     const eps = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
     return {

@@ -6,8 +6,10 @@ import { apps, deployments, releases } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { requireScope, type ApiEnv } from '../auth.js';
 import { parseManifest, validateManifest } from '../manifest.js';
+import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { parseBody, readJson } from '../request.js';
+import { deploymentViewSchema, deployViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, releaseView, type DeployView } from '../views.js';
 
 const deployBody = z.object({
@@ -27,6 +29,38 @@ const rollbackBody = z.object({
 const scaleBody = z.object({
   counts: z.record(z.string(), z.number().int().min(0).max(100)).refine((c) => Object.keys(c).length > 0, 'name at least one process'),
 });
+
+describeRoute({
+  method: 'post',
+  path: '/v1/deploys',
+  scope: 'deploy',
+  summary: 'Deploy a manifest: 201 with a new release and deployment, 200 (created: false) when this manifest and image are already deployed',
+  description: 'The rollout runs on the server; follow it with GET /v1/deployments/{id}. An invalid manifest is 422 E_MANIFEST_INVALID with `details: [{ path, message, line?, column? }]`.',
+  body: deployBody,
+  response: deployViewSchema,
+  status: [201, 200],
+  errors: [404, 409, 422],
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/apps/:app/rollback',
+  scope: 'deploy',
+  summary: "Roll back: a new release copying an earlier one's manifest and exact image, rolled out like a deploy",
+  body: rollbackBody,
+  response: deployViewSchema,
+  status: 201,
+  errors: [404, 409],
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/apps/:app/scale',
+  scope: 'deploy',
+  summary: 'Set instance counts per process (kept across deploys); idempotent',
+  body: scaleBody,
+  response: z.object({ app: z.string(), scale: z.record(z.string(), z.number()), changed: z.boolean() }),
+  errors: [404, 409],
+});
+describeRoute({ method: 'get', path: '/v1/deployments/:id', scope: 'read', summary: 'A deployment and its progress', response: deploymentViewSchema, errors: [404] });
 
 export function deployRoutes(deps: ApiDeps) {
   const { db } = deps;

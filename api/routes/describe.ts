@@ -6,8 +6,15 @@ import { apps, deployments, endpoints, instances, releases, type App } from '../
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv, type AuthContext } from '../auth.js';
 import type { Manifest } from '../manifest.js';
+import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
+
+// Describe documents are for people and `pier describe --json`; their shapes may grow.
+describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
+describeRoute({ method: 'get', path: '/v1/instances/:id', scope: 'read', summary: 'Explain an instance: its state, health output, container (exit code, OOM), last log lines and events', response: { type: 'object' }, errors: [404] });
+describeRoute({ method: 'get', path: '/v1/deployments/:id/describe', scope: 'read', summary: 'Explain a deployment: its state, failure, strategy, deadline and events', response: { type: 'object' }, errors: [404] });
+describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints/:port', scope: 'read', summary: 'Explain an endpoint: where it is served and the backends the edge has for it', response: { type: 'object' }, errors: [404] });
 
 export function describeRoutes(deps: ApiDeps) {
   const { db } = deps;

@@ -4,6 +4,17 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { ApiDeps } from '../api-deps.js';
 import { requireScope, type ApiEnv } from '../auth.js';
+import { describeRoute } from '../openapi.js';
+
+describeRoute({ method: 'get', path: '/v1/edge/config', scope: 'edge', summary: 'The current edge snapshot: listeners and backends, with its version', response: { type: 'object', description: 'see docs/edge.md' } });
+describeRoute({
+  method: 'get',
+  path: '/v1/edge/watch',
+  scope: 'edge',
+  summary: 'Server-sent events: `config` with each new snapshot (id = version), `ping` every 15 s',
+  contentType: 'text/event-stream',
+  response: { type: 'string' },
+});
 
 export function edgeRoutes(deps: ApiDeps) {
   const r = new Hono<ApiEnv>();

@@ -5,7 +5,18 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv } from '../auth.js';
+import { describeRoute } from '../openapi.js';
 import { eventView } from '../views.js';
+
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/events/stream',
+  scope: 'read',
+  summary: "Server-sent events of an app's events (event = type, id = event id), resuming after the `Last-Event-ID` header or the `after` query parameter",
+  contentType: 'text/event-stream',
+  response: { type: 'string' },
+  errors: [404],
+});
 
 export function eventStreamRoutes(deps: ApiDeps) {
   const r = new Hono<ApiEnv>();

@@ -12,6 +12,8 @@ import { isPierError, PierError } from '../pier-error.js';
 import { parseBody, parseQuery, readJson } from '../request.js';
 import type { ExecSession } from '../runtime/runtime.js';
 import type { ExecResultView } from '../views.js';
+import { describeRoute } from '../openapi.js';
+import { execResultViewSchema } from '../view-schemas.js';
 
 const execBody = z.object({
   cmd: z.array(z.string()).min(1, 'must hold at least the program to run').max(1000),
@@ -172,3 +174,22 @@ function errorOf(err: unknown): { code: string; message: string; hint?: string }
   if (isPierError(err)) return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
   return { code: 'E_INTERNAL', message: 'the exec session failed; the server log has the details' };
 }
+
+describeRoute({
+  method: 'post',
+  path: '/v1/apps/:app/instances/:instance/exec',
+  scope: 'exec',
+  summary: 'Run a command in a running instance to completion: exit code, stdout, stderr (each kept up to 1 MiB)',
+  body: execBody,
+  response: execResultViewSchema,
+  errors: [404, 409, 504],
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/instances/:instance/exec/ws',
+  scope: 'exec',
+  summary: 'An interactive session under a TTY over a WebSocket upgrade (query `cmd` repeated per argument); see docs/api.md for the protocol',
+  query: sessionQuery,
+  response: { type: 'string', description: 'a WebSocket (101 Switching Protocols)' },
+  errors: [404, 409],
+});

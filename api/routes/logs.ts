@@ -9,6 +9,8 @@ import { findInstance } from '../find-instance.js';
 import { createLogReader, type LogSelection } from '../log-reader.js';
 import { PierError } from '../pier-error.js';
 import { parseQuery } from '../request.js';
+import { describeRoute } from '../openapi.js';
+import { logLineViewSchema } from '../view-schemas.js';
 
 const MAX_TAIL = 10_000;
 
@@ -89,3 +91,13 @@ function parseGrep(pattern: string): RegExp {
     });
   }
 }
+
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/logs',
+  scope: 'read',
+  summary: "What an app's instances wrote, oldest first: `{ lines }`, or with follow=1 newline-delimited JSON until the client goes away",
+  query: logsQuery,
+  response: z.object({ lines: z.array(logLineViewSchema) }),
+  errors: [404],
+});

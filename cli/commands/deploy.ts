@@ -6,6 +6,7 @@ import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
 import { checkOutcome, followDeployment } from '../follow-deployment.js';
+import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
 
 export default defineCommand({
@@ -16,6 +17,7 @@ export default defineCommand({
     detach: { type: 'boolean', description: 'Return once the deploy is accepted; do not wait', default: false },
     wait: { type: 'string', description: 'Give up waiting after this many seconds (exit 8; the rollout goes on)', default: '600', valueHint: 'SECONDS' },
     json: { type: 'boolean', description: 'Print the deployment as JSON on stdout', default: false },
+    'idempotency-key': idempotencyKeyArg,
   },
   async run({ args }) {
     const text = await readFile(args.config, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -29,7 +31,7 @@ export default defineCommand({
       throw new CliError('E_USAGE', `--wait must be a positive number of seconds, not "${args.wait}"`, { exitCode: EXIT.usage });
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const result = await client.deploy({ manifest: text, file: args.config, description: args.message ?? '' });
+    const result = await client.deploy({ manifest: text, file: args.config, description: args.message ?? '' }, idempotencyKey(args['idempotency-key']));
     const { app, release, deployment } = result;
     progress(
       result.created

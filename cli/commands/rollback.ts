@@ -5,6 +5,7 @@ import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
 import { checkOutcome, followDeployment } from '../follow-deployment.js';
+import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
 
 export default defineCommand({
@@ -15,6 +16,7 @@ export default defineCommand({
     message: { type: 'string', alias: 'm', description: 'Why (kept with the new release)' },
     detach: { type: 'boolean', description: 'Return once accepted; do not wait', default: false },
     json: { type: 'boolean', description: 'Print the deployment as JSON on stdout', default: false },
+    'idempotency-key': idempotencyKeyArg,
   },
   async run({ args }) {
     let version: number | undefined;
@@ -25,7 +27,7 @@ export default defineCommand({
       }
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const result = await client.rollback(args.app, { ...(version === undefined ? {} : { version }), description: args.message ?? '' });
+    const result = await client.rollback(args.app, { ...(version === undefined ? {} : { version }), description: args.message ?? '' }, idempotencyKey(args['idempotency-key']));
     progress(`rolling back ${result.app.name}: release v${result.release.version} runs ${result.release.imageDigest} (${result.release.description})`);
     const final = args.detach ? result.deployment : await followDeployment(client, args.app, result.deployment, 600_000);
     if (args.json) printJson(final);

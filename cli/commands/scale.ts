@@ -4,6 +4,7 @@ import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
+import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine } from '../output.js';
 
 export default defineCommand({
@@ -12,6 +13,7 @@ export default defineCommand({
     counts: { type: 'positional', description: 'PROCESS=COUNT pairs, e.g. web=3 worker=1', required: true },
     app: { type: 'string', alias: 'a', description: 'The app', valueHint: 'APP', required: true },
     json: { type: 'boolean', description: 'Print JSON on stdout', default: false },
+    'idempotency-key': idempotencyKeyArg,
   },
   async run({ args }) {
     const pairs = (args._ as string[]).filter((a) => a.includes('='));
@@ -22,7 +24,7 @@ export default defineCommand({
       if (!m) throw usage(pair);
       counts[m[1] as string] = Number(m[2]);
     }
-    const result = await new ApiClient(loadClientConfig(process.env)).scale(args.app, counts);
+    const result = await new ApiClient(loadClientConfig(process.env)).scale(args.app, counts, idempotencyKey(args['idempotency-key']));
     if (args.json) return printJson(result);
     printLine(`${result.app}: ${Object.entries(result.scale).map(([p, n]) => `${p}=${n}`).join(' ')}${result.changed ? '' : ' (unchanged)'}`);
   },

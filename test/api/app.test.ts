@@ -175,7 +175,7 @@ test('the HTTP API, on one database with an org per case', async (t) => {
     assert.ok(err.hint);
     const problems = err.details as { path: string; message: string }[];
     assert.deepEqual(problems.map((p) => p.path).sort(), ['app', 'endpoints[0].port', 'endpoints[0].process']);
-    assert.match(err.message, /deploy\/pier\.toml: endpoints\[0\]\.port: /);
+    assert.match(err.message, /deploy\/pier\.toml:\d+:\d+: endpoints\[0\]\.port: /);
 
     const toml = await expectError(await api.request('/v1/deploys', { token: admin, body: { manifest: 'app = \n' } }), 422, 'E_MANIFEST_INVALID');
     const [problem] = toml.details as { line: number; column: number }[];
@@ -244,7 +244,7 @@ test('the HTTP API, on one database with an org per case', async (t) => {
 
     const res = await api.request('/v1/apps', { token });
     assert.equal(res.status, 200, 'the token is an admin token of the default org');
-    assert.deepEqual(await res.json(), { apps: [] });
+    assert.deepEqual(await res.json(), { apps: [], next_cursor: null });
 
     const second = await bootstrapAdmin({ db: api.db, dataDir, cliConfigFile, apiUrl: 'http://127.0.0.1:7701' });
     assert.deepEqual(second, { ...first, created: false });

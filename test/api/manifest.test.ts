@@ -84,32 +84,32 @@ const invalid: { name: string; text: string; want: ManifestProblem[] }[] = [
   {
     name: 'an unknown top-level key',
     text: example.replace('image =', 'colour = "red"\nimage ='),
-    want: [{ path: '', message: 'unknown key "colour"' }],
+    want: [{ path: '', message: 'unknown key "colour"', line: 2, column: 1 }],
   },
   {
     name: 'an unknown key in a process, with its path',
     text: example.replace('cmd =', 'cnt = 2\ncmd ='),
-    want: [{ path: 'processes.web', message: 'unknown key "cnt"' }],
+    want: [{ path: 'processes.web', message: 'unknown key "cnt"', line: 5, column: 1 }],
   },
   {
     name: 'an unknown key in an endpoint, with its path',
     text: `${example}tls = true\n`,
-    want: [{ path: 'endpoints[0]', message: 'unknown key "tls"' }],
+    want: [{ path: 'endpoints[0]', message: 'unknown key "tls"', line: 11, column: 1 }],
   },
   {
     name: 'an endpoint naming a missing process',
     text: example.replace('process = "web"', 'process = "api"'),
-    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.api] or use one of: web' }],
+    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.api] or use one of: web', line: 8, column: 11 }],
   },
   {
     name: 'an endpoint naming an inherited property rather than a process',
     text: example.replace('process = "web"', 'process = "constructor"'),
-    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.constructor] or use one of: web' }],
+    want: [{ path: 'endpoints[0].process', message: 'names no process; define [processes.constructor] or use one of: web', line: 8, column: 11 }],
   },
   {
     name: 'two endpoints on the same port',
     text: `${example}\n[[endpoints]]\nprocess = "web"\nport = 9000\ntarget = 6000\n`,
-    want: [{ path: 'endpoints[1].port', message: 'port 9000 is used by another endpoint of this app' }],
+    want: [{ path: 'endpoints[1].port', message: 'port 9000 is used by another endpoint of this app', line: 14, column: 8 }],
   },
 ];
 

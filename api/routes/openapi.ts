@@ -1,0 +1,32 @@
+// GET /openapi.json: the OpenAPI 3.1 document of this API, with no authentication (it holds no
+// data). /healthz is defined in api/app.ts and documented here.
+import { createRequire } from 'node:module';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { describeRoute, openApiDocument } from '../openapi.js';
+
+const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string };
+
+describeRoute({
+  method: 'get',
+  path: '/healthz',
+  scope: null,
+  summary: 'Readiness: 200 once migrations ran and the scheduler started, 503 E_NOT_READY before',
+  response: z.object({ ok: z.literal(true) }),
+  errors: [503],
+});
+
+describeRoute({
+  method: 'get',
+  path: '/openapi.json',
+  scope: null,
+  summary: 'This document',
+  response: { type: 'object', description: 'An OpenAPI 3.1 document' },
+});
+
+export function openApiRoutes() {
+  const r = new Hono();
+  let document: Record<string, unknown> | null = null;
+  r.get('/openapi.json', (c) => c.json((document ??= openApiDocument(version))));
+  return r;
+}

@@ -1,0 +1,126 @@
+// zod schemas of the shapes the API returns, for the OpenAPI document. The type checks at the
+// end fail the build when one of them and its interface in api/views.ts disagree.
+import { z } from 'zod';
+import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
+import type { AppView, DeploymentView, DeployView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+
+const time = z.string().describe('ISO 8601 time');
+const counts = z.record(z.string(), z.number());
+
+export const appViewSchema = z.object({ id: z.string(), name: z.string(), currentRelease: z.number().nullable(), createdAt: time });
+
+export const releaseViewSchema = z.object({
+  id: z.string(),
+  version: z.number(),
+  image: z.string(),
+  imageDigest: z.string(),
+  description: z.string(),
+  createdAt: time,
+});
+
+export const deploymentViewSchema = z.object({
+  id: z.string(),
+  app: z.string(),
+  release: z.number(),
+  state: z.enum(DEPLOYMENT_STATES),
+  progress: z.object({ desired: counts, running: counts }),
+  failureReason: z.string().nullable(),
+  failure: z.record(z.string(), z.unknown()).nullable(),
+  createdAt: time,
+  finishedAt: time.nullable(),
+});
+
+export const instanceViewSchema = z.object({
+  id: z.string(),
+  process: z.string(),
+  release: z.number(),
+  desired: z.enum(INSTANCE_DESIRED),
+  state: z.enum(INSTANCE_OBSERVED),
+  health: z.string(),
+  containerId: z.string().nullable(),
+  hostAddress: z.string().nullable(),
+  hostPorts: counts,
+  restartCount: z.number(),
+  lastExitCode: z.number().nullable(),
+  lastReason: z.string().nullable(),
+  startedAt: time.nullable(),
+  stoppedAt: time.nullable(),
+});
+
+export const endpointViewSchema = z.object({
+  port: z.number(),
+  process: z.string(),
+  target: z.number(),
+  proxyProtocol: z.enum(PROXY_PROTOCOLS),
+  addresses: z.array(z.string()),
+});
+
+export const eventViewSchema = z.object({
+  id: z.number(),
+  time,
+  type: z.string(),
+  reason: z.string(),
+  message: z.string(),
+  instance: z.string().nullable(),
+  deployment: z.string().nullable(),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const statusViewSchema = z.object({
+  app: appViewSchema,
+  release: releaseViewSchema.nullable(),
+  deployment: deploymentViewSchema.nullable(),
+  instances: z.array(instanceViewSchema),
+  endpoints: z.array(endpointViewSchema),
+});
+
+export const deployViewSchema = z.object({ app: appViewSchema, release: releaseViewSchema, deployment: deploymentViewSchema, created: z.boolean() });
+
+export const errorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional(), details: z.unknown().optional() }),
+});
+
+export const logLineViewSchema = z.object({
+  time,
+  instance: z.string(),
+  process: z.string(),
+  release: z.number(),
+  stream: z.enum(['stdout', 'stderr']),
+  line: z.string(),
+});
+
+export const execResultViewSchema = z.object({ exitCode: z.number(), stdout: z.string(), stderr: z.string(), truncated: z.boolean() });
+
+export const tokenViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: z.enum(TOKEN_SCOPES),
+  app: z.string().nullable(),
+  createdAt: time,
+  expiresAt: time.nullable(),
+  revokedAt: time.nullable(),
+});
+
+/** A page of a list: the items under their name, and the cursor of the next page (null at the end). */
+export function pageSchema<K extends string, T extends z.ZodType>(key: K, item: T) {
+  return z.object({ [key]: z.array(item), next_cursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last') } as Record<K, z.ZodArray<T>> & {
+    next_cursor: z.ZodNullable<z.ZodString>;
+  });
+}
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const agree: [
+  Same<z.infer<typeof appViewSchema>, AppView>,
+  Same<z.infer<typeof releaseViewSchema>, ReleaseView>,
+  Same<z.infer<typeof deploymentViewSchema>, DeploymentView>,
+  Same<z.infer<typeof instanceViewSchema>, InstanceView>,
+  Same<z.infer<typeof endpointViewSchema>, EndpointView>,
+  Same<z.infer<typeof eventViewSchema>, EventView>,
+  Same<z.infer<typeof statusViewSchema>, StatusView>,
+  Same<z.infer<typeof deployViewSchema>, DeployView>,
+  Same<z.infer<typeof errorBodySchema>, ErrorBody>,
+  Same<z.infer<typeof logLineViewSchema>, LogLineView>,
+  Same<z.infer<typeof execResultViewSchema>, ExecResultView>,
+  Same<z.infer<typeof tokenViewSchema>, TokenView>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true];
+void agree;

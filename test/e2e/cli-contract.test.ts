@@ -1,0 +1,156 @@
+// The CLI's contract with scripts, against a real `pier server`: every command that takes --json
+// prints nothing but JSON on stdout (the list comes from the command definitions, so a new one
+// without an entry here fails); token scopes and app binding give the documented exit codes;
+// `pier login` checks the token before it stores it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { StatusView, TokenView } from '../../api/views.js';
+import { commandTree, leafCommands } from '../../cli/command-tree.js';
+import { main } from '../../cli/main.js';
+import { removeAppContainers } from '../support/containers.js';
+import { ensureBusyboxImage, requireDocker } from '../support/images.js';
+import { PIER_BIN, runPier, startPierServer, type CliResult, type PierServer } from '../support/pier-process.js';
+
+const manifest = (app: string, image: string, port: number, count: number) => `app = "${app}"
+image = "${image}"
+
+[processes.web]
+cmd = ["sh", "-c", "echo hello from ${app}; exec nc -ll -p 8080 -e cat"]
+count = ${count}
+
+[[endpoints]]
+process = "web"
+port = ${port}
+target = 8080
+`;
+
+interface Ctx {
+  server: PierServer;
+  file: string;
+  /** Creates a read token and returns its id (for `tokens revoke`). */
+  tokenId(): Promise<string>;
+}
+
+/** How to run each command that supports --json; `lines` marks newline-delimited JSON. */
+const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | string[]; lines?: boolean }> = {
+  deploy: { args: (c) => ['deploy', '-c', c.file] },
+  status: { args: () => ['status'] },
+  'apps list': { args: () => ['apps', 'list'] },
+  events: { args: () => ['events', '--app', 'alpha'] },
+  logs: { args: () => ['logs', '--app', 'alpha'], lines: true },
+  releases: { args: () => ['releases', '--app', 'alpha'] },
+  rollback: { args: () => ['rollback', '1', '--app', 'alpha'] },
+  scale: { args: () => ['scale', 'web=1', '--app', 'alpha'] },
+  describe: { args: () => ['describe', 'app', 'alpha'] },
+  validate: { args: (c) => ['validate', '-c', c.file] },
+  'tokens create': { args: () => ['tokens', 'create', '--scope', 'read', '--name', 'json test'] },
+  'tokens list': { args: () => ['tokens', 'list'] },
+  'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
+  login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
+};
+
+function parsed(r: CliResult, what: string): unknown {
+  assert.equal(r.code, 0, `${what} exited ${r.code}:\n${r.stderr}`);
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    assert.fail(`${what}: stdout is not JSON:\n${r.stdout}`);
+  }
+}
+
+test('the CLI contract with scripts', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const image = await ensureBusyboxImage();
+  const server = await startPierServer(t);
+  const port = 9100 + Math.floor(Math.random() * 800);
+  const file = join(server.dir, 'alpha.toml');
+  await writeFile(file, manifest('alpha', image, port, 1));
+  await writeFile(join(server.dir, 'beta.toml'), manifest('beta', image, port + 1, 0));
+  const first = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(first.code, 0, first.stderr);
+  const alpha = parsed(await runPier(['status', '--app', 'alpha', '--json'], server.env), 'status') as StatusView;
+  t.after(() => removeAppContainers(alpha.app.id));
+  assert.equal((await runPier(['deploy', '-c', join(server.dir, 'beta.toml')], server.env)).code, 0);
+
+  const createRead = async (extra: string[] = []): Promise<{ token: TokenView; secret: string }> =>
+    parsed(await runPier(['tokens', 'create', '--scope', 'read', ...extra, '--json'], server.env), 'tokens create') as { token: TokenView; secret: string };
+  const ctx: Ctx = { server, file, tokenId: async () => (await createRead()).token.id };
+
+  await t.test('every command with --json prints only JSON on stdout', async () => {
+    const withJson = leafCommands(await commandTree(main))
+      .filter((c) => c.args.some((a) => a.name === 'json'))
+      .map((c) => c.path.join(' '));
+    assert.deepEqual(withJson.sort(), Object.keys(JSON_COMMANDS).sort(), 'each command with --json needs an entry in JSON_COMMANDS');
+    for (const name of withJson) {
+      const entry = JSON_COMMANDS[name];
+      assert.ok(entry);
+      const args = [...(await entry.args(ctx)), '--json'];
+      // login writes the config file: give it its own, so the other commands keep theirs.
+      const env = name === 'login' ? { ...server.env, XDG_CONFIG_HOME: join(server.dir, 'login-config') } : server.env;
+      const r = await runPier(args, env, { timeoutMs: 120_000 });
+      if (entry.lines) {
+        assert.equal(r.code, 0, `pier ${args.join(' ')}:\n${r.stderr}`);
+        const lines = r.stdout.split('\n').filter(Boolean);
+        assert.ok(lines.length > 0, `pier ${args.join(' ')} printed nothing`);
+        for (const line of lines) JSON.parse(line);
+      } else {
+        parsed(r, `pier ${args.join(' ')}`);
+      }
+    }
+  });
+
+  await t.test('a read token cannot deploy: exit 4, E_FORBIDDEN', async () => {
+    const { secret } = await createRead();
+    const r = await runPier(['deploy', '-c', file], { ...server.env, PIER_TOKEN: secret });
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /E_FORBIDDEN/);
+    assert.equal((await runPier(['status', '--app', 'alpha', '--json'], { ...server.env, PIER_TOKEN: secret })).code, 0, 'but it can read');
+  });
+
+  await t.test('a token for app alpha cannot see app beta: exit 1, E_APP_NOT_FOUND', async () => {
+    const { secret } = await createRead(['--app', 'alpha']);
+    const env = { ...server.env, PIER_TOKEN: secret };
+    for (const args of [['status', '--app', 'beta'], ['releases', '--app', 'beta'], ['events', '--app', 'beta'], ['describe', 'app', 'beta']]) {
+      const r = await runPier(args, env);
+      assert.equal(r.code, 1, `pier ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /E_APP_NOT_FOUND/);
+    }
+    const apps = parsed(await runPier(['apps', 'list', '--json'], env), 'apps list') as { apps: { name: string }[] };
+    assert.deepEqual(apps.apps.map((a) => a.name), ['alpha']);
+    const tokens = await runPier(['tokens', 'list'], env);
+    assert.equal(tokens.code, 4, 'a read token cannot list tokens');
+  });
+
+  await t.test('a revoked token gets exit 4', async () => {
+    const { token, secret } = await createRead();
+    assert.equal((await runPier(['tokens', 'revoke', token.id, '--yes'], server.env)).code, 0);
+    assert.equal((await runPier(['status'], { ...server.env, PIER_TOKEN: secret })).code, 4);
+  });
+
+  await t.test('login checks the token, then stores it (mode 0600); PIER_TOKEN still overrides it', async () => {
+    const env = { ...server.env, XDG_CONFIG_HOME: join(server.dir, 'login2') };
+    const configFile = join(server.dir, 'login2', 'pier', 'config.json');
+    const bad = await runPier(['login', '--api', server.apiUrl, '--token', 'pier_wrong'], env);
+    assert.equal(bad.code, 4, bad.stderr);
+    await assert.rejects(stat(configFile), 'nothing stored for a bad token');
+
+    const { secret } = await createRead();
+    const child = spawn(process.execPath, [PIER_BIN, 'login', '--api', server.apiUrl, '--token-stdin'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.end(`${secret}\n`);
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(code, 0, out);
+    assert.equal((await stat(configFile)).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(await readFile(configFile, 'utf8')), { apiUrl: server.apiUrl, token: secret });
+
+    // The stored read token works for reading and is refused for managing tokens; the
+    // environment beats the file.
+    parsed(await runPier(['apps', 'list', '--json'], env), 'apps list with the stored token');
+    assert.equal((await runPier(['tokens', 'list'], env)).code, 4);
+    assert.equal((await runPier(['tokens', 'list', '--json'], { ...env, PIER_TOKEN: server.token })).code, 0);
+  });
+});
