@@ -218,20 +218,34 @@ export function createDeployService(options: DeployServiceOptions) {
     return again;
   }
 
-  /** A public port belongs to one app: refuse a manifest that takes another app's port. */
+  /**
+   * A public port belongs to one app, unless every endpoint on it is TLS passthrough with
+   * server names of its own: then the edge routes each connection by its ClientHello.
+   */
   async function checkPorts(app: App, manifest: Manifest): Promise<void> {
     for (const e of manifest.endpoints) {
-      const [taken] = await db
-        .select({ appName: apps.name })
+      const others = await db
+        .select({ endpoint: endpoints })
         .from(endpoints)
-        .innerJoin(apps, eq(apps.id, endpoints.appId))
         .where(and(eq(endpoints.port, e.port), ne(endpoints.appId, app.id)));
-      if (taken) {
-        throw new PierError('E_PORT_IN_USE', `port ${e.port} is already served for another app`, {
-          status: 409,
-          hint: 'choose another port for this endpoint, or remove the endpoint from the other app',
-          details: { port: e.port },
-        });
+      for (const { endpoint: o } of others) {
+        const shareable = e.tls === 'passthrough' && o.tls === 'passthrough';
+        const clash = e.sni.filter((n) => o.sni.includes(n));
+        const twoDefaults = e.sni_default && o.sniDefault;
+        if (shareable && clash.length === 0 && !twoDefaults) continue;
+        throw new PierError(
+          'E_PORT_IN_USE',
+          shareable
+            ? `port ${e.port} is shared by TLS passthrough endpoints, and ${twoDefaults ? 'another one is already the default' : `the server names ${clash.join(', ')} are already served there`}`
+            : `port ${e.port} is already served for another app`,
+          {
+            status: 409,
+            hint: shareable
+              ? 'use server names no other endpoint on this port serves'
+              : 'choose another port, or make both endpoints tls = "passthrough" with distinct sni names',
+            details: { port: e.port },
+          },
+        );
       }
     }
   }

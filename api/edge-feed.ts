@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
-import { apps, endpoints, instances } from '../db/schema/index.js';
+import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
 import type { BindAddress, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
 
 export interface EdgeFeedOptions {
@@ -51,6 +51,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
           .filter((i) => i.appId === e.appId && i.process === e.process && i.hostAddress && i.hostPorts[String(e.targetPort)])
           .map((i) => ({ id: i.id, address: i.hostAddress as string, port: i.hostPorts[String(e.targetPort)] as number }))
           .sort((a, b) => a.id.localeCompare(b.id)),
+        ...edgeOptions(e),
       }))
       .sort((a, b) => a.id.localeCompare(b.id));
     const print = JSON.stringify(list);
@@ -87,6 +88,23 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       return () => listeners.delete(listener);
     },
   };
+}
+
+/** The endpoint's optional edge settings, present only when set (absent means off). */
+function edgeOptions(e: Endpoint): Partial<EndpointConfig> {
+  const out: Partial<EndpointConfig> = {};
+  if (e.proxyProtocolTlvs.length) out.proxyProtocolTlvs = e.proxyProtocolTlvs;
+  if (e.tls === 'passthrough') {
+    out.tls = 'passthrough';
+    out.sni = e.sni;
+    if (e.sniDefault) out.sniDefault = true;
+  }
+  if (e.allow.length) out.allow = e.allow;
+  if (e.deny.length) out.deny = e.deny;
+  if (e.maxConnections !== null) out.maxConnections = e.maxConnections;
+  if (e.maxConnectionsPerClient !== null) out.maxConnectionsPerClient = e.maxConnectionsPerClient;
+  if (e.idleTimeoutMs !== null) out.idleTimeoutMs = e.idleTimeoutMs;
+  return out;
 }
 
 function bindAddresses(bindings: string[], port: number, shared: string[]): BindAddress[] {

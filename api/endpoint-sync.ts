@@ -4,7 +4,7 @@ import { and, eq, notInArray } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { endpoints } from '../db/schema/index.js';
 import { newId } from './ids.js';
-import type { Manifest } from './manifest.js';
+import type { EndpointSpec, Manifest } from './manifest.js';
 
 export interface EndpointChange {
   port: number;
@@ -20,19 +20,42 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
   for (const e of wanted) {
     const old = before.find((b) => b.port === e.port);
     if (!old) changes.push({ port: e.port, change: 'added' });
-    else if (old.process !== e.process || old.targetPort !== e.target || old.proxyProtocol !== e.proxy_protocol) changes.push({ port: e.port, change: 'changed' });
+    else if (JSON.stringify(comparable(old)) !== JSON.stringify(comparable({ ...old, ...rowValues(e) }))) changes.push({ port: e.port, change: 'changed' });
   }
   await db
     .delete(endpoints)
     .where(ports.length ? and(eq(endpoints.appId, appId), notInArray(endpoints.port, ports)) : eq(endpoints.appId, appId));
   for (const e of wanted) {
-    const values = { process: e.process, targetPort: e.target, proxyProtocol: e.proxy_protocol, updatedAt: new Date() };
+    const values = { ...rowValues(e), updatedAt: new Date() };
     await db
       .insert(endpoints)
       .values({ id: newId('ep'), appId, port: e.port, ...values })
       .onConflictDoUpdate({ target: [endpoints.appId, endpoints.port], set: values });
   }
   return changes;
+}
+
+/** The endpoint row's columns as the manifest sets them. */
+function rowValues(e: EndpointSpec) {
+  return {
+    process: e.process,
+    targetPort: e.target,
+    proxyProtocol: e.proxy_protocol,
+    proxyProtocolTlvs: e.proxy_protocol_tlvs,
+    tls: e.tls,
+    sni: e.sni,
+    sniDefault: e.sni_default,
+    allow: e.allow,
+    deny: e.deny,
+    maxConnections: e.max_connections ?? null,
+    maxConnectionsPerClient: e.max_connections_per_client ?? null,
+    idleTimeoutMs: e.idle_timeout ?? null,
+  };
+}
+
+function comparable(row: ReturnType<typeof rowValues>) {
+  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs } = row;
+  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs];
 }
 
 export function describeEndpointChanges(changes: EndpointChange[]): string {

@@ -1,6 +1,6 @@
 // An L4 endpoint: a public port served by the edge on its IP bindings, forwarded to a target
 // port of an app's process group, with an optional PROXY protocol header.
-import { integer, jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
+import { boolean, integer, jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
 import { createdAt, id, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 
@@ -19,10 +19,16 @@ export const endpoints = pgTable(
     proxyProtocol: text('proxy_protocol', { enum: PROXY_PROTOCOLS }).notNull().default('none'),
     tls: text('tls', { enum: TLS_MODES }).notNull().default('none'),
     sni: jsonb('sni').$type<string[]>().notNull().default([]),
+    /** Passthrough: take hellos without a name, or with a name no endpoint on the port claims. */
+    sniDefault: boolean('sni_default').notNull().default(false),
+    /** PROXY v2 TLVs to add: authority, unique-id, crc32c. */
+    proxyProtocolTlvs: jsonb('proxy_protocol_tlvs').$type<('authority' | 'unique-id' | 'crc32c')[]>().notNull().default([]),
     /** Addresses to bind; empty means the edge's shared IPv4 and IPv6 addresses. */
     bindings: jsonb('bindings').$type<string[]>().notNull().default([]),
     allow: jsonb('allow').$type<string[]>().notNull().default([]),
+    deny: jsonb('deny').$type<string[]>().notNull().default([]),
     maxConnections: integer('max_connections'),
+    maxConnectionsPerClient: integer('max_connections_per_client'),
     idleTimeoutMs: integer('idle_timeout_ms'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

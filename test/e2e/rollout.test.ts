@@ -51,7 +51,7 @@ target = 8080
 [deploy]
 strategy = "rolling"
 max_surge = 1
-timeout = "${o.timeout ?? '30s'}"
+timeout = "${o.timeout ?? '60s'}"
 drain = "1s"
 `;
 }
