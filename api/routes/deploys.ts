@@ -1,13 +1,11 @@
 // Deploys: POST a manifest to roll out a release; GET a deployment to follow it.
 import { Hono } from 'hono';
-import { and, eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { apps, deployments, releases } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { requireScope, type ApiEnv } from '../auth.js';
+import { findDeployment } from '../find-deployment.js';
 import { parseManifest, validateManifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
-import { PierError } from '../pier-error.js';
 import { parseBody, readJson } from '../request.js';
 import { deploymentViewSchema, deployViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, releaseView, type DeployView } from '../views.js';
@@ -103,15 +101,7 @@ export function deployRoutes(deps: ApiDeps) {
   r.get('/deployments/:id', async (c) => {
     const auth = c.get('auth');
     requireScope(auth, 'read');
-    const [row] = await db
-      .select({ dep: deployments, app: apps, version: releases.version })
-      .from(deployments)
-      .innerJoin(apps, eq(apps.id, deployments.appId))
-      .innerJoin(releases, eq(releases.id, deployments.releaseId))
-      .where(and(eq(deployments.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
-    if (!row || (auth.appId !== null && auth.appId !== row.app.id)) {
-      throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${c.req.param('id')}"`, { status: 404 });
-    }
+    const row = await findDeployment(db, auth, c.req.param('id'));
     return c.json(deploymentView(row.dep, row.app.name, row.version));
   });
 

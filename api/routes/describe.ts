@@ -5,6 +5,7 @@ import { and, desc, eq } from 'drizzle-orm';
 import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv, type AuthContext } from '../auth.js';
+import { findDeployment } from '../find-deployment.js';
 import type { Manifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
@@ -82,13 +83,7 @@ export function describeRoutes(deps: ApiDeps) {
   r.get('/deployments/:id/describe', async (c) => {
     const auth = c.get('auth');
     requireScope(auth, 'read');
-    const [row] = await db
-      .select({ dep: deployments, app: apps, version: releases.version })
-      .from(deployments)
-      .innerJoin(apps, eq(apps.id, deployments.appId))
-      .innerJoin(releases, eq(releases.id, deployments.releaseId))
-      .where(and(eq(deployments.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
-    if (!row || !visible(auth, row.app)) throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${c.req.param('id')}"`, { status: 404 });
+    const row = await findDeployment(db, auth, c.req.param('id'));
     const events = await deps.events.list({ orgId: auth.orgId, deploymentId: row.dep.id, limit: 1000 });
     return c.json({ ...deploymentView(row.dep, row.app.name, row.version), strategy: row.dep.strategy, deadline: row.dep.deadline, events: events.map(eventView) });
   });

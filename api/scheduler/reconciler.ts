@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { apps, deployments, instances, releases, type Instance, type Release } from '../../db/schema/index.js';
+import { apps, instances, releases, type Instance, type Release } from '../../db/schema/index.js';
 import type { EventLog } from '../event-log.js';
 import { newInstanceId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
