@@ -30,6 +30,7 @@ export const main = defineCommand({
     tokens: () => import('./commands/tokens.js').then((m) => m.default),
     login: () => import('./commands/login.js').then((m) => m.default),
     completion: () => import('./commands/completion.js').then((m) => m.default),
+    edge: () => import('./commands/edge.js').then((m) => m.default),
   },
 });
 

@@ -124,7 +124,15 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
     fork(slot);
   }
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`edge workers did not start within ${replyTimeoutMs * 2} ms`)), replyTimeoutMs * 2);
+    const timer = setTimeout(() => {
+      // Give up whole: no restart loop may outlive a failed start.
+      stopping = true;
+      for (const slot of slots) {
+        clearTimeout(slot.restartTimer);
+        slot.worker?.process.kill('SIGKILL');
+      }
+      reject(new Error(`edge workers did not start within ${replyTimeoutMs * 2} ms`));
+    }, replyTimeoutMs * 2);
     readyWaiters.push(() => {
       clearTimeout(timer);
       resolve();

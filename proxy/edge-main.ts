@@ -113,7 +113,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
   try {
     if (source.kind === 'file') {
       await enqueue(() => readSnapshotFile(source.path));
-      if (control.version === null) throw new Error(`${source.path}: ${control.lastError ?? 'no snapshot applied'}`);
+      if (control.version === null) throw new Error(control.lastError ?? `${source.path}: no snapshot applied`);
       if (source.watch) {
         let timer: NodeJS.Timeout | undefined;
         // Editors write in several steps: settle for 100 ms before re-reading.

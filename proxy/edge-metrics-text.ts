@@ -1,5 +1,5 @@
 // Prometheus text exposition of a standalone edge: control-side state (version, applies, worker
-// restarts) plus every worker's data-plane numbers, summed across workers per label set.
+// restarts) plus every worker's Edge.metrics(), counters summed across workers per label set.
 
 import type { WorkerReport } from './edge-pool.js';
 
@@ -19,28 +19,31 @@ export interface AdminSnapshot {
 }
 
 type Labels = Record<string, string>;
+type Kind = 'counter' | 'gauge';
 
 class Family {
   readonly samples = new Map<string, { labels: Labels; value: number }>();
   constructor(
     readonly name: string,
-    readonly type: 'counter' | 'gauge' | 'untyped',
+    readonly type: Kind,
     readonly help: string,
+    /** Per-worker flags (draining, ejected) are the same in every worker: take the max, not the sum. */
+    readonly combine: 'sum' | 'max' = 'sum',
   ) {}
 
   add(labels: Labels, value: number): void {
     const key = JSON.stringify(labels);
     const sample = this.samples.get(key);
     if (sample === undefined) this.samples.set(key, { labels, value });
-    else sample.value += value;
+    else sample.value = this.combine === 'sum' ? sample.value + value : Math.max(sample.value, value);
   }
 }
 
 export function renderMetrics(snapshot: AdminSnapshot): string {
   const families = new Map<string, Family>();
-  const family = (name: string, type: Family['type'], help: string): Family => {
+  const family = (name: string, type: Kind, help: string, combine: 'sum' | 'max' = 'sum'): Family => {
     let f = families.get(name);
-    if (f === undefined) families.set(name, (f = new Family(name, type, help)));
+    if (f === undefined) families.set(name, (f = new Family(name, type, help, combine)));
     return f;
   };
   const { control } = snapshot;
@@ -51,20 +54,41 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
   family('pier_edge_workers_expected', 'gauge', 'Edge worker processes configured.').add({}, snapshot.workers);
   family('pier_edge_worker_restarts_total', 'counter', 'Edge workers restarted after dying.').add({}, snapshot.restarts);
 
-  const listeners = family('pier_edge_listeners', 'gauge', 'Listening sockets, per endpoint (shared by all workers).');
-  const first = snapshot.reports[0];
-  for (const l of first?.status.listeners ?? []) listeners.add({ endpoint: l.endpoint }, 1);
-  const active = family('pier_edge_backend_connections', 'gauge', 'Connections open to a backend, summed over workers.');
-  const failures = family('pier_edge_backend_connect_failures', 'gauge', 'Consecutive failed connects to a backend, summed over workers.');
-  const draining = family('pier_edge_backend_draining', 'gauge', 'Backends removed from the snapshot whose connections still run.');
-  for (const report of snapshot.reports) {
-    for (const b of report.status.backends) {
-      const labels = { endpoint: b.endpoint, backend: b.id };
-      active.add(labels, b.active);
-      failures.add(labels, b.connectFailures);
-      draining.add(labels, b.draining ? 1 : 0);
+  for (const { metrics } of snapshot.reports) {
+    for (const e of metrics.endpoints) {
+      const l = { endpoint: e.endpoint, app: e.app };
+      family('pier_edge_endpoint_connections_active', 'gauge', 'Open client connections per endpoint.').add(l, e.connectionsActive);
+      family('pier_edge_endpoint_connections_total', 'counter', 'Client connections accepted per endpoint.').add(l, e.connectionsTotal);
+      family('pier_edge_endpoint_bytes_in_total', 'counter', 'Bytes received from clients.').add(l, e.bytesIn);
+      family('pier_edge_endpoint_bytes_out_total', 'counter', 'Bytes sent to clients.').add(l, e.bytesOut);
+      family('pier_edge_endpoint_connect_errors_total', 'counter', 'Failed backend connects per endpoint.').add(l, e.connectErrors);
+      family('pier_edge_endpoint_retries_total', 'counter', 'Connects retried on another backend.').add(l, e.retries);
+      family('pier_edge_endpoint_idle_timeouts_total', 'counter', 'Connections closed for idleness.').add(l, e.idleTimeouts);
+      const refused = family('pier_edge_endpoint_refused_total', 'counter', 'Connections refused per endpoint, by reason.');
+      refused.add({ ...l, reason: 'allow-list' }, e.refusedAllowList);
+      refused.add({ ...l, reason: 'limit' }, e.refusedLimit);
+      refused.add({ ...l, reason: 'no-backend' }, e.refusedNoBackend);
     }
-    if (report.metrics !== null && report.metrics !== undefined) flatten(report.metrics, 'pier_edge', {}, family);
+    for (const b of metrics.backends) {
+      const l = { endpoint: b.endpoint, backend: b.backend, address: b.address, port: String(b.port) };
+      family('pier_edge_backend_connections_active', 'gauge', 'Open connections per backend.').add(l, b.connectionsActive);
+      family('pier_edge_backend_connections_total', 'counter', 'Connections sent to a backend.').add(l, b.connectionsTotal);
+      family('pier_edge_backend_bytes_in_total', 'counter', 'Bytes from clients forwarded to the backend.').add(l, b.bytesIn);
+      family('pier_edge_backend_bytes_out_total', 'counter', 'Bytes from the backend forwarded to clients.').add(l, b.bytesOut);
+      family('pier_edge_backend_connect_errors_total', 'counter', 'Failed connects to the backend.').add(l, b.connectErrors);
+      family('pier_edge_backend_ejections_total', 'counter', 'Times the backend was ejected after consecutive failures.').add(l, b.ejections);
+      family('pier_edge_backend_ejected', 'gauge', '1 while the backend is ejected (in any worker).', 'max').add(l, b.ejected);
+      family('pier_edge_backend_draining', 'gauge', '1 while the backend is removed and its connections still run.', 'max').add(l, b.draining);
+    }
+    for (const li of metrics.listeners) {
+      const l = { listener: li.listener };
+      family('pier_edge_listener_connections_total', 'counter', 'Connections accepted per listening address:port.').add(l, li.connectionsTotal);
+      const refused = family('pier_edge_listener_refused_total', 'counter', 'Connections refused before an endpoint was chosen, by reason.');
+      refused.add({ ...l, reason: 'untrusted-proxy' }, li.refusedUntrustedProxy);
+      refused.add({ ...l, reason: 'proxy-header' }, li.refusedProxyHeader);
+      refused.add({ ...l, reason: 'tls-hello' }, li.refusedTlsHello);
+      refused.add({ ...l, reason: 'sni-no-match' }, li.refusedSniNoMatch);
+    }
   }
 
   const lines: string[] = [];
@@ -73,40 +97,6 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
     for (const { labels, value } of f.samples.values()) lines.push(`${f.name}${formatLabels(labels)} ${value}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-/**
- * The data plane's own counters (`edge.metrics()`): numbers become samples named after their path,
- * and the string fields of an object in a list become its labels (`{ endpoint, backend }`).
- */
-function flatten(value: unknown, name: string, labels: Labels, family: (n: string, t: Family['type'], h: string) => Family): void {
-  if (typeof value === 'number' && Number.isFinite(value)) {
-    const type = name.endsWith('_total') ? 'counter' : 'untyped';
-    family(name, type, 'Data-plane counter, summed over workers.').add(labels, value);
-    return;
-  }
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      if (item === null || typeof item !== 'object' || Array.isArray(item)) continue;
-      const own: Labels = { ...labels };
-      for (const [k, v] of Object.entries(item)) if (typeof v === 'string') own[snake(k)] = v;
-      flatten(Object.fromEntries(Object.entries(item).filter(([, v]) => typeof v !== 'string')), name, own, family);
-    }
-    return;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v === 'string' || typeof v === 'boolean') continue;
-      flatten(v, `${name}_${snake(k)}`, labels, family);
-    }
-  }
-}
-
-function snake(key: string): string {
-  return key
-    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-    .replace(/[^a-zA-Z0-9_]/g, '_')
-    .toLowerCase();
 }
 
 function formatLabels(labels: Labels): string {

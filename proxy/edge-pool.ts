@@ -4,14 +4,14 @@
 import type { Logger } from 'pino';
 import type { EdgeConfig } from './edge-config.js';
 import { drainEdge } from './edge-drain.js';
+import type { EdgeMetrics } from './edge-metrics.js';
 import { createEdge, type ApplyResult, type EdgeStatus } from './edge.js';
 
 /** What one edge process reports to the admin server. */
 export interface WorkerReport {
   pid: number;
   status: EdgeStatus;
-  /** `edge.metrics()` when the data plane has it, else null. */
-  metrics: unknown;
+  metrics: EdgeMetrics;
 }
 
 export interface EdgePool {
@@ -32,12 +32,9 @@ export interface EdgeProcessOptions {
   connectTimeoutMs?: number | undefined;
 }
 
-/** A data plane with an optional `metrics()` (another part of the proxy adds it). */
-export type EdgeWithMetrics = ReturnType<typeof createEdge> & { metrics?: () => unknown };
-
 export function createInProcessPool(options: EdgeProcessOptions & { log: Logger }): EdgePool {
   // No state file here: the control side persists only snapshots every process accepted.
-  const edge: EdgeWithMetrics = createEdge({
+  const edge = createEdge({
     log: options.log,
     drainTimeoutMs: options.drainTimeoutMs,
     ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
@@ -50,7 +47,7 @@ export function createInProcessPool(options: EdgeProcessOptions & { log: Logger 
       return [await edge.apply(config)];
     },
     async reports() {
-      return [{ pid: process.pid, status: edge.status(), metrics: edge.metrics?.() ?? null }];
+      return [{ pid: process.pid, status: edge.status(), metrics: edge.metrics() }];
     },
     stop() {
       stopping ??= drainEdge(edge, options.drainTimeoutMs);

@@ -5,7 +5,6 @@ import process from 'node:process';
 import { pino } from 'pino';
 import { WORKER_OPTIONS_ENV, type FromWorker, type ToWorker } from './edge-cluster.js';
 import { drainEdge } from './edge-drain.js';
-import type { EdgeWithMetrics } from './edge-pool.js';
 import { createEdge } from './edge.js';
 
 interface WorkerOptions {
@@ -16,7 +15,7 @@ interface WorkerOptions {
 
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptions;
 const log = pino({ level: options.logLevel ?? 'info' }, pino.destination(2)).child({ worker: process.pid });
-const edge: EdgeWithMetrics = createEdge({
+const edge = createEdge({
   log,
   drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
   ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
@@ -43,7 +42,7 @@ process.on('message', (message: ToWorker) => {
       void edge.apply(message.config).then((result) => send({ type: 'applied', id: message.id, result }));
       break;
     case 'report':
-      send({ type: 'report', id: message.id, report: { pid: process.pid, status: edge.status(), metrics: edge.metrics?.() ?? null } });
+      send({ type: 'report', id: message.id, report: { pid: process.pid, status: edge.status(), metrics: edge.metrics() } });
       break;
     case 'stop':
       stop();
@@ -53,6 +52,8 @@ process.on('message', (message: ToWorker) => {
 // The primary coordinates stops; a terminal's Ctrl-C reaches the whole group, so do the same here.
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
+// Reloads are the primary's business (it re-reads the file); a group-wide SIGHUP must not kill us.
+process.on('SIGHUP', () => undefined);
 // A primary that died without telling us: nothing will send snapshots any more.
 process.on('disconnect', stop);
 send({ type: 'ready' });

@@ -1,0 +1,136 @@
+// `npm run bench [-- --quick | --rounds N --duration S ...]`: starts the backends and every proxy
+// under test once, runs each test round-robin over the targets (A B C D, several rounds), and
+// prints Markdown tables of medians, min/max and ratios to HAProxy and direct (plus JSON).
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startBackends } from './backends.js';
+import { bulk, connectionRate, idleMemory, pingPong } from './measure.js';
+import { reconfigUnderLoad, type ReconfigResult } from './reconfig.js';
+import { record, rows, table, type Samples } from './summary.js';
+import { directTarget, startTarget, type Target } from './targets.js';
+import { checkTools, versions } from './tools.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    idle: { type: 'string' },
+    changes: { type: 'string' },
+    only: { type: 'string' },
+    json: { type: 'string' },
+    'port-base': { type: 'string', default: '31000' },
+  },
+});
+const rounds = Number(flags.rounds ?? (flags.quick ? 2 : 5));
+const seconds = Number(flags.duration ?? (flags.quick ? 2 : 5));
+const idleCount = Number(flags.idle ?? (flags.quick ? 2000 : 4000));
+const changes = Number(flags.changes ?? 1000);
+const only = flags.only === undefined ? null : new Set(flags.only.split(','));
+const wanted = (test: string): boolean => only === null || only.has(test);
+const base = Number(flags['port-base']);
+
+await checkTools();
+const machine = await versions();
+process.stderr.write(`bench: ${rounds} rounds × ${seconds} s; ${JSON.stringify(machine)}\n`);
+
+const dir = await mkdtemp(join(tmpdir(), 'pier-bench-'));
+const samples: Samples = new Map();
+const stoppers: (() => Promise<void>)[] = [];
+let reconfig: ReconfigResult | undefined;
+try {
+  const backends = await startBackends(dir, base, '0');
+  stoppers.push(() => backends.stop());
+  const direct1 = directTarget(backends.ports);
+  const direct2: Target = { ...directTarget(backends.ports), name: 'direct-2c', cores: 2 };
+  const start = async (kind: 'edge' | 'haproxy' | 'nginx', cores: 1 | 2, offset: number): Promise<Target> => {
+    const t = await startTarget(kind, cores, base + offset, backends.ports, dir);
+    stoppers.push(() => t.stop());
+    return t;
+  };
+  const one = [direct1, await start('edge', 1, 100), await start('haproxy', 1, 200), await start('nginx', 1, 300)];
+  const two = [direct2, await start('edge', 2, 400), await start('haproxy', 2, 500), await start('nginx', 2, 600)];
+
+  const step = async (test: string, targets: Target[], measure: (t: Target) => Promise<Record<string, number>>): Promise<void> => {
+    if (!wanted(test)) return;
+    for (const t of targets) {
+      const result = await measure(t);
+      for (const [metric, value] of Object.entries(result)) record(samples, `${test}:${metric}`, t.name, value);
+      process.stderr.write(`  ${test} ${t.name}: ${JSON.stringify(result)}\n`);
+    }
+  };
+  for (let round = 1; round <= rounds; round++) {
+    process.stderr.write(`round ${round}/${rounds}\n`);
+    await step('bulk-1c', one, async (t) => ({ ...(await bulk(t, seconds, 1)) }));
+    await step('bulk-2c', two, async (t) => ({ ...(await bulk(t, seconds, 8)) }));
+    await step('conn-1c', one, async (t) => ({ ...(await connectionRate(t, seconds, 32)) }));
+    await step('conn-2c', two, async (t) => ({ ...(await connectionRate(t, seconds, 64)) }));
+    await step('pingpong-1c', one, async (t) => ({ ...(await pingPong(t, seconds)) }));
+    await step('proxy-v2-1c', one.slice(1), async (t) => {
+      const off = await connectionRate(t, seconds, 32);
+      const on = await connectionRate(t, seconds, 32, t.ports.httpProxied);
+      return { off: off.connPerSec, on: on.connPerSec, cost: 1 - on.connPerSec / off.connPerSec, errors: off.errors + on.errors };
+    });
+    if (wanted('idle-1c')) {
+      // A fresh process each time: garbage left by the load tests would blur the RSS delta.
+      for (const kind of ['edge', 'haproxy', 'nginx'] as const) {
+        const fresh = await startTarget(kind, 1, base + 800, backends.ports, dir);
+        try {
+          const result = await idleMemory(fresh, idleCount);
+          record(samples, 'idle-1c:bytesPerConnection', fresh.name, result.bytesPerConnection);
+          process.stderr.write(`  idle-1c ${fresh.name}: ${JSON.stringify(result)}\n`);
+        } finally {
+          await fresh.stop();
+        }
+      }
+    }
+  }
+  for (const stop of stoppers.splice(1).reverse()) await stop();
+  if (wanted('reconfig')) {
+    process.stderr.write(`reconfig: ${changes} changes under load\n`);
+    reconfig = await reconfigUnderLoad(dir, base + 700, backends.ports.echo, backends.echo2, changes);
+    process.stderr.write(`  ${JSON.stringify(reconfig)}\n`);
+  }
+} finally {
+  for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+}
+
+const out: string[] = [`## Run: ${new Date().toISOString()}, ${rounds} rounds × ${seconds} s`, '', '```', ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`), '```', ''];
+const show = (key: string, title: string, unit: string, cores: 1 | 2): void => {
+  const list = rows(samples, key, cores === 1 ? 'haproxy-1t' : 'haproxy-2t', cores === 1 ? 'direct' : 'direct-2c');
+  if (list.length > 0) out.push(table(title, unit, list));
+};
+show('bulk-1c:gbps', 'Bulk, 1 stream, proxy on CPU1 (iperf3)', 'Gbit/s', 1);
+show('bulk-1c:gbitPerCpuSecond', 'Bulk efficiency, 1 core', 'Gbit per CPU-s', 1);
+show('bulk-2c:gbps', 'Bulk, 8 streams, 2 workers/threads unpinned', 'Gbit/s', 2);
+show('conn-1c:connPerSec', 'New connections, wrk -t1 -c32 Connection: close, 1 core', 'conn/s', 1);
+show('conn-1c:p99ms', 'Connection p99 latency under that load, 1 core', 'ms', 1);
+show('conn-1c:cpuUsPerConn', 'Proxy CPU per connection, 1 core', 'µs', 1);
+show('conn-1c:errors', 'Socket errors + non-2xx, 1 core', 'count', 1);
+show('conn-2c:connPerSec', 'New connections, wrk -t2 -c64, 2 workers/threads', 'conn/s', 2);
+show('conn-2c:p99ms', 'Connection p99 latency, 2 workers/threads', 'ms', 2);
+show('pingpong-1c:p50us', 'Ping-pong 64 B, sockperf half-RTT p50, 1 core', 'µs', 1);
+show('pingpong-1c:p99us', 'Ping-pong 64 B, p99, 1 core', 'µs', 1);
+show('pingpong-1c:p999us', 'Ping-pong 64 B, p99.9, 1 core', 'µs', 1);
+show('proxy-v2-1c:cost', 'PROXY header cost (1 − on/off conn/s; nginx sends v1), 1 core', 'fraction', 1);
+show('idle-1c:bytesPerConnection', `RSS per idle proxied connection (${idleCount} held)`, 'bytes', 1);
+if (reconfig !== undefined) {
+  out.push(
+    '### Reconfiguration under load (edge, 2 workers)',
+    '',
+    `${reconfig.changes} changes; ${reconfig.connections} short connections, ${reconfig.failures} failed; ` +
+      `4 long-lived connections, ${reconfig.longLivedRoundTrips} round trips, ${reconfig.longLivedFailures} failed; ` +
+      `change live after p50 ${reconfig.liveP50ms.toFixed(1)} ms, p99 ${reconfig.liveP99ms.toFixed(1)} ms, max ${reconfig.liveMaxMs.toFixed(1)} ms` +
+      (reconfig.errors.length ? `; errors: ${reconfig.errors.join('; ')}` : ''),
+    '',
+  );
+}
+process.stdout.write(`${out.join('\n')}\n`);
+if (flags.json !== undefined) {
+  const raw = Object.fromEntries([...samples].map(([k, m]) => [k, Object.fromEntries(m)]));
+  await writeFile(flags.json, `${JSON.stringify({ machine, rounds, seconds, idleCount, samples: raw, reconfig }, null, 2)}\n`);
+}

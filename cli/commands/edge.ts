@@ -1,0 +1,68 @@
+// `pier edge`: run the edge data plane on its own, from a snapshot file or following the API's
+// config feed. A launcher: the program (proxy/edge-main.ts) is loaded lazily; logs go to stderr.
+import { defineCommand } from 'citty';
+import { availableParallelism } from 'node:os';
+import pino from 'pino';
+import { CliError } from '../cli-error.js';
+import { EXIT } from '../exit-codes.js';
+import { printLine } from '../output.js';
+
+export default defineCommand({
+  meta: { name: 'edge', description: 'Run the edge proxy standalone, from a snapshot file or the API feed' },
+  args: {
+    config: { type: 'string', description: 'Snapshot file (EdgeConfig JSON); re-read on SIGHUP', valueHint: 'FILE' },
+    watch: { type: 'boolean', description: 'Also re-read the snapshot file when it changes', default: false },
+    api: { type: 'string', description: 'Follow this API’s config feed (env PIER_EDGE_API)', valueHint: 'URL' },
+    token: { type: 'string', description: 'Token with the edge or admin scope (env PIER_TOKEN)', valueHint: 'TOKEN' },
+    workers: { type: 'string', description: 'Worker processes (default: one per core; 1 = no cluster)', valueHint: 'N' },
+    'admin-listen': { type: 'string', description: 'Admin server: /metrics, /healthz, /status', default: '127.0.0.1:9901', valueHint: 'HOST:PORT' },
+    'data-dir': { type: 'string', description: 'Where the last good snapshot is kept (env PIER_EDGE_DATA_DIR; default ./.pier-edge)', valueHint: 'DIR' },
+    'drain-timeout': { type: 'string', description: 'Seconds established connections may run on at stop or after removal', default: '30', valueHint: 'SECONDS' },
+  },
+  async run({ args }) {
+    const api = args.api ?? process.env.PIER_EDGE_API;
+    if ((args.config === undefined) === (api === undefined)) {
+      throw new CliError('E_USAGE', 'pass exactly one of --config FILE and --api URL', { exitCode: EXIT.usage, hint: 'see `pier edge --help`' });
+    }
+    const token = args.token ?? process.env.PIER_TOKEN;
+    if (api !== undefined && !token) {
+      throw new CliError('E_USAGE', '--api needs a token', { exitCode: EXIT.usage, hint: 'pass --token TOKEN or set PIER_TOKEN (scope edge or admin)' });
+    }
+    const workers = args.workers === undefined ? availableParallelism() : Number(args.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+      throw new CliError('E_USAGE', `--workers must be a whole number from 1 to 256, not "${args.workers}"`, { exitCode: EXIT.usage });
+    }
+    const drainSeconds = Number(args['drain-timeout']);
+    if (!(drainSeconds >= 0)) throw new CliError('E_USAGE', `--drain-timeout must be a number of seconds, not "${args['drain-timeout']}"`, { exitCode: EXIT.usage });
+
+    const { parseListen } = await import('../../api/config.js');
+    const { startEdgeMain } = await import('../../proxy/edge-main.js');
+    const logLevel = process.env.PIER_LOG_LEVEL ?? 'info';
+    const log = pino({ level: logLevel }, pino.destination(2));
+    const dataDir = args['data-dir'] ?? (process.env.PIER_EDGE_DATA_DIR || '.pier-edge');
+    const edge = await startEdgeMain({
+      source: api !== undefined ? { kind: 'api', url: api, token: token as string } : { kind: 'file', path: args.config as string, watch: args.watch },
+      dataDir,
+      workers,
+      admin: parseListen(args['admin-listen']),
+      drainTimeoutMs: drainSeconds * 1000,
+      log,
+      logLevel,
+    }).catch((err: Error) => {
+      throw new CliError('E_EDGE_START', err.message, { hint: 'fix the snapshot file or the listen address and start again', cause: err });
+    });
+    printLine(`pier edge: admin on ${edge.adminUrl} (/metrics, /healthz, /status)`);
+    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
+
+    const onHup = (): void => void edge.reload();
+    process.on('SIGHUP', onHup);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    process.off('SIGHUP', onHup);
+    log.info('stopping: draining connections');
+    await edge.stop();
+    log.info('stopped');
+  },
+});

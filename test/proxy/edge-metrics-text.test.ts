@@ -1,0 +1,48 @@
+// The Prometheus text of a standalone edge: counters summed across workers per label set, flags
+// (draining, ejected) taken once, control-side numbers as they are.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderMetrics } from '../../proxy/edge-metrics-text.js';
+import type { WorkerReport } from '../../proxy/edge-pool.js';
+
+function report(pid: number, total: number, draining: number): WorkerReport {
+  return {
+    pid,
+    status: { version: 7, listeners: [], backends: [] },
+    metrics: {
+      version: 7,
+      endpoints: [
+        { endpoint: 'web/443', app: 'web', connectionsActive: 1, connectionsTotal: total, bytesIn: 10, bytesOut: 20, connectErrors: 0, retries: 0, idleTimeouts: 0, refusedAllowList: 1, refusedLimit: 0, refusedNoBackend: 0 },
+      ],
+      backends: [
+        { endpoint: 'web/443', backend: 'i1', address: '127.0.0.1', port: 8080, connectionsActive: 1, connectionsTotal: total, bytesIn: 10, bytesOut: 20, connectErrors: 0, ejections: 0, ejected: 0, draining },
+      ],
+      listeners: [{ listener: '127.0.0.1:443', connectionsTotal: total, refusedUntrustedProxy: 0, refusedProxyHeader: 2, refusedTlsHello: 0, refusedSniNoMatch: 0 }],
+    },
+  } as unknown as WorkerReport;
+}
+
+test('counters from every worker are summed per label set and flags are not double counted', () => {
+  const text = renderMetrics({
+    control: { version: 7, source: 'file x', applies: { applied: 3, ignored: 1, rejected: 0 }, lastError: null },
+    reports: [report(10, 5, 1), report(11, 7, 1)],
+    workers: 2,
+    restarts: 1,
+  });
+  const lines = new Set(text.split('\n'));
+  for (const expected of [
+    'pier_edge_config_version 7',
+    'pier_edge_config_applies_total{result="applied"} 3',
+    'pier_edge_workers 2',
+    'pier_edge_worker_restarts_total 1',
+    'pier_edge_endpoint_connections_total{endpoint="web/443",app="web"} 12',
+    'pier_edge_endpoint_connections_active{endpoint="web/443",app="web"} 2',
+    'pier_edge_endpoint_refused_total{endpoint="web/443",app="web",reason="allow-list"} 2',
+    'pier_edge_backend_connections_total{endpoint="web/443",backend="i1",address="127.0.0.1",port="8080"} 12',
+    'pier_edge_backend_draining{endpoint="web/443",backend="i1",address="127.0.0.1",port="8080"} 1',
+    'pier_edge_listener_refused_total{listener="127.0.0.1:443",reason="proxy-header"} 4',
+    '# TYPE pier_edge_endpoint_connections_total counter',
+  ]) {
+    assert.ok(lines.has(expected), `missing line: ${expected}\n${text}`);
+  }
+});
