@@ -110,7 +110,15 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     let ready = false;
     const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
     const server = await listen(api.fetch, config.api.host, config.api.port);
-    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Streams (edge watch, event and log follows) never end on their own: cut them, or
+          // close() would wait for them forever.
+          if ('closeAllConnections' in server) server.closeAllConnections();
+        }),
+    );
     const addr = server.address() as AddressInfo;
     const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 

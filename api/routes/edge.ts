@@ -33,17 +33,35 @@ export function edgeRoutes(deps: ApiDeps) {
         last = config.version;
         await stream.writeSSE({ event: 'config', id: String(config.version), data: JSON.stringify(config) });
       };
-      const queue: Promise<void>[] = [];
-      const unsubscribe = deps.edgeFeed.subscribe((config) => void queue.push(send(config)));
-      stream.onAbort(unsubscribe);
+      // Sends run one after another, so snapshots go out in order.
+      let chain = Promise.resolve();
+      const unsubscribe = deps.edgeFeed.subscribe((config) => {
+        chain = chain.then(() => send(config)).catch(() => undefined);
+      });
+      const closed = new AbortController();
+      stream.onAbort(() => {
+        unsubscribe();
+        closed.abort();
+      });
       await send(await deps.edgeFeed.rebuild());
       while (!stream.aborted) {
-        await stream.sleep(15_000);
-        await stream.writeSSE({ event: 'ping', data: '' });
+        // A keep-alive every 15 s; a closed connection (or a stopping server) ends the wait at once.
+        await sleep(15_000, closed.signal);
+        if (!stream.aborted) await stream.writeSSE({ event: 'ping', data: '' });
       }
       unsubscribe();
     });
   });
 
   return r;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }
