@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { EventView, StatusView } from '../../api/views.js';
+import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
 import { exchange } from '../support/tcp-client.js';
@@ -27,12 +28,6 @@ port = ${port}
 target = 8080
 proxy_protocol = "none"
 `;
-
-async function removeAppContainers(appId: string): Promise<void> {
-  const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
-  const ids = stdout.split('\n').filter(Boolean);
-  if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
-}
 
 async function status(server: PierServer): Promise<StatusView> {
   const r = await runPier(['status', '--app', 'echo', '--json'], server.env);
