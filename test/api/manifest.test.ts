@@ -35,13 +35,15 @@ function problemsOf(fn: () => unknown): ManifestProblem[] {
   return problems;
 }
 
-test('the example manifest parses, with defaults for count, proxy_protocol and env', () => {
+test('the example manifest parses, with defaults for count, env and every endpoint setting', () => {
   const m = parseManifest(example);
   assert.equal(m.app, 'echo');
   assert.equal(m.image, 'local/echo:1');
   assert.deepEqual(m.env, {});
   assert.deepEqual(m.processes, { web: { cmd: ['nc', '-ll', '-p', '5000', '-e', 'cat'], count: 1, env: {} } });
-  assert.deepEqual(m.endpoints, [{ process: 'web', port: 9000, target: 5000, proxy_protocol: 'none' }]);
+  assert.deepEqual(m.endpoints, [
+    { process: 'web', port: 9000, target: 5000, proxy_protocol: 'none', proxy_protocol_tlvs: [], tls: 'none', sni: [], sni_default: false, allow: [], deny: [] },
+  ]);
 });
 
 test('explicit values replace the defaults', () => {
@@ -93,8 +95,8 @@ const invalid: { name: string; text: string; want: ManifestProblem[] }[] = [
   },
   {
     name: 'an unknown key in an endpoint, with its path',
-    text: `${example}tls = true\n`,
-    want: [{ path: 'endpoints[0]', message: 'unknown key "tls"', line: 11, column: 1 }],
+    text: `${example}weight = 2\n`,
+    want: [{ path: 'endpoints[0]', message: 'unknown key "weight"', line: 11, column: 1 }],
   },
   {
     name: 'an endpoint naming a missing process',
