@@ -4,6 +4,7 @@
 
 import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { giveBackReadBuffer, nextReadBuffer, readNextInto, sharedReadBuffer, takeReadBuffer } from './backend-read-buffers.js';
 import type { Backend, BackendConnection, EjectionPolicy } from './backend.js';
 import type { ConnectionLog, EndReason } from './connection-log.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
@@ -103,6 +104,8 @@ export class Connection implements BackendConnection, Sweepable {
   /** Set when the client is counted against maxConnectionsPerClient. */
   clientKey: string | null = null;
   firstFin: 'client-fin' | 'backend-fin' | null = null;
+  /** The backend socket's private read buffer while its reads come in big (see onBackendRead). */
+  readBuffer: Buffer | null = null;
   endReason: EndReason | null = null;
   detail: string | undefined = undefined;
   readonly idleTimeoutMs: number;
@@ -140,12 +143,17 @@ export class Connection implements BackendConnection, Sweepable {
   connect(backend: Backend): void {
     this.backend = backend;
     backend.acquire(this);
-    const socket: Tagged = net.connect({ host: backend.address, port: backend.port, allowHalfOpen: true, noDelay: true });
+    const socket: Tagged = net.connect({
+      host: backend.address,
+      port: backend.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: { buffer: nextReadBuffer, callback: onBackendRead },
+    });
     socket[CONNECTION] = this;
     this.backendSocket = socket;
     socket.setTimeout(this.options.connectTimeoutMs);
     socket.on('connect', onBackendConnect);
-    socket.on('data', onBackendData);
     socket.on('end', onBackendEnd);
     socket.on('drain', onBackendDrain);
     socket.on('timeout', onBackendTimeout);
@@ -246,15 +254,45 @@ function onClientData(this: Tagged, chunk: Buffer): void {
   if (!c.backendSocket.write(chunk)) this.pause();
 }
 
-function onBackendData(this: Tagged, chunk: Buffer): void {
+/**
+ * Backend bytes, read into a buffer we own (onread) instead of a fresh 64 KiB one per read. A
+ * quiet socket reads into the worker's shared buffer and its bytes are copied out; a socket whose
+ * reads come in big (a bulk flow) gets a private buffer, written to the client as is, and stops
+ * reading until that write has left (the next read would overwrite it). False stops reading.
+ */
+function onBackendRead(this: Tagged, n: number, buf: Buffer): boolean {
   const c = this[CONNECTION];
-  if (c === undefined) return;
-  const n = chunk.length;
+  if (c === undefined) return true;
   c.bytesOut += n;
   c.route.stats.bytesOut += n;
   c.backend!.bytesOut += n;
   c.lastActivity = c.options.sweeper.now;
-  if (!c.client.write(chunk)) this.pause();
+  const client = c.client;
+  // Below the high-water mark a pending write would not bring a 'drain' to resume on: copy those.
+  if (n < client.writableHighWaterMark) {
+    if (buf !== sharedReadBuffer) releaseReadBuffer(c);
+    const copy = Buffer.allocUnsafe(n);
+    buf.copy(copy, 0, 0, n);
+    return client.write(copy);
+  }
+  if (buf === sharedReadBuffer) {
+    const copy = Buffer.allocUnsafe(n);
+    buf.copy(copy, 0, 0, n);
+    c.readBuffer ??= takeReadBuffer();
+    readNextInto(c.readBuffer);
+    return client.write(copy);
+  }
+  readNextInto(buf);
+  client.write(buf.subarray(0, n));
+  // Written synchronously when nothing is left queued; otherwise 'drain' resumes us once it is.
+  return client.writableLength === 0;
+}
+
+/** The private read buffer goes back to the free list; only when nothing queued points into it. */
+function releaseReadBuffer(c: Connection): void {
+  const buf = c.readBuffer;
+  c.readBuffer = null;
+  if (buf !== null) giveBackReadBuffer(buf);
 }
 
 function onClientDrain(this: Tagged): void {
@@ -329,6 +367,9 @@ function onBackendClose(this: Tagged): void {
   const c = this[CONNECTION];
   if (c === undefined) return;
   this[CONNECTION] = undefined;
+  // Bytes still queued toward the client may point into the buffer: then leave it to the GC.
+  if (c.client.writableLength === 0) releaseReadBuffer(c);
+  else c.readBuffer = null;
   c.socketClosed(c.client);
 }
 
