@@ -75,12 +75,20 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
         resolve(fallback);
       }, replyTimeoutMs);
       pending.set(message.id, { resolve: resolve as (v: unknown) => void, timer });
-      try {
-        worker.send(message);
-      } catch {
+      const failed = (): void => {
         clearTimeout(timer);
         pending.delete(message.id);
         resolve(fallback);
+      };
+      // A worker that just died (killed, 'exit' not seen yet) has a closed channel: with a
+      // callback, send reports that there instead of as an 'error' event that would end the primary.
+      if (!worker.isConnected()) return failed();
+      try {
+        worker.send(message, (err: Error | null) => {
+          if (err !== null) failed();
+        });
+      } catch {
+        failed();
       }
     });
 
@@ -90,6 +98,7 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
     slot.worker = worker;
     slot.ready = false;
     slot.startedAt = Date.now();
+    worker.on('error', (err) => log.warn({ err, pid: worker.process.pid }, 'edge worker channel error'));
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'ready') {
         slot.ready = true;
@@ -170,10 +179,14 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
                 clearTimeout(timer);
                 resolve();
               });
+              const viaSignal = (): void => void worker.process.kill('SIGTERM');
+              if (!worker.isConnected()) return viaSignal();
               try {
-                worker.send({ type: 'stop' } satisfies ToWorker);
+                worker.send({ type: 'stop' } satisfies ToWorker, (err: Error | null) => {
+                  if (err !== null) viaSignal();
+                });
               } catch {
-                worker.process.kill('SIGTERM');
+                viaSignal();
               }
             }),
         ),
