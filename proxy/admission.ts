@@ -3,26 +3,25 @@
 // and allow lists and connection limits to the real client address. Refusal = close at once,
 // counted (edge-metrics.ts) and logged (connection-log.ts).
 
-import type { Socket } from 'node:net';
 import { startConnection, type ConnectionOptions, type ConnectionOrigin } from './connection.js';
 import type { RefusalReason } from './edge-metrics.js';
 import type { Listener } from './listener.js';
-import { remoteAddressOf } from './peer-address.js';
 import { Preamble, type PreambleOptions, type PreambleSink } from './preamble.js';
 import type { ListenerRoute, Route } from './route-table.js';
+import { closeHandle, remoteAddressOfHandle, type TcpHandle } from './tcp-handle.js';
 
 export type AdmissionOptions = ConnectionOptions & PreambleOptions;
 
 export class Admission implements PreambleSink {
   constructor(private readonly options: AdmissionOptions) {}
 
-  accept(socket: Socket, listener: Listener, route: ListenerRoute | undefined): void {
+  accept(socket: TcpHandle, listener: Listener, route: ListenerRoute | undefined): void {
     listener.stats.total++;
     if (route === undefined) {
-      socket.destroy();
+      closeHandle(socket);
       return;
     }
-    const source = remoteAddressOf(socket);
+    const source = remoteAddressOfHandle(socket);
     const destination = listener.destinationOf(socket);
     const startedAt = Date.now();
     if (route.single !== null && route.proxyIn === null) {
@@ -62,7 +61,7 @@ export class Admission implements PreambleSink {
     this.refuse(p.socket, origin, null, reason, detail);
   }
 
-  private admit(socket: Socket, route: Route, origin: ConnectionOrigin): void {
+  private admit(socket: TcpHandle, route: Route, origin: ConnectionOrigin): void {
     const endpoint = route.endpoint;
     const address = origin.source.address;
     let reason: RefusalReason | null = null;
@@ -91,8 +90,9 @@ export class Admission implements PreambleSink {
     this.refuse(socket, origin, endpoint.id, reason, detail);
   }
 
-  private refuse(socket: Socket, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {
-    socket.destroy();
+  private refuse(socket: TcpHandle, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {
+    closeHandle(socket);
+    if (!this.options.connectionLog.wants(`refused-${reason}`)) return;
     this.options.connectionLog.closed({
       client: origin.source,
       listener: origin.listener,

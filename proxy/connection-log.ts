@@ -45,10 +45,16 @@ export class ConnectionLog {
     private readonly sampleRate: number,
   ) {}
 
+  /** Whether a close for `reason` is logged this time (so callers can skip building the entry). */
+  wants(reason: string): boolean {
+    if (ALWAYS.has(reason) || reason.startsWith('refused-')) return this.log.isLevelEnabled('info');
+    if (this.sampleRate <= 0 || (this.sampleRate < 1 && Math.random() >= this.sampleRate)) return false;
+    return this.log.isLevelEnabled('info');
+  }
+
+  /** Logs `entry`; call only after `wants(entry.reason)` said yes. */
   closed(entry: ConnectionLogEntry): void {
     const always = ALWAYS.has(entry.reason) || entry.reason.startsWith('refused-');
-    if (!always && (this.sampleRate <= 0 || (this.sampleRate < 1 && Math.random() >= this.sampleRate))) return;
-    if (!this.log.isLevelEnabled('info')) return;
     this.log.info(
       {
         client: formatAddress(entry.client.address, entry.client.port),

@@ -1,16 +1,26 @@
-// One proxied TCP connection: a flat object holding both sockets, driven by shared module-level
-// handlers (no closures per connection). Until the backend accepts, the client's bytes are kept so
-// a refused or timed-out connect can be retried on another backend without losing any of them.
+// One proxied TCP connection: a flat object holding both handles (tcp-handle.ts), the owner of
+// both handles' events. Until the backend accepts, the client's bytes are kept so a refused or
+// timed-out connect can be retried on another backend without losing any of them.
 
-import net, { type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { giveBackReadBuffer, nextReadBuffer, readNextInto, sharedReadBuffer, takeReadBuffer } from './backend-read-buffers.js';
 import type { Backend, BackendConnection, EjectionPolicy } from './backend.js';
 import type { ConnectionLog, EndReason } from './connection-log.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { buildProxyHeader, nextUniqueId } from './proxy-header.js';
 import type { Route } from './route-table.js';
+import {
+  adoptHandle,
+  closeHandle,
+  connectHandle,
+  errorName,
+  newTcpHandle,
+  shutdownHandle,
+  writeHandle,
+  writevHandle,
+  type HandleOwner,
+  type TcpHandle,
+} from './tcp-handle.js';
 
 /** Shared by every connection of one edge. */
 export interface ConnectionOptions {
@@ -41,12 +51,12 @@ export interface ConnectionOrigin {
 // Errors that mean "this backend did not take the connection": safe to try another one.
 const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-const CONNECTION = Symbol('pier.connection');
-type Tagged = Socket & { [CONNECTION]?: Connection | undefined };
+/** Client bytes held while connecting before the client is asked to wait (it is not read further). */
+const REPLAY_LIMIT = 64 * 1024;
 
 /** Proxies `client` to `backend` of `route`; the caller has admitted it and picked the backend. */
 export function startConnection(
-  client: Socket,
+  client: TcpHandle,
   route: Route,
   backend: Backend,
   origin: ConnectionOrigin,
@@ -62,13 +72,6 @@ export function startConnection(
       : undefined,
   );
   const connection = new Connection(client, route, header, origin, uniqueId, options);
-  (client as Tagged)[CONNECTION] = connection;
-  // noDelay and allowHalfOpen come from the listening server's options.
-  client.on('data', onClientData);
-  client.on('end', onClientEnd);
-  client.on('drain', onClientDrain);
-  client.on('error', onError);
-  client.on('close', onClientClose);
   route.stats.active++;
   route.stats.total++;
   if (route.endpoint.maxConnectionsPerClient !== undefined) {
@@ -78,58 +81,71 @@ export function startConnection(
   }
   if (origin.initial !== null) {
     connection.replay!.push(origin.initial);
+    connection.replayBytes = origin.initial.length;
     connection.bytesIn += origin.initial.length;
     route.stats.bytesIn += origin.initial.length;
   }
   options.sweeper.add(connection);
+  adoptHandle(client, connection);
   connection.connect(backend);
+  client.readStart();
   return connection;
 }
 
-export class Connection implements BackendConnection, Sweepable {
-  backendSocket: Tagged | null = null;
+export class Connection implements BackendConnection, Sweepable, HandleOwner {
+  /** Null once closed. */
+  client: TcpHandle | null;
+  /** The handle connected or connecting to `backend`; null before, between attempts and once closed. */
+  backendHandle: TcpHandle | null = null;
   backend: Backend | null = null;
-  /** Client bytes sent while the backend connect is in flight; null once connected. */
+  /** Client bytes read while the backend connect is in flight; null once connected. */
   replay: Buffer[] | null = [];
+  replayBytes = 0;
   tried: Backend[] | null = null;
   connected = false;
   clientEnded = false;
   backendEnded = false;
-  /** Sockets of this connection not yet closed; the connection is finished at zero. */
-  open = 2;
+  /** Both FINs seen: each handle closes once what it still has queued is written. */
+  finishing = false;
   bytesIn = 0;
   bytesOut = 0;
   /** The sweeper's clock at the last byte or FIN. */
   lastActivity: number;
+  connectDeadline = 0;
   /** Set when the client is counted against maxConnectionsPerClient. */
   clientKey: string | null = null;
   firstFin: 'client-fin' | 'backend-fin' | null = null;
-  /** The backend socket's private read buffer while its reads come in big (see onBackendRead). */
-  readBuffer: Buffer | null = null;
   endReason: EndReason | null = null;
   detail: string | undefined = undefined;
+  done = false;
   readonly idleTimeoutMs: number;
 
   constructor(
-    readonly client: Tagged,
+    client: TcpHandle,
     readonly route: Route,
     readonly header: Buffer | null,
     readonly origin: ConnectionOrigin,
     readonly uniqueId: Buffer | null,
     readonly options: ConnectionOptions,
   ) {
+    this.client = client;
     this.lastActivity = options.sweeper.now;
     this.idleTimeoutMs = route.endpoint.idleTimeoutMs ?? 0;
   }
 
+  /** Cuts both sides now. */
   destroy(reason?: EndReason): void {
     if (reason !== undefined) this.endReason ??= reason;
-    this.client.destroy();
-    this.backendSocket?.destroy();
+    this.closeClient();
+    this.closeBackend();
+    this.finished();
   }
 
   sweep(now: number): void {
-    if (!this.connected) return; // the connect timeout covers this phase
+    if (!this.connected) {
+      if (this.backendHandle !== null && now >= this.connectDeadline) this.failover('ETIMEDOUT');
+      return;
+    }
     // Stamps come from a clock up to one tick stale: add a tick so nothing closes early.
     const idle = now - this.lastActivity - this.options.sweeper.tickMs;
     if (this.clientEnded !== this.backendEnded && idle >= this.options.finTimeoutMs) {
@@ -143,42 +159,47 @@ export class Connection implements BackendConnection, Sweepable {
   connect(backend: Backend): void {
     this.backend = backend;
     backend.acquire(this);
-    const socket: Tagged = net.connect({
-      host: backend.address,
-      port: backend.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: { buffer: nextReadBuffer, callback: onBackendRead },
-    });
-    socket[CONNECTION] = this;
-    this.backendSocket = socket;
-    socket.setTimeout(this.options.connectTimeoutMs);
-    socket.on('connect', onBackendConnect);
-    socket.on('end', onBackendEnd);
-    socket.on('drain', onBackendDrain);
-    socket.on('timeout', onBackendTimeout);
-    socket.on('error', onError);
-    socket.on('close', onBackendClose);
-    // Corked until connected: the header and every client byte that arrives meanwhile leave in one
-    // writev, header first. Without client bytes by then, the header goes alone (server-first protocols).
-    socket.cork();
-    let writable = true;
-    if (this.header !== null) writable = socket.write(this.header);
-    for (const chunk of this.replay ?? []) writable = socket.write(chunk);
-    if (this.clientEnded) socket.end();
-    if (writable && this.client.isPaused()) this.client.resume();
+    const handle = newTcpHandle(this);
+    this.backendHandle = handle;
+    const sweeper = this.options.sweeper;
+    // The sweeper's clock may be a tick old: add one so the timeout is never cut short.
+    this.connectDeadline = sweeper.now + this.options.connectTimeoutMs + sweeper.tickMs;
+    connectHandle(handle, backend.address, backend.port, onBackendConnect);
+  }
+
+  connected_(): void {
+    const handle = this.backendHandle!;
+    const backend = this.backend!;
+    this.connected = true;
+    backend.connectSucceeded();
+    this.lastActivity = this.options.sweeper.now;
+    // The header and every client byte read meanwhile leave in one writev, header first. Without
+    // client bytes by then, the header goes alone (server-first protocols).
+    const replay = this.replay!;
+    for (const chunk of replay) backend.bytesIn += chunk.length;
+    const chunks = this.header === null ? replay : [this.header, ...replay];
+    this.replay = null;
+    this.tried = null;
+    const flushed = chunks.length === 0 || writevHandle(handle, chunks);
+    if (this.backendHandle !== handle) return; // the write failed at once and closed us
+    if (this.clientEnded) shutdownHandle(handle);
+    handle.readStart();
+    const client = this.client;
+    if (flushed && client !== null && client.paused === true) {
+      client.paused = false;
+      client.readStart();
+    }
   }
 
   /** The backend did not accept: try the next one, or close the client when none is left. */
   failover(code: string): void {
-    const socket = this.backendSocket!;
     const backend = this.backend!;
     const now = this.options.sweeper.now;
-    socket[CONNECTION] = undefined;
-    socket.destroy();
+    this.closeBackend();
     const ejected = backend.connectFailed(now, this.options.ejection);
     this.route.stats.connectErrors++;
     backend.release(this);
+    this.backend = null;
     const tried = (this.tried ??= []);
     tried.push(backend);
     const next = tried.length < this.options.maxConnectAttempts ? this.route.balancer.pick(tried, now) : undefined;
@@ -190,31 +211,98 @@ export class Connection implements BackendConnection, Sweepable {
       this.connect(next);
       return;
     }
-    this.backendSocket = null;
-    this.backend = null;
     this.endReason ??= 'connect-failed';
     this.detail = code;
-    this.open--;
-    this.client.destroy();
+    this.destroy();
   }
 
-  /** Both FINs seen: close each side once what we still owe it is flushed (saves a shutdown). */
-  finish(): void {
-    closeWhenFlushed(this.client);
-    if (this.backendSocket !== null) closeWhenFlushed(this.backendSocket);
+  onData(handle: TcpHandle, buf: Buffer): void {
+    const n = buf.length;
+    this.lastActivity = this.options.sweeper.now;
+    const stats = this.route.stats;
+    if (handle === this.client) {
+      this.bytesIn += n;
+      stats.bytesIn += n;
+      const replay = this.replay;
+      if (replay !== null) {
+        replay.push(buf);
+        this.replayBytes += n;
+        if (this.replayBytes >= REPLAY_LIMIT) pause(handle);
+        return;
+      }
+      this.backend!.bytesIn += n;
+      if (!writeHandle(this.backendHandle!, buf)) pause(handle);
+    } else {
+      this.bytesOut += n;
+      stats.bytesOut += n;
+      this.backend!.bytesOut += n;
+      if (!writeHandle(this.client!, buf)) pause(handle);
+    }
   }
 
-  socketClosed(other: Socket | null): void {
-    this.open--;
-    if (this.open === 0) {
-      this.finished();
+  onEnd(handle: TcpHandle): void {
+    this.lastActivity = this.options.sweeper.now;
+    if (handle === this.client) {
+      this.clientEnded = true;
+      this.firstFin ??= 'client-fin';
+      if (this.backendEnded) this.finish();
+      else if (this.connected) shutdownHandle(this.backendHandle!);
+    } else {
+      this.backendEnded = true;
+      this.firstFin ??= 'backend-fin';
+      if (this.clientEnded) this.finish();
+      else shutdownHandle(this.client!);
+    }
+  }
+
+  onError(handle: TcpHandle, code: string): void {
+    if (this.endReason === null) {
+      this.endReason = 'error';
+      this.detail = `${handle === this.client ? 'client' : 'backend'} ${code}`;
+    }
+    this.destroy();
+  }
+
+  /** Everything queued toward `handle` is written: read again from the other side, or close. */
+  onFlushed(handle: TcpHandle): void {
+    if (this.finishing) {
+      if (handle === this.client) this.closeClient();
+      else this.closeBackend();
+      if (this.client === null && this.backendHandle === null) this.finished();
       return;
     }
-    // After both FINs the other side is only flushing what it owes; otherwise it is cut.
-    if (other !== null && !(this.clientEnded && this.backendEnded)) other.destroy();
+    const other = handle === this.client ? this.backendHandle : this.client;
+    if (other !== null && other.paused === true) {
+      other.paused = false;
+      other.readStart();
+    }
+  }
+
+  /** Both FINs seen: close each side once what we still owe it is written (saves a shutdown). */
+  private finish(): void {
+    this.finishing = true;
+    if (this.client !== null && this.client.writeQueueSize === 0) this.closeClient();
+    if (this.backendHandle !== null && this.backendHandle.writeQueueSize === 0) this.closeBackend();
+    if (this.client === null && this.backendHandle === null) this.finished();
+  }
+
+  private closeClient(): void {
+    const client = this.client;
+    if (client === null) return;
+    this.client = null;
+    closeHandle(client);
+  }
+
+  private closeBackend(): void {
+    const handle = this.backendHandle;
+    if (handle === null) return;
+    this.backendHandle = null;
+    closeHandle(handle);
   }
 
   private finished(): void {
+    if (this.done) return;
+    this.done = true;
     const backend = this.backend;
     backend?.release(this);
     this.backend = null;
@@ -226,7 +314,10 @@ export class Connection implements BackendConnection, Sweepable {
       else stats.perClient.set(this.clientKey, left);
     }
     this.options.sweeper.delete(this);
-    this.options.connectionLog.closed({
+    const reason = this.endReason ?? this.firstFin ?? 'error';
+    const log = this.options.connectionLog;
+    if (!log.wants(reason)) return;
+    log.closed({
       client: this.origin.source,
       listener: this.origin.listener,
       endpoint: this.route.endpoint.id,
@@ -234,7 +325,7 @@ export class Connection implements BackendConnection, Sweepable {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       startedAt: this.origin.startedAt,
-      reason: this.endReason ?? this.firstFin ?? 'error',
+      reason,
       detail: this.detail,
       serverName: this.origin.serverName,
       id: this.uniqueId?.toString('hex'),
@@ -242,138 +333,26 @@ export class Connection implements BackendConnection, Sweepable {
   }
 }
 
-function onClientData(this: Tagged, chunk: Buffer): void {
-  const c = this[CONNECTION];
-  if (c === undefined || c.backendSocket === null) return;
-  const n = chunk.length;
-  c.bytesIn += n;
-  c.route.stats.bytesIn += n;
-  c.lastActivity = c.options.sweeper.now;
-  if (c.replay !== null) c.replay.push(chunk);
-  else c.backend!.bytesIn += n;
-  if (!c.backendSocket.write(chunk)) this.pause();
+/** Stops reading `handle` until what it sent the other side is written (onFlushed resumes it). */
+function pause(handle: TcpHandle): void {
+  if (handle.paused === true) return;
+  handle.paused = true;
+  handle.readStop();
 }
 
-/**
- * Backend bytes, read into a buffer we own (onread) instead of a fresh 64 KiB one per read. A
- * quiet socket reads into the worker's shared buffer and its bytes are copied out; a socket whose
- * reads come in big (a bulk flow) gets a private buffer, written to the client as is, and stops
- * reading until that write has left (the next read would overwrite it). False stops reading.
- */
-function onBackendRead(this: Tagged, n: number, buf: Buffer): boolean {
-  const c = this[CONNECTION];
-  if (c === undefined) return true;
-  c.bytesOut += n;
-  c.route.stats.bytesOut += n;
-  c.backend!.bytesOut += n;
-  c.lastActivity = c.options.sweeper.now;
-  const client = c.client;
-  // Below the high-water mark a pending write would not bring a 'drain' to resume on: copy those.
-  if (n < client.writableHighWaterMark) {
-    if (buf !== sharedReadBuffer) releaseReadBuffer(c);
-    const copy = Buffer.allocUnsafe(n);
-    buf.copy(copy, 0, 0, n);
-    return client.write(copy);
-  }
-  if (buf === sharedReadBuffer) {
-    const copy = Buffer.allocUnsafe(n);
-    buf.copy(copy, 0, 0, n);
-    c.readBuffer ??= takeReadBuffer();
-    readNextInto(c.readBuffer);
-    return client.write(copy);
-  }
-  readNextInto(buf);
-  client.write(buf.subarray(0, n));
-  // Written synchronously when nothing is left queued; otherwise 'drain' resumes us once it is.
-  return client.writableLength === 0;
-}
-
-/** The private read buffer goes back to the free list; only when nothing queued points into it. */
-function releaseReadBuffer(c: Connection): void {
-  const buf = c.readBuffer;
-  c.readBuffer = null;
-  if (buf !== null) giveBackReadBuffer(buf);
-}
-
-function onClientDrain(this: Tagged): void {
-  this[CONNECTION]?.backendSocket?.resume();
-}
-
-function onBackendDrain(this: Tagged): void {
-  this[CONNECTION]?.client.resume();
-}
-
-function onClientEnd(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  c.clientEnded = true;
-  c.firstFin ??= 'client-fin';
-  c.lastActivity = c.options.sweeper.now;
-  if (c.backendEnded) c.finish();
-  else c.backendSocket?.end();
-}
-
-function onBackendEnd(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  c.backendEnded = true;
-  c.firstFin ??= 'backend-fin';
-  c.lastActivity = c.options.sweeper.now;
-  if (c.clientEnded) c.finish();
-  else c.client.end();
-}
-
-function onBackendConnect(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  c.connected = true;
-  c.backend!.connectSucceeded();
-  // Bytes replayed to this backend count for it once it took them.
-  if (c.replay !== null) for (const chunk of c.replay) c.backend!.bytesIn += chunk.length;
-  c.replay = null;
-  c.tried = null;
-  c.lastActivity = c.options.sweeper.now;
-  this.setTimeout(0);
-  this.uncork();
-}
-
-function onBackendTimeout(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c !== undefined && !c.connected && !c.client.destroyed) c.failover('ETIMEDOUT');
-}
-
-function onError(this: Tagged, err: NodeJS.ErrnoException): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  if (this === c.backendSocket && !c.connected && !c.client.destroyed && RETRYABLE.has(err.code ?? '')) {
-    c.failover(err.code ?? 'ERROR');
+function onBackendConnect(handle: TcpHandle, status: number): void {
+  const c = handle.owner as Connection | undefined;
+  if (c === undefined || c.backendHandle !== handle) return; // closed meanwhile (timeout, client gone)
+  if (status === 0) {
+    c.connected_();
     return;
   }
-  // 'close' follows and cuts the other side.
-  if (c.endReason === null) {
-    c.endReason = 'error';
-    c.detail = `${this === c.client ? 'client' : 'backend'} ${err.code ?? err.message}`;
+  const code = errorName(status);
+  if (RETRYABLE.has(code)) {
+    c.failover(code);
+    return;
   }
-}
-
-function onClientClose(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  this[CONNECTION] = undefined;
-  c.socketClosed(c.backendSocket);
-}
-
-function onBackendClose(this: Tagged): void {
-  const c = this[CONNECTION];
-  if (c === undefined) return;
-  this[CONNECTION] = undefined;
-  // Bytes still queued toward the client may point into the buffer: then leave it to the GC.
-  if (c.client.writableLength === 0) releaseReadBuffer(c);
-  else c.readBuffer = null;
-  c.socketClosed(c.client);
-}
-
-function closeWhenFlushed(socket: Socket): void {
-  if (socket.writableLength === 0) socket.destroy();
-  else if (!socket.writableEnded) socket.end();
+  c.endReason ??= 'error';
+  c.detail = `backend ${code}`;
+  c.destroy();
 }

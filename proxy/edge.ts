@@ -1,7 +1,6 @@
 // The edge data plane: applies versioned snapshots (validate whole, bind new listeners, swap the
 // route table, stop removed listeners, drain removed backends, persist) and proxies connections.
 
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Admission, type AdmissionOptions } from './admission.js';
 import { DEFAULT_EJECTION, type Backend } from './backend.js';
@@ -13,6 +12,7 @@ import { IdleSweeper } from './idle-sweeper.js';
 import { Listener, type ConnectionSink } from './listener.js';
 import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
+import type { TcpHandle } from './tcp-handle.js';
 import { validateEdgeConfig } from './validate-edge-config.js';
 
 export interface EdgeOptions {
@@ -100,10 +100,12 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     this.log = options.log;
     this.stateFile = options.stateFile === undefined ? undefined : new EdgeStateFile(options.stateFile);
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
-    this.sweeper = new IdleSweeper(options.testTimers?.sweepIntervalMs ?? 1000);
+    // The sweeper also keeps connect deadlines: tick at a quarter of the connect timeout (≤ 1 s).
+    const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.sweeper = new IdleSweeper(options.testTimers?.sweepIntervalMs ?? Math.min(1000, Math.max(10, Math.floor(connectTimeoutMs / 4))));
     const headerTimeout = options.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
     const admission: AdmissionOptions = {
-      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      connectTimeoutMs,
       maxConnectAttempts: options.maxConnectAttempts ?? 3,
       finTimeoutMs: options.finTimeoutMs ?? 30_000,
       ejection: {
@@ -121,7 +123,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     this.admission = new Admission(admission);
   }
 
-  accept(socket: Socket, listener: Listener): void {
+  accept(socket: TcpHandle, listener: Listener): void {
     this.admission.accept(socket, listener, this.table.route(listener.key));
   }
 

@@ -1,18 +1,20 @@
-// One listening socket (address:port) of an endpoint. Accepted sockets go to a ConnectionSink; until
-// the edge has swapped in the table that routes this listener, they wait parked instead of dropped.
+// One listening socket (address:port) of an endpoint. Accepted connections arrive as bare TCP handles
+// (tcp-handle.ts) and go to a ConnectionSink; until the edge has swapped in the table that routes
+// this listener, they wait parked (not read) instead of dropped.
 
-import net, { type Socket } from 'node:net';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import { ListenerStats } from './edge-metrics.js';
-import { localAddressOf, type PeerAddress } from './peer-address.js';
+import type { PeerAddress } from './peer-address.js';
 import type { ListenerSpec } from './route-table.js';
+import { acceptHandles, closeHandle, localAddressOfHandle, type HandleHome, type TcpHandle } from './tcp-handle.js';
 
 /** Where accepted connections go. */
 export interface ConnectionSink {
-  accept(socket: Socket, listener: Listener): void;
+  accept(handle: TcpHandle, listener: Listener): void;
 }
 
-export class Listener {
+export class Listener implements HandleHome {
   readonly key: string;
   readonly address: string;
   readonly port: number;
@@ -21,7 +23,11 @@ export class Listener {
   /** Resolves once the listening socket and every connection it accepted are closed. */
   readonly closed: Promise<void>;
   private readonly destination: PeerAddress | null;
-  private parked: Socket[] | null = [];
+  private parked: TcpHandle[] | null = [];
+  /** Accepted handles not yet closed. */
+  private open = 0;
+  private serverClosed = false;
+  private resolveClosed: () => void = noop;
 
   private constructor(
     spec: ListenerSpec,
@@ -35,14 +41,17 @@ export class Listener {
     // A wildcard bind is reached through many addresses: read those per socket.
     const wildcard = spec.address === '0.0.0.0' || spec.address === '::';
     this.destination = wildcard ? null : { address: spec.address, port: spec.port };
-    this.closed = new Promise((resolve) => server.once('close', () => resolve()));
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    server.once('close', () => {
+      this.serverClosed = true;
+      if (this.open === 0) this.resolveClosed();
+    });
   }
 
   /** Binds `spec`; rejects with a message naming the address and the system error (EADDRINUSE...). */
   static open(spec: ListenerSpec, sink: ConnectionSink, log: Logger): Promise<Listener> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const listener = new Listener(spec, server, sink);
-    server.on('connection', (socket: Socket) => listener.onConnection(socket));
     return new Promise((resolve, reject) => {
       const onListenError = (err: NodeJS.ErrnoException): void => {
         server.close();
@@ -53,6 +62,11 @@ export class Listener {
         server.off('error', onListenError);
         // Accept errors (EMFILE...) must not crash the process; the listener keeps going.
         server.on('error', (err) => log.error({ err, listener: spec.key }, 'listener error'));
+        acceptHandles(
+          server,
+          (handle) => listener.onConnection(handle),
+          (code) => log.error({ code, listener: spec.key }, 'accept failed'),
+        );
         resolve(listener);
       });
     });
@@ -62,33 +76,37 @@ export class Listener {
   activate(): void {
     const parked = this.parked;
     this.parked = null;
-    for (const socket of parked ?? []) {
-      if (!socket.destroyed) this.sink.accept(socket, this);
-    }
+    for (const handle of parked ?? []) this.sink.accept(handle, this);
   }
 
   /** The address:port the client connected to, for the PROXY header. */
-  destinationOf(socket: Socket): PeerAddress {
-    return this.destination ?? localAddressOf(socket);
+  destinationOf(handle: TcpHandle): PeerAddress {
+    return this.destination ?? localAddressOfHandle(handle);
+  }
+
+  handleClosed(): void {
+    this.open--;
+    if (this.open === 0 && this.serverClosed) this.resolveClosed();
   }
 
   /** Stops accepting; established connections carry on. */
   close(): void {
     if (this.parked !== null) {
-      for (const socket of this.parked) socket.destroy();
+      for (const handle of this.parked) closeHandle(handle);
       this.parked = [];
     }
     if (this.server.listening) this.server.close();
   }
 
-  private onConnection(socket: Socket): void {
+  private onConnection(handle: TcpHandle): void {
+    this.open++;
+    handle.home = this;
     if (this.parked !== null) {
-      // No handlers yet: swallow errors so a reset while parked cannot crash the process.
-      socket.once('error', noop);
-      this.parked.push(socket);
+      // Not read until activated, so nothing is lost meanwhile.
+      this.parked.push(handle);
       return;
     }
-    this.sink.accept(socket, this);
+    this.sink.accept(handle, this);
   }
 }
 

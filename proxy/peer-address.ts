@@ -39,16 +39,3 @@ export function formatAddress(address: string, port: number): string {
 export function listenerKey(address: string, port: number): string {
   return formatAddress(canonicalIp(address), port);
 }
-
-/**
- * The client's address as the socket reports it. This is the one place the connection path takes
- * the client's identity from, so a PROXY-in reader can substitute the address it decoded.
- */
-export function remoteAddressOf(socket: net.Socket): PeerAddress {
-  return { address: normalizeIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 };
-}
-
-/** The address:port the client reached (useful when a listener is bound to a wildcard). */
-export function localAddressOf(socket: net.Socket): PeerAddress {
-  return { address: normalizeIp(socket.localAddress ?? '0.0.0.0'), port: socket.localPort ?? 0 };
-}

@@ -3,13 +3,13 @@
 // to the readers' caps under a deadline kept by the sweeper; nothing is forwarded until both are
 // whole, and everything after them is handed on untouched.
 
-import type { Socket } from 'node:net';
 import { readClientHello } from './client-hello.js';
 import type { ListenerStats, RefusalReason } from './edge-metrics.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { readProxyHeader } from './proxy-header-reader.js';
 import type { ListenerRoute } from './route-table.js';
+import { adoptHandle, closeHandle, type HandleOwner, type TcpHandle } from './tcp-handle.js';
 
 export interface PreambleSink {
   /** Source and destination are the real ones (PROXY-in applied); `rest` is every byte read after the header. */
@@ -29,16 +29,15 @@ export interface PreambleListener {
   readonly stats: ListenerStats;
 }
 
-const PREAMBLE = Symbol('pier.preamble');
-type Tagged = Socket & { [PREAMBLE]?: Preamble | undefined };
-
-export class Preamble implements Sweepable {
+export class Preamble implements Sweepable, HandleOwner {
   private buffered: Buffer | null = null;
+  /** True while the handle's events are ours. */
+  private active = true;
   private stage: 'proxy' | 'hello';
   private deadline: number;
 
   private constructor(
-    readonly socket: Tagged,
+    readonly socket: TcpHandle,
     readonly route: ListenerRoute,
     /** The client as seen so far: the socket's peer, replaced by a PROXY header's source. */
     public source: PeerAddress,
@@ -54,7 +53,7 @@ export class Preamble implements Sweepable {
 
   /** Starts reading; the socket belongs to the preamble until it calls the sink. */
   static start(
-    socket: Socket,
+    socket: TcpHandle,
     route: ListenerRoute,
     source: PeerAddress,
     destination: PeerAddress,
@@ -64,12 +63,9 @@ export class Preamble implements Sweepable {
     options: PreambleOptions,
   ): Preamble {
     const p = new Preamble(socket, route, source, destination, listener, startedAt, sink, options);
-    (socket as Tagged)[PREAMBLE] = p;
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('error', onError);
-    socket.on('close', onClose);
+    adoptHandle(socket, p);
     options.sweeper.add(p);
+    socket.readStart();
     return p;
   }
 
@@ -79,8 +75,22 @@ export class Preamble implements Sweepable {
 
   destroy(): void {
     this.release();
-    this.socket.destroy();
+    closeHandle(this.socket);
   }
+
+  onData(_handle: TcpHandle, chunk: Buffer): void {
+    this.received(chunk);
+  }
+
+  onEnd(): void {
+    this.fail('closed before complete');
+  }
+
+  onError(_handle: TcpHandle, code: string): void {
+    this.fail(code);
+  }
+
+  onFlushed(): void {}
 
   received(chunk: Buffer): void {
     let buf = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
@@ -114,7 +124,7 @@ export class Preamble implements Sweepable {
   }
 
   refuse(reason: RefusalReason, detail: string): void {
-    if (this.socket[PREAMBLE] !== this) return;
+    if (!this.active) return;
     this.destroy();
     this.sink.preambleRefused(this, reason, detail);
   }
@@ -124,15 +134,11 @@ export class Preamble implements Sweepable {
     this.sink.preambleDone(this, rest, serverName);
   }
 
-  /** Gives the socket back: no handler of ours is left on it. */
+  /** Gives the handle back: its events stop reaching the preamble (the handle keeps reading). */
   release(): void {
-    const socket = this.socket;
-    if (socket[PREAMBLE] !== this) return;
-    socket[PREAMBLE] = undefined;
-    socket.off('data', onData);
-    socket.off('end', onEnd);
-    socket.off('error', onError);
-    socket.off('close', onClose);
+    if (!this.active) return;
+    this.active = false;
+    if (this.socket.owner === this) this.socket.owner = undefined;
     this.options.sweeper.delete(this);
     this.buffered = null;
   }
@@ -141,20 +147,4 @@ export class Preamble implements Sweepable {
   fail(detail: string): void {
     this.refuse(this.stage === 'proxy' ? 'proxy-header' : 'tls-hello', detail);
   }
-}
-
-function onData(this: Tagged, chunk: Buffer): void {
-  this[PREAMBLE]?.received(chunk);
-}
-
-function onEnd(this: Tagged): void {
-  this[PREAMBLE]?.fail('closed before complete');
-}
-
-function onError(this: Tagged, err: NodeJS.ErrnoException): void {
-  this[PREAMBLE]?.fail(err.code ?? err.message);
-}
-
-function onClose(this: Tagged): void {
-  this[PREAMBLE]?.release();
 }
