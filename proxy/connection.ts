@@ -133,6 +133,11 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     this.idleTimeoutMs = route.endpoint.idleTimeoutMs ?? 0;
   }
 
+  /** Once connected, client and backend bytes are written on at once (see HandleOwner.onData). */
+  get borrows(): boolean {
+    return this.replay === null;
+  }
+
   /** Cuts both sides now. */
   destroy(reason?: EndReason): void {
     if (reason !== undefined) this.endReason ??= reason;
@@ -290,14 +295,15 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     const client = this.client;
     if (client === null) return;
     this.client = null;
-    closeHandle(client);
+    // The backend may still be writing bytes that sit in the client's read buffer.
+    closeHandle(client, this.backendHandle !== null && this.backendHandle.writeQueueSize > 0);
   }
 
   private closeBackend(): void {
     const handle = this.backendHandle;
     if (handle === null) return;
     this.backendHandle = null;
-    closeHandle(handle);
+    closeHandle(handle, this.client !== null && this.client.writeQueueSize > 0);
   }
 
   private finished(): void {

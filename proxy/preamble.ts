@@ -31,6 +31,8 @@ export interface PreambleListener {
 
 export class Preamble implements Sweepable, HandleOwner {
   private buffered: Buffer | null = null;
+  /** Bytes read are kept until the header / hello is whole. */
+  readonly borrows = false;
   /** True while the handle's events are ours. */
   private active = true;
   private stage: 'proxy' | 'hello';

@@ -12,8 +12,14 @@ import { normalizeIp } from './peer-address.js';
 
 /** What a handle's reads and writes report back to; set per handle by its owner. */
 export interface HandleOwner {
-  /** `n` bytes were read into `buf` (a view the owner may keep). */
+  /**
+   * Bytes read. The owner may keep `buf`, unless it said `borrows`: then `buf` may be the handle's
+   * read buffer, valid until the handle reads again, so the owner must either be done with it on
+   * return or stop the handle reading (readStop) until what it wrote from `buf` is flushed.
+   */
   onData(handle: TcpHandle, buf: Buffer): void;
+  /** True when onData may be given the read buffer itself (see onData). */
+  readonly borrows: boolean;
   /** The peer sent its FIN. */
   onEnd(handle: TcpHandle): void;
   /** A read or write failed (ECONNRESET, EPIPE ...); `code` is the system error name. */
@@ -29,7 +35,7 @@ export interface HandleHome {
 
 /** The subset of Node's TCPWrap the proxy uses. */
 export interface TcpHandle {
-  onread: (arrayBuffer: ArrayBuffer | undefined) => void;
+  onread: () => Buffer | undefined;
   readonly writeQueueSize: number;
   readStart(): number;
   readStop(): number;
@@ -48,6 +54,9 @@ export interface TcpHandle {
   paused?: boolean;
   /** Ours: the listener that accepted this handle, told when it closes. */
   home?: HandleHome | undefined;
+  /** Ours: the buffer libuv reads into next (the shared one, or a private one in a bulk flow). */
+  readBuffer?: Buffer;
+  useUserBuffer(buf: Buffer): void;
 }
 
 interface AddressOut {
@@ -79,7 +88,6 @@ interface Bindings {
   ShutdownWrap: new () => ShutdownReq;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
-  kArrayBufferOffset: number;
   kLastWriteWasAsync: number;
 }
 
@@ -89,23 +97,36 @@ const streamWrap = legacyBinding('stream_wrap');
 const B = { ...tcpWrap, ...streamWrap } as unknown as Bindings;
 const state = B.streamBaseState;
 const READ_RESULT = B.kReadBytesOrError;
-const READ_OFFSET = B.kArrayBufferOffset;
 const WRITE_ASYNC = B.kLastWriteWasAsync;
 /** libuv's UV_EOF. */
 const UV_EOF = -4095;
 const UV_ECANCELED = -125;
 
+// Reads go into buffers we own instead of the fresh 64 KiB one Node allocates for every read. A
+// handle starts on the shared buffer, whose bytes are copied out at once (a small, pooled
+// allocation); a handle whose reads come in big gets a private buffer from a free list, handed to
+// its owner as is (no copy), and goes back to the shared one when its reads turn small again.
+const READ_BUFFER_SIZE = 64 * 1024;
+/** Reads at least this big move a borrowing owner's handle to a private buffer. */
+const BULK_READ = 16 * 1024;
+const MAX_FREE_BUFFERS = 32;
+const sharedBuffer: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+const freeBuffers: Buffer[] = [];
+
 /** A handle for an outgoing connection; see `connectHandle`. */
 export function newTcpHandle(owner: HandleOwner): TcpHandle {
   const handle = new B.TCP(B.constants.SOCKET);
-  handle.owner = owner;
-  handle.onread = onRead;
+  adoptHandle(handle, owner);
   return handle;
 }
 
 /** Gives the handle's reads to `owner` (reading starts with `readStart()`). */
 export function adoptHandle(handle: TcpHandle, owner: HandleOwner): void {
   handle.owner = owner;
+  if (handle.readBuffer === undefined) {
+    handle.readBuffer = sharedBuffer;
+    handle.useUserBuffer(sharedBuffer);
+  }
   handle.onread = onRead;
 }
 
@@ -148,8 +169,14 @@ export function shutdownHandle(handle: TcpHandle): void {
   if (err !== 0 && err !== UV_ECANCELED) report(handle, err);
 }
 
-/** Closes the handle; no event of it reaches its owner afterwards. Queued writes are dropped. */
-export function closeHandle(handle: TcpHandle): void {
+/**
+ * Closes the handle; no event of it reaches its owner afterwards. Queued writes are dropped.
+ * `bufferInUse`: a write still queued elsewhere points into this handle's read buffer, so the
+ * buffer is left to the GC instead of going back to the free list.
+ */
+export function closeHandle(handle: TcpHandle, bufferInUse = false): void {
+  const buf = handle.readBuffer;
+  if (buf !== undefined && buf !== sharedBuffer && !bufferInUse && freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buf);
   const home = handle.home;
   handle.owner = undefined;
   handle.home = undefined;
@@ -196,18 +223,39 @@ export function acceptHandles(server: net.Server, onHandle: (handle: TcpHandle) 
   };
 }
 
-function onRead(this: TcpHandle, arrayBuffer: ArrayBuffer | undefined): void {
+/** Called by Node for every read; what it returns is the buffer the handle reads into next. */
+function onRead(this: TcpHandle): Buffer | undefined {
   const owner = this.owner;
-  if (owner === undefined) return;
+  if (owner === undefined) return undefined;
   const n = state[READ_RESULT]!;
   if (n > 0) {
-    owner.onData(this, Buffer.from(arrayBuffer!, state[READ_OFFSET]!, n));
+    const buf = this.readBuffer!;
+    if (buf !== sharedBuffer && n >= BULK_READ && owner.borrows) {
+      // Still a bulk flow: the owner writes straight from our buffer and stops us reading until
+      // that write has left, so the next read cannot overwrite bytes not yet written.
+      owner.onData(this, buf.subarray(0, n));
+      return undefined;
+    }
+    const copy = Buffer.allocUnsafe(n);
+    buf.copy(copy, 0, 0, n);
+    let next: Buffer | undefined;
+    if (buf === sharedBuffer) {
+      if (n >= BULK_READ && owner.borrows) next = freeBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    } else {
+      // Reads turned small (or the owner stopped borrowing): nothing points into `buf` any more.
+      if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buf);
+      next = sharedBuffer;
+    }
+    if (next !== undefined) this.readBuffer = next;
+    owner.onData(this, copy);
+    return next;
   } else if (n === UV_EOF) {
     // libuv stops reading at EOF by itself.
     owner.onEnd(this);
   } else if (n < 0) {
     owner.onError(this, errorName(n));
   }
+  return undefined;
 }
 
 function afterWrite(handle: TcpHandle, req: WriteReq, err: number, data: Buffer | Buffer[]): boolean {
