@@ -51,15 +51,16 @@ export default defineCommand({
     }).catch((err: Error) => {
       throw new CliError('E_EDGE_START', err.message, { hint: 'fix the snapshot file or the listen address and start again', cause: err });
     });
-    printLine(`pier edge: admin on ${edge.adminUrl} (/metrics, /healthz, /status)`);
-    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
-
+    // Signal handlers first: whoever reads the lines below may signal us at once.
     const onHup = (): void => void edge.reload();
     process.on('SIGHUP', onHup);
-    await new Promise<void>((resolve) => {
+    const stopSignal = new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
+    printLine(`pier edge: admin on ${edge.adminUrl} (/metrics, /healthz, /status)`);
+    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
+    await stopSignal;
     process.off('SIGHUP', onHup);
     log.info('stopping: draining connections');
     await edge.stop();
