@@ -116,6 +116,8 @@ const freeBuffers: Buffer[] = [];
 /** A handle for an outgoing connection; see `connectHandle`. */
 export function newTcpHandle(owner: HandleOwner): TcpHandle {
   const handle = new B.TCP(B.constants.SOCKET);
+  // libuv applies it when connect creates the socket: small writes (a PROXY header, a ping) go at once.
+  handle.setNoDelay(true);
   adoptHandle(handle, owner);
   return handle;
 }
