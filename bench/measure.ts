@@ -25,8 +25,10 @@ export interface BulkResult {
   gbitPerCpuSecond: number;
 }
 
-export async function bulk(target: Target, seconds: number, streams: number): Promise<BulkResult> {
-  const [cmd, args] = pinned(target, 'iperf3', ['-c', '127.0.0.1', '-p', String(target.ports.iperf), '-t', String(seconds), '-P', String(streams), '-J']);
+/** iperf3 through the target; `reverse`: the server sends (backend → client) instead of the client. */
+export async function bulk(target: Target, seconds: number, streams: number, reverse = false): Promise<BulkResult> {
+  const flags = ['-c', '127.0.0.1', '-p', String(target.ports.iperf), '-t', String(seconds), '-P', String(streams), '-J', ...(reverse ? ['-R'] : [])];
+  const [cmd, args] = pinned(target, 'iperf3', flags);
   const { value, cpu } = await withCpu(target, () => run(cmd, args, { timeout: (seconds + 20) * 1000, maxBuffer: 64 << 20 }));
   const report = JSON.parse(value.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
   const bps = report.end?.sum_received?.bits_per_second;

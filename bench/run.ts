@@ -65,6 +65,7 @@ try {
   for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`round ${round}/${rounds}\n`);
     await step('bulk-1c', one, async (t) => ({ ...(await bulk(t, seconds, 1)) }));
+    await step('bulk-rev-1c', one, async (t) => ({ ...(await bulk(t, seconds, 1, true)) }));
     await step('bulk-2c', two, async (t) => ({ ...(await bulk(t, seconds, 8)) }));
     await step('conn-1c', one, async (t) => ({ ...(await connectionRate(t, seconds, 32)) }));
     await step('conn-2c', two, async (t) => ({ ...(await connectionRate(t, seconds, 64)) }));
@@ -72,7 +73,14 @@ try {
     await step('proxy-v2-1c', one.slice(1), async (t) => {
       const off = await connectionRate(t, seconds, 32);
       const on = await connectionRate(t, seconds, 32, t.ports.httpProxied);
-      return { off: off.connPerSec, on: on.connPerSec, cost: 1 - on.connPerSec / off.connPerSec, errors: off.errors + on.errors };
+      return {
+        off: off.connPerSec,
+        on: on.connPerSec,
+        cost: 1 - on.connPerSec / off.connPerSec,
+        // The same cost read from the proxy's CPU per connection: steadier than two rates in a row.
+        cpuCost: on.cpuUsPerConn / off.cpuUsPerConn - 1,
+        errors: off.errors + on.errors,
+      };
     });
     if (wanted('idle-1c')) {
       // A fresh process each time: garbage left by the load tests would blur the RSS delta.
@@ -106,6 +114,7 @@ const show = (key: string, title: string, unit: string, cores: 1 | 2): void => {
 };
 show('bulk-1c:gbps', 'Bulk, 1 stream, proxy on CPU1 (iperf3)', 'Gbit/s', 1);
 show('bulk-1c:gbitPerCpuSecond', 'Bulk efficiency, 1 core', 'Gbit per CPU-s', 1);
+show('bulk-rev-1c:gbps', 'Bulk reverse (backend → client, iperf3 -R), 1 stream, proxy on CPU1', 'Gbit/s', 1);
 show('bulk-2c:gbps', 'Bulk, 8 streams, 2 workers/threads unpinned', 'Gbit/s', 2);
 show('conn-1c:connPerSec', 'New connections, wrk -t1 -c32 Connection: close, 1 core', 'conn/s', 1);
 show('conn-1c:p99ms', 'Connection p99 latency under that load, 1 core', 'ms', 1);
@@ -117,6 +126,7 @@ show('pingpong-1c:p50us', 'Ping-pong 64 B, sockperf half-RTT p50, 1 core', 'µs'
 show('pingpong-1c:p99us', 'Ping-pong 64 B, p99, 1 core', 'µs', 1);
 show('pingpong-1c:p999us', 'Ping-pong 64 B, p99.9, 1 core', 'µs', 1);
 show('proxy-v2-1c:cost', 'PROXY header cost (1 − on/off conn/s; nginx sends v1), 1 core', 'fraction', 1);
+show('proxy-v2-1c:cpuCost', 'PROXY header cost in proxy CPU per connection (on/off − 1), 1 core', 'fraction', 1);
 show('idle-1c:bytesPerConnection', `RSS per idle proxied connection (${idleCount} held)`, 'bytes', 1);
 if (reconfig !== undefined) {
   out.push(

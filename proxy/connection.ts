@@ -153,7 +153,8 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     }
     // Stamps come from a clock up to one tick stale: add a tick so nothing closes early.
     const idle = now - this.lastActivity - this.options.sweeper.tickMs;
-    if (this.clientEnded !== this.backendEnded && idle >= this.options.finTimeoutMs) {
+    // One FIN seen, or both and a side still not taking the bytes it is owed.
+    if ((this.clientEnded !== this.backendEnded || this.finishing) && idle >= this.options.finTimeoutMs) {
       this.destroy('fin-timeout');
     } else if (this.idleTimeoutMs > 0 && idle >= this.idleTimeoutMs) {
       this.route.stats.idleTimeouts++;
