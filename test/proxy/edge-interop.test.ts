@@ -8,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { startEchoBackend } from '../support/echo-backend.js';
 import { requirePeer, runPeer, waitForPort } from '../support/peer-binary.js';
 import { startProxyRecorder } from '../support/proxy-recorder.js';
 import { connectClient, freePortOnBoth } from '../support/tcp-client.js';
@@ -170,4 +171,77 @@ test('HAProxy send-proxy-v2 in front of the edge gives it the real client addres
   assert.ok(sources.includes(`127.0.0.1 ${v4.socket.localPort}`), sources.join(', '));
   assert.ok(sources.includes(`::1 ${v6.socket.localPort}`), sources.join(', '));
   assert.deepEqual(recorder.errors, []);
+});
+
+/** HAProxy's `show stat` over its admin socket, as rows of named fields. */
+function haproxyStats(socketPath: string): Promise<Record<string, string>[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path: socketPath }, () => socket.write('show stat\n'));
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head, ...lines] = text.trim().split('\n');
+      const names = (head ?? '').replace(/^# /, '').split(',');
+      resolve(lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [names[i] ?? String(i), v]))));
+    });
+  });
+}
+
+test("HAProxy's health checks (a PROXY v2 LOCAL header, then a request and its answer) pass through the edge's PROXY-in listener", async (t) => {
+  const haproxy = requirePeer(t, 'haproxy');
+  if (haproxy === null) return;
+  const echo = await startEchoBackend(t);
+  const edgePort = await freePortOnBoth();
+  const edge = createTestEdge(t);
+  await edge.apply({
+    version: 1,
+    endpoints: [
+      endpoint({
+        id: 'checked',
+        bind: [{ address: '127.0.0.1', port: edgePort }],
+        backends: [echo],
+        options: { acceptProxyProtocol: { trustedCidrs: ['127.0.0.1/32'] } },
+      }),
+    ],
+  });
+  const dir = await tempDir(t);
+  const statsSocket = join(dir, 'haproxy.sock');
+  await writeFile(
+    join(dir, 'haproxy.cfg'),
+    [
+      'global',
+      '  maxconn 100',
+      `  stats socket ${statsSocket} mode 600 level admin`,
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 2s',
+      '  timeout client 30s',
+      '  timeout server 30s',
+      '  timeout check 2s',
+      'backend be',
+      // The check is a real exchange through the edge to the echo backend: it passes only if the
+      // edge accepts the LOCAL header HAProxy puts in front of every check connection.
+      '  option tcp-check',
+      '  tcp-check connect default',
+      '  tcp-check send PING\\r\\n',
+      '  tcp-check expect string PING',
+      `  server edge 127.0.0.1:${edgePort} send-proxy-v2 check inter 100 rise 2 fall 1`,
+      '',
+    ].join('\n'),
+  );
+  const peer = runPeer(t, haproxy, ['-db', '-f', join(dir, 'haproxy.cfg')]);
+  let row: Record<string, string> | undefined;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    row = (await haproxyStats(statsSocket).catch(() => [])).find((r) => r.pxname === 'be' && r.svname === 'edge');
+    if (row?.check_status === 'L7OK' && row.status === 'UP' && Number(row.chkfail) === 0 && echo.accepted >= 3) break;
+  }
+  assert.equal(row?.check_status, 'L7OK', `HAProxy's check of the edge: ${row?.last_chk} (edge listener: ${JSON.stringify(edge.metrics().listeners[0])})\n${peer.output()}`);
+  assert.equal(row?.status, 'UP');
+  assert.equal(Number(row?.chkfail), 0, 'no check failed');
+  assert.ok(echo.accepted >= 3, `the checks reached the backend (${echo.accepted})`);
+  const listener = edge.metrics().listeners[0]!;
+  assert.equal(listener.refusedProxyHeader, 0);
+  assert.equal(listener.refusedUntrustedProxy, 0);
 });
