@@ -23,6 +23,11 @@ export class Admission implements PreambleSink {
     }
     const source = remoteAddressOfHandle(socket);
     const destination = listener.destinationOf(socket);
+    if (source === null || destination === null) {
+      // The client reset before we got to it: no address to check lists or limits against.
+      closeHandle(socket);
+      return;
+    }
     const startedAt = Date.now();
     if (route.single !== null && route.proxyIn === null) {
       this.admit(socket, route.single, { source, destination, initial: null, serverName: null, listener: listener.key, startedAt });

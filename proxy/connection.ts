@@ -187,7 +187,6 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     this.replay = null;
     this.tried = null;
     const flushed = chunks.length === 0 || writevHandle(handle, chunks);
-    if (this.backendHandle !== handle) return; // the write failed at once and closed us
     if (this.clientEnded) shutdownHandle(handle);
     handle.readStart();
     const client = this.client;
@@ -271,6 +270,8 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
 
   /** Everything queued toward `handle` is written: read again from the other side, or close. */
   onFlushed(handle: TcpHandle): void {
+    // Bytes moving toward a slow reader count as activity (the FIN timeout must not cut them).
+    this.lastActivity = this.options.sweeper.now;
     if (this.finishing) {
       if (handle === this.client) this.closeClient();
       else this.closeBackend();
@@ -359,6 +360,8 @@ function onBackendConnect(handle: TcpHandle, status: number): void {
     c.failover(code);
     return;
   }
+  // Not the backend's fault (EADDRNOTAVAIL: no local port left ...): counted, not held against it.
+  c.route.stats.connectErrors++;
   c.endReason ??= 'error';
   c.detail = `backend ${code}`;
   c.destroy();

@@ -79,8 +79,8 @@ export class Listener implements HandleHome {
     for (const handle of parked ?? []) this.sink.accept(handle, this);
   }
 
-  /** The address:port the client connected to, for the PROXY header. */
-  destinationOf(handle: TcpHandle): PeerAddress {
+  /** The address:port the client connected to, for the PROXY header; null once the client is gone. */
+  destinationOf(handle: TcpHandle): PeerAddress | null {
     return this.destination ?? localAddressOfHandle(handle);
   }
 

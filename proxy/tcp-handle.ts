@@ -6,6 +6,7 @@
 // into Node's internal bindings; net.Server still owns the listening socket (cluster, SCHED_NONE).
 
 import type net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import type { PeerAddress } from './peer-address.js';
 import { normalizeIp } from './peer-address.js';
@@ -55,7 +56,9 @@ export interface TcpHandle {
   /** Ours: the listener that accepted this handle, told when it closes. */
   home?: HandleHome | undefined;
   /** Ours: the buffer libuv reads into next (the shared one, or a private one in a bulk flow). */
-  readBuffer?: Buffer;
+  readBuffer?: Buffer | undefined;
+  /** Ours: set by closeHandle, which runs once per handle. */
+  closed?: boolean;
   useUserBuffer(buf: Buffer): void;
 }
 
@@ -100,7 +103,9 @@ const READ_RESULT = B.kReadBytesOrError;
 const WRITE_ASYNC = B.kLastWriteWasAsync;
 /** libuv's UV_EOF. */
 const UV_EOF = -4095;
-const UV_ECANCELED = -125;
+// libuv reports system errors as negative errno values.
+const UV_ECANCELED = -constants.errno.ECANCELED;
+const UV_ENOTCONN = -constants.errno.ENOTCONN;
 
 // Reads go into buffers we own instead of the fresh 64 KiB one Node allocates for every read. A
 // handle starts on the shared buffer, whose bytes are copied out at once (a small, pooled
@@ -110,8 +115,27 @@ const READ_BUFFER_SIZE = 64 * 1024;
 /** Reads at least this big move a borrowing owner's handle to a private buffer. */
 const BULK_READ = 16 * 1024;
 const MAX_FREE_BUFFERS = 32;
+/**
+ * Private buffers lent to handles at once, per process (16 MiB). A handle keeps its private buffer
+ * until it reads again (or closes), so a connection that goes quiet right after a bulk transfer
+ * holds one; past the cap, bulk reads go through the shared buffer with a copy.
+ */
+const MAX_LENT_BUFFERS = 256;
 const sharedBuffer: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
 const freeBuffers: Buffer[] = [];
+let lentBuffers = 0;
+
+function lendBuffer(): Buffer | undefined {
+  if (lentBuffers >= MAX_LENT_BUFFERS) return undefined;
+  lentBuffers++;
+  return freeBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+}
+
+/** `reusable`: nothing points into `buf` any more, so another handle may read into it. */
+function returnBuffer(buf: Buffer, reusable: boolean): void {
+  lentBuffers--;
+  if (reusable && freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buf);
+}
 
 /** A handle for an outgoing connection; see `connectHandle`. */
 export function newTcpHandle(owner: HandleOwner): TcpHandle {
@@ -177,8 +201,11 @@ export function shutdownHandle(handle: TcpHandle): void {
  * buffer is left to the GC instead of going back to the free list.
  */
 export function closeHandle(handle: TcpHandle, bufferInUse = false): void {
+  if (handle.closed === true) return;
+  handle.closed = true;
   const buf = handle.readBuffer;
-  if (buf !== undefined && buf !== sharedBuffer && !bufferInUse && freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buf);
+  handle.readBuffer = undefined;
+  if (buf !== undefined && buf !== sharedBuffer) returnBuffer(buf, !bufferInUse);
   const home = handle.home;
   handle.owner = undefined;
   handle.home = undefined;
@@ -186,16 +213,18 @@ export function closeHandle(handle: TcpHandle, bufferInUse = false): void {
   home?.handleClosed();
 }
 
-export function remoteAddressOfHandle(handle: TcpHandle): PeerAddress {
+/** The peer's address; null when the peer is already gone (reset before we asked: ENOTCONN). */
+export function remoteAddressOfHandle(handle: TcpHandle): PeerAddress | null {
   const out: AddressOut = {};
-  handle.getpeername(out);
-  return { address: normalizeIp(out.address ?? '0.0.0.0'), port: out.port ?? 0 };
+  if (handle.getpeername(out) !== 0 || out.address === undefined || out.port === undefined) return null;
+  return { address: normalizeIp(out.address), port: out.port };
 }
 
-export function localAddressOfHandle(handle: TcpHandle): PeerAddress {
+/** The handle's own address (the one a client reached on a wildcard listener); null as above. */
+export function localAddressOfHandle(handle: TcpHandle): PeerAddress | null {
   const out: AddressOut = {};
-  handle.getsockname(out);
-  return { address: normalizeIp(out.address ?? '0.0.0.0'), port: out.port ?? 0 };
+  if (handle.getsockname(out) !== 0 || out.address === undefined || out.port === undefined) return null;
+  return { address: normalizeIp(out.address), port: out.port };
 }
 
 /** `ECONNRESET` for -104. */
@@ -242,10 +271,11 @@ function onRead(this: TcpHandle): Buffer | undefined {
     buf.copy(copy, 0, 0, n);
     let next: Buffer | undefined;
     if (buf === sharedBuffer) {
-      if (n >= BULK_READ && owner.borrows) next = freeBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+      if (n >= BULK_READ && owner.borrows) next = lendBuffer();
     } else {
-      // Reads turned small (or the owner stopped borrowing): nothing points into `buf` any more.
-      if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buf);
+      // Reads turned small (or the owner stopped borrowing): nothing points into `buf` any more,
+      // since a handle is only read again once what it last sent was written.
+      returnBuffer(buf, true);
       next = sharedBuffer;
     }
     if (next !== undefined) this.readBuffer = next;
@@ -283,7 +313,7 @@ function onWriteDone(this: WriteReq, status: number): void {
 
 function onShutdownDone(this: ShutdownReq, status: number): void {
   // ENOTCONN: the peer reset first; the read side reports that.
-  if (status < 0 && status !== UV_ECANCELED && status !== -107) report(this.handle, status);
+  if (status < 0 && status !== UV_ECANCELED && status !== UV_ENOTCONN) report(this.handle, status);
 }
 
 function report(handle: TcpHandle, code: number): void {

@@ -121,7 +121,8 @@ test('connections that end every possible way leave no connection, backend slot 
   const m = edge.metrics();
   const total = (id: string): number => m.endpoints.find((e) => e.endpoint === id)?.connectionsTotal ?? -1;
   const per = CONNECTIONS / ENDINGS.length;
-  assert.ok(total('echo') >= per * 4, `echo endpoint admitted ${total('echo')}`);
+  // Clients that reset at once may be gone before the edge reads their address: closed unadmitted.
+  assert.ok(total('echo') >= per * 3, `echo endpoint admitted ${total('echo')}`);
   assert.ok(total('resets') >= per - 1, `resets endpoint admitted ${total('resets')}`);
   const refused = m.endpoints.find((e) => e.endpoint === 'refuses');
   assert.ok((refused?.connectErrors ?? 0) >= 1, 'the refusing backend was tried');
