@@ -31,6 +31,21 @@ test('bytes round-trip through the edge on 127.0.0.1 and on ::1 at the same port
   );
 });
 
+test('a backend on IPv6 is reached over IPv6, from IPv4 and IPv6 clients alike', async (t) => {
+  const echo6 = await startEchoBackend(t, { host: '::1' });
+  const port = await freePortOnBoth();
+  const edge = createTestEdge(t);
+  await edge.apply({
+    version: 1,
+    endpoints: [endpoint({ id: 'e', bind: [{ address: '127.0.0.1', port }, { address: '::1', port }], backends: [{ ...echo6, id: 'v6' }] })],
+  });
+  const payload = randomBytes(200 * 1024);
+  assert.deepEqual(await exchange('127.0.0.1', port, payload), payload);
+  assert.deepEqual(await exchange('::1', port, payload), payload);
+  assert.equal(echo6.accepted, 2);
+  assert.equal(edge.status().backends[0]?.connectFailures, 0);
+});
+
 test('connections spread over two backends by least connections', async (t) => {
   const [a, b] = [await startEchoBackend(t), await startEchoBackend(t)];
   const port = await freePort();
