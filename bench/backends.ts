@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { startTinyHttp } from './tiny-http.js';
 import { startDaemon, type Daemon } from './tools.js';
 
 export interface BackendPorts {
@@ -13,6 +14,10 @@ export interface BackendPorts {
   http: number;
   /** The same tiny HTTP server, expecting a PROXY header (v1 or v2) first. */
   httpProxied: number;
+  /** A Node tiny HTTP server that takes a PROXY header or none (bench/tiny-http.ts)... */
+  either: number;
+  /** ...reached through a frontend that sends one (for backends, the same port as `either`). */
+  eitherProxied: number;
   sockperf: number;
   echo: number;
 }
@@ -26,7 +31,7 @@ export interface Backends {
 
 export async function startBackends(dir: string, base: number, cpu: string): Promise<Backends> {
   const daemons: Daemon[] = [];
-  const ports = { iperf: base + 1, http: base + 2, httpProxied: base + 3, sockperf: base + 4, echo: 0 };
+  const ports = { iperf: base + 1, http: base + 2, httpProxied: base + 3, sockperf: base + 4, echo: 0, either: 0, eitherProxied: 0 };
   daemons.push(startDaemon('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(ports.iperf)], { cpu }));
   daemons.push(startDaemon('sockperf', ['sr', '--tcp', '-i', '127.0.0.1', '-p', String(ports.sockperf)], { cpu }));
 
@@ -50,8 +55,9 @@ http {
   );
   daemons.push(startDaemon('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { cpu }));
 
-  const servers = [await echoServer(), await echoServer()];
+  const servers = [await echoServer(), await echoServer(), await startTinyHttp()];
   ports.echo = (servers[0]?.address() as net.AddressInfo).port;
+  ports.either = ports.eitherProxied = (servers[2]?.address() as net.AddressInfo).port;
   const echo2 = (servers[1]?.address() as net.AddressInfo).port;
   // iperf3 is not probed: a bare connection to its control port makes it log an error.
   await waitForPorts([ports.sockperf, ports.http, ports.httpProxied], daemons);

@@ -1,6 +1,7 @@
 // The proxies under test, each started once per run on its own ports with the same topology:
 // frontend base+0 → iperf3, +1 → tiny HTTP, +2 → sockperf, +3 → echo, +4 → tiny HTTP with a PROXY
-// header (v2; nginx 1.22 can only send v1). "direct" has no proxy: its ports are the backends'.
+// header (v2; nginx 1.22 can only send v1), +5 / +6 → the Node tiny HTTP without / with a header.
+// "direct" has no proxy: its ports are the backends'.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ export function directTarget(backends: BackendPorts): Target {
 }
 
 function frontends(base: number): BackendPorts {
-  return { iperf: base, http: base + 1, sockperf: base + 2, echo: base + 3, httpProxied: base + 4 };
+  return { iperf: base, http: base + 1, sockperf: base + 2, echo: base + 3, httpProxied: base + 4, either: base + 5, eitherProxied: base + 6 };
 }
 
 export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 | 2, base: number, backends: BackendPorts, dir: string, extraEdgeArgs: string[] = []): Promise<Target> {
@@ -45,6 +46,8 @@ export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 
     [fe.sockperf, backends.sockperf, 'none'],
     [fe.echo, backends.echo, 'none'],
     [fe.httpProxied, backends.httpProxied, 'v2'],
+    [fe.either, backends.either, 'none'],
+    [fe.eitherProxied, backends.eitherProxied, 'v2'],
   ];
   const cpu = cores === 1 ? PROXY_CPU : undefined;
   let daemon: Daemon;
