@@ -25,6 +25,7 @@ export interface EdgeProcess extends ChildHandle {
 
 export interface EdgeStatusView {
   version: number | null;
+  io: 'handle' | 'socket' | null;
   listeners: { address: string; port: number; endpoint: string }[];
   workers: { pid: number; version: number | null; connections: number }[];
 }
