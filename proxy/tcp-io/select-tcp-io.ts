@@ -78,6 +78,6 @@ export async function selectTcpIo(choice: TcpIoChoice, log?: Logger, facts: Node
       selected = { io: (await import('./socket/socket-io.js')).socketIo, reason: why };
     }
   }
-  log?.info({ io: selected.io.mode, choice, reason: selected.reason }, `edge i/o: ${selected.io.mode} (${selected.reason})`);
+  log?.info({ io: selected.io.mode, choice, reason: selected.reason }, 'edge i/o selected');
   return selected;
 }

@@ -1,4 +1,4 @@
-// The edge manages its TCP handles itself (proxy/tcp-handle.ts), so every way a connection can end
+// The edge manages its TCP handles itself (proxy/tcp-io/), so every way a connection can end
 // must close both handles exactly once: clean closes, half-closes, resets from either side, refused
 // backends. After many such connections nothing may be left: no active connection, no busy
 // backend, no file descriptor.
