@@ -7,7 +7,6 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { followApiFeed } from './api-feed.js';
-import type { EdgeConfig } from './edge-config.js';
 import { createEdgeCluster } from './edge-cluster.js';
 import type { ControlState } from './edge-metrics-text.js';
 import { createInProcessPool, type EdgePool } from './edge-pool.js';
@@ -15,7 +14,7 @@ import { EdgeStateFile } from './edge-state-file.js';
 import { startAdminServer } from './metrics-server.js';
 import { selectTcpIo, type TcpIoChoice } from './tcp-io/select-tcp-io.js';
 import type { TcpIoMode } from './tcp-io/tcp-io.js';
-import { validateEdgeConfig } from './validate-edge-config.js';
+import { parseEdgeConfig } from './validate-edge-config.js';
 
 export type EdgeSource = { kind: 'file'; path: string; watch: boolean } | { kind: 'api'; url: string; token: string };
 
@@ -65,14 +64,14 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
 
   /** Validates, applies in every process, and persists what all of them accepted. */
   const offer = async (snapshot: unknown, from: string, persist: boolean): Promise<void> => {
-    const problem = validateEdgeConfig(snapshot);
-    if (problem !== undefined) {
+    const check = parseEdgeConfig(snapshot);
+    if (!check.ok) {
       control.applies.rejected++;
-      control.lastError = `${from}: invalid snapshot: ${problem}`;
-      log.error({ from, reason: problem }, 'edge snapshot rejected');
+      control.lastError = `${from}: invalid snapshot: ${check.problem}`;
+      log.error({ from, reason: check.problem }, 'edge snapshot rejected');
       return;
     }
-    const config = snapshot as EdgeConfig;
+    const config = check.config;
     if (control.version !== null && config.version <= control.version) {
       control.applies.ignored++;
       log.info({ from, version: config.version, serving: control.version }, 'edge snapshot not newer; ignored');

@@ -13,7 +13,7 @@ import { Listener, type ConnectionSink } from './listener.js';
 import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
 import type { TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
-import { validateEdgeConfig } from './validate-edge-config.js';
+import { parseEdgeConfig } from './validate-edge-config.js';
 
 export interface EdgeOptions {
   log: Logger;
@@ -189,10 +189,11 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     return this.closing;
   }
 
-  private async applyNow(config: EdgeConfig): Promise<ApplyResult> {
+  private async applyNow(snapshot: EdgeConfig): Promise<ApplyResult> {
     if (this.closing !== undefined) return { ok: false, reason: 'the edge is closed' };
-    const problem = validateEdgeConfig(config);
-    if (problem !== undefined) return this.reject(`invalid snapshot: ${problem}`, config);
+    const check = parseEdgeConfig(snapshot);
+    if (!check.ok) return this.reject(`invalid snapshot: ${check.problem}`, snapshot);
+    const config = check.config;
     const current = this.table.version;
     if (current !== null && config.version <= current) {
       return { ok: true, applied: false, version: current, reason: `version ${config.version} is not newer than ${current}` };
