@@ -10,6 +10,7 @@ import type { ConnectionLog, EndReason } from './connection-log.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { buildProxyHeader, nextUniqueId } from './proxy-header.js';
+import { awaitEndOfTurn, type TurnWaiter } from './end-of-turn.js';
 import type { Route } from './route-table.js';
 import type { HandleOwner, TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
 
@@ -50,7 +51,7 @@ const REPLAY_LIMIT = 64 * 1024;
 /** Held bytes up to this size are copied behind the PROXY header into one buffer; more go by writev. */
 const COPY_BEHIND_HEADER = 4 * 1024;
 
-export class Connection implements BackendConnection, Sweepable, HandleOwner {
+export class Connection implements BackendConnection, Sweepable, HandleOwner, TurnWaiter {
   private phase: Phase = 'connecting';
   /** Null once closed. */
   private client: TcpHandle | null;
@@ -151,7 +152,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
   }
 
   /** The greeting turn is over and the client sent nothing: the PROXY header goes alone. */
-  greetingOver(): void {
+  turnEnded(): void {
     if (this.phase === 'greeting') this.sendHeld();
   }
 
@@ -231,7 +232,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
       // the same poll), so header and bytes leave in one write; else the header goes alone, in
       // time for server-first protocols (SMTP, MySQL).
       this.phase = 'greeting';
-      awaitGreeting(this);
+      awaitEndOfTurn(this);
       return;
     }
     this.sendHeld();
@@ -380,23 +381,4 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
 function onConnectDone(handle: TcpHandle, error: string | null): void {
   // Unowned: the connection closed this handle meanwhile.
   (handle.owner as Connection | undefined)?.connectDone(handle, error);
-}
-
-// Connections in their greeting turn, ended together by one setImmediate (which runs after the
-// poll phase has delivered every read of this turn): no timer or closure per connection.
-const greeting: Connection[] = [];
-let greetingScheduled = false;
-
-function awaitGreeting(connection: Connection): void {
-  greeting.push(connection);
-  if (greetingScheduled) return;
-  greetingScheduled = true;
-  setImmediate(endGreetings);
-}
-
-function endGreetings(): void {
-  greetingScheduled = false;
-  // Connections pushed while this runs (none today) would be ended in this pass too.
-  for (let i = 0; i < greeting.length; i++) greeting[i]!.greetingOver();
-  greeting.length = 0;
 }
