@@ -38,7 +38,7 @@ export const socketIo: TcpIo = {
 
 class SocketHandle implements TcpHandle {
   home: HandleHome | undefined = undefined;
-  paused = true;
+  paused = false;
   /** Set while an outgoing connect is in flight. */
   connecting: ConnectDone | undefined = undefined;
   /** A write returned false: tell the owner once the queue is empty. */
