@@ -1,7 +1,8 @@
-// Decides what happens to an accepted socket before it is proxied: read a PROXY header and/or a
-// ClientHello when the listener needs them, pick the SNI endpoint, then apply the endpoint's deny
-// and allow lists and connection limits to the real client address. Refusal = close at once,
-// counted (edge-metrics.ts) and logged (connection-log.ts).
+// Decides what happens to an accepted socket before it is proxied: refuse it when file descriptors
+// run low (fd-budget.ts), read a PROXY header and/or a ClientHello when the listener needs them,
+// pick the SNI endpoint, then apply the endpoint's deny and allow lists and connection limits to
+// the real client address. Refusal = close at once, counted (edge-metrics.ts) and logged
+// (connection-log.ts; descriptor refusals only through the budget's once-a-second line).
 
 import { Connection, type ConnectionOptions, type ConnectionOrigin } from './connection.js';
 import type { RefusalReason } from './edge-metrics.js';
@@ -18,6 +19,14 @@ export class Admission implements PreambleSink {
   accept(socket: TcpHandle, listener: Listener, route: ListenerRoute | undefined): void {
     listener.stats.total++;
     if (route === undefined) {
+      socket.close();
+      return;
+    }
+    const budget = this.options.budget;
+    if (budget.pressure() === 'full') {
+      // What is left is for the backend connects of clients already admitted.
+      listener.stats.refused('fd-limit');
+      budget.noteRefused();
       socket.close();
       return;
     }
@@ -82,6 +91,11 @@ export class Admission implements PreambleSink {
     ) {
       reason = 'limit';
       detail = 'maxConnectionsPerClient';
+    } else if (this.overShare(route)) {
+      route.stats.refused('fd-limit');
+      this.options.budget.noteRefused();
+      socket.close();
+      return;
     }
     if (reason === null) {
       const backend = route.balancer.pick(undefined, this.options.sweeper.now);
@@ -93,6 +107,13 @@ export class Admission implements PreambleSink {
     }
     route.stats.refused(reason);
     this.refuse(socket, origin, endpoint.id, reason, detail);
+  }
+
+  /** Descriptors are low: refuse the endpoint that holds more than its share, or any when none is left. */
+  private overShare(route: Route): boolean {
+    const budget = this.options.budget;
+    const pressure = budget.pressure();
+    return pressure === 'full' || (pressure === 'tight' && route.stats.active >= budget.fairShare);
   }
 
   private refuse(socket: TcpHandle, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {

@@ -4,6 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { Logger } from 'pino';
+import { describeApiFailure } from './api-failure.js';
 
 export interface ApiFeedOptions {
   /** The API's base URL, e.g. http://127.0.0.1:7700 (a trailing /v1 is accepted). */
@@ -12,6 +13,8 @@ export interface ApiFeedOptions {
   log: Logger;
   /** Called with each snapshot as parsed JSON (validated by the receiver); awaited in order. */
   onSnapshot: (snapshot: unknown) => Promise<void>;
+  /** The stream is up (null), or why it is not ("api unreachable: ECONNREFUSED", "the API answered 401: ..."). */
+  onStatus?: (problem: string | null) => void;
   signal: AbortSignal;
   /** The API pings every 15 s; a stream quiet for this long is reconnected (default 45 s). */
   idleTimeoutMs?: number;
@@ -33,7 +36,11 @@ export async function followApiFeed(options: ApiFeedOptions): Promise<void> {
   let backoff = minBackoff;
   while (!signal.aborted) {
     const received = await connectOnce(url, options).catch((err: unknown) => {
-      if (!signal.aborted) log.warn({ err: err instanceof Error ? err.message : err, url, retryInMs: backoff }, 'edge feed unreachable');
+      if (!signal.aborted) {
+        const problem = describeApiFailure(err);
+        log.warn({ err: problem, url, retryInMs: backoff }, 'edge feed unreachable');
+        options.onStatus?.(problem);
+      }
       return 0;
     });
     if (signal.aborted) break;
@@ -58,9 +65,10 @@ async function connectOnce(url: string, options: ApiFeedOptions): Promise<number
     const res = await fetch(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'text/event-stream' }, signal });
     if (!res.ok || res.body === null) {
       const body = await res.text().catch(() => '');
-      throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`);
+      throw new Error(`the API answered ${res.status} at ${url}: ${body.slice(0, 200)}`);
     }
     options.log.info({ url }, 'edge feed connected');
+    options.onStatus?.(null);
     const messages = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
     // Every message (the API pings every 15 s) proves the stream alive.
     for await (const message of messages as unknown as AsyncIterable<EventSourceMessage>) {
@@ -76,11 +84,16 @@ async function connectOnce(url: string, options: ApiFeedOptions): Promise<number
       received++;
       await options.onSnapshot(snapshot);
     }
-    if (!options.signal.aborted) options.log.warn({ url }, 'edge feed closed by the API');
+    if (!options.signal.aborted) {
+      options.log.warn({ url }, 'edge feed closed by the API');
+      options.onStatus?.('the API closed the feed; reconnecting');
+    }
     return received;
   } catch (err) {
     if (received > 0 && !options.signal.aborted) {
-      options.log.warn({ err: (err as Error).message, url }, 'edge feed lost');
+      const problem = describeApiFailure(err);
+      options.log.warn({ err: problem, url }, 'edge feed lost');
+      options.onStatus?.(`feed lost: ${problem}; reconnecting`);
       return received;
     }
     throw err;

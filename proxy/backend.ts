@@ -1,13 +1,14 @@
 // One backend of one endpoint as the data plane tracks it: its connections (the count the balancer
-// reads), passive ejection after consecutive connect failures, counters for metrics, and draining
-// when a snapshot removes it. Lives across snapshots.
+// reads), passive ejection after consecutive failures (a refused or timed-out connect, or a close
+// or reset right after connecting: connection.ts), counters for metrics, and draining when a
+// snapshot removes it. Lives across snapshots.
 
 /** What a backend needs from a connection it carries: a way to cut it (drain timeout, edge close). */
 export interface BackendConnection {
   destroy(reason?: string): void;
 }
 
-/** Passive ejection: after `failures` consecutive connect failures, skip for `baseMs`, doubling up to `maxMs`. */
+/** Passive ejection: after `failures` consecutive failures, skip for `baseMs`, doubling up to `maxMs`. */
 export interface EjectionPolicy {
   failures: number;
   baseMs: number;
@@ -19,10 +20,12 @@ export const DEFAULT_EJECTION: EjectionPolicy = { failures: 3, baseMs: 1000, max
 export class Backend {
   /** `endpointId` + NUL + backend id: unique within a snapshot. */
   readonly key: string;
-  /** Connect failures since the start (a metric). */
+  /** Failures since the start (a metric): connects refused or timed out, early closes and resets. */
   connectFailures = 0;
-  /** Connect failures since the last success: drives ejection. */
+  /** Failures since the backend last proved itself (a byte, or a connection that outlived the early window). */
   consecutiveFailures = 0;
+  /** The last failure's code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EARLYCLOSE), kept after recovery. */
+  lastError: string | undefined = undefined;
   /** Skipped by the balancer until this time (ms since epoch); 0 when not ejected. */
   ejectedUntil = 0;
   /** Times the backend was ejected. */
@@ -64,19 +67,26 @@ export class Backend {
     if (this.draining && this.connections.size === 0) this.drained();
   }
 
-  connectSucceeded(): void {
+  /** A connect succeeded; the backend has yet to prove it serves (see proven). */
+  connected(): void {
     this.connectionsTotal++;
+  }
+
+  /** The backend answered, or kept a connection past the early-failure window: failures reset. */
+  proven(): void {
+    if (this.consecutiveFailures === 0 && this.ejectedUntil === 0) return;
     this.consecutiveFailures = 0;
     this.backoffMs = 0;
     this.ejectedUntil = 0;
   }
 
   /**
-   * Counts a failed connect; at the threshold (and at every failure after it, which is a retry
-   * after the backoff ran out) ejects for a backoff that doubles each time. True when it ejected.
+   * Counts a failure; at the threshold (and at every failure after it, which is a retry after the
+   * backoff ran out) ejects for a backoff that doubles each time. True when it ejected.
    */
-  connectFailed(now: number, policy: EjectionPolicy): boolean {
+  connectFailed(now: number, policy: EjectionPolicy, code: string): boolean {
     this.connectFailures++;
+    this.lastError = code;
     this.consecutiveFailures++;
     if (this.consecutiveFailures < policy.failures || this.ejectedUntil > now) return false;
     this.backoffMs = this.backoffMs === 0 ? policy.baseMs : Math.min(this.backoffMs * 2, policy.maxMs);

@@ -2,11 +2,16 @@
 // handles' events. Its life cycle is its own: connecting (client bytes held, so a refused or
 // timed-out connect can be retried on another backend without losing any) → greeting (connected;
 // the PROXY header waits for the client's first bytes until the end of this event-loop turn) →
-// open (bytes spliced both ways) → finishing (both FINs seen) → done.
+// open (bytes spliced both ways) → finishing (both FINs seen) → done. For `earlyFailureMs` after
+// connecting, and until the backend's first byte, a copy of what the client sent is kept: a
+// backend that closes or resets before saying anything (something that accepts and closes, such
+// as docker-proxy in front of a port nothing listens on) is a failure, and the connection fails
+// over with the PROXY header and those bytes replayed, as if the connect had been refused.
 
 import type { Logger } from 'pino';
 import type { Backend, BackendConnection, EjectionPolicy } from './backend.js';
 import type { ConnectionLog, EndReason } from './connection-log.js';
+import type { FdBudget } from './fd-budget.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { buildProxyHeader, nextUniqueId } from './proxy-header.js';
@@ -23,9 +28,14 @@ export interface ConnectionOptions {
   /** Inactivity allowed once one side has sent its FIN. */
   finTimeoutMs: number;
   ejection: EjectionPolicy;
+  /** How long after connecting a close or reset with no byte from the backend counts as its failure (0: never). */
+  earlyFailureMs: number;
   sweeper: IdleSweeper;
   connectionLog: ConnectionLog;
   log: Logger;
+  budget: FdBudget;
+  /** A backend was just ejected (its state changed: the edge reports it). */
+  onEjected(backend: Backend): void;
 }
 
 /** Where the connection came from and what was read before routing (PROXY-in, SNI peek). */
@@ -45,6 +55,8 @@ type Phase = 'connecting' | 'greeting' | 'open' | 'finishing' | 'done';
 
 // Errors that mean "this backend did not take the connection": safe to try another one.
 const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** The code of a backend that sent its FIN before any byte, within the early-failure window. */
+export const EARLY_CLOSE = 'EARLYCLOSE';
 
 /** Client bytes held while connecting before the client is asked to wait (it is not read further). */
 const REPLAY_LIMIT = 64 * 1024;
@@ -62,7 +74,13 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
   private held: Buffer | null = null;
   private heldMore: Buffer[] | null = null;
   private heldBytes = 0;
+  /** Backends that failed this connection; kept until the current one proves itself. */
   private tried: Backend[] | null = null;
+  /** Copies of the client bytes sent to the current backend while it may still fail early; null once it cannot. */
+  private replay: Buffer[] | null = null;
+  private replayBytes = 0;
+  /** The sweeper's clock at which an early failure stops being one. */
+  private earlyUntil = 0;
   private clientEnded = false;
   private backendEnded = false;
   private bytesIn = 0;
@@ -108,9 +126,9 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     if (origin.initial !== null) this.hold(origin.initial);
   }
 
-  /** Once open, client and backend bytes are written on at once (see HandleOwner.onData). */
+  /** Once open, client and backend bytes are written on at once (see HandleOwner.onData), unless kept for a replay. */
   get borrows(): boolean {
-    return this.phase === 'open' || this.phase === 'finishing';
+    return (this.phase === 'open' || this.phase === 'finishing') && this.replay === null;
   }
 
   /** Cuts both sides now. */
@@ -126,6 +144,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
       if (this.backendHandle !== null && now >= this.connectDeadline) this.failover('ETIMEDOUT');
       return;
     }
+    if (this.replay !== null && now >= this.earlyUntil) this.proven();
     // Stamps come from a clock up to one tick stale: add a tick so nothing closes early.
     const idle = now - this.lastActivity - this.options.sweeper.tickMs;
     // One FIN seen, or both and a side still not taking the bytes it is owed.
@@ -145,8 +164,9 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     } else if (RETRYABLE.has(error)) {
       this.failover(error);
     } else {
-      // Not the backend's fault (EADDRNOTAVAIL: no local port left ...): counted, not held against it.
+      // Not the backend's fault (EADDRNOTAVAIL: no local port left, EMFILE ...): counted, not held against it.
       this.route.stats.connectErrors++;
+      if (error === 'EMFILE' || error === 'ENFILE') this.options.budget.noteError(error, 'connect');
       this.fail('error', `backend ${error}`);
     }
   }
@@ -170,8 +190,10 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
         return;
       }
       this.backend!.bytesIn += n;
+      if (this.replay !== null) this.keepForReplay(buf);
       if (!this.backendHandle!.write(buf)) handle.pause();
     } else {
+      if (this.replay !== null) this.proven();
       this.bytesOut += n;
       stats.bytesOut += n;
       this.backend!.bytesOut += n;
@@ -188,6 +210,8 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
       else if (this.phase === 'greeting') this.sendHeld();
       else if (this.phase === 'open') this.backendHandle!.shutdown();
     } else {
+      // Closed before saying anything while the client still waits: it did not serve us.
+      if (this.replay !== null && !this.clientEnded) return this.failEarly(EARLY_CLOSE);
       this.backendEnded = true;
       this.firstFin ??= 'backend-fin';
       if (this.clientEnded) this.finish();
@@ -196,6 +220,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
   }
 
   onError(handle: TcpHandle, code: string): void {
+    if (handle !== this.client && this.replay !== null) return this.failEarly(code);
     this.fail('error', `${handle === this.client ? 'client' : 'backend'} ${code}`);
   }
 
@@ -219,13 +244,23 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     const sweeper = this.options.sweeper;
     // The sweeper's clock may be a tick old: add one so the timeout is never cut short.
     this.connectDeadline = sweeper.now + this.options.connectTimeoutMs + sweeper.tickMs;
+    this.options.budget.sockets++;
     this.backendHandle = this.options.io.connect(this, backend.address, backend.port, onConnectDone);
   }
 
   private connected(handle: TcpHandle): void {
-    this.backend!.connectSucceeded();
-    this.tried = null;
-    this.lastActivity = this.options.sweeper.now;
+    const backend = this.backend!;
+    backend.connected();
+    const sweeper = this.options.sweeper;
+    this.lastActivity = sweeper.now;
+    if (this.options.earlyFailureMs > 0) {
+      this.replay = [];
+      this.replayBytes = 0;
+      // The clock may be a tick old: a tick more, so the window is never cut short.
+      this.earlyUntil = sweeper.now + this.options.earlyFailureMs + sweeper.tickMs;
+    } else {
+      this.proven();
+    }
     handle.readStart();
     if (this.route.endpoint.proxyProtocol !== 'none' && this.held === null && !this.clientEnded) {
       // Wait for the client's first bytes until the end of this loop turn (they often arrive in
@@ -248,6 +283,10 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     this.held = null;
     this.heldMore = null;
     backend.bytesIn += this.heldBytes;
+    if (this.replay !== null) {
+      if (first !== null) this.keepForReplay(first);
+      if (more !== null) for (const chunk of more) this.keepForReplay(chunk);
+    }
     this.heldBytes = 0;
     const proxied = this.route.endpoint.proxyProtocol !== 'none';
     let flushed: boolean;
@@ -287,7 +326,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     const backend = this.backend!;
     const now = this.options.sweeper.now;
     this.closeBackend();
-    const ejected = backend.connectFailed(now, this.options.ejection);
+    const ejected = backend.connectFailed(now, this.options.ejection, code);
     this.route.stats.connectErrors++;
     backend.release(this);
     this.backend = null;
@@ -295,14 +334,55 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     tried.push(backend);
     const next = tried.length < this.options.maxConnectAttempts ? this.route.balancer.pick(tried, now) : undefined;
     const log = this.options.log;
-    if (ejected) log.warn({ endpoint: this.route.endpoint.id, backend: backend.id, code, untilMs: backend.ejectedUntil - now }, 'backend ejected');
-    else log.debug({ endpoint: this.route.endpoint.id, backend: backend.id, code, retry: next?.id ?? null }, 'backend connect failed');
+    if (ejected) {
+      log.warn({ endpoint: this.route.endpoint.id, name: this.route.endpoint.name, backend: backend.id, code, untilMs: backend.ejectedUntil - now }, 'backend ejected');
+      this.options.onEjected(backend);
+    } else log.debug({ endpoint: this.route.endpoint.id, backend: backend.id, code, retry: next?.id ?? null }, 'backend connect failed');
     if (next !== undefined) {
       this.route.stats.retries++;
       this.connect(next);
       return;
     }
     this.fail('connect-failed', code);
+  }
+
+  /**
+   * The backend closed or reset before its first byte, within the window: a failure like a refused
+   * connect. What it was sent goes first to the next backend, then anything still held.
+   */
+  private failEarly(code: string): void {
+    const sent = this.replay!;
+    const first = this.held;
+    const more = this.heldMore;
+    this.replay = null;
+    this.replayBytes = 0;
+    this.held = null;
+    this.heldMore = null;
+    this.heldBytes = 0;
+    for (const chunk of sent) this.hold(chunk);
+    if (first !== null) this.hold(first);
+    if (more !== null) for (const chunk of more) this.hold(chunk);
+    this.phase = 'connecting';
+    this.failover(code);
+  }
+
+  /** The current backend served (a byte, or the window passed with the connection open). */
+  private proven(): void {
+    this.replay = null;
+    this.replayBytes = 0;
+    this.tried = null;
+    this.backend?.proven();
+  }
+
+  /** Keeps a copy of `buf` for a replay; past the replay limit the connection cannot fail over any more. */
+  private keepForReplay(buf: Buffer): void {
+    this.replayBytes += buf.length;
+    if (this.replayBytes > REPLAY_LIMIT) {
+      this.replay = null;
+      this.replayBytes = 0;
+      return;
+    }
+    this.replay!.push(buf);
   }
 
   private hold(buf: Buffer): void {
@@ -340,6 +420,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     const handle = this.backendHandle;
     if (handle === null) return;
     this.backendHandle = null;
+    this.options.budget.sockets--;
     handle.close(this.client !== null && this.client.writeQueueSize > 0);
   }
 
@@ -348,6 +429,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
     this.phase = 'done';
     this.held = null;
     this.heldMore = null;
+    this.replay = null;
     const backend = this.backend;
     backend?.release(this);
     this.backend = null;

@@ -1,12 +1,16 @@
 // A cluster of edge worker processes sharing each listening socket (SCHED_NONE: every worker
 // accepts on its own, the primary stays out of the data path). The primary sends snapshots and
-// questions over IPC, replays the latest snapshot to a (re)started worker, restarts dead ones.
+// questions over IPC, brings a (re)started worker up to the latest snapshot before counting it as
+// ready, restarts dead ones, and rolls them: since the primary owns each listening socket and
+// hands it to every worker that listens on the same address, a new worker that has applied the
+// snapshot accepts on the very sockets the old one used, so the old one can drain and go without
+// a single socket closing (no connection refused).
 
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { EdgeConfig } from './edge-config.js';
-import type { EdgePool, EdgeProcessOptions, WorkerReport } from './edge-pool.js';
+import type { EdgePool, EdgeProcessOptions, RollResult, WorkerReport } from './edge-pool.js';
 import type { ApplyResult } from './edge.js';
 
 /** Primary → worker. */
@@ -19,7 +23,9 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'applied'; id: number; result: ApplyResult }
-  | { type: 'report'; id: number; report: WorkerReport };
+  | { type: 'report'; id: number; report: WorkerReport }
+  /** An endpoint, listener or backend changed state on its own (bind retry, ejection). */
+  | { type: 'changed' };
 
 export interface EdgeClusterOptions extends EdgeProcessOptions {
   workers: number;
@@ -46,7 +52,6 @@ interface Pending {
 
 interface Slot {
   worker: Worker | null;
-  ready: boolean;
   startedAt: number;
   failures: number;
   restartTimer: NodeJS.Timeout | undefined;
@@ -62,11 +67,16 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
 
   const slots: Slot[] = [];
   const pending = new Map<number, Pending>();
+  /** Workers that have applied the latest snapshot (or started before any). */
+  const ready = new Set<Worker>();
+  const readyWaiters = new Map<Worker, (ok: boolean) => void>();
+  /** Workers told to stop (replaced by a roll), still draining. */
+  const retiring = new Set<Promise<void>>();
   let nextId = 1;
   let latest: EdgeConfig | null = null;
   let stopping = false;
   let restarts = 0;
-  const readyWaiters: (() => void)[] = [];
+  let rolling: Promise<RollResult> | undefined;
 
   const ask = <T>(worker: Worker, message: ToWorker & { id: number }, fallback: T): Promise<T> =>
     new Promise((resolve) => {
@@ -92,22 +102,42 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
       }
     });
 
-  const fork = (slot: Slot): void => {
+  /** Applies the latest snapshot until the worker has the one that is latest when it answers. */
+  const catchUp = async (worker: Worker): Promise<void> => {
+    let applied: EdgeConfig | null = null;
+    while (latest !== null && applied !== latest && worker.isConnected()) {
+      applied = latest;
+      await ask(worker, { type: 'apply', id: nextId++, config: applied }, null);
+    }
+    if (!worker.isConnected()) return;
+    ready.add(worker);
+    readyWaiters.get(worker)?.(true);
+    readyWaiters.delete(worker);
+  };
+
+  const whenReady = (worker: Worker, timeoutMs: number): Promise<boolean> =>
+    ready.has(worker)
+      ? Promise.resolve(true)
+      : new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            readyWaiters.delete(worker);
+            resolve(false);
+          }, timeoutMs);
+          readyWaiters.set(worker, (ok) => {
+            clearTimeout(timer);
+            resolve(ok);
+          });
+        });
+
+  /** Forks a worker for `slot`; the caller makes it the slot's worker (at once, or once ready). */
+  const spawn = (slot: Slot): Worker => {
     const workerOptions = { drainTimeoutMs: options.drainTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logLevel: options.logLevel, io: options.io.mode };
     const env = { [WORKER_OPTIONS_ENV]: JSON.stringify(workerOptions) };
     const worker = cluster.fork(env);
-    slot.worker = worker;
-    slot.ready = false;
-    slot.startedAt = Date.now();
     worker.on('error', (err) => log.warn({ err, pid: worker.process.pid }, 'edge worker channel error'));
     worker.on('message', (message: FromWorker) => {
-      if (message.type === 'ready') {
-        slot.ready = true;
-        // A restarted worker catches up with what the others serve.
-        if (latest !== null) void ask(worker, { type: 'apply', id: nextId++, config: latest }, null);
-        if (slots.every((s) => s.ready)) for (const w of readyWaiters.splice(0)) w();
-        return;
-      }
+      if (message.type === 'ready') return void catchUp(worker);
+      if (message.type === 'changed') return options.onStateChange?.();
       const waiting = pending.get(message.id);
       if (waiting === undefined) return;
       pending.delete(message.id);
@@ -115,42 +145,98 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
       waiting.resolve(message.type === 'applied' ? message.result : message.report);
     });
     worker.on('exit', (code, signal) => {
+      ready.delete(worker);
+      readyWaiters.get(worker)?.(false);
+      readyWaiters.delete(worker);
+      // A worker a roll replaced, or one that never became the slot's: not restarted.
+      if (slot.worker !== worker) return;
       slot.worker = null;
-      slot.ready = false;
       if (stopping) return;
       slot.failures = Date.now() - slot.startedAt > STABLE_MS ? 1 : slot.failures + 1;
       const backoff = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** (slot.failures - 1));
       log.error({ pid: worker.process.pid, code, signal, restartInMs: backoff }, 'edge worker died');
       slot.restartTimer = setTimeout(() => {
         restarts++;
-        fork(slot);
+        place(slot, spawn(slot));
       }, backoff);
     });
+    return worker;
   };
 
-  for (let i = 0; i < options.workers; i++) {
-    const slot: Slot = { worker: null, ready: false, startedAt: 0, failures: 0, restartTimer: undefined };
-    slots.push(slot);
-    fork(slot);
-  }
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // Give up whole: no restart loop may outlive a failed start.
-      stopping = true;
-      for (const slot of slots) {
-        clearTimeout(slot.restartTimer);
-        slot.worker?.process.kill('SIGKILL');
+  const place = (slot: Slot, worker: Worker): void => {
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+  };
+
+  /** Tells `worker` to drain and exit; bounded: killed after the drain timeout plus a margin. */
+  const retire = (worker: Worker): Promise<void> =>
+    new Promise<void>((resolve) => {
+      // Draining: it must not take a snapshot again.
+      ready.delete(worker);
+      if (worker.isDead()) return resolve();
+      const timer = setTimeout(() => worker.process.kill('SIGKILL'), options.drainTimeoutMs + 5_000);
+      worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const viaSignal = (): void => void worker.process.kill('SIGTERM');
+      if (!worker.isConnected()) return viaSignal();
+      try {
+        worker.send({ type: 'stop' } satisfies ToWorker, (err: Error | null) => {
+          if (err !== null) viaSignal();
+        });
+      } catch {
+        viaSignal();
       }
-      reject(new Error(`edge workers did not start within ${replyTimeoutMs * 2} ms`));
-    }, replyTimeoutMs * 2);
-    readyWaiters.push(() => {
-      clearTimeout(timer);
-      resolve();
     });
-  });
+
+  for (let i = 0; i < options.workers; i++) {
+    const slot: Slot = { worker: null, startedAt: 0, failures: 0, restartTimer: undefined };
+    slots.push(slot);
+    place(slot, spawn(slot));
+  }
+  const started = await Promise.all(slots.map((s) => whenReady(s.worker!, replyTimeoutMs * 2)));
+  if (started.includes(false)) {
+    // Give up whole: no restart loop may outlive a failed start.
+    stopping = true;
+    for (const slot of slots) slot.worker?.process.kill('SIGKILL');
+    throw new Error(`edge workers did not start within ${replyTimeoutMs * 2} ms`);
+  }
   log.info({ workers: slots.map((s) => s.worker?.process.pid) }, 'edge workers ready');
 
-  const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null && s.ready ? [s.worker] : []));
+  const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null && ready.has(s.worker) ? [s.worker] : []));
+
+  const roll = async (): Promise<RollResult> => {
+    const replaced: { from: number; to: number }[] = [];
+    for (const slot of slots) {
+      if (stopping) return { ok: false, error: 'the edge is stopping', replaced };
+      const old = slot.worker;
+      const fresh = spawn(slot);
+      // Ready = bound to the shared sockets and serving the latest snapshot.
+      const up = await whenReady(fresh, replyTimeoutMs * 2 + options.drainTimeoutMs);
+      if (stopping) {
+        await retire(fresh);
+        return { ok: false, error: 'the edge is stopping', replaced };
+      }
+      if (!up) {
+        fresh.process.kill('SIGKILL');
+        const error = `a new edge worker (pid ${fresh.process.pid}) did not become ready; pid ${old?.process.pid ?? 'none'} keeps serving`;
+        log.error({ replaced }, error);
+        return { ok: false, error, replaced };
+      }
+      clearTimeout(slot.restartTimer);
+      place(slot, fresh);
+      slot.failures = 0;
+      if (old !== null) {
+        const gone = retire(old);
+        retiring.add(gone);
+        void gone.then(() => retiring.delete(gone));
+      }
+      replaced.push({ from: old?.process.pid ?? 0, to: fresh.process.pid ?? 0 });
+      log.info({ from: old?.process.pid, to: fresh.process.pid }, 'edge worker replaced');
+    }
+    return { ok: true, replaced };
+  };
 
   return {
     size: options.workers,
@@ -160,38 +246,23 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
     async apply(config) {
       latest = config;
       const noAnswer: ApplyResult = { ok: false, reason: 'the worker did not answer in time' };
-      return Promise.all(live().map((w) => ask<ApplyResult>(w, { type: 'apply', id: nextId++, config }, noAnswer)));
+      // Every caught-up worker, including one a roll is about to put in place.
+      return Promise.all([...ready].map((w) => ask<ApplyResult>(w, { type: 'apply', id: nextId++, config }, noAnswer)));
     },
     async reports() {
       const answers = await Promise.all(live().map((w) => ask<WorkerReport | null>(w, { type: 'report', id: nextId++ }, null)));
       return answers.filter((r): r is WorkerReport => r !== null);
     },
+    roll() {
+      // One roll at a time: a second request while one runs gets the same outcome.
+      rolling ??= roll().finally(() => (rolling = undefined));
+      return rolling;
+    },
     async stop() {
       stopping = true;
       for (const slot of slots) clearTimeout(slot.restartTimer);
       const running = slots.flatMap((s) => (s.worker === null ? [] : [s.worker]));
-      await Promise.all(
-        running.map(
-          (worker) =>
-            new Promise<void>((resolve) => {
-              // Bounded: a worker that has not exited after its drain plus a margin is killed.
-              const timer = setTimeout(() => worker.process.kill('SIGKILL'), options.drainTimeoutMs + 5_000);
-              worker.once('exit', () => {
-                clearTimeout(timer);
-                resolve();
-              });
-              const viaSignal = (): void => void worker.process.kill('SIGTERM');
-              if (!worker.isConnected()) return viaSignal();
-              try {
-                worker.send({ type: 'stop' } satisfies ToWorker, (err: Error | null) => {
-                  if (err !== null) viaSignal();
-                });
-              } catch {
-                viaSignal();
-              }
-            }),
-        ),
-      );
+      await Promise.all([...running.map(retire), ...retiring]);
     },
   };
 }

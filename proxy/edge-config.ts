@@ -64,8 +64,14 @@ export const backendConfigSchema = z.object(
 export const endpointConfigSchema = z
   .object(
     {
-      /** Stable id, e.g. `echo/9000`. */
+      /** Stable id, unique in the snapshot: the API sends the endpoint row's id (`ep_...`). */
       id: z.string({ error: 'needs a non-empty id' }).min(1, { error: 'needs a non-empty id' }),
+      /** A human label (`echo/9000`) for logs and metrics; the id stays the key. */
+      name: z.string({ error: 'name must be a string' }).optional(),
+      /** Opaque to the edge: bumped by the API when listener settings change; echoed in reports. */
+      revision: z
+        .custom<number>((v) => Number.isSafeInteger(v) && (v as number) >= 0, { error: (issue) => `revision must be a non-negative integer, got ${quote(issue.input)}` })
+        .optional(),
       /** The app that owns the endpoint, for logs and metrics. */
       app: z.string({ error: 'app must be a string' }),
       /** PROXY protocol header sent to the backend before the client's bytes. */

@@ -1,6 +1,7 @@
-// The standalone edge program (`pier edge`): builds the edge processes, the config source (a
-// snapshot file re-read on demand, or the API's watch stream), the state file and the admin
-// server, and stops them in reverse order. The CLI command owns signals and process.exit.
+// The standalone edge program (`pier edge`, and the edge side of `pier server`): builds the edge
+// processes, the config source (a snapshot file re-read on demand, or the API's watch stream), the
+// state file, the report to the API it follows and the admin server, and stops them in reverse
+// order. The CLI command owns signals and process.exit.
 
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -8,8 +9,11 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { followApiFeed } from './api-feed.js';
 import { createEdgeCluster } from './edge-cluster.js';
+import { loadEdgeId } from './edge-identity.js';
 import type { ControlState } from './edge-metrics-text.js';
-import { createInProcessPool, type EdgePool } from './edge-pool.js';
+import { createInProcessPool, type EdgePool, type RollResult } from './edge-pool.js';
+import { buildEdgeReport } from './edge-report.js';
+import { createEdgeReporter, type EdgeReporter } from './edge-reporter.js';
 import { EdgeStateFile } from './edge-state-file.js';
 import { startAdminServer } from './metrics-server.js';
 import { selectTcpIo, type TcpIoChoice } from './tcp-io/select-tcp-io.js';
@@ -22,8 +26,13 @@ export interface EdgeMainOptions {
   source: EdgeSource;
   /** Where the last good snapshot is kept (api mode reads it at start). */
   dataDir: string;
-  /** 1 runs the data plane in this process; more forks a cluster. */
+  /** 1 runs the data plane in this process (unless `cluster`); more forks a cluster. */
   workers: number;
+  /** Fork a cluster even for one worker, so workers can be rolled (`pier server`). */
+  cluster?: boolean;
+  /** Who this edge is in its reports to the API (api source only): --name, and Pier's version. */
+  name: string;
+  version: string;
   admin: { host: string; port: number };
   drainTimeoutMs: number;
   /** TCP I/O of the data plane: `auto` picks handle where Node allows it (select-tcp-io.ts). */
@@ -38,8 +47,12 @@ export interface RunningEdge {
   io: TcpIoMode;
   /** Version served once start() returned (null: nothing yet, e.g. API down and no state file). */
   version: number | null;
+  /** The id in the reports (api source), else null. */
+  id: string | null;
   /** File mode: re-reads the snapshot file and applies it; api mode: no-op. */
   reload(): Promise<void>;
+  /** Replaces the worker processes one by one without closing a listening socket (edge-cluster.ts). */
+  roll(): Promise<RollResult>;
   /** Stops the feed, drains every edge process, closes the admin server. */
   stop(): Promise<void>;
 }
@@ -53,14 +66,27 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     source: source.kind === 'file' ? `file ${resolve(source.path)}` : `api ${source.url}`,
     applies: { applied: 0, ignored: 0, rejected: 0 },
     lastError: null,
+    feedError: null,
   };
+  const edgeId = source.kind === 'api' ? await loadEdgeId(resolve(options.dataDir)) : null;
 
   const { io } = await selectTcpIo(options.io, log);
-  const processOptions = { drainTimeoutMs: options.drainTimeoutMs, io };
+  let reporter: EdgeReporter | null = null;
+  const processOptions = { drainTimeoutMs: options.drainTimeoutMs, io, onStateChange: () => reporter?.trigger('change') };
   const pool: EdgePool =
-    options.workers > 1
+    options.workers > 1 || options.cluster === true
       ? await createEdgeCluster({ ...processOptions, workers: options.workers, log, logLevel: options.logLevel })
       : createInProcessPool({ ...processOptions, log: log.child({ component: 'edge' }) });
+  if (source.kind === 'api' && edgeId !== null) {
+    const identity = { id: edgeId, name: options.name, version: options.version, pid: process.pid };
+    reporter = createEdgeReporter({
+      url: source.url,
+      token: source.token,
+      log: log.child({ component: 'edge-report' }),
+      build: async () =>
+        buildEdgeReport({ identity, applied: control.version, lastError: control.feedError ?? control.lastError, reports: await pool.reports(), now: new Date() }),
+    });
+  }
 
   /** Validates, applies in every process, and persists what all of them accepted. */
   const offer = async (snapshot: unknown, from: string, persist: boolean): Promise<void> => {
@@ -83,12 +109,16 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
       control.applies.rejected++;
       control.lastError = `${from}: ${failed.reason}`;
       log.error({ from, version: config.version, reason: failed.reason }, 'edge snapshot rejected');
+      reporter?.trigger('apply');
       return;
     }
     control.applies.applied++;
     control.version = config.version;
     control.lastError = null;
-    log.info({ from, version: config.version, endpoints: config.endpoints.length }, 'edge snapshot applied');
+    // Endpoints whose listener could not bind (in any worker) are being retried: not a rejection.
+    const notServing = new Set(results.flatMap((r) => (r.ok && r.applied ? r.endpoints.filter((e) => e.state === 'failed').map((e) => e.name ?? e.id) : [])));
+    log.info({ from, version: config.version, endpoints: config.endpoints.length, failed: [...notServing] }, 'edge snapshot applied');
+    reporter?.trigger('apply');
     if (persist && stateFile !== null) {
       await stateFile.write(config).catch((err: unknown) => log.error({ err, path: stateFile.path }, 'edge state file not written'));
     }
@@ -143,11 +173,17 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
         log: log.child({ component: 'edge-feed' }),
         signal: abort.signal,
         onSnapshot: (snapshot) => enqueue(() => offer(snapshot, 'api', true)),
+        onStatus: (problem) => {
+          if (problem === control.feedError) return;
+          control.feedError = problem;
+          reporter?.trigger('change');
+        },
       });
     }
   } catch (err) {
     abort.abort();
     watcher?.close();
+    await reporter?.close();
     await pool.stop();
     throw err;
   }
@@ -155,10 +191,18 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
   const admin = await startAdminServer({
     ...options.admin,
     log,
-    collect: async () => ({ control, reports: await pool.reports(), workers: pool.size, restarts: pool.restarts }),
+    collect: async () => ({
+      control,
+      reports: await pool.reports(),
+      workers: pool.size,
+      restarts: pool.restarts,
+      edge: edgeId === null ? null : { id: edgeId, name: options.name },
+      report: reporter?.outcome() ?? null,
+    }),
   }).catch(async (err: unknown) => {
     abort.abort();
     watcher?.close();
+    await reporter?.close();
     await pool.stop();
     throw err;
   });
@@ -168,13 +212,22 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     adminUrl: admin.url,
     io: io.mode,
     version: control.version,
+    id: edgeId,
     reload: () => (source.kind === 'file' ? enqueue(() => readSnapshotFile(source.path)) : Promise.resolve()),
+    async roll() {
+      const result = await pool.roll();
+      if (result.ok) log.info({ replaced: result.replaced }, 'edge workers rolled');
+      else log.error({ error: result.error, replaced: result.replaced }, 'edge workers not rolled');
+      reporter?.trigger('change');
+      return result;
+    },
     stop() {
       stopping ??= (async () => {
         abort.abort();
         watcher?.close();
         await feed;
         await chain;
+        await reporter?.close();
         await pool.stop();
         await admin.close();
       })();

@@ -2,13 +2,18 @@
 // restarts) plus every worker's Edge.metrics(), counters summed across workers per label set.
 
 import type { WorkerReport } from './edge-pool.js';
+import type { ReportOutcome } from './edge-reporter.js';
+import { mergeEndpointStates } from './endpoint-state.js';
 
 export interface ControlState {
   /** Version every worker accepted last, or null before the first snapshot. */
   version: number | null;
   source: string;
   applies: { applied: number; ignored: number; rejected: number };
+  /** The last snapshot refused (invalid, unreadable), null once one applies. */
   lastError: string | null;
+  /** Why the API feed is down (api source), null while it is up. */
+  feedError: string | null;
 }
 
 export interface AdminSnapshot {
@@ -16,6 +21,10 @@ export interface AdminSnapshot {
   reports: WorkerReport[];
   workers: number;
   restarts: number;
+  /** Who the edge is in its reports (api source only). */
+  edge?: { id: string; name: string } | null;
+  /** How reporting to the API goes (api source only). */
+  report?: ReportOutcome | null;
 }
 
 type Labels = Record<string, string>;
@@ -53,10 +62,19 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
   family('pier_edge_workers', 'gauge', 'Edge worker processes answering.').add({}, snapshot.reports.length);
   family('pier_edge_workers_expected', 'gauge', 'Edge worker processes configured.').add({}, snapshot.workers);
   family('pier_edge_worker_restarts_total', 'counter', 'Edge workers restarted after dying.').add({}, snapshot.restarts);
+  if (snapshot.report != null) {
+    const reports = family('pier_edge_reports_total', 'counter', 'Reports sent to the API, by result.');
+    reports.add({ result: 'delivered' }, snapshot.report.sent);
+    reports.add({ result: 'failed' }, snapshot.report.failed);
+  }
+  const serving = family('pier_edge_endpoint_serving', 'gauge', '1 when every listener of the endpoint is bound in every worker, 0 while one is retried.');
+  for (const e of mergeEndpointStates(snapshot.reports.map((r) => r.status.endpoints ?? []))) {
+    serving.add({ endpoint: e.id, name: e.name ?? e.id }, e.state === 'serving' ? 1 : 0);
+  }
 
   for (const { metrics } of snapshot.reports) {
     for (const e of metrics.endpoints) {
-      const l = { endpoint: e.endpoint, app: e.app };
+      const l = { endpoint: e.endpoint, app: e.app, name: e.name };
       family('pier_edge_endpoint_connections_active', 'gauge', 'Open client connections per endpoint.').add(l, e.connectionsActive);
       family('pier_edge_endpoint_connections_total', 'counter', 'Client connections accepted per endpoint.').add(l, e.connectionsTotal);
       family('pier_edge_endpoint_bytes_in_total', 'counter', 'Bytes received from clients.').add(l, e.bytesIn);
@@ -68,6 +86,7 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
       refused.add({ ...l, reason: 'allow-list' }, e.refusedAllowList);
       refused.add({ ...l, reason: 'limit' }, e.refusedLimit);
       refused.add({ ...l, reason: 'no-backend' }, e.refusedNoBackend);
+      refused.add({ ...l, reason: 'fd-limit' }, e.refusedFdLimit);
     }
     for (const b of metrics.backends) {
       const l = { endpoint: b.endpoint, backend: b.backend, address: b.address, port: String(b.port) };
@@ -88,7 +107,16 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
       refused.add({ ...l, reason: 'proxy-header' }, li.refusedProxyHeader);
       refused.add({ ...l, reason: 'tls-hello' }, li.refusedTlsHello);
       refused.add({ ...l, reason: 'sni-no-match' }, li.refusedSniNoMatch);
+      refused.add({ ...l, reason: 'fd-limit' }, li.refusedFdLimit);
     }
+    const fd = metrics.descriptors;
+    // Each process has its own descriptor table: the gauges show the fullest one.
+    family('pier_edge_descriptors_limit', 'gauge', 'Soft limit of open files of an edge process (-1: unknown).', 'max').add({}, fd.limit ?? -1);
+    family('pier_edge_descriptors_open', 'gauge', 'Open descriptors of the edge process that has the most.', 'max').add({}, fd.open);
+    family('pier_edge_descriptors_reserve', 'gauge', 'Descriptors kept back for backend connects of admitted clients.', 'max').add({}, fd.reserve);
+    family('pier_edge_descriptors_refused_total', 'counter', 'Clients closed at once because descriptors ran low.').add({}, fd.refused);
+    const errors = family('pier_edge_descriptor_errors_total', 'counter', 'Accepts and backend connects that failed, by error (EMFILE, ENFILE ...).');
+    for (const e of fd.errors) errors.add({ op: e.op, code: e.code }, e.count);
   }
 
   const lines: string[] = [];

@@ -3,6 +3,7 @@
 // that another process can sum across workers by their key fields (docs/edge.md lists them).
 
 import type { Backend } from './backend.js';
+import type { FdMetrics } from './fd-budget.js';
 
 /** Why a connection was closed before (or instead of) reaching a backend. */
 export type RefusalReason =
@@ -12,11 +13,15 @@ export type RefusalReason =
   | 'untrusted-proxy'
   | 'proxy-header'
   | 'tls-hello'
-  | 'sni-no-match';
+  | 'sni-no-match'
+  /** File descriptors ran low (fd-budget.ts). */
+  | 'fd-limit';
 
 /** Per endpoint. Bytes are counted from the client's point of view: in = from the client. */
 export interface EndpointMetrics {
   endpoint: string;
+  /** The snapshot's label for the endpoint (its id when it has none). */
+  name: string;
   app: string;
   connectionsActive: number;
   connectionsTotal: number;
@@ -28,6 +33,7 @@ export interface EndpointMetrics {
   refusedAllowList: number;
   refusedLimit: number;
   refusedNoBackend: number;
+  refusedFdLimit: number;
 }
 
 export interface BackendMetrics {
@@ -55,6 +61,7 @@ export interface ListenerMetrics {
   refusedProxyHeader: number;
   refusedTlsHello: number;
   refusedSniNoMatch: number;
+  refusedFdLimit: number;
 }
 
 export interface EdgeMetrics {
@@ -63,6 +70,8 @@ export interface EdgeMetrics {
   endpoints: EndpointMetrics[];
   backends: BackendMetrics[];
   listeners: ListenerMetrics[];
+  /** This process's file descriptors: limit, open, reserve, refusals and errors. */
+  descriptors: FdMetrics;
 }
 
 /** Live counters of one endpoint; kept across snapshots while the endpoint id exists. */
@@ -77,23 +86,27 @@ export class EndpointStats {
   refusedAllowList = 0;
   refusedLimit = 0;
   refusedNoBackend = 0;
+  refusedFdLimit = 0;
   /** Open connections per client address; only kept for endpoints with maxConnectionsPerClient. */
   readonly perClient = new Map<string, number>();
 
   constructor(
     readonly endpoint: string,
     public app: string,
+    public name: string,
   ) {}
 
   refused(reason: RefusalReason): void {
     if (reason === 'allow-list') this.refusedAllowList++;
     else if (reason === 'limit') this.refusedLimit++;
     else if (reason === 'no-backend') this.refusedNoBackend++;
+    else if (reason === 'fd-limit') this.refusedFdLimit++;
   }
 
   toMetrics(): EndpointMetrics {
     return {
       endpoint: this.endpoint,
+      name: this.name,
       app: this.app,
       connectionsActive: this.active,
       connectionsTotal: this.total,
@@ -105,6 +118,7 @@ export class EndpointStats {
       refusedAllowList: this.refusedAllowList,
       refusedLimit: this.refusedLimit,
       refusedNoBackend: this.refusedNoBackend,
+      refusedFdLimit: this.refusedFdLimit,
     };
   }
 }
@@ -115,6 +129,7 @@ export class ListenerStats {
   refusedProxyHeader = 0;
   refusedTlsHello = 0;
   refusedSniNoMatch = 0;
+  refusedFdLimit = 0;
 
   constructor(readonly listener: string) {}
 
@@ -123,6 +138,7 @@ export class ListenerStats {
     else if (reason === 'proxy-header') this.refusedProxyHeader++;
     else if (reason === 'tls-hello') this.refusedTlsHello++;
     else if (reason === 'sni-no-match') this.refusedSniNoMatch++;
+    else if (reason === 'fd-limit') this.refusedFdLimit++;
   }
 
   toMetrics(): ListenerMetrics {
@@ -133,6 +149,7 @@ export class ListenerStats {
       refusedProxyHeader: this.refusedProxyHeader,
       refusedTlsHello: this.refusedTlsHello,
       refusedSniNoMatch: this.refusedSniNoMatch,
+      refusedFdLimit: this.refusedFdLimit,
     };
   }
 }

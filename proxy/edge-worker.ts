@@ -20,16 +20,17 @@ interface WorkerOptions {
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptions;
 const log = pino({ level: options.logLevel ?? 'info' }, pino.destination(2)).child({ worker: process.pid });
 const { io } = await selectTcpIo(options.io ?? 'auto');
+const send = (message: FromWorker): void => {
+  if (process.connected) process.send?.(message);
+};
+
 const edge = createEdge({
   log,
   io,
   drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
   ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+  onStateChange: () => send({ type: 'changed' }),
 });
-
-const send = (message: FromWorker): void => {
-  if (process.connected) process.send?.(message);
-};
 
 let stopping: Promise<void> | undefined;
 const stop = (): void => {

@@ -1,5 +1,7 @@
 // The edge data plane: applies versioned snapshots (validate whole, bind new listeners, swap the
 // route table, stop removed listeners, drain removed backends, persist) and proxies connections.
+// Only an invalid snapshot is refused whole: a listener that cannot bind fails its endpoint alone
+// (listener-set.ts retries it) and everything else applies.
 
 import type { Logger } from 'pino';
 import { Admission, type AdmissionOptions } from './admission.js';
@@ -8,8 +10,11 @@ import { ConnectionLog } from './connection-log.js';
 import type { EdgeConfig } from './edge-config.js';
 import { backendMetrics, type EdgeMetrics, type EndpointStats } from './edge-metrics.js';
 import { EdgeStateFile } from './edge-state-file.js';
+import { endpointStates, type EndpointState } from './endpoint-state.js';
+import { FdBudget } from './fd-budget.js';
 import { IdleSweeper } from './idle-sweeper.js';
-import { Listener, type ConnectionSink } from './listener.js';
+import type { Listener, ConnectionSink } from './listener.js';
+import { ListenerSet } from './listener-set.js';
 import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
 import type { TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
@@ -39,14 +44,27 @@ export interface EdgeOptions {
   ejectBaseMs?: number;
   /** ...up to this (default 30 s). */
   ejectMaxMs?: number;
+  /** A close or reset with no byte from the backend this soon after connecting fails over (default 1 s; 0: off). */
+  earlyFailureMs?: number;
   /** Share of clean closes given a log line, 0..1 (default 0.01); errors and refusals always are. */
   connectionLogSampleRate?: number;
+  /** An endpoint, listener or backend changed state on its own (a bind retry, an ejection): report it. */
+  onStateChange?: () => void;
+  /** First bind retry after this long, doubling up to bindRetryMaxMs (defaults 1 s, 30 s). */
+  bindRetryBaseMs?: number;
+  bindRetryMaxMs?: number;
+  /** Descriptor limit and reserve (fd-budget.ts); default: this process's soft limit, max(32, 5 %). */
+  fdLimit?: number | null;
+  fdReserve?: number;
   /** For tests only: the sweeper's tick (default 1000 ms) and no 3 s floor on proxyHeaderTimeoutMs. */
   testTimers?: { sweepIntervalMs: number };
 }
 
+export type { EndpointState } from './endpoint-state.js';
+
 export type ApplyResult =
-  | { ok: true; applied: true; version: number }
+  /** Applied; `endpoints` says which serve and which failed to bind (and are being retried). */
+  | { ok: true; applied: true; version: number; endpoints: EndpointState[] }
   /** A snapshot not newer than the one served: nothing changed. */
   | { ok: true; applied: false; version: number; reason: string }
   | { ok: false; reason: string };
@@ -64,13 +82,17 @@ export interface EdgeStatus {
     active: number;
     draining: boolean;
     connectFailures: number;
-    /** Skipped by the balancer after consecutive connect failures, until a backoff runs out. */
+    /** Skipped by the balancer after consecutive failures, until a backoff runs out. */
     ejected: boolean;
+    /** The last failure's code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, EARLYCLOSE ...). */
+    lastError?: string;
   }[];
+  /** Per endpoint of the served snapshot: serving (every listener bound) or failed. */
+  endpoints: EndpointState[];
 }
 
 export interface Edge {
-  /** Applies a snapshot whole or not at all; the last good one keeps serving on failure. */
+  /** Applies a valid snapshot (an endpoint whose listener cannot bind fails alone); refuses an invalid one whole. */
   apply(config: EdgeConfig): Promise<ApplyResult>;
   /** Applies the snapshot stored in the state file. */
   loadState(): Promise<ApplyResult>;
@@ -87,8 +109,12 @@ export function createEdge(options: EdgeOptions): Edge {
 
 class EdgeDataPlane implements Edge, ConnectionSink {
   private table = RouteTable.empty;
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners: ListenerSet;
+  private readonly budget: FdBudget;
   private readonly draining = new Set<Backend>();
+  /** Timers that report an ejected backend coming back. */
+  private readonly restoreTimers = new Set<NodeJS.Timeout>();
+  private readonly onStateChange: () => void;
   private readonly log: Logger;
   private readonly io: TcpIo;
   private readonly stateFile: EdgeStateFile | undefined;
@@ -110,6 +136,24 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.sweeper = new IdleSweeper(options.testTimers?.sweepIntervalMs ?? Math.min(1000, Math.max(10, Math.floor(connectTimeoutMs / 4))));
     const headerTimeout = options.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
+    this.onStateChange = options.onStateChange ?? noop;
+    this.budget = new FdBudget({
+      log: options.log,
+      ...(options.fdLimit === undefined ? {} : { limit: options.fdLimit }),
+      ...(options.fdReserve === undefined ? {} : { reserve: options.fdReserve }),
+    });
+    this.listeners = new ListenerSet({
+      sink: this,
+      io: options.io,
+      log: options.log,
+      budget: this.budget,
+      schedule: (work) => {
+        this.queue = this.queue.then(work).catch((err: unknown) => this.log.error({ err }, 'listener retry failed'));
+      },
+      onChange: () => this.onStateChange(),
+      ...(options.bindRetryBaseMs === undefined ? {} : { retryBaseMs: options.bindRetryBaseMs }),
+      ...(options.bindRetryMaxMs === undefined ? {} : { retryMaxMs: options.bindRetryMaxMs }),
+    });
     const admission: AdmissionOptions = {
       io: options.io,
       connectTimeoutMs,
@@ -120,6 +164,9 @@ class EdgeDataPlane implements Edge, ConnectionSink {
         baseMs: options.ejectBaseMs ?? DEFAULT_EJECTION.baseMs,
         maxMs: options.ejectMaxMs ?? DEFAULT_EJECTION.maxMs,
       },
+      earlyFailureMs: options.earlyFailureMs ?? 1000,
+      budget: this.budget,
+      onEjected: (backend) => this.ejected(backend),
       sweeper: this.sweeper,
       connectionLog: new ConnectionLog(options.log, options.connectionLogSampleRate ?? 0.01),
       log: options.log,
@@ -154,7 +201,8 @@ class EdgeDataPlane implements Edge, ConnectionSink {
 
   status(): EdgeStatus {
     const table = this.table;
-    const listeners = [...this.listeners.values()].map((l) => ({
+    const now = Date.now();
+    const listeners = [...this.listeners.bound.values()].map((l) => ({
       address: l.address,
       port: l.port,
       endpoint: table.listeners.get(l.key)?.endpointId ?? '',
@@ -167,9 +215,10 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       active: b.active,
       draining: b.draining,
       connectFailures: b.connectFailures,
-      ejected: b.isEjected(Date.now()),
+      ejected: b.isEjected(now),
+      ...(b.lastError === undefined ? {} : { lastError: b.lastError }),
     }));
-    return { version: table.version, io: this.io.mode, listeners, backends };
+    return { version: table.version, io: this.io.mode, listeners, backends, endpoints: endpointStates(table, this.listeners) };
   }
 
   metrics(): EdgeMetrics {
@@ -180,7 +229,8 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       version: table.version,
       endpoints: [...[...table.endpoints.values()].map((r) => r.stats), ...this.retired].map((s) => s.toMetrics()),
       backends: [...table.backends.values(), ...this.draining].map((b) => backendMetrics(b, now)),
-      listeners: [...this.listeners.values()].map((l) => l.stats.toMetrics()),
+      listeners: [...this.listeners.bound.values()].map((l) => l.stats.toMetrics()),
+      descriptors: this.budget.metrics(),
     };
   }
 
@@ -201,34 +251,26 @@ class EdgeDataPlane implements Edge, ConnectionSink {
 
     const { table, removed, removedStats } = buildRouteTable(config, this.table);
 
-    // Bind everything new before touching what serves now; one failure undoes this apply's binds.
-    const added = [...table.listeners.values()].filter((spec) => !this.listeners.has(spec.key));
-    const results = await Promise.allSettled(added.map((spec) => Listener.open(spec, this, this.io, this.log)));
-    const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined || this.closing !== undefined) {
-      for (const listener of opened) listener.close();
-      const reason = failed === undefined ? 'the edge is closed' : (failed.reason as Error).message;
-      return this.reject(reason, config);
+    // Bind everything new before touching what serves now. A listener that cannot bind fails its
+    // endpoint(s) alone: it is retried, and everything else applies.
+    const attempt = await this.listeners.open(table.listeners.values());
+    if (this.closing !== undefined) {
+      this.listeners.abandon(attempt);
+      return this.reject('the edge is closed', config);
     }
 
     this.table = table;
-    for (const listener of opened) {
-      this.listeners.set(listener.key, listener);
-      listener.activate();
-    }
-    for (const [key, listener] of this.listeners) {
-      if (table.listeners.has(key)) continue;
-      listener.close();
-      this.listeners.delete(key);
-    }
+    this.listeners.commit(attempt, table.listeners);
     for (const stats of removedStats) if (stats.active > 0) this.retired.add(stats);
     for (const backend of removed) {
       this.draining.add(backend);
       backend.drain(this.drainTimeoutMs, (drained) => this.draining.delete(drained));
     }
+    this.budget.recount(Date.now());
+    const endpoints = endpointStates(table, this.listeners);
+    const failed = endpoints.filter((e) => e.state === 'failed').map((e) => e.id);
     this.log.info(
-      { version: config.version, listenersOpened: opened.length, backendsDraining: removed.length },
+      { version: config.version, listenersOpened: attempt.opened.length, listenersFailed: attempt.failed.length, endpointsFailed: failed, backendsDraining: removed.length },
       'edge config applied',
     );
 
@@ -239,7 +281,18 @@ class EdgeDataPlane implements Edge, ConnectionSink {
         this.log.error({ err, path: this.stateFile.path }, 'edge state file not written');
       }
     }
-    return { ok: true, applied: true, version: config.version };
+    return { ok: true, applied: true, version: config.version, endpoints };
+  }
+
+  /** Reports the ejection now, and the backend's return when its backoff runs out. */
+  private ejected(backend: Backend): void {
+    this.onStateChange();
+    const timer = setTimeout(() => {
+      this.restoreTimers.delete(timer);
+      this.onStateChange();
+    }, Math.max(0, backend.ejectedUntil - Date.now()) + 10);
+    timer.unref();
+    this.restoreTimers.add(timer);
   }
 
   private reject(reason: string, config: EdgeConfig): ApplyResult {
@@ -248,8 +301,9 @@ class EdgeDataPlane implements Edge, ConnectionSink {
   }
 
   private async shutdown(): Promise<void> {
-    const listeners = [...this.listeners.values()];
-    for (const listener of listeners) listener.close();
+    const listeners: Listener[] = this.listeners.closeAll();
+    for (const timer of this.restoreTimers) clearTimeout(timer);
+    this.restoreTimers.clear();
     for (const backend of [...this.table.backends.values(), ...this.draining]) {
       backend.stopDrainTimer();
       backend.destroyAll('edge-close');
@@ -257,8 +311,10 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     // Connections still connecting or reading a PROXY header / ClientHello.
     this.sweeper.destroyAll('edge-close');
     this.sweeper.stop();
+    this.budget.close();
     await Promise.all(listeners.map((l) => l.closed));
-    this.listeners.clear();
     this.draining.clear();
   }
 }
+
+function noop(): void {}

@@ -3,8 +3,10 @@
 // listener, they wait parked (not read) instead of dropped.
 
 import net from 'node:net';
+import { getSystemErrorMap } from 'node:util';
 import type { Logger } from 'pino';
 import { ListenerStats } from './edge-metrics.js';
+import type { FdBudget } from './fd-budget.js';
 import type { PeerAddress } from './peer-address.js';
 import type { ListenerSpec } from './route-table.js';
 import type { HandleHome, TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
@@ -33,6 +35,7 @@ export class Listener implements HandleHome {
     spec: ListenerSpec,
     private readonly server: net.Server,
     private readonly sink: ConnectionSink,
+    private readonly budget: FdBudget,
   ) {
     this.key = spec.key;
     this.address = spec.address;
@@ -48,28 +51,28 @@ export class Listener implements HandleHome {
     });
   }
 
-  /** Binds `spec`; rejects with a message naming the address and the system error (EADDRINUSE...). */
-  static open(spec: ListenerSpec, sink: ConnectionSink, io: TcpIo, log: Logger): Promise<Listener> {
+  /** Binds `spec`; rejects with a BindError naming the address and the system error (EADDRINUSE...). */
+  static open(spec: ListenerSpec, sink: ConnectionSink, io: TcpIo, log: Logger, budget: FdBudget): Promise<Listener> {
     // pauseOnConnect: nothing is read before the connection has an owner (see TcpIo.accept).
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
-    const listener = new Listener(spec, server, sink);
+    const listener = new Listener(spec, server, sink, budget);
     return new Promise((resolve, reject) => {
       const onListenError = (err: NodeJS.ErrnoException): void => {
         server.close();
-        reject(new Error(`cannot listen on ${spec.key} for endpoint "${spec.endpointId}": ${err.message}`, { cause: err }));
+        reject(new BindError(spec.key, err));
       };
       server.once('error', onListenError);
       server.listen({ host: spec.address, port: spec.port, ipv6Only: spec.address.includes(':') }, () => {
         server.off('error', onListenError);
         // Errors must not crash the process; the listener keeps going. Accept errors (EMFILE...)
-        // reach the io's onError below, so they are logged once.
+        // reach the io's onError below: counted, and logged at most once a second by the budget.
         server.on('error', (err: NodeJS.ErrnoException) => {
           if (err.syscall !== 'accept') log.error({ err, listener: spec.key }, 'listener error');
         });
         io.accept(
           server,
           (handle) => listener.onConnection(handle),
-          (code) => log.error({ code, listener: spec.key }, 'accept failed'),
+          (code) => budget.noteError(code, 'accept'),
         );
         resolve(listener);
       });
@@ -89,6 +92,7 @@ export class Listener implements HandleHome {
   }
 
   handleClosed(): void {
+    this.budget.sockets--;
     this.open--;
     if (this.open === 0 && this.serverClosed) this.resolveClosed();
   }
@@ -103,6 +107,7 @@ export class Listener implements HandleHome {
   }
 
   private onConnection(handle: TcpHandle): void {
+    this.budget.sockets++;
     this.open++;
     handle.home = this;
     if (this.parked !== null) {
@@ -111,6 +116,19 @@ export class Listener implements HandleHome {
       return;
     }
     this.sink.accept(handle, this);
+  }
+}
+
+/** A listener that could not bind: the system error's code and a sentence naming address:port. */
+export class BindError extends Error {
+  readonly code: string;
+
+  constructor(key: string, cause: NodeJS.ErrnoException) {
+    const code = cause.code ?? 'EUNKNOWN';
+    const known = typeof cause.errno === 'number' ? getSystemErrorMap().get(cause.errno)?.[1] : undefined;
+    super(`cannot listen on ${key}: ${known ?? cause.message} (${code})`, { cause });
+    this.name = 'BindError';
+    this.code = code;
   }
 }
 

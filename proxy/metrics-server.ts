@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { renderMetrics, type AdminSnapshot } from './edge-metrics-text.js';
+import { mergeEndpointStates } from './endpoint-state.js';
 
 export interface AdminServerOptions {
   host: string;
@@ -66,15 +67,20 @@ async function handle(url: string, options: AdminServerOptions): Promise<{ statu
     const s = await options.collect();
     const first = s.reports[0];
     const body = {
+      ...(s.edge == null ? {} : { edge: s.edge }),
       version: s.control.version,
       source: s.control.source,
       applies: s.control.applies,
-      lastError: s.control.lastError,
+      // The feed down, the report not delivered, or the last snapshot refused: the most urgent first.
+      lastError: s.control.feedError ?? s.report?.lastError ?? s.control.lastError,
       io: first?.status.io ?? null,
       listeners: first?.status.listeners ?? [],
+      endpoints: mergeEndpointStates(s.reports.map((r) => r.status.endpoints ?? [])),
       workers: s.reports.map((r) => ({ pid: r.pid, version: r.status.version, connections: r.status.backends.reduce((n, b) => n + b.active, 0) })),
       workersExpected: s.workers,
       restarts: s.restarts,
+      ...(s.report == null ? {} : { report: s.report }),
+      descriptors: s.reports.map((r) => ({ pid: r.pid, limit: r.metrics.descriptors?.limit ?? null, open: r.metrics.descriptors?.open ?? null })),
     };
     return { status: 200, type: 'application/json', body: `${JSON.stringify(body, null, 2)}\n` };
   }

@@ -93,8 +93,9 @@ export function buildRouteTable(config: EdgeConfig, previous: RouteTable): Built
       backends.set(key, backend);
       members.push(backend);
     }
-    const stats = previous.endpoints.get(endpoint.id)?.stats ?? new EndpointStats(endpoint.id, endpoint.app);
+    const stats = previous.endpoints.get(endpoint.id)?.stats ?? new EndpointStats(endpoint.id, endpoint.app, endpoint.name ?? endpoint.id);
     stats.app = endpoint.app;
+    stats.name = endpoint.name ?? endpoint.id;
     const tlvs = endpoint.proxyProtocol === 'v2' ? (endpoint.proxyProtocolTlvs ?? []) : [];
     const route: Route = {
       endpoint,

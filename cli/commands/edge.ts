@@ -1,7 +1,9 @@
 // `pier edge`: run the edge data plane on its own, from a snapshot file or following the API's
-// config feed. A launcher: the program (proxy/edge-main.ts) is loaded lazily; logs go to stderr.
+// config feed (and reporting to it). A launcher: the program (proxy/edge-main.ts) is loaded
+// lazily; logs go to stderr. Signals: SIGHUP re-reads the snapshot file, SIGUSR2 replaces the
+// workers one by one (no listening socket closes), SIGTERM/SIGINT drain and stop.
 import { defineCommand } from 'citty';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import pino from 'pino';
 import { CliError } from '../cli-error.js';
 import { EXIT } from '../exit-codes.js';
@@ -20,6 +22,7 @@ export default defineCommand({
     'data-dir': { type: 'string', description: 'Where the last good snapshot is kept (env PIER_EDGE_DATA_DIR; default ./.pier-edge)', valueHint: 'DIR' },
     'drain-timeout': { type: 'string', description: 'Seconds established connections may run on at stop or after removal', default: '30', valueHint: 'SECONDS' },
     io: { type: 'string', description: 'TCP I/O: auto (handle where Node allows it, else socket), handle or socket (env PIER_EDGE_IO)', valueHint: 'MODE' },
+    name: { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
   },
   async run({ args }) {
     const api = args.api ?? process.env.PIER_EDGE_API;
@@ -52,10 +55,19 @@ export default defineCommand({
     const drainSeconds = Number(args['drain-timeout']);
     if (!(drainSeconds >= 0)) throw new CliError('E_USAGE', `--drain-timeout must be a number of seconds, not "${args['drain-timeout']}"`, { exitCode: EXIT.usage });
 
+    const name = args.name ?? (process.env.PIER_EDGE_NAME || hostname());
+    if (name.trim() === '' || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) {
+      throw new CliError('E_USAGE', '--name must be 1 to 200 characters with no control characters', { exitCode: EXIT.usage });
+    }
+
     const { parseListen } = await import('../../api/config.js');
     const { startEdgeMain } = await import('../../proxy/edge-main.js');
+    const { raiseFdLimit } = await import('../../proxy/fd-limit.js');
+    const { PIER_VERSION } = await import('../pier-version.js');
     const logLevel = process.env.PIER_LOG_LEVEL ?? 'info';
     const log = pino({ level: logLevel }, pino.destination(2));
+    // Before any worker is forked: they inherit it.
+    await raiseFdLimit(log);
     const dataDir = args['data-dir'] ?? (process.env.PIER_EDGE_DATA_DIR || '.pier-edge');
     const edge = await startEdgeMain({
       source: api !== undefined ? { kind: 'api', url: api, token: token as string } : { kind: 'file', path: args.config as string, watch: args.watch },
@@ -64,6 +76,8 @@ export default defineCommand({
       admin: parseListen(args['admin-listen']),
       drainTimeoutMs: drainSeconds * 1000,
       io: io as TcpIoChoice,
+      name,
+      version: PIER_VERSION,
       log,
       logLevel,
     }).catch((err: Error) => {
@@ -71,16 +85,19 @@ export default defineCommand({
     });
     // Signal handlers first: whoever reads the lines below may signal us at once.
     const onHup = (): void => void edge.reload();
+    const onUsr2 = (): void => void edge.roll();
     process.on('SIGHUP', onHup);
+    process.on('SIGUSR2', onUsr2);
     const stopSignal = new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
     printLine(`pier edge: admin on ${edge.adminUrl} (/metrics, /healthz, /status)`);
     const single = args.workers === undefined && !mayFork ? ' (node --permission forbids forking)' : '';
-    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}${single}, ${edge.io} i/o, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
+    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}${single}, ${edge.io} i/o, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api} as edge "${name}" (${edge.id})` : ''}`);
     await stopSignal;
     process.off('SIGHUP', onHup);
+    process.off('SIGUSR2', onUsr2);
     log.info('stopping: draining connections');
     await edge.stop();
     log.info('stopped');

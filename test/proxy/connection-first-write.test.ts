@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { Connection, type ConnectionOptions } from '../../proxy/connection.js';
 import { ConnectionLog } from '../../proxy/connection-log.js';
 import type { ProxyProtocolMode } from '../../proxy/edge-config.js';
+import { FdBudget } from '../../proxy/fd-budget.js';
 import { IdleSweeper } from '../../proxy/idle-sweeper.js';
 import { readProxyHeader } from '../../proxy/proxy-header-reader.js';
 import { buildRouteTable, RouteTable, type Route } from '../../proxy/route-table.js';
@@ -77,7 +78,7 @@ function setup(mode: ProxyProtocolMode, initial: Buffer | null = null) {
   const route = buildRouteTable(config, RouteTable.empty).table.endpoints.get('e') as Route;
   const log = pino({ level: 'silent' });
   const sweeper = new IdleSweeper(1000);
-  const options: ConnectionOptions = { io, connectTimeoutMs: 5000, maxConnectAttempts: 3, finTimeoutMs: 30_000, ejection: { failures: 3, baseMs: 1000, maxMs: 30_000 }, sweeper, connectionLog: new ConnectionLog(log, 0), log };
+  const options: ConnectionOptions = { io, connectTimeoutMs: 5000, maxConnectAttempts: 3, finTimeoutMs: 30_000, ejection: { failures: 3, baseMs: 1000, maxMs: 30_000 }, sweeper, connectionLog: new ConnectionLog(log, 0), log, earlyFailureMs: 1000, budget: new FdBudget({ log, limit: null }), onEjected: () => undefined };
   const client = new RecordingHandle();
   const origin = { source: client.remoteAddress(), destination: client.localAddress(), initial, serverName: null, listener: '203.0.113.1:443', startedAt: 0 };
   const connection = Connection.start(client, route, route.balancer.pick(undefined, 0)!, origin, options);

@@ -27,6 +27,7 @@ forEachIo((io) => {
       { ...metrics.endpoints[0] },
       {
         endpoint: 'e',
+        name: 'e',
         app: 'test',
         connectionsActive: 0,
         connectionsTotal: 3,
@@ -38,6 +39,7 @@ forEachIo((io) => {
         refusedAllowList: 0,
         refusedLimit: 0,
         refusedNoBackend: 0,
+        refusedFdLimit: 0,
       },
     );
     assert.equal(metrics.backends.reduce((sum, m) => sum + m.connectionsTotal, 0), 3);

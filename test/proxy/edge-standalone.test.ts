@@ -65,7 +65,7 @@ forEachIo((_io, mode) => {
     assert.equal((await held.roundTrip('held\n')).toString(), 'held\n');
     // Summed over both workers: 3 connections, whichever worker accepted each.
     const backendA = `{endpoint="echo/${port}",backend="a",address="127.0.0.1",port="${a.port}"}`;
-    const endpointLabels = `{endpoint="echo/${port}",app="echo"}`;
+    const endpointLabels = `{endpoint="echo/${port}",app="echo",name="echo/${port}"}`;
     let metrics = await edge.metrics();
     assert.equal(sample(metrics, 'pier_edge_backend_connections_active', backendA), 1);
     assert.equal(sample(metrics, 'pier_edge_backend_connections_total', backendA), 3);

@@ -20,6 +20,7 @@ forEachIo((io) => {
       ok: true,
       applied: true,
       version: 1,
+      endpoints: [{ id: 'echo', revision: null, state: 'serving', listeners: bind.map((b) => ({ ...b, state: 'bound' })) }],
     });
 
     for (const host of ['127.0.0.1', '::1']) {

@@ -1,0 +1,44 @@
+// Another program holding a port, as in the issue that found the edge freezing: socat listening on
+// 127.0.0.1:PORT and answering "squatter" to whoever connects. Released (killed) on demand or when
+// the test ends.
+
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import type { TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export interface Squatter {
+  port: number;
+  /** Stops socat and resolves once the port is free again. */
+  release(): Promise<void>;
+}
+
+export async function squatPort(t: TestContext, port: number, host = '127.0.0.1'): Promise<Squatter> {
+  const child = spawn('socat', [`TCP-LISTEN:${port},bind=${host},fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const release = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  t.after(release);
+  // Bounded: socat listens within a few hundred milliseconds.
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`socat exited: ${stderr}`);
+    if (await answers(host, port)) return { port, release };
+    await delay(50);
+  }
+  throw new Error(`socat did not listen on ${host}:${port}: ${stderr}`);
+}
+
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
