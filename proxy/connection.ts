@@ -53,8 +53,9 @@ export interface ConnectionOrigin {
 
 type Phase = 'connecting' | 'greeting' | 'open' | 'finishing' | 'done';
 
-// Errors that mean "this backend did not take the connection": safe to try another one.
-const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+// Connect errors that mean "this backend did not take the connection": safe to try another one.
+// ECONNRESET: it accepted and reset before the connect was seen to complete (nothing was sent).
+const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
 /** The code of a backend that sent its FIN before any byte, within the early-failure window. */
 export const EARLY_CLOSE = 'EARLYCLOSE';
 

@@ -1,0 +1,15 @@
+import net from 'node:net';
+import { pino } from 'pino';
+import { createEdge } from '/work/wt/edge9/dist/proxy/edge.js';
+import { selectTcpIo } from '/work/wt/edge9/dist/proxy/tcp-io/select-tcp-io.js';
+const { io } = await selectTcpIo(process.argv[2] ?? 'handle');
+const greeter = net.createServer({ allowHalfOpen: true }, (socket) => { socket.on('error', () => {}); socket.end('hello and bye'); });
+await new Promise((r) => greeter.listen({ host: '127.0.0.1', port: 0 }, r));
+const edge = createEdge({ log: pino({ level: 'debug' }), io, connectionLogSampleRate: 1 });
+const port = 40000 + Math.floor(Math.random() * 1000);
+console.log(await edge.apply({ version: 1, endpoints: [{ id: 'g', app: 'a', proxyProtocol: 'none', bind: [{ address: '127.0.0.1', port }], backends: [{ id: 'x', address: '127.0.0.1', port: greeter.address().port }] }] }));
+const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => s.end('hi'));
+s.on('data', (d) => console.log('got', d.toString()));
+s.on('end', () => { console.log('end'); s.destroy(); });
+s.on('close', () => console.log('close'));
+setTimeout(() => { console.log(edge.status()); process.exit(0); }, 2000);

@@ -1,0 +1,15 @@
+import net from 'node:net';
+import { pino } from 'pino';
+import { createEdge } from '../dist/proxy/edge.js';
+import { selectTcpIo } from '../dist/proxy/tcp-io/select-tcp-io.js';
+const { io } = await selectTcpIo(process.argv[2] ?? 'handle');
+const sinkServer = net.createServer({ allowHalfOpen: true }, (socket) => { socket.on('error', () => undefined); socket.resume(); socket.on('end', () => socket.end()); });
+await new Promise((r) => sinkServer.listen({ host: '127.0.0.1', port: 0 }, r));
+const edge = createEdge({ log: pino({ level: 'debug' }), io, connectionLogSampleRate: 1 });
+const port = 41000 + Math.floor(Math.random() * 1000);
+console.log(await edge.apply({ version: 1, endpoints: [{ id: 'g', app: 'a', proxyProtocol: 'none', bind: [{ address: '127.0.0.1', port }], backends: [{ id: 'x', address: '127.0.0.1', port: sinkServer.address().port }] }] }));
+const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => s.end('log line\n'));
+s.on('data', (d) => console.log('got', d.toString()));
+s.on('end', () => { console.log('end'); s.destroy(); });
+s.on('close', () => console.log('close'));
+setTimeout(() => { console.log(JSON.stringify(edge.status())); process.exit(0); }, 2000);
