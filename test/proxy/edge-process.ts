@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { EndpointState } from '../../proxy/endpoint-state.js';
 import { PIER_BIN } from '../support/pier-process.js';
 import { createTestDbUrl } from '../support/test-db.js';
 
@@ -24,15 +25,25 @@ export interface EdgeProcess extends ChildHandle {
 }
 
 export interface EdgeStatusView {
+  edge?: { id: string; name: string };
   version: number | null;
+  lastError: string | null;
   io: 'handle' | 'socket' | null;
   listeners: { address: string; port: number; endpoint: string }[];
+  endpoints: EndpointState[];
   workers: { pid: number; version: number | null; connections: number }[];
+  report?: { lastAt: string | null; lastOk: boolean | null; lastError: string | null; sent: number; failed: number; heartbeatMs: number };
+  descriptors: { pid: number; limit: number | null; open: number | null }[];
+}
+
+export interface SpawnOptions {
+  /** Run through `sh -c 'ulimit -n N; exec node ...'` (soft and hard), or `-Sn` with `soft: true`. */
+  ulimit?: { nofile: number; softOnly?: boolean };
 }
 
 /** Starts `node NODE_FLAGS pier edge ARGS --admin-listen 127.0.0.1:0` and waits for its admin address. */
-export async function startEdgeProcess(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): Promise<EdgeProcess> {
-  const handle = spawnPier(t, ['edge', ...args, '--admin-listen', '127.0.0.1:0'], { ...process.env, PIER_LOG_LEVEL: 'debug', ...env }, nodeFlags);
+export async function startEdgeProcess(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = [], spawnOptions: SpawnOptions = {}): Promise<EdgeProcess> {
+  const handle = spawnPier(t, ['edge', ...args, '--admin-listen', '127.0.0.1:0'], { ...process.env, PIER_LOG_LEVEL: 'debug', ...env }, nodeFlags, spawnOptions);
   const adminUrl = await waitForLine(handle, /admin on (http:\/\/\S+)/, 'pier edge');
   return {
     ...handle,
@@ -66,8 +77,14 @@ export async function startApiServer(t: TestContext): Promise<ApiServer> {
   return { ...handle, apiUrl, token, env, dir };
 }
 
-function spawnPier(t: TestContext, args: string[], env: NodeJS.ProcessEnv, nodeFlags: string[] = []): ChildHandle {
-  const child = spawn(process.execPath, [...nodeFlags, PIER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnPier(t: TestContext, args: string[], env: NodeJS.ProcessEnv, nodeFlags: string[] = [], options: SpawnOptions = {}): ChildHandle {
+  const argv = [...nodeFlags, PIER_BIN, ...args];
+  const limit = options.ulimit;
+  // `exec` keeps one process: the pid we signal is node's.
+  const child =
+    limit === undefined
+      ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit ${limit.softOnly === true ? '-Sn' : '-n'} ${limit.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
