@@ -1,7 +1,10 @@
-// Raises this process's soft limit of open files (`nofile`) to its hard limit at start, before any
-// worker is forked (they inherit it): every proxied connection takes two descriptors, and the
-// usual soft default (1024) would cap an edge at about 500 connections. Node has no setrlimit, so
-// this asks util-linux's `prlimit` to change it for our pid. Says what it did, or why it could not.
+// Makes sure the soft limit of open files (`nofile`) is the hard limit at start, before any worker
+// is forked (they inherit it): every proxied connection takes two descriptors, and the usual soft
+// default (1024) would cap an edge at about 500 connections. Node itself raises the soft limit at
+// start on Linux (node.cc, PlatformInit), so this usually finds nothing to do and says so; where it
+// is still lower (another runtime, a limit changed since), Node has no setrlimit, so util-linux's
+// `prlimit` changes it for our pid. Either way one log line says what the limit is, or why it could
+// not be raised.
 
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';

@@ -84,7 +84,7 @@ function spawnPier(t: TestContext, args: string[], env: NodeJS.ProcessEnv, nodeF
   const child =
     limit === undefined
       ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('sh', ['-c', `ulimit ${limit.softOnly === true ? '-Sn' : '-n'} ${limit.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn('sh', ['-c', `ulimit ${limit.softOnly === true ? '-S -n' : '-n'} ${limit.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
