@@ -37,6 +37,8 @@ export interface ApiChildOptions {
   readyTimeoutMs?: number;
   /** How long a stopping process may take before SIGKILL (default 20 s). */
   stopTimeoutMs?: number;
+  /** Every process that becomes ready, the first included. */
+  onReady?: (ready: ApiReady, pid: number | undefined) => void;
 }
 
 /** The first API process failed: the supervisor exits with its code (its stderr said why). */
@@ -94,6 +96,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
         if (port > 0) listen = { ...listen, port };
         log.info({ pid: proc.pid, apiUrl: message.apiUrl }, 'api process ready');
         resolve(message);
+        options.onReady?.(message, proc.pid);
       });
       proc.once('exit', (code, signal) => {
         clearTimeout(timer);

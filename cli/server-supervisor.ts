@@ -45,16 +45,18 @@ export interface RunningSupervisor {
 
 export async function startServerSupervisor(options: SupervisorOptions): Promise<RunningSupervisor> {
   const { config, log } = options;
+  let edge: RunningEdge | undefined;
   const api = createApiChild({
     modulePath: options.apiModule,
     args: options.apiArgs,
     listen: config.api,
     env: options.env,
     log: log.child({ component: 'supervisor' }),
+    // A restarted API: the edge re-attaches now rather than when its backoff runs out.
+    onReady: () => edge?.reconnect(),
   });
   const ready = await api.start();
 
-  let edge: RunningEdge;
   try {
     const token = (await readFile(ready.edgeTokenFile, 'utf8')).trim();
     edge = await startEdgeMain({
@@ -74,6 +76,7 @@ export async function startServerSupervisor(options: SupervisorOptions): Promise
     await api.stop();
     throw err;
   }
+  const running = edge;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -81,11 +84,11 @@ export async function startServerSupervisor(options: SupervisorOptions): Promise
     edgeAdminUrl: edge.adminUrl,
     edgeAddresses: [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null).map((a) => (a.includes(':') ? `[${a}]` : a)),
     restartApi: () => api.restart(),
-    rollEdge: () => edge.roll(),
+    rollEdge: () => running.roll(),
     stop() {
       stopping ??= (async () => {
         await api.stop();
-        await edge.stop();
+        await running.stop();
       })();
       return stopping;
     },

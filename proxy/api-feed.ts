@@ -1,7 +1,6 @@
 // Follows the API's edge config feed (`GET /v1/edge/watch`, server-sent events): hands each
 // snapshot on, reconnects with backoff, and treats a silent stream (no ping) as dead.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { Logger } from 'pino';
 import { describeApiFailure } from './api-failure.js';
@@ -20,6 +19,8 @@ export interface ApiFeedOptions {
   idleTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** A `retry` event on it ends a backoff wait at once (the API just came back). */
+  retryNow?: EventTarget;
 }
 
 export function watchUrl(base: string): string {
@@ -46,8 +47,25 @@ export async function followApiFeed(options: ApiFeedOptions): Promise<void> {
     if (signal.aborted) break;
     // A stream that delivered snapshots was healthy: start the backoff over.
     backoff = received > 0 ? minBackoff : Math.min(maxBackoff, backoff * 2);
-    await delay(backoff, undefined, { signal }).catch(() => undefined);
+    if (await wait(backoff, signal, options.retryNow)) backoff = minBackoff;
   }
+}
+
+/** Waits `ms` unless aborted or told to retry now; true when told. */
+function wait(ms: number, signal: AbortSignal, retryNow: EventTarget | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (early: boolean): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+      retryNow?.removeEventListener('retry', woken);
+      resolve(early);
+    };
+    const aborted = (): void => done(false);
+    const woken = (): void => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    signal.addEventListener('abort', aborted, { once: true });
+    retryNow?.addEventListener('retry', woken, { once: true });
+  });
 }
 
 /** One watch connection; resolves with the number of snapshots received when the stream ends. */

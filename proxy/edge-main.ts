@@ -53,6 +53,8 @@ export interface RunningEdge {
   reload(): Promise<void>;
   /** Replaces the worker processes one by one without closing a listening socket (edge-cluster.ts). */
   roll(): Promise<RollResult>;
+  /** Api source: the API is back (its supervisor knows): reconnect the feed now, not after the backoff. */
+  reconnect(): void;
   /** Stops the feed, drains every edge process, closes the admin server. */
   stop(): Promise<void>;
 }
@@ -125,6 +127,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
   };
 
   const abort = new AbortController();
+  const retryNow = new EventTarget();
   let feed: Promise<void> = Promise.resolve();
   let watcher: FSWatcher | undefined;
   // Offers run one at a time, in arrival order.
@@ -172,6 +175,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
         token: source.token,
         log: log.child({ component: 'edge-feed' }),
         signal: abort.signal,
+        retryNow,
         onSnapshot: (snapshot) => enqueue(() => offer(snapshot, 'api', true)),
         onStatus: (problem) => {
           if (problem === control.feedError) return;
@@ -214,6 +218,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     version: control.version,
     id: edgeId,
     reload: () => (source.kind === 'file' ? enqueue(() => readSnapshotFile(source.path)) : Promise.resolve()),
+    reconnect: () => void retryNow.dispatchEvent(new Event('retry')),
     async roll() {
       const result = await pool.roll();
       if (result.ok) log.info({ replaced: result.replaced }, 'edge workers rolled');

@@ -59,8 +59,10 @@ process.on('message', (message: ToWorker) => {
 // The primary coordinates stops; a terminal's Ctrl-C reaches the whole group, so do the same here.
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
-// Reloads are the primary's business (it re-reads the file); a group-wide SIGHUP must not kill us.
+// Reloads and rolls are the primary's business (it re-reads the file, it replaces us); a
+// group-wide SIGHUP or SIGUSR2 must not kill us.
 process.on('SIGHUP', () => undefined);
+process.on('SIGUSR2', () => undefined);
 // A primary that died without telling us: nothing will send snapshots any more.
 process.on('disconnect', stop);
 send({ type: 'ready' });

@@ -92,3 +92,41 @@ test('a refused token is retried with backoff rather than given up', async (t) =
   await eventually(() => feed.attempts() >= 3, 'three attempts', 300);
   assert.equal(received.length, 0);
 });
+
+test('while backing off after failures, a retry event reconnects at once; problems and recovery are told to onStatus', async (t) => {
+  let up = false;
+  const feed = await feedServer(t, (_req, res) => {
+    if (!up) {
+      res.writeHead(503).end('starting');
+      return;
+    }
+    sse(res);
+    res.write('event: config\ndata: {"version":9,"endpoints":[]}\n\n');
+  });
+  const received: unknown[] = [];
+  const statuses: (string | null)[] = [];
+  const retryNow = new EventTarget();
+  const abort = new AbortController();
+  const done = followApiFeed({
+    url: feed.url,
+    token: 'pier_secret',
+    log: pino({ level: 'silent' }),
+    signal: abort.signal,
+    // Backoffs long enough that only the retry event can bring the snapshot within the wait below.
+    minBackoffMs: 60_000,
+    maxBackoffMs: 60_000,
+    retryNow,
+    onStatus: (problem) => statuses.push(problem),
+    onSnapshot: async (s) => void received.push(s),
+  });
+  t.after(async () => {
+    abort.abort();
+    await done;
+  });
+  await eventually(() => feed.attempts() === 1 && statuses.length === 1, 'the first attempt to fail');
+  assert.match(statuses[0] ?? '', /the API answered 503 at .*\/v1\/edge\/watch: starting/);
+  up = true;
+  retryNow.dispatchEvent(new Event('retry'));
+  await eventually(() => received.length === 1, 'the snapshot after the retry event', 300);
+  assert.equal(statuses.at(-1), null, 'connected again');
+});
