@@ -13,8 +13,11 @@ export interface ServerConfig {
   dataDir: string;
   databaseUrl: string | undefined;
   dockerSocket: string;
-  /** The shared addresses every endpoint is served on. */
-  edge: { ipv4: string | null; ipv6: string | null; drainTimeoutMs: number; io: TcpIoChoice };
+  /**
+   * The edge of `pier server` (all roles): the shared addresses every endpoint is served on, its
+   * worker processes, its name in reports (undefined: the host name), drain and TCP I/O.
+   */
+  edge: { ipv4: string | null; ipv6: string | null; drainTimeoutMs: number; io: TcpIoChoice; workers: number; name: string | undefined };
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
@@ -24,6 +27,8 @@ export interface ServerFlags {
   apiListen?: string | undefined;
   dataDir?: string | undefined;
   role?: string | undefined;
+  edgeWorkers?: string | undefined;
+  edgeName?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -40,6 +45,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
       ipv6: optionalAddress(env.PIER_EDGE_IPV6, '::1'),
       drainTimeoutMs: 30_000,
       io: parseEdgeIo(env.PIER_EDGE_IO),
+      workers: parseEdgeWorkers(flags.edgeWorkers ?? env.PIER_EDGE_WORKERS),
+      name: parseEdgeName(flags.edgeName ?? env.PIER_EDGE_NAME),
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
@@ -96,4 +103,24 @@ function parseEdgeIo(value: string | undefined): TcpIoChoice {
   const io = value || 'auto';
   if (io === 'auto' || io === 'handle' || io === 'socket') return io;
   throw new PierError('E_CONFIG_INVALID', `PIER_EDGE_IO "${value}" is not auto, handle or socket`, { status: 400, hint: 'unset it to let the edge pick' });
+}
+
+/** Edge worker processes of `pier server` (--edge-workers, PIER_EDGE_WORKERS): 1 to 256, default 1. */
+function parseEdgeWorkers(value: string | undefined): number {
+  if (value === undefined || value === '') return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new PierError('E_CONFIG_INVALID', `edge workers "${value}" is not a whole number from 1 to 256`, { status: 400, hint: 'pass --edge-workers N or set PIER_EDGE_WORKERS (default 1)' });
+  }
+  return n;
+}
+
+/** The edge's name in its reports (--edge-name, PIER_EDGE_NAME); undefined: the host name. */
+function parseEdgeName(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  // eslint-disable-next-line no-control-regex
+  if (value.length > 200 || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw new PierError('E_CONFIG_INVALID', 'the edge name must be 1 to 200 characters with no control characters', { status: 400, hint: 'pass --edge-name NAME or set PIER_EDGE_NAME' });
+  }
+  return value;
 }

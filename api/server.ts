@@ -1,5 +1,7 @@
-// `pier server`: builds every part of one process — database, runtime, scheduler, HTTP API and
-// the in-process edge — with explicit constructors, and stops them in reverse order.
+// The API process of `pier server`: builds the database, runtime, scheduler, health checks and
+// HTTP API with explicit constructors, and stops them in reverse order. The edge runs elsewhere:
+// in `pier server` (all roles) its supervisor is the edge and follows this API's feed with the
+// edge token made here (cli/server-supervisor.ts); `--role api` is this process alone.
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
@@ -8,13 +10,12 @@ import { WebSocketServer } from 'ws';
 import { eq } from 'drizzle-orm';
 import { openDatabase, type Db } from '../db/database.js';
 import { nodes, settings } from '../db/schema/index.js';
-import { createEdge, type Edge } from '../proxy/edge.js';
-import { selectTcpIo } from '../proxy/tcp-io/select-tcp-io.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed } from './edge-feed.js';
+import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
 import { newId } from './ids.js';
 import { PierError } from './pier-error.js';
@@ -25,10 +26,10 @@ import { createScheduler } from './scheduler/scheduler.js';
 
 export interface RunningServer {
   apiUrl: string;
-  /** `address:port` the edge serves endpoints on, per family. */
-  edgeAddresses: string[];
   databaseKind: 'postgres' | 'pglite';
   adminTokenFile: string;
+  /** The org-wide edge-scope token an edge on this host follows the feed with (mode 0600). */
+  edgeTokenFile: string;
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   close(): Promise<void>;
@@ -66,24 +67,6 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
     const events = createEventLog(db);
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
-
-    let edge: Edge | null = null;
-    if (config.roles.includes('edge')) {
-      const edgeLog = log.child({ component: 'edge' });
-      const { io } = await selectTcpIo(config.edge.io, edgeLog).catch((err: Error) => {
-        throw new PierError('E_CONFIG_INVALID', `PIER_EDGE_IO=${config.edge.io}: ${err.message}`, { status: 400, hint: 'set PIER_EDGE_IO to socket, or to auto to pick what runs' });
-      });
-      const e = createEdge({ log: edgeLog, io, stateFile: join(config.dataDir, 'edge-state.json'), drainTimeoutMs: config.edge.drainTimeoutMs });
-      edge = e;
-      closers.push(() => e.close());
-      // Serve the last good snapshot while the first one is built.
-      await e.loadState().catch((err) => edgeLog.warn({ err }, 'no edge state loaded'));
-      edgeFeed.subscribe((snapshot) => {
-        void e.apply(snapshot).then((res) => {
-          if (!res.ok) edgeLog.error({ version: snapshot.version, reason: res.reason }, 'edge config rejected');
-        });
-      });
-    }
 
     const reconciler = createReconciler({
       db,
@@ -127,17 +110,18 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
+    const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
     ready = true;
-    log.info({ apiUrl, database: database.kind, edge: edge !== null }, 'server ready');
+    log.info({ apiUrl, database: database.kind }, 'api ready');
 
     return {
       apiUrl,
-      edgeAddresses: edge ? sharedAddresses.map((a) => (a.includes(':') ? `[${a}]` : a)) : [],
       databaseKind: database.kind,
       adminTokenFile: admin.tokenFile,
+      edgeTokenFile,
       warnings,
       close,
     };

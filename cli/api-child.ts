@@ -84,7 +84,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
     const startedAt = Date.now();
     const ready = new Promise<ApiReady | null>((resolve) => {
       const timer = setTimeout(() => {
-        log.error({ pid: proc.pid, timeoutMs: readyTimeoutMs }, 'api process not ready in time; killing it');
+        log.error({ apiPid: proc.pid, timeoutMs: readyTimeoutMs }, 'api process not ready in time; killing it');
         proc.kill('SIGKILL');
         resolve(null);
       }, readyTimeoutMs);
@@ -94,7 +94,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
         // Restarted processes come back on the same port, also when the first asked for port 0.
         const port = Number(new URL(message.apiUrl).port);
         if (port > 0) listen = { ...listen, port };
-        log.info({ pid: proc.pid, apiUrl: message.apiUrl }, 'api process ready');
+        log.info({ apiPid: proc.pid, apiUrl: message.apiUrl }, 'api process ready');
         resolve(message);
         options.onReady?.(message, proc.pid);
       });
@@ -106,7 +106,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
         if (stopping || replacing !== null || started === false) return;
         failures = ranMs > STABLE_MS ? 1 : failures + 1;
         const backoff = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** (failures - 1));
-        log.error({ pid: proc.pid, code, signal, restartInMs: backoff }, 'api process exited; restarting it (the edge keeps serving)');
+        log.error({ apiPid: proc.pid, code, signal, restartInMs: backoff }, 'api process exited; restarting it (the edge keeps serving)');
         restartTimer = setTimeout(() => {
           // A group-wide Ctrl-C reaches us just after the child: no restart then.
           if (!stopping && replacing === null) void launch().ready;
@@ -120,7 +120,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
     new Promise((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
       const timer = setTimeout(() => {
-        log.warn({ pid: proc.pid, timeoutMs: stopTimeoutMs }, 'api process did not stop in time; killing it');
+        log.warn({ apiPid: proc.pid, timeoutMs: stopTimeoutMs }, 'api process did not stop in time; killing it');
         proc.kill('SIGKILL');
       }, stopTimeoutMs);
       proc.once('exit', () => {
@@ -147,7 +147,7 @@ export function createApiChild(options: ApiChildOptions): ApiChild {
       replacing ??= (async () => {
         clearTimeout(restartTimer);
         const old = child;
-        log.info({ pid: old?.pid }, 'restarting the api process');
+        log.info({ apiPid: old?.pid }, 'restarting the api process');
         if (old !== null) await terminate(old);
         if (stopping) return;
         failures = 0;

@@ -1,39 +1,145 @@
-// `pier server`: run the API, the scheduler and the edge in one process. This command is a
-// launcher: it loads the server program lazily, so other commands stay light.
+// `pier server`: run Pier. With every role (the default) this process is a small supervisor: the
+// primary of the edge cluster, with the API (API, scheduler, health checks, database) in a child
+// process it restarts (cli/server-supervisor.ts), so restarting or upgrading the API drops no
+// edge traffic. `--role api` runs the API alone, in this process; the supervisor starts its API
+// child that way (PIER_SERVER_SUPERVISED). A launcher: programs load lazily. Signals (supervisor):
+// SIGHUP restarts the API process, SIGUSR2 rolls the edge workers, SIGTERM/SIGINT stop all.
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { defineCommand } from 'citty';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
+import type { ServerConfig } from '../../api/config.js';
+import { SUPERVISED_ENV, type ApiReady } from '../api-child.js';
+import { CommandExit } from '../command-exit.js';
 import { printLine, warn } from '../output.js';
 
+/** Flags the supervisor sets itself on its API child instead of passing them on. */
+const OWN_FLAGS = new Set(['--role', '--api-listen', '--data-dir', '--edge-workers', '--edge-name']);
+
 export default defineCommand({
-  meta: { name: 'server', description: 'Run Pier: the API, the scheduler and the edge proxy, in one process' },
+  meta: { name: 'server', description: 'Run Pier: the API, the scheduler and the edge proxy (the API in a child process the edge outlives)' },
   args: {
     'api-listen': { type: 'string', description: 'Where the API listens (env PIER_API_LISTEN)', default: '127.0.0.1:7700', valueHint: 'HOST:PORT' },
-    'data-dir': { type: 'string', description: 'Data folder: embedded database, admin token, edge state (env PIER_DATA_DIR; default ./.pier)', valueHint: 'DIR' },
-    role: { type: 'string', description: 'Roles to run: all, or api (edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
+    'data-dir': { type: 'string', description: 'Data folder: embedded database, admin and edge tokens, edge state (env PIER_DATA_DIR; default ./.pier)', valueHint: 'DIR' },
+    role: { type: 'string', description: 'Roles to run: all (API child + edge), or api (the API alone; edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
+    'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
+    'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
   },
   async run({ args, rawArgs }) {
     const { loadConfig } = await import('../../api/config.js');
-    const { startServer } = await import('../../api/server.js');
     const explicitListen = rawArgs.some((a) => a.startsWith('--api-listen'));
     const config = loadConfig(process.env, {
       apiListen: explicitListen ? args['api-listen'] : undefined,
       dataDir: args['data-dir'],
       role: args.role,
+      edgeWorkers: args['edge-workers'],
+      edgeName: args['edge-name'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
-    const server = await startServer(config, log);
-    printLine(`pier: API on ${server.apiUrl} (database: ${server.databaseKind === 'pglite' ? `embedded, in ${config.dataDir}` : 'PostgreSQL'})`);
-    if (server.edgeAddresses.length) printLine(`pier: edge serves endpoints on ${server.edgeAddresses.join(' and ')}`);
-    printLine(`pier: admin token in ${server.adminTokenFile}; the local CLI is configured (${config.cliConfigFile})`);
-    for (const w of server.warnings) warn(w);
-
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
-    log.info('stopping');
-    await server.close();
+    if (config.roles.includes('edge')) return runSupervisor(config, log, rawArgs);
+    const supervised = process.env[SUPERVISED_ENV] === '1' && typeof process.send === 'function';
+    return runApi(config, log, supervised);
   },
 });
+
+async function runSupervisor(config: ServerConfig, log: Logger, rawArgs: string[]): Promise<void> {
+  const { startServerSupervisor } = await import('../server-supervisor.js');
+  const { ApiStartError } = await import('../api-child.js');
+  const { raiseFdLimit } = await import('../../proxy/fd-limit.js');
+  const { PIER_VERSION } = await import('../pier-version.js');
+  // Before the edge workers are forked: they inherit it.
+  await raiseFdLimit(log);
+  const supervisor = await startServerSupervisor({
+    config,
+    apiModule: fileURLToPath(new URL('../main.js', import.meta.url)),
+    apiArgs: ['server', '--role', 'api', '--data-dir', config.dataDir, ...forwarded(rawArgs)],
+    env: process.env,
+    edgeWorkers: config.edge.workers,
+    edgeName: config.edge.name ?? hostname(),
+    version: PIER_VERSION,
+    log,
+    logLevel: config.logLevel,
+  }).catch((err: unknown) => {
+    // The API process said why on stderr; end with its code.
+    if (err instanceof ApiStartError) throw new CommandExit(err.exitCode);
+    throw err;
+  });
+  // Signal handlers first: whoever reads the lines below may signal us at once.
+  const onHup = (): void => void supervisor.restartApi();
+  const onUsr2 = (): void => void supervisor.rollEdge();
+  process.on('SIGHUP', onHup);
+  process.on('SIGUSR2', onUsr2);
+  const stopSignal = stopRequested();
+  printStartLines(config, supervisor.api, supervisor.edgeAddresses);
+  printLine(`pier: edge admin on ${supervisor.edgeAdminUrl} (/metrics, /healthz, /status)`);
+  for (const w of supervisor.api.warnings) warn(w);
+  await stopSignal;
+  process.off('SIGHUP', onHup);
+  process.off('SIGUSR2', onUsr2);
+  log.info('stopping: the api process, then the edge (draining)');
+  await supervisor.stop();
+  log.info('stopped');
+}
+
+async function runApi(config: ServerConfig, log: Logger, supervised: boolean): Promise<void> {
+  const { startServer } = await import('../../api/server.js');
+  if (supervised) {
+    // SIGHUP and SIGUSR2 are the supervisor's; a group-wide one must not end us.
+    process.on('SIGHUP', () => undefined);
+    process.on('SIGUSR2', () => undefined);
+  }
+  const server = await startServer(config, log);
+  const ready: ApiReady = {
+    type: 'pier-api-ready',
+    apiUrl: server.apiUrl,
+    databaseKind: server.databaseKind,
+    adminTokenFile: server.adminTokenFile,
+    edgeTokenFile: server.edgeTokenFile,
+    warnings: server.warnings,
+    cliConfigLine: `the local CLI is configured (${config.cliConfigFile})`,
+  };
+  const stopSignal = stopRequested();
+  if (supervised) {
+    process.send?.(ready);
+  } else {
+    printStartLines(config, ready, []);
+    for (const w of server.warnings) warn(w);
+  }
+  await stopSignal;
+  log.info('stopping');
+  await server.close();
+  // The IPC channel would keep this process alive.
+  if (supervised && process.connected) process.disconnect();
+}
+
+/** The lines scripts and tests read: where the API listens, where the edge serves, the token. */
+function printStartLines(config: ServerConfig, api: ApiReady, edgeAddresses: string[]): void {
+  printLine(`pier: API on ${api.apiUrl} (database: ${api.databaseKind === 'pglite' ? `embedded, in ${config.dataDir}` : 'PostgreSQL'})`);
+  if (edgeAddresses.length) printLine(`pier: edge serves endpoints on ${edgeAddresses.join(' and ')}`);
+  printLine(`pier: admin token in ${api.adminTokenFile}; ${api.cliConfigLine}`);
+}
+
+/** SIGINT, SIGTERM, or (a supervised API) the supervisor's IPC channel closing. */
+function stopRequested(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    if (process.env[SUPERVISED_ENV] === '1') process.once('disconnect', () => resolve());
+  });
+}
+
+/** The command line minus the flags the supervisor sets on its API child itself. */
+function forwarded(rawArgs: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    const name = arg.split('=')[0]!;
+    if (OWN_FLAGS.has(name)) {
+      if (!arg.includes('=')) i++;
+      continue;
+    }
+    out.push(arg);
+  }
+  return out;
+}
