@@ -12,6 +12,8 @@ export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.u
 
 export interface PierServer {
   apiUrl: string;
+  /** The `pier server` process (the supervisor, with all roles). */
+  pid: number;
   /** Environment under which CLI commands find this server (its CLI config). */
   env: NodeJS.ProcessEnv;
   dir: string;
@@ -86,7 +88,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   });
   const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
   const ended = () => (child.exitCode === null && child.signalCode === null ? null : { code: child.exitCode, signal: child.signalCode });
-  return { apiUrl, env, dir, token, databaseUrl, stdout: () => out, stderr: () => err, ended, stop };
+  return { apiUrl, pid: child.pid!, env, dir, token, databaseUrl, stdout: () => out, stderr: () => err, ended, stop };
 }
 
 /** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */
