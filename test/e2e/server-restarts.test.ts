@@ -47,6 +47,13 @@ function apiPids(server: PierServer): number[] {
   return [...server.stderr().matchAll(/"apiPid":(\d+),"apiUrl":"[^"]*","msg":"api process ready"/g)].map((m) => Number(m[1]));
 }
 
+/** The edge admin URL `pier server` prints after its API line (bounded wait). */
+async function edgeAdminUrl(server: PierServer): Promise<string> {
+  let url: string | undefined;
+  await until('the edge admin line', () => (url = /edge admin on (http:\/\/\S+)/.exec(server.stdout())?.[1]) !== undefined, 120);
+  return url!;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -91,8 +98,7 @@ test('pier server: 5 API restarts, 5 edge restarts and a killed API process refu
   if (!(await requireDocker(t))) return;
   const image = await ensureBusyboxImage();
   const server = await startPierServer(t);
-  const adminUrl = /edge admin on (http:\/\/\S+)/.exec(server.stdout())?.[1];
-  assert.ok(adminUrl, server.stdout());
+  const adminUrl = await edgeAdminUrl(server);
   const edgeStatus = async (): Promise<EdgeStatus> => (await (await fetch(`${adminUrl}/status`)).json()) as EdgeStatus;
   const port = await freePortOnBoth();
   const file = join(server.dir, 'pier.toml');
@@ -146,7 +152,7 @@ test('pier server: 5 API restarts, 5 edge restarts and a killed API process refu
 
 test('a supervisor killed outright takes its API process and edge workers with it', async (t) => {
   const server = await startPierServer(t);
-  const adminUrl = /edge admin on (http:\/\/\S+)/.exec(server.stdout())?.[1];
+  const adminUrl = await edgeAdminUrl(server);
   const workers = ((await (await fetch(`${adminUrl}/status`)).json()) as EdgeStatus).workers.map((w) => w.pid);
   const children = [apiPids(server).at(-1)!, ...workers];
   assert.equal(children.length, 2);
