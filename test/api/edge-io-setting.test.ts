@@ -1,4 +1,4 @@
-// PIER_EDGE_IO picks the TCP I/O of `pier server`'s in-process edge, read once by loadConfig; a
+// PIER_EDGE_IO picks the TCP I/O of `pier server`'s edge, read once by loadConfig; a
 // value it does not know is a configuration error with its code, not a silent default.
 
 import assert from 'node:assert/strict';
@@ -20,5 +20,13 @@ test('PIER_EDGE_IO is read as auto, handle or socket, and anything else is refus
 
 test('pier server runs its edge on the i/o PIER_EDGE_IO names and logs which', { timeout: 120_000 }, async (t) => {
   const server = await startPierServer(t, { PIER_EDGE_IO: 'socket' });
-  assert.match(server.stderr(), /"component":"edge","io":"socket","choice":"socket","reason":"asked for","msg":"edge i\/o selected"/);
+  // Printed after the API line: wait for it (bounded).
+  let adminUrl: string | undefined;
+  for (let i = 0; i < 100 && adminUrl === undefined; i++) {
+    adminUrl = /edge admin on (http:\/\/\S+)/.exec(server.stdout())?.[1];
+    if (adminUrl === undefined) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(server.stderr(), /"io":"socket","choice":"socket","reason":"asked for","msg":"edge i\/o selected"/);
+  const status = (await (await fetch(`${adminUrl}/status`)).json()) as { io: string };
+  assert.equal(status.io, 'socket');
 });
