@@ -37,7 +37,8 @@ export default defineCommand({
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
-    if (config.roles.includes('edge')) return runSupervisor(config, log, rawArgs);
+    // An edge alone is `pier edge`; startServer says so for a role list without api.
+    if (config.roles.includes('edge') && config.roles.includes('api')) return runSupervisor(config, log, rawArgs);
     const supervised = process.env[SUPERVISED_ENV] === '1' && typeof process.send === 'function';
     return runApi(config, log, supervised);
   },
