@@ -17,12 +17,15 @@ export interface ServerConfig {
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
+  /** Largest request body the API accepts (PIER_BODY_LIMIT, --body-limit); undefined: the default. */
+  bodyLimitBytes: number | undefined;
 }
 
 export interface ServerFlags {
   apiListen?: string | undefined;
   dataDir?: string | undefined;
   role?: string | undefined;
+  bodyLimit?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -41,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
+    bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
   };
 }
 
@@ -60,6 +64,18 @@ export function parseListen(value: string): { host: string; port: number } {
     });
   }
   return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** "4MiB", "512KiB", "1000000" (bytes) → bytes; undefined when unset. */
+export function parseSize(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const m = /^(\d+)\s*(|B|KiB|MiB|GiB|KB|MB|GB)$/i.exec(value.trim());
+  const units: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
+  const bytes = m ? Number(m[1]) * (units[(m[2] ?? '').toLowerCase()] ?? NaN) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) {
+    throw new PierError('E_CONFIG_INVALID', `cannot read body limit "${value}"`, { status: 400, hint: 'use a size of at least 1 KiB, e.g. 4MiB, 512KiB or a number of bytes' });
+  }
+  return bytes;
 }
 
 function parseRoles(value: string): Role[] {

@@ -40,28 +40,39 @@ async function openPostgres(url: string): Promise<Database> {
   const client = postgres(url, { max: 10, onnotice: () => {} });
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
+  // Advisory locks belong to a session: they live on a connection of their own. Not a reserved
+  // connection of the pool: postgres.js 3.4.9 sends a query on a reserved connection whose socket
+  // has closed (a PostgreSQL restart) from a timer, which throws outside any caller and ends the
+  // process (porsager/postgres#1154, #1208). A one-connection client never writes on a closed
+  // socket: it reconnects first. A lost session loses its locks, as a lost reserved one did.
+  const locks = postgres(url, { max: 1, onnotice: () => {} });
+  // Session locks are re-entrant within the session, so exclusion inside this process is ours.
+  const held = new Set<string>();
   const tryLock = async (key: string) => {
-    // Advisory locks belong to a session, so hold one connection for as long as the lock.
-    const conn = await client.reserve();
+    if (held.has(key)) return null;
+    held.add(key);
     try {
-      const [row] = await conn`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
-      if (row?.locked) {
-        return async () => {
-          try {
-            await conn`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
-          } finally {
-            conn.release();
-          }
-        };
+      const [row] = await locks`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
+      if (!row?.locked) {
+        held.delete(key);
+        return null;
       }
     } catch (err) {
-      conn.release();
+      held.delete(key);
       throw err;
     }
-    conn.release();
-    return null;
+    return async () => {
+      try {
+        await locks`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
+      } finally {
+        held.delete(key);
+      }
+    };
   };
-  return { db: db as unknown as Db, kind: 'postgres', tryLock, close: () => client.end({ timeout: 5 }) };
+  const close = async () => {
+    await Promise.all([client.end({ timeout: 5 }), locks.end({ timeout: 5 })]);
+  };
+  return { db: db as unknown as Db, kind: 'postgres', tryLock, close };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
