@@ -14,6 +14,7 @@ const tag = '[\\w][\\w.-]{0,127}';
 const digest = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
 
 const REFERENCE = new RegExp(`^(${name})(?::${tag})?(?:@${digest})?$`);
+const PATH_ONLY = new RegExp(`^${pathComponent}(?:/${pathComponent})*$`);
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 /** The engine refuses longer names (the part before `:tag` / `@digest`). */
 const MAX_NAME_LENGTH = 255;
@@ -23,11 +24,18 @@ export function imageReferenceProblem(value: string): string | null {
   if (IMAGE_ID.test(value)) return null;
   const m = REFERENCE.exec(value);
   if (!m) {
-    const upper = /[A-Z]/.test(value.split('/').slice(-1)[0] ?? '') && REFERENCE.test(value.toLowerCase());
+    const upper = /[A-Z]/.test(value) && REFERENCE.test(value.toLowerCase());
     return upper
       ? 'must be an image reference with a lowercase repository name, e.g. "local/echo:1"'
       : 'must be an image reference such as "local/echo:1", "registry.example.com:5000/team/app:v2" or "app@sha256:<hex>" (letters, digits and . _ - / : @ only)';
   }
-  if ((m[1]?.length ?? 0) > MAX_NAME_LENGTH) return `must have a repository name of at most ${MAX_NAME_LENGTH} characters`;
+  const name = m[1] ?? '';
+  if (name.length > MAX_NAME_LENGTH) return `must have a repository name of at most ${MAX_NAME_LENGTH} characters`;
+  // The first part is a registry host only when it looks like one (a dot, a port, or
+  // "localhost"); otherwise the engine reads it as part of the repository path, which is lowercase.
+  const first = name.split('/')[0] ?? '';
+  if (name.includes('/') && !/[.:]/.test(first) && first !== 'localhost' && !PATH_ONLY.test(name)) {
+    return 'must be an image reference with a lowercase repository name, e.g. "local/echo:1"';
+  }
   return null;
 }

@@ -20,6 +20,8 @@ export interface PierServer {
   databaseUrl: string | undefined;
   stdout: () => string;
   stderr: () => string;
+  /** The server process's id (for /proc figures; stop it with stop()). */
+  pid: number;
   /** How the process ended: its exit code, or the signal that killed it; null while it runs. */
   ended: () => { code: number | null; signal: NodeJS.Signals | null } | null;
   stop(): Promise<void>;
@@ -86,7 +88,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   });
   const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
   const ended = () => (child.exitCode === null && child.signalCode === null ? null : { code: child.exitCode, signal: child.signalCode });
-  return { apiUrl, env, dir, token, databaseUrl, stdout: () => out, stderr: () => err, ended, stop };
+  return { apiUrl, env, dir, token, databaseUrl, pid: child.pid as number, stdout: () => out, stderr: () => err, ended, stop };
 }
 
 /** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */
