@@ -121,6 +121,20 @@ test('the HTTP API, on one database with an org per case', async (t) => {
     assert.deepEqual(api.runtimeCalls, [], 'refused before reaching the runtime');
   });
 
+  await t.test('the edge config is for org-wide edge and admin tokens: a token bound to one app gets 403, whatever its scope', async () => {
+    const { api, orgId, alphaId } = await world(shared);
+    for (const scope of ['admin', 'edge'] as const) {
+      const bound = await createToken(api.db, orgId, { scope, appId: alphaId });
+      for (const path of ['/v1/edge/config', '/v1/edge/watch']) {
+        const err = await expectError(await api.request(path, { token: bound }), 403, 'E_FORBIDDEN');
+        assert.match(err.message, /bound to one app/, `${scope} ${path}`);
+        assert.match(err.hint ?? '', /--scope edge/);
+      }
+    }
+    const orgWide = await createToken(api.db, orgId, { scope: 'admin' });
+    assert.equal((await api.request('/v1/edge/config', { token: orgWide })).status, 200);
+  });
+
   await t.test('a token bound to one app sees only that app and gets E_APP_NOT_FOUND for the others', async () => {
     const { api, orgId, alphaId, admin } = await world(shared);
     const bound = await createToken(api.db, orgId, { scope: 'deploy', appId: alphaId });

@@ -86,7 +86,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
       reject(new Error(`pier server exited with ${code}\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`));
     });
   });
-  const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+  const token = (await readFile(join(env.PIER_DATA_DIR ?? join(dir, 'data'), 'admin-token'), 'utf8')).trim();
   const ended = () => (child.exitCode === null && child.signalCode === null ? null : { code: child.exitCode, signal: child.signalCode });
   return { apiUrl, env, dir, token, databaseUrl, pid: child.pid as number, stdout: () => out, stderr: () => err, ended, stop };
 }
