@@ -70,7 +70,9 @@ function render(s: StatusView, why: string[]): void {
  * is empty: say why from the newest stopped instances and the latest crash-loop event.
  */
 async function whyNothingRuns(client: ApiClient, s: StatusView): Promise<string[]> {
-  const desired = Object.values(s.deployment?.progress.desired ?? {}).reduce((a, n) => a + n, 0);
+  // Only for the release that should run; a failed deploy's own reason is printed above.
+  if (!s.release || !s.deployment || s.deployment.release !== s.release.version || s.deployment.state === 'failed') return [];
+  const desired = Object.values(s.deployment.progress.desired).reduce((a, n) => a + n, 0);
   if (desired === 0 || s.instances.some((i) => i.state === 'running')) return [];
   const [stopped, crashLoop] = await Promise.all([client.instances(s.app.name, 5), latestEvent(client, s.app.name, 'instance.crash-loop')]);
   const lines = [`no instance is running, and ${desired} should (${summary(s.deployment?.progress.desired ?? {})}).`];
