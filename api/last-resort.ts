@@ -59,11 +59,11 @@ export function installLastResort(options: LastResortOptions): LastResort {
  * postgres.js 3.4.x writes a buffered message from a setImmediate after the connection's socket
  * was closed and set to null (porsager/postgres#1154, #1208; fix in PR #1168, not released):
  * `TypeError: Cannot read properties of null (reading 'write') at Immediate.nextWrite
- * (postgres/src/connection.js)`. Thrown from a timer, it has no caller to reach. The query it
- * carried was already rejected when the socket closed, and the pool reconnects, so the process
- * may go on. db/database.ts avoids the path that triggered it in Pier (a query on a reserved
- * connection after its socket closed); this recognises exactly that failure should another path
- * reach it, and nothing else.
+ * (postgres/src/connection.js)`. Thrown from a timer, it has no caller to reach. The process's
+ * own state is intact: the query written at that moment never settles and that one connection
+ * stays unusable, which is far cheaper than ending the process (and the edge with it). Pier's
+ * code no longer reaches it (db/database.ts keeps its locks off reserved connections); this
+ * recognises exactly that failure should another path reach it, and nothing else.
  */
 export function knownHarmless(err: unknown): string | null {
   if (!(err instanceof TypeError)) return null;
