@@ -26,6 +26,19 @@ export interface Database {
   close(): Promise<void>;
 }
 
+const CLIENT_OPTIONS = {
+  max: 10,
+  onnotice: () => {},
+  // Reconnect at most a second after a failed attempt (0.1, 0.2, 0.4 … 1 s): postgres.js's own
+  // backoff grows to 20 s while the server is down, so the API stayed unavailable long after
+  // the server came back.
+  backoff: (retries: number): number => Math.min(0.05 * 2 ** retries, 1),
+  // postgres.js reads the array types on every new connection with a query nobody awaits: a
+  // connection lost at that moment (a restart) rejected it unhandled. The schema has no array
+  // columns (lists are jsonb), so the types are not needed.
+  fetch_types: false,
+};
+
 const migrationsFolder = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
@@ -37,7 +50,7 @@ async function openPostgres(url: string): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const client = postgres(url, { max: 10, onnotice: () => {} });
+  const client = postgres(url, CLIENT_OPTIONS);
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
   // Advisory locks belong to a session: they live on a connection of their own. Not a reserved
@@ -45,7 +58,7 @@ async function openPostgres(url: string): Promise<Database> {
   // has closed (a PostgreSQL restart) from a timer, which throws outside any caller and ends the
   // process (porsager/postgres#1154, #1208). A one-connection client never writes on a closed
   // socket: it reconnects first. A lost session loses its locks, as a lost reserved one did.
-  const locks = postgres(url, { max: 1, onnotice: () => {} });
+  const locks = postgres(url, { ...CLIENT_OPTIONS, max: 1 });
   // Session locks are re-entrant within the session, so exclusion inside this process is ours.
   const held = new Set<string>();
   const tryLock = async (key: string) => {

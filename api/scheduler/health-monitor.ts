@@ -59,7 +59,8 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       for (const { inst, manifest, orgId } of rows) {
         seen.add(inst.id);
         const check = (manifest as Manifest).processes[inst.process]?.check;
-        if (!check) continue;
+        // No container yet (a start cut short, e.g. by a database outage): nothing to probe.
+        if (!check || !inst.containerId) continue;
         let track = tracks.get(inst.id);
         if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0 }));
         if (track.running || track.nextAt > now) continue;
