@@ -139,6 +139,8 @@ test(`pier server rides out ${ROUNDS} PostgreSQL restarts under load: never dies
   }
   assert.equal(dep?.state, 'succeeded', JSON.stringify(dep));
   assert.doesNotMatch(server.stderr(), /"level":60/, 'no fatal log line');
+  const stray = server.stderr().split('\n').filter((l) => /unhandled promise rejection|known library defect/.test(l));
+  assert.deepEqual(stray.slice(0, 2), [], `${stray.length} errors reached the last-resort handler`);
 
   // Last, as the contract for clients: while the database is down the API says so, with a code
   // a client may retry on.
