@@ -1,8 +1,10 @@
 // A second Docker engine of the test's own, to stop and start at will (never the machine's
 // engine): dockerd with its own data root, exec root, pidfile and unix socket in a temp folder,
 // no bridge and no iptables rules, the vfs storage driver (no mounts left behind), and the
-// containerd it starts itself. The test image is loaded into it from the machine's engine.
-// Stopped by PID (dockerd, then whatever of its containerd is left) and removed in t.after.
+// containerd it starts itself. It runs in a network namespace of its own (`unshare --net`):
+// dockerd started with --bridge=none deletes the interface named docker0, which in the host's
+// namespace is the machine engine's bridge. The test image is loaded into it from the machine's
+// engine. Stopped by PID (dockerd, then whatever of its containerd is left) and removed in t.after.
 import type { TestContext } from 'node:test';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -46,7 +48,8 @@ export async function startDockerEngine(t: TestContext, options: { images?: stri
       '--ip-masq=false',
       '--storage-driver', 'vfs',
     ];
-    const c = spawn('dockerd', args, { stdio: ['ignore', log.fd, log.fd] });
+    // unshare execs dockerd in the new namespace: the child's PID is dockerd's.
+    const c = spawn('unshare', ['--net', 'dockerd', ...args], { stdio: ['ignore', log.fd, log.fd] });
     child = c;
     c.once('exit', () => void log.close());
     for (let i = 0; i < 300; i++) {
