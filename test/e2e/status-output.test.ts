@@ -28,14 +28,14 @@ test('pier status shows health, a failed deploy’s whole reason, and why a cras
   const image = await ensureBusyboxImage();
   const server = await startPierServer(t);
 
-  await t.test('a health-checked instance shows its health in the table; an exec with a NUL is refused naming it', async (st) => {
+  await t.test('a health-checked instance shows its health in the table; an exec with a NUL is refused naming it', async () => {
     const r = await deploy(
       server,
       'steady',
       `app = "steady"\nimage = "${image}"\n[processes.web]\ncmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]\n[processes.web.check]\ntype = "exec"\ncommand = ["true"]\ninterval = "300ms"\n`,
     );
     const steadyId = await appId(server, 'steady');
-    st.after(() => removeAppContainers(steadyId));
+    t.after(() => removeAppContainers(steadyId));
     assert.equal(r.code, 0, `${r.stderr}\n${server.stderr().slice(-2000)}`);
     let out = '';
     for (let i = 0; i < 40 && !/\bhealthy\b/.test(out); i++) {
@@ -60,10 +60,10 @@ test('pier status shows health, a failed deploy’s whole reason, and why a cras
     assert.equal(events.filter((e) => e.type === 'instance.exec').length, 0, 'a refused exec is not run or recorded');
   });
 
-  await t.test('a failed deploy: the hint names the app, and status prints the whole reason with the last log lines', async (st) => {
+  await t.test('a failed deploy: the hint names the app, and status prints the whole reason with the last log lines', async () => {
     const r = await deploy(server, 'dies', `app = "dies"\nimage = "${image}"\n[processes.web]\ncmd = ["sh", "-c", "echo first words; echo last words; exit 3"]\n`);
     const diesId = await appId(server, 'dies');
-    st.after(() => removeAppContainers(diesId));
+    t.after(() => removeAppContainers(diesId));
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /hint: `pier status --app dies` shows what runs now/);
     assert.doesNotMatch(r.stderr, /--app APP/);
@@ -76,10 +76,10 @@ test('pier status shows health, a failed deploy’s whole reason, and why a cras
     assert.doesNotMatch(out, /no instance is running/);
   });
 
-  await t.test('a crash-looping app: no instance runs, and status says why (latest exits, the crash loop)', async (st) => {
+  await t.test('a crash-looping app: no instance runs, and status says why (latest exits, the crash loop)', async () => {
     const r = await deploy(server, 'crashy', `app = "crashy"\nimage = "${image}"\n[processes.web]\ncmd = ["sh", "-c", "sleep 4; echo giving up; exit 4"]\n`);
     const crashyId = await appId(server, 'crashy');
-    st.after(() => removeAppContainers(crashyId));
+    t.after(() => removeAppContainers(crashyId));
     assert.equal(r.code, 0, r.stderr);
     // Bounded: three exits four seconds apart, then the backoff holds the next start back.
     let out = '';
