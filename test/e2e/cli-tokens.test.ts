@@ -33,6 +33,11 @@ test('a token with a character no header can carry is an invalid token (exit 4),
   assert.equal(fromFile.code, 4, fromFile.stderr);
   assert.match(fromFile.stderr, /the API token from .*other-config\/pier\/config\.json holds a control character \(U\+000A\)/);
 
+  // Another header value from the command line: a usage error, not "cannot reach".
+  const key = await runPier(['scale', 'web=1', '--app', 'none', '--idempotency-key', 'two words'], server.env);
+  assert.equal(key.code, 2, key.stderr);
+  assert.match(key.stderr, /--idempotency-key must be 1 to 200 visible ASCII characters/);
+
   // A well-formed token the server does not know is still E_UNAUTHENTICATED, also exit 4.
   const unknown = await runPier(['apps', 'list'], { ...server.env, PIER_TOKEN: 'pier_not-known' });
   assert.equal(unknown.code, 4);
