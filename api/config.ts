@@ -2,6 +2,7 @@
 // entry point; components receive the parts they need and never read process.env.
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { PierError } from './pier-error.js';
 
 export type Role = 'api' | 'edge';
@@ -13,7 +14,7 @@ export interface ServerConfig {
   databaseUrl: string | undefined;
   dockerSocket: string;
   /** The shared addresses every endpoint is served on. */
-  edge: { ipv4: string | null; ipv6: string | null; drainTimeoutMs: number };
+  edge: { ipv4: string | null; ipv6: string | null; drainTimeoutMs: number; io: TcpIoChoice };
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
@@ -41,6 +42,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
       ipv4: optionalAddress(env.PIER_EDGE_IPV4, '127.0.0.1'),
       ipv6: optionalAddress(env.PIER_EDGE_IPV6, '::1'),
       drainTimeoutMs: 30_000,
+      io: parseEdgeIo(env.PIER_EDGE_IO),
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
@@ -103,4 +105,11 @@ function optionalAddress(value: string | undefined, fallback: string): string | 
   if (value === undefined) return fallback;
   if (value === '' || value === 'off') return null;
   return value;
+}
+
+/** The in-process edge's TCP I/O (PIER_EDGE_IO): auto picks handle where Node allows it. */
+function parseEdgeIo(value: string | undefined): TcpIoChoice {
+  const io = value || 'auto';
+  if (io === 'auto' || io === 'handle' || io === 'socket') return io;
+  throw new PierError('E_CONFIG_INVALID', `PIER_EDGE_IO "${value}" is not auto, handle or socket`, { status: 400, hint: 'unset it to let the edge pick' });
 }

@@ -9,6 +9,7 @@ import { eq } from 'drizzle-orm';
 import { openDatabase, type Db } from '../db/database.js';
 import { nodes, settings } from '../db/schema/index.js';
 import { createEdge, type Edge } from '../proxy/edge.js';
+import { selectTcpIo } from '../proxy/tcp-io/select-tcp-io.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
@@ -69,7 +70,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     let edge: Edge | null = null;
     if (config.roles.includes('edge')) {
       const edgeLog = log.child({ component: 'edge' });
-      const e = createEdge({ log: edgeLog, stateFile: join(config.dataDir, 'edge-state.json'), drainTimeoutMs: config.edge.drainTimeoutMs });
+      const { io } = await selectTcpIo(config.edge.io, edgeLog).catch((err: Error) => {
+        throw new PierError('E_CONFIG_INVALID', `PIER_EDGE_IO=${config.edge.io}: ${err.message}`, { status: 400, hint: 'set PIER_EDGE_IO to socket, or to auto to pick what runs' });
+      });
+      const e = createEdge({ log: edgeLog, io, stateFile: join(config.dataDir, 'edge-state.json'), drainTimeoutMs: config.edge.drainTimeoutMs });
       edge = e;
       closers.push(() => e.close());
       // Serve the last good snapshot while the first one is built.

@@ -1,7 +1,9 @@
 // `npm run bench [-- --quick | --rounds N --duration S ...]`: starts the backends and every proxy
-// under test once, runs each test round-robin over the targets (A B C D, several rounds), and
-// prints Markdown tables of medians, min/max and ratios to HAProxy and direct (plus JSON).
+// under test once (the edge on each TCP I/O, the bare Node proxy on each, HAProxy, nginx), runs
+// each test round-robin over the targets (A B C D, several rounds), and prints Markdown tables of
+// medians, min/max and same-round ratios to HAProxy, direct and the bare proxy (plus JSON).
 
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { startBackends } from './backends.js';
 import { bulk, connectionRate, idleMemory, pingPong } from './measure.js';
 import { reconfigUnderLoad, type ReconfigResult } from './reconfig.js';
-import { record, rows, table, type Samples } from './summary.js';
+import type { TcpIoMode } from '../proxy/tcp-io/tcp-io.js';
+import { costTable, record, rows, table, type Samples } from './summary.js';
 import { directTarget, startTarget, type Target } from './targets.js';
 import { checkTools, versions } from './tools.js';
 
@@ -21,6 +24,8 @@ const { values: flags } = parseArgs({
     idle: { type: 'string' },
     changes: { type: 'string' },
     only: { type: 'string' },
+    io: { type: 'string', default: 'handle,socket' },
+    'pp-pairs': { type: 'string' },
     json: { type: 'string' },
     'port-base': { type: 'string', default: '31000' },
   },
@@ -32,6 +37,11 @@ const changes = Number(flags.changes ?? 1000);
 const only = flags.only === undefined ? null : new Set(flags.only.split(','));
 const wanted = (test: string): boolean => only === null || only.has(test);
 const base = Number(flags['port-base']);
+const ioModes = flags.io.split(',') as TcpIoMode[];
+/** Off/on pairs per target and round in the PROXY cost test. */
+const ppPairs = Number(flags['pp-pairs'] ?? (flags.quick ? 2 : 4));
+const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const loadBefore = loadAverage();
 
 await checkTools();
 const machine = await versions();
@@ -46,13 +56,20 @@ try {
   stoppers.push(() => backends.stop());
   const direct1 = directTarget(backends.ports);
   const direct2: Target = { ...directTarget(backends.ports), name: 'direct-2c', cores: 2 };
-  const start = async (kind: 'edge' | 'haproxy' | 'nginx', cores: 1 | 2, offset: number): Promise<Target> => {
-    const t = await startTarget(kind, cores, base + offset, backends.ports, dir);
+  const start = async (kind: 'edge' | 'bare' | 'haproxy' | 'nginx', cores: 1 | 2, offset: number, io?: TcpIoMode): Promise<Target> => {
+    const t = await startTarget(kind, cores, base + offset, backends.ports, dir, io);
     stoppers.push(() => t.stop());
     return t;
   };
-  const one = [direct1, await start('edge', 1, 100), await start('haproxy', 1, 200), await start('nginx', 1, 300)];
-  const two = [direct2, await start('edge', 2, 400), await start('haproxy', 2, 500), await start('nginx', 2, 600)];
+  // Port blocks of 10 (each target uses +0 … +6): edges from 100, bare proxies from 300.
+  const each = async (kind: 'edge' | 'bare', cores: 1 | 2, offset: number): Promise<Target[]> => {
+    const list: Target[] = [];
+    for (const [i, io] of ioModes.entries()) list.push(await start(kind, cores, offset + 10 * i, io));
+    return list;
+  };
+  const one = [direct1, ...(await each('edge', 1, 100)), ...(await each('bare', 1, 300)), await start('haproxy', 1, 200), await start('nginx', 1, 250)];
+  const two = [direct2, ...(await each('edge', 2, 400)), await start('haproxy', 2, 500), await start('nginx', 2, 600)];
+  const proxies = one.filter((t) => t.kind !== 'direct' && t.kind !== 'bare');
 
   const step = async (test: string, targets: Target[], measure: (t: Target) => Promise<Record<string, number>>): Promise<void> => {
     if (!wanted(test)) return;
@@ -70,30 +87,28 @@ try {
     await step('conn-1c', one, async (t) => ({ ...(await connectionRate(t, seconds, 32)) }));
     await step('conn-2c', two, async (t) => ({ ...(await connectionRate(t, seconds, 64)) }));
     await step('pingpong-1c', one, async (t) => ({ ...(await pingPong(t, seconds)) }));
-    await step('proxy-v2-1c', one.slice(1), async (t) => {
-      // One backend (bench/tiny-http.ts) takes the header or not, so only the proxy's work differs;
-      // off-on-on-off cancels drift within the round.
-      const off1 = await connectionRate(t, seconds, 32, t.ports.either);
-      const on1 = await connectionRate(t, seconds, 32, t.ports.eitherProxied);
-      const on2 = await connectionRate(t, seconds, 32, t.ports.eitherProxied);
-      const off2 = await connectionRate(t, seconds, 32, t.ports.either);
-      const off = (off1.connPerSec + off2.connPerSec) / 2;
-      const on = (on1.connPerSec + on2.connPerSec) / 2;
-      const cpuOff = (off1.cpuUsPerConn + off2.cpuUsPerConn) / 2;
-      const cpuOn = (on1.cpuUsPerConn + on2.cpuUsPerConn) / 2;
-      return {
-        off,
-        on,
-        cost: 1 - on / off,
-        // The same cost read from the proxy's CPU per connection: steadier than rates.
-        cpuCost: cpuOn / cpuOff - 1,
-        errors: off1.errors + on1.errors + on2.errors + off2.errors,
-      };
-    });
+    if (wanted('proxy-v2-1c')) {
+      // One backend (bench/tiny-http.ts) takes the header or not, so only the proxy's work differs.
+      // Runs alternate off-on-on-off-off-on…: each off/on pair is adjacent in time, so drift on
+      // this shared machine cancels within a pair, and every pair is one sample of the cost.
+      for (const t of proxies) {
+        for (let pair = 0; pair < ppPairs; pair++) {
+          const order = pair % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+          const got: Record<string, Awaited<ReturnType<typeof connectionRate>>> = {};
+          for (const which of order) got[which] = await connectionRate(t, seconds, 32, which === 'on' ? t.ports.eitherProxied : t.ports.either);
+          const off = got.off!;
+          const on = got.on!;
+          const result = { off: off.connPerSec, on: on.connPerSec, cost: 1 - on.connPerSec / off.connPerSec, cpuCost: on.cpuUsPerConn / off.cpuUsPerConn - 1, errors: off.errors + on.errors };
+          for (const [metric, value] of Object.entries(result)) record(samples, `proxy-v2-1c:${metric}`, t.name, value);
+          process.stderr.write(`  proxy-v2-1c ${t.name} pair ${pair + 1}: ${JSON.stringify(result)}\n`);
+        }
+      }
+    }
     if (wanted('idle-1c')) {
       // A fresh process each time: garbage left by the load tests would blur the RSS delta.
-      for (const kind of ['edge', 'haproxy', 'nginx'] as const) {
-        const fresh = await startTarget(kind, 1, base + 800, backends.ports, dir);
+      const kinds = [...ioModes.map((io) => ['edge', io] as const), ['haproxy', undefined] as const, ['nginx', undefined] as const];
+      for (const [kind, io] of kinds) {
+        const fresh = await startTarget(kind, 1, base + 800, backends.ports, dir, io);
         try {
           const result = await idleMemory(fresh, idleCount);
           record(samples, 'idle-1c:bytesPerConnection', fresh.name, result.bytesPerConnection);
@@ -115,7 +130,16 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-const out: string[] = [`## Run: ${new Date().toISOString()}, ${rounds} rounds × ${seconds} s`, '', '```', ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`), '```', ''];
+const loadAfter = loadAverage();
+const out: string[] = [
+  `## Run: ${new Date().toISOString()}, ${rounds} rounds × ${seconds} s`,
+  '',
+  '```',
+  ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`),
+  `load average (1, 5, 15 min): ${loadBefore} before, ${loadAfter} after`,
+  '```',
+  '',
+];
 const show = (key: string, title: string, unit: string, cores: 1 | 2): void => {
   const list = rows(samples, key, cores === 1 ? 'haproxy-1t' : 'haproxy-2t', cores === 1 ? 'direct' : 'direct-2c');
   if (list.length > 0) out.push(table(title, unit, list));
@@ -133,8 +157,12 @@ show('conn-2c:p99ms', 'Connection p99 latency, 2 workers/threads', 'ms', 2);
 show('pingpong-1c:p50us', 'Ping-pong 64 B, sockperf half-RTT p50, 1 core', 'µs', 1);
 show('pingpong-1c:p99us', 'Ping-pong 64 B, p99, 1 core', 'µs', 1);
 show('pingpong-1c:p999us', 'Ping-pong 64 B, p99.9, 1 core', 'µs', 1);
-show('proxy-v2-1c:cost', 'PROXY header cost (1 − on/off conn/s, one backend for both; nginx sends v1), 1 core', 'fraction', 1);
-show('proxy-v2-1c:cpuCost', 'PROXY header cost in proxy CPU per connection (on/off − 1), 1 core', 'fraction', 1);
+const showCost = (key: string, title: string): void => {
+  const list = rows(samples, key, 'haproxy-1t', undefined);
+  if (list.length > 0) out.push(costTable(title, list));
+};
+showCost('proxy-v2-1c:cost', `PROXY header cost in conn/s (1 − on/off, adjacent pairs, ${ppPairs} per round; nginx sends v1), 1 core`);
+showCost('proxy-v2-1c:cpuCost', 'PROXY header cost in proxy CPU per connection (on/off − 1, same pairs), 1 core');
 show('idle-1c:bytesPerConnection', `RSS per idle proxied connection (${idleCount} held)`, 'bytes', 1);
 if (reconfig !== undefined) {
   out.push(

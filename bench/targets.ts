@@ -1,21 +1,25 @@
 // The proxies under test, each started once per run on its own ports with the same topology:
 // frontend base+0 → iperf3, +1 → tiny HTTP, +2 → sockperf, +3 → echo, +4 → tiny HTTP with a PROXY
 // header (v2; nginx 1.22 can only send v1), +5 / +6 → the Node tiny HTTP without / with a header.
-// "direct" has no proxy: its ports are the backends'.
+// The edge runs on either TCP I/O (--io); "bare" is bench/bare-proxy.ts on the same I/O (no PROXY
+// header, so no +4/+6). "direct" has no proxy: its ports are the backends'.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendPorts } from './backends.js';
 import { waitForPorts } from './backends.js';
+import type { TcpIoMode } from '../proxy/tcp-io/tcp-io.js';
 import { NGINX_STREAM_MODULE, processTree, startDaemon, type Daemon } from './tools.js';
 
-export type TargetKind = 'direct' | 'edge' | 'haproxy' | 'nginx';
+export type TargetKind = 'direct' | 'edge' | 'bare' | 'haproxy' | 'nginx';
 
 export interface Target {
-  /** e.g. `edge-1c`, `haproxy-2t`. */
+  /** e.g. `edge-handle-1w`, `bare-socket-1w`, `haproxy-2t`. */
   name: string;
   kind: TargetKind;
+  /** The TCP I/O of an edge or bare proxy. */
+  io?: TcpIoMode;
   /** 1 = pinned to CPU1; 2 = two workers/threads, unpinned. */
   cores: 1 | 2;
   ports: BackendPorts & { httpProxied: number };
@@ -25,6 +29,7 @@ export interface Target {
 }
 
 const PIER_BIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const BARE_BIN = fileURLToPath(new URL('./bare-proxy.js', import.meta.url));
 export const PROXY_CPU = '1';
 
 export function directTarget(backends: BackendPorts): Target {
@@ -35,8 +40,9 @@ function frontends(base: number): BackendPorts {
   return { iperf: base, http: base + 1, sockperf: base + 2, echo: base + 3, httpProxied: base + 4, either: base + 5, eitherProxied: base + 6 };
 }
 
-export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 | 2, base: number, backends: BackendPorts, dir: string, extraEdgeArgs: string[] = []): Promise<Target> {
-  const name = `${kind}-${cores}${kind === 'haproxy' ? 't' : 'w'}`;
+export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 | 2, base: number, backends: BackendPorts, dir: string, io: TcpIoMode = 'handle'): Promise<Target> {
+  const withIo = kind === 'edge' || kind === 'bare';
+  const name = `${kind}${withIo ? `-${io}` : ''}-${cores}${kind === 'haproxy' ? 't' : 'w'}`;
   const work = join(dir, name);
   await mkdir(work, { recursive: true });
   const fe = frontends(base);
@@ -54,8 +60,12 @@ export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 
   if (kind === 'edge') {
     const file = join(work, 'edge.json');
     await writeFile(file, JSON.stringify(edgeSnapshot(1, pairs)));
-    const args = [PIER_BIN, 'edge', '--config', file, '--workers', String(cores), '--admin-listen', '127.0.0.1:0', '--data-dir', join(work, 'data'), ...extraEdgeArgs];
+    const args = [PIER_BIN, 'edge', '--io', io, '--config', file, '--workers', String(cores), '--admin-listen', '127.0.0.1:0', '--data-dir', join(work, 'data')];
     daemon = startDaemon(process.execPath, args, { ...(cpu === undefined ? {} : { cpu }), env: { ...process.env, PIER_LOG_LEVEL: 'warn' } });
+  } else if (kind === 'bare') {
+    if (cores !== 1) throw new Error('the bare proxy runs on one core only');
+    const plain = pairs.filter(([, , pp]) => pp === 'none').map(([listen, backend]) => `${listen}:${backend}`);
+    daemon = startDaemon(process.execPath, [BARE_BIN, '--io', io, ...plain], { ...(cpu === undefined ? {} : { cpu }) });
   } else if (kind === 'haproxy') {
     const cfg = join(work, 'haproxy.cfg');
     await writeFile(cfg, haproxyConfig(cores, pairs));
@@ -68,7 +78,7 @@ export async function startTarget(kind: Exclude<TargetKind, 'direct'>, cores: 1 
   }
   await waitForPorts([fe.http, fe.echo], [daemon]);
   const root = daemon.child.pid as number;
-  return { name, kind, cores, ports: fe, pids: () => processTree(root), stop: () => daemon.stop() };
+  return { name, kind, ...(withIo ? { io } : {}), cores, ports: fe, pids: () => processTree(root), stop: () => daemon.stop() };
 }
 
 export function edgeSnapshot(version: number, pairs: [number, number, 'none' | 'v2'][]): object {

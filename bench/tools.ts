@@ -105,19 +105,20 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-/** utime + stime of the tree, in seconds. */
+/**
+ * CPU time of the tree, in seconds: the scheduler's nanosecond count per thread
+ * (/proc/PID/task/TID/schedstat), where /proc/PID/stat's utime + stime only has 10 ms ticks.
+ */
 export function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+  let ns = 0;
   for (const pid of pids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
     } catch {
-      // Gone.
+      // Gone (or a thread exited while we looked).
     }
   }
-  return ticks / 100;
+  return ns / 1e9;
 }
 
 /** Resident set size of the tree, in bytes. */

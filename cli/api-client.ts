@@ -1,10 +1,10 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
+import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
 import { openExecSocket, type ExecSocket } from './exec-socket.js';
-import { readSse } from './sse-reader.js';
 
 export interface DeployRequest {
   manifest: string;
@@ -124,7 +124,8 @@ export class ApiClient {
       await this.parse(res);
       return;
     }
-    for await (const msg of readSse(res.body)) {
+    const messages = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+    for await (const msg of messages as unknown as AsyncIterable<EventSourceMessage>) {
       if (msg.event === 'ping') continue;
       yield JSON.parse(msg.data) as EventView;
     }

@@ -3,12 +3,12 @@
 // and allow lists and connection limits to the real client address. Refusal = close at once,
 // counted (edge-metrics.ts) and logged (connection-log.ts).
 
-import { startConnection, type ConnectionOptions, type ConnectionOrigin } from './connection.js';
+import { Connection, type ConnectionOptions, type ConnectionOrigin } from './connection.js';
 import type { RefusalReason } from './edge-metrics.js';
 import type { Listener } from './listener.js';
 import { Preamble, type PreambleOptions, type PreambleSink } from './preamble.js';
 import type { ListenerRoute, Route } from './route-table.js';
-import { closeHandle, remoteAddressOfHandle, type TcpHandle } from './tcp-handle.js';
+import type { TcpHandle } from './tcp-io/tcp-io.js';
 
 export type AdmissionOptions = ConnectionOptions & PreambleOptions;
 
@@ -18,14 +18,14 @@ export class Admission implements PreambleSink {
   accept(socket: TcpHandle, listener: Listener, route: ListenerRoute | undefined): void {
     listener.stats.total++;
     if (route === undefined) {
-      closeHandle(socket);
+      socket.close();
       return;
     }
-    const source = remoteAddressOfHandle(socket);
+    const source = socket.remoteAddress();
     const destination = listener.destinationOf(socket);
     if (source === null || destination === null) {
       // The client reset before we got to it: no address to check lists or limits against.
-      closeHandle(socket);
+      socket.close();
       return;
     }
     const startedAt = Date.now();
@@ -86,7 +86,7 @@ export class Admission implements PreambleSink {
     if (reason === null) {
       const backend = route.balancer.pick(undefined, this.options.sweeper.now);
       if (backend !== undefined) {
-        startConnection(socket, route, backend, origin, this.options);
+        Connection.start(socket, route, backend, origin, this.options);
         return;
       }
       reason = 'no-backend';
@@ -96,7 +96,7 @@ export class Admission implements PreambleSink {
   }
 
   private refuse(socket: TcpHandle, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {
-    closeHandle(socket);
+    socket.close();
     if (!this.options.connectionLog.wants(`refused-${reason}`)) return;
     this.options.connectionLog.closed({
       client: origin.source,

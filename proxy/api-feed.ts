@@ -1,8 +1,9 @@
 // Follows the API's edge config feed (`GET /v1/edge/watch`, server-sent events): hands each
 // snapshot on, reconnects with backoff, and treats a silent stream (no ping) as dead.
 
-import type { Logger } from 'pino';
 import { setTimeout as delay } from 'node:timers/promises';
+import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
+import type { Logger } from 'pino';
 
 export interface ApiFeedOptions {
   /** The API's base URL, e.g. http://127.0.0.1:7700 (a trailing /v1 is accepted). */
@@ -60,7 +61,10 @@ async function connectOnce(url: string, options: ApiFeedOptions): Promise<number
       throw new Error(`${url} answered ${res.status}: ${body.slice(0, 200)}`);
     }
     options.log.info({ url }, 'edge feed connected');
-    for await (const message of readEvents(res.body, touch)) {
+    const messages = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+    // Every message (the API pings every 15 s) proves the stream alive.
+    for await (const message of messages as unknown as AsyncIterable<EventSourceMessage>) {
+      touch();
       if (message.event !== 'config') continue;
       let snapshot: unknown;
       try {
@@ -82,42 +86,5 @@ async function connectOnce(url: string, options: ApiFeedOptions): Promise<number
     throw err;
   } finally {
     clearTimeout(idleTimer);
-  }
-}
-
-interface SseEvent {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
-
-/** A minimal text/event-stream reader (fields id, event, data; comments skipped). */
-async function* readEvents(body: ReadableStream<Uint8Array>, onBytes: () => void): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let id: string | undefined;
-  let event: string | undefined;
-  let data: string[] = [];
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    onBytes();
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl).replace(/\r$/, '');
-      buffer = buffer.slice(nl + 1);
-      if (line === '') {
-        if (data.length > 0 || event !== undefined) yield { id, event: event ?? 'message', data: data.join('\n') };
-        event = undefined;
-        data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'data') data.push(value);
-      else if (field === 'event') event = value;
-      else if (field === 'id') id = value;
-    }
   }
 }

@@ -1,6 +1,8 @@
-// One proxied TCP connection: a flat object holding both handles (tcp-handle.ts), the owner of
-// both handles' events. Until the backend accepts, the client's bytes are kept so a refused or
-// timed-out connect can be retried on another backend without losing any of them.
+// One proxied TCP connection: a flat object holding both handles (tcp-io/) and owning both
+// handles' events. Its life cycle is its own: connecting (client bytes held, so a refused or
+// timed-out connect can be retried on another backend without losing any) → greeting (connected;
+// the PROXY header waits for the client's first bytes until the end of this event-loop turn) →
+// open (bytes spliced both ways) → finishing (both FINs seen) → done.
 
 import type { Logger } from 'pino';
 import type { Backend, BackendConnection, EjectionPolicy } from './backend.js';
@@ -8,22 +10,13 @@ import type { ConnectionLog, EndReason } from './connection-log.js';
 import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { buildProxyHeader, nextUniqueId } from './proxy-header.js';
+import { awaitEndOfTurn, type TurnWaiter } from './end-of-turn.js';
 import type { Route } from './route-table.js';
-import {
-  adoptHandle,
-  closeHandle,
-  connectHandle,
-  errorName,
-  newTcpHandle,
-  shutdownHandle,
-  writeHandle,
-  writevHandle,
-  type HandleOwner,
-  type TcpHandle,
-} from './tcp-handle.js';
+import type { HandleOwner, TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
 
 /** Shared by every connection of one edge. */
 export interface ConnectionOptions {
+  io: TcpIo;
   connectTimeoutMs: number;
   /** Backends tried per connection, each at most once. */
   maxConnectAttempts: number;
@@ -48,94 +41,76 @@ export interface ConnectionOrigin {
   startedAt: number;
 }
 
+type Phase = 'connecting' | 'greeting' | 'open' | 'finishing' | 'done';
+
 // Errors that mean "this backend did not take the connection": safe to try another one.
 const RETRYABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** Client bytes held while connecting before the client is asked to wait (it is not read further). */
 const REPLAY_LIMIT = 64 * 1024;
+/** Held bytes up to this size are copied behind the PROXY header into one buffer; more go by writev. */
+const COPY_BEHIND_HEADER = 4 * 1024;
 
-/** Proxies `client` to `backend` of `route`; the caller has admitted it and picked the backend. */
-export function startConnection(
-  client: TcpHandle,
-  route: Route,
-  backend: Backend,
-  origin: ConnectionOrigin,
-  options: ConnectionOptions,
-): Connection {
-  const uniqueId = route.tlvUniqueId ? nextUniqueId() : null;
-  const header = buildProxyHeader(
-    route.endpoint.proxyProtocol,
-    origin.source,
-    origin.destination,
-    route.tlvAuthority || uniqueId !== null || route.tlvCrc32c
-      ? { authority: route.tlvAuthority ? origin.serverName : null, uniqueId, crc32c: route.tlvCrc32c }
-      : undefined,
-  );
-  const connection = new Connection(client, route, header, origin, uniqueId, options);
-  route.stats.active++;
-  route.stats.total++;
-  if (route.endpoint.maxConnectionsPerClient !== undefined) {
-    const perClient = route.stats.perClient;
-    connection.clientKey = origin.source.address;
-    perClient.set(connection.clientKey, (perClient.get(connection.clientKey) ?? 0) + 1);
-  }
-  if (origin.initial !== null) {
-    connection.replay!.push(origin.initial);
-    connection.replayBytes = origin.initial.length;
-    connection.bytesIn += origin.initial.length;
-    route.stats.bytesIn += origin.initial.length;
-  }
-  options.sweeper.add(connection);
-  adoptHandle(client, connection);
-  connection.connect(backend);
-  client.readStart();
-  return connection;
-}
-
-export class Connection implements BackendConnection, Sweepable, HandleOwner {
+export class Connection implements BackendConnection, Sweepable, HandleOwner, TurnWaiter {
+  private phase: Phase = 'connecting';
   /** Null once closed. */
-  client: TcpHandle | null;
+  private client: TcpHandle | null;
   /** The handle connected or connecting to `backend`; null before, between attempts and once closed. */
-  backendHandle: TcpHandle | null = null;
-  backend: Backend | null = null;
-  /** Client bytes read while the backend connect is in flight; null once connected. */
-  replay: Buffer[] | null = [];
-  replayBytes = 0;
-  tried: Backend[] | null = null;
-  connected = false;
-  clientEnded = false;
-  backendEnded = false;
-  /** Both FINs seen: each handle closes once what it still has queued is written. */
-  finishing = false;
-  bytesIn = 0;
-  bytesOut = 0;
+  private backendHandle: TcpHandle | null = null;
+  private backend: Backend | null = null;
+  /** Client bytes not yet sent to a backend: the first chunk, then any later ones. */
+  private held: Buffer | null = null;
+  private heldMore: Buffer[] | null = null;
+  private heldBytes = 0;
+  private tried: Backend[] | null = null;
+  private clientEnded = false;
+  private backendEnded = false;
+  private bytesIn = 0;
+  private bytesOut = 0;
   /** The sweeper's clock at the last byte or FIN. */
-  lastActivity: number;
-  connectDeadline = 0;
+  private lastActivity: number;
+  private connectDeadline = 0;
   /** Set when the client is counted against maxConnectionsPerClient. */
-  clientKey: string | null = null;
-  firstFin: 'client-fin' | 'backend-fin' | null = null;
-  endReason: EndReason | null = null;
-  detail: string | undefined = undefined;
-  done = false;
-  readonly idleTimeoutMs: number;
+  private readonly clientKey: string | null = null;
+  private readonly uniqueId: Buffer | null;
+  private readonly idleTimeoutMs: number;
+  private firstFin: 'client-fin' | 'backend-fin' | null = null;
+  private endReason: EndReason | null = null;
+  private detail: string | undefined = undefined;
 
-  constructor(
+  /** Proxies `client` to `backend` of `route`; the caller has admitted it and picked the backend. */
+  static start(client: TcpHandle, route: Route, backend: Backend, origin: ConnectionOrigin, options: ConnectionOptions): Connection {
+    const connection = new Connection(client, route, origin, options);
+    options.sweeper.add(connection);
+    client.owner = connection;
+    connection.connect(backend);
+    client.readStart();
+    return connection;
+  }
+
+  private constructor(
     client: TcpHandle,
-    readonly route: Route,
-    readonly header: Buffer | null,
-    readonly origin: ConnectionOrigin,
-    readonly uniqueId: Buffer | null,
-    readonly options: ConnectionOptions,
+    private readonly route: Route,
+    private readonly origin: ConnectionOrigin,
+    private readonly options: ConnectionOptions,
   ) {
     this.client = client;
     this.lastActivity = options.sweeper.now;
     this.idleTimeoutMs = route.endpoint.idleTimeoutMs ?? 0;
+    this.uniqueId = route.tlvUniqueId ? nextUniqueId() : null;
+    const stats = route.stats;
+    stats.active++;
+    stats.total++;
+    if (route.endpoint.maxConnectionsPerClient !== undefined) {
+      this.clientKey = origin.source.address;
+      stats.perClient.set(this.clientKey, (stats.perClient.get(this.clientKey) ?? 0) + 1);
+    }
+    if (origin.initial !== null) this.hold(origin.initial);
   }
 
-  /** Once connected, client and backend bytes are written on at once (see HandleOwner.onData). */
+  /** Once open, client and backend bytes are written on at once (see HandleOwner.onData). */
   get borrows(): boolean {
-    return this.replay === null;
+    return this.phase === 'open' || this.phase === 'finishing';
   }
 
   /** Cuts both sides now. */
@@ -147,14 +122,14 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
   }
 
   sweep(now: number): void {
-    if (!this.connected) {
+    if (this.phase === 'connecting') {
       if (this.backendHandle !== null && now >= this.connectDeadline) this.failover('ETIMEDOUT');
       return;
     }
     // Stamps come from a clock up to one tick stale: add a tick so nothing closes early.
     const idle = now - this.lastActivity - this.options.sweeper.tickMs;
     // One FIN seen, or both and a side still not taking the bytes it is owed.
-    if ((this.clientEnded !== this.backendEnded || this.finishing) && idle >= this.options.finTimeoutMs) {
+    if ((this.clientEnded !== this.backendEnded || this.phase === 'finishing') && idle >= this.options.finTimeoutMs) {
       this.destroy('fin-timeout');
     } else if (this.idleTimeoutMs > 0 && idle >= this.idleTimeoutMs) {
       this.route.stats.idleTimeouts++;
@@ -162,42 +137,153 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     }
   }
 
-  connect(backend: Backend): void {
-    this.backend = backend;
-    backend.acquire(this);
-    const handle = newTcpHandle(this);
-    this.backendHandle = handle;
-    const sweeper = this.options.sweeper;
-    // The sweeper's clock may be a tick old: add one so the timeout is never cut short.
-    this.connectDeadline = sweeper.now + this.options.connectTimeoutMs + sweeper.tickMs;
-    connectHandle(handle, backend.address, backend.port, onBackendConnect);
-  }
-
-  connected_(): void {
-    const handle = this.backendHandle!;
-    const backend = this.backend!;
-    this.connected = true;
-    backend.connectSucceeded();
-    this.lastActivity = this.options.sweeper.now;
-    // The header and every client byte read meanwhile leave in one writev, header first. Without
-    // client bytes by then, the header goes alone (server-first protocols).
-    const replay = this.replay!;
-    for (const chunk of replay) backend.bytesIn += chunk.length;
-    const chunks = this.header === null ? replay : [this.header, ...replay];
-    this.replay = null;
-    this.tried = null;
-    const flushed = chunks.length === 0 || writevHandle(handle, chunks);
-    if (this.clientEnded) shutdownHandle(handle);
-    handle.readStart();
-    const client = this.client;
-    if (flushed && client !== null && client.paused === true) {
-      client.paused = false;
-      client.readStart();
+  /** The backend connect ended: `error` null when it succeeded. */
+  connectDone(handle: TcpHandle, error: string | null): void {
+    if (handle !== this.backendHandle) return; // an attempt given up on (timeout, client gone)
+    if (error === null) {
+      this.connected(handle);
+    } else if (RETRYABLE.has(error)) {
+      this.failover(error);
+    } else {
+      // Not the backend's fault (EADDRNOTAVAIL: no local port left ...): counted, not held against it.
+      this.route.stats.connectErrors++;
+      this.fail('error', `backend ${error}`);
     }
   }
 
+  /** The greeting turn is over and the client sent nothing: the PROXY header goes alone. */
+  turnEnded(): void {
+    if (this.phase === 'greeting') this.sendHeld();
+  }
+
+  onData(handle: TcpHandle, buf: Buffer): void {
+    const n = buf.length;
+    this.lastActivity = this.options.sweeper.now;
+    const stats = this.route.stats;
+    if (handle === this.client) {
+      this.bytesIn += n;
+      stats.bytesIn += n;
+      if (this.phase === 'connecting' || this.phase === 'greeting') {
+        this.hold(buf);
+        if (this.phase === 'greeting') this.sendHeld();
+        else if (this.heldBytes >= REPLAY_LIMIT) handle.pause();
+        return;
+      }
+      this.backend!.bytesIn += n;
+      if (!this.backendHandle!.write(buf)) handle.pause();
+    } else {
+      this.bytesOut += n;
+      stats.bytesOut += n;
+      this.backend!.bytesOut += n;
+      if (!this.client!.write(buf)) handle.pause();
+    }
+  }
+
+  onEnd(handle: TcpHandle): void {
+    this.lastActivity = this.options.sweeper.now;
+    if (handle === this.client) {
+      this.clientEnded = true;
+      this.firstFin ??= 'client-fin';
+      if (this.backendEnded) this.finish();
+      else if (this.phase === 'greeting') this.sendHeld();
+      else if (this.phase === 'open') this.backendHandle!.shutdown();
+    } else {
+      this.backendEnded = true;
+      this.firstFin ??= 'backend-fin';
+      if (this.clientEnded) this.finish();
+      else this.client!.shutdown();
+    }
+  }
+
+  onError(handle: TcpHandle, code: string): void {
+    this.fail('error', `${handle === this.client ? 'client' : 'backend'} ${code}`);
+  }
+
+  /** Everything queued toward `handle` is written: read again from the other side, or close. */
+  onFlushed(handle: TcpHandle): void {
+    // Bytes moving toward a slow reader count as activity (the FIN timeout must not cut them).
+    this.lastActivity = this.options.sweeper.now;
+    if (this.phase === 'finishing') {
+      if (handle === this.client) this.closeClient();
+      else this.closeBackend();
+      if (this.client === null && this.backendHandle === null) this.finished();
+      return;
+    }
+    const other = handle === this.client ? this.backendHandle : this.client;
+    if (other !== null && other.paused) other.readStart();
+  }
+
+  private connect(backend: Backend): void {
+    this.backend = backend;
+    backend.acquire(this);
+    const sweeper = this.options.sweeper;
+    // The sweeper's clock may be a tick old: add one so the timeout is never cut short.
+    this.connectDeadline = sweeper.now + this.options.connectTimeoutMs + sweeper.tickMs;
+    this.backendHandle = this.options.io.connect(this, backend.address, backend.port, onConnectDone);
+  }
+
+  private connected(handle: TcpHandle): void {
+    this.backend!.connectSucceeded();
+    this.tried = null;
+    this.lastActivity = this.options.sweeper.now;
+    handle.readStart();
+    if (this.route.endpoint.proxyProtocol !== 'none' && this.held === null && !this.clientEnded) {
+      // Wait for the client's first bytes until the end of this loop turn (they often arrive in
+      // the same poll), so header and bytes leave in one write; else the header goes alone, in
+      // time for server-first protocols (SMTP, MySQL).
+      this.phase = 'greeting';
+      awaitEndOfTurn(this);
+      return;
+    }
+    this.sendHeld();
+  }
+
+  /** Sends the PROXY header and every client byte held, in one write, header first; then open. */
+  private sendHeld(): void {
+    const handle = this.backendHandle!;
+    const backend = this.backend!;
+    const first = this.held;
+    const more = this.heldMore;
+    this.phase = 'open';
+    this.held = null;
+    this.heldMore = null;
+    backend.bytesIn += this.heldBytes;
+    this.heldBytes = 0;
+    const proxied = this.route.endpoint.proxyProtocol !== 'none';
+    let flushed: boolean;
+    if (more === null && (!proxied || first === null || first.length <= COPY_BEHIND_HEADER)) {
+      // The common case: one buffer, the header with the client's first bytes copied in behind it.
+      const out = proxied ? this.header(first) : first;
+      flushed = out === null || handle.write(out);
+    } else {
+      const chunks: Buffer[] = [];
+      const header = this.header(null);
+      if (header !== null) chunks.push(header);
+      if (first !== null) chunks.push(first);
+      if (more !== null) chunks.push(...more);
+      flushed = chunks.length === 0 || handle.writev(chunks);
+    }
+    if (this.clientEnded) handle.shutdown();
+    const client = this.client;
+    if (flushed && client !== null && client.paused) client.readStart();
+  }
+
+  /** The outbound PROXY header (null for none), with `payload` copied in behind it. */
+  private header(payload: Buffer | null): Buffer | null {
+    const route = this.route;
+    const origin = this.origin;
+    const withTlvs = route.tlvAuthority || this.uniqueId !== null || route.tlvCrc32c;
+    return buildProxyHeader(
+      route.endpoint.proxyProtocol,
+      origin.source,
+      origin.destination,
+      withTlvs ? { authority: route.tlvAuthority ? origin.serverName : null, uniqueId: this.uniqueId, crc32c: route.tlvCrc32c } : undefined,
+      payload,
+    );
+  }
+
   /** The backend did not accept: try the next one, or close the client when none is left. */
-  failover(code: string): void {
+  private failover(code: string): void {
     const backend = this.backend!;
     const now = this.options.sweeper.now;
     this.closeBackend();
@@ -216,78 +302,27 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
       this.connect(next);
       return;
     }
-    this.endReason ??= 'connect-failed';
-    this.detail = code;
-    this.destroy();
+    this.fail('connect-failed', code);
   }
 
-  onData(handle: TcpHandle, buf: Buffer): void {
-    const n = buf.length;
-    this.lastActivity = this.options.sweeper.now;
-    const stats = this.route.stats;
-    if (handle === this.client) {
-      this.bytesIn += n;
-      stats.bytesIn += n;
-      const replay = this.replay;
-      if (replay !== null) {
-        replay.push(buf);
-        this.replayBytes += n;
-        if (this.replayBytes >= REPLAY_LIMIT) pause(handle);
-        return;
-      }
-      this.backend!.bytesIn += n;
-      if (!writeHandle(this.backendHandle!, buf)) pause(handle);
-    } else {
-      this.bytesOut += n;
-      stats.bytesOut += n;
-      this.backend!.bytesOut += n;
-      if (!writeHandle(this.client!, buf)) pause(handle);
-    }
+  private hold(buf: Buffer): void {
+    if (this.held === null) this.held = buf;
+    else (this.heldMore ??= []).push(buf);
+    this.heldBytes += buf.length;
   }
 
-  onEnd(handle: TcpHandle): void {
-    this.lastActivity = this.options.sweeper.now;
-    if (handle === this.client) {
-      this.clientEnded = true;
-      this.firstFin ??= 'client-fin';
-      if (this.backendEnded) this.finish();
-      else if (this.connected) shutdownHandle(this.backendHandle!);
-    } else {
-      this.backendEnded = true;
-      this.firstFin ??= 'backend-fin';
-      if (this.clientEnded) this.finish();
-      else shutdownHandle(this.client!);
-    }
-  }
-
-  onError(handle: TcpHandle, code: string): void {
+  /** Ends the connection for `reason` (the first reason given is the one logged). */
+  private fail(reason: EndReason, detail: string): void {
     if (this.endReason === null) {
-      this.endReason = 'error';
-      this.detail = `${handle === this.client ? 'client' : 'backend'} ${code}`;
+      this.endReason = reason;
+      this.detail = detail;
     }
     this.destroy();
-  }
-
-  /** Everything queued toward `handle` is written: read again from the other side, or close. */
-  onFlushed(handle: TcpHandle): void {
-    // Bytes moving toward a slow reader count as activity (the FIN timeout must not cut them).
-    this.lastActivity = this.options.sweeper.now;
-    if (this.finishing) {
-      if (handle === this.client) this.closeClient();
-      else this.closeBackend();
-      if (this.client === null && this.backendHandle === null) this.finished();
-      return;
-    }
-    const other = handle === this.client ? this.backendHandle : this.client;
-    if (other !== null && other.paused === true) {
-      other.paused = false;
-      other.readStart();
-    }
   }
 
   /** Both FINs seen: close each side once what we still owe it is written (saves a shutdown). */
   private finish(): void {
-    this.finishing = true;
+    this.phase = 'finishing';
     if (this.client !== null && this.client.writeQueueSize === 0) this.closeClient();
     if (this.backendHandle !== null && this.backendHandle.writeQueueSize === 0) this.closeBackend();
     if (this.client === null && this.backendHandle === null) this.finished();
@@ -298,19 +333,21 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
     if (client === null) return;
     this.client = null;
     // The backend may still be writing bytes that sit in the client's read buffer.
-    closeHandle(client, this.backendHandle !== null && this.backendHandle.writeQueueSize > 0);
+    client.close(this.backendHandle !== null && this.backendHandle.writeQueueSize > 0);
   }
 
   private closeBackend(): void {
     const handle = this.backendHandle;
     if (handle === null) return;
     this.backendHandle = null;
-    closeHandle(handle, this.client !== null && this.client.writeQueueSize > 0);
+    handle.close(this.client !== null && this.client.writeQueueSize > 0);
   }
 
   private finished(): void {
-    if (this.done) return;
-    this.done = true;
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    this.held = null;
+    this.heldMore = null;
     const backend = this.backend;
     backend?.release(this);
     this.backend = null;
@@ -341,28 +378,7 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner {
   }
 }
 
-/** Stops reading `handle` until what it sent the other side is written (onFlushed resumes it). */
-function pause(handle: TcpHandle): void {
-  if (handle.paused === true) return;
-  handle.paused = true;
-  handle.readStop();
-}
-
-function onBackendConnect(handle: TcpHandle, status: number): void {
-  const c = handle.owner as Connection | undefined;
-  if (c === undefined || c.backendHandle !== handle) return; // closed meanwhile (timeout, client gone)
-  if (status === 0) {
-    c.connected_();
-    return;
-  }
-  const code = errorName(status);
-  if (RETRYABLE.has(code)) {
-    c.failover(code);
-    return;
-  }
-  // Not the backend's fault (EADDRNOTAVAIL: no local port left ...): counted, not held against it.
-  c.route.stats.connectErrors++;
-  c.endReason ??= 'error';
-  c.detail = `backend ${code}`;
-  c.destroy();
+function onConnectDone(handle: TcpHandle, error: string | null): void {
+  // Unowned: the connection closed this handle meanwhile.
+  (handle.owner as Connection | undefined)?.connectDone(handle, error);
 }

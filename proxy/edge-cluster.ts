@@ -93,7 +93,8 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
     });
 
   const fork = (slot: Slot): void => {
-    const env = { [WORKER_OPTIONS_ENV]: JSON.stringify({ drainTimeoutMs: options.drainTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logLevel: options.logLevel }) };
+    const workerOptions = { drainTimeoutMs: options.drainTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logLevel: options.logLevel, io: options.io.mode };
+    const env = { [WORKER_OPTIONS_ENV]: JSON.stringify(workerOptions) };
     const worker = cluster.fork(env);
     slot.worker = worker;
     slot.ready = false;

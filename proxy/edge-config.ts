@@ -1,63 +1,152 @@
 // The edge's configuration: an immutable, versioned snapshot of what to listen on and where to
-// send connections. The API builds it; the edge validates it whole and swaps it in one step.
-// Every field after the first five of EndpointConfig is optional: absent means "off" (docs/edge.md).
+// send connections. The API builds it; the edge checks it whole with `edgeConfigSchema` (which
+// also gives the types below) and swaps it in one step. Every endpoint field after `backends` is
+// optional: absent means "off" (docs/edge.md). Messages are sentence tails; validate-edge-config.ts
+// prefixes each with where it is.
 
-export type ProxyProtocolMode = 'none' | 'v1' | 'v2';
+import net from 'node:net';
+import { z } from 'zod';
+import { parseCidr } from './cidr-list.js';
+import { checkSharedListeners } from './listener-sharing.js';
+import { listenerKey, normalizeIp } from './peer-address.js';
 
+const quote = (value: unknown): string => JSON.stringify(value) ?? String(value);
+
+const port = z.custom<number>((v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535, {
+  error: (issue) => `has port ${quote(issue.input)}, which is not in 1-65535`,
+});
+
+/** An IPv4 or IPv6 literal, no brackets, not IPv4-mapped. */
+const ipLiteral = z
+  .custom<string>((v) => typeof v === 'string' && net.isIP(v) !== 0, {
+    error: (issue) => `has address ${quote(issue.input)}, which is not an IPv4 or IPv6 literal`,
+    abort: true,
+  })
+  .refine((a) => !a.includes(':') || normalizeIp(a) === a, {
+    error: (issue) => `has IPv4-mapped address ${String(issue.input)}: write it as ${normalizeIp(String(issue.input))}`,
+  });
+
+const cidrList = (field: string, listError: string) =>
+  z.array(z.string({ error: `${field}: every entry must be a string` }), { error: listError }).superRefine((list, ctx) => {
+    for (const entry of list) {
+      const range = parseCidr(entry);
+      if (typeof range === 'string') return void ctx.addIssue({ code: 'custom', message: `${field}: ${range}` });
+    }
+  });
+
+const positiveInteger = (field: string) =>
+  z.custom<number>((v) => Number.isSafeInteger(v) && (v as number) >= 1, {
+    error: (issue) => `${field} must be a positive integer, got ${quote(issue.input)}`,
+  });
+
+export const proxyProtocolModeSchema = z.enum(['none', 'v1', 'v2'], { error: 'proxyProtocol must be one of none, v1, v2' });
+const tlvsError = 'proxyProtocolTlvs must be a list of authority, unique-id, crc32c';
+
+export const bindAddressSchema = z.object(
+  {
+    /** An IPv4 or IPv6 literal (no brackets). */
+    address: ipLiteral,
+    port,
+  },
+  { error: 'must be an object with address and port' },
+);
+
+export const backendConfigSchema = z.object(
+  {
+    /** Stable id (the instance id); used to keep connection counts and drain across snapshots. */
+    id: z.string().min(1),
+    address: ipLiteral,
+    port,
+  },
+  { error: 'needs a non-empty id' },
+);
+
+export const endpointConfigSchema = z
+  .object(
+    {
+      /** Stable id, e.g. `echo/9000`. */
+      id: z.string({ error: 'needs a non-empty id' }).min(1, { error: 'needs a non-empty id' }),
+      /** The app that owns the endpoint, for logs and metrics. */
+      app: z.string({ error: 'app must be a string' }),
+      /** PROXY protocol header sent to the backend before the client's bytes. */
+      proxyProtocol: proxyProtocolModeSchema,
+      bind: z.array(bindAddressSchema, { error: 'bind must be an array' }),
+      backends: z.array(backendConfigSchema, { error: 'backends must be an array' }),
+      /** TLVs added to a v2 header: AUTHORITY (the SNI name, when known), UNIQUE_ID, CRC32C. */
+      proxyProtocolTlvs: z.array(z.enum(['authority', 'unique-id', 'crc32c'], { error: tlvsError }), { error: tlvsError }).optional(),
+      /** The listeners of this endpoint require a PROXY v1/v2 header, and only from these sources. */
+      acceptProxyProtocol: z
+        .object(
+          {
+            /** CIDRs (or bare addresses) of the proxies allowed to connect; everyone else is refused. */
+            trustedCidrs: cidrList('acceptProxyProtocol.trustedCidrs', 'acceptProxyProtocol needs a non-empty trustedCidrs list').refine((l) => l.length > 0, {
+              error: 'acceptProxyProtocol needs a non-empty trustedCidrs list',
+            }),
+          },
+          { error: 'acceptProxyProtocol needs a non-empty trustedCidrs list' },
+        )
+        .optional(),
+      /** 'passthrough': route by the ClientHello's server name without terminating TLS. */
+      tls: z.enum(['none', 'passthrough'], { error: 'tls must be none or passthrough' }).optional(),
+      /** Server names (exact, or `*.example.com` for one label) this passthrough endpoint serves. */
+      sni: z.array(z.string({ error: 'sni must be a list of host names' }), { error: 'sni must be a list of host names' }).optional(),
+      /** This passthrough endpoint takes hellos without a name or with a name nobody claims. */
+      sniDefault: z.boolean({ error: 'sniDefault must be true or false' }).optional(),
+      /** Client CIDRs served; empty or absent: everyone (minus `deny`). */
+      allow: cidrList('allow', 'allow must be a list of CIDRs').optional(),
+      /** Client CIDRs refused; wins over `allow`. */
+      deny: cidrList('deny', 'deny must be a list of CIDRs').optional(),
+      /** Concurrent client connections to this endpoint; more are closed at once. */
+      maxConnections: positiveInteger('maxConnections').optional(),
+      /** Concurrent connections from one client address to this endpoint. */
+      maxConnectionsPerClient: positiveInteger('maxConnectionsPerClient').optional(),
+      /** Close a connection when neither side sent a byte for this long. */
+      idleTimeoutMs: positiveInteger('idleTimeoutMs').optional(),
+    },
+    { error: 'must be an object' },
+  )
+  .superRefine((e, ctx) => {
+    const problem = (message: string): void => ctx.addIssue({ code: 'custom', message });
+    if ((e.proxyProtocolTlvs ?? []).length > 0 && e.proxyProtocol !== 'v2') problem('proxyProtocolTlvs needs proxyProtocol v2');
+    if (e.tls !== 'passthrough' && (e.sni !== undefined || e.sniDefault !== undefined)) problem('sni and sniDefault need tls: passthrough');
+    const keys = new Set<string>();
+    for (const b of e.bind) {
+      const key = listenerKey(b.address, b.port);
+      if (keys.has(key)) problem(`binds ${key} twice`);
+      keys.add(key);
+    }
+    const ids = new Set<string>();
+    for (const b of e.backends) {
+      if (ids.has(b.id)) problem(`backend id "${b.id}" appears twice`);
+      ids.add(b.id);
+    }
+  });
+
+export const edgeConfigSchema = z
+  .object(
+    {
+      /** Increases with every change; the edge ignores a snapshot older than the one it serves. */
+      version: z.custom<number>((v) => Number.isSafeInteger(v) && (v as number) >= 0, { error: 'version must be a non-negative integer' }),
+      endpoints: z.array(endpointConfigSchema, { error: 'endpoints must be an array' }),
+    },
+    { error: 'the snapshot must be an object' },
+  )
+  .superRefine((config, ctx) => {
+    const ids = new Set<string>();
+    for (const e of config.endpoints) {
+      if (ids.has(e.id)) ctx.addIssue({ code: 'custom', message: `endpoint id "${e.id}" appears twice` });
+      ids.add(e.id);
+    }
+    // An address:port belongs to one endpoint, except TLS passthrough endpoints with distinct names.
+    const problem = checkSharedListeners(config.endpoints);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+export type ProxyProtocolMode = z.infer<typeof proxyProtocolModeSchema>;
+export type BindAddress = z.infer<typeof bindAddressSchema>;
+export type BackendConfig = z.infer<typeof backendConfigSchema>;
+export type EndpointConfig = z.infer<typeof endpointConfigSchema>;
 /** Optional PROXY v2 TLVs sent to the backend (ignored by v1). */
-export type ProxyProtocolTlv = 'authority' | 'unique-id' | 'crc32c';
-
-export interface BindAddress {
-  /** An IPv4 or IPv6 literal (no brackets). */
-  address: string;
-  port: number;
-}
-
-export interface BackendConfig {
-  /** Stable id (the instance id); used to keep connection counts and drain across snapshots. */
-  id: string;
-  address: string;
-  port: number;
-}
-
-export interface AcceptProxyProtocol {
-  /** CIDRs (or bare addresses) of the proxies allowed to connect; everyone else is refused. */
-  trustedCidrs: string[];
-}
-
-export interface EndpointConfig {
-  /** Stable id, e.g. `echo/9000`. */
-  id: string;
-  /** The app that owns the endpoint, for logs and metrics. */
-  app: string;
-  bind: BindAddress[];
-  /** PROXY protocol header sent to the backend before the client's bytes. */
-  proxyProtocol: ProxyProtocolMode;
-  backends: BackendConfig[];
-  /** TLVs added to a v2 header: AUTHORITY (the SNI name, when known), UNIQUE_ID, CRC32C. */
-  proxyProtocolTlvs?: ProxyProtocolTlv[];
-  /** The listeners of this endpoint require a PROXY v1/v2 header, and only from these sources. */
-  acceptProxyProtocol?: AcceptProxyProtocol;
-  /** 'passthrough': route by the ClientHello's server name without terminating TLS. */
-  tls?: 'none' | 'passthrough';
-  /** Server names (exact, or `*.example.com` for one label) this passthrough endpoint serves. */
-  sni?: string[];
-  /** This passthrough endpoint takes hellos without a name or with a name nobody claims. */
-  sniDefault?: boolean;
-  /** Client CIDRs served; empty or absent: everyone (minus `deny`). */
-  allow?: string[];
-  /** Client CIDRs refused; wins over `allow`. */
-  deny?: string[];
-  /** Concurrent client connections to this endpoint; more are closed at once. */
-  maxConnections?: number;
-  /** Concurrent connections from one client address to this endpoint. */
-  maxConnectionsPerClient?: number;
-  /** Close a connection when neither side sent a byte for this long. */
-  idleTimeoutMs?: number;
-}
-
-export interface EdgeConfig {
-  /** Increases with every change; the edge ignores a snapshot older than the one it serves. */
-  version: number;
-  endpoints: EndpointConfig[];
-}
+export type ProxyProtocolTlv = NonNullable<EndpointConfig['proxyProtocolTlvs']>[number];
+export type AcceptProxyProtocol = NonNullable<EndpointConfig['acceptProxyProtocol']>;
+export type EdgeConfig = z.infer<typeof edgeConfigSchema>;

@@ -7,13 +7,14 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { followApiFeed } from './api-feed.js';
-import type { EdgeConfig } from './edge-config.js';
 import { createEdgeCluster } from './edge-cluster.js';
 import type { ControlState } from './edge-metrics-text.js';
 import { createInProcessPool, type EdgePool } from './edge-pool.js';
 import { EdgeStateFile } from './edge-state-file.js';
 import { startAdminServer } from './metrics-server.js';
-import { validateEdgeConfig } from './validate-edge-config.js';
+import { selectTcpIo, type TcpIoChoice } from './tcp-io/select-tcp-io.js';
+import type { TcpIoMode } from './tcp-io/tcp-io.js';
+import { parseEdgeConfig } from './validate-edge-config.js';
 
 export type EdgeSource = { kind: 'file'; path: string; watch: boolean } | { kind: 'api'; url: string; token: string };
 
@@ -25,12 +26,16 @@ export interface EdgeMainOptions {
   workers: number;
   admin: { host: string; port: number };
   drainTimeoutMs: number;
+  /** TCP I/O of the data plane: `auto` picks handle where Node allows it (select-tcp-io.ts). */
+  io: TcpIoChoice;
   log: Logger;
   logLevel: string;
 }
 
 export interface RunningEdge {
   adminUrl: string;
+  /** The TCP I/O the data plane runs on. */
+  io: TcpIoMode;
   /** Version served once start() returned (null: nothing yet, e.g. API down and no state file). */
   version: number | null;
   /** File mode: re-reads the snapshot file and applies it; api mode: no-op. */
@@ -41,9 +46,8 @@ export interface RunningEdge {
 
 export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEdge> {
   const log = options.log;
-  await mkdir(options.dataDir, { recursive: true });
-  const stateFile = new EdgeStateFile(join(resolve(options.dataDir), 'edge-state.json'));
   const source = options.source;
+  const stateFile = await openStateFile(options.dataDir, source, log);
   const control: ControlState = {
     version: null,
     source: source.kind === 'file' ? `file ${resolve(source.path)}` : `api ${source.url}`,
@@ -51,7 +55,8 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     lastError: null,
   };
 
-  const processOptions = { drainTimeoutMs: options.drainTimeoutMs };
+  const { io } = await selectTcpIo(options.io, log);
+  const processOptions = { drainTimeoutMs: options.drainTimeoutMs, io };
   const pool: EdgePool =
     options.workers > 1
       ? await createEdgeCluster({ ...processOptions, workers: options.workers, log, logLevel: options.logLevel })
@@ -59,14 +64,14 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
 
   /** Validates, applies in every process, and persists what all of them accepted. */
   const offer = async (snapshot: unknown, from: string, persist: boolean): Promise<void> => {
-    const problem = validateEdgeConfig(snapshot);
-    if (problem !== undefined) {
+    const check = parseEdgeConfig(snapshot);
+    if (!check.ok) {
       control.applies.rejected++;
-      control.lastError = `${from}: invalid snapshot: ${problem}`;
-      log.error({ from, reason: problem }, 'edge snapshot rejected');
+      control.lastError = `${from}: invalid snapshot: ${check.problem}`;
+      log.error({ from, reason: check.problem }, 'edge snapshot rejected');
       return;
     }
-    const config = snapshot as EdgeConfig;
+    const config = check.config;
     if (control.version !== null && config.version <= control.version) {
       control.applies.ignored++;
       log.info({ from, version: config.version, serving: control.version }, 'edge snapshot not newer; ignored');
@@ -84,7 +89,9 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     control.version = config.version;
     control.lastError = null;
     log.info({ from, version: config.version, endpoints: config.endpoints.length }, 'edge snapshot applied');
-    if (persist) await stateFile.write(config).catch((err: unknown) => log.error({ err, path: stateFile.path }, 'edge state file not written'));
+    if (persist && stateFile !== null) {
+      await stateFile.write(config).catch((err: unknown) => log.error({ err, path: stateFile.path }, 'edge state file not written'));
+    }
   };
 
   const abort = new AbortController();
@@ -124,11 +131,12 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
       }
     } else {
       // Serve the last good snapshot first, so an API outage at boot changes nothing.
-      const stored = await stateFile.read().catch((err: unknown) => {
-        log.error({ err, path: stateFile.path }, 'edge state file unreadable');
+      const state = stateFile!;
+      const stored = await state.read().catch((err: unknown) => {
+        log.error({ err, path: state.path }, 'edge state file unreadable');
         return undefined;
       });
-      if (stored !== undefined) await enqueue(() => offer(stored, stateFile.path, false));
+      if (stored !== undefined) await enqueue(() => offer(stored, state.path, false));
       feed = followApiFeed({
         url: source.url,
         token: source.token,
@@ -158,6 +166,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
   let stopping: Promise<void> | undefined;
   return {
     adminUrl: admin.url,
+    io: io.mode,
     version: control.version,
     reload: () => (source.kind === 'file' ? enqueue(() => readSnapshotFile(source.path)) : Promise.resolve()),
     stop() {
@@ -172,4 +181,21 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
       return stopping;
     },
   };
+}
+
+/**
+ * The state file in the data folder. Following the API, it is what serves while the API is down,
+ * so a folder that cannot be made is fatal; from a snapshot file it is only a copy, so there the
+ * edge runs on without it (e.g. under `node --permission` with no --allow-fs-write).
+ */
+async function openStateFile(dataDir: string, source: EdgeSource, log: Logger): Promise<EdgeStateFile | null> {
+  try {
+    await mkdir(dataDir, { recursive: true });
+  } catch (err) {
+    const message = `cannot create the data folder ${resolve(dataDir)}: ${(err as Error).message}`;
+    if (source.kind === 'api') throw new Error(message, { cause: err });
+    log.warn({ dataDir: resolve(dataDir), err: (err as Error).message }, 'edge state file disabled');
+    return null;
+  }
+  return new EdgeStateFile(join(resolve(dataDir), 'edge-state.json'));
 }

@@ -6,6 +6,7 @@ import type { EdgeConfig } from './edge-config.js';
 import { drainEdge } from './edge-drain.js';
 import type { EdgeMetrics } from './edge-metrics.js';
 import { createEdge, type ApplyResult, type EdgeStatus } from './edge.js';
+import type { TcpIo } from './tcp-io/tcp-io.js';
 
 /** What one edge process reports to the admin server. */
 export interface WorkerReport {
@@ -30,12 +31,15 @@ export interface EdgeProcessOptions {
   /** How long connections may run on after their backend or listener went away, and at stop. */
   drainTimeoutMs: number;
   connectTimeoutMs?: number | undefined;
+  /** The TCP I/O the edge processes run on (a cluster's workers load the same mode). */
+  io: TcpIo;
 }
 
 export function createInProcessPool(options: EdgeProcessOptions & { log: Logger }): EdgePool {
   // No state file here: the control side persists only snapshots every process accepted.
   const edge = createEdge({
     log: options.log,
+    io: options.io,
     drainTimeoutMs: options.drainTimeoutMs,
     ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
   });

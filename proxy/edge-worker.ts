@@ -6,17 +6,23 @@ import { pino } from 'pino';
 import { WORKER_OPTIONS_ENV, type FromWorker, type ToWorker } from './edge-cluster.js';
 import { drainEdge } from './edge-drain.js';
 import { createEdge } from './edge.js';
+import { selectTcpIo } from './tcp-io/select-tcp-io.js';
+import type { TcpIoMode } from './tcp-io/tcp-io.js';
 
 interface WorkerOptions {
   drainTimeoutMs: number;
   connectTimeoutMs?: number;
   logLevel: string;
+  /** Chosen (and logged) by the primary. */
+  io: TcpIoMode;
 }
 
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptions;
 const log = pino({ level: options.logLevel ?? 'info' }, pino.destination(2)).child({ worker: process.pid });
+const { io } = await selectTcpIo(options.io ?? 'auto');
 const edge = createEdge({
   log,
+  io,
   drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
   ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
 });

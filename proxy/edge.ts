@@ -12,11 +12,13 @@ import { IdleSweeper } from './idle-sweeper.js';
 import { Listener, type ConnectionSink } from './listener.js';
 import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
-import type { TcpHandle } from './tcp-handle.js';
-import { validateEdgeConfig } from './validate-edge-config.js';
+import type { TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
+import { parseEdgeConfig } from './validate-edge-config.js';
 
 export interface EdgeOptions {
   log: Logger;
+  /** How connections are read and written (tcp-io/select-tcp-io.ts picks one). */
+  io: TcpIo;
   /** Where the last good snapshot is kept; unset: nothing is written. */
   stateFile?: string;
   /** How long removed backends' connections may run on (default 30 s). */
@@ -51,6 +53,8 @@ export type ApplyResult =
 
 export interface EdgeStatus {
   version: number | null;
+  /** The TCP I/O this edge runs on. */
+  io: TcpIo['mode'];
   listeners: { address: string; port: number; endpoint: string }[];
   backends: {
     endpoint: string;
@@ -86,6 +90,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
   private readonly listeners = new Map<string, Listener>();
   private readonly draining = new Set<Backend>();
   private readonly log: Logger;
+  private readonly io: TcpIo;
   private readonly stateFile: EdgeStateFile | undefined;
   private readonly drainTimeoutMs: number;
   private readonly sweeper: IdleSweeper;
@@ -98,6 +103,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
 
   constructor(options: EdgeOptions) {
     this.log = options.log;
+    this.io = options.io;
     this.stateFile = options.stateFile === undefined ? undefined : new EdgeStateFile(options.stateFile);
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
     // The sweeper also keeps connect deadlines: tick at a quarter of the connect timeout (≤ 1 s).
@@ -105,6 +111,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     this.sweeper = new IdleSweeper(options.testTimers?.sweepIntervalMs ?? Math.min(1000, Math.max(10, Math.floor(connectTimeoutMs / 4))));
     const headerTimeout = options.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS;
     const admission: AdmissionOptions = {
+      io: options.io,
       connectTimeoutMs,
       maxConnectAttempts: options.maxConnectAttempts ?? 3,
       finTimeoutMs: options.finTimeoutMs ?? 30_000,
@@ -162,7 +169,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       connectFailures: b.connectFailures,
       ejected: b.isEjected(Date.now()),
     }));
-    return { version: table.version, listeners, backends };
+    return { version: table.version, io: this.io.mode, listeners, backends };
   }
 
   metrics(): EdgeMetrics {
@@ -182,10 +189,11 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     return this.closing;
   }
 
-  private async applyNow(config: EdgeConfig): Promise<ApplyResult> {
+  private async applyNow(snapshot: EdgeConfig): Promise<ApplyResult> {
     if (this.closing !== undefined) return { ok: false, reason: 'the edge is closed' };
-    const problem = validateEdgeConfig(config);
-    if (problem !== undefined) return this.reject(`invalid snapshot: ${problem}`, config);
+    const check = parseEdgeConfig(snapshot);
+    if (!check.ok) return this.reject(`invalid snapshot: ${check.problem}`, snapshot);
+    const config = check.config;
     const current = this.table.version;
     if (current !== null && config.version <= current) {
       return { ok: true, applied: false, version: current, reason: `version ${config.version} is not newer than ${current}` };
@@ -195,7 +203,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
 
     // Bind everything new before touching what serves now; one failure undoes this apply's binds.
     const added = [...table.listeners.values()].filter((spec) => !this.listeners.has(spec.key));
-    const results = await Promise.allSettled(added.map((spec) => Listener.open(spec, this, this.log)));
+    const results = await Promise.allSettled(added.map((spec) => Listener.open(spec, this, this.io, this.log)));
     const opened = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined || this.closing !== undefined) {

@@ -1,13 +1,13 @@
-// One listening socket (address:port) of an endpoint. Accepted connections arrive as bare TCP handles
-// (tcp-handle.ts) and go to a ConnectionSink; until the edge has swapped in the table that routes
-// this listener, they wait parked (not read) instead of dropped.
+// One listening socket (address:port) of an endpoint. Accepted connections arrive as TcpHandles
+// (tcp-io/) and go to a ConnectionSink; until the edge has swapped in the table that routes this
+// listener, they wait parked (not read) instead of dropped.
 
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { ListenerStats } from './edge-metrics.js';
 import type { PeerAddress } from './peer-address.js';
 import type { ListenerSpec } from './route-table.js';
-import { acceptHandles, closeHandle, localAddressOfHandle, type HandleHome, type TcpHandle } from './tcp-handle.js';
+import type { HandleHome, TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
 
 /** Where accepted connections go. */
 export interface ConnectionSink {
@@ -49,8 +49,9 @@ export class Listener implements HandleHome {
   }
 
   /** Binds `spec`; rejects with a message naming the address and the system error (EADDRINUSE...). */
-  static open(spec: ListenerSpec, sink: ConnectionSink, log: Logger): Promise<Listener> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  static open(spec: ListenerSpec, sink: ConnectionSink, io: TcpIo, log: Logger): Promise<Listener> {
+    // pauseOnConnect: nothing is read before the connection has an owner (see TcpIo.accept).
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true });
     const listener = new Listener(spec, server, sink);
     return new Promise((resolve, reject) => {
       const onListenError = (err: NodeJS.ErrnoException): void => {
@@ -60,9 +61,12 @@ export class Listener implements HandleHome {
       server.once('error', onListenError);
       server.listen({ host: spec.address, port: spec.port, ipv6Only: spec.address.includes(':') }, () => {
         server.off('error', onListenError);
-        // Accept errors (EMFILE...) must not crash the process; the listener keeps going.
-        server.on('error', (err) => log.error({ err, listener: spec.key }, 'listener error'));
-        acceptHandles(
+        // Errors must not crash the process; the listener keeps going. Accept errors (EMFILE...)
+        // reach the io's onError below, so they are logged once.
+        server.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.syscall !== 'accept') log.error({ err, listener: spec.key }, 'listener error');
+        });
+        io.accept(
           server,
           (handle) => listener.onConnection(handle),
           (code) => log.error({ code, listener: spec.key }, 'accept failed'),
@@ -81,7 +85,7 @@ export class Listener implements HandleHome {
 
   /** The address:port the client connected to, for the PROXY header; null once the client is gone. */
   destinationOf(handle: TcpHandle): PeerAddress | null {
-    return this.destination ?? localAddressOfHandle(handle);
+    return this.destination ?? handle.localAddress();
   }
 
   handleClosed(): void {
@@ -92,7 +96,7 @@ export class Listener implements HandleHome {
   /** Stops accepting; established connections carry on. */
   close(): void {
     if (this.parked !== null) {
-      for (const handle of this.parked) closeHandle(handle);
+      for (const handle of this.parked) handle.close();
       this.parked = [];
     }
     if (this.server.listening) this.server.close();

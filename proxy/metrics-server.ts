@@ -70,6 +70,7 @@ async function handle(url: string, options: AdminServerOptions): Promise<{ statu
       source: s.control.source,
       applies: s.control.applies,
       lastError: s.control.lastError,
+      io: first?.status.io ?? null,
       listeners: first?.status.listeners ?? [],
       workers: s.reports.map((r) => ({ pid: r.pid, version: r.status.version, connections: r.status.backends.reduce((n, b) => n + b.active, 0) })),
       workersExpected: s.workers,

@@ -9,7 +9,7 @@ import type { IdleSweeper, Sweepable } from './idle-sweeper.js';
 import type { PeerAddress } from './peer-address.js';
 import { readProxyHeader } from './proxy-header-reader.js';
 import type { ListenerRoute } from './route-table.js';
-import { adoptHandle, closeHandle, type HandleOwner, type TcpHandle } from './tcp-handle.js';
+import type { HandleOwner, TcpHandle } from './tcp-io/tcp-io.js';
 
 export interface PreambleSink {
   /** Source and destination are the real ones (PROXY-in applied); `rest` is every byte read after the header. */
@@ -65,7 +65,7 @@ export class Preamble implements Sweepable, HandleOwner {
     options: PreambleOptions,
   ): Preamble {
     const p = new Preamble(socket, route, source, destination, listener, startedAt, sink, options);
-    adoptHandle(socket, p);
+    socket.owner = p;
     options.sweeper.add(p);
     socket.readStart();
     return p;
@@ -77,7 +77,7 @@ export class Preamble implements Sweepable, HandleOwner {
 
   destroy(): void {
     this.release();
-    closeHandle(this.socket);
+    this.socket.close();
   }
 
   onData(_handle: TcpHandle, chunk: Buffer): void {

@@ -1,8 +1,8 @@
 // PROXY protocol headers for backends (haproxy doc/proxy-protocol.txt): v1 is one text line, v2 a
-// binary block. Built by hand into one Buffer per connection, written as the backend's first bytes.
+// binary block. Built by hand into one Buffer per connection, together with the client's first
+// bytes when there are some, and written as the backend's first bytes.
 
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { crc32c } from './crc32c.js';
 import type { ProxyProtocolMode } from './edge-config.js';
@@ -42,34 +42,43 @@ export function nextUniqueId(): Buffer {
 /**
  * The header announcing a connection from `src` to `dst` (both normalised, see normalizeIp), or
  * null for mode 'none'. A mixed IPv4/IPv6 pair is sent as IPv6 with the IPv4 side mapped, as
- * HAProxy does, because both formats require one family for both ends.
+ * HAProxy does, because both formats require one family for both ends. `payload` (the client's
+ * first bytes) is copied in right after the header, so both leave in one write from one buffer.
  */
 export function buildProxyHeader(
   mode: ProxyProtocolMode,
   src: PeerAddress,
   dst: PeerAddress,
   tlvs?: ProxyHeaderTlvs,
+  payload?: Buffer | null,
 ): Buffer | null {
   if (mode === 'none') return null;
-  const v4 = net.isIPv4(src.address) && net.isIPv4(dst.address);
-  return mode === 'v2' ? buildV2(v4, src, dst, tlvs) : buildV1(v4, src, dst);
+  // Normalised literals: only IPv6 ones contain a colon.
+  const v4 = !src.address.includes(':') && !dst.address.includes(':');
+  return mode === 'v2' ? buildV2(v4, src, dst, tlvs, payload ?? null) : buildV1(v4, src, dst, payload ?? null);
 }
 
-function buildV1(v4: boolean, src: PeerAddress, dst: PeerAddress): Buffer {
+function buildV1(v4: boolean, src: PeerAddress, dst: PeerAddress, payload: Buffer | null): Buffer {
   const family = v4 ? 'TCP4' : 'TCP6';
   const s = v4 ? src.address : asIPv6Text(src.address);
   const d = v4 ? dst.address : asIPv6Text(dst.address);
-  return Buffer.from(`PROXY ${family} ${s} ${d} ${src.port} ${dst.port}\r\n`, 'latin1');
+  const line = `PROXY ${family} ${s} ${d} ${src.port} ${dst.port}\r\n`;
+  if (payload === null) return Buffer.from(line, 'latin1');
+  const out = Buffer.allocUnsafe(line.length + payload.length);
+  out.write(line, 0, 'latin1');
+  payload.copy(out, line.length);
+  return out;
 }
 
-function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHeaderTlvs | undefined): Buffer {
+function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHeaderTlvs | undefined, payload: Buffer | null): Buffer {
   const addressLength = v4 ? 12 : 36;
   const authority = tlvs?.authority ?? null;
   const authorityLength = authority === null ? 0 : Math.min(Buffer.byteLength(authority), AUTHORITY_MAX);
   const uniqueId = tlvs?.uniqueId ?? null;
   const tlvLength =
     (authority === null ? 0 : 3 + authorityLength) + (uniqueId === null ? 0 : 3 + uniqueId.length) + (tlvs?.crc32c ? 7 : 0);
-  const header = Buffer.allocUnsafe(16 + addressLength + tlvLength);
+  const headerLength = 16 + addressLength + tlvLength;
+  const header = Buffer.allocUnsafe(headerLength + (payload === null ? 0 : payload.length));
   V2_SIGNATURE.copy(header, 0);
   header[12] = V2_PROXY_COMMAND;
   header[13] = v4 ? V2_TCP4 : V2_TCP6;
@@ -85,13 +94,15 @@ function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHea
     header.writeUInt16BE(src.port, 48);
     header.writeUInt16BE(dst.port, 50);
   }
-  if (tlvLength > 0) writeTlvs(header, 16 + addressLength, authority, authorityLength, uniqueId, tlvs?.crc32c === true);
+  if (tlvLength > 0) writeTlvs(header, 16 + addressLength, headerLength, authority, authorityLength, uniqueId, tlvs?.crc32c === true);
+  if (payload !== null) payload.copy(header, headerLength);
   return header;
 }
 
 function writeTlvs(
   header: Buffer,
   from: number,
+  headerLength: number,
   authority: string | null,
   authorityLength: number,
   uniqueId: Buffer | null,
@@ -115,11 +126,11 @@ function writeTlvs(
     header[at] = TLV_CRC32C;
     header.writeUInt16BE(4, at + 1);
     header.writeUInt32BE(0, at + 3);
-    header.writeUInt32BE(crc32c(header), at + 3);
+    header.writeUInt32BE(crc32c(header.subarray(0, headerLength)), at + 3);
   }
 }
 
-/** Dotted quad into 4 bytes; the input is a valid IPv4 literal (net.isIPv4 checked it). */
+/** Dotted quad into 4 bytes; the input is a valid IPv4 literal (validated with the snapshot or read from a socket). */
 function writeIPv4(buf: Buffer, offset: number, address: string): void {
   let value = 0;
   let at = offset;
@@ -136,7 +147,7 @@ function writeIPv4(buf: Buffer, offset: number, address: string): void {
 }
 
 function writeIPv6(buf: Buffer, offset: number, address: string): void {
-  if (net.isIPv4(address)) {
+  if (!address.includes(':')) {
     buf.fill(0, offset, offset + 10);
     buf[offset + 10] = 0xff;
     buf[offset + 11] = 0xff;
@@ -149,7 +160,7 @@ function writeIPv6(buf: Buffer, offset: number, address: string): void {
 }
 
 function asIPv6Text(address: string): string {
-  if (net.isIPv4(address)) return `::ffff:${address}`;
+  if (!address.includes(':')) return `::ffff:${address}`;
   const zone = address.indexOf('%');
   return zone === -1 ? address : address.slice(0, zone);
 }

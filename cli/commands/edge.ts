@@ -8,6 +8,7 @@ import { checkToken } from '../api-token.js';
 import { CliError } from '../cli-error.js';
 import { EXIT } from '../exit-codes.js';
 import { printLine } from '../output.js';
+import { currentNodeFacts, decideTcpIo, TCP_IO_CHOICES, type TcpIoChoice } from '../../proxy/tcp-io/select-tcp-io.js';
 
 export default defineCommand({
   meta: { name: 'edge', description: 'Run the edge proxy standalone, from a snapshot file or the API feed' },
@@ -20,6 +21,7 @@ export default defineCommand({
     'admin-listen': { type: 'string', description: 'Admin server: /metrics, /healthz, /status', default: '127.0.0.1:9901', valueHint: 'HOST:PORT' },
     'data-dir': { type: 'string', description: 'Where the last good snapshot is kept (env PIER_EDGE_DATA_DIR; default ./.pier-edge)', valueHint: 'DIR' },
     'drain-timeout': { type: 'string', description: 'Seconds established connections may run on at stop or after removal', default: '30', valueHint: 'SECONDS' },
+    io: { type: 'string', description: 'TCP I/O: auto (handle where Node allows it, else socket), handle or socket (env PIER_EDGE_IO)', valueHint: 'MODE' },
   },
   async run({ args, rawArgs }) {
     const api = args.api ?? process.env.PIER_EDGE_API;
@@ -30,9 +32,24 @@ export default defineCommand({
     if (api !== undefined && !token) {
       throw new CliError('E_USAGE', '--api needs a token', { exitCode: EXIT.usage, hint: 'set PIER_TOKEN or pass --token-file FILE (an org-wide token with the edge scope)' });
     }
-    const workers = args.workers === undefined ? availableParallelism() : Number(args.workers);
+    const io = args.io ?? (process.env.PIER_EDGE_IO || 'auto');
+    if (!(TCP_IO_CHOICES as readonly string[]).includes(io)) {
+      throw new CliError('E_USAGE', `--io must be one of ${TCP_IO_CHOICES.join(', ')}, not "${io}"`, { exitCode: EXIT.usage });
+    }
+    const decision = decideTcpIo(io as TcpIoChoice, currentNodeFacts());
+    if ('error' in decision) throw new CliError('E_USAGE', decision.error, { exitCode: EXIT.usage, hint: 'use --io socket, or --io auto to pick what runs' });
+    // Under `node --permission` without --allow-child-process, a cluster cannot fork its workers.
+    const permission = (process as { permission?: { has(scope: string): boolean } }).permission;
+    const mayFork = permission === undefined || permission.has('child');
+    const workers = args.workers === undefined ? (mayFork ? availableParallelism() : 1) : Number(args.workers);
     if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
       throw new CliError('E_USAGE', `--workers must be a whole number from 1 to 256, not "${args.workers}"`, { exitCode: EXIT.usage });
+    }
+    if (workers > 1 && !mayFork) {
+      throw new CliError('E_USAGE', `--workers ${workers} forks worker processes, which node --permission forbids here`, {
+        exitCode: EXIT.usage,
+        hint: 'add --allow-child-process to node, or run --workers 1',
+      });
     }
     const drainSeconds = Number(args['drain-timeout']);
     if (!(drainSeconds >= 0)) throw new CliError('E_USAGE', `--drain-timeout must be a number of seconds, not "${args['drain-timeout']}"`, { exitCode: EXIT.usage });
@@ -48,6 +65,7 @@ export default defineCommand({
       workers,
       admin: parseListen(args['admin-listen']),
       drainTimeoutMs: drainSeconds * 1000,
+      io: io as TcpIoChoice,
       log,
       logLevel,
     }).catch((err: Error) => {
@@ -61,7 +79,8 @@ export default defineCommand({
       process.once('SIGTERM', () => resolve());
     });
     printLine(`pier edge: admin on ${edge.adminUrl} (/metrics, /healthz, /status)`);
-    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
+    const single = args.workers === undefined && !mayFork ? ' (node --permission forbids forking)' : '';
+    printLine(`pier edge: ${workers} worker${workers === 1 ? '' : 's'}${single}, ${edge.io} i/o, serving version ${edge.version ?? 'none yet'}${api !== undefined ? `, following ${api}` : ''}`);
     await stopSignal;
     process.off('SIGHUP', onHup);
     log.info('stopping: draining connections');

@@ -11,6 +11,7 @@ import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier } from '../support/pier-process.js';
 import { exchange, freePortOnBoth } from '../support/tcp-client.js';
+import { forEachIo } from '../support/test-edge.js';
 import { startApiServer, startEdgeProcess } from './edge-process.js';
 
 const manifest = (image: string, port: number): string => `
@@ -44,39 +45,43 @@ async function echoThrough(host: string, port: number, payload: string): Promise
   throw last;
 }
 
-test('an edge following the API serves a deployed app, survives the API stopping, and restarts from its state file', async (t) => {
-  if (!(await requireDocker(t))) return;
-  const image = await ensureBusyboxImage();
-  const api = await startApiServer(t);
-  const dir = await mkdtemp(join(tmpdir(), 'pier-edge-feed-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'edge-data');
-  const port = await freePortOnBoth();
+forEachIo((_io, mode) => {
+  test('an edge following the API serves a deployed app, survives the API stopping, and restarts from its state file', async (t) => {
+    if (!(await requireDocker(t))) return;
+    const image = await ensureBusyboxImage();
+    const api = await startApiServer(t);
+    const dir = await mkdtemp(join(tmpdir(), 'pier-edge-feed-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const dataDir = join(dir, 'edge-data');
+    const port = await freePortOnBoth();
 
-  const edge = await startEdgeProcess(t, ['--api', api.apiUrl, '--workers', '2', '--data-dir', dataDir], { PIER_TOKEN: api.token });
-  const file = join(api.dir, 'pier.toml');
-  await writeFile(file, manifest(image, port));
-  const deploy = await runPier(['deploy', '-c', file, '--json'], api.env);
-  assert.equal(deploy.code, 0, `deploy failed:\n${deploy.stderr}\nserver log:\n${api.stderr().slice(-3000)}`);
-  const status = await runPier(['status', '--app', 'edgefeed', '--json'], api.env);
-  const appId = (JSON.parse(status.stdout) as { app: { id: string } }).app.id;
-  t.after(() => removeAppContainers(appId));
+    const edge = await startEdgeProcess(t, ['--io', mode, '--api', api.apiUrl, '--workers', '2', '--data-dir', dataDir], { PIER_TOKEN: api.token });
+    const file = join(api.dir, 'pier.toml');
+    await writeFile(file, manifest(image, port));
+    const deploy = await runPier(['deploy', '-c', file, '--json'], api.env);
+    assert.equal(deploy.code, 0, `deploy failed:\n${deploy.stderr}\nserver log:\n${api.stderr().slice(-3000)}`);
+    const status = await runPier(['status', '--app', 'edgefeed', '--json'], api.env);
+    const appId = (JSON.parse(status.stdout) as { app: { id: string } }).app.id;
+    t.after(() => removeAppContainers(appId));
 
-  await echoThrough('127.0.0.1', port, 'via the feed\n');
-  await echoThrough('::1', port, 'via the feed, IPv6\n');
-  const served = await edge.status();
-  assert.ok(served.version !== null && served.version > 0);
-  assert.deepEqual(served.listeners.map((l) => `${l.address}:${l.port}`).sort(), [`127.0.0.1:${port}`, `::1:${port}`]);
-  const stored = JSON.parse(await readFile(join(dataDir, 'edge-state.json'), 'utf8')) as { version: number };
-  assert.equal(stored.version, served.version);
+    await echoThrough('127.0.0.1', port, 'via the feed\n');
+    await echoThrough('::1', port, 'via the feed, IPv6\n');
+    const served = await edge.status();
+    assert.ok(served.version !== null && served.version > 0);
+    assert.deepEqual(served.listeners.map((l) => `${l.address}:${l.port}`).sort(), [`127.0.0.1:${port}`, `::1:${port}`]);
+    const stored = JSON.parse(await readFile(join(dataDir, 'edge-state.json'), 'utf8')) as { version: number };
+    assert.equal(stored.version, served.version);
 
-  // The API goes away abruptly (a crash, a lost node): the edge holds its watch stream open.
-  await api.stop('SIGKILL');
-  await echoThrough('127.0.0.1', port, 'API gone, still served\n');
+    // The API goes away abruptly (a crash, a lost node): the edge holds its watch stream open.
+    await api.stop('SIGKILL');
+    await echoThrough('127.0.0.1', port, 'API gone, still served\n');
 
-  assert.equal(await edge.stop('SIGTERM'), 0, edge.stderr().slice(-2000));
-  const again = await startEdgeProcess(t, ['--api', api.apiUrl, '--workers', '1', '--data-dir', dataDir], { PIER_TOKEN: api.token });
-  assert.equal((await again.status()).version, served.version);
-  await echoThrough('::1', port, 'from the state file\n');
-  assert.match(again.stderr(), /edge feed unreachable/);
+    assert.equal(await edge.stop('SIGTERM'), 0, edge.stderr().slice(-2000));
+    const again = await startEdgeProcess(t, ['--api', api.apiUrl, '--workers', '1', '--data-dir', dataDir], { PIER_TOKEN: api.token, PIER_EDGE_IO: mode });
+    const restarted = await again.status();
+    assert.equal(restarted.version, served.version);
+    assert.equal(restarted.io, mode, 'PIER_EDGE_IO picks the i/o as --io does');
+    await echoThrough('::1', port, 'from the state file\n');
+    assert.match(again.stderr(), /edge feed unreachable/);
+  });
 });

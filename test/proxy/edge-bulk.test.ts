@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { freePort } from '../support/tcp-client.js';
-import { createTestEdge, endpoint } from '../support/test-edge.js';
+import { createTestEdge, endpoint, forEachIo } from '../support/test-edge.js';
 
 const MiB = 1024 * 1024;
 
@@ -106,31 +106,33 @@ async function transferThrough(port: number, index: number, transfer: Transfer):
   }
 }
 
-test('32 MiB each way arrive intact through the edge with slow readers on both sides', async (t) => {
-  const transfer = { toBackend: randomBytes(32 * MiB), toClient: randomBytes(32 * MiB) };
-  const backend = await startBulkBackend(t, [transfer]);
-  const port = await freePort();
-  const edge = createTestEdge(t);
-  await edge.apply({ version: 1, endpoints: [endpoint({ id: 'bulk', bind: [{ address: '127.0.0.1', port }], backends: [{ address: '127.0.0.1', port: backend.port }] })] });
+forEachIo((io) => {
+  test('32 MiB each way arrive intact through the edge with slow readers on both sides', async (t) => {
+    const transfer = { toBackend: randomBytes(32 * MiB), toClient: randomBytes(32 * MiB) };
+    const backend = await startBulkBackend(t, [transfer]);
+    const port = await freePort();
+    const edge = createTestEdge(t, io);
+    await edge.apply({ version: 1, endpoints: [endpoint({ id: 'bulk', bind: [{ address: '127.0.0.1', port }], backends: [{ address: '127.0.0.1', port: backend.port }] })] });
 
-  const atClient = await transferThrough(port, 0, transfer);
-  assert.equal(atClient.length, transfer.toClient.length);
-  assert.equal(atClient.hash, sha256(transfer.toClient), 'backend -> client bytes intact');
-  const atBackend = await backend.received[0]!;
-  assert.equal(atBackend.length, transfer.toBackend.length);
-  assert.equal(atBackend.hash, sha256(transfer.toBackend), 'client -> backend bytes intact');
-});
+    const atClient = await transferThrough(port, 0, transfer);
+    assert.equal(atClient.length, transfer.toClient.length);
+    assert.equal(atClient.hash, sha256(transfer.toClient), 'backend -> client bytes intact');
+    const atBackend = await backend.received[0]!;
+    assert.equal(atBackend.length, transfer.toBackend.length);
+    assert.equal(atBackend.hash, sha256(transfer.toBackend), 'client -> backend bytes intact');
+  });
 
-test('concurrent bulk connections each get their own bytes back intact', async (t) => {
-  const transfers = Array.from({ length: 6 }, () => ({ toBackend: randomBytes(4 * MiB), toClient: randomBytes(4 * MiB) }));
-  const backend = await startBulkBackend(t, transfers);
-  const port = await freePort();
-  const edge = createTestEdge(t);
-  await edge.apply({ version: 1, endpoints: [endpoint({ id: 'bulk', bind: [{ address: '127.0.0.1', port }], backends: [{ address: '127.0.0.1', port: backend.port }] })] });
+  test('concurrent bulk connections each get their own bytes back intact', async (t) => {
+    const transfers = Array.from({ length: 6 }, () => ({ toBackend: randomBytes(4 * MiB), toClient: randomBytes(4 * MiB) }));
+    const backend = await startBulkBackend(t, transfers);
+    const port = await freePort();
+    const edge = createTestEdge(t, io);
+    await edge.apply({ version: 1, endpoints: [endpoint({ id: 'bulk', bind: [{ address: '127.0.0.1', port }], backends: [{ address: '127.0.0.1', port: backend.port }] })] });
 
-  const results = await Promise.all(transfers.map((transfer, i) => transferThrough(port, i, transfer)));
-  results.forEach((r, i) => assert.equal(r.hash, sha256(transfers[i]!.toClient), `connection ${i}, backend -> client`));
-  const atBackend = await Promise.all(backend.received);
-  assert.deepEqual(atBackend.map((r) => r.length), transfers.map((tr) => tr.toBackend.length));
-  assert.deepEqual(atBackend.map((r) => r.hash).sort(), transfers.map((tr) => sha256(tr.toBackend)).sort());
+    const results = await Promise.all(transfers.map((transfer, i) => transferThrough(port, i, transfer)));
+    results.forEach((r, i) => assert.equal(r.hash, sha256(transfers[i]!.toClient), `connection ${i}, backend -> client`));
+    const atBackend = await Promise.all(backend.received);
+    assert.deepEqual(atBackend.map((r) => r.length), transfers.map((tr) => tr.toBackend.length));
+    assert.deepEqual(atBackend.map((r) => r.hash).sort(), transfers.map((tr) => sha256(tr.toBackend)).sort());
+  });
 });

@@ -1,4 +1,4 @@
-// The edge manages its TCP handles itself (proxy/tcp-handle.ts), so every way a connection can end
+// The edge manages its TCP handles itself (proxy/tcp-io/), so every way a connection can end
 // must close both handles exactly once: clean closes, half-closes, resets from either side, refused
 // backends. After many such connections nothing may be left: no active connection, no busy
 // backend, no file descriptor.
@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { startEchoBackend } from '../support/echo-backend.js';
 import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/tcp-client.js';
-import { createTestEdge, endpoint } from '../support/test-edge.js';
+import { createTestEdge, endpoint, forEachIo } from '../support/test-edge.js';
 
 const CONNECTIONS = 1200;
 const CONCURRENCY = 40;
@@ -75,56 +75,58 @@ function client(port: number, ending: Ending, index: number): Promise<boolean> {
   });
 }
 
-test('connections that end every possible way leave no connection, backend slot or file descriptor behind', { timeout: 120_000 }, async (t) => {
-  const echo = await startEchoBackend(t);
-  const resetter = await startResetter();
-  t.after(() => new Promise<void>((resolve) => resetter.close(() => resolve())));
-  const refusing = await freePort();
-  const ports = { echo: await freePort(), resets: await freePort(), refuses: await freePort() };
-  const edge = createTestEdge(t, { connectTimeoutMs: 2000, testTimers: { sweepIntervalMs: 50 } });
-  const applied = await edge.apply({
-    version: 1,
-    endpoints: [
-      endpoint({ id: 'echo', bind: [{ address: '127.0.0.1', port: ports.echo }], backends: [echo] }),
-      endpoint({
-        id: 'resets',
-        bind: [{ address: '127.0.0.1', port: ports.resets }],
-        backends: [{ id: 'resetter', address: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port }],
-      }),
-      endpoint({ id: 'refuses', bind: [{ address: '127.0.0.1', port: ports.refuses }], backends: [{ id: 'nobody', address: '127.0.0.1', port: refusing }] }),
-    ],
-  });
-  assert.equal(applied.ok, true);
-  const baseline = openFds();
+forEachIo((io) => {
+  test('connections that end every possible way leave no connection, backend slot or file descriptor behind', { timeout: 120_000 }, async (t) => {
+    const echo = await startEchoBackend(t);
+    const resetter = await startResetter();
+    t.after(() => new Promise<void>((resolve) => resetter.close(() => resolve())));
+    const refusing = await freePort();
+    const ports = { echo: await freePort(), resets: await freePort(), refuses: await freePort() };
+    const edge = createTestEdge(t, io, { connectTimeoutMs: 2000, testTimers: { sweepIntervalMs: 50 } });
+    const applied = await edge.apply({
+      version: 1,
+      endpoints: [
+        endpoint({ id: 'echo', bind: [{ address: '127.0.0.1', port: ports.echo }], backends: [echo] }),
+        endpoint({
+          id: 'resets',
+          bind: [{ address: '127.0.0.1', port: ports.resets }],
+          backends: [{ id: 'resetter', address: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port }],
+        }),
+        endpoint({ id: 'refuses', bind: [{ address: '127.0.0.1', port: ports.refuses }], backends: [{ id: 'nobody', address: '127.0.0.1', port: refusing }] }),
+      ],
+    });
+    assert.equal(applied.ok, true);
+    const baseline = openFds();
 
-  const busy = (): string[] => {
+    const busy = (): string[] => {
+      const m = edge.metrics();
+      return [
+        ...m.endpoints.filter((e) => e.connectionsActive !== 0).map((e) => `endpoint ${e.endpoint}: ${e.connectionsActive} active`),
+        ...m.backends.filter((b) => b.connectionsActive !== 0).map((b) => `backend ${b.backend}: ${b.connectionsActive} active`),
+      ];
+    };
+    const portFor = (ending: Ending): number => (ending === 'backend-resets' ? ports.resets : ending === 'backend-refuses' ? ports.refuses : ports.echo);
+    for (let start = 0; start < CONNECTIONS; start += CONCURRENCY) {
+      const endings: Ending[] = [];
+      for (let i = start; i < Math.min(CONNECTIONS, start + CONCURRENCY); i++) endings.push(ENDINGS[i % ENDINGS.length]!);
+      const done = await Promise.all(endings.map((ending, k) => client(portFor(ending), ending, start + k)));
+      const hung = [...new Set(endings.filter((_, k) => !done[k]))];
+      assert.deepEqual(hung, [], `clients the edge never closed (3 s), by ending: ${hung.join(', ')}; ${busy().join('; ')}`);
+    }
+
+    await eventually(() => busy().length === 0, 'every connection to end', 500, 10);
+    // Handles close on the next loop turn; the fds go with them.
+    await eventually(() => openFds() <= baseline, `file descriptors back to ${baseline} (now ${openFds()})`, 500, 10);
+    await eventually(() => echo.open === 0, 'the echo backend to see every connection closed');
+
     const m = edge.metrics();
-    return [
-      ...m.endpoints.filter((e) => e.connectionsActive !== 0).map((e) => `endpoint ${e.endpoint}: ${e.connectionsActive} active`),
-      ...m.backends.filter((b) => b.connectionsActive !== 0).map((b) => `backend ${b.backend}: ${b.connectionsActive} active`),
-    ];
-  };
-  const portFor = (ending: Ending): number => (ending === 'backend-resets' ? ports.resets : ending === 'backend-refuses' ? ports.refuses : ports.echo);
-  for (let start = 0; start < CONNECTIONS; start += CONCURRENCY) {
-    const endings: Ending[] = [];
-    for (let i = start; i < Math.min(CONNECTIONS, start + CONCURRENCY); i++) endings.push(ENDINGS[i % ENDINGS.length]!);
-    const done = await Promise.all(endings.map((ending, k) => client(portFor(ending), ending, start + k)));
-    const hung = [...new Set(endings.filter((_, k) => !done[k]))];
-    assert.deepEqual(hung, [], `clients the edge never closed (3 s), by ending: ${hung.join(', ')}; ${busy().join('; ')}`);
-  }
-
-  await eventually(() => busy().length === 0, 'every connection to end', 500, 10);
-  // Handles close on the next loop turn; the fds go with them.
-  await eventually(() => openFds() <= baseline, `file descriptors back to ${baseline} (now ${openFds()})`, 500, 10);
-  await eventually(() => echo.open === 0, 'the echo backend to see every connection closed');
-
-  const m = edge.metrics();
-  const total = (id: string): number => m.endpoints.find((e) => e.endpoint === id)?.connectionsTotal ?? -1;
-  const per = CONNECTIONS / ENDINGS.length;
-  // Clients that reset at once may be gone before the edge reads their address: closed unadmitted.
-  assert.ok(total('echo') >= per * 3, `echo endpoint admitted ${total('echo')}`);
-  assert.ok(total('resets') >= per - 1, `resets endpoint admitted ${total('resets')}`);
-  const refused = m.endpoints.find((e) => e.endpoint === 'refuses');
-  assert.ok((refused?.connectErrors ?? 0) >= 1, 'the refusing backend was tried');
-  assert.deepEqual(busy(), []);
+    const total = (id: string): number => m.endpoints.find((e) => e.endpoint === id)?.connectionsTotal ?? -1;
+    const per = CONNECTIONS / ENDINGS.length;
+    // Clients that reset at once may be gone before the edge reads their address: closed unadmitted.
+    assert.ok(total('echo') >= per * 3, `echo endpoint admitted ${total('echo')}`);
+    assert.ok(total('resets') >= per - 1, `resets endpoint admitted ${total('resets')}`);
+    const refused = m.endpoints.find((e) => e.endpoint === 'refuses');
+    assert.ok((refused?.connectErrors ?? 0) >= 1, 'the refusing backend was tried');
+    assert.deepEqual(busy(), []);
+  });
 });

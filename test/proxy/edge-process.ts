@@ -25,13 +25,14 @@ export interface EdgeProcess extends ChildHandle {
 
 export interface EdgeStatusView {
   version: number | null;
+  io: 'handle' | 'socket' | null;
   listeners: { address: string; port: number; endpoint: string }[];
   workers: { pid: number; version: number | null; connections: number }[];
 }
 
-/** Starts `pier edge ARGS --admin-listen 127.0.0.1:0` and waits for its admin address. */
-export async function startEdgeProcess(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Promise<EdgeProcess> {
-  const handle = spawnPier(t, ['edge', ...args, '--admin-listen', '127.0.0.1:0'], { ...process.env, PIER_LOG_LEVEL: 'debug', ...env });
+/** Starts `node NODE_FLAGS pier edge ARGS --admin-listen 127.0.0.1:0` and waits for its admin address. */
+export async function startEdgeProcess(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): Promise<EdgeProcess> {
+  const handle = spawnPier(t, ['edge', ...args, '--admin-listen', '127.0.0.1:0'], { ...process.env, PIER_LOG_LEVEL: 'debug', ...env }, nodeFlags);
   const adminUrl = await waitForLine(handle, /admin on (http:\/\/\S+)/, 'pier edge');
   return {
     ...handle,
@@ -65,8 +66,8 @@ export async function startApiServer(t: TestContext): Promise<ApiServer> {
   return { ...handle, apiUrl, token, env, dir };
 }
 
-function spawnPier(t: TestContext, args: string[], env: NodeJS.ProcessEnv): ChildHandle {
-  const child = spawn(process.execPath, [PIER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnPier(t: TestContext, args: string[], env: NodeJS.ProcessEnv, nodeFlags: string[] = []): ChildHandle {
+  const child = spawn(process.execPath, [...nodeFlags, PIER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
