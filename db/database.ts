@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { createAdvisoryLocks } from './advisory-locks.js';
 import { initPgliteDataDir } from './pglite-first-start.js';
 import * as schema from './schema/index.js';
 
@@ -38,6 +39,9 @@ const CLIENT_OPTIONS = {
   // connection lost at that moment (a restart) rejected it unhandled. The schema has no array
   // columns (lists are jsonb), so the types are not needed.
   fetch_types: false,
+  // A connection that does not come up in 10 s is given up (default 30 s): the request waiting
+  // for it fails while the server is unreachable instead of hanging.
+  connect_timeout: 10,
 };
 
 const migrationsFolder = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -54,37 +58,10 @@ async function openPostgres(url: string): Promise<Database> {
   const client = postgres(url, CLIENT_OPTIONS);
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  // Advisory locks belong to a session: they live on a connection of their own. Not a reserved
-  // connection of the pool: postgres.js 3.4.9 sends a query on a reserved connection whose socket
-  // has closed (a PostgreSQL restart) from a timer, which throws outside any caller and ends the
-  // process (porsager/postgres#1154, #1208). A one-connection client never writes on a closed
-  // socket: it reconnects first. A lost session loses its locks, as a lost reserved one did.
-  const locks = postgres(url, { ...CLIENT_OPTIONS, max: 1 });
-  // Session locks are re-entrant within the session, so exclusion inside this process is ours.
-  const held = new Set<string>();
-  const tryLock = async (key: string) => {
-    if (held.has(key)) return null;
-    held.add(key);
-    try {
-      const [row] = await locks`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
-      if (!row?.locked) {
-        held.delete(key);
-        return null;
-      }
-    } catch (err) {
-      held.delete(key);
-      throw err;
-    }
-    return async () => {
-      try {
-        await locks`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
-      } finally {
-        held.delete(key);
-      }
-    };
-  };
+  const locks = createAdvisoryLocks({ connect: () => postgres(url, { ...CLIENT_OPTIONS, max: 1 }) });
+  const tryLock = locks.tryLock;
   const close = async () => {
-    await Promise.all([client.end({ timeout: 5 }), locks.end({ timeout: 5 })]);
+    await Promise.all([client.end({ timeout: 5 }), locks.close()]);
   };
   return { db: db as unknown as Db, kind: 'postgres', tryLock, close };
 }
