@@ -1,9 +1,11 @@
 // Opens Pier's database: PostgreSQL through postgres.js when a URL is given, otherwise an
 // embedded PGlite database in a folder (or in memory), and applies the committed migrations.
+// On PostgreSQL, advisory locks live on a session of their own (db/advisory-locks.ts).
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema/index.js';
+import { createLocalLocks, createPostgresLocks, type AdvisoryLocks } from './advisory-locks.js';
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -13,55 +15,69 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** Folder of the embedded database, or `memory://` for one that lives in memory. */
   dataDir: string;
+  /** Told when the lock session is lost with locks held (PostgreSQL only). */
+  onLocksLost?: (why: string, locks: number) => void;
 }
 
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
-  /**
-   * Takes a session-level advisory lock named `key` without waiting: resolves with a release
-   * function, or null when another session (another server process) holds it.
-   */
-  tryLock(key: string): Promise<(() => Promise<void>) | null>;
+  /** Connections of the query pool (1 for the embedded database). */
+  poolSize: number;
+  /** Named cross-process locks; on PostgreSQL they never take a connection from the pool. */
+  locks: AdvisoryLocks;
   close(): Promise<void>;
 }
+
+/** The query pool's size on PostgreSQL: postgres.js's default, kept on purpose. */
+export const POOL_SIZE = 10;
+/** The lock session's application_name, as pg_stat_activity shows it. */
+export const LOCK_SESSION_NAME = 'pier-locks';
 
 const migrationsFolder = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.url) return openPostgres(options.url);
+  if (options.url) return openPostgres(options.url, options);
   return openPglite(options.dataDir);
 }
 
-async function openPostgres(url: string): Promise<Database> {
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const client = postgres(url, { max: 10, onnotice: () => {} });
+  const client = postgres(url, { max: POOL_SIZE, onnotice: () => {} });
   const db = drizzle(client, { schema });
-  await migrate(db, { migrationsFolder });
-  const tryLock = async (key: string) => {
-    // Advisory locks belong to a session, so hold one connection for as long as the lock.
-    const conn = await client.reserve();
-    try {
-      const [row] = await conn`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
-      if (row?.locked) {
-        return async () => {
-          try {
-            await conn`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
-          } finally {
-            conn.release();
-          }
-        };
-      }
-    } catch (err) {
-      conn.release();
-      throw err;
-    }
-    conn.release();
-    return null;
+  try {
+    await migrate(db, { migrationsFolder });
+  } catch (err) {
+    await client.end({ timeout: 1 });
+    throw err;
+  }
+  const locks = createPostgresLocks({
+    // One connection that lives as long as it can: recycling it would drop every lock.
+    connect: (onClose) =>
+      postgres(url, {
+        max: 1,
+        max_lifetime: 0,
+        idle_timeout: 0,
+        connect_timeout: 5,
+        keep_alive: 10,
+        onnotice: () => {},
+        onclose: onClose,
+        connection: { application_name: LOCK_SESSION_NAME },
+      }),
+    onLost: options.onLocksLost,
+  });
+  return {
+    db: db as unknown as Db,
+    kind: 'postgres',
+    poolSize: POOL_SIZE,
+    locks,
+    async close() {
+      await locks.close().catch(() => undefined);
+      await client.end({ timeout: 5 });
+    },
   };
-  return { db: db as unknown as Db, kind: 'postgres', tryLock, close: () => client.end({ timeout: 5 }) };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -73,12 +89,15 @@ async function openPglite(dataDir: string): Promise<Database> {
   await client.waitReady;
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  // An embedded database belongs to one process: an in-process lock is the whole story.
-  const held = new Set<string>();
-  const tryLock = async (key: string) => {
-    if (held.has(key)) return null;
-    held.add(key);
-    return async () => void held.delete(key);
+  const locks = createLocalLocks();
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    poolSize: 1,
+    locks,
+    async close() {
+      await locks.close();
+      await client.close();
+    },
   };
-  return { db: db as unknown as Db, kind: 'pglite', tryLock, close: () => client.close() };
 }
