@@ -65,6 +65,20 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
+/**
+ * True when the error ended the database session itself: the driver saw the connection close, or
+ * the server sent a FATAL/PANIC error (which always closes the session). Nothing more may be sent
+ * on that connection.
+ */
+export function endsSession(err: unknown): boolean {
+  for (const e of chain(err)) {
+    const severity = (e as { severity?: unknown }).severity;
+    if (severity === 'FATAL' || severity === 'PANIC') return true;
+    if (e.code === 'CONNECTION_CLOSED' || e.code === 'CONNECTION_ENDED' || e.code === 'CONNECTION_DESTROYED') return true;
+  }
+  return false;
+}
+
 /** The name of the unique constraint a write violated, or null when it was not a unique violation. */
 export function uniqueViolation(err: unknown): string | null {
   for (const e of chain(err)) {

@@ -49,12 +49,14 @@ export function createDeployService(options: DeployServiceOptions) {
           .select()
           .from(apps)
           .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
-          .for('update');
+          .for('no key update');
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
         await checkPorts(t.tx, existing?.id ?? null, manifest);
+        await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+        await t.checkpoint('deploy.versioned');
         if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
           const [dep] = await t.tx
             .select()
@@ -98,6 +100,7 @@ export function createDeployService(options: DeployServiceOptions) {
       await ensureImage(target);
       const result = await transactions.run(async (t) => {
         const app = await lockApp(t.tx, found.id, appName);
+        await t.checkpoint('rollback.locked');
         const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         const release = await insertRelease(t, app, (newest?.version ?? 0) + 1, {
           manifest: target.manifest,
@@ -242,14 +245,14 @@ export function createDeployService(options: DeployServiceOptions) {
       .select()
       .from(apps)
       .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
-      .for('update');
+      .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
   }
 
   /** The app's row, locked until the transaction ends: changes to one app happen one at a time. */
   async function lockApp(tx: Db, appId: string, name: string): Promise<App> {
-    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('update');
+    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('no key update');
     if (!app) throw appNotFound(name);
     return app;
   }

@@ -3,7 +3,7 @@
 // transaction that first locks the lease row and checks the epoch is still the one it got. A
 // server whose lock session died (and whose lock another server took) gets E_LEASE_LOST instead
 // of writing over the new holder's work.
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { appLeases } from '../../db/schema/index.js';
 import { sqlState } from '../database-errors.js';
@@ -58,7 +58,7 @@ export function createAppLeases(options: { db: Db; transactions: Transactions; h
     async fenced(lease, fn) {
       checkLease(lease);
       return transactions.run(async (t) => {
-        const [row] = await t.tx.select({ epoch: appLeases.epoch }).from(appLeases).where(and(eq(appLeases.appId, lease.appId))).for('update');
+        const [row] = await t.tx.select({ epoch: appLeases.epoch }).from(appLeases).where(eq(appLeases.appId, lease.appId)).for('no key update');
         if (row?.epoch !== lease.epoch) throw leaseLost(lease, `another server took it (epoch ${row?.epoch ?? 'none'}, ours ${lease.epoch})`);
         return fn(t);
       });

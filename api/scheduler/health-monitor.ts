@@ -33,6 +33,8 @@ interface Track {
   failures: number;
   /** Errors in a row (not failed checks: failures of our own work), for the backoff. */
   errors: number;
+  /** The restart is recorded and its stop not yet done (retried after an engine error). */
+  restarting: boolean;
 }
 
 export interface HealthMonitor {
@@ -70,7 +72,7 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
         const check = (manifest as Manifest).processes[inst.process]?.check;
         if (!check) continue;
         let track = tracks.get(inst.id);
-        if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0, errors: 0 }));
+        if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0, errors: 0, restarting: false }));
         if (track.running || track.nextAt > now) continue;
         track.running = true;
         track.nextAt = now + check.interval;
@@ -151,7 +153,14 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   }
 
   async function restart(inst: Instance, orgId: string, reason: string, track: Track): Promise<void> {
-    log.warn({ instance: inst.id, reason }, 'restarting unhealthy instance');
+    if (!track.restarting) {
+      log.warn({ instance: inst.id, reason }, 'restarting unhealthy instance');
+      await transactions.run(async (t) => {
+        await t.tx.update(instances).set({ lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, inst.id));
+        await t.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restarted', reason: 'check-failed', message: `${inst.id} ${reason}`, data: {} });
+      });
+      track.restarting = true;
+    }
     try {
       // The reconciler sees the container stop and starts a replacement.
       if (inst.containerId) await options.runtime.stop(inst.containerId, 5);
@@ -167,10 +176,9 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       }
       throw err;
     }
-    await transactions.run(async (t) => {
-      await t.tx.update(instances).set({ lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, inst.id));
-      await t.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restarted', reason: 'check-failed', message: `${inst.id} ${reason}`, data: {} });
-    });
+    track.restarting = false;
+    // Stopped: its last check output stays the reason; the reconciler replaces it.
+    track.nextAt = Infinity;
     options.onChange(inst.appId);
   }
 

@@ -136,7 +136,7 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   const kept = prev ? `; v${prev.version} keeps serving` : '';
   const reverted = await input.leases.fenced(input.lease, async (t) => {
     // The app row first, as a deploy locks it: the two never wait on each other in a circle.
-    await t.tx.select({ id: apps.id }).from(apps).where(eq(apps.id, app.id)).for('update');
+    await t.tx.select({ id: apps.id }).from(apps).where(eq(apps.id, app.id)).for('no key update');
     const [updated] = await t.tx
       .update(deployments)
       .set({ state: 'failed', failureReason: message, failure, finishedAt: now, updatedAt: now })
