@@ -87,6 +87,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+    closers.push(async () => edgeFeed.close());
 
     let edge: Edge | null = null;
     if (config.roles.includes('edge')) {
@@ -111,7 +112,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       nodeId: LOCAL_NODE,
       installationId,
       publishAddress,
-      onRoutesChanged: () => edgeFeed.refresh(),
+      onRoutesChanged: (appId) => edgeFeed.refresh(appId),
     });
     const scheduler = createScheduler({
       db,
@@ -132,7 +133,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log,
       exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
       onChange: (appId) => {
-        edgeFeed.refresh();
+        edgeFeed.refresh(appId);
         scheduler.enqueue(appId);
       },
     });

@@ -65,7 +65,7 @@ export function createPostgresLocks(options: PostgresLocksOptions): AdvisoryLock
     for (const [key, entry] of held) entry.controller.abort(new LockLostError(key, why));
     held.clear();
     stopHeartbeat();
-    if (count > 0 || why !== 'the lock session closed') options.onLost?.(why, count);
+    if (count > 0 && !closed) options.onLost?.(why, count);
   }
 
   /** Drops the current session (it may be half dead) and starts a new one for later locks. */

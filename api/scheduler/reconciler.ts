@@ -24,8 +24,8 @@ export interface ReconcilerOptions {
   installationId: string;
   /** Address the node publishes container ports on, as the edge reaches it. */
   publishAddress: string;
-  /** Called after anything that can change the route table. */
-  onRoutesChanged: () => void;
+  /** Called after anything that can change the app's routes. */
+  onRoutesChanged: (appId: string) => void;
   /** Stopped containers kept per app for their logs; older ones are removed. */
   keepStopped?: number;
   /** Seconds a stopping container gets before it is killed (default 10). */
@@ -86,7 +86,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       const settled = await settleDeployment({ db, leases, lease, runtime, log, app, instances: rows, containers: byInstance, now });
       if (settled.revertedTo !== undefined) {
         releaseId = settled.revertedTo;
-        options.onRoutesChanged();
+        options.onRoutesChanged(appId);
       }
       checkLease(lease);
       const release = releaseId ? await ctx.release(releaseId) : null;
@@ -119,7 +119,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           }),
         ),
       );
-      if (result.actions.length > 0) options.onRoutesChanged();
+      if (result.actions.length > 0) options.onRoutesChanged(appId);
       const lost = failures.find(isLeaseLost);
       if (lost) throw lost;
       await collectGarbage(appId, rows, byInstance, log);
