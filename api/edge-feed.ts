@@ -105,7 +105,8 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       if (entries.length) parts.set(appId, { entries, print });
       else parts.delete(appId);
     }
-    if (!changed) return;
+    // The first build always publishes, even an empty one: version 0 means "never built".
+    if (!changed && snapshot.version > 0) return;
     const list: EndpointConfig[] = [];
     for (const part of parts.values()) list.push(...part.entries);
     list.sort(byId);

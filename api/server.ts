@@ -98,9 +98,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       // Serve the last good snapshot while the first one is built.
       await e.loadState().catch((err) => edgeLog.warn({ err }, 'no edge state loaded'));
       edgeFeed.subscribe((snapshot) => {
-        void e.apply(snapshot).then((res) => {
-          if (!res.ok) edgeLog.error({ version: snapshot.version, reason: res.reason }, 'edge config rejected');
-        });
+        void e.apply(snapshot).then(
+          (res) => {
+            if (!res.ok) edgeLog.error({ version: snapshot.version, reason: res.reason }, 'edge config rejected');
+          },
+          (err: unknown) => edgeLog.error({ err, version: snapshot.version }, 'edge config apply failed'),
+        );
       });
     }
 

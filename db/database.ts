@@ -22,8 +22,6 @@ export interface DatabaseOptions {
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
-  /** Connections of the query pool (1 for the embedded database). */
-  poolSize: number;
   /** Named cross-process locks; on PostgreSQL they never take a connection from the pool. */
   locks: AdvisoryLocks;
   close(): Promise<void>;
@@ -73,7 +71,6 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   return {
     db: db as unknown as Db,
     kind: 'postgres',
-    poolSize: POOL_SIZE,
     locks,
     async close() {
       await locks.close().catch(() => undefined);
@@ -95,7 +92,6 @@ async function openPglite(dataDir: string): Promise<Database> {
   return {
     db: db as unknown as Db,
     kind: 'pglite',
-    poolSize: 1,
     locks,
     async close() {
       await locks.close();

@@ -83,3 +83,12 @@ test('an app without endpoints leaves the snapshot; a failed build is retried un
   assert.deepEqual(after.endpoints, []);
   assert.ok(cp.logs.messages('edge config build failed; retrying').length >= 1);
 });
+
+test('the first build publishes a version even with no endpoints, so a new edge gets a snapshot', async (t) => {
+  const cp = await createControlPlane(t);
+  assert.equal(cp.edgeFeed.current().version, 0);
+  const first = await cp.edgeFeed.rebuild();
+  assert.ok(first.version > 0);
+  assert.deepEqual(first.endpoints, []);
+  assert.equal((await cp.edgeFeed.rebuild()).version, first.version, 'and then only on a change');
+});
