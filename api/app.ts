@@ -9,6 +9,7 @@ import type { ApiDeps } from './api-deps.js';
 import { authenticate, type ApiEnv } from './auth.js';
 import { controlCharacterProblem, printable } from './control-characters.js';
 import { createDependencyHealth } from './dependency-health.js';
+import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
@@ -77,10 +78,12 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 
   app.onError((err, c) => {
-    if (isPierError(err)) {
-      const body = errorBody(err.code, err.message, err.hint, err.details);
-      if (err.status >= 500) deps.log.error({ err, path: c.req.path }, 'request failed');
-      return c.json(body, err.status as ContentfulStatusCode);
+    // A database error that means something (connection lost, bad text) reads as its PierError.
+    const known = isPierError(err) ? err : classifyDatabaseError(err);
+    if (known) {
+      const body = errorBody(known.code, known.message, known.hint, known.details);
+      if (known.status >= 500) deps.log.error({ err, path: c.req.path }, 'request failed');
+      return c.json(body, known.status as ContentfulStatusCode);
     }
     deps.log.error({ err, method: c.req.method, path: c.req.path }, 'unexpected error');
     return c.json(errorBody('E_INTERNAL', 'the server hit an unexpected error; its log has the details'), 500);

@@ -20,7 +20,12 @@ export interface ServerConfig {
   logLevel: string;
   /** Largest request body the API accepts (PIER_BODY_LIMIT, --body-limit); undefined: the default. */
   bodyLimitBytes: number | undefined;
+  /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
+  reconcileConcurrency: number;
 }
+
+/** The database pool holds 10 connections: reconciles leave at least two to the API. */
+export const MAX_RECONCILE_CONCURRENCY = 8;
 
 export interface ServerFlags {
   apiListen?: string | undefined;
@@ -47,7 +52,20 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
     bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
+    reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
+}
+
+function parseConcurrency(value: string | undefined): number {
+  if (value === undefined || value === '') return 4;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_RECONCILE_CONCURRENCY) {
+    throw new PierError('E_CONFIG_INVALID', `PIER_RECONCILE_CONCURRENCY "${value}" is not a whole number from 1 to ${MAX_RECONCILE_CONCURRENCY}`, {
+      status: 400,
+      hint: `reconciles share the database pool (10 connections) with the API: use 1 to ${MAX_RECONCILE_CONCURRENCY} (default 4)`,
+    });
+  }
+  return n;
 }
 
 /** `$XDG_CONFIG_HOME/pier/config.json`, falling back to `~/.config`. */

@@ -29,9 +29,9 @@ test('a held advisory lock whose session is killed is released without a crash, 
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   t.after(() => admin.end({ timeout: 5 }));
 
-  const release = await database.tryLock('pier:reconcile:app_1');
-  assert.ok(release);
-  assert.equal(await database.tryLock('pier:reconcile:app_1'), null, 'not taken twice in one process');
+  const held = await database.locks.tryLock('pier:reconcile:app_1');
+  assert.ok(held);
+  assert.equal(await database.locks.tryLock('pier:reconcile:app_1'), null, 'not taken twice in one process');
 
   const holders = await admin<{ pid: number }[]>`select pid from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`;
   assert.equal(holders.length, 1, 'one session holds it');
@@ -45,10 +45,11 @@ test('a held advisory lock whose session is killed is released without a crash, 
   await delay(200);
 
   // The unlock goes to a session that is gone: it must settle (the lock died with the session).
-  await within(release().catch(() => undefined), 15_000, 'releasing the lock');
-  const again = await within(database.tryLock('pier:reconcile:app_1'), 15_000, 'taking the lock again');
+  await within(held.release().catch(() => undefined), 15_000, 'releasing the lock');
+  assert.ok(held.signal.aborted, 'the holder heard that its lock died');
+  const again = await within(database.locks.tryLock('pier:reconcile:app_1'), 15_000, 'taking the lock again');
   assert.ok(again, 'the lock is free again, on a new session');
-  await again();
+  await again.release();
   await delay(100);
   assert.deepEqual(uncaught.map(String), [], 'no exception escaped to the process');
 });
