@@ -1,6 +1,7 @@
 // First start: make the default org and an admin token, and leave the token where the local
-// CLI finds it (<data dir>/admin-token and the CLI config file, both mode 0600), so `pier`
-// commands on this machine work with no set-up.
+// CLI finds it (<data dir>/admin-token, mode 0600). The CLI config file is written only when
+// there is none yet (or it already holds this server's own token): a host's other users and
+// other servers keep their CLI settings.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { and, eq, isNull } from 'drizzle-orm';
@@ -16,11 +17,18 @@ export interface BootstrapOptions {
   apiUrl: string;
 }
 
+/**
+ * What happened to the CLI config file: `written` (there was none), `updated` (it held this
+ * server's admin token; only its apiUrl changed), `kept` (it holds other settings: left as is).
+ */
+export type CliConfigOutcome = 'written' | 'updated' | 'unchanged' | 'kept';
+
 export interface BootstrapResult {
   orgId: string;
   tokenFile: string;
   /** True when a new admin token was made on this start. */
   created: boolean;
+  cliConfig: CliConfigOutcome;
 }
 
 export async function bootstrapAdmin(options: BootstrapOptions): Promise<BootstrapResult> {
@@ -36,16 +44,17 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<Bootstr
       .from(tokens)
       .where(and(eq(tokens.hash, hashTokenSecret(existing)), isNull(tokens.revokedAt)));
     if (row) {
-      await writeCliConfig(options.cliConfigFile, options.apiUrl, existing);
-      return { orgId: org, tokenFile, created: false };
+      const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, existing, [existing]);
+      return { orgId: org, tokenFile, created: false, cliConfig };
     }
   }
 
   const secret = generateTokenSecret();
   await db.insert(tokens).values({ id: newId('tok'), orgId: org, name: 'admin (local)', hash: hashTokenSecret(secret), scope: 'admin' });
   await writePrivate(tokenFile, `${secret}\n`);
-  await writeCliConfig(options.cliConfigFile, options.apiUrl, secret);
-  return { orgId: org, tokenFile, created: true };
+  // A config holding the token this file held before (now unknown to the database) is ours too.
+  const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, secret, existing ? [existing] : []);
+  return { orgId: org, tokenFile, created: true, cliConfig };
 }
 
 async function defaultOrg(db: Db): Promise<string> {
@@ -55,10 +64,32 @@ async function defaultOrg(db: Db): Promise<string> {
   return row.id;
 }
 
-/** Merges apiUrl and token into the CLI config, keeping any other settings in it. */
-async function writeCliConfig(file: string, apiUrl: string, token: string): Promise<void> {
-  const current = await readFile(file, 'utf8').then((s) => JSON.parse(s) as Record<string, unknown>, () => ({}));
+/**
+ * Writes apiUrl and token to the CLI config when it does not exist. An existing one is changed
+ * only when its token is one of `ours` (this server wrote it on an earlier start; the API may
+ * now listen elsewhere); any other file is someone's own settings and is left alone.
+ */
+async function offerCliConfig(file: string, apiUrl: string, token: string, ours: string[]): Promise<CliConfigOutcome> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return 'kept';
+    await writePrivate(file, `${JSON.stringify({ apiUrl, token }, null, 2)}\n`);
+    return 'written';
+  }
+  let current: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'kept';
+    current = parsed as Record<string, unknown>;
+  } catch {
+    return 'kept';
+  }
+  if (typeof current.token !== 'string' || !ours.includes(current.token)) return 'kept';
+  if (current.token === token && current.apiUrl === apiUrl) return 'unchanged';
   await writePrivate(file, `${JSON.stringify({ ...current, apiUrl, token }, null, 2)}\n`);
+  return 'updated';
 }
 
 async function writePrivate(file: string, text: string): Promise<void> {

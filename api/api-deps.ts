@@ -17,4 +17,6 @@ export interface ApiDeps {
   sharedAddresses: string[];
   /** Readiness: false until migrations ran and the scheduler started. */
   ready: () => boolean;
+  /** Largest request body accepted (413 above); api/app.ts has the default. */
+  bodyLimitBytes?: number | undefined;
 }

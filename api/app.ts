@@ -1,11 +1,18 @@
-// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness, and the one
+// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness and the state
+// of each dependency, a body limit and a character check in front of every route, and the one
 // place where errors become `{ "error": { code, message, hint } }` with their status.
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { sql } from 'drizzle-orm';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps } from './api-deps.js';
 import { authenticate, type ApiEnv } from './auth.js';
+import { controlCharacterProblem, printable } from './control-characters.js';
+import { createDependencyHealth } from './dependency-health.js';
+import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
+import { invalidCharacters } from './request.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
@@ -17,10 +24,44 @@ import { openApiRoutes } from './routes/openapi.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { ErrorBody } from './views.js';
 
+/** Request bodies above this are refused (413) unless the server is configured otherwise. */
+export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
+  const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
 
-  app.get('/healthz', (c) => (deps.ready() ? c.json({ ok: true }) : c.json(errorBody('E_NOT_READY', 'the server is starting'), 503)));
+  // Before anything reads the body: a declared length above the limit is refused from the
+  // headers alone, a chunked body as soon as it passes the limit. The connection is closed
+  // rather than the rest of the body read.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: limit,
+      onError: (c) =>
+        c.json(
+          errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
+          413,
+          { connection: 'close' },
+        ),
+    }),
+  );
+  app.use('*', refuseControlCharactersInUrl);
+
+  const dependencies = createDependencyHealth({
+    probes: {
+      database: () => deps.db.execute(sql`select 1`),
+      docker: () => deps.runtime.ping(),
+    },
+  });
+  app.get('/healthz', async (c) => {
+    if (!deps.ready()) return c.json(errorBody('E_NOT_READY', 'the server is starting'), 503);
+    const checks = await dependencies.check();
+    const degraded = Object.values(checks).some((d) => d.status !== 'up');
+    // 200 either way: the process is alive and serves what it can (the edge goes on), and a
+    // supervisor that restarted it for a dependency's outage would only drop traffic.
+    return c.json({ ok: true, status: degraded ? 'degraded' : 'up', dependencies: checks });
+  });
 
   app.route('/', openApiRoutes());
   app.use('/v1/*', authenticate(deps.db));
@@ -37,16 +78,42 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 
   app.onError((err, c) => {
-    if (isPierError(err)) {
-      const body = errorBody(err.code, err.message, err.hint, err.details);
-      if (err.status >= 500) deps.log.error({ err, path: c.req.path }, 'request failed');
-      return c.json(body, err.status as ContentfulStatusCode);
+    // A database error that means something (connection lost, bad text) reads as its PierError.
+    const known = isPierError(err) ? err : classifyDatabaseError(err);
+    if (known) {
+      const body = errorBody(known.code, known.message, known.hint, known.details);
+      if (known.status >= 500) deps.log.error({ err, path: c.req.path }, 'request failed');
+      return c.json(body, known.status as ContentfulStatusCode);
     }
     deps.log.error({ err, method: c.req.method, path: c.req.path }, 'unexpected error');
     return c.json(errorBody('E_INTERNAL', 'the server hit an unexpected error; its log has the details'), 500);
   });
 
   return app;
+}
+
+/** Path and query text reaches the database (app and instance names, filters): no control characters. */
+const refuseControlCharactersInUrl: MiddlewareHandler = async (c, next) => {
+  const url = new URL(c.req.url);
+  let path = url.pathname;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    // Not percent-encoding we can read: the routes answer it as an unknown path.
+  }
+  const problems: { path: string; message: string }[] = [];
+  const inPath = controlCharacterProblem(path, 'line');
+  if (inPath) problems.push({ path: 'path', message: inPath });
+  for (const [key, value] of url.searchParams) {
+    const problem = controlCharacterProblem(key, 'line') ?? controlCharacterProblem(value, 'text');
+    if (problem) problems.push({ path: printable(key), message: problem });
+  }
+  if (problems.length) throw invalidCharacters(problems.slice(0, 50), problems.length, 'URL');
+  await next();
+};
+
+function formatBytes(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 function errorBody(code: string, message: string, hint?: string, details?: unknown): ErrorBody {

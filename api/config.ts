@@ -21,7 +21,14 @@ export interface ServerConfig {
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
+  /** Largest request body the API accepts (PIER_BODY_LIMIT, --body-limit); undefined: the default. */
+  bodyLimitBytes: number | undefined;
+  /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
+  reconcileConcurrency: number;
 }
+
+/** The database pool holds 10 connections: reconciles leave at least two to the API. */
+export const MAX_RECONCILE_CONCURRENCY = 8;
 
 export interface ServerFlags {
   apiListen?: string | undefined;
@@ -29,6 +36,7 @@ export interface ServerFlags {
   role?: string | undefined;
   edgeWorkers?: string | undefined;
   edgeName?: string | undefined;
+  bodyLimit?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -50,7 +58,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
+    bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
+    reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
+}
+
+function parseConcurrency(value: string | undefined): number {
+  if (value === undefined || value === '') return 4;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_RECONCILE_CONCURRENCY) {
+    throw new PierError('E_CONFIG_INVALID', `PIER_RECONCILE_CONCURRENCY "${value}" is not a whole number from 1 to ${MAX_RECONCILE_CONCURRENCY}`, {
+      status: 400,
+      hint: `reconciles share the database pool (10 connections) with the API: use 1 to ${MAX_RECONCILE_CONCURRENCY} (default 4)`,
+    });
+  }
+  return n;
 }
 
 /** `$XDG_CONFIG_HOME/pier/config.json`, falling back to `~/.config`. */
@@ -69,6 +91,18 @@ export function parseListen(value: string): { host: string; port: number } {
     });
   }
   return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** "4MiB", "512KiB", "1000000" (bytes) → bytes; undefined when unset. */
+export function parseSize(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const m = /^(\d+)\s*(|B|KiB|MiB|GiB|KB|MB|GB)$/i.exec(value.trim());
+  const units: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
+  const bytes = m ? Number(m[1]) * (units[(m[2] ?? '').toLowerCase()] ?? NaN) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) {
+    throw new PierError('E_CONFIG_INVALID', `cannot read body limit "${value}"`, { status: 400, hint: 'use a size of at least 1 KiB, e.g. 4MiB, 512KiB or a number of bytes' });
+  }
+  return bytes;
 }
 
 function parseRoles(value: string): Role[] {

@@ -1,22 +1,26 @@
-// Creating a deploy: validate the manifest, resolve the image to its digest, write release N
-// (or find the identical one) and a deployment, then let the scheduler roll it out.
+// Creating a deploy: validate the manifest, resolve the image to its digest, then in one
+// transaction lock (or create) the app, check its ports, write release N (or find the identical
+// one) and a deployment, supersede the running one, point the app at the release and sync its
+// endpoints, with every event. The scheduler rolls it out once the transaction has committed.
+// A refused or interrupted deploy leaves nothing behind, not even a new app.
 import { createHash } from 'node:crypto';
-import { and, desc, eq, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
+import { uniqueViolation } from './database-errors.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
-import type { EventLog } from './event-log.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { PierError } from './pier-error.js';
 import type { Runtime } from './runtime/runtime.js';
+import type { Transactions, Txn } from './transactions.js';
 
 export interface DeployServiceOptions {
   db: Db;
   runtime: Runtime;
-  events: EventLog;
-  /** Asks the scheduler to reconcile the app. */
+  transactions: Transactions;
+  /** Asks the scheduler to reconcile the app (called after the commit). */
   enqueue: (appId: string) => void;
 }
 
@@ -29,112 +33,145 @@ export interface DeployResult {
 }
 
 export function createDeployService(options: DeployServiceOptions) {
-  const { db, runtime, events } = options;
+  const { db, runtime, transactions } = options;
 
   return {
     async deploy(auth: AuthContext, manifest: Manifest, description = ''): Promise<DeployResult> {
       requireScope(auth, 'deploy');
-      const app = await findOrCreateApp(auth, manifest.app);
-      await checkPorts(app, manifest);
+      await visibleOrNew(auth, manifest.app);
+      // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
       const image = await runtime.resolveImage(manifest.image, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
-      const [latest] = await db.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
-      if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
-        const [dep] = await db
+      const result = await transactions.run(async (t) => {
+        const [existing] = await t.tx
           .select()
-          .from(deployments)
-          .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
-          .orderBy(desc(deployments.createdAt))
-          .limit(1);
-        if (dep) return { app, release: latest, deployment: dep, created: false };
-      }
+          .from(apps)
+          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
+          .for('no key update');
+        if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
+        await checkPorts(t.tx, existing?.id ?? null, manifest);
+        await t.checkpoint('deploy.checked');
+        const app = existing ?? (await createApp(t, auth, manifest.app));
 
-      const release =
-        latest && latest.configHash === configHash
-          ? latest
-          : await insertRelease(app, latest ? latest.version + 1 : 1, {
-              manifest,
-              image: manifest.image,
-              imageId: image.id,
-              imageDigest,
-              configHash,
-              createdBy: auth.tokenId,
-              description,
-            });
-
-      const deployment = await startRollout(app, release, 'deploy');
-      return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+        const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+        await t.checkpoint('deploy.versioned');
+        if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
+          const [dep] = await t.tx
+            .select()
+            .from(deployments)
+            .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
+            .orderBy(desc(deployments.createdAt))
+            .limit(1);
+          if (dep) return { app, release: latest, deployment: dep, created: false };
+        }
+        const release =
+          latest && latest.configHash === configHash
+            ? latest
+            : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
+                manifest,
+                image: manifest.image,
+                imageId: image.id,
+                imageDigest,
+                configHash,
+                createdBy: auth.tokenId,
+                description,
+              });
+        const deployment = await startRollout(t, app, release, 'deploy');
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+      });
+      if (result.created) options.enqueue(result.app.id);
+      return result;
     },
 
     /** Rolls out a new release that copies VERSION's manifest and image (default: the last good one). */
     async rollback(auth: AuthContext, appName: string, version?: number, description = ''): Promise<DeployResult> {
       requireScope(auth, 'deploy');
-      const app = await findApp(db, auth, appName);
-      const all = await db.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version));
-      const current = all.find((r) => r.id === app.currentReleaseId);
-      const target = version !== undefined ? all.find((r) => r.version === version) : await lastGood(app.id, all, current);
+      const found = await findApp(db, auth, appName);
+      const all = await db.select().from(releases).where(eq(releases.appId, found.id)).orderBy(desc(releases.version));
+      const current = all.find((r) => r.id === found.currentReleaseId);
+      const target = version !== undefined ? all.find((r) => r.version === version) : await lastGood(found.id, all, current);
       if (!target) {
         throw version !== undefined
           ? new PierError('E_RELEASE_NOT_FOUND', `${appName} has no release v${version}`, { status: 404, hint: '`pier releases --app APP` lists them' })
           : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: 'name a version: `pier rollback VERSION --app APP`' });
       }
       await ensureImage(target);
-      const release = await insertRelease(app, (all[0]?.version ?? 0) + 1, {
-        manifest: target.manifest,
-        image: target.image,
-        imageId: target.imageId,
-        imageDigest: target.imageDigest,
-        configHash: target.configHash,
-        createdBy: auth.tokenId,
-        description: description || `rollback to v${target.version}`,
-        rollbackOf: target.version,
+      const result = await transactions.run(async (t) => {
+        const app = await lockApp(t.tx, found.id, appName);
+        await t.checkpoint('rollback.locked');
+        const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+        const release = await insertRelease(t, app, (newest?.version ?? 0) + 1, {
+          manifest: target.manifest,
+          image: target.image,
+          imageId: target.imageId,
+          imageDigest: target.imageDigest,
+          configHash: target.configHash,
+          createdBy: auth.tokenId,
+          description: description || `rollback to v${target.version}`,
+          rollbackOf: target.version,
+        });
+        const deployment = await startRollout(t, app, release, 'rollback');
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
       });
-      const deployment = await startRollout(app, release, 'rollback');
-      return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+      options.enqueue(result.app.id);
+      return result;
     },
 
     /** Sets instance counts per process; they outlive deploys. Idempotent. */
     async scale(auth: AuthContext, appName: string, counts: Record<string, number>): Promise<{ app: App; changed: boolean }> {
       requireScope(auth, 'deploy');
-      const app = await findApp(db, auth, appName);
-      const [release] = app.currentReleaseId ? await db.select().from(releases).where(eq(releases.id, app.currentReleaseId)) : [];
-      if (!release) throw new PierError('E_NOTHING_DEPLOYED', `${appName} has no release to scale yet`, { status: 409, hint: 'deploy it first with `pier deploy`' });
-      const processes = Object.keys((release.manifest as Manifest).processes);
-      for (const p of Object.keys(counts)) {
-        if (!processes.includes(p)) {
-          throw new PierError('E_PROCESS_NOT_FOUND', `${appName} v${release.version} has no process "${p}"`, { status: 422, hint: `its processes are: ${processes.join(', ')}` });
+      const found = await findApp(db, auth, appName);
+      const result = await transactions.run(async (t) => {
+        const app = await lockApp(t.tx, found.id, appName);
+        const [release] = app.currentReleaseId ? await t.tx.select().from(releases).where(eq(releases.id, app.currentReleaseId)) : [];
+        if (!release) throw new PierError('E_NOTHING_DEPLOYED', `${appName} has no release to scale yet`, { status: 409, hint: 'deploy it first with `pier deploy`' });
+        const processes = Object.keys((release.manifest as Manifest).processes);
+        for (const p of Object.keys(counts)) {
+          if (!processes.includes(p)) {
+            throw new PierError('E_PROCESS_NOT_FOUND', `${appName} v${release.version} has no process "${p}"`, { status: 422, hint: `its processes are: ${processes.join(', ')}` });
+          }
         }
-      }
-      const scale = { ...app.scale, ...counts };
-      if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
-      const [updated] = await db.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
-      await events.record({
-        orgId: app.orgId,
-        appId: app.id,
-        type: 'app.scaled',
-        reason: 'scale',
-        message: `scaled ${Object.entries(counts).map(([p, n]) => `${p}=${n}`).join(' ')}`,
-        data: { counts: scale },
+        const scale = { ...app.scale, ...counts };
+        if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
+        const [updated] = await t.tx.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+        await t.checkpoint('scale.app');
+        await t.record({
+          orgId: app.orgId,
+          appId: app.id,
+          type: 'app.scaled',
+          reason: 'scale',
+          message: `scaled ${Object.entries(counts).map(([p, n]) => `${p}=${n}`).join(' ')}`,
+          data: { counts: scale },
+        });
+        await t.checkpoint('scale.event');
+        return { app: updated ?? app, changed: true };
       });
-      options.enqueue(app.id);
-      return { app: updated ?? app, changed: true };
+      if (result.changed) options.enqueue(result.app.id);
+      return result;
     },
   };
 
-  async function startRollout(app: App, release: Release, why: 'deploy' | 'rollback'): Promise<Deployment> {
+  /**
+   * Supersedes the app's running deployment, writes the new one, points the app at the release
+   * and syncs its endpoints, with an event for each change.
+   */
+  async function startRollout(t: Txn, app: App, release: Release, why: 'deploy' | 'rollback'): Promise<Deployment> {
     const manifest = release.manifest as Manifest;
     const now = new Date();
-    await db
+    const id = newId('dep');
+    const superseded = await t.tx
       .update(deployments)
       .set({ state: 'superseded', finishedAt: now, updatedAt: now })
-      .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')));
+      .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')))
+      .returning({ id: deployments.id, releaseId: deployments.releaseId });
+    await t.checkpoint('rollout.superseded');
     const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, app.scale[p] ?? s.count]));
-    const [deployment] = await db
+    const [deployment] = await t.tx
       .insert(deployments)
       .values({
-        id: newId('dep'),
+        id,
         appId: app.id,
         releaseId: release.id,
         previousReleaseId: app.currentReleaseId === release.id ? null : app.currentReleaseId,
@@ -144,10 +181,30 @@ export function createDeployService(options: DeployServiceOptions) {
       })
       .returning();
     if (!deployment) throw new Error('deployment insert returned no row');
-    await db.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
-    const changes = await syncEndpoints(db, app.id, manifest);
+    await t.checkpoint('rollout.deployment');
+    if (superseded.length) {
+      const versions = new Map(
+        (await t.tx.select({ id: releases.id, version: releases.version }).from(releases).where(inArray(releases.id, superseded.map((s) => s.releaseId)))).map((r) => [r.id, r.version]),
+      );
+      for (const old of superseded) {
+        await t.record({
+          orgId: app.orgId,
+          appId: app.id,
+          deploymentId: old.id,
+          type: 'deploy.superseded',
+          reason: why,
+          message: `the rollout of v${versions.get(old.releaseId) ?? '?'} was superseded by ${why === 'rollback' ? 'a rollback' : 'a deploy'} of v${release.version} (${id})`,
+          data: { supersededBy: id, releaseId: release.id, version: release.version },
+        });
+        await t.checkpoint('rollout.superseded-event');
+      }
+    }
+    await t.tx.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
+    await t.checkpoint('rollout.app');
+    const changes = await syncEndpoints(t.tx, app.id, manifest);
+    await t.checkpoint('rollout.endpoints');
     if (changes.length) {
-      await events.record({
+      await t.record({
         orgId: app.orgId,
         appId: app.id,
         deploymentId: deployment.id,
@@ -156,9 +213,10 @@ export function createDeployService(options: DeployServiceOptions) {
         message: `endpoints of release v${release.version}: ${describeEndpointChanges(changes)}`,
         data: { changes },
       });
+      await t.checkpoint('rollout.endpoint-event');
     }
     const what = why === 'rollback' ? `rolling back: release v${release.version} copies v${release.rollbackOf}` : `deploying release v${release.version}`;
-    await events.record({
+    await t.record({
       orgId: app.orgId,
       appId: app.id,
       deploymentId: deployment.id,
@@ -167,8 +225,36 @@ export function createDeployService(options: DeployServiceOptions) {
       message: `${what} (${release.image} = ${release.imageDigest})`,
       data: { releaseId: release.id, version: release.version, image: release.image, digest: release.imageDigest, rollbackOf: release.rollbackOf },
     });
-    options.enqueue(app.id);
+    await t.checkpoint('rollout.started-event');
     return deployment;
+  }
+
+  /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
+  async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
+    if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
+  }
+
+  async function createApp(t: Txn, auth: AuthContext, name: string): Promise<App> {
+    if (auth.appId !== null) throw appNotFound(name);
+    const [created] = await t.tx.insert(apps).values({ id: newId('app'), orgId: auth.orgId, name }).onConflictDoNothing().returning();
+    await t.checkpoint('deploy.app');
+    if (created) return created;
+    // Another deploy created it at the same moment and has committed: take its row.
+    const [again] = await t.tx
+      .select()
+      .from(apps)
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+      .for('no key update');
+    if (!again) throw new Error(`app ${name} vanished`);
+    return again;
+  }
+
+  /** The app's row, locked until the transaction ends: changes to one app happen one at a time. */
+  async function lockApp(tx: Db, appId: string, name: string): Promise<App> {
+    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('no key update');
+    if (!app) throw appNotFound(name);
+    return app;
   }
 
   /** The newest release older than the current one whose rollout succeeded. */
@@ -198,36 +284,16 @@ export function createDeployService(options: DeployServiceOptions) {
     }
   }
 
-
-  async function findOrCreateApp(auth: AuthContext, name: string): Promise<App> {
-    const [found] = await db.select().from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
-    if (found) {
-      if (auth.appId !== null && auth.appId !== found.id) throw appNotFound(name);
-      return found;
-    }
-    if (auth.appId !== null) throw appNotFound(name);
-    const [created] = await db
-      .insert(apps)
-      .values({ id: newId('app'), orgId: auth.orgId, name })
-      .onConflictDoNothing()
-      .returning();
-    if (created) return created;
-    // Another request created it at the same moment.
-    const [again] = await db.select().from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
-    if (!again) throw new Error(`app ${name} vanished`);
-    return again;
-  }
-
   /**
    * A public port belongs to one app, unless every endpoint on it is TLS passthrough with
    * server names of its own: then the edge routes each connection by its ClientHello.
    */
-  async function checkPorts(app: App, manifest: Manifest): Promise<void> {
+  async function checkPorts(tx: Db, appId: string | null, manifest: Manifest): Promise<void> {
     for (const e of manifest.endpoints) {
-      const others = await db
+      const others = await tx
         .select({ endpoint: endpoints })
         .from(endpoints)
-        .where(and(eq(endpoints.port, e.port), ne(endpoints.appId, app.id)));
+        .where(appId ? and(eq(endpoints.port, e.port), ne(endpoints.appId, appId)) : eq(endpoints.port, e.port));
       for (const { endpoint: o } of others) {
         const shareable = e.tls === 'passthrough' && o.tls === 'passthrough';
         const clash = e.sni.filter((n) => o.sni.includes(n));
@@ -250,12 +316,15 @@ export function createDeployService(options: DeployServiceOptions) {
     }
   }
 
-  async function insertRelease(app: App, version: number, values: Omit<typeof releases.$inferInsert, 'id' | 'appId' | 'version'>): Promise<Release> {
+  async function insertRelease(t: Txn, app: App, version: number, values: Omit<typeof releases.$inferInsert, 'id' | 'appId' | 'version'>): Promise<Release> {
     try {
-      const [row] = await db.insert(releases).values({ id: newId('rel'), appId: app.id, version, ...values }).returning();
+      const [row] = await t.tx.insert(releases).values({ id: newId('rel'), appId: app.id, version, ...values }).returning();
       if (!row) throw new Error('release insert returned no row');
+      await t.checkpoint('release');
       return row;
     } catch (err) {
+      // Only the one constraint means "a concurrent deploy": anything else keeps its own meaning.
+      if (uniqueViolation(err) !== 'releases_app_version') throw err;
       throw new PierError('E_CONFLICT', `another deploy of ${app.name} created release v${version} at the same moment`, {
         status: 409,
         hint: 'run the deploy again',

@@ -1,7 +1,9 @@
 // Builds the edge's configuration snapshot from the database (endpoints × instances that run)
-// and hands each new version to subscribers: the in-process edge and the watch stream.
+// and hands each new version to subscribers: the in-process edge and the watch stream. A change
+// to one app rebuilds that app's part only and reuses the rest, so a one-app change reaches the
+// edge in milliseconds at a thousand apps; a refresh without an app rebuilds everything.
 import type { Logger } from 'pino';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
 import type { BindAddress, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
@@ -16,78 +18,180 @@ export interface EdgeFeedOptions {
 export interface EdgeFeed {
   /** The latest snapshot (version 0 and no endpoints before the first build). */
   current(): EdgeConfig;
-  /** Rebuilds soon; several calls close together make one rebuild. */
-  refresh(): void;
-  /** Rebuilds now and resolves with the snapshot. */
+  /**
+   * Rebuilds soon: the part of `appId` only, or everything without one. Calls that arrive while a
+   * build runs are gathered into the next one.
+   */
+  refresh(appId?: string): void;
+  /** Rebuilds everything now and resolves with the snapshot. */
   rebuild(): Promise<EdgeConfig>;
   subscribe(listener: (config: EdgeConfig) => void): () => void;
+  /** Stops building (pending refreshes are dropped). */
+  close(): void;
+}
+
+/** More dirty apps than this and a full build is cheaper than a list of ids. */
+const PARTIAL_LIMIT = 200;
+/** After a failed build, the next try waits this long (doubling up to 10 s). */
+const RETRY_MS = 250;
+
+interface AppPart {
+  entries: EndpointConfig[];
+  print: string;
 }
 
 export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
   const { db } = options;
   const log = options.log.child({ component: 'edge-feed' });
   const listeners = new Set<(config: EdgeConfig) => void>();
+  const parts = new Map<string, AppPart>();
   let snapshot: EdgeConfig = { version: 0, endpoints: [] };
-  let fingerprint = '';
-  let pending: NodeJS.Timeout | null = null;
-  let building: Promise<EdgeConfig> | null = null;
+  /** Apps to rebuild, or 'all'. */
+  let dirty: Set<string> | 'all' = new Set();
+  let scheduled = false;
+  let building: Promise<void> | null = null;
+  let failures = 0;
+  let closed = false;
 
-  async function build(): Promise<EdgeConfig> {
+  /** Reads the endpoints and running instances of some apps (all when null), grouped by app. */
+  async function read(ids: string[] | null): Promise<Map<string, EndpointConfig[]>> {
+    const only = (column: typeof endpoints.appId | typeof instances.appId): SQL | undefined => (ids ? inArray(column, ids) : undefined);
     const eps = await db
       .select({ endpoint: endpoints, appName: apps.name })
       .from(endpoints)
-      .innerJoin(apps, eq(apps.id, endpoints.appId));
+      .innerJoin(apps, eq(apps.id, endpoints.appId))
+      .where(only(endpoints.appId));
     const live = await db
-      .select()
+      .select({ id: instances.id, appId: instances.appId, process: instances.process, hostAddress: instances.hostAddress, hostPorts: instances.hostPorts })
       .from(instances)
-      .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['none', 'healthy'])));
-    const list: EndpointConfig[] = eps
-      .map(({ endpoint: e, appName }) => ({
+      .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['none', 'healthy']), only(instances.appId)));
+    const byProcess = new Map<string, typeof live>();
+    for (const i of live) {
+      const key = `${i.appId}\0${i.process}`;
+      const group = byProcess.get(key);
+      if (group) group.push(i);
+      else byProcess.set(key, [i]);
+    }
+    const out = new Map<string, EndpointConfig[]>();
+    for (const { endpoint: e, appName } of eps) {
+      const entry: EndpointConfig = {
         id: `${appName}/${e.port}`,
         app: appName,
         bind: bindAddresses(e.bindings, e.port, options.sharedAddresses),
         proxyProtocol: e.proxyProtocol,
-        backends: live
-          .filter((i) => i.appId === e.appId && i.process === e.process && i.hostAddress && i.hostPorts[String(e.targetPort)])
+        backends: (byProcess.get(`${e.appId}\0${e.process}`) ?? [])
+          .filter((i) => i.hostAddress && i.hostPorts[String(e.targetPort)])
           .map((i) => ({ id: i.id, address: i.hostAddress as string, port: i.hostPorts[String(e.targetPort)] as number }))
-          .sort((a, b) => a.id.localeCompare(b.id)),
+          .sort(byId),
         ...edgeOptions(e),
-      }))
-      .sort((a, b) => a.id.localeCompare(b.id));
-    const print = JSON.stringify(list);
-    if (print !== fingerprint) {
-      fingerprint = print;
-      // Versions only grow, also across restarts, so an edge never mistakes a new snapshot for an old one.
-      snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list };
-      log.info({ version: snapshot.version, endpoints: list.length }, 'edge config changed');
-      for (const l of listeners) l(snapshot);
+      };
+      const list = out.get(e.appId);
+      if (list) list.push(entry);
+      else out.set(e.appId, [entry]);
     }
-    return snapshot;
+    return out;
   }
 
-  function rebuild(): Promise<EdgeConfig> {
-    // Serialise builds so two never race to publish out of order.
-    const next = (building ?? Promise.resolve(snapshot)).catch(() => snapshot).then(build);
-    building = next;
-    return next;
+  /** Rebuilds the given apps' parts (all when null) and publishes a new version if any changed. */
+  async function build(ids: string[] | null): Promise<void> {
+    const fresh = await read(ids);
+    let changed = false;
+    const scope = ids ?? [...new Set([...parts.keys(), ...fresh.keys()])];
+    for (const appId of scope) {
+      const entries = (fresh.get(appId) ?? []).sort(byId);
+      const print = JSON.stringify(entries);
+      if (parts.get(appId)?.print === print) continue;
+      changed = true;
+      if (entries.length) parts.set(appId, { entries, print });
+      else parts.delete(appId);
+    }
+    // The first build always publishes, even an empty one: version 0 means "never built".
+    if (!changed && snapshot.version > 0) return;
+    const list: EndpointConfig[] = [];
+    for (const part of parts.values()) list.push(...part.entries);
+    list.sort(byId);
+    // Versions only grow, also across restarts, so an edge never mistakes a new snapshot for an old one.
+    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list };
+    log.info({ version: snapshot.version, endpoints: list.length, apps: ids?.length ?? 'all' }, 'edge config changed');
+    for (const l of listeners) l(snapshot);
+  }
+
+  function schedule(delayMs = 0): void {
+    if (scheduled || building || closed) return;
+    scheduled = true;
+    const run = () => {
+      scheduled = false;
+      void drain();
+    };
+    // setImmediate gathers the refreshes of one turn of the event loop into one build.
+    if (delayMs > 0) setTimeout(run, delayMs).unref();
+    else setImmediate(run);
+  }
+
+  /** Builds what is dirty, one build at a time, until nothing is. */
+  async function drain(): Promise<void> {
+    if (building || closed) return;
+    const take = dirty;
+    dirty = new Set();
+    if (take !== 'all' && take.size === 0) return;
+    const ids = take === 'all' || take.size > PARTIAL_LIMIT ? null : [...take];
+    building = build(ids);
+    try {
+      await building;
+      failures = 0;
+    } catch (err) {
+      failures++;
+      // Nothing was lost: build it all again, after a pause (the database may be down).
+      dirty = 'all';
+      log.error({ err, attempt: failures }, 'edge config build failed; retrying');
+      building = null;
+      return schedule(Math.min(RETRY_MS * 2 ** (failures - 1), 10_000));
+    }
+    building = null;
+    if (hasDirty()) schedule();
+  }
+
+  function hasDirty(): boolean {
+    return dirty === 'all' || dirty.size > 0;
+  }
+
+  function markDirty(appId?: string): void {
+    if (dirty === 'all') return;
+    if (appId === undefined) dirty = 'all';
+    else dirty.add(appId);
   }
 
   return {
     current: () => snapshot,
-    refresh() {
-      if (pending) return;
-      pending = setTimeout(() => {
-        pending = null;
-        rebuild().catch((err) => log.error({ err }, 'edge config build failed'));
-      }, 20);
-      pending.unref();
+    refresh(appId) {
+      markDirty(appId);
+      schedule();
     },
-    rebuild,
+    async rebuild() {
+      // After any build in progress, so versions go out in order.
+      while (building) await building.catch(() => undefined);
+      const b = build(null);
+      building = b.then(() => undefined);
+      try {
+        await b;
+      } finally {
+        building = null;
+        if (hasDirty()) schedule();
+      }
+      return snapshot;
+    },
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    close() {
+      closed = true;
+    },
   };
+}
+
+function byId(a: { id: string }, b: { id: string }): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 /** The endpoint's optional edge settings, present only when set (absent means off). */

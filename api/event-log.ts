@@ -1,5 +1,7 @@
 // The append-only event log: record an event with its reason, list them, and let in-process
-// listeners (streams, the CLI's follow) hear new ones as they are written.
+// listeners (streams, the CLI's follow) hear new ones. An event written inside a transaction is
+// announced only after that transaction commits (api/transactions.ts), so nobody hears of a change
+// that was rolled back.
 import { EventEmitter } from 'node:events';
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
@@ -17,7 +19,12 @@ export interface EventFilter {
 }
 
 export interface EventLog {
+  /** Writes one event on its own and announces it. */
   record(event: NewEvent): Promise<Event>;
+  /** Writes an event inside the caller's transaction; the caller announces it after commit. */
+  insert(tx: Db, event: NewEvent): Promise<Event>;
+  /** Tells in-process listeners about events that are now committed. */
+  announce(rows: Event[]): void;
   list(filter: EventFilter): Promise<Event[]>;
   /** Calls the listener for every event recorded by this process; returns an unsubscribe. */
   subscribe(listener: (event: Event) => void): () => void;
@@ -26,12 +33,22 @@ export interface EventLog {
 export function createEventLog(db: Db): EventLog {
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
+
+  async function insert(tx: Db, event: NewEvent): Promise<Event> {
+    const [row] = await tx.insert(events).values(event).returning();
+    if (!row) throw new Error('event insert returned no row');
+    return row;
+  }
+
   return {
     async record(event) {
-      const [row] = await db.insert(events).values(event).returning();
-      if (!row) throw new Error('event insert returned no row');
+      const row = await insert(db, event);
       emitter.emit('event', row);
       return row;
+    },
+    insert,
+    announce(rows) {
+      for (const row of rows) emitter.emit('event', row);
     },
     async list(filter) {
       const where: SQL[] = [eq(events.orgId, filter.orgId)];

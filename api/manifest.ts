@@ -5,6 +5,8 @@ import ipaddr from 'ipaddr.js';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { closestKey } from './closest-key.js';
+import { controlCharacterProblem, type TextKind } from './control-characters.js';
+import { imageReferenceProblem } from './image-reference.js';
 import { indexTomlPositions, type TomlPositionIndex } from './manifest-positions.js';
 import { PierError } from './pier-error.js';
 
@@ -12,7 +14,15 @@ const name = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,39}$/, 'must start with a letter and hold only a-z, 0-9 and "-" (at most 40 characters)');
 
-const env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string());
+/** A string that reaches Docker and the database: see api/control-characters.ts for what is refused. */
+function text(kind: TextKind = 'text', base = z.string()) {
+  return base.superRefine((value, ctx) => {
+    const problem = controlCharacterProblem(value, kind);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
+
+const env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), text());
 
 const port = z.number().int().min(1).max(65535);
 
@@ -26,10 +36,10 @@ const checkSchema = z
   .object({
     type: z.enum(['tcp', 'http', 'exec']),
     port: port.optional(),
-    path: z.string().startsWith('/', 'must start with "/"').default('/'),
+    path: text('line', z.string().startsWith('/', 'must start with "/"')).default('/'),
     /** Expected HTTP status; any 2xx or 3xx when unset. */
     status: z.number().int().min(100).max(599).optional(),
-    command: z.array(z.string()).min(1).optional(),
+    command: z.array(text()).min(1).optional(),
     interval: duration.default(5_000),
     timeout: duration.default(2_000),
     grace: duration.default(0),
@@ -51,7 +61,7 @@ const checkSchema = z
 
 const processSchema = z
   .object({
-    cmd: z.array(z.string()).min(1, 'must hold at least the program to run').optional(),
+    cmd: z.array(text()).min(1, 'must hold at least the program to run').optional(),
     count: z.number().int().min(0).max(100).default(1),
     env: env.default({}),
     check: checkSchema.optional(),
@@ -123,7 +133,13 @@ function isCidrOrAddress(value: string): boolean {
 export const manifestSchema = z
   .object({
     app: name,
-    image: z.string().min(1, 'must name an image, e.g. "local/echo:1"'),
+    image: z
+      .string()
+      .min(1, 'must name an image, e.g. "local/echo:1"')
+      .superRefine((value, ctx) => {
+        const problem = value === '' ? null : imageReferenceProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     env: env.default({}),
     processes: z.record(name, processSchema).refine((p) => Object.keys(p).length > 0, 'must define at least one process'),
     endpoints: z.array(endpointSchema).default([]),
@@ -195,10 +211,14 @@ export function validateManifest(doc: unknown, file = 'pier.toml'): Manifest {
   throw invalid(file, problemsOf(result.error.issues, doc, null));
 }
 
-/** The problems of an E_MANIFEST_INVALID error, or null for any other error. */
-export function manifestProblems(err: unknown): ManifestProblem[] | null {
-  return err instanceof PierError && err.code === 'E_MANIFEST_INVALID' ? (err.details as ManifestProblem[]) : null;
+/** The problems an E_MANIFEST_INVALID error lists (the first MAX_LISTED_PROBLEMS) and how many it found; null for any other error. */
+export function manifestProblems(err: unknown): { problems: ManifestProblem[]; total: number } | null {
+  if (!(err instanceof PierError) || err.code !== 'E_MANIFEST_INVALID') return null;
+  const problems = err.details as ManifestProblem[];
+  return { problems, total: problemTotals.get(err) ?? problems.length };
 }
+
+const problemTotals = new WeakMap<PierError, number>();
 
 function problemsOf(issues: z.core.$ZodIssue[], doc: unknown, positions: TomlPositionIndex | null): ManifestProblem[] {
   const problems: (ManifestProblem & { sort: number; missing: boolean })[] = [];
@@ -285,11 +305,25 @@ export function formatManifestProblem(file: string, p: ManifestProblem): string 
   return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
 }
 
-function invalid(file: string, problems: ManifestProblem[]): PierError {
-  const lines = problems.map((p) => formatManifestProblem(file, p));
-  return new PierError('E_MANIFEST_INVALID', `the manifest is not valid:\n  ${lines.join('\n  ')}`, {
+/** An error lists at most this many problems (and says how many there are): a manifest with
+ * thousands of mistakes gets an answer of a few kilobytes, not one larger than itself. */
+export const MAX_LISTED_PROBLEMS = 50;
+const MAX_PROBLEM_TEXT = 300;
+
+function invalid(file: string, all: ManifestProblem[]): PierError {
+  const problems = all.slice(0, MAX_LISTED_PROBLEMS).map((p) => ({ ...p, path: clip(p.path), message: clip(p.message) }));
+  const lines = problems.map((p) => formatManifestProblem(clip(file), p));
+  const more = all.length - problems.length;
+  const head = more > 0 ? `the manifest is not valid: ${all.length} problems, the first ${problems.length} listed` : 'the manifest is not valid';
+  const err = new PierError('E_MANIFEST_INVALID', `${head}:\n  ${lines.join('\n  ')}${more > 0 ? `\n  … and ${more} more` : ''}`, {
     status: 422,
     hint: 'fix the fields listed above; docs/manifest.md describes every key',
     details: problems,
   });
+  problemTotals.set(err, all.length);
+  return err;
+}
+
+function clip(text: string): string {
+  return text.length > MAX_PROBLEM_TEXT ? `${text.slice(0, MAX_PROBLEM_TEXT)}…` : text;
 }

@@ -2,6 +2,7 @@
 // HTTP API with explicit constructors, and stops them in reverse order. The edge runs elsewhere:
 // in `pier server` (all roles) its supervisor is the edge and follows this API's feed with the
 // edge token made here (cli/server-supervisor.ts); `--role api` is this process alone.
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
@@ -14,15 +15,18 @@ import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createDeployService } from './deploy-service.js';
-import { createEdgeFeed } from './edge-feed.js';
+import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
-import { newId } from './ids.js';
+import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
+import type { Runtime } from './runtime/runtime.js';
+import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { createReconciler } from './scheduler/reconciler.js';
-import { createScheduler } from './scheduler/scheduler.js';
+import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
+import { createTransactions, type Checkpoint } from './transactions.js';
 
 export interface RunningServer {
   apiUrl: string;
@@ -32,12 +36,24 @@ export interface RunningServer {
   edgeTokenFile: string;
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
+  /** Parts that benchmarks and tests measure or drive directly. */
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed };
   close(): Promise<void>;
+}
+
+/** For tests and benchmarks only: `pier server` passes none of these. */
+export interface StartOverrides {
+  /** A runtime in place of the Docker one (e.g. the in-memory runtime). */
+  runtime?: Runtime;
+  /** The fault-injection hook between writes of a transaction (api/transactions.ts). */
+  checkpoint?: Checkpoint;
+  /** Milliseconds between periodic resyncs (default 10 000). */
+  resyncMs?: number;
 }
 
 const LOCAL_NODE = 'node_local';
 
-export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+export async function startServer(config: ServerConfig, log: Logger, overrides: StartOverrides = {}): Promise<RunningServer> {
   if (!config.roles.includes('api')) {
     throw new PierError('E_CONFIG_INVALID', 'a server without the api role is not supported yet', {
       status: 400,
@@ -51,11 +67,15 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   };
 
   try {
-    const database = await openDatabase({ url: config.databaseUrl, dataDir: join(config.dataDir, 'db') });
+    const database = await openDatabase({
+      url: config.databaseUrl,
+      dataDir: join(config.dataDir, 'db'),
+      onLocksLost: (why, locks) => log.error({ why, locks }, 'database lock session lost: reconciles of those apps stop and take their locks again'),
+    });
     closers.push(() => database.close());
     const { db } = database;
 
-    const runtime = createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
+    const runtime = overrides.runtime ?? createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
     await runtime.ping().catch((err: Error) => warnings.push(`${err.message}; deploys will fail until it answers`));
     const publishAddress = '127.0.0.1';
     await db
@@ -66,36 +86,49 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     const installationId = await installation(db);
     const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
     const events = createEventLog(db);
+    const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
+    const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+    closers.push(async () => edgeFeed.close());
 
     const reconciler = createReconciler({
       db,
       runtime,
-      events,
+      leases,
       log: log.child({ component: 'reconciler' }),
       nodeId: LOCAL_NODE,
       installationId,
       publishAddress,
-      onRoutesChanged: () => edgeFeed.refresh(),
+      onRoutesChanged: (appId) => edgeFeed.refresh(appId),
     });
-    const scheduler = createScheduler({ db, runtime, reconciler, installationId, log, tryLock: (key) => database.tryLock(key) });
+    const scheduler = createScheduler({
+      db,
+      runtime,
+      reconciler,
+      leases,
+      locks: database.locks,
+      installationId,
+      log,
+      concurrency: config.reconcileConcurrency,
+      resyncMs: overrides.resyncMs,
+    });
     closers.push(() => scheduler.close());
     const health = createHealthMonitor({
       db,
       runtime,
-      events,
+      transactions,
       log,
       exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
       onChange: (appId) => {
-        edgeFeed.refresh();
+        edgeFeed.refresh(appId);
         scheduler.enqueue(appId);
       },
     });
     closers.push(() => health.close());
-    const deploys = createDeployService({ db, runtime, events, enqueue: (id) => scheduler.enqueue(id) });
+    const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
+    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>
@@ -123,6 +156,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
+      internals: { scheduler, edgeFeed },
       close,
     };
   } catch (err) {

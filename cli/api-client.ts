@@ -1,6 +1,6 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -90,6 +90,28 @@ export class ApiClient {
     if (query.deployment) q.set('deployment', query.deployment);
     const qs = q.size ? `?${q}` : '';
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events${qs}`);
+  }
+
+  /** The app's newest instances, stopped ones included (one page of `limit`). */
+  async instances(app: string, limit: number): Promise<InstanceView[]> {
+    const body: { instances: InstanceView[] } = await this.request('GET', `/v1/apps/${encodeURIComponent(app)}/instances?limit=${limit}`);
+    return body.instances;
+  }
+
+  /** The newest events of one type (the last page; bounded: 20 pages of 1000 are read at most). */
+  async latestEvents(app: string, type: string): Promise<{ events: EventView[] }> {
+    let last: EventView[] = [];
+    let after: number | undefined;
+    for (let page = 0; page < 20; page++) {
+      const q = new URLSearchParams({ type, limit: '1000' });
+      if (after !== undefined) q.set('after', String(after));
+      const { events }: { events: EventView[] } = await this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events?${q}`);
+      if (events.length === 0) break;
+      last = events;
+      after = events.at(-1)?.id;
+      if (events.length < 1000) break;
+    }
+    return { events: last };
   }
 
   /** Follows the app's live event stream from `after` (exclusive) until the signal aborts. */

@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { checkToken } from './api-token.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
 
@@ -34,7 +35,7 @@ export function loadClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
       exitCode: EXIT.auth,
     });
   }
-  return { apiUrl: apiUrl.replace(/\/+$/, ''), token };
+  return { apiUrl: apiUrl.replace(/\/+$/, ''), token: checkToken(token, env.PIER_TOKEN ? 'PIER_TOKEN' : file) };
 }
 
 /** Stores the API URL and token in the config file (mode 0600), keeping its other settings. */

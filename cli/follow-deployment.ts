@@ -29,7 +29,7 @@ export function checkOutcome(dep: DeploymentView, detached: boolean): void {
       return;
     case 'failed':
       throw new CliError('E_DEPLOY_FAILED', `the deploy of v${dep.release} failed: ${dep.failureReason ?? 'no reason recorded'}`, {
-        hint: '`pier status --app APP` shows what runs now; the previous release keeps serving',
+        hint: `\`pier status --app ${dep.app}\` shows what runs now and why; the previous release keeps serving`,
         exitCode: EXIT.deployFailed,
       });
     case 'superseded':
@@ -37,7 +37,7 @@ export function checkOutcome(dep: DeploymentView, detached: boolean): void {
     case 'running':
       if (detached) return;
       throw new CliError('E_DEPLOY_PENDING', `stopped waiting; deployment ${dep.id} is still rolling out on the server`, {
-        hint: '`pier status --app APP` shows its progress',
+        hint: `\`pier status --app ${dep.app}\` shows its progress`,
         exitCode: EXIT.pending,
       });
   }

@@ -1,9 +1,12 @@
 // Opens Pier's database: PostgreSQL through postgres.js when a URL is given, otherwise an
 // embedded PGlite database in a folder (or in memory), and applies the committed migrations.
+// On PostgreSQL, advisory locks live on a session of their own (db/advisory-locks.ts).
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema/index.js';
+import { createLocalLocks, createPostgresLocks, type AdvisoryLocks } from './advisory-locks.js';
+import { initPgliteDataDir } from './pglite-first-start.js';
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -13,72 +16,106 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** Folder of the embedded database, or `memory://` for one that lives in memory. */
   dataDir: string;
+  /** Told when the lock session is lost with locks held (PostgreSQL only). */
+  onLocksLost?: (why: string, locks: number) => void;
 }
 
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
-  /**
-   * Takes a session-level advisory lock named `key` without waiting: resolves with a release
-   * function, or null when another session (another server process) holds it.
-   */
-  tryLock(key: string): Promise<(() => Promise<void>) | null>;
+  /** Named cross-process locks; on PostgreSQL they never take a connection from the pool. */
+  locks: AdvisoryLocks;
   close(): Promise<void>;
 }
+
+/** The query pool's size on PostgreSQL: postgres.js's default, kept on purpose. */
+export const POOL_SIZE = 10;
+/** The lock session's application_name, as pg_stat_activity shows it. */
+export const LOCK_SESSION_NAME = 'pier-locks';
+
+const CLIENT_OPTIONS = {
+  onnotice: () => {},
+  // Reconnect at most a second after a failed attempt (0.1, 0.2, 0.4 … 1 s): postgres.js's own
+  // backoff grows to 20 s while the server is down, so the API stayed unavailable long after
+  // the server came back.
+  backoff: (retries: number): number => Math.min(0.05 * 2 ** retries, 1),
+  // postgres.js reads the array types on every new connection with a query nobody awaits: a
+  // connection lost at that moment (a restart) rejected it unhandled. The schema has no array
+  // columns (lists are jsonb), so the types are not needed.
+  fetch_types: false,
+};
 
 const migrationsFolder = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.url) return openPostgres(options.url);
+  if (options.url) return openPostgres(options.url, options);
   return openPglite(options.dataDir);
 }
 
-async function openPostgres(url: string): Promise<Database> {
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-  const client = postgres(url, { max: 10, onnotice: () => {} });
+  // A connection that does not come up in 10 s is given up (default 30 s): the request waiting
+  // for it fails while the server is unreachable instead of hanging.
+  const client = postgres(url, { ...CLIENT_OPTIONS, max: POOL_SIZE, connect_timeout: 10 });
   const db = drizzle(client, { schema });
-  await migrate(db, { migrationsFolder });
-  const tryLock = async (key: string) => {
-    // Advisory locks belong to a session, so hold one connection for as long as the lock.
-    const conn = await client.reserve();
-    try {
-      const [row] = await conn`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as locked`;
-      if (row?.locked) {
-        return async () => {
-          try {
-            await conn`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
-          } finally {
-            conn.release();
-          }
-        };
-      }
-    } catch (err) {
-      conn.release();
-      throw err;
-    }
-    conn.release();
-    return null;
+  try {
+    await migrate(db, { migrationsFolder });
+  } catch (err) {
+    await client.end({ timeout: 1 });
+    throw err;
+  }
+  const locks = createPostgresLocks({
+    // One connection that lives as long as it can: recycling it would drop every lock.
+    connect: (onClose) =>
+      postgres(url, {
+        max: 1,
+        max_lifetime: 0,
+        idle_timeout: 0,
+        ...CLIENT_OPTIONS,
+        connect_timeout: 5,
+        keep_alive: 10,
+        onclose: onClose,
+        // Server-side keepalives: after a network partition the server drops this session (and
+        // so its locks) within about 25 s instead of the default two hours.
+        connection: { application_name: LOCK_SESSION_NAME, tcp_keepalives_idle: 10, tcp_keepalives_interval: 5, tcp_keepalives_count: 3 },
+      }),
+    onLost: options.onLocksLost,
+  });
+  return {
+    db: db as unknown as Db,
+    kind: 'postgres',
+    locks,
+    async close() {
+      await locks.close().catch(() => undefined);
+      await client.end({ timeout: 5 });
+    },
   };
-  return { db: db as unknown as Db, kind: 'postgres', tryLock, close: () => client.end({ timeout: 5 }) };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
-  const client = new PGlite(dataDir);
+  if (!dataDir.startsWith('memory://')) {
+    await mkdir(dataDir, { recursive: true });
+    await initPgliteDataDir(dataDir);
+  }
+  // PostgreSQL's default 128 MB of shared buffers is resident in the WebAssembly heap; Pier's
+  // data is a few megabytes (docs/operations.md has the figures).
+  const client = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'] });
   await client.waitReady;
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
-  // An embedded database belongs to one process: an in-process lock is the whole story.
-  const held = new Set<string>();
-  const tryLock = async (key: string) => {
-    if (held.has(key)) return null;
-    held.add(key);
-    return async () => void held.delete(key);
+  const locks = createLocalLocks();
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    locks,
+    async close() {
+      await locks.close();
+      await client.close();
+    },
   };
-  return { db: db as unknown as Db, kind: 'pglite', tryLock, close: () => client.close() };
 }

@@ -1,31 +1,50 @@
 // The edge config feed: the current snapshot, and a server-sent-event stream of new ones, for
-// edge processes that run apart from the API (`pier edge --api URL`).
+// edge processes that run apart from the API (`pier edge --api URL`). The snapshot holds every
+// app's endpoints and backends, so only org-wide tokens (edge or admin scope) may read it.
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { ApiDeps } from '../api-deps.js';
-import { requireScope, type ApiEnv } from '../auth.js';
+import { requireScope, type ApiEnv, type AuthContext } from '../auth.js';
 import { describeRoute } from '../openapi.js';
+import { PierError } from '../pier-error.js';
 
-describeRoute({ method: 'get', path: '/v1/edge/config', scope: 'edge', summary: 'The current edge snapshot: listeners and backends, with its version', response: { type: 'object', description: 'see docs/edge.md' } });
+describeRoute({
+  method: 'get',
+  path: '/v1/edge/config',
+  scope: 'edge',
+  summary: 'The current edge snapshot: listeners and backends, with its version (org-wide edge or admin tokens only)',
+  response: { type: 'object', description: 'see docs/edge.md' },
+});
 describeRoute({
   method: 'get',
   path: '/v1/edge/watch',
   scope: 'edge',
-  summary: 'Server-sent events: `config` with each new snapshot (id = version), `ping` every 15 s',
+  summary: 'Server-sent events: `config` with each new snapshot (id = version), `ping` every 15 s (org-wide edge or admin tokens only)',
   contentType: 'text/event-stream',
   response: { type: 'string' },
 });
+
+/** The snapshot covers every app: a token bound to one app may not read it, whatever its scope. */
+function requireEdgeReader(auth: AuthContext): void {
+  requireScope(auth, 'edge');
+  if (auth.appId !== null) {
+    throw new PierError('E_FORBIDDEN', 'this token is bound to one app, and the edge config covers every app', {
+      status: 403,
+      hint: 'use an org-wide token with the "edge" scope: `pier tokens create --scope edge`',
+    });
+  }
+}
 
 export function edgeRoutes(deps: ApiDeps) {
   const r = new Hono<ApiEnv>();
 
   r.get('/edge/config', async (c) => {
-    requireScope(c.get('auth'), 'edge');
+    requireEdgeReader(c.get('auth'));
     return c.json(await deps.edgeFeed.rebuild());
   });
 
   r.get('/edge/watch', (c) => {
-    requireScope(c.get('auth'), 'edge');
+    requireEdgeReader(c.get('auth'));
     return streamSSE(c, async (stream) => {
       let last = 0;
       const send = async (config: ReturnType<typeof deps.edgeFeed.current>) => {

@@ -11,8 +11,16 @@ describeRoute({
   method: 'get',
   path: '/healthz',
   scope: null,
-  summary: 'Readiness: 200 once migrations ran and the scheduler started, 503 E_NOT_READY before',
-  response: z.object({ ok: z.literal(true) }),
+  summary: 'Readiness and dependencies: 200 once the server started (status "up", or "degraded" while the database or Docker does not answer), 503 E_NOT_READY before',
+  description: 'Each dependency is probed at most once every 2 s, and a probe gives up after 1.5 s, so this route is cheap to poll.',
+  response: z.object({
+    ok: z.literal(true),
+    status: z.enum(['up', 'degraded']),
+    dependencies: z.record(
+      z.string(),
+      z.object({ status: z.enum(['up', 'down']), checkedAt: z.string(), latencyMs: z.number(), error: z.string().optional().describe('why it is down') }),
+    ),
+  }),
   errors: [503],
 });
 

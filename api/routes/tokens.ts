@@ -1,5 +1,6 @@
 // API tokens: create (the secret is in that one answer only; its hash is stored), list, revoke,
 // and "which token is this" for `pier login`. Managing tokens needs an org-wide admin token.
+// Creating and revoking write the token and its audit event in one transaction.
 import { Hono } from 'hono';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -13,6 +14,7 @@ import { PierError } from '../pier-error.js';
 import { parseBody, parseQuery, readJson } from '../request.js';
 import { generateTokenSecret, hashTokenSecret } from '../token-secret.js';
 import { pageSchema, tokenViewSchema } from '../view-schemas.js';
+import { createTransactions } from '../transactions.js';
 import { tokenView } from '../views.js';
 
 const DAY = 86_400_000;
@@ -50,6 +52,7 @@ describeRoute({ method: 'delete', path: '/v1/tokens/:id', scope: 'admin', summar
 
 export function tokenRoutes(deps: ApiDeps) {
   const { db } = deps;
+  const transactions = createTransactions({ db, events: deps.events });
   const r = new Hono<ApiEnv>();
 
   r.post('/tokens', async (c) => {
@@ -60,19 +63,30 @@ export function tokenRoutes(deps: ApiDeps) {
     }
     const app = body.app ? await findApp(db, auth, body.app) : null;
     const secret = generateTokenSecret();
-    const [row] = await db
-      .insert(tokens)
-      .values({
-        id: newId('tok'),
+    const row = await transactions.run(async (t) => {
+      const [inserted] = await t.tx
+        .insert(tokens)
+        .values({
+          id: newId('tok'),
+          orgId: auth.orgId,
+          name: body.name ?? `${body.scope}${app ? ` for ${app.name}` : ''}`,
+          hash: hashTokenSecret(secret),
+          scope: body.scope,
+          appId: app?.id ?? null,
+          expiresAt: body.expiresIn ? new Date(Date.now() + toMs(body.expiresIn)) : null,
+        })
+        .returning();
+      if (!inserted) throw new Error('token insert returned no row');
+      await t.record({
         orgId: auth.orgId,
-        name: body.name ?? `${body.scope}${app ? ` for ${app.name}` : ''}`,
-        hash: hashTokenSecret(secret),
-        scope: body.scope,
-        appId: app?.id ?? null,
-        expiresAt: body.expiresIn ? new Date(Date.now() + toMs(body.expiresIn)) : null,
-      })
-      .returning();
-    if (!row) throw new Error('token insert returned no row');
+        appId: inserted.appId,
+        type: 'token.created',
+        reason: 'admin',
+        message: `token ${inserted.id} (${inserted.name}, scope ${inserted.scope}) created by ${auth.tokenId}`,
+        data: { tokenId: inserted.id, scope: inserted.scope, name: inserted.name, createdBy: auth.tokenId, expiresAt: inserted.expiresAt },
+      });
+      return inserted;
+    });
     // The secret must not be kept anywhere, not even as a stored Idempotency-Key answer.
     c.header('cache-control', 'no-store');
     return c.json({ token: tokenView(row, app?.name ?? null), secret }, 201);
@@ -106,7 +120,24 @@ export function tokenRoutes(deps: ApiDeps) {
       throw new PierError('E_TOKEN_NOT_FOUND', `there is no token "${c.req.param('id')}"`, { status: 404, hint: '`pier tokens list` shows the tokens' });
     }
     if (found.token.revokedAt) return c.json({ token: tokenView(found.token, found.app) });
-    const [row] = await db.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, found.token.id)).returning();
+    const row = await transactions.run(async (t) => {
+      const [updated] = await t.tx
+        .update(tokens)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(tokens.id, found.token.id), isNull(tokens.revokedAt)))
+        .returning();
+      if (updated) {
+        await t.record({
+          orgId: auth.orgId,
+          appId: updated.appId,
+          type: 'token.revoked',
+          reason: 'admin',
+          message: `token ${updated.id} (${updated.name}) revoked by ${auth.tokenId}`,
+          data: { tokenId: updated.id, revokedBy: auth.tokenId },
+        });
+      }
+      return updated;
+    });
     return c.json({ token: tokenView(row ?? found.token, found.app) });
   });
 

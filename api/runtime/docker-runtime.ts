@@ -2,6 +2,7 @@
 // exec in docker-logs.ts / docker-exec.ts. Engine failures become PierErrors with stable codes.
 
 import Docker from 'dockerode';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { PierError } from '../pier-error.js';
@@ -29,6 +30,13 @@ export interface DockerRuntimeOptions {
 }
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
+
+// docker-modem follows HTTP redirects, resolving the Location against a URL that has no host on a
+// unix socket: the engine's 301 for a malformed path (`/containers//exec`, an empty id) became a
+// request to the host "containers" whose DNS error had no listener and ended the process. The
+// engine's API never redirects a well-formed request, so a redirect is made an ordinary error.
+const dockerRequire = createRequire(createRequire(import.meta.url).resolve('dockerode'));
+(dockerRequire('docker-modem/lib/http.js') as { maxRedirects: number }).maxRedirects = 0;
 
 export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const socketPath = options.socketPath ?? DEFAULT_SOCKET;

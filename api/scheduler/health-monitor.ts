@@ -1,24 +1,29 @@
 // Runs each running instance's health check on its interval and records transitions: starting →
 // healthy, healthy → unhealthy (out of the route table), and a restart after too many failures.
-// Each transition is an event carrying the check's output.
+// Each transition is an event carrying the check's output, written with it in one transaction.
+// A check or restart that fails (engine or database down) is logged, recorded and retried with
+// backoff: nothing here may end the process.
 import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, deployments, instances, releases, type Instance, type InstanceHealth } from '../../db/schema/index.js';
-import type { EventLog } from '../event-log.js';
 import type { CheckSpec, Manifest } from '../manifest.js';
+import type { Transactions } from '../transactions.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { probe, type ExecFn } from './health-probe.js';
 
 export interface HealthMonitorOptions {
   db: Db;
   runtime: Runtime;
-  events: EventLog;
+  transactions: Transactions;
   log: Logger;
   /** Called when an instance enters or leaves the route table, or must be replaced. */
   onChange: (appId: string) => void;
   exec: ExecFn;
   tickMs?: number;
+  /** After a failed check run or restart, wait min·2^n ms (up to max) before the next try. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
 }
 
 interface Track {
@@ -26,6 +31,10 @@ interface Track {
   running: boolean;
   successes: number;
   failures: number;
+  /** Errors in a row (not failed checks: failures of our own work), for the backoff. */
+  errors: number;
+  /** The restart is recorded and its stop not yet done (retried after an engine error). */
+  restarting: boolean;
 }
 
 export interface HealthMonitor {
@@ -34,8 +43,10 @@ export interface HealthMonitor {
 }
 
 export function createHealthMonitor(options: HealthMonitorOptions): HealthMonitor {
-  const { db, events } = options;
+  const { db, transactions } = options;
   const log = options.log.child({ component: 'health' });
+  const retryMin = options.retryMinMs ?? 1_000;
+  const retryMax = options.retryMaxMs ?? 60_000;
   const tracks = new Map<string, Track>();
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
@@ -59,16 +70,28 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       for (const { inst, manifest, orgId } of rows) {
         seen.add(inst.id);
         const check = (manifest as Manifest).processes[inst.process]?.check;
-        if (!check) continue;
+        // No container yet (a start cut short, e.g. by a database outage): nothing to probe.
+        if (!check || !inst.containerId) continue;
         let track = tracks.get(inst.id);
-        if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0 }));
+        if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0, errors: 0, restarting: false }));
         if (track.running || track.nextAt > now) continue;
         track.running = true;
         track.nextAt = now + check.interval;
-        const p = runOne(inst, orgId, check, track, rolling.has(inst.releaseId)).finally(() => {
-          track.running = false;
-          inflight.delete(p);
-        });
+        const t = track;
+        const p = runOne(inst, orgId, check, t, rolling.has(inst.releaseId))
+          .then(
+            () => void (t.errors = 0),
+            (err: unknown) => {
+              t.errors++;
+              const delay = Math.min(retryMin * 2 ** (t.errors - 1), retryMax);
+              t.nextAt = Date.now() + Math.max(delay, check.interval);
+              log.warn({ err, instance: inst.id, app: inst.appId, attempt: t.errors, retryInMs: delay }, 'health check round failed; retrying');
+            },
+          )
+          .finally(() => {
+            t.running = false;
+            inflight.delete(p);
+          });
         inflight.add(p);
       }
       for (const id of tracks.keys()) if (!seen.has(id)) tracks.delete(id);
@@ -99,7 +122,8 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
     }
     // A new instance of a rollout is judged by the rollout's deadline, not restarted.
     if (track.failures >= check.restart_threshold && !(inRollout && inst.health === 'starting')) {
-      await restart(inst, orgId, `restarted: ${result.output} (${track.failures} failures in a row)`);
+      // A failed restart throws: the failures stay counted, so the next round tries again.
+      await restart(inst, orgId, `restarted: ${result.output} (${track.failures} failures in a row)`, track);
       track.failures = 0;
     }
   }
@@ -112,33 +136,56 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
 
   async function transition(inst: Instance, orgId: string, health: InstanceHealth, output: string): Promise<void> {
     const now = new Date();
-    await db.update(instances).set({ health, healthOutput: output, healthChangedAt: now, updatedAt: now }).where(eq(instances.id, inst.id));
-    log.info({ instance: inst.id, health, output }, 'health changed');
-    await events.record({
-      orgId,
-      appId: inst.appId,
-      instanceId: inst.id,
-      type: `instance.${health}`,
-      reason: health === 'healthy' ? 'check-passed' : 'check-failed',
-      message: `${inst.id} is ${health}: ${output}`,
-      data: { output, previous: inst.health },
+    await transactions.run(async (t) => {
+      await t.tx.update(instances).set({ health, healthOutput: output, healthChangedAt: now, updatedAt: now }).where(eq(instances.id, inst.id));
+      await t.record({
+        orgId,
+        appId: inst.appId,
+        instanceId: inst.id,
+        type: `instance.${health}`,
+        reason: health === 'healthy' ? 'check-passed' : 'check-failed',
+        message: `${inst.id} is ${health}: ${output}`,
+        data: { output, previous: inst.health },
+      });
     });
+    log.info({ instance: inst.id, health, output }, 'health changed');
     inst.health = health;
     options.onChange(inst.appId);
   }
 
-  async function restart(inst: Instance, orgId: string, reason: string): Promise<void> {
-    log.warn({ instance: inst.id, reason }, 'restarting unhealthy instance');
-    await db.update(instances).set({ lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, inst.id));
-    await events.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restarted', reason: 'check-failed', message: `${inst.id} ${reason}`, data: {} });
-    // The reconciler sees the container stop and starts a replacement.
-    if (inst.containerId) await options.runtime.stop(inst.containerId, 5);
+  async function restart(inst: Instance, orgId: string, reason: string, track: Track): Promise<void> {
+    if (!track.restarting) {
+      log.warn({ instance: inst.id, reason }, 'restarting unhealthy instance');
+      await transactions.run(async (t) => {
+        await t.tx.update(instances).set({ lastReason: reason, updatedAt: new Date() }).where(eq(instances.id, inst.id));
+        await t.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restarted', reason: 'check-failed', message: `${inst.id} ${reason}`, data: {} });
+      });
+      track.restarting = true;
+    }
+    try {
+      // The reconciler sees the container stop and starts a replacement.
+      if (inst.containerId) await options.runtime.stop(inst.containerId, 5);
+    } catch (err) {
+      // Said once per streak of failed restarts, not at every retry.
+      if (track.errors === 0) {
+        const why = err instanceof Error ? err.message : String(err);
+        await transactions
+          .run((t) =>
+            t.record({ orgId, appId: inst.appId, instanceId: inst.id, type: 'instance.restart-failed', reason: 'runtime-error', message: `${inst.id} could not be restarted: ${why}; retrying`, data: { error: why } }),
+          )
+          .catch((recordErr: unknown) => log.warn({ err: recordErr, instance: inst.id }, 'cannot record the failed restart'));
+      }
+      throw err;
+    }
+    track.restarting = false;
+    // Stopped: its last check output stays the reason; the reconciler replaces it.
+    track.nextAt = Infinity;
     options.onChange(inst.appId);
   }
 
   return {
     start() {
-      timer = setInterval(() => void tick(), options.tickMs ?? 500);
+      timer = setInterval(() => void tick().catch((err: unknown) => log.error({ err }, 'health tick failed')), options.tickMs ?? 500);
       timer.unref();
     },
     async close() {

@@ -22,6 +22,11 @@ export interface ActualInstance {
   desired: 'running' | 'stopped';
   /** The container's state, or null when the container is gone. */
   container: ContainerState | null;
+  /**
+   * The row was written but its container was never created (a start interrupted between its
+   * two phases): create it now, under the same name, rather than call it failed.
+   */
+  pending?: boolean;
   /** Running and, when the process has a check, passing it. */
   ready: boolean;
   /** For an instance leaving: when it may be stopped. */
@@ -46,6 +51,8 @@ export type Action =
   /** The container of an instance that should run has stopped: record why, mark it exited. */
   | { type: 'exited'; instanceId: string }
   | { type: 'start'; releaseId: string; process: string }
+  /** Create the container of an instance row that has none yet (the second phase of a start). */
+  | { type: 'create'; instanceId: string }
   /** Take an instance out of the route table; it is stopped once its drain time has passed. */
   | { type: 'drain'; instanceId: string; reason: string }
   | { type: 'stop'; instanceId: string }
@@ -77,7 +84,11 @@ export function plan(input: PlanInput): Plan {
   for (const inst of input.instances) {
     if (inst.desired === 'running') {
       if (isLive(inst.container)) live.push(inst);
-      else actions.push({ type: 'exited', instanceId: inst.id });
+      else if (inst.pending) {
+        // Counted as live: created now, it then rolls like any instance of its release.
+        live.push(inst);
+        actions.push({ type: 'create', instanceId: inst.id });
+      } else actions.push({ type: 'exited', instanceId: inst.id });
     } else if (isLive(inst.container)) {
       // Leaving: stop once drained.
       if (!inst.drainUntil || inst.drainUntil <= input.now) actions.push({ type: 'stop', instanceId: inst.id });

@@ -1,19 +1,22 @@
 // Settles an app's running deployment from observed state: succeeded when the release runs in
 // full, failed at once when one of its instances exits (or at the deadline). A failure puts the
-// previous release back, so it keeps serving, and records exactly why.
+// previous release back, so it keeps serving, and records exactly why. Each outcome is one fenced
+// transaction with its events, and applies only while the deployment is still running (a deploy
+// that superseded it meanwhile wins).
 import type { Logger } from 'pino';
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, deployments, releases, type App, type Deployment, type Instance } from '../../db/schema/index.js';
-import type { EventLog } from '../event-log.js';
 import type { Manifest } from '../manifest.js';
 import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
 import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
+import type { AppLeases, Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 
 export interface SettleInput {
   db: Db;
-  events: EventLog;
+  leases: AppLeases;
+  lease: Lease;
   runtime: Runtime;
   log: Logger;
   app: App;
@@ -74,20 +77,25 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   const complete = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0)) && others === 0;
 
   if (complete) {
-    await db
-      .update(deployments)
-      .set({ state: 'succeeded', progress: { desired, running }, finishedAt: now, updatedAt: now })
-      .where(eq(deployments.id, dep.id));
-    await input.events.record({
-      orgId: app.orgId,
-      appId: app.id,
-      deploymentId: dep.id,
-      type: 'deploy.succeeded',
-      reason: 'rolled-out',
-      message: `release v${release.version} runs: ${summary(running)}`,
-      data: { releaseId: release.id, version: release.version, running },
+    const done = await input.leases.fenced(input.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(deployments)
+        .set({ state: 'succeeded', progress: { desired, running }, finishedAt: now, updatedAt: now })
+        .where(and(eq(deployments.id, dep.id), eq(deployments.state, 'running')))
+        .returning();
+      if (!updated) return false;
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        deploymentId: dep.id,
+        type: 'deploy.succeeded',
+        reason: 'rolled-out',
+        message: `release v${release.version} runs: ${summary(running)}`,
+        data: { releaseId: release.id, version: release.version, running },
+      });
+      return true;
     });
-    input.log.info({ deployment: dep.id, release: release.version }, 'deployment succeeded');
+    if (done) input.log.info({ deployment: dep.id, release: release.version }, 'deployment succeeded');
     return {};
   }
   if (now > dep.deadline) {
@@ -100,15 +108,22 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     return fail(input, dep, release.version, message, { reason: checks.length ? 'check-failed' : 'timeout', running, desired, checks });
   }
   if (JSON.stringify(dep.progress) !== JSON.stringify({ desired, running })) {
-    await db.update(deployments).set({ progress: { desired, running }, updatedAt: now }).where(eq(deployments.id, dep.id));
-    await input.events.record({
-      orgId: app.orgId,
-      appId: app.id,
-      deploymentId: dep.id,
-      type: 'deploy.progressed',
-      reason: 'instances-running',
-      message: `release v${release.version}: ${summary(running)} of ${summary(desired)} ready`,
-      data: { desired, running },
+    await input.leases.fenced(input.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(deployments)
+        .set({ progress: { desired, running }, updatedAt: now })
+        .where(and(eq(deployments.id, dep.id), eq(deployments.state, 'running')))
+        .returning({ id: deployments.id });
+      if (!updated) return;
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        deploymentId: dep.id,
+        type: 'deploy.progressed',
+        reason: 'instances-running',
+        message: `release v${release.version}: ${summary(running)} of ${summary(desired)} ready`,
+        data: { desired, running },
+      });
     });
   }
   return {};
@@ -118,33 +133,42 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   const { db, app, now } = input;
   const previous = dep.previousReleaseId;
   const [prev] = previous ? await db.select().from(releases).where(eq(releases.id, previous)) : [];
-  await db
-    .update(deployments)
-    .set({ state: 'failed', failureReason: message, failure, finishedAt: now, updatedAt: now })
-    .where(eq(deployments.id, dep.id));
-  await db.update(apps).set({ currentReleaseId: prev?.id ?? null, updatedAt: now }).where(eq(apps.id, app.id));
-  const changes = await syncEndpoints(db, app.id, prev ? (prev.manifest as Manifest) : null);
-  if (changes.length) {
-    await input.events.record({
+  const kept = prev ? `; v${prev.version} keeps serving` : '';
+  const reverted = await input.leases.fenced(input.lease, async (t) => {
+    // The app row first, as a deploy locks it: the two never wait on each other in a circle.
+    await t.tx.select({ id: apps.id }).from(apps).where(eq(apps.id, app.id)).for('no key update');
+    const [updated] = await t.tx
+      .update(deployments)
+      .set({ state: 'failed', failureReason: message, failure, finishedAt: now, updatedAt: now })
+      .where(and(eq(deployments.id, dep.id), eq(deployments.state, 'running')))
+      .returning({ id: deployments.id });
+    // Superseded meanwhile: the newer deploy decides what runs.
+    if (!updated) return false;
+    await t.tx.update(apps).set({ currentReleaseId: prev?.id ?? null, updatedAt: now }).where(eq(apps.id, app.id));
+    const changes = await syncEndpoints(t.tx, app.id, prev ? (prev.manifest as Manifest) : null);
+    if (changes.length) {
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        deploymentId: dep.id,
+        type: 'endpoint.changed',
+        reason: 'rollout-failed',
+        message: `endpoints restored to ${prev ? `v${prev.version}` : 'none'}: ${describeEndpointChanges(changes)}`,
+        data: { changes },
+      });
+    }
+    await t.record({
       orgId: app.orgId,
       appId: app.id,
       deploymentId: dep.id,
-      type: 'endpoint.changed',
-      reason: 'rollout-failed',
-      message: `endpoints restored to ${prev ? `v${prev.version}` : 'none'}: ${describeEndpointChanges(changes)}`,
-      data: { changes },
+      type: 'deploy.failed',
+      reason: String(failure.reason ?? 'failed'),
+      message: `deploy of v${version} failed: ${message}${kept}`,
+      data: { ...failure, previousReleaseId: prev?.id ?? null },
     });
-  }
-  const kept = prev ? `; v${prev.version} keeps serving` : '';
-  await input.events.record({
-    orgId: app.orgId,
-    appId: app.id,
-    deploymentId: dep.id,
-    type: 'deploy.failed',
-    reason: String(failure.reason ?? 'failed'),
-    message: `deploy of v${version} failed: ${message}${kept}`,
-    data: { ...failure, previousReleaseId: prev?.id ?? null },
+    return true;
   });
+  if (!reverted) return {};
   input.log.warn({ deployment: dep.id, release: version, reason: failure.reason }, 'deployment failed');
   return { revertedTo: prev?.id ?? null };
 }

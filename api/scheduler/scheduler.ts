@@ -1,61 +1,158 @@
-// The scheduler: turns triggers (API writes, Docker events, a periodic resync) into reconcile
-// passes per app through the work queue, and retries held-back starts when their time comes.
+// The scheduler: turns triggers (API writes, runtime events, a periodic resync) into reconcile
+// passes per app through the work queue, a few at a time, each under the app's lock and lease.
+// A failed pass is retried with backoff; a pass that lost its lock stops and takes it again later.
+// The resync lists every container and every active instance once and enqueues only the apps
+// whose actual state differs from the desired one (drift.ts).
 import type { Logger } from 'pino';
-import { isNotNull } from 'drizzle-orm';
+import { eq, inArray, or, sql } from 'drizzle-orm';
+import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { apps, instances } from '../../db/schema/index.js';
+import { apps, deployments, instances, releases } from '../../db/schema/index.js';
 import { LABELS, type Runtime } from '../runtime/runtime.js';
-import type { Reconciler } from './reconciler.js';
-import { createWorkQueue } from './work-queue.js';
+import { isLeaseLost, type AppLeases } from './app-leases.js';
+import { findDrift } from './drift.js';
+import { KEEP_STOPPED, type Reconciler } from './reconciler.js';
+import { createWorkQueue, type WorkQueueStats } from './work-queue.js';
 
 export interface SchedulerOptions {
   db: Db;
   runtime: Runtime;
   reconciler: Reconciler;
+  leases: AppLeases;
+  /** Cross-process locks (PostgreSQL advisory locks): one reconcile of an app at a time. */
+  locks: AdvisoryLocks;
   /** Only events of containers carrying this installation label trigger work. */
   installationId: string;
   log: Logger;
-  /** A cross-process lock per app (Postgres advisory lock): one reconcile of an app at a time. */
-  tryLock: (key: string) => Promise<(() => Promise<void>) | null>;
+  /** Reconcile passes that run at once; keep it below the database pool's size. */
+  concurrency: number;
   resyncMs?: number;
+  /** A failed pass is retried after min·2^n ms, up to max. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface ResyncResult {
+  /** Apps enqueued, with why. */
+  enqueued: Map<string, string>;
 }
 
 export interface Scheduler {
   start(): void;
   /** Ask for a reconcile of this app (coalesced). */
   enqueue(appId: string): void;
+  /** One resync pass now: enqueues the apps that drifted. */
+  resync(): Promise<ResyncResult>;
+  /** Enqueues every app with a release or instances (the blind resync; a reference for benchmarks). */
+  resyncEverything(): Promise<number>;
+  /** Resolves when no pass runs or waits (delayed retries aside). */
+  idle(): Promise<void>;
+  stats(): WorkQueueStats;
   close(): Promise<void>;
 }
 
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  const { db, runtime, reconciler } = options;
+  const { db, runtime, reconciler, leases, locks } = options;
   const log = options.log.child({ component: 'scheduler' });
   const abort = new AbortController();
-  const queue = createWorkQueue(async (appId) => {
-    const unlock = await options.tryLock(`pier:reconcile:${appId}`);
-    if (!unlock) {
-      // Another server reconciles this app now; look again later, from fresh state.
-      log.debug({ app: appId }, 'app locked by another server');
-      queue.enqueue(appId, 2_000);
-      return;
-    }
-    // These two lines let a test prove that no two servers reconcile one app at the same time.
-    log.debug({ app: appId, at: Date.now() }, 'reconcile begin');
-    try {
-      const result = await reconciler.reconcile(appId);
-      if (result.changed) queue.enqueue(appId, 250);
-      if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
-    } finally {
-      log.debug({ app: appId, at: Date.now() }, 'reconcile end');
-      await unlock();
-    }
-  }, log);
-  let resync: NodeJS.Timeout | undefined;
+  const retryMin = options.retryMinMs ?? 500;
+  const retryMax = options.retryMaxMs ?? 30_000;
+  /** Failures in a row per app, for the retry backoff. */
+  const failures = new Map<string, number>();
 
-  async function resyncAll(): Promise<void> {
-    const withRelease = await db.select({ id: apps.id }).from(apps).where(isNotNull(apps.currentReleaseId));
+  const queue = createWorkQueue(
+    async (appId) => {
+      let lock: HeldLock | null;
+      try {
+        lock = await locks.tryLock(`pier:reconcile:${appId}`);
+      } catch (err) {
+        return retry(appId, err, 'cannot take the app lock');
+      }
+      if (!lock) {
+        // Another server reconciles this app now; look again later, from fresh state.
+        log.debug({ app: appId }, 'app locked by another server');
+        queue.enqueue(appId, 2_000);
+        return;
+      }
+      // These two lines let a test prove that no two servers reconcile one app at the same time.
+      log.debug({ app: appId, at: Date.now() }, 'reconcile begin');
+      try {
+        const lease = await leases.acquire(appId, lock.signal);
+        if (!lease) return; // the app is gone
+        const result = await reconciler.reconcile(appId, lease);
+        failures.delete(appId);
+        if (result.changed) queue.enqueue(appId, 250);
+        if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
+      } catch (err) {
+        if (isLeaseLost(err)) {
+          // Nothing more was written: take the lock (and a new lease) again, from fresh state.
+          log.warn({ app: appId, reason: (err as Error).message }, 'lost the app lock mid-reconcile; stopped acting on it');
+          queue.enqueue(appId, 1_000);
+        } else {
+          retry(appId, err, 'reconcile failed');
+        }
+      } finally {
+        log.debug({ app: appId, at: Date.now() }, 'reconcile end');
+        await lock.release().catch((err: unknown) => log.warn({ err, app: appId }, 'lock release failed'));
+      }
+    },
+    log,
+    { concurrency: options.concurrency },
+  );
+  let resyncTimer: NodeJS.Timeout | undefined;
+
+  function retry(appId: string, err: unknown, what: string): void {
+    const n = (failures.get(appId) ?? 0) + 1;
+    failures.set(appId, n);
+    const delay = Math.min(retryMin * 2 ** (n - 1), retryMax);
+    log.warn({ err, app: appId, attempt: n, retryInMs: delay }, `${what}; retrying`);
+    queue.enqueue(appId, delay);
+  }
+
+  async function resync(): Promise<ResyncResult> {
+    const containers = await runtime.list({ [LABELS.installation]: options.installationId });
+    const appRows = await db
+      .select({ id: apps.id, currentReleaseId: apps.currentReleaseId, scale: apps.scale, processes: sql<Record<string, { count: number }> | null>`${releases.manifest} -> 'processes'` })
+      .from(apps)
+      .leftJoin(releases, eq(releases.id, apps.currentReleaseId));
+    const rows = await db
+      .select({
+        id: instances.id,
+        appId: instances.appId,
+        releaseId: instances.releaseId,
+        process: instances.process,
+        desiredState: instances.desiredState,
+        observedState: instances.observedState,
+        containerId: instances.containerId,
+      })
+      .from(instances)
+      .where(or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['starting', 'running'])));
+    const rolling = await db.selectDistinct({ appId: deployments.appId }).from(deployments).where(eq(deployments.state, 'running'));
+    const drift = findDrift({
+      apps: appRows,
+      rows,
+      containers: containers.map((c) => ({ id: c.id, state: c.state, appId: c.labels[LABELS.app], instanceId: c.labels[LABELS.instance] })),
+      rolling: new Set(rolling.map((r) => r.appId)),
+      keepStopped: KEEP_STOPPED,
+    });
+    for (const [appId, why] of drift) {
+      log.debug({ app: appId, why }, 'resync: app drifted');
+      queue.enqueue(appId);
+    }
+    return { enqueued: drift };
+  }
+
+  async function resyncEverything(): Promise<number> {
+    const withRelease = await db.select({ id: apps.id }).from(apps).where(sql`${apps.currentReleaseId} is not null`);
     const withInstances = await db.selectDistinct({ id: instances.appId }).from(instances);
-    for (const id of new Set([...withRelease, ...withInstances].map((r) => r.id))) queue.enqueue(id);
+    const ids = new Set([...withRelease, ...withInstances].map((r) => r.id));
+    for (const id of ids) queue.enqueue(id);
+    return ids.size;
+  }
+
+  /** A resync that fails (engine or database down) is logged and tried again at the next tick. */
+  function resyncSoon(): void {
+    resync().catch((err: unknown) => log.warn({ err }, 'resync failed; trying again at the next one'));
   }
 
   async function followRuntimeEvents(): Promise<void> {
@@ -69,29 +166,33 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }
       } catch (err) {
         if (abort.signal.aborted) return;
-        log.warn({ err }, 'runtime event stream failed; resubscribing');
+        log.warn({ err, retryInMs: delay }, 'runtime event stream failed; resubscribing');
       }
       if (abort.signal.aborted) return;
       await new Promise((r) => setTimeout(r, delay).unref());
       delay = Math.min(delay * 2, 10_000);
       // Events may have been missed while the stream was down.
-      await resyncAll().catch((err) => log.warn({ err }, 'resync failed'));
+      resyncSoon();
     }
   }
 
   return {
     start() {
-      void followRuntimeEvents();
-      void resyncAll().catch((err) => log.warn({ err }, 'resync failed'));
-      resync = setInterval(() => void resyncAll().catch((err) => log.warn({ err }, 'resync failed')), options.resyncMs ?? 10_000);
-      resync.unref();
+      void followRuntimeEvents().catch((err: unknown) => log.error({ err }, 'runtime event follower ended'));
+      resyncSoon();
+      resyncTimer = setInterval(resyncSoon, options.resyncMs ?? 10_000);
+      resyncTimer.unref();
     },
     enqueue(appId) {
       queue.enqueue(appId);
     },
+    resync,
+    resyncEverything,
+    idle: () => queue.idle(),
+    stats: () => queue.stats(),
     async close() {
       abort.abort();
-      if (resync) clearInterval(resync);
+      if (resyncTimer) clearInterval(resyncTimer);
       await queue.close();
     },
   };

@@ -1,17 +1,35 @@
 // A keyed work queue: triggers only enqueue a key; each key runs at most once at a time, and a
-// key enqueued while it runs runs again afterwards. Delayed enqueues coalesce to the earliest.
+// key enqueued while it runs runs again afterwards. At most `concurrency` keys run at once; the
+// rest wait their turn in order. Delayed enqueues coalesce to the earliest.
 import type { Logger } from 'pino';
+
+export interface WorkQueueOptions {
+  /** Keys that may run at once (default: no limit). */
+  concurrency?: number;
+}
+
+export interface WorkQueueStats {
+  running: number;
+  waiting: number;
+  delayed: number;
+}
 
 export interface WorkQueue {
   enqueue(key: string, delayMs?: number): void;
-  /** Resolves when nothing is queued or running (for tests and graceful stop). */
+  /** True when the key runs, waits for a slot, or has a delayed run pending. */
+  has(key: string): boolean;
+  stats(): WorkQueueStats;
+  /** Resolves when nothing is running or waiting (delayed runs aside): for tests and graceful stop. */
   idle(): Promise<void>;
   close(): Promise<void>;
 }
 
-export function createWorkQueue(handler: (key: string) => Promise<void>, log: Logger): WorkQueue {
+export function createWorkQueue(handler: (key: string) => Promise<void>, log: Logger, options: WorkQueueOptions = {}): WorkQueue {
+  const concurrency = Math.max(1, options.concurrency ?? Infinity);
   const running = new Map<string, Promise<void>>();
   const again = new Set<string>();
+  /** Keys ready to run, in arrival order (a Set keeps insertion order and drops repeats). */
+  const waiting = new Set<string>();
   const timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   let closed = false;
 
@@ -21,13 +39,28 @@ export function createWorkQueue(handler: (key: string) => Promise<void>, log: Lo
       again.add(key);
       return;
     }
-    const p = handler(key)
-      .catch((err) => log.error({ err, key }, 'work item failed'))
-      .finally(() => {
-        running.delete(key);
-        if (again.delete(key)) run(key);
-      });
-    running.set(key, p);
+    waiting.add(key);
+    pump();
+  }
+
+  function pump(): void {
+    for (const key of waiting) {
+      if (running.size >= concurrency || closed) return;
+      waiting.delete(key);
+      if (running.has(key)) {
+        again.add(key);
+        continue;
+      }
+      const p = handler(key)
+        .catch((err) => log.error({ err, key }, 'work item failed'))
+        .finally(() => {
+          running.delete(key);
+          // A rerun queues behind keys that waited meanwhile, so one busy key cannot starve them.
+          if (again.delete(key) && !closed) waiting.add(key);
+          pump();
+        });
+      running.set(key, p);
+    }
   }
 
   return {
@@ -45,14 +78,17 @@ export function createWorkQueue(handler: (key: string) => Promise<void>, log: Lo
       timer.unref();
       timers.set(key, { at, timer });
     },
+    has: (key) => running.has(key) || waiting.has(key) || timers.has(key),
+    stats: () => ({ running: running.size, waiting: waiting.size, delayed: timers.size }),
     async idle() {
-      while (running.size > 0) await Promise.all(running.values());
+      while (running.size > 0 || waiting.size > 0) await Promise.all(running.values());
     },
     async close() {
       closed = true;
       for (const { timer } of timers.values()) clearTimeout(timer);
       timers.clear();
       again.clear();
+      waiting.clear();
       await Promise.all(running.values());
     },
   };

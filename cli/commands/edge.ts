@@ -3,8 +3,10 @@
 // lazily; logs go to stderr. Signals: SIGHUP re-reads the snapshot file, SIGUSR2 replaces the
 // workers one by one (no listening socket closes), SIGTERM/SIGINT drain and stop.
 import { defineCommand } from 'citty';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import pino from 'pino';
+import { checkToken } from '../api-token.js';
 import { CliError } from '../cli-error.js';
 import { EXIT } from '../exit-codes.js';
 import { printLine } from '../output.js';
@@ -16,7 +18,7 @@ export default defineCommand({
     config: { type: 'string', description: 'Snapshot file (EdgeConfig JSON); re-read on SIGHUP', valueHint: 'FILE' },
     watch: { type: 'boolean', description: 'Also re-read the snapshot file when it changes', default: false },
     api: { type: 'string', description: 'Follow this API’s config feed (env PIER_EDGE_API)', valueHint: 'URL' },
-    token: { type: 'string', description: 'Token with the edge or admin scope (env PIER_TOKEN)', valueHint: 'TOKEN' },
+    'token-file': { type: 'string', description: 'File holding a token with the edge scope (org-wide), or set PIER_TOKEN; never on the command line, where `ps` shows it', valueHint: 'FILE' },
     workers: { type: 'string', description: 'Worker processes (default: one per core; 1 = no cluster)', valueHint: 'N' },
     'admin-listen': { type: 'string', description: 'Admin server: /metrics, /healthz, /status', default: '127.0.0.1:9901', valueHint: 'HOST:PORT' },
     'data-dir': { type: 'string', description: 'Where the last good snapshot is kept (env PIER_EDGE_DATA_DIR; default ./.pier-edge)', valueHint: 'DIR' },
@@ -24,14 +26,14 @@ export default defineCommand({
     io: { type: 'string', description: 'TCP I/O: auto (handle where Node allows it, else socket), handle or socket (env PIER_EDGE_IO)', valueHint: 'MODE' },
     name: { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const api = args.api ?? process.env.PIER_EDGE_API;
     if ((args.config === undefined) === (api === undefined)) {
       throw new CliError('E_USAGE', 'pass exactly one of --config FILE and --api URL', { exitCode: EXIT.usage, hint: 'see `pier edge --help`' });
     }
-    const token = args.token ?? process.env.PIER_TOKEN;
+    const token = await edgeToken(rawArgs, args['token-file']);
     if (api !== undefined && !token) {
-      throw new CliError('E_USAGE', '--api needs a token', { exitCode: EXIT.usage, hint: 'pass --token TOKEN or set PIER_TOKEN (scope edge or admin)' });
+      throw new CliError('E_USAGE', '--api needs a token', { exitCode: EXIT.usage, hint: 'set PIER_TOKEN or pass --token-file FILE (an org-wide token with the edge scope)' });
     }
     const io = args.io ?? (process.env.PIER_EDGE_IO || 'auto');
     if (!(TCP_IO_CHOICES as readonly string[]).includes(io)) {
@@ -103,3 +105,26 @@ export default defineCommand({
     log.info('stopped');
   },
 });
+
+/**
+ * The feed's token, from --token-file or PIER_TOKEN. `--token SECRET` is refused: every user of
+ * the host could read it in `ps` for as long as the edge runs.
+ */
+async function edgeToken(rawArgs: string[], file: string | undefined): Promise<string | undefined> {
+  if (rawArgs.some((a) => a === '--token' || a.startsWith('--token='))) {
+    throw new CliError('E_USAGE', '--token is not accepted: the token would be visible to every user of this host in `ps`', {
+      exitCode: EXIT.usage,
+      hint: 'set PIER_TOKEN, or put the token in a file only you can read and pass --token-file FILE',
+    });
+  }
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new CliError('E_USAGE', `cannot read the token file ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { exitCode: EXIT.usage });
+    });
+    const token = text.trim();
+    if (!token) throw new CliError('E_USAGE', `the token file ${file} is empty`, { exitCode: EXIT.usage });
+    return checkToken(token, file);
+  }
+  const env = process.env.PIER_TOKEN;
+  return env ? checkToken(env, 'PIER_TOKEN') : undefined;
+}

@@ -21,11 +21,11 @@ export default defineCommand({
   async run({ args }): Promise<void> {
     // Everything after the instance is the command; `--` keeps its flags from being read as ours.
     const [instance, ...cmd] = args._.map(String);
-    if (!instance) throw new CliError('E_USAGE', 'name the instance to run the command in', { hint: '`pier status --app APP` lists them', exitCode: EXIT.usage });
+    if (!instance) throw new CliError('E_USAGE', 'name the instance to run the command in', { hint: `\`pier status --app ${args.app}\` lists them`, exitCode: EXIT.usage });
     const client = new ApiClient(loadClientConfig(process.env));
     if (args.interactive || args.tty) throw new CommandExit(await interactive(client, args.app, instance, cmd.length ? cmd : ['sh']));
     if (cmd.length === 0) {
-      throw new CliError('E_USAGE', 'give the command to run after the instance', { hint: 'pier exec --app APP INSTANCE -- CMD ARGS…, or -it for a shell', exitCode: EXIT.usage });
+      throw new CliError('E_USAGE', 'give the command to run after the instance', { hint: `pier exec --app ${args.app} ${instance} -- CMD ARGS…, or -it for a shell`, exitCode: EXIT.usage });
     }
     const seconds = Number(args.timeout);
     if (!Number.isFinite(seconds) || seconds <= 0) {

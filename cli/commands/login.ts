@@ -3,6 +3,7 @@
 import { text } from 'node:stream/consumers';
 import { defineCommand } from 'citty';
 import { ApiClient } from '../api-client.js';
+import { checkToken } from '../api-token.js';
 import { CliError } from '../cli-error.js';
 import { saveClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
@@ -27,7 +28,7 @@ export default defineCommand({
     } catch {
       throw new CliError('E_USAGE', `"${args.api}" is not a URL`, { hint: 'for example --api http://127.0.0.1:7700', exitCode: EXIT.usage });
     }
-    const config = { apiUrl: url.href.replace(/\/+$/, ''), token };
+    const config = { apiUrl: url.href.replace(/\/+$/, ''), token: checkToken(token, args['token-stdin'] ? 'stdin' : '--token') };
     const current = await new ApiClient(config).currentToken();
     const configFile = saveClientConfig(process.env, config);
     if (args.json) return printJson({ apiUrl: config.apiUrl, configFile, token: current.token });

@@ -23,7 +23,7 @@ export default defineCommand({
     if (args.version !== undefined) {
       version = Number(String(args.version).replace(/^v/, ''));
       if (!Number.isInteger(version) || version < 1) {
-        throw new CliError('E_USAGE', `"${args.version}" is not a release version`, { hint: 'use a number such as 3 (see `pier releases --app APP`)', exitCode: EXIT.usage });
+        throw new CliError('E_USAGE', `"${args.version}" is not a release version`, { hint: `use a number such as 3 (see \`pier releases --app ${args.app}\`)`, exitCode: EXIT.usage });
       }
     }
     const client = new ApiClient(loadClientConfig(process.env));

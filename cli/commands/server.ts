@@ -2,8 +2,11 @@
 // primary of the edge cluster, with the API (API, scheduler, health checks, database) in a child
 // process it restarts (cli/server-supervisor.ts), so restarting or upgrading the API drops no
 // edge traffic. `--role api` runs the API alone, in this process; the supervisor starts its API
-// child that way (PIER_SERVER_SUPERVISED). A launcher: programs load lazily. Signals (supervisor):
-// SIGHUP restarts the API process, SIGUSR2 rolls the edge workers, SIGTERM/SIGINT stop all.
+// child that way (PIER_SERVER_SUPERVISED). The entry point of both: it loads programs lazily (so
+// other commands stay light), makes the files it writes private, and installs the last-resort
+// error handlers. Signals (supervisor): SIGHUP restarts the API process, SIGUSR2 rolls the edge
+// workers, SIGTERM/SIGINT stop all.
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineCommand } from 'citty';
@@ -24,9 +27,13 @@ export default defineCommand({
     role: { type: 'string', description: 'Roles to run: all (API child + edge), or api (the API alone; edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
     'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
     'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
+    'body-limit': { type: 'string', description: 'Largest request body the API reads, e.g. 4MiB; larger ones get 413 (env PIER_BODY_LIMIT; default 4MiB)', valueHint: 'SIZE' },
   },
   async run({ args, rawArgs }) {
+    // Everything these processes write (database files, tokens, edge state) is for their user alone.
+    process.umask(0o077);
     const { loadConfig } = await import('../../api/config.js');
+    const { installLastResort } = await import('../../api/last-resort.js');
     const explicitListen = rawArgs.some((a) => a.startsWith('--api-listen'));
     const config = loadConfig(process.env, {
       apiListen: explicitListen ? args['api-listen'] : undefined,
@@ -34,13 +41,18 @@ export default defineCommand({
       role: args.role,
       edgeWorkers: args['edge-workers'],
       edgeName: args['edge-name'],
+      bodyLimit: args['body-limit'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
-    // An edge alone is `pier edge`; startServer says so for a role list without api.
-    if (config.roles.includes('edge') && config.roles.includes('api')) return runSupervisor(config, log, rawArgs);
-    const supervised = process.env[SUPERVISED_ENV] === '1' && typeof process.send === 'function';
-    return runApi(config, log, supervised);
+    const lastResort = installLastResort({ log, exit: (code) => process.exit(code) });
+    try {
+      // An edge alone is `pier edge`; startServer says so for a role list without api.
+      if (config.roles.includes('edge') && config.roles.includes('api')) await runSupervisor(config, log, rawArgs);
+      else await runApi(config, log, process.env[SUPERVISED_ENV] === '1' && typeof process.send === 'function');
+    } finally {
+      lastResort.remove();
+    }
   },
 });
 
@@ -85,12 +97,22 @@ async function runSupervisor(config: ServerConfig, log: Logger, rawArgs: string[
 
 async function runApi(config: ServerConfig, log: Logger, supervised: boolean): Promise<void> {
   const { startServer } = await import('../../api/server.js');
+  const { securePrivateFolder } = await import('../../api/private-folder.js');
   if (supervised) {
     // SIGHUP and SIGUSR2 are the supervisor's; a group-wide one must not end us.
     process.on('SIGHUP', () => undefined);
     process.on('SIGUSR2', () => undefined);
   }
+  const secured = await securePrivateFolder(config.dataDir);
+  if (secured.fixed > 0) {
+    log.warn({ dataDir: config.dataDir, fixed: secured.fixed, examples: secured.examples }, 'data folder files were readable or writable by other users; made private');
+    warn(`made ${secured.fixed} file${secured.fixed === 1 ? '' : 's'} in ${config.dataDir} private: other users could read or change them (written by an older Pier, or by hand)`);
+  }
   const server = await startServer(config, log);
+  // The embedded database sets its own file modes (its in-memory file system ignores the umask):
+  // make what it wrote on a first start private too. Its folders are 0700 already.
+  const after = await securePrivateFolder(config.dataDir);
+  if (after.fixed > 0) log.info({ fixed: after.fixed, examples: after.examples }, 'made files the embedded database wrote private');
   const ready: ApiReady = {
     type: 'pier-api-ready',
     apiUrl: server.apiUrl,
@@ -98,7 +120,7 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
     adminTokenFile: server.adminTokenFile,
     edgeTokenFile: server.edgeTokenFile,
     warnings: server.warnings,
-    cliConfigLine: `the local CLI is configured (${config.cliConfigFile})`,
+    cliConfigLine: await cliConfigLine(config.cliConfigFile, server.adminTokenFile, server.apiUrl),
   };
   const stopSignal = stopRequested();
   if (supervised) {
@@ -143,4 +165,15 @@ function forwarded(rawArgs: string[]): string[] {
     out.push(arg);
   }
   return out;
+}
+
+/** Says whether the local CLI talks to this server; the server writes its config only when there is none (api/admin-bootstrap.ts). */
+async function cliConfigLine(file: string, tokenFile: string, apiUrl: string): Promise<string> {
+  const token = await readFile(tokenFile, 'utf8').then((s) => s.trim(), () => null);
+  const saved = await readFile(file, 'utf8').then(
+    (s) => JSON.parse(s) as { token?: unknown; apiUrl?: unknown },
+    () => null,
+  );
+  if (saved && saved.token === token && saved.apiUrl === apiUrl) return `the local CLI is configured (${file})`;
+  return `${file} holds other settings and was left as is; to use this server: PIER_API_URL=${apiUrl} PIER_TOKEN=$(cat ${tokenFile}) pier …, or \`pier login\``;
 }

@@ -26,11 +26,13 @@ export default defineCommand({
     try {
       manifest = parseManifest(text, file);
     } catch (err) {
-      const problems = manifestProblems(err);
-      if (!problems) throw err;
-      if (args.json) printJson({ valid: false, file, problems });
+      const found = manifestProblems(err);
+      if (!found) throw err;
+      const { problems, total } = found;
+      if (args.json) printJson({ valid: false, file, problems, ...(total > problems.length ? { total } : {}) });
       else for (const p of problems) progress(formatManifestProblem(file, p));
-      throw new CliError('E_MANIFEST_INVALID', `${file} is not a valid manifest: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, {
+      if (!args.json && total > problems.length) progress(`… and ${total - problems.length} more`);
+      throw new CliError('E_MANIFEST_INVALID', `${file} is not a valid manifest: ${total} problem${total === 1 ? '' : 's'}${total > problems.length ? ` (the first ${problems.length} listed)` : ''}`, {
         hint: 'docs/manifest.md describes every key; docs/manifest.schema.json lets an editor check them as you type',
         exitCode: EXIT.usage,
       });

@@ -1,6 +1,6 @@
 // One rollout of a release. The scheduler moves it from `running` to `succeeded` or `failed`
 // and records why; a newer deployment of the same app marks an unfinished one `superseded`.
-import { jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, id, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { releases } from './releases.js';
@@ -15,7 +15,9 @@ export interface DeploymentProgress {
   running: Record<string, number>;
 }
 
-export const deployments = pgTable('deployments', {
+export const deployments = pgTable(
+  'deployments',
+  {
   id: id(),
   appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
   releaseId: text('release_id').notNull().references(() => releases.id, { onDelete: 'cascade' }),
@@ -32,6 +34,8 @@ export const deployments = pgTable('deployments', {
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   finishedAt: time('finished_at'),
-});
+  },
+  (t) => [index('deployments_app_id').on(t.appId, t.createdAt)],
+);
 
 export type Deployment = typeof deployments.$inferSelect;

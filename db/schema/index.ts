@@ -2,6 +2,7 @@
 export * from './orgs.js';
 export * from './tokens.js';
 export * from './apps.js';
+export * from './app-leases.js';
 export * from './releases.js';
 export * from './deployments.js';
 export * from './instances.js';

@@ -1,6 +1,6 @@
 // One container of an app's release and process group. Desired state (what the scheduler wants)
 // and observed state (what Docker last said) are separate columns, with the last reason it changed.
-import { boolean, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { releases } from './releases.js';
@@ -12,7 +12,9 @@ export const INSTANCE_HEALTH = ['none', 'starting', 'healthy', 'unhealthy'] as c
 export type InstanceHealth = (typeof INSTANCE_HEALTH)[number];
 export type InstanceObserved = (typeof INSTANCE_OBSERVED)[number];
 
-export const instances = pgTable('instances', {
+export const instances = pgTable(
+  'instances',
+  {
   /** Readable and unique: `<app>-<process>-<random>`; also the container name. */
   id: text('id').primaryKey(),
   appId: text('app_id').notNull().references(() => apps.id, { onDelete: 'cascade' }),
@@ -41,6 +43,9 @@ export const instances = pgTable('instances', {
   updatedAt: updatedAt(),
   startedAt: time('started_at'),
   stoppedAt: time('stopped_at'),
-});
+  },
+  // A reconcile pass reads one app's rows; the table keeps every instance an app ever had.
+  (t) => [index('instances_app_id').on(t.appId)],
+);
 
 export type Instance = typeof instances.$inferSelect;

@@ -66,11 +66,17 @@ target = 5000
 test('the HTTP API, on one database with an org per case', async (t) => {
   const shared = await createTestApi(t);
 
-  await t.test('/healthz answers ok when ready and 503 E_NOT_READY before, without a token', async () => {
+  await t.test('/healthz answers when ready, reports each dependency, and 503 E_NOT_READY before, without a token', async () => {
     const { api } = await world(shared);
     const res = await api.request('/healthz');
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { ok: true });
+    const body = (await res.json()) as { ok: boolean; status: string; dependencies: Record<string, { status: string; error?: string }> };
+    // The test API has a real database and no container engine (its runtime throws).
+    assert.equal(body.ok, true);
+    assert.equal(body.status, 'degraded');
+    assert.equal(body.dependencies.database?.status, 'up');
+    assert.equal(body.dependencies.docker?.status, 'down');
+    assert.match(body.dependencies.docker?.error ?? '', /no container engine/);
     api.setReady(false);
     await expectError(await api.request('/healthz'), 503, 'E_NOT_READY');
   });
@@ -113,6 +119,20 @@ test('the HTTP API, on one database with an org per case', async (t) => {
     await expectError(await api.request('/v1/edge/config', { token: read }), 403, 'E_FORBIDDEN');
     await expectError(await api.request('/v1/deploys', { token: read, body: { manifest } }), 403, 'E_FORBIDDEN');
     assert.deepEqual(api.runtimeCalls, [], 'refused before reaching the runtime');
+  });
+
+  await t.test('the edge config is for org-wide edge and admin tokens: a token bound to one app gets 403, whatever its scope', async () => {
+    const { api, orgId, alphaId } = await world(shared);
+    for (const scope of ['admin', 'edge'] as const) {
+      const bound = await createToken(api.db, orgId, { scope, appId: alphaId });
+      for (const path of ['/v1/edge/config', '/v1/edge/watch']) {
+        const err = await expectError(await api.request(path, { token: bound }), 403, 'E_FORBIDDEN');
+        assert.match(err.message, /bound to one app/, `${scope} ${path}`);
+        assert.match(err.hint ?? '', /--scope edge/);
+      }
+    }
+    const orgWide = await createToken(api.db, orgId, { scope: 'admin' });
+    assert.equal((await api.request('/v1/edge/config', { token: orgWide })).status, 200);
   });
 
   await t.test('a token bound to one app sees only that app and gets E_APP_NOT_FOUND for the others', async () => {
@@ -224,43 +244,66 @@ test('the HTTP API, on one database with an org per case', async (t) => {
     }
   });
 
-  await t.test('bootstrapAdmin leaves a private admin token and CLI config, and keeps the token on the next start', async (t) => {
+  await t.test("bootstrapAdmin leaves a private admin token, writes the CLI config only when there is none, and keeps the token on the next start", async (t) => {
     const api = shared;
     const dir = await mkdtemp(join(tmpdir(), 'pier-bootstrap-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const dataDir = join(dir, 'data');
     const cliConfigFile = join(dir, 'config', 'pier', 'config.json');
-    await mkdir(dirname(cliConfigFile), { recursive: true });
-    await writeFile(cliConfigFile, JSON.stringify({ output: 'json', token: 'old' }));
 
     const first = await bootstrapAdmin({ db: api.db, dataDir, cliConfigFile, apiUrl: 'http://127.0.0.1:7700' });
     assert.equal(first.created, true);
+    assert.equal(first.cliConfig, 'written');
     assert.equal(first.tokenFile, join(dataDir, 'admin-token'));
     const token = (await readFile(first.tokenFile, 'utf8')).trim();
     assert.match(token, /^pier_\S+$/);
     assert.equal((await stat(first.tokenFile)).mode & 0o777, 0o600);
     assert.equal((await stat(cliConfigFile)).mode & 0o777, 0o600);
-    assert.deepEqual(JSON.parse(await readFile(cliConfigFile, 'utf8')), { output: 'json', apiUrl: 'http://127.0.0.1:7700', token }, 'other settings are kept');
+    assert.deepEqual(JSON.parse(await readFile(cliConfigFile, 'utf8')), { apiUrl: 'http://127.0.0.1:7700', token });
 
     const res = await api.request('/v1/apps', { token });
     assert.equal(res.status, 200, 'the token is an admin token of the default org');
     assert.deepEqual(await res.json(), { apps: [], next_cursor: null });
 
+    // The config holds this server's own token: only the API address it moved to is updated.
     const second = await bootstrapAdmin({ db: api.db, dataDir, cliConfigFile, apiUrl: 'http://127.0.0.1:7701' });
-    assert.deepEqual(second, { ...first, created: false });
+    assert.deepEqual(second, { ...first, created: false, cliConfig: 'updated' });
     assert.equal((await readFile(first.tokenFile, 'utf8')).trim(), token);
-    assert.deepEqual(JSON.parse(await readFile(cliConfigFile, 'utf8')), { output: 'json', apiUrl: 'http://127.0.0.1:7701', token });
+    assert.deepEqual(JSON.parse(await readFile(cliConfigFile, 'utf8')), { apiUrl: 'http://127.0.0.1:7701', token });
+    assert.equal((await bootstrapAdmin({ db: api.db, dataDir, cliConfigFile, apiUrl: 'http://127.0.0.1:7701' })).cliConfig, 'unchanged');
     const admins = await api.db.select().from(tokens).where(eq(tokens.orgId, first.orgId));
     assert.equal(admins.length, 1, 'no second admin token');
 
-    // A token the database does not know (e.g. a new database) is replaced.
+    // A token the database does not know (e.g. a new database) is replaced, in the config too.
     await api.db.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.orgId, first.orgId));
     const third = await bootstrapAdmin({ db: api.db, dataDir, cliConfigFile, apiUrl: 'http://127.0.0.1:7701' });
     assert.equal(third.created, true);
+    assert.equal(third.cliConfig, 'updated');
     assert.equal(third.orgId, first.orgId);
     const replaced = (await readFile(first.tokenFile, 'utf8')).trim();
     assert.notEqual(replaced, token);
     assert.equal((await api.request('/v1/apps', { token: replaced })).status, 200);
     assert.equal((await api.request('/v1/apps', { token })).status, 401);
+    assert.deepEqual(JSON.parse(await readFile(cliConfigFile, 'utf8')), { apiUrl: 'http://127.0.0.1:7701', token: replaced });
+  });
+
+  await t.test("bootstrapAdmin leaves someone else's CLI config alone, byte for byte", async (t) => {
+    const api = shared;
+    const dir = await mkdtemp(join(tmpdir(), 'pier-bootstrap-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const cliConfigFile = join(dir, 'config', 'pier', 'config.json');
+    await mkdir(dirname(cliConfigFile), { recursive: true });
+    const theirs = `${JSON.stringify({ apiUrl: 'https://pier.example.com', token: 'pier_theirs', output: 'json' })}\n`;
+    await writeFile(cliConfigFile, theirs);
+
+    for (const apiUrl of ['http://127.0.0.1:7700', 'http://127.0.0.1:7701']) {
+      const result = await bootstrapAdmin({ db: api.db, dataDir: join(dir, 'data'), cliConfigFile, apiUrl });
+      assert.equal(result.cliConfig, 'kept');
+      assert.equal(await readFile(cliConfigFile, 'utf8'), theirs);
+    }
+    // Not JSON (hand-edited): kept as well.
+    await writeFile(cliConfigFile, '# mine\n');
+    assert.equal((await bootstrapAdmin({ db: api.db, dataDir: join(dir, 'data'), cliConfigFile, apiUrl: 'http://127.0.0.1:7700' })).cliConfig, 'kept');
+    assert.equal(await readFile(cliConfigFile, 'utf8'), '# mine\n');
   });
 });

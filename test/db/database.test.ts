@@ -28,14 +28,16 @@ test('an advisory lock is held by one session at a time and can be taken again o
   // On PostgreSQL the second holder is another connection pool, as another server process would be.
   const b = url ? await openDatabase({ url, dataDir: 'memory://' }) : a;
   if (b !== a) t.after(() => b.close());
-  const release = await a.tryLock('pier:reconcile:app_1');
-  assert.ok(release, 'the first session takes the lock');
-  assert.equal(await b.tryLock('pier:reconcile:app_1'), null, 'a second session is refused');
-  const other = await b.tryLock('pier:reconcile:app_2');
+  const held = await a.locks.tryLock('pier:reconcile:app_1');
+  assert.ok(held, 'the first session takes the lock');
+  assert.equal(await b.locks.tryLock('pier:reconcile:app_1'), null, 'a second session is refused');
+  assert.equal(await a.locks.tryLock('pier:reconcile:app_1'), null, 'the holder itself is refused a second time');
+  const other = await b.locks.tryLock('pier:reconcile:app_2');
   assert.ok(other, 'another key is free');
-  await other();
-  await release();
-  const again = await b.tryLock('pier:reconcile:app_1');
+  await other.release();
+  await held.release();
+  assert.equal(held.signal.aborted, false, 'a released lock was not lost');
+  const again = await b.locks.tryLock('pier:reconcile:app_1');
   assert.ok(again, 'free again after release');
-  await again();
+  await again.release();
 });

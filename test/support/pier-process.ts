@@ -12,8 +12,6 @@ export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.u
 
 export interface PierServer {
   apiUrl: string;
-  /** The `pier server` process (the supervisor, with all roles). */
-  pid: number;
   /** Environment under which CLI commands find this server (its CLI config). */
   env: NodeJS.ProcessEnv;
   dir: string;
@@ -22,6 +20,10 @@ export interface PierServer {
   databaseUrl: string | undefined;
   stdout: () => string;
   stderr: () => string;
+  /** The `pier server` process's id (the supervisor, with all roles; for signals). */
+  pid: number;
+  /** The API process's id: the supervisor's latest API child (all roles), or `pid` (`--role api`). */
+  apiPid(): number;
   /** How the process ended: its exit code, or the signal that killed it; null while it runs. */
   ended: () => { code: number | null; signal: NodeJS.Signals | null } | null;
   stop(): Promise<void>;
@@ -86,9 +88,13 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
       reject(new Error(`pier server exited with ${code}\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`));
     });
   });
-  const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
+  const token = (await readFile(join(env.PIER_DATA_DIR ?? join(dir, 'data'), 'admin-token'), 'utf8')).trim();
   const ended = () => (child.exitCode === null && child.signalCode === null ? null : { code: child.exitCode, signal: child.signalCode });
-  return { apiUrl, pid: child.pid!, env, dir, token, databaseUrl, stdout: () => out, stderr: () => err, ended, stop };
+  const apiPid = (): number => {
+    const ready = [...err.matchAll(/"apiPid":(\d+),"apiUrl":"[^"]*","msg":"api process ready"/g)].at(-1);
+    return ready === undefined ? (child.pid as number) : Number(ready[1]);
+  };
+  return { apiUrl, env, dir, token, databaseUrl, pid: child.pid as number, apiPid, stdout: () => out, stderr: () => err, ended, stop };
 }
 
 /** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */

@@ -11,6 +11,7 @@ import type { ApiEnv } from '../../api/auth.js';
 import { createDeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed } from '../../api/edge-feed.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
+import { createTransactions } from '../../api/transactions.js';
 import { newId } from '../../api/ids.js';
 import { generateTokenSecret, hashTokenSecret } from '../../api/token-secret.js';
 import { createTestDb } from './test-db.js';
@@ -37,7 +38,7 @@ export async function createTestApi(t: TestContext): Promise<TestApi> {
   const sharedAddresses = ['127.0.0.1', '::1'];
   const events = createEventLog(db);
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
-  const deploys = createDeployService({ db, runtime, events, enqueue: (id) => void enqueued.push(id) });
+  const deploys = createDeployService({ db, runtime, transactions: createTransactions({ db, events }), enqueue: (id) => void enqueued.push(id) });
   let ready = true;
   const app = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
   return {

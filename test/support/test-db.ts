@@ -20,8 +20,21 @@ export async function createTestDbUrl(t: TestContext): Promise<string | undefine
   const admin = postgres(base, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}`);
   t.after(async () => {
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end({ timeout: 5 });
+    try {
+      // Retried: a drop fails while a session of another role is on the database (the server's
+      // own tools, another helper's), and a failed hook must not leave this client open.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await admin.unsafe(`drop database if exists ${name} with (force)`);
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
   });
   const url = new URL(base);
   url.pathname = `/${name}`;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { idempotencyKeys, tokens } from '../../../db/schema/index.js';
+import { events, idempotencyKeys, tokens } from '../../../db/schema/index.js';
 import { hashTokenSecret } from '../../../api/token-secret.js';
 import type { ErrorBody, TokenView } from '../../../api/views.js';
 import { createApp, createOrg, createTestApi, createToken } from '../../support/test-api.js';
@@ -99,5 +99,14 @@ test('tokens', async (t) => {
     const second = await json<Created>(await send(), 201);
     assert.notEqual(first.secret, second.secret);
     assert.deepEqual(await api.db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, 'token-key-1')), []);
+  });
+
+  await t.test('creating and revoking a token each record an audit event with it (the secret in neither)', async () => {
+    const { token, secret } = await json<Created>(await api.request('/v1/tokens', { token: admin, body: { scope: 'exec', app: 'alpha', name: 'audited' } }), 201);
+    await api.request(`/v1/tokens/${token.id}`, { token: admin, method: 'DELETE' });
+    await api.request(`/v1/tokens/${token.id}`, { token: admin, method: 'DELETE' });
+    const rows = (await api.db.select().from(events).where(eq(events.orgId, orgId))).filter((e) => e.data.tokenId === token.id);
+    assert.deepEqual(rows.map((e) => [e.type, e.appId]), [['token.created', alphaId], ['token.revoked', alphaId]], 'one revoked event, however often it is revoked');
+    assert.ok(!JSON.stringify(rows).includes(secret));
   });
 });

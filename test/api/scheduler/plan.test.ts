@@ -86,6 +86,17 @@ const cases: { name: string; input: PlanInput; actions: Action[]; retryAt?: Date
     input: input({ instances: [inst('a', 'r2', 'web', { container: null })] }),
     actions: [exited('a'), start('web')],
   },
+  // A start cut between its row and its container: the container is made, not a second instance.
+  {
+    name: 'creates the container of an instance row that never got one, and counts it',
+    input: input({ processes: web(2), instances: [inst('a', 'r2', 'web', { container: null, pending: true, ready: false }), inst('b', 'r2', 'web')] }),
+    actions: [{ type: 'create', instanceId: 'a' }],
+  },
+  {
+    name: 'creates a pending instance of an older release too; the rollout then replaces it as usual',
+    input: input({ instances: [inst('old', 'r1', 'web', { container: null, pending: true, ready: false })] }),
+    actions: [{ type: 'create', instanceId: 'old' }, start('web')],
+  },
   {
     name: 'records an old instance that exited without restarting it',
     input: input({ instances: [inst('old', 'r1', 'web', { container: 'exited' }), inst('new', 'r2', 'web')] }),

@@ -77,6 +77,33 @@ test('different keys run at the same time', async (t) => {
   await q.idle();
 });
 
+test('at most `concurrency` keys run at once; the others wait their turn in order', async (t) => {
+  const h = gatedHandler();
+  const q = createWorkQueue(h.handler, silent, { concurrency: 2 });
+  t.after(() => q.close());
+  for (const key of ['a', 'b', 'c', 'd']) q.enqueue(key);
+  q.enqueue('c');
+  assert.deepEqual(h.calls, ['a', 'b']);
+  assert.deepEqual(q.stats(), { running: 2, waiting: 2, delayed: 0 });
+  assert.ok(q.has('d'));
+  h.release('b');
+  await settle();
+  assert.deepEqual(h.calls, ['a', 'b', 'c']);
+  // A key enqueued again while it runs goes behind the keys that were waiting.
+  q.enqueue('a');
+  h.release('a');
+  await settle();
+  assert.deepEqual(h.calls, ['a', 'b', 'c', 'd']);
+  h.release('c');
+  await settle();
+  assert.deepEqual(h.calls, ['a', 'b', 'c', 'd', 'a']);
+  h.release('d');
+  h.release('a');
+  await q.idle();
+  assert.equal(h.maxActive(), 2);
+  assert.deepEqual(q.stats(), { running: 0, waiting: 0, delayed: 0 });
+});
+
 test('a failing run is logged with its key and the queue keeps working', async (t) => {
   const lines: { msg: string; key: string; err?: { message: string } }[] = [];
   const sink = new Writable({

@@ -1,0 +1,263 @@
+// The reconciler's actions on one instance, each idempotent and fenced: every database write runs
+// under the app's lease (app-leases.ts) and records its event in the same transaction, only when
+// the state really changes. A start has two phases: the instance row is written first, then the
+// container is created under the instance's id as its name, so a start cut between the two is
+// finished by a later pass (or adopts the container it finds) instead of starting twice.
+import type { Logger } from 'pino';
+import { and, eq, isNull, ne } from 'drizzle-orm';
+import { instances, type Instance, type Release } from '../../db/schema/index.js';
+import { newInstanceId } from '../ids.js';
+import type { Manifest } from '../manifest.js';
+import { isPierError } from '../pier-error.js';
+import { LABELS, type ContainerInfo, type ContainerSpec, type Runtime } from '../runtime/runtime.js';
+import { checkLease, type AppLeases, type Lease } from './app-leases.js';
+import { describeExit } from './exit-reason.js';
+
+export interface InstanceActionsOptions {
+  runtime: Runtime;
+  leases: AppLeases;
+  nodeId: string;
+  installationId: string;
+  publishAddress: string;
+  /** Seconds a stopping container gets before it is killed. */
+  stopTimeoutSeconds?: number;
+}
+
+export interface ActionContext {
+  app: { id: string; orgId: string; name: string };
+  lease: Lease;
+  log: Logger;
+  /** Releases by id, loaded by the pass (the current one and those of instances it touches). */
+  release(id: string): Promise<Release | null>;
+}
+
+/** Engine errors after which a start is retried later rather than recorded as a failed instance. */
+const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE']);
+
+export function createInstanceActions(options: InstanceActionsOptions) {
+  const { runtime, leases } = options;
+  const stopTimeout = options.stopTimeoutSeconds ?? 10;
+
+  /** Phase one: the row, so the instance exists before its container does. */
+  async function start(process: string, release: Release, ctx: ActionContext): Promise<void> {
+    const spec = (release.manifest as Manifest).processes[process];
+    if (!spec) return;
+    const row = await leases.fenced(ctx.lease, async (t) => {
+      const [inserted] = await t.tx
+        .insert(instances)
+        .values({
+          id: newInstanceId(ctx.app.name, process),
+          appId: ctx.app.id,
+          releaseId: release.id,
+          process,
+          nodeId: options.nodeId,
+          hostAddress: options.publishAddress,
+          health: spec.check ? 'starting' : 'none',
+        })
+        .returning();
+      return inserted;
+    });
+    if (row) await create(row, ctx);
+  }
+
+  /** Phase two: the container, named after the row; one that exists already is adopted. */
+  async function create(row: Instance, ctx: ActionContext): Promise<void> {
+    const release = await ctx.release(row.releaseId);
+    if (!release) return;
+    checkLease(ctx.lease);
+    const log = ctx.log.child({ instance: row.id });
+    let info: ContainerInfo | null;
+    try {
+      const containerId = await runtime.run(containerSpec(row, release, ctx));
+      info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
+    } catch (err) {
+      if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
+        // Created by an earlier attempt (this server before a crash, or a holder that lost the lock).
+        info = await runtime.inspect(row.id);
+        if (!info) throw err;
+        log.info({ container: info.id }, 'adopting the container of an interrupted start');
+      } else if (isPierError(err) && TRANSIENT.has(err.code)) {
+        throw err; // the row stays pending; a later pass creates it
+      } else {
+        return failed(row, release, err, ctx);
+      }
+    }
+    await bind(row, info, ctx, release);
+  }
+
+  /** Records the container of a row that had none: the instance has started. */
+  async function bind(row: Instance, info: ContainerInfo, ctx: ActionContext, release: Release | null): Promise<void> {
+    const hostPorts: Record<string, number> = {};
+    for (const p of info.ports) hostPorts[String(p.container)] = p.hostPort;
+    const now = new Date();
+    const bound = await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({ containerId: info.id, hostPorts, startedAt: info.startedAt ?? now, observedState: info.state === 'running' ? 'running' : 'starting', updatedAt: now })
+        .where(and(eq(instances.id, row.id), isNull(instances.containerId)))
+        .returning();
+      if (!updated) return false;
+      await t.record({
+        orgId: ctx.app.orgId,
+        appId: ctx.app.id,
+        instanceId: row.id,
+        type: 'instance.started',
+        reason: 'scheduled',
+        message: `${row.id} started (release v${release?.version ?? '?'}, process ${row.process})`,
+        data: { releaseId: row.releaseId, version: release?.version ?? null, process: row.process, containerId: info.id, hostPorts },
+      });
+      return true;
+    });
+    if (bound) {
+      row.containerId = info.id;
+      row.hostPorts = hostPorts;
+      ctx.log.info({ instance: row.id, container: info.id, release: release?.version }, 'instance started');
+    }
+  }
+
+  async function failed(row: Instance, release: Release, err: unknown, ctx: ActionContext): Promise<void> {
+    const message = `${row.id} failed to start: ${isPierError(err) ? err.message : String(err)}`;
+    const now = new Date();
+    const changed = await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({ desiredState: 'stopped', observedState: 'failed', lastReason: message, stoppedAt: now, updatedAt: now })
+        .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'running')))
+        .returning();
+      if (!updated) return false;
+      await t.record({
+        orgId: ctx.app.orgId,
+        appId: ctx.app.id,
+        instanceId: row.id,
+        type: 'instance.failed',
+        reason: 'start-failed',
+        message,
+        data: { releaseId: release.id, process: row.process },
+      });
+      return true;
+    });
+    if (changed) ctx.log.error({ err, instance: row.id }, 'instance failed to start');
+  }
+
+  /** The container of an instance that should run has stopped: record why, once. */
+  async function exited(row: Instance, ctx: ActionContext): Promise<void> {
+    const info = row.containerId ? await runtime.inspect(row.containerId) : null;
+    const why = describeExit(row.id, info);
+    const lastLogs = info ? (await runtime.logs(info.id, 10).catch(() => [])).map((l) => l.line) : [];
+    const now = new Date();
+    const changed = await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({
+          desiredState: 'stopped',
+          observedState: why.reason === 'start-failed' ? 'failed' : 'exited',
+          lastExitCode: why.exitCode,
+          lastOom: why.oom,
+          lastReason: why.message,
+          stoppedAt: info?.finishedAt ?? now,
+          updatedAt: now,
+        })
+        .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'running')))
+        .returning();
+      if (!updated) return false;
+      await t.record({
+        orgId: ctx.app.orgId,
+        appId: ctx.app.id,
+        instanceId: row.id,
+        type: 'instance.exited',
+        reason: why.reason,
+        message: why.message,
+        data: { exitCode: why.exitCode, oom: why.oom, releaseId: row.releaseId, process: row.process, lastLogs },
+      });
+      return true;
+    });
+    if (changed) ctx.log.warn({ instance: row.id, reason: why.reason, exitCode: why.exitCode }, 'instance exited');
+  }
+
+  /** Leaves the route table now; the container is stopped by a later pass once drained. */
+  async function drain(row: Instance, reason: string, drainMs: number, ctx: ActionContext): Promise<void> {
+    const now = new Date();
+    const changed = await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({ desiredState: 'stopped', drainUntil: new Date(now.getTime() + drainMs), lastReason: reason, updatedAt: now })
+        .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'running')))
+        .returning();
+      return updated !== undefined;
+    });
+    if (changed) ctx.log.info({ instance: row.id, reason, drainMs }, 'instance draining');
+  }
+
+  async function stop(row: Instance, ctx: ActionContext): Promise<void> {
+    checkLease(ctx.lease);
+    if (row.containerId) await runtime.stop(row.containerId, stopTimeout);
+    await stopped(row, ctx);
+  }
+
+  /** Records that an instance that should not run no longer does (event only on the change). */
+  async function stopped(row: Instance, ctx: ActionContext): Promise<void> {
+    const reason = row.lastReason ?? 'stopped';
+    const now = new Date();
+    const changed = await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({ observedState: 'stopped', stoppedAt: now, updatedAt: now })
+        .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'stopped'), ne(instances.observedState, 'stopped')))
+        .returning();
+      if (!updated) return false;
+      await t.record({
+        orgId: ctx.app.orgId,
+        appId: ctx.app.id,
+        instanceId: row.id,
+        type: 'instance.stopped',
+        reason: reason.replace(/ /g, '-'),
+        message: `${row.id} stopped: ${reason}`,
+        data: { releaseId: row.releaseId, process: row.process },
+      });
+      return true;
+    });
+    if (changed) ctx.log.info({ instance: row.id, reason }, 'instance stopped');
+  }
+
+  /** Docker says the container runs: copy that into the observed column. */
+  async function observedRunning(row: Instance, ctx: ActionContext): Promise<void> {
+    await leases.fenced(ctx.lease, (t) =>
+      t.tx
+        .update(instances)
+        .set({ observedState: 'running', updatedAt: new Date() })
+        .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'running'), ne(instances.observedState, 'running'))),
+    );
+    row.observedState = 'running';
+  }
+
+  function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
+    const manifest = release.manifest as Manifest;
+    const spec = manifest.processes[row.process];
+    const ports = manifest.endpoints.filter((e) => e.process === row.process).map((e) => e.target);
+    if (spec?.check?.port !== undefined) ports.push(spec.check.port);
+    return {
+      name: row.id,
+      image: release.imageId,
+      cmd: spec?.cmd,
+      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
+      labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.installation]: options.installationId,
+        [LABELS.app]: ctx.app.id,
+        [LABELS.release]: release.id,
+        [LABELS.process]: row.process,
+        [LABELS.instance]: row.id,
+      },
+      ports: [...new Set(ports)].map((container) => ({ container, hostIp: options.publishAddress })),
+    };
+  }
+
+  return { start, create, bind, exited, drain, stop, stopped, observedRunning };
+}
+
+export type InstanceActions = ReturnType<typeof createInstanceActions>;
+
+/** What is known of a container the engine just made when inspect found nothing (removed at once). */
+function stub(id: string, name: string): ContainerInfo {
+  return { id, name, image: '', labels: {}, state: 'exited', exitCode: null, oomKilled: false, error: null, startedAt: null, finishedAt: null, ports: [] };
+}

@@ -1,0 +1,94 @@
+// The edge feed: a one-app refresh rebuilds that app's part and keeps the rest as it was; a full
+// refresh picks up anything; an app whose endpoints are gone leaves the snapshot; refreshes that
+// arrive while a build runs are gathered; a failed build is retried until it succeeds.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { eq } from 'drizzle-orm';
+import { instances } from '../../db/schema/index.js';
+import type { EdgeConfig } from '../../proxy/edge-config.js';
+import { createControlPlane, echoManifest, type ControlPlane } from '../support/memory-control-plane.js';
+
+async function next(cp: ControlPlane, after: number): Promise<EdgeConfig> {
+  for (let i = 0; i < 300; i++) {
+    const s = cp.edgeFeed.current();
+    if (s.version > after) return s;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('no new snapshot');
+}
+
+const backendsOf = (s: EdgeConfig, app: string) => s.endpoints.filter((e) => e.app === app).flatMap((e) => e.backends.map((b) => b.id)).sort();
+
+test('a one-app refresh rebuilds that app only; a full refresh catches what was not announced', async (t) => {
+  const cp = await createControlPlane(t);
+  const a = await cp.deploy(echoManifest('alpha', { count: 1, port: 9501 }));
+  const b = await cp.deploy(echoManifest('beta', { count: 1, port: 9502 }));
+  await cp.converge(a.app.id, async () => (await cp.pass(a.app.id))?.changed === false, 'alpha running');
+  await cp.converge(b.app.id, async () => (await cp.pass(b.app.id))?.changed === false, 'beta running');
+  const first = await cp.edgeFeed.rebuild();
+  assert.deepEqual(first.endpoints.map((e) => [e.id, e.backends.length]), [['alpha/9501', 1], ['beta/9502', 1]]);
+  const published: EdgeConfig[] = [];
+  cp.edgeFeed.subscribe((s) => void published.push(s));
+
+  // Both apps lose their instance in the database; only alpha is announced.
+  await cp.db.update(instances).set({ observedState: 'exited' }).where(eq(instances.appId, a.app.id));
+  await cp.db.update(instances).set({ observedState: 'exited' }).where(eq(instances.appId, b.app.id));
+  cp.edgeFeed.refresh(a.app.id);
+  const partial = await next(cp, first.version);
+  assert.deepEqual(backendsOf(partial, 'alpha'), []);
+  assert.deepEqual(backendsOf(partial, 'beta'), backendsOf(first, 'beta'), 'beta kept its part');
+  assert.strictEqual(partial.endpoints.find((e) => e.app === 'beta'), first.endpoints.find((e) => e.app === 'beta'), 'reused as it was, not rebuilt');
+
+  cp.edgeFeed.refresh();
+  const full = await next(cp, partial.version);
+  assert.deepEqual(backendsOf(full, 'beta'), []);
+  assert.equal(published.length, 2, 'one version per change');
+});
+
+test('refreshes during a build are gathered into the next one, and nothing changed publishes nothing', async (t) => {
+  const cp = await createControlPlane(t);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push((await cp.deploy(echoManifest(`app${i}`, { count: 1, port: 9600 + i }))).app.id);
+  const start = await cp.edgeFeed.rebuild();
+  assert.equal(start.endpoints.length, 5);
+  const published: EdgeConfig[] = [];
+  cp.edgeFeed.subscribe((s) => void published.push(s));
+  for (const id of ids) cp.edgeFeed.refresh(id);
+  for (const id of ids) cp.edgeFeed.refresh(id);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(published, [], 'no change, no new version');
+
+  for (const id of ids) await cp.pass(id);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(published.length >= 1 && published.length <= 5, `${published.length} versions for 5 changes`);
+  assert.equal((published as EdgeConfig[]).at(-1)?.endpoints.filter((e) => e.backends.length === 1).length, 5);
+});
+
+test('an app without endpoints leaves the snapshot; a failed build is retried until it succeeds', async (t) => {
+  const cp = await createControlPlane(t);
+  const { app } = await cp.deploy(echoManifest('gone', { count: 1, port: 9700 }));
+  const before = await cp.edgeFeed.rebuild();
+  assert.deepEqual(before.endpoints.map((e) => e.id), ['gone/9700']);
+  await cp.deploy(echoManifest('gone', { count: 1, port: 9700 }).replace(/\[\[endpoints\]\][\s\S]*?target = 8080\n/, ''));
+  // The database refuses for a while: the build fails, is logged, and is tried again.
+  const realSelect = cp.db.select.bind(cp.db);
+  let refusals = 2;
+  (cp.db as { select: unknown }).select = (...args: unknown[]) => {
+    if (refusals-- > 0) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    return (realSelect as (...a: unknown[]) => unknown)(...args);
+  };
+  t.after(() => void ((cp.db as { select: unknown }).select = realSelect));
+  cp.edgeFeed.refresh(app.id);
+  const after = await next(cp, before.version);
+  assert.deepEqual(after.endpoints, []);
+  assert.ok(cp.logs.messages('edge config build failed; retrying').length >= 1);
+});
+
+test('the first build publishes a version even with no endpoints, so a new edge gets a snapshot', async (t) => {
+  const cp = await createControlPlane(t);
+  assert.equal(cp.edgeFeed.current().version, 0);
+  const first = await cp.edgeFeed.rebuild();
+  assert.ok(first.version > 0);
+  assert.deepEqual(first.endpoints, []);
+  assert.equal((await cp.edgeFeed.rebuild()).version, first.version, 'and then only on a change');
+});

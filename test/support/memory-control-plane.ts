@@ -1,0 +1,150 @@
+// The control plane wired as api/server.ts wires it — event log, transactions, leases, reconciler,
+// scheduler, health monitor, deploy service, edge feed — on a fresh test database and the in-memory
+// runtime, for fast tests of the scheduler's logic. `pass(appId)` runs one reconcile the way the
+// scheduler does (lock, lease, reconcile, release) so a test can step through a rollout.
+import type { TestContext } from 'node:test';
+import type { Database, Db } from '../../db/database.js';
+import type { AuthContext } from '../../api/auth.js';
+import { createDeployService, type DeployResult, type DeployService } from '../../api/deploy-service.js';
+import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
+import { createEventLog, type EventLog } from '../../api/event-log.js';
+import { parseManifest } from '../../api/manifest.js';
+import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
+import { createAppLeases, type AppLeases } from '../../api/scheduler/app-leases.js';
+import { createReconciler, type Reconciler, type ReconcileResult } from '../../api/scheduler/reconciler.js';
+import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
+import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
+import { nodes } from '../../db/schema/index.js';
+import { captureLog, type CapturedLog } from './log-capture.js';
+import { createOrg, createToken } from './test-api.js';
+import { createTestDb } from './test-db.js';
+
+export const IMAGE = 'pier-test/busybox:1';
+export const INSTALLATION = 'inst_test';
+
+export interface ControlPlane {
+  database: Database;
+  db: Db;
+  runtime: MemoryRuntime;
+  events: EventLog;
+  transactions: Transactions;
+  leases: AppLeases;
+  reconciler: Reconciler;
+  scheduler: Scheduler;
+  deploys: DeployService;
+  edgeFeed: EdgeFeed;
+  logs: CapturedLog;
+  orgId: string;
+  auth: AuthContext;
+  /** An admin token's secret, for requests through an API built on this database. */
+  adminToken: string;
+  /** Routes changed (the reconciler told the edge feed), counted. */
+  routeChanges: () => number;
+  deploy(toml: string): Promise<DeployResult>;
+  /** One reconcile pass of the app, as the scheduler runs it; null when the lock was taken. */
+  pass(appId: string): Promise<ReconcileResult | null>;
+  /** Passes until `done` holds (bounded); fails with `what` otherwise. */
+  converge(appId: string, done: () => Promise<boolean>, what: string): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  runtime?: MemoryRuntimeOptions;
+  checkpoint?: Checkpoint;
+  concurrency?: number;
+  /** Let the scheduler run the passes deploys ask for (default: the test runs passes itself). */
+  scheduled?: boolean;
+}
+
+export async function createControlPlane(t: TestContext, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const database = await createTestDb(t);
+  const { db } = database;
+  const logs = captureLog('debug');
+  const log = logs.log;
+  const runtime = createMemoryRuntime({ images: [IMAGE], ...options.runtime });
+  const events = createEventLog(db);
+  const transactions = createTransactions({ db, events, checkpoint: options.checkpoint });
+  const leases = createAppLeases({ db, transactions, holder: 'test' });
+  await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'memory://' });
+  const edgeFeed = createEdgeFeed({ db, log, sharedAddresses: ['127.0.0.1'] });
+  let routeChanges = 0;
+  const reconciler = createReconciler({
+    db,
+    runtime,
+    leases,
+    log,
+    nodeId: 'node_local',
+    installationId: INSTALLATION,
+    publishAddress: '127.0.0.1',
+    onRoutesChanged: (appId) => {
+      routeChanges++;
+      edgeFeed.refresh(appId);
+    },
+  });
+  const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
+  t.after(() => scheduler.close());
+  t.after(() => edgeFeed.close());
+  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
+  const adminToken = await createToken(db, orgId, { scope: 'admin' });
+  const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
+
+  async function pass(appId: string): Promise<ReconcileResult | null> {
+    const lock = await database.locks.tryLock(`pier:reconcile:${appId}`);
+    if (!lock) return null;
+    try {
+      const lease = await leases.acquire(appId, lock.signal);
+      return lease ? await reconciler.reconcile(appId, lease) : null;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  return {
+    database,
+    db,
+    runtime,
+    events,
+    transactions,
+    leases,
+    reconciler,
+    scheduler,
+    deploys,
+    edgeFeed,
+    logs,
+    orgId,
+    auth,
+    adminToken,
+    routeChanges: () => routeChanges,
+    deploy: (toml) => deploys.deploy(auth, parseManifest(toml)),
+    pass,
+    async converge(appId, done, what) {
+      for (let i = 0; i < 200; i++) {
+        if (await done()) return;
+        await pass(appId);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`gave up waiting for: ${what}`);
+    },
+  };
+}
+
+/** A manifest of one process running an echo server, with one endpoint. */
+export function echoManifest(app: string, options: { count?: number; port?: number; cmd?: string[]; env?: Record<string, string>; extra?: string } = {}): string {
+  const cmd = options.cmd ?? ['nc', '-ll', '-p', '8080', '-e', 'cat'];
+  const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
+  return [
+    `app = "${app}"`,
+    `image = "${IMAGE}"`,
+    ...(env.length ? ['[env]', ...env] : []),
+    '[processes.web]',
+    `cmd = ${JSON.stringify(cmd)}`,
+    `count = ${options.count ?? 2}`,
+    ...(options.extra ? [options.extra] : []),
+    '[[endpoints]]',
+    'process = "web"',
+    `port = ${options.port ?? 9000}`,
+    'target = 8080',
+    '[deploy]',
+    'drain = "0s"',
+  ].join('\n');
+}
