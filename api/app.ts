@@ -1,6 +1,7 @@
 // The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness and the state
 // of each dependency, a body limit and a character check in front of every route, and the one
 // place where errors become `{ "error": { code, message, hint } }` with their status.
+import type { IncomingMessage } from 'node:http';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { sql } from 'drizzle-orm';
@@ -11,6 +12,7 @@ import { controlCharacterProblem, printable } from './control-characters.js';
 import { createDependencyHealth } from './dependency-health.js';
 import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
+import { lingerOnClose } from './lingering-close.js';
 import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
 import { appRoutes } from './routes/apps.js';
@@ -38,12 +40,15 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     '*',
     bodyLimit({
       maxSize: limit,
-      onError: (c) =>
-        c.json(
+      onError: (c) => {
+        // The client is most likely still sending: close so that it still reads this answer.
+        lingerOnClose((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
+        return c.json(
           errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
           413,
           { connection: 'close' },
-        ),
+        );
+      },
     }),
   );
   app.use('*', refuseControlCharactersInUrl);
