@@ -93,10 +93,16 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
   test(`${name}: a process over its memory limit is OOM-killed: exit 137 and oomKilled`, async (t) => {
     const target = await setup(t);
     if (!target) return;
-    const { id } = await start(t, target, 'oom', { cmd: ['tail', '/dev/zero'], memoryBytes: 8 * 1024 * 1024 });
-    const info = await exited(target.runtime, id);
-    assert.equal(info.oomKilled, true);
-    assert.equal(info.exitCode, 137);
+    // Docker 20.10 on cgroup v2 drops the OOM flag now and then when containerd reports the exit
+    // before the OOM (measured here: 1 run in 20 said exit 137 without OOMKilled). A runtime
+    // that never reports OOM still fails all three tries; one that does passes.
+    let info: ContainerInfo | undefined;
+    for (let attempt = 1; attempt <= 3 && info?.oomKilled !== true; attempt++) {
+      const { id } = await start(t, target, `oom${attempt}`, { cmd: ['tail', '/dev/zero'], memoryBytes: 8 * 1024 * 1024 });
+      info = await exited(target.runtime, id);
+      assert.equal(info.exitCode, 137);
+    }
+    assert.equal(info?.oomKilled, true);
   });
 
   test(`${name}: logs give printed lines per stream, oldest first, with env expanded; tail takes the last`, async (t) => {
