@@ -94,8 +94,8 @@ export function createDeployService(options: DeployServiceOptions) {
       const target = version !== undefined ? all.find((r) => r.version === version) : await lastGood(found.id, all, current);
       if (!target) {
         throw version !== undefined
-          ? new PierError('E_RELEASE_NOT_FOUND', `${appName} has no release v${version}`, { status: 404, hint: '`pier releases --app APP` lists them' })
-          : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: 'name a version: `pier rollback VERSION --app APP`' });
+          ? new PierError('E_RELEASE_NOT_FOUND', `${appName} has no release v${version}`, { status: 404, hint: `\`pier releases --app ${appName}\` lists them` })
+          : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: `name a version: \`pier rollback VERSION --app ${appName}\`` });
       }
       await ensureImage(target);
       const result = await transactions.run(async (t) => {

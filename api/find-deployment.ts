@@ -14,7 +14,7 @@ export async function findDeployment(db: Db, auth: AuthContext, id: string): Pro
     .innerJoin(releases, eq(releases.id, deployments.releaseId))
     .where(and(eq(deployments.id, id), eq(apps.orgId, auth.orgId)));
   if (!row || (auth.appId !== null && auth.appId !== row.app.id)) {
-    throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${id}"`, { status: 404, hint: '`pier status --app APP` shows the latest deployment' });
+    throw new PierError('E_DEPLOYMENT_NOT_FOUND', `there is no deployment "${id}"`, { status: 404, hint: '`pier status` shows each app\'s latest deployment' });
   }
   return row;
 }

@@ -63,7 +63,7 @@ export function describeRoutes(deps: ApiDeps) {
       .innerJoin(releases, eq(releases.id, instances.releaseId))
       .where(and(eq(instances.id, c.req.param('id')), eq(apps.orgId, auth.orgId)));
     if (!row || !visible(auth, row.app)) {
-      throw new PierError('E_INSTANCE_NOT_FOUND', `there is no instance "${c.req.param('id')}"`, { status: 404, hint: '`pier status --app APP` lists instances' });
+      throw new PierError('E_INSTANCE_NOT_FOUND', `there is no instance "${c.req.param('id')}"`, { status: 404, hint: '`pier status` lists each app\'s instances' });
     }
     const { inst } = row;
     const container = inst.containerId ? await deps.runtime.inspect(inst.containerId).catch(() => null) : null;
@@ -94,7 +94,7 @@ export function describeRoutes(deps: ApiDeps) {
     const app = await findApp(db, auth, c.req.param('app'));
     const port = Number(c.req.param('port'));
     const [ep] = await db.select().from(endpoints).where(and(eq(endpoints.appId, app.id), eq(endpoints.port, port)));
-    if (!ep) throw new PierError('E_ENDPOINT_NOT_FOUND', `${app.name} has no endpoint on port ${c.req.param('port')}`, { status: 404, hint: '`pier status --app APP` lists endpoints' });
+    if (!ep) throw new PierError('E_ENDPOINT_NOT_FOUND', `${app.name} has no endpoint on port ${c.req.param('port')}`, { status: 404, hint: `\`pier status --app ${app.name}\` lists its endpoints` });
     const snapshot = deps.edgeFeed.current();
     const served = snapshot.endpoints.find((e) => e.id === `${app.name}/${port}`);
     return c.json({
