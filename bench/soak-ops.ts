@@ -36,10 +36,13 @@ export function newSeen(): Seen {
   return { deployments: new Map(), scaled: new Map(), execs: new Map() };
 }
 
-/** Records one answer; `expected` codes are refusals the operation must get in that situation. */
-function record(ctx: OpContext, kind: string, answer: HttpAnswer | CliAnswer, expected: readonly string[] = [], at?: number): RequestOutcome {
+/**
+ * Records one answer, at the time it came (a deploy that waited fails when the server goes away,
+ * not when it was sent); `expected` codes are refusals the operation must get in that situation.
+ */
+function record(ctx: OpContext, kind: string, answer: HttpAnswer | CliAnswer, expected: readonly string[] = []): RequestOutcome {
   const outcome: RequestOutcome = answer.code === null ? 'ok' : expected.includes(answer.code) ? 'expected' : 'failed';
-  ctx.tally.request({ kind, outcome, code: answer.code, message: answer.message, ms: answer.ms, ...(at === undefined ? {} : { at }) });
+  ctx.tally.request({ kind, outcome, code: answer.code, message: answer.message, ms: answer.ms });
   return outcome;
 }
 
@@ -66,17 +69,15 @@ async function manifestFile(ctx: OpContext, name: string, text: string): Promise
 const deployWeb: Op = async (ctx) => {
   const rev = ctx.rev();
   const file = await manifestFile(ctx, `web-${rev}`, webManifest(rev));
-  const at = ctx.tally.now();
   const answer = await ctx.client.cli(['deploy', '-c', file, '--json', '--wait', '90', '-m', 'soak'], 150_000);
   noteDeployment(ctx, answer.stdout);
   // Two operators deploy web: one rollout may replace the other's before it finished.
-  record(ctx, 'deploy web (cli, waits)', answer, ['E_DEPLOY_SUPERSEDED'], at);
+  record(ctx, 'deploy web (cli, waits)', answer, ['E_DEPLOY_SUPERSEDED']);
 };
 
 const deployWorker: Op = async (ctx) => {
-  const at = ctx.tally.now();
   const answer = await ctx.client.http('POST', '/v1/deploys', { manifest: workerManifest(ctx.rev()), description: 'soak' });
-  record(ctx, 'deploy worker (http)', answer, [], at);
+  record(ctx, 'deploy worker (http)', answer);
   const view = answer.body as DeployView | null;
   if (answer.code !== null || !view?.deployment) return;
   ctx.seen.deployments.set(view.deployment.id, { app: 'worker', version: view.release.version });
@@ -92,11 +93,10 @@ const deployWorker: Op = async (ctx) => {
 const deployCrashy: Op = async (ctx) => {
   const rev = ctx.rev();
   const file = await manifestFile(ctx, `crashy-${rev}`, crashyManifest(rev));
-  const at = ctx.tally.now();
   const answer = await ctx.client.cli(['deploy', '-c', file, '--json', '--wait', '90'], 150_000);
   noteDeployment(ctx, answer.stdout);
   if (answer.exit === 0) ctx.tally.finding('must-fail deploy succeeded', `a deploy of crashy (its process exits 3 at once) exited 0:\n${answer.stderr.slice(-500)}`);
-  record(ctx, 'deploy crashy (cli, must fail)', answer, ['E_DEPLOY_FAILED', 'E_DEPLOY_SUPERSEDED'], at);
+  record(ctx, 'deploy crashy (cli, must fail)', answer, ['E_DEPLOY_FAILED', 'E_DEPLOY_SUPERSEDED']);
 };
 
 const deployGhost: Op = async (ctx) => {

@@ -56,7 +56,8 @@ export interface Tally {
   /** Milliseconds since the start. */
   now(): number;
   fault(kind: FaultKind, downMs: number, note?: string): FaultRecord;
-  request(record: Omit<RequestRecord, 'at'> & { at?: number }): void;
+  /** Records a request that just ended. */
+  request(record: Omit<RequestRecord, 'at'>): void;
   probe(family: 4 | 6, outcome: ProbeOutcome, at: number): void;
   finding(what: string, detail: string): void;
 }
@@ -77,7 +78,7 @@ export function createTally(log: (line: string) => void, clock: () => number = D
       return record;
     },
     request(record) {
-      tally.requests.push({ ...record, at: record.at ?? now() });
+      tally.requests.push({ ...record, at: now() });
       if (record.code === 'E_INTERNAL') tally.finding('E_INTERNAL', `${record.kind}: ${record.message}`);
     },
     probe(family, outcome, at) {
