@@ -12,7 +12,7 @@ import { uniqueViolation } from './database-errors.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
-import { PierError } from './pier-error.js';
+import { isPierError, PierError } from './pier-error.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 
@@ -270,6 +270,9 @@ export function createDeployService(options: DeployServiceOptions) {
       await runtime.resolveImage(release.imageId, 'never');
       return;
     } catch (err) {
+      // Only an image the engine does not have is gone; an engine that does not answer is
+      // E_RUNTIME_UNAVAILABLE (503: retry), not a reason to rebuild.
+      if (!isPierError(err) || err.code !== 'E_IMAGE_NOT_FOUND') throw err;
       if (!release.imageDigest.includes('@')) {
         throw new PierError('E_IMAGE_NOT_FOUND', `image ${release.imageId} of v${release.version} is no longer on this machine and has no registry digest`, {
           status: 422,

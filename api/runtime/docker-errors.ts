@@ -42,6 +42,17 @@ export function isConnectionError(err: unknown): boolean {
   return typeof code === 'string' && CONNECTION_ERRORS.has(code);
 }
 
+/**
+ * The engine's words when it could not reach its containerd: dockerd answers an exec start it
+ * could not carry out with the error as the command's output and exit code 126 (the process never
+ * started). While dockerd shuts down or its containerd restarts, that error is a gRPC one.
+ */
+const ENGINE_LOST = /^(?:grpc: the client connection is closing|rpc error: code = (?:Unavailable|Canceled)\b|.*\btransport is closing\b|.*containerd\.sock: connect: )/;
+
+export function engineLost(message: string): boolean {
+  return ENGINE_LOST.test(message.trim());
+}
+
 /** Docker's own message ({"message": …}) without dockerode's "(HTTP code 400) unexpected - " prefix. */
 export function dockerMessage(err: unknown): string {
   const json = (err as { json?: unknown } | null)?.json;

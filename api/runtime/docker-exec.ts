@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PierError } from '../pier-error.js';
-import { containerNotFound, dockerMessage, statusOf, type EngineErrors } from './docker-errors.js';
+import { containerNotFound, dockerMessage, engineLost, statusOf, type EngineErrors } from './docker-errors.js';
 import { FrameDecoder } from './docker-log-frames.js';
 import { EXEC_OUTPUT_LIMIT, type ExecOptions, type ExecResult, type ExecSession, type Runtime } from './runtime.js';
 
@@ -38,7 +38,7 @@ export function createDockerExec(docker: Docker, errors: EngineErrors): Pick<Run
   }
 
   /** The engine may still report the process running for a moment after its output ended. */
-  async function exitCode(exec: Docker.Exec, id: string): Promise<number> {
+  async function ended(exec: Docker.Exec, id: string): Promise<ExecEnd> {
     for (let i = 0; i < 100; i++) {
       let info: Docker.ExecInspectInfo;
       try {
@@ -46,10 +46,10 @@ export function createDockerExec(docker: Docker, errors: EngineErrors): Pick<Run
       } catch (err) {
         throw errors.engineError(err, `exec inspect in ${id}`);
       }
-      if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, pid: info.Pid };
       await delay(20);
     }
-    return -1;
+    return { exitCode: -1, pid: -1 };
   }
 
   return {
@@ -85,12 +85,11 @@ export function createDockerExec(docker: Docker, errors: EngineErrors): Pick<Run
         });
       }
       if (options.signal?.aborted) throw new PierError('E_EXEC_ABORTED', 'the exec was cancelled', { status: 499 });
-      return {
-        exitCode: await exitCode(exec, id),
-        stdout: out.stdout.text(),
-        stderr: out.stderr.text(),
-        truncated: out.stdout.truncated || out.stderr.truncated,
-      };
+      const end = await ended(exec, id);
+      const stdout = out.stdout.text();
+      const lost = engineFailure(end, stdout, errors);
+      if (lost) throw lost;
+      return { exitCode: end.exitCode, stdout, stderr: out.stderr.text(), truncated: out.stdout.truncated || out.stderr.truncated };
     },
 
     async execInteractive(id: string, cmd: string[], options: { tty: true; cols: number; rows: number }): Promise<ExecSession> {
@@ -111,12 +110,29 @@ export function createDockerExec(docker: Docker, errors: EngineErrors): Pick<Run
         resize,
         async wait() {
           await closed;
-          return exitCode(exec, id);
+          return (await ended(exec, id)).exitCode;
         },
         close: () => void stream.destroy(),
       };
     },
   };
+}
+
+/** How an exec ended: its exit code, and the pid its process had (0: it never started). */
+export interface ExecEnd {
+  exitCode: number;
+  pid: number;
+}
+
+/**
+ * An exec whose process never started (pid 0) because the engine lost its containerd (dockerd
+ * stopping, containerd restarting) is the engine being unavailable, not the command's answer:
+ * dockerd reports it as exit code 126 with its gRPC error as the output. Any other start failure
+ * (a missing executable) keeps Docker's exit code and words, as `docker exec` shows them.
+ */
+export function engineFailure(end: ExecEnd, stdout: string, errors: EngineErrors): PierError | null {
+  if (end.pid !== 0 || end.exitCode === 0 || !engineLost(stdout)) return null;
+  return errors.unavailable(new Error(`the command did not start: ${stdout.trim().slice(0, 300)}`));
 }
 
 /** Keeps the first `limit` bytes and remembers whether more came. */

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
+import { createEngineErrors } from '../../../api/runtime/docker-errors.js';
+import { engineFailure } from '../../../api/runtime/docker-exec.js';
 import { createDockerRuntime } from '../../../api/runtime/docker-runtime.js';
 import { EXEC_OUTPUT_LIMIT, LABELS, type LogLine } from '../../../api/runtime/runtime.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
@@ -31,6 +33,29 @@ test('exec returns the exit code with stdout and stderr apart, and caps long out
   assert.equal(big.exitCode, 0);
   assert.equal(big.stdout.length, EXEC_OUTPUT_LIMIT);
   assert.equal(big.truncated, true);
+});
+
+test('an exec the engine could not start because it lost its containerd is E_RUNTIME_UNAVAILABLE, not exit code 126', () => {
+  const errors = createEngineErrors('/run/x/docker.sock');
+  // What dockerd answered to the soak while it was stopping (found by `npm run soak`).
+  const closing = 'grpc: the client connection is closing: context canceled\r\n';
+  const err = engineFailure({ exitCode: 126, pid: 0 }, closing, errors);
+  assert.equal(err?.code, 'E_RUNTIME_UNAVAILABLE');
+  assert.equal(err?.status, 503);
+  const restarting = 'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing dial unix /run/x/containerd.sock: connect: connection refused": unavailable\r\n';
+  assert.equal(engineFailure({ exitCode: 126, pid: 0 }, restarting, errors)?.code, 'E_RUNTIME_UNAVAILABLE');
+  // A process that ran and printed the same words, and a start failure of the command itself, are answers.
+  assert.equal(engineFailure({ exitCode: 126, pid: 4242 }, closing, errors), null);
+  const missing = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown\r\n';
+  assert.equal(engineFailure({ exitCode: 126, pid: 0 }, missing, errors), null);
+});
+
+test('a command that cannot start keeps Docker\'s exit code and words', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const id = await start(t, 'exec sleep 3600');
+  const r = await runtime.exec(id, ['pier-no-such-command']);
+  assert.equal(r.exitCode, 126);
+  assert.match(r.stdout, /executable file not found/);
 });
 
 test('exec gives up after its timeout, and refuses a stopped container', async (t) => {
