@@ -39,7 +39,14 @@ export function execRoutes(deps: ApiDeps) {
     requireScope(auth, 'exec');
     const app = await findApp(deps.db, auth, c.req.param('app') ?? '');
     const instance = await findInstance(deps.db, app, c.req.param('instance') ?? '');
-    return { app, instance, containerId: runningContainer(app, instance) };
+    try {
+      return { app, instance, containerId: runningContainer(app, instance) };
+    } catch (err) {
+      // An engine that stops takes its containers down first, so the row says "exited" while the
+      // truth is "the engine is gone": say that (503, retryable) rather than 409.
+      await deps.runtime.ping();
+      throw err;
+    }
   }
 
   async function audit(c: Context<ApiEnv>, app: App, instance: Instance, cmd: string[], interactive: boolean): Promise<void> {
