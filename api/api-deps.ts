@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
+import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
 import type { Runtime } from './runtime/runtime.js';
 
@@ -12,6 +13,8 @@ export interface ApiDeps {
   runtime: Runtime;
   deploys: DeployService;
   edgeFeed: EdgeFeed;
+  /** Takes the edges' reports of what they serve. */
+  edgeReports: EdgeReports;
   log: Logger;
   /** The edge's shared addresses, to tell users where endpoints are served. */
   sharedAddresses: string[];

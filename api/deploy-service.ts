@@ -1,18 +1,22 @@
 // Creating a deploy: validate the manifest, resolve the image to its digest, then in one
-// transaction lock (or create) the app, check its ports, write release N (or find the identical
-// one) and a deployment, supersede the running one, point the app at the release and sync its
-// endpoints, with every event. The scheduler rolls it out once the transaction has committed.
-// A refused or interrupted deploy leaves nothing behind, not even a new app.
+// transaction lock (or create) the app, write release N (or find the identical one) and a
+// deployment, supersede the running one, point the app at the release and sync its endpoints and
+// the ports they claim, with every event. The scheduler rolls it out once the transaction has
+// committed. A refused or interrupted deploy leaves nothing behind, not even a new app: a port
+// another app holds is refused by the database's constraints (port-claims.ts), so two deploys
+// racing for one port cannot both win.
 import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, ne } from 'drizzle-orm';
+import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { PierError } from './pier-error.js';
+import { claimsOf, findConflicts, isClaimViolation, portInUse, releaseUnusedPorts } from './port-claims.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 
@@ -22,6 +26,8 @@ export interface DeployServiceOptions {
   transactions: Transactions;
   /** Asks the scheduler to reconcile the app (called after the commit). */
   enqueue: (appId: string) => void;
+  /** For what goes wrong after a commit (tidying unused ports); silent without one. */
+  log?: Logger;
 }
 
 export interface DeployResult {
@@ -34,6 +40,7 @@ export interface DeployResult {
 
 export function createDeployService(options: DeployServiceOptions) {
   const { db, runtime, transactions } = options;
+  const log = options.log ?? pino({ level: 'silent' });
 
   return {
     async deploy(auth: AuthContext, manifest: Manifest, description = ''): Promise<DeployResult> {
@@ -44,14 +51,13 @@ export function createDeployService(options: DeployServiceOptions) {
       const imageDigest = image.repoDigest ?? image.id;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
-      const result = await transactions.run(async (t) => {
+      const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
         const [existing] = await t.tx
           .select()
           .from(apps)
           .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
           .for('no key update');
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
-        await checkPorts(t.tx, existing?.id ?? null, manifest);
         await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
 
@@ -80,7 +86,7 @@ export function createDeployService(options: DeployServiceOptions) {
               });
         const deployment = await startRollout(t, app, release, 'deploy');
         return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
-      });
+      }));
       if (result.created) options.enqueue(result.app.id);
       return result;
     },
@@ -98,7 +104,7 @@ export function createDeployService(options: DeployServiceOptions) {
           : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: 'name a version: `pier rollback VERSION --app APP`' });
       }
       await ensureImage(target);
-      const result = await transactions.run(async (t) => {
+      const result = await claiming(auth, appName, target.manifest as Manifest, () => transactions.run(async (t) => {
         const app = await lockApp(t.tx, found.id, appName);
         await t.checkpoint('rollback.locked');
         const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
@@ -114,7 +120,7 @@ export function createDeployService(options: DeployServiceOptions) {
         });
         const deployment = await startRollout(t, app, release, 'rollback');
         return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
-      });
+      }));
       options.enqueue(result.app.id);
       return result;
     },
@@ -285,35 +291,24 @@ export function createDeployService(options: DeployServiceOptions) {
   }
 
   /**
-   * A public port belongs to one app, unless every endpoint on it is TLS passthrough with
-   * server names of its own: then the edge routes each connection by its ClientHello.
+   * Runs a change that claims the manifest's ports. When the database refuses a claim (another
+   * app holds the port, or won it in a concurrent deploy), the change is rolled back whole and the
+   * refusal names the holder, read from what is committed now. Afterwards, port modes no claim
+   * uses any more are tidied away.
    */
-  async function checkPorts(tx: Db, appId: string | null, manifest: Manifest): Promise<void> {
-    for (const e of manifest.endpoints) {
-      const others = await tx
-        .select({ endpoint: endpoints })
-        .from(endpoints)
-        .where(appId ? and(eq(endpoints.port, e.port), ne(endpoints.appId, appId)) : eq(endpoints.port, e.port));
-      for (const { endpoint: o } of others) {
-        const shareable = e.tls === 'passthrough' && o.tls === 'passthrough';
-        const clash = e.sni.filter((n) => o.sni.includes(n));
-        const twoDefaults = e.sni_default && o.sniDefault;
-        if (shareable && clash.length === 0 && !twoDefaults) continue;
-        throw new PierError(
-          'E_PORT_IN_USE',
-          shareable
-            ? `port ${e.port} is shared by TLS passthrough endpoints, and ${twoDefaults ? 'another one is already the default' : `the server names ${clash.join(', ')} are already served there`}`
-            : `port ${e.port} is already served for another app`,
-          {
-            status: 409,
-            hint: shareable
-              ? 'use server names no other endpoint on this port serves'
-              : 'choose another port, or make both endpoints tls = "passthrough" with distinct sni names',
-            details: { port: e.port },
-          },
-        );
-      }
+  async function claiming<T>(auth: AuthContext, appName: string, manifest: Manifest, change: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await change();
+    } catch (err) {
+      if (!isClaimViolation(err)) throw err;
+      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName)));
+      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] }));
+      const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
+      throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });
     }
+    await releaseUnusedPorts(db, log);
+    return result;
   }
 
   async function insertRelease(t: Txn, app: App, version: number, values: Omit<typeof releases.$inferInsert, 'id' | 'appId' | 'version'>): Promise<Release> {
@@ -335,3 +330,4 @@ export function createDeployService(options: DeployServiceOptions) {
 }
 
 export type DeployService = ReturnType<typeof createDeployService>;
+

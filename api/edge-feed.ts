@@ -75,7 +75,10 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     const out = new Map<string, EndpointConfig[]>();
     for (const { endpoint: e, appName } of eps) {
       const entry: EndpointConfig = {
-        id: `${appName}/${e.port}`,
+        // The row's id is unique across orgs; the name is for people (logs, metrics labels).
+        id: e.id,
+        name: `${appName}/${e.port}`,
+        revision: e.revision,
         app: appName,
         bind: bindAddresses(e.bindings, e.port, options.sharedAddresses),
         proxyProtocol: e.proxyProtocol,

@@ -2,7 +2,7 @@
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
-import type { AppView, DeploymentView, DeployView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+import type { AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
 const counts = z.record(z.string(), z.number());
@@ -47,12 +47,51 @@ export const instanceViewSchema = z.object({
   stoppedAt: time.nullable(),
 });
 
+export const servedSchema = z.object({
+  state: z.enum(['served', 'failed', 'pending', 'no-edge']),
+  reason: z.string().nullable().describe('why it is not served: the edge, address:port and error'),
+  hint: z.string().nullable(),
+  edges: z.array(
+    z.object({
+      edge: z.string(),
+      name: z.string(),
+      state: z.enum(['serving', 'failed', 'pending']),
+      revision: z.number().nullable(),
+      failures: z.array(z.object({ address: z.string(), port: z.number(), code: z.string(), message: z.string(), retryAt: z.string().nullable() })),
+    }),
+  ),
+});
+
 export const endpointViewSchema = z.object({
+  id: z.string(),
+  name: z.string().describe('app/port'),
   port: z.number(),
   process: z.string(),
   target: z.number(),
   proxyProtocol: z.enum(PROXY_PROTOCOLS),
   addresses: z.array(z.string()),
+  revision: z.number(),
+  served: servedSchema,
+});
+
+export const edgeViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  pid: z.number(),
+  workers: z.number(),
+  io: z.string().nullable(),
+  live: z.boolean(),
+  applied: z.number().nullable(),
+  current: z.boolean(),
+  lastReportAgeSeconds: z.number(),
+  firstSeenAt: time,
+  lastSeenAt: time,
+  lastError: z.string().nullable(),
+  endpoints: z.object({ total: z.number(), serving: z.number(), failed: z.number() }),
+  failures: z.array(
+    z.object({ endpoint: z.string(), name: z.string(), address: z.string(), port: z.number(), code: z.string(), message: z.string(), retryAt: z.string().nullable() }),
+  ),
 });
 
 export const eventViewSchema = z.object({
@@ -122,5 +161,6 @@ const agree: [
   Same<z.infer<typeof logLineViewSchema>, LogLineView>,
   Same<z.infer<typeof execResultViewSchema>, ExecResultView>,
   Same<z.infer<typeof tokenViewSchema>, TokenView>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<z.infer<typeof edgeViewSchema>, EdgeView>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
 void agree;

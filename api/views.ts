@@ -1,5 +1,6 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
+import type { Served } from './served-state.js';
 
 export interface AppView {
   id: string;
@@ -47,12 +48,54 @@ export interface InstanceView {
 }
 
 export interface EndpointView {
+  /** The endpoint's id (`ep_…`), as edges report it. */
+  id: string;
+  /** `app/port`, the label edges log it with. */
+  name: string;
   port: number;
   process: string;
   target: number;
   proxyProtocol: Endpoint['proxyProtocol'];
   /** Where the edge serves it, e.g. `127.0.0.1:9000` and `[::1]:9000`. */
   addresses: string[];
+  /** Grows when the settings an edge applies to its listener change. */
+  revision: number;
+  /** What the live edges report: served, failed (with each edge's error), pending, or no-edge. */
+  served: Served;
+}
+
+/** An edge that reported to this API (`GET /v1/edges`). */
+export interface EdgeView {
+  id: string;
+  name: string;
+  version: string;
+  pid: number;
+  workers: number;
+  io: string | null;
+  /** Reported within the last 30 s. */
+  live: boolean;
+  /** The snapshot version every worker serves (null before any). */
+  applied: number | null;
+  /** True when that is this API's current snapshot. */
+  current: boolean;
+  lastReportAgeSeconds: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  lastError: string | null;
+  endpoints: { total: number; serving: number; failed: number };
+  /** Endpoints (of apps this token sees) it cannot serve, with the bind error. */
+  failures: EdgeFailureView[];
+}
+
+export interface EdgeFailureView {
+  endpoint: string;
+  /** `app/port`. */
+  name: string;
+  address: string;
+  port: number;
+  code: string;
+  message: string;
+  retryAt: string | null;
 }
 
 export interface EventView {
@@ -128,14 +171,18 @@ export function instanceView(i: Instance, version: number): InstanceView {
   };
 }
 
-export function endpointView(e: Endpoint, shared: string[]): EndpointView {
+export function endpointView(e: Endpoint, shared: string[], about: { app: string; served: Served }): EndpointView {
   const addrs = e.bindings.length ? e.bindings : shared;
   return {
+    id: e.id,
+    name: `${about.app}/${e.port}`,
     port: e.port,
     process: e.process,
     target: e.targetPort,
     proxyProtocol: e.proxyProtocol,
     addresses: addrs.map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)),
+    revision: e.revision,
+    served: about.served,
   };
 }
 

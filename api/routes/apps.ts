@@ -9,6 +9,7 @@ import { findApp, requireScope, type ApiEnv } from '../auth.js';
 import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
+import { readEdges, servedState } from '../served-state.js';
 import { appViewSchema, endpointViewSchema, eventViewSchema, instanceViewSchema, pageSchema, releaseViewSchema, statusViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, endpointView, eventView, instanceView, releaseView, type StatusView } from '../views.js';
 
@@ -49,7 +50,7 @@ describeRoute({
   response: pageSchema('instances', instanceViewSchema),
   errors: [404],
 });
-describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints', scope: 'read', summary: "An app's endpoints and where the edge serves them", response: z.object({ endpoints: z.array(endpointViewSchema) }), errors: [404] });
+describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints', scope: 'read', summary: "An app's endpoints, where the edge serves them, and whether the live edges serve them (served / failed with each edge's error / pending / no-edge)", response: z.object({ endpoints: z.array(endpointViewSchema) }), errors: [404] });
 describeRoute({
   method: 'get',
   path: '/v1/apps/:app/events',
@@ -124,7 +125,8 @@ export function appRoutes(deps: ApiDeps) {
   r.get('/apps/:app/endpoints', async (c) => {
     const app = await readable(c.get('auth'), c.req.param('app'));
     const rows = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
-    return c.json({ endpoints: rows.map((e) => endpointView(e, deps.sharedAddresses)) });
+    const seen = await readEdges(db);
+    return c.json({ endpoints: rows.map((e) => endpointView(e, deps.sharedAddresses, { app: app.name, served: servedState(e, seen) })) });
   });
 
   r.get('/apps/:app/events', async (c) => {
@@ -165,12 +167,13 @@ export function appRoutes(deps: ApiDeps) {
     const where = and(eq(instances.appId, app.id), or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['running', 'starting'])));
     const inst = await db.select().from(instances).where(where).orderBy(desc(instances.createdAt)).limit(200);
     const eps = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
+    const seen = eps.length ? await readEdges(db) : [];
     return {
       app: appView(app, current?.version ?? null),
       release: current ? releaseView(current) : null,
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: inst.map((i) => instanceView(i, version.get(i.releaseId) ?? 0)),
-      endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses)),
+      endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses, { app: app.name, served: servedState(e, seen) })),
     };
   }
 

@@ -9,13 +9,21 @@ import { findDeployment } from '../find-deployment.js';
 import type { Manifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
+import { readEdges, servedState } from '../served-state.js';
 import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
 
 // Describe documents are for people and `pier describe --json`; their shapes may grow.
 describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/instances/:id', scope: 'read', summary: 'Explain an instance: its state, health output, container (exit code, OOM), last log lines and events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/deployments/:id/describe', scope: 'read', summary: 'Explain a deployment: its state, failure, strategy, deadline and events', response: { type: 'object' }, errors: [404] });
-describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints/:port', scope: 'read', summary: 'Explain an endpoint: where it is served and the backends the edge has for it', response: { type: 'object' }, errors: [404] });
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/endpoints/:port',
+  scope: 'read',
+  summary: 'Explain an endpoint: where it is served, whether each live edge serves it (or why not), the backends the edge has for it, and its recent events',
+  response: { type: 'object' },
+  errors: [404],
+});
 
 export function describeRoutes(deps: ApiDeps) {
   const { db } = deps;
@@ -96,12 +104,27 @@ export function describeRoutes(deps: ApiDeps) {
     const [ep] = await db.select().from(endpoints).where(and(eq(endpoints.appId, app.id), eq(endpoints.port, port)));
     if (!ep) throw new PierError('E_ENDPOINT_NOT_FOUND', `${app.name} has no endpoint on port ${c.req.param('port')}`, { status: 404, hint: '`pier status --app APP` lists endpoints' });
     const snapshot = deps.edgeFeed.current();
-    const served = snapshot.endpoints.find((e) => e.id === `${app.name}/${port}`);
+    const inSnapshot = snapshot.endpoints.find((e) => e.id === ep.id);
+    const seen = await readEdges(db);
+    const view = endpointView(ep, deps.sharedAddresses, { app: app.name, served: servedState(ep, seen) });
+    // What each live edge does with its backends: ejected ones and their last error.
+    const reported = seen.filter((e) => e.live).flatMap((e) => e.report.backends.filter((b) => b.endpoint === ep.id).map((b) => ({ edge: e.name, ...b })));
+    const events = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 }))
+      .filter((e) => e.type.startsWith('endpoint.') || e.type.startsWith('backend.'))
+      .filter((e) => e.data.endpoint === ep.id || e.data.port === ep.port || e.type === 'endpoint.changed')
+      .slice(-20);
     return c.json({
       app: app.name,
-      endpoint: endpointView(ep, deps.sharedAddresses),
+      endpoint: view,
+      served: view.served.state,
+      reason: view.served.reason,
+      hint: view.served.hint,
       edgeVersion: snapshot.version,
-      backends: served?.backends ?? [],
+      backends: (inSnapshot?.backends ?? []).map((b) => {
+        const seenBy = reported.filter((r) => r.id === b.id);
+        return { ...b, ejectedBy: seenBy.filter((r) => r.ejected).map((r) => ({ edge: r.edge, connectFailures: r.connectFailures, lastError: r.lastError ?? null })) };
+      }),
+      events: events.map(eventView),
     });
   });
 

@@ -14,6 +14,7 @@ import { apps, orgs } from '../../db/schema/index.js';
 import { createTestDb, createTestDbUrl } from '../support/test-db.js';
 import { throwingRuntime } from '../support/throwing-runtime.js';
 import type { DeployService } from '../../api/deploy-service.js';
+import type { EdgeReports } from '../../api/edge-reports.js';
 import type { EdgeFeed } from '../../api/edge-feed.js';
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -71,6 +72,7 @@ test('the API answers a database outage with 503 E_DATABASE_UNAVAILABLE', async 
     runtime: throwingRuntime(),
     deploys: {} as DeployService,
     edgeFeed: {} as EdgeFeed,
+    edgeReports: {} as EdgeReports,
     log,
     sharedAddresses: [],
     ready: () => true,

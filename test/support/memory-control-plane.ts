@@ -7,6 +7,7 @@ import type { Database, Db } from '../../db/database.js';
 import type { AuthContext } from '../../api/auth.js';
 import { createDeployService, type DeployResult, type DeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
+import { createEdgeReports, type EdgeReports } from '../../api/edge-reports.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
 import { parseManifest } from '../../api/manifest.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
@@ -33,6 +34,7 @@ export interface ControlPlane {
   scheduler: Scheduler;
   deploys: DeployService;
   edgeFeed: EdgeFeed;
+  edgeReports: EdgeReports;
   logs: CapturedLog;
   orgId: string;
   auth: AuthContext;
@@ -84,6 +86,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
   const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
@@ -110,6 +113,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     scheduler,
     deploys,
     edgeFeed,
+    edgeReports,
     logs,
     orgId,
     auth,
