@@ -38,7 +38,7 @@ export interface RunningServer {
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
-  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed };
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db };
   close(): Promise<void>;
 }
 
@@ -158,7 +158,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
-      internals: { scheduler, edgeFeed },
+      internals: { scheduler, edgeFeed, db },
       close,
     };
   } catch (err) {
