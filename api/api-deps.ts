@@ -20,6 +20,8 @@ export interface ApiDeps {
   sharedAddresses: string[];
   /** Readiness: false until migrations ran and the scheduler started. */
   ready: () => boolean;
+  /** How long /healthz reuses its count of served endpoints (default 2 s; tests use 0). */
+  servingHealthTtlMs?: number | undefined;
   /** Largest request body accepted (413 above); api/app.ts has the default. */
   bodyLimitBytes?: number | undefined;
 }

@@ -1,5 +1,5 @@
-// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness and the state
-// of each dependency, a body limit and a character check in front of every route, and the one
+// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness, the state of
+// each dependency and whether the edges serve what is desired, a body limit and a character check in front of every route, and the one
 // place where errors become `{ "error": { code, message, hint } }` with their status.
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -9,6 +9,7 @@ import type { ApiDeps } from './api-deps.js';
 import { authenticate, type ApiEnv } from './auth.js';
 import { controlCharacterProblem, printable } from './control-characters.js';
 import { createDependencyHealth } from './dependency-health.js';
+import { createServingHealth } from './serving-health.js';
 import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
@@ -54,13 +55,15 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
       docker: () => deps.runtime.ping(),
     },
   });
+  const serving = createServingHealth({ db: deps.db, ttlMs: deps.servingHealthTtlMs });
   app.get('/healthz', async (c) => {
     if (!deps.ready()) return c.json(errorBody('E_NOT_READY', 'the server is starting'), 503);
-    const checks = await dependencies.check();
+    const [checks, served] = await Promise.all([dependencies.check(), serving.check()]);
     const degraded = Object.values(checks).some((d) => d.status !== 'up');
     // 200 either way: the process is alive and serves what it can (the edge goes on), and a
-    // supervisor that restarted it for a dependency's outage would only drop traffic.
-    return c.json({ ok: true, status: degraded ? 'degraded' : 'up', dependencies: checks });
+    // supervisor that restarted it for a dependency's outage would only drop traffic. `status`
+    // says whether the API is up; `serving` whether the edges serve what is desired.
+    return c.json({ ok: true, status: degraded ? 'degraded' : 'up', serving: served, dependencies: checks });
   });
 
   app.route('/', openApiRoutes());

@@ -4,6 +4,8 @@
 // scheduler does (lock, lease, reconcile, release) so a test can step through a rollout.
 import type { TestContext } from 'node:test';
 import type { Database, Db } from '../../db/database.js';
+import { pino } from 'pino';
+import { createApi } from '../../api/app.js';
 import type { AuthContext } from '../../api/auth.js';
 import { createDeployService, type DeployResult, type DeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
@@ -47,6 +49,8 @@ export interface ControlPlane {
   pass(appId: string): Promise<ReconcileResult | null>;
   /** Passes until `done` holds (bounded); fails with `what` otherwise. */
   converge(appId: string, done: () => Promise<boolean>, what: string): Promise<void>;
+  /** A request to the HTTP API built on these parts (the admin token unless another is given). */
+  request(path: string, options?: { method?: string; body?: unknown; token?: string }): Promise<Response>;
 }
 
 export interface ControlPlaneOptions {
@@ -91,6 +95,8 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
 
+  const api = createApi({ db, events, runtime, deploys, edgeFeed, edgeReports, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0 });
+
   async function pass(appId: string): Promise<ReconcileResult | null> {
     const lock = await database.locks.tryLock(`pier:reconcile:${appId}`);
     if (!lock) return null;
@@ -128,6 +134,14 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
         await new Promise((r) => setTimeout(r, 10));
       }
       throw new Error(`gave up waiting for: ${what}`);
+    },
+    async request(path, req = {}) {
+      const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+      return api.request(path, {
+        method: req.method ?? (body === undefined ? 'GET' : 'POST'),
+        headers: { authorization: `Bearer ${req.token ?? adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body,
+      });
     },
   };
 }

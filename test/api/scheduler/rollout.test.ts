@@ -36,7 +36,7 @@ test('a release whose process exits at start fails with its exit code and logs; 
   const running = (await cp.db.select().from(instances).where(eq(instances.appId, v1.app.id))).filter((r) => r.desiredState === 'running');
   assert.deepEqual(running.map((r) => r.releaseId), [v1.release.id, v1.release.id]);
   const edgeAfter = await cp.edgeFeed.rebuild();
-  assert.deepEqual(edgeAfter.endpoints.map((e) => [e.id, e.backends.map((b) => b.id).sort()]), edgeBefore.endpoints.map((e) => [e.id, e.backends.map((b) => b.id).sort()]));
+  assert.deepEqual(edgeAfter.endpoints.map((e) => [e.name, e.backends.map((b) => b.id).sort()]), edgeBefore.endpoints.map((e) => [e.name, e.backends.map((b) => b.id).sort()]));
 });
 
 test('a deploy that replaces an unfinished one records what superseded it, in the same transaction', async (t) => {
