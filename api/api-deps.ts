@@ -6,6 +6,7 @@ import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
 import type { Runtime } from './runtime/runtime.js';
+import type { ServerMetrics } from './server-metrics.js';
 
 export interface ApiDeps {
   db: Db;
@@ -20,6 +21,8 @@ export interface ApiDeps {
   sharedAddresses: string[];
   /** Readiness: false until migrations ran and the scheduler started. */
   ready: () => boolean;
+  /** The server's figures for GET /metrics (server mode); without them it shows the API's only. */
+  metrics?: ServerMetrics | undefined;
   /** How long /healthz reuses its count of served endpoints (default 2 s; tests use 0). */
   servingHealthTtlMs?: number | undefined;
   /** Largest request body accepted (413 above); api/app.ts has the default. */

@@ -14,6 +14,8 @@ import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
+import { createRequestMetrics } from './request-metrics.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
@@ -31,6 +33,9 @@ export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  // First, so it sees every answer (a refused body and a 404 too).
+  const requests = createRequestMetrics();
+  app.use('*', requests.middleware);
 
   // Before anything reads the body: a declared length above the limit is refused from the
   // headers alone, a chunked body as soon as it passes the limit. The connection is closed
@@ -67,6 +72,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.route('/', openApiRoutes());
+  app.route('/', metricsRoutes(deps, requests));
   app.use('/v1/*', authenticate(deps.db));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));

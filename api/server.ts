@@ -17,6 +17,7 @@ import type { ServerConfig } from './config.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
+import { createServerMetrics } from './server-metrics.js';
 import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
@@ -71,6 +72,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const database = await openDatabase({
       url: config.databaseUrl,
       dataDir: join(config.dataDir, 'db'),
+      applicationName: `pier-api:${process.pid}`,
       onLocksLost: (why, locks) => log.error({ why, locks }, 'database lock session lost: reconciles of those apps stop and take their locks again'),
     });
     closers.push(() => database.close());
@@ -102,6 +104,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       publishAddress,
       onRoutesChanged: (appId) => edgeFeed.refresh(appId),
     });
+    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats() });
     const scheduler = createScheduler({
       db,
       runtime,
@@ -112,6 +115,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log,
       concurrency: config.reconcileConcurrency,
       resyncMs: overrides.resyncMs,
+      onPass: (seconds, outcome) => metrics.recordPass(seconds, outcome),
     });
     closers.push(() => scheduler.close());
     const health = createHealthMonitor({
@@ -130,7 +134,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>
