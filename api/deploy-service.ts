@@ -26,6 +26,11 @@ export interface DeployServiceOptions {
   transactions: Transactions;
   /** Asks the scheduler to reconcile the app (called after the commit). */
   enqueue: (appId: string) => void;
+  /**
+   * The app's endpoints changed (a deploy or rollback committed): the edge snapshot must follow
+   * even when the rollout starts nothing (count = 0), or a live edge never reports them.
+   */
+  onRoutesChanged?: (appId: string) => void;
   /** For what goes wrong after a commit (tidying unused ports); silent without one. */
   log?: Logger;
 }
@@ -87,7 +92,10 @@ export function createDeployService(options: DeployServiceOptions) {
         const deployment = await startRollout(t, app, release, 'deploy');
         return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
       }));
-      if (result.created) options.enqueue(result.app.id);
+      if (result.created) {
+        options.onRoutesChanged?.(result.app.id);
+        options.enqueue(result.app.id);
+      }
       return result;
     },
 
@@ -121,6 +129,7 @@ export function createDeployService(options: DeployServiceOptions) {
         const deployment = await startRollout(t, app, release, 'rollback');
         return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
       }));
+      options.onRoutesChanged?.(result.app.id);
       options.enqueue(result.app.id);
       return result;
     },

@@ -130,7 +130,14 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
-    const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id), log: log.child({ component: 'deploys' }) });
+    const deploys = createDeployService({
+      db,
+      runtime,
+      transactions,
+      enqueue: (id) => scheduler.enqueue(id),
+      onRoutesChanged: (id) => edgeFeed.refresh(id),
+      log: log.child({ component: 'deploys' }),
+    });
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;

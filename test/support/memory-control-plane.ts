@@ -89,7 +89,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
-  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
   const adminToken = await createToken(db, orgId, { scope: 'admin' });

@@ -70,6 +70,20 @@ test('a live edge that cannot bind a port of the new release fails the rollout a
   assert.deepEqual((await endpointRows(cp, v1.app.id)).map((e) => e.port), [9501], 'the endpoints of v1 are back');
 });
 
+test('a deploy that starts no instance (count = 0) still reaches the edge, and succeeds once the edge serves its endpoint', async (t) => {
+  const cp = await createControlPlane(t);
+  await cp.edgeReports.record(reportBody(EDGE, []));
+  const v1 = await cp.deploy(echoManifest('idle', { count: 0, port: 9901 }));
+  const [row] = await endpointRows(cp, v1.app.id);
+  // Bounded: the feed rebuilds within milliseconds of the commit.
+  for (let i = 0; i < 200 && !cp.edgeFeed.current().endpoints.some((e) => e.id === row?.id); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(cp.edgeFeed.current().endpoints.find((e) => e.id === row?.id)?.backends, [], 'the endpoint is in the snapshot, with no backend');
+  await settle(cp, v1.app.id);
+  await edgeReports(cp, v1.app.id);
+  await cp.pass(v1.app.id);
+  assert.equal(await stateOf(cp, v1.deployment.id), 'succeeded');
+});
+
 test('with no live edge the rollout does not wait, and its success says nothing serves the endpoints', async (t) => {
   const cp = await createControlPlane(t);
   const v1 = await cp.deploy(echoManifest('alone', { count: 1, port: 9601 }));
