@@ -103,6 +103,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         instances: rows.map((r) => toActual(r, byInstance.get(r.id))),
         orphans: containers.filter((c) => !known.has(c.labels[LABELS.instance] ?? '')).map((c) => c.id),
         backoffUntil: Object.fromEntries(Object.entries(backoff).map(([p, b]) => [p, b.until])),
+        holdPrevious: settled.holdPrevious ?? false,
         now,
       });
       const drainMs = deploy?.drain ?? 5_000;

@@ -1,7 +1,9 @@
 // Settles an app's running deployment from observed state: succeeded when the release runs in
 // full and the live edges serve its endpoints, failed at once when one of its instances exits or a
-// live edge cannot serve one of its endpoints (or at the deadline). With no live edge at all there
-// is no edge to wait for: it succeeds and says its endpoints are not served (docs/edge.md). A
+// live edge cannot serve one of its endpoints (or at the deadline). While a live edge has not yet
+// reported the new endpoints, the previous release's instances are kept (holdPrevious), so a
+// failure leaves it serving without a gap. With no live edge at all there is no edge to wait
+// for: it succeeds and says its endpoints are not served (docs/api.md, "What is served"). A
 // failure puts the previous release back, so it keeps serving, and records exactly why. Each
 // outcome is one fenced transaction with its events, and applies only while the deployment is
 // still running (a deploy that superseded it meanwhile wins).
@@ -32,6 +34,11 @@ export interface SettleInput {
 export interface SettleResult {
   /** Set when the rollout failed and the app went back to this release (null: to none). */
   revertedTo?: string | null;
+  /**
+   * The rollout goes on, and a live edge has not reported its endpoints at their new settings:
+   * keep the previous release's instances until it does (plan's holdPrevious).
+   */
+  holdPrevious?: boolean;
 }
 
 export async function settleDeployment(input: SettleInput): Promise<SettleResult> {
@@ -87,6 +94,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   }
   const pending = served.filter((e) => e.served.state === 'pending');
   const unserved = served.filter((e) => e.served.state === 'no-edge');
+  const holdPrevious = pending.length > 0;
 
   // "running" in progress counts instances that are ready: running and passing their check.
   const desired: Record<string, number> = {};
@@ -96,7 +104,8 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id))).length;
   }
   const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;
-  const complete = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0)) && others === 0;
+  const ready = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0));
+  const complete = ready && others === 0;
 
   if (complete && pending.length === 0) {
     const note = unserved.length ? `; not served: ${unserved[0]?.served.reason} (${unserved.map((e) => `:${e.port}`).join(' ')})` : '';
@@ -125,8 +134,9 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     const seconds = Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000);
     const failing = mine.filter((r) => r.desiredState === 'running' && r.health === 'starting' && r.healthOutput);
     const checks = failing.map((r) => `${r.id}: ${r.healthOutput}`);
-    if (complete) {
-      // Everything runs, and a live edge still does not serve it at the new settings.
+    if (ready && holdPrevious) {
+      // Everything runs, and a live edge still does not serve it at the new settings (so the
+      // previous release was kept: it serves on).
       const waiting = pending.map((e) => `:${e.port}: ${e.served.reason}`).join('; ');
       const message = `the rollout of v${release.version} timed out after ${seconds} s with ${summary(running)} ready, but the edge does not serve ${waiting}`;
       return fail(input, dep, release.version, message, { reason: 'not-served', running, desired, pending: pending.map((e) => ({ port: e.port, reason: e.served.reason })) });
@@ -155,7 +165,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
       });
     });
   }
-  return {};
+  return { holdPrevious };
 }
 
 async function fail(input: SettleInput, dep: Deployment, version: number, message: string, failure: Record<string, unknown>): Promise<SettleResult> {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { and, asc, eq } from 'drizzle-orm';
-import { apps, deployments, endpoints, events } from '../../../db/schema/index.js';
+import { apps, deployments, endpoints, events, instances } from '../../../db/schema/index.js';
 import { reportBody } from '../../support/edge-report-body.js';
 import { createControlPlane, echoManifest, type ControlPlane } from '../../support/memory-control-plane.js';
 
@@ -68,6 +68,31 @@ test('a live edge that cannot bind a port of the new release fails the rollout a
   const [app] = await cp.db.select().from(apps).where(eq(apps.id, v1.app.id));
   assert.equal(app?.currentReleaseId, v1.release.id);
   assert.deepEqual((await endpointRows(cp, v1.app.id)).map((e) => e.port), [9501], 'the endpoints of v1 are back');
+});
+
+test('the previous release is not replaced while a live edge has not reported the new endpoints; when it cannot serve one, v1 serves on, never stopped', async (t) => {
+  const cp = await createControlPlane(t);
+  await cp.edgeReports.record(reportBody(EDGE, []));
+  const v1 = await cp.deploy(echoManifest('held', { count: 1, port: 9801 }));
+  await settle(cp, v1.app.id);
+  await edgeReports(cp, v1.app.id);
+  await cp.pass(v1.app.id);
+  assert.equal(await stateOf(cp, v1.deployment.id), 'succeeded');
+  const running = async () => (await cp.db.select().from(instances).where(eq(instances.appId, v1.app.id))).filter((i) => i.desiredState === 'running');
+  const [old] = await running();
+  assert.ok(old);
+
+  const v2 = await cp.deploy(echoManifest('held', { count: 1, port: 9802 }));
+  // The new instance starts and gets ready; the edge has not said whether it serves :9802.
+  await settle(cp, v1.app.id);
+  assert.equal(await stateOf(cp, v2.deployment.id), 'running');
+  const both = await running();
+  assert.deepEqual(both.map((i) => i.releaseId).sort(), [v1.release.id, v2.release.id].sort(), 'v1 still runs beside the ready v2');
+
+  await edgeReports(cp, v1.app.id, { port: 9802, code: 'EADDRINUSE' });
+  await settle(cp, v1.app.id);
+  assert.equal(await stateOf(cp, v2.deployment.id), 'failed');
+  assert.deepEqual((await running()).map((i) => i.id), [old.id], 'the same v1 instance serves on; v2 is gone');
 });
 
 test('a deploy that starts no instance (count = 0) still reaches the edge, and succeeds once the edge serves its endpoint', async (t) => {
