@@ -1,6 +1,6 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -73,6 +73,11 @@ export class ApiClient {
   /** The token this client uses, as the API sees it. */
   currentToken(): Promise<{ token: TokenView }> {
     return this.request('GET', '/v1/tokens/current');
+  }
+
+  /** The edges that reported to the API, live or not, and the API's current snapshot version. */
+  edges(): Promise<{ edges: EdgeView[]; snapshotVersion: number }> {
+    return this.request('GET', '/v1/edges');
   }
 
   /** GET a describe document: its shape is documented in docs/api.md. */

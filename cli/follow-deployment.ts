@@ -1,10 +1,11 @@
-// Following a rollout from the CLI: poll the deployment, print its events on stderr, and turn
-// how it ended into the documented exit code. Used by deploy and rollback.
+// Following a rollout from the CLI: poll the deployment, print its events on stderr, turn how it
+// ended into the documented exit code, and say where a release that runs is served. Used by
+// deploy and rollback.
 import type { DeploymentView } from '../api/views.js';
 import type { ApiClient } from './api-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
-import { progress } from './output.js';
+import { printLine, progress, warn } from './output.js';
 
 /** Polls the deployment and prints its events to stderr until it ends or the wait runs out. */
 export async function followDeployment(client: ApiClient, app: string, start: DeploymentView, waitMs: number): Promise<DeploymentView> {
@@ -40,5 +41,20 @@ export function checkOutcome(dep: DeploymentView, detached: boolean): void {
         hint: `\`pier status --app ${dep.app}\` shows its progress`,
         exitCode: EXIT.pending,
       });
+  }
+}
+
+/**
+ * Where the release is served now (stdout, unless --json); a warning on stderr for each endpoint no
+ * edge serves: the rollout does not wait for edges when none is live (docs/api.md, "What is served").
+ */
+export async function tellServed(client: ApiClient, app: string, json: boolean): Promise<void> {
+  const status = await client.status(app).catch(() => null);
+  for (const e of status?.endpoints ?? []) {
+    if (e.served.state === 'served') {
+      if (!json) printLine(`  :${e.port} served on ${e.addresses.join(' ')} by ${e.served.edges.length === 1 ? 'the edge' : `${e.served.edges.length} edges`}`);
+    } else {
+      warn(`:${e.port} is not served: ${e.served.reason ?? e.served.state}${e.served.hint ? `; ${e.served.hint}` : ''}`);
+    }
   }
 }

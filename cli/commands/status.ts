@@ -1,5 +1,6 @@
 // `pier status`: what runs, per app: release, last deployment (with its whole failure text),
-// instances with their health, endpoints; and when instances should run but none does, why.
+// instances with their health, endpoints and whether the edges serve them (and why not); and when
+// instances should run but none does, why.
 import { defineCommand } from 'citty';
 import type { EventView, InstanceView, StatusView } from '../../api/views.js';
 import { ApiClient } from '../api-client.js';
@@ -7,7 +8,7 @@ import { loadClientConfig } from '../client-config.js';
 import { printJson, printLine, printTable } from '../output.js';
 
 export default defineCommand({
-  meta: { name: 'status', description: 'Show what runs: releases, deployments, instances (state and health) and endpoints, and why nothing runs when nothing does' },
+  meta: { name: 'status', description: 'Show what runs: releases, deployments, instances (state and health), endpoints and whether the edges serve them, and why nothing runs when nothing does' },
   args: {
     app: { type: 'string', alias: 'a', description: 'Only this app', valueHint: 'APP' },
     json: { type: 'boolean', description: 'Print JSON on stdout', default: false },
@@ -41,9 +42,14 @@ function render(s: StatusView, why: string[]): void {
   if (s.endpoints.length) {
     printLine();
     printTable(
-      ['PORT', 'PROCESS', 'TARGET', 'PROXY', 'ADDRESSES'],
-      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, e.addresses.join(' ')]),
+      ['PORT', 'PROCESS', 'TARGET', 'PROXY', 'ADDRESSES', 'SERVED'],
+      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, e.addresses.join(' '), e.served.state === 'no-edge' ? 'no edge' : e.served.state]),
     );
+    // What the edges say about an endpoint they do not serve, whole: it is what to act on.
+    for (const e of s.endpoints.filter((x) => x.served.state !== 'served')) {
+      printLine(`  :${e.port} ${e.served.state === 'no-edge' ? 'not served' : e.served.state}: ${e.served.reason ?? ''}`);
+      if (e.served.hint) printLine(`    ${e.served.hint}`);
+    }
   }
   printLine();
   printTable(

@@ -50,6 +50,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'tokens list': { args: () => ['tokens', 'list'] },
   'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
+  edges: { args: () => ['edges'] },
 };
 
 function parsed(r: CliResult, what: string): unknown {
