@@ -5,10 +5,12 @@
 // gone the same deploy succeeds and serves. On today's main the deploy exited 0, status listed the
 // port as served, and the edge stopped applying anything for every app.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import type { EdgeView, EventView, StatusView } from '../../api/views.js';
 import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
@@ -56,6 +58,12 @@ async function answers(port: number, want: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   assert.fail(`port ${port} answered ${JSON.stringify(last)}, not ${JSON.stringify(want)}`);
+}
+
+/** Who listens on the port (for a failure message): `ss` says, with the process. */
+async function listeningOn(port: number): Promise<string> {
+  const run = promisify(execFile);
+  return (await run('ss', ['-Hltnp', `sport = :${port}`]).catch((err: Error) => ({ stdout: err.message }))).stdout.trim() || 'nothing';
 }
 
 async function json<T>(server: PierServer, args: string[]): Promise<T> {
@@ -123,7 +131,7 @@ test('a squatted port fails its deploy with exit 3 naming port and error; other 
   // The squatter goes: the same deploy succeeds, and both ports serve v2.
   await squatter.release();
   const again = await deploy('v2');
-  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.code, 0, `${again.stderr}\nserver log on :${b}:\n${server.stderr().split('\n').filter((l) => l.includes(`:${b}`)).slice(-20).join('\n')}\nlistening on :${b}: ${await listeningOn(b)}`);
   await answers(b, 'squat-v2');
   await answers(a, 'squat-v2');
   const served = await json<StatusView>(server, ['status', '--app', 'squat']);
