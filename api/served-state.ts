@@ -98,12 +98,18 @@ function edgeServing(row: { id: string; revision: number }, edge: SeenEdge): Edg
   return { ...base, state: 'failed', failures };
 }
 
-/** What to do about a listener that cannot bind, by its error code. */
-export function bindHint(codes: Set<string>): string {
-  if (codes.has('EADDRINUSE')) return 'another program holds the port on that host: stop it, or deploy the endpoint on another port; the edge retries the bind meanwhile';
+/**
+ * What to do about a listener that cannot bind, by its error code. `retrying`: the endpoint stays
+ * in the snapshot, so the edge keeps trying; a failed rollout takes it out again instead.
+ */
+export function bindHint(codes: Set<string>, retrying = true): string {
+  if (codes.has('EADDRINUSE')) {
+    const then = retrying ? 'the edge retries the bind meanwhile' : 'then deploy again';
+    return `another program holds the port on that host: stop it, or deploy the endpoint on another port; ${then}`;
+  }
   if (codes.has('EACCES')) return 'the edge may not bind that port (below 1024 needs CAP_NET_BIND_SERVICE): grant it, or choose a port from 1024 up';
   if (codes.has('EADDRNOTAVAIL')) return "the address is not one of the edge host's: add it to the host, or change the edge's --ipv4/--ipv6";
-  return 'see the edge\'s log; the edge retries the bind meanwhile';
+  return retrying ? "see the edge's log; the edge retries the bind meanwhile" : "see the edge's log";
 }
 
 function waitingFor(edge: SeenEdge | undefined): string {

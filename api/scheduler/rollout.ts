@@ -13,7 +13,7 @@ import type { Db } from '../../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Instance } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import { conflictsOf, portInUse, releaseUnusedPorts } from '../port-claims.js';
-import { readEdges, servedState, type Served } from '../served-state.js';
+import { bindHint, readEdges, servedState, type Served } from '../served-state.js';
 import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
 import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
 import type { AppLeases, Lease } from './app-leases.js';
@@ -85,7 +85,9 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   const failedEndpoint = served.find((e) => e.served.state === 'failed');
   if (failedEndpoint) {
     const { served: s, port } = failedEndpoint;
-    return fail(input, dep, release.version, `endpoint :${port} cannot be served: ${s.reason}; ${s.hint}`, {
+    // The revert takes the endpoint out of the snapshot, so the edge stops retrying its bind.
+    const hint = bindHint(new Set(s.edges.flatMap((e) => e.failures.map((f) => f.code))), false);
+    return fail(input, dep, release.version, `endpoint :${port} cannot be served: ${s.reason}; ${hint}`, {
       reason: 'endpoint-failed',
       endpoint: failedEndpoint.id,
       port,

@@ -62,7 +62,7 @@ test('a live edge that cannot bind a port of the new release fails the rollout a
   await cp.pass(v1.app.id);
   const [dep] = await cp.db.select().from(deployments).where(eq(deployments.id, v2.deployment.id));
   assert.equal(dep?.state, 'failed');
-  assert.equal(dep?.failureReason, 'endpoint :9502 cannot be served: edge "edge-r": cannot listen on 127.0.0.1:9502: address already in use (EADDRINUSE); another program holds the port on that host: stop it, or deploy the endpoint on another port; the edge retries the bind meanwhile');
+  assert.equal(dep?.failureReason, 'endpoint :9502 cannot be served: edge "edge-r": cannot listen on 127.0.0.1:9502: address already in use (EADDRINUSE); another program holds the port on that host: stop it, or deploy the endpoint on another port; then deploy again');
   assert.equal((dep?.failure as { reason: string }).reason, 'endpoint-failed');
   assert.match((await eventsOf(cp, v1.app.id, 'deploy.failed'))[0]?.message ?? '', /deploy of v2 failed: endpoint :9502 cannot be served: .*EADDRINUSE.*; v1 keeps serving/);
   const [app] = await cp.db.select().from(apps).where(eq(apps.id, v1.app.id));
