@@ -93,6 +93,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
     closers.push(async () => edgeFeed.close());
+    // Another API process on this database (a second server, `--role api`) changes routes this
+    // one never hears of, and its edges follow this feed: a full rebuild each resync interval
+    // catches them (a build that changes nothing publishes nothing).
+    const feedResync = setInterval(() => edgeFeed.refresh(), overrides.resyncMs ?? 10_000);
+    feedResync.unref();
+    closers.push(async () => clearInterval(feedResync));
 
     const reconciler = createReconciler({
       db,
