@@ -20,7 +20,7 @@ import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
-import type { Runtime } from './runtime/runtime.js';
+import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { createReconciler } from './scheduler/reconciler.js';
@@ -75,11 +75,19 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const { db } = database;
 
     const runtime = overrides.runtime ?? createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
-    await runtime.ping().catch((err: Error) => warnings.push(`${err.message}; deploys will fail until it answers`));
-    const publishAddress = '127.0.0.1';
+    const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
+    const engineUp = await runtime.ping().then(
+      () => true,
+      (err: Error) => {
+        warnings.push(`${err.message}; deploys will fail until it answers`);
+        return false;
+      },
+    );
+    // Made now when the engine answers; else by the first start that finds it missing.
+    if (engineUp) await ensureNetwork(runtime, network, log, warnings);
     await db
       .insert(nodes)
-      .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}`, publishAddress })
+      .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
       .onConflictDoUpdate({ target: nodes.id, set: { endpoint: `unix://${config.dockerSocket}`, lastSeenAt: new Date() } });
 
     const installationId = await installation(db);
@@ -118,7 +126,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log: log.child({ component: 'reconciler' }),
       nodeId: LOCAL_NODE,
       installationId,
-      publishAddress,
+      network,
       onRoutesChanged: (appId) => edgeFeed.refresh(appId),
     });
     const scheduler = createScheduler({
@@ -181,6 +189,23 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * Pier's network: created or reused. A network of that name that Pier did not make, or a subnet
+ * that collides, stops the start (the operator must choose); an engine error is a warning.
+ */
+async function ensureNetwork(runtime: Runtime, network: NetworkSpec, log: Logger, warnings: string[]): Promise<void> {
+  try {
+    const info = await runtime.ensureNetwork(network);
+    if (info.created) log.info({ network: info.name, subnet: info.subnet }, 'network created');
+    if (info.subnet !== network.subnet) {
+      warnings.push(`the network ${info.name} exists with subnet ${info.subnet ?? 'unknown'}, not ${network.subnet}; instances get addresses from ${info.subnet ?? 'it'}`);
+    }
+  } catch (err) {
+    if (err instanceof PierError && (err.code === 'E_NETWORK_CONFLICT' || err.code === 'E_NETWORK_SUBNET_CONFLICT')) throw err;
+    warnings.push(`${(err as Error).message}; the network ${network.name} is made at the first start`);
   }
 }
 

@@ -37,8 +37,8 @@ export interface InstanceView {
   state: Instance['observedState'];
   health: string;
   containerId: string | null;
-  hostAddress: string | null;
-  hostPorts: Record<string, number>;
+  /** The container's address on Pier's network, where the edge and the checks reach it. */
+  address: string | null;
   restartCount: number;
   lastExitCode: number | null;
   lastReason: string | null;
@@ -118,8 +118,7 @@ export function instanceView(i: Instance, version: number): InstanceView {
     state: i.observedState,
     health: i.health,
     containerId: i.containerId ? i.containerId.slice(0, 12) : null,
-    hostAddress: i.hostAddress,
-    hostPorts: i.hostPorts,
+    address: i.address,
     restartCount: i.restartCount,
     lastExitCode: i.lastExitCode,
     lastReason: i.lastReason,

@@ -7,7 +7,7 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases, type Instance, type Release } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
-import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
+import { LABELS, type ContainerInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, isLeaseLost, type AppLeases, type Lease } from './app-leases.js';
 import { crashBackoff, crashLoopMessage } from './crash-backoff.js';
 import { createInstanceActions, type ActionContext } from './instance-actions.js';
@@ -22,8 +22,8 @@ export interface ReconcilerOptions {
   nodeId: string;
   /** Labels every container; only containers with it are this installation's. */
   installationId: string;
-  /** Address the node publishes container ports on, as the edge reaches it. */
-  publishAddress: string;
+  /** The network every instance joins; the edge and the checks reach instances at their address on it. */
+  network: NetworkSpec;
   /** Called after anything that can change the app's routes. */
   onRoutesChanged: (appId: string) => void;
   /** Stopped containers kept per app for their logs; older ones are removed. */
@@ -166,7 +166,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await actions.bind(row, c, ctx, await ctx.release(row.releaseId));
         }
       } else if (row.desiredState === 'running' && c?.state === 'running' && row.observedState !== 'running') {
-        await actions.observedRunning(row, ctx);
+        await actions.observedRunning(row, c, ctx);
       } else if (row.desiredState === 'stopped' && (row.observedState === 'starting' || row.observedState === 'running') && !isLive(c?.state ?? null)) {
         // Leaving, and its container ended (or was never made): it is simply stopped.
         await actions.stopped(row, ctx);

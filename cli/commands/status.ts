@@ -47,14 +47,14 @@ function render(s: StatusView, why: string[]): void {
   }
   printLine();
   printTable(
-    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'PORTS', 'STARTED', 'REASON'],
+    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'ADDRESS', 'STARTED', 'REASON'],
     s.instances.map((i) => [
       i.id,
       i.process,
       `v${i.release}`,
       i.desired === 'running' ? i.state : `${i.state} (stopping)`,
       i.health === 'none' ? '' : i.health,
-      Object.entries(i.hostPorts).map(([c, h]) => `${h}->${c}`).join(','),
+      i.address,
       i.startedAt,
       i.lastReason,
     ]),

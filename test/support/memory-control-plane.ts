@@ -10,7 +10,10 @@ import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
 import { parseManifest } from '../../api/manifest.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
+import { DEFAULT_NETWORK, DEFAULT_NETWORK_SUBNET } from '../../api/config.js';
+import { LABELS, type NetworkSpec } from '../../api/runtime/runtime.js';
 import { createAppLeases, type AppLeases } from '../../api/scheduler/app-leases.js';
+import { createHealthMonitor } from '../../api/scheduler/health-monitor.js';
 import { createReconciler, type Reconciler, type ReconcileResult } from '../../api/scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
@@ -53,7 +56,15 @@ export interface ControlPlaneOptions {
   concurrency?: number;
   /** Let the scheduler run the passes deploys ask for (default: the test runs passes itself). */
   scheduled?: boolean;
+  /**
+   * Run a health monitor (default: yes, ticking every 20 ms), as the server does: instances behind
+   * endpoints are ready only once its readiness check saw them listen. A test of the monitor
+   * itself passes false and makes its own.
+   */
+  health?: boolean;
 }
+
+export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
 
 export async function createControlPlane(t: TestContext, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const database = await createTestDb(t);
@@ -61,6 +72,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const logs = captureLog('debug');
   const log = logs.log;
   const runtime = createMemoryRuntime({ images: [IMAGE], ...options.runtime });
+  await runtime.ensureNetwork(NETWORK);
   const events = createEventLog(db);
   const transactions = createTransactions({ db, events, checkpoint: options.checkpoint });
   const leases = createAppLeases({ db, transactions, holder: 'test' });
@@ -74,7 +86,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     log,
     nodeId: 'node_local',
     installationId: INSTALLATION,
-    publishAddress: '127.0.0.1',
+    network: NETWORK,
     onRoutesChanged: (appId) => {
       routeChanges++;
       edgeFeed.refresh(appId);
@@ -83,6 +95,24 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
+  if (options.health !== false) {
+    const monitor = createHealthMonitor({
+      db,
+      runtime,
+      transactions,
+      log,
+      exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
+      onChange: (appId) => {
+        edgeFeed.refresh(appId);
+        if (options.scheduled) scheduler.enqueue(appId);
+      },
+      tickMs: 20,
+      retryMinMs: 20,
+      retryMaxMs: 200,
+    });
+    monitor.start();
+    t.after(() => monitor.close());
+  }
   const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
