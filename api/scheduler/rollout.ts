@@ -101,11 +101,13 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   if (now > dep.deadline) {
     const seconds = Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000);
     const failing = mine.filter((r) => r.desiredState === 'running' && r.health === 'starting' && r.healthOutput);
-    const checks = failing.map((r) => `${r.id}: ${r.healthOutput}`);
+    // The implicit readiness check's output names its instance already.
+    const checks = failing.map((r) => (r.healthOutput?.includes(r.id) ? (r.healthOutput as string) : `${r.id}: ${r.healthOutput}`));
     const message =
       `the rollout of v${release.version} timed out after ${seconds} s with ${summary(running)} of ${summary(desired)} ready` +
       (checks.length ? `; failing checks:\n  ${checks.join('\n  ')}` : '');
-    return fail(input, dep, release.version, message, { reason: checks.length ? 'check-failed' : 'timeout', running, desired, checks });
+    const reason = checks.length === 0 ? 'timeout' : checks.every((c) => c.startsWith('nothing listens')) ? 'not-listening' : 'check-failed';
+    return fail(input, dep, release.version, message, { reason, running, desired, checks });
   }
   if (JSON.stringify(dep.progress) !== JSON.stringify({ desired, running })) {
     await input.leases.fenced(input.lease, async (t) => {
