@@ -9,7 +9,7 @@ import { apps, instances, releases, type Instance, type Release } from '../../db
 import type { Manifest } from '../manifest.js';
 import { LABELS, type ContainerInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, isLeaseLost, type AppLeases, type Lease } from './app-leases.js';
-import { crashBackoff, crashLoopMessage } from './crash-backoff.js';
+import { crashBackoff, crashLoopMessage, withExitsSeenNow } from './crash-backoff.js';
 import { createInstanceActions, type ActionContext } from './instance-actions.js';
 import { isLive, plan, type Action, type ActualInstance } from './plan.js';
 import { settleDeployment } from './rollout.js';
@@ -92,7 +92,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       const release = releaseId ? await ctx.release(releaseId) : null;
       const manifest = release ? (release.manifest as Manifest) : null;
       const known = new Set(rows.map((r) => r.id));
-      const backoff = release ? crashBackoff(rows.filter((r) => r.releaseId === release.id), now) : {};
+      // Exits this pass is about to record count already: the plan must not start a replacement
+      // that the backoff they cause would hold back.
+      const backoff = release ? crashBackoff(withExitsSeenNow(rows.filter((r) => r.releaseId === release.id), byInstance, now), now) : {};
       await announceBackoff(ctx, backoff, now);
       const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: app.scale[process] ?? p.count })) : [];
       const deploy = manifest?.deploy;
@@ -180,7 +182,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (b.until <= now || announced.get(key) === b.until.getTime()) continue;
       const message = crashLoopMessage(process, b.exits, b.until, now);
       await leases.fenced(ctx.lease, (t) =>
-        t.record({ orgId: ctx.app.orgId, appId: ctx.app.id, type: 'instance.crash-loop', reason: 'crash-loop', message, data: { process, exits: b.exits, until: b.until } }),
+        t.record({ orgId: ctx.app.orgId, appId: ctx.app.id, type: 'instance.crash-loop', reason: 'crash-loop', message, data: { process, exits: b.exits, until: b.until, lastExit: b.lastExit } }),
       );
       announced.set(key, b.until.getTime());
       ctx.log.warn({ process, exits: b.exits }, 'crash loop');
