@@ -9,6 +9,7 @@ import type { Db } from '../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
+import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
@@ -30,6 +31,8 @@ export interface DeployResult {
   deployment: Deployment;
   /** False when this exact manifest and digest were already deployed: nothing new was started. */
   created: boolean;
+  /** True when the manifest's counts replaced `pier scale` counts (the app scales even when nothing new was created). */
+  rescaled: boolean;
 }
 
 export function createDeployService(options: DeployServiceOptions) {
@@ -57,17 +60,19 @@ export function createDeployService(options: DeployServiceOptions) {
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         await t.checkpoint('deploy.versioned');
-        if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
+        const sameRelease = latest !== undefined && latest.configHash === configHash;
+        const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
+        if (latest && sameRelease && app.currentReleaseId === latest.id) {
           const [dep] = await t.tx
             .select()
             .from(deployments)
             .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
             .orderBy(desc(deployments.createdAt))
             .limit(1);
-          if (dep) return { app, release: latest, deployment: dep, created: false };
+          if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
         }
         const release =
-          latest && latest.configHash === configHash
+          latest && sameRelease
             ? latest
             : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
                 manifest,
@@ -78,10 +83,10 @@ export function createDeployService(options: DeployServiceOptions) {
                 createdBy: auth.tokenId,
                 description,
               });
-        const deployment = await startRollout(t, app, release, 'deploy');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+        const deployment = await startRollout(t, counted, release, 'deploy');
+        return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
       });
-      if (result.created) options.enqueue(result.app.id);
+      if (result.created || result.rescaled) options.enqueue(result.app.id);
       return result;
     },
 
@@ -113,7 +118,7 @@ export function createDeployService(options: DeployServiceOptions) {
           rollbackOf: target.version,
         });
         const deployment = await startRollout(t, app, release, 'rollback');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
       });
       options.enqueue(result.app.id);
       return result;
@@ -135,7 +140,10 @@ export function createDeployService(options: DeployServiceOptions) {
         }
         const scale = { ...app.scale, ...counts };
         if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
-        const [updated] = await t.tx.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+        const now = new Date();
+        // When each count was set, so status and describe can say where a desired count came from.
+        const scaledAt = { ...app.scaledAt, ...Object.fromEntries(Object.keys(counts).filter((p) => counts[p] !== app.scale[p]).map((p) => [p, now.toISOString()])) };
+        const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: now }).where(eq(apps.id, app.id)).returning();
         await t.checkpoint('scale.app');
         await t.record({
           orgId: app.orgId,
@@ -167,7 +175,7 @@ export function createDeployService(options: DeployServiceOptions) {
       .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')))
       .returning({ id: deployments.id, releaseId: deployments.releaseId });
     await t.checkpoint('rollout.superseded');
-    const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, app.scale[p] ?? s.count]));
+    const desired = countsByProcess(desiredCounts(app, manifest, release.version));
     const [deployment] = await t.tx
       .insert(deployments)
       .values({
@@ -227,6 +235,30 @@ export function createDeployService(options: DeployServiceOptions) {
     });
     await t.checkpoint('rollout.started-event');
     return deployment;
+  }
+
+  /**
+   * A `count` written in the manifest wins at deploy time: it clears that process's `pier scale`
+   * entry, with an event saying which count replaced which (api/desired-counts.ts).
+   */
+  async function applyManifestCounts(t: Txn, app: App, manifest: Manifest, version: number): Promise<{ app: App; rescaled: boolean }> {
+    const cleared = overridesClearedBy(app, manifest);
+    const names = Object.keys(cleared);
+    if (names.length === 0) return { app, rescaled: false };
+    const scale = Object.fromEntries(Object.entries(app.scale).filter(([p]) => !names.includes(p)));
+    const scaledAt = Object.fromEntries(Object.entries(app.scaledAt).filter(([p]) => !names.includes(p)));
+    const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+    const what = names.map((p) => `${p}=${cleared[p]?.now} (was ${cleared[p]?.was} from pier scale)`).join(', ');
+    await t.record({
+      orgId: app.orgId,
+      appId: app.id,
+      type: 'app.scaled',
+      reason: 'manifest-count',
+      message: `the manifest of v${version} sets ${what}: a count in pier.toml replaces the pier scale count`,
+      data: { counts: scale, cleared, release: version },
+    });
+    // Only a changed count reschedules anything.
+    return { app: updated ?? { ...app, scale, scaledAt }, rescaled: names.some((p) => cleared[p]?.was !== cleared[p]?.now) };
   }
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */

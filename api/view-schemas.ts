@@ -65,9 +65,24 @@ export const eventViewSchema = z.object({
   data: z.record(z.string(), z.unknown()),
 });
 
+const countSourceSchema = z.union([
+  z.object({ from: z.literal('manifest'), release: z.number() }),
+  z.object({ from: z.literal('scale'), at: time.nullable() }),
+  z.object({ from: z.literal('default'), release: z.number() }),
+]);
+
+export const processViewSchema = z.object({
+  process: z.string(),
+  desired: z.number(),
+  desiredFrom: countSourceSchema.describe("the manifest's count (that release), `pier scale` (when), or the default of 1"),
+  ready: z.number(),
+  check: z.string().nullable().describe('the check instances run under; the implicit readiness check when the manifest declares none'),
+});
+
 export const statusViewSchema = z.object({
   app: appViewSchema,
   release: releaseViewSchema.nullable(),
+  processes: z.array(processViewSchema),
   deployment: deploymentViewSchema.nullable(),
   instances: z.array(instanceViewSchema),
   endpoints: z.array(endpointViewSchema),

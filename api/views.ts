@@ -1,5 +1,9 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
+import { desiredCounts, type CountSource } from './desired-counts.js';
+import type { Manifest } from './manifest.js';
+import { describeCheck } from './scheduler/health-probe.js';
+import { effectiveCheck } from './scheduler/readiness-check.js';
 
 export interface AppView {
   id: string;
@@ -66,9 +70,22 @@ export interface EventView {
   data: Record<string, unknown>;
 }
 
+/** A process of the current release: how many should run, why that many, and how many are ready. */
+export interface ProcessView {
+  process: string;
+  desired: number;
+  /** Where `desired` came from: the manifest's `count`, `pier scale` (and when), or the default of 1. */
+  desiredFrom: CountSource;
+  ready: number;
+  /** The check instances run under, in words; the implicit readiness check when the manifest has none. */
+  check: string | null;
+}
+
 export interface StatusView {
   app: AppView;
   release: ReleaseView | null;
+  /** Per process of the current release (empty without one). */
+  processes: ProcessView[];
   deployment: DeploymentView | null;
   instances: InstanceView[];
   endpoints: EndpointView[];
@@ -125,6 +142,19 @@ export function instanceView(i: Instance, version: number): InstanceView {
     startedAt: iso(i.startedAt),
     stoppedAt: iso(i.stoppedAt),
   };
+}
+
+/** The processes of `release` for `app`, with ready counts from the instances that run. */
+export function processViews(app: Pick<App, 'scale' | 'scaledAt'>, release: Release | null, instances: Instance[]): ProcessView[] {
+  if (!release) return [];
+  const manifest = release.manifest as Manifest;
+  return desiredCounts(app, manifest, release.version).map(({ process, count, source }) => {
+    const check = effectiveCheck(manifest, process);
+    const ready = instances.filter(
+      (i) => i.releaseId === release.id && i.process === process && i.desiredState === 'running' && i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy'),
+    ).length;
+    return { process, desired: count, desiredFrom: source, ready, check: check ? describeCheck(check) : null };
+  });
 }
 
 export function endpointView(e: Endpoint, shared: string[]): EndpointView {

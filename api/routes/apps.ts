@@ -10,7 +10,7 @@ import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
 import { appViewSchema, endpointViewSchema, eventViewSchema, instanceViewSchema, pageSchema, releaseViewSchema, statusViewSchema } from '../view-schemas.js';
-import { appView, deploymentView, endpointView, eventView, instanceView, releaseView, type StatusView } from '../views.js';
+import { appView, deploymentView, endpointView, eventView, instanceView, processViews, releaseView, type StatusView } from '../views.js';
 
 const appsQuery = pageQuery(100, 1000);
 const releasesQuery = pageQuery(100, 1000);
@@ -168,6 +168,7 @@ export function appRoutes(deps: ApiDeps) {
     return {
       app: appView(app, current?.version ?? null),
       release: current ? releaseView(current) : null,
+      processes: processViews(app, current, inst),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: inst.map((i) => instanceView(i, version.get(i.releaseId) ?? 0)),
       endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses)),

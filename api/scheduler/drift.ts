@@ -2,14 +2,15 @@
 // row: the periodic resync enqueues only those, instead of every app (a pass per app costs queries
 // and an engine listing each; at a thousand apps that is seconds of CPU every resync). Pure.
 import { isLive } from './plan.js';
+import { DEFAULT_COUNT } from '../desired-counts.js';
 import type { ContainerState } from '../runtime/runtime.js';
 
 export interface DriftApp {
   id: string;
   currentReleaseId: string | null;
   scale: Record<string, number>;
-  /** Process counts of the current release's manifest (null without a release). */
-  processes: Record<string, { count: number }> | null;
+  /** Process counts of the current release's manifest (null without a release; a count left out is 1). */
+  processes: Record<string, { count?: number }> | null;
 }
 
 export interface DriftRow {
@@ -79,7 +80,7 @@ export function findDrift(input: DriftInput): Map<string, string> {
   for (const app of input.apps) {
     const perProcess = counts.get(app.id);
     for (const [process, spec] of Object.entries(app.processes ?? {})) {
-      if ((perProcess?.get(process) ?? 0) !== (app.scale[process] ?? spec.count)) mark(app.id, `process ${process} runs a different count`);
+      if ((perProcess?.get(process) ?? 0) !== (app.scale[process] ?? spec.count ?? DEFAULT_COUNT)) mark(app.id, `process ${process} runs a different count`);
     }
   }
 

@@ -13,6 +13,7 @@ import { crashBackoff, crashLoopMessage, withExitsSeenNow } from './crash-backof
 import { createInstanceActions, type ActionContext } from './instance-actions.js';
 import { isLive, plan, type Action, type ActualInstance } from './plan.js';
 import { settleDeployment } from './rollout.js';
+import { desiredCounts } from '../desired-counts.js';
 
 export interface ReconcilerOptions {
   db: Db;
@@ -96,7 +97,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       // that the backoff they cause would hold back.
       const backoff = release ? crashBackoff(withExitsSeenNow(rows.filter((r) => r.releaseId === release.id), byInstance, now), now) : {};
       await announceBackoff(ctx, backoff, now);
-      const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: app.scale[process] ?? p.count })) : [];
+      const processes = manifest && release ? desiredCounts(app, manifest, release.version).map(({ process, count }) => ({ process, count })) : [];
       const deploy = manifest?.deploy;
       const result = plan({
         releaseId,

@@ -12,6 +12,7 @@ import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
 import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
 import type { AppLeases, Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
+import { countsByProcess, desiredCounts } from '../desired-counts.js';
 
 export interface SettleInput {
   db: Db;
@@ -67,10 +68,9 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   }
 
   // "running" in progress counts instances that are ready: running and passing their check.
-  const desired: Record<string, number> = {};
+  const desired = countsByProcess(desiredCounts(app, manifest, release.version));
   const running: Record<string, number> = {};
-  for (const [process, spec] of Object.entries(manifest.processes)) {
-    desired[process] = app.scale[process] ?? spec.count;
+  for (const process of Object.keys(manifest.processes)) {
     running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id))).length;
   }
   const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;

@@ -1,7 +1,8 @@
 // `pier status`: what runs, per app: release, last deployment (with its whole failure text),
-// instances with their health, endpoints; and when instances should run but none does, why.
+// processes (desired count and where it came from, ready, check), instances with their health,
+// endpoints; and when instances should run but none does, why.
 import { defineCommand } from 'citty';
-import type { EventView, InstanceView, StatusView } from '../../api/views.js';
+import type { EventView, InstanceView, ProcessView, StatusView } from '../../api/views.js';
 import { ApiClient } from '../api-client.js';
 import { loadClientConfig } from '../client-config.js';
 import { printJson, printLine, printTable } from '../output.js';
@@ -37,6 +38,13 @@ function render(s: StatusView, why: string[]): void {
     printLine(`deployment ${dep.id} of v${dep.release}: ${dep.state}`);
     // The whole reason, last log lines included: it is what explains a failed deploy.
     if (dep.failureReason) for (const line of dep.failureReason.split('\n')) printLine(`  ${line}`);
+  }
+  if (s.processes.length) {
+    printLine();
+    printTable(
+      ['PROCESS', 'DESIRED', 'FROM', 'READY', 'CHECK'],
+      s.processes.map((p) => [p.process, p.desired, countSource(p.desiredFrom), p.ready, p.check]),
+    );
   }
   if (s.endpoints.length) {
     printLine();
@@ -94,6 +102,13 @@ async function latestEvent(client: ApiClient, app: string, type: string): Promis
 function exitText(i: InstanceView): string {
   const reason = i.lastReason ?? (i.lastExitCode !== null ? `exited with code ${i.lastExitCode}` : i.state);
   return reason.split('\n')[0] ?? reason;
+}
+
+/** Where a desired count came from, in a few words (api/desired-counts.ts holds the rule). */
+function countSource(source: ProcessView['desiredFrom']): string {
+  if (source.from === 'manifest') return `manifest v${source.release}`;
+  if (source.from === 'scale') return source.at ? `pier scale ${source.at}` : 'pier scale';
+  return 'default';
 }
 
 function summary(counts: Record<string, number>): string {
