@@ -1,6 +1,7 @@
 // What the HTTP routes need, built once by the server's entry point.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
+import type { AppDeleter } from './app-deleter.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EventLog } from './event-log.js';
@@ -11,6 +12,7 @@ export interface ApiDeps {
   events: EventLog;
   runtime: Runtime;
   deploys: DeployService;
+  deleter: AppDeleter;
   edgeFeed: EdgeFeed;
   log: Logger;
   /** The edge's shared addresses, to tell users where endpoints are served. */

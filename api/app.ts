@@ -13,6 +13,7 @@ import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
+import { appDeleteRoutes } from './routes/app-delete.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
@@ -67,6 +68,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.use('/v1/*', authenticate(deps.db));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
+  app.route('/v1', appDeleteRoutes(deps));
   app.route('/v1', deployRoutes(deps));
   app.route('/v1', edgeRoutes(deps));
   app.route('/v1', logRoutes(deps));

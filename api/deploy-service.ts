@@ -4,7 +4,7 @@
 // endpoints, with every event. The scheduler rolls it out once the transaction has committed.
 // A refused or interrupted deploy leaves nothing behind, not even a new app.
 import { createHash } from 'node:crypto';
-import { and, desc, eq, inArray, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
@@ -51,10 +51,10 @@ export function createDeployService(options: DeployServiceOptions) {
         const [existing] = await t.tx
           .select()
           .from(apps)
-          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
+          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
           .for('no key update');
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
-        await checkPorts(t.tx, existing?.id ?? null, manifest);
+        await checkPorts(t.tx, auth, existing?.id ?? null, manifest);
         await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
 
@@ -263,7 +263,7 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
   async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
-    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)));
     if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
   }
 
@@ -276,7 +276,7 @@ export function createDeployService(options: DeployServiceOptions) {
     const [again] = await t.tx
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
       .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
@@ -284,7 +284,7 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** The app's row, locked until the transaction ends: changes to one app happen one at a time. */
   async function lockApp(tx: Db, appId: string, name: string): Promise<App> {
-    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('no key update');
+    const [app] = await tx.select().from(apps).where(and(eq(apps.id, appId), isNull(apps.deletedAt))).for('no key update');
     if (!app) throw appNotFound(name);
     return app;
   }
@@ -320,13 +320,16 @@ export function createDeployService(options: DeployServiceOptions) {
    * A public port belongs to one app, unless every endpoint on it is TLS passthrough with
    * server names of its own: then the edge routes each connection by its ClientHello.
    */
-  async function checkPorts(tx: Db, appId: string | null, manifest: Manifest): Promise<void> {
+  async function checkPorts(tx: Db, auth: AuthContext, appId: string | null, manifest: Manifest): Promise<void> {
     for (const e of manifest.endpoints) {
       const others = await tx
-        .select({ endpoint: endpoints })
+        .select({ endpoint: endpoints, owner: { id: apps.id, name: apps.name, orgId: apps.orgId } })
         .from(endpoints)
+        .innerJoin(apps, eq(apps.id, endpoints.appId))
         .where(appId ? and(eq(endpoints.port, e.port), ne(endpoints.appId, appId)) : eq(endpoints.port, e.port));
-      for (const { endpoint: o } of others) {
+      for (const { endpoint: o, owner } of others) {
+        // The owner is named to whoever may see it: a token of its org that is not bound to another app.
+        const named = owner.orgId === auth.orgId && (auth.appId === null || auth.appId === owner.id) ? `app "${owner.name}"` : 'another app';
         const shareable = e.tls === 'passthrough' && o.tls === 'passthrough';
         const clash = e.sni.filter((n) => o.sni.includes(n));
         const twoDefaults = e.sni_default && o.sniDefault;
@@ -334,14 +337,14 @@ export function createDeployService(options: DeployServiceOptions) {
         throw new PierError(
           'E_PORT_IN_USE',
           shareable
-            ? `port ${e.port} is shared by TLS passthrough endpoints, and ${twoDefaults ? 'another one is already the default' : `the server names ${clash.join(', ')} are already served there`}`
-            : `port ${e.port} is already served for another app`,
+            ? `port ${e.port} is shared by TLS passthrough endpoints, and ${twoDefaults ? `${named} is already the default there` : `the server names ${clash.join(', ')} are already served there by ${named}`}`
+            : `port ${e.port} is already served for ${named}`,
           {
             status: 409,
             hint: shareable
               ? 'use server names no other endpoint on this port serves'
-              : 'choose another port, or make both endpoints tls = "passthrough" with distinct sni names',
-            details: { port: e.port },
+              : `choose another port${named === 'another app' ? '' : `, free it (\`pier apps delete ${owner.name}\` frees every port of that app)`}, or make both endpoints tls = "passthrough" with distinct sni names`,
+            details: { port: e.port, ...(named === 'another app' ? {} : { app: owner.name }) },
           },
         );
       }

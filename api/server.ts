@@ -14,6 +14,7 @@ import { selectTcpIo } from '../proxy/tcp-io/select-tcp-io.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
+import { createAppDeleter } from './app-deleter.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEventLog } from './event-log.js';
@@ -154,9 +155,17 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     closers.push(() => health.close());
     const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id) });
+    const deleter = createAppDeleter({
+      runtime,
+      transactions,
+      onDeleted: (id) => {
+        edgeFeed.refresh(id);
+        scheduler.enqueue(id);
+      },
+    });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>

@@ -2,12 +2,21 @@
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
-import type { AppView, DeploymentView, DeployView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+import type { AppDeletedView, AppView, DeploymentView, DeployView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
 const counts = z.record(z.string(), z.number());
 
-export const appViewSchema = z.object({ id: z.string(), name: z.string(), currentRelease: z.number().nullable(), createdAt: time });
+export const appViewSchema = z.object({ id: z.string(), name: z.string(), currentRelease: z.number().nullable(), createdAt: time, deletedAt: time.nullable() });
+
+export const appDeletedViewSchema = z.object({
+  app: appViewSchema,
+  instances: z.number().describe('instances told to stop'),
+  ports: z.array(z.number()).describe('public ports freed'),
+  tokensRevoked: z.number(),
+  deploymentsCancelled: z.array(z.string()),
+  containersRemaining: z.number().nullable().describe('containers still on the engine when the wait ended; null when the engine did not answer'),
+});
 
 export const releaseViewSchema = z.object({
   id: z.string(),
@@ -125,6 +134,7 @@ export function pageSchema<K extends string, T extends z.ZodType>(key: K, item: 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const agree: [
   Same<z.infer<typeof appViewSchema>, AppView>,
+  Same<z.infer<typeof appDeletedViewSchema>, AppDeletedView>,
   Same<z.infer<typeof releaseViewSchema>, ReleaseView>,
   Same<z.infer<typeof deploymentViewSchema>, DeploymentView>,
   Same<z.infer<typeof instanceViewSchema>, InstanceView>,
@@ -136,5 +146,5 @@ const agree: [
   Same<z.infer<typeof logLineViewSchema>, LogLineView>,
   Same<z.infer<typeof execResultViewSchema>, ExecResultView>,
   Same<z.infer<typeof tokenViewSchema>, TokenView>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
 void agree;

@@ -10,6 +10,21 @@ export interface AppView {
   name: string;
   currentRelease: number | null;
   createdAt: string;
+  /** Set once `pier apps delete` deleted it (its events stay readable by its id). */
+  deletedAt: string | null;
+}
+
+/** What `DELETE /v1/apps/:app` did. */
+export interface AppDeletedView {
+  app: AppView;
+  /** Instances told to stop. */
+  instances: number;
+  /** Public ports freed. */
+  ports: number[];
+  tokensRevoked: number;
+  deploymentsCancelled: string[];
+  /** Containers still on the engine when the wait ended: 0 when all are gone, null when the engine did not answer. */
+  containersRemaining: number | null;
 }
 
 export interface ReleaseView {
@@ -105,7 +120,7 @@ export interface ErrorBody {
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 export function appView(app: App, currentVersion: number | null): AppView {
-  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString() };
+  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString(), deletedAt: iso(app.deletedAt) };
 }
 
 export function releaseView(r: Release): ReleaseView {

@@ -9,6 +9,8 @@ export interface DriftApp {
   id: string;
   currentReleaseId: string | null;
   scale: Record<string, number>;
+  /** Set for a deleted app: every container it still has is to be removed. */
+  deletedAt?: Date | null;
   /** Process counts of the current release's manifest (null without a release; a count left out is 1). */
   processes: Record<string, { count?: number }> | null;
 }
@@ -89,5 +91,6 @@ export function findDrift(input: DriftInput): Map<string, string> {
     if (isLive(c.state) && !active.has(c.instanceId ?? '')) mark(c.appId, 'a container runs that no instance should');
   }
   for (const [appId, n] of stoppedPerApp) if (n > input.keepStopped && appsById.has(appId)) mark(appId, 'stopped containers to collect');
+  for (const c of input.containers) if (c.appId && appsById.get(c.appId)?.deletedAt) mark(c.appId, 'a deleted app still has containers');
   return out;
 }

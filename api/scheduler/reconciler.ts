@@ -125,7 +125,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (result.actions.length > 0) options.onRoutesChanged(appId);
       const lost = failures.find(isLeaseLost);
       if (lost) throw lost;
-      await collectGarbage(appId, rows, byInstance, log);
+      // A deleted app keeps nothing: once its containers stopped, they are all removed.
+      await collectGarbage(appId, rows, byInstance, log, app.deletedAt ? 0 : keepStopped);
       // The scheduler retries a failed pass with backoff; what succeeded stays done.
       if (failures.length > 0) throw failures[0];
       return { changed: result.actions.length > 0, retryAt: result.retryAt };
@@ -196,11 +197,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   /** Keeps the newest stopped containers (their logs explain failures); removes older ones. */
-  async function collectGarbage(appId: string, rows: Instance[], byInstance: Map<string, ContainerInfo>, log: Logger): Promise<void> {
+  async function collectGarbage(appId: string, rows: Instance[], byInstance: Map<string, ContainerInfo>, log: Logger, keep: number): Promise<void> {
     const stopped = rows
       .filter((r) => r.desiredState === 'stopped' && byInstance.get(r.id) && byInstance.get(r.id)?.state !== 'running')
       .sort((a, b) => (b.stoppedAt?.getTime() ?? 0) - (a.stoppedAt?.getTime() ?? 0));
-    for (const row of stopped.slice(keepStopped)) {
+    for (const row of stopped.slice(keep)) {
       const c = byInstance.get(row.id);
       if (c) await runtime.remove(c.id).catch((err) => log.warn({ err, app: appId }, 'container removal failed'));
     }

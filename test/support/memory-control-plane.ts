@@ -5,6 +5,7 @@
 import type { TestContext } from 'node:test';
 import type { Database, Db } from '../../db/database.js';
 import type { AuthContext } from '../../api/auth.js';
+import { createAppDeleter, type AppDeleter } from '../../api/app-deleter.js';
 import { createDeployService, type DeployResult, type DeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
@@ -35,6 +36,7 @@ export interface ControlPlane {
   reconciler: Reconciler;
   scheduler: Scheduler;
   deploys: DeployService;
+  deleter: AppDeleter;
   edgeFeed: EdgeFeed;
   logs: CapturedLog;
   orgId: string;
@@ -114,6 +116,14 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     t.after(() => monitor.close());
   }
   const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  const deleter = createAppDeleter({
+    runtime,
+    transactions,
+    onDeleted: (id) => {
+      edgeFeed.refresh(id);
+      if (options.scheduled) scheduler.enqueue(id);
+    },
+  });
   const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
@@ -139,6 +149,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     reconciler,
     scheduler,
     deploys,
+    deleter,
     edgeFeed,
     logs,
     orgId,

@@ -8,6 +8,7 @@ import type { Db } from '../../db/database.js';
 import { apps, orgs, tokens, type TokenScope } from '../../db/schema/index.js';
 import { createApi } from '../../api/app.js';
 import type { ApiEnv } from '../../api/auth.js';
+import { createAppDeleter } from '../../api/app-deleter.js';
 import { createDeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed } from '../../api/edge-feed.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
@@ -39,8 +40,9 @@ export async function createTestApi(t: TestContext): Promise<TestApi> {
   const events = createEventLog(db);
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
   const deploys = createDeployService({ db, runtime, transactions: createTransactions({ db, events }), enqueue: (id) => void enqueued.push(id) });
+  const deleter = createAppDeleter({ runtime, transactions: createTransactions({ db, events }), onDeleted: (id) => void enqueued.push(id) });
   let ready = true;
-  const app = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
+  const app = createApi({ db, events, runtime, deploys, deleter, edgeFeed, log, sharedAddresses, ready: () => ready });
   return {
     app,
     db,
