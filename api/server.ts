@@ -128,7 +128,11 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       nodeId: LOCAL_NODE,
       installationId,
       network,
-      onRoutesChanged: (appId) => edgeFeed.refresh(appId),
+      onRoutesChanged: (appId) => {
+        edgeFeed.refresh(appId);
+        // New instances are probed at once (their readiness gates the rollout and the edge).
+        health.poke();
+      },
     });
     const scheduler = createScheduler({
       db,

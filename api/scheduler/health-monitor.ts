@@ -42,6 +42,11 @@ interface Track {
 
 export interface HealthMonitor {
   start(): void;
+  /**
+   * Look now rather than at the next tick: an instance that just started is probed at once, so a
+   * rollout (and the edge) waits for its process to listen, not for a timer.
+   */
+  poke(): void;
   close(): Promise<void>;
 }
 
@@ -54,6 +59,10 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
   let ticking = false;
+  let poked = false;
+  /** A poke arrived while a tick ran: that tick may have read the rows before the new instance. */
+  let again = false;
+  let closed = false;
 
   async function tick(): Promise<void> {
     if (ticking) return;
@@ -103,6 +112,10 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       log.error({ err }, 'health tick failed');
     } finally {
       ticking = false;
+      if (again && !closed) {
+        again = false;
+        setImmediate(() => void tick().catch((err: unknown) => log.error({ err }, 'health tick failed')));
+      }
     }
   }
 
@@ -191,7 +204,17 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       timer = setInterval(() => void tick().catch((err: unknown) => log.error({ err }, 'health tick failed')), options.tickMs ?? 500);
       timer.unref();
     },
+    poke() {
+      if (poked || closed || timer === undefined) return;
+      poked = true;
+      setImmediate(() => {
+        if (ticking) again = true;
+        poked = false;
+        if (!closed) void tick().catch((err: unknown) => log.error({ err }, 'health tick failed'));
+      });
+    },
     async close() {
+      closed = true;
       if (timer) clearInterval(timer);
       await Promise.allSettled([...inflight]);
     },
