@@ -129,7 +129,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       await collectGarbage(appId, rows, byInstance, log, app.deletedAt ? 0 : keepStopped);
       // The scheduler retries a failed pass with backoff; what succeeded stays done.
       if (failures.length > 0) throw failures[0];
-      return { changed: result.actions.length > 0, retryAt: result.retryAt };
+      // A rollout fails at its deadline even when no container event or check change comes then.
+      const deadline = settled.deadline && settled.deadline > now ? new Date(settled.deadline.getTime() + 1) : null;
+      const retryAt = result.retryAt && deadline ? (result.retryAt < deadline ? result.retryAt : deadline) : (result.retryAt ?? deadline);
+      return { changed: result.actions.length > 0, retryAt };
     },
   };
 

@@ -29,6 +29,8 @@ export interface SettleInput {
 export interface SettleResult {
   /** Set when the rollout failed and the app went back to this release (null: to none). */
   revertedTo?: string | null;
+  /** The rollout still runs: look again by its deadline, which nothing else may trigger. */
+  deadline?: Date;
 }
 
 export async function settleDeployment(input: SettleInput): Promise<SettleResult> {
@@ -128,7 +130,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
       });
     });
   }
-  return {};
+  return { deadline: dep.deadline };
 }
 
 async function fail(input: SettleInput, dep: Deployment, version: number, message: string, failure: Record<string, unknown>): Promise<SettleResult> {
