@@ -1,7 +1,9 @@
 // `npm run bench -- --only redis`: Redis deployed with Pier behind an endpoint, measured with
-// redis-benchmark (-c 50, SET and GET, bounded -n) three ways in one run, in alternating rounds:
-// straight to the container's address on Pier's network, through HAProxy (one thread, mode tcp)
-// to that same address, and through Pier's edge. Reports requests/s and same-round ratios.
+// redis-benchmark (-c 50, SET and GET, bounded -n) in one run, in alternating rounds: straight to
+// the container's address on Pier's network, through HAProxy (one thread, mode tcp) to that same
+// address, through the edge of `pier server` (the endpoint as deployed), and through a standalone
+// `pier edge` (one worker, the same backend) that shares its process with nothing else. Reports
+// requests/s, same-round ratios, and each proxy's CPU time per request.
 // Skipped, with the reason, when Docker, redis-benchmark, HAProxy or the redis binary is missing.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,11 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, pairedRatio } from './summary.js';
 import { ensureRedisImage, REDIS_IMAGE, redisImageProblem } from './redis-image.js';
-import { run, startDaemon, type Daemon } from './tools.js';
+import { cpuSeconds, processTree, run, startDaemon, type Daemon } from './tools.js';
 
 const PIER = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const TESTS = ['SET', 'GET'] as const;
-const PATHS = ['direct', 'haproxy', 'edge'] as const;
+const PATHS = ['direct', 'haproxy', 'edge', 'edge-alone'] as const;
 type PathName = (typeof PATHS)[number];
 
 export interface RedisOptions {
@@ -29,6 +31,8 @@ export interface RedisResult {
   skipped?: string;
   /** test → path → requests/s per round. */
   samples?: Record<string, Record<PathName, number[]>>;
+  /** path → CPU µs the proxy's processes spent per request (SET and GET together), per round. */
+  cpuUsPerRequest?: Record<PathName, number[]>;
   address?: string;
 }
 
@@ -55,6 +59,7 @@ export async function runRedisBench(o: RedisOptions, log: (line: string) => void
   delete env.PIER_TOKEN;
   let server: ChildProcess | undefined;
   let haproxy: Daemon | undefined;
+  let edge: Daemon | undefined;
   try {
     server = spawn(process.execPath, [PIER, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     await serverReady(server);
@@ -83,25 +88,51 @@ export async function runRedisBench(o: RedisOptions, log: (line: string) => void
     const cfg = join(dir, 'haproxy.cfg');
     await writeFile(cfg, haproxyConfig(haproxyPort, address));
     haproxy = startDaemon('haproxy', ['-db', '-f', cfg]);
-    const targets: Record<PathName, [string, number]> = { direct: [address, 6379], haproxy: ['127.0.0.1', haproxyPort], edge: ['127.0.0.1', edgePort] };
+    const alonePort = await freePort();
+    const snapshot = join(dir, 'edge.json');
+    await writeFile(
+      snapshot,
+      JSON.stringify({ version: 1, endpoints: [{ id: 'redis', app: 'redis-bench', bind: [{ address: '127.0.0.1', port: alonePort }], proxyProtocol: 'none', backends: [{ id: 'r1', address, port: 6379 }] }] }),
+    );
+    edge = startDaemon(process.execPath, [PIER, 'edge', '--config', snapshot, '--workers', '1', '--admin-listen', '127.0.0.1:0', '--data-dir', join(dir, 'edge')], {
+      env: { ...process.env, PIER_LOG_LEVEL: 'warn' },
+    });
+    const targets: Record<PathName, [string, number]> = {
+      direct: [address, 6379],
+      haproxy: ['127.0.0.1', haproxyPort],
+      edge: ['127.0.0.1', edgePort],
+      'edge-alone': ['127.0.0.1', alonePort],
+    };
+    // Whose CPU a path costs: nothing for direct, the proxy's process tree otherwise.
+    const serverPid = server.pid as number;
+    const cpuOf: Record<PathName, () => number> = {
+      direct: () => 0,
+      haproxy: () => cpuSeconds(processTree(haproxy?.child.pid as number)),
+      edge: () => cpuSeconds(processTree(serverPid)),
+      'edge-alone': () => cpuSeconds(processTree(edge?.child.pid as number)),
+    };
     for (const [host, port] of Object.values(targets)) await pingRedis(host, port);
 
     const samples: Record<string, Record<PathName, number[]>> = {};
-    for (const test of TESTS) samples[test] = { direct: [], haproxy: [], edge: [] };
+    for (const test of TESTS) samples[test] = { direct: [], haproxy: [], edge: [], 'edge-alone': [] };
+    const cpuUsPerRequest: Record<PathName, number[]> = { direct: [], haproxy: [], edge: [], 'edge-alone': [] };
     for (let round = 0; round < o.rounds; round++) {
       // Each round starts at another path, so no path is always measured first or last.
       const order = PATHS.map((_, i) => PATHS[(i + round) % PATHS.length] as PathName);
       for (const path of order) {
         const [host, port] = targets[path];
+        const cpuBefore = cpuOf[path]();
         const rps = await benchmark(host, port, o);
+        cpuUsPerRequest[path].push(((cpuOf[path]() - cpuBefore) * 1e6) / (o.requests * TESTS.length));
         for (const test of TESTS) samples[test]?.[path].push(rps[test] ?? NaN);
         log(`  redis round ${round + 1} ${path}: ${TESTS.map((t) => `${t} ${Math.round(rps[t] ?? NaN)}/s`).join(', ')}`);
       }
     }
     await pier(['apps', 'delete', 'redis-bench', '--yes'], env).catch((err: Error) => log(`redis: delete failed: ${err.message}`));
-    return { samples, address };
+    return { samples, cpuUsPerRequest, address };
   } finally {
     await haproxy?.stop();
+    await edge?.stop();
     if (server && server.exitCode === null) {
       server.kill('SIGTERM');
       await new Promise((r) => server?.once('exit', r));
@@ -116,14 +147,21 @@ export function redisTable(result: RedisResult, o: RedisOptions): string {
   const lines = [
     `### Redis through the edge (redis-benchmark -c ${o.clients} -n ${o.requests}, ${o.rounds} alternating rounds)`,
     '',
-    '| test | direct req/s | HAProxy 1t req/s | edge req/s | edge / HAProxy | edge / direct | HAProxy / direct |',
-    '|---|---|---|---|---|---|---|',
+    '| test | direct req/s | HAProxy 1t req/s | edge (pier server) req/s | edge alone req/s | edge / HAProxy | edge alone / HAProxy | edge / direct | HAProxy / direct |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
+  const f = (x: number) => Math.round(x).toLocaleString('en-US');
+  const r = (x: number) => `${x.toFixed(2)}x`;
   for (const [test, s] of Object.entries(result.samples)) {
-    const f = (x: number) => Math.round(x).toLocaleString('en-US');
-    const r = (x: number) => `${x.toFixed(2)}x`;
     lines.push(
-      `| ${test} | ${f(median(s.direct))} | ${f(median(s.haproxy))} | ${f(median(s.edge))} | ${r(pairedRatio(s.edge, s.haproxy))} | ${r(pairedRatio(s.edge, s.direct))} | ${r(pairedRatio(s.haproxy, s.direct))} |`,
+      `| ${test} | ${f(median(s.direct))} | ${f(median(s.haproxy))} | ${f(median(s.edge))} | ${f(median(s['edge-alone']))} | ${r(pairedRatio(s.edge, s.haproxy))} | ${r(pairedRatio(s['edge-alone'], s.haproxy))} | ${r(pairedRatio(s.edge, s.direct))} | ${r(pairedRatio(s.haproxy, s.direct))} |`,
+    );
+  }
+  const cpu = result.cpuUsPerRequest;
+  if (cpu) {
+    lines.push(
+      '',
+      `Proxy CPU per request (median µs; the edge of pier server counts the whole server process): HAProxy ${median(cpu.haproxy).toFixed(1)}, edge ${median(cpu.edge).toFixed(1)}, edge alone ${median(cpu['edge-alone']).toFixed(1)}.`,
     );
   }
   return `${lines.join('\n')}\n`;
