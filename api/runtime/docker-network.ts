@@ -3,7 +3,7 @@
 // address on it, so no port is published on the host and no docker-proxy sits in the path.
 import type Docker from 'dockerode';
 import { PierError } from '../pier-error.js';
-import { dockerMessage, statusOf, type EngineErrors } from './docker-errors.js';
+import { containerNotFound, dockerMessage, statusOf, type EngineErrors } from './docker-errors.js';
 import { LABELS, type NetworkInfo, type NetworkSpec } from './runtime.js';
 
 export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
@@ -35,6 +35,19 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
   }
 
   return {
+    async connectNetwork(id: string, network: string): Promise<void> {
+      try {
+        await docker.getNetwork(network).connect({ Container: id });
+      } catch (err) {
+        const status = statusOf(err);
+        const words = dockerMessage(err);
+        // Docker answers 403 (or 500 on older engines) when the container is on it already.
+        if (/already exists|already attached/i.test(words)) return;
+        if (status === 404) throw /network/i.test(words) && !/container/i.test(words) ? networkNotFound(network, err) : containerNotFound(id, err);
+        throw errors.engineError(err, `connect container ${id} to network ${network}`);
+      }
+    },
+
     async ensureNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
       const existing = await find(spec.name);
       // Docker also finds a network by a prefix of its id: only the exact name is the one asked for.

@@ -48,7 +48,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const { unavailable, engineError } = errors;
   const { logs, streamLogs } = createDockerLogs(docker, errors);
   const { exec, execInteractive } = createDockerExec(docker, errors);
-  const { ensureNetwork } = createDockerNetworks(docker, errors);
+  const { ensureNetwork, connectNetwork } = createDockerNetworks(docker, errors);
 
   const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
     new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
@@ -156,6 +156,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
     },
 
     ensureNetwork,
+    connectNetwork,
 
     async connect(address, port, options) {
       return connectTcp(address, port, options.timeoutMs);

@@ -193,6 +193,15 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       return networks.ensure(spec);
     },
 
+    async connectNetwork(id: string, network: string): Promise<void> {
+      up();
+      const c = find(id);
+      if (!c) throw notFound(id);
+      if (!networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
+      if (c.info.state !== 'running' || c.info.networks[network]) return;
+      c.info = { ...c.info, networks: { ...c.info.networks, [network]: networks.assign(network) } };
+    },
+
     async connect(address: string, port: number, _options: ConnectOptions): Promise<Duplex> {
       up();
       let target: Container | undefined;

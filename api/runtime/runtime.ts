@@ -148,6 +148,12 @@ export interface Runtime {
    */
   ensureNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
   /**
+   * Joins a running container to a network as well (one started before Pier had its network).
+   * Already joined is fine; a missing network is E_NETWORK_NOT_FOUND, a missing container
+   * E_CONTAINER_NOT_FOUND.
+   */
+  connectNetwork(id: string, network: string): Promise<void>;
+  /**
    * A TCP connection from here to a container's address on one of the engine's networks: what a
    * health check and the edge do. Fails with the socket's error code (ECONNREFUSED when nothing
    * listens on the port, ETIMEDOUT, EHOSTUNREACH) on `err.code`.

@@ -130,6 +130,25 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     assert.deepEqual((await target.runtime.inspect(a.id))?.networks, {});
   });
 
+  test(`${name}: connectNetwork joins a running container started without a network, once; it is then reached at its address`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    await target.runtime.ensureNetwork(target.network);
+    const { id } = await start(t, target, 'join', { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'] });
+    assert.equal((await target.runtime.inspect(id))?.networks[target.network.name], undefined);
+    await target.runtime.connectNetwork(id, target.network.name);
+    await target.runtime.connectNetwork(id, target.network.name);
+    const address = (await target.runtime.inspect(id))?.networks[target.network.name];
+    assert.ok(address && inSubnet(address, target.network.subnet), String(address));
+    const payload = `joined ${randomBytes(4).toString('hex')}\n`;
+    const echoed = await waitFor('the echo', async () => {
+      const conn = await target.runtime.connect(address, 8080, { timeoutMs: 2_000 }).catch(() => null);
+      return conn ? echoOnce(conn, payload) : null;
+    });
+    assert.equal(echoed, payload);
+    await assert.rejects(target.runtime.connectNetwork(id, `pier-missing-${randomBytes(4).toString('hex')}`), { code: 'E_NETWORK_NOT_FOUND' });
+  });
+
   test(`${name}: a container on a network that does not exist is E_NETWORK_NOT_FOUND and leaves no container`, async (t) => {
     const target = await setup(t);
     if (!target) return;
