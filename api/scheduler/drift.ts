@@ -23,6 +23,8 @@ export interface DriftRow {
   desiredState: 'running' | 'stopped';
   observedState: string;
   containerId: string | null;
+  /** Its address on Pier's network (null before it ran, or for one started before the network). */
+  address?: string | null;
 }
 
 export interface DriftContainer {
@@ -71,6 +73,7 @@ export function findDrift(input: DriftInput): Map<string, string> {
     } else if (!c) mark(app.id, 'an instance has no container');
     else if (!isLive(c.state)) mark(app.id, 'an instance exited');
     else if (row.containerId !== c.id || (c.state === 'running' && row.observedState !== 'running')) mark(app.id, 'an instance is not recorded as it runs');
+    else if (c.state === 'running' && !row.address) mark(app.id, 'an instance has no address on the network');
     else if (row.releaseId !== app.currentReleaseId) mark(app.id, 'an instance of another release runs');
     else {
       let perProcess = counts.get(app.id);

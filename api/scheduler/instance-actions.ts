@@ -247,6 +247,31 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     row.address = address;
   }
 
+  /**
+   * A running instance whose recorded address is not its container's on Pier's network: one
+   * started before Pier had its network is joined to it (no restart, no gap), and the address the
+   * edge and the checks use is written. Returns true when the address changed.
+   */
+  async function observedAddress(row: Instance, info: ContainerInfo, ctx: ActionContext): Promise<boolean> {
+    const name = options.network.name;
+    let address = info.networks[name] ?? null;
+    if (address === null) {
+      try {
+        await runtime.connectNetwork(info.id, name);
+      } catch (err) {
+        if (!isPierError(err) || err.code !== 'E_NETWORK_NOT_FOUND') throw err;
+        await runtime.ensureNetwork(options.network);
+        await runtime.connectNetwork(info.id, name);
+      }
+      address = (await runtime.inspect(info.id))?.networks[name] ?? null;
+      ctx.log.info({ instance: row.id, container: info.id, address }, `joined a running container to the network ${name}`);
+    }
+    if (address === row.address) return false;
+    await leases.fenced(ctx.lease, (t) => t.tx.update(instances).set({ address, updatedAt: new Date() }).where(and(eq(instances.id, row.id), eq(instances.containerId, info.id))));
+    row.address = address;
+    return true;
+  }
+
   function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
     const manifest = release.manifest as Manifest;
     const spec = manifest.processes[row.process];
@@ -267,7 +292,7 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     };
   }
 
-  return { start, create, bind, exited, drain, stop, stopped, observedRunning };
+  return { start, create, bind, exited, drain, stop, stopped, observedRunning, observedAddress };
 }
 
 export type InstanceActions = ReturnType<typeof createInstanceActions>;

@@ -79,7 +79,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           return p;
         },
       };
-      await observe(rows, byInstance, ctx);
+      if (await observe(rows, byInstance, ctx)) options.onRoutesChanged(appId);
       checkLease(lease);
 
       const now = new Date();
@@ -160,8 +160,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
   }
 
-  /** Brings the rows up to what the engine says before planning. */
-  async function observe(rows: Instance[], byInstance: Map<string, ContainerInfo>, ctx: ActionContext): Promise<void> {
+  /** Brings the rows up to what the engine says before planning; true when an address changed. */
+  async function observe(rows: Instance[], byInstance: Map<string, ContainerInfo>, ctx: ActionContext): Promise<boolean> {
+    let addressed = false;
     for (const row of rows) {
       const c = byInstance.get(row.id);
       if (c && row.containerId === null) {
@@ -178,7 +179,13 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         // Leaving, and its container ended (or was never made): it is simply stopped.
         await actions.stopped(row, ctx);
       }
+      const live = byInstance.get(row.id);
+      if (row.desiredState === 'running' && live?.state === 'running' && row.containerId === live.id && row.address !== live.networks[options.network.name]) {
+        // Off the network (started before Pier had one, or taken off it) or at another address.
+        addressed = (await actions.observedAddress(row, live, ctx)) || addressed;
+      }
     }
+    return addressed;
   }
 
   async function announceBackoff(ctx: ActionContext, backoff: ReturnType<typeof crashBackoff>, now: Date): Promise<void> {

@@ -124,6 +124,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         desiredState: instances.desiredState,
         observedState: instances.observedState,
         containerId: instances.containerId,
+        address: instances.address,
       })
       .from(instances)
       .where(or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['starting', 'running'])));
