@@ -24,6 +24,7 @@ import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
+import { joinNetwork } from './scheduler/join-network.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
@@ -184,6 +185,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
+    // Containers started before Pier had its network join it before the edge's first snapshot,
+    // which would otherwise route to none of them until the first reconcile pass.
+    if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
