@@ -1,6 +1,7 @@
 // What the HTTP routes need, built once by the server's entry point.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
+import type { AppDeleter } from './app-deleter.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
@@ -13,6 +14,7 @@ export interface ApiDeps {
   events: EventLog;
   runtime: Runtime;
   deploys: DeployService;
+  deleter: AppDeleter;
   edgeFeed: EdgeFeed;
   /** Takes the edges' reports of what they serve. */
   edgeReports: EdgeReports;

@@ -16,6 +16,7 @@ import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
 import { createRequestMetrics } from './request-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { appDeleteRoutes } from './routes/app-delete.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
@@ -76,6 +77,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.use('/v1/*', authenticate(deps.db));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
+  app.route('/v1', appDeleteRoutes(deps));
   app.route('/v1', deployRoutes(deps));
   app.route('/v1', edgeRoutes(deps));
   app.route('/v1', logRoutes(deps));

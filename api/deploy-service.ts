@@ -6,12 +6,13 @@
 // another app holds is refused by the database's constraints (port-claims.ts), so two deploys
 // racing for one port cannot both win.
 import { createHash } from 'node:crypto';
-import { and, desc, eq, inArray, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
+import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
@@ -41,6 +42,8 @@ export interface DeployResult {
   deployment: Deployment;
   /** False when this exact manifest and digest were already deployed: nothing new was started. */
   created: boolean;
+  /** True when the manifest's counts replaced `pier scale` counts (the app scales even when nothing new was created). */
+  rescaled: boolean;
 }
 
 export function createDeployService(options: DeployServiceOptions) {
@@ -60,7 +63,7 @@ export function createDeployService(options: DeployServiceOptions) {
         const [existing] = await t.tx
           .select()
           .from(apps)
-          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
+          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
           .for('no key update');
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
         await t.checkpoint('deploy.checked');
@@ -68,17 +71,19 @@ export function createDeployService(options: DeployServiceOptions) {
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         await t.checkpoint('deploy.versioned');
-        if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
+        const sameRelease = latest !== undefined && latest.configHash === configHash;
+        const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
+        if (latest && sameRelease && app.currentReleaseId === latest.id) {
           const [dep] = await t.tx
             .select()
             .from(deployments)
             .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
             .orderBy(desc(deployments.createdAt))
             .limit(1);
-          if (dep) return { app, release: latest, deployment: dep, created: false };
+          if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
         }
         const release =
-          latest && latest.configHash === configHash
+          latest && sameRelease
             ? latest
             : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
                 manifest,
@@ -89,13 +94,11 @@ export function createDeployService(options: DeployServiceOptions) {
                 createdBy: auth.tokenId,
                 description,
               });
-        const deployment = await startRollout(t, app, release, 'deploy');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+        const deployment = await startRollout(t, counted, release, 'deploy');
+        return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
       }));
-      if (result.created) {
-        options.onRoutesChanged?.(result.app.id);
-        options.enqueue(result.app.id);
-      }
+      if (result.created) options.onRoutesChanged?.(result.app.id);
+      if (result.created || result.rescaled) options.enqueue(result.app.id);
       return result;
     },
 
@@ -127,7 +130,7 @@ export function createDeployService(options: DeployServiceOptions) {
           rollbackOf: target.version,
         });
         const deployment = await startRollout(t, app, release, 'rollback');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
       }));
       options.onRoutesChanged?.(result.app.id);
       options.enqueue(result.app.id);
@@ -150,7 +153,10 @@ export function createDeployService(options: DeployServiceOptions) {
         }
         const scale = { ...app.scale, ...counts };
         if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
-        const [updated] = await t.tx.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+        const now = new Date();
+        // When each count was set, so status and describe can say where a desired count came from.
+        const scaledAt = { ...app.scaledAt, ...Object.fromEntries(Object.keys(counts).filter((p) => counts[p] !== app.scale[p]).map((p) => [p, now.toISOString()])) };
+        const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: now }).where(eq(apps.id, app.id)).returning();
         await t.checkpoint('scale.app');
         await t.record({
           orgId: app.orgId,
@@ -182,7 +188,7 @@ export function createDeployService(options: DeployServiceOptions) {
       .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')))
       .returning({ id: deployments.id, releaseId: deployments.releaseId });
     await t.checkpoint('rollout.superseded');
-    const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, app.scale[p] ?? s.count]));
+    const desired = countsByProcess(desiredCounts(app, manifest, release.version));
     const [deployment] = await t.tx
       .insert(deployments)
       .values({
@@ -244,9 +250,33 @@ export function createDeployService(options: DeployServiceOptions) {
     return deployment;
   }
 
+  /**
+   * A `count` written in the manifest wins at deploy time: it clears that process's `pier scale`
+   * entry, with an event saying which count replaced which (api/desired-counts.ts).
+   */
+  async function applyManifestCounts(t: Txn, app: App, manifest: Manifest, version: number): Promise<{ app: App; rescaled: boolean }> {
+    const cleared = overridesClearedBy(app, manifest);
+    const names = Object.keys(cleared);
+    if (names.length === 0) return { app, rescaled: false };
+    const scale = Object.fromEntries(Object.entries(app.scale).filter(([p]) => !names.includes(p)));
+    const scaledAt = Object.fromEntries(Object.entries(app.scaledAt).filter(([p]) => !names.includes(p)));
+    const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+    const what = names.map((p) => `${p}=${cleared[p]?.now} (was ${cleared[p]?.was} from pier scale)`).join(', ');
+    await t.record({
+      orgId: app.orgId,
+      appId: app.id,
+      type: 'app.scaled',
+      reason: 'manifest-count',
+      message: `the manifest of v${version} sets ${what}: a count in pier.toml replaces the pier scale count`,
+      data: { counts: scale, cleared, release: version },
+    });
+    // Only a changed count reschedules anything.
+    return { app: updated ?? { ...app, scale, scaledAt }, rescaled: names.some((p) => cleared[p]?.was !== cleared[p]?.now) };
+  }
+
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
   async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
-    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)));
     if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
   }
 
@@ -259,7 +289,7 @@ export function createDeployService(options: DeployServiceOptions) {
     const [again] = await t.tx
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
       .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
@@ -267,7 +297,7 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** The app's row, locked until the transaction ends: changes to one app happen one at a time. */
   async function lockApp(tx: Db, appId: string, name: string): Promise<App> {
-    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('no key update');
+    const [app] = await tx.select().from(apps).where(and(eq(apps.id, appId), isNull(apps.deletedAt))).for('no key update');
     if (!app) throw appNotFound(name);
     return app;
   }
@@ -311,7 +341,7 @@ export function createDeployService(options: DeployServiceOptions) {
       result = await change();
     } catch (err) {
       if (!isClaimViolation(err)) throw err;
-      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName)));
+      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
       const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
       throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });

@@ -1,5 +1,9 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
+import { desiredCounts, type CountSource } from './desired-counts.js';
+import type { Manifest } from './manifest.js';
+import { describeCheck } from './scheduler/health-probe.js';
+import { effectiveCheck } from './scheduler/readiness-check.js';
 import type { Served } from './served-state.js';
 
 export interface AppView {
@@ -7,6 +11,21 @@ export interface AppView {
   name: string;
   currentRelease: number | null;
   createdAt: string;
+  /** Set once `pier apps delete` deleted it (its events stay readable by its id). */
+  deletedAt: string | null;
+}
+
+/** What `DELETE /v1/apps/:app` did. */
+export interface AppDeletedView {
+  app: AppView;
+  /** Instances told to stop. */
+  instances: number;
+  /** Public ports freed. */
+  ports: number[];
+  tokensRevoked: number;
+  deploymentsCancelled: string[];
+  /** Containers still on the engine when the wait ended: 0 when all are gone, null when the engine did not answer. */
+  containersRemaining: number | null;
 }
 
 export interface ReleaseView {
@@ -38,8 +57,8 @@ export interface InstanceView {
   state: Instance['observedState'];
   health: string;
   containerId: string | null;
-  hostAddress: string | null;
-  hostPorts: Record<string, number>;
+  /** The container's address on Pier's network, where the edge and the checks reach it. */
+  address: string | null;
   restartCount: number;
   lastExitCode: number | null;
   lastReason: string | null;
@@ -109,9 +128,22 @@ export interface EventView {
   data: Record<string, unknown>;
 }
 
+/** A process of the current release: how many should run, why that many, and how many are ready. */
+export interface ProcessView {
+  process: string;
+  desired: number;
+  /** Where `desired` came from: the manifest's `count`, `pier scale` (and when), or the default of 1. */
+  desiredFrom: CountSource;
+  ready: number;
+  /** The check instances run under, in words; the implicit readiness check when the manifest has none. */
+  check: string | null;
+}
+
 export interface StatusView {
   app: AppView;
   release: ReleaseView | null;
+  /** Per process of the current release (empty without one). */
+  processes: ProcessView[];
   deployment: DeploymentView | null;
   instances: InstanceView[];
   endpoints: EndpointView[];
@@ -131,7 +163,7 @@ export interface ErrorBody {
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 export function appView(app: App, currentVersion: number | null): AppView {
-  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString() };
+  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString(), deletedAt: iso(app.deletedAt) };
 }
 
 export function releaseView(r: Release): ReleaseView {
@@ -161,14 +193,26 @@ export function instanceView(i: Instance, version: number): InstanceView {
     state: i.observedState,
     health: i.health,
     containerId: i.containerId ? i.containerId.slice(0, 12) : null,
-    hostAddress: i.hostAddress,
-    hostPorts: i.hostPorts,
+    address: i.address,
     restartCount: i.restartCount,
     lastExitCode: i.lastExitCode,
     lastReason: i.lastReason,
     startedAt: iso(i.startedAt),
     stoppedAt: iso(i.stoppedAt),
   };
+}
+
+/** The processes of `release` for `app`, with ready counts from the instances that run. */
+export function processViews(app: Pick<App, 'scale' | 'scaledAt'>, release: Release | null, instances: Instance[]): ProcessView[] {
+  if (!release) return [];
+  const manifest = release.manifest as Manifest;
+  return desiredCounts(app, manifest, release.version).map(({ process, count, source }) => {
+    const check = effectiveCheck(manifest, process);
+    const ready = instances.filter(
+      (i) => i.releaseId === release.id && i.process === process && i.desiredState === 'running' && i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy'),
+    ).length;
+    return { process, desired: count, desiredFrom: source, ready, check: check ? describeCheck(check) : null };
+  });
 }
 
 export function endpointView(e: Endpoint, shared: string[], about: { app: string; served: Served }): EndpointView {

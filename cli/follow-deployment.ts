@@ -13,7 +13,13 @@ export async function followDeployment(client: ApiClient, app: string, start: De
   let dep = start;
   let after: number | undefined;
   for (;;) {
-    const { events } = await client.events(app, { deployment: dep.id, ...(after === undefined ? {} : { after }) });
+    const listed = await client.events(app, { deployment: dep.id, ...(after === undefined ? {} : { after }) }).catch(async (err: unknown) => {
+      // The app was deleted under the rollout: the deployment says how it ended.
+      if ((err as { code?: string }).code !== 'E_APP_NOT_FOUND') throw err;
+      return null;
+    });
+    if (listed === null) return client.deployment(dep.id);
+    const { events } = listed;
     for (const e of events) {
       if (e.type !== 'deploy.started') progress(`  ${e.message}`);
       after = e.id;
@@ -35,6 +41,10 @@ export function checkOutcome(dep: DeploymentView, detached: boolean): void {
       });
     case 'superseded':
       throw new CliError('E_DEPLOY_SUPERSEDED', `deployment ${dep.id} was replaced by a newer deploy before it finished`);
+    case 'cancelled':
+      throw new CliError('E_DEPLOY_CANCELLED', `deployment ${dep.id} was cancelled: ${dep.failureReason ?? 'no reason recorded'}`, {
+        hint: `\`pier events --app ${dep.app} --deleted\` shows what happened`,
+      });
     case 'running':
       if (detached) return;
       throw new CliError('E_DEPLOY_PENDING', `stopped waiting; deployment ${dep.id} is still rolling out on the server`, {

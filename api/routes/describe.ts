@@ -11,6 +11,8 @@ import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { readEdges, servedState } from '../served-state.js';
 import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
+import { describeSource, desiredCounts } from '../desired-counts.js';
+import { effectiveCheck } from '../scheduler/readiness-check.js';
 
 // Describe documents are for people and `pier describe --json`; their shapes may grow.
 describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
@@ -37,22 +39,29 @@ export function describeRoutes(deps: ApiDeps) {
     const version = new Map(rels.map((r) => [r.id, r.version]));
     const current = rels.find((r) => r.id === app.currentReleaseId);
     const rows = await db.select().from(instances).where(eq(instances.appId, app.id)).orderBy(desc(instances.createdAt)).limit(50);
-    const processes = Object.entries((current?.manifest as Manifest | undefined)?.processes ?? {}).map(([name, spec]) => {
-      const mine = rows.filter((i) => i.process === name && i.desiredState === 'running');
-      return {
-        process: name,
-        desired: app.scale[name] ?? spec.count,
-        running: mine.filter((i) => i.observedState === 'running').length,
-        ready: mine.filter((i) => i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy')).length,
-        check: spec.check ?? null,
-      };
-    });
+    const manifest = current?.manifest as Manifest | undefined;
+    const processes = current && manifest
+      ? desiredCounts(app, manifest, current.version).map(({ process, count, source }) => {
+          const mine = rows.filter((i) => i.process === process && i.desiredState === 'running');
+          const check = effectiveCheck(manifest, process);
+          return {
+            process,
+            desired: count,
+            desiredFrom: describeSource(source),
+            running: mine.filter((i) => i.observedState === 'running').length,
+            ready: mine.filter((i) => i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy')).length,
+            // The implicit readiness check is shown as such: the manifest declares no check.
+            check: check === null ? null : check.type === 'listen' ? { implicit: true, ...check, restart_threshold: 'never' } : check,
+          };
+        })
+      : [];
     const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
     const recent = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 })).slice(-20);
     return c.json({
       app: app.name,
       release: current ? { version: current.version, image: current.image, imageDigest: current.imageDigest } : null,
       scale: app.scale,
+      scaledAt: app.scaledAt,
       processes,
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,

@@ -18,6 +18,7 @@ import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
 import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
 import type { AppLeases, Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
+import { countsByProcess, desiredCounts } from '../desired-counts.js';
 
 export interface SettleInput {
   db: Db;
@@ -39,6 +40,8 @@ export interface SettleResult {
    * keep the previous release's instances until it does (plan's holdPrevious).
    */
   holdPrevious?: boolean;
+  /** The rollout still runs: look again by its deadline, which nothing else may trigger. */
+  deadline?: Date;
 }
 
 export async function settleDeployment(input: SettleInput): Promise<SettleResult> {
@@ -99,10 +102,9 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   const holdPrevious = pending.length > 0;
 
   // "running" in progress counts instances that are ready: running and passing their check.
-  const desired: Record<string, number> = {};
+  const desired = countsByProcess(desiredCounts(app, manifest, release.version));
   const running: Record<string, number> = {};
-  for (const [process, spec] of Object.entries(manifest.processes)) {
-    desired[process] = app.scale[process] ?? spec.count;
+  for (const process of Object.keys(manifest.processes)) {
     running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id))).length;
   }
   const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;
@@ -135,7 +137,8 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   if (now > dep.deadline) {
     const seconds = Math.round((dep.deadline.getTime() - dep.createdAt.getTime()) / 1000);
     const failing = mine.filter((r) => r.desiredState === 'running' && r.health === 'starting' && r.healthOutput);
-    const checks = failing.map((r) => `${r.id}: ${r.healthOutput}`);
+    // The implicit readiness check's output names its instance already.
+    const checks = failing.map((r) => (r.healthOutput?.includes(r.id) ? (r.healthOutput as string) : `${r.id}: ${r.healthOutput}`));
     if (ready && holdPrevious) {
       // Everything runs, and a live edge still does not serve it at the new settings (so the
       // previous release was kept: it serves on).
@@ -146,7 +149,8 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
     const message =
       `the rollout of v${release.version} timed out after ${seconds} s with ${summary(running)} of ${summary(desired)} ready` +
       (checks.length ? `; failing checks:\n  ${checks.join('\n  ')}` : '');
-    return fail(input, dep, release.version, message, { reason: checks.length ? 'check-failed' : 'timeout', running, desired, checks });
+    const reason = checks.length === 0 ? 'timeout' : checks.every((c) => c.startsWith('nothing listens')) ? 'not-listening' : 'check-failed';
+    return fail(input, dep, release.version, message, { reason, running, desired, checks });
   }
   if (JSON.stringify(dep.progress) !== JSON.stringify({ desired, running })) {
     await input.leases.fenced(input.lease, async (t) => {
@@ -167,7 +171,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
       });
     });
   }
-  return { holdPrevious };
+  return { holdPrevious, deadline: dep.deadline };
 }
 
 async function fail(input: SettleInput, dep: Deployment, version: number, message: string, failure: Record<string, unknown>): Promise<SettleResult> {

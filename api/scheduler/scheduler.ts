@@ -120,7 +120,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   async function resync(): Promise<ResyncResult> {
     const containers = await runtime.list({ [LABELS.installation]: options.installationId });
     const appRows = await db
-      .select({ id: apps.id, currentReleaseId: apps.currentReleaseId, scale: apps.scale, processes: sql<Record<string, { count: number }> | null>`${releases.manifest} -> 'processes'` })
+      .select({ id: apps.id, currentReleaseId: apps.currentReleaseId, deletedAt: apps.deletedAt, scale: apps.scale, processes: sql<Record<string, { count?: number }> | null>`${releases.manifest} -> 'processes'` })
       .from(apps)
       .leftJoin(releases, eq(releases.id, apps.currentReleaseId));
     const rows = await db
@@ -132,6 +132,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         desiredState: instances.desiredState,
         observedState: instances.observedState,
         containerId: instances.containerId,
+        address: instances.address,
       })
       .from(instances)
       .where(or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['starting', 'running'])));

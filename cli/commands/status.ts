@@ -1,8 +1,9 @@
 // `pier status`: what runs, per app: release, last deployment (with its whole failure text),
-// instances with their health, endpoints and whether the edges serve them (and why not); and when
-// instances should run but none does, why.
+// processes (desired count and where it came from, ready, check), instances with their health,
+// endpoints and whether the edges serve them (and why not); and when instances should run but
+// none does, why.
 import { defineCommand } from 'citty';
-import type { EventView, InstanceView, StatusView } from '../../api/views.js';
+import type { EventView, InstanceView, ProcessView, StatusView } from '../../api/views.js';
 import { ApiClient } from '../api-client.js';
 import { loadClientConfig } from '../client-config.js';
 import { printJson, printLine, printTable } from '../output.js';
@@ -39,6 +40,13 @@ function render(s: StatusView, why: string[]): void {
     // The whole reason, last log lines included: it is what explains a failed deploy.
     if (dep.failureReason) for (const line of dep.failureReason.split('\n')) printLine(`  ${line}`);
   }
+  if (s.processes.length) {
+    printLine();
+    printTable(
+      ['PROCESS', 'DESIRED', 'FROM', 'READY', 'CHECK'],
+      s.processes.map((p) => [p.process, p.desired, countSource(p.desiredFrom), p.ready, p.check]),
+    );
+  }
   if (s.endpoints.length) {
     printLine();
     printTable(
@@ -53,14 +61,14 @@ function render(s: StatusView, why: string[]): void {
   }
   printLine();
   printTable(
-    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'PORTS', 'STARTED', 'REASON'],
+    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'ADDRESS', 'STARTED', 'REASON'],
     s.instances.map((i) => [
       i.id,
       i.process,
       `v${i.release}`,
       i.desired === 'running' ? i.state : `${i.state} (stopping)`,
       i.health === 'none' ? '' : i.health,
-      Object.entries(i.hostPorts).map(([c, h]) => `${h}->${c}`).join(','),
+      i.address,
       i.startedAt,
       i.lastReason,
     ]),
@@ -100,6 +108,13 @@ async function latestEvent(client: ApiClient, app: string, type: string): Promis
 function exitText(i: InstanceView): string {
   const reason = i.lastReason ?? (i.lastExitCode !== null ? `exited with code ${i.lastExitCode}` : i.state);
   return reason.split('\n')[0] ?? reason;
+}
+
+/** Where a desired count came from, in a few words (api/desired-counts.ts holds the rule). */
+function countSource(source: ProcessView['desiredFrom']): string {
+  if (source.from === 'manifest') return `manifest v${source.release}`;
+  if (source.from === 'scale') return source.at ? `pier scale ${source.at}` : 'pier scale';
+  return 'default';
 }
 
 function summary(counts: Record<string, number>): string {

@@ -8,6 +8,7 @@ import type { Db } from '../../db/database.js';
 import { apps, orgs, tokens, type TokenScope } from '../../db/schema/index.js';
 import { createApi } from '../../api/app.js';
 import type { ApiEnv } from '../../api/auth.js';
+import { createAppDeleter } from '../../api/app-deleter.js';
 import { createDeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed } from '../../api/edge-feed.js';
 import { createEdgeReports } from '../../api/edge-reports.js';
@@ -41,9 +42,10 @@ export async function createTestApi(t: TestContext): Promise<TestApi> {
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
   const transactions = createTransactions({ db, events });
   const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => void enqueued.push(id) });
+  const deleter = createAppDeleter({ runtime, transactions, onDeleted: (id) => void enqueued.push(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => void enqueued.push(id) });
   let ready = true;
-  const app = createApi({ db, events, runtime, deploys, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready });
+  const app = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready });
   return {
     app,
     db,
