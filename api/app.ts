@@ -1,5 +1,5 @@
-// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness and the state
-// of each dependency, a body limit and a character check in front of every route, and the one
+// The HTTP API: routes under /v1 behind bearer-token auth, /healthz for readiness, the state of
+// each dependency and whether the edges serve what is desired, a body limit and a character check in front of every route, and the one
 // place where errors become `{ "error": { code, message, hint } }` with their status.
 import type { IncomingMessage } from 'node:http';
 import { Hono, type MiddlewareHandler } from 'hono';
@@ -10,11 +10,15 @@ import type { ApiDeps } from './api-deps.js';
 import { authenticate, type ApiEnv } from './auth.js';
 import { controlCharacterProblem, printable } from './control-characters.js';
 import { createDependencyHealth } from './dependency-health.js';
+import { createServingHealth } from './serving-health.js';
 import { classifyDatabaseError } from './database-errors.js';
 import { idempotency } from './idempotency.js';
 import { lingerOnClose } from './lingering-close.js';
 import { isPierError } from './pier-error.js';
 import { invalidCharacters } from './request.js';
+import { createRequestMetrics } from './request-metrics.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { appDeleteRoutes } from './routes/app-delete.js';
 import { appRoutes } from './routes/apps.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
@@ -32,6 +36,9 @@ export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const limit = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  // First, so it sees every answer (a refused body and a 404 too).
+  const requests = createRequestMetrics();
+  app.use('*', requests.middleware);
 
   // Before anything reads the body: a declared length above the limit is refused from the
   // headers alone, a chunked body as soon as it passes the limit. The connection is closed
@@ -59,19 +66,23 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
       docker: () => deps.runtime.ping(),
     },
   });
+  const serving = createServingHealth({ db: deps.db, ttlMs: deps.servingHealthTtlMs });
   app.get('/healthz', async (c) => {
     if (!deps.ready()) return c.json(errorBody('E_NOT_READY', 'the server is starting'), 503);
-    const checks = await dependencies.check();
+    const [checks, served] = await Promise.all([dependencies.check(), serving.check()]);
     const degraded = Object.values(checks).some((d) => d.status !== 'up');
     // 200 either way: the process is alive and serves what it can (the edge goes on), and a
-    // supervisor that restarted it for a dependency's outage would only drop traffic.
-    return c.json({ ok: true, status: degraded ? 'degraded' : 'up', dependencies: checks });
+    // supervisor that restarted it for a dependency's outage would only drop traffic. `status`
+    // says whether the API is up; `serving` whether the edges serve what is desired.
+    return c.json({ ok: true, status: degraded ? 'degraded' : 'up', serving: served, dependencies: checks });
   });
 
   app.route('/', openApiRoutes());
+  app.route('/', metricsRoutes(deps, requests));
   app.use('/v1/*', authenticate(deps.db));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
+  app.route('/v1', appDeleteRoutes(deps));
   app.route('/v1', deployRoutes(deps));
   app.route('/v1', edgeRoutes(deps));
   app.route('/v1', logRoutes(deps));

@@ -1,7 +1,7 @@
 // Bearer-token authentication and scope checks. Only token hashes are stored; a token bound to
 // one app sees every other app as "not found".
 import type { MiddlewareHandler } from 'hono';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, tokens, type App, type TokenScope } from '../db/schema/index.js';
 import { PierError } from './pier-error.js';
@@ -61,20 +61,39 @@ export function requireScope(auth: AuthContext, scope: TokenScope): void {
   }
 }
 
-/** The app named `name` in the token's org, or E_APP_NOT_FOUND (also for apps the token may not see). */
+/** The live app named `name` in the token's org, or E_APP_NOT_FOUND (also for apps the token may not see). */
 export async function findApp(db: Db, auth: AuthContext, name: string): Promise<App> {
   const [app] = await db
     .select()
     .from(apps)
-    .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+    .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
     .limit(1);
   if (!app || (auth.appId !== null && auth.appId !== app.id)) throw appNotFound(name);
+  return app;
+}
+
+/**
+ * For reading an app's record (its events), deleted apps included: by id (`app_…`, live or
+ * deleted), or with `deleted` the most recently deleted app of that name, else the live one.
+ */
+export async function findAppForAudit(db: Db, auth: AuthContext, nameOrId: string, deleted: boolean): Promise<App> {
+  if (!nameOrId.startsWith('app_') && !deleted) return findApp(db, auth, nameOrId);
+  const [app] = await db
+    .select()
+    .from(apps)
+    .where(and(eq(apps.orgId, auth.orgId), nameOrId.startsWith('app_') ? eq(apps.id, nameOrId) : and(eq(apps.name, nameOrId), isNotNull(apps.deletedAt))))
+    .orderBy(desc(apps.deletedAt))
+    .limit(1);
+  if (!app || (auth.appId !== null && auth.appId !== app.id)) {
+    if (!deleted) throw appNotFound(nameOrId);
+    throw new PierError('E_APP_NOT_FOUND', `no deleted app is named "${nameOrId}"`, { status: 404, hint: '`pier apps list --deleted` shows deleted apps and their ids' });
+  }
   return app;
 }
 
 export function appNotFound(name: string): PierError {
   return new PierError('E_APP_NOT_FOUND', `there is no app named "${name}"`, {
     status: 404,
-    hint: '`pier apps list` shows the apps this token can see',
+    hint: '`pier apps list` shows the apps this token can see (`--deleted`: the deleted ones)',
   });
 }

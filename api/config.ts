@@ -14,6 +14,12 @@ export interface ServerConfig {
   databaseUrl: string | undefined;
   dockerSocket: string;
   /**
+   * The Docker network every instance joins (PIER_NETWORK, PIER_NETWORK_SUBNET): a bridge Pier
+   * creates when missing and shares with every installation on the engine. The edge and the
+   * checks reach instances at their address on it; no container port is published on the host.
+   */
+  network: { name: string; subnet: string };
+  /**
    * The edge of `pier server` (all roles): the shared addresses every endpoint is served on, its
    * worker processes, its name in reports (undefined: the host name), drain and TCP I/O.
    */
@@ -26,6 +32,9 @@ export interface ServerConfig {
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
   reconcileConcurrency: number;
 }
+
+export const DEFAULT_NETWORK = 'pier';
+export const DEFAULT_NETWORK_SUBNET = '198.19.0.0/16';
 
 /** The database pool holds 10 connections: reconciles leave at least two to the API. */
 export const MAX_RECONCILE_CONCURRENCY = 8;
@@ -48,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
     dockerSocket: parseDockerHost(env.DOCKER_HOST),
+    network: { name: parseNetworkName(env.PIER_NETWORK), subnet: parseSubnet(env.PIER_NETWORK_SUBNET) },
     edge: {
       ipv4: optionalAddress(env.PIER_EDGE_IPV4, '127.0.0.1'),
       ipv6: optionalAddress(env.PIER_EDGE_IPV6, '::1'),
@@ -61,6 +71,38 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
+}
+
+/** Docker's own rule for network names; `pier` unless set. */
+function parseNetworkName(value: string | undefined): string {
+  if (value === undefined || value === '') return DEFAULT_NETWORK;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(value)) {
+    throw new PierError('E_CONFIG_INVALID', `PIER_NETWORK "${value}" is not a Docker network name`, {
+      status: 400,
+      hint: 'use letters, digits, "_", "." and "-", starting with a letter or digit (default: pier)',
+    });
+  }
+  return value;
+}
+
+/**
+ * An IPv4 range in CIDR form for the network's containers. The default sits in 198.18.0.0/15
+ * (reserved for benchmarking, RFC 2544), which no LAN or cloud network uses.
+ */
+function parseSubnet(value: string | undefined): string {
+  if (value === undefined || value === '') return DEFAULT_NETWORK_SUBNET;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const bits = Number(m?.[5]);
+  const ip = octets.reduce((acc, o) => acc * 256 + o, 0);
+  const size = 2 ** (32 - bits);
+  if (!m || octets.some((o) => o > 255) || !(bits >= 8 && bits <= 28) || ip % size !== 0) {
+    throw new PierError('E_CONFIG_INVALID', `PIER_NETWORK_SUBNET "${value}" is not an IPv4 network in CIDR form`, {
+      status: 400,
+      hint: `use a network address and a prefix from /8 to /28 that no other network on the host uses, e.g. ${DEFAULT_NETWORK_SUBNET} (the default)`,
+    });
+  }
+  return value;
 }
 
 function parseConcurrency(value: string | undefined): number {

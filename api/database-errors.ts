@@ -89,6 +89,16 @@ export function uniqueViolation(err: unknown): string | null {
   return null;
 }
 
+/** The name of the foreign key a write violated, or null when it was not a foreign-key violation. */
+export function foreignKeyViolation(err: unknown): string | null {
+  for (const e of chain(err)) {
+    if (e.code !== '23503') continue;
+    const name = e.constraint_name ?? e.constraint;
+    return typeof name === 'string' ? name : '';
+  }
+  return null;
+}
+
 export function databaseUnavailable(cause?: unknown): PierError {
   const code = cause === undefined ? null : connectionCode(cause);
   return new PierError('E_DATABASE_UNAVAILABLE', `the database is not reachable${code ? ` (${code})` : ''}`, {

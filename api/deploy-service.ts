@@ -1,18 +1,23 @@
 // Creating a deploy: validate the manifest, resolve the image to its digest, then in one
-// transaction lock (or create) the app, check its ports, write release N (or find the identical
-// one) and a deployment, supersede the running one, point the app at the release and sync its
-// endpoints, with every event. The scheduler rolls it out once the transaction has committed.
-// A refused or interrupted deploy leaves nothing behind, not even a new app.
+// transaction lock (or create) the app, write release N (or find the identical one) and a
+// deployment, supersede the running one, point the app at the release and sync its endpoints and
+// the ports they claim, with every event. The scheduler rolls it out once the transaction has
+// committed. A refused or interrupted deploy leaves nothing behind, not even a new app: a port
+// another app holds is refused by the database's constraints (port-claims.ts), so two deploys
+// racing for one port cannot both win.
 import { createHash } from 'node:crypto';
-import { and, desc, eq, inArray, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
+import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
+import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
+import { claimsOf, findConflicts, isClaimViolation, portInUse, releaseUnusedPorts } from './port-claims.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 
@@ -22,6 +27,13 @@ export interface DeployServiceOptions {
   transactions: Transactions;
   /** Asks the scheduler to reconcile the app (called after the commit). */
   enqueue: (appId: string) => void;
+  /**
+   * The app's endpoints changed (a deploy or rollback committed): the edge snapshot must follow
+   * even when the rollout starts nothing (count = 0), or a live edge never reports them.
+   */
+  onRoutesChanged?: (appId: string) => void;
+  /** For what goes wrong after a commit (tidying unused ports); silent without one. */
+  log?: Logger;
 }
 
 export interface DeployResult {
@@ -30,10 +42,13 @@ export interface DeployResult {
   deployment: Deployment;
   /** False when this exact manifest and digest were already deployed: nothing new was started. */
   created: boolean;
+  /** True when the manifest's counts replaced `pier scale` counts (the app scales even when nothing new was created). */
+  rescaled: boolean;
 }
 
 export function createDeployService(options: DeployServiceOptions) {
   const { db, runtime, transactions } = options;
+  const log = options.log ?? pino({ level: 'silent' });
 
   return {
     async deploy(auth: AuthContext, manifest: Manifest, description = ''): Promise<DeployResult> {
@@ -44,30 +59,31 @@ export function createDeployService(options: DeployServiceOptions) {
       const imageDigest = image.repoDigest ?? image.id;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
-      const result = await transactions.run(async (t) => {
+      const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
         const [existing] = await t.tx
           .select()
           .from(apps)
-          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app)))
+          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
           .for('no key update');
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
-        await checkPorts(t.tx, existing?.id ?? null, manifest);
         await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         await t.checkpoint('deploy.versioned');
-        if (latest && latest.configHash === configHash && app.currentReleaseId === latest.id) {
+        const sameRelease = latest !== undefined && latest.configHash === configHash;
+        const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
+        if (latest && sameRelease && app.currentReleaseId === latest.id) {
           const [dep] = await t.tx
             .select()
             .from(deployments)
             .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
             .orderBy(desc(deployments.createdAt))
             .limit(1);
-          if (dep) return { app, release: latest, deployment: dep, created: false };
+          if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
         }
         const release =
-          latest && latest.configHash === configHash
+          latest && sameRelease
             ? latest
             : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
                 manifest,
@@ -78,10 +94,11 @@ export function createDeployService(options: DeployServiceOptions) {
                 createdBy: auth.tokenId,
                 description,
               });
-        const deployment = await startRollout(t, app, release, 'deploy');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
-      });
-      if (result.created) options.enqueue(result.app.id);
+        const deployment = await startRollout(t, counted, release, 'deploy');
+        return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
+      }));
+      if (result.created) options.onRoutesChanged?.(result.app.id);
+      if (result.created || result.rescaled) options.enqueue(result.app.id);
       return result;
     },
 
@@ -98,7 +115,7 @@ export function createDeployService(options: DeployServiceOptions) {
           : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: `name a version: \`pier rollback VERSION --app ${appName}\`` });
       }
       await ensureImage(target);
-      const result = await transactions.run(async (t) => {
+      const result = await claiming(auth, appName, target.manifest as Manifest, () => transactions.run(async (t) => {
         const app = await lockApp(t.tx, found.id, appName);
         await t.checkpoint('rollback.locked');
         const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
@@ -113,8 +130,9 @@ export function createDeployService(options: DeployServiceOptions) {
           rollbackOf: target.version,
         });
         const deployment = await startRollout(t, app, release, 'rollback');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true };
-      });
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
+      }));
+      options.onRoutesChanged?.(result.app.id);
       options.enqueue(result.app.id);
       return result;
     },
@@ -135,7 +153,10 @@ export function createDeployService(options: DeployServiceOptions) {
         }
         const scale = { ...app.scale, ...counts };
         if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
-        const [updated] = await t.tx.update(apps).set({ scale, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+        const now = new Date();
+        // When each count was set, so status and describe can say where a desired count came from.
+        const scaledAt = { ...app.scaledAt, ...Object.fromEntries(Object.keys(counts).filter((p) => counts[p] !== app.scale[p]).map((p) => [p, now.toISOString()])) };
+        const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: now }).where(eq(apps.id, app.id)).returning();
         await t.checkpoint('scale.app');
         await t.record({
           orgId: app.orgId,
@@ -167,7 +188,7 @@ export function createDeployService(options: DeployServiceOptions) {
       .where(and(eq(deployments.appId, app.id), eq(deployments.state, 'running')))
       .returning({ id: deployments.id, releaseId: deployments.releaseId });
     await t.checkpoint('rollout.superseded');
-    const desired = Object.fromEntries(Object.entries(manifest.processes).map(([p, s]) => [p, app.scale[p] ?? s.count]));
+    const desired = countsByProcess(desiredCounts(app, manifest, release.version));
     const [deployment] = await t.tx
       .insert(deployments)
       .values({
@@ -229,9 +250,33 @@ export function createDeployService(options: DeployServiceOptions) {
     return deployment;
   }
 
+  /**
+   * A `count` written in the manifest wins at deploy time: it clears that process's `pier scale`
+   * entry, with an event saying which count replaced which (api/desired-counts.ts).
+   */
+  async function applyManifestCounts(t: Txn, app: App, manifest: Manifest, version: number): Promise<{ app: App; rescaled: boolean }> {
+    const cleared = overridesClearedBy(app, manifest);
+    const names = Object.keys(cleared);
+    if (names.length === 0) return { app, rescaled: false };
+    const scale = Object.fromEntries(Object.entries(app.scale).filter(([p]) => !names.includes(p)));
+    const scaledAt = Object.fromEntries(Object.entries(app.scaledAt).filter(([p]) => !names.includes(p)));
+    const [updated] = await t.tx.update(apps).set({ scale, scaledAt, updatedAt: new Date() }).where(eq(apps.id, app.id)).returning();
+    const what = names.map((p) => `${p}=${cleared[p]?.now} (was ${cleared[p]?.was} from pier scale)`).join(', ');
+    await t.record({
+      orgId: app.orgId,
+      appId: app.id,
+      type: 'app.scaled',
+      reason: 'manifest-count',
+      message: `the manifest of v${version} sets ${what}: a count in pier.toml replaces the pier scale count`,
+      data: { counts: scale, cleared, release: version },
+    });
+    // Only a changed count reschedules anything.
+    return { app: updated ?? { ...app, scale, scaledAt }, rescaled: names.some((p) => cleared[p]?.was !== cleared[p]?.now) };
+  }
+
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
   async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
-    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)));
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)));
     if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
   }
 
@@ -244,7 +289,7 @@ export function createDeployService(options: DeployServiceOptions) {
     const [again] = await t.tx
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name)))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
       .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
@@ -252,7 +297,7 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** The app's row, locked until the transaction ends: changes to one app happen one at a time. */
   async function lockApp(tx: Db, appId: string, name: string): Promise<App> {
-    const [app] = await tx.select().from(apps).where(eq(apps.id, appId)).for('no key update');
+    const [app] = await tx.select().from(apps).where(and(eq(apps.id, appId), isNull(apps.deletedAt))).for('no key update');
     if (!app) throw appNotFound(name);
     return app;
   }
@@ -288,35 +333,24 @@ export function createDeployService(options: DeployServiceOptions) {
   }
 
   /**
-   * A public port belongs to one app, unless every endpoint on it is TLS passthrough with
-   * server names of its own: then the edge routes each connection by its ClientHello.
+   * Runs a change that claims the manifest's ports. When the database refuses a claim (another
+   * app holds the port, or won it in a concurrent deploy), the change is rolled back whole and the
+   * refusal names the holder, read from what is committed now. Afterwards, port modes no claim
+   * uses any more are tidied away.
    */
-  async function checkPorts(tx: Db, appId: string | null, manifest: Manifest): Promise<void> {
-    for (const e of manifest.endpoints) {
-      const others = await tx
-        .select({ endpoint: endpoints })
-        .from(endpoints)
-        .where(appId ? and(eq(endpoints.port, e.port), ne(endpoints.appId, appId)) : eq(endpoints.port, e.port));
-      for (const { endpoint: o } of others) {
-        const shareable = e.tls === 'passthrough' && o.tls === 'passthrough';
-        const clash = e.sni.filter((n) => o.sni.includes(n));
-        const twoDefaults = e.sni_default && o.sniDefault;
-        if (shareable && clash.length === 0 && !twoDefaults) continue;
-        throw new PierError(
-          'E_PORT_IN_USE',
-          shareable
-            ? `port ${e.port} is shared by TLS passthrough endpoints, and ${twoDefaults ? 'another one is already the default' : `the server names ${clash.join(', ')} are already served there`}`
-            : `port ${e.port} is already served for another app`,
-          {
-            status: 409,
-            hint: shareable
-              ? 'use server names no other endpoint on this port serves'
-              : 'choose another port, or make both endpoints tls = "passthrough" with distinct sni names',
-            details: { port: e.port },
-          },
-        );
-      }
+  async function claiming<T>(auth: AuthContext, appName: string, manifest: Manifest, change: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await change();
+    } catch (err) {
+      if (!isClaimViolation(err)) throw err;
+      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
+      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] }));
+      const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
+      throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });
     }
+    await releaseUnusedPorts(db, log);
+    return result;
   }
 
   async function insertRelease(t: Txn, app: App, version: number, values: Omit<typeof releases.$inferInsert, 'id' | 'appId' | 'version'>): Promise<Release> {
@@ -338,3 +372,4 @@ export function createDeployService(options: DeployServiceOptions) {
 }
 
 export type DeployService = ReturnType<typeof createDeployService>;
+

@@ -62,7 +62,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       .innerJoin(apps, eq(apps.id, endpoints.appId))
       .where(only(endpoints.appId));
     const live = await db
-      .select({ id: instances.id, appId: instances.appId, process: instances.process, hostAddress: instances.hostAddress, hostPorts: instances.hostPorts })
+      .select({ id: instances.id, appId: instances.appId, process: instances.process, address: instances.address })
       .from(instances)
       .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['none', 'healthy']), only(instances.appId)));
     const byProcess = new Map<string, typeof live>();
@@ -75,13 +75,17 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     const out = new Map<string, EndpointConfig[]>();
     for (const { endpoint: e, appName } of eps) {
       const entry: EndpointConfig = {
-        id: `${appName}/${e.port}`,
+        // The row's id is unique across orgs; the name is for people (logs, metrics labels).
+        id: e.id,
+        name: `${appName}/${e.port}`,
+        revision: e.revision,
         app: appName,
         bind: bindAddresses(e.bindings, e.port, options.sharedAddresses),
         proxyProtocol: e.proxyProtocol,
+        // The container itself, at its address on Pier's network and the endpoint's target port.
         backends: (byProcess.get(`${e.appId}\0${e.process}`) ?? [])
-          .filter((i) => i.hostAddress && i.hostPorts[String(e.targetPort)])
-          .map((i) => ({ id: i.id, address: i.hostAddress as string, port: i.hostPorts[String(e.targetPort)] as number }))
+          .filter((i) => i.address)
+          .map((i) => ({ id: i.id, address: i.address as string, port: e.targetPort }))
           .sort(byId),
         ...edgeOptions(e),
       };

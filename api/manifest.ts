@@ -62,7 +62,8 @@ const checkSchema = z
 const processSchema = z
   .object({
     cmd: z.array(text()).min(1, 'must hold at least the program to run').optional(),
-    count: z.number().int().min(0).max(100).default(1),
+    /** Instances to run. Left out: what `pier scale` set, else 1 (api/desired-counts.ts). */
+    count: z.number().int().min(0).max(100).optional(),
     env: env.default({}),
     check: checkSchema.optional(),
   })

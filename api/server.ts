@@ -14,16 +14,21 @@ import { nodes, settings } from '../db/schema/index.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
+import { createAppDeleter } from './app-deleter.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
+import { createEdgeReports } from './edge-reports.js';
+import { releaseUnusedPorts } from './port-claims.js';
+import { createServerMetrics } from './server-metrics.js';
 import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
-import type { Runtime } from './runtime/runtime.js';
+import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
+import { joinNetwork } from './scheduler/join-network.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
@@ -37,7 +42,7 @@ export interface RunningServer {
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
-  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed };
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db };
   close(): Promise<void>;
 }
 
@@ -70,17 +75,26 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const database = await openDatabase({
       url: config.databaseUrl,
       dataDir: join(config.dataDir, 'db'),
+      applicationName: `pier-api:${process.pid}`,
       onLocksLost: (why, locks) => log.error({ why, locks }, 'database lock session lost: reconciles of those apps stop and take their locks again'),
     });
     closers.push(() => database.close());
     const { db } = database;
 
     const runtime = overrides.runtime ?? createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
-    await runtime.ping().catch((err: Error) => warnings.push(`${err.message}; deploys will fail until it answers`));
-    const publishAddress = '127.0.0.1';
+    const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
+    const engineUp = await runtime.ping().then(
+      () => true,
+      (err: Error) => {
+        warnings.push(`${err.message}; deploys will fail until it answers`);
+        return false;
+      },
+    );
+    // Made now when the engine answers; else by the first start that finds it missing.
+    if (engineUp) await ensureNetwork(runtime, network, log, warnings);
     await db
       .insert(nodes)
-      .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}`, publishAddress })
+      .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
       .onConflictDoUpdate({ target: nodes.id, set: { endpoint: `unix://${config.dockerSocket}`, lastSeenAt: new Date() } });
 
     const installationId = await installation(db);
@@ -90,6 +104,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
     closers.push(async () => edgeFeed.close());
+    // Another API process on this database (a second server, `--role api`) changes routes this
+    // one never hears of, and its edges follow this feed: a full rebuild each resync interval
+    // catches them (a build that changes nothing publishes nothing).
+    const feedResync = setInterval(() => edgeFeed.refresh(), overrides.resyncMs ?? 10_000);
+    feedResync.unref();
+    closers.push(async () => clearInterval(feedResync));
 
     const reconciler = createReconciler({
       db,
@@ -98,9 +118,14 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log: log.child({ component: 'reconciler' }),
       nodeId: LOCAL_NODE,
       installationId,
-      publishAddress,
-      onRoutesChanged: (appId) => edgeFeed.refresh(appId),
+      network,
+      onRoutesChanged: (appId) => {
+        edgeFeed.refresh(appId);
+        // New instances are probed at once (their readiness gates the rollout and the edge).
+        health.poke();
+      },
     });
+    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats() });
     const scheduler = createScheduler({
       db,
       runtime,
@@ -111,6 +136,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log,
       concurrency: config.reconcileConcurrency,
       resyncMs: overrides.resyncMs,
+      onPass: (seconds, outcome) => metrics.recordPass(seconds, outcome),
     });
     closers.push(() => scheduler.close());
     const health = createHealthMonitor({
@@ -125,10 +151,28 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
-    const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id) });
+    const deploys = createDeployService({
+      db,
+      runtime,
+      transactions,
+      enqueue: (id) => scheduler.enqueue(id),
+      onRoutesChanged: (id) => edgeFeed.refresh(id),
+      log: log.child({ component: 'deploys' }),
+    });
+    const deleter = createAppDeleter({
+      runtime,
+      transactions,
+      onDeleted: (id) => {
+        edgeFeed.refresh(id);
+        scheduler.enqueue(id);
+        // Its claims went with its endpoints; the port modes they used are tidied away.
+        void releaseUnusedPorts(db, log);
+      },
+    });
+    const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>
@@ -143,6 +187,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
+    // Containers started before Pier had its network join it before the edge's first snapshot,
+    // which would otherwise route to none of them until the first reconcile pass.
+    if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
     await edgeFeed.rebuild();
     scheduler.start();
@@ -156,12 +203,29 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
-      internals: { scheduler, edgeFeed },
+      internals: { scheduler, edgeFeed, db },
       close,
     };
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * Pier's network: created or reused. A network of that name that Pier did not make, or a subnet
+ * that collides, stops the start (the operator must choose); an engine error is a warning.
+ */
+async function ensureNetwork(runtime: Runtime, network: NetworkSpec, log: Logger, warnings: string[]): Promise<void> {
+  try {
+    const info = await runtime.ensureNetwork(network);
+    if (info.created) log.info({ network: info.name, subnet: info.subnet }, 'network created');
+    if (info.subnet !== network.subnet) {
+      warnings.push(`the network ${info.name} exists with subnet ${info.subnet ?? 'unknown'}, not ${network.subnet}; instances get addresses from ${info.subnet ?? 'it'}`);
+    }
+  } catch (err) {
+    if (err instanceof PierError && (err.code === 'E_NETWORK_CONFLICT' || err.code === 'E_NETWORK_SUBNET_CONFLICT')) throw err;
+    warnings.push(`${(err as Error).message}; the network ${network.name} is made at the first start`);
   }
 }
 

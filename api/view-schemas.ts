@@ -2,12 +2,21 @@
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
-import type { AppView, DeploymentView, DeployView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
 const counts = z.record(z.string(), z.number());
 
-export const appViewSchema = z.object({ id: z.string(), name: z.string(), currentRelease: z.number().nullable(), createdAt: time });
+export const appViewSchema = z.object({ id: z.string(), name: z.string(), currentRelease: z.number().nullable(), createdAt: time, deletedAt: time.nullable() });
+
+export const appDeletedViewSchema = z.object({
+  app: appViewSchema,
+  instances: z.number().describe('instances told to stop'),
+  ports: z.array(z.number()).describe('public ports freed'),
+  tokensRevoked: z.number(),
+  deploymentsCancelled: z.array(z.string()),
+  containersRemaining: z.number().nullable().describe('containers still on the engine when the wait ended; null when the engine did not answer'),
+});
 
 export const releaseViewSchema = z.object({
   id: z.string(),
@@ -38,8 +47,7 @@ export const instanceViewSchema = z.object({
   state: z.enum(INSTANCE_OBSERVED),
   health: z.string(),
   containerId: z.string().nullable(),
-  hostAddress: z.string().nullable(),
-  hostPorts: counts,
+  address: z.string().nullable().describe("the container's address on Pier's network"),
   restartCount: z.number(),
   lastExitCode: z.number().nullable(),
   lastReason: z.string().nullable(),
@@ -47,12 +55,51 @@ export const instanceViewSchema = z.object({
   stoppedAt: time.nullable(),
 });
 
+export const servedSchema = z.object({
+  state: z.enum(['served', 'failed', 'pending', 'no-edge']),
+  reason: z.string().nullable().describe('why it is not served: the edge, address:port and error'),
+  hint: z.string().nullable(),
+  edges: z.array(
+    z.object({
+      edge: z.string(),
+      name: z.string(),
+      state: z.enum(['serving', 'failed', 'pending']),
+      revision: z.number().nullable(),
+      failures: z.array(z.object({ address: z.string(), port: z.number(), code: z.string(), message: z.string(), retryAt: z.string().nullable() })),
+    }),
+  ),
+});
+
 export const endpointViewSchema = z.object({
+  id: z.string(),
+  name: z.string().describe('app/port'),
   port: z.number(),
   process: z.string(),
   target: z.number(),
   proxyProtocol: z.enum(PROXY_PROTOCOLS),
   addresses: z.array(z.string()),
+  revision: z.number(),
+  served: servedSchema,
+});
+
+export const edgeViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  pid: z.number(),
+  workers: z.number(),
+  io: z.string().nullable(),
+  live: z.boolean(),
+  applied: z.number().nullable(),
+  current: z.boolean(),
+  lastReportAgeSeconds: z.number(),
+  firstSeenAt: time,
+  lastSeenAt: time,
+  lastError: z.string().nullable(),
+  endpoints: z.object({ total: z.number(), serving: z.number(), failed: z.number() }),
+  failures: z.array(
+    z.object({ endpoint: z.string(), name: z.string(), address: z.string(), port: z.number(), code: z.string(), message: z.string(), retryAt: z.string().nullable() }),
+  ),
 });
 
 export const eventViewSchema = z.object({
@@ -66,9 +113,24 @@ export const eventViewSchema = z.object({
   data: z.record(z.string(), z.unknown()),
 });
 
+const countSourceSchema = z.union([
+  z.object({ from: z.literal('manifest'), release: z.number() }),
+  z.object({ from: z.literal('scale'), at: time.nullable() }),
+  z.object({ from: z.literal('default'), release: z.number() }),
+]);
+
+export const processViewSchema = z.object({
+  process: z.string(),
+  desired: z.number(),
+  desiredFrom: countSourceSchema.describe("the manifest's count (that release), `pier scale` (when), or the default of 1"),
+  ready: z.number(),
+  check: z.string().nullable().describe('the check instances run under; the implicit readiness check when the manifest declares none'),
+});
+
 export const statusViewSchema = z.object({
   app: appViewSchema,
   release: releaseViewSchema.nullable(),
+  processes: z.array(processViewSchema),
   deployment: deploymentViewSchema.nullable(),
   instances: z.array(instanceViewSchema),
   endpoints: z.array(endpointViewSchema),
@@ -111,6 +173,7 @@ export function pageSchema<K extends string, T extends z.ZodType>(key: K, item: 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const agree: [
   Same<z.infer<typeof appViewSchema>, AppView>,
+  Same<z.infer<typeof appDeletedViewSchema>, AppDeletedView>,
   Same<z.infer<typeof releaseViewSchema>, ReleaseView>,
   Same<z.infer<typeof deploymentViewSchema>, DeploymentView>,
   Same<z.infer<typeof instanceViewSchema>, InstanceView>,
@@ -122,5 +185,6 @@ const agree: [
   Same<z.infer<typeof logLineViewSchema>, LogLineView>,
   Same<z.infer<typeof execResultViewSchema>, ExecResultView>,
   Same<z.infer<typeof tokenViewSchema>, TokenView>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<z.infer<typeof edgeViewSchema>, EdgeView>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void agree;

@@ -1,11 +1,31 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
+import { desiredCounts, type CountSource } from './desired-counts.js';
+import type { Manifest } from './manifest.js';
+import { describeCheck } from './scheduler/health-probe.js';
+import { effectiveCheck } from './scheduler/readiness-check.js';
+import type { Served } from './served-state.js';
 
 export interface AppView {
   id: string;
   name: string;
   currentRelease: number | null;
   createdAt: string;
+  /** Set once `pier apps delete` deleted it (its events stay readable by its id). */
+  deletedAt: string | null;
+}
+
+/** What `DELETE /v1/apps/:app` did. */
+export interface AppDeletedView {
+  app: AppView;
+  /** Instances told to stop. */
+  instances: number;
+  /** Public ports freed. */
+  ports: number[];
+  tokensRevoked: number;
+  deploymentsCancelled: string[];
+  /** Containers still on the engine when the wait ended: 0 when all are gone, null when the engine did not answer. */
+  containersRemaining: number | null;
 }
 
 export interface ReleaseView {
@@ -37,8 +57,8 @@ export interface InstanceView {
   state: Instance['observedState'];
   health: string;
   containerId: string | null;
-  hostAddress: string | null;
-  hostPorts: Record<string, number>;
+  /** The container's address on Pier's network, where the edge and the checks reach it. */
+  address: string | null;
   restartCount: number;
   lastExitCode: number | null;
   lastReason: string | null;
@@ -47,12 +67,54 @@ export interface InstanceView {
 }
 
 export interface EndpointView {
+  /** The endpoint's id (`ep_…`), as edges report it. */
+  id: string;
+  /** `app/port`, the label edges log it with. */
+  name: string;
   port: number;
   process: string;
   target: number;
   proxyProtocol: Endpoint['proxyProtocol'];
   /** Where the edge serves it, e.g. `127.0.0.1:9000` and `[::1]:9000`. */
   addresses: string[];
+  /** Grows when the settings an edge applies to its listener change. */
+  revision: number;
+  /** What the live edges report: served, failed (with each edge's error), pending, or no-edge. */
+  served: Served;
+}
+
+/** An edge that reported to this API (`GET /v1/edges`). */
+export interface EdgeView {
+  id: string;
+  name: string;
+  version: string;
+  pid: number;
+  workers: number;
+  io: string | null;
+  /** Reported within the last 30 s. */
+  live: boolean;
+  /** The snapshot version every worker serves (null before any). */
+  applied: number | null;
+  /** True when that is this API's current snapshot. */
+  current: boolean;
+  lastReportAgeSeconds: number;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  lastError: string | null;
+  endpoints: { total: number; serving: number; failed: number };
+  /** Endpoints (of apps this token sees) it cannot serve, with the bind error. */
+  failures: EdgeFailureView[];
+}
+
+export interface EdgeFailureView {
+  endpoint: string;
+  /** `app/port`. */
+  name: string;
+  address: string;
+  port: number;
+  code: string;
+  message: string;
+  retryAt: string | null;
 }
 
 export interface EventView {
@@ -66,9 +128,22 @@ export interface EventView {
   data: Record<string, unknown>;
 }
 
+/** A process of the current release: how many should run, why that many, and how many are ready. */
+export interface ProcessView {
+  process: string;
+  desired: number;
+  /** Where `desired` came from: the manifest's `count`, `pier scale` (and when), or the default of 1. */
+  desiredFrom: CountSource;
+  ready: number;
+  /** The check instances run under, in words; the implicit readiness check when the manifest has none. */
+  check: string | null;
+}
+
 export interface StatusView {
   app: AppView;
   release: ReleaseView | null;
+  /** Per process of the current release (empty without one). */
+  processes: ProcessView[];
   deployment: DeploymentView | null;
   instances: InstanceView[];
   endpoints: EndpointView[];
@@ -88,7 +163,7 @@ export interface ErrorBody {
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 export function appView(app: App, currentVersion: number | null): AppView {
-  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString() };
+  return { id: app.id, name: app.name, currentRelease: currentVersion, createdAt: app.createdAt.toISOString(), deletedAt: iso(app.deletedAt) };
 }
 
 export function releaseView(r: Release): ReleaseView {
@@ -118,8 +193,7 @@ export function instanceView(i: Instance, version: number): InstanceView {
     state: i.observedState,
     health: i.health,
     containerId: i.containerId ? i.containerId.slice(0, 12) : null,
-    hostAddress: i.hostAddress,
-    hostPorts: i.hostPorts,
+    address: i.address,
     restartCount: i.restartCount,
     lastExitCode: i.lastExitCode,
     lastReason: i.lastReason,
@@ -128,14 +202,31 @@ export function instanceView(i: Instance, version: number): InstanceView {
   };
 }
 
-export function endpointView(e: Endpoint, shared: string[]): EndpointView {
+/** The processes of `release` for `app`, with ready counts from the instances that run. */
+export function processViews(app: Pick<App, 'scale' | 'scaledAt'>, release: Release | null, instances: Instance[]): ProcessView[] {
+  if (!release) return [];
+  const manifest = release.manifest as Manifest;
+  return desiredCounts(app, manifest, release.version).map(({ process, count, source }) => {
+    const check = effectiveCheck(manifest, process);
+    const ready = instances.filter(
+      (i) => i.releaseId === release.id && i.process === process && i.desiredState === 'running' && i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy'),
+    ).length;
+    return { process, desired: count, desiredFrom: source, ready, check: check ? describeCheck(check) : null };
+  });
+}
+
+export function endpointView(e: Endpoint, shared: string[], about: { app: string; served: Served }): EndpointView {
   const addrs = e.bindings.length ? e.bindings : shared;
   return {
+    id: e.id,
+    name: `${about.app}/${e.port}`,
     port: e.port,
     process: e.process,
     target: e.targetPort,
     proxyProtocol: e.proxyProtocol,
     addresses: addrs.map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)),
+    revision: e.revision,
+    served: about.served,
   };
 }
 

@@ -2,6 +2,7 @@
 // under test once (the edge on each TCP I/O, the bare Node proxy on each, HAProxy, nginx), runs
 // each test round-robin over the targets (A B C D, several rounds), and prints Markdown tables of
 // medians, min/max and same-round ratios to HAProxy, direct and the bare proxy (plus JSON).
+// `--only redis` runs only the Redis benchmark (bench/redis.ts: Pier, Docker, redis-benchmark).
 
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,7 +15,8 @@ import { reconfigUnderLoad, type ReconfigResult } from './reconfig.js';
 import type { TcpIoMode } from '../proxy/tcp-io/tcp-io.js';
 import { costTable, record, rows, table, type Samples } from './summary.js';
 import { directTarget, startTarget, type Target } from './targets.js';
-import { checkTools, versions } from './tools.js';
+import { runRedisBench, redisTable, type RedisOptions, type RedisResult } from './redis.js';
+import { checkTools, run, versions } from './tools.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -28,6 +30,7 @@ const { values: flags } = parseArgs({
     'pp-pairs': { type: 'string' },
     json: { type: 'string' },
     'port-base': { type: 'string', default: '31000' },
+    requests: { type: 'string' },
   },
 });
 const rounds = Number(flags.rounds ?? (flags.quick ? 2 : 5));
@@ -42,6 +45,19 @@ const ioModes = flags.io.split(',') as TcpIoMode[];
 const ppPairs = Number(flags['pp-pairs'] ?? (flags.quick ? 2 : 4));
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const loadBefore = loadAverage();
+const redisOptions: RedisOptions = { rounds, requests: Number(flags.requests ?? (flags.quick ? 50_000 : 200_000)), clients: 50 };
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+if (only !== null && only.size === 1 && only.has('redis')) {
+  // The Redis run needs Docker, redis-benchmark and HAProxy only, not the other tools.
+  const result = await runRedisBench(redisOptions, log);
+  const machine = { node: process.version, redis: (await run('redis-benchmark', ['--version']).catch(() => ({ stdout: 'missing' }))).stdout.trim(), haproxy: (await run('sh', ['-c', 'haproxy -v | head -n1']).catch(() => ({ stdout: 'missing' }))).stdout.trim() };
+  process.stdout.write(
+    [`## Run: ${new Date().toISOString()}, redis`, '', '```', ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`), `load average (1, 5, 15 min): ${loadBefore} before, ${loadAverage()} after`, '```', '', redisTable(result, redisOptions)].join('\n'),
+  );
+  if (flags.json !== undefined) await writeFile(flags.json, `${JSON.stringify({ machine, redis: result, options: redisOptions }, null, 2)}\n`);
+  process.exit(0);
+}
 
 await checkTools();
 const machine = await versions();
@@ -51,6 +67,7 @@ const dir = await mkdtemp(join(tmpdir(), 'pier-bench-'));
 const samples: Samples = new Map();
 const stoppers: (() => Promise<void>)[] = [];
 let reconfig: ReconfigResult | undefined;
+let redis: RedisResult | undefined;
 try {
   const backends = await startBackends(dir, base, '0');
   stoppers.push(() => backends.stop());
@@ -125,6 +142,7 @@ try {
     reconfig = await reconfigUnderLoad(dir, base + 700, backends.ports.echo, backends.echo2, changes);
     process.stderr.write(`  ${JSON.stringify(reconfig)}\n`);
   }
+  if (wanted('redis')) redis = await runRedisBench(redisOptions, log);
 } finally {
   for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
@@ -175,8 +193,9 @@ if (reconfig !== undefined) {
     '',
   );
 }
+if (redis !== undefined) out.push(redisTable(redis, redisOptions));
 process.stdout.write(`${out.join('\n')}\n`);
 if (flags.json !== undefined) {
   const raw = Object.fromEntries([...samples].map(([k, m]) => [k, Object.fromEntries(m)]));
-  await writeFile(flags.json, `${JSON.stringify({ machine, rounds, seconds, idleCount, samples: raw, reconfig }, null, 2)}\n`);
+  await writeFile(flags.json, `${JSON.stringify({ machine, rounds, seconds, idleCount, samples: raw, reconfig, redis }, null, 2)}\n`);
 }

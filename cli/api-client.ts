@@ -1,6 +1,6 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppView, DeployView, DeploymentView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -30,9 +30,14 @@ export interface CreateTokenRequest {
 export class ApiClient {
   constructor(private readonly config: ClientConfig) {}
 
-  /** Every app this token can see (all pages). */
-  async listApps(): Promise<{ apps: AppView[] }> {
-    return { apps: await this.all<AppView>('/v1/apps', 'apps') };
+  /** Every app this token can see (all pages); with `deleted`, the deleted ones instead. */
+  async listApps(options: { deleted?: boolean } = {}): Promise<{ apps: AppView[] }> {
+    return { apps: await this.all<AppView>(options.deleted ? '/v1/apps?deleted=true' : '/v1/apps', 'apps') };
+  }
+
+  /** Deletes the app and waits up to `waitSeconds` for its containers to be gone. */
+  deleteApp(app: string, waitSeconds: number): Promise<AppDeletedView> {
+    return this.request('DELETE', `/v1/apps/${encodeURIComponent(app)}?wait=${waitSeconds}`);
   }
 
   status(app: string): Promise<StatusView> {
@@ -75,6 +80,11 @@ export class ApiClient {
     return this.request('GET', '/v1/tokens/current');
   }
 
+  /** The edges that reported to the API, live or not, and the API's current snapshot version. */
+  edges(): Promise<{ edges: EdgeView[]; snapshotVersion: number }> {
+    return this.request('GET', '/v1/edges');
+  }
+
   /** GET a describe document: its shape is documented in docs/api.md. */
   describe(path: string): Promise<Record<string, unknown>> {
     return this.request('GET', path);
@@ -84,10 +94,12 @@ export class ApiClient {
     return this.request('GET', `/v1/deployments/${encodeURIComponent(id)}`);
   }
 
-  events(app: string, query: { after?: number; deployment?: string } = {}): Promise<{ events: EventView[] }> {
+  /** `app` is a name (the live app, or with `deleted` the last deleted one) or an app id. */
+  events(app: string, query: { after?: number; deployment?: string; deleted?: boolean } = {}): Promise<{ events: EventView[] }> {
     const q = new URLSearchParams();
     if (query.after !== undefined) q.set('after', String(query.after));
     if (query.deployment) q.set('deployment', query.deployment);
+    if (query.deleted) q.set('deleted', 'true');
     const qs = q.size ? `?${q}` : '';
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events${qs}`);
   }
@@ -175,7 +187,7 @@ export class ApiClient {
     const items: T[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 1000; page++) {
-      const body: Record<string, unknown> = await this.request('GET', cursor ? `${path}?cursor=${encodeURIComponent(cursor)}` : path);
+      const body: Record<string, unknown> = await this.request('GET', cursor ? `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}` : path);
       items.push(...((body[key] as T[] | undefined) ?? []));
       cursor = typeof body.next_cursor === 'string' ? body.next_cursor : null;
       if (!cursor) break;

@@ -31,6 +31,7 @@ export const main = defineCommand({
     login: () => import('./commands/login.js').then((m) => m.default),
     completion: () => import('./commands/completion.js').then((m) => m.default),
     edge: () => import('./commands/edge.js').then((m) => m.default),
+    edges: () => import('./commands/edges.js').then((m) => m.default),
   },
 });
 

@@ -11,9 +11,21 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
+/** The lock session as /metrics shows it. */
+export interface LockSessionStatus {
+  kind: 'postgres' | 'local';
+  /** The session answered a probe just now (always true in-process). */
+  up: boolean;
+  held: number;
+  /** Times the session was lost (every lock on it with it) since the server started. */
+  losses: number;
+}
+
 export interface AdvisoryLocks {
   /** Takes the lock without waiting: null when another server, or this one, already holds it. */
   tryLock(key: string): Promise<HeldLock | null>;
+  /** Probes the session (within a second) and counts the locks held. */
+  status(): Promise<LockSessionStatus>;
   /** Releases every lock and closes the session. */
   close(): Promise<void>;
 }
@@ -140,6 +152,18 @@ export function createPostgresLocks(options: PostgresLocksOptions): AdvisoryLock
         },
       };
     },
+    async status() {
+      const up =
+        !closed &&
+        (await Promise.race([
+          client`select 1`.then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref()),
+        ]));
+      return { kind: 'postgres', up, held: held.size, losses: generation };
+    },
     async close() {
       closed = true;
       lose('the server is stopping');
@@ -163,6 +187,9 @@ export function createLocalLocks(): AdvisoryLocks {
           if (held.get(key) === controller) held.delete(key);
         },
       };
+    },
+    async status() {
+      return { kind: 'local', up: true, held: held.size, losses: 0 };
     },
     async close() {
       for (const [key, c] of held) c.abort(new LockLostError(key, 'the server is stopping'));

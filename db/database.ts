@@ -18,6 +18,8 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Told when the lock session is lost with locks held (PostgreSQL only). */
   onLocksLost?: (why: string, locks: number) => void;
+  /** The query pool's application_name on PostgreSQL, so /metrics can find its sessions. */
+  applicationName?: string;
 }
 
 export interface Database {
@@ -25,6 +27,8 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   /** Named cross-process locks; on PostgreSQL they never take a connection from the pool. */
   locks: AdvisoryLocks;
+  /** The query pool: its size, and the application_name of its sessions (null on PGlite). */
+  pool: { max: number; applicationName: string | null };
   close(): Promise<void>;
 }
 
@@ -58,7 +62,12 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
   // A connection that does not come up in 10 s is given up (default 30 s): the request waiting
   // for it fails while the server is unreachable instead of hanging.
-  const client = postgres(url, { ...CLIENT_OPTIONS, max: POOL_SIZE, connect_timeout: 10 });
+  const client = postgres(url, {
+    ...CLIENT_OPTIONS,
+    max: POOL_SIZE,
+    connect_timeout: 10,
+    ...(options.applicationName ? { connection: { application_name: options.applicationName } } : {}),
+  });
   const db = drizzle(client, { schema });
   try {
     await migrate(db, { migrationsFolder });
@@ -87,6 +96,7 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     db: db as unknown as Db,
     kind: 'postgres',
     locks,
+    pool: { max: POOL_SIZE, applicationName: options.applicationName ?? null },
     async close() {
       await locks.close().catch(() => undefined);
       await client.end({ timeout: 5 });
@@ -113,6 +123,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     db: db as unknown as Db,
     kind: 'pglite',
     locks,
+    pool: { max: 1, applicationName: null },
     async close() {
       await locks.close();
       await client.close();

@@ -1,18 +1,23 @@
 // Read routes of an app: list, status, releases, instances, endpoints, events. Lists are paged
 // with `limit` and an opaque `cursor` (api/cursor.ts).
 import { Hono } from 'hono';
-import { and, asc, desc, eq, gt, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
-import { findApp, requireScope, type ApiEnv } from '../auth.js';
+import { findApp, findAppForAudit, requireScope, type ApiEnv } from '../auth.js';
 import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
+import { readEdges, servedState } from '../served-state.js';
 import { appViewSchema, endpointViewSchema, eventViewSchema, instanceViewSchema, pageSchema, releaseViewSchema, statusViewSchema } from '../view-schemas.js';
-import { appView, deploymentView, endpointView, eventView, instanceView, releaseView, type StatusView } from '../views.js';
+import { appView, deploymentView, endpointView, eventView, instanceView, processViews, releaseView, type StatusView } from '../views.js';
 
-const appsQuery = pageQuery(100, 1000);
+const deletedFlag = z
+  .enum(['true', 'false'])
+  .default('false')
+  .transform((v) => v === 'true');
+const appsQuery = pageQuery(100, 1000).extend({ deleted: deletedFlag.describe('true: the deleted apps (tombstones) instead, by name') });
 const releasesQuery = pageQuery(100, 1000);
 const instancesQuery = pageQuery(100, 500);
 const eventsQuery = pageQuery(100, 1000).extend({
@@ -20,6 +25,7 @@ const eventsQuery = pageQuery(100, 1000).extend({
   type: z.string().optional(),
   instance: z.string().optional(),
   deployment: z.string().optional(),
+  deleted: deletedFlag.describe('true: the events of the most recently deleted app of that name (an app id `app_…` works without it)'),
 });
 
 describeRoute({ method: 'get', path: '/v1/apps', scope: 'read', summary: 'The apps this token can see, by name', query: appsQuery, response: pageSchema('apps', appViewSchema) });
@@ -49,12 +55,12 @@ describeRoute({
   response: pageSchema('instances', instanceViewSchema),
   errors: [404],
 });
-describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints', scope: 'read', summary: "An app's endpoints and where the edge serves them", response: z.object({ endpoints: z.array(endpointViewSchema) }), errors: [404] });
+describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints', scope: 'read', summary: "An app's endpoints, where the edge serves them, and whether the live edges serve them (served / failed with each edge's error / pending / no-edge)", response: z.object({ endpoints: z.array(endpointViewSchema) }), errors: [404] });
 describeRoute({
   method: 'get',
   path: '/v1/apps/:app/events',
   scope: 'read',
-  summary: "An app's events, oldest first",
+  summary: "An app's events, oldest first; a deleted app's by its id (`app_…`), or by name with deleted=true",
   query: eventsQuery,
   response: pageSchema('events', eventViewSchema),
   errors: [404],
@@ -68,11 +74,29 @@ export function appRoutes(deps: ApiDeps) {
     const auth = c.get('auth');
     requireScope(auth, 'read');
     const q = parseQuery(appsQuery, c.req.query());
+    if (q.deleted) {
+      // Tombstones by name; one name may have been deleted several times, so the id breaks ties.
+      const gone = decodeCursor(q.cursor, z.object({ name: z.string(), id: z.string() }));
+      const rows = await db
+        .select()
+        .from(apps)
+        .where(
+          and(
+            eq(apps.orgId, auth.orgId),
+            isNotNull(apps.deletedAt),
+            auth.appId ? eq(apps.id, auth.appId) : undefined,
+            gone ? or(gt(apps.name, gone.name), and(eq(apps.name, gone.name), gt(apps.id, gone.id))) : undefined,
+          ),
+        )
+        .orderBy(asc(apps.name), asc(apps.id))
+        .limit(q.limit);
+      return c.json({ apps: rows.map((a) => appView(a, null)), next_cursor: nextCursor(rows, q.limit, (a) => ({ name: a.name, id: a.id })) });
+    }
     const after = decodeCursor(q.cursor, z.object({ name: z.string() }));
     const rows = await db
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), auth.appId ? eq(apps.id, auth.appId) : undefined, after ? gt(apps.name, after.name) : undefined))
+      .where(and(eq(apps.orgId, auth.orgId), isNull(apps.deletedAt), auth.appId ? eq(apps.id, auth.appId) : undefined, after ? gt(apps.name, after.name) : undefined))
       .orderBy(asc(apps.name))
       .limit(q.limit);
     const versions = await versionsOf(rows.map((a) => a.currentReleaseId).filter((id): id is string => id !== null));
@@ -124,13 +148,16 @@ export function appRoutes(deps: ApiDeps) {
   r.get('/apps/:app/endpoints', async (c) => {
     const app = await readable(c.get('auth'), c.req.param('app'));
     const rows = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
-    return c.json({ endpoints: rows.map((e) => endpointView(e, deps.sharedAddresses)) });
+    const seen = await readEdges(db);
+    return c.json({ endpoints: rows.map((e) => endpointView(e, deps.sharedAddresses, { app: app.name, served: servedState(e, seen) })) });
   });
 
   r.get('/apps/:app/events', async (c) => {
     const auth = c.get('auth');
-    const app = await readable(auth, c.req.param('app'));
+    requireScope(auth, 'read');
     const q = parseQuery(eventsQuery, c.req.query());
+    // Events outlive their app: a deleted one is read by its id, or by name with deleted=true.
+    const app = await findAppForAudit(db, auth, c.req.param('app'), q.deleted);
     const cursor = decodeCursor(q.cursor, z.object({ id: z.number().int().min(0) }));
     const afterId = Math.max(q.after ?? -1, cursor?.id ?? -1);
     const rows = await deps.events.list({
@@ -165,12 +192,14 @@ export function appRoutes(deps: ApiDeps) {
     const where = and(eq(instances.appId, app.id), or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['running', 'starting'])));
     const inst = await db.select().from(instances).where(where).orderBy(desc(instances.createdAt)).limit(200);
     const eps = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
+    const seen = eps.length ? await readEdges(db) : [];
     return {
       app: appView(app, current?.version ?? null),
       release: current ? releaseView(current) : null,
+      processes: processViews(app, current, inst),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: inst.map((i) => instanceView(i, version.get(i.releaseId) ?? 0)),
-      endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses)),
+      endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses, { app: app.name, served: servedState(e, seen) })),
     };
   }
 

@@ -9,13 +9,23 @@ import { findDeployment } from '../find-deployment.js';
 import type { Manifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
+import { readEdges, servedState } from '../served-state.js';
 import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
+import { describeSource, desiredCounts } from '../desired-counts.js';
+import { effectiveCheck } from '../scheduler/readiness-check.js';
 
 // Describe documents are for people and `pier describe --json`; their shapes may grow.
 describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/instances/:id', scope: 'read', summary: 'Explain an instance: its state, health output, container (exit code, OOM), last log lines and events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/deployments/:id/describe', scope: 'read', summary: 'Explain a deployment: its state, failure, strategy, deadline and events', response: { type: 'object' }, errors: [404] });
-describeRoute({ method: 'get', path: '/v1/apps/:app/endpoints/:port', scope: 'read', summary: 'Explain an endpoint: where it is served and the backends the edge has for it', response: { type: 'object' }, errors: [404] });
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/endpoints/:port',
+  scope: 'read',
+  summary: 'Explain an endpoint: where it is served, whether each live edge serves it (or why not), the backends the edge has for it, and its recent events',
+  response: { type: 'object' },
+  errors: [404],
+});
 
 export function describeRoutes(deps: ApiDeps) {
   const { db } = deps;
@@ -29,22 +39,29 @@ export function describeRoutes(deps: ApiDeps) {
     const version = new Map(rels.map((r) => [r.id, r.version]));
     const current = rels.find((r) => r.id === app.currentReleaseId);
     const rows = await db.select().from(instances).where(eq(instances.appId, app.id)).orderBy(desc(instances.createdAt)).limit(50);
-    const processes = Object.entries((current?.manifest as Manifest | undefined)?.processes ?? {}).map(([name, spec]) => {
-      const mine = rows.filter((i) => i.process === name && i.desiredState === 'running');
-      return {
-        process: name,
-        desired: app.scale[name] ?? spec.count,
-        running: mine.filter((i) => i.observedState === 'running').length,
-        ready: mine.filter((i) => i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy')).length,
-        check: spec.check ?? null,
-      };
-    });
+    const manifest = current?.manifest as Manifest | undefined;
+    const processes = current && manifest
+      ? desiredCounts(app, manifest, current.version).map(({ process, count, source }) => {
+          const mine = rows.filter((i) => i.process === process && i.desiredState === 'running');
+          const check = effectiveCheck(manifest, process);
+          return {
+            process,
+            desired: count,
+            desiredFrom: describeSource(source),
+            running: mine.filter((i) => i.observedState === 'running').length,
+            ready: mine.filter((i) => i.observedState === 'running' && (i.health === 'none' || i.health === 'healthy')).length,
+            // The implicit readiness check is shown as such: the manifest declares no check.
+            check: check === null ? null : check.type === 'listen' ? { implicit: true, ...check, restart_threshold: 'never' } : check,
+          };
+        })
+      : [];
     const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
     const recent = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 })).slice(-20);
     return c.json({
       app: app.name,
       release: current ? { version: current.version, image: current.image, imageDigest: current.imageDigest } : null,
       scale: app.scale,
+      scaledAt: app.scaledAt,
       processes,
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
@@ -96,12 +113,27 @@ export function describeRoutes(deps: ApiDeps) {
     const [ep] = await db.select().from(endpoints).where(and(eq(endpoints.appId, app.id), eq(endpoints.port, port)));
     if (!ep) throw new PierError('E_ENDPOINT_NOT_FOUND', `${app.name} has no endpoint on port ${c.req.param('port')}`, { status: 404, hint: `\`pier status --app ${app.name}\` lists its endpoints` });
     const snapshot = deps.edgeFeed.current();
-    const served = snapshot.endpoints.find((e) => e.id === `${app.name}/${port}`);
+    const inSnapshot = snapshot.endpoints.find((e) => e.id === ep.id);
+    const seen = await readEdges(db);
+    const view = endpointView(ep, deps.sharedAddresses, { app: app.name, served: servedState(ep, seen) });
+    // What each live edge does with its backends: ejected ones and their last error.
+    const reported = seen.filter((e) => e.live).flatMap((e) => e.report.backends.filter((b) => b.endpoint === ep.id).map((b) => ({ edge: e.name, ...b })));
+    const events = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 }))
+      .filter((e) => e.type.startsWith('endpoint.') || e.type.startsWith('backend.'))
+      .filter((e) => e.data.endpoint === ep.id || e.data.port === ep.port || e.type === 'endpoint.changed')
+      .slice(-20);
     return c.json({
       app: app.name,
-      endpoint: endpointView(ep, deps.sharedAddresses),
+      endpoint: view,
+      served: view.served.state,
+      reason: view.served.reason,
+      hint: view.served.hint,
       edgeVersion: snapshot.version,
-      backends: served?.backends ?? [],
+      backends: (inSnapshot?.backends ?? []).map((b) => {
+        const seenBy = reported.filter((r) => r.id === b.id);
+        return { ...b, ejectedBy: seenBy.filter((r) => r.ejected).map((r) => ({ edge: r.edge, connectFailures: r.connectFailures, lastError: r.lastError ?? null })) };
+      }),
+      events: events.map(eventView),
     });
   });
 

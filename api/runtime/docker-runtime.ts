@@ -10,13 +10,14 @@ import { createEngineErrors, dockerMessage, isConnectionError, statusOf } from '
 import { DOCKER_EVENT_TYPES, parseDockerEvent } from './docker-event.js';
 import { createDockerExec } from './docker-exec.js';
 import { createDockerLogs } from './docker-logs.js';
+import { containerAddresses, createDockerNetworks, networkNotFound } from './docker-network.js';
 import { readJsonLines } from './json-lines.js';
+import { connectTcp } from './tcp-connect.js';
 import {
   LABELS,
   type ContainerInfo,
   type ContainerSpec,
   type ContainerState,
-  type PublishedPort,
   type PullPolicy,
   type ResolvedImage,
   type Runtime,
@@ -47,6 +48,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const { unavailable, engineError } = errors;
   const { logs, streamLogs } = createDockerLogs(docker, errors);
   const { exec, execInteractive } = createDockerExec(docker, errors);
+  const { ensureNetwork, connectNetwork } = createDockerNetworks(docker, errors);
 
   const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
     new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
@@ -153,15 +155,14 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       return { reference, id: info.Id, repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []) };
     },
 
+    ensureNetwork,
+    connectNetwork,
+
+    async connect(address, port, options) {
+      return connectTcp(address, port, options.timeoutMs);
+    },
+
     async run(spec: ContainerSpec): Promise<string> {
-      const exposed: Record<string, object> = {};
-      const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-      for (const port of spec.ports) {
-        const key = `${port.container}/tcp`;
-        exposed[key] = {};
-        // An empty HostPort lets the engine pick a free one; the scheduler reads it back via inspect.
-        (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: '' });
-      }
       let id: string;
       try {
         const container = await docker.createContainer({
@@ -170,12 +171,13 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
           ...(spec.cmd === undefined ? {} : { Cmd: spec.cmd }),
           Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
           Labels: spec.labels,
-          ExposedPorts: exposed,
           HostConfig: {
-            PortBindings: bindings,
+            // Nothing is published: the edge and the checks reach the container on this network.
+            ...(spec.network === undefined ? {} : { NetworkMode: spec.network }),
             // Swap equal to memory: the limit is a hard one, so exceeding it is a visible OOM kill.
             ...(spec.memoryBytes === undefined ? {} : { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes }),
           },
+          ...(spec.network === undefined ? {} : { NetworkingConfig: { EndpointsConfig: { [spec.network]: {} } } }),
         });
         id = container.id;
       } catch (err) {
@@ -187,6 +189,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
             cause: err,
           });
         }
+        if (status === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
         if (status === 404) throw imageNotFound(spec.image, 'it is not on the engine; resolve it first', err);
         throw engineError(err, `create container ${spec.name}`);
       }
@@ -195,6 +198,8 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       } catch (err) {
         if (isConnectionError(err)) throw unavailable(err);
         await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed start failed'));
+        // The engine checks the network at start, not at create.
+        if (statusOf(err) === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
         throw new PierError('E_CONTAINER_START', `container ${spec.name} failed to start: ${dockerMessage(err)}`, {
           status: 422,
           hint: 'check the command and the image: the executable must exist in the image',
@@ -257,21 +262,8 @@ function toContainerInfo(info: Docker.ContainerInspectInfo): ContainerInfo {
     error: info.State.Error ? info.State.Error : null,
     startedAt: dockerTime(info.State.StartedAt),
     finishedAt: dockerTime(info.State.FinishedAt),
-    ports: publishedPorts(info.NetworkSettings.Ports),
+    networks: state === 'running' || state === 'paused' ? containerAddresses(info.NetworkSettings) : {},
   };
-}
-
-function publishedPorts(ports: Docker.PortMap | null | undefined): PublishedPort[] {
-  const out: PublishedPort[] = [];
-  for (const [key, bindings] of Object.entries(ports ?? {})) {
-    const [port, proto] = key.split('/');
-    if (proto !== 'tcp' || !Array.isArray(bindings)) continue;
-    for (const b of bindings as { HostIp: string; HostPort: string }[]) {
-      const hostPort = Number(b.HostPort);
-      if (Number.isInteger(hostPort) && hostPort > 0) out.push({ container: Number(port), hostIp: b.HostIp, hostPort });
-    }
-  }
-  return out;
 }
 
 /** Docker writes "0001-01-01T00:00:00Z" for a time that has not happened. */

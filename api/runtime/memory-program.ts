@@ -12,7 +12,15 @@ export interface ProgramIO {
   files: Map<string, string>;
   /** The container's memory limit, if any: a program that eats memory is OOM-killed. */
   memoryBytes: number | undefined;
+  /**
+   * A server program listens on a port of the container until it ends: what connections to the
+   * container's address then meet (an echo, an HTTP answer, or a sink). Absent in an exec.
+   */
+  listen?: (port: number, kind: ListenKind) => () => void;
 }
+
+/** What answers on a port: `nc -l … -e cat` echoes, `httpd` answers GET, other `nc -l` reads only. */
+export type ListenKind = 'echo' | 'http' | 'sink';
 
 export interface Outcome {
   exitCode: number;
@@ -59,10 +67,17 @@ async function applet(words: string[], io: ProgramIO, out: 'stdout' | 'stderr'):
       await wait(Number(args[0] ?? 0) * 1000, io.signal);
       return { exitCode: 0 };
     case 'nc':
-    case 'httpd':
-      // Servers run until they are stopped.
-      await wait(Infinity, io.signal);
+    case 'httpd': {
+      // Servers run until they are stopped, listening where busybox would.
+      const listening = listenerOf(name, args);
+      const stop = listening && io.listen ? io.listen(listening.port, listening.kind) : () => undefined;
+      try {
+        await wait(Infinity, io.signal);
+      } finally {
+        stop();
+      }
       return { exitCode: 0 };
+    }
     case 'tail':
       if (args.includes('/dev/zero')) {
         // Reads a line that never ends into memory: with a limit it is OOM-killed, as on Docker.
@@ -105,6 +120,22 @@ async function applet(words: string[], io: ProgramIO, out: 'stdout' | 'stderr'):
       io.print('stderr', `sh: ${name}: not found`);
       return { exitCode: 127 };
   }
+}
+
+/** The port a busybox `nc -l[l|k] -p PORT [-e cat]` or `httpd [-p [IP:]PORT]` listens on, or null (a client). */
+function listenerOf(name: string, args: string[]): { port: number; kind: ListenKind } | null {
+  const value = (flag: string): string | undefined => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  if (name === 'httpd') {
+    const p = Number((value('-p') ?? '80').split(':').at(-1));
+    return Number.isInteger(p) && p > 0 ? { port: p, kind: 'http' } : null;
+  }
+  if (!args.some((a) => /^-[a-z]*l/.test(a))) return null;
+  const p = Number(value('-p') ?? args.find((a) => /^\d+$/.test(a)));
+  if (!Number.isInteger(p) || p <= 0) return null;
+  return { port: p, kind: value('-e') === 'cat' ? 'echo' : 'sink' };
 }
 
 async function script(text: string, io: ProgramIO): Promise<Outcome> {

@@ -1,13 +1,17 @@
 // A Runtime that keeps its containers in memory and behaves like the Docker one: names are unique,
 // containers start after a latency, run busybox-like commands (memory-program.ts), exit with codes,
-// crash, get OOM-killed under a memory limit, write logs, answer exec, publish ports (numbers
-// only: nothing listens) and emit events. For fast tests of the scheduler and for benchmarks;
+// crash, get OOM-killed under a memory limit, write logs, answer exec, join networks with an
+// address each, answer connections where their programs listen (memory-network.ts; no socket is
+// opened) and emit events. For fast tests of the scheduler and for benchmarks;
 // `pier server` runs on Docker. test/api/runtime/runtime-contract.ts holds both to one contract.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { PierError } from '../pier-error.js';
-import { runProgram, startError } from './memory-program.js';
+import { connectError, createMemoryNetworks, virtualConnection } from './memory-network.js';
+import { runProgram, startError, type ListenKind } from './memory-program.js';
+import type { Duplex } from 'node:stream';
 import type {
+  ConnectOptions,
   ContainerInfo,
   ContainerSpec,
   ContainerState,
@@ -42,6 +46,8 @@ export interface MemoryRuntime extends Runtime {
   setAvailable(up: boolean): void;
   /** Successful run() calls per container name, to prove nothing was started twice. */
   runs(): Map<string, number>;
+  /** A network made by someone else (no Pier label), as a test of E_NETWORK_CONFLICT needs. */
+  addForeignNetwork(name: string, subnet: string): void;
 }
 
 interface Container {
@@ -53,6 +59,10 @@ interface Container {
   process: AbortController | null;
   /** Resolves when the process has ended (state no longer running). */
   ended: Promise<void> | null;
+  /** Ports its program listens on now. */
+  listening: Map<number, ListenKind>;
+  /** Open connections to it, reset when it stops. */
+  connections: Set<Duplex>;
 }
 
 const DOCKER_SOCKET_WORDS = 'the in-memory engine';
@@ -65,7 +75,7 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
   emitter.setMaxListeners(0);
   const runCount = new Map<string, number>();
   let available = true;
-  let nextPort = 32768;
+  const networks = createMemoryNetworks();
 
   const unavailable = () =>
     new PierError('E_RUNTIME_UNAVAILABLE', `Docker is not reachable at ${DOCKER_SOCKET_WORDS}`, {
@@ -105,16 +115,29 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
     if (c.info.state !== 'running') return;
     c.process?.abort(new Error('process ended'));
     c.process = null;
-    c.info = { ...c.info, state: 'exited', exitCode, oomKilled: oom, finishedAt: new Date() };
+    disconnect(c);
+    c.info = { ...c.info, state: 'exited', exitCode, oomKilled: oom, finishedAt: new Date(), networks: {} };
     if (oom) emit(c, 'oom');
     emit(c, 'die', { exitCode });
     emitter.emit(`end:${c.info.id}`);
   }
 
+  /** The engine frees a stopped container's addresses, and its connections end with it. */
+  function disconnect(c: Container): void {
+    for (const [name, address] of Object.entries(c.info.networks)) networks.release(name, address);
+    for (const conn of c.connections) conn.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    c.connections.clear();
+    c.listening.clear();
+  }
+
   function launch(c: Container): void {
     const controller = new AbortController();
     c.process = controller;
-    const io = { print: (s: 'stdout' | 'stderr', l: string) => print(c, s, l), signal: controller.signal, env: c.spec.env ?? {}, files: c.files, memoryBytes: c.spec.memoryBytes };
+    const listen = (port: number, kind: ListenKind) => {
+      c.listening.set(port, kind);
+      return () => void (c.listening.get(port) === kind && c.listening.delete(port));
+    };
+    const io = { print: (s: 'stdout' | 'stderr', l: string) => print(c, s, l), signal: controller.signal, env: c.spec.env ?? {}, files: c.files, memoryBytes: c.spec.memoryBytes, listen };
     c.ended = runProgram(c.spec.cmd ?? ['sh'], io).then(
       (outcome) => finish(c, outcome.exitCode, outcome.oom ?? false),
       () => undefined, // killed: whoever killed it recorded the outcome
@@ -159,9 +182,39 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       if (!isUp) emitter.emit('down');
     },
     runs: () => new Map(runCount),
+    addForeignNetwork: (name, subnet) => networks.addForeign(name, subnet),
 
     async ping() {
       up();
+    },
+
+    async ensureNetwork(spec) {
+      up();
+      return networks.ensure(spec);
+    },
+
+    async connectNetwork(id: string, network: string): Promise<void> {
+      up();
+      const c = find(id);
+      if (!c) throw notFound(id);
+      if (!networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
+      if (c.info.state !== 'running' || c.info.networks[network]) return;
+      c.info = { ...c.info, networks: { ...c.info.networks, [network]: networks.assign(network) } };
+    },
+
+    async connect(address: string, port: number, _options: ConnectOptions): Promise<Duplex> {
+      up();
+      let target: Container | undefined;
+      for (const c of containers.values()) if (c.info.state === 'running' && Object.values(c.info.networks).includes(address)) target = c;
+      // No such host answers ARP on a bridge: Docker's host sees EHOSTUNREACH.
+      if (!target) throw connectError('EHOSTUNREACH', address, port);
+      const kind = target.listening.get(port);
+      if (!kind) throw connectError('ECONNREFUSED', address, port);
+      const conn = virtualConnection(kind);
+      const owner = target;
+      owner.connections.add(conn);
+      conn.once('close', () => owner.connections.delete(conn));
+      return conn;
     },
 
     async resolveImage(reference: string, pull: PullPolicy): Promise<ResolvedImage> {
@@ -187,6 +240,9 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       if (!images.has(spec.image)) {
         throw new PierError('E_IMAGE_NOT_FOUND', `image ${spec.image} not found: it is not on the engine; resolve it first`, { status: 422 });
       }
+      if (spec.network !== undefined && !networks.exists(spec.network)) {
+        throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${spec.network}" does not exist`, { status: 503 });
+      }
       const id = randomBytes(32).toString('hex');
       const c: Container = {
         spec,
@@ -194,6 +250,8 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
         files: new Map(),
         process: null,
         ended: null,
+        listening: new Map(),
+        connections: new Set(),
         info: {
           id,
           name: spec.name,
@@ -205,7 +263,7 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
           error: null,
           startedAt: null,
           finishedAt: null,
-          ports: spec.ports.map((p) => ({ container: p.container, hostIp: p.hostIp, hostPort: nextPort++ })),
+          networks: {},
         },
       };
       containers.set(id, c);
@@ -225,7 +283,7 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
           hint: 'check the command and the image: the executable must exist in the image',
         });
       }
-      c.info = { ...c.info, state: 'running', startedAt: new Date() };
+      c.info = { ...c.info, state: 'running', startedAt: new Date(), networks: spec.network === undefined ? {} : { [spec.network]: networks.assign(spec.network) } };
       runCount.set(spec.name, (runCount.get(spec.name) ?? 0) + 1);
       emit(c, 'start');
       launch(c);
@@ -348,5 +406,5 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
 }
 
 function copy(info: ContainerInfo): ContainerInfo {
-  return { ...info, labels: { ...info.labels }, ports: info.ports.map((p) => ({ ...p })), state: info.state as ContainerState };
+  return { ...info, labels: { ...info.labels }, networks: { ...info.networks }, state: info.state as ContainerState };
 }

@@ -25,11 +25,22 @@ export interface ResolvedImage {
 
 export type PullPolicy = 'missing' | 'always' | 'never';
 
-export interface PortSpec {
-  /** Port inside the container. */
-  container: number;
-  /** Host address to publish on; Pier publishes on loopback only. */
-  hostIp: string;
+/** A network of the engine that Pier's containers join; the edge and the checks reach them there. */
+export interface NetworkSpec {
+  name: string;
+  /** IPv4 subnet in CIDR form, e.g. 198.19.0.0/16; used when the network is created. */
+  subnet: string;
+  labels: Record<string, string>;
+}
+
+export interface NetworkInfo {
+  id: string;
+  name: string;
+  /** The subnet the engine gave it (an existing network keeps its own). */
+  subnet: string | null;
+  labels: Record<string, string>;
+  /** True when this call created it. */
+  created: boolean;
 }
 
 export interface ContainerSpec {
@@ -39,17 +50,15 @@ export interface ContainerSpec {
   cmd?: string[] | undefined;
   env?: Record<string, string> | undefined;
   labels: Record<string, string>;
-  ports: PortSpec[];
+  /**
+   * The network the container joins (its only one). Nothing is published on the host: whoever
+   * needs a port reaches the container's address on this network.
+   */
+  network?: string | undefined;
   memoryBytes?: number | undefined;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
-
-export interface PublishedPort {
-  container: number;
-  hostIp: string;
-  hostPort: number;
-}
 
 export interface ContainerInfo {
   id: string;
@@ -63,7 +72,8 @@ export interface ContainerInfo {
   error: string | null;
   startedAt: Date | null;
   finishedAt: Date | null;
-  ports: PublishedPort[];
+  /** Network name → the container's IPv4 address on it, while it runs (the engine frees it at exit). */
+  networks: Record<string, string>;
 }
 
 export type RuntimeEventType = 'create' | 'start' | 'die' | 'oom' | 'kill' | 'stop' | 'destroy';
@@ -124,12 +134,34 @@ export interface ExecSession {
   close(): void;
 }
 
+export interface ConnectOptions {
+  /** Give up after this long: the error's code is ETIMEDOUT. */
+  timeoutMs: number;
+}
+
 export interface Runtime {
   /** Answers when the engine is reachable; throws a PierError (E_RUNTIME_UNAVAILABLE) otherwise. */
   ping(): Promise<void>;
+  /**
+   * The network by name, created (a bridge on `subnet`, with `labels`) when missing. One that
+   * exists is reused when it carries `dev.pier.managed=true`; any other is E_NETWORK_CONFLICT.
+   */
+  ensureNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
+  /**
+   * Joins a running container to a network as well (one started before Pier had its network).
+   * Already joined is fine; a missing network is E_NETWORK_NOT_FOUND, a missing container
+   * E_CONTAINER_NOT_FOUND.
+   */
+  connectNetwork(id: string, network: string): Promise<void>;
+  /**
+   * A TCP connection from here to a container's address on one of the engine's networks: what a
+   * health check and the edge do. Fails with the socket's error code (ECONNREFUSED when nothing
+   * listens on the port, ETIMEDOUT, EHOSTUNREACH) on `err.code`.
+   */
+  connect(address: string, port: number, options: ConnectOptions): Promise<Duplex>;
   /** Finds the image locally or pulls it (per policy) and returns its id and digest. */
   resolveImage(reference: string, pull: PullPolicy): Promise<ResolvedImage>;
-  /** Creates and starts a container; returns its id. */
+  /** Creates and starts a container; returns its id. A network that does not exist is E_NETWORK_NOT_FOUND. */
   run(spec: ContainerSpec): Promise<string>;
   /** Stops a container (SIGTERM, then SIGKILL after the timeout). Already stopped or gone is fine. */
   stop(id: string, timeoutSeconds: number): Promise<void>;

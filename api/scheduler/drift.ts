@@ -2,14 +2,17 @@
 // row: the periodic resync enqueues only those, instead of every app (a pass per app costs queries
 // and an engine listing each; at a thousand apps that is seconds of CPU every resync). Pure.
 import { isLive } from './plan.js';
+import { DEFAULT_COUNT } from '../desired-counts.js';
 import type { ContainerState } from '../runtime/runtime.js';
 
 export interface DriftApp {
   id: string;
   currentReleaseId: string | null;
   scale: Record<string, number>;
-  /** Process counts of the current release's manifest (null without a release). */
-  processes: Record<string, { count: number }> | null;
+  /** Set for a deleted app: every container it still has is to be removed. */
+  deletedAt?: Date | null;
+  /** Process counts of the current release's manifest (null without a release; a count left out is 1). */
+  processes: Record<string, { count?: number }> | null;
 }
 
 export interface DriftRow {
@@ -20,6 +23,8 @@ export interface DriftRow {
   desiredState: 'running' | 'stopped';
   observedState: string;
   containerId: string | null;
+  /** Its address on Pier's network (null before it ran, or for one started before the network). */
+  address?: string | null;
 }
 
 export interface DriftContainer {
@@ -68,6 +73,7 @@ export function findDrift(input: DriftInput): Map<string, string> {
     } else if (!c) mark(app.id, 'an instance has no container');
     else if (!isLive(c.state)) mark(app.id, 'an instance exited');
     else if (row.containerId !== c.id || (c.state === 'running' && row.observedState !== 'running')) mark(app.id, 'an instance is not recorded as it runs');
+    else if (c.state === 'running' && !row.address) mark(app.id, 'an instance has no address on the network');
     else if (row.releaseId !== app.currentReleaseId) mark(app.id, 'an instance of another release runs');
     else {
       let perProcess = counts.get(app.id);
@@ -79,7 +85,7 @@ export function findDrift(input: DriftInput): Map<string, string> {
   for (const app of input.apps) {
     const perProcess = counts.get(app.id);
     for (const [process, spec] of Object.entries(app.processes ?? {})) {
-      if ((perProcess?.get(process) ?? 0) !== (app.scale[process] ?? spec.count)) mark(app.id, `process ${process} runs a different count`);
+      if ((perProcess?.get(process) ?? 0) !== (app.scale[process] ?? spec.count ?? DEFAULT_COUNT)) mark(app.id, `process ${process} runs a different count`);
     }
   }
 
@@ -88,5 +94,6 @@ export function findDrift(input: DriftInput): Map<string, string> {
     if (isLive(c.state) && !active.has(c.instanceId ?? '')) mark(c.appId, 'a container runs that no instance should');
   }
   for (const [appId, n] of stoppedPerApp) if (n > input.keepStopped && appsById.has(appId)) mark(appId, 'stopped containers to collect');
+  for (const c of input.containers) if (c.appId && appsById.get(c.appId)?.deletedAt) mark(c.appId, 'a deleted app still has containers');
   return out;
 }

@@ -1,5 +1,7 @@
 // Runs each running instance's health check on its interval and records transitions: starting →
 // healthy, healthy → unhealthy (out of the route table), and a restart after too many failures.
+// The check is the manifest's, or the implicit readiness check of a process behind endpoints
+// (readiness-check.ts), which never restarts.
 // Each transition is an event carrying the check's output, written with it in one transaction.
 // A check or restart that fails (engine or database down) is logged, recorded and retried with
 // backoff: nothing here may end the process.
@@ -7,10 +9,11 @@ import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, deployments, instances, releases, type Instance, type InstanceHealth } from '../../db/schema/index.js';
-import type { CheckSpec, Manifest } from '../manifest.js';
+import type { Manifest } from '../manifest.js';
 import type { Transactions } from '../transactions.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { probe, type ExecFn } from './health-probe.js';
+import { effectiveCheck, type ProcessCheck } from './readiness-check.js';
 
 export interface HealthMonitorOptions {
   db: Db;
@@ -39,6 +42,11 @@ interface Track {
 
 export interface HealthMonitor {
   start(): void;
+  /**
+   * Look now rather than at the next tick: an instance that just started is probed at once, so a
+   * rollout (and the edge) waits for its process to listen, not for a timer.
+   */
+  poke(): void;
   close(): Promise<void>;
 }
 
@@ -51,6 +59,10 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
   let ticking = false;
+  let poked = false;
+  /** A poke arrived while a tick ran: that tick may have read the rows before the new instance. */
+  let again = false;
+  let closed = false;
 
   async function tick(): Promise<void> {
     if (ticking) return;
@@ -69,14 +81,15 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       const seen = new Set<string>();
       for (const { inst, manifest, orgId } of rows) {
         seen.add(inst.id);
-        const check = (manifest as Manifest).processes[inst.process]?.check;
+        const check = effectiveCheck(manifest as Manifest, inst.process);
         // No container yet (a start cut short, e.g. by a database outage): nothing to probe.
         if (!check || !inst.containerId) continue;
         let track = tracks.get(inst.id);
         if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0, errors: 0, restarting: false }));
         if (track.running || track.nextAt > now) continue;
         track.running = true;
-        track.nextAt = now + check.interval;
+        // A starting instance is looked at sooner when its check says so: a rollout waits for it.
+        track.nextAt = now + (inst.health === 'starting' && check.start_interval !== undefined ? check.start_interval : check.interval);
         const t = track;
         const p = runOne(inst, orgId, check, t, rolling.has(inst.releaseId))
           .then(
@@ -99,12 +112,15 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       log.error({ err }, 'health tick failed');
     } finally {
       ticking = false;
+      if (again && !closed) {
+        again = false;
+        setImmediate(() => void tick().catch((err: unknown) => log.error({ err }, 'health tick failed')));
+      }
     }
   }
 
-  async function runOne(inst: Instance, orgId: string, check: CheckSpec, track: Track, inRollout: boolean): Promise<void> {
-    const port = check.port !== undefined ? (inst.hostPorts[String(check.port)] ?? null) : null;
-    const result = await probe(check, { host: inst.hostAddress, hostPort: port, containerId: inst.containerId ?? '' }, options.exec);
+  async function runOne(inst: Instance, orgId: string, check: ProcessCheck, track: Track, inRollout: boolean): Promise<void> {
+    const result = await probe(check, { instanceId: inst.id, address: inst.address, containerId: inst.containerId ?? '' }, { exec: options.exec, connect: (a, p, o) => options.runtime.connect(a, p, o) });
     const inGrace = inst.health === 'starting' && inst.startedAt !== null && Date.now() - inst.startedAt.getTime() < check.grace;
     if (result.ok) {
       track.failures = 0;
@@ -121,7 +137,7 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       await remember(inst, result.output);
     }
     // A new instance of a rollout is judged by the rollout's deadline, not restarted.
-    if (track.failures >= check.restart_threshold && !(inRollout && inst.health === 'starting')) {
+    if (check.restart_threshold !== null && track.failures >= check.restart_threshold && !(inRollout && inst.health === 'starting')) {
       // A failed restart throws: the failures stay counted, so the next round tries again.
       await restart(inst, orgId, `restarted: ${result.output} (${track.failures} failures in a row)`, track);
       track.failures = 0;
@@ -188,7 +204,17 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       timer = setInterval(() => void tick().catch((err: unknown) => log.error({ err }, 'health tick failed')), options.tickMs ?? 500);
       timer.unref();
     },
+    poke() {
+      if (poked || closed || timer === undefined) return;
+      poked = true;
+      setImmediate(() => {
+        if (ticking) again = true;
+        poked = false;
+        if (!closed) void tick().catch((err: unknown) => log.error({ err }, 'health tick failed'));
+      });
+    },
     async close() {
+      closed = true;
       if (timer) clearInterval(timer);
       await Promise.allSettled([...inflight]);
     },

@@ -9,16 +9,18 @@ import { instances, type Instance, type Release } from '../../db/schema/index.js
 import { newInstanceId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
 import { isPierError } from '../pier-error.js';
-import { LABELS, type ContainerInfo, type ContainerSpec, type Runtime } from '../runtime/runtime.js';
+import { LABELS, type ContainerInfo, type ContainerSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
+import { effectiveCheck } from './readiness-check.js';
 
 export interface InstanceActionsOptions {
   runtime: Runtime;
   leases: AppLeases;
   nodeId: string;
   installationId: string;
-  publishAddress: string;
+  /** The network every instance joins; its address there is where the edge and checks reach it. */
+  network: NetworkSpec;
   /** Seconds a stopping container gets before it is killed. */
   stopTimeoutSeconds?: number;
 }
@@ -32,7 +34,7 @@ export interface ActionContext {
 }
 
 /** Engine errors after which a start is retried later rather than recorded as a failed instance. */
-const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE']);
+const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE', 'E_NETWORK_NOT_FOUND']);
 
 export function createInstanceActions(options: InstanceActionsOptions) {
   const { runtime, leases } = options;
@@ -51,8 +53,7 @@ export function createInstanceActions(options: InstanceActionsOptions) {
           releaseId: release.id,
           process,
           nodeId: options.nodeId,
-          hostAddress: options.publishAddress,
-          health: spec.check ? 'starting' : 'none',
+          health: effectiveCheck(release.manifest as Manifest, process) ? 'starting' : 'none',
         })
         .returning();
       return inserted;
@@ -68,7 +69,7 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     const log = ctx.log.child({ instance: row.id });
     let info: ContainerInfo | null;
     try {
-      const containerId = await runtime.run(containerSpec(row, release, ctx));
+      const containerId = await runWithNetwork(containerSpec(row, release, ctx), log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -85,15 +86,29 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     await bind(row, info, ctx, release);
   }
 
+  /**
+   * Runs the container; a network removed behind Pier's back (or not made at start, the engine
+   * being down) is made again and the run tried once more.
+   */
+  async function runWithNetwork(spec: ContainerSpec, log: Logger): Promise<string> {
+    try {
+      return await runtime.run(spec);
+    } catch (err) {
+      if (!isPierError(err) || err.code !== 'E_NETWORK_NOT_FOUND') throw err;
+      log.warn({ network: options.network.name }, 'network missing; creating it');
+      await runtime.ensureNetwork(options.network);
+      return runtime.run(spec);
+    }
+  }
+
   /** Records the container of a row that had none: the instance has started. */
   async function bind(row: Instance, info: ContainerInfo, ctx: ActionContext, release: Release | null): Promise<void> {
-    const hostPorts: Record<string, number> = {};
-    for (const p of info.ports) hostPorts[String(p.container)] = p.hostPort;
+    const address = info.networks[options.network.name] ?? null;
     const now = new Date();
     const bound = await leases.fenced(ctx.lease, async (t) => {
       const [updated] = await t.tx
         .update(instances)
-        .set({ containerId: info.id, hostPorts, startedAt: info.startedAt ?? now, observedState: info.state === 'running' ? 'running' : 'starting', updatedAt: now })
+        .set({ containerId: info.id, address, startedAt: info.startedAt ?? now, observedState: info.state === 'running' ? 'running' : 'starting', updatedAt: now })
         .where(and(eq(instances.id, row.id), isNull(instances.containerId)))
         .returning();
       if (!updated) return false;
@@ -104,14 +119,14 @@ export function createInstanceActions(options: InstanceActionsOptions) {
         type: 'instance.started',
         reason: 'scheduled',
         message: `${row.id} started (release v${release?.version ?? '?'}, process ${row.process})`,
-        data: { releaseId: row.releaseId, version: release?.version ?? null, process: row.process, containerId: info.id, hostPorts },
+        data: { releaseId: row.releaseId, version: release?.version ?? null, process: row.process, containerId: info.id, address },
       });
       return true;
     });
     if (bound) {
       row.containerId = info.id;
-      row.hostPorts = hostPorts;
-      ctx.log.info({ instance: row.id, container: info.id, release: release?.version }, 'instance started');
+      row.address = address;
+      ctx.log.info({ instance: row.id, container: info.id, address, release: release?.version }, 'instance started');
     }
   }
 
@@ -219,22 +234,47 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     if (changed) ctx.log.info({ instance: row.id, reason }, 'instance stopped');
   }
 
-  /** Docker says the container runs: copy that into the observed column. */
-  async function observedRunning(row: Instance, ctx: ActionContext): Promise<void> {
+  /** Docker says the container runs: copy that (and its address) into the observed columns. */
+  async function observedRunning(row: Instance, info: ContainerInfo, ctx: ActionContext): Promise<void> {
+    const address = info.networks[options.network.name] ?? row.address;
     await leases.fenced(ctx.lease, (t) =>
       t.tx
         .update(instances)
-        .set({ observedState: 'running', updatedAt: new Date() })
+        .set({ observedState: 'running', address, updatedAt: new Date() })
         .where(and(eq(instances.id, row.id), eq(instances.desiredState, 'running'), ne(instances.observedState, 'running'))),
     );
     row.observedState = 'running';
+    row.address = address;
+  }
+
+  /**
+   * A running instance whose recorded address is not its container's on Pier's network: one
+   * started before Pier had its network is joined to it (no restart, no gap), and the address the
+   * edge and the checks use is written. Returns true when the address changed.
+   */
+  async function observedAddress(row: Instance, info: ContainerInfo, ctx: ActionContext): Promise<boolean> {
+    const name = options.network.name;
+    let address = info.networks[name] ?? null;
+    if (address === null) {
+      try {
+        await runtime.connectNetwork(info.id, name);
+      } catch (err) {
+        if (!isPierError(err) || err.code !== 'E_NETWORK_NOT_FOUND') throw err;
+        await runtime.ensureNetwork(options.network);
+        await runtime.connectNetwork(info.id, name);
+      }
+      address = (await runtime.inspect(info.id))?.networks[name] ?? null;
+      ctx.log.info({ instance: row.id, container: info.id, address }, `joined a running container to the network ${name}`);
+    }
+    if (address === row.address) return false;
+    await leases.fenced(ctx.lease, (t) => t.tx.update(instances).set({ address, updatedAt: new Date() }).where(and(eq(instances.id, row.id), eq(instances.containerId, info.id))));
+    row.address = address;
+    return true;
   }
 
   function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
     const manifest = release.manifest as Manifest;
     const spec = manifest.processes[row.process];
-    const ports = manifest.endpoints.filter((e) => e.process === row.process).map((e) => e.target);
-    if (spec?.check?.port !== undefined) ports.push(spec.check.port);
     return {
       name: row.id,
       image: release.imageId,
@@ -248,16 +288,16 @@ export function createInstanceActions(options: InstanceActionsOptions) {
         [LABELS.process]: row.process,
         [LABELS.instance]: row.id,
       },
-      ports: [...new Set(ports)].map((container) => ({ container, hostIp: options.publishAddress })),
+      network: options.network.name,
     };
   }
 
-  return { start, create, bind, exited, drain, stop, stopped, observedRunning };
+  return { start, create, bind, exited, drain, stop, stopped, observedRunning, observedAddress };
 }
 
 export type InstanceActions = ReturnType<typeof createInstanceActions>;
 
 /** What is known of a container the engine just made when inspect found nothing (removed at once). */
 function stub(id: string, name: string): ContainerInfo {
-  return { id, name, image: '', labels: {}, state: 'exited', exitCode: null, oomKilled: false, error: null, startedAt: null, finishedAt: null, ports: [] };
+  return { id, name, image: '', labels: {}, state: 'exited', exitCode: null, oomKilled: false, error: null, startedAt: null, finishedAt: null, networks: {} };
 }

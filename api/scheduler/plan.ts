@@ -44,6 +44,12 @@ export interface PlanInput {
   orphans: string[];
   /** Per process of the current release: no new start before this time (crash-loop backoff). */
   backoffUntil: Record<string, Date>;
+  /**
+   * Keep every instance of other releases (no "replaced" drain) while a live edge has not yet
+   * said whether it serves the new release's endpoints: when it then cannot, the rollout fails
+   * and the previous release serves on without having been stopped.
+   */
+  holdPrevious?: boolean;
   now: Date;
 }
 
@@ -78,6 +84,9 @@ export function plan(input: PlanInput): Plan {
   };
   const drain = (list: ActualInstance[], reason: string) => {
     for (const i of list) actions.push({ type: 'drain', instanceId: i.id, reason });
+  };
+  const replace = (list: ActualInstance[]) => {
+    if (!input.holdPrevious) drain(list, 'replaced by a newer release');
   };
 
   const live: ActualInstance[] = [];
@@ -116,9 +125,9 @@ export function plan(input: PlanInput): Plan {
     if (strategy.type === 'rolling') {
       starts = Math.max(0, Math.min(starts, count + strategy.maxSurge - mine.length - old.length));
       const keep = Math.max(0, count - strategy.maxUnavailable - readyMine);
-      drain(old.slice(0, Math.max(0, old.length - keep)), 'replaced by a newer release');
+      replace(old.slice(0, Math.max(0, old.length - keep)));
     } else if (strategy.type === 'immediate') {
-      drain(old, 'replaced by a newer release');
+      replace(old);
     }
     if (starts > 0) {
       const until = input.backoffUntil[process];
@@ -133,7 +142,7 @@ export function plan(input: PlanInput): Plan {
   // What the new release does not replace process by process leaves once it runs in full.
   const leftover = others.filter((i) => !known.has(i.process) || strategy.type === 'bluegreen');
   if (input.releaseId === null) drain(others, 'the app has no release to run');
-  else if (complete || strategy.type === 'immediate') drain(leftover.filter((i) => !actions.some((a) => a.type === 'drain' && a.instanceId === i.id)), 'replaced by a newer release');
+  else if (complete || strategy.type === 'immediate') replace(leftover.filter((i) => !actions.some((a) => a.type === 'drain' && a.instanceId === i.id)));
 
   for (const containerId of input.orphans) actions.push({ type: 'remove-orphan', containerId });
   return { actions, retryAt };

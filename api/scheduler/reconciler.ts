@@ -7,12 +7,13 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases, type Instance, type Release } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
-import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
+import { LABELS, type ContainerInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, isLeaseLost, type AppLeases, type Lease } from './app-leases.js';
-import { crashBackoff, crashLoopMessage } from './crash-backoff.js';
+import { crashBackoff, crashLoopMessage, withExitsSeenNow } from './crash-backoff.js';
 import { createInstanceActions, type ActionContext } from './instance-actions.js';
 import { isLive, plan, type Action, type ActualInstance } from './plan.js';
 import { settleDeployment } from './rollout.js';
+import { desiredCounts } from '../desired-counts.js';
 
 export interface ReconcilerOptions {
   db: Db;
@@ -22,8 +23,8 @@ export interface ReconcilerOptions {
   nodeId: string;
   /** Labels every container; only containers with it are this installation's. */
   installationId: string;
-  /** Address the node publishes container ports on, as the edge reaches it. */
-  publishAddress: string;
+  /** The network every instance joins; the edge and the checks reach instances at their address on it. */
+  network: NetworkSpec;
   /** Called after anything that can change the app's routes. */
   onRoutesChanged: (appId: string) => void;
   /** Stopped containers kept per app for their logs; older ones are removed. */
@@ -78,7 +79,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           return p;
         },
       };
-      await observe(rows, byInstance, ctx);
+      if (await observe(rows, byInstance, ctx)) options.onRoutesChanged(appId);
       checkLease(lease);
 
       const now = new Date();
@@ -92,9 +93,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       const release = releaseId ? await ctx.release(releaseId) : null;
       const manifest = release ? (release.manifest as Manifest) : null;
       const known = new Set(rows.map((r) => r.id));
-      const backoff = release ? crashBackoff(rows.filter((r) => r.releaseId === release.id), now) : {};
+      // Exits this pass is about to record count already: the plan must not start a replacement
+      // that the backoff they cause would hold back.
+      const backoff = release ? crashBackoff(withExitsSeenNow(rows.filter((r) => r.releaseId === release.id), byInstance, now), now) : {};
       await announceBackoff(ctx, backoff, now);
-      const processes = manifest ? Object.entries(manifest.processes).map(([process, p]) => ({ process, count: app.scale[process] ?? p.count })) : [];
+      const processes = manifest && release ? desiredCounts(app, manifest, release.version).map(({ process, count }) => ({ process, count })) : [];
       const deploy = manifest?.deploy;
       const result = plan({
         releaseId,
@@ -103,6 +106,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         instances: rows.map((r) => toActual(r, byInstance.get(r.id))),
         orphans: containers.filter((c) => !known.has(c.labels[LABELS.instance] ?? '')).map((c) => c.id),
         backoffUntil: Object.fromEntries(Object.entries(backoff).map(([p, b]) => [p, b.until])),
+        holdPrevious: settled.holdPrevious ?? false,
         now,
       });
       const drainMs = deploy?.drain ?? 5_000;
@@ -122,10 +126,14 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (result.actions.length > 0) options.onRoutesChanged(appId);
       const lost = failures.find(isLeaseLost);
       if (lost) throw lost;
-      await collectGarbage(appId, rows, byInstance, log);
+      // A deleted app keeps nothing: once its containers stopped, they are all removed.
+      await collectGarbage(appId, rows, byInstance, log, app.deletedAt ? 0 : keepStopped);
       // The scheduler retries a failed pass with backoff; what succeeded stays done.
       if (failures.length > 0) throw failures[0];
-      return { changed: result.actions.length > 0, retryAt: result.retryAt };
+      // A rollout fails at its deadline even when no container event or check change comes then.
+      const deadline = settled.deadline && settled.deadline > now ? new Date(settled.deadline.getTime() + 1) : null;
+      const retryAt = result.retryAt && deadline ? (result.retryAt < deadline ? result.retryAt : deadline) : (result.retryAt ?? deadline);
+      return { changed: result.actions.length > 0, retryAt };
     },
   };
 
@@ -153,8 +161,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
   }
 
-  /** Brings the rows up to what the engine says before planning. */
-  async function observe(rows: Instance[], byInstance: Map<string, ContainerInfo>, ctx: ActionContext): Promise<void> {
+  /** Brings the rows up to what the engine says before planning; true when an address changed. */
+  async function observe(rows: Instance[], byInstance: Map<string, ContainerInfo>, ctx: ActionContext): Promise<boolean> {
+    let addressed = false;
     for (const row of rows) {
       const c = byInstance.get(row.id);
       if (c && row.containerId === null) {
@@ -166,12 +175,18 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
           await actions.bind(row, c, ctx, await ctx.release(row.releaseId));
         }
       } else if (row.desiredState === 'running' && c?.state === 'running' && row.observedState !== 'running') {
-        await actions.observedRunning(row, ctx);
+        await actions.observedRunning(row, c, ctx);
       } else if (row.desiredState === 'stopped' && (row.observedState === 'starting' || row.observedState === 'running') && !isLive(c?.state ?? null)) {
         // Leaving, and its container ended (or was never made): it is simply stopped.
         await actions.stopped(row, ctx);
       }
+      const live = byInstance.get(row.id);
+      if (row.desiredState === 'running' && live?.state === 'running' && row.containerId === live.id && row.address !== live.networks[options.network.name]) {
+        // Off the network (started before Pier had one, or taken off it) or at another address.
+        addressed = (await actions.observedAddress(row, live, ctx)) || addressed;
+      }
     }
+    return addressed;
   }
 
   async function announceBackoff(ctx: ActionContext, backoff: ReturnType<typeof crashBackoff>, now: Date): Promise<void> {
@@ -180,7 +195,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (b.until <= now || announced.get(key) === b.until.getTime()) continue;
       const message = crashLoopMessage(process, b.exits, b.until, now);
       await leases.fenced(ctx.lease, (t) =>
-        t.record({ orgId: ctx.app.orgId, appId: ctx.app.id, type: 'instance.crash-loop', reason: 'crash-loop', message, data: { process, exits: b.exits, until: b.until } }),
+        t.record({ orgId: ctx.app.orgId, appId: ctx.app.id, type: 'instance.crash-loop', reason: 'crash-loop', message, data: { process, exits: b.exits, until: b.until, lastExit: b.lastExit } }),
       );
       announced.set(key, b.until.getTime());
       ctx.log.warn({ process, exits: b.exits }, 'crash loop');
@@ -193,11 +208,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 
   /** Keeps the newest stopped containers (their logs explain failures); removes older ones. */
-  async function collectGarbage(appId: string, rows: Instance[], byInstance: Map<string, ContainerInfo>, log: Logger): Promise<void> {
+  async function collectGarbage(appId: string, rows: Instance[], byInstance: Map<string, ContainerInfo>, log: Logger, keep: number): Promise<void> {
     const stopped = rows
       .filter((r) => r.desiredState === 'stopped' && byInstance.get(r.id) && byInstance.get(r.id)?.state !== 'running')
       .sort((a, b) => (b.stoppedAt?.getTime() ?? 0) - (a.stoppedAt?.getTime() ?? 0));
-    for (const row of stopped.slice(keepStopped)) {
+    for (const row of stopped.slice(keep)) {
       const c = byInstance.get(row.id);
       if (c) await runtime.remove(c.id).catch((err) => log.warn({ err, app: appId }, 'container removal failed'));
     }

@@ -30,7 +30,11 @@ export interface SchedulerOptions {
   /** A failed pass is retried after min·2^n ms, up to max. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Told after each reconcile pass, with its duration (for /metrics). */
+  onPass?: (seconds: number, outcome: PassOutcome) => void;
 }
+
+export type PassOutcome = 'ok' | 'failed' | 'lock-lost';
 
 export interface ResyncResult {
   /** Apps enqueued, with why. */
@@ -76,14 +80,18 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       }
       // These two lines let a test prove that no two servers reconcile one app at the same time.
       log.debug({ app: appId, at: Date.now() }, 'reconcile begin');
+      const started = performance.now();
+      const passed = (outcome: PassOutcome) => options.onPass?.((performance.now() - started) / 1000, outcome);
       try {
         const lease = await leases.acquire(appId, lock.signal);
         if (!lease) return; // the app is gone
         const result = await reconciler.reconcile(appId, lease);
+        passed('ok');
         failures.delete(appId);
         if (result.changed) queue.enqueue(appId, 250);
         if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
       } catch (err) {
+        passed(isLeaseLost(err) ? 'lock-lost' : 'failed');
         if (isLeaseLost(err)) {
           // Nothing more was written: take the lock (and a new lease) again, from fresh state.
           log.warn({ app: appId, reason: (err as Error).message }, 'lost the app lock mid-reconcile; stopped acting on it');
@@ -112,7 +120,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   async function resync(): Promise<ResyncResult> {
     const containers = await runtime.list({ [LABELS.installation]: options.installationId });
     const appRows = await db
-      .select({ id: apps.id, currentReleaseId: apps.currentReleaseId, scale: apps.scale, processes: sql<Record<string, { count: number }> | null>`${releases.manifest} -> 'processes'` })
+      .select({ id: apps.id, currentReleaseId: apps.currentReleaseId, deletedAt: apps.deletedAt, scale: apps.scale, processes: sql<Record<string, { count?: number }> | null>`${releases.manifest} -> 'processes'` })
       .from(apps)
       .leftJoin(releases, eq(releases.id, apps.currentReleaseId));
     const rows = await db
@@ -124,6 +132,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         desiredState: instances.desiredState,
         observedState: instances.observedState,
         containerId: instances.containerId,
+        address: instances.address,
       })
       .from(instances)
       .where(or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['starting', 'running'])));

@@ -5,12 +5,12 @@ import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
-import { checkOutcome, followDeployment } from '../follow-deployment.js';
+import { checkOutcome, followDeployment, tellServed } from '../follow-deployment.js';
 import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
 
 export default defineCommand({
-  meta: { name: 'deploy', description: 'Deploy the app described by pier.toml and wait until the release runs' },
+  meta: { name: 'deploy', description: 'Deploy the app described by pier.toml and wait until the release runs and the edges serve its endpoints' },
   args: {
     config: { type: 'string', alias: 'c', description: 'Manifest file', default: 'pier.toml', valueHint: 'FILE' },
     message: { type: 'string', alias: 'm', description: 'Why this deploy (kept with the release)' },
@@ -41,6 +41,7 @@ export default defineCommand({
     const final = args.detach ? deployment : await followDeployment(client, app.name, deployment, waitSeconds * 1000);
     if (args.json) printJson(final);
     else if (final.state === 'succeeded') printLine(`${app.name} v${final.release} is running`);
+    if (final.state === 'succeeded') await tellServed(client, app.name, args.json);
     checkOutcome(final, args.detach);
   },
 });

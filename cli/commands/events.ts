@@ -10,7 +10,8 @@ import { printJson, printLine } from '../output.js';
 export default defineCommand({
   meta: { name: 'events', description: "Show an app's events: deploys, instances started, exited (with why), stopped" },
   args: {
-    app: { type: 'string', alias: 'a', description: 'The app', valueHint: 'APP', required: true },
+    app: { type: 'string', alias: 'a', description: 'The app: its name, or its id (app_…), which also reads a deleted app', valueHint: 'APP', required: true },
+    deleted: { type: 'boolean', description: 'The most recently deleted app of that name', default: false },
     follow: { type: 'boolean', alias: 'f', description: 'Keep printing new events until interrupted', default: false },
     after: { type: 'string', description: 'Only events after this event id', valueHint: 'ID' },
     json: { type: 'boolean', description: 'Print JSON: an array, or one object per line with -f', default: false },
@@ -25,6 +26,9 @@ export default defineCommand({
       if (args.json) printLine(JSON.stringify(e));
       else printLine(`${e.time}  ${e.type.padEnd(18)} ${e.message}`);
     };
+    if (args.follow && args.deleted) {
+      throw new CliError('E_USAGE', '--follow and --deleted do not go together: a deleted app has no new events to wait for', { exitCode: EXIT.usage });
+    }
     if (args.follow) {
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
@@ -37,7 +41,7 @@ export default defineCommand({
     }
     const collected: EventView[] = [];
     for (;;) {
-      const { events } = await client.events(args.app, after === undefined ? {} : { after });
+      const { events } = await client.events(args.app, { ...(after === undefined ? {} : { after }), deleted: args.deleted });
       for (const e of events) {
         after = e.id;
         if (args.json) collected.push(e);

@@ -4,7 +4,7 @@ import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
-import { checkOutcome, followDeployment } from '../follow-deployment.js';
+import { checkOutcome, followDeployment, tellServed } from '../follow-deployment.js';
 import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
 
@@ -32,6 +32,7 @@ export default defineCommand({
     const final = args.detach ? result.deployment : await followDeployment(client, args.app, result.deployment, 600_000);
     if (args.json) printJson(final);
     else if (final.state === 'succeeded') printLine(`${args.app} v${final.release} is running`);
+    if (final.state === 'succeeded') await tellServed(client, args.app, args.json);
     checkOutcome(final, args.detach);
   },
 });

@@ -1,13 +1,15 @@
 // `pier status`: what runs, per app: release, last deployment (with its whole failure text),
-// instances with their health, endpoints; and when instances should run but none does, why.
+// processes (desired count and where it came from, ready, check), instances with their health,
+// endpoints and whether the edges serve them (and why not); and when instances should run but
+// none does, why.
 import { defineCommand } from 'citty';
-import type { EventView, InstanceView, StatusView } from '../../api/views.js';
+import type { EventView, InstanceView, ProcessView, StatusView } from '../../api/views.js';
 import { ApiClient } from '../api-client.js';
 import { loadClientConfig } from '../client-config.js';
 import { printJson, printLine, printTable } from '../output.js';
 
 export default defineCommand({
-  meta: { name: 'status', description: 'Show what runs: releases, deployments, instances (state and health) and endpoints, and why nothing runs when nothing does' },
+  meta: { name: 'status', description: 'Show what runs: releases, deployments, instances (state and health), endpoints and whether the edges serve them, and why nothing runs when nothing does' },
   args: {
     app: { type: 'string', alias: 'a', description: 'Only this app', valueHint: 'APP' },
     json: { type: 'boolean', description: 'Print JSON on stdout', default: false },
@@ -38,23 +40,35 @@ function render(s: StatusView, why: string[]): void {
     // The whole reason, last log lines included: it is what explains a failed deploy.
     if (dep.failureReason) for (const line of dep.failureReason.split('\n')) printLine(`  ${line}`);
   }
+  if (s.processes.length) {
+    printLine();
+    printTable(
+      ['PROCESS', 'DESIRED', 'FROM', 'READY', 'CHECK'],
+      s.processes.map((p) => [p.process, p.desired, countSource(p.desiredFrom), p.ready, p.check]),
+    );
+  }
   if (s.endpoints.length) {
     printLine();
     printTable(
-      ['PORT', 'PROCESS', 'TARGET', 'PROXY', 'ADDRESSES'],
-      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, e.addresses.join(' ')]),
+      ['PORT', 'PROCESS', 'TARGET', 'PROXY', 'ADDRESSES', 'SERVED'],
+      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, e.addresses.join(' '), e.served.state === 'no-edge' ? 'no edge' : e.served.state]),
     );
+    // What the edges say about an endpoint they do not serve, whole: it is what to act on.
+    for (const e of s.endpoints.filter((x) => x.served.state !== 'served')) {
+      printLine(`  :${e.port} ${e.served.state === 'no-edge' ? 'not served' : e.served.state}: ${e.served.reason ?? ''}`);
+      if (e.served.hint) printLine(`    ${e.served.hint}`);
+    }
   }
   printLine();
   printTable(
-    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'PORTS', 'STARTED', 'REASON'],
+    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'ADDRESS', 'STARTED', 'REASON'],
     s.instances.map((i) => [
       i.id,
       i.process,
       `v${i.release}`,
       i.desired === 'running' ? i.state : `${i.state} (stopping)`,
       i.health === 'none' ? '' : i.health,
-      Object.entries(i.hostPorts).map(([c, h]) => `${h}->${c}`).join(','),
+      i.address,
       i.startedAt,
       i.lastReason,
     ]),
@@ -94,6 +108,13 @@ async function latestEvent(client: ApiClient, app: string, type: string): Promis
 function exitText(i: InstanceView): string {
   const reason = i.lastReason ?? (i.lastExitCode !== null ? `exited with code ${i.lastExitCode}` : i.state);
   return reason.split('\n')[0] ?? reason;
+}
+
+/** Where a desired count came from, in a few words (api/desired-counts.ts holds the rule). */
+function countSource(source: ProcessView['desiredFrom']): string {
+  if (source.from === 'manifest') return `manifest v${source.release}`;
+  if (source.from === 'scale') return source.at ? `pier scale ${source.at}` : 'pier scale';
+  return 'default';
 }
 
 function summary(counts: Record<string, number>): string {

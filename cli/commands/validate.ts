@@ -43,7 +43,8 @@ export default defineCommand({
 });
 
 function summary(m: Manifest): string {
-  const processes = Object.entries(m.processes).map(([name, p]) => `${name}×${p.count}`);
+  // No count: the app keeps its `pier scale` count, or runs one.
+  const processes = Object.entries(m.processes).map(([name, p]) => (p.count === undefined ? `${name} (count not set)` : `${name}×${p.count}`));
   const endpoints = m.endpoints.map((e) => String(e.port));
   return `${processes.length} process${processes.length === 1 ? '' : 'es'} (${processes.join(', ')}), ${
     endpoints.length ? `endpoint${endpoints.length === 1 ? '' : 's'} on ${endpoints.join(', ')}` : 'no endpoints'

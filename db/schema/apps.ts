@@ -1,6 +1,9 @@
-// An app: a name unique within its org, and the release that should run (desired state).
-import { jsonb, pgTable, text, unique } from 'drizzle-orm/pg-core';
-import { createdAt, id, updatedAt } from './columns.js';
+// An app: a name unique among the org's live apps, and the release that should run (desired
+// state). A deleted app stays as a tombstone (deleted_at set) so its events stay readable; its
+// name is free for a new app.
+import { sql } from 'drizzle-orm';
+import { jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { createdAt, id, time, updatedAt } from './columns.js';
 import { orgs } from './orgs.js';
 
 export const apps = pgTable(
@@ -9,14 +12,21 @@ export const apps = pgTable(
     id: id(),
     orgId: text('org_id').notNull().references(() => orgs.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
-    /** Desired: the release whose instances should run. Null until the first deploy. */
+    /** Desired: the release whose instances should run. Null until the first deploy, and once deleted. */
     currentReleaseId: text('current_release_id'),
-    /** Desired: instance counts set by `pier scale`, per process; they outlive deploys. */
+    /**
+     * Desired: instance counts set by `pier scale`, per process. They outlive deploys whose
+     * manifest leaves `count` out; a deploy that writes `count` for a process clears its entry.
+     */
     scale: jsonb('scale').$type<Record<string, number>>().notNull().default({}),
+    /** When each entry of `scale` was set (ISO time), to say where a desired count came from. */
+    scaledAt: jsonb('scaled_at').$type<Record<string, string>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
+    /** Set by `pier apps delete`: the app's instances, endpoints and tokens are gone; events stay. */
+    deletedAt: time('deleted_at'),
   },
-  (t) => [unique('apps_org_name').on(t.orgId, t.name)],
+  (t) => [uniqueIndex('apps_org_name').on(t.orgId, t.name).where(sql`${t.deletedAt} is null`)],
 );
 
 export type App = typeof apps.$inferSelect;

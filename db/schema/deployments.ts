@@ -1,11 +1,12 @@
 // One rollout of a release. The scheduler moves it from `running` to `succeeded` or `failed`
-// and records why; a newer deployment of the same app marks an unfinished one `superseded`.
+// and records why; a newer deployment of the same app marks an unfinished one `superseded`, and
+// deleting the app marks it `cancelled`.
 import { index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, id, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { releases } from './releases.js';
 
-export const DEPLOYMENT_STATES = ['running', 'succeeded', 'failed', 'superseded'] as const;
+export const DEPLOYMENT_STATES = ['running', 'succeeded', 'failed', 'superseded', 'cancelled'] as const;
 export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
 
 export interface DeploymentProgress {

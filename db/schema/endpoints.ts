@@ -30,6 +30,8 @@ export const endpoints = pgTable(
     maxConnections: integer('max_connections'),
     maxConnectionsPerClient: integer('max_connections_per_client'),
     idleTimeoutMs: integer('idle_timeout_ms'),
+    /** Bumped when the settings the edge applies to the listener change; edges echo it in reports. */
+    revision: integer('revision').notNull().default(1),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -7,6 +7,8 @@ export * from './releases.js';
 export * from './deployments.js';
 export * from './instances.js';
 export * from './endpoints.js';
+export * from './port-claims.js';
+export * from './edges.js';
 export * from './events.js';
 export * from './nodes.js';
 export * from './idempotency-keys.js';

@@ -1,6 +1,6 @@
 // One container of an app's release and process group. Desired state (what the scheduler wants)
 // and observed state (what Docker last said) are separate columns, with the last reason it changed.
-import { boolean, index, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { releases } from './releases.js';
@@ -35,10 +35,11 @@ export const instances = pgTable(
   lastExitCode: integer('last_exit_code'),
   lastOom: boolean('last_oom').notNull().default(false),
   lastReason: text('last_reason'),
-  /** Where the node publishes the container's ports, e.g. 127.0.0.1. */
-  hostAddress: text('host_address'),
-  /** Container port -> published host port. */
-  hostPorts: jsonb('host_ports').$type<Record<string, number>>().notNull().default({}),
+  /**
+   * The container's address on Pier's network (PIER_NETWORK): the edge and the checks connect
+   * to it at the container's own ports; nothing is published on the host.
+   */
+  address: text('address'),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   startedAt: time('started_at'),

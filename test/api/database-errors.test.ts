@@ -13,7 +13,9 @@ import { openDatabase } from '../../db/database.js';
 import { apps, orgs } from '../../db/schema/index.js';
 import { createTestDb, createTestDbUrl } from '../support/test-db.js';
 import { throwingRuntime } from '../support/throwing-runtime.js';
+import type { AppDeleter } from '../../api/app-deleter.js';
 import type { DeployService } from '../../api/deploy-service.js';
+import type { EdgeReports } from '../../api/edge-reports.js';
 import type { EdgeFeed } from '../../api/edge-feed.js';
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -70,7 +72,9 @@ test('the API answers a database outage with 503 E_DATABASE_UNAVAILABLE', async 
     events: createEventLog(database.db),
     runtime: throwingRuntime(),
     deploys: {} as DeployService,
+    deleter: {} as AppDeleter,
     edgeFeed: {} as EdgeFeed,
+    edgeReports: {} as EdgeReports,
     log,
     sharedAddresses: [],
     ready: () => true,

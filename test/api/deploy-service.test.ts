@@ -188,7 +188,7 @@ test('a lost database connection answers 503 E_DATABASE_UNAVAILABLE with a hint 
     return;
   }
   const { f, cp } = await setup(t);
-  const api = createApi({ db: cp.db, events: cp.events, runtime: cp.runtime, deploys: cp.deploys, edgeFeed: cp.edgeFeed, log: pino({ level: 'silent' }), sharedAddresses: [], ready: () => true });
+  const api = createApi({ db: cp.db, events: cp.events, runtime: cp.runtime, deploys: cp.deploys, deleter: cp.deleter, edgeFeed: cp.edgeFeed, edgeReports: cp.edgeReports, log: pino({ level: 'silent' }), sharedAddresses: [], ready: () => true });
   const send = () =>
     api.request('/v1/deploys', { method: 'POST', headers: { authorization: `Bearer ${cp.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ manifest: echoManifest('http') }) });
   f.arm(2);

@@ -1,10 +1,13 @@
 // The edge feed: a one-app refresh rebuilds that app's part and keeps the rest as it was; a full
 // refresh picks up anything; an app whose endpoints are gone leaves the snapshot; refreshes that
-// arrive while a build runs are gathered; a failed build is retried until it succeeds.
+// arrive while a build runs are gathered; a failed build is retried until it succeeds. Endpoints
+// are keyed by their row's id (unique across orgs), labelled app/port, with their revision.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { instances } from '../../db/schema/index.js';
+import { endpoints, instances } from '../../db/schema/index.js';
+import { parseManifest } from '../../api/manifest.js';
+import { createOrg } from '../support/test-api.js';
 import type { EdgeConfig } from '../../proxy/edge-config.js';
 import { createControlPlane, echoManifest, type ControlPlane } from '../support/memory-control-plane.js';
 
@@ -26,7 +29,7 @@ test('a one-app refresh rebuilds that app only; a full refresh catches what was 
   await cp.converge(a.app.id, async () => (await cp.pass(a.app.id))?.changed === false, 'alpha running');
   await cp.converge(b.app.id, async () => (await cp.pass(b.app.id))?.changed === false, 'beta running');
   const first = await cp.edgeFeed.rebuild();
-  assert.deepEqual(first.endpoints.map((e) => [e.id, e.backends.length]), [['alpha/9501', 1], ['beta/9502', 1]]);
+  assert.deepEqual(first.endpoints.map((e) => [e.name, e.backends.length]).sort(), [['alpha/9501', 1], ['beta/9502', 1]]);
   const published: EdgeConfig[] = [];
   cp.edgeFeed.subscribe((s) => void published.push(s));
 
@@ -68,7 +71,7 @@ test('an app without endpoints leaves the snapshot; a failed build is retried un
   const cp = await createControlPlane(t);
   const { app } = await cp.deploy(echoManifest('gone', { count: 1, port: 9700 }));
   const before = await cp.edgeFeed.rebuild();
-  assert.deepEqual(before.endpoints.map((e) => e.id), ['gone/9700']);
+  assert.deepEqual(before.endpoints.map((e) => e.name), ['gone/9700']);
   await cp.deploy(echoManifest('gone', { count: 1, port: 9700 }).replace(/\[\[endpoints\]\][\s\S]*?target = 8080\n/, ''));
   // The database refuses for a while: the build fails, is logged, and is tried again.
   const realSelect = cp.db.select.bind(cp.db);
@@ -91,4 +94,28 @@ test('the first build publishes a version even with no endpoints, so a new edge 
   assert.ok(first.version > 0);
   assert.deepEqual(first.endpoints, []);
   assert.equal((await cp.edgeFeed.rebuild()).version, first.version, 'and then only on a change');
+});
+
+test('snapshot endpoints carry the row id (unique across orgs), the app/port name and a revision that grows with listener settings only', async (t) => {
+  const cp = await createControlPlane(t);
+  const mine = await cp.deploy(echoManifest('web', { count: 1, port: 9801 }));
+  const otherOrg = await createOrg(cp.db, 'other');
+  const theirs = await cp.deploys.deploy({ tokenId: 'tok_other', orgId: otherOrg, scope: 'admin', appId: null }, parseManifest(echoManifest('web', { count: 1, port: 9802 })));
+  const rows = await cp.db.select().from(endpoints);
+  const s1 = await cp.edgeFeed.rebuild();
+  assert.deepEqual(s1.endpoints.map((e) => e.id).sort(), rows.map((r) => r.id).sort());
+  assert.ok(s1.endpoints.every((e) => e.id.startsWith('ep_')));
+  assert.deepEqual(s1.endpoints.map((e) => [e.name, e.revision]).sort(), [['web/9801', 1], ['web/9802', 1]]);
+  assert.notEqual(mine.app.id, theirs.app.id);
+
+  // Where its backends are (target) is not a listener setting; who may connect (allow) is.
+  const id = (s: EdgeConfig) => s.endpoints.find((e) => e.name === 'web/9801');
+  await cp.deploy(echoManifest('web', { count: 1, port: 9801 }).replace('target = 8080', 'target = 8081'));
+  const s2 = await cp.edgeFeed.rebuild();
+  assert.equal(id(s2)?.revision, 1);
+  assert.equal(id(s2)?.id, id(s1)?.id, 'the id stays with the port');
+  await cp.deploy(echoManifest('web', { count: 1, port: 9801 }).replace('target = 8080', 'target = 8081\nallow = ["127.0.0.0/8"]'));
+  const s3 = await cp.edgeFeed.rebuild();
+  assert.equal(id(s3)?.revision, 2);
+  assert.deepEqual(id(s3)?.allow, ['127.0.0.0/8']);
 });

@@ -35,12 +35,12 @@ function problemsOf(fn: () => unknown): ManifestProblem[] {
   return problems;
 }
 
-test('the example manifest parses, with defaults for count, env and every endpoint setting', () => {
+test('the example manifest parses, with defaults for env and every endpoint setting, and no count unless written', () => {
   const m = parseManifest(example);
   assert.equal(m.app, 'echo');
   assert.equal(m.image, 'local/echo:1');
   assert.deepEqual(m.env, {});
-  assert.deepEqual(m.processes, { web: { cmd: ['nc', '-ll', '-p', '5000', '-e', 'cat'], count: 1, env: {} } });
+  assert.deepEqual(m.processes, { web: { cmd: ['nc', '-ll', '-p', '5000', '-e', 'cat'], env: {} } });
   assert.deepEqual(m.endpoints, [
     { process: 'web', port: 9000, target: 5000, proxy_protocol: 'none', proxy_protocol_tlvs: [], tls: 'none', sni: [], sni_default: false, allow: [], deny: [] },
   ]);
@@ -65,7 +65,7 @@ proxy_protocol = "v2"
 `);
   assert.deepEqual(m.env, { MODE: 'prod' });
   assert.deepEqual(m.processes.server, { count: 3, env: { PORT: '7777' } });
-  assert.deepEqual(m.processes.worker, { count: 1, env: {} });
+  assert.deepEqual(m.processes.worker, { env: {} }, 'a count left out stays out: pier scale or 1 decides (api/desired-counts.ts)');
   assert.equal(m.endpoints[0]?.proxy_protocol, 'v2');
 });
 

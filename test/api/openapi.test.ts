@@ -58,6 +58,6 @@ test('the OpenAPI document', async (t) => {
     assert.deepEqual(deploy.requestBody.content['application/json'].schema.required, ['manifest']);
     assert.ok(deploy.parameters.some((p) => p.name === 'Idempotency-Key'));
     const apps = doc.paths['/v1/apps']?.get as { parameters: { name: string }[] };
-    assert.deepEqual(apps.parameters.map((p) => p.name).sort(), ['cursor', 'limit']);
+    assert.deepEqual(apps.parameters.map((p) => p.name).sort(), ['cursor', 'deleted', 'limit']);
   });
 });

@@ -39,6 +39,17 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   deploy: { args: (c) => ['deploy', '-c', c.file] },
   status: { args: () => ['status'] },
   'apps list': { args: () => ['apps', 'list'] },
+  'apps delete': {
+    // An app of its own (no instances), deployed for this, so the others keep theirs.
+    args: async (c) => {
+      const beta = await readFile(join(c.server.dir, 'beta.toml'), 'utf8');
+      const file = join(c.server.dir, 'gamma.toml');
+      await writeFile(file, beta.replaceAll('beta', 'gamma').replace(/^port = (\d+)$/m, (_, p: string) => `port = ${Number(p) + 2}`));
+      const r = await runPier(['deploy', '-c', file], c.server.env);
+      assert.equal(r.code, 0, r.stderr);
+      return ['apps', 'delete', 'gamma', '--yes'];
+    },
+  },
   events: { args: () => ['events', '--app', 'alpha'] },
   logs: { args: () => ['logs', '--app', 'alpha'], lines: true },
   releases: { args: () => ['releases', '--app', 'alpha'] },
@@ -50,6 +61,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'tokens list': { args: () => ['tokens', 'list'] },
   'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
+  edges: { args: () => ['edges'] },
 };
 
 function parsed(r: CliResult, what: string): unknown {

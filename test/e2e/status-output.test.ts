@@ -42,7 +42,7 @@ test('pier status shows health, a failed deploy’s whole reason, and why a cras
       out = (await runPier(['status', '--app', 'steady'], server.env)).stdout;
       if (!/\bhealthy\b/.test(out)) await delay(250);
     }
-    assert.match(out, /^INSTANCE\s+PROCESS\s+RELEASE\s+STATE\s+HEALTH\s+PORTS\s+STARTED\s+REASON$/m);
+    assert.match(out, /^INSTANCE\s+PROCESS\s+RELEASE\s+STATE\s+HEALTH\s+ADDRESS\s+STARTED\s+REASON$/m);
     assert.match(out, /^steady-web-\S+\s+web\s+v1\s+running\s+healthy\s/m);
 
     const status = JSON.parse((await runPier(['status', '--app', 'steady', '--json'], server.env)).stdout) as StatusView;

@@ -4,13 +4,20 @@
 // scheduler does (lock, lease, reconcile, release) so a test can step through a rollout.
 import type { TestContext } from 'node:test';
 import type { Database, Db } from '../../db/database.js';
+import { pino } from 'pino';
+import { createApi } from '../../api/app.js';
 import type { AuthContext } from '../../api/auth.js';
+import { createAppDeleter, type AppDeleter } from '../../api/app-deleter.js';
 import { createDeployService, type DeployResult, type DeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
+import { createEdgeReports, type EdgeReports } from '../../api/edge-reports.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
 import { parseManifest } from '../../api/manifest.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
+import { DEFAULT_NETWORK, DEFAULT_NETWORK_SUBNET } from '../../api/config.js';
+import { LABELS, type NetworkSpec } from '../../api/runtime/runtime.js';
 import { createAppLeases, type AppLeases } from '../../api/scheduler/app-leases.js';
+import { createHealthMonitor } from '../../api/scheduler/health-monitor.js';
 import { createReconciler, type Reconciler, type ReconcileResult } from '../../api/scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
@@ -32,7 +39,9 @@ export interface ControlPlane {
   reconciler: Reconciler;
   scheduler: Scheduler;
   deploys: DeployService;
+  deleter: AppDeleter;
   edgeFeed: EdgeFeed;
+  edgeReports: EdgeReports;
   logs: CapturedLog;
   orgId: string;
   auth: AuthContext;
@@ -45,6 +54,8 @@ export interface ControlPlane {
   pass(appId: string): Promise<ReconcileResult | null>;
   /** Passes until `done` holds (bounded); fails with `what` otherwise. */
   converge(appId: string, done: () => Promise<boolean>, what: string): Promise<void>;
+  /** A request to the HTTP API built on these parts (the admin token unless another is given). */
+  request(path: string, options?: { method?: string; body?: unknown; token?: string }): Promise<Response>;
 }
 
 export interface ControlPlaneOptions {
@@ -53,7 +64,15 @@ export interface ControlPlaneOptions {
   concurrency?: number;
   /** Let the scheduler run the passes deploys ask for (default: the test runs passes itself). */
   scheduled?: boolean;
+  /**
+   * Run a health monitor (default: yes, ticking every 20 ms), as the server does: instances behind
+   * endpoints are ready only once its readiness check saw them listen. A test of the monitor
+   * itself passes false and makes its own.
+   */
+  health?: boolean;
 }
+
+export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
 
 export async function createControlPlane(t: TestContext, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const database = await createTestDb(t);
@@ -61,6 +80,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const logs = captureLog('debug');
   const log = logs.log;
   const runtime = createMemoryRuntime({ images: [IMAGE], ...options.runtime });
+  await runtime.ensureNetwork(NETWORK);
   const events = createEventLog(db);
   const transactions = createTransactions({ db, events, checkpoint: options.checkpoint });
   const leases = createAppLeases({ db, transactions, holder: 'test' });
@@ -74,7 +94,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     log,
     nodeId: 'node_local',
     installationId: INSTALLATION,
-    publishAddress: '127.0.0.1',
+    network: NETWORK,
     onRoutesChanged: (appId) => {
       routeChanges++;
       edgeFeed.refresh(appId);
@@ -83,10 +103,39 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
-  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  if (options.health !== false) {
+    const monitor = createHealthMonitor({
+      db,
+      runtime,
+      transactions,
+      log,
+      exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
+      onChange: (appId) => {
+        edgeFeed.refresh(appId);
+        if (options.scheduled) scheduler.enqueue(appId);
+      },
+      tickMs: 20,
+      retryMinMs: 20,
+      retryMaxMs: 200,
+    });
+    monitor.start();
+    t.after(() => monitor.close());
+  }
+  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
+  const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
+  const deleter = createAppDeleter({
+    runtime,
+    transactions,
+    onDeleted: (id) => {
+      edgeFeed.refresh(id);
+      if (options.scheduled) scheduler.enqueue(id);
+    },
+  });
   const orgId = await createOrg(db, `org-${Math.random().toString(36).slice(2, 8)}`);
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
+
+  const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0 });
 
   async function pass(appId: string): Promise<ReconcileResult | null> {
     const lock = await database.locks.tryLock(`pier:reconcile:${appId}`);
@@ -109,7 +158,9 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     reconciler,
     scheduler,
     deploys,
+    deleter,
     edgeFeed,
+    edgeReports,
     logs,
     orgId,
     auth,
@@ -124,6 +175,14 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
         await new Promise((r) => setTimeout(r, 10));
       }
       throw new Error(`gave up waiting for: ${what}`);
+    },
+    async request(path, req = {}) {
+      const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+      return api.request(path, {
+        method: req.method ?? (body === undefined ? 'GET' : 'POST'),
+        headers: { authorization: `Bearer ${req.token ?? adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body,
+      });
     },
   };
 }

@@ -9,18 +9,24 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 export interface Squatter {
   port: number;
-  /** Stops socat and resolves once the port is free again. */
+  /** Stops socat and resolves once the port is free again (bindable; bounded to 5 s). */
   release(): Promise<void>;
 }
 
 export async function squatPort(t: TestContext, port: number, host = '127.0.0.1'): Promise<Squatter> {
-  const child = spawn('socat', [`TCP-LISTEN:${port},bind=${host},fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // reuseaddr: the connections socat closed first linger in TIME_WAIT for a minute after it
+  // exits, and without SO_REUSEADDR on its socket they keep anyone from binding the port
+  // meanwhile (Linux asks both sides for it), which would make "released" a minute-long wait.
+  const child = spawn('socat', [`TCP-LISTEN:${port},bind=${host},reuseaddr,fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const release = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
+    // socat's forked children (one per connection it took) may hold the listening socket a
+    // moment longer: released means another program can listen there now.
+    for (let i = 0; i < 100 && !(await canListen(host, port)); i++) await delay(50);
   };
   t.after(release);
   // Bounded: socat listens within a few hundred milliseconds.
@@ -40,5 +46,13 @@ function answers(host: string, port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
+  });
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }

@@ -8,8 +8,10 @@ import type { Db } from '../../db/database.js';
 import { apps, orgs, tokens, type TokenScope } from '../../db/schema/index.js';
 import { createApi } from '../../api/app.js';
 import type { ApiEnv } from '../../api/auth.js';
+import { createAppDeleter } from '../../api/app-deleter.js';
 import { createDeployService } from '../../api/deploy-service.js';
 import { createEdgeFeed } from '../../api/edge-feed.js';
+import { createEdgeReports } from '../../api/edge-reports.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
 import { createTransactions } from '../../api/transactions.js';
 import { newId } from '../../api/ids.js';
@@ -38,9 +40,12 @@ export async function createTestApi(t: TestContext): Promise<TestApi> {
   const sharedAddresses = ['127.0.0.1', '::1'];
   const events = createEventLog(db);
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
-  const deploys = createDeployService({ db, runtime, transactions: createTransactions({ db, events }), enqueue: (id) => void enqueued.push(id) });
+  const transactions = createTransactions({ db, events });
+  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => void enqueued.push(id) });
+  const deleter = createAppDeleter({ runtime, transactions, onDeleted: (id) => void enqueued.push(id) });
+  const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => void enqueued.push(id) });
   let ready = true;
-  const app = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready });
+  const app = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready });
   return {
     app,
     db,

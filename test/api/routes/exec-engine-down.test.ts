@@ -18,7 +18,7 @@ test('exec into a stopped instance: 503 E_RUNTIME_UNAVAILABLE while the engine i
   assert.ok(inst);
   // What the reconciler records when the engine stopped the container on its way down.
   await cp.db.update(instances).set({ observedState: 'exited' }).where(eq(instances.id, inst.id));
-  const api = createApi({ db: cp.db, events: cp.events, runtime: cp.runtime, deploys: cp.deploys, edgeFeed: cp.edgeFeed, log: pino({ level: 'silent' }), sharedAddresses: [], ready: () => true });
+  const api = createApi({ db: cp.db, events: cp.events, runtime: cp.runtime, deploys: cp.deploys, deleter: cp.deleter, edgeFeed: cp.edgeFeed, edgeReports: cp.edgeReports, log: pino({ level: 'silent' }), sharedAddresses: [], ready: () => true });
   const [named] = await cp.db.select().from(apps).where(eq(apps.id, app.id));
   const exec = async () => {
     const res = await api.request(`/v1/apps/${named?.name}/instances/${inst.id}/exec`, {

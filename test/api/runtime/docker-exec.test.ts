@@ -19,7 +19,7 @@ async function start(t: TestContext, script: string): Promise<string> {
   const image = await ensureBusyboxImage();
   const name = `pier-test-${process.pid}-${randomBytes(4).toString('hex')}-exec`;
   const labels = { [LABELS.managed]: 'true', [LABELS.app]: `test-${process.pid}`, [LABELS.process]: 'web', [LABELS.instance]: name };
-  const id = await runtime.run({ name, image, cmd: ['sh', '-c', script], labels, ports: [] });
+  const id = await runtime.run({ name, image, cmd: ['sh', '-c', script], labels });
   t.after(() => runtime.remove(id));
   return id;
 }

@@ -1,5 +1,6 @@
-// The Docker runtime against the real engine: images, containers with published loopback ports,
-// inspect/list/logs, the event stream, and the error codes callers rely on.
+// The Docker runtime against the real engine: images, containers on Pier's network (reached at
+// their address, nothing published), the network's creation and conflicts, inspect/list/logs,
+// the event stream, and the error codes callers rely on.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -13,12 +14,14 @@ import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { createDockerRuntime } from '../../../api/runtime/docker-runtime.js';
-import { LABELS, type ContainerSpec, type RuntimeEvent } from '../../../api/runtime/runtime.js';
+import { DEFAULT_NETWORK, DEFAULT_NETWORK_SUBNET } from '../../../api/config.js';
+import { LABELS, type ContainerSpec, type NetworkSpec, type RuntimeEvent } from '../../../api/runtime/runtime.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 
 const run = promisify(execFile);
 const runtime = createDockerRuntime({ log: pino({ level: 'silent' }) });
 const app = `test-${process.pid}-${randomBytes(3).toString('hex')}`;
+const network: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
 
 function uniqueName(what: string): string {
   return `pier-test-${process.pid}-${randomBytes(4).toString('hex')}-${what}`;
@@ -32,7 +35,7 @@ function labels(instance: string): Record<string, string> {
 async function start(t: TestContext, what: string, spec: Partial<ContainerSpec>): Promise<{ id: string; name: string }> {
   const image = await ensureBusyboxImage();
   const name = uniqueName(what);
-  const id = await runtime.run({ name, image, labels: labels(name), ports: [], ...spec });
+  const id = await runtime.run({ name, image, labels: labels(name), ...spec });
   t.after(() => runtime.remove(id));
   return { id, name };
 }
@@ -48,9 +51,9 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | nul
 }
 
 /** One round trip through the echo server; null when the connection closed before the echo (not listening yet). */
-function echoOnce(port: number, payload: Buffer): Promise<Buffer | null> {
+function echoOnce(host: string, port: number, payload: Buffer): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     const chunks: Buffer[] = [];
     let received = 0;
     socket.setTimeout(5000, () => socket.destroy(new Error('echo timed out')));
@@ -64,7 +67,7 @@ function echoOnce(port: number, payload: Buffer): Promise<Buffer | null> {
       }
     });
     socket.on('close', () => resolve(received >= payload.length ? Buffer.concat(chunks) : null));
-    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? resolve(null) : reject(err)));
+    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'ECONNREFUSED' ? resolve(null) : reject(err)));
   });
 }
 
@@ -158,12 +161,13 @@ test('ping answers when the engine runs and says how to start it when the socket
   });
 });
 
-test('an echo container publishes its port on loopback, echoes bytes and is found by its labels', async (t) => {
+test('an echo container is reached at its address on the network, publishes nothing on the host, and is found by its labels', async (t) => {
   if (!(await requireDocker(t))) return;
+  await runtime.ensureNetwork(network);
   const { id, name } = await start(t, 'echo', {
     cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'],
     env: { GREETING: 'hi there' },
-    ports: [{ container: 8080, hostIp: '127.0.0.1' }],
+    network: network.name,
     memoryBytes: 64 * 1024 * 1024,
   });
 
@@ -175,22 +179,46 @@ test('an echo container publishes its port on loopback, echoes bytes and is foun
   assert.equal(info.finishedAt, null);
   assert.ok(info.startedAt instanceof Date);
   assert.deepEqual(info.labels, labels(name));
-  assert.equal(info.ports.length, 1);
-  const [port] = info.ports;
-  assert.ok(port);
-  assert.equal(port.container, 8080);
-  assert.equal(port.hostIp, '127.0.0.1');
-  assert.ok(Number.isInteger(port.hostPort) && port.hostPort > 0);
+  const address = info.networks[network.name];
+  assert.ok(address, 'an address on the network');
 
-  // The published port accepts before nc listens inside; a closed connection without echo means "retry".
+  // Straight to the container: a refused connect means nc does not listen yet.
   const payload = Buffer.from(`hello pier ${randomBytes(8).toString('hex')}\n`);
-  const echoed = await waitFor('the echo', () => echoOnce(port.hostPort, payload));
+  const echoed = await waitFor('the echo', () => echoOnce(address, 8080, payload));
   assert.deepEqual(echoed, payload);
+
+  // No port is published on the host, so no docker-proxy answers for the container.
+  const { stdout } = await run('docker', ['inspect', '--format', '{{json .HostConfig.PortBindings}} {{json .NetworkSettings.Ports}}', id]);
+  assert.match(stdout.trim(), /^(\{\}|null) (\{\}|null)$/);
 
   const listed = await runtime.list({ [LABELS.app]: app, [LABELS.instance]: name });
   assert.equal(listed.length, 1);
   assert.equal(listed[0]?.id, id);
-  assert.deepEqual(listed[0]?.ports, info.ports);
+  assert.deepEqual(listed[0]?.networks, info.networks);
+});
+
+test('ensureNetwork creates a missing network as a labelled bridge on the subnet, and refuses one Pier did not make', async (t) => {
+  if (!(await requireDocker(t))) return;
+  // A name and a /24 of its own inside 198.18.0.0/15, removed at the end.
+  const name = `pier-test-net-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const subnet = `198.18.${100 + (process.pid % 150)}.0/24`;
+  t.after(() => run('docker', ['network', 'rm', name]).catch(() => undefined));
+  const made = await runtime.ensureNetwork({ name, subnet, labels: { [LABELS.managed]: 'true' } });
+  assert.equal(made.created, true);
+  assert.equal(made.subnet, subnet);
+  const { stdout } = await run('docker', ['network', 'inspect', '--format', '{{.Driver}} {{index .Labels "dev.pier.managed"}}', name]);
+  assert.equal(stdout.trim(), 'bridge true');
+  assert.equal((await runtime.ensureNetwork({ name, subnet, labels: { [LABELS.managed]: 'true' } })).id, made.id);
+
+  const foreign = `pier-test-foreign-${process.pid}-${randomBytes(3).toString('hex')}`;
+  t.after(() => run('docker', ['network', 'rm', foreign]).catch(() => undefined));
+  await run('docker', ['network', 'create', '--internal', foreign]);
+  await assert.rejects(runtime.ensureNetwork({ name: foreign, subnet, labels: { [LABELS.managed]: 'true' } }), (err: Error & { hint?: string }) => {
+    assert.equal(codeOf(err), 'E_NETWORK_CONFLICT');
+    assert.ok(err.message.includes(foreign), err.message);
+    assert.match(err.hint ?? '', /PIER_NETWORK/);
+    return true;
+  });
 });
 
 test('events yield start, then kill and die with the exit code, for labelled containers', async (t) => {
@@ -249,7 +277,7 @@ test('a container whose command exits 3 shows exit code 3 and its finish time', 
   assert.equal(info.oomKilled, false);
   assert.equal(info.error, null);
   assert.ok(info.finishedAt instanceof Date);
-  assert.deepEqual(info.ports, []);
+  assert.deepEqual(info.networks, {});
   const listed = await runtime.list({ [LABELS.instance]: info.name });
   assert.equal(listed[0]?.exitCode, 3);
 });
@@ -278,7 +306,7 @@ test('a command that cannot start is E_CONTAINER_START with Docker\'s message, a
   const image = await ensureBusyboxImage();
   const name = uniqueName('badcmd');
   t.after(() => runtime.remove(name));
-  await assert.rejects(runtime.run({ name, image, cmd: ['/no/such/binary'], labels: labels(name), ports: [] }), (err: Error) => {
+  await assert.rejects(runtime.run({ name, image, cmd: ['/no/such/binary'], labels: labels(name) }), (err: Error) => {
     assert.equal(codeOf(err), 'E_CONTAINER_START');
     assert.match(err.message, /no such file or directory|not found/);
     return true;
@@ -290,7 +318,7 @@ test('a name left by an earlier attempt is E_CONTAINER_CONFLICT', async (t) => {
   if (!(await requireDocker(t))) return;
   const { name } = await start(t, 'conflict', { cmd: ['sleep', '30'] });
   const image = await ensureBusyboxImage();
-  await assert.rejects(runtime.run({ name, image, cmd: ['sleep', '30'], labels: labels(name), ports: [] }), (err: Error) => {
+  await assert.rejects(runtime.run({ name, image, cmd: ['sleep', '30'], labels: labels(name) }), (err: Error) => {
     assert.equal(codeOf(err), 'E_CONTAINER_CONFLICT');
     assert.ok(err.message.includes(name), err.message);
     return true;

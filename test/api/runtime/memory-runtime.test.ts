@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMemoryRuntime } from '../../../api/runtime/memory-runtime.js';
+import { DEFAULT_NETWORK, DEFAULT_NETWORK_SUBNET } from '../../../api/config.js';
 import { LABELS } from '../../../api/runtime/runtime.js';
 import { runtimeContract, waitFor } from './runtime-contract.js';
 
@@ -10,10 +11,11 @@ const IMAGE = 'pier-test/busybox:1';
 
 runtimeContract('memory runtime', async () => {
   const runtime = createMemoryRuntime({ images: [IMAGE], startLatencyMs: 5 });
-  return { runtime, image: IMAGE, kill: async (id) => runtime.crash(id, { exitCode: 137 }) };
+  const network = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
+  return { runtime, image: IMAGE, network, kill: async (id) => runtime.crash(id, { exitCode: 137 }) };
 });
 
-const spec = (name: string, cmd: string[]) => ({ name, image: IMAGE, cmd, labels: { [LABELS.managed]: 'true', [LABELS.instance]: name }, ports: [] });
+const spec = (name: string, cmd: string[]) => ({ name, image: IMAGE, cmd, labels: { [LABELS.managed]: 'true', [LABELS.instance]: name } });
 
 test('a container is "created" during its start latency and running after it', async () => {
   const runtime = createMemoryRuntime({ images: [IMAGE], startLatencyMs: 200 });
@@ -51,4 +53,24 @@ test('an engine that is down fails every call with E_RUNTIME_UNAVAILABLE and end
   await runtime.ping();
   const id = await runtime.run(spec('c', ['sh', '-c', 'exit 2']));
   assert.equal((await waitFor('exit', async () => ((await runtime.inspect(id))?.state === 'exited' ? runtime.inspect(id) : undefined)))?.exitCode, 2);
+});
+
+test('a network of that name made by someone else is E_NETWORK_CONFLICT; an httpd answers GET at its address', async () => {
+  const runtime = createMemoryRuntime({ images: [IMAGE] });
+  runtime.addForeignNetwork('theirs', '10.99.0.0/16');
+  await assert.rejects(runtime.ensureNetwork({ name: 'theirs', subnet: '10.99.0.0/16', labels: { [LABELS.managed]: 'true' } }), { code: 'E_NETWORK_CONFLICT' });
+  await runtime.ensureNetwork({ name: 'pier', subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } });
+  const id = await runtime.run({ ...spec('web', ['sh', '-c', 'sleep 0.05; httpd -f -p 8080']), network: 'pier' });
+  const address = (await runtime.inspect(id))?.networks.pier;
+  assert.ok(address);
+  await assert.rejects(runtime.connect(address, 8080, { timeoutMs: 100 }), { code: 'ECONNREFUSED' }, 'not yet: the script sleeps first');
+  const conn = await waitFor('httpd to listen', () => runtime.connect(address, 8080, { timeoutMs: 100 }).catch(() => null));
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    conn.on('data', (c: Buffer) => (text += c.toString()));
+    conn.on('end', () => resolve(text));
+    conn.write('GET / HTTP/1.0\r\n\r\n');
+  });
+  assert.match(answer, /^HTTP\/1\.0 200 OK/);
+  await assert.rejects(runtime.connect('198.19.255.254', 8080, { timeoutMs: 100 }), { code: 'EHOSTUNREACH' });
 });

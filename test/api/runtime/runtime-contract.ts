@@ -5,12 +5,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
-import { LABELS, type ContainerInfo, type ContainerSpec, type Runtime, type RuntimeEvent } from '../../../api/runtime/runtime.js';
+import type { Duplex } from 'node:stream';
+import { LABELS, type ContainerInfo, type ContainerSpec, type NetworkSpec, type Runtime, type RuntimeEvent } from '../../../api/runtime/runtime.js';
 
 export interface ContractTarget {
   runtime: Runtime;
   /** A busybox image known to the runtime, by reference. */
   image: string;
+  /** Pier's network on this runtime (on Docker the shared one, default name and subnet). */
+  network: NetworkSpec;
   /** Kills a running container's process from outside the runtime (docker kill / a crash). */
   kill(id: string): Promise<void>;
 }
@@ -25,7 +28,7 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
 
   async function start(t: TestContext, target: ContractTarget, what: string, spec: Partial<ContainerSpec>): Promise<{ id: string; name: string }> {
     const name = uniqueName(what);
-    const id = await target.runtime.run({ name, image: target.image, labels: labels(name), ports: [], ...spec });
+    const id = await target.runtime.run({ name, image: target.image, labels: labels(name), ...spec });
     t.after(() => target.runtime.remove(id));
     return { id, name };
   }
@@ -54,10 +57,11 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     }
   });
 
-  test(`${name}: a running container has its name, labels and a published loopback port, and is listed by labels`, async (t) => {
+  test(`${name}: a running container has its name, labels and an address on the network, and is listed by labels`, async (t) => {
     const target = await setup(t);
     if (!target) return;
-    const { id, name: cname } = await start(t, target, 'serve', { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'], ports: [{ container: 8080, hostIp: '127.0.0.1' }] });
+    await target.runtime.ensureNetwork(target.network);
+    const { id, name: cname } = await start(t, target, 'serve', { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'], network: target.network.name });
     const info = await target.runtime.inspect(id);
     assert.ok(info);
     assert.equal(info.id, id);
@@ -68,14 +72,95 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     assert.ok(info.startedAt instanceof Date);
     assert.equal(info.finishedAt, null);
     assert.deepEqual(info.labels, labels(cname));
-    assert.equal(info.ports.length, 1);
-    assert.equal(info.ports[0]?.container, 8080);
-    assert.equal(info.ports[0]?.hostIp, '127.0.0.1');
-    assert.ok((info.ports[0]?.hostPort ?? 0) > 0);
+    assert.deepEqual(Object.keys(info.networks), [target.network.name]);
+    assert.ok(inSubnet(info.networks[target.network.name] ?? '', target.network.subnet), `${info.networks[target.network.name]} in ${target.network.subnet}`);
     assert.deepEqual(await target.runtime.inspect(cname).then((i) => i?.id), id, 'inspect by name');
     const listed = await target.runtime.list({ [LABELS.app]: app, [LABELS.instance]: cname });
     assert.deepEqual(listed.map((c) => c.id), [id]);
+    assert.deepEqual(listed[0]?.networks, info.networks);
     assert.deepEqual(await target.runtime.list({ [LABELS.app]: app, [LABELS.instance]: `${cname}-nope` }), []);
+  });
+
+  test(`${name}: ensureNetwork makes the network once and then finds the same one, labelled`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    const first = await target.runtime.ensureNetwork(target.network);
+    const again = await target.runtime.ensureNetwork(target.network);
+    assert.equal(again.id, first.id);
+    assert.equal(again.name, target.network.name);
+    assert.equal(again.created, false);
+    assert.equal(again.subnet, target.network.subnet);
+    assert.equal(again.labels[LABELS.managed], 'true');
+  });
+
+  test(`${name}: a connection to the container's address meets its process: bytes echo on the port it listens on, ECONNREFUSED on one it does not`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    await target.runtime.ensureNetwork(target.network);
+    const { id } = await start(t, target, 'reach', { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'], network: target.network.name });
+    const address = (await target.runtime.inspect(id))?.networks[target.network.name];
+    assert.ok(address);
+    const payload = `hello ${randomBytes(6).toString('hex')}\n`;
+    // nc listens a moment after the container starts: a refused connect then means "retry".
+    const echoed = await waitFor('the echo', async () => {
+      const conn = await target.runtime.connect(address, 8080, { timeoutMs: 2_000 }).catch(() => null);
+      return conn ? echoOnce(conn, payload) : null;
+    });
+    assert.equal(echoed, payload);
+    // Nothing listens on 8081: the process's own network stack refuses, no proxy accepts for it.
+    await assert.rejects(target.runtime.connect(address, 8081, { timeoutMs: 2_000 }), (err: NodeJS.ErrnoException) => {
+      assert.equal(err.code, 'ECONNREFUSED');
+      return true;
+    });
+  });
+
+  test(`${name}: two containers get two addresses; a stopped one has none; one without a network has none`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    await target.runtime.ensureNetwork(target.network);
+    const a = await start(t, target, 'addr-a', { cmd: ['sleep', '60'], network: target.network.name });
+    const b = await start(t, target, 'addr-b', { cmd: ['sleep', '60'], network: target.network.name });
+    const none = await start(t, target, 'addr-none', { cmd: ['sleep', '60'] });
+    const addressOf = async (id: string) => (await target.runtime.inspect(id))?.networks[target.network.name];
+    const [addrA, addrB] = [await addressOf(a.id), await addressOf(b.id)];
+    assert.ok(addrA && addrB);
+    assert.notEqual(addrA, addrB);
+    assert.equal(await addressOf(none.id), undefined);
+    await target.runtime.stop(a.id, 1);
+    assert.deepEqual((await target.runtime.inspect(a.id))?.networks, {});
+  });
+
+  test(`${name}: connectNetwork joins a running container started without a network, once; it is then reached at its address`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    await target.runtime.ensureNetwork(target.network);
+    const { id } = await start(t, target, 'join', { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'] });
+    assert.equal((await target.runtime.inspect(id))?.networks[target.network.name], undefined);
+    await target.runtime.connectNetwork(id, target.network.name);
+    await target.runtime.connectNetwork(id, target.network.name);
+    const address = (await target.runtime.inspect(id))?.networks[target.network.name];
+    assert.ok(address && inSubnet(address, target.network.subnet), String(address));
+    const payload = `joined ${randomBytes(4).toString('hex')}\n`;
+    const echoed = await waitFor('the echo', async () => {
+      const conn = await target.runtime.connect(address, 8080, { timeoutMs: 2_000 }).catch(() => null);
+      return conn ? echoOnce(conn, payload) : null;
+    });
+    assert.equal(echoed, payload);
+    await assert.rejects(target.runtime.connectNetwork(id, `pier-missing-${randomBytes(4).toString('hex')}`), { code: 'E_NETWORK_NOT_FOUND' });
+  });
+
+  test(`${name}: a container on a network that does not exist is E_NETWORK_NOT_FOUND and leaves no container`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    const cname = uniqueName('nonet');
+    t.after(() => target.runtime.remove(cname));
+    const missing = `pier-missing-${randomBytes(4).toString('hex')}`;
+    await assert.rejects(target.runtime.run({ name: cname, image: target.image, cmd: ['sleep', '5'], labels: labels(cname), network: missing }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'E_NETWORK_NOT_FOUND');
+      assert.ok(err.message.includes(missing), err.message);
+      return true;
+    });
+    assert.equal(await target.runtime.inspect(cname), null);
   });
 
   test(`${name}: a command that exits 3 leaves an exited container with code 3 and a finish time`, async (t) => {
@@ -137,7 +222,7 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     if (!target) return;
     const cname = uniqueName('badcmd');
     t.after(() => target.runtime.remove(cname));
-    await assert.rejects(target.runtime.run({ name: cname, image: target.image, cmd: ['/no/such/binary'], labels: labels(cname), ports: [] }), (err: Error & { code?: string }) => {
+    await assert.rejects(target.runtime.run({ name: cname, image: target.image, cmd: ['/no/such/binary'], labels: labels(cname) }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'E_CONTAINER_START');
       assert.match(err.message, /no such file or directory|not found/);
       return true;
@@ -150,7 +235,7 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     if (!target) return;
     const { id, name: cname } = await start(t, target, 'conflict', { cmd: ['sh', '-c', 'exit 0'] });
     await exited(target.runtime, id);
-    await assert.rejects(target.runtime.run({ name: cname, image: target.image, cmd: ['sleep', '30'], labels: labels(cname), ports: [] }), (err: Error & { code?: string }) => {
+    await assert.rejects(target.runtime.run({ name: cname, image: target.image, cmd: ['sleep', '30'], labels: labels(cname) }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'E_CONTAINER_CONFLICT');
       assert.ok(err.message.includes(cname), err.message);
       return true;
@@ -229,6 +314,34 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     ac.abort();
     await consumed; // ends without throwing
   });
+}
+
+/** Writes `payload` and reads until as many bytes came back (or the peer closed): what an echo answers. */
+function echoOnce(conn: Duplex, payload: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    let got = '';
+    const timer = setTimeout(() => finish(got.length ? got : null), 3_000);
+    const finish = (value: string | null) => {
+      clearTimeout(timer);
+      conn.destroy();
+      resolve(value);
+    };
+    conn.on('data', (chunk: Buffer) => {
+      got += chunk.toString();
+      if (got.length >= payload.length) finish(got);
+    });
+    conn.on('error', () => finish(null));
+    conn.on('end', () => finish(got.length ? got : null));
+    conn.write(payload);
+  });
+}
+
+/** True when the IPv4 `address` lies in `cidr`. */
+export function inSubnet(address: string, cidr: string): boolean {
+  const toInt = (ip: string) => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const [base, bits] = cidr.split('/');
+  const size = 2 ** (32 - Number(bits));
+  return /^\d+\.\d+\.\d+\.\d+$/.test(address) && Math.floor(toInt(address) / size) === Math.floor(toInt(base ?? '') / size);
 }
 
 /** Polls until `check` returns a value; bounded so a broken runtime fails the test instead of hanging. */

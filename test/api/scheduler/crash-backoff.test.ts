@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Instance, InstanceObserved } from '../../../db/schema/index.js';
-import { crashBackoff, crashLoopMessage, type Backoff } from '../../../api/scheduler/crash-backoff.js';
+import { crashBackoff, crashLoopMessage, withExitsSeenNow, type Backoff } from '../../../api/scheduler/crash-backoff.js';
+import type { ContainerInfo } from '../../../api/runtime/runtime.js';
 
 const now = new Date('2024-05-01T12:00:00Z');
 const ago = (seconds: number) => new Date(now.getTime() - seconds * 1000);
@@ -29,7 +30,7 @@ function row(process: string, observedState: InstanceObserved, stoppedSecondsAgo
 const exits = (process: string, ...secondsAgo: number[]) => secondsAgo.map((s) => row(process, 'exited', s));
 const after = (secondsAgo: number, delaySeconds: number) => new Date(ago(secondsAgo).getTime() + delaySeconds * 1000);
 
-const cases: { name: string; rows: Instance[]; want: Record<string, Backoff> }[] = [
+const cases: { name: string; rows: Instance[]; want: Record<string, Omit<Backoff, 'lastExit'>> }[] = [
   { name: 'no rows, no backoff', rows: [], want: {} },
   { name: 'two exits are free', rows: exits('web', 1, 2), want: {} },
   { name: 'the third exit waits 2 s after the last', rows: exits('web', 30, 20, 10), want: { web: { until: after(10, 2), exits: 3 } } },
@@ -54,7 +55,8 @@ const cases: { name: string; rows: Instance[]; want: Record<string, Backoff> }[]
 
 for (const c of cases) {
   test(`crashBackoff: ${c.name}`, () => {
-    assert.deepEqual(crashBackoff(c.rows, now), c.want);
+    const got = Object.fromEntries(Object.entries(crashBackoff(c.rows, now)).map(([p, b]) => [p, { until: b.until, exits: b.exits }]));
+    assert.deepEqual(got, c.want);
   });
 }
 
@@ -69,3 +71,22 @@ for (const m of messages) {
     assert.equal(crashLoopMessage('web', 5, m.until, now), m.want);
   });
 }
+
+test('withExitsSeenNow: a container that stopped counts as an exit at its finish time before the pass records it; a start in progress does not', () => {
+  const finished = ago(1);
+  const dying = { ...row('web', 'running', null), containerId: 'c1' };
+  const vanished = { ...row('web', 'running', null), containerId: 'c2' };
+  const pending = { ...row('web', 'starting', null), containerId: null };
+  const alive = { ...row('web', 'running', null), containerId: 'c3' };
+  const containers = new Map([
+    [dying.id, { state: 'exited', finishedAt: finished } as ContainerInfo],
+    [alive.id, { state: 'running', finishedAt: null } as ContainerInfo],
+  ]);
+  const recorded = exits('web', 5).map((r) => ({ ...r, desiredState: 'stopped' as const, containerId: 'c0' }));
+  const seen = withExitsSeenNow([...recorded, dying, vanished, pending, alive], containers, now);
+  assert.deepEqual(
+    seen.filter((r) => r.observedState === 'exited').map((r) => r.stoppedAt?.getTime()),
+    [ago(5).getTime(), finished.getTime(), now.getTime()],
+  );
+  assert.deepEqual(crashBackoff(seen, now).web?.until, after(0, 2), 'three exits: the third (now) is held back 2 s');
+});

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { findDrift, type DriftApp, type DriftContainer, type DriftInput, type DriftRow } from '../../../api/scheduler/drift.js';
 
 const app = (more: Partial<DriftApp> = {}): DriftApp => ({ id: 'a1', currentReleaseId: 'r2', scale: {}, processes: { web: { count: 2 } }, ...more });
-const row = (id: string, more: Partial<DriftRow> = {}): DriftRow => ({ id, appId: 'a1', releaseId: 'r2', process: 'web', desiredState: 'running', observedState: 'running', containerId: `c-${id}`, ...more });
+const row = (id: string, more: Partial<DriftRow> = {}): DriftRow => ({ id, appId: 'a1', releaseId: 'r2', process: 'web', desiredState: 'running', observedState: 'running', containerId: `c-${id}`, address: '198.19.0.9', ...more });
 const container = (instanceId: string, more: Partial<DriftContainer> = {}): DriftContainer => ({ id: `c-${instanceId}`, state: 'running', appId: 'a1', instanceId, ...more });
 
 function input(more: Partial<DriftInput>): DriftInput {
@@ -21,6 +21,16 @@ const cases: { name: string; input: DriftInput; drift: [string, string][] }[] = 
   { name: 'a row still "starting" whose container runs', input: input({ rows: [row('i1'), row('i2', { observedState: 'starting' })] }), drift: [['a1', 'an instance is not recorded as it runs']] },
   { name: 'fewer instances than the count', input: input({ rows: [row('i1')], containers: [container('i1')] }), drift: [['a1', 'process web runs a different count']] },
   { name: 'a scale that changed the count', input: input({ apps: [app({ scale: { web: 3 } })] }), drift: [['a1', 'process web runs a different count']] },
+  {
+    name: 'a running instance without an address on the network (started before Pier had one)',
+    input: input({ rows: [row('i1'), row('i2', { address: null })] }),
+    drift: [['a1', 'an instance has no address on the network']],
+  },
+  {
+    name: 'a deleted app that still has containers',
+    input: input({ apps: [app({ currentReleaseId: null, processes: null, deletedAt: new Date() })], rows: [], containers: [container('i1', { state: 'exited' })] }),
+    drift: [['a1', 'a deleted app still has containers']],
+  },
   { name: 'an instance of an older release', input: input({ rows: [row('i1'), row('i2', { releaseId: 'r1' })] }), drift: [['a1', 'an instance of another release runs']] },
   {
     name: 'an instance to stop whose container still runs',

@@ -16,7 +16,7 @@ function info(more: Partial<ContainerInfo>): ContainerInfo {
     error: null,
     startedAt: null,
     finishedAt: null,
-    ports: [],
+    networks: {},
     ...more,
   };
 }

@@ -30,7 +30,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 
 /** An app of one instance whose check passes, rolled out, with a running health monitor. */
 async function healthyApp(t: TestContext) {
-  const cp = await createControlPlane(t);
+  const cp = await createControlPlane(t, { health: false });
   const changed: string[] = [];
   const monitor = createHealthMonitor({
     db: cp.db,

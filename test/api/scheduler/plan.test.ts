@@ -210,6 +210,22 @@ const cases: { name: string; input: PlanInput; actions: Action[]; retryAt?: Date
     input: input({ instances: [inst('w', 'r2', 'web'), leaving('s1', { container: 'exited', drainUntil: at(9) }), leaving('s2', { container: null })] }),
     actions: [],
   },
+  // Waiting for the edges to serve the new release's endpoints (holdPrevious).
+  {
+    name: 'holding the previous release: keeps the old instance though the new one is ready',
+    input: input({ holdPrevious: true, instances: [inst('old', 'r1', 'web'), inst('new', 'r2', 'web')] }),
+    actions: [],
+  },
+  {
+    name: 'holding the previous release: still starts the new instances, and scales down extras of the new release',
+    input: input({ holdPrevious: true, processes: web(1), strategy: immediate, instances: [inst('o1', 'r1', 'web'), inst('n1', 'r2', 'web', { age: 1 }), inst('n2', 'r2', 'web', { age: 2 })] }),
+    actions: [drain('n2', 'scaled down')],
+  },
+  {
+    name: 'holding the previous release: immediate and bluegreen keep every old instance',
+    input: input({ holdPrevious: true, strategy: bluegreen, processes: [{ process: 'web', count: 1 }], instances: [inst('o-web', 'r1', 'web'), inst('o-cron', 'r1', 'cron'), inst('n', 'r2', 'web')] }),
+    actions: [],
+  },
   // Crash-loop backoff.
   {
     name: 'holds back starts during a backoff and looks again at its end',

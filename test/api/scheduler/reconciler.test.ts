@@ -29,7 +29,7 @@ test('a deploy starts its instances, each with one started event, and the rollou
   for (const r of all) {
     assert.equal(r.observedState, 'running');
     assert.ok(r.containerId);
-    assert.ok((r.hostPorts['8080'] ?? 0) > 0);
+    assert.match(r.address ?? '', /^198\.19\./, 'an address on the network');
   }
   assert.equal(await runningCount(cp, app.id), 2);
   assert.equal((await eventTypes(cp, app.id, 'instance.started')).length, 2);
@@ -152,3 +152,30 @@ async function waitUntil(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!check()) throw new Error('gave up waiting');
 }
+
+test('a running container that is not on Pier\'s network (started before it existed) is joined to it, not restarted, and the edge gets its address', async (t) => {
+  let legacy = true;
+  const cp = await createControlPlane(t, {
+    runtime: {
+      // The first container starts as an older Pier started them: on no network of Pier's.
+      beforeStart: async (spec) => {
+        if (legacy) spec.network = undefined;
+        legacy = false;
+      },
+    },
+  });
+  const { app } = await cp.deploy(echoManifest('legacy', { count: 1 }));
+  await cp.pass(app.id);
+  const [before] = await rows(cp, app.id);
+  assert.ok(before?.containerId);
+  assert.equal(before.address, null, 'no address on the network yet');
+  assert.deepEqual(Object.keys((await cp.runtime.inspect(before.containerId))?.networks ?? {}), []);
+
+  await cp.converge(app.id, async () => (await eventTypes(cp, app.id, 'deploy.succeeded')).length === 1, 'the rollout, once the instance is reachable');
+  const [after] = await rows(cp, app.id);
+  assert.match(after?.address ?? '', /^198\.19\./);
+  assert.equal((await cp.runtime.inspect(before.containerId))?.networks.pier, after?.address);
+  assert.deepEqual([...cp.runtime.runs().values()], [1], 'joined, never restarted');
+  const snapshot = await cp.edgeFeed.rebuild();
+  assert.deepEqual(snapshot.endpoints[0]?.backends.map((b) => [b.address, b.port]), [[after?.address, 8080]]);
+});

@@ -36,7 +36,7 @@ test('a release whose process exits at start fails with its exit code and logs; 
   const running = (await cp.db.select().from(instances).where(eq(instances.appId, v1.app.id))).filter((r) => r.desiredState === 'running');
   assert.deepEqual(running.map((r) => r.releaseId), [v1.release.id, v1.release.id]);
   const edgeAfter = await cp.edgeFeed.rebuild();
-  assert.deepEqual(edgeAfter.endpoints.map((e) => [e.id, e.backends.map((b) => b.id).sort()]), edgeBefore.endpoints.map((e) => [e.id, e.backends.map((b) => b.id).sort()]));
+  assert.deepEqual(edgeAfter.endpoints.map((e) => [e.name, e.backends.map((b) => b.id).sort()]), edgeBefore.endpoints.map((e) => [e.name, e.backends.map((b) => b.id).sort()]));
 });
 
 test('a deploy that replaces an unfinished one records what superseded it, in the same transaction', async (t) => {
@@ -56,4 +56,18 @@ test('a deploy that replaces an unfinished one records what superseded it, in th
   assert.match(superseded[1]?.message ?? '', /the rollout of v2 was superseded by a rollback of v3/);
   const states = await cp.db.select({ id: deployments.id, state: deployments.state }).from(deployments).where(eq(deployments.appId, first.app.id));
   assert.deepEqual(new Map(states.map((s) => [s.id, s.state])), new Map([[first.deployment.id, 'superseded'], [second.deployment.id, 'superseded'], [third.deployment.id, 'running']]));
+});
+
+test('a rollout whose instance never listens on its target asks for a pass at its deadline and fails then, naming the endpoint', async (t) => {
+  const cp = await createControlPlane(t);
+  const v1 = await cp.deploy(echoManifest('late', { count: 1, port: 9003 }));
+  await cp.converge(v1.app.id, async () => (await eventsOf(cp, v1.app.id, 'deploy.succeeded')).length === 1, 'v1');
+  const v2 = await cp.deploy(echoManifest('late', { count: 1, port: 9003, extra: 'env = { V = "2" }' }).replace('target = 8080', 'target = 8081').replace('drain = "0s"', 'drain = "0s"\ntimeout = "1s"'));
+  const first = await cp.pass(v1.app.id);
+  // Nothing else would come at the deadline (no container event, no check change): the pass says when.
+  assert.ok(first?.retryAt && first.retryAt.getTime() <= v2.deployment.deadline.getTime() + 1, `retry at ${first?.retryAt?.toISOString()}, deadline ${v2.deployment.deadline.toISOString()}`);
+  await cp.converge(v1.app.id, async () => (await eventsOf(cp, v1.app.id, 'deploy.failed')).length === 1, 'v2 to fail at its deadline');
+  const [failed] = await eventsOf(cp, v1.app.id, 'deploy.failed');
+  assert.match(failed?.message ?? '', /failing checks:\n {2}nothing listens on port 8081 in late-web-\S+ \(endpoint :9003 targets it\): ECONNREFUSED; v1 keeps serving/);
+  assert.equal(failed?.reason, 'not-listening');
 });
