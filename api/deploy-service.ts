@@ -36,11 +36,22 @@ export function createDeployService(options: DeployServiceOptions) {
   const { db, runtime, transactions } = options;
 
   return {
-    async deploy(auth: AuthContext, manifest: Manifest, description = ''): Promise<DeployResult> {
+    /**
+     * `built` is the image a build of this manifest's `[build]` pushed (`registry/app@sha256:…`);
+     * a manifest with `[build]` cannot deploy without one.
+     */
+    async deploy(auth: AuthContext, manifest: Manifest, description = '', built?: string): Promise<DeployResult> {
       requireScope(auth, 'deploy');
+      const reference = built ?? manifest.image;
+      if (reference === undefined) {
+        throw new PierError('E_BUILD_REQUIRED', `${manifest.app} builds its image from a Dockerfile ([build]), and this deploy carries no build`, {
+          status: 422,
+          hint: '`pier deploy -c pier.toml` uploads the build context and builds it; or name an image with image = "…" instead of [build]',
+        });
+      }
       await visibleOrNew(auth, manifest.app);
       // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
-      const image = await runtime.resolveImage(manifest.image, 'missing');
+      const image = await runtime.resolveImage(reference, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
@@ -71,7 +82,7 @@ export function createDeployService(options: DeployServiceOptions) {
             ? latest
             : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
                 manifest,
-                image: manifest.image,
+                image: reference,
                 imageId: image.id,
                 imageDigest,
                 configHash,
