@@ -20,6 +20,9 @@ import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
+import { createExternalRegistry } from './registry/external-registry.js';
+import { createLocalRegistry } from './registry/local-registry.js';
+import type { Registry, RegistryEvent } from './registry/registry.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import type { Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
@@ -37,7 +40,7 @@ export interface RunningServer {
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
-  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed };
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; registry: Registry | null };
   close(): Promise<void>;
 }
 
@@ -125,6 +128,20 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
+    // Registry events belong to the admin org (known once it is bootstrapped, below).
+    let registryOrg: string | undefined;
+    const onRegistryEvent = (e: RegistryEvent): void => {
+      if (!registryOrg) return;
+      events.record({ orgId: registryOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
+    };
+    const local =
+      config.registry.kind === 'local'
+        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
+        : null;
+    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url) : null);
+    if (registry) closers.push(() => registry.close());
+    const registryStart = local?.start();
+
     const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
@@ -144,6 +161,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
 
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
+    registryOrg = admin.orgId;
+    const registryStarted = await registryStart;
+    if (registryStarted && !registryStarted.ok) warnings.push(`the image registry does not serve: ${registryStarted.problem}; deploys from a Dockerfile fail until it does (Pier keeps retrying)`);
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
@@ -156,7 +176,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
-      internals: { scheduler, edgeFeed },
+      internals: { scheduler, edgeFeed, registry },
       close,
     };
   } catch (err) {
