@@ -1,6 +1,7 @@
 // What the HTTP routes need, built once by the server's entry point.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
+import type { BuildService } from './build-service.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EventLog } from './event-log.js';
@@ -19,4 +20,10 @@ export interface ApiDeps {
   ready: () => boolean;
   /** Largest request body accepted (413 above); api/app.ts has the default. */
   bodyLimitBytes?: number | undefined;
+  /** Builds from a Dockerfile (absent: the server cannot build; POST /v1/builds is 503). */
+  builds?: BuildService | undefined;
+  /** Largest build context accepted (413 above); api/routes/builds.ts has the default. */
+  buildContextLimitBytes?: number | undefined;
+  /** Where uploaded build contexts are kept while they build (under it, `builds/`). */
+  dataDir?: string | undefined;
 }

@@ -14,6 +14,7 @@ import { nodes, settings } from '../db/schema/index.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
+import { createBuildService } from './build-service.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { bootstrapEdgeToken } from './edge-token.js';
@@ -23,6 +24,7 @@ import { PierError } from './pier-error.js';
 import { createExternalRegistry } from './registry/external-registry.js';
 import { createLocalRegistry } from './registry/local-registry.js';
 import type { Registry, RegistryEvent } from './registry/registry.js';
+import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import type { Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
@@ -144,8 +146,26 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
 
     const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => scheduler.enqueue(id) });
 
+    // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
+    const builds = overrides.runtime
+      ? undefined
+      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, installationId, log: log.child({ component: 'builds' }) });
+
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, edgeFeed, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({
+      db,
+      events,
+      runtime,
+      deploys,
+      edgeFeed,
+      log,
+      sharedAddresses,
+      ready: () => ready,
+      bodyLimitBytes: config.bodyLimitBytes,
+      builds,
+      buildContextLimitBytes: config.buildContextLimitBytes,
+      dataDir: config.dataDir,
+    });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>
