@@ -49,3 +49,14 @@ export async function removeBuiltImages(installationId: string): Promise<void> {
   const ids = [...new Set(stdout.split('\n').filter(Boolean))];
   if (ids.length) await run('docker', ['image', 'rm', '-f', ...ids]).catch(() => undefined);
 }
+
+/** Removes every image of a test's own registry (named `HOST/org/app`), pushed or pulled. */
+export async function removeRegistryImages(host: string): Promise<void> {
+  const { stdout } = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+  const ids = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const [ref, id] = line.split(' ');
+    if (ref?.startsWith(`${host}/`) && id) ids.add(id);
+  }
+  if (ids.size) await run('docker', ['image', 'rm', '-f', ...ids]).catch(() => undefined);
+}
