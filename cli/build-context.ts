@@ -41,6 +41,8 @@ export async function packContext(dir: string, options: { dockerfile: string; ig
     ignore(name) {
       const path = relative(dir, name).split(sep).join('/');
       if (path === '' || always.has(path) || !ignore.ignores(path)) return false;
+      // The folder that holds the Dockerfile is walked even when it is left out.
+      if ([...always].some((a) => a.startsWith(`${path}/`))) return false;
       return !(walkIgnored && statSync(name).isDirectory());
     },
     // Owners on the client's machine mean nothing in an image.

@@ -107,3 +107,29 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   assert.equal(after.release?.version, 3, 'no new release');
   await serves(port, '/index.html', 'v1\n');
 });
+
+test('a context over the server limit, a missing Dockerfile and a manifest without [build] each end with their code, and nothing is deployed', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const server = await startPierServer(t, {}, { args: ['--build-context-limit', '64KiB'] });
+  const site = join(server.dir, 'site');
+  await writeFiles(site, { 'pier.toml': 'app = "big"\n[build]\n[processes.web]\n', Dockerfile: 'FROM scratch\nCOPY big /big\n', big: 'x'.repeat(1024 * 1024) });
+  const big = await runPier(['deploy', '-c', join(site, 'pier.toml')], server.env, { timeoutMs: 60_000 });
+  assert.equal(big.code, 1, big.stderr);
+  assert.match(big.stderr, /E_BUILD_CONTEXT_TOO_LARGE/);
+  assert.match(big.stderr, /dockerignore/);
+
+  // Left out by .dockerignore, the big file no longer counts; the Dockerfile is gone too.
+  await writeFiles(site, { '.dockerignore': 'big\n', 'pier.toml': 'app = "big"\n[build]\ndockerfile = "deploy/Dockerfile"\n[processes.web]\n' });
+  const missing = await runPier(['deploy', '-c', join(site, 'pier.toml')], server.env, { timeoutMs: 60_000 });
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.match(missing.stderr, /no deploy\/Dockerfile in the build context \(E_BUILD_DOCKERFILE_MISSING\)/);
+
+  await writeFiles(site, { 'pier.toml': 'app = "big"\nimage = "pier-test/busybox:1"\n[processes.web]\n' });
+  const nothing = await runPier(['build', '-c', join(site, 'pier.toml')], server.env);
+  assert.equal(nothing.code, 2, nothing.stderr);
+  assert.match(nothing.stderr, /E_NOTHING_TO_BUILD/);
+
+  const apps = await runPier(['apps', 'list', '--json'], server.env);
+  assert.equal(apps.code, 0, apps.stderr);
+  assert.deepEqual((JSON.parse(apps.stdout) as { apps: unknown[] }).apps, []);
+});
