@@ -15,6 +15,7 @@ export interface DockerBuilderOptions {
 interface BuildMessage {
   stream?: string;
   status?: string;
+  id?: string;
   error?: string;
   errorDetail?: { message?: string };
   aux?: { ID?: string; Digest?: string };
@@ -73,7 +74,7 @@ export function createDockerBuilder(options: DockerBuilderOptions): ImageBuilder
           if (typeof m.error === 'string') throw new Error(m.errorDetail?.message ?? m.error);
           if (typeof m.aux?.Digest === 'string') digest = m.aux.Digest;
           // Per-layer progress bars are noise in a build log; the outcome lines are not.
-          if (typeof m.status === 'string' && /digest:|Pushed|already exists/.test(m.status)) onLine(m.status);
+          if (typeof m.status === 'string' && /digest:|Pushed|already exists/.test(m.status)) onLine(m.id && !m.status.startsWith(m.id) ? `${m.id}: ${m.status}` : m.status);
         }
       } catch (err) {
         if (isConnectionError(err)) throw unavailable(err);
@@ -141,8 +142,11 @@ function createLineSplitter(onLine: (line: string) => void) {
       step = text;
       last.length = 0;
     }
-    last.push(text);
-    if (last.length > BUILD_ERROR_LINES) last.shift();
+    // The builder's own bookkeeping says nothing about why a step failed.
+    if (!/^ ---> |^Removing intermediate container /.test(text)) {
+      last.push(text);
+      if (last.length > BUILD_ERROR_LINES) last.shift();
+    }
     onLine(text);
   };
   return {

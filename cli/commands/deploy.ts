@@ -52,7 +52,7 @@ export default defineCommand({
     const { app, release, deployment } = result;
     progress(
       result.created
-        ? `deploying ${app.name} release v${release.version} (${release.imageDigest.slice(0, 19)}…) as ${deployment.id}`
+        ? `deploying ${app.name} release v${release.version} (${shortDigest(release.imageDigest)}…) as ${deployment.id}`
         : `${app.name} release v${release.version} is already deployed (${deployment.id}, ${deployment.state})`,
     );
     const final = args.detach ? deployment : await followDeployment(client, app.name, deployment, waitSeconds * 1000);
@@ -61,6 +61,11 @@ export default defineCommand({
     checkOutcome(final, args.detach);
   },
 });
+
+/** `sha256:` and 12 hex digits, also of a `repo@sha256:…` reference. */
+function shortDigest(digest: string): string {
+  return digest.slice(digest.indexOf('@') + 1).slice(0, 19);
+}
 
 function tryParse(text: string, file: string): Manifest | null {
   try {
