@@ -64,7 +64,7 @@ export function createBuildService(options: BuildServiceOptions) {
           target: req.target,
           args: req.args,
           tag,
-          labels: { [LABELS.managed]: 'true', [LABELS.installation]: options.installationId, [LABELS.app]: req.app },
+          labels: { [LABELS.managed]: 'true', [LABELS.installation]: options.installationId, [LABELS.app]: req.app, [LABELS.buildContext]: req.contextHash },
         },
         onLine,
       );

@@ -6,14 +6,14 @@
 import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
-import { apps, deployments, endpoints, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, endpoints, releases, type App, type Deployment, type Release, type ReleaseBuild } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
-import type { Runtime } from './runtime/runtime.js';
+import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 
 export interface DeployServiceOptions {
@@ -53,6 +53,15 @@ export function createDeployService(options: DeployServiceOptions) {
       // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
       const image = await runtime.resolveImage(reference, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
+      const build: ReleaseBuild | null =
+        built && manifest.build
+          ? {
+              contextHash: image.labels?.[LABELS.buildContext] ?? null,
+              dockerfile: manifest.build.dockerfile,
+              target: manifest.build.target ?? null,
+              argKeys: Object.keys(manifest.build.args).sort(),
+            }
+          : null;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
       const result = await transactions.run(async (t) => {
@@ -86,6 +95,7 @@ export function createDeployService(options: DeployServiceOptions) {
                 imageId: image.id,
                 imageDigest,
                 configHash,
+                build,
                 createdBy: auth.tokenId,
                 description,
               });
@@ -119,6 +129,7 @@ export function createDeployService(options: DeployServiceOptions) {
           imageId: target.imageId,
           imageDigest: target.imageDigest,
           configHash: target.configHash,
+          build: target.build,
           createdBy: auth.tokenId,
           description: description || `rollback to v${target.version}`,
           rollbackOf: target.version,

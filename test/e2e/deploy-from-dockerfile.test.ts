@@ -2,7 +2,9 @@
 // on loopback), the real CLI packing a context that holds a Dockerfile `FROM scratch` with busybox
 // copied in, the build on the real engine, the push, the release pinned by digest, bytes through
 // the edge; a redeploy after a change, a rollback to the first digest, `pier build` giving the
-// same digest for the same context, and a failed build that exits 3 and changes nothing.
+// same digest for the same context, `describe release` saying how each release was built (context
+// hash, Dockerfile, build arg names, never their values), and a failed build that exits 3 and
+// changes nothing.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,8 +52,8 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   const port = await freePortOnBoth();
   const site = join(server.dir, 'src', 'site');
   await writeFiles(site, {
-    'pier.toml': `app = "site"\n\n[build]\ncontext = "."\nignore = ["notes.txt"]\n\n[processes.web]\n\n[[endpoints]]\nprocess = "web"\nport = ${port}\ntarget = 8080\n`,
-    Dockerfile: httpdDockerfile(),
+    'pier.toml': `app = "site"\n\n[build]\ncontext = "."\nignore = ["notes.txt"]\nargs = { GREETING = "secret-value" }\n\n[processes.web]\n\n[[endpoints]]\nprocess = "web"\nport = ${port}\ntarget = 8080\n`,
+    Dockerfile: httpdDockerfile('ARG GREETING\n'),
     '.dockerignore': '**/*.log\n',
     busybox: BUSYBOX_FILE,
     'www/index.html': 'v1\n',
@@ -71,6 +73,18 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   assert.equal(v1.release?.image, digest1, 'the release pins the pushed digest');
   await serves(port, '/index.html', 'v1\n');
   await serves(port, '/secret.log', 404);
+
+  // How it was built, without the build args' values.
+  const described = await runPier(['describe', 'release', 'site/1', '--json'], server.env);
+  assert.equal(described.code, 0, described.stderr);
+  const release1 = JSON.parse(described.stdout) as { imageDigest: string; build: { contextHash: string; dockerfile: string; target: string | null; argKeys: string[] } };
+  assert.equal(release1.imageDigest, digest1);
+  assert.match(release1.build.contextHash, /^sha256:[0-9a-f]{64}$/);
+  assert.deepEqual({ ...release1.build, contextHash: '' }, { contextHash: '', dockerfile: 'Dockerfile', target: null, argKeys: ['GREETING'] });
+  assert.doesNotMatch(JSON.stringify({ ...release1, manifest: null }), /secret-value/);
+  const readable = await runPier(['describe', 'release', '1', '--app', 'site'], server.env);
+  assert.equal(readable.code, 0, readable.stderr);
+  assert.match(readable.stdout, new RegExp(`contextHash: ${release1.build.contextHash}`));
 
   await writeFiles(site, { 'www/index.html': 'v2\n' });
   const second = await runPier(['deploy', '-c', join(site, 'pier.toml')], server.env, { timeoutMs: 180_000 });
@@ -94,6 +108,9 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   const v3 = await status(server);
   assert.equal(v3.release?.version, 3);
   assert.equal(v3.release?.imageDigest, digest1, 'the rollback runs the first digest');
+  const release3 = JSON.parse((await runPier(['describe', 'release', 'site/3', '--json'], server.env)).stdout) as { build: unknown; rollbackOf: number };
+  assert.deepEqual(release3.build, release1.build, 'a rollback keeps how the image was built');
+  assert.equal(release3.rollbackOf, 1);
   await serves(port, '/index.html', 'v1\n');
 
   // A failing step: exit 3 with the step and its output; the rolled-back release keeps serving.
