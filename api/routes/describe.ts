@@ -73,7 +73,7 @@ export function describeRoutes(deps: ApiDeps) {
       rollbackOf: rel.rollbackOf,
       description: rel.description,
       createdAt: rel.createdAt.toISOString(),
-      manifest: rel.manifest,
+      manifest: withoutBuildArgValues(rel.manifest as Manifest),
     });
   });
 
@@ -134,4 +134,11 @@ export function describeRoutes(deps: ApiDeps) {
 
 function visible(auth: AuthContext, app: App): boolean {
   return auth.appId === null || auth.appId === app.id;
+}
+
+/** Build arguments often carry tokens: a described manifest names them but hides their values. */
+function withoutBuildArgValues(manifest: Manifest): Manifest {
+  if (!manifest.build) return manifest;
+  const args = Object.fromEntries(Object.keys(manifest.build.args).map((k) => [k, '(hidden)']));
+  return { ...manifest, build: { ...manifest.build, args } };
 }
