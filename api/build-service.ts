@@ -32,7 +32,6 @@ export interface BuildServiceOptions {
   builder: ImageBuilder;
   /** Null when the server runs without one (--registry off). */
   registry: Registry | null;
-  installationId: string;
   log: Logger;
 }
 
@@ -64,7 +63,9 @@ export function createBuildService(options: BuildServiceOptions) {
           target: req.target,
           args: req.args,
           tag,
-          labels: { [LABELS.managed]: 'true', [LABELS.installation]: options.installationId, [LABELS.app]: req.app, [LABELS.buildContext]: req.contextHash },
+          // One label: the classic builder adds a LABEL step (a container) per label, ~0.1 s each.
+          // Images are found by their repository in the registry, not by label.
+          labels: { [LABELS.buildContext]: req.contextHash },
         },
         onLine,
       );

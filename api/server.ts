@@ -149,7 +149,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
     const builds = overrides.runtime
       ? undefined
-      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, installationId, log: log.child({ component: 'builds' }) });
+      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, log: log.child({ component: 'builds' }) });
 
     let ready = false;
     const api = createApi({

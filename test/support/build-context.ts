@@ -1,6 +1,6 @@
 // Build contexts for tests: a temp folder with the given files (a `busybox` entry copies the
 // machine's static /bin/busybox), packed as the tar a client uploads; and the removal of the
-// images a test's builds made, by the installation label they carry.
+// images a test's builds made, by the test registry they are named in.
 import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,13 +41,6 @@ export async function tarOf(dir: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of tar.pack(dir) as unknown as Readable) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-/** Removes every image labelled with this installation (the ones the test's builds made). */
-export async function removeBuiltImages(installationId: string): Promise<void> {
-  const { stdout } = await run('docker', ['image', 'ls', '-q', '--no-trunc', '--filter', `label=dev.pier.installation=${installationId}`]);
-  const ids = [...new Set(stdout.split('\n').filter(Boolean))];
-  if (ids.length) await run('docker', ['image', 'rm', '-f', ...ids]).catch(() => undefined);
 }
 
 /** Removes every image of a test's own registry (named `HOST/org/app`), pushed or pulled. */

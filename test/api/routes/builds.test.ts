@@ -13,11 +13,10 @@ import { createBuildService } from '../../../api/build-service.js';
 import { createDeployService } from '../../../api/deploy-service.js';
 import { createEdgeFeed } from '../../../api/edge-feed.js';
 import { createEventLog } from '../../../api/event-log.js';
-import { newId } from '../../../api/ids.js';
 import { createLocalRegistry } from '../../../api/registry/local-registry.js';
 import { createDockerBuilder } from '../../../api/runtime/docker-builder.js';
 import { createTransactions } from '../../../api/transactions.js';
-import { BUSYBOX_FILE, httpdDockerfile, makeContext, removeBuiltImages, tarOf } from '../../support/build-context.js';
+import { BUSYBOX_FILE, httpdDockerfile, makeContext, removeRegistryImages, tarOf } from '../../support/build-context.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 import { createOrg, createTestApi, createToken } from '../../support/test-api.js';
 import { createTestDb } from '../../support/test-db.js';
@@ -34,17 +33,17 @@ async function buildApi(t: TestContext, options: { limit?: number; registry?: bo
   const log = pino({ level: 'silent' });
   const dataDir = await mkdtemp(join(tmpdir(), 'pier-builds-'));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
-  const installationId = newId('inst');
-  t.after(() => removeBuiltImages(installationId));
   const registry = options.registry === false ? null : createLocalRegistry({ dir: join(dataDir, 'registry'), log });
   if (registry) {
     t.after(() => registry.close());
     assert.deepEqual(await registry.start(), { ok: true });
+    const host = registry.host;
+    t.after(() => removeRegistryImages(host));
   }
   const runtime = throwingRuntime();
   const events = createEventLog(db);
   const deploys = createDeployService({ db, runtime, transactions: createTransactions({ db, events }), enqueue: () => {} });
-  const builds = createBuildService({ builder: createDockerBuilder({ socketPath: '/var/run/docker.sock' }), registry, installationId, log });
+  const builds = createBuildService({ builder: createDockerBuilder({ socketPath: '/var/run/docker.sock' }), registry, log });
   const app = createApi({
     db,
     events,
