@@ -5,6 +5,7 @@
 // Docker treats 127.0.0.0/8 registries as insecure-allowed, so the engine pushes and pulls over
 // plain HTTP without daemon configuration.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ export interface LocalRegistry extends Registry {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const SETPRIV = '/usr/bin/setpriv';
 
 export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistry {
   const binary = options.binary ?? '/usr/bin/docker-registry';
@@ -48,11 +50,16 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
   /** One attempt: spawn, wait for /v2/; on failure the reason, the process ended. */
   async function attempt(): Promise<string | null> {
     try {
+      if (!existsSync(binary)) return `${binary} is not installed`;
       port = await chosenPort(options.dir, port);
       await mkdir(join(options.dir, 'data'), { recursive: true });
       const config = join(options.dir, 'config.yml');
       await writeFile(config, registryConfig(join(options.dir, 'data'), port));
-      const proc = spawn(binary, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // With setpriv (util-linux), the registry gets SIGTERM when this process dies, however it
+      // dies: an API process that crashed must not leave a registry holding the port.
+      const proc = existsSync(SETPRIV)
+        ? spawn(SETPRIV, ['--pdeathsig', 'TERM', '--', binary, 'serve', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn(binary, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
       child = proc;
       const tail: string[] = [];
       proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { createLocalRegistry, type LocalRegistry } from '../../../api/registry/local-registry.js';
 import type { RegistryEvent } from '../../../api/registry/registry.js';
@@ -62,6 +63,36 @@ test('a registry that dies is restarted on the same port, with an event for each
   assert.equal(registry.host, host, 'same port: pinned references stay valid');
   await until(() => events.some((e) => e.type === 'registry.restarted'), 'the restart is reported');
   registry.ensureServing();
+});
+
+test('the registry ends when the process that started it is killed (no registry left holding the port)', async (t) => {
+  const dir = await tempDir(t);
+  const module = new URL('../../../api/registry/local-registry.js', import.meta.url).href;
+  const script = `import { createLocalRegistry } from ${JSON.stringify(module)};
+import { pino } from 'pino';
+const r = createLocalRegistry({ dir: ${JSON.stringify(dir)}, log: pino({ level: 'silent' }) });
+await r.start();
+console.log(r.pid);
+setInterval(() => {}, 1000);`;
+  const parent = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../../../../', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+  assert.ok(pid > 0);
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(alive());
+  // Should the registry outlive its parent (the defect under test), end it here.
+  t.after(() => {
+    if (alive()) process.kill(pid, 'SIGKILL');
+  });
+  parent.kill('SIGKILL');
+  await until(() => !alive(), 'the registry ends with its parent');
 });
 
 test('a second start on the same folder comes back on the port it had', async (t) => {

@@ -13,6 +13,7 @@ import { createBuildService } from '../../../api/build-service.js';
 import { createDeployService } from '../../../api/deploy-service.js';
 import { createEdgeFeed } from '../../../api/edge-feed.js';
 import { createEventLog } from '../../../api/event-log.js';
+import { createExternalRegistry } from '../../../api/registry/external-registry.js';
 import { createLocalRegistry } from '../../../api/registry/local-registry.js';
 import { createDockerBuilder } from '../../../api/runtime/docker-builder.js';
 import { createTransactions } from '../../../api/transactions.js';
@@ -28,15 +29,18 @@ interface BuildApi {
   build(tar: Buffer, query?: string): Promise<{ status: number; docs: Record<string, unknown>[] }>;
 }
 
-async function buildApi(t: TestContext, options: { limit?: number; registry?: boolean } = {}): Promise<BuildApi> {
+async function buildApi(t: TestContext, options: { limit?: number; registry?: boolean; external?: URL } = {}): Promise<BuildApi> {
   const { db } = await createTestDb(t);
   const log = pino({ level: 'silent' });
   const dataDir = await mkdtemp(join(tmpdir(), 'pier-builds-'));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
-  const registry = options.registry === false ? null : createLocalRegistry({ dir: join(dataDir, 'registry'), log });
+  const local = options.registry === false || options.external ? null : createLocalRegistry({ dir: join(dataDir, 'registry'), log });
+  if (local) {
+    t.after(() => local.close());
+    assert.deepEqual(await local.start(), { ok: true });
+  }
+  const registry = options.external ? createExternalRegistry(options.external) : local;
   if (registry) {
-    t.after(() => registry.close());
-    assert.deepEqual(await registry.start(), { ok: true });
     const host = registry.host;
     t.after(() => removeRegistryImages(host));
   }
@@ -98,6 +102,25 @@ test('a context builds, is pushed to the registry and comes back pinned by its d
   assert.equal(last(again.docs).digest, built.digest, 'cached layers: the same image and digest');
   assert.equal(last(again.docs).contextHash, built.contextHash);
   assert.deepEqual(await readdir(join(api.dataDir, 'builds')), [], 'the uploaded context is removed after the build');
+});
+
+test('with an external registry (--registry URL) the image is pushed there and pinned by its host', async (t) => {
+  if (!(await requireDocker(t))) return;
+  // Another docker-registry, run by the test, stands in for a registry Pier does not run.
+  const dir = await mkdtemp(join(tmpdir(), 'pier-external-registry-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const external = createLocalRegistry({ dir, log: pino({ level: 'silent' }) });
+  t.after(() => external.close());
+  assert.deepEqual(await external.start(), { ok: true });
+  const api = await buildApi(t, { external: new URL(`http://${external.host}`) });
+  assert.equal(api.registryHost, external.host);
+  const { docs } = await api.build(await tarOf(await makeContext(t, { Dockerfile: 'FROM scratch\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'hi\n' })));
+  const built = last(docs);
+  assert.equal(built.type, 'built', JSON.stringify(built));
+  assert.ok(String(built.image).startsWith(`${external.host}/`));
+  const [repo] = String(built.image).replace(`${external.host}/`, '').split('@');
+  const tags = await fetch(`http://${external.host}/v2/${repo}/tags/list`).then((r) => r.json() as Promise<{ tags: string[] }>);
+  assert.equal(tags.tags.length, 1);
 });
 
 test('a failing step is E_BUILD_FAILED with the step and its last output lines', async (t) => {
