@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import type { AppDeleter } from './app-deleter.js';
+import type { BuildService } from './build-service.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
@@ -29,4 +30,10 @@ export interface ApiDeps {
   servingHealthTtlMs?: number | undefined;
   /** Largest request body accepted (413 above); api/app.ts has the default. */
   bodyLimitBytes?: number | undefined;
+  /** Builds from a Dockerfile (absent: the server cannot build; POST /v1/builds is 503). */
+  builds?: BuildService | undefined;
+  /** Largest build context accepted (413 above); api/routes/builds.ts has the default. */
+  buildContextLimitBytes?: number | undefined;
+  /** Where uploaded build contexts are kept while they build (under it, `builds/`). */
+  dataDir?: string | undefined;
 }

@@ -20,6 +20,7 @@ import { createRequestMetrics } from './request-metrics.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { appDeleteRoutes } from './routes/app-delete.js';
 import { appRoutes } from './routes/apps.js';
+import { buildRoutes } from './routes/builds.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
 import { eventStreamRoutes } from './routes/event-stream.js';
@@ -43,21 +44,20 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   // Before anything reads the body: a declared length above the limit is refused from the
   // headers alone, a chunked body as soon as it passes the limit. The connection is closed
   // rather than the rest of the body read.
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: limit,
-      onError: (c) => {
-        // The client is most likely still sending: close so that it still reads this answer.
-        lingerOnClose((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
-        return c.json(
-          errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
-          413,
-          { connection: 'close' },
-        );
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: limit,
+    onError: (c) => {
+      // The client is most likely still sending: close so that it still reads this answer.
+      lingerOnClose((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
+      return c.json(
+        errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
+        413,
+        { connection: 'close' },
+      );
+    },
+  });
+  // A build context is a stream with its own, larger limit (api/routes/builds.ts).
+  app.use('*', (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/builds' ? next() : limitBody(c, next)));
   app.use('*', refuseControlCharactersInUrl);
 
   const dependencies = createDependencyHealth({
@@ -84,6 +84,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', appRoutes(deps));
   app.route('/v1', appDeleteRoutes(deps));
   app.route('/v1', deployRoutes(deps));
+  app.route('/v1', buildRoutes(deps));
   app.route('/v1', edgeRoutes(deps));
   app.route('/v1', logRoutes(deps));
   app.route('/v1', execRoutes(deps));

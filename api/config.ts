@@ -29,12 +29,21 @@ export interface ServerConfig {
   logLevel: string;
   /** Largest request body the API accepts (PIER_BODY_LIMIT, --body-limit); undefined: the default. */
   bodyLimitBytes: number | undefined;
+  /**
+   * Where built images go (--registry, PIER_REGISTRY): Pier's own registry under the data dir
+   * (local, the default), an external one by URL, or none (off: deploys from a Dockerfile fail).
+   */
+  registry: RegistrySetting;
+  /** Largest build context the API accepts (--build-context-limit, PIER_BUILD_CONTEXT_LIMIT; default 512MiB). */
+  buildContextLimitBytes: number;
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
   reconcileConcurrency: number;
 }
 
 export const DEFAULT_NETWORK = 'pier';
 export const DEFAULT_NETWORK_SUBNET = '198.19.0.0/16';
+
+export type RegistrySetting = { kind: 'local'; dir: string; binary: string } | { kind: 'external'; url: URL } | { kind: 'off' };
 
 /** The database pool holds 10 connections: reconciles leave at least two to the API. */
 export const MAX_RECONCILE_CONCURRENCY = 8;
@@ -46,6 +55,8 @@ export interface ServerFlags {
   edgeWorkers?: string | undefined;
   edgeName?: string | undefined;
   bodyLimit?: string | undefined;
+  registry?: string | undefined;
+  buildContextLimit?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -69,6 +80,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
     bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
+    registry: parseRegistry(flags.registry ?? env.PIER_REGISTRY, dataDir),
+    buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
 }
@@ -136,15 +149,34 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 /** "4MiB", "512KiB", "1000000" (bytes) → bytes; undefined when unset. */
-export function parseSize(value: string | undefined): number | undefined {
+export function parseSize(value: string | undefined, what = 'body limit'): number | undefined {
   if (value === undefined || value === '') return undefined;
   const m = /^(\d+)\s*(|B|KiB|MiB|GiB|KB|MB|GB)$/i.exec(value.trim());
   const units: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
   const bytes = m ? Number(m[1]) * (units[(m[2] ?? '').toLowerCase()] ?? NaN) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 1024) {
-    throw new PierError('E_CONFIG_INVALID', `cannot read body limit "${value}"`, { status: 400, hint: 'use a size of at least 1 KiB, e.g. 4MiB, 512KiB or a number of bytes' });
+    throw new PierError('E_CONFIG_INVALID', `cannot read ${what} "${value}"`, { status: 400, hint: 'use a size of at least 1 KiB, e.g. 4MiB, 512KiB or a number of bytes' });
   }
   return bytes;
+}
+
+/** "local" (default), "off", or the URL of an external registry (http://host:port). */
+function parseRegistry(value: string | undefined, dataDir: string): RegistrySetting {
+  if (value === undefined || value === '' || value === 'local') return { kind: 'local', dir: join(dataDir, 'registry'), binary: '/usr/bin/docker-registry' };
+  if (value === 'off') return { kind: 'off' };
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.username || url.password) {
+    throw new PierError('E_CONFIG_INVALID', `registry "${value}" is not local, off or a registry URL`, {
+      status: 400,
+      hint: 'use --registry local (Pier runs one), --registry off, or --registry http://HOST:PORT (no path, no credentials in the URL)',
+    });
+  }
+  return { kind: 'external', url };
 }
 
 function parseRoles(value: string): Role[] {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, releases, type App, type Deployment, type Release, type ReleaseBuild } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
@@ -18,7 +18,7 @@ import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
 import { claimsOf, findConflicts, isClaimViolation, portInUse, releaseUnusedPorts } from './port-claims.js';
-import type { Runtime } from './runtime/runtime.js';
+import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 
 export interface DeployServiceOptions {
@@ -51,12 +51,32 @@ export function createDeployService(options: DeployServiceOptions) {
   const log = options.log ?? pino({ level: 'silent' });
 
   return {
-    async deploy(auth: AuthContext, manifest: Manifest, description = ''): Promise<DeployResult> {
+    /**
+     * `built` is the image a build of this manifest's `[build]` pushed (`registry/app@sha256:…`);
+     * a manifest with `[build]` cannot deploy without one.
+     */
+    async deploy(auth: AuthContext, manifest: Manifest, description = '', built?: string): Promise<DeployResult> {
       requireScope(auth, 'deploy');
+      const reference = built ?? manifest.image;
+      if (reference === undefined) {
+        throw new PierError('E_BUILD_REQUIRED', `${manifest.app} builds its image from a Dockerfile ([build]), and this deploy carries no build`, {
+          status: 422,
+          hint: '`pier deploy -c pier.toml` uploads the build context and builds it; or name an image with image = "…" instead of [build]',
+        });
+      }
       await visibleOrNew(auth, manifest.app);
       // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
-      const image = await runtime.resolveImage(manifest.image, 'missing');
+      const image = await runtime.resolveImage(reference, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
+      const build: ReleaseBuild | null =
+        built && manifest.build
+          ? {
+              contextHash: image.labels?.[LABELS.buildContext] ?? null,
+              dockerfile: manifest.build.dockerfile,
+              target: manifest.build.target ?? null,
+              argKeys: Object.keys(manifest.build.args).sort(),
+            }
+          : null;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
       const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
@@ -87,10 +107,11 @@ export function createDeployService(options: DeployServiceOptions) {
             ? latest
             : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
                 manifest,
-                image: manifest.image,
+                image: reference,
                 imageId: image.id,
                 imageDigest,
                 configHash,
+                build,
                 createdBy: auth.tokenId,
                 description,
               });
@@ -125,6 +146,7 @@ export function createDeployService(options: DeployServiceOptions) {
           imageId: target.imageId,
           imageDigest: target.imageDigest,
           configHash: target.configHash,
+          build: target.build,
           createdBy: auth.tokenId,
           description: description || `rollback to v${target.version}`,
           rollbackOf: target.version,

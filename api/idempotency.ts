@@ -11,7 +11,8 @@ import { PierError } from './pier-error.js';
 export function idempotency(db: Db): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
-    if (c.req.method !== 'POST' || !key) return next();
+    // A build streams a context of up to hundreds of MiB and is not replayed: a deploy of its result is.
+    if (c.req.method !== 'POST' || !key || c.req.path === '/v1/builds') return next();
     if (key.length > 200) {
       throw new PierError('E_BAD_REQUEST', 'the Idempotency-Key is longer than 200 characters', { status: 400, hint: 'use a UUID' });
     }

@@ -121,6 +121,31 @@ const endpointSchema = z
     }
   });
 
+/** A path inside the build context, written with "/": no absolute path, no way out with "..". */
+const contextPath = text('line', z.string().min(1, 'must name a file, e.g. "Dockerfile"')).refine(
+  (v) => !v.startsWith('/') && !v.split('/').includes('..'),
+  'must be a path inside the build context (relative, without "..")',
+);
+
+/** `[build]`: build the image from a Dockerfile on the server instead of naming one. */
+const buildSchema = z
+  .object({
+    /** The folder sent to the builder, relative to the manifest file's folder. */
+    context: text('line', z.string().min(1, 'must name a folder, e.g. "."')).default('.'),
+    /** Relative to the context. */
+    dockerfile: contextPath.default('Dockerfile'),
+    /** The stage to build in a multi-stage Dockerfile (default: the last). */
+    target: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a stage name from the Dockerfile (letters, digits, "_", ".", "-")')
+      .optional(),
+    /** Values for the Dockerfile's ARGs. */
+    args: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid ARG name'), text()).default({}),
+    /** Patterns left out of the context, in .dockerignore syntax, added to the context's .dockerignore. */
+    ignore: z.array(text('line', z.string().min(1, 'must not be empty'))).default([]),
+  })
+  .strict();
+
 function isCidrOrAddress(value: string): boolean {
   try {
     if (value.includes('/')) ipaddr.parseCIDR(value);
@@ -134,13 +159,16 @@ function isCidrOrAddress(value: string): boolean {
 export const manifestSchema = z
   .object({
     app: name,
+    /** Exactly one of `image` and `[build]`. */
     image: z
       .string()
       .min(1, 'must name an image, e.g. "local/echo:1"')
       .superRefine((value, ctx) => {
         const problem = value === '' ? null : imageReferenceProblem(value);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      }),
+      })
+      .optional(),
+    build: buildSchema.optional(),
     env: env.default({}),
     processes: z.record(name, processSchema).refine((p) => Object.keys(p).length > 0, 'must define at least one process'),
     endpoints: z.array(endpointSchema).default([]),
@@ -150,7 +178,13 @@ export const manifestSchema = z
   // Runs even when other fields failed (so every problem is reported at once): it only trusts
   // the shapes it checks itself.
   .superRefine(
-    (m: { processes?: unknown; endpoints?: unknown } | null, ctx) => {
+    (m: { processes?: unknown; endpoints?: unknown; image?: unknown; build?: unknown } | null, ctx) => {
+      if (isRecord(m) && m.image === undefined && m.build === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required: name an image (image = "local/echo:1"), or build one with a [build] table (context = ".")' });
+      }
+      if (isRecord(m) && m.image !== undefined && m.build !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['build'], message: 'image and [build] are mutually exclusive: remove image to build from the Dockerfile, or remove [build] to run the image' });
+      }
       const processes = isRecord(m?.processes) ? m.processes : null;
       const ports = new Set<number>();
       (Array.isArray(m?.endpoints) ? (m.endpoints as unknown[]) : []).forEach((e, i) => {
@@ -171,6 +205,7 @@ export type ProcessSpec = Manifest['processes'][string];
 export type EndpointSpec = Manifest['endpoints'][number];
 export type CheckSpec = NonNullable<ProcessSpec['check']>;
 export type DeploySpec = Manifest['deploy'];
+export type BuildSpec = NonNullable<Manifest['build']>;
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 

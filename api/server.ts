@@ -15,6 +15,7 @@ import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createAppDeleter } from './app-deleter.js';
+import { createBuildService } from './build-service.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
@@ -24,6 +25,10 @@ import { bootstrapEdgeToken } from './edge-token.js';
 import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
+import { createExternalRegistry } from './registry/external-registry.js';
+import { createLocalRegistry } from './registry/local-registry.js';
+import type { Registry, RegistryEvent } from './registry/registry.js';
+import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
@@ -42,7 +47,7 @@ export interface RunningServer {
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
-  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db };
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db; registry: Registry | null };
   close(): Promise<void>;
 }
 
@@ -151,6 +156,20 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
+    // Registry events belong to the admin org (known once it is bootstrapped, below).
+    let registryOrg: string | undefined;
+    const onRegistryEvent = (e: RegistryEvent): void => {
+      if (!registryOrg) return;
+      events.record({ orgId: registryOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
+    };
+    const local =
+      config.registry.kind === 'local'
+        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
+        : null;
+    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url) : null);
+    if (registry) closers.push(() => registry.close());
+    const registryStart = local?.start();
+
     const deploys = createDeployService({
       db,
       runtime,
@@ -171,8 +190,29 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
+    // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
+    const builds = overrides.runtime
+      ? undefined
+      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, log: log.child({ component: 'builds' }) });
+
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({
+      db,
+      events,
+      runtime,
+      deploys,
+      deleter,
+      edgeFeed,
+      edgeReports,
+      metrics,
+      log,
+      sharedAddresses,
+      ready: () => ready,
+      bodyLimitBytes: config.bodyLimitBytes,
+      builds,
+      buildContextLimitBytes: config.buildContextLimitBytes,
+      dataDir: config.dataDir,
+    });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>
@@ -191,6 +231,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // which would otherwise route to none of them until the first reconcile pass.
     if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
+    registryOrg = admin.orgId;
+    const registryStarted = await registryStart;
+    if (registryStarted && !registryStarted.ok) warnings.push(`the image registry does not serve: ${registryStarted.problem}; deploys from a Dockerfile fail until it does (Pier keeps retrying)`);
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
@@ -203,7 +246,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
-      internals: { scheduler, edgeFeed, db },
+      internals: { scheduler, edgeFeed, db, registry },
       close,
     };
   } catch (err) {

@@ -77,7 +77,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runScenario(o: ScenarioOptions, progress: (line: string) => void): Promise<ScenarioResult> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-bench-control-'));
   const config = loadConfig(
-    { PIER_DATA_DIR: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), PIER_API_LISTEN: '127.0.0.1:0', ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}) },
+    { PIER_DATA_DIR: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), PIER_API_LISTEN: '127.0.0.1:0', PIER_REGISTRY: 'off', ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}) },
     { role: 'api' },
   );
   const runtime = createMemoryRuntime({ images: [IMAGE], startLatencyMs: o.startLatencyMs });

@@ -1,4 +1,5 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
+import { Readable } from 'node:stream';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
@@ -10,7 +11,22 @@ export interface DeployRequest {
   manifest: string;
   file: string;
   description?: string;
+  /** For a manifest with [build]: the image the build pushed. */
+  build?: { image: string };
 }
+
+export interface BuildQuery {
+  app: string;
+  dockerfile: string;
+  target?: string | undefined;
+  args: Record<string, string>;
+}
+
+/** One document of POST /v1/builds's answer (api/routes/builds.ts). */
+export type BuildEvent =
+  | { type: 'line'; line: string }
+  | { type: 'built'; image: string; digest: string; imageId: string; contextHash: string }
+  | { type: 'error'; error: ErrorBody['error'] };
 
 export interface LogsQuery {
   process?: string | undefined;
@@ -162,6 +178,41 @@ export class ApiClient {
       buffered = parts.pop() ?? '';
       for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as LogLineView;
     }
+  }
+
+  /** Uploads a build context (a tar stream) and yields the build's output and outcome as they come. */
+  async *build(query: BuildQuery, context: Readable): AsyncGenerator<BuildEvent> {
+    const q = new URLSearchParams({ app: query.app, dockerfile: query.dockerfile });
+    if (query.target) q.set('target', query.target);
+    for (const [name, value] of Object.entries(query.args)) q.append('arg', `${name}=${value}`);
+    let res: Response;
+    try {
+      res = await fetch(`${this.config.apiUrl}/v1/builds?${q}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/x-tar' },
+        body: Readable.toWeb(context) as ReadableStream<Uint8Array>,
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      // The server closes the upload when it refuses it; its answer is then lost with the socket.
+      throw new CliError('E_API_UNREACHABLE', `cannot upload the build context to ${this.config.apiUrl}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {
+        hint: 'check that the server runs (`pier server`) and that the context is below its limit (--build-context-limit)',
+        cause: err,
+      });
+    }
+    if (!res.ok || !res.body || !res.headers.get('content-type')?.includes('ndjson')) {
+      await this.parse(res);
+      return;
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      const parts = buffered.split('\n');
+      buffered = parts.pop() ?? '';
+      for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as BuildEvent;
+    }
+    if (buffered.trim() !== '') yield JSON.parse(buffered) as BuildEvent;
   }
 
   exec(app: string, instance: string, body: { cmd: string[]; timeoutMs?: number }): Promise<ExecResultView> {

@@ -17,6 +17,7 @@ export const main = defineCommand({
   subCommands: {
     server: () => import('./commands/server.js').then((m) => m.default),
     deploy: () => import('./commands/deploy.js').then((m) => m.default),
+    build: () => import('./commands/build.js').then((m) => m.default),
     status: () => import('./commands/status.js').then((m) => m.default),
     apps: () => import('./commands/apps.js').then((m) => m.default),
     events: () => import('./commands/events.js').then((m) => m.default),

@@ -6,6 +6,7 @@ import { requireScope, type ApiEnv } from '../auth.js';
 import { findDeployment } from '../find-deployment.js';
 import { parseManifest, validateManifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
+import { PierError } from '../pier-error.js';
 import { parseBody, readJson } from '../request.js';
 import { deploymentViewSchema, deployViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, releaseView, type DeployView } from '../views.js';
@@ -16,6 +17,12 @@ const deployBody = z.object({
   /** Shown in errors about the manifest, e.g. `pier.toml`. */
   file: z.string().max(200).default('pier.toml'),
   description: z.string().max(500).default(''),
+  /** For a manifest with [build]: the image POST /v1/builds pushed for it. */
+  build: z
+    .object({
+      image: z.string().max(500).regex(/@sha256:[0-9a-f]{64}$/, 'must be the pinned image a build returned (host/org/app@sha256:…)'),
+    })
+    .optional(),
 });
 
 const rollbackBody = z.object({
@@ -68,7 +75,10 @@ export function deployRoutes(deps: ApiDeps) {
     requireScope(c.get('auth'), 'deploy');
     const body = parseBody(deployBody, await readJson(c.req));
     const manifest = typeof body.manifest === 'string' ? parseManifest(body.manifest, body.file) : validateManifest(body.manifest, body.file);
-    const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description);
+    if (body.build && !manifest.build) {
+      throw new PierError('E_BAD_REQUEST', 'build is only for a manifest with a [build] table; this one names its image', { status: 400, hint: 'leave build out, or deploy a manifest with [build]' });
+    }
+    const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description, body.build?.image);
     const view: DeployView = {
       app: appView(result.app, result.release.version),
       release: releaseView(result.release),

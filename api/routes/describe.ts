@@ -18,6 +18,7 @@ import { effectiveCheck } from '../scheduler/readiness-check.js';
 describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/instances/:id', scope: 'read', summary: 'Explain an instance: its state, health output, container (exit code, OOM), last log lines and events', response: { type: 'object' }, errors: [404] });
 describeRoute({ method: 'get', path: '/v1/deployments/:id/describe', scope: 'read', summary: 'Explain a deployment: its state, failure, strategy, deadline and events', response: { type: 'object' }, errors: [404] });
+describeRoute({ method: 'get', path: '/v1/apps/:app/releases/:version', scope: 'read', summary: 'Explain a release: its pinned image, how it was built (context hash, Dockerfile, build arg names), what it copies, and its manifest', response: { type: 'object' }, errors: [404] });
 describeRoute({
   method: 'get',
   path: '/v1/apps/:app/endpoints/:port',
@@ -67,6 +68,29 @@ export function describeRoutes(deps: ApiDeps) {
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0), healthOutput: i.healthOutput })),
       events: recent.map(eventView),
+    });
+  });
+
+  r.get('/apps/:app/releases/:version', async (c) => {
+    const auth = c.get('auth');
+    requireScope(auth, 'read');
+    const app = await findApp(db, auth, c.req.param('app'));
+    const version = Number(c.req.param('version'));
+    const [rel] = Number.isInteger(version) && version > 0 ? await db.select().from(releases).where(and(eq(releases.appId, app.id), eq(releases.version, version))) : [];
+    if (!rel) throw new PierError('E_RELEASE_NOT_FOUND', `${app.name} has no release v${c.req.param('version')}`, { status: 404, hint: `\`pier releases --app ${app.name}\` lists them` });
+    return c.json({
+      app: app.name,
+      version: rel.version,
+      current: app.currentReleaseId === rel.id,
+      image: rel.image,
+      imageDigest: rel.imageDigest,
+      imageId: rel.imageId,
+      // Build arg values may hold secrets: only their names are shown.
+      build: rel.build ?? null,
+      rollbackOf: rel.rollbackOf,
+      description: rel.description,
+      createdAt: rel.createdAt.toISOString(),
+      manifest: withoutBuildArgValues(rel.manifest as Manifest),
     });
   });
 
@@ -142,4 +166,11 @@ export function describeRoutes(deps: ApiDeps) {
 
 function visible(auth: AuthContext, app: App): boolean {
   return auth.appId === null || auth.appId === app.id;
+}
+
+/** Build arguments often carry tokens: a described manifest names them but hides their values. */
+function withoutBuildArgValues(manifest: Manifest): Manifest {
+  if (!manifest.build) return manifest;
+  const args = Object.fromEntries(Object.keys(manifest.build.args).map((k) => [k, '(hidden)']));
+  return { ...manifest, build: { ...manifest.build, args } };
 }

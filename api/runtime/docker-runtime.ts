@@ -152,7 +152,8 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
         info = await inspectImage(reference);
       }
       if (info === null) throw imageNotFound(reference, 'it is not on the engine and the pull policy is "never"');
-      return { reference, id: info.Id, repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []) };
+      const labels = info.Config?.Labels ?? {};
+      return { reference, id: info.Id, repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []), ...(Object.keys(labels).length ? { labels } : {}) };
     },
 
     ensureNetwork,

@@ -12,6 +12,8 @@ export const LABELS = {
   release: 'dev.pier.release',
   process: 'dev.pier.process',
   instance: 'dev.pier.instance',
+  /** On an image built by Pier: the sha256 of the build context it was built from. */
+  buildContext: 'dev.pier.build.context',
 } as const;
 
 export interface ResolvedImage {
@@ -21,6 +23,8 @@ export interface ResolvedImage {
   id: string;
   /** `repo@sha256:…` when the image came from (or was pushed to) a registry, else null. */
   repoDigest: string | null;
+  /** The image's labels, when it has any. */
+  labels?: Record<string, string>;
 }
 
 export type PullPolicy = 'missing' | 'always' | 'never';

@@ -1,6 +1,8 @@
-// `pier deploy`: send pier.toml, then follow the rollout on the server until it ends.
+// `pier deploy`: send pier.toml (building its [build] on the server first), then follow the
+// rollout on the server until it ends.
 import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
+import { parseManifest, type Manifest } from '../../api/manifest.js';
 import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
@@ -8,15 +10,16 @@ import { EXIT } from '../exit-codes.js';
 import { checkOutcome, followDeployment, tellServed } from '../follow-deployment.js';
 import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
+import { runBuild } from '../run-build.js';
 
 export default defineCommand({
-  meta: { name: 'deploy', description: 'Deploy the app described by pier.toml and wait until the release runs and the edges serve its endpoints' },
+  meta: { name: 'deploy', description: 'Deploy the app described by pier.toml (building its [build] on the server first) and wait until the release runs and the edges serve its endpoints' },
   args: {
-    config: { type: 'string', alias: 'c', description: 'Manifest file', default: 'pier.toml', valueHint: 'FILE' },
+    config: { type: 'string', alias: 'c', description: 'Manifest file (a [build] context is relative to its folder)', default: 'pier.toml', valueHint: 'FILE' },
     message: { type: 'string', alias: 'm', description: 'Why this deploy (kept with the release)' },
     detach: { type: 'boolean', description: 'Return once the deploy is accepted; do not wait', default: false },
     wait: { type: 'string', description: 'Give up waiting after this many seconds (exit 8; the rollout goes on)', default: '600', valueHint: 'SECONDS' },
-    json: { type: 'boolean', description: 'Print the deployment as JSON on stdout', default: false },
+    json: { type: 'boolean', description: 'Print the deployment as JSON on stdout (build events as JSON lines on stderr)', default: false },
     'idempotency-key': idempotencyKeyArg,
   },
   async run({ args }) {
@@ -31,11 +34,25 @@ export default defineCommand({
       throw new CliError('E_USAGE', `--wait must be a positive number of seconds, not "${args.wait}"`, { exitCode: EXIT.usage });
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const result = await client.deploy({ manifest: text, file: args.config, description: args.message ?? '' }, idempotencyKey(args['idempotency-key']));
+    // A manifest with [build] is built first; an invalid one goes to the server as it is, which
+    // reports every problem (the same ones `pier validate` finds).
+    const manifest = tryParse(text, args.config);
+    const built = manifest?.build
+      ? await runBuild(client, {
+          app: manifest.app,
+          build: manifest.build,
+          manifestFile: args.config,
+          jsonLine: args.json ? (event) => progress(JSON.stringify(event)) : undefined,
+        })
+      : undefined;
+    const result = await client.deploy(
+      { manifest: text, file: args.config, description: args.message ?? '', ...(built ? { build: { image: built.image } } : {}) },
+      idempotencyKey(args['idempotency-key']),
+    );
     const { app, release, deployment } = result;
     progress(
       result.created
-        ? `deploying ${app.name} release v${release.version} (${release.imageDigest.slice(0, 19)}…) as ${deployment.id}`
+        ? `deploying ${app.name} release v${release.version} (${shortDigest(release.imageDigest)}…) as ${deployment.id}`
         : `${app.name} release v${release.version} is already deployed (${deployment.id}, ${deployment.state})`,
     );
     const final = args.detach ? deployment : await followDeployment(client, app.name, deployment, waitSeconds * 1000);
@@ -45,3 +62,16 @@ export default defineCommand({
     checkOutcome(final, args.detach);
   },
 });
+
+/** `sha256:` and 12 hex digits, also of a `repo@sha256:…` reference. */
+function shortDigest(digest: string): string {
+  return digest.slice(digest.indexOf('@') + 1).slice(0, 19);
+}
+
+function tryParse(text: string, file: string): Manifest | null {
+  try {
+    return parseManifest(text, file);
+  } catch {
+    return null;
+  }
+}

@@ -1,4 +1,4 @@
-// `pier describe app|instance|deployment|endpoint ID`: desired versus observed, the reasons,
+// `pier describe app|release|instance|deployment|endpoint ID`: desired versus observed, the reasons,
 // health, recent events; for an instance also its last log lines.
 import { defineCommand } from 'citty';
 import { ApiClient } from '../api-client.js';
@@ -7,14 +7,14 @@ import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine } from '../output.js';
 
-const KINDS = ['app', 'instance', 'deployment', 'endpoint'] as const;
+const KINDS = ['app', 'release', 'instance', 'deployment', 'endpoint'] as const;
 
 export default defineCommand({
-  meta: { name: 'describe', description: 'Explain an app, instance, deployment or endpoint: what should run, what runs, and why they differ' },
+  meta: { name: 'describe', description: 'Explain an app, release, instance, deployment or endpoint: what should run, what runs, and why they differ' },
   args: {
-    kind: { type: 'positional', description: 'app | instance | deployment | endpoint', required: true },
-    id: { type: 'positional', description: 'Its name or id; an endpoint is APP/PORT (or PORT with --app)', required: true },
-    app: { type: 'string', alias: 'a', description: 'The app (for an endpoint given as PORT)', valueHint: 'APP' },
+    kind: { type: 'positional', description: 'app | release | instance | deployment | endpoint', required: true },
+    id: { type: 'positional', description: 'Its name or id; a release is APP/VERSION and an endpoint APP/PORT (or VERSION, PORT with --app)', required: true },
+    app: { type: 'string', alias: 'a', description: 'The app (for a release given as VERSION or an endpoint given as PORT)', valueHint: 'APP' },
     json: { type: 'boolean', description: 'Print JSON on stdout', default: false },
   },
   async run({ args }) {
@@ -27,7 +27,13 @@ export default defineCommand({
     if (kind === 'app') path = `/v1/apps/${id}/describe`;
     else if (kind === 'instance') path = `/v1/instances/${id}`;
     else if (kind === 'deployment') path = `/v1/deployments/${id}/describe`;
-    else {
+    else if (kind === 'release') {
+      const [app, version] = String(args.id).includes('/') ? String(args.id).split('/') : [args.app, String(args.id).replace(/^v/, '')];
+      if (!app || !/^\d+$/.test(version ?? '')) {
+        throw new CliError('E_USAGE', `cannot read release "${args.id}"`, { hint: 'use APP/VERSION, e.g. site/3, or VERSION with --app', exitCode: EXIT.usage });
+      }
+      path = `/v1/apps/${encodeURIComponent(app)}/releases/${version}`;
+    } else {
       const [app, port] = String(args.id).includes('/') ? String(args.id).split('/') : [args.app, String(args.id)];
       if (!app || !/^\d+$/.test(port ?? '')) {
         throw new CliError('E_USAGE', `cannot read endpoint "${args.id}"`, { hint: 'use APP/PORT, e.g. echo/9000, or PORT with --app', exitCode: EXIT.usage });

@@ -28,6 +28,8 @@ export default defineCommand({
     'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
     'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
     'body-limit': { type: 'string', description: 'Largest request body the API reads, e.g. 4MiB; larger ones get 413 (env PIER_BODY_LIMIT; default 4MiB)', valueHint: 'SIZE' },
+    registry: { type: 'string', description: 'Where built images are pushed: local (Pier runs docker-registry on loopback, storage in the data folder), off, or an external registry URL (env PIER_REGISTRY; default local)', valueHint: 'local|off|URL' },
+    'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
   },
   async run({ args, rawArgs }) {
     // Everything these processes write (database files, tokens, edge state) is for their user alone.
@@ -42,6 +44,8 @@ export default defineCommand({
       edgeWorkers: args['edge-workers'],
       edgeName: args['edge-name'],
       bodyLimit: args['body-limit'],
+      registry: args.registry,
+      buildContextLimit: args['build-context-limit'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));

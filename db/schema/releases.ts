@@ -21,6 +21,8 @@ export const releases = pgTable(
     configHash: text('config_hash').notNull(),
     createdBy: text('created_by'),
     description: text('description').notNull().default(''),
+    /** For an image Pier built from a Dockerfile: how (null for an image named in the manifest). */
+    build: jsonb('build').$type<ReleaseBuild>(),
     /** Set on a rollback: the version this release copies. */
     rollbackOf: integer('rollback_of'),
     createdAt: createdAt(),
@@ -29,3 +31,13 @@ export const releases = pgTable(
 );
 
 export type Release = typeof releases.$inferSelect;
+
+export interface ReleaseBuild {
+  /** sha256 of the uploaded context, read from the built image's label. */
+  contextHash: string | null;
+  /** Path of the Dockerfile inside the context. */
+  dockerfile: string;
+  target: string | null;
+  /** The build arguments' names (their values are not kept here). */
+  argKeys: string[];
+}

@@ -22,3 +22,24 @@ for (const value of ['0', '9', '2.5', 'many', '-1']) {
     });
   });
 }
+
+test('the registry setting is local under the data dir by default, off, or an external URL', () => {
+  const local = loadConfig({ PIER_DATA_DIR: '/srv/pier' }).registry;
+  assert.deepEqual(local, { kind: 'local', dir: '/srv/pier/registry', binary: '/usr/bin/docker-registry' });
+  assert.deepEqual(loadConfig({ PIER_REGISTRY: 'off' }).registry, { kind: 'off' });
+  const external = loadConfig({ PIER_REGISTRY: 'http://127.0.0.1:5000' }).registry;
+  assert.equal(external.kind === 'external' ? external.url.host : null, '127.0.0.1:5000');
+  assert.deepEqual(loadConfig({ PIER_REGISTRY: 'off' }, { registry: 'local', dataDir: '/d' }).registry.kind, 'local', 'the flag wins');
+});
+
+for (const value of ['ftp://host', 'http://user:pw@host:5000', 'http://host:5000/path', 'somewhere']) {
+  test(`PIER_REGISTRY=${value} is refused with E_CONFIG_INVALID saying what is accepted`, () => {
+    assert.throws(() => loadConfig({ PIER_REGISTRY: value }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /--registry local/.test(err.hint ?? ''));
+  });
+}
+
+test('the build context limit defaults to 512 MiB and reads sizes', () => {
+  assert.equal(loadConfig({}).buildContextLimitBytes, 512 * 1024 ** 2);
+  assert.equal(loadConfig({ PIER_BUILD_CONTEXT_LIMIT: '2MiB' }).buildContextLimitBytes, 2 * 1024 ** 2);
+  assert.throws(() => loadConfig({ PIER_BUILD_CONTEXT_LIMIT: 'lots' }), /build context limit/);
+});

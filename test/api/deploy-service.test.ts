@@ -14,6 +14,7 @@ import { createApi } from '../../api/app.js';
 import { classifyDatabaseError } from '../../api/database-errors.js';
 import { parseManifest } from '../../api/manifest.js';
 import { newId } from '../../api/ids.js';
+import { PierError } from '../../api/pier-error.js';
 import type { Checkpoint } from '../../api/transactions.js';
 import { createControlPlane, echoManifest, type ControlPlane } from '../support/memory-control-plane.js';
 
@@ -244,4 +245,11 @@ test('a value the database cannot store (a NUL byte) is 422 and leaves no app be
   assert.equal(known?.code, 'E_BAD_REQUEST', String(err));
   assert.equal(known?.status, 422);
   assert.deepEqual(await snapshot(cp.db, 'nul'), { app: null });
+});
+
+test('a manifest that builds its image cannot deploy without a build: 422 E_BUILD_REQUIRED, nothing written', async (t) => {
+  const cp = await createControlPlane(t);
+  const manifest = parseManifest('app = "built"\n[build]\n[processes.web]\n');
+  await assert.rejects(cp.deploys.deploy(cp.auth, manifest), (err: unknown) => err instanceof PierError && err.code === 'E_BUILD_REQUIRED' && err.status === 422 && Boolean(err.hint));
+  assert.deepEqual(await snapshot(cp.db, 'built'), { app: null });
 });

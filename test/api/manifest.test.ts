@@ -189,3 +189,59 @@ test('validateManifest rejects a document that is not an object', () => {
     assert.deepEqual(problemsOf(() => validateManifest(doc)).map((p) => p.path), ['']);
   }
 });
+
+const buildExample = `app = "site"
+
+[build]
+context = "web"
+dockerfile = "docker/Dockerfile"
+target = "serve"
+args = { VERSION = "2" }
+ignore = ["*.log"]
+
+[processes.web]
+`;
+
+test('a manifest may build its image: [build] with its defaults and without an image', () => {
+  const m = parseManifest(buildExample);
+  assert.equal(m.image, undefined);
+  assert.deepEqual(m.build, { context: 'web', dockerfile: 'docker/Dockerfile', target: 'serve', args: { VERSION: '2' }, ignore: ['*.log'] });
+  assert.deepEqual(parseManifest('app = "site"\n[build]\n[processes.web]\n').build, { context: '.', dockerfile: 'Dockerfile', args: {}, ignore: [] });
+});
+
+test('image and [build] together are refused at the [build] table, with what to remove', () => {
+  const problems = problemsOf(() => parseManifest(`app = "site"\nimage = "x"\n\n[build]\ncontext = "."\n\n[processes.web]\n`));
+  assert.deepEqual(problems.map((p) => [p.path, p.line, p.column]), [['build', 4, 1]]);
+  assert.match(problems[0]?.message ?? '', /mutually exclusive/);
+});
+
+test('a manifest with neither image nor [build] says it needs one of them', () => {
+  const problems = problemsOf(() => parseManifest('app = "site"\n[processes.web]\n'));
+  assert.deepEqual(problems.map((p) => p.path), ['image']);
+  assert.match(problems[0]?.message ?? '', /\[build\]/);
+});
+
+test('a misspelt [build] key is reported at its line with the closest key', () => {
+  const problems = problemsOf(() => parseManifest(buildExample.replace('dockerfile =', 'dockerfil =')));
+  assert.deepEqual(problems.map((p) => [p.path, p.line, p.column, p.message]), [['build', 5, 1, 'unknown key "dockerfil" — did you mean "dockerfile"?']]);
+});
+
+const badBuilds: { name: string; from: string; to: string; path: string }[] = [
+  { name: 'a Dockerfile outside the context', from: 'dockerfile = "docker/Dockerfile"', to: 'dockerfile = "../Dockerfile"', path: 'build.dockerfile' },
+  { name: 'an absolute Dockerfile path', from: 'dockerfile = "docker/Dockerfile"', to: 'dockerfile = "/etc/Dockerfile"', path: 'build.dockerfile' },
+  { name: 'an empty context', from: 'context = "web"', to: 'context = ""', path: 'build.context' },
+  { name: 'a bad target', from: 'target = "serve"', to: 'target = "a b"', path: 'build.target' },
+  { name: 'a bad build arg name', from: 'args = { VERSION = "2" }', to: 'args = { "2X" = "2" }', path: 'build.args.2X' },
+  { name: 'a build arg that is not a string', from: 'args = { VERSION = "2" }', to: 'args = { VERSION = 2 }', path: 'build.args.VERSION' },
+  { name: 'an empty ignore pattern', from: 'ignore = ["*.log"]', to: 'ignore = [""]', path: 'build.ignore[0]' },
+];
+
+for (const c of badBuilds) {
+  test(`the manifest is invalid with ${c.name}, reported at ${c.path} on its line`, () => {
+    const text = buildExample.replace(c.from, c.to);
+    const problems = problemsOf(() => parseManifest(text));
+    assert.deepEqual(problems.map((p) => p.path), [c.path], JSON.stringify(problems));
+    const line = text.split('\n').findIndex((l) => l.startsWith(c.to)) + 1;
+    assert.equal(problems[0]?.line, line);
+  });
+}

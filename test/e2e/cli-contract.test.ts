@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import type { StatusView, TokenView } from '../../api/views.js';
 import { commandTree, leafCommands } from '../../cli/command-tree.js';
 import { main } from '../../cli/main.js';
+import { removeRegistryImages, writeFiles } from '../support/build-context.js';
 import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer, type CliResult, type PierServer } from '../support/pier-process.js';
@@ -32,11 +33,14 @@ interface Ctx {
   file: string;
   /** Creates a read token and returns its id (for `tokens revoke`). */
   tokenId(): Promise<string>;
+  /** Writes a manifest with [build] and its context; returns the manifest's path. */
+  buildFile(): Promise<string>;
 }
 
 /** How to run each command that supports --json; `lines` marks newline-delimited JSON. */
 const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | string[]; lines?: boolean }> = {
   deploy: { args: (c) => ['deploy', '-c', c.file] },
+  build: { args: (c) => c.buildFile().then((f) => ['build', '-c', f]), lines: true },
   status: { args: () => ['status'] },
   'apps list': { args: () => ['apps', 'list'] },
   'apps delete': {
@@ -89,7 +93,13 @@ test('the CLI contract with scripts', async (t) => {
 
   const createRead = async (extra: string[] = []): Promise<{ token: TokenView; secret: string }> =>
     parsed(await runPier(['tokens', 'create', '--scope', 'read', ...extra, '--json'], server.env), 'tokens create') as { token: TokenView; secret: string };
-  const ctx: Ctx = { server, file, tokenId: async () => (await createRead()).token.id };
+  const buildFile = async (): Promise<string> => {
+    const registryHost = `127.0.0.1:${(await readFile(join(server.dir, 'data', 'registry', 'port'), 'utf8')).trim()}`;
+    t.after(() => removeRegistryImages(registryHost));
+    await writeFiles(join(server.dir, 'gamma'), { 'pier.toml': 'app = "gamma"\n[build]\n[processes.web]\n', Dockerfile: 'FROM scratch\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'hi\n' });
+    return join(server.dir, 'gamma', 'pier.toml');
+  };
+  const ctx: Ctx = { server, file, tokenId: async () => (await createRead()).token.id, buildFile };
 
   await t.test('every command with --json prints only JSON on stdout', async () => {
     const withJson = leafCommands(await commandTree(main))

@@ -37,6 +37,8 @@ export async function startMemoryServer(options: MemoryServerOptions, t?: TestCo
     PIER_DATA_DIR: join(dir, 'data'),
     XDG_CONFIG_HOME: join(dir, 'config'),
     PIER_API_LISTEN: '127.0.0.1:0',
+    // The in-memory runtime builds nothing: no registry to run.
+    PIER_REGISTRY: 'off',
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...options.env,
   };

@@ -1,0 +1,17 @@
+// Where built images are pushed and every node pulls them from by digest: Pier's own local
+// registry (local-registry.ts) or an external one named by URL (external-registry.ts).
+
+export interface RegistryEvent {
+  type: 'registry.exited' | 'registry.restarted';
+  message: string;
+  data: Record<string, unknown>;
+}
+
+export interface Registry {
+  readonly kind: 'local' | 'external';
+  /** `host:port` as image references name it, e.g. `127.0.0.1:5000`. */
+  readonly host: string;
+  /** Throws E_REGISTRY_UNAVAILABLE (503) when it is known not to serve. */
+  ensureServing(): void;
+  close(): Promise<void>;
+}
