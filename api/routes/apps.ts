@@ -183,16 +183,22 @@ export function appRoutes(deps: ApiDeps) {
     return new Map(rows.map((r) => [r.id, r.version]));
   }
 
-  /** The app's state: the instances that run or should. */
+  /**
+   * The app's state: the instances that run or should. Its reads go out together, and only the
+   * versions of the releases they name are looked up (usually none beyond the current one): a
+   * status is the most frequent read, and an app may have hundreds of releases.
+   */
   async function status(app: App): Promise<StatusView> {
-    const rels = await db.select().from(releases).where(eq(releases.appId, app.id));
-    const version = new Map(rels.map((r) => [r.id, r.version]));
-    const current = rels.find((r) => r.id === app.currentReleaseId) ?? null;
-    const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
     const where = and(eq(instances.appId, app.id), or(eq(instances.desiredState, 'running'), inArray(instances.observedState, ['running', 'starting'])));
-    const inst = await db.select().from(instances).where(where).orderBy(desc(instances.createdAt)).limit(200);
-    const eps = await db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port));
-    const seen = eps.length ? await readEdges(db) : [];
+    const [current, [dep], inst, eps] = await Promise.all([
+      app.currentReleaseId ? db.select().from(releases).where(eq(releases.id, app.currentReleaseId)).then((rows) => rows[0] ?? null) : Promise.resolve(null),
+      db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1),
+      db.select().from(instances).where(where).orderBy(desc(instances.createdAt)).limit(200),
+      db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port)),
+    ]);
+    const named = new Set([dep?.releaseId, ...inst.map((i) => i.releaseId)].filter((id): id is string => id !== undefined && id !== current?.id));
+    const [version, seen] = await Promise.all([versionsOf([...named]), eps.length ? readEdges(db) : Promise.resolve([])]);
+    if (current) version.set(current.id, current.version);
     return {
       app: appView(app, current?.version ?? null),
       release: current ? releaseView(current) : null,
