@@ -30,6 +30,34 @@ export function progress(text: string): void {
   stderr.write(`${text}\n`);
 }
 
+/**
+ * A line that follows a quantity while it grows (an upload's size): rewritten in place every
+ * 200 ms on a terminal, a plain line every 5 s otherwise; `done` prints the last value once.
+ */
+export function liveProgress(render: () => string): { done(final?: string): void } {
+  const tty = stderr.isTTY === true;
+  let last = '';
+  const timer = setInterval(
+    () => {
+      const text = render();
+      if (text === last) return;
+      last = text;
+      stderr.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
+    },
+    tty ? 200 : 5000,
+  );
+  timer.unref();
+  let ended = false;
+  return {
+    done(final) {
+      if (ended) return;
+      ended = true;
+      clearInterval(timer);
+      stderr.write(tty && last !== '' ? `\r\x1b[K${final ?? render()}\n` : `${final ?? render()}\n`);
+    },
+  };
+}
+
 export function warn(text: string): void {
   stderr.write(`warning: ${text}\n`);
 }

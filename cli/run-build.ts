@@ -8,7 +8,7 @@ import type { ApiClient, BuildEvent } from './api-client.js';
 import { packContext } from './build-context.js';
 import { CliError } from './cli-error.js';
 import { exitCodeForApiError } from './exit-codes.js';
-import { progress } from './output.js';
+import { liveProgress, progress } from './output.js';
 
 export type BuiltImage = Extract<BuildEvent, { type: 'built' }>;
 
@@ -25,23 +25,30 @@ export async function runBuild(client: ApiClient, o: RunBuildOptions): Promise<B
   const dir = resolve(dirname(o.manifestFile), o.build.context);
   const packed = await packContext(dir, { dockerfile: o.build.dockerfile, ignore: o.build.ignore });
   if (!o.jsonLine) progress(`building ${o.app} from ${dir} (${o.build.dockerfile})`);
-  let uploaded = false;
-  for await (const event of client.build({ app: o.app, dockerfile: o.build.dockerfile, target: o.build.target, args: o.build.args }, packed.stream)) {
-    if (!uploaded && !o.jsonLine) progress(`  uploaded ${formatBytes(packed.bytes())}`);
-    uploaded = true;
-    o.jsonLine?.(event);
-    if (event.type === 'line') {
-      if (!o.jsonLine) progress(`  ${event.line}`);
-    } else if (event.type === 'built') {
-      if (!o.jsonLine) progress(`built ${event.image}`);
-      return event;
-    } else {
-      throw new CliError(event.error.code, event.error.message, {
-        hint: event.error.hint,
-        details: event.error.details,
-        exitCode: exitCodeForApiError(event.error.code, 422),
-      });
+  // The server answers once it holds the whole context: until then, the size sent so far.
+  const started = Date.now();
+  const upload = o.jsonLine ? null : liveProgress(() => `  uploading ${formatBytes(packed.bytes())}`);
+  const uploaded = (): void => upload?.done(`  uploaded ${formatBytes(packed.bytes())} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  try {
+    for await (const event of client.build({ app: o.app, dockerfile: o.build.dockerfile, target: o.build.target, args: o.build.args }, packed.stream)) {
+      uploaded();
+      o.jsonLine?.(event);
+      if (event.type === 'line') {
+        if (!o.jsonLine) progress(`  ${event.line}`);
+      } else if (event.type === 'built') {
+        if (!o.jsonLine) progress(`built ${event.image}`);
+        return event;
+      } else {
+        throw new CliError(event.error.code, event.error.message, {
+          hint: event.error.hint,
+          details: event.error.details,
+          exitCode: exitCodeForApiError(event.error.code, 422),
+        });
+      }
     }
+  } finally {
+    // No answer came (refused, or the connection broke): say how far the upload got.
+    upload?.done(`  sent ${formatBytes(packed.bytes())} of the context`);
   }
   throw new CliError('E_BUILD_INTERRUPTED', 'the build stream ended before the build did', { hint: 'the server may have restarted: deploy again' });
 }
