@@ -75,6 +75,8 @@ export function createDeployService(options: DeployServiceOptions) {
               dockerfile: manifest.build.dockerfile,
               target: manifest.build.target ?? null,
               argKeys: Object.keys(manifest.build.args).sort(),
+              // Pier builds with the engine's classic builder (api/runtime/docker-builder.ts).
+              builder: image.builtBy ? `Docker Engine ${image.builtBy}, classic builder` : null,
             }
           : null;
       const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');

@@ -153,7 +153,13 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       }
       if (info === null) throw imageNotFound(reference, 'it is not on the engine and the pull policy is "never"');
       const labels = info.Config?.Labels ?? {};
-      return { reference, id: info.Id, repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []), ...(Object.keys(labels).length ? { labels } : {}) };
+      return {
+        reference,
+        id: info.Id,
+        repoDigest: pickRepoDigest(reference, info.RepoDigests ?? []),
+        ...(Object.keys(labels).length ? { labels } : {}),
+        ...(info.DockerVersion ? { builtBy: info.DockerVersion } : {}),
+      };
     },
 
     ensureNetwork,

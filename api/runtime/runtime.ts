@@ -25,6 +25,8 @@ export interface ResolvedImage {
   repoDigest: string | null;
   /** The image's labels, when it has any. */
   labels?: Record<string, string>;
+  /** The engine version that built the image, as the image records it (absent for most pulled images). */
+  builtBy?: string;
 }
 
 export type PullPolicy = 'missing' | 'always' | 'never';

@@ -40,4 +40,6 @@ export interface ReleaseBuild {
   target: string | null;
   /** The build arguments' names (their values are not kept here). */
   argKeys: string[];
+  /** What built it: the engine's version as the image records it and the builder (releases before it: absent). */
+  builder?: string | null;
 }

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Docker from 'dockerode';
 import type { StatusView } from '../../api/views.js';
 import { BUSYBOX_FILE, httpdDockerfile, removeRegistryImages, writeFiles } from '../support/build-context.js';
 import { removeAppContainers } from '../support/containers.js';
@@ -65,7 +66,7 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   const first = await runPier(['deploy', '-c', 'src/site/pier.toml'], server.env, { cwd: server.dir, timeoutMs: 180_000 });
   assert.equal(first.code, 0, `deploy failed:\n${first.stderr}\nserver log:\n${server.stderr().slice(-3000)}`);
   assert.match(first.stderr, /Step 2\/\d+ : COPY busybox \/bin\/busybox/, 'the build output is printed as it runs');
-  assert.match(first.stderr, /uploaded \d/);
+  assert.match(first.stderr, /uploaded \d[^\n]* in \d+\.\d s/, 'the upload says its size and how long it took');
   const v1 = await status(server);
   appId = v1.app.id;
   const digest1 = v1.release?.imageDigest ?? '';
@@ -77,10 +78,15 @@ test('an app deploys from its Dockerfile through the registry, redeploys after a
   // How it was built, without the build args' values.
   const described = await runPier(['describe', 'release', 'site/1', '--json'], server.env);
   assert.equal(described.code, 0, described.stderr);
-  const release1 = JSON.parse(described.stdout) as { imageDigest: string; build: { contextHash: string; dockerfile: string; target: string | null; argKeys: string[] } };
+  const release1 = JSON.parse(described.stdout) as { imageDigest: string; build: { contextHash: string; dockerfile: string; target: string | null; argKeys: string[]; builder: string } };
   assert.equal(release1.imageDigest, digest1);
   assert.match(release1.build.contextHash, /^sha256:[0-9a-f]{64}$/);
-  assert.deepEqual({ ...release1.build, contextHash: '' }, { contextHash: '', dockerfile: 'Dockerfile', target: null, argKeys: ['GREETING'] });
+  // The builder as the image records it: the engine's own version.
+  const engine = await new Docker().version();
+  assert.deepEqual(
+    { ...release1.build, contextHash: '' },
+    { contextHash: '', dockerfile: 'Dockerfile', target: null, argKeys: ['GREETING'], builder: `Docker Engine ${engine.Version}, classic builder` },
+  );
   assert.doesNotMatch(described.stdout, /secret-value/);
   const readable = await runPier(['describe', 'release', '1', '--app', 'site'], server.env);
   assert.equal(readable.code, 0, readable.stderr);
