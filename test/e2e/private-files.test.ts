@@ -3,17 +3,26 @@
 // are fixed at start with a warning, and the CLI config of someone else is left as it was.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Stats } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventually } from '../support/eventually.js';
 import { runPier, startPierServer } from '../support/pier-process.js';
 
+/** lstat, or null for a file that went between readdir and lstat (the server renames its temp files into place). */
+async function lstatIfThere(path: string): Promise<Stats | null> {
+  return lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+}
+
 /** Every path under `dir` (itself included) whose mode lets group or others in. */
 async function openToOthers(dir: string): Promise<string[]> {
   const found: string[] = [];
   const visit = async (path: string): Promise<void> => {
-    const st = await lstat(path);
-    if (st.isSymbolicLink()) return;
+    const st = await lstatIfThere(path);
+    if (!st || st.isSymbolicLink()) return;
     if ((st.mode & 0o077) !== 0) found.push(`${path} ${(st.mode & 0o777).toString(8)}`);
     if (st.isDirectory()) for (const name of await readdir(path)) await visit(join(path, name));
   };
@@ -24,8 +33,9 @@ async function openToOthers(dir: string): Promise<string[]> {
 async function count(dir: string): Promise<number> {
   let n = 0;
   const visit = async (path: string): Promise<void> => {
+    const st = await lstatIfThere(path);
+    if (!st) return;
     n++;
-    const st = await lstat(path);
     if (st.isDirectory()) for (const name of await readdir(path)) await visit(join(path, name));
   };
   await visit(dir);
