@@ -137,8 +137,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         // New instances are probed at once (their readiness gates the rollout and the edge).
         health.poke();
       },
+      onCrashLoop: (app, process, until) => metrics.recordCrashLoop(app, process, until),
     });
-    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats() });
+    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats(), runtime, snapshotVersion: () => edgeFeed.current().version });
     const scheduler = createScheduler({
       db,
       runtime,
