@@ -63,3 +63,34 @@ test('bad filters of GET /v1/events are refused with what was wrong', async (t) 
   const both = await api.request('/v1/events?system=true&app=web', { token });
   assert.equal(both.status, 400);
 });
+
+test('GET /v1/events/stream resumes after Last-Event-ID and sends new events as they are recorded', async (t) => {
+  const api = await createTestApi(t);
+  const org = await createOrg(api.db, 'acme');
+  const web = await createApp(api.db, org, 'web');
+  const token = await createToken(api.db, org, { scope: 'read' });
+  const first = await api.events.record({ orgId: org, appId: web, type: 'deploy.started', message: 'one' });
+  await api.events.record({ orgId: org, appId: null, type: 'server.started', message: 'two' });
+
+  const abort = new AbortController();
+  t.after(() => abort.abort());
+  const res = await api.app.request('/v1/events/stream', { headers: { authorization: `Bearer ${token}`, 'last-event-id': String(first.id) }, signal: abort.signal });
+  assert.equal(res.status, 200);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const until = async (what: RegExp) => {
+    for (let i = 0; i < 50 && !what.test(text); i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  };
+  await until(/"message":"two"/);
+  assert.doesNotMatch(text, /"message":"one"/, 'nothing up to the resume point');
+  assert.match(text, /event: server\.started/);
+  await api.events.record({ orgId: org, appId: web, type: 'deploy.succeeded', message: 'three' });
+  await until(/"message":"three"/);
+  assert.match(text, /"app":"web","type":"deploy.succeeded"/);
+  await reader.cancel();
+});
