@@ -22,6 +22,8 @@ export interface ApiDeps {
   log: Logger;
   /** The edge's shared addresses, to tell users where endpoints are served. */
   sharedAddresses: string[];
+  /** Told when a /healthz probe finds the database or the engine down (system events). */
+  onDependencyDown?: ((dependency: 'database' | 'runtime', err: unknown) => void) | undefined;
   /** Readiness: false until migrations ran and the scheduler started. */
   ready: () => boolean;
   /** The server's figures for GET /metrics (server mode); without them it shows the API's only. */

@@ -24,6 +24,7 @@ import { buildRoutes } from './routes/builds.js';
 import { deployRoutes } from './routes/deploys.js';
 import { describeRoutes } from './routes/describe.js';
 import { eventStreamRoutes } from './routes/event-stream.js';
+import { eventRoutes } from './routes/events.js';
 import { edgeRoutes } from './routes/edge.js';
 import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
@@ -62,10 +63,17 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
 
   const dependencies = createDependencyHealth({
     probes: {
-      database: () => deps.db.execute(sql`select 1`),
-      docker: () => deps.runtime.ping(),
+      database: () => told('database', deps.db.execute(sql`select 1`)),
+      docker: () => told('runtime', deps.runtime.ping()),
     },
   });
+  /** A failed probe is news for the system monitor too. */
+  function told(dependency: 'database' | 'runtime', probe: Promise<unknown>): Promise<unknown> {
+    return probe.catch((err: unknown) => {
+      deps.onDependencyDown?.(dependency, err);
+      throw err;
+    });
+  }
   const serving = createServingHealth({ db: deps.db, ttlMs: deps.servingHealthTtlMs });
   app.get('/healthz', async (c) => {
     if (!deps.ready()) return c.json(errorBody('E_NOT_READY', 'the server is starting'), 503);
@@ -90,6 +98,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', execRoutes(deps));
   app.route('/v1', describeRoutes(deps));
   app.route('/v1', eventStreamRoutes(deps));
+  app.route('/v1', eventRoutes(deps));
   app.route('/v1', tokenRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));

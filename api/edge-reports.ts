@@ -18,6 +18,8 @@ export interface EdgeReportsOptions {
   log: Logger;
   /** Asks for a reconcile of the app (its rollout may settle now). */
   enqueue: (appId: string) => void;
+  /** The org system events belong to (edge.connected); none: not recorded. */
+  systemOrg?: (() => string | undefined) | undefined;
 }
 
 export interface EdgeReports {
@@ -53,10 +55,22 @@ export function createEdgeReports(options: EdgeReportsOptions): EdgeReports {
             lastError: report.lastError,
             report: report as unknown as Record<string, unknown>,
             lastSeenAt: sql`now()`,
+            disconnectedAt: null,
           })
           .where(eq(edges.id, report.edge.id));
         const owners = await ownersOf(t.tx, changes);
         for (const event of changeEvents(report, changes, owners)) await t.record(event);
+        const orgId = options.systemOrg?.();
+        if (orgId && !(prev?.live ?? false)) {
+          await t.record({
+            orgId,
+            appId: null,
+            type: 'edge.connected',
+            reason: prev ? 'reporting again' : 'first report',
+            message: `edge "${report.edge.name}" (${report.edge.version}, pid ${report.edge.pid}) reports${prev ? ' again' : ''}, serving snapshot ${report.applied ?? 'none yet'}`,
+            data: { edge: { id: report.edge.id, name: report.edge.name }, appliedVersion: report.applied, version: report.edge.version, pid: report.edge.pid },
+          });
+        }
         return { changes, wasLive: prev?.live ?? false };
       });
       await wake(changes, wasLive).catch((err: unknown) => log.warn({ err }, 'rollouts not woken after an edge report; the next resync looks again'));

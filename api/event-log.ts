@@ -3,7 +3,7 @@
 // announced only after that transaction commits (api/transactions.ts), so nobody hears of a change
 // that was rolled back.
 import { EventEmitter } from 'node:events';
-import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, gte, isNull, like, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { events, type Event, type NewEvent } from '../db/schema/index.js';
 
@@ -12,7 +12,12 @@ export interface EventFilter {
   appId?: string | undefined;
   instanceId?: string | undefined;
   deploymentId?: string | undefined;
+  /** One type (`deploy.succeeded`), or every type under a prefix (`runtime.*`). */
   type?: string | undefined;
+  /** Only events at or after this time. */
+  since?: Date | undefined;
+  /** Only system events (no app). */
+  systemOnly?: boolean | undefined;
   /** Only events with a larger id (to resume a stream). */
   afterId?: number | undefined;
   limit?: number | undefined;
@@ -55,7 +60,9 @@ export function createEventLog(db: Db): EventLog {
       if (filter.appId) where.push(eq(events.appId, filter.appId));
       if (filter.instanceId) where.push(eq(events.instanceId, filter.instanceId));
       if (filter.deploymentId) where.push(eq(events.deploymentId, filter.deploymentId));
-      if (filter.type) where.push(eq(events.type, filter.type));
+      if (filter.type) where.push(filter.type.endsWith('.*') ? like(events.type, `${escapeLike(filter.type.slice(0, -1))}%`) : eq(events.type, filter.type));
+      if (filter.since) where.push(gte(events.time, filter.since));
+      if (filter.systemOnly) where.push(isNull(events.appId));
       if (filter.afterId !== undefined) where.push(gt(events.id, filter.afterId));
       return db
         .select()
@@ -69,4 +76,9 @@ export function createEventLog(db: Db): EventLog {
       return () => emitter.off('event', listener);
     },
   };
+}
+
+/** `prefix` matched literally by LIKE (its % and _ are not wildcards). */
+function escapeLike(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

@@ -4,11 +4,13 @@
 // scraping token's org: serving, connections, bytes, connect errors). The API's own request figures
 // are request-metrics.ts.
 import { and, eq, sql } from 'drizzle-orm';
+import { countProcFds, readSoftLimit } from '../proxy/fd-budget.js';
 import type { AdvisoryLocks } from '../db/advisory-locks.js';
 import type { Db } from '../db/database.js';
-import { apps, endpoints } from '../db/schema/index.js';
+import { apps, deployments, endpoints } from '../db/schema/index.js';
 import type { AuthContext } from './auth.js';
 import { counter, Counter, gauge, Histogram, type MetricFamily } from './prometheus-text.js';
+import type { Runtime } from './runtime/runtime.js';
 import type { PassOutcome } from './scheduler/scheduler.js';
 import type { WorkQueueStats } from './scheduler/work-queue.js';
 import { readEdges, servedState, type ServedState } from './served-state.js';
@@ -19,11 +21,17 @@ export interface ServerMetricsOptions {
   locks: AdvisoryLocks;
   /** The scheduler's queue now (it is built after this, hence a function). */
   queue: () => WorkQueueStats;
+  /** The container engine, probed at each scrape (pier_runtime_up). */
+  runtime?: Runtime | undefined;
+  /** This API's current edge snapshot version (pier_snapshot_version, pier_edge_current). */
+  snapshotVersion?: (() => number) | undefined;
 }
 
 export interface ServerMetrics {
   /** The scheduler's onPass. */
   recordPass(seconds: number, outcome: PassOutcome): void;
+  /** The reconciler's onCrashLoop: the process is held back until `until`. */
+  recordCrashLoop(app: string, process: string, until: Date): void;
   families(auth: AuthContext): Promise<MetricFamily[]>;
 }
 
@@ -32,6 +40,9 @@ export function createServerMetrics(options: ServerMetricsOptions): ServerMetric
   const passes = new Counter('pier_scheduler_reconciles_total', 'Reconcile passes run by this server');
   const failed = new Counter('pier_scheduler_reconciles_failed_total', 'Reconcile passes that failed (retried with backoff), by reason: error, or lock_lost');
   const duration = new Histogram('pier_scheduler_reconcile_duration_seconds', 'Duration of a reconcile pass');
+  const crashLoops = new Counter('pier_instance_crash_loops_total', 'Crash loops announced by this server (instance.crash-loop events), by app and process');
+  /** Processes in crash-loop backoff: until when; kept at 0 for an hour after, then dropped. */
+  const backoffs = new Map<string, { app: string; process: string; until: number }>();
   // Zero until the first one, so a query over them never sees "no data".
   passes.inc({}, 0);
   failed.inc({ reason: 'error' }, 0);
@@ -79,6 +90,52 @@ export function createServerMetrics(options: ServerMetricsOptions): ServerMetric
     ];
   }
 
+  /** Deployments of the org's apps by state: finished ones only grow (a counter). */
+  async function deployFigures(auth: AuthContext): Promise<MetricFamily[]> {
+    const rows = await db
+      .select({ state: deployments.state, n: sql<number>`count(*)::int` })
+      .from(deployments)
+      .innerJoin(apps, eq(apps.id, deployments.appId))
+      .where(and(eq(apps.orgId, auth.orgId), auth.appId ? eq(apps.id, auth.appId) : undefined))
+      .groupBy(deployments.state);
+    const by = new Map(rows.map((r) => [r.state, Number(r.n)]));
+    const states = ['running', 'succeeded', 'failed', 'cancelled', 'superseded'] as const;
+    return [counter('pier_deployments_total', "Deployments of this org's apps, by state (running ones included)", states.map((state) => ({ labels: { state }, value: by.get(state) ?? 0 })))];
+  }
+
+  async function runtimeFigures(): Promise<MetricFamily[]> {
+    if (!options.runtime) return [];
+    const runtime = options.runtime;
+    const up = await Promise.race([
+      runtime.ping().then(
+        () => 1,
+        () => 0,
+      ),
+      new Promise<number>((resolve) => setTimeout(() => resolve(0), 2000).unref()),
+    ]);
+    return [gauge('pier_runtime_up', 'The container engine answered a probe during this scrape', [{ value: up }])];
+  }
+
+  function crashLooping(): MetricFamily {
+    const now = Date.now();
+    for (const [key, b] of backoffs) if (b.until < now - 3_600_000) backoffs.delete(key);
+    return gauge(
+      'pier_process_crash_looping',
+      'The process group is held back by crash-loop backoff now (1), or was within the last hour (0)',
+      [...backoffs.values()].map((b) => ({ labels: { app: b.app, process: b.process }, value: b.until > now ? 1 : 0 })),
+    );
+  }
+
+  /** The standard process figures Prometheus users alert on (descriptors as a share of the limit). */
+  function processFigures(): MetricFamily[] {
+    const open = countProcFds();
+    const max = readSoftLimit();
+    return [
+      ...(open === null ? [] : [gauge('process_open_fds', 'Open file descriptors of this process', [{ value: open }])]),
+      ...(max === null ? [] : [gauge('process_max_fds', 'Soft limit of open file descriptors of this process', [{ value: max }])]),
+    ];
+  }
+
   async function edgeFigures(auth: AuthContext): Promise<MetricFamily[]> {
     const seen = await readEdges(db);
     const mine = await db
@@ -114,6 +171,12 @@ export function createServerMetrics(options: ServerMetricsOptions): ServerMetric
     }
     return [
       gauge('pier_edges_live', 'Edges that reported within the last 30 s', [{ value: seen.filter((e) => e.live).length }]),
+      ...(options.snapshotVersion
+        ? [
+            gauge('pier_snapshot_version', "This API's current edge snapshot version", [{ value: options.snapshotVersion() }]),
+            gauge('pier_edge_current', "Whether the edge serves this API's current snapshot version (1), or an older one (0)", seen.map((e) => ({ labels: edgeLabels(e), value: e.report.applied === options.snapshotVersion?.() ? 1 : 0 }))),
+          ]
+        : []),
       gauge('pier_edge_live', 'Whether the edge reported within the last 30 s', seen.map((e) => ({ labels: edgeLabels(e), value: e.live ? 1 : 0 }))),
       gauge('pier_edge_applied_version', 'The snapshot version every worker of the edge serves (0 before any)', seen.map((e) => ({ labels: edgeLabels(e), value: e.report.applied ?? 0 }))),
       gauge('pier_edge_report_age_seconds', "Seconds since the edge's last report", seen.map((e) => ({ labels: edgeLabels(e), value: e.ageMs / 1000 }))),
@@ -134,10 +197,14 @@ export function createServerMetrics(options: ServerMetricsOptions): ServerMetric
       if (outcome !== 'ok') failed.inc({ reason: outcome === 'lock-lost' ? 'lock_lost' : 'error' });
       duration.observe({}, seconds);
     },
+    recordCrashLoop(app, process, until) {
+      crashLoops.inc({ app, process });
+      backoffs.set(`${app}/${process}`, { app, process, until: until.getTime() });
+    },
     async families(auth) {
-      // Edge figures need the database: without it the rest still answers (pier_db_up says why).
-      const [s, d, e] = await Promise.all([scheduler(), database(), edgeFigures(auth).catch(() => [])]);
-      return [...s, ...d, ...e];
+      // Edge and deploy figures need the database: without it the rest still answers (pier_db_up says why).
+      const [s, d, e, deploys, engine] = await Promise.all([scheduler(), database(), edgeFigures(auth).catch(() => []), deployFigures(auth).catch(() => []), runtimeFigures()]);
+      return [...s, ...d, ...e, ...deploys, ...engine, crashLoops.family(), crashLooping(), ...processFigures()];
     },
   };
 }

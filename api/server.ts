@@ -19,6 +19,8 @@ import { createBuildService } from './build-service.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
+import { createSystemMonitor } from './system-monitor.js';
+import { PIER_VERSION } from '../cli/pier-version.js';
 import { releaseUnusedPorts } from './port-claims.js';
 import { createServerMetrics } from './server-metrics.js';
 import { bootstrapEdgeToken } from './edge-token.js';
@@ -59,6 +61,8 @@ export interface StartOverrides {
   checkpoint?: Checkpoint;
   /** Milliseconds between periodic resyncs (default 10 000). */
   resyncMs?: number;
+  /** Milliseconds between two looks at the engine, the database and the edges (default 5 000). */
+  systemLookMs?: number;
 }
 
 const LOCAL_NODE = 'node_local';
@@ -105,6 +109,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const installationId = await installation(db);
     const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
     const events = createEventLog(db);
+    // System events (no app) belong to the admin org, known once it is bootstrapped (below).
+    let systemOrg: string | undefined;
+    const system = createSystemMonitor({ db, runtime, events, orgId: () => systemOrg, log, intervalMs: overrides.systemLookMs });
+    closers.push(async () => system.close());
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
@@ -129,8 +137,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         // New instances are probed at once (their readiness gates the rollout and the edge).
         health.poke();
       },
+      onCrashLoop: (app, process, until) => metrics.recordCrashLoop(app, process, until),
     });
-    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats() });
+    const metrics = createServerMetrics({ db, database, locks: database.locks, queue: () => scheduler.stats(), runtime, snapshotVersion: () => edgeFeed.current().version });
     const scheduler = createScheduler({
       db,
       runtime,
@@ -157,10 +166,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     closers.push(() => health.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).
-    let registryOrg: string | undefined;
     const onRegistryEvent = (e: RegistryEvent): void => {
-      if (!registryOrg) return;
-      events.record({ orgId: registryOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
+      if (!systemOrg) return;
+      events.record({ orgId: systemOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
     };
     const local =
       config.registry.kind === 'local'
@@ -188,7 +196,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         void releaseUnusedPorts(db, log);
       },
     });
-    const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
+    const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
     const builds = overrides.runtime
@@ -208,6 +216,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log,
       sharedAddresses,
       ready: () => ready,
+      onDependencyDown: (dependency, err) => system.notice(dependency, err),
       bodyLimitBytes: config.bodyLimitBytes,
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
@@ -231,13 +240,22 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // which would otherwise route to none of them until the first reconcile pass.
     if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
-    registryOrg = admin.orgId;
+    systemOrg = admin.orgId;
     const registryStarted = await registryStart;
     if (registryStarted && !registryStarted.ok) warnings.push(`the image registry does not serve: ${registryStarted.problem}; deploys from a Dockerfile fail until it does (Pier keeps retrying)`);
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
+    system.start();
     ready = true;
+    await system.record({
+      type: 'server.started',
+      reason: 'start',
+      message: `pier server ${PIER_VERSION} started (API ${apiUrl}, ${database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}${engineUp ? '' : ', container engine not answering'})`,
+      data: { version: PIER_VERSION, apiUrl, database: database.kind, roles: config.roles },
+    });
+    // Closers run last first: this one while the database is still open.
+    closers.push(() => system.record({ type: 'server.stopping', reason: 'stop', message: `pier server ${PIER_VERSION} is stopping`, data: { version: PIER_VERSION } }));
     log.info({ apiUrl, database: database.kind }, 'api ready');
 
     return {

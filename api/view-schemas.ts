@@ -105,6 +105,7 @@ export const edgeViewSchema = z.object({
 export const eventViewSchema = z.object({
   id: z.number(),
   time,
+  app: z.string().describe("the app's name; empty for a system event"),
   type: z.string(),
   reason: z.string(),
   message: z.string(),

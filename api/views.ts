@@ -120,6 +120,8 @@ export interface EdgeFailureView {
 export interface EventView {
   id: number;
   time: string;
+  /** The app's name; empty for a system event (the engine, the database, an edge, the server). */
+  app: string;
   type: string;
   reason: string;
   message: string;
@@ -230,10 +232,11 @@ export function endpointView(e: Endpoint, shared: string[], about: { app: string
   };
 }
 
-export function eventView(e: Event): EventView {
+export function eventView(e: Event, app: string): EventView {
   return {
     id: e.id,
     time: e.time.toISOString(),
+    app,
     type: e.type,
     reason: e.reason,
     message: e.message,

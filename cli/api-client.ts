@@ -120,6 +120,20 @@ export class ApiClient {
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events${qs}`);
   }
 
+  /** Every event the token may see (GET /v1/events), one page after `after`. */
+  allEvents(query: EventsQuery & { after?: number | undefined; limit?: number | undefined }): Promise<{ events: EventView[] }> {
+    const q = eventsQueryString(query);
+    if (query.after !== undefined) q.set('after', String(query.after));
+    if (query.limit !== undefined) q.set('limit', String(query.limit));
+    return this.request('GET', `/v1/events${q.size ? `?${q}` : ''}`);
+  }
+
+  /** Follows GET /v1/events/stream from `after` (exclusive) until the signal aborts. */
+  followAllEvents(query: EventsQuery, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
+    const q = eventsQueryString(query);
+    return this.followStream(`/v1/events/stream${q.size ? `?${q}` : ''}`, after, signal);
+  }
+
   /** The app's newest instances, stopped ones included (one page of `limit`). */
   async instances(app: string, limit: number): Promise<InstanceView[]> {
     const body: { instances: InstanceView[] } = await this.request('GET', `/v1/apps/${encodeURIComponent(app)}/instances?limit=${limit}`);
@@ -143,8 +157,12 @@ export class ApiClient {
   }
 
   /** Follows the app's live event stream from `after` (exclusive) until the signal aborts. */
-  async *followEvents(app: string, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
-    const res = await this.send('GET', `/v1/apps/${encodeURIComponent(app)}/events/stream`, undefined, {
+  followEvents(app: string, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
+    return this.followStream(`/v1/apps/${encodeURIComponent(app)}/events/stream`, after, signal);
+  }
+
+  private async *followStream(path: string, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
+    const res = await this.send('GET', path, undefined, {
       accept: 'text/event-stream',
       ...(after === undefined ? {} : { 'last-event-id': String(after) }),
     }, signal);
@@ -294,4 +312,22 @@ function logsQueryString(query: LogsQuery, follow: boolean): string {
   for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') q.set(key, String(value));
   if (follow) q.set('follow', '1');
   return q.size ? `?${q}` : '';
+}
+
+/** Filters of GET /v1/events and its stream. */
+export interface EventsQuery {
+  app?: string | undefined;
+  type?: string | undefined;
+  /** ISO 8601 time. */
+  since?: string | undefined;
+  system?: boolean | undefined;
+}
+
+function eventsQueryString(query: EventsQuery): URLSearchParams {
+  const q = new URLSearchParams();
+  if (query.app) q.set('app', query.app);
+  if (query.type) q.set('type', query.type);
+  if (query.since) q.set('since', query.since);
+  if (query.system) q.set('system', 'true');
+  return q;
 }

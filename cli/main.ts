@@ -21,6 +21,7 @@ export const main = defineCommand({
     status: () => import('./commands/status.js').then((m) => m.default),
     apps: () => import('./commands/apps.js').then((m) => m.default),
     events: () => import('./commands/events.js').then((m) => m.default),
+    doctor: () => import('./commands/doctor.js').then((m) => m.default),
     logs: () => import('./commands/logs.js').then((m) => m.default),
     exec: () => import('./commands/exec.js').then((m) => m.default),
     releases: () => import('./commands/releases.js').then((m) => m.default),

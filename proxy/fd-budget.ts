@@ -165,7 +165,8 @@ export function readSoftLimit(): number | null {
   }
 }
 
-function countProcFds(): number | null {
+/** Descriptors this process has open, or null where /proc is not there. */
+export function countProcFds(): number | null {
   try {
     // The directory's own descriptor is one of the entries.
     return readdirSync('/proc/self/fd').length - 1;

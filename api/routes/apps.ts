@@ -169,7 +169,7 @@ export function appRoutes(deps: ApiDeps) {
       deploymentId: q.deployment,
       limit: q.limit,
     });
-    return c.json({ events: rows.map(eventView), next_cursor: nextCursor(rows, q.limit, (e) => ({ id: e.id })) });
+    return c.json({ events: rows.map((e) => eventView(e, app.name)), next_cursor: nextCursor(rows, q.limit, (e) => ({ id: e.id })) });
   });
 
   async function readable(auth: ApiEnv['Variables']['auth'], name: string): Promise<App> {

@@ -67,7 +67,7 @@ export function describeRoutes(deps: ApiDeps) {
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0), healthOutput: i.healthOutput })),
-      events: recent.map(eventView),
+      events: recent.map((e) => eventView(e, app.name)),
     });
   });
 
@@ -117,7 +117,7 @@ export function describeRoutes(deps: ApiDeps) {
         ? { id: container.id, state: container.state, exitCode: container.exitCode, oomKilled: container.oomKilled, error: container.error, startedAt: container.startedAt, finishedAt: container.finishedAt }
         : null,
       lastLogs,
-      events: events.map(eventView),
+      events: events.map((e) => eventView(e, row.app.name)),
     });
   });
 
@@ -126,7 +126,7 @@ export function describeRoutes(deps: ApiDeps) {
     requireScope(auth, 'read');
     const row = await findDeployment(db, auth, c.req.param('id'));
     const events = await deps.events.list({ orgId: auth.orgId, deploymentId: row.dep.id, limit: 1000 });
-    return c.json({ ...deploymentView(row.dep, row.app.name, row.version), strategy: row.dep.strategy, deadline: row.dep.deadline, events: events.map(eventView) });
+    return c.json({ ...deploymentView(row.dep, row.app.name, row.version), strategy: row.dep.strategy, deadline: row.dep.deadline, events: events.map((e) => eventView(e, row.app.name)) });
   });
 
   r.get('/apps/:app/endpoints/:port', async (c) => {
@@ -157,7 +157,7 @@ export function describeRoutes(deps: ApiDeps) {
         const seenBy = reported.filter((r) => r.id === b.id);
         return { ...b, ejectedBy: seenBy.filter((r) => r.ejected).map((r) => ({ edge: r.edge, connectFailures: r.connectFailures, lastError: r.lastError ?? null })) };
       }),
-      events: events.map(eventView),
+      events: events.map((e) => eventView(e, app.name)),
     });
   });
 

@@ -31,6 +31,8 @@ export interface ReconcilerOptions {
   keepStopped?: number;
   /** Seconds a stopping container gets before it is killed (default 10). */
   stopTimeoutSeconds?: number;
+  /** Told of each crash loop announced (instance.crash-loop), for /metrics. */
+  onCrashLoop?: ((app: string, process: string, until: Date) => void) | undefined;
 }
 
 export interface ReconcileResult {
@@ -198,6 +200,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         t.record({ orgId: ctx.app.orgId, appId: ctx.app.id, type: 'instance.crash-loop', reason: 'crash-loop', message, data: { process, exits: b.exits, until: b.until, lastExit: b.lastExit } }),
       );
       announced.set(key, b.until.getTime());
+      options.onCrashLoop?.(ctx.app.name, process, b.until);
       ctx.log.warn({ process, exits: b.exits }, 'crash loop');
     }
   }

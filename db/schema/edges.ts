@@ -18,6 +18,8 @@ export const edges = pgTable('edges', {
   report: jsonb('report').$type<Record<string, unknown>>().notNull(),
   firstSeenAt: time('first_seen_at').notNull().defaultNow(),
   lastSeenAt: time('last_seen_at').notNull().defaultNow(),
+  /** When a server recorded its silence (edge.disconnected); cleared by its next report. */
+  disconnectedAt: time('disconnected_at'),
 });
 
 export type Edge = typeof edges.$inferSelect;

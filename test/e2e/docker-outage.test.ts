@@ -1,14 +1,16 @@
 // The Docker engine goes away while `pier server` runs a health-checked app on it: the server
 // survives, answers 503 E_RUNTIME_UNAVAILABLE to requests that need the engine, /healthz shows
 // the engine down, and within 10 s of the engine returning it answers again and the app runs
-// again. The engine is the test's own second dockerd (test/support/docker-engine.ts).
+// again. The engine is the test's own second dockerd (test/support/docker-engine.ts). The outage
+// is on record: `pier events --json` shows it as system events beside two apps' events, and a
+// token bound to one app sees that app's events only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DeployView, StatusView } from '../../api/views.js';
 import { startDockerEngine } from '../support/docker-engine.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
 
 const RECOVERY_MS = 10_000;
 const TAG = 'pier-test/busybox:1';
@@ -52,6 +54,8 @@ test('pier server survives its Docker engine stopping with a health-checked app,
   };
   const deployed = await call(server, '/v1/deploys', { manifest });
   assert.equal(deployed.status, 201, JSON.stringify(deployed.json));
+  const other = await call(server, '/v1/deploys', { manifest: { app: 'other', image: TAG, processes: { web: { cmd: ['sleep', '3600'], count: 1 } } } });
+  assert.equal(other.status, 201, JSON.stringify(other.json));
   const depId = (deployed.json as DeployView).deployment.id;
   for (let i = 0; i < 240; i++) {
     const d = (await call(server, `/v1/deployments/${depId}`)).json as { state: string };
@@ -115,4 +119,34 @@ test('pier server survives its Docker engine stopping with a health-checked app,
   // The last-resort handler kept the server up; the background tasks should not have needed it.
   const stray = server.stderr().split('\n').filter((l) => l.includes('unhandled promise rejection'));
   assert.deepEqual(stray.slice(0, 2), [], `${stray.length} unhandled rejections reached the last-resort handler`);
+
+  // One stream for everything: both apps' events and the outage, as system events.
+  type Ev = { app: string; type: string; data: Record<string, unknown> };
+  let all: Ev[] = [];
+  for (let i = 0; i < 100; i++) {
+    const r = await runPier(['events', '--json'], server.env);
+    assert.equal(r.code, 0, r.stderr);
+    all = JSON.parse(r.stdout) as Ev[];
+    if (all.some((e) => e.type === 'runtime.available')) break;
+    await delay(200);
+  }
+  const system = all.filter((e) => e.app === '').map((e) => e.type);
+  assert.ok(system.includes('server.started'), JSON.stringify(system));
+  assert.ok(system.indexOf('runtime.unavailable') >= 0 && system.indexOf('runtime.unavailable') < system.indexOf('runtime.available'), `the outage and its end, in order: ${JSON.stringify(system)}`);
+  assert.deepEqual([...new Set(all.filter((e) => e.app !== '').map((e) => e.app))].sort(), ['other', 'steady']);
+  const onlySystem = await runPier(['events', '--system', '--type', 'runtime.*', '--json'], server.env);
+  assert.equal(onlySystem.code, 0, onlySystem.stderr);
+  assert.deepEqual((JSON.parse(onlySystem.stdout) as Ev[]).map((e) => e.type), ['runtime.unavailable', 'runtime.available']);
+
+  // A token bound to one app: its app's events, nothing of the other app or of the platform.
+  const made = await runPier(['tokens', 'create', '--scope', 'read', '--app', 'steady', '--json'], server.env);
+  assert.equal(made.code, 0, made.stderr);
+  const bound = { ...server.env, PIER_API_URL: server.apiUrl, PIER_TOKEN: (JSON.parse(made.stdout) as { secret: string }).secret };
+  const seen = await runPier(['events', '--json'], bound);
+  assert.equal(seen.code, 0, seen.stderr);
+  const apps = new Set((JSON.parse(seen.stdout) as Ev[]).map((e) => e.app));
+  assert.deepEqual([...apps], ['steady']);
+  const refused = await runPier(['events', '--system'], bound);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /E_FORBIDDEN/);
 });

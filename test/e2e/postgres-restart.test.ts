@@ -1,7 +1,8 @@
 // PostgreSQL goes away and comes back 20 times while `pier server` runs on it with a
 // health-checked app, API requests in a loop and a deploy per round: the server never dies,
 // answers 503 E_DATABASE_UNAVAILABLE while the database is down, /healthz says so, and it
-// answers again within 10 s of the database returning. The database is the test's own
+// answers again within 10 s of the database returning, and each outage it noticed is on record as
+// database.unavailable then database.available. The database is the test's own
 // (test/support/postgres-cluster.ts), never the machine's shared one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -147,6 +148,17 @@ test(`pier server rides out ${ROUNDS} PostgreSQL restarts under load: never dies
   assert.doesNotMatch(server.stderr(), /"level":60/, 'no fatal log line');
   const stray = server.stderr().split('\n').filter((l) => /unhandled promise rejection|known library defect/.test(l));
   assert.deepEqual(stray.slice(0, 2), [], `${stray.length} errors reached the last-resort handler`);
+
+  // The outages are on record as system events (written once the database answers again).
+  let outages: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const page = (await call(server, '/v1/events?system=true&type=database.*&limit=1000')).json as { events?: { type: string }[] } | null;
+    outages = page?.events?.map((e) => e.type) ?? [];
+    if (outages.includes('database.available')) break;
+    await delay(200);
+  }
+  assert.equal(outages[0], 'database.unavailable', JSON.stringify(outages));
+  assert.ok(outages.includes('database.available'), `an outage and its end: ${JSON.stringify(outages)}`);
 
   // Last, as the contract for clients: while the database is down the API says so, with a code
   // a client may retry on.

@@ -1,8 +1,8 @@
-// parseSince: the `since` query of the logs route, a duration back from now or an ISO time.
+// parseSince: the `since` query of the logs and events routes, a duration back from now or an ISO time.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseSince } from '../../../api/routes/logs.js';
+import { parseSince } from '../../api/since.js';
 
 const now = new Date('2026-01-02T12:00:00.000Z');
 

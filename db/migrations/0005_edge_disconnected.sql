@@ -1,0 +1,1 @@
+ALTER TABLE "edges" ADD COLUMN "disconnected_at" timestamp with time zone;
