@@ -13,7 +13,9 @@ import { apps, deployments, releases, type App, type Deployment, type Release } 
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
+import { resolveBindings } from './endpoint-bindings.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
+import { addressesOf } from './ip-service.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
@@ -222,7 +224,7 @@ export function createDeployService(options: DeployServiceOptions) {
     }
     await t.tx.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
     await t.checkpoint('rollout.app');
-    const changes = await syncEndpoints(t.tx, app.id, manifest);
+    const changes = await syncEndpoints(t.tx, app.id, manifest, { refuseMissingFor: app.name });
     await t.checkpoint('rollout.endpoints');
     if (changes.length) {
       await t.record({
@@ -345,7 +347,8 @@ export function createDeployService(options: DeployServiceOptions) {
     } catch (err) {
       if (!isClaimViolation(err)) throw err;
       const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
-      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] }));
+      const own = app ? await addressesOf(db, app.id) : {};
+      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
       throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });
     }

@@ -15,6 +15,7 @@ import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createAppDeleter } from './app-deleter.js';
+import { createIpService } from './ip-service.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
@@ -159,9 +160,11 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       onRoutesChanged: (id) => edgeFeed.refresh(id),
       log: log.child({ component: 'deploys' }),
     });
+    const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({
       runtime,
       transactions,
+      ipCooldownMs: config.ips.cooldownMs,
       onDeleted: (id) => {
         edgeFeed.refresh(id);
         scheduler.enqueue(id);
@@ -172,7 +175,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, ips, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>

@@ -27,6 +27,11 @@ export default defineCommand({
     role: { type: 'string', description: 'Roles to run: all (API child + edge), or api (the API alone; edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
     'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
     'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
+    'ip-pool': {
+      type: 'string',
+      description: 'Add a pool of dedicated addresses apps get with `pier ips allocate` (repeatable; env PIER_IP_POOLS, comma separated)',
+      valueHint: 'CIDR',
+    },
     'body-limit': { type: 'string', description: 'Largest request body the API reads, e.g. 4MiB; larger ones get 413 (env PIER_BODY_LIMIT; default 4MiB)', valueHint: 'SIZE' },
   },
   async run({ args, rawArgs }) {
@@ -42,6 +47,7 @@ export default defineCommand({
       edgeWorkers: args['edge-workers'],
       edgeName: args['edge-name'],
       bodyLimit: args['body-limit'],
+      ipPools: repeated(rawArgs, '--ip-pool'),
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
@@ -55,6 +61,16 @@ export default defineCommand({
     }
   },
 });
+
+/** Every value of a repeatable flag (citty keeps only the last), as `--flag V` or `--flag=V`. */
+function repeated(rawArgs: string[], flag: string): string[] {
+  const out: string[] = [];
+  rawArgs.forEach((a, i) => {
+    if (a === flag && rawArgs[i + 1] !== undefined) out.push(rawArgs[i + 1] as string);
+    else if (a.startsWith(`${flag}=`)) out.push(a.slice(flag.length + 1));
+  });
+  return out;
+}
 
 async function runSupervisor(config: ServerConfig, log: Logger, rawArgs: string[]): Promise<void> {
   const { startServerSupervisor } = await import('../server-supervisor.js');
