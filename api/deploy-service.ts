@@ -6,10 +6,10 @@
 // another app holds is refused by the database's constraints (port-claims.ts), so two deploys
 // racing for one port cannot both win.
 import { createHash } from 'node:crypto';
-import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, ipAddresses, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
@@ -59,7 +59,10 @@ export function createDeployService(options: DeployServiceOptions) {
       // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
       const image = await runtime.resolveImage(manifest.image, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
-      const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
+      // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
+      // (or a release), deploying the same manifest again makes a release that binds them.
+      const own = await currentAddresses(auth, manifest.app);
+      const configHash = createHash('sha256').update(JSON.stringify(own ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id })).digest('hex');
 
       const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
         const [existing] = await t.tx
@@ -224,7 +227,7 @@ export function createDeployService(options: DeployServiceOptions) {
     }
     await t.tx.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
     await t.checkpoint('rollout.app');
-    const changes = await syncEndpoints(t.tx, app.id, manifest, { refuseMissingFor: app.name });
+    const changes = await syncEndpoints(t.tx, app.id, manifest, { refuseMissingFor: app.name, newApp: app.currentReleaseId === null });
     await t.checkpoint('rollout.endpoints');
     if (changes.length) {
       await t.record({
@@ -274,6 +277,17 @@ export function createDeployService(options: DeployServiceOptions) {
     });
     // Only a changed count reschedules anything.
     return { app: updated ?? { ...app, scale, scaledAt }, rescaled: names.some((p) => cleared[p]?.was !== cleared[p]?.now) };
+  }
+
+  /** The app's dedicated addresses when it has any (null: none, or a new app). */
+  async function currentAddresses(auth: AuthContext, name: string): Promise<Partial<Record<'ipv4' | 'ipv6', string>> | null> {
+    const rows = await db
+      .select({ family: ipAddresses.family, address: ipAddresses.address })
+      .from(ipAddresses)
+      .innerJoin(apps, eq(apps.id, ipAddresses.appId))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
+      .orderBy(asc(ipAddresses.family));
+    return rows.length ? Object.fromEntries(rows.map((r) => [r.family, r.address])) : null;
   }
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */

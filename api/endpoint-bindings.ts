@@ -51,13 +51,15 @@ export function bindAddressesOf(bindings: string[], shared: string[]): string[] 
 }
 
 /** E_IP_NOT_ALLOCATED: the manifest asks for a dedicated address the app does not have. */
-export function notAllocated(app: string, problems: BindingProblem[]): PierError {
+export function notAllocated(app: string, problems: BindingProblem[], newApp: boolean): PierError {
   const families = [...new Set(problems.map((p) => p.family))];
-  const flags = families.map((f) => (f === 'ipv4' ? '--v4' : '--v6'));
+  const commands = families.map((f) => `\`pier ips allocate --app ${app} ${f === 'ipv4' ? '--v4' : '--v6'}\``).join(' and ');
   const list = problems.map((p) => `:${p.port} ${p.family} = "dedicated"`).join(', ');
   return new PierError('E_IP_NOT_ALLOCATED', `the manifest asks for a dedicated address ${app} does not have (${list})`, {
     status: 422,
-    hint: `allocate it first: ${flags.map((f) => `\`pier ips allocate --app ${app} ${f}\``).join(' and ')}, then deploy again; a new app is deployed once with "auto" before it can have one`,
+    hint: newApp
+      ? `${app} is new: deploy it once without "dedicated" (e.g. ${families[0]} = "auto"), run ${commands}, then deploy this manifest`
+      : `run ${commands}, then deploy again`,
     details: { problems },
   });
 }

@@ -23,6 +23,8 @@ export interface SyncOptions {
    * with no address is not restored.
    */
   refuseMissingFor?: string;
+  /** The app has never been deployed (it cannot have an address yet): the refusal says so. */
+  newApp?: boolean;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
   const own = manifest?.endpoints.length ? await addressesOf(db, appId) : {};
   const resolved = (manifest?.endpoints ?? []).map((e) => ({ e, ...resolveBindings(e, own) }));
   const problems = resolved.flatMap((r) => r.problems);
-  if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems);
+  if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems, options.newApp === true);
   const bindingsOf = new Map(resolved.map((r) => [r.e.port, r.bindings]));
   const wanted = resolved.filter((r) => r.problems.length === 0 || r.bindings.length > 0).map((r) => r.e);
   const ports = wanted.map((e) => e.port);

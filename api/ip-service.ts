@@ -5,7 +5,7 @@
 // key makes a duplicate impossible even without the lock. A release is refused while an endpoint
 // binds the address, and starts its cool-down. Endpoints pick the app's addresses up on its next
 // deploy (api/endpoint-bindings.ts).
-import { and, asc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, ipAddresses, type App, type IpAddress, type IpFamily } from '../db/schema/index.js';
 import { findApp, requireScope, type AuthContext } from './auth.js';
@@ -183,7 +183,7 @@ export function createIpService(options: IpServiceOptions) {
       const [row] = await t.tx
         .insert(ipAddresses)
         .values(values)
-        .onConflictDoUpdate({ target: ipAddresses.address, set: values, setWhere: and(isNull(ipAddresses.appId), sql`${ipAddresses.reusableAt} <= ${at}`) })
+        .onConflictDoUpdate({ target: ipAddresses.address, set: values, setWhere: and(isNull(ipAddresses.appId), lte(ipAddresses.reusableAt, at)) })
         .returning();
       if (!row) continue;
       await t.record({
