@@ -105,23 +105,29 @@ test('a release is refused while an endpoint binds the address, then cools down 
   assert.equal(released_events.length, 1);
 });
 
-test('deleting an app releases its addresses to cool down', async (t) => {
+test('an app-bound token sees its app only; deleting an app releases its addresses; bad requests are refused with their code', async (t) => {
   const { db, ips, orgId, auth, transactions } = await setup(t, ['203.0.113.8/30']);
-  await createApp(db, orgId, 'a');
+  const aId = await createApp(db, orgId, 'a');
+  await createApp(db, orgId, 'b');
   const { ip } = await ips.allocate(auth, 'a', 'ipv4');
+  const other = await ips.allocate(auth, 'b', 'ipv4');
+  const bound: AuthContext = { ...auth, appId: aId };
+  assert.deepEqual((await ips.list(bound, { shared: false })).map((r) => r.address), [ip.address]);
+  await assert.rejects(ips.describe(bound, other.ip.address), code('E_IP_NOT_FOUND'));
+  await assert.rejects(ips.release(bound, other.ip.address), code('E_IP_NOT_FOUND'));
+  await assert.rejects(ips.allocate(bound, 'b', 'ipv6'), code('E_APP_NOT_FOUND'));
+
+  await assert.rejects(ips.allocate(auth, 'a', 'ipv6'), code('E_NO_IP_POOL', /no IPv6 pool/));
+  await assert.rejects(ips.release(auth, 'not-an-ip'), code('E_BAD_REQUEST'));
+  await assert.rejects(ips.allocate(auth, 'ghost', 'ipv4'), code('E_APP_NOT_FOUND'));
+  await assert.rejects(ips.release(auth, '203.0.113.8'), code('E_IP_NOT_FOUND'));
+
   const deleter = createAppDeleter({ runtime: throwingRuntime(), transactions, onDeleted: () => {}, ipCooldownMs: HOUR });
   const result = await deleter.delete(auth, 'a', 0);
   assert.deepEqual(result.addresses, [ip.address]);
   const described = await ips.describe(auth, ip.address);
   assert.deepEqual([described.state, described.app], ['cooling', null]);
-  assert.deepEqual(await ips.list(auth, { shared: false }), []);
-});
-
-test('bad requests: no pool of the family, an address that is not one, an app not found', async (t) => {
-  const { db, ips, orgId, auth } = await setup(t, ['203.0.113.8/30']);
-  await createApp(db, orgId, 'a');
-  await assert.rejects(ips.allocate(auth, 'a', 'ipv6'), code('E_NO_IP_POOL', /no IPv6 pool/));
-  await assert.rejects(ips.release(auth, 'not-an-ip'), code('E_BAD_REQUEST'));
-  await assert.rejects(ips.allocate(auth, 'ghost', 'ipv4'), code('E_APP_NOT_FOUND'));
-  await assert.rejects(ips.release(auth, '203.0.113.9'), code('E_IP_NOT_FOUND'));
+  assert.deepEqual((await ips.list(auth, { shared: false })).map((r) => r.address), [other.ip.address]);
+  const released = await db.select().from(events).where(eq(events.type, 'ip.released'));
+  assert.deepEqual(released.map((e) => [e.reason, e.data.address]), [['app-deleted', ip.address]]);
 });
