@@ -6,16 +6,17 @@
 // another app holds is refused by the database's constraints (port-claims.ts), so two deploys
 // racing for one port cannot both win.
 import { createHash } from 'node:crypto';
-import { and, asc, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, ipAddresses, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
+import { apps, deployments, releases, type App, type Deployment, type Release } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { resolveBindings } from './endpoint-bindings.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
-import { addressesOf } from './ip-service.js';
+import { addressesOf, ensureIpv6 } from './ip-service.js';
+import type { IpPool } from './ip-pool.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
@@ -34,6 +35,8 @@ export interface DeployServiceOptions {
    * even when the rollout starts nothing (count = 0), or a live edge never reports them.
    */
   onRoutesChanged?: (appId: string) => void;
+  /** The server's address pools: with an IPv6 one, each app gets its own IPv6 on its first deploy. */
+  ipPools?: IpPool[];
   /** For what goes wrong after a commit (tidying unused ports); silent without one. */
   log?: Logger;
 }
@@ -59,10 +62,6 @@ export function createDeployService(options: DeployServiceOptions) {
       // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
       const image = await runtime.resolveImage(manifest.image, 'missing');
       const imageDigest = image.repoDigest ?? image.id;
-      // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
-      // (or a release), deploying the same manifest again makes a release that binds them.
-      const own = await currentAddresses(auth, manifest.app);
-      const configHash = createHash('sha256').update(JSON.stringify(own ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id })).digest('hex');
 
       const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
         const [existing] = await t.tx
@@ -73,6 +72,14 @@ export function createDeployService(options: DeployServiceOptions) {
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
         await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
+        // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
+        await ensureIpv6(t, options.ipPools ?? [], app, new Date());
+        // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
+        // (or a release), deploying the same manifest again makes a release that binds them.
+        const own = await addressesOf(t.tx, app.id);
+        const configHash = createHash('sha256')
+          .update(JSON.stringify(Object.keys(own).length ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id }))
+          .digest('hex');
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         await t.checkpoint('deploy.versioned');
@@ -277,17 +284,6 @@ export function createDeployService(options: DeployServiceOptions) {
     });
     // Only a changed count reschedules anything.
     return { app: updated ?? { ...app, scale, scaledAt }, rescaled: names.some((p) => cleared[p]?.was !== cleared[p]?.now) };
-  }
-
-  /** The app's dedicated addresses when it has any (null: none, or a new app). */
-  async function currentAddresses(auth: AuthContext, name: string): Promise<Partial<Record<'ipv4' | 'ipv6', string>> | null> {
-    const rows = await db
-      .select({ family: ipAddresses.family, address: ipAddresses.address })
-      .from(ipAddresses)
-      .innerJoin(apps, eq(apps.id, ipAddresses.appId))
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
-      .orderBy(asc(ipAddresses.family));
-    return rows.length ? Object.fromEntries(rows.map((r) => [r.family, r.address])) : null;
   }
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */

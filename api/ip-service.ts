@@ -108,15 +108,10 @@ export function createIpService(options: IpServiceOptions) {
           .where(and(eq(ipAddresses.appId, app.id), eq(ipAddresses.family, family)));
         if (held) return { ip: record(held, app.name, now()), created: false };
         for (const pool of candidates) {
-          const row = await takeFromPool(t, pool, app);
+          const row = await takeFromPool(t, pool, app, now(), 'allocate');
           if (row) return { ip: record(row, app.name, now()), created: true };
         }
-        const sizes = candidates.map((p) => `${p.cidr} (${p.size})`).join(', ');
-        throw new PierError('E_POOL_EXHAUSTED', `every ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address is allocated or cooling down: ${sizes}`, {
-          status: 409,
-          hint: 'release an address no app needs (`pier ips release ADDRESS`), wait for released ones to cool down, or have the operator add a pool (--ip-pool)',
-          details: { family, pools: candidates.map((p) => p.cidr) },
-        });
+        throw exhausted(family, candidates);
       });
     },
 
@@ -165,40 +160,6 @@ export function createIpService(options: IpServiceOptions) {
     },
   };
 
-  /** The lowest usable address of the pool that is neither allocated nor cooling, taken for the app. */
-  async function takeFromPool(t: Txn, pool: IpPool, app: App): Promise<IpAddress | null> {
-    const at = now();
-    await t.tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`pier.ip-pool:${pool.cidr}`}))`);
-    const busy = await t.tx
-      .select({ address: ipAddresses.address })
-      .from(ipAddresses)
-      .where(and(eq(ipAddresses.pool, pool.cidr), or(isNotNull(ipAddresses.appId), gt(ipAddresses.reusableAt, at))));
-    const taken = new Set(busy.map((b) => b.address));
-    // At most taken.size + 1 addresses to look at: one of them is free, or the pool is full.
-    for (let i = 0n; i < pool.size && i <= BigInt(taken.size); i++) {
-      const address = addressAt(pool, i);
-      if (taken.has(address)) continue;
-      const values = { address, family: pool.family, pool: pool.cidr, orgId: app.orgId, appId: app.id, allocatedAt: at, releasedAt: null, reusableAt: null };
-      // A row left by a release (cooled down) is taken over; the where clause keeps a live one.
-      const [row] = await t.tx
-        .insert(ipAddresses)
-        .values(values)
-        .onConflictDoUpdate({ target: ipAddresses.address, set: values, setWhere: and(isNull(ipAddresses.appId), lte(ipAddresses.reusableAt, at)) })
-        .returning();
-      if (!row) continue;
-      await t.record({
-        orgId: app.orgId,
-        appId: app.id,
-        type: 'ip.allocated',
-        reason: 'allocate',
-        message: `${address} (${pool.family}, pool ${pool.cidr}) allocated to ${app.name}; its endpoints bind it from the next deploy`,
-        data: { address, family: pool.family, pool: pool.cidr },
-      });
-      return row;
-    }
-    return null;
-  }
-
   function parseAddress(text: string): string {
     const c = canonicalAddress(text);
     if (!c) throw new PierError('E_BAD_REQUEST', `"${text}" is not an IP address`, { status: 400, hint: 'name the address as `pier ips list` shows it, e.g. 203.0.113.7 or 2001:db8::7' });
@@ -207,6 +168,55 @@ export function createIpService(options: IpServiceOptions) {
 }
 
 export type IpService = ReturnType<typeof createIpService>;
+
+/** The lowest usable address of the pool that is neither allocated nor cooling, taken for the app. */
+async function takeFromPool(t: Txn, pool: IpPool, app: App, at: Date, reason: 'allocate' | 'first-deploy'): Promise<IpAddress | null> {
+  await t.tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`pier.ip-pool:${pool.cidr}`}))`);
+  const busy = await t.tx
+    .select({ address: ipAddresses.address })
+    .from(ipAddresses)
+    .where(and(eq(ipAddresses.pool, pool.cidr), or(isNotNull(ipAddresses.appId), gt(ipAddresses.reusableAt, at))));
+  const taken = new Set(busy.map((b) => b.address));
+  // At most taken.size + 1 addresses to look at: one of them is free, or the pool is full.
+  for (let i = 0n; i < pool.size && i <= BigInt(taken.size); i++) {
+    const address = addressAt(pool, i);
+    if (taken.has(address)) continue;
+    const values = { address, family: pool.family, pool: pool.cidr, orgId: app.orgId, appId: app.id, allocatedAt: at, releasedAt: null, reusableAt: null };
+    // A row left by a release (cooled down) is taken over; the where clause keeps a live one.
+    const [row] = await t.tx
+      .insert(ipAddresses)
+      .values(values)
+      .onConflictDoUpdate({ target: ipAddresses.address, set: values, setWhere: and(isNull(ipAddresses.appId), lte(ipAddresses.reusableAt, at)) })
+      .returning();
+    if (!row) continue;
+    await t.record({
+      orgId: app.orgId,
+      appId: app.id,
+      type: 'ip.allocated',
+      reason,
+      message:
+      reason === 'first-deploy'
+        ? `${address} (${pool.family}, pool ${pool.cidr}) allocated to ${app.name} on its deploy: its endpoints bind it`
+        : `${address} (${pool.family}, pool ${pool.cidr}) allocated to ${app.name}; its endpoints bind it from the next deploy`,
+      data: { address, family: pool.family, pool: pool.cidr },
+    });
+    return row;
+  }
+  return null;
+}
+
+/**
+ * IPv6 first: an app deployed while the server has an IPv6 pool gets its own IPv6 in the deploy's
+ * transaction (the caller holds the app's row lock), unless it has one. None free: E_POOL_EXHAUSTED.
+ */
+export async function ensureIpv6(t: Txn, pools: IpPool[], app: App, at: Date): Promise<void> {
+  const v6 = pools.filter((p) => p.family === 'ipv6');
+  if (v6.length === 0) return;
+  const [held] = await t.tx.select({ address: ipAddresses.address }).from(ipAddresses).where(and(eq(ipAddresses.appId, app.id), eq(ipAddresses.family, 'ipv6')));
+  if (held) return;
+  for (const pool of v6) if (await takeFromPool(t, pool, app, at, 'first-deploy')) return;
+  throw exhausted('ipv6', v6);
+}
 
 /** Releases every address of the app (it is being deleted), with an event each; in the caller's transaction. */
 export async function releaseAppAddresses(t: Txn, app: App, cooldownMs: number, at: Date): Promise<string[]> {
@@ -252,6 +262,15 @@ async function lockApp(tx: Db, app: App): Promise<App> {
   const [locked] = await tx.select().from(apps).where(and(eq(apps.id, app.id), isNull(apps.deletedAt))).for('no key update');
   if (!locked) throw new PierError('E_APP_NOT_FOUND', `app "${app.name}" was deleted`, { status: 404, hint: '`pier apps list` shows the apps' });
   return locked;
+}
+
+function exhausted(family: IpFamily, pools: IpPool[]): PierError {
+  const sizes = pools.map((p) => `${p.cidr} (${p.size})`).join(', ');
+  return new PierError('E_POOL_EXHAUSTED', `every ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address is allocated or cooling down: ${sizes}`, {
+    status: 409,
+    hint: 'release an address no app needs (`pier ips release ADDRESS`), wait for released ones to cool down, or have the operator add a pool (--ip-pool)',
+    details: { family, pools: pools.map((p) => p.cidr) },
+  });
 }
 
 function notAllocated(address: string): PierError {

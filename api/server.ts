@@ -158,6 +158,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       transactions,
       enqueue: (id) => scheduler.enqueue(id),
       onRoutesChanged: (id) => edgeFeed.refresh(id),
+      ipPools: config.ips.pools,
       log: log.child({ component: 'deploys' }),
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
