@@ -11,6 +11,7 @@ import { apps, endpoints, ipAddresses, type App, type IpAddress, type IpFamily }
 import { findApp, requireScope, type AuthContext } from './auth.js';
 import { addressAt, canonicalAddress, type IpPool } from './ip-pool.js';
 import { PierError } from './pier-error.js';
+import type { PoolBindProblem } from './pool-preflight.js';
 import type { Transactions, Txn } from './transactions.js';
 
 export interface IpServiceOptions {
@@ -35,6 +36,16 @@ export interface IpRecord {
   allocatedAt: string | null;
   releasedAt: string | null;
   reusableAt: string | null;
+}
+
+export interface PoolView {
+  cidr: string;
+  family: IpFamily;
+  /** Usable addresses, as a decimal string (an IPv6 /64 holds more than a JSON number can). */
+  size: string;
+  allocated: number;
+  /** Why the edge on the server's host cannot bind its addresses (start-up preflight), or null. */
+  bindProblem: string | null;
 }
 
 export interface IpUse {
@@ -66,8 +77,32 @@ export function createIpService(options: IpServiceOptions) {
     }));
   }
 
+  let bindProblems: PoolBindProblem[] = [];
+
   return {
-    pools: () => pools,
+    /** The preflight's findings (api/pool-preflight.ts), shown with the pools. */
+    setBindProblems(problems: PoolBindProblem[]): void {
+      bindProblems = problems;
+    },
+
+    /** The pools, with how many addresses each gives and whether the local edge can bind them. */
+    async pools(): Promise<PoolView[]> {
+      const counts = await db
+        .select({ pool: ipAddresses.pool, n: sql<number>`count(*)::int` })
+        .from(ipAddresses)
+        .where(isNotNull(ipAddresses.appId))
+        .groupBy(ipAddresses.pool);
+      return pools.map((p) => {
+        const problem = bindProblems.find((b) => b.pool === p.cidr);
+        return {
+          cidr: p.cidr,
+          family: p.family,
+          size: p.size.toString(),
+          allocated: counts.find((c) => c.pool === p.cidr)?.n ?? 0,
+          bindProblem: problem ? `${problem.errno} binding ${problem.address}; fix: ${problem.fix}` : null,
+        };
+      });
+    },
 
     /** The org's dedicated addresses in use (only the app's for an app-bound token) and the shared ones. */
     async list(auth: AuthContext, filter: IpFilter = {}): Promise<IpRecord[]> {

@@ -16,6 +16,7 @@ import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createAppDeleter } from './app-deleter.js';
 import { createIpService } from './ip-service.js';
+import { poolNotBindable, preflightPools } from './pool-preflight.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
@@ -55,6 +56,8 @@ export interface StartOverrides {
   checkpoint?: Checkpoint;
   /** Milliseconds between periodic resyncs (default 10 000). */
   resyncMs?: number;
+  /** The edge runs on this host (`pier server`'s API child): check at start that it can bind the pools. */
+  localEdge?: boolean;
 }
 
 const LOCAL_NODE = 'node_local';
@@ -195,6 +198,21 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // which would otherwise route to none of them until the first reconcile pass.
     if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
+    // The edge of `pier server` runs on this host: say now which pools it cannot bind, and how to fix it.
+    if (overrides.localEdge && config.ips.pools.length) {
+      const problems = await preflightPools(config.ips.pools);
+      ips.setBindProblems(problems);
+      for (const p of problems) {
+        const err = poolNotBindable(p);
+        log.error({ code: err.code, pool: p.pool, address: p.address, errno: p.errno, fix: p.fix }, 'edge cannot bind pool');
+        warnings.push(`${err.message} (${err.code}): ${err.hint}`);
+        await transactions
+          .run((t) =>
+            t.record({ orgId: admin.orgId, type: 'ip.pool_unbindable', reason: p.errno, message: `${err.message}; fix: ${p.fix}`, data: { code: err.code, ...p } }),
+          )
+          .catch((e: unknown) => log.warn({ err: e }, 'pool preflight event not recorded'));
+      }
+    }
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();

@@ -2,7 +2,9 @@
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
 import { desiredCounts, type CountSource } from './desired-counts.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
-import type { IpRecord } from './ip-service.js';
+import type { IpRecord, PoolView } from './ip-service.js';
+
+export type { PoolView };
 import type { Manifest } from './manifest.js';
 import { describeCheck } from './scheduler/health-probe.js';
 import { effectiveCheck } from './scheduler/readiness-check.js';

@@ -1,6 +1,6 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -81,7 +81,7 @@ export class ApiClient {
   }
 
   /** Shared and dedicated addresses, filtered. */
-  listIps(filter: { family?: 'ipv4' | 'ipv6' | undefined; shared?: boolean | undefined; app?: string | undefined }): Promise<{ ips: IpView[] }> {
+  listIps(filter: { family?: 'ipv4' | 'ipv6' | undefined; shared?: boolean | undefined; app?: string | undefined }): Promise<{ ips: IpView[]; pools: PoolView[] }> {
     const q = new URLSearchParams();
     if (filter.family) q.set('family', filter.family);
     if (filter.shared !== undefined) q.set('shared', String(filter.shared));

@@ -28,7 +28,12 @@ describeRoute({
   scope: 'read',
   summary: "The edge's shared addresses and the dedicated addresses of the org's apps (an app-bound token sees its app's)",
   query: listQuery,
-  response: z.object({ ips: z.array(ipViewSchema) }),
+  response: z.object({
+    ips: z.array(ipViewSchema),
+    pools: z
+      .array(z.object({ cidr: z.string(), family: z.enum(IP_FAMILIES), size: z.string(), allocated: z.number(), bindProblem: z.string().nullable() }))
+      .describe("the server's pools: usable addresses (decimal string), how many are allocated, and why the local edge cannot bind them (start-up check) or null"),
+  }),
   errors: [404],
 });
 describeRoute({
@@ -63,7 +68,8 @@ export function ipRoutes(deps: ApiDeps) {
     const auth = c.get('auth');
     requireScope(auth, 'read');
     const q = parseQuery(listQuery, c.req.query());
-    return c.json({ ips: await ips.list(auth, { family: q.family, app: q.app, shared: q.shared === undefined ? undefined : q.shared === 'true' }) });
+    const list = await ips.list(auth, { family: q.family, app: q.app, shared: q.shared === undefined ? undefined : q.shared === 'true' });
+    return c.json({ ips: list, pools: await ips.pools() });
   });
 
   r.post('/ips', async (c) => {

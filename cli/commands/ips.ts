@@ -8,7 +8,7 @@ import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
 import { confirm } from '../confirm.js';
 import { EXIT } from '../exit-codes.js';
-import { printJson, printLine, printTable } from '../output.js';
+import { printJson, printLine, printTable, warn } from '../output.js';
 
 const familyArgs = {
   v4: { type: 'boolean', description: 'IPv4', default: false },
@@ -33,9 +33,13 @@ const list = defineCommand({
   },
   async run({ args }) {
     const shared = typeof args.shared === 'boolean' ? args.shared : undefined;
-    const { ips } = await new ApiClient(loadClientConfig(process.env)).listIps({ family: familyOf(args, false), shared, app: args.app });
-    if (args.json) return printJson({ ips });
+    const { ips, pools } = await new ApiClient(loadClientConfig(process.env)).listIps({ family: familyOf(args, false), shared, app: args.app });
+    if (args.json) return printJson({ ips, pools });
     printTable(['ADDRESS', 'FAMILY', 'KIND', 'APP', 'POOL', 'SINCE'], ips.map((ip) => [ip.address, ip.family, ip.kind, ip.app, ip.pool, ip.allocatedAt]));
+    printLine();
+    if (pools.length === 0) printLine('no pools: the server gives no dedicated addresses (start it with --ip-pool CIDR)');
+    else printTable(['POOL', 'FAMILY', 'SIZE', 'ALLOCATED', 'EDGE CAN BIND'], pools.map((p) => [p.cidr, p.family, p.size, p.allocated, p.bindProblem === null ? 'yes' : 'no']));
+    for (const p of pools.filter((x) => x.bindProblem !== null)) warn(`pool ${p.cidr}: the edge cannot bind it: ${p.bindProblem}`);
   },
 });
 

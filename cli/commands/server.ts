@@ -124,7 +124,7 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
     log.warn({ dataDir: config.dataDir, fixed: secured.fixed, examples: secured.examples }, 'data folder files were readable or writable by other users; made private');
     warn(`made ${secured.fixed} file${secured.fixed === 1 ? '' : 's'} in ${config.dataDir} private: other users could read or change them (written by an older Pier, or by hand)`);
   }
-  const server = await startServer(config, log);
+  const server = await startServer(config, log, { localEdge: supervised });
   // The embedded database sets its own file modes (its in-memory file system ignores the umask):
   // make what it wrote on a first start private too. Its folders are 0700 already.
   const after = await securePrivateFolder(config.dataDir);
