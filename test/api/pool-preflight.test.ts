@@ -12,6 +12,7 @@ import { preflightPools } from '../../api/pool-preflight.js';
 import { events } from '../../db/schema/index.js';
 import { captureLog } from '../support/log-capture.js';
 import { startMemoryServer } from '../support/memory-server.js';
+import { createTestDbUrl } from '../support/test-db.js';
 
 const unroutedV6 = 'fd00:77:16::/64';
 
@@ -27,7 +28,7 @@ test('a pool the host cannot bind is reported with its error and fix; one it can
 test('a server whose edge runs here reports an unbindable pool at start: warning, log, event and the pool list', async (t) => {
   const logs = captureLog('info');
   const v4 = `127.${randomInt(64, 250)}.${randomInt(0, 256)}.0/24`;
-  const { server, request } = await startMemoryServer({ databaseUrl: process.env.DATABASE_URL, log: logs.log, env: { PIER_IP_POOLS: `${v4},${unroutedV6}` }, localEdge: true }, t);
+  const { server, request } = await startMemoryServer({ databaseUrl: await createTestDbUrl(t), log: logs.log, env: { PIER_IP_POOLS: `${v4},${unroutedV6}` }, localEdge: true }, t);
   assert.equal(server.warnings.filter((w) => w.includes('E_POOL_NOT_BINDABLE')).length, 1, server.warnings.join('\n'));
   assert.match(server.warnings.find((w) => w.includes(unroutedV6)) ?? '', /ip_nonlocal_bind=1/);
   assert.ok(logs.messages('edge cannot bind pool').some((l) => l.code === 'E_POOL_NOT_BINDABLE' && l.pool === unroutedV6));
