@@ -7,6 +7,7 @@ import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
+import type { IpService } from './ip-service.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
 
@@ -20,6 +21,8 @@ export interface ApiDeps {
   /** Takes the edges' reports of what they serve. */
   edgeReports: EdgeReports;
   log: Logger;
+  /** Dedicated addresses (`/v1/ips`); without it, a service with no pools is made. */
+  ips?: IpService | undefined;
   /** The edge's shared addresses, to tell users where endpoints are served. */
   sharedAddresses: string[];
   /** Told when a /healthz probe finds the database or the engine down (system events). */

@@ -1,12 +1,15 @@
 // `pier apps delete`: in one transaction, the app's running deployment is cancelled, its
 // instances are told to stop, its endpoints are deleted (the edge stops serving them and their
-// ports are free for other apps at once), its app-bound tokens are revoked, and the app row
+// ports are free for other apps at once), its dedicated addresses are released (to cool down),
+// its app-bound tokens are revoked, and the app row
 // becomes a tombstone (deleted_at) whose events stay readable and whose name is free. The
 // reconciler then stops and removes the containers; the caller waits (bounded) until they are
 // gone. Refused while nothing is there: E_APP_NOT_FOUND.
 import { and, eq, isNull } from 'drizzle-orm';
 import { apps, deployments, endpoints, instances, releases, tokens, type App } from '../db/schema/index.js';
 import { appNotFound, requireScope, type AuthContext } from './auth.js';
+import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
+import { releaseAppAddresses } from './ip-service.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions } from './transactions.js';
 
@@ -15,6 +18,8 @@ export interface AppDeleterOptions {
   transactions: Transactions;
   /** After the commit: reconcile the app (removes its containers) and rebuild its edge config. */
   onDeleted: (appId: string) => void;
+  /** How long the app's released addresses wait before another app gets them (config.ips). */
+  ipCooldownMs?: number;
 }
 
 export interface DeleteResult {
@@ -23,6 +28,8 @@ export interface DeleteResult {
   instances: number;
   /** Public ports the app's endpoints held, free now. */
   ports: number[];
+  /** Its dedicated addresses, released (they cool down before another app gets them). */
+  addresses: string[];
   tokensRevoked: number;
   /** Deployments that were rolling out, now cancelled. */
   deploymentsCancelled: string[];
@@ -77,6 +84,8 @@ export function createAppDeleter(options: AppDeleterOptions) {
           .where(and(eq(instances.appId, app.id), eq(instances.desiredState, 'running')))
           .returning({ id: instances.id });
         const freed = await t.tx.delete(endpoints).where(eq(endpoints.appId, app.id)).returning({ port: endpoints.port });
+        // After the endpoints: nothing binds them any more. The cool-down covers the edges' drain.
+        const addresses = await releaseAppAddresses(t, app, options.ipCooldownMs ?? DEFAULT_IP_COOLDOWN_MS, now);
         const revoked = await t.tx
           .update(tokens)
           .set({ revokedAt: now })
@@ -97,12 +106,13 @@ export function createAppDeleter(options: AppDeleterOptions) {
           message: `app ${name} deleted: ${stopping.length} instance${stopping.length === 1 ? '' : 's'} to stop, ${
             ports.length ? `port${ports.length === 1 ? '' : 's'} ${ports.join(', ')} freed` : 'no endpoints'
           }, ${revoked.length} token${revoked.length === 1 ? '' : 's'} revoked${cancelled.length ? `, deployment ${cancelled.map((d) => d.id).join(', ')} cancelled` : ''}`,
-          data: { instances: stopping.map((i) => i.id), ports, tokens: revoked.map((r) => r.id), deployments: cancelled.map((d) => d.id), by: auth.tokenId },
+          data: { instances: stopping.map((i) => i.id), ports, addresses, tokens: revoked.map((r) => r.id), deployments: cancelled.map((d) => d.id), by: auth.tokenId },
         });
         return {
           app: tombstone ?? { ...app, deletedAt: now },
           instances: stopping.length,
           ports,
+          addresses,
           tokensRevoked: revoked.length,
           deploymentsCancelled: cancelled.map((d) => d.id),
         };

@@ -30,6 +30,10 @@ import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
 import { openApiRoutes } from './routes/openapi.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { ipRoutes } from './routes/ips.js';
+import { createIpService } from './ip-service.js';
+import { createTransactions } from './transactions.js';
+import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
 import type { ErrorBody } from './views.js';
 
 /** Request bodies above this are refused (413) unless the server is configured otherwise. */
@@ -100,6 +104,8 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', eventStreamRoutes(deps));
   app.route('/v1', eventRoutes(deps));
   app.route('/v1', tokenRoutes(deps));
+  const ips = deps.ips ?? createIpService({ db: deps.db, transactions: createTransactions({ db: deps.db, events: deps.events }), pools: [], sharedAddresses: deps.sharedAddresses, cooldownMs: DEFAULT_IP_COOLDOWN_MS });
+  app.route('/v1', ipRoutes({ ...deps, ips }));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

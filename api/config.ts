@@ -3,6 +3,8 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
+import { parseIpPools, type IpPool } from './ip-pool.js';
+import { parseDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
 
 export type Role = 'api' | 'edge';
@@ -24,6 +26,12 @@ export interface ServerConfig {
    * worker processes, its name in reports (undefined: the host name), drain and TCP I/O.
    */
   edge: { ipv4: string | null; ipv6: string | null; drainTimeoutMs: number; io: TcpIoChoice; workers: number; name: string | undefined };
+  /**
+   * Pools dedicated addresses are allocated from (--ip-pool, repeatable; PIER_IP_POOLS, comma
+   * separated), and how long a released address waits before another app may get it
+   * (PIER_IP_COOLDOWN).
+   */
+  ips: { pools: IpPool[]; cooldownMs: number };
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
@@ -57,11 +65,16 @@ export interface ServerFlags {
   bodyLimit?: string | undefined;
   registry?: string | undefined;
   buildContextLimit?: string | undefined;
+  /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
+  ipPools?: string[] | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
   const api = parseListen(flags.apiListen ?? env.PIER_API_LISTEN ?? '127.0.0.1:7700');
   const dataDir = resolve(flags.dataDir ?? env.PIER_DATA_DIR ?? '.pier');
+  const edgeIpv4 = optionalAddress(env.PIER_EDGE_IPV4, '127.0.0.1');
+  const edgeIpv6 = optionalAddress(env.PIER_EDGE_IPV6, '::1');
+  const poolTexts = flags.ipPools?.length ? flags.ipPools : (env.PIER_IP_POOLS ?? '').split(/[\s,]+/).filter(Boolean);
   return {
     roles: parseRoles(flags.role ?? env.PIER_ROLE ?? 'all'),
     api,
@@ -70,12 +83,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     dockerSocket: parseDockerHost(env.DOCKER_HOST),
     network: { name: parseNetworkName(env.PIER_NETWORK), subnet: parseSubnet(env.PIER_NETWORK_SUBNET) },
     edge: {
-      ipv4: optionalAddress(env.PIER_EDGE_IPV4, '127.0.0.1'),
-      ipv6: optionalAddress(env.PIER_EDGE_IPV6, '::1'),
+      ipv4: edgeIpv4,
+      ipv6: edgeIpv6,
       drainTimeoutMs: 30_000,
       io: parseEdgeIo(env.PIER_EDGE_IO),
       workers: parseEdgeWorkers(flags.edgeWorkers ?? env.PIER_EDGE_WORKERS),
       name: parseEdgeName(flags.edgeName ?? env.PIER_EDGE_NAME),
+    },
+    ips: {
+      pools: parseIpPools(poolTexts, [edgeIpv4, edgeIpv6].filter((a): a is string => a !== null)),
+      cooldownMs: parseCooldown(env.PIER_IP_COOLDOWN),
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
@@ -84,6 +101,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
+}
+
+/** Default cool-down of a released address: long enough for DNS records and clients to let go. */
+export const DEFAULT_IP_COOLDOWN_MS = 3_600_000;
+
+function parseCooldown(value: string | undefined): number {
+  if (value === undefined || value === '') return DEFAULT_IP_COOLDOWN_MS;
+  if (!/^\d+(ms|s|m|h)$/.test(value)) {
+    throw new PierError('E_CONFIG_INVALID', `PIER_IP_COOLDOWN "${value}" is not a duration`, { status: 400, hint: 'use a duration such as "0s", "10m" or "24h" (default 1h)' });
+  }
+  return parseDuration(value);
 }
 
 /** Docker's own rule for network names; `pier` unless set. */

@@ -13,7 +13,10 @@ import { apps, deployments, releases, type App, type Deployment, type Release, t
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
+import { resolveBindings } from './endpoint-bindings.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
+import { addressesOf, ensureIpv6 } from './ip-service.js';
+import type { IpPool } from './ip-pool.js';
 import { newId } from './ids.js';
 import type { Manifest } from './manifest.js';
 import { isPierError, PierError } from './pier-error.js';
@@ -32,6 +35,8 @@ export interface DeployServiceOptions {
    * even when the rollout starts nothing (count = 0), or a live edge never reports them.
    */
   onRoutesChanged?: (appId: string) => void;
+  /** The server's address pools: with an IPv6 one, each app gets its own IPv6 on its first deploy. */
+  ipPools?: IpPool[];
   /** For what goes wrong after a commit (tidying unused ports); silent without one. */
   log?: Logger;
 }
@@ -79,7 +84,6 @@ export function createDeployService(options: DeployServiceOptions) {
               builder: image.builtBy ? `Docker Engine ${image.builtBy}, classic builder` : null,
             }
           : null;
-      const configHash = createHash('sha256').update(JSON.stringify({ manifest, imageId: image.id })).digest('hex');
 
       const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
         const [existing] = await t.tx
@@ -90,6 +94,14 @@ export function createDeployService(options: DeployServiceOptions) {
         if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
         await t.checkpoint('deploy.checked');
         const app = existing ?? (await createApp(t, auth, manifest.app));
+        // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
+        await ensureIpv6(t, options.ipPools ?? [], app, new Date());
+        // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
+        // (or a release), deploying the same manifest again makes a release that binds them.
+        const own = await addressesOf(t.tx, app.id);
+        const configHash = createHash('sha256')
+          .update(JSON.stringify(Object.keys(own).length ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id }))
+          .digest('hex');
 
         const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
         await t.checkpoint('deploy.versioned');
@@ -246,7 +258,7 @@ export function createDeployService(options: DeployServiceOptions) {
     }
     await t.tx.update(apps).set({ currentReleaseId: release.id, updatedAt: now }).where(eq(apps.id, app.id));
     await t.checkpoint('rollout.app');
-    const changes = await syncEndpoints(t.tx, app.id, manifest);
+    const changes = await syncEndpoints(t.tx, app.id, manifest, { refuseMissingFor: app.name, newApp: app.currentReleaseId === null });
     await t.checkpoint('rollout.endpoints');
     if (changes.length) {
       await t.record({
@@ -369,7 +381,8 @@ export function createDeployService(options: DeployServiceOptions) {
     } catch (err) {
       if (!isClaimViolation(err)) throw err;
       const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
-      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] }));
+      const own = app ? await addressesOf(db, app.id) : {};
+      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
       throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });
     }

@@ -7,6 +7,7 @@ import { and, eq, inArray, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
 import type { BindAddress, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
+import { bindAddressesOf } from './endpoint-bindings.js';
 
 export interface EdgeFeedOptions {
   db: Db;
@@ -216,5 +217,5 @@ function edgeOptions(e: Endpoint): Partial<EndpointConfig> {
 }
 
 function bindAddresses(bindings: string[], port: number, shared: string[]): BindAddress[] {
-  return (bindings.length ? bindings : shared).map((address) => ({ address, port }));
+  return bindAddressesOf(bindings, shared).map((address) => ({ address, port }));
 }

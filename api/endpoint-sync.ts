@@ -6,6 +6,8 @@ import { and, eq, notInArray } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { endpoints } from '../db/schema/index.js';
 import { newId } from './ids.js';
+import { notAllocated, resolveBindings } from './endpoint-bindings.js';
+import { addressesOf } from './ip-service.js';
 import type { EndpointSpec, Manifest } from './manifest.js';
 import { writeClaims } from './port-claims.js';
 
@@ -14,27 +16,46 @@ export interface EndpointChange {
   change: 'added' | 'removed' | 'changed';
 }
 
+export interface SyncOptions {
+  /**
+   * A deploy names its app: an endpoint asking for a dedicated address the app lacks refuses it
+   * (E_IP_NOT_ALLOCATED). Without it (a revert), that family is left out, and an endpoint left
+   * with no address is not restored.
+   */
+  refuseMissingFor?: string;
+  /** The app has never been deployed (it cannot have an address yet): the refusal says so. */
+  newApp?: boolean;
+}
+
 /**
  * Returns what changed, so callers can record it as events. Throws the database's violation when
- * another app holds a port (port-claims.ts: isClaimViolation, portInUse).
+ * another app holds a port (port-claims.ts: isClaimViolation, portInUse). The endpoints bind the
+ * app's dedicated addresses as they are now (endpoint-bindings.ts), read under a lock that keeps
+ * them from being released until this transaction ends.
  */
-export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | null): Promise<EndpointChange[]> {
-  const wanted = manifest?.endpoints ?? [];
+export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | null, options: SyncOptions = {}): Promise<EndpointChange[]> {
+  const own = manifest?.endpoints.length ? await addressesOf(db, appId) : {};
+  const resolved = (manifest?.endpoints ?? []).map((e) => ({ e, ...resolveBindings(e, own) }));
+  const problems = resolved.flatMap((r) => r.problems);
+  if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems, options.newApp === true);
+  const bindingsOf = new Map(resolved.map((r) => [r.e.port, r.bindings]));
+  const wanted = resolved.filter((r) => r.problems.length === 0 || r.bindings.length > 0).map((r) => r.e);
   const ports = wanted.map((e) => e.port);
   const before = await db.select().from(endpoints).where(eq(endpoints.appId, appId));
   const changes: EndpointChange[] = before.filter((b) => !ports.includes(b.port)).map((b) => ({ port: b.port, change: 'removed' }));
   for (const e of wanted) {
     const old = before.find((b) => b.port === e.port);
     if (!old) changes.push({ port: e.port, change: 'added' });
-    else if (JSON.stringify(comparable(old)) !== JSON.stringify(comparable({ ...old, ...rowValues(e) }))) changes.push({ port: e.port, change: 'changed' });
+    else if (JSON.stringify(comparable(old)) !== JSON.stringify(comparable({ ...old, ...rowValues(e, bindingsOf.get(e.port) ?? []) }))) changes.push({ port: e.port, change: 'changed' });
   }
   await db
     .delete(endpoints)
     .where(ports.length ? and(eq(endpoints.appId, appId), notInArray(endpoints.port, ports)) : eq(endpoints.appId, appId));
   for (const e of wanted) {
     const old = before.find((b) => b.port === e.port);
-    const revision = old ? old.revision + (JSON.stringify(listenerSettings(old)) === JSON.stringify(listenerSettings({ ...old, ...rowValues(e) })) ? 0 : 1) : 1;
-    const values = { ...rowValues(e), revision, updatedAt: new Date() };
+    const row = rowValues(e, bindingsOf.get(e.port) ?? []);
+    const revision = old ? old.revision + (JSON.stringify(listenerSettings(old)) === JSON.stringify(listenerSettings({ ...old, ...row })) ? 0 : 1) : 1;
+    const values = { ...row, revision, updatedAt: new Date() };
     await db
       .insert(endpoints)
       .values({ id: newId('ep'), appId, port: e.port, ...values })
@@ -44,9 +65,10 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
   return changes;
 }
 
-/** The endpoint row's columns as the manifest sets them. */
-function rowValues(e: EndpointSpec) {
+/** The endpoint row's columns as the manifest sets them, with the addresses it binds. */
+function rowValues(e: EndpointSpec, bindings: string[]) {
   return {
+    bindings,
     process: e.process,
     targetPort: e.target,
     proxyProtocol: e.proxy_protocol,
@@ -63,12 +85,12 @@ function rowValues(e: EndpointSpec) {
 }
 
 function comparable(row: ReturnType<typeof rowValues>) {
-  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs } = row;
-  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs];
+  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
+  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
 }
 
 /** What the edge applies to the endpoint's listeners (everything but where its backends are). */
-function listenerSettings(row: ReturnType<typeof rowValues> & { bindings: string[] }) {
+function listenerSettings(row: ReturnType<typeof rowValues>) {
   const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
   return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
 }

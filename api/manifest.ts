@@ -93,6 +93,10 @@ const serverName = z
   .toLowerCase()
   .regex(/^(\*\.)?([a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}$/, 'must be a host name, or "*." and a domain for one label');
 
+/** Which address of a family an endpoint is served on (api/endpoint-bindings.ts). */
+export const ADDRESS_CHOICES = ['auto', 'shared', 'dedicated', 'none'] as const;
+const addressChoice = z.enum(ADDRESS_CHOICES);
+
 const endpointSchema = z
   .object({
     process: name,
@@ -110,9 +114,20 @@ const endpointSchema = z
     max_connections: z.number().int().min(1).max(1_000_000).optional(),
     max_connections_per_client: z.number().int().min(1).max(1_000_000).optional(),
     idle_timeout: duration.optional(),
+    /**
+     * The IPv4 address to serve on: "auto" (the default) is the app's dedicated IPv4 when it has
+     * one, else the shared one; "dedicated" requires one (`pier ips allocate --v4`); "none" serves
+     * no IPv4. Left out when unset, so manifests written before it keep their release hash.
+     */
+    ipv4: addressChoice.optional(),
+    /** The IPv6 address, as ipv4: "auto" is the app's own IPv6 when it has one, else the shared one. */
+    ipv6: addressChoice.optional(),
   })
   .strict()
   .superRefine((e, ctx) => {
+    if (e.ipv4 === 'none' && e.ipv6 === 'none') {
+      ctx.addIssue({ code: 'custom', path: ['ipv6'], message: 'an endpoint with ipv4 = "none" and ipv6 = "none" is served nowhere: keep one family' });
+    }
     if (e.tls === 'passthrough' && e.sni.length === 0 && !e.sni_default) {
       ctx.addIssue({ code: 'custom', path: ['sni'], message: 'a passthrough endpoint needs server names (sni = ["example.com"]) or sni_default = true' });
     }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import { apps, portClaims, portModes, type Endpoint, type PortMode } from '../db/schema/index.js';
 import type { AuthContext } from './auth.js';
+import { sharedMarkerFamily } from './endpoint-bindings.js';
 import { foreignKeyViolation, uniqueViolation } from './database-errors.js';
 import { PierError } from './pier-error.js';
 
@@ -31,7 +32,9 @@ type ClaimSource = Pick<Endpoint, 'port' | 'tls' | 'sni' | 'sniDefault' | 'bindi
 
 /** The claims an endpoint needs: one per address and SNI name (one per address for tcp). */
 export function claimsOf(e: ClaimSource): PortClaimSpec[] {
-  const addresses = e.bindings.length ? [...new Set(e.bindings)] : [SHARED_ADDRESS];
+  // Both families' shared addresses are one claim ('*'): an edge's shared IPv4 and IPv6 are set
+  // per edge, and an app on one of them keeps the port from the other apps on either.
+  const addresses = e.bindings.length ? [...new Set(e.bindings.map((b) => (sharedMarkerFamily(b) ? SHARED_ADDRESS : b)))] : [SHARED_ADDRESS];
   const mode: PortMode = e.tls === 'passthrough' ? 'tls' : 'tcp';
   const names = mode === 'tcp' ? [TCP_NAME] : [...new Set(e.sni.map((n) => n.toLowerCase())), ...(e.sniDefault ? [SNI_DEFAULT] : [])];
   return addresses.flatMap((address) => names.map((name) => ({ address, port: e.port, name, mode })));

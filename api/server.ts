@@ -16,6 +16,8 @@ import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createAppDeleter } from './app-deleter.js';
 import { createBuildService } from './build-service.js';
+import { createIpService } from './ip-service.js';
+import { poolNotBindable, preflightPools } from './pool-preflight.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { createEdgeReports } from './edge-reports.js';
@@ -63,6 +65,8 @@ export interface StartOverrides {
   resyncMs?: number;
   /** Milliseconds between two looks at the engine, the database and the edges (default 5 000). */
   systemLookMs?: number;
+  /** The edge runs on this host (`pier server`'s API child): check at start that it can bind the pools. */
+  localEdge?: boolean;
 }
 
 const LOCAL_NODE = 'node_local';
@@ -184,11 +188,14 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       transactions,
       enqueue: (id) => scheduler.enqueue(id),
       onRoutesChanged: (id) => edgeFeed.refresh(id),
+      ipPools: config.ips.pools,
       log: log.child({ component: 'deploys' }),
     });
+    const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({
       runtime,
       transactions,
+      ipCooldownMs: config.ips.cooldownMs,
       onDeleted: (id) => {
         edgeFeed.refresh(id);
         scheduler.enqueue(id);
@@ -214,6 +221,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       edgeReports,
       metrics,
       log,
+      ips,
       sharedAddresses,
       ready: () => ready,
       onDependencyDown: (dependency, err) => system.notice(dependency, err),
@@ -243,6 +251,21 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     systemOrg = admin.orgId;
     const registryStarted = await registryStart;
     if (registryStarted && !registryStarted.ok) warnings.push(`the image registry does not serve: ${registryStarted.problem}; deploys from a Dockerfile fail until it does (Pier keeps retrying)`);
+    // The edge of `pier server` runs on this host: say now which pools it cannot bind, and how to fix it.
+    if (overrides.localEdge && config.ips.pools.length) {
+      const problems = await preflightPools(config.ips.pools);
+      ips.setBindProblems(problems);
+      for (const p of problems) {
+        const err = poolNotBindable(p);
+        log.error({ code: err.code, pool: p.pool, address: p.address, errno: p.errno, fix: p.fix }, 'edge cannot bind pool');
+        warnings.push(`${err.message} (${err.code}): ${err.hint}`);
+        await transactions
+          .run((t) =>
+            t.record({ orgId: admin.orgId, type: 'ip.pool_unbindable', reason: p.errno, message: `${err.message}; fix: ${p.fix}`, data: { code: err.code, ...p } }),
+          )
+          .catch((e: unknown) => log.warn({ err: e }, 'pool preflight event not recorded'));
+      }
+    }
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();

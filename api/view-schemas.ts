@@ -2,7 +2,7 @@
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
-import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
 const counts = z.record(z.string(), z.number());
@@ -13,6 +13,7 @@ export const appDeletedViewSchema = z.object({
   app: appViewSchema,
   instances: z.number().describe('instances told to stop'),
   ports: z.array(z.number()).describe('public ports freed'),
+  addresses: z.array(z.string()).describe('dedicated addresses released (they cool down before another app gets them)'),
   tokensRevoked: z.number(),
   deploymentsCancelled: z.array(z.string()),
   containersRemaining: z.number().nullable().describe('containers still on the engine when the wait ended; null when the engine did not answer'),
@@ -78,8 +79,21 @@ export const endpointViewSchema = z.object({
   target: z.number(),
   proxyProtocol: z.enum(PROXY_PROTOCOLS),
   addresses: z.array(z.string()),
+  bind: z.array(z.object({ address: z.string(), port: z.number(), family: z.enum(['ipv4', 'ipv6']), kind: z.enum(['shared', 'dedicated']) })).describe('one entry per address the endpoint is served on'),
   revision: z.number(),
   served: servedSchema,
+});
+
+export const ipViewSchema = z.object({
+  address: z.string(),
+  family: z.enum(['ipv4', 'ipv6']),
+  kind: z.enum(['shared', 'dedicated']).describe("shared: the edge's, every app's; dedicated: one app's, from a pool"),
+  pool: z.string().nullable().describe('the CIDR it came from (dedicated)'),
+  app: z.string().nullable().describe('its app while allocated'),
+  state: z.enum(['shared', 'allocated', 'cooling', 'free']).describe('cooling: released, not given to another app before reusableAt'),
+  allocatedAt: time.nullable(),
+  releasedAt: time.nullable(),
+  reusableAt: time.nullable(),
 });
 
 export const edgeViewSchema = z.object({
@@ -187,5 +201,6 @@ const agree: [
   Same<z.infer<typeof execResultViewSchema>, ExecResultView>,
   Same<z.infer<typeof tokenViewSchema>, TokenView>,
   Same<z.infer<typeof edgeViewSchema>, EdgeView>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<z.infer<typeof ipViewSchema>, IpView>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void agree;

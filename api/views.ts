@@ -1,6 +1,10 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
 import { desiredCounts, type CountSource } from './desired-counts.js';
+import { bindAddressesOf } from './endpoint-bindings.js';
+import type { IpRecord, PoolView } from './ip-service.js';
+
+export type { PoolView };
 import type { Manifest } from './manifest.js';
 import { describeCheck } from './scheduler/health-probe.js';
 import { effectiveCheck } from './scheduler/readiness-check.js';
@@ -22,6 +26,8 @@ export interface AppDeletedView {
   instances: number;
   /** Public ports freed. */
   ports: number[];
+  /** Dedicated addresses released (they cool down before another app gets them). */
+  addresses: string[];
   tokensRevoked: number;
   deploymentsCancelled: string[];
   /** Containers still on the engine when the wait ended: 0 when all are gone, null when the engine did not answer. */
@@ -77,11 +83,24 @@ export interface EndpointView {
   proxyProtocol: Endpoint['proxyProtocol'];
   /** Where the edge serves it, e.g. `127.0.0.1:9000` and `[::1]:9000`. */
   addresses: string[];
+  /** The same, one entry per address: its family, and whether it is shared or the app's own. */
+  bind: EndpointBindView[];
   /** Grows when the settings an edge applies to its listener change. */
   revision: number;
   /** What the live edges report: served, failed (with each edge's error), pending, or no-edge. */
   served: Served;
 }
+
+/** One address an endpoint is served on. */
+export interface EndpointBindView {
+  address: string;
+  port: number;
+  family: 'ipv4' | 'ipv6';
+  kind: 'shared' | 'dedicated';
+}
+
+/** An address (`pier ips`): a shared one of the edge, or a dedicated one from a pool. */
+export type IpView = IpRecord;
 
 /** An edge that reported to this API (`GET /v1/edges`). */
 export interface EdgeView {
@@ -218,7 +237,14 @@ export function processViews(app: Pick<App, 'scale' | 'scaledAt'>, release: Rele
 }
 
 export function endpointView(e: Endpoint, shared: string[], about: { app: string; served: Served }): EndpointView {
-  const addrs = e.bindings.length ? e.bindings : shared;
+  const sharedSet = new Set(shared);
+  // A literal binding is the app's dedicated address; a marker (or none) the edge's shared ones.
+  const bind: EndpointBindView[] = bindAddressesOf(e.bindings, shared).map((address) => ({
+    address,
+    port: e.port,
+    family: address.includes(':') ? 'ipv6' : 'ipv4',
+    kind: sharedSet.has(address) && !e.bindings.includes(address) ? 'shared' : 'dedicated',
+  }));
   return {
     id: e.id,
     name: `${about.app}/${e.port}`,
@@ -226,7 +252,8 @@ export function endpointView(e: Endpoint, shared: string[], about: { app: string
     process: e.process,
     target: e.targetPort,
     proxyProtocol: e.proxyProtocol,
-    addresses: addrs.map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)),
+    addresses: bind.map((b) => (b.family === 'ipv6' ? `[${b.address}]:${e.port}` : `${b.address}:${e.port}`)),
+    bind,
     revision: e.revision,
     served: about.served,
   };

@@ -1,7 +1,7 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { Readable } from 'node:stream';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -94,6 +94,28 @@ export class ApiClient {
   /** The token this client uses, as the API sees it. */
   currentToken(): Promise<{ token: TokenView }> {
     return this.request('GET', '/v1/tokens/current');
+  }
+
+  /** Shared and dedicated addresses, filtered. */
+  listIps(filter: { family?: 'ipv4' | 'ipv6' | undefined; shared?: boolean | undefined; app?: string | undefined }): Promise<{ ips: IpView[]; pools: PoolView[] }> {
+    const q = new URLSearchParams();
+    if (filter.family) q.set('family', filter.family);
+    if (filter.shared !== undefined) q.set('shared', String(filter.shared));
+    if (filter.app) q.set('app', filter.app);
+    return this.request('GET', `/v1/ips${q.size ? `?${q}` : ''}`);
+  }
+
+  /** Idempotent on the server: an app's second allocation of a family answers its first. */
+  allocateIp(app: string, family: 'ipv4' | 'ipv6'): Promise<{ ip: IpView; created: boolean }> {
+    return this.request('POST', '/v1/ips', { app, family });
+  }
+
+  describeIp(address: string): Promise<{ ip: IpView & { endpoints: { app: string; port: number }[] } }> {
+    return this.request('GET', `/v1/ips/${encodeURIComponent(address)}`);
+  }
+
+  releaseIp(address: string): Promise<{ ip: IpView }> {
+    return this.request('DELETE', `/v1/ips/${encodeURIComponent(address)}`);
   }
 
   /** The edges that reported to the API, live or not, and the API's current snapshot version. */

@@ -34,6 +34,7 @@ export const main = defineCommand({
     completion: () => import('./commands/completion.js').then((m) => m.default),
     edge: () => import('./commands/edge.js').then((m) => m.default),
     edges: () => import('./commands/edges.js').then((m) => m.default),
+    ips: () => import('./commands/ips.js').then((m) => m.default),
   },
 });
 

@@ -36,6 +36,7 @@ export function appDeleteRoutes(deps: ApiDeps) {
       app: appView(result.app, null),
       instances: result.instances,
       ports: result.ports,
+      addresses: result.addresses,
       tokensRevoked: result.tokensRevoked,
       deploymentsCancelled: result.deploymentsCancelled,
       containersRemaining: result.containersRemaining,

@@ -16,6 +16,8 @@ import { conflictsOf, portInUse, releaseUnusedPorts } from '../port-claims.js';
 import { bindHint, readEdges, servedState, type Served } from '../served-state.js';
 import type { ContainerInfo, Runtime } from '../runtime/runtime.js';
 import { describeEndpointChanges, syncEndpoints } from '../endpoint-sync.js';
+import { resolveBindings } from '../endpoint-bindings.js';
+import { addressesOf } from '../ip-service.js';
 import type { AppLeases, Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 import { countsByProcess, desiredCounts } from '../desired-counts.js';
@@ -182,8 +184,9 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   // A port the previous release served may have gone to another app during the rollout: the rest
   // is restored, that endpoint is not (claims refuse it), and an event says why.
   const prevManifest = prev ? (prev.manifest as Manifest) : null;
+  const own = prevManifest ? await addressesOf(db, app.id) : {};
   const taken = prevManifest
-    ? await conflictsOf(db, app.id, prevManifest.endpoints.map((e) => ({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: [] })))
+    ? await conflictsOf(db, app.id, prevManifest.endpoints.map((e) => ({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings })))
     : [];
   const restored = prevManifest ? { ...prevManifest, endpoints: prevManifest.endpoints.filter((e) => !taken.some((c) => c.wanted.port === e.port)) } : null;
   const reverted = await input.leases.fenced(input.lease, async (t) => {

@@ -27,6 +27,11 @@ export default defineCommand({
     role: { type: 'string', description: 'Roles to run: all (API child + edge), or api (the API alone; edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
     'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
     'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
+    'ip-pool': {
+      type: 'string',
+      description: 'Add a pool of dedicated addresses apps get with `pier ips allocate` (repeatable; env PIER_IP_POOLS, comma separated)',
+      valueHint: 'CIDR',
+    },
     'body-limit': { type: 'string', description: 'Largest request body the API reads, e.g. 4MiB; larger ones get 413 (env PIER_BODY_LIMIT; default 4MiB)', valueHint: 'SIZE' },
     registry: { type: 'string', description: 'Where built images are pushed: local (Pier runs docker-registry on loopback, storage in the data folder), off, or an external registry URL (env PIER_REGISTRY; default local)', valueHint: 'local|off|URL' },
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
@@ -46,6 +51,7 @@ export default defineCommand({
       bodyLimit: args['body-limit'],
       registry: args.registry,
       buildContextLimit: args['build-context-limit'],
+      ipPools: repeated(rawArgs, '--ip-pool'),
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
@@ -59,6 +65,16 @@ export default defineCommand({
     }
   },
 });
+
+/** Every value of a repeatable flag (citty keeps only the last), as `--flag V` or `--flag=V`. */
+function repeated(rawArgs: string[], flag: string): string[] {
+  const out: string[] = [];
+  rawArgs.forEach((a, i) => {
+    if (a === flag && rawArgs[i + 1] !== undefined) out.push(rawArgs[i + 1] as string);
+    else if (a.startsWith(`${flag}=`)) out.push(a.slice(flag.length + 1));
+  });
+  return out;
+}
 
 async function runSupervisor(config: ServerConfig, log: Logger, rawArgs: string[]): Promise<void> {
   const { startServerSupervisor } = await import('../server-supervisor.js');
@@ -112,7 +128,7 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
     log.warn({ dataDir: config.dataDir, fixed: secured.fixed, examples: secured.examples }, 'data folder files were readable or writable by other users; made private');
     warn(`made ${secured.fixed} file${secured.fixed === 1 ? '' : 's'} in ${config.dataDir} private: other users could read or change them (written by an older Pier, or by hand)`);
   }
-  const server = await startServer(config, log);
+  const server = await startServer(config, log, { localEdge: supervised });
   // The embedded database sets its own file modes (its in-memory file system ignores the umask):
   // make what it wrote on a first start private too. Its folders are 0700 already.
   const after = await securePrivateFolder(config.dataDir);

@@ -51,7 +51,7 @@ function render(s: StatusView, why: string[]): void {
     printLine();
     printTable(
       ['PORT', 'PROCESS', 'TARGET', 'PROXY', 'ADDRESSES', 'SERVED'],
-      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, e.addresses.join(' '), e.served.state === 'no-edge' ? 'no edge' : e.served.state]),
+      s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, addressColumn(e), e.served.state === 'no-edge' ? 'no edge' : e.served.state]),
     );
     // What the edges say about an endpoint they do not serve, whole: it is what to act on.
     for (const e of s.endpoints.filter((x) => x.served.state !== 'served')) {
@@ -119,4 +119,9 @@ function countSource(source: ProcessView['desiredFrom']): string {
 
 function summary(counts: Record<string, number>): string {
   return Object.entries(counts).map(([p, n]) => `${p}=${n}`).join(' ');
+}
+
+/** The endpoint's addresses; the app's own ones are marked, the shared ones are not. */
+function addressColumn(e: StatusView['endpoints'][number]): string {
+  return e.addresses.map((a, i) => (e.bind[i]?.kind === 'dedicated' ? `${a} (dedicated)` : a)).join(' ');
 }

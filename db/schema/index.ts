@@ -13,3 +13,4 @@ export * from './events.js';
 export * from './nodes.js';
 export * from './idempotency-keys.js';
 export * from './settings.js';
+export * from './ip-addresses.js';

@@ -3,6 +3,7 @@
 // without an entry here fails); token scopes and app binding give the documented exit codes;
 // `pier login` checks the token before it stores it.
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -67,7 +68,19 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
   edges: { args: () => ['edges'] },
   doctor: { args: () => ['doctor'] },
+  'ips list': { args: () => ['ips', 'list'] },
+  'ips allocate': { args: () => ['ips', 'allocate', '--app', 'beta', '--v4'] },
+  'ips describe': { args: async (c) => ['ips', 'describe', await betaAddress(c)] },
+  // beta was not deployed again: nothing binds its address.
+  'ips release': { args: async (c) => ['ips', 'release', await betaAddress(c), '--yes'] },
 };
+
+/** The dedicated address `ips allocate` gave beta. */
+async function betaAddress(c: Ctx): Promise<string> {
+  const listed = parsed(await runPier(['ips', 'list', '--app', 'beta', '--json'], c.server.env), 'ips list --app beta') as { ips: { address: string }[] };
+  assert.ok(listed.ips[0], 'beta has an address');
+  return listed.ips[0].address;
+}
 
 function parsed(r: CliResult, what: string): unknown {
   assert.equal(r.code, 0, `${what} exited ${r.code}:\n${r.stderr}`);
@@ -81,7 +94,8 @@ function parsed(r: CliResult, what: string): unknown {
 test('the CLI contract with scripts', async (t) => {
   if (!(await requireDocker(t))) return;
   const image = await ensureBusyboxImage();
-  const server = await startPierServer(t);
+  // A pool of its own in 127.0.0.0/8, for the `ips` commands.
+  const server = await startPierServer(t, {}, { args: ['--ip-pool', `127.${randomInt(64, 250)}.${randomInt(0, 256)}.0/24`] });
   const port = 9100 + Math.floor(Math.random() * 800);
   const file = join(server.dir, 'alpha.toml');
   await writeFile(file, manifest('alpha', image, port, 1));

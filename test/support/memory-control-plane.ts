@@ -2,6 +2,8 @@
 // scheduler, health monitor, deploy service, edge feed — on a fresh test database and the in-memory
 // runtime, for fast tests of the scheduler's logic. `pass(appId)` runs one reconcile the way the
 // scheduler does (lock, lease, reconcile, release) so a test can step through a rollout.
+import { parseIpPools } from '../../api/ip-pool.js';
+import { createIpService } from '../../api/ip-service.js';
 import type { TestContext } from 'node:test';
 import type { Database, Db } from '../../db/database.js';
 import { pino } from 'pino';
@@ -70,6 +72,8 @@ export interface ControlPlaneOptions {
    * itself passes false and makes its own.
    */
   health?: boolean;
+  /** Address pools (CIDRs) for the deploy service and the API, as `--ip-pool` gives them. */
+  ipPools?: string[];
 }
 
 export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
@@ -121,7 +125,8 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     monitor.start();
     t.after(() => monitor.close());
   }
-  const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
+  const ipPools = parseIpPools(options.ipPools ?? [], ['127.0.0.1']);
+  const deploys = createDeployService({ db, runtime, transactions, ipPools, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const deleter = createAppDeleter({
     runtime,
@@ -135,7 +140,8 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const adminToken = await createToken(db, orgId, { scope: 'admin' });
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
 
-  const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0 });
+  const ips = createIpService({ db, transactions, pools: ipPools, sharedAddresses: ['127.0.0.1'], cooldownMs: 3_600_000 });
+  const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, ips, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0 });
 
   async function pass(appId: string): Promise<ReconcileResult | null> {
     const lock = await database.locks.tryLock(`pier:reconcile:${appId}`);

@@ -29,6 +29,8 @@ export interface MemoryServerOptions {
   env?: Record<string, string>;
   checkpoint?: Checkpoint;
   resyncMs?: number;
+  /** Run the start-up checks of a server whose edge is on this host (pool preflight). */
+  localEdge?: boolean;
 }
 
 export async function startMemoryServer(options: MemoryServerOptions, t?: TestContext): Promise<MemoryServer> {
@@ -44,7 +46,7 @@ export async function startMemoryServer(options: MemoryServerOptions, t?: TestCo
   };
   const config = loadConfig(env, { role: 'api' });
   const runtime = createMemoryRuntime({ images: [MEMORY_IMAGE], ...options.runtime });
-  const server = await startServer(config, options.log, { runtime, checkpoint: options.checkpoint, resyncMs: options.resyncMs });
+  const server = await startServer(config, options.log, { runtime, checkpoint: options.checkpoint, resyncMs: options.resyncMs, localEdge: options.localEdge });
   const cleanup = async () => {
     await server.close();
     await rm(dir, { recursive: true, force: true });
