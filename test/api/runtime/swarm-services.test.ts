@@ -1,0 +1,135 @@
+// Pier's Swarm services on a real two-node swarm (test/support/swarm-cluster.ts): a group's
+// service places its tasks, each answers at its node's address and host-mode published port;
+// Swarm replaces a killed task, keeps `spread = "node"` when a node drains, moves a task off a
+// node whose engine stopped, and the node comes back. Every wait is bounded.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createSwarmServices, type SwarmServices, type SwarmTask } from '../../../api/runtime/swarm-services.js';
+import type { SwarmGroupSpec } from '../../../api/runtime/swarm-service-spec.js';
+import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
+import { startSwarmCluster, type SwarmCluster } from '../../support/swarm-cluster.js';
+import { exchange } from '../../support/tcp-client.js';
+
+const IMAGE = 'pier-test/busybox:1';
+
+async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, seconds = 60): Promise<T> {
+  const deadline = Date.now() + seconds * 1_000;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await delay(250);
+  }
+}
+
+function group(name: string, imageId: string, replicas: number, onePerNode: boolean): SwarmGroupSpec {
+  return {
+    name,
+    image: imageId,
+    cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'],
+    env: {},
+    labels: { 'dev.pier.managed': 'true', 'dev.pier.app': name },
+    replicas,
+    ports: [8080],
+    stopGraceSeconds: 1,
+    restart: { delayMs: 100, windowMs: 60_000 },
+    placement: { onePerNode, nodeLabels: {} },
+  };
+}
+
+const running = (tasks: SwarmTask[]) => tasks.filter((k) => k.state === 'running' && k.desiredState === 'running');
+
+/** Each running task echoes at its node's address and published port. */
+async function assertServes(services: SwarmServices, cluster: SwarmCluster, name: string, count: number): Promise<SwarmTask[]> {
+  const nodes = await services.nodes();
+  const tasks = await waitFor(`${count} running tasks of ${name}`, async () => {
+    const r = running(await services.tasks(name));
+    return r.length === count && r.every((k) => k.ports[8080]) ? r : null;
+  });
+  for (const task of tasks) {
+    const address = nodes.find((n) => n.id === task.nodeId)?.address;
+    assert.ok(address && cluster.nodes.some((n) => n.address === address), `task ${task.id} is on a node of the cluster`);
+    const payload = `hi ${randomBytes(4).toString('hex')}`;
+    // nc listens a moment after the task is running: a refused or empty answer means "retry".
+    const echoed = await waitFor(`the echo of ${task.id} at ${address}:${task.ports[8080]}`, async () => (await exchange(address, task.ports[8080] ?? 0, payload)).toString());
+    assert.equal(echoed, payload);
+  }
+  return tasks;
+}
+
+test('swarm services: placed over two nodes, served at node address and published port; a killed task is replaced; spread holds through a drain; a stopped node\'s task moves and the node comes back', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const imageId = await ensureBusyboxImage();
+  const cluster = await startSwarmCluster(t, { images: [IMAGE] });
+  const services = createSwarmServices({ socketPath: cluster.manager.socket });
+
+  await services.requireManager();
+  await assert.rejects(createSwarmServices({ socketPath: cluster.worker.socket }).requireManager(), (err: Error & { code?: string }) => err.code === 'E_NOT_SWARM_MANAGER');
+
+  const nodes = await services.nodes();
+  assert.deepEqual(nodes.map((n) => n.address), [cluster.manager.address, cluster.worker.address]);
+  assert.deepEqual(nodes.map((n) => [n.role, n.state, n.availability]), [['manager', 'ready', 'active'], ['worker', 'ready', 'active']]);
+  assert.ok(nodes.every((n) => n.capacity.cpus > 0 && n.capacity.memoryBytes > 0));
+  const [managerNode, workerNode] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+
+  // The image by id, present on both nodes: no registry is asked.
+  const spread = group(`spread-${randomBytes(3).toString('hex')}`, imageId, 2, true);
+  const free = group(`free-${randomBytes(3).toString('hex')}`, imageId, 2, false);
+  assert.equal((await services.ensureService(spread)).created, true);
+  assert.equal((await services.ensureService(free)).created, true);
+  assert.equal((await services.ensureService(spread)).created, false, 'ensuring again finds the service');
+  assert.deepEqual((await services.listServices({ 'dev.pier.app': spread.name })).map((s) => [s.name, s.replicas]), [[spread.name, 2]]);
+
+  const spreadTasks = await assertServes(services, cluster, spread.name, 2);
+  assert.deepEqual(new Set(spreadTasks.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]), 'one task on each node');
+
+  // Kill a task's container through its node's engine: Swarm replaces it in the same slot.
+  const victim = spreadTasks.find((k) => k.nodeId === workerNode.id)!;
+  await cluster.worker.docker(['kill', victim.containerId!]);
+  const replaced = await waitFor('the killed task to be replaced', async () => {
+    const all = await services.tasks(spread.name);
+    const old = all.find((k) => k.id === victim.id);
+    const fresh = running(all).find((k) => k.slot === victim.slot && k.id !== victim.id);
+    return old && old.state === 'failed' && fresh ? { old, fresh } : null;
+  });
+  assert.equal(replaced.old.exitCode, 137);
+  assert.match(replaced.old.error ?? '', /exit \(137\)/);
+  await assertServes(services, cluster, spread.name, 2);
+
+  // Drain the worker: its spread task cannot double up on the manager, so it waits.
+  await services.setAvailability(workerNode.id, 'drain');
+  await waitFor('the drained node to hold no running task', async () => running(await services.tasks(spread.name)).length === 1 && running(await services.tasks(free.name)).every((k) => k.nodeId === managerNode.id) && running(await services.tasks(free.name)).length === 2);
+  assert.equal((await services.nodes()).find((n) => n.id === workerNode.id)?.availability, 'drain');
+  assert.ok((await services.tasks(spread.name)).some((k) => k.state === 'pending' && k.desiredState === 'running'), 'the spread task waits for a node');
+  await services.setAvailability(workerNode.id, 'active');
+  await assertServes(services, cluster, spread.name, 2);
+  await assert.rejects(services.setAvailability('no-such-node', 'drain'), (err: Error & { code?: string }) => err.code === 'E_NODE_NOT_FOUND');
+
+  // Scale the free group so it has a task on the worker again (Swarm does not move tasks back).
+  await services.scaleService(free.name, 3);
+  const freeTasks = await assertServes(services, cluster, free.name, 3);
+  assert.ok(freeTasks.some((k) => k.nodeId === workerNode.id));
+
+  // Stop the worker's engine: the node goes down and the free group's task moves to the manager.
+  await cluster.worker.stop();
+  await waitFor('the worker to be down', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'down', 60);
+  const moved = await assertServes(services, cluster, free.name, 3);
+  assert.ok(moved.every((k) => k.nodeId === managerNode.id), 'every free task runs on the manager');
+
+  // Start it again: it rejoins, and the spread task that waited runs there.
+  await cluster.worker.start();
+  await waitFor('the worker to be ready', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'ready', 60);
+  const back = await assertServes(services, cluster, spread.name, 2);
+  assert.deepEqual(new Set(back.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]));
+
+  await services.removeService(spread.name);
+  await services.removeService(spread.name); // already gone is fine
+  assert.deepEqual(await services.listServices({ 'dev.pier.app': spread.name }), []);
+});
