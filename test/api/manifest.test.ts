@@ -189,3 +189,13 @@ test('validateManifest rejects a document that is not an object', () => {
     assert.deepEqual(problemsOf(() => validateManifest(doc)).map((p) => p.path), ['']);
   }
 });
+
+test('placement: spread "node" and node labels are read; another spread value or a bad label name is a problem at its path', () => {
+  const ok = parseManifest(`${example}\n[processes.web.placement]\nspread = "node"\nlabels = { disk = "ssd" }\n`);
+  assert.deepEqual(ok.processes.web?.placement, { spread: 'node', labels: { disk: 'ssd' } });
+  assert.equal(parseManifest(example).processes.web?.placement, undefined);
+  const problems = problemsOf(() => parseManifest(`${example}\n[processes.web.placement]\nspread = "zone"\nlabels = { "bad label" = "x" }\n`));
+  const paths = problems.map((p) => p.path);
+  assert.ok(paths.includes('processes.web.placement.spread'), JSON.stringify(problems));
+  assert.ok(paths.some((p) => p.startsWith('processes.web.placement.labels')), JSON.stringify(problems));
+});

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createSwarmServices, type SwarmServices, type SwarmTask } from '../../../api/runtime/swarm-services.js';
 import type { SwarmGroupSpec } from '../../../api/runtime/swarm-service-spec.js';
+import { swarmChanges } from '../../../api/scheduler/swarm-changes.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 import { startSwarmCluster, type SwarmCluster } from '../../support/swarm-cluster.js';
 import { exchange } from '../../support/tcp-client.js';
@@ -118,14 +119,23 @@ test('swarm services: placed over two nodes, served at node address and publishe
   assert.ok(freeTasks.some((k) => k.nodeId === workerNode.id));
 
   // Stop the worker's engine: the node goes down and the free group's task moves to the manager.
+  const look = async () => ({ nodes: await services.nodes(), tasks: { [free.name]: await services.tasks(free.name) } });
+  const beforeStop = await look();
   await cluster.worker.stop();
   await waitFor('the worker to be down', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'down', 60);
   const moved = await assertServes(services, cluster, free.name, 3);
   assert.ok(moved.every((k) => k.nodeId === managerNode.id), 'every free task runs on the manager');
+  const afterStop = await look();
+  const changes = swarmChanges(beforeStop, afterStop);
+  assert.deepEqual(changes.flatMap((c) => (c.type === 'node.down' ? [c.address] : [])), [cluster.worker.address]);
+  const moves = changes.flatMap((c) => (c.type === 'instance.moved' ? [c] : []));
+  assert.equal(moves.length, 1, JSON.stringify(changes));
+  assert.deepEqual(moves.map((c) => [c.from, c.to, c.reason]), [[cluster.worker.address, cluster.manager.address, 'node-down']]);
 
   // Start it again: it rejoins, and the spread task that waited runs there.
   await cluster.worker.start();
   await waitFor('the worker to be ready', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'ready', 60);
+  assert.deepEqual(swarmChanges(afterStop, await look()).flatMap((c) => (c.type === 'node.up' ? [c.address] : [])), [cluster.worker.address]);
   const back = await assertServes(services, cluster, spread.name, 2);
   assert.deepEqual(new Set(back.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]));
 
