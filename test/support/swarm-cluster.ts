@@ -42,6 +42,23 @@ export interface SwarmCluster {
   subnet: string;
 }
 
+/**
+ * Root, `ip` and `nsenter` are needed to make namespaces and start engines in them: in CI their
+ * absence is a failure, elsewhere the test is skipped with the reason.
+ */
+export async function requireNamespaces(t: TestContext): Promise<boolean> {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('root');
+  for (const tool of ['ip', 'nsenter', 'dockerd']) {
+    if (!(await run('sh', ['-c', `command -v ${tool}`]).then(() => true, () => false))) missing.push(tool);
+  }
+  if (missing.length === 0) return true;
+  const why = `a swarm of test engines needs ${missing.join(', ')}`;
+  if (process.env.CI === 'true') throw new Error(why);
+  t.skip(why);
+  return false;
+}
+
 /** Bounds every wait below; a node's dockerd on vfs needs a few seconds on a loaded machine. */
 const ANSWER_TRIES = 600;
 
