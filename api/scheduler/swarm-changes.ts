@@ -6,7 +6,10 @@ import type { SwarmNodeInfo, SwarmTask } from '../runtime/swarm-services.js';
 
 export interface SwarmLook {
   nodes: SwarmNodeInfo[];
-  /** Tasks by service name. */
+  /**
+   * Tasks by service name. In the look before, the last task seen running in each slot (a slot's
+   * move can span several looks: running, then pending, then running elsewhere).
+   */
   tasks: Record<string, SwarmTask[]>;
 }
 
@@ -32,7 +35,7 @@ export function swarmChanges(before: SwarmLook, after: SwarmLook): SwarmChange[]
     for (const task of tasks) {
       if (task.state !== 'running' || task.desiredState !== 'running' || task.nodeId === null) continue;
       if (previous.some((p) => p.id === task.id)) continue;
-      // The task this one replaces: the same slot's last running one in the previous look.
+      // The task this one replaces: the same slot's last running one.
       const old = previous.find((p) => p.slot === task.slot && p.state === 'running' && p.nodeId !== null);
       if (!old || old.nodeId === task.nodeId) continue;
       const ended = tasks.find((k) => k.id === old.id);
@@ -58,4 +61,15 @@ function movedReason(old: SwarmTask, ended: SwarmTask | undefined, nodes: SwarmN
   if (node && node.availability === 'drain') return 'node-drained';
   if (ended?.state === 'failed') return 'task-failed';
   return 'rescheduled';
+}
+
+/** The last task seen running per slot, carried from look to look (the `before` of the next). */
+export function lastRunning(known: Record<string, SwarmTask[]>, look: SwarmLook): Record<string, SwarmTask[]> {
+  const out: Record<string, SwarmTask[]> = {};
+  for (const [service, tasks] of Object.entries(look.tasks)) {
+    const bySlot = new Map((known[service] ?? []).map((k) => [k.slot, k]));
+    for (const k of tasks) if (k.state === 'running' && k.desiredState === 'running' && k.nodeId !== null) bySlot.set(k.slot, k);
+    out[service] = [...bySlot.values()];
+  }
+  return out;
 }

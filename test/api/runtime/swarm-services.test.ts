@@ -9,7 +9,11 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createSwarmServices, type SwarmServices, type SwarmTask } from '../../../api/runtime/swarm-services.js';
 import type { SwarmGroupSpec } from '../../../api/runtime/swarm-service-spec.js';
-import { swarmChanges } from '../../../api/scheduler/swarm-changes.js';
+import { pino } from 'pino';
+import { createEventLog } from '../../../api/event-log.js';
+import { createSwarmWatcher } from '../../../api/scheduler/swarm-watcher.js';
+import { createApp, createOrg } from '../../support/test-api.js';
+import { createTestDb } from '../../support/test-db.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster } from '../../support/swarm-cluster.js';
 import { exchange } from '../../support/tcp-client.js';
@@ -46,13 +50,15 @@ function connectOutcome(host: string, port: number): Promise<string> {
   });
 }
 
-function group(name: string, imageId: string, replicas: number, onePerNode: boolean): SwarmGroupSpec {
+const INSTALLATION = 'inst_swarm_test';
+
+function group(name: string, imageId: string, replicas: number, onePerNode: boolean, appId: string): SwarmGroupSpec {
   return {
     name,
     image: imageId,
     cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'],
     env: {},
-    labels: { 'dev.pier.managed': 'true', 'dev.pier.app': name },
+    labels: { 'dev.pier.managed': 'true', 'dev.pier.installation': INSTALLATION, 'dev.pier.app': appId },
     replicas,
     // Nothing listens on 8081: what answers there shows whether a proxy stands in for the task.
     ports: [8080, 8081],
@@ -103,12 +109,22 @@ test('swarm services: placed over two nodes, served at node address and publishe
   const [managerNode, workerNode] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
 
   // The image by id, present on both nodes: no registry is asked.
-  const spread = group(`spread-${randomBytes(3).toString('hex')}`, imageId, 2, true);
-  const free = group(`free-${randomBytes(3).toString('hex')}`, imageId, 2, false);
+  // The watcher records what Swarm does as Pier's events, for the apps this database knows.
+  const db = (await createTestDb(t)).db;
+  const orgId = await createOrg(db, 'swarm');
+  const spreadApp = await createApp(db, orgId, 'spread');
+  const freeApp = await createApp(db, orgId, 'free');
+  const events = createEventLog(db);
+  const spread = group(`spread-${randomBytes(3).toString('hex')}`, imageId, 2, true, spreadApp);
+  const free = group(`free-${randomBytes(3).toString('hex')}`, imageId, 2, false, freeApp);
   assert.equal((await services.ensureService(spread)).created, true);
   assert.equal((await services.ensureService(free)).created, true);
   assert.equal((await services.ensureService(spread)).created, false, 'ensuring again finds the service');
-  assert.deepEqual((await services.listServices({ 'dev.pier.app': spread.name })).map((s) => [s.name, s.replicas]), [[spread.name, 2]]);
+  assert.deepEqual((await services.listServices({ 'dev.pier.app': spreadApp })).map((s) => [s.name, s.replicas]), [[spread.name, 2]]);
+  const watcher = createSwarmWatcher({ db, events, services, installationId: INSTALLATION, log: pino({ level: 'silent' }), intervalMs: 300 });
+  watcher.start();
+  t.after(() => watcher.close());
+  const recorded = async (type: string) => (await events.list({ orgId, type })).map((e) => ({ appId: e.appId, reason: e.reason, data: e.data, message: e.message }));
 
   const spreadTasks = await assertServes(services, cluster, spread.name, 2);
   assert.deepEqual(new Set(spreadTasks.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]), 'one task on each node');
@@ -138,6 +154,12 @@ test('swarm services: placed over two nodes, served at node address and publishe
   await waitFor('the drained node to hold no running task', async () => running(await services.tasks(spread.name)).length === 1 && running(await services.tasks(free.name)).every((k) => k.nodeId === managerNode.id) && running(await services.tasks(free.name)).length === 2);
   assert.equal((await services.nodes()).find((n) => n.id === workerNode.id)?.availability, 'drain');
   assert.ok((await services.tasks(spread.name)).some((k) => k.state === 'pending' && k.desiredState === 'running'), 'the spread task waits for a node');
+  const drained = await waitFor('instance.moved of the drained node', async () => {
+    const moves = await recorded('instance.moved');
+    return moves.length > 0 ? moves : null;
+  });
+  assert.deepEqual(drained.map((m) => [m.appId, m.reason, m.data.from, m.data.to]), [[freeApp, 'node-drained', cluster.worker.address, cluster.manager.address]]);
+  assert.match(drained[0]?.message ?? '', /moved from .* to .*: node drained/);
   await services.setAvailability(workerNode.id, 'active');
   await assertServes(services, cluster, spread.name, 2);
   await assert.rejects(services.setAvailability('no-such-node', 'drain'), (err: Error & { code?: string }) => err.code === 'E_NODE_NOT_FOUND');
@@ -148,27 +170,36 @@ test('swarm services: placed over two nodes, served at node address and publishe
   assert.ok(freeTasks.some((k) => k.nodeId === workerNode.id));
 
   // Stop the worker's engine: the node goes down and the free group's task moves to the manager.
-  const look = async () => ({ nodes: await services.nodes(), tasks: { [free.name]: await services.tasks(free.name) } });
-  const beforeStop = await look();
   await cluster.worker.stop();
   await waitFor('the worker to be down', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'down', 60);
   const moved = await assertServes(services, cluster, free.name, 3);
   assert.ok(moved.every((k) => k.nodeId === managerNode.id), 'every free task runs on the manager');
-  const afterStop = await look();
-  const changes = swarmChanges(beforeStop, afterStop);
-  assert.deepEqual(changes.flatMap((c) => (c.type === 'node.down' ? [c.address] : [])), [cluster.worker.address]);
-  const moves = changes.flatMap((c) => (c.type === 'instance.moved' ? [c] : []));
-  assert.equal(moves.length, 1, JSON.stringify(changes));
-  assert.deepEqual(moves.map((c) => [c.from, c.to, c.reason]), [[cluster.worker.address, cluster.manager.address, 'node-down']]);
+  const downs = await waitFor('node.down recorded', async () => {
+    const d = await recorded('node.down');
+    return d.length > 0 ? d : null;
+  });
+  assert.deepEqual(downs.map((d) => [d.reason, d.data.address]), [['node-down', cluster.worker.address]]);
+  const moves = await waitFor('instance.moved off the stopped node', async () => {
+    const m = (await recorded('instance.moved')).filter((e) => e.reason === 'node-down');
+    return m.length > 0 ? m : null;
+  });
+  assert.deepEqual(moves.map((m) => [m.appId, m.data.from, m.data.to]), [[freeApp, cluster.worker.address, cluster.manager.address]]);
 
   // Start it again: it rejoins, and the spread task that waited runs there.
   await cluster.worker.start();
   await waitFor('the worker to be ready', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'ready', 60);
-  assert.deepEqual(swarmChanges(afterStop, await look()).flatMap((c) => (c.type === 'node.up' ? [c.address] : [])), [cluster.worker.address]);
+  const ups = await waitFor('node.up recorded', async () => {
+    const u = await recorded('node.up');
+    return u.length > 0 ? u : null;
+  });
+  assert.deepEqual(ups.map((u) => u.data.address), [cluster.worker.address]);
   const back = await assertServes(services, cluster, spread.name, 2);
   assert.deepEqual(new Set(back.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]));
 
   await services.removeService(spread.name);
   await services.removeService(spread.name); // already gone is fine
-  assert.deepEqual(await services.listServices({ 'dev.pier.app': spread.name }), []);
+  assert.deepEqual(await services.listServices({ 'dev.pier.app': spreadApp }), []);
+  // The kill was replaced on the same node: not a move. Nothing was reported twice.
+  assert.deepEqual((await recorded('instance.moved')).map((m) => m.reason), ['node-drained', 'node-down']);
+  assert.equal((await recorded('node.down')).length, 1);
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SwarmNodeInfo, SwarmTask } from '../../../api/runtime/swarm-services.js';
-import { swarmChanges } from '../../../api/scheduler/swarm-changes.js';
+import { lastRunning, swarmChanges } from '../../../api/scheduler/swarm-changes.js';
 
 function node(id: string, address: string, state = 'ready', availability: SwarmNodeInfo['availability'] = 'active'): SwarmNodeInfo {
   return { id, hostname: `h-${id}`, address, state, availability, role: 'worker', labels: {}, capacity: { cpus: 1, memoryBytes: 1 }, engineVersion: null };
@@ -41,4 +41,19 @@ test('a replacement on the same node, a task still starting, or a new slot is no
   assert.deepEqual(swarmChanges(before, { nodes, tasks: { web: [task('t1', 1, 'a', 'failed', 'shutdown'), task('t2', 1, 'a')] } }), []);
   assert.deepEqual(swarmChanges(before, { nodes, tasks: { web: [task('t2', 1, 'b', 'starting')] } }), []);
   assert.deepEqual(swarmChanges(before, { nodes, tasks: { web: [task('t1', 1, 'a'), task('t2', 2, 'b')] } }), []);
+});
+
+test('a move seen over several looks (running, pending, running elsewhere) is found against the last task seen running in the slot', () => {
+  const nodes = [node('a', '198.18.1.1'), node('b', '198.18.1.2')];
+  const down = [node('a', '198.18.1.1'), node('b', '198.18.1.2', 'down')];
+  const first = { nodes, tasks: { web: [task('t1', 1, 'b')] } };
+  const middle = { nodes: down, tasks: { web: [task('t1', 1, 'b', 'orphaned', 'shutdown'), task('t2', 1, 'a', 'pending')] } };
+  const end = { nodes: down, tasks: { web: [task('t1', 1, 'b', 'orphaned', 'shutdown'), task('t2', 1, 'a')] } };
+  const known1 = lastRunning({}, first);
+  assert.deepEqual(swarmChanges({ nodes, tasks: known1 }, middle).map((c) => c.type), ['node.down']);
+  const known2 = lastRunning(known1, middle);
+  assert.deepEqual(known2.web?.map((k) => k.id), ['t1'], 'the slot still remembers its last running task');
+  const moved = swarmChanges({ nodes: down, tasks: known2 }, end);
+  assert.deepEqual(moved.map((c) => c.type === 'instance.moved' && [c.from, c.to, c.reason]), [['198.18.1.2', '198.18.1.1', 'node-down']]);
+  assert.deepEqual(lastRunning(known2, end).web?.map((k) => k.id), ['t2']);
 });
