@@ -47,6 +47,7 @@ export const instanceViewSchema = z.object({
   state: z.enum(INSTANCE_OBSERVED),
   health: z.string(),
   containerId: z.string().nullable(),
+  node: z.string().describe('the node (Docker engine) it runs on: "local" on a single engine'),
   address: z.string().nullable().describe("the container's address on Pier's network"),
   restartCount: z.number(),
   lastExitCode: z.number().nullable(),

@@ -57,6 +57,8 @@ export interface InstanceView {
   state: Instance['observedState'];
   health: string;
   containerId: string | null;
+  /** The node (Docker engine) it runs on: "local" on a single engine. */
+  node: string;
   /** The container's address on Pier's network, where the edge and the checks reach it. */
   address: string | null;
   restartCount: number;
@@ -184,7 +186,7 @@ export function deploymentView(d: Deployment, appName: string, version: number):
   };
 }
 
-export function instanceView(i: Instance, version: number): InstanceView {
+export function instanceView(i: Instance, version: number, nodeName: (nodeId: string) => string): InstanceView {
   return {
     id: i.id,
     process: i.process,
@@ -193,6 +195,7 @@ export function instanceView(i: Instance, version: number): InstanceView {
     state: i.observedState,
     health: i.health,
     containerId: i.containerId ? i.containerId.slice(0, 12) : null,
+    node: nodeName(i.nodeId),
     address: i.address,
     restartCount: i.restartCount,
     lastExitCode: i.lastExitCode,
