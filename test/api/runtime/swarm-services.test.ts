@@ -96,7 +96,11 @@ test('swarm services: placed over two nodes, served at node address and publishe
     return;
   }
   const imageId = await ensureBusyboxImage();
+  // Durations are reported (t.diagnostic), never asserted: the machine is shared.
+  const since = (start: number) => `${((performance.now() - start) / 1000).toFixed(1)} s`;
+  let mark = performance.now();
   const cluster = await startSwarmCluster(t, { images: [IMAGE] });
+  t.diagnostic(`two-node swarm up (namespaces, two engines, init, join, image loaded on both): ${since(mark)}`);
   const services = createSwarmServices({ socketPath: cluster.manager.socket });
 
   await services.requireManager();
@@ -138,6 +142,7 @@ test('swarm services: placed over two nodes, served at node address and publishe
 
   // Kill a task's container through its node's engine: Swarm replaces it in the same slot.
   const victim = spreadTasks.find((k) => k.nodeId === workerNode.id)!;
+  mark = performance.now();
   await cluster.worker.docker(['kill', victim.containerId!]);
   const replaced = await waitFor('the killed task to be replaced', async () => {
     const all = await services.tasks(spread.name);
@@ -145,6 +150,7 @@ test('swarm services: placed over two nodes, served at node address and publishe
     const fresh = running(all).find((k) => k.slot === victim.slot && k.id !== victim.id);
     return old && old.state === 'failed' && fresh ? { old, fresh } : null;
   });
+  t.diagnostic(`killed task replaced and running: ${since(mark)}`);
   assert.equal(replaced.old.exitCode, 137);
   assert.match(replaced.old.error ?? '', /exit \(137\)/);
   await assertServes(services, cluster, spread.name, 2);
@@ -170,9 +176,12 @@ test('swarm services: placed over two nodes, served at node address and publishe
   assert.ok(freeTasks.some((k) => k.nodeId === workerNode.id));
 
   // Stop the worker's engine: the node goes down and the free group's task moves to the manager.
+  mark = performance.now();
   await cluster.worker.stop();
   await waitFor('the worker to be down', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'down', 60);
+  t.diagnostic(`worker engine stopped, node down: ${since(mark)}`);
   const moved = await assertServes(services, cluster, free.name, 3);
+  t.diagnostic(`worker engine stopped, its task moved and serving: ${since(mark)}`);
   assert.ok(moved.every((k) => k.nodeId === managerNode.id), 'every free task runs on the manager');
   const downs = await waitFor('node.down recorded', async () => {
     const d = await recorded('node.down');
@@ -186,6 +195,7 @@ test('swarm services: placed over two nodes, served at node address and publishe
   assert.deepEqual(moves.map((m) => [m.appId, m.data.from, m.data.to]), [[freeApp, cluster.worker.address, cluster.manager.address]]);
 
   // Start it again: it rejoins, and the spread task that waited runs there.
+  mark = performance.now();
   await cluster.worker.start();
   await waitFor('the worker to be ready', async () => (await services.nodes()).find((n) => n.id === workerNode.id)?.state === 'ready', 60);
   const ups = await waitFor('node.up recorded', async () => {
@@ -194,6 +204,7 @@ test('swarm services: placed over two nodes, served at node address and publishe
   });
   assert.deepEqual(ups.map((u) => u.data.address), [cluster.worker.address]);
   const back = await assertServes(services, cluster, spread.name, 2);
+  t.diagnostic(`worker engine started, node ready and its spread task serving: ${since(mark)}`);
   assert.deepEqual(new Set(back.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]));
 
   await services.removeService(spread.name);
