@@ -6,6 +6,7 @@ import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
+import type { NodeDirectory } from './node-directory.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
 
@@ -18,6 +19,8 @@ export interface ApiDeps {
   edgeFeed: EdgeFeed;
   /** Takes the edges' reports of what they serve. */
   edgeReports: EdgeReports;
+  /** The nodes instances run on: a swarm's nodes; the one engine (the nodes table) when unset. */
+  nodes?: NodeDirectory | undefined;
   log: Logger;
   /** The edge's shared addresses, to tell users where endpoints are served. */
   sharedAddresses: string[];

@@ -25,6 +25,9 @@ import { createEventLog } from './event-log.js';
 import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
+import { createSwarmServices } from './runtime/swarm-services.js';
+import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
+import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
@@ -111,6 +114,20 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     feedResync.unref();
     closers.push(async () => clearInterval(feedResync));
 
+    // On a swarm manager, `pier nodes` lists the swarm's nodes and the watcher records what Swarm
+    // does (node.down, node.up, instance.moved); on a plain engine there is the one local node.
+    let nodeDirectory: NodeDirectory | undefined;
+    if (engineUp && overrides.runtime === undefined) {
+      const swarm = createSwarmServices({ socketPath: config.dockerSocket });
+      if (await swarm.requireManager().then(() => true, () => false)) {
+        nodeDirectory = createSwarmNodeDirectory(swarm, installationId);
+        const watcher = createSwarmWatcher({ db, events, services: swarm, installationId, log });
+        watcher.start();
+        closers.push(() => watcher.close());
+        log.info({ docker: config.dockerSocket }, 'the engine is a swarm manager: nodes are the swarm\'s');
+      }
+    }
+
     const reconciler = createReconciler({
       db,
       runtime,
@@ -172,7 +189,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, nodes: nodeDirectory, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>

@@ -265,6 +265,25 @@ export interface ExecResultView {
   truncated: boolean;
 }
 
+/** A machine instances run on: the one engine ("local"), or a swarm node. */
+export interface NodeView {
+  id: string;
+  /** "local" on one engine; the node's host name on a swarm. */
+  name: string;
+  /** Where its instances are reached: a swarm node's address, the engine's publish address on one. */
+  address: string;
+  /** ready, down, unknown or disconnected (Swarm's words). */
+  state: string;
+  availability: 'active' | 'pause' | 'drain';
+  role: 'engine' | 'manager' | 'worker';
+  labels: Record<string, string>;
+  /** What the node offers (Swarm's figures); null on one engine. */
+  capacity: { cpus: number; memoryBytes: number } | null;
+  engineVersion: string | null;
+  /** Pier's instances that run there now. */
+  instances: number;
+}
+
 /** An API token, without its secret (only its hash is stored). */
 export interface TokenView {
   id: string;

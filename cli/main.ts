@@ -32,6 +32,7 @@ export const main = defineCommand({
     completion: () => import('./commands/completion.js').then((m) => m.default),
     edge: () => import('./commands/edge.js').then((m) => m.default),
     edges: () => import('./commands/edges.js').then((m) => m.default),
+    nodes: () => import('./commands/nodes.js').then((m) => m.default),
   },
 });
 

@@ -14,6 +14,8 @@ import { createEventLog } from '../../../api/event-log.js';
 import { createSwarmWatcher } from '../../../api/scheduler/swarm-watcher.js';
 import { createApp, createOrg } from '../../support/test-api.js';
 import { createTestDb } from '../../support/test-db.js';
+import { runPier, startPierServer } from '../../support/pier-process.js';
+import type { NodeView } from '../../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster } from '../../support/swarm-cluster.js';
 import { exchange } from '../../support/tcp-client.js';
@@ -206,6 +208,25 @@ test('swarm services: placed over two nodes, served at node address and publishe
   const back = await assertServes(services, cluster, spread.name, 2);
   t.diagnostic(`worker engine started, node ready and its spread task serving: ${since(mark)}`);
   assert.deepEqual(new Set(back.map((k) => k.nodeId)), new Set([managerNode.id, workerNode.id]));
+
+  // A Pier server whose DOCKER_HOST is the manager lists the swarm's nodes; `pier nodes` drains
+  // and activates one.
+  const server = await startPierServer(t, { DOCKER_HOST: cluster.manager.host, PIER_NETWORK_SUBNET: '198.19.200.0/24' });
+  const pier = async <T>(args: string[]): Promise<T> => {
+    const r = await runPier(args, server.env);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  const listed = (await pier<{ nodes: NodeView[] }>(['nodes', 'list', '--json'])).nodes;
+  assert.deepEqual(listed.map((n) => [n.address, n.role, n.state, n.availability]), [[cluster.manager.address, 'manager', 'ready', 'active'], [cluster.worker.address, 'worker', 'ready', 'active']]);
+  assert.ok(listed.every((n) => n.capacity && n.capacity.cpus > 0 && n.engineVersion));
+  assert.equal((await pier<{ node: NodeView }>(['nodes', 'drain', cluster.worker.address, '--json'])).node.availability, 'drain');
+  assert.equal((await pier<{ node: NodeView }>(['nodes', 'describe', cluster.worker.address, '--json'])).node.availability, 'drain');
+  assert.equal((await services.nodes()).find((n) => n.id === workerNode.id)?.availability, 'drain', 'Swarm has it drained');
+  assert.equal((await pier<{ node: NodeView }>(['nodes', 'activate', workerNode.id, '--json'])).node.availability, 'active');
+  const text = await runPier(['nodes', 'list'], server.env);
+  assert.match(text.stdout, new RegExp(`^\\S+\\s+${cluster.worker.address.replace(/\./g, '\\.')}\\s+ready\\s+active\\s+worker\\s`, 'm'));
+  await server.stop();
 
   await services.removeService(spread.name);
   await services.removeService(spread.name); // already gone is fine
