@@ -1,7 +1,10 @@
 // Pier's Swarm services on a real two-node swarm (test/support/swarm-cluster.ts): a group's
 // service places its tasks, each answers at its node's address and host-mode published port;
-// Swarm replaces a killed task, keeps `spread = "node"` when a node drains, moves a task off a
-// node whose engine stopped, and the node comes back. Every wait is bounded.
+// a port where the task does not listen is refused (no proxy stands in); Swarm replaces a killed
+// task, keeps `spread = "node"` when a node drains, moves a task off a node whose engine stopped,
+// and the node comes back; the watcher records node.down, node.up and instance.moved; a Pier
+// server on the manager lists, drains and activates nodes through `pier nodes`. Every wait is
+// bounded; one cluster serves the whole flow, to keep CI time down.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
