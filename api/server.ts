@@ -121,7 +121,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       const swarm = createSwarmServices({ socketPath: config.dockerSocket });
       if (await swarm.requireManager().then(() => true, () => false)) {
         nodeDirectory = createSwarmNodeDirectory(swarm, installationId);
-        const watcher = createSwarmWatcher({ db, events, services: swarm, installationId, log });
+        const watcher = createSwarmWatcher({ db, events, services: swarm, installationId, log, locks: database.locks });
         watcher.start();
         closers.push(() => watcher.close());
         log.info({ docker: config.dockerSocket }, 'the engine is a swarm manager: nodes are the swarm\'s');

@@ -5,6 +5,7 @@
 // at the next tick, with the last good look kept, so nothing is lost or reported twice.
 import type { Logger } from 'pino';
 import { inArray } from 'drizzle-orm';
+import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { apps, orgs } from '../../db/schema/index.js';
 import type { EventLog } from '../event-log.js';
@@ -21,11 +22,18 @@ export interface SwarmWatcherOptions {
   log: Logger;
   /** Between looks (default 2 s: Swarm's heartbeat is 5 s). */
   intervalMs?: number;
+  /**
+   * With several API servers on one database, only the one holding the watcher's lock records;
+   * the others keep looking (so one takes over at once when the holder goes away).
+   */
+  locks?: AdvisoryLocks | undefined;
 }
+
+const LOCK = 'pier:swarm-watcher';
 
 export interface SwarmWatcher {
   start(): void;
-  /** One look now: records and returns what changed since the last good look. */
+  /** One look now: records and returns what changed since the last good look (none when another server records). */
   check(): Promise<SwarmChange[]>;
   close(): Promise<void>;
 }
@@ -40,6 +48,15 @@ export function createSwarmWatcher(options: SwarmWatcherOptions): SwarmWatcher {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let closed = false;
+  let held: HeldLock | null = null;
+
+  /** True when this watcher records: it holds the lock (taken now if free), or there is none. */
+  async function recorder(): Promise<boolean> {
+    if (!options.locks) return true;
+    if (held && !held.signal.aborted) return true;
+    held = await options.locks.tryLock(LOCK);
+    return held !== null;
+  }
 
   async function look(): Promise<SwarmLook> {
     const list = await services.listServices({ [LABELS.managed]: 'true', [LABELS.installation]: options.installationId });
@@ -81,7 +98,8 @@ export function createSwarmWatcher(options: SwarmWatcherOptions): SwarmWatcher {
 
   async function check(): Promise<SwarmChange[]> {
     const now = await look();
-    const changes = last ? swarmChanges(last, now) : [];
+    const seen = last ? swarmChanges(last, now) : [];
+    const changes = (await recorder()) ? seen : [];
     await record(changes);
     last = { nodes: now.nodes, tasks: lastRunning(last?.tasks ?? {}, now) };
     for (const c of changes) log.info({ change: c.type, ...('address' in c ? { address: c.address } : { service: c.service, from: c.from, to: c.to }) }, c.message);
@@ -108,6 +126,8 @@ export function createSwarmWatcher(options: SwarmWatcherOptions): SwarmWatcher {
       closed = true;
       if (timer) clearTimeout(timer);
       await running;
+      await held?.release().catch((err: unknown) => log.warn({ err }, 'swarm watcher lock release failed'));
+      held = null;
     },
   };
 }

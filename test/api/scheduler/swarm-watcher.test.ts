@@ -17,6 +17,27 @@ function task(id: string, slot: number, nodeId: string, state: SwarmTask['state'
   return { id, serviceId: 's', slot, nodeId, state, desiredState: state === 'running' ? 'running' : 'shutdown', error: null, containerId: null, exitCode: null, ports: {}, updatedAt: null };
 }
 
+test('with two watchers on one database (two API servers), each change is recorded once; the other takes over when the first closes', async (t) => {
+  const database = await createTestDb(t);
+  const { db } = database;
+  const orgId = await createOrg(db, 'o');
+  const events = createEventLog(db);
+  const swarm = { nodes: [node('a'), node('b')] };
+  const services = { listServices: async () => [], tasks: async () => [], nodes: async () => swarm.nodes } as unknown as SwarmServices;
+  const make = () => createSwarmWatcher({ db, events, services, installationId: 'inst', log: pino({ level: 'silent' }), locks: database.locks });
+  const [first, second] = [make(), make()];
+  await first.check();
+  await second.check();
+  swarm.nodes = [node('a'), node('b', 'down')];
+  assert.equal((await first.check()).length, 1);
+  assert.deepEqual(await second.check(), [], 'the second sees it but does not record it');
+  await first.close();
+  swarm.nodes = [node('a'), node('b')];
+  assert.deepEqual((await second.check()).map((c) => c.type), ['node.up'], 'the second records once the first is gone');
+  assert.deepEqual((await events.list({ orgId })).map((e) => e.type), ['node.down', 'node.up']);
+  await second.close();
+});
+
 test('a failed look loses nothing and reports nothing twice; a move of an app the database does not know is not recorded', async (t) => {
   const { db } = await createTestDb(t);
   const orgId = await createOrg(db, 'o');
