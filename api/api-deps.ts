@@ -8,6 +8,7 @@ import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
 import type { IpService } from './ip-service.js';
+import type { NodeDirectory } from './node-directory.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
 
@@ -20,6 +21,8 @@ export interface ApiDeps {
   edgeFeed: EdgeFeed;
   /** Takes the edges' reports of what they serve. */
   edgeReports: EdgeReports;
+  /** The nodes instances run on: a swarm's nodes; the one engine (the nodes table) when unset. */
+  nodes?: NodeDirectory | undefined;
   log: Logger;
   /** Dedicated addresses (`/v1/ips`); without it, a service with no pools is made. */
   ips?: IpService | undefined;

@@ -59,6 +59,15 @@ const checkSchema = z
     }
   });
 
+const placementSchema = z
+  .object({
+    /** "node": the group's instances run on distinct nodes (at most one per node). */
+    spread: z.enum(['node']).optional(),
+    /** Node labels an instance's node must carry, e.g. { disk = "ssd" } (`docker node update --label-add`). */
+    labels: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'must be a node label name: letters, digits, ".", "_" and "-"'), text('line')).default({}),
+  })
+  .strict();
+
 const processSchema = z
   .object({
     cmd: z.array(text()).min(1, 'must hold at least the program to run').optional(),
@@ -66,6 +75,8 @@ const processSchema = z
     count: z.number().int().min(0).max(100).optional(),
     env: env.default({}),
     check: checkSchema.optional(),
+    /** Where instances may run when Pier runs on a swarm (`pier server --runtime swarm`). */
+    placement: placementSchema.optional(),
   })
   .strict();
 

@@ -34,6 +34,9 @@ import { createLocalRegistry } from './registry/local-registry.js';
 import type { Registry, RegistryEvent } from './registry/registry.js';
 import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
+import { createSwarmServices } from './runtime/swarm-services.js';
+import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
+import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
@@ -128,6 +131,20 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     feedResync.unref();
     closers.push(async () => clearInterval(feedResync));
 
+    // On a swarm manager, `pier nodes` lists the swarm's nodes and the watcher records what Swarm
+    // does (node.down, node.up, instance.moved); on a plain engine there is the one local node.
+    let nodeDirectory: NodeDirectory | undefined;
+    if (engineUp && overrides.runtime === undefined) {
+      const swarm = createSwarmServices({ socketPath: config.dockerSocket });
+      if (await swarm.requireManager().then(() => true, () => false)) {
+        nodeDirectory = createSwarmNodeDirectory(swarm, installationId);
+        const watcher = createSwarmWatcher({ db, events, services: swarm, installationId, log, locks: database.locks });
+        watcher.start();
+        closers.push(() => watcher.close());
+        log.info({ docker: config.dockerSocket }, 'the engine is a swarm manager: nodes are the swarm\'s');
+      }
+    }
+
     const reconciler = createReconciler({
       db,
       runtime,
@@ -219,6 +236,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       deleter,
       edgeFeed,
       edgeReports,
+      nodes: nodeDirectory,
       metrics,
       log,
       ips,

@@ -2,7 +2,7 @@
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
-import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, ReleaseView, StatusView, TokenView } from './views.js';
+import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
 const counts = z.record(z.string(), z.number());
@@ -48,6 +48,7 @@ export const instanceViewSchema = z.object({
   state: z.enum(INSTANCE_OBSERVED),
   health: z.string(),
   containerId: z.string().nullable(),
+  node: z.string().describe('the node (Docker engine) it runs on: "local" on a single engine'),
   address: z.string().nullable().describe("the container's address on Pier's network"),
   restartCount: z.number(),
   lastExitCode: z.number().nullable(),
@@ -185,6 +186,19 @@ export function pageSchema<K extends string, T extends z.ZodType>(key: K, item: 
   });
 }
 
+export const nodeViewSchema = z.object({
+  id: z.string(),
+  name: z.string().describe('"local" on one engine; the host name on a swarm'),
+  address: z.string().describe("where its instances are reached (a swarm node's address)"),
+  state: z.string().describe('ready, down, unknown or disconnected'),
+  availability: z.enum(['active', 'pause', 'drain']),
+  role: z.enum(['engine', 'manager', 'worker']),
+  labels: z.record(z.string(), z.string()),
+  capacity: z.object({ cpus: z.number(), memoryBytes: z.number() }).nullable(),
+  engineVersion: z.string().nullable(),
+  instances: z.number().describe("Pier's instances that run there now"),
+});
+
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const agree: [
   Same<z.infer<typeof appViewSchema>, AppView>,
@@ -202,5 +216,6 @@ const agree: [
   Same<z.infer<typeof tokenViewSchema>, TokenView>,
   Same<z.infer<typeof edgeViewSchema>, EdgeView>,
   Same<z.infer<typeof ipViewSchema>, IpView>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<z.infer<typeof nodeViewSchema>, NodeView>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void agree;

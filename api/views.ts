@@ -63,6 +63,8 @@ export interface InstanceView {
   state: Instance['observedState'];
   health: string;
   containerId: string | null;
+  /** The node (Docker engine) it runs on: "local" on a single engine. */
+  node: string;
   /** The container's address on Pier's network, where the edge and the checks reach it. */
   address: string | null;
   restartCount: number;
@@ -205,7 +207,7 @@ export function deploymentView(d: Deployment, appName: string, version: number):
   };
 }
 
-export function instanceView(i: Instance, version: number): InstanceView {
+export function instanceView(i: Instance, version: number, nodeName: (nodeId: string) => string): InstanceView {
   return {
     id: i.id,
     process: i.process,
@@ -214,6 +216,7 @@ export function instanceView(i: Instance, version: number): InstanceView {
     state: i.observedState,
     health: i.health,
     containerId: i.containerId ? i.containerId.slice(0, 12) : null,
+    node: nodeName(i.nodeId),
     address: i.address,
     restartCount: i.restartCount,
     lastExitCode: i.lastExitCode,
@@ -290,6 +293,25 @@ export interface ExecResultView {
   stderr: string;
   /** True when stdout or stderr passed 1 MiB and the rest was dropped. */
   truncated: boolean;
+}
+
+/** A machine instances run on: the one engine ("local"), or a swarm node. */
+export interface NodeView {
+  id: string;
+  /** "local" on one engine; the node's host name on a swarm. */
+  name: string;
+  /** Where its instances are reached: a swarm node's address, the engine's publish address on one. */
+  address: string;
+  /** ready, down, unknown or disconnected (Swarm's words). */
+  state: string;
+  availability: 'active' | 'pause' | 'drain';
+  role: 'engine' | 'manager' | 'worker';
+  labels: Record<string, string>;
+  /** What the node offers (Swarm's figures); null on one engine. */
+  capacity: { cpus: number; memoryBytes: number } | null;
+  engineVersion: string | null;
+  /** Pier's instances that run there now. */
+  instances: number;
 }
 
 /** An API token, without its secret (only its hash is stored). */

@@ -1,7 +1,7 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { Readable } from 'node:stream';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
-import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -121,6 +121,20 @@ export class ApiClient {
   /** The edges that reported to the API, live or not, and the API's current snapshot version. */
   edges(): Promise<{ edges: EdgeView[]; snapshotVersion: number }> {
     return this.request('GET', '/v1/edges');
+  }
+
+  nodes(): Promise<{ nodes: NodeView[] }> {
+    return this.request('GET', '/v1/nodes');
+  }
+
+  node(ref: string): Promise<{ node: NodeView }> {
+    return this.request('GET', `/v1/nodes/${encodeURIComponent(ref)}`);
+  }
+
+  /** Drain or activate a node; doing it twice changes nothing more. */
+  setNodeAvailability(ref: string, action: 'drain' | 'activate'): Promise<{ node: NodeView }> {
+    const node = encodeURIComponent(ref);
+    return this.request('POST', action === 'drain' ? `/v1/nodes/${node}/drain` : `/v1/nodes/${node}/activate`);
   }
 
   /** GET a describe document: its shape is documented in docs/api.md. */

@@ -10,6 +10,7 @@ import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
 import { readEdges, servedState } from '../served-state.js';
+import { loadNodeNames } from '../node-names.js';
 import { appViewSchema, endpointViewSchema, eventViewSchema, instanceViewSchema, pageSchema, releaseViewSchema, statusViewSchema } from '../view-schemas.js';
 import { appView, deploymentView, endpointView, eventView, instanceView, processViews, releaseView, type StatusView } from '../views.js';
 
@@ -139,8 +140,9 @@ export function appRoutes(deps: ApiDeps) {
       .orderBy(desc(instances.createdAt), desc(instances.id))
       .limit(q.limit);
     const version = new Map((await db.select({ id: releases.id, version: releases.version }).from(releases).where(eq(releases.appId, app.id))).map((r) => [r.id, r.version]));
+    const nodeName = await loadNodeNames(db);
     return c.json({
-      instances: rows.map((r) => instanceView(r.inst, version.get(r.inst.releaseId) ?? 0)),
+      instances: rows.map((r) => instanceView(r.inst, version.get(r.inst.releaseId) ?? 0, nodeName)),
       next_cursor: nextCursor(rows, q.limit, (r) => ({ t: r.t, id: r.inst.id })),
     });
   });
@@ -197,14 +199,14 @@ export function appRoutes(deps: ApiDeps) {
       db.select().from(endpoints).where(eq(endpoints.appId, app.id)).orderBy(asc(endpoints.port)),
     ]);
     const named = new Set([dep?.releaseId, ...inst.map((i) => i.releaseId)].filter((id): id is string => id !== undefined && id !== current?.id));
-    const [version, seen] = await Promise.all([versionsOf([...named]), eps.length ? readEdges(db) : Promise.resolve([])]);
+    const [version, seen, nodeName] = await Promise.all([versionsOf([...named]), eps.length ? readEdges(db) : Promise.resolve([]), loadNodeNames(db)]);
     if (current) version.set(current.id, current.version);
     return {
       app: appView(app, current?.version ?? null),
       release: current ? releaseView(current) : null,
       processes: processViews(app, current, inst),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
-      instances: inst.map((i) => instanceView(i, version.get(i.releaseId) ?? 0)),
+      instances: inst.map((i) => instanceView(i, version.get(i.releaseId) ?? 0, nodeName)),
       endpoints: eps.map((e) => endpointView(e, deps.sharedAddresses, { app: app.name, served: servedState(e, seen) })),
     };
   }

@@ -13,6 +13,7 @@ import { readEdges, servedState } from '../served-state.js';
 import { deploymentView, endpointView, eventView, instanceView } from '../views.js';
 import { describeSource, desiredCounts } from '../desired-counts.js';
 import { effectiveCheck } from '../scheduler/readiness-check.js';
+import { loadNodeNames } from '../node-names.js';
 
 // Describe documents are for people and `pier describe --json`; their shapes may grow.
 describeRoute({ method: 'get', path: '/v1/apps/:app/describe', scope: 'read', summary: 'Explain an app: desired versus ready per process, the differences, the last deployment, instances with health output, recent events', response: { type: 'object' }, errors: [404] });
@@ -58,6 +59,7 @@ export function describeRoutes(deps: ApiDeps) {
       : [];
     const [dep] = await db.select().from(deployments).where(eq(deployments.appId, app.id)).orderBy(desc(deployments.createdAt)).limit(1);
     const recent = (await deps.events.list({ orgId: auth.orgId, appId: app.id, limit: 1000 })).slice(-20);
+    const nodeName = await loadNodeNames(db);
     return c.json({
       app: app.name,
       release: current ? { version: current.version, image: current.image, imageDigest: current.imageDigest } : null,
@@ -66,7 +68,7 @@ export function describeRoutes(deps: ApiDeps) {
       processes,
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
-      instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0), healthOutput: i.healthOutput })),
+      instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0, nodeName), healthOutput: i.healthOutput })),
       events: recent.map((e) => eventView(e, app.name)),
     });
   });
@@ -112,7 +114,7 @@ export function describeRoutes(deps: ApiDeps) {
     const events = await deps.events.list({ orgId: auth.orgId, instanceId: inst.id, limit: 100 });
     return c.json({
       app: row.app.name,
-      instance: { ...instanceView(inst, row.version), healthOutput: inst.healthOutput, healthChangedAt: inst.healthChangedAt, lastOom: inst.lastOom },
+      instance: { ...instanceView(inst, row.version, await loadNodeNames(db)), healthOutput: inst.healthOutput, healthChangedAt: inst.healthChangedAt, lastOom: inst.lastOom },
       container: container
         ? { id: container.id, state: container.state, exitCode: container.exitCode, oomKilled: container.oomKilled, error: container.error, startedAt: container.startedAt, finishedAt: container.finishedAt }
         : null,

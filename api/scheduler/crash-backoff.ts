@@ -6,9 +6,10 @@ import type { Instance } from '../../db/schema/index.js';
 import type { ContainerInfo } from '../runtime/runtime.js';
 import { isLive } from './plan.js';
 
-const WINDOW_MS = 60_000;
-const FREE_EXITS = 3;
-const MAX_DELAY_MS = 60_000;
+export const WINDOW_MS = 60_000;
+export const FREE_EXITS = 3;
+export const FIRST_DELAY_MS = 2_000;
+export const MAX_DELAY_MS = 60_000;
 
 export interface Backoff {
   until: Date;
@@ -28,7 +29,7 @@ export function crashBackoff(rows: Instance[], now: Date): Record<string, Backof
   for (const [process, times] of exits) {
     if (times.length < FREE_EXITS) continue;
     const last = Math.max(...times.map((t) => t.getTime()));
-    const delay = Math.min(2_000 * 2 ** (times.length - FREE_EXITS), MAX_DELAY_MS);
+    const delay = Math.min(FIRST_DELAY_MS * 2 ** (times.length - FREE_EXITS), MAX_DELAY_MS);
     out[process] = { until: new Date(last + delay), exits: times.length, lastExit: new Date(last) };
   }
   return out;

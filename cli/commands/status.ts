@@ -61,13 +61,14 @@ function render(s: StatusView, why: string[]): void {
   }
   printLine();
   printTable(
-    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'ADDRESS', 'STARTED', 'REASON'],
+    ['INSTANCE', 'PROCESS', 'RELEASE', 'STATE', 'HEALTH', 'NODE', 'ADDRESS', 'STARTED', 'REASON'],
     s.instances.map((i) => [
       i.id,
       i.process,
       `v${i.release}`,
       i.desired === 'running' ? i.state : `${i.state} (stopping)`,
       i.health === 'none' ? '' : i.health,
+      i.node,
       i.address,
       i.startedAt,
       i.lastReason,

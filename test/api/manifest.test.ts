@@ -245,3 +245,13 @@ for (const c of badBuilds) {
     assert.equal(problems[0]?.line, line);
   });
 }
+
+test('placement: spread "node" and node labels are read; another spread value or a bad label name is a problem at its path', () => {
+  const ok = parseManifest(`${example}\n[processes.web.placement]\nspread = "node"\nlabels = { disk = "ssd" }\n`);
+  assert.deepEqual(ok.processes.web?.placement, { spread: 'node', labels: { disk: 'ssd' } });
+  assert.equal(parseManifest(example).processes.web?.placement, undefined);
+  const problems = problemsOf(() => parseManifest(`${example}\n[processes.web.placement]\nspread = "zone"\nlabels = { "bad label" = "x" }\n`));
+  const paths = problems.map((p) => p.path);
+  assert.ok(paths.includes('processes.web.placement.spread'), JSON.stringify(problems));
+  assert.ok(paths.some((p) => p.startsWith('processes.web.placement.labels')), JSON.stringify(problems));
+});

@@ -39,7 +39,12 @@ interface Ctx {
 }
 
 /** How to run each command that supports --json; `lines` marks newline-delimited JSON. */
-const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | string[]; lines?: boolean }> = {
+/**
+ * `fails`: on this single engine the command can only fail (its success with --json is checked
+ * where it can succeed: `nodes drain|activate` in test/api/runtime/swarm-services.test.ts); it
+ * must then print nothing on stdout and the error code on stderr.
+ */
+const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | string[]; lines?: boolean; fails?: { exitCode: number; error: string } }> = {
   deploy: { args: (c) => ['deploy', '-c', c.file] },
   build: { args: (c) => c.buildFile().then((f) => ['build', '-c', f]), lines: true },
   status: { args: () => ['status'] },
@@ -73,6 +78,10 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'ips describe': { args: async (c) => ['ips', 'describe', await betaAddress(c)] },
   // beta was not deployed again: nothing binds its address.
   'ips release': { args: async (c) => ['ips', 'release', await betaAddress(c), '--yes'] },
+  'nodes list': { args: () => ['nodes', 'list'] },
+  'nodes describe': { args: () => ['nodes', 'describe', 'local'] },
+  'nodes drain': { args: () => ['nodes', 'drain', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
+  'nodes activate': { args: () => ['nodes', 'activate', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
 };
 
 /** The dedicated address `ips allocate` gave beta. */
@@ -128,7 +137,11 @@ test('the CLI contract with scripts', async (t) => {
       // login writes the config file: give it its own, so the other commands keep theirs.
       const env = name === 'login' ? { ...server.env, XDG_CONFIG_HOME: join(server.dir, 'login-config') } : server.env;
       const r = await runPier(args, env, { timeoutMs: 120_000 });
-      if (entry.lines) {
+      if (entry.fails) {
+        assert.equal(r.code, entry.fails.exitCode, `pier ${args.join(' ')}:\n${r.stderr}`);
+        assert.equal(r.stdout, '', `pier ${args.join(' ')} printed on stdout while failing`);
+        assert.match(r.stderr, new RegExp(entry.fails.error));
+      } else if (entry.lines) {
         assert.equal(r.code, 0, `pier ${args.join(' ')}:\n${r.stderr}`);
         const lines = r.stdout.split('\n').filter(Boolean);
         assert.ok(lines.length > 0, `pier ${args.join(' ')} printed nothing`);

@@ -42,11 +42,15 @@ test('pier status shows health, a failed deploy’s whole reason, and why a cras
       out = (await runPier(['status', '--app', 'steady'], server.env)).stdout;
       if (!/\bhealthy\b/.test(out)) await delay(250);
     }
-    assert.match(out, /^INSTANCE\s+PROCESS\s+RELEASE\s+STATE\s+HEALTH\s+ADDRESS\s+STARTED\s+REASON$/m);
-    assert.match(out, /^steady-web-\S+\s+web\s+v1\s+running\s+healthy\s/m);
+    assert.match(out, /^INSTANCE\s+PROCESS\s+RELEASE\s+STATE\s+HEALTH\s+NODE\s+ADDRESS\s+STARTED\s+REASON$/m);
+    assert.match(out, /^steady-web-\S+\s+web\s+v1\s+running\s+healthy\s+local\s/m);
 
     const status = JSON.parse((await runPier(['status', '--app', 'steady', '--json'], server.env)).stdout) as StatusView;
     const instance = status.instances[0]?.id ?? '';
+    // On one engine every instance runs on the node "local"; describe names it too.
+    assert.deepEqual(status.instances.map((i) => i.node), ['local']);
+    const described = JSON.parse((await runPier(['describe', 'instance', instance, '--json'], server.env)).stdout) as { instance: { node: string } };
+    assert.equal(described.instance.node, 'local');
     const res = await fetch(`${server.apiUrl}/v1/apps/steady/instances/${instance}/exec`, {
       method: 'POST',
       headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },

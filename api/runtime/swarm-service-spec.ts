@@ -1,0 +1,82 @@
+// What Pier asks of Swarm for one (app, release, process group): a replicated service, and how it
+// reads as a Docker ServiceSpec. Pure, so the mapping is unit-tested without an engine.
+//
+// Choices, each for a measured reason (docs/several-machines.md):
+// - ports are published in host mode with no published port: each task gets a port of its own on
+//   its node, reached at the node's address, and the client's address is kept. The routing mesh
+//   (ingress) is never used: it needs IPVS and SNATs the client away.
+// - endpoint mode dnsrr: no virtual IP, so nothing is allocated on the ingress network.
+// - Swarm restarts a task that exits (Condition any), after the first crash-backoff step; it has no
+//   growing delay, so the spec carries Pier's first step and window.
+// - spread "node" is Swarm's MaxReplicas 1: at most one task of the service per node.
+// - no UpdateConfig/RollbackConfig: Pier never updates a service's task template in place; a new
+//   release is a new service (rollout.ts), so Swarm's rolling update never runs.
+
+export interface SwarmGroupSpec {
+  /** The service's name: [a-zA-Z0-9-], at most 63 characters. */
+  name: string;
+  /** An image id (`sha256:…`, present on every node) or a `repo@sha256:…` digest reference. */
+  image: string;
+  cmd?: string[] | undefined;
+  env: Record<string, string>;
+  /** On the service and on each task's container (Pier's LABELS). */
+  labels: Record<string, string>;
+  replicas: number;
+  /** Container ports to publish in host mode (endpoint targets and check ports), each once. */
+  ports: number[];
+  memoryBytes?: number | undefined;
+  /** Seconds a stopping task gets before it is killed. */
+  stopGraceSeconds: number;
+  restart: { delayMs: number; windowMs: number };
+  placement: { onePerNode: boolean; nodeLabels: Record<string, string> };
+}
+
+/** The subset of Docker's ServiceSpec Pier sets (Engine API 1.41). */
+export interface DockerServiceSpec {
+  Name: string;
+  Labels: Record<string, string>;
+  TaskTemplate: {
+    ContainerSpec: {
+      Image: string;
+      Args?: string[];
+      Env: string[];
+      Labels: Record<string, string>;
+      StopGracePeriod: number;
+    };
+    Resources?: { Limits: { MemoryBytes: number } };
+    RestartPolicy: { Condition: 'any'; Delay: number; MaxAttempts: number; Window: number };
+    Placement: { Constraints: string[]; MaxReplicas?: number };
+  };
+  Mode: { Replicated: { Replicas: number } };
+  EndpointSpec: { Mode: 'dnsrr'; Ports: { Protocol: 'tcp'; TargetPort: number; PublishMode: 'host' }[] };
+}
+
+const NS_PER_MS = 1_000_000;
+
+export function toDockerServiceSpec(spec: SwarmGroupSpec): DockerServiceSpec {
+  const constraints = Object.entries(spec.placement.nodeLabels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `node.labels.${k}==${v}`);
+  return {
+    Name: spec.name,
+    Labels: spec.labels,
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: spec.image,
+        // Args, not Command: Pier's cmd replaces the image's CMD and keeps its ENTRYPOINT, as on Docker.
+        ...(spec.cmd === undefined ? {} : { Args: spec.cmd }),
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        Labels: spec.labels,
+        StopGracePeriod: spec.stopGraceSeconds * 1_000 * NS_PER_MS,
+      },
+      ...(spec.memoryBytes === undefined ? {} : { Resources: { Limits: { MemoryBytes: spec.memoryBytes } } }),
+      RestartPolicy: { Condition: 'any', Delay: spec.restart.delayMs * NS_PER_MS, MaxAttempts: 0, Window: spec.restart.windowMs * NS_PER_MS },
+      Placement: { Constraints: constraints, ...(spec.placement.onePerNode ? { MaxReplicas: 1 } : {}) },
+    },
+    Mode: { Replicated: { Replicas: spec.replicas } },
+    EndpointSpec: {
+      Mode: 'dnsrr',
+      Ports: [...new Set(spec.ports)].sort((a, b) => a - b).map((p) => ({ Protocol: 'tcp', TargetPort: p, PublishMode: 'host' })),
+    },
+  };
+}

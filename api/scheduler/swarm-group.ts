@@ -1,0 +1,70 @@
+// One Swarm service per (app, release, process group): what it is made of, from the release's
+// manifest. Pure. The name carries the app, the release's version and the process so `docker
+// service ls` reads like `pier status`; Pier finds its services by label, never by name.
+import type { Release } from '../../db/schema/index.js';
+import type { Manifest } from '../manifest.js';
+import { PierError } from '../pier-error.js';
+import { LABELS } from '../runtime/runtime.js';
+import type { SwarmGroupSpec } from '../runtime/swarm-service-spec.js';
+import { FIRST_DELAY_MS, WINDOW_MS } from './crash-backoff.js';
+
+export interface SwarmGroupInput {
+  app: { id: string; name: string };
+  release: Pick<Release, 'id' | 'version' | 'imageId' | 'manifest'>;
+  process: string;
+  installationId: string;
+  replicas: number;
+  stopGraceSeconds?: number;
+}
+
+const NAME_LIMIT = 63;
+
+export function swarmServiceName(app: string, version: number, process: string): string {
+  const name = `pier-${app}-v${version}-${process}`.replace(/[^a-zA-Z0-9-]/g, '-');
+  if (name.length <= NAME_LIMIT) return name;
+  // Long app and process names: keep the version and process readable, cut the app.
+  const tail = `-v${version}-${process}`.replace(/[^a-zA-Z0-9-]/g, '-').slice(-(NAME_LIMIT - 10));
+  return `pier-${app.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, NAME_LIMIT - 5 - tail.length)}${tail}`;
+}
+
+export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
+  const manifest = input.release.manifest as Manifest;
+  const spec = manifest.processes[input.process];
+  if (!spec) {
+    throw new PierError('E_PROCESS_NOT_FOUND', `release v${input.release.version} of ${input.app.name} has no process ${input.process}`, {
+      status: 404,
+      hint: `use one of: ${Object.keys(manifest.processes).join(', ')}`,
+    });
+  }
+  const ports = manifest.endpoints.filter((e) => e.process === input.process).map((e) => e.target);
+  // The check reaches the task on its node too: its port is published like an endpoint's.
+  if (spec.check?.port !== undefined) ports.push(spec.check.port);
+  const labels = {
+    [LABELS.managed]: 'true',
+    [LABELS.installation]: input.installationId,
+    [LABELS.app]: input.app.id,
+    [LABELS.release]: input.release.id,
+    [LABELS.process]: input.process,
+  };
+  return {
+    name: swarmServiceName(input.app.name, input.release.version, input.process),
+    image: input.release.imageId,
+    cmd: spec.cmd,
+    env: {
+      ...manifest.env,
+      ...spec.env,
+      PIER_APP: input.app.name,
+      PIER_PROCESS: input.process,
+      PIER_RELEASE: String(input.release.version),
+      // Swarm fills these in per task (Go templates in Env are Swarm's own feature).
+      PIER_INSTANCE: '{{.Task.Name}}',
+      PIER_NODE: '{{.Node.Hostname}}',
+    },
+    labels,
+    replicas: input.replicas,
+    ports,
+    stopGraceSeconds: input.stopGraceSeconds ?? 10,
+    restart: { delayMs: FIRST_DELAY_MS, windowMs: WINDOW_MS },
+    placement: { onePerNode: spec.placement?.spread === 'node', nodeLabels: spec.placement?.labels ?? {} },
+  };
+}

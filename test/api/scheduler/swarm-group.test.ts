@@ -1,0 +1,95 @@
+// The mapping from a release's process group to a Swarm service, without an engine: names, ports,
+// placement, restart policy, env templates and the Docker ServiceSpec it becomes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseManifest } from '../../../api/manifest.js';
+import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
+import { FIRST_DELAY_MS, WINDOW_MS } from '../../../api/scheduler/crash-backoff.js';
+import { swarmGroupSpec, swarmServiceName } from '../../../api/scheduler/swarm-group.js';
+
+const manifest = parseManifest(`app = "shop"
+image = "local/shop:1"
+env = { MODE = "prod" }
+
+[processes.web]
+cmd = ["serve", "--port", "8080"]
+env = { MODE = "web" }
+check = { type = "tcp", port = 9090 }
+placement = { spread = "node", labels = { disk = "ssd", zone = "a" } }
+
+[processes.worker]
+
+[[endpoints]]
+process = "web"
+port = 443
+target = 8080
+
+[[endpoints]]
+process = "web"
+port = 80
+target = 8081
+`);
+
+const release = { id: 'rel_1', version: 7, imageId: 'sha256:' + 'a'.repeat(64), manifest };
+const input = { app: { id: 'app_1', name: 'shop' }, release, installationId: 'inst_1', replicas: 2 };
+
+test('a group becomes one replicated service named after app, version and process, labelled like Pier\'s containers', () => {
+  const spec = swarmGroupSpec({ ...input, process: 'web' });
+  assert.equal(spec.name, 'pier-shop-v7-web');
+  assert.equal(spec.image, release.imageId);
+  assert.deepEqual(spec.cmd, ['serve', '--port', '8080']);
+  assert.equal(spec.replicas, 2);
+  assert.deepEqual(spec.labels, { 'dev.pier.managed': 'true', 'dev.pier.installation': 'inst_1', 'dev.pier.app': 'app_1', 'dev.pier.release': 'rel_1', 'dev.pier.process': 'web' });
+  assert.equal(spec.env.MODE, 'web', 'the process env wins over the app env');
+  assert.equal(spec.env.PIER_RELEASE, '7');
+  assert.equal(spec.env.PIER_INSTANCE, '{{.Task.Name}}');
+});
+
+test('the endpoint targets of the process and its check port are published; placement and restart come from the manifest and crash backoff', () => {
+  const spec = swarmGroupSpec({ ...input, process: 'web' });
+  assert.deepEqual(spec.ports, [8080, 8081, 9090]);
+  assert.deepEqual(spec.placement, { onePerNode: true, nodeLabels: { disk: 'ssd', zone: 'a' } });
+  assert.deepEqual(spec.restart, { delayMs: FIRST_DELAY_MS, windowMs: WINDOW_MS });
+  const worker = swarmGroupSpec({ ...input, process: 'worker' });
+  assert.deepEqual(worker.ports, []);
+  assert.deepEqual(worker.placement, { onePerNode: false, nodeLabels: {} });
+  assert.equal(worker.cmd, undefined);
+});
+
+test('an unknown process is E_PROCESS_NOT_FOUND naming the ones there are', () => {
+  assert.throws(() => swarmGroupSpec({ ...input, process: 'cron' }), (err: Error & { code?: string; hint?: string }) => {
+    assert.equal(err.code, 'E_PROCESS_NOT_FOUND');
+    assert.match(err.hint ?? '', /web, worker/);
+    return true;
+  });
+});
+
+test('the Docker ServiceSpec: host-mode ports without a published port, dnsrr, label constraints, MaxReplicas 1 for spread, restart policy in nanoseconds, Args not Command', () => {
+  const docker = toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'web' }));
+  assert.deepEqual(docker.EndpointSpec, {
+    Mode: 'dnsrr',
+    Ports: [8080, 8081, 9090].map((p) => ({ Protocol: 'tcp', TargetPort: p, PublishMode: 'host' })),
+  });
+  assert.deepEqual(docker.TaskTemplate.Placement, { Constraints: ['node.labels.disk==ssd', 'node.labels.zone==a'], MaxReplicas: 1 });
+  assert.deepEqual(docker.TaskTemplate.RestartPolicy, { Condition: 'any', Delay: FIRST_DELAY_MS * 1e6, MaxAttempts: 0, Window: WINDOW_MS * 1e6 });
+  assert.deepEqual(docker.TaskTemplate.ContainerSpec.Args, ['serve', '--port', '8080']);
+  assert.equal('Command' in docker.TaskTemplate.ContainerSpec, false);
+  assert.ok(docker.TaskTemplate.ContainerSpec.Env.includes('MODE=web'));
+  assert.equal(docker.TaskTemplate.ContainerSpec.StopGracePeriod, 10e9);
+  assert.deepEqual(docker.Mode, { Replicated: { Replicas: 2 } });
+  assert.equal('UpdateConfig' in docker, false, 'Swarm\'s rolling update is never configured');
+
+  const worker = toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'worker', replicas: 0 }));
+  assert.deepEqual(worker.TaskTemplate.Placement, { Constraints: [] });
+  assert.deepEqual(worker.EndpointSpec.Ports, []);
+  assert.equal('Args' in worker.TaskTemplate.ContainerSpec, false, 'no cmd keeps the image\'s CMD');
+  assert.deepEqual(worker.Mode, { Replicated: { Replicas: 0 } });
+});
+
+test('service names stay within 63 characters of [a-zA-Z0-9-], keeping version and process', () => {
+  assert.equal(swarmServiceName('a_b', 1, 'web'), 'pier-a-b-v1-web');
+  const long = swarmServiceName('x'.repeat(60), 12345, 'worker');
+  assert.ok(long.length <= 63, long);
+  assert.match(long, /^pier-x+-v12345-worker$/);
+  assert.ok(swarmServiceName('a', 1, 'p'.repeat(63)).length <= 63);
+});
