@@ -28,6 +28,7 @@ import { edgeRoutes } from './routes/edge.js';
 import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
 import { openApiRoutes } from './routes/openapi.js';
+import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { ErrorBody } from './views.js';
 
@@ -91,6 +92,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', describeRoutes(deps));
   app.route('/v1', eventStreamRoutes(deps));
   app.route('/v1', tokenRoutes(deps));
+  app.route('/v1', registryRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

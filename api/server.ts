@@ -27,7 +27,12 @@ import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createExternalRegistry } from './registry/external-registry.js';
 import { createLocalRegistry } from './registry/local-registry.js';
-import type { Registry, RegistryEvent } from './registry/registry.js';
+import type { Registry, RegistryCredentials, RegistryEvent } from './registry/registry.js';
+import { createRegistryClient } from './registry/registry-client.js';
+import { registryCredentials } from './registry/registry-credentials.js';
+import { createRegistryGate } from './registry/registry-gate.js';
+import { createRegistryGc } from './registry/registry-gc.js';
+import { startRegistryGcTask } from './registry/registry-gc-task.js';
 import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
@@ -86,7 +91,16 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     closers.push(() => database.close());
     const { db } = database;
 
-    const runtime = overrides.runtime ?? createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
+    // An external registry's credentials: given now (then kept in the data folder) or kept before.
+    const credentials: RegistryCredentials | null =
+      config.registry.kind === 'external' ? await registryCredentials(config.dataDir, config.registry.url.origin, config.registry.credentials) : null;
+    const runtime =
+      overrides.runtime ??
+      createDockerRuntime({
+        socketPath: config.dockerSocket,
+        log: log.child({ component: 'runtime' }),
+        registryAuth: credentials && config.registry.kind === 'external' ? { host: config.registry.url.host, ...credentials } : undefined,
+      });
     const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
     const engineUp = await runtime.ping().then(
       () => true,
@@ -166,9 +180,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       config.registry.kind === 'local'
         ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
         : null;
-    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url) : null);
+    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url, credentials) : null);
     if (registry) closers.push(() => registry.close());
     const registryStart = local?.start();
+    const gate = createRegistryGate();
+    const registryGc = registry
+      ? createRegistryGc({ db, registry, gate, keep: config.registryGc.keep, graceMs: config.registryGc.graceMs, log: log.child({ component: 'registry-gc' }) })
+      : null;
 
     const deploys = createDeployService({
       db,
@@ -177,6 +195,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       enqueue: (id) => scheduler.enqueue(id),
       onRoutesChanged: (id) => edgeFeed.refresh(id),
       log: log.child({ component: 'deploys' }),
+      registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
     });
     const deleter = createAppDeleter({
       runtime,
@@ -193,7 +212,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
     const builds = overrides.runtime
       ? undefined
-      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, log: log.child({ component: 'builds' }) });
+      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, gate, log: log.child({ component: 'builds' }) });
 
     let ready = false;
     const api = createApi({
@@ -212,6 +231,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
       dataDir: config.dataDir,
+      registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => registryOrg } : undefined,
     });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
@@ -234,6 +254,17 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     registryOrg = admin.orgId;
     const registryStarted = await registryStart;
     if (registryStarted && !registryStarted.ok) warnings.push(`the image registry does not serve: ${registryStarted.problem}; deploys from a Dockerfile fail until it does (Pier keeps retrying)`);
+    if (registryGc && config.registryGc.intervalMs !== null) {
+      const task = startRegistryGcTask({
+        run: () => registryGc.run(),
+        intervalMs: config.registryGc.intervalMs,
+        log: log.child({ component: 'registry-gc' }),
+        onEvent: (e) => {
+          if (registryOrg) events.record({ orgId: registryOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
+        },
+      });
+      closers.push(async () => task.close());
+    }
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
