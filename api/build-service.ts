@@ -73,12 +73,12 @@ export function createBuildService(options: BuildServiceOptions) {
         onLine,
       );
       const push = async (): Promise<string> => {
-        if (options.gate?.collecting) onLine('waiting for the registry: garbage collection is running');
         const { digest } = await builder.push(tag, onLine, reg.credentials);
         const pinned = `${repo}@${digest}`;
         options.gate?.notePush(pinned);
         return pinned;
       };
+      if (options.gate?.collecting) onLine('waiting for the registry: garbage collection is running');
       const image = options.gate ? await options.gate.shared(push) : await push();
       const digest = image.slice(image.indexOf('@') + 1);
       log.info({ app: req.app, image, imageId, contextHash: req.contextHash, ms: Date.now() - started }, 'image built and pushed');
