@@ -1,4 +1,5 @@
-// The server's periodic registry garbage collection: every interval, one run; a run that fails is
+// The server's periodic registry garbage collection: a first run 10 min after the start (or
+// sooner, with a shorter interval), then one every interval; a run that fails is
 // logged, recorded as an event and retried sooner (1 min doubling up to the interval). Nothing
 // it meets ends the server.
 import type { Logger } from 'pino';
@@ -11,6 +12,8 @@ export interface RegistryGcTaskOptions {
   onEvent: (event: { type: 'registry.gc' | 'registry.gc_failed'; message: string; data: Record<string, unknown> }) => void;
   /** First retry after a failure (default 60 s). */
   retryMs?: number;
+  /** The first run after the start (default: the interval, at most 10 min), so a server restarted more often than the interval still collects. */
+  firstRunMs?: number;
 }
 
 export function startRegistryGcTask(options: RegistryGcTaskOptions): { close(): void } {
@@ -48,7 +51,7 @@ export function startRegistryGcTask(options: RegistryGcTaskOptions): { close(): 
     }
   }
 
-  schedule(options.intervalMs);
+  schedule(options.firstRunMs ?? Math.min(options.intervalMs, 10 * 60_000));
   return {
     close() {
       closed = true;
