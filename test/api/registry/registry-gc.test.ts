@@ -12,7 +12,11 @@ import { and, eq } from 'drizzle-orm';
 import { pino } from 'pino';
 import { apps, instances, nodes, releases } from '../../../db/schema/index.js';
 import type { AuthContext } from '../../../api/auth.js';
+import { createApi } from '../../../api/app.js';
+import { createAppDeleter } from '../../../api/app-deleter.js';
 import { createBuildService } from '../../../api/build-service.js';
+import { createEdgeFeed } from '../../../api/edge-feed.js';
+import { createEdgeReports } from '../../../api/edge-reports.js';
 import { createDeployService } from '../../../api/deploy-service.js';
 import { createEventLog } from '../../../api/event-log.js';
 import { parseManifest } from '../../../api/manifest.js';
@@ -26,7 +30,7 @@ import { createDockerRuntime } from '../../../api/runtime/docker-runtime.js';
 import { createTransactions } from '../../../api/transactions.js';
 import { makeContext, removeRegistryImages, tarOf } from '../../support/build-context.js';
 import { requireDocker } from '../../support/images.js';
-import { createOrg } from '../../support/test-api.js';
+import { createOrg, createToken } from '../../support/test-api.js';
 import { createTestDb } from '../../support/test-db.js';
 
 async function setup(t: TestContext) {
@@ -61,7 +65,28 @@ async function setup(t: TestContext) {
     const [repo, digest] = image.slice(registry.host.length + 1).split('@') as [string, string];
     return (await client.manifestDigest(repo, digest)) !== null;
   };
-  return { db, registry, gate, deploys, auth, gc, build, deploy, present, dir };
+  /** POST /v1/registry/gc on the API, with or without a collector. */
+  async function route(withGc = true) {
+    const collector = createRegistryGc({ db, registry, gate, keep: 1, graceMs: 60_000, log });
+    const api = createApi({
+      db,
+      events,
+      runtime,
+      deploys,
+      deleter: createAppDeleter({ runtime, transactions, onDeleted: () => {} }),
+      edgeReports: createEdgeReports({ db, transactions, log, enqueue: () => {} }),
+      edgeFeed: createEdgeFeed({ db, log, sharedAddresses: ['127.0.0.1'] }),
+      log,
+      sharedAddresses: ['127.0.0.1'],
+      ready: () => true,
+      registryGc: withGc ? { run: (o) => collector.run(o), ownerOrgId: () => orgId } : undefined,
+    });
+    return async (token: string, body = JSON.stringify({ dryRun: true })) => {
+      const res = await api.request('/v1/registry/gc', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
+    };
+  }
+  return { db, registry, gate, deploys, auth, gc, build, deploy, present, dir, route, orgId };
 }
 
 test('GC keeps the newest images, the current and running ones; removes older, deleted apps\' and never-deployed ones; a rollback to a collected release is 410', async (t) => {
@@ -116,7 +141,7 @@ test('GC keeps the newest images, the current and running ones; removes older, d
   assert.equal(again.blobsCollected, false);
 });
 
-test('a push waits while a collection holds the registry, and an image pushed within the grace time stays', async (t) => {
+test('a push waits while a collection holds the registry; an image pushed within the grace time stays; POST /v1/registry/gc is for the server org\'s admin', async (t) => {
   if (!(await requireDocker(t))) return;
   const s = await setup(t);
   const first = await s.build('site', 'one');
@@ -142,4 +167,27 @@ test('a push waits while a collection holds the registry, and an image pushed wi
   // Pushed by `pier build`, not deployed yet: it stays within the grace time, goes after it.
   assert.deepEqual((await s.gc(1, 60_000).run({ dryRun: true })).removed, []);
   assert.deepEqual((await s.gc(1, 0).run({ dryRun: true })).removed.map((r) => r.image), [second]);
+
+  // The same through POST /v1/registry/gc (grace 60 s): only the server's own org's org-wide admin.
+  const gcRoute = await s.route();
+  const admin = await createToken(s.db, s.orgId, { scope: 'admin' });
+  const ok = await gcRoute(admin);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body, { dryRun: true, registry: 'local', removed: [], kept: 2, bytesFreed: null, blobsCollected: false });
+  const other = await createOrg(s.db, 'other');
+  const [siteApp] = await s.db.select().from(apps).where(eq(apps.name, 'site'));
+  for (const token of [
+    await createToken(s.db, s.orgId, { scope: 'deploy' }),
+    await createToken(s.db, s.orgId, { scope: 'admin', appId: siteApp!.id }),
+    await createToken(s.db, other, { scope: 'admin' }),
+  ]) {
+    const refused = await gcRoute(token);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error?.code, 'E_FORBIDDEN');
+  }
+  assert.equal((await gcRoute(admin, '{"dryRun": "yes"}')).status, 400);
+  assert.equal((await gcRoute(admin, 'not json')).status, 400);
+  const none = await (await s.route(false))(admin);
+  assert.equal(none.status, 503);
+  assert.equal(none.body.error?.code, 'E_REGISTRY_UNAVAILABLE');
 });
