@@ -9,6 +9,7 @@ import type { EdgeReports } from './edge-reports.js';
 import type { EventLog } from './event-log.js';
 import type { IpService } from './ip-service.js';
 import type { NodeDirectory } from './node-directory.js';
+import type { GcResult } from './registry/registry-gc.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
 
@@ -42,6 +43,8 @@ export interface ApiDeps {
   builds?: BuildService | undefined;
   /** Largest build context accepted (413 above); api/routes/builds.ts has the default. */
   buildContextLimitBytes?: number | undefined;
+  /** Registry garbage collection (absent: no registry); only the server's own org may run it. */
+  registryGc?: { run(options: { dryRun: boolean }): Promise<GcResult>; ownerOrgId(): string | undefined } | undefined;
   /** Where uploaded build contexts are kept while they build (under it, `builds/`). */
   dataDir?: string | undefined;
 }

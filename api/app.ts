@@ -30,6 +30,7 @@ import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { openApiRoutes } from './routes/openapi.js';
+import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { ipRoutes } from './routes/ips.js';
 import { createIpService } from './ip-service.js';
@@ -108,6 +109,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const ips = deps.ips ?? createIpService({ db: deps.db, transactions: createTransactions({ db: deps.db, events: deps.events }), pools: [], sharedAddresses: deps.sharedAddresses, cooldownMs: DEFAULT_IP_COOLDOWN_MS });
   app.route('/v1', ipRoutes({ ...deps, ips }));
   app.route('/v1', nodeRoutes(deps));
+  app.route('/v1', registryRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

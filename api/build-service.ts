@@ -5,6 +5,7 @@
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
 import { PierError } from './pier-error.js';
+import type { RegistryGate } from './registry/registry-gate.js';
 import type { Registry } from './registry/registry.js';
 import type { ImageBuilder } from './runtime/image-builder.js';
 import { LABELS } from './runtime/runtime.js';
@@ -32,6 +33,8 @@ export interface BuildServiceOptions {
   builder: ImageBuilder;
   /** Null when the server runs without one (--registry off). */
   registry: Registry | null;
+  /** Pushes wait while garbage collection runs, and are noted so it keeps them (registry-gc.ts). */
+  gate?: RegistryGate | undefined;
   log: Logger;
 }
 
@@ -69,8 +72,15 @@ export function createBuildService(options: BuildServiceOptions) {
         },
         onLine,
       );
-      const { digest } = await builder.push(tag, onLine);
-      const image = `${repo}@${digest}`;
+      const push = async (): Promise<string> => {
+        const { digest } = await builder.push(tag, onLine, reg.credentials);
+        const pinned = `${repo}@${digest}`;
+        options.gate?.notePush(pinned);
+        return pinned;
+      };
+      if (options.gate?.collecting) onLine('waiting for the registry: garbage collection is running');
+      const image = options.gate ? await options.gate.shared(push) : await push();
+      const digest = image.slice(image.indexOf('@') + 1);
       log.info({ app: req.app, image, imageId, contextHash: req.contextHash, ms: Date.now() - started }, 'image built and pushed');
       return { image, digest, imageId, contextHash: req.contextHash };
     },

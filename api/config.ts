@@ -1,11 +1,13 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { parseIpPools, type IpPool } from './ip-pool.js';
-import { parseDuration } from './manifest.js';
+import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
+import { Secret } from './registry/registry-credentials.js';
 
 export type Role = 'api' | 'edge';
 
@@ -42,6 +44,12 @@ export interface ServerConfig {
    * (local, the default), an external one by URL, or none (off: deploys from a Dockerfile fail).
    */
   registry: RegistrySetting;
+  /**
+   * Registry garbage collection (--registry-keep, --registry-gc-grace, --registry-gc-interval and
+   * their PIER_ variables): images kept per app, the age under which a pushed image is never
+   * deleted, and how often the server collects (null: only on demand).
+   */
+  registryGc: { keep: number; graceMs: number; intervalMs: number | null };
   /** Largest build context the API accepts (--build-context-limit, PIER_BUILD_CONTEXT_LIMIT; default 512MiB). */
   buildContextLimitBytes: number;
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
@@ -51,7 +59,10 @@ export interface ServerConfig {
 export const DEFAULT_NETWORK = 'pier';
 export const DEFAULT_NETWORK_SUBNET = '198.19.0.0/16';
 
-export type RegistrySetting = { kind: 'local'; dir: string; binary: string } | { kind: 'external'; url: URL } | { kind: 'off' };
+export type RegistrySetting =
+  | { kind: 'local'; dir: string; binary: string }
+  | { kind: 'external'; url: URL; credentials: { username: string; password: Secret } | undefined }
+  | { kind: 'off' };
 
 /** The database pool holds 10 connections: reconciles leave at least two to the API. */
 export const MAX_RECONCILE_CONCURRENCY = 8;
@@ -64,6 +75,11 @@ export interface ServerFlags {
   edgeName?: string | undefined;
   bodyLimit?: string | undefined;
   registry?: string | undefined;
+  registryUser?: string | undefined;
+  registryPasswordFile?: string | undefined;
+  registryKeep?: string | undefined;
+  registryGcGrace?: string | undefined;
+  registryGcInterval?: string | undefined;
   buildContextLimit?: string | undefined;
   /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
   ipPools?: string[] | undefined;
@@ -97,7 +113,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
     bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
-    registry: parseRegistry(flags.registry ?? env.PIER_REGISTRY, dataDir),
+    registry: parseRegistry(flags.registry ?? env.PIER_REGISTRY, dataDir, {
+      username: flags.registryUser ?? env.PIER_REGISTRY_USER,
+      password: env.PIER_REGISTRY_PASSWORD,
+      passwordFile: flags.registryPasswordFile ?? env.PIER_REGISTRY_PASSWORD_FILE,
+    }),
+    registryGc: {
+      keep: parseKeep(flags.registryKeep ?? env.PIER_REGISTRY_KEEP),
+      graceMs: parseDuration(flags.registryGcGrace ?? env.PIER_REGISTRY_GC_GRACE, 'registry GC grace', '--registry-gc-grace', 24 * 3_600_000) as number,
+      intervalMs: parseDuration(flags.registryGcInterval ?? env.PIER_REGISTRY_GC_INTERVAL, 'registry GC interval', '--registry-gc-interval', 24 * 3_600_000, true),
+    },
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
   };
@@ -111,7 +136,7 @@ function parseCooldown(value: string | undefined): number {
   if (!/^\d+(ms|s|m|h)$/.test(value)) {
     throw new PierError('E_CONFIG_INVALID', `PIER_IP_COOLDOWN "${value}" is not a duration`, { status: 400, hint: 'use a duration such as "0s", "10m" or "24h" (default 1h)' });
   }
-  return parseDuration(value);
+  return parseManifestDuration(value);
 }
 
 /** Docker's own rule for network names; `pier` unless set. */
@@ -188,23 +213,100 @@ export function parseSize(value: string | undefined, what = 'body limit'): numbe
   return bytes;
 }
 
-/** "local" (default), "off", or the URL of an external registry (http://host:port). */
-function parseRegistry(value: string | undefined, dataDir: string): RegistrySetting {
-  if (value === undefined || value === '' || value === 'local') return { kind: 'local', dir: join(dataDir, 'registry'), binary: '/usr/bin/docker-registry' };
-  if (value === 'off') return { kind: 'off' };
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
+interface CredentialInput {
+  username: string | undefined;
+  password: string | undefined;
+  passwordFile: string | undefined;
+}
+
+/**
+ * "local" (default), "off", or the URL of an external registry (http://host:port), with
+ * credentials for the external one. A password is never taken from the command line (other
+ * users see it in `ps`) and never repeated in an error.
+ */
+function parseRegistry(value: string | undefined, dataDir: string, auth: CredentialInput): RegistrySetting {
+  const wantsAuth = Boolean(auth.username || auth.password || auth.passwordFile);
+  let setting: RegistrySetting;
+  if (value === undefined || value === '' || value === 'local') setting = { kind: 'local', dir: join(dataDir, 'registry'), binary: '/usr/bin/docker-registry' };
+  else if (value === 'off') setting = { kind: 'off' };
+  else {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    if (url && (url.username || url.password)) {
+      throw new PierError('E_CONFIG_INVALID', `the registry URL ${url.protocol}//…@${url.host} holds credentials; Pier does not read them from a URL`, {
+        status: 400,
+        hint: 'pass --registry http://HOST:PORT, --registry-user USER and the password in PIER_REGISTRY_PASSWORD or --registry-password-file FILE',
+      });
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/') {
+      throw new PierError('E_CONFIG_INVALID', `registry "${value}" is not local, off or a registry URL`, {
+        status: 400,
+        hint: 'use --registry local (Pier runs one), --registry off, or --registry http://HOST:PORT (no path)',
+      });
+    }
+    setting = { kind: 'external', url, credentials: undefined };
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.username || url.password) {
-    throw new PierError('E_CONFIG_INVALID', `registry "${value}" is not local, off or a registry URL`, {
+  if (!wantsAuth) return setting;
+  if (setting.kind !== 'external') {
+    throw new PierError('E_CONFIG_INVALID', `registry credentials are for an external registry, and this server's registry is ${setting.kind}`, {
       status: 400,
-      hint: 'use --registry local (Pier runs one), --registry off, or --registry http://HOST:PORT (no path, no credentials in the URL)',
+      hint: "pass --registry http://HOST:PORT with them, or drop --registry-user and PIER_REGISTRY_PASSWORD (Pier's own registry needs none)",
     });
   }
-  return { kind: 'external', url };
+  if (!auth.username) {
+    throw new PierError('E_CONFIG_INVALID', 'a registry password was given without a user', { status: 400, hint: 'add --registry-user USER (or PIER_REGISTRY_USER)' });
+  }
+  let password = auth.password;
+  if (auth.passwordFile) {
+    try {
+      password = readFileSync(auth.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new PierError('E_CONFIG_INVALID', `cannot read the registry password file ${auth.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`, {
+        status: 400,
+        hint: 'give a file this user can read, holding the password alone',
+      });
+    }
+  }
+  if (!password) {
+    throw new PierError('E_CONFIG_INVALID', `registry user ${auth.username} was given without a password`, {
+      status: 400,
+      hint: 'put the password in PIER_REGISTRY_PASSWORD or in a file named by --registry-password-file (never on the command line)',
+    });
+  }
+  return { ...setting, credentials: { username: auth.username, password: new Secret(password) } };
+}
+
+/** Images kept per app (--registry-keep, PIER_REGISTRY_KEEP): 1 to 10000, default 10. */
+function parseKeep(value: string | undefined): number {
+  if (value === undefined || value === '') return 10;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new PierError('E_CONFIG_INVALID', `registry keep "${value}" is not a whole number from 1 to 10000`, {
+      status: 400,
+      hint: 'pass --registry-keep N or set PIER_REGISTRY_KEEP: the built images kept per app besides the current and running ones (default 10)',
+    });
+  }
+  return n;
+}
+
+/** "30s", "90m", "12h", "7d" → ms; "off" (where allowed) → null. */
+function parseDuration(value: string | undefined, what: string, flag: string, fallback: number, offAllowed = false): number | null {
+  if (value === undefined || value === '') return fallback;
+  if (offAllowed && value === 'off') return null;
+  const m = /^(\d+)(s|m|h|d)$/.exec(value.trim());
+  const unit: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const ms = m ? Number(m[1]) * (unit[m[2] as string] as number) : NaN;
+  if (!Number.isSafeInteger(ms) || (offAllowed && ms <= 0)) {
+    throw new PierError('E_CONFIG_INVALID', `${what} "${value}" is not a duration`, {
+      status: 400,
+      hint: `pass ${flag} with a number and s, m, h or d, e.g. 30m or 24h${offAllowed ? ', or off' : ''}`,
+    });
+  }
+  return ms;
 }
 
 function parseRoles(value: string): Role[] {

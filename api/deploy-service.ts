@@ -23,6 +23,8 @@ import { isPierError, PierError } from './pier-error.js';
 import { claimsOf, findConflicts, isClaimViolation, portInUse, releaseUnusedPorts } from './port-claims.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
+import type { RegistryClient } from './registry/registry-client.js';
+import type { RegistryGate } from './registry/registry-gate.js';
 
 export interface DeployServiceOptions {
   db: Db;
@@ -39,6 +41,12 @@ export interface DeployServiceOptions {
   ipPools?: IpPool[];
   /** For what goes wrong after a commit (tidying unused ports); silent without one. */
   log?: Logger;
+  /**
+   * Pier's registry, when it has one: a release that pins one of its images checks that the
+   * image is still there (garbage collection may have deleted it) while holding the gate shared,
+   * so a collection cannot delete it between the check and the commit.
+   */
+  registryImages?: { host: string; gate: RegistryGate; client: Pick<RegistryClient, 'manifestDigest'> } | undefined;
 }
 
 export interface DeployResult {
@@ -55,6 +63,125 @@ export function createDeployService(options: DeployServiceOptions) {
   const { db, runtime, transactions } = options;
   const log = options.log ?? pino({ level: 'silent' });
 
+  /**
+   * Runs FN (which writes a release pinning REFERENCE) with the registry gate held shared, after
+   * checking that the registry still has the image. Other images: FN alone.
+   */
+  async function withRegistryImage<T>(reference: string, version: number | null, appName: string, fn: () => Promise<T>): Promise<T> {
+    const reg = options.registryImages;
+    const at = reference.indexOf('@sha256:');
+    if (!reg || !reference.startsWith(`${reg.host}/`) || at < 0) return fn();
+    return reg.gate.shared(async () => {
+      const repo = reference.slice(reg.host.length + 1, at);
+      const digest = reference.slice(at + 1);
+      if ((await reg.client.manifestDigest(repo, digest)) === null) {
+        const which = version === null ? `image ${reference}` : `the image of v${version} (${reference})`;
+        throw new PierError('E_IMAGE_COLLECTED', `${which} was garbage-collected from Pier's registry: it is past the images Pier keeps for ${appName}`, {
+          status: 410,
+          hint:
+            version === null
+              ? 'build it again: `pier deploy -c pier.toml` (the same context gives the same digest)'
+              : `check out the source of v${version} and \`pier deploy -c pier.toml\` (the same context gives the same digest), or roll back to a newer release; to keep more images, start pier server with a higher --registry-keep`,
+          details: { image: reference, version },
+        });
+      }
+      return fn();
+    });
+  }
+
+  async function deployImage(auth: AuthContext, manifest: Manifest, description: string, built: string | undefined, reference: string): Promise<DeployResult> {
+    // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
+    const image = await runtime.resolveImage(reference, 'missing');
+    const imageDigest = image.repoDigest ?? image.id;
+    const build: ReleaseBuild | null =
+      built && manifest.build
+        ? {
+            contextHash: image.labels?.[LABELS.buildContext] ?? null,
+            dockerfile: manifest.build.dockerfile,
+            target: manifest.build.target ?? null,
+            argKeys: Object.keys(manifest.build.args).sort(),
+            // Pier builds with the engine's classic builder (api/runtime/docker-builder.ts).
+            builder: image.builtBy ? `Docker Engine ${image.builtBy}, classic builder` : null,
+          }
+        : null;
+
+    const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
+      const [existing] = await t.tx
+        .select()
+        .from(apps)
+        .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
+        .for('no key update');
+      if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
+      await t.checkpoint('deploy.checked');
+      const app = existing ?? (await createApp(t, auth, manifest.app));
+      // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
+      await ensureIpv6(t, options.ipPools ?? [], app, new Date());
+      // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
+      // (or a release), deploying the same manifest again makes a release that binds them.
+      const own = await addressesOf(t.tx, app.id);
+      const configHash = createHash('sha256')
+        .update(JSON.stringify(Object.keys(own).length ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id }))
+        .digest('hex');
+
+      const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+      await t.checkpoint('deploy.versioned');
+      const sameRelease = latest !== undefined && latest.configHash === configHash;
+      const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
+      if (latest && sameRelease && app.currentReleaseId === latest.id) {
+        const [dep] = await t.tx
+          .select()
+          .from(deployments)
+          .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
+          .orderBy(desc(deployments.createdAt))
+          .limit(1);
+        if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
+      }
+      const release =
+        latest && sameRelease
+          ? latest
+          : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
+              manifest,
+              image: reference,
+              imageId: image.id,
+              imageDigest,
+              configHash,
+              build,
+              createdBy: auth.tokenId,
+              description,
+            });
+      const deployment = await startRollout(t, counted, release, 'deploy');
+      return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
+    }));
+    if (result.created) options.onRoutesChanged?.(result.app.id);
+    if (result.created || result.rescaled) options.enqueue(result.app.id);
+    return result;
+  }
+
+  async function rollbackTo(auth: AuthContext, appName: string, found: App, target: Release, description: string): Promise<DeployResult> {
+    await ensureImage(target);
+    const result = await claiming(auth, appName, target.manifest as Manifest, () => transactions.run(async (t) => {
+      const app = await lockApp(t.tx, found.id, appName);
+      await t.checkpoint('rollback.locked');
+      const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+      const release = await insertRelease(t, app, (newest?.version ?? 0) + 1, {
+        manifest: target.manifest,
+        image: target.image,
+        imageId: target.imageId,
+        imageDigest: target.imageDigest,
+        configHash: target.configHash,
+        build: target.build,
+        createdBy: auth.tokenId,
+        description: description || `rollback to v${target.version}`,
+        rollbackOf: target.version,
+      });
+      const deployment = await startRollout(t, app, release, 'rollback');
+      return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
+    }));
+    options.onRoutesChanged?.(result.app.id);
+    options.enqueue(result.app.id);
+    return result;
+  }
+
   return {
     /**
      * `built` is the image a build of this manifest's `[build]` pushed (`registry/app@sha256:…`);
@@ -70,71 +197,7 @@ export function createDeployService(options: DeployServiceOptions) {
         });
       }
       await visibleOrNew(auth, manifest.app);
-      // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
-      const image = await runtime.resolveImage(reference, 'missing');
-      const imageDigest = image.repoDigest ?? image.id;
-      const build: ReleaseBuild | null =
-        built && manifest.build
-          ? {
-              contextHash: image.labels?.[LABELS.buildContext] ?? null,
-              dockerfile: manifest.build.dockerfile,
-              target: manifest.build.target ?? null,
-              argKeys: Object.keys(manifest.build.args).sort(),
-              // Pier builds with the engine's classic builder (api/runtime/docker-builder.ts).
-              builder: image.builtBy ? `Docker Engine ${image.builtBy}, classic builder` : null,
-            }
-          : null;
-
-      const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
-        const [existing] = await t.tx
-          .select()
-          .from(apps)
-          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
-          .for('no key update');
-        if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
-        await t.checkpoint('deploy.checked');
-        const app = existing ?? (await createApp(t, auth, manifest.app));
-        // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
-        await ensureIpv6(t, options.ipPools ?? [], app, new Date());
-        // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
-        // (or a release), deploying the same manifest again makes a release that binds them.
-        const own = await addressesOf(t.tx, app.id);
-        const configHash = createHash('sha256')
-          .update(JSON.stringify(Object.keys(own).length ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id }))
-          .digest('hex');
-
-        const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
-        await t.checkpoint('deploy.versioned');
-        const sameRelease = latest !== undefined && latest.configHash === configHash;
-        const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
-        if (latest && sameRelease && app.currentReleaseId === latest.id) {
-          const [dep] = await t.tx
-            .select()
-            .from(deployments)
-            .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
-            .orderBy(desc(deployments.createdAt))
-            .limit(1);
-          if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
-        }
-        const release =
-          latest && sameRelease
-            ? latest
-            : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
-                manifest,
-                image: reference,
-                imageId: image.id,
-                imageDigest,
-                configHash,
-                build,
-                createdBy: auth.tokenId,
-                description,
-              });
-        const deployment = await startRollout(t, counted, release, 'deploy');
-        return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
-      }));
-      if (result.created) options.onRoutesChanged?.(result.app.id);
-      if (result.created || result.rescaled) options.enqueue(result.app.id);
-      return result;
+      return withRegistryImage(reference, null, manifest.app, () => deployImage(auth, manifest, description, built, reference));
     },
 
     /** Rolls out a new release that copies VERSION's manifest and image (default: the last good one). */
@@ -149,28 +212,7 @@ export function createDeployService(options: DeployServiceOptions) {
           ? new PierError('E_RELEASE_NOT_FOUND', `${appName} has no release v${version}`, { status: 404, hint: `\`pier releases --app ${appName}\` lists them` })
           : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: `name a version: \`pier rollback VERSION --app ${appName}\`` });
       }
-      await ensureImage(target);
-      const result = await claiming(auth, appName, target.manifest as Manifest, () => transactions.run(async (t) => {
-        const app = await lockApp(t.tx, found.id, appName);
-        await t.checkpoint('rollback.locked');
-        const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
-        const release = await insertRelease(t, app, (newest?.version ?? 0) + 1, {
-          manifest: target.manifest,
-          image: target.image,
-          imageId: target.imageId,
-          imageDigest: target.imageDigest,
-          configHash: target.configHash,
-          build: target.build,
-          createdBy: auth.tokenId,
-          description: description || `rollback to v${target.version}`,
-          rollbackOf: target.version,
-        });
-        const deployment = await startRollout(t, app, release, 'rollback');
-        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
-      }));
-      options.onRoutesChanged?.(result.app.id);
-      options.enqueue(result.app.id);
-      return result;
+      return withRegistryImage(target.imageDigest, target.version, appName, () => rollbackTo(auth, appName, found, target, description));
     },
 
     /** Sets instance counts per process; they outlive deploys. Idempotent. */

@@ -31,7 +31,12 @@ import { newId, randomId } from './ids.js';
 import { PierError } from './pier-error.js';
 import { createExternalRegistry } from './registry/external-registry.js';
 import { createLocalRegistry } from './registry/local-registry.js';
-import type { Registry, RegistryEvent } from './registry/registry.js';
+import type { Registry, RegistryCredentials, RegistryEvent } from './registry/registry.js';
+import { createRegistryClient } from './registry/registry-client.js';
+import { registryCredentials } from './registry/registry-credentials.js';
+import { createRegistryGate } from './registry/registry-gate.js';
+import { createRegistryGc } from './registry/registry-gc.js';
+import { startRegistryGcTask } from './registry/registry-gc-task.js';
 import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
@@ -97,7 +102,16 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     closers.push(() => database.close());
     const { db } = database;
 
-    const runtime = overrides.runtime ?? createDockerRuntime({ socketPath: config.dockerSocket, log: log.child({ component: 'runtime' }) });
+    // An external registry's credentials: given now (then kept in the data folder) or kept before.
+    const credentials: RegistryCredentials | null =
+      config.registry.kind === 'external' ? await registryCredentials(config.dataDir, config.registry.url.origin, config.registry.credentials) : null;
+    const runtime =
+      overrides.runtime ??
+      createDockerRuntime({
+        socketPath: config.dockerSocket,
+        log: log.child({ component: 'runtime' }),
+        registryAuth: credentials && config.registry.kind === 'external' ? { host: config.registry.url.host, ...credentials } : undefined,
+      });
     const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
     const engineUp = await runtime.ping().then(
       () => true,
@@ -195,9 +209,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       config.registry.kind === 'local'
         ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
         : null;
-    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url) : null);
+    const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url, credentials) : null);
     if (registry) closers.push(() => registry.close());
     const registryStart = local?.start();
+    const gate = createRegistryGate();
+    const registryGc = registry
+      ? createRegistryGc({ db, registry, gate, keep: config.registryGc.keep, graceMs: config.registryGc.graceMs, log: log.child({ component: 'registry-gc' }) })
+      : null;
 
     const deploys = createDeployService({
       db,
@@ -207,6 +225,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       onRoutesChanged: (id) => edgeFeed.refresh(id),
       ipPools: config.ips.pools,
       log: log.child({ component: 'deploys' }),
+      registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({
@@ -225,7 +244,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
     const builds = overrides.runtime
       ? undefined
-      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, log: log.child({ component: 'builds' }) });
+      : createBuildService({ builder: createDockerBuilder({ socketPath: config.dockerSocket }), registry, gate, log: log.child({ component: 'builds' }) });
 
     let ready = false;
     const api = createApi({
@@ -247,6 +266,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
       dataDir: config.dataDir,
+      registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
@@ -283,6 +303,17 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
           )
           .catch((e: unknown) => log.warn({ err: e }, 'pool preflight event not recorded'));
       }
+    }
+    if (registryGc && config.registryGc.intervalMs !== null) {
+      const task = startRegistryGcTask({
+        run: () => registryGc.run(),
+        intervalMs: config.registryGc.intervalMs,
+        log: log.child({ component: 'registry-gc' }),
+        onEvent: (e) => {
+          if (systemOrg) events.record({ orgId: systemOrg, type: e.type, reason: 'registry', message: e.message, data: e.data }).catch((err: unknown) => log.warn({ err }, 'registry event not recorded'));
+        },
+      });
+      closers.push(async () => task.close());
     }
     await edgeFeed.rebuild();
     scheduler.start();

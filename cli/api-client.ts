@@ -2,6 +2,7 @@
 import { Readable } from 'node:stream';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { GcResult } from '../api/registry/registry-gc.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -89,6 +90,11 @@ export class ApiClient {
 
   revokeToken(id: string): Promise<{ token: TokenView }> {
     return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** One registry garbage collection (or, with dryRun, what it would remove). */
+  registryGc(dryRun: boolean): Promise<GcResult> {
+    return this.request('POST', '/v1/registry/gc', { dryRun });
   }
 
   /** The token this client uses, as the API sees it. */

@@ -26,8 +26,16 @@ export interface LocalRegistryOptions {
 }
 
 export interface LocalRegistry extends Registry {
+  readonly kind: 'local';
   /** The first start: resolves once it serves, or with the reason it does not yet (it keeps retrying). */
   start(): Promise<{ ok: true } | { ok: false; problem: string }>;
+  /** Its storage folder (the registry's rootdirectory). */
+  readonly storageDir: string;
+  /**
+   * Reclaims the blobs no manifest references (`docker-registry garbage-collect`): the registry
+   * is stopped meanwhile (pushes and pulls get 503 / connection refused) and started again after.
+   */
+  collectBlobs(timeoutMs?: number): Promise<void>;
   /** The running process's pid, if any (for tests that end it). */
   readonly pid: number | undefined;
 }
@@ -43,6 +51,8 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
   let child: ChildProcess | undefined;
   let serving = false;
   let closed = false;
+  /** Stopped on purpose for a blob collection: its exit is not a crash. */
+  let paused = false;
   let lastProblem = 'it has not started yet';
   let retry: NodeJS.Timeout | undefined;
   let backoff = 500;
@@ -84,7 +94,7 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
       proc.once('exit', (code, signal) => {
         if (child === proc) child = undefined;
         serving = false;
-        if (closed) return;
+        if (closed || paused) return;
         lastProblem = `${binary} exited (${signal ?? `code ${code}`})${tail.length ? `: ${tail.slice(-3).join(' | ')}` : ''}`;
         log.error({ code, signal, stderr: tail.slice(-5) }, 'registry exited; restarting it');
         options.onEvent?.({ type: 'registry.exited', message: `the image registry exited (${signal ?? `code ${code}`}); restarting it`, data: { code, signal } });
@@ -119,10 +129,49 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
     retry.unref();
   }
 
+  async function stopChild(): Promise<void> {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
   return {
     kind: 'local',
     get host() {
       return `127.0.0.1:${port}`;
+    },
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    credentials: null,
+    storageDir: join(options.dir, 'data'),
+    async collectBlobs(timeoutMs = 10 * 60_000) {
+      if (closed) throw new PierError('E_REGISTRY_UNAVAILABLE', "Pier's image registry is closed", { status: 503 });
+      if (retry) {
+        clearTimeout(retry);
+        retry = undefined;
+      }
+      paused = true;
+      lastProblem = 'garbage collection is running (it serves again in a moment)';
+      try {
+        await stopChild();
+        await runCollector(binary, join(options.dir, 'config.yml'), timeoutMs);
+        log.info('registry blobs collected');
+      } finally {
+        paused = false;
+        if (!closed) {
+          const problem = await attempt();
+          if (problem !== null) {
+            lastProblem = problem;
+            log.error({ problem }, 'registry start after garbage collection failed; retrying');
+            schedule();
+          }
+        }
+      }
     },
     get pid() {
       return child?.pid;
@@ -145,15 +194,34 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
     async close() {
       closed = true;
       if (retry) clearTimeout(retry);
-      const proc = child;
-      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
+      await stopChild();
     },
   };
+}
+
+/** `docker-registry garbage-collect CONFIG`, bounded in time; its last lines say why it failed. */
+function runCollector(binary: string, config: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(binary, ['garbage-collect', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      tail = (tail + chunk).slice(-2_000);
+    });
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new PierError('E_REGISTRY_GC_FAILED', `cannot run ${binary} garbage-collect: ${err.message}`, { status: 500 }));
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      const last = tail.trim().split('\n').slice(-3).join(' | ');
+      reject(new PierError('E_REGISTRY_GC_FAILED', `${binary} garbage-collect failed (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`, {
+        status: 500,
+        hint: 'the manifests were deleted; their blobs are reclaimed on the next run (see the server log)',
+      }));
+    });
+  });
 }
 
 /** The port kept in DIR/port, or a free one (then kept). */

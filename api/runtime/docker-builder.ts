@@ -7,6 +7,12 @@ import { PierError } from '../pier-error.js';
 import { createEngineErrors, dockerMessage, isConnectionError } from './docker-errors.js';
 import { BUILD_ERROR_LINES, type BuildFailure, type BuildOptions, type ImageBuilder } from './image-builder.js';
 import { readJsonLines } from './json-lines.js';
+import { registryAuthError } from '../registry/registry-client.js';
+
+/** What the engine says when a registry refuses (or wants) credentials. */
+export function isAuthRefusal(message: string): boolean {
+  return /unauthorized|authentication required|no basic auth credentials|denied: requested access/i.test(message);
+}
 
 export interface DockerBuilderOptions {
   socketPath: string;
@@ -64,11 +70,13 @@ export function createDockerBuilder(options: DockerBuilderOptions): ImageBuilder
       return { imageId };
     },
 
-    async push(tag, onLine) {
+    async push(tag, onLine, credentials) {
       let digest: string | null = null;
+      const host = tag.split('/')[0] as string;
       try {
         // The engine wants an X-Registry-Auth header even for a registry without credentials.
-        const stream = (await docker.getImage(tag).push({ authconfig: {} } as Docker.ImagePushOptions)) as Readable;
+        const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: host } : {};
+        const stream = (await docker.getImage(tag).push({ authconfig } as Docker.ImagePushOptions)) as Readable;
         for await (const raw of readJsonLines(stream)) {
           const m = raw as BuildMessage;
           if (typeof m.error === 'string') throw new Error(m.errorDetail?.message ?? m.error);
@@ -78,6 +86,7 @@ export function createDockerBuilder(options: DockerBuilderOptions): ImageBuilder
         }
       } catch (err) {
         if (isConnectionError(err)) throw unavailable(err);
+        if (isAuthRefusal(dockerMessage(err))) throw registryAuthError(host, Boolean(credentials));
         throw new PierError('E_PUSH_FAILED', `pushing ${tag} failed: ${dockerMessage(err)}`, {
           status: 502,
           hint: 'check that the registry serves (`pier describe` / the server log) and that the engine may push to it',

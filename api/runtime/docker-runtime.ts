@@ -12,6 +12,8 @@ import { createDockerExec } from './docker-exec.js';
 import { createDockerLogs } from './docker-logs.js';
 import { containerAddresses, createDockerNetworks, networkNotFound } from './docker-network.js';
 import { readJsonLines } from './json-lines.js';
+import { isAuthRefusal } from './docker-builder.js';
+import { registryAuthError } from '../registry/registry-client.js';
 import { connectTcp } from './tcp-connect.js';
 import {
   LABELS,
@@ -28,6 +30,8 @@ export interface DockerRuntimeOptions {
   /** Defaults to /var/run/docker.sock; DOCKER_HOST is deliberately not read here. */
   socketPath?: string;
   log: Logger;
+  /** Credentials for pulls from Pier's registry (an external one with basic auth). */
+  registryAuth?: { host: string; username: string; password: string } | undefined;
 }
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
@@ -69,7 +73,9 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   async function pullImage(reference: string): Promise<void> {
     log.info({ image: reference }, 'pulling image');
     try {
-      const stream = (await docker.pull(reference)) as Readable;
+      const auth = options.registryAuth;
+      const ours = auth !== undefined && reference.startsWith(`${auth.host}/`);
+      const stream = (await (ours ? docker.pull(reference, { authconfig: { username: auth.username, password: auth.password, serveraddress: auth.host } }) : docker.pull(reference))) as Readable;
       // Pull failures after the 200 header arrive as {"error": …} documents in the progress stream.
       for await (const message of readJsonLines(stream)) {
         const error = (message as { error?: unknown }).error;
@@ -77,6 +83,8 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       }
     } catch (err) {
       if (isConnectionError(err)) throw unavailable(err);
+      const auth = options.registryAuth;
+      if (auth && reference.startsWith(`${auth.host}/`) && isAuthRefusal(dockerMessage(err))) throw registryAuthError(auth.host, true);
       throw imageNotFound(reference, `pull failed: ${dockerMessage(err)}`, err);
     }
   }

@@ -2,6 +2,7 @@
 // engine implements it (docker-builder.ts). Failures are PierErrors whose code says which fix
 // applies: E_BUILD_DOCKERFILE_MISSING, E_BUILD_DOCKERFILE_INVALID, E_BUILD_BASE_IMAGE_NOT_FOUND,
 // E_BUILD_FAILED (details: the failing step and its last lines), E_PUSH_FAILED.
+import type { RegistryCredentials } from '../registry/registry.js';
 import type { Readable } from 'node:stream';
 
 export interface BuildOptions {
@@ -25,7 +26,7 @@ export interface ImageBuilder {
   /** Builds the context (a tar stream), calling `onLine` with each output line; the image id. */
   build(context: Readable, options: BuildOptions, onLine: (line: string) => void): Promise<{ imageId: string }>;
   /** Pushes `host:port/repo:tag`; the manifest digest (`sha256:…`) the registry stored. */
-  push(tag: string, onLine: (line: string) => void): Promise<{ digest: string }>;
+  push(tag: string, onLine: (line: string) => void, credentials?: RegistryCredentials | null): Promise<{ digest: string }>;
 }
 
 /** Lines of build output kept for an error's details. */

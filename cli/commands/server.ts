@@ -34,6 +34,11 @@ export default defineCommand({
     },
     'body-limit': { type: 'string', description: 'Largest request body the API reads, e.g. 4MiB; larger ones get 413 (env PIER_BODY_LIMIT; default 4MiB)', valueHint: 'SIZE' },
     registry: { type: 'string', description: 'Where built images are pushed: local (Pier runs docker-registry on loopback, storage in the data folder), off, or an external registry URL (env PIER_REGISTRY; default local)', valueHint: 'local|off|URL' },
+    'registry-user': { type: 'string', description: 'User for an external registry with basic auth; the password comes from env PIER_REGISTRY_PASSWORD or --registry-password-file, never the command line. Pier keeps both in its data folder (env PIER_REGISTRY_USER)', valueHint: 'USER' },
+    'registry-password-file': { type: 'string', description: 'File holding the external registry password (env PIER_REGISTRY_PASSWORD_FILE)', valueHint: 'FILE' },
+    'registry-keep': { type: 'string', description: 'Built images kept per app by registry garbage collection, besides the current and running releases (env PIER_REGISTRY_KEEP; default 10)', valueHint: 'N' },
+    'registry-gc-grace': { type: 'string', description: 'A pushed image younger than this is never collected, e.g. 24h (env PIER_REGISTRY_GC_GRACE; default 24h)', valueHint: 'DURATION' },
+    'registry-gc-interval': { type: 'string', description: 'How often the server collects registry garbage, or off (env PIER_REGISTRY_GC_INTERVAL; default 24h)', valueHint: 'DURATION|off' },
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
   },
   async run({ args, rawArgs }) {
@@ -50,6 +55,11 @@ export default defineCommand({
       edgeName: args['edge-name'],
       bodyLimit: args['body-limit'],
       registry: args.registry,
+      registryUser: args['registry-user'],
+      registryPasswordFile: args['registry-password-file'],
+      registryKeep: args['registry-keep'],
+      registryGcGrace: args['registry-gc-grace'],
+      registryGcInterval: args['registry-gc-interval'],
       buildContextLimit: args['build-context-limit'],
       ipPools: repeated(rawArgs, '--ip-pool'),
     });

@@ -1,7 +1,11 @@
 // The server's configuration: reconcile concurrency is read once, defaults to 4, and must stay
 // below the database pool's size.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { inspect } from 'node:util';
 import { loadConfig, MAX_RECONCILE_CONCURRENCY } from '../../api/config.js';
 import { POOL_SIZE } from '../../db/database.js';
 
@@ -32,7 +36,7 @@ test('the registry setting is local under the data dir by default, off, or an ex
   assert.deepEqual(loadConfig({ PIER_REGISTRY: 'off' }, { registry: 'local', dataDir: '/d' }).registry.kind, 'local', 'the flag wins');
 });
 
-for (const value of ['ftp://host', 'http://user:pw@host:5000', 'http://host:5000/path', 'somewhere']) {
+for (const value of ['ftp://host', 'http://host:5000/path', 'somewhere']) {
   test(`PIER_REGISTRY=${value} is refused with E_CONFIG_INVALID saying what is accepted`, () => {
     assert.throws(() => loadConfig({ PIER_REGISTRY: value }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /--registry local/.test(err.hint ?? ''));
   });
@@ -42,4 +46,47 @@ test('the build context limit defaults to 512 MiB and reads sizes', () => {
   assert.equal(loadConfig({}).buildContextLimitBytes, 512 * 1024 ** 2);
   assert.equal(loadConfig({ PIER_BUILD_CONTEXT_LIMIT: '2MiB' }).buildContextLimitBytes, 2 * 1024 ** 2);
   assert.throws(() => loadConfig({ PIER_BUILD_CONTEXT_LIMIT: 'lots' }), /build context limit/);
+});
+
+test('registry credentials: a user and a password from the environment or a file, never from a URL, and never printed', async (t) => {
+  const password = 'Pw-in-env-5521';
+  const config = loadConfig({ PIER_REGISTRY: 'http://127.0.0.1:5000', PIER_REGISTRY_USER: 'ci', PIER_REGISTRY_PASSWORD: password });
+  assert.ok(config.registry.kind === 'external' && config.registry.credentials);
+  assert.equal(config.registry.credentials.username, 'ci');
+  assert.equal(config.registry.credentials.password.reveal(), password);
+  assert.ok(!JSON.stringify(config).includes(password) && !inspect(config, { depth: 10 }).includes(password) && !String(config.registry.credentials.password).includes(password));
+
+  const dir = await mkdtemp(join(tmpdir(), 'pier-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'pw'), 'from-a-file\n');
+  const fromFile = loadConfig({}, { registry: 'http://127.0.0.1:5000', registryUser: 'ci', registryPasswordFile: join(dir, 'pw') }).registry;
+  assert.equal(fromFile.kind === 'external' ? fromFile.credentials?.password.reveal() : null, 'from-a-file', 'the trailing newline is not part of it');
+
+  const refused = (env: NodeJS.ProcessEnv, flags: Parameters<typeof loadConfig>[1], hint: RegExp) =>
+    assert.throws(() => loadConfig(env, flags), (err: Error & { code?: string; hint?: string }) => {
+      assert.equal(err.code, 'E_CONFIG_INVALID');
+      assert.match(err.hint ?? '', hint);
+      assert.ok(!err.message.includes('hunter2') && !(err.hint ?? '').includes('hunter2'), `the password is not repeated: ${err.message}`);
+      return true;
+    });
+  refused({ PIER_REGISTRY: 'http://ci:hunter2@127.0.0.1:5000' }, {}, /--registry-user USER and the password in PIER_REGISTRY_PASSWORD/);
+  refused({ PIER_REGISTRY_PASSWORD: 'hunter2' }, { registry: 'http://127.0.0.1:5000' }, /--registry-user/);
+  refused({}, { registry: 'http://127.0.0.1:5000', registryUser: 'ci' }, /PIER_REGISTRY_PASSWORD/);
+  refused({ PIER_REGISTRY_PASSWORD: 'hunter2' }, { registryUser: 'ci' }, /--registry http/);
+  refused({}, { registry: 'http://127.0.0.1:5000', registryUser: 'ci', registryPasswordFile: join(dir, 'missing') }, /file this user can read/);
+});
+
+test('registry garbage collection settings: keep, grace and interval, with defaults', () => {
+  assert.deepEqual(loadConfig({}).registryGc, { keep: 10, graceMs: 86_400_000, intervalMs: 86_400_000 });
+  assert.deepEqual(loadConfig({ PIER_REGISTRY_KEEP: '3', PIER_REGISTRY_GC_GRACE: '0s', PIER_REGISTRY_GC_INTERVAL: 'off' }).registryGc, { keep: 3, graceMs: 0, intervalMs: null });
+  assert.deepEqual(loadConfig({ PIER_REGISTRY_KEEP: '3' }, { registryKeep: '5', registryGcGrace: '90m', registryGcInterval: '6h' }).registryGc, { keep: 5, graceMs: 5_400_000, intervalMs: 21_600_000 });
+  for (const [env, hint] of [
+    [{ PIER_REGISTRY_KEEP: '0' }, /--registry-keep/],
+    [{ PIER_REGISTRY_KEEP: 'all' }, /--registry-keep/],
+    [{ PIER_REGISTRY_GC_GRACE: 'off' }, /--registry-gc-grace/],
+    [{ PIER_REGISTRY_GC_INTERVAL: '0s' }, /--registry-gc-interval .*or off/],
+    [{ PIER_REGISTRY_GC_INTERVAL: 'daily' }, /--registry-gc-interval/],
+  ] as const) {
+    assert.throws(() => loadConfig(env), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && hint.test(err.hint ?? ''));
+  }
 });

@@ -82,6 +82,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'nodes describe': { args: () => ['nodes', 'describe', 'local'] },
   'nodes drain': { args: () => ['nodes', 'drain', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
   'nodes activate': { args: () => ['nodes', 'activate', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
+  'registry gc': { args: () => ['registry', 'gc', '--dry-run'] },
 };
 
 /** The dedicated address `ips allocate` gave beta. */
