@@ -13,3 +13,5 @@ export * from './events.js';
 export * from './nodes.js';
 export * from './idempotency-keys.js';
 export * from './settings.js';
+export * from './volumes.js';
+export * from './snapshots.js';
