@@ -28,6 +28,7 @@ import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
 import { openApiRoutes } from './routes/openapi.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { volumeRoutes } from './routes/volumes.js';
 import type { ErrorBody } from './views.js';
 
 /** Request bodies above this are refused (413) unless the server is configured otherwise. */
@@ -90,6 +91,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', describeRoutes(deps));
   app.route('/v1', eventStreamRoutes(deps));
   app.route('/v1', tokenRoutes(deps));
+  app.route('/v1', volumeRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

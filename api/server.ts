@@ -31,6 +31,9 @@ import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { joinNetwork } from './scheduler/join-network.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
+import { openVolumeDriver } from './volumes/open-volume-driver.js';
+import { createVolumeAttacher } from './volumes/volume-attacher.js';
+import { createVolumeService } from './volumes/volume-service.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
 
 export interface RunningServer {
@@ -111,7 +114,16 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     feedResync.unref();
     closers.push(async () => clearInterval(feedResync));
 
+    // Volumes: the driver is picked by the folder's filesystem; a folder Pier cannot use is a
+    // warning (deploys of apps with volumes fail with the reason), not a server that will not start.
+    const volumeDriver = await openVolumeDriver(config.volumes.dir, config.volumes.driver).catch((err: Error) => {
+      warnings.push(`volumes are unavailable: ${err.message}`);
+      return null;
+    });
+    const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, nodeId: LOCAL_NODE, installationId }) : undefined;
+
     const reconciler = createReconciler({
+      volumes: volumeAttacher,
       db,
       runtime,
       leases,
@@ -169,10 +181,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         void releaseUnusedPorts(db, log);
       },
     });
+    const volumes = volumeDriver
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id) })
+      : undefined;
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id) });
 
     let ready = false;
-    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
+    const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, metrics, log, sharedAddresses, volumes, ready: () => ready, bodyLimitBytes: config.bodyLimitBytes });
     const server = await listen(api.fetch, config.api.host, config.api.port);
     closers.push(
       () =>

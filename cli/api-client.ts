@@ -1,6 +1,7 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, LogLineView, ReleaseView, StatusView, TokenView } from '../api/views.js';
+import type { SnapshotView, VolumeDescription, VolumeView } from '../api/volumes/volume-views.js';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -178,6 +179,47 @@ export class ApiClient {
     return openExecSocket(url, this.config.token, options.onOutput);
   }
 
+  // Volumes and snapshots (api/routes/volumes.ts).
+  listVolumes(app: string, deleted: boolean): Promise<{ volumes: VolumeView[] }> {
+    return this.request('GET', `${appPath(app)}/volumes${deleted ? '?deleted=true' : ''}`);
+  }
+
+  createVolume(app: string, body: { name: string; size?: string | undefined }): Promise<{ volume: VolumeView }> {
+    return this.request('POST', `${appPath(app)}/volumes`, body);
+  }
+
+  describeVolume(app: string, name: string): Promise<VolumeDescription> {
+    return this.request('GET', `${appPath(app)}/volumes/${encodeURIComponent(name)}`);
+  }
+
+  deleteVolume(app: string, name: string): Promise<{ volume: VolumeView; finalSnapshot: SnapshotView }> {
+    return this.request('DELETE', `${appPath(app)}/volumes/${encodeURIComponent(name)}`);
+  }
+
+  undeleteVolume(app: string, name: string): Promise<{ volume: VolumeView }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/undelete`, {});
+  }
+
+  snapshotVolume(app: string, name: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/snapshots`, {});
+  }
+
+  listSnapshots(app: string, volume?: string): Promise<{ snapshots: SnapshotView[] }> {
+    return this.request('GET', `${appPath(app)}/snapshots${volume ? `?volume=${encodeURIComponent(volume)}` : ''}`);
+  }
+
+  describeSnapshot(app: string, id: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('GET', `${appPath(app)}/snapshots/${encodeURIComponent(id)}`);
+  }
+
+  deleteSnapshot(app: string, id: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('DELETE', `${appPath(app)}/snapshots/${encodeURIComponent(id)}`);
+  }
+
+  restoreSnapshot(app: string, id: string, body: { inPlace: boolean; name?: string | undefined }): Promise<{ volume: VolumeView; preRestoreSnapshot: SnapshotView | null }> {
+    return this.request('POST', `${appPath(app)}/snapshots/${encodeURIComponent(id)}/restore`, body);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     return this.parse<T>(await this.send(method, path, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}));
   }
@@ -236,6 +278,10 @@ export class ApiClient {
     }
     return parsed as T;
   }
+}
+
+function appPath(app: string): string {
+  return `/v1/apps/${encodeURIComponent(app)}`;
 }
 
 function logsQueryString(query: LogsQuery, follow: boolean): string {

@@ -32,6 +32,8 @@ export const main = defineCommand({
     completion: () => import('./commands/completion.js').then((m) => m.default),
     edge: () => import('./commands/edge.js').then((m) => m.default),
     edges: () => import('./commands/edges.js').then((m) => m.default),
+    volumes: () => import('./commands/volumes.js').then((m) => m.default),
+    snapshots: () => import('./commands/snapshots.js').then((m) => m.default),
   },
 });
 
