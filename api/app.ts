@@ -28,7 +28,7 @@ import { execRoutes } from './routes/exec.js';
 import { logRoutes } from './routes/logs.js';
 import { openApiRoutes } from './routes/openapi.js';
 import { tokenRoutes } from './routes/tokens.js';
-import { volumeRoutes } from './routes/volumes.js';
+import { isSnapshotImport, volumeRoutes } from './routes/volumes.js';
 import type { ErrorBody } from './views.js';
 
 /** Request bodies above this are refused (413) unless the server is configured otherwise. */
@@ -44,21 +44,20 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   // Before anything reads the body: a declared length above the limit is refused from the
   // headers alone, a chunked body as soon as it passes the limit. The connection is closed
   // rather than the rest of the body read.
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: limit,
-      onError: (c) => {
-        // The client is most likely still sending: close so that it still reads this answer.
-        lingerOnClose((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
-        return c.json(
-          errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
-          413,
-          { connection: 'close' },
-        );
-      },
-    }),
-  );
+  const limited = bodyLimit({
+    maxSize: limit,
+    onError: (c) => {
+      // The client is most likely still sending: close so that it still reads this answer.
+      lingerOnClose((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
+      return c.json(
+        errorBody('E_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatBytes(limit)}`, 'send a smaller body; the server operator sets the limit with PIER_BODY_LIMIT or --body-limit'),
+        413,
+        { connection: 'close' },
+      );
+    },
+  });
+  // A snapshot import is as large as the volume: it streams to disk and is checked there.
+  app.use('*', (c, next) => (isSnapshotImport(c.req.method, c.req.path) ? next() : limited(c, next)));
   app.use('*', refuseControlCharactersInUrl);
 
   const dependencies = createDependencyHealth({

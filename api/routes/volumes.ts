@@ -1,5 +1,6 @@
 // Volumes and snapshots of an app (api/volumes/volume-service.ts): list, create, describe, delete
 // and undelete volumes; take, list, describe, delete and restore snapshots.
+import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ApiDeps } from '../api-deps.js';
@@ -10,6 +11,7 @@ import { parseBody, parseQuery, readJson } from '../request.js';
 import { parseSize } from '../manifest.js';
 import { snapshotView, snapshotViewSchema, volumeDescriptionSchema, volumeView, volumeViewSchema } from '../volumes/volume-views.js';
 import type { VolumeService } from '../volumes/volume-service.js';
+import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
 
 const volumeName = z.string().regex(/^[a-z][a-z0-9-]{0,59}$/, 'must start with a letter and hold only a-z, 0-9 and "-"');
 const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back)') });
@@ -58,6 +60,31 @@ describeRoute({
   response: z.object({ volume: volumeViewSchema, preRestoreSnapshot: snapshotViewSchema.nullable() }),
   errors: [404, 409],
 });
+
+describeRoute({
+  method: 'get',
+  path: '/v1/apps/:app/snapshots/:snapshot/export',
+  scope: 'read',
+  summary: 'A snapshot as a portable file: a `PIER-SNAPSHOT/1 {json}` header line (sha256 and length of the payload, the snapshot\'s tree sha256), then a tar of its files',
+  response: { type: 'string', format: 'binary' },
+  contentType: 'application/octet-stream',
+  errors: [404],
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/apps/:app/snapshots/import',
+  scope: 'deploy',
+  summary: 'Import a file made by export as a new snapshot of the app (no body limit); a truncated or damaged file is E_SNAPSHOT_CORRUPT and changes nothing',
+  description: 'The body is the file as export wrote it (application/octet-stream). Restore the new snapshot into a volume with POST /v1/apps/{app}/snapshots/{snapshot}/restore.',
+  response: snapshotAnswer,
+  status: 201,
+  errors: [404, 422],
+});
+
+/** The one route whose body has no size limit (api/app.ts skips the limit for it). */
+export function isSnapshotImport(method: string, path: string): boolean {
+  return method === 'POST' && /^\/v1\/apps\/[^/]+\/snapshots\/import$/.test(path);
+}
 
 export function volumeRoutes(deps: ApiDeps) {
   const r = new Hono<ApiEnv>();
@@ -112,6 +139,27 @@ export function volumeRoutes(deps: ApiDeps) {
     }
     const volume = await service().restoreNew(auth, c.req.param('app'), c.req.param('snapshot'), body.name);
     return c.json({ volume: volumeView(volume), preRestoreSnapshot: null });
+  });
+
+  r.get('/apps/:app/snapshots/:snapshot/export', async (c) => {
+    const svc = service();
+    const app = await svc.findApp(c.get('auth'), c.req.param('app'), 'read');
+    const snap = await svc.findSnapshot(app, c.req.param('snapshot'));
+    const file = await exportSnapshot(svc.driver, snap);
+    return c.body(Readable.toWeb(file.stream) as ReadableStream, 200, {
+      'content-type': 'application/octet-stream',
+      'content-length': String(file.bytes),
+      'content-disposition': `attachment; filename="${snap.id}.pier-snapshot"`,
+    });
+  });
+  r.post('/apps/:app/snapshots/import', async (c) => {
+    const svc = service();
+    const app = await svc.findApp(c.get('auth'), c.req.param('app'), 'deploy');
+    const body = c.req.raw.body;
+    if (!body) throw new PierError('E_SNAPSHOT_CORRUPT', 'the request has no body; nothing was imported', { status: 422, hint: 'send the file made by pier volumes export' });
+    const fields = await importSnapshot(svc.driver, Readable.fromWeb(body as import('node:stream/web').ReadableStream));
+    const row = await svc.recordImported(app, fields);
+    return c.json({ snapshot: snapshotView(row) }, 201);
   });
 
   return r;

@@ -29,6 +29,8 @@ export interface VolumeDriver {
    * extracts into `stagingPath()` first). The staging directory is consumed.
    */
   adopt(stagingDir: string, snapshotId: string): Promise<void>;
-  /** A fresh directory on the root's filesystem to stage an import in. */
+  /** A fresh directory on the root's filesystem to stage an import or export in. */
   staging(name: string): Promise<string>;
+  /** Removes a staging directory that was not adopted. */
+  discard(stagingDir: string): Promise<void>;
 }

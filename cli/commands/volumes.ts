@@ -113,6 +113,32 @@ const restore = defineCommand({
   },
 });
 
+const exportCmd = defineCommand({
+  meta: { name: 'export', description: 'Write a snapshot to a portable file (header with sha256, then a tar of its files)' },
+  args: {
+    snapshot: { type: 'positional', description: 'The snapshot', valueHint: 'SNAPSHOT', required: true },
+    app: appArg,
+    output: { type: 'string', alias: 'o', description: 'The file to write', valueHint: 'FILE', required: true },
+    json: jsonArg,
+  },
+  async run({ args }) {
+    const r = await client().exportSnapshot(args.app, String(args.snapshot), String(args.output));
+    if (args.json) return printJson({ snapshot: String(args.snapshot), file: args.output, bytes: r.bytes });
+    printLine(`wrote ${args.output} (${formatBytes(r.bytes)})`);
+  },
+});
+
+const importCmd = defineCommand({
+  meta: { name: 'import', description: 'Import a file made by export as a new snapshot (checked before it is kept); restore it into a volume after' },
+  args: { file: { type: 'positional', description: 'The file', valueHint: 'FILE', required: true }, app: appArg, json: jsonArg },
+  async run({ args }) {
+    const { snapshot: s } = await client().importSnapshot(args.app, String(args.file));
+    if (args.json) return printJson(s);
+    printLine(`imported snapshot ${s.id} of ${s.volume}: ${s.files} files, ${formatBytes(s.bytes)}, sha256 ${s.sha256}`);
+    printLine(`restore it: pier volumes restore --app ${args.app} ${s.id} [--name NAME]`);
+  },
+});
+
 export function printSnapshots(snapshots: SnapshotView[]): void {
   if (snapshots.length === 0) return printLine('no snapshots');
   printTable(['ID', 'VOLUME', 'KIND', 'SIZE', 'FILES', 'CONSISTENCY', 'CREATED', 'EXPIRES'], snapshots.map((s) => [s.id, s.volume, s.kind, formatBytes(s.bytes), s.files, s.consistency, s.createdAt, s.expiresAt]));
@@ -121,6 +147,6 @@ export function printSnapshots(snapshots: SnapshotView[]): void {
 export type { VolumeView };
 
 export default defineCommand({
-  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore' },
-  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore },
+  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import' },
+  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd },
 });

@@ -70,6 +70,7 @@ export function createBtrfsDriver(root: string): VolumeDriver {
       await btrfs('subvolume', 'create', dir);
       return dir;
     },
+    discard: (stagingDir) => deleteSubvolume(stagingDir),
     async adopt(stagingDir, snapshotId) {
       await mkdir(join(root, 'snapshots'), { recursive: true });
       await btrfs('subvolume', 'snapshot', '-r', stagingDir, snapshotPath(snapshotId));

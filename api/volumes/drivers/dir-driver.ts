@@ -68,6 +68,9 @@ export function createDirDriver(root: string): VolumeDriver {
       await mkdir(dir, { recursive: true });
       return dir;
     },
+    async discard(stagingDir) {
+      await rm(stagingDir, { recursive: true, force: true });
+    },
     async adopt(stagingDir, snapshotId) {
       await mkdir(join(root, 'snapshots'), { recursive: true });
       await rename(stagingDir, snapshotPath(snapshotId));
