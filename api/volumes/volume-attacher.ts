@@ -77,33 +77,50 @@ export function createVolumeAttacher(options: VolumeAttacherOptions) {
     return make(spec, `${spec.name}-${slot}`, slot, ctx);
   }
 
+  /** The starts of one pass run side by side: picking a slot and attaching it is one at a time per app. */
+  const chains = new Map<string, Promise<unknown>>();
+  function oneAtATime<T>(appId: string, fn: () => Promise<T>): Promise<T> {
+    const next = (chains.get(appId) ?? Promise.resolve()).catch(() => undefined).then(fn);
+    chains.set(appId, next);
+    void next
+      .finally(() => {
+        if (chains.get(appId) === next) chains.delete(appId);
+      })
+      .catch(() => undefined);
+    return next;
+  }
+
   return {
     /** The mounts of the instance's container; throws a transient PierError when a volume is busy. */
-    async attach(row: Instance, manifest: Manifest, ctx: AttachContext): Promise<MountSpec[]> {
-      const mounts: MountSpec[] = [];
-      for (const spec of (manifest.volumes ?? []).filter((v) => v.process === row.process)) {
-        const volume = await pick(spec, row, ctx);
-        if (volume.state !== 'ready') {
-          throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored; ${row.id} starts once it is done`, { status: 409 });
-        }
-        if (!(await driver.exists(volume.id))) {
-          throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on this node`, {
-            status: 500,
-            hint: `restore it from a snapshot (pier snapshots list --app APP) or delete the volume (pier volumes delete --app APP ${volume.name})`,
-          });
-        }
-        await runtime.ensureVolume(dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId));
-        await leases.fenced(ctx.lease, async (t) => {
-          await t.tx
-            .update(volumes)
-            .set({ attachedInstanceId: row.id, process: spec.process, mountPath: spec.path, updatedAt: new Date() })
-            .where(eq(volumes.id, volume.id));
-        });
-        mounts.push({ volume: dockerVolumeSpec(volume, '', '').name, target: spec.path });
-      }
-      return mounts;
+    attach(row: Instance, manifest: Manifest, ctx: AttachContext): Promise<MountSpec[]> {
+      return oneAtATime(ctx.app.id, () => attachAll(row, manifest, ctx));
     },
   };
+
+  async function attachAll(row: Instance, manifest: Manifest, ctx: AttachContext): Promise<MountSpec[]> {
+    const mounts: MountSpec[] = [];
+    for (const spec of (manifest.volumes ?? []).filter((v) => v.process === row.process)) {
+      const volume = await pick(spec, row, ctx);
+      if (volume.state !== 'ready') {
+        throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored; ${row.id} starts once it is done`, { status: 409 });
+      }
+      if (!(await driver.exists(volume.id))) {
+        throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on this node`, {
+          status: 500,
+          hint: `restore it from a snapshot (pier snapshots list --app APP) or delete the volume (pier volumes delete --app APP ${volume.name})`,
+        });
+      }
+      await runtime.ensureVolume(dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId));
+      await leases.fenced(ctx.lease, async (t) => {
+        await t.tx
+          .update(volumes)
+          .set({ attachedInstanceId: row.id, process: spec.process, mountPath: spec.path, updatedAt: new Date() })
+          .where(eq(volumes.id, volume.id));
+      });
+      mounts.push({ volume: dockerVolumeSpec(volume, '', '').name, target: spec.path });
+    }
+    return mounts;
+  }
 }
 
 export type VolumeAttacher = ReturnType<typeof createVolumeAttacher>;
