@@ -24,7 +24,7 @@ export interface VolumeAttacherOptions {
 }
 
 export interface AttachContext {
-  app: { id: string; orgId: string };
+  app: { id: string; orgId: string; name: string };
   lease: Lease;
 }
 
@@ -107,7 +107,7 @@ export function createVolumeAttacher(options: VolumeAttacherOptions) {
       if (!(await driver.exists(volume.id))) {
         throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on this node`, {
           status: 500,
-          hint: `restore it from a snapshot (pier snapshots list --app APP) or delete the volume (pier volumes delete --app APP ${volume.name})`,
+          hint: `restore it from a snapshot (pier snapshots list --app ${ctx.app.name}) or delete the volume (pier volumes delete --app ${ctx.app.name} ${volume.name})`,
         });
       }
       await runtime.ensureVolume(dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId));

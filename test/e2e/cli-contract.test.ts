@@ -62,7 +62,48 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
   edges: { args: () => ['edges'] },
+  // Volumes of their own on alpha (no instance mounts them), on the server's default dir driver.
+  'volumes create': { args: () => ['volumes', 'create', 'vc', '--app', 'alpha'] },
+  'volumes list': { args: () => ['volumes', 'list', '--app', 'alpha'] },
+  'volumes describe': { args: async (c) => (await volume(c, 'vdesc'), ['volumes', 'describe', 'vdesc', '--app', 'alpha']) },
+  'volumes delete': { args: async (c) => (await volume(c, 'vdel'), ['volumes', 'delete', 'vdel', '--app', 'alpha', '--yes']) },
+  'volumes undelete': {
+    args: async (c) => {
+      await volume(c, 'vund');
+      await cli(c, ['volumes', 'delete', 'vund', '--app', 'alpha', '--yes']);
+      return ['volumes', 'undelete', 'vund', '--app', 'alpha'];
+    },
+  },
+  'volumes snapshot': { args: async (c) => (await volume(c, 'vsnap'), ['volumes', 'snapshot', 'vsnap', '--app', 'alpha']) },
+  'volumes restore': { args: async (c) => ['volumes', 'restore', await snapshot(c, 'vres'), '--app', 'alpha'] },
+  'volumes export': { args: async (c) => ['volumes', 'export', await snapshot(c, 'vexp'), '--app', 'alpha', '-o', join(c.server.dir, 'vexp.pier-snapshot')] },
+  'volumes import': {
+    args: async (c) => {
+      const file = join(c.server.dir, 'vimp.pier-snapshot');
+      await cli(c, ['volumes', 'export', await snapshot(c, 'vimp'), '--app', 'alpha', '-o', file]);
+      return ['volumes', 'import', file, '--app', 'alpha'];
+    },
+  },
+  'snapshots list': { args: () => ['snapshots', 'list', '--app', 'alpha'] },
+  'snapshots describe': { args: async (c) => ['snapshots', 'describe', await snapshot(c, 'sdesc'), '--app', 'alpha'] },
+  'snapshots delete': { args: async (c) => ['snapshots', 'delete', await snapshot(c, 'sdel'), '--app', 'alpha', '--yes'] },
 };
+
+async function cli(c: Ctx, args: string[]): Promise<CliResult> {
+  const r = await runPier(args, c.server.env);
+  assert.equal(r.code, 0, `pier ${args.join(' ')}:\n${r.stderr}`);
+  return r;
+}
+
+async function volume(c: Ctx, name: string): Promise<void> {
+  await cli(c, ['volumes', 'create', name, '--app', 'alpha']);
+}
+
+/** A snapshot of a new volume; its id. */
+async function snapshot(c: Ctx, name: string): Promise<string> {
+  await volume(c, name);
+  return (JSON.parse((await cli(c, ['volumes', 'snapshot', name, '--app', 'alpha', '--json'])).stdout) as { id: string }).id;
+}
 
 function parsed(r: CliResult, what: string): unknown {
   assert.equal(r.code, 0, `${what} exited ${r.code}:\n${r.stderr}`);
