@@ -31,11 +31,15 @@ export interface AttachContext {
 export function createVolumeAttacher(options: VolumeAttacherOptions) {
   const { db, runtime, leases, driver } = options;
 
-  /** True when another live container than `row`'s holds the volume. */
+  /**
+   * The instance other than `row` that holds the volume, if any: one whose container is live, or
+   * one that should run and has no container yet (its start is under way: it attached first).
+   */
   async function heldElsewhere(volume: Volume, row: Instance): Promise<string | null> {
     if (!volume.attachedInstanceId || volume.attachedInstanceId === row.id) return null;
     const [holder] = await db.select().from(instances).where(eq(instances.id, volume.attachedInstanceId));
-    if (!holder?.containerId) return null;
+    if (!holder) return null;
+    if (!holder.containerId) return holder.desiredState === 'running' ? holder.id : null;
     const info = await runtime.inspect(holder.containerId);
     return info && isLive(info.state) ? holder.id : null;
   }

@@ -71,11 +71,12 @@ export function createVolumeService(options: VolumeServiceOptions) {
     return s;
   }
 
-  /** The instance whose container holds the volume now, if one runs. */
-  async function liveHolder(v: Volume): Promise<{ instanceId: string; containerId: string } | null> {
+  /** The instance that holds the volume now: its container is live, or it should run and its start is under way (no container yet). */
+  async function liveHolder(v: Volume): Promise<{ instanceId: string; containerId: string | null } | null> {
     if (!v.attachedInstanceId) return null;
     const [holder] = await db.select().from(instances).where(eq(instances.id, v.attachedInstanceId));
-    if (!holder?.containerId) return null;
+    if (!holder) return null;
+    if (!holder.containerId) return holder.desiredState === 'running' ? { instanceId: holder.id, containerId: null } : null;
     const info = await runtime.inspect(holder.containerId);
     return info && isLive(info.state) ? { instanceId: holder.id, containerId: holder.containerId } : null;
   }
@@ -90,7 +91,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
   /** Takes a snapshot and records it (the caller serialises on the volume). */
   async function take(app: App, v: Volume, kind: SnapshotKind, expiresAt: Date | null): Promise<Snapshot> {
     const id = newId('snap');
-    const holder = await liveHolder(v);
+    const found = await liveHolder(v);
+    // A holder still starting has written nothing yet: as good as stopped.
+    const holder = found?.containerId ? { instanceId: found.instanceId, containerId: found.containerId } : null;
     let consistency = 'stopped';
     if (holder) {
       const spec = await specOf(app, v);
@@ -136,7 +139,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
   }
 
   /** Stops the instance holding the volume and waits until its container has stopped. */
-  async function stopHolder(holder: { containerId: string }): Promise<void> {
+  async function stopHolder(holder: { containerId: string | null }): Promise<void> {
+    if (!holder.containerId) return;
     await runtime.stop(holder.containerId, options.stopTimeoutSeconds ?? 10);
     const until = Date.now() + STOP_WAIT_MS;
     for (;;) {
