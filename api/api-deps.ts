@@ -12,6 +12,7 @@ import type { NodeDirectory } from './node-directory.js';
 import type { GcResult } from './registry/registry-gc.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
+import type { VolumeService } from './volumes/volume-service.js';
 
 export interface ApiDeps {
   db: Db;
@@ -37,6 +38,8 @@ export interface ApiDeps {
   metrics?: ServerMetrics | undefined;
   /** How long /healthz reuses its count of served endpoints (default 2 s; tests use 0). */
   servingHealthTtlMs?: number | undefined;
+  /** Volumes and snapshots; without it their routes answer E_VOLUMES_UNAVAILABLE. */
+  volumes?: VolumeService | undefined;
   /** Largest request body accepted (413 above); api/app.ts has the default. */
   bodyLimitBytes?: number | undefined;
   /** Builds from a Dockerfile (absent: the server cannot build; POST /v1/builds is 503). */

@@ -36,6 +36,7 @@ import { ipRoutes } from './routes/ips.js';
 import { createIpService } from './ip-service.js';
 import { createTransactions } from './transactions.js';
 import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
+import { isSnapshotImport, volumeRoutes } from './routes/volumes.js';
 import type { ErrorBody } from './views.js';
 
 /** Request bodies above this are refused (413) unless the server is configured otherwise. */
@@ -63,8 +64,9 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
       );
     },
   });
-  // A build context is a stream with its own, larger limit (api/routes/builds.ts).
-  app.use('*', (c, next) => (c.req.method === 'POST' && c.req.path === '/v1/builds' ? next() : limitBody(c, next)));
+  // A build context is a stream with its own, larger limit (api/routes/builds.ts); a snapshot
+  // import is as large as the volume: it streams to disk and is checked there.
+  app.use('*', (c, next) => ((c.req.method === 'POST' && c.req.path === '/v1/builds') || isSnapshotImport(c.req.method, c.req.path) ? next() : limitBody(c, next)));
   app.use('*', refuseControlCharactersInUrl);
 
   const dependencies = createDependencyHealth({
@@ -110,6 +112,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', ipRoutes({ ...deps, ips }));
   app.route('/v1', nodeRoutes(deps));
   app.route('/v1', registryRoutes(deps));
+  app.route('/v1', volumeRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

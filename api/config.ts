@@ -54,6 +54,11 @@ export interface ServerConfig {
   buildContextLimitBytes: number;
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
   reconcileConcurrency: number;
+  /**
+   * Where volumes and snapshots live (PIER_VOLUMES_DIR, default `<data dir>/volumes`) and with
+   * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
+   */
+  volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs' };
 }
 
 export const DEFAULT_NETWORK = 'pier';
@@ -125,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
+    volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
   };
 }
 
@@ -184,6 +190,12 @@ function parseConcurrency(value: string | undefined): number {
 }
 
 /** `$XDG_CONFIG_HOME/pier/config.json`, falling back to `~/.config`. */
+function parseVolumeDriver(value: string | undefined): 'auto' | 'dir' | 'btrfs' {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'dir' || value === 'btrfs') return value;
+  throw new PierError('E_CONFIG_INVALID', `PIER_VOLUME_DRIVER "${value}" is not auto, dir or btrfs`, { status: 400, hint: 'unset it to pick btrfs when the volumes folder is on btrfs, else dir' });
+}
+
 export function cliConfigPath(env: NodeJS.ProcessEnv): string {
   const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
   return join(base, 'pier', 'config.json');

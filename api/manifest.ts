@@ -171,6 +171,32 @@ const buildSchema = z
     ignore: z.array(text('line', z.string().min(1, 'must not be empty'))).default([]),
   })
   .strict();
+/** "512MiB", "1GiB", "10GB" → bytes. */
+const size = z
+  .string()
+  .regex(/^\d+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/, 'must be a size like "512MiB", "1GiB" or "10GB"')
+  .transform((v) => parseSize(v));
+
+const volumeSchema = z
+  .object({
+    name,
+    process: name,
+    /** Where the volume is mounted inside the container. */
+    path: text('line', z.string().regex(/^\/./, 'must be an absolute path inside the container, e.g. "/data"')),
+    /** The most the volume may hold (enforced by the btrfs driver; reported by both). */
+    size: size.optional(),
+    /** One volume per instance slot (`<name>-0`, `<name>-1`, …) instead of one for the process. */
+    per_instance: z.boolean().default(false),
+    /** How a snapshot of a running instance is taken: pause it, run the hook first, or neither (crash-consistent). */
+    consistency: z.enum(['pause', 'hook', 'none']).default('none'),
+    /** With consistency = "hook": a command run in the container before the snapshot, e.g. ["redis-cli", "save"]. */
+    hook: z.array(text()).min(1).optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.consistency === 'hook' && !v.hook) ctx.addIssue({ code: 'custom', path: ['hook'], message: 'consistency = "hook" needs the command to run, e.g. hook = ["redis-cli", "save"]' });
+    if (v.consistency !== 'hook' && v.hook) ctx.addIssue({ code: 'custom', path: ['consistency'], message: 'a hook runs only with consistency = "hook"' });
+  });
 
 function isCidrOrAddress(value: string): boolean {
   try {
@@ -198,13 +224,14 @@ export const manifestSchema = z
     env: env.default({}),
     processes: z.record(name, processSchema).refine((p) => Object.keys(p).length > 0, 'must define at least one process'),
     endpoints: z.array(endpointSchema).default([]),
+    volumes: z.array(volumeSchema).default([]),
     deploy: deploySchema.default({ strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: 120_000, drain: 5_000 }),
   })
   .strict()
   // Runs even when other fields failed (so every problem is reported at once): it only trusts
   // the shapes it checks itself.
   .superRefine(
-    (m: { processes?: unknown; endpoints?: unknown; image?: unknown; build?: unknown } | null, ctx) => {
+    (m: { processes?: unknown; endpoints?: unknown; volumes?: unknown; image?: unknown; build?: unknown } | null, ctx) => {
       if (isRecord(m) && m.image === undefined && m.build === undefined) {
         ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required: name an image (image = "local/echo:1"), or build one with a [build] table (context = ".")' });
       }
@@ -212,6 +239,25 @@ export const manifestSchema = z
         ctx.addIssue({ code: 'custom', path: ['build'], message: 'image and [build] are mutually exclusive: remove image to build from the Dockerfile, or remove [build] to run the image' });
       }
       const processes = isRecord(m?.processes) ? m.processes : null;
+      const volumeNames = new Set<string>();
+      const mounts = new Set<string>();
+      (Array.isArray(m?.volumes) ? (m.volumes as unknown[]) : []).forEach((v, i) => {
+        if (!isRecord(v)) return;
+        if (processes && typeof v.process === 'string' && !Object.hasOwn(processes, v.process)) {
+          ctx.addIssue({ code: 'custom', path: ['volumes', i, 'process'], message: `names no process; define [processes.${v.process}] or use one of: ${Object.keys(processes).join(', ')}` });
+        }
+        if (typeof v.name === 'string') {
+          if (volumeNames.has(v.name)) ctx.addIssue({ code: 'custom', path: ['volumes', i, 'name'], message: `volume "${v.name}" is defined twice` });
+          volumeNames.add(v.name);
+        }
+        const mount = `${String(v.process)}\u0000${String(v.path)}`;
+        if (mounts.has(mount)) ctx.addIssue({ code: 'custom', path: ['volumes', i, 'path'], message: `another volume of process ${String(v.process)} is mounted at ${String(v.path)}` });
+        mounts.add(mount);
+        const p = processes && typeof v.process === 'string' ? processes[v.process] : undefined;
+        if (v.per_instance !== true && isRecord(p) && typeof p.count === 'number' && p.count > 1) {
+          ctx.addIssue({ code: 'custom', path: ['volumes', i, 'per_instance'], message: `process ${String(v.process)} runs ${p.count} instances, and a volume has one writer: set per_instance = true (a volume per instance) or count = 1` });
+        }
+      });
       const ports = new Set<number>();
       (Array.isArray(m?.endpoints) ? (m.endpoints as unknown[]) : []).forEach((e, i) => {
         if (!isRecord(e)) return;
@@ -232,6 +278,40 @@ export type EndpointSpec = Manifest['endpoints'][number];
 export type CheckSpec = NonNullable<ProcessSpec['check']>;
 export type DeploySpec = Manifest['deploy'];
 export type BuildSpec = NonNullable<Manifest['build']>;
+export type VolumeSpec = Manifest['volumes'][number];
+
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+
+export function parseSize(text: string): number {
+  const m = /^(\d+)([A-Za-z]+)$/.exec(text);
+  const unit = m ? SIZE_UNITS[m[2] as string] : undefined;
+  if (!m || unit === undefined) throw new Error(`not a size: ${text}`);
+  return Number(m[1]) * unit;
+}
+
+/**
+ * A volume has one writer, so the process groups that mount one roll out stop-then-start per
+ * slot. Checked on the document as written: the default rolling deploy is fine (it is run
+ * stop-then-start for them), an explicit bluegreen or max_surge is refused with the reason.
+ */
+function volumeRolloutIssues(doc: unknown): z.core.$ZodIssue[] {
+  if (!isRecord(doc) || !Array.isArray(doc.volumes) || doc.volumes.length === 0) return [];
+  const deploy = isRecord(doc.deploy) ? doc.deploy : {};
+  const withVolumes = [...new Set(doc.volumes.filter(isRecord).map((v) => String(v.process)))].join(', ');
+  const why = `process ${withVolumes} mounts a volume, which has one writer: its instances are replaced stop-then-start, one slot at a time`;
+  const issues: z.core.$ZodIssue[] = [];
+  const issue = (path: string[], message: string) => issues.push({ code: 'custom', path, message, input: undefined } as z.core.$ZodIssue);
+  if (deploy.strategy === 'bluegreen') issue(['deploy', 'strategy'], `bluegreen would run the new instances beside the old ones: ${why}; use strategy = "rolling" or "immediate"`);
+  if (typeof deploy.max_surge === 'number' && deploy.max_surge > 0) issue(['deploy', 'max_surge'], `a surge would start a new instance before the old one stops: ${why}; remove max_surge or set it to 0`);
+  return issues;
+}
+
+function check(doc: unknown): { success: true; data: Manifest } | { success: false; issues: z.core.$ZodIssue[] } {
+  const result = manifestSchema.safeParse(doc);
+  const extra = volumeRolloutIssues(doc);
+  if (result.success && extra.length === 0) return { success: true, data: result.data };
+  return { success: false, issues: [...(result.success ? [] : result.error.issues), ...extra] };
+}
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
@@ -261,16 +341,16 @@ export function parseManifest(text: string, file = 'pier.toml'): Manifest {
     }
     throw err;
   }
-  const result = manifestSchema.safeParse(doc);
+  const result = check(doc);
   if (result.success) return result.data;
-  throw invalid(file, problemsOf(result.error.issues, doc, indexTomlPositions(text)));
+  throw invalid(file, problemsOf(result.issues, doc, indexTomlPositions(text)));
 }
 
 /** Validates an already-parsed manifest object (no positions: there is no text). */
 export function validateManifest(doc: unknown, file = 'pier.toml'): Manifest {
-  const result = manifestSchema.safeParse(doc);
+  const result = check(doc);
   if (result.success) return result.data;
-  throw invalid(file, problemsOf(result.error.issues, doc, null));
+  throw invalid(file, problemsOf(result.issues, doc, null));
 }
 
 /** The problems an E_MANIFEST_INVALID error lists (the first MAX_LISTED_PROBLEMS) and how many it found; null for any other error. */

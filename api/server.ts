@@ -48,6 +48,9 @@ import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { joinNetwork } from './scheduler/join-network.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
+import { openVolumeDriver } from './volumes/open-volume-driver.js';
+import { createVolumeAttacher } from './volumes/volume-attacher.js';
+import { createVolumeService } from './volumes/volume-service.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
 
 export interface RunningServer {
@@ -158,8 +161,16 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         log.info({ docker: config.dockerSocket }, 'the engine is a swarm manager: nodes are the swarm\'s');
       }
     }
+    // Volumes: the driver is picked by the folder's filesystem; a folder Pier cannot use is a
+    // warning (deploys of apps with volumes fail with the reason), not a server that will not start.
+    const volumeDriver = await openVolumeDriver(config.volumes.dir, config.volumes.driver).catch((err: Error) => {
+      warnings.push(`volumes are unavailable: ${err.message}`);
+      return null;
+    });
+    const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, nodeId: LOCAL_NODE, installationId }) : undefined;
 
     const reconciler = createReconciler({
+      volumes: volumeAttacher,
       db,
       runtime,
       leases,
@@ -239,6 +250,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         void releaseUnusedPorts(db, log);
       },
     });
+    const volumes = volumeDriver
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id) })
+      : undefined;
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
@@ -266,6 +280,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
       dataDir: config.dataDir,
+      volumes,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });
     const server = await listen(api.fetch, config.api.host, config.api.port);

@@ -1,8 +1,12 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
-import { Readable } from 'node:stream';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import type { GcResult } from '../api/registry/registry-gc.js';
+import type { SnapshotView, VolumeDescription, VolumeView } from '../api/volumes/volume-views.js';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
@@ -289,6 +293,87 @@ export class ApiClient {
     return openExecSocket(url, this.config.token, options.onOutput);
   }
 
+  // Volumes and snapshots (api/routes/volumes.ts).
+  listVolumes(app: string, deleted: boolean): Promise<{ volumes: VolumeView[] }> {
+    return this.request('GET', `${appPath(app)}/volumes${deleted ? '?deleted=true' : ''}`);
+  }
+
+  createVolume(app: string, body: { name: string; size?: string | undefined }): Promise<{ volume: VolumeView }> {
+    return this.request('POST', `${appPath(app)}/volumes`, body);
+  }
+
+  describeVolume(app: string, name: string): Promise<VolumeDescription> {
+    return this.request('GET', `${appPath(app)}/volumes/${encodeURIComponent(name)}`);
+  }
+
+  deleteVolume(app: string, name: string): Promise<{ volume: VolumeView; finalSnapshot: SnapshotView }> {
+    return this.request('DELETE', `${appPath(app)}/volumes/${encodeURIComponent(name)}`);
+  }
+
+  undeleteVolume(app: string, name: string): Promise<{ volume: VolumeView }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/undelete`, {});
+  }
+
+  snapshotVolume(app: string, name: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/snapshots`, {});
+  }
+
+  listSnapshots(app: string, volume?: string): Promise<{ snapshots: SnapshotView[] }> {
+    return this.request('GET', `${appPath(app)}/snapshots${volume ? `?volume=${encodeURIComponent(volume)}` : ''}`);
+  }
+
+  describeSnapshot(app: string, id: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('GET', `${appPath(app)}/snapshots/${encodeURIComponent(id)}`);
+  }
+
+  deleteSnapshot(app: string, id: string): Promise<{ snapshot: SnapshotView }> {
+    return this.request('DELETE', `${appPath(app)}/snapshots/${encodeURIComponent(id)}`);
+  }
+
+  restoreSnapshot(app: string, id: string, body: { inPlace: boolean; name?: string | undefined }): Promise<{ volume: VolumeView; preRestoreSnapshot: SnapshotView | null }> {
+    return this.request('POST', `${appPath(app)}/snapshots/${encodeURIComponent(id)}/restore`, body);
+  }
+
+  /** Streams a snapshot's export file into `file` (written beside, then renamed: no half file under that name). */
+  async exportSnapshot(app: string, id: string, file: string): Promise<{ bytes: number }> {
+    const res = await this.send('GET', `${appPath(app)}/snapshots/${encodeURIComponent(id)}/export`);
+    if (!res.ok || !res.body) return this.parse(res);
+    const partial = `${file}.partial`;
+    let bytes = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), count, createWriteStream(partial));
+      await rename(partial, file);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw new CliError('E_EXPORT_FAILED', `the export of ${id} did not complete: ${(err as Error).message}`, { hint: 'run it again; nothing was written to the file', cause: err });
+    }
+    return { bytes };
+  }
+
+  /** Sends a file made by exportSnapshot; the server checks it before it keeps anything. */
+  async importSnapshot(app: string, file: string): Promise<{ snapshot: SnapshotView }> {
+    const size = (await stat(file)).size;
+    const body = Readable.toWeb(createReadStream(file)) as ReadableStream;
+    let res: Response;
+    try {
+      res = await fetch(`${this.config.apiUrl}${appPath(app)}/snapshots/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      throw new CliError('E_API_UNREACHABLE', `cannot reach the Pier API at ${this.config.apiUrl}`, { hint: 'start it with `pier server`, or set PIER_API_URL', cause: err });
+    }
+    return this.parse(res);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     return this.parse<T>(await this.send(method, path, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}));
   }
@@ -347,6 +432,10 @@ export class ApiClient {
     }
     return parsed as T;
   }
+}
+
+function appPath(app: string): string {
+  return `/v1/apps/${encodeURIComponent(app)}`;
 }
 
 function logsQueryString(query: LogsQuery, follow: boolean): string {

@@ -37,6 +37,8 @@ export const main = defineCommand({
     edges: () => import('./commands/edges.js').then((m) => m.default),
     ips: () => import('./commands/ips.js').then((m) => m.default),
     nodes: () => import('./commands/nodes.js').then((m) => m.default),
+    volumes: () => import('./commands/volumes.js').then((m) => m.default),
+    snapshots: () => import('./commands/snapshots.js').then((m) => m.default),
   },
 });
 

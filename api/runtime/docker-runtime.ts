@@ -24,6 +24,7 @@ import {
   type ResolvedImage,
   type Runtime,
   type RuntimeEvent,
+  type VolumeSpec,
 } from './runtime.js';
 
 export interface DockerRuntimeOptions {
@@ -191,6 +192,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
             ...(spec.network === undefined ? {} : { NetworkMode: spec.network }),
             // Swap equal to memory: the limit is a hard one, so exceeding it is a visible OOM kill.
             ...(spec.memoryBytes === undefined ? {} : { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes }),
+            ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target })) } : {}),
           },
           ...(spec.network === undefined ? {} : { NetworkingConfig: { EndpointsConfig: { [spec.network]: {} } } }),
         });
@@ -252,6 +254,78 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
       // removed in between is simply no longer there.
       const infos = await Promise.all(summaries.map((s) => inspect(s.Id)));
       return infos.filter((info): info is ContainerInfo => info !== null);
+    },
+
+    async ensureVolume(spec: VolumeSpec): Promise<void> {
+      try {
+        const existing = await docker
+          .getVolume(spec.name)
+          .inspect()
+          .catch((err: unknown) => {
+            if (statusOf(err) === 404) return null;
+            throw err;
+          });
+        if (existing && (existing.Options as Record<string, string> | null)?.device === spec.device) return;
+        if (existing) await docker.getVolume(spec.name).remove();
+        await docker.createVolume({ Name: spec.name, Driver: 'local', DriverOpts: { type: 'none', o: 'bind', device: spec.device }, Labels: spec.labels });
+      } catch (err) {
+        throw engineError(err, `create volume ${spec.name}`);
+      }
+    },
+
+    async removeVolume(name: string): Promise<void> {
+      const removeOnce = () => docker.getVolume(name).remove();
+      try {
+        await removeOnce();
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404) return;
+        if (status !== 409) throw engineError(err, `remove volume ${name}`);
+        // Docker refuses while any container refers to it, a stopped one too: a running one is a
+        // real conflict; stopped ones (kept for their logs) go with the volume.
+        const users = await docker.listContainers({ all: true, filters: { volume: [name] } }).catch((listErr: unknown) => {
+          throw engineError(listErr, `list containers of volume ${name}`);
+        });
+        const running = users.filter((u) => u.State === 'running' || u.State === 'paused' || u.State === 'restarting');
+        if (running.length) {
+          throw new PierError('E_VOLUME_ATTACHED', `the Docker volume ${name} is in use by running container ${running.map((u) => u.Names[0]?.replace(/^\//, '') ?? u.Id).join(', ')}`, {
+            status: 409,
+            hint: 'stop the instance that uses it first',
+            cause: err,
+          });
+        }
+        for (const u of users) await remove(u.Id);
+        try {
+          await removeOnce();
+        } catch (again) {
+          if (statusOf(again) !== 404) throw engineError(again, `remove volume ${name}`);
+        }
+      }
+    },
+
+    async pause(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).pause();
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404 || status === 409) {
+          throw new PierError('E_CONTAINER_NOT_RUNNING', `container ${id} is not running: ${dockerMessage(err)}`, { status: 409, cause: err });
+        }
+        throw engineError(err, `pause container ${id}`);
+      }
+    },
+
+    async unpause(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).unpause();
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404 || status === 409 || status === 500) {
+          // Not paused (Docker answers 500 "is not paused" on 20.10): nothing to thaw.
+          if (/not paused|no such container/i.test(dockerMessage(err))) return;
+        }
+        throw engineError(err, `unpause container ${id}`);
+      }
     },
 
     logs,

@@ -69,6 +69,8 @@ const DOCKER_SOCKET_WORDS = 'the in-memory engine';
 
 export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryRuntime {
   const containers = new Map<string, Container>();
+  /** Docker volume name → the host directory it binds. */
+  const volumes = new Map<string, string>();
   const byName = new Map<string, Container>();
   const images = new Map<string, ResolvedImage>();
   const emitter = new EventEmitter();
@@ -186,6 +188,30 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
 
     async ping() {
       up();
+    },
+
+    // Volumes are bookkeeping here: the in-memory programs have no file system to mount into.
+    async ensureVolume(spec) {
+      up();
+      volumes.set(spec.name, spec.device);
+    },
+
+    async removeVolume(name) {
+      up();
+      volumes.delete(name);
+    },
+
+    async pause(id) {
+      up();
+      const c = find(id);
+      if (!c || c.info.state !== 'running') throw new PierError('E_CONTAINER_NOT_RUNNING', `container ${id} is not running`, { status: 409 });
+      c.info = { ...c.info, state: 'paused' };
+    },
+
+    async unpause(id) {
+      up();
+      const c = find(id);
+      if (c && c.info.state === 'paused') c.info = { ...c.info, state: 'running' };
     },
 
     async ensureNetwork(spec) {

@@ -14,7 +14,25 @@ export const LABELS = {
   instance: 'dev.pier.instance',
   /** On an image built by Pier: the sha256 of the build context it was built from. */
   buildContext: 'dev.pier.build.context',
+  /** On a Docker volume: the Pier volume (`vol_…`) it binds. */
+  volume: 'dev.pier.volume',
 } as const;
+
+/** A Docker volume that binds a host directory Pier manages (a volume driver's path). */
+export interface VolumeSpec {
+  /** The Docker volume's name, e.g. `pier-vol_abc`. */
+  name: string;
+  /** The host directory it binds. */
+  device: string;
+  labels: Record<string, string>;
+}
+
+export interface MountSpec {
+  /** A Docker volume made by ensureVolume. */
+  volume: string;
+  /** Where it appears in the container. */
+  target: string;
+}
 
 export interface ResolvedImage {
   /** The reference as the user wrote it, e.g. `local/echo:1`. */
@@ -62,6 +80,8 @@ export interface ContainerSpec {
    */
   network?: string | undefined;
   memoryBytes?: number | undefined;
+  /** Volumes mounted into the container. */
+  mounts?: MountSpec[] | undefined;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
@@ -185,6 +205,20 @@ export interface Runtime {
   exec(id: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
   /** Starts a command under a TTY in a running container, attached both ways. */
   execInteractive(id: string, cmd: string[], options: { tty: true; cols: number; rows: number }): Promise<ExecSession>;
+  /**
+   * A local Docker volume bound to a host directory, labelled as Pier's; an existing one with the
+   * same name is reused when it binds the same directory and is replaced when it binds another.
+   */
+  ensureVolume(spec: VolumeSpec): Promise<void>;
+  /**
+   * Removes a Docker volume (not the data it binds), with the stopped containers that refer to it.
+   * Gone already is fine; in use by a running container is E_VOLUME_ATTACHED.
+   */
+  removeVolume(name: string): Promise<void>;
+  /** Freezes a running container's processes (a consistent snapshot); E_CONTAINER_NOT_RUNNING otherwise. */
+  pause(id: string): Promise<void>;
+  /** Thaws a paused container. Not paused is fine. */
+  unpause(id: string): Promise<void>;
   /** Container events for Pier's containers, until the signal aborts. */
   events(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
 }

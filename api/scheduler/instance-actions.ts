@@ -8,8 +8,9 @@ import { and, eq, isNull, ne } from 'drizzle-orm';
 import { instances, type Instance, type Release } from '../../db/schema/index.js';
 import { newInstanceId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
-import { isPierError } from '../pier-error.js';
-import { LABELS, type ContainerInfo, type ContainerSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
+import { isPierError, PierError } from '../pier-error.js';
+import { LABELS, type ContainerInfo, type ContainerSpec, type MountSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
+import type { VolumeAttacher } from '../volumes/volume-attacher.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 import { effectiveCheck } from './readiness-check.js';
@@ -23,6 +24,8 @@ export interface InstanceActionsOptions {
   network: NetworkSpec;
   /** Seconds a stopping container gets before it is killed. */
   stopTimeoutSeconds?: number;
+  /** Attaches the volumes of processes that have them; without it, a release with volumes cannot start. */
+  volumes?: VolumeAttacher | undefined;
 }
 
 export interface ActionContext {
@@ -34,7 +37,7 @@ export interface ActionContext {
 }
 
 /** Engine errors after which a start is retried later rather than recorded as a failed instance. */
-const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE', 'E_NETWORK_NOT_FOUND']);
+const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE', 'E_NETWORK_NOT_FOUND', 'E_VOLUME_ATTACHED', 'E_VOLUME_BUSY']);
 
 export function createInstanceActions(options: InstanceActionsOptions) {
   const { runtime, leases } = options;
@@ -69,7 +72,8 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     const log = ctx.log.child({ instance: row.id });
     let info: ContainerInfo | null;
     try {
-      const containerId = await runWithNetwork(containerSpec(row, release, ctx), log);
+      const mounts = await attachVolumes(row, release, ctx);
+      const containerId = await runWithNetwork({ ...containerSpec(row, release, ctx), mounts }, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -84,6 +88,15 @@ export function createInstanceActions(options: InstanceActionsOptions) {
       }
     }
     await bind(row, info, ctx, release);
+  }
+
+  async function attachVolumes(row: Instance, release: Release, ctx: ActionContext): Promise<MountSpec[]> {
+    const manifest = release.manifest as Manifest;
+    if (!(manifest.volumes ?? []).some((v) => v.process === row.process)) return [];
+    if (!options.volumes) {
+      throw new PierError('E_VOLUMES_UNAVAILABLE', 'this server has no volume storage configured', { status: 503, hint: 'set PIER_VOLUMES_DIR for pier server' });
+    }
+    return options.volumes.attach(row, manifest, ctx);
   }
 
   /**

@@ -50,6 +50,14 @@ export interface PlanInput {
    * and the previous release serves on without having been stopped.
    */
   holdPrevious?: boolean;
+  /**
+   * Processes that mount volumes: a volume has one writer, so they roll out stop-then-start one
+   * slot at a time, whatever the strategy: an old instance leaves (and its container stops)
+   * before a new one starts.
+   */
+  stopFirst?: ReadonlySet<string>;
+  /** Processes whose volume is busy (a restore in place): nothing of them starts now. */
+  held?: ReadonlySet<string>;
   now: Date;
 }
 
@@ -90,7 +98,10 @@ export function plan(input: PlanInput): Plan {
   };
 
   const live: ActualInstance[] = [];
+  /** Leaving instances whose container still runs, per process (a stop-then-start waits for them). */
+  const leaving = new Map<string, number>();
   for (const inst of input.instances) {
+    if (inst.desired === 'stopped' && isLive(inst.container)) leaving.set(inst.process, (leaving.get(inst.process) ?? 0) + 1);
     if (inst.desired === 'running') {
       if (isLive(inst.container)) live.push(inst);
       else if (inst.pending) {
@@ -122,7 +133,14 @@ export function plan(input: PlanInput): Plan {
     if (readyMine < count) complete = false;
 
     let starts = count - mine.length;
-    if (strategy.type === 'rolling') {
+    if (input.stopFirst?.has(process)) {
+      // One writer per volume: start only into slots no container (old or leaving) holds, and
+      // free a slot only when the new instances so far are ready.
+      const stopping = leaving.get(process) ?? 0;
+      starts = Math.max(0, count - mine.length - old.length - stopping);
+      if (starts === 0 && stopping === 0 && old.length > 0 && readyMine === mine.length) replace(old.slice(0, 1));
+      if (input.held?.has(process)) starts = 0;
+    } else if (strategy.type === 'rolling') {
       starts = Math.max(0, Math.min(starts, count + strategy.maxSurge - mine.length - old.length));
       const keep = Math.max(0, count - strategy.maxUnavailable - readyMine);
       replace(old.slice(0, Math.max(0, old.length - keep)));
@@ -140,7 +158,7 @@ export function plan(input: PlanInput): Plan {
     if (!known.has(inst.process)) actions.push({ type: 'drain', instanceId: inst.id, reason: 'process removed from the release' });
   }
   // What the new release does not replace process by process leaves once it runs in full.
-  const leftover = others.filter((i) => !known.has(i.process) || strategy.type === 'bluegreen');
+  const leftover = others.filter((i) => !known.has(i.process) || (strategy.type === 'bluegreen' && !input.stopFirst?.has(i.process)));
   if (input.releaseId === null) drain(others, 'the app has no release to run');
   else if (complete || strategy.type === 'immediate') replace(leftover.filter((i) => !actions.some((a) => a.type === 'drain' && a.instanceId === i.id)));
 

@@ -3,9 +3,10 @@
 // redone from current state, never from an event. Every write is fenced by the lease, and the
 // pass checks its lock between steps: a server that lost the lock stops acting at once.
 import type { Logger } from 'pino';
-import { eq } from 'drizzle-orm';
+import { and, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { apps, instances, releases, type Instance, type Release } from '../../db/schema/index.js';
+import { apps, instances, releases, volumes, type Instance, type Release } from '../../db/schema/index.js';
+import type { VolumeAttacher } from '../volumes/volume-attacher.js';
 import type { Manifest } from '../manifest.js';
 import { LABELS, type ContainerInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, isLeaseLost, type AppLeases, type Lease } from './app-leases.js';
@@ -33,6 +34,8 @@ export interface ReconcilerOptions {
   stopTimeoutSeconds?: number;
   /** Told of each crash loop announced (instance.crash-loop), for /metrics. */
   onCrashLoop?: ((app: string, process: string, until: Date) => void) | undefined;
+  /** Attaches volumes to the instances of processes that mount them. */
+  volumes?: VolumeAttacher | undefined;
 }
 
 export interface ReconcileResult {
@@ -99,7 +102,11 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       // that the backoff they cause would hold back.
       const backoff = release ? crashBackoff(withExitsSeenNow(rows.filter((r) => r.releaseId === release.id), byInstance, now), now) : {};
       await announceBackoff(ctx, backoff, now);
-      const processes = manifest && release ? desiredCounts(app, manifest, release.version).map(({ process, count }) => ({ process, count })) : [];
+      const volumeSpecs = manifest?.volumes ?? [];
+      // A shared (not per-instance) volume has one writer: its process runs one instance.
+      const single = new Set(volumeSpecs.filter((v) => !v.per_instance).map((v) => v.process));
+      const processes = manifest && release ? desiredCounts(app, manifest, release.version).map(({ process, count }) => ({ process, count: single.has(process) ? Math.min(count, 1) : count })) : [];
+      const held = volumeSpecs.length ? await restoringProcesses(appId) : new Set<string>();
       const deploy = manifest?.deploy;
       const result = plan({
         releaseId,
@@ -109,6 +116,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         orphans: containers.filter((c) => !known.has(c.labels[LABELS.instance] ?? '')).map((c) => c.id),
         backoffUntil: Object.fromEntries(Object.entries(backoff).map(([p, b]) => [p, b.until])),
         holdPrevious: settled.holdPrevious ?? false,
+        stopFirst: new Set(volumeSpecs.map((v) => v.process)),
+        held,
         now,
       });
       const drainMs = deploy?.drain ?? 5_000;
@@ -203,6 +212,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       options.onCrashLoop?.(ctx.app.name, process, b.until);
       ctx.log.warn({ process, exits: b.exits }, 'crash loop');
     }
+  }
+
+  /** Processes with a volume being restored in place: none of their instances may start now. */
+  async function restoringProcesses(appId: string): Promise<Set<string>> {
+    const rows = await db
+      .select({ process: volumes.process })
+      .from(volumes)
+      .where(and(eq(volumes.appId, appId), eq(volumes.state, 'restoring'), isNull(volumes.deletedAt)));
+    return new Set(rows.map((r) => r.process).filter((p): p is string => p !== null));
   }
 
   async function loadRelease(id: string): Promise<Release | null> {

@@ -14,3 +14,5 @@ export * from './nodes.js';
 export * from './idempotency-keys.js';
 export * from './settings.js';
 export * from './ip-addresses.js';
+export * from './volumes.js';
+export * from './snapshots.js';

@@ -255,3 +255,48 @@ test('placement: spread "node" and node labels are read; another spread value or
   assert.ok(paths.includes('processes.web.placement.spread'), JSON.stringify(problems));
   assert.ok(paths.some((p) => p.startsWith('processes.web.placement.labels')), JSON.stringify(problems));
 });
+
+const withVolume = `${example}
+[[volumes]]
+name = "data"
+process = "web"
+path = "/data"
+`;
+
+test('a volume parses with its defaults and a size in bytes', () => {
+  const m = parseManifest(withVolume.replace('path = "/data"', 'path = "/data"\nsize = "1GiB"'));
+  assert.deepEqual(m.volumes, [{ name: 'data', process: 'web', path: '/data', size: 1024 ** 3, per_instance: false, consistency: 'none' }]);
+  assert.deepEqual(parseManifest(example).volumes, []);
+});
+
+test('a process with a volume keeps the default rolling deploy (run stop-then-start) and immediate', () => {
+  assert.equal(parseManifest(withVolume).deploy.strategy, 'rolling');
+  assert.equal(parseManifest(`${withVolume}\n[deploy]\nstrategy = "immediate"\n`).deploy.strategy, 'immediate');
+  assert.equal(parseManifest(`${withVolume}\n[deploy]\nmax_surge = 0\nmax_unavailable = 1\n`).deploy.max_surge, 0);
+});
+
+const badVolumes: { name: string; text: string; path: string; message: RegExp }[] = [
+  { name: 'bluegreen', text: `${withVolume}\n[deploy]\nstrategy = "bluegreen"\n`, path: 'deploy.strategy', message: /bluegreen would run the new instances beside the old ones: process web mounts a volume, which has one writer/ },
+  { name: 'a surge', text: `${withVolume}\n[deploy]\nmax_surge = 2\n`, path: 'deploy.max_surge', message: /a surge would start a new instance before the old one stops/ },
+  { name: 'a volume of a missing process', text: withVolume.replace('process = "web"\npath', 'process = "db"\npath'), path: 'volumes[0].process', message: /names no process; define \[processes.db\]/ },
+  { name: 'a relative path', text: withVolume.replace('"/data"', '"data"'), path: 'volumes[0].path', message: /absolute path/ },
+  { name: 'a bad size', text: withVolume.replace('path = "/data"', 'path = "/data"\nsize = "lots"'), path: 'volumes[0].size', message: /size like/ },
+  { name: 'a hook without consistency = "hook"', text: withVolume.replace('path = "/data"', 'path = "/data"\nhook = ["sync"]'), path: 'volumes[0].consistency', message: /a hook runs only with consistency = "hook"/ },
+  { name: 'consistency = "hook" without a hook', text: withVolume.replace('path = "/data"', 'path = "/data"\nconsistency = "hook"'), path: 'volumes[0].hook', message: /needs the command/ },
+  { name: 'a shared volume on a process of two instances', text: withVolume.replace('cmd =', 'count = 2\ncmd ='), path: 'volumes[0].per_instance', message: /set per_instance = true/ },
+  { name: 'the same volume twice', text: `${withVolume}\n[[volumes]]\nname = "data"\nprocess = "web"\npath = "/other"\n`, path: 'volumes[1].name', message: /defined twice/ },
+];
+
+for (const c of badVolumes) {
+  test(`the manifest is invalid with ${c.name} for a process with volumes, reported at ${c.path}`, () => {
+    const problems = problemsOf(() => parseManifest(c.text));
+    assert.deepEqual(problems.map((p) => p.path), [c.path], JSON.stringify(problems));
+    assert.match(problems[0]?.message ?? '', c.message);
+    assert.ok(problems[0]?.line, 'reported at a line');
+  });
+}
+
+test('a misspelt volume key gets a suggestion', () => {
+  const problems = problemsOf(() => parseManifest(withVolume.replace('path = "/data"', 'path = "/data"\nper_instanse = true')));
+  assert.match(problems[0]?.message ?? '', /did you mean "per_instance"/);
+});

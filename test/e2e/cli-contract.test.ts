@@ -83,6 +83,31 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'nodes drain': { args: () => ['nodes', 'drain', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
   'nodes activate': { args: () => ['nodes', 'activate', 'local'], fails: { exitCode: 1, error: 'E_NOT_A_SWARM' } },
   'registry gc': { args: () => ['registry', 'gc', '--dry-run'] },
+  // Volumes of their own on alpha (no instance mounts them), on the server's default dir driver.
+  'volumes create': { args: () => ['volumes', 'create', 'vc', '--app', 'alpha'] },
+  'volumes list': { args: () => ['volumes', 'list', '--app', 'alpha'] },
+  'volumes describe': { args: async (c) => (await volume(c, 'vdesc'), ['volumes', 'describe', 'vdesc', '--app', 'alpha']) },
+  'volumes delete': { args: async (c) => (await volume(c, 'vdel'), ['volumes', 'delete', 'vdel', '--app', 'alpha', '--yes']) },
+  'volumes undelete': {
+    args: async (c) => {
+      await volume(c, 'vund');
+      await cli(c, ['volumes', 'delete', 'vund', '--app', 'alpha', '--yes']);
+      return ['volumes', 'undelete', 'vund', '--app', 'alpha'];
+    },
+  },
+  'volumes snapshot': { args: async (c) => (await volume(c, 'vsnap'), ['volumes', 'snapshot', 'vsnap', '--app', 'alpha']) },
+  'volumes restore': { args: async (c) => ['volumes', 'restore', await snapshot(c, 'vres'), '--app', 'alpha'] },
+  'volumes export': { args: async (c) => ['volumes', 'export', await snapshot(c, 'vexp'), '--app', 'alpha', '-o', join(c.server.dir, 'vexp.pier-snapshot')] },
+  'volumes import': {
+    args: async (c) => {
+      const file = join(c.server.dir, 'vimp.pier-snapshot');
+      await cli(c, ['volumes', 'export', await snapshot(c, 'vimp'), '--app', 'alpha', '-o', file]);
+      return ['volumes', 'import', file, '--app', 'alpha'];
+    },
+  },
+  'snapshots list': { args: () => ['snapshots', 'list', '--app', 'alpha'] },
+  'snapshots describe': { args: async (c) => ['snapshots', 'describe', await snapshot(c, 'sdesc'), '--app', 'alpha'] },
+  'snapshots delete': { args: async (c) => ['snapshots', 'delete', await snapshot(c, 'sdel'), '--app', 'alpha', '--yes'] },
 };
 
 /** The dedicated address `ips allocate` gave beta. */
@@ -90,6 +115,22 @@ async function betaAddress(c: Ctx): Promise<string> {
   const listed = parsed(await runPier(['ips', 'list', '--app', 'beta', '--json'], c.server.env), 'ips list --app beta') as { ips: { address: string }[] };
   assert.ok(listed.ips[0], 'beta has an address');
   return listed.ips[0].address;
+}
+
+async function cli(c: Ctx, args: string[]): Promise<CliResult> {
+  const r = await runPier(args, c.server.env);
+  assert.equal(r.code, 0, `pier ${args.join(' ')}:\n${r.stderr}`);
+  return r;
+}
+
+async function volume(c: Ctx, name: string): Promise<void> {
+  await cli(c, ['volumes', 'create', name, '--app', 'alpha']);
+}
+
+/** A snapshot of a new volume; its id. */
+async function snapshot(c: Ctx, name: string): Promise<string> {
+  await volume(c, name);
+  return (JSON.parse((await cli(c, ['volumes', 'snapshot', name, '--app', 'alpha', '--json'])).stdout) as { id: string }).id;
 }
 
 function parsed(r: CliResult, what: string): unknown {

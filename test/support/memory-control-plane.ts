@@ -24,6 +24,8 @@ import { createReconciler, type Reconciler, type ReconcileResult } from '../../a
 import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
 import { nodes } from '../../db/schema/index.js';
+import { createVolumeAttacher } from '../../api/volumes/volume-attacher.js';
+import type { VolumeDriver } from '../../api/volumes/volume-driver.js';
 import { captureLog, type CapturedLog } from './log-capture.js';
 import { createOrg, createToken } from './test-api.js';
 import { createTestDb } from './test-db.js';
@@ -74,6 +76,8 @@ export interface ControlPlaneOptions {
   health?: boolean;
   /** Address pools (CIDRs) for the deploy service and the API, as `--ip-pool` gives them. */
   ipPools?: string[];
+  /** Volumes on this driver (attached by the reconciler); without it, no volumes. */
+  volumeDriver?: VolumeDriver;
 }
 
 export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
@@ -92,6 +96,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses: ['127.0.0.1'] });
   let routeChanges = 0;
   const reconciler = createReconciler({
+    volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
     db,
     runtime,
     leases,

@@ -81,6 +81,19 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     assert.deepEqual(await target.runtime.list({ [LABELS.app]: app, [LABELS.instance]: `${cname}-nope` }), []);
   });
 
+  test(`${name}: pause freezes a running container and unpause thaws it (twice is fine); pausing a stopped one is E_CONTAINER_NOT_RUNNING`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    const { id } = await start(t, target, 'pause', { cmd: ['sleep', '1000'] });
+    await target.runtime.pause(id);
+    assert.equal((await target.runtime.inspect(id))?.state, 'paused');
+    await target.runtime.unpause(id);
+    await target.runtime.unpause(id);
+    assert.equal((await target.runtime.inspect(id))?.state, 'running');
+    await target.runtime.stop(id, 0);
+    await assert.rejects(target.runtime.pause(id), (err: Error & { code?: string }) => err.code === 'E_CONTAINER_NOT_RUNNING');
+  });
+
   test(`${name}: ensureNetwork makes the network once and then finds the same one, labelled`, async (t) => {
     const target = await setup(t);
     if (!target) return;

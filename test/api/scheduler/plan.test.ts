@@ -278,6 +278,37 @@ const cases: { name: string; input: PlanInput; actions: Action[]; retryAt?: Date
     input: input({ releaseId: null, processes: [], instances: [inst('a', 'r1', 'web', { container: null })] }),
     actions: [exited('a')],
   },
+  // Processes with volumes: one writer per volume, so stop-then-start per slot whatever the strategy.
+  {
+    name: 'volumes: a rolling deploy stops the old instance before it starts the new one',
+    input: input({ stopFirst: new Set(['web']), instances: [inst('old', 'r1', 'web')] }),
+    actions: [replaced('old')],
+  },
+  {
+    name: 'volumes: a bluegreen or immediate deploy too',
+    input: input({ strategy: immediate, stopFirst: new Set(['web']), instances: [inst('old', 'r1', 'web')] }),
+    actions: [replaced('old')],
+  },
+  {
+    name: 'volumes: nothing starts while the leaving container still runs',
+    input: input({ stopFirst: new Set(['web']), instances: [leaving('old')] }),
+    actions: [stop('old')],
+  },
+  {
+    name: 'volumes: the new instance starts once the old container stopped',
+    input: input({ stopFirst: new Set(['web']), instances: [leaving('old', { container: 'exited' })] }),
+    actions: [start('web')],
+  },
+  {
+    name: 'volumes: with two slots, the second is freed only once the first new instance is ready',
+    input: input({ processes: web(2), stopFirst: new Set(['web']), instances: [inst('new', 'r2', 'web', { container: 'created' }), inst('old', 'r1', 'web')] }),
+    actions: [],
+  },
+  {
+    name: 'volumes: nothing of a process starts while its volume is restored in place',
+    input: input({ stopFirst: new Set(['web']), held: new Set(['web']), instances: [leaving('old', { container: 'exited' })] }),
+    actions: [],
+  },
 ];
 
 for (const c of cases) {

@@ -1,0 +1,36 @@
+// The seam between Pier's volumes and the host's storage: one small interface, two
+// implementations (drivers/dir-driver.ts, drivers/btrfs-driver.ts) and one contract suite
+// (test/api/volumes/volume-driver-contract.ts). A driver owns one storage root:
+// `<root>/volumes/<id>` are the volumes (what Docker bind-mounts), `<root>/snapshots/<id>` the
+// read-only snapshots. It knows nothing of apps, instances or the database.
+
+export type DriverKind = 'dir' | 'btrfs';
+
+export interface VolumeDriver {
+  readonly kind: DriverKind;
+  readonly root: string;
+  /** Makes an empty volume; returns its host path. */
+  create(volumeId: string, options?: { sizeLimitBytes?: number | null | undefined }): Promise<string>;
+  /** The host path of a volume (whether or not it exists). */
+  volumePath(volumeId: string): string;
+  snapshotPath(snapshotId: string): string;
+  exists(volumeId: string): Promise<boolean>;
+  /** Removes a volume and its data. Gone already is fine. */
+  remove(volumeId: string): Promise<void>;
+  /** A read-only copy of the volume as it is now. The caller holds the writer (stopped, paused or not). */
+  snapshot(volumeId: string, snapshotId: string): Promise<void>;
+  /** A new volume holding the snapshot's data. */
+  restore(snapshotId: string, volumeId: string, options?: { sizeLimitBytes?: number | null | undefined }): Promise<string>;
+  /** The volume's data becomes the snapshot's, at once (a swap): the caller has stopped its writer. */
+  replace(volumeId: string, snapshotId: string): Promise<void>;
+  removeSnapshot(snapshotId: string): Promise<void>;
+  /**
+   * A snapshot made from a directory of files already on this root's filesystem (an import
+   * extracts into `stagingPath()` first). The staging directory is consumed.
+   */
+  adopt(stagingDir: string, snapshotId: string): Promise<void>;
+  /** A fresh directory on the root's filesystem to stage an import or export in. */
+  staging(name: string): Promise<string>;
+  /** Removes a staging directory that was not adopted. */
+  discard(stagingDir: string): Promise<void>;
+}

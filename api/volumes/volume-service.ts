@@ -1,0 +1,351 @@
+// Volumes and snapshots as resources (`pier volumes …`, `pier snapshots …`): owns the volumes and
+// snapshots tables beside the reconciler, which only attaches volumes. A snapshot of an attached
+// volume follows its `consistency` (pause, hook, or none); the dir driver always pauses, since a
+// copy is no point in time. Restore in place: the volume is marked restoring (the reconciler
+// starts nothing on it), its instance is stopped, and only then the pre-restore snapshot and the
+// swap happen: stop first, then snapshot (a paused container is unfrozen to take a SIGTERM and
+// goes on writing). Operations on one volume run one at a time.
+import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.js';
+import { instances, releases, snapshots, volumes, type App, type Snapshot, type SnapshotKind, type Volume } from '../../db/schema/index.js';
+import { findApp, requireScope, type AuthContext } from '../auth.js';
+import { newId } from '../ids.js';
+import type { Manifest } from '../manifest.js';
+import { PierError } from '../pier-error.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { isLive } from '../scheduler/plan.js';
+import type { Transactions } from '../transactions.js';
+import { hostCommand } from './host-command.js';
+import { dockerVolumeName } from './docker-volume-name.js';
+import { treeHash } from './tree-hash.js';
+import type { VolumeDriver } from './volume-driver.js';
+
+export interface VolumeServiceOptions {
+  db: Db;
+  transactions: Transactions;
+  runtime: Runtime;
+  driver: VolumeDriver;
+  nodeId: string;
+  log: Logger;
+  /** Reconcile the app (after a restore: start its instance again). */
+  enqueue: (appId: string) => void;
+  /** How long a deleted volume's final snapshot is kept (and undelete possible); default 48 h. */
+  deletedRetentionMs?: number;
+  /** Seconds an instance gets to stop before a restore in place kills it (default 10). */
+  stopTimeoutSeconds?: number;
+}
+
+const STOP_WAIT_MS = 60_000;
+
+export function createVolumeService(options: VolumeServiceOptions) {
+  const { db, transactions, runtime, driver, log } = options;
+  const retention = options.deletedRetentionMs ?? 48 * 3_600_000;
+  const busy = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after every earlier operation on the same volume. */
+  function serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = busy.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    busy.set(key, next);
+    void next.finally(() => {
+      if (busy.get(key) === next) busy.delete(key);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async function appOf(auth: AuthContext, name: string, scope: 'read' | 'deploy'): Promise<App> {
+    requireScope(auth, scope);
+    return findApp(db, auth, name);
+  }
+
+  async function findVolume(app: App, name: string): Promise<Volume> {
+    const [v] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, name), isNull(volumes.deletedAt)));
+    if (!v) throw new PierError('E_VOLUME_NOT_FOUND', `app ${app.name} has no volume ${name}`, { status: 404, hint: `pier volumes list --app ${app.name} lists them` });
+    return v;
+  }
+
+  async function findSnapshot(app: App, id: string): Promise<Snapshot> {
+    const [s] = await db.select().from(snapshots).where(and(eq(snapshots.appId, app.id), eq(snapshots.id, id)));
+    if (!s) throw new PierError('E_SNAPSHOT_NOT_FOUND', `app ${app.name} has no snapshot ${id}`, { status: 404, hint: `pier snapshots list --app ${app.name} lists them` });
+    return s;
+  }
+
+  /** The instance that holds the volume now: its container is live, or it should run and its start is under way (no container yet). */
+  async function liveHolder(v: Volume): Promise<{ instanceId: string; containerId: string | null } | null> {
+    if (!v.attachedInstanceId) return null;
+    const [holder] = await db.select().from(instances).where(eq(instances.id, v.attachedInstanceId));
+    if (!holder) return null;
+    if (!holder.containerId) return holder.desiredState === 'running' ? { instanceId: holder.id, containerId: null } : null;
+    const info = await runtime.inspect(holder.containerId);
+    return info && isLive(info.state) ? { instanceId: holder.id, containerId: holder.containerId } : null;
+  }
+
+  /** The `[[volumes]]` entry of the app's current release that made this volume. */
+  async function specOf(app: App, v: Volume) {
+    if (!app.currentReleaseId || !v.spec) return undefined;
+    const [release] = await db.select({ manifest: releases.manifest }).from(releases).where(eq(releases.id, app.currentReleaseId));
+    return ((release?.manifest as Manifest | undefined)?.volumes ?? []).find((s) => s.name === v.spec);
+  }
+
+  /** Takes a snapshot and records it (the caller serialises on the volume). */
+  async function take(app: App, v: Volume, kind: SnapshotKind, expiresAt: Date | null): Promise<Snapshot> {
+    const id = newId('snap');
+    const found = await liveHolder(v);
+    // A holder still starting has written nothing yet: as good as stopped.
+    const holder = found?.containerId ? { instanceId: found.instanceId, containerId: found.containerId } : null;
+    let consistency = 'stopped';
+    if (holder) {
+      const spec = await specOf(app, v);
+      consistency = spec?.consistency ?? 'none';
+      if (consistency === 'hook' && spec?.hook) {
+        const result = await runtime.exec(holder.containerId, spec.hook, { timeoutMs: 60_000 });
+        if (result.exitCode !== 0) {
+          throw new PierError('E_SNAPSHOT_HOOK', `the snapshot hook ${JSON.stringify(spec.hook)} exited with ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 500)}`, {
+            status: 422,
+            hint: 'fix the hook in [[volumes]], or set consistency = "none" for a crash-consistent snapshot',
+          });
+        }
+      }
+      if (driver.kind === 'dir' && consistency === 'none') consistency = 'pause';
+    }
+    if (holder && consistency === 'pause') {
+      await runtime.pause(holder.containerId);
+      try {
+        await driver.snapshot(v.id, id);
+      } finally {
+        await runtime.unpause(holder.containerId);
+      }
+      consistency = 'paused';
+    } else {
+      await driver.snapshot(v.id, id);
+    }
+    const hash = await treeHash(driver.snapshotPath(id));
+    return transactions.run(async (t) => {
+      const [row] = await t.tx
+        .insert(snapshots)
+        .values({ id, appId: app.id, volumeId: v.id, volumeName: v.name, kind, driver: driver.kind, consistency, bytes: hash.bytes, files: hash.files, sha256: hash.sha256, expiresAt })
+        .returning();
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        type: 'snapshot.created',
+        reason: kind,
+        message: `snapshot ${id} of volume ${v.name} (${kind}, ${consistency}): ${hash.files} files, ${hash.bytes} bytes`,
+        data: { snapshotId: id, volumeId: v.id, kind, consistency, bytes: hash.bytes, sha256: hash.sha256 },
+      });
+      return row as Snapshot;
+    });
+  }
+
+  /** Stops the instance holding the volume and waits until its container has stopped. */
+  async function stopHolder(holder: { containerId: string | null }): Promise<void> {
+    if (!holder.containerId) return;
+    await runtime.stop(holder.containerId, options.stopTimeoutSeconds ?? 10);
+    const until = Date.now() + STOP_WAIT_MS;
+    for (;;) {
+      const info = await runtime.inspect(holder.containerId);
+      if (!info || !isLive(info.state)) return;
+      if (Date.now() > until) throw new PierError('E_VOLUME_BUSY', `container ${holder.containerId} did not stop`, { status: 409, hint: 'try again; nothing was changed' });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async function setState(app: App, v: Volume, state: 'ready' | 'restoring', type: string, message: string, data: Record<string, unknown>): Promise<void> {
+    await transactions.run(async (t) => {
+      await t.tx.update(volumes).set({ state, updatedAt: new Date() }).where(eq(volumes.id, v.id));
+      await t.record({ orgId: app.orgId, appId: app.id, type, reason: state, message, data });
+    });
+  }
+
+  return {
+    async list(auth: AuthContext, appName: string, deleted = false): Promise<Volume[]> {
+      const app = await appOf(auth, appName, 'read');
+      return db
+        .select()
+        .from(volumes)
+        .where(and(eq(volumes.appId, app.id), deleted ? isNotNull(volumes.deletedAt) : isNull(volumes.deletedAt)))
+        .orderBy(volumes.name);
+    },
+
+    async create(auth: AuthContext, appName: string, name: string, sizeLimitBytes: number | null): Promise<Volume> {
+      const app = await appOf(auth, appName, 'deploy');
+      const [existing] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, name), isNull(volumes.deletedAt)));
+      if (existing) throw new PierError('E_VOLUME_EXISTS', `app ${app.name} already has a volume ${name}`, { status: 409, hint: 'pick another name, or use the one there is' });
+      const id = newId('vol');
+      await driver.create(id, { sizeLimitBytes });
+      return transactions.run(async (t) => {
+        const [row] = await t.tx.insert(volumes).values({ id, appId: app.id, name, spec: name, nodeId: options.nodeId, driver: driver.kind, sizeLimitBytes }).returning();
+        await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.created', reason: 'created', message: `volume ${name} created (${driver.kind})`, data: { volumeId: id, name } });
+        return row as Volume;
+      });
+    },
+
+    async describe(auth: AuthContext, appName: string, name: string): Promise<{ volume: Volume; usedBytes: number | null; snapshots: Snapshot[] }> {
+      const app = await appOf(auth, appName, 'read');
+      const volume = await findVolume(app, name);
+      const used = await hostCommand('du', ['-sb', driver.volumePath(volume.id)]).then(
+        (out) => Number(out.split('\t')[0]),
+        () => null,
+      );
+      const snaps = await db.select().from(snapshots).where(eq(snapshots.volumeId, volume.id)).orderBy(desc(snapshots.createdAt));
+      return { volume, usedBytes: used, snapshots: snaps };
+    },
+
+    /** Refused while an instance runs on it; keeps a final snapshot (taken with nothing writing) for the retention period. */
+    async delete(auth: AuthContext, appName: string, name: string): Promise<{ volume: Volume; finalSnapshot: Snapshot }> {
+      const app = await appOf(auth, appName, 'deploy');
+      const volume = await findVolume(app, name);
+      return serial(volume.id, async () => {
+        const holder = await liveHolder(volume);
+        if (holder) {
+          throw new PierError('E_VOLUME_ATTACHED', `volume ${name} is attached to ${holder.instanceId}, which runs`, {
+            status: 409,
+            hint: `stop its instance first (pier scale ${volume.process ?? 'PROCESS'}=0 --app ${app.name}, or deploy without this [[volumes]] entry)`,
+          });
+        }
+        const now = new Date();
+        const purgeAfter = new Date(now.getTime() + retention);
+        const final = await take(app, volume, 'final', purgeAfter);
+        await runtime.removeVolume(dockerVolumeName(volume.id));
+        const [row] = await transactions.run(async (t) => {
+          const updated = await t.tx.update(volumes).set({ state: 'deleted', deletedAt: now, purgeAfter, attachedInstanceId: null, updatedAt: now }).where(eq(volumes.id, volume.id)).returning();
+          await t.record({
+            orgId: app.orgId,
+            appId: app.id,
+            type: 'volume.deleted',
+            reason: 'deleted',
+            message: `volume ${name} deleted; final snapshot ${final.id} kept until ${purgeAfter.toISOString()} (pier volumes undelete --app ${app.name} ${name})`,
+            data: { volumeId: volume.id, snapshotId: final.id, purgeAfter },
+          });
+          return updated;
+        });
+        await driver.remove(volume.id);
+        log.info({ volume: volume.id, snapshot: final.id }, 'volume deleted');
+        return { volume: row as Volume, finalSnapshot: final };
+      });
+    },
+
+    /** Brings the last deleted volume of that name back from its final snapshot. */
+    async undelete(auth: AuthContext, appName: string, name: string): Promise<Volume> {
+      const app = await appOf(auth, appName, 'deploy');
+      const [taken] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, name), isNull(volumes.deletedAt)));
+      if (taken) throw new PierError('E_VOLUME_EXISTS', `app ${app.name} has a volume ${name} again`, { status: 409, hint: `delete it first, or restore the final snapshot into a new volume (pier volumes restore --app ${app.name} SNAPSHOT --name NEW)` });
+      const [gone] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, name), isNotNull(volumes.deletedAt))).orderBy(desc(volumes.deletedAt)).limit(1);
+      const [final] = gone
+        ? await db.select().from(snapshots).where(and(eq(snapshots.volumeId, gone.id), eq(snapshots.kind, 'final'))).orderBy(desc(snapshots.createdAt)).limit(1)
+        : [];
+      if (!gone || !final) throw new PierError('E_VOLUME_NOT_FOUND', `app ${app.name} has no deleted volume ${name} to bring back`, { status: 404, hint: `pier volumes list --app ${app.name} --deleted lists them` });
+      return serial(gone.id, async () => {
+        await driver.restore(final.id, gone.id, { sizeLimitBytes: gone.sizeLimitBytes });
+        return transactions.run(async (t) => {
+          const [row] = await t.tx.update(volumes).set({ state: 'ready', deletedAt: null, purgeAfter: null, updatedAt: new Date() }).where(eq(volumes.id, gone.id)).returning();
+          await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.undeleted', reason: 'undeleted', message: `volume ${name} brought back from snapshot ${final.id}`, data: { volumeId: gone.id, snapshotId: final.id } });
+          return row as Volume;
+        });
+      });
+    },
+
+    async snapshot(auth: AuthContext, appName: string, name: string): Promise<Snapshot> {
+      const app = await appOf(auth, appName, 'deploy');
+      const volume = await findVolume(app, name);
+      return serial(volume.id, () => take(app, volume, 'manual', null));
+    },
+
+    async listSnapshots(auth: AuthContext, appName: string, volumeName?: string): Promise<Snapshot[]> {
+      const app = await appOf(auth, appName, 'read');
+      const where = volumeName ? and(eq(snapshots.appId, app.id), eq(snapshots.volumeName, volumeName)) : eq(snapshots.appId, app.id);
+      return db.select().from(snapshots).where(where).orderBy(desc(snapshots.createdAt));
+    },
+
+    async describeSnapshot(auth: AuthContext, appName: string, id: string): Promise<Snapshot> {
+      return findSnapshot(await appOf(auth, appName, 'read'), id);
+    },
+
+    async deleteSnapshot(auth: AuthContext, appName: string, id: string): Promise<Snapshot> {
+      const app = await appOf(auth, appName, 'deploy');
+      const snap = await findSnapshot(app, id);
+      await driver.removeSnapshot(snap.id);
+      await transactions.run(async (t) => {
+        await t.tx.delete(snapshots).where(eq(snapshots.id, snap.id));
+        await t.record({ orgId: app.orgId, appId: app.id, type: 'snapshot.deleted', reason: 'deleted', message: `snapshot ${id} of volume ${snap.volumeName} deleted`, data: { snapshotId: id } });
+      });
+      return snap;
+    },
+
+    /** Into a new volume (not attached to anything until a manifest names it). */
+    async restoreNew(auth: AuthContext, appName: string, id: string, name: string | undefined): Promise<Volume> {
+      const app = await appOf(auth, appName, 'deploy');
+      const snap = await findSnapshot(app, id);
+      const newName = name ?? `${snap.volumeName}-${snap.id.slice(-6)}`;
+      const [taken] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, newName), isNull(volumes.deletedAt)));
+      if (taken) throw new PierError('E_VOLUME_EXISTS', `app ${app.name} already has a volume ${newName}`, { status: 409, hint: 'pass --name with a free name, or --in-place to restore that volume itself' });
+      const volumeId = newId('vol');
+      await driver.restore(snap.id, volumeId);
+      const check = await treeHash(driver.volumePath(volumeId));
+      if (check.sha256 !== snap.sha256) {
+        await driver.remove(volumeId);
+        throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id} (sha256 ${check.sha256}, expected ${snap.sha256})`, { status: 500, hint: 'nothing was created; the snapshot may be damaged' });
+      }
+      return transactions.run(async (t) => {
+        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: options.nodeId, driver: driver.kind }).returning();
+        await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.restored', reason: 'new-volume', message: `snapshot ${id} restored into a new volume ${newName}`, data: { volumeId, snapshotId: id } });
+        return row as Volume;
+      });
+    },
+
+    /** Stop the slot, take a pre-restore snapshot, swap the data, start again; newer snapshots stay. */
+    async restoreInPlace(auth: AuthContext, appName: string, id: string): Promise<{ volume: Volume; preRestoreSnapshot: Snapshot }> {
+      const app = await appOf(auth, appName, 'deploy');
+      const snap = await findSnapshot(app, id);
+      const [volume] = snap.volumeId ? await db.select().from(volumes).where(and(eq(volumes.id, snap.volumeId), isNull(volumes.deletedAt))) : [];
+      if (!volume) {
+        throw new PierError('E_VOLUME_NOT_FOUND', `the volume of snapshot ${id} (${snap.volumeName}) is gone`, { status: 404, hint: `restore into a new volume instead: pier volumes restore --app ${app.name} ${id}` });
+      }
+      return serial(volume.id, async () => {
+        const holder = await liveHolder(volume);
+        await transactions.run(async (t) => {
+          const [marked] = await t.tx.update(volumes).set({ state: 'restoring', updatedAt: new Date() }).where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'))).returning();
+          if (!marked) throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored already`, { status: 409, hint: 'wait for it to finish' });
+          if (holder) {
+            const now = new Date();
+            await t.tx
+              .update(instances)
+              .set({ desiredState: 'stopped', drainUntil: now, lastReason: `volume ${volume.name} restored in place`, updatedAt: now })
+              .where(and(eq(instances.id, holder.instanceId), eq(instances.desiredState, 'running')));
+          }
+          await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.restoring', reason: 'in-place', message: `volume ${volume.name} is restored in place from snapshot ${id}`, data: { volumeId: volume.id, snapshotId: id, instanceId: holder?.instanceId ?? null } });
+        });
+        options.enqueue(app.id);
+        try {
+          if (holder) await stopHolder(holder);
+          const pre = await take(app, { ...volume, attachedInstanceId: null }, 'pre-restore', null);
+          await driver.replace(volume.id, snap.id);
+          const check = await treeHash(driver.volumePath(volume.id));
+          if (check.sha256 !== snap.sha256) throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id}`, { status: 500, hint: `the data before the restore is in snapshot ${pre.id}` });
+          await setState(app, volume, 'ready', 'volume.restored', `volume ${volume.name} restored in place from snapshot ${id}; the data before is in snapshot ${pre.id}`, { volumeId: volume.id, snapshotId: id, preRestoreSnapshotId: pre.id });
+          return { volume: { ...volume, state: 'ready' as const }, preRestoreSnapshot: pre };
+        } catch (err) {
+          await setState(app, volume, 'ready', 'volume.restore_failed', `restore of volume ${volume.name} failed: ${(err as Error).message}`, { volumeId: volume.id, snapshotId: id });
+          throw err;
+        } finally {
+          options.enqueue(app.id);
+        }
+      });
+    },
+
+    /** For export and import (snapshot-archive.ts). */
+    driver,
+    findApp: appOf,
+    findSnapshot,
+    async recordImported(app: App, snap: Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>): Promise<Snapshot> {
+      return transactions.run(async (t) => {
+        const [row] = await t.tx.insert(snapshots).values({ ...snap, appId: app.id }).returning();
+        await t.record({ orgId: app.orgId, appId: app.id, type: 'snapshot.imported', reason: 'imported', message: `snapshot ${snap.id} of volume ${snap.volumeName} imported`, data: { snapshotId: snap.id, sha256: snap.sha256 } });
+        return row as Snapshot;
+      });
+    },
+  };
+}
+
+export type VolumeService = ReturnType<typeof createVolumeService>;

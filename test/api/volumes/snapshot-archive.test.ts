@@ -1,0 +1,118 @@
+// Export and import through the API, on both drivers: the file round-trips to a snapshot with the
+// same sha256 that restores to the same files; a truncated, damaged or foreign file is refused
+// with E_SNAPSHOT_CORRUPT and leaves no snapshot (row or data) behind.
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test, { type TestContext } from 'node:test';
+import { pino } from 'pino';
+import { createApi } from '../../../api/app.js';
+import { createAppDeleter } from '../../../api/app-deleter.js';
+import { createDeployService } from '../../../api/deploy-service.js';
+import { createEdgeFeed } from '../../../api/edge-feed.js';
+import { createEdgeReports } from '../../../api/edge-reports.js';
+import { createEventLog } from '../../../api/event-log.js';
+import { createTransactions } from '../../../api/transactions.js';
+import { openVolumeDriver } from '../../../api/volumes/open-volume-driver.js';
+import { treeHash } from '../../../api/volumes/tree-hash.js';
+import type { SnapshotView, VolumeView } from '../../../api/volumes/volume-views.js';
+import { createVolumeService } from '../../../api/volumes/volume-service.js';
+import { nodes } from '../../../db/schema/index.js';
+import { btrfsLoop, tempRoot } from '../../support/btrfs-loop.js';
+import { createTestDb } from '../../support/test-db.js';
+import { createApp, createOrg, createToken } from '../../support/test-api.js';
+import { throwingRuntime } from '../../support/throwing-runtime.js';
+
+async function setup(t: TestContext, root: string) {
+  const { db } = await createTestDb(t);
+  const log = pino({ level: 'silent' });
+  const runtime = throwingRuntime();
+  const events = createEventLog(db);
+  const transactions = createTransactions({ db, events });
+  const driver = await openVolumeDriver(root);
+  await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'unix:///dev/null' });
+  const volumes = createVolumeService({ db, transactions, runtime, driver, nodeId: 'node_local', log, enqueue: () => {} });
+  const app = createApi({
+    db,
+    events,
+    runtime,
+    deploys: createDeployService({ db, runtime, transactions, enqueue: () => {} }),
+    deleter: createAppDeleter({ runtime, transactions, onDeleted: () => {} }),
+    edgeFeed: createEdgeFeed({ db, log, sharedAddresses: [] }),
+    edgeReports: createEdgeReports({ db, transactions, log, enqueue: () => {} }),
+    log,
+    sharedAddresses: [],
+    volumes,
+    ready: () => true,
+  });
+  const orgId = await createOrg(db, 'acme');
+  await createApp(db, orgId, 'kv');
+  const token = await createToken(db, orgId, { scope: 'deploy' });
+  const call = (path: string, init: { method?: string; json?: unknown; raw?: Buffer } = {}) =>
+    app.request(`/v1/apps/kv${path}`, {
+      method: init.method ?? (init.json !== undefined || init.raw ? 'POST' : 'GET'),
+      headers: { authorization: `Bearer ${token}`, 'content-type': init.raw ? 'application/octet-stream' : 'application/json' },
+      body: init.raw ?? (init.json === undefined ? undefined : JSON.stringify(init.json)),
+    });
+  return { driver, call };
+}
+
+for (const kind of ['dir', 'btrfs'] as const) {
+  test(`${kind}: a snapshot exported and imported restores to the same files; a truncated or damaged file changes nothing`, async (t) => {
+    const root = kind === 'dir' ? await tempRoot(t) : await btrfsLoop(t);
+    if (!root) return;
+    const { driver, call } = await setup(t, root);
+    assert.equal(driver.kind, kind);
+
+    const created = (await (await call('/volumes', { json: { name: 'data' } })).json()) as { volume: VolumeView };
+    const path = driver.volumePath(created.volume.id);
+    await mkdir(join(path, 'dir'));
+    await writeFile(join(path, 'dir', 'a.txt'), '1\n2\n3\n');
+    await writeFile(join(path, 'b.bin'), Buffer.alloc(200_000, 9));
+    const taken = await call('/volumes/data/snapshots', { method: 'POST', json: {} });
+    assert.equal(taken.status, 201);
+    const snap = ((await taken.json()) as { snapshot: SnapshotView }).snapshot;
+    assert.equal(snap.sha256, (await treeHash(path)).sha256);
+    assert.equal(snap.files, 2);
+
+    const exported = await call(`/snapshots/${snap.id}/export`);
+    assert.equal(exported.status, 200);
+    const file = Buffer.from(await exported.arrayBuffer());
+    assert.ok(file.subarray(0, 16).toString().startsWith('PIER-SNAPSHOT/1 '));
+
+    const snapshotCount = async () => ((await (await call('/snapshots')).json()) as { snapshots: SnapshotView[] }).snapshots.length;
+    const onDisk = async () => (await readdir(join(root, 'snapshots'))).sort();
+    const before = { rows: await snapshotCount(), dirs: await onDisk() };
+    const refusals: [string, Buffer][] = [
+      ['truncated', file.subarray(0, file.length - 1000)],
+      ['cut inside the header', file.subarray(0, 20)],
+      ['damaged', Buffer.concat([file.subarray(0, file.length - 5000), Buffer.from([file[file.length - 5000]! ^ 0xff]), file.subarray(file.length - 4999)])],
+      ['not a snapshot file', Buffer.from('hello\n')],
+      ['empty', Buffer.alloc(0)],
+    ];
+    for (const [what, body] of refusals) {
+      const res = await call('/snapshots/import', { raw: body });
+      const answer = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, 422, `${what}: ${JSON.stringify(answer)}`);
+      assert.equal(answer.error.code, 'E_SNAPSHOT_CORRUPT', what);
+      assert.match(answer.error.message, /nothing was imported/);
+      assert.equal(await snapshotCount(), before.rows, `${what}: no snapshot row`);
+      assert.deepEqual(await onDisk(), before.dirs, `${what}: no snapshot data`);
+    }
+    assert.match(((await (await call('/snapshots/import', { raw: refusals[0]![1] })).json()) as { error: { message: string } }).error.message, /truncated/);
+
+    const imported = await call('/snapshots/import', { raw: file });
+    assert.equal(imported.status, 201);
+    const copy = ((await imported.json()) as { snapshot: SnapshotView }).snapshot;
+    assert.notEqual(copy.id, snap.id);
+    assert.equal(copy.kind, 'imported');
+    assert.equal(copy.sha256, snap.sha256);
+
+    const restored = await call(`/snapshots/${copy.id}/restore`, { json: { name: 'copy' } });
+    assert.equal(restored.status, 200);
+    const volume = ((await restored.json()) as { volume: VolumeView }).volume;
+    assert.equal(volume.name, 'copy');
+    assert.equal((await treeHash(driver.volumePath(volume.id))).sha256, snap.sha256);
+    assert.equal(await readFile(join(driver.volumePath(volume.id), 'dir', 'a.txt'), 'utf8'), '1\n2\n3\n');
+  });
+}
