@@ -57,3 +57,17 @@ test('changes are audited with their token, route, app, outcome and redacted arg
   const own = await api.request('/v1/events?type=audit.*&app=web', { token: admin });
   assert.equal(((await own.json()) as { events: EventView[] }).events.length, 2);
 });
+
+test("a token's last use is kept and shown by GET /v1/tokens", async (t) => {
+  const api = await createTestApi(t);
+  const org = await createOrg(api.db, 'acme');
+  const admin = await createToken(api.db, org, { scope: 'admin' });
+  const before = (await (await api.request('/v1/tokens', { token: admin })).json()) as { tokens: { lastUsedAt: string | null }[] };
+  // The listing's own request marked it used; the write goes out after the answer.
+  for (let i = 0; i < 50; i++) {
+    const now = (await (await api.request('/v1/tokens', { token: admin })).json()) as { tokens: { lastUsedAt: string | null }[] };
+    if (now.tokens[0]?.lastUsedAt) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`lastUsedAt stayed empty: ${JSON.stringify(before)}`);
+});
