@@ -120,7 +120,7 @@ export class ApiClient {
     return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/events${qs}`);
   }
 
-  /** Every event the token may see (GET /v1/events), one page after `after`. */
+  /** Every event the token may see (`GET /v1/events`), one page after `after`. */
   allEvents(query: EventsQuery & { after?: number | undefined; limit?: number | undefined }): Promise<{ events: EventView[] }> {
     const q = eventsQueryString(query);
     if (query.after !== undefined) q.set('after', String(query.after));
@@ -128,7 +128,7 @@ export class ApiClient {
     return this.request('GET', `/v1/events${q.size ? `?${q}` : ''}`);
   }
 
-  /** Follows GET /v1/events/stream from `after` (exclusive) until the signal aborts. */
+  /** Follows `GET /v1/events/stream` from `after` (exclusive) until the signal aborts. */
   followAllEvents(query: EventsQuery, after: number | undefined, signal: AbortSignal): AsyncGenerator<EventView> {
     const q = eventsQueryString(query);
     return this.followStream(`/v1/events/stream${q.size ? `?${q}` : ''}`, after, signal);

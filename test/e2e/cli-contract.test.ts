@@ -66,6 +66,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
   edges: { args: () => ['edges'] },
+  doctor: { args: () => ['doctor'] },
 };
 
 function parsed(r: CliResult, what: string): unknown {
