@@ -67,6 +67,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
   edges: { args: () => ['edges'] },
   doctor: { args: () => ['doctor'] },
+  audit: { args: () => ['audit', '--app', 'alpha'] },
 };
 
 function parsed(r: CliResult, what: string): unknown {
