@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { sql } from 'drizzle-orm';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ApiDeps } from './api-deps.js';
+import { audit } from './audit.js';
 import { authenticate, type ApiEnv } from './auth.js';
 import { controlCharacterProblem, printable } from './control-characters.js';
 import { createDependencyHealth } from './dependency-health.js';
@@ -96,6 +97,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/', openApiRoutes());
   app.route('/', metricsRoutes(deps, requests));
   app.use('/v1/*', authenticate(deps.db));
+  app.use('/v1/*', audit({ db: deps.db, events: deps.events, log: deps.log }));
   app.use('/v1/*', idempotency(deps.db));
   app.route('/v1', appRoutes(deps));
   app.route('/v1', appDeleteRoutes(deps));

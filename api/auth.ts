@@ -9,6 +9,8 @@ import { hashTokenSecret } from './token-secret.js';
 
 export interface AuthContext {
   tokenId: string;
+  /** The token's name, for the audit trail. */
+  tokenName?: string | undefined;
   orgId: string;
   scope: TokenScope;
   /** Set when the token is bound to one app. */
@@ -47,9 +49,30 @@ export function authenticate(db: Db): MiddlewareHandler<ApiEnv> {
         hint: 'ask an admin for a new token, or use the one in <data dir>/admin-token',
       });
     }
-    c.set('auth', { tokenId: row.id, orgId: row.orgId, scope: row.scope, appId: row.appId });
+    c.set('auth', { tokenId: row.id, tokenName: row.name, orgId: row.orgId, scope: row.scope, appId: row.appId });
+    noteUse(db, row.id, row.lastUsedAt);
     await next();
   };
+}
+
+/** When each token's use was last written: at most one write per token per minute. */
+const lastWritten = new Map<string, number>();
+const USE_WRITE_MS = 60_000;
+
+/** Keeps `last_used_at` roughly current (`pier tokens list` shows it) without a write per request. */
+function noteUse(db: Db, tokenId: string, lastUsedAt: Date | null): void {
+  const now = Date.now();
+  const last = Math.max(lastWritten.get(tokenId) ?? 0, lastUsedAt?.getTime() ?? 0);
+  if (now - last < USE_WRITE_MS) return;
+  lastWritten.set(tokenId, now);
+  if (lastWritten.size > 10_000) lastWritten.clear();
+  db.update(tokens)
+    .set({ lastUsedAt: new Date(now) })
+    .where(eq(tokens.id, tokenId))
+    .then(
+      () => undefined,
+      () => lastWritten.delete(tokenId),
+    );
 }
 
 export function requireScope(auth: AuthContext, scope: TokenScope): void {

@@ -177,6 +177,7 @@ export const tokenViewSchema = z.object({
   createdAt: time,
   expiresAt: time.nullable(),
   revokedAt: time.nullable(),
+  lastUsedAt: time.nullable().describe('kept to the minute'),
 });
 
 /** A page of a list: the items under their name, and the cursor of the next page (null at the end). */

@@ -324,8 +324,10 @@ export interface TokenView {
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
+  /** When it was last used (kept to the minute), or null when never. */
+  lastUsedAt: string | null;
 }
 
 export function tokenView(t: Token, appName: string | null): TokenView {
-  return { id: t.id, name: t.name, scope: t.scope, app: appName, createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt) };
+  return { id: t.id, name: t.name, scope: t.scope, app: appName, createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
 }

@@ -22,6 +22,7 @@ export const main = defineCommand({
     apps: () => import('./commands/apps.js').then((m) => m.default),
     events: () => import('./commands/events.js').then((m) => m.default),
     doctor: () => import('./commands/doctor.js').then((m) => m.default),
+    audit: () => import('./commands/audit.js').then((m) => m.default),
     logs: () => import('./commands/logs.js').then((m) => m.default),
     exec: () => import('./commands/exec.js').then((m) => m.default),
     releases: () => import('./commands/releases.js').then((m) => m.default),

@@ -39,7 +39,7 @@ const list = defineCommand({
   async run({ args }) {
     const { tokens } = await new ApiClient(loadClientConfig(process.env)).listTokens();
     if (args.json) return printJson({ tokens });
-    printTable(['ID', 'NAME', 'SCOPE', 'APP', 'CREATED', 'EXPIRES'], tokens.map((t) => [t.id, t.name, t.scope, t.app, t.createdAt, t.expiresAt]));
+    printTable(['ID', 'NAME', 'SCOPE', 'APP', 'CREATED', 'EXPIRES', 'LAST USED'], tokens.map((t) => [t.id, t.name, t.scope, t.app, t.createdAt, t.expiresAt, t.lastUsedAt]));
   },
 });
 

@@ -108,6 +108,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'snapshots list': { args: () => ['snapshots', 'list', '--app', 'alpha'] },
   'snapshots describe': { args: async (c) => ['snapshots', 'describe', await snapshot(c, 'sdesc'), '--app', 'alpha'] },
   'snapshots delete': { args: async (c) => ['snapshots', 'delete', await snapshot(c, 'sdel'), '--app', 'alpha', '--yes'] },
+  audit: { args: () => ['audit', '--app', 'alpha'] },
 };
 
 /** The dedicated address `ips allocate` gave beta. */
