@@ -234,14 +234,7 @@ export class ApiClient {
       await this.parse(res);
       return;
     }
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as LogLineView;
-    }
+    yield* ndjson<LogLineView>(res.body);
   }
 
   /** Uploads a build context (a tar stream) and yields the build's output and outcome as they come. */
@@ -268,15 +261,7 @@ export class ApiClient {
       await this.parse(res);
       return;
     }
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as BuildEvent;
-    }
-    if (buffered.trim() !== '') yield JSON.parse(buffered) as BuildEvent;
+    yield* ndjson<BuildEvent>(res.body);
   }
 
   exec(app: string, instance: string, body: { cmd: string[]; timeoutMs?: number }): Promise<ExecResultView> {
@@ -443,6 +428,19 @@ function logsQueryString(query: LogsQuery, follow: boolean): string {
   for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') q.set(key, String(value));
   if (follow) q.set('follow', '1');
   return q.size ? `?${q}` : '';
+}
+
+/** Newline-delimited JSON as it arrives: one value per line, a last line without its newline too. */
+async function* ndjson<T>(body: ReadableStream<Uint8Array>): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    for (const part of parts) if (part.trim() !== '') yield JSON.parse(part) as T;
+  }
+  if (buffered.trim() !== '') yield JSON.parse(buffered) as T;
 }
 
 /** Filters of GET /v1/events and its stream. */
