@@ -2,7 +2,7 @@
 // stored, listed without secrets, bound to an app, expiring, revoked.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import { events, idempotencyKeys, tokens } from '../../../db/schema/index.js';
 import { hashTokenSecret } from '../../../api/token-secret.js';
 import type { ErrorBody, TokenView } from '../../../api/views.js';
@@ -105,7 +105,7 @@ test('tokens', async (t) => {
     const { token, secret } = await json<Created>(await api.request('/v1/tokens', { token: admin, body: { scope: 'exec', app: 'alpha', name: 'audited' } }), 201);
     await api.request(`/v1/tokens/${token.id}`, { token: admin, method: 'DELETE' });
     await api.request(`/v1/tokens/${token.id}`, { token: admin, method: 'DELETE' });
-    const rows = (await api.db.select().from(events).where(eq(events.orgId, orgId))).filter((e) => e.data.tokenId === token.id);
+    const rows = (await api.db.select().from(events).where(eq(events.orgId, orgId)).orderBy(asc(events.id))).filter((e) => e.data.tokenId === token.id);
     assert.deepEqual(rows.map((e) => [e.type, e.appId]), [['token.created', alphaId], ['token.revoked', alphaId]], 'one revoked event, however often it is revoked');
     assert.ok(!JSON.stringify(rows).includes(secret));
   });
