@@ -20,7 +20,11 @@ import { exchange } from '../support/tcp-client.js';
 
 const IMAGE = 'pier-test/busybox:1';
 
-/** busybox httpd on 8080 serving /health and /id ("GREETING HOSTNAME": the task's container). */
+/**
+ * busybox httpd on 8080 serving /health and /id ("GREETING HOSTNAME": the task's container), under
+ * a shell that ends on SIGTERM (a PID 1 without a handler ignores it, and every stop would take the
+ * whole grace period).
+ */
 function manifest(o: { image: string; port: number; greeting: string; checkPath?: string; timeout?: string }): string {
   return `
 app = "sw"
@@ -28,7 +32,7 @@ image = "${o.image}"
 env = { GREETING = "${o.greeting}" }
 
 [processes.web]
-cmd = ["sh", "-c", "mkdir -p /www && echo ok > /www/health && echo \\"$GREETING $HOSTNAME\\" > /www/id && exec httpd -f -p 8080 -h /www"]
+cmd = ["sh", "-c", "mkdir -p /www; echo ok > /www/health; echo \\"$GREETING $HOSTNAME\\" > /www/id; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 count = 2
 
 [processes.web.check]
@@ -203,10 +207,26 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
     const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
     return serving(s).length === 2 && serving(s).every((i) => i.id !== victim.id);
   });
-  const afterKill = await servedBy(edges, port, (b) => b.size === 2 && !b.has(victimBody), 'the edges on the replacement');
+  await servedBy(edges, port, (b) => b.size === 2 && !b.has(victimBody), 'the edges on the replacement');
   t.diagnostic(`task killed, replaced, and served through the edges: ${since(mark)}`);
   const exited = (await pierJson<EventView[]>(server, ['events', '--app', 'sw'])).find((e) => e.type === 'instance.exited' && e.instance === victim.id);
   assert.match(exited?.message ?? '', /exit \(137\)|code 137/);
+
+  // A task that fails its check too often: out of the edges, then stopped through its node's
+  // engine (`pier exec` reaches it there too); Swarm starts a new one, which passes.
+  const s2 = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
+  const sick = serving(s2).find((i) => i.address === cluster.worker.address) ?? serving(s2)[0];
+  assert.ok(sick);
+  mark = performance.now();
+  const broke = await runPier(['exec', '--app', 'sw', sick.id, '--', 'rm', '/www/health'], server.env);
+  assert.equal(broke.code, 0, broke.stderr);
+  await waitFor('the unhealthy task restarted and replaced', async () => {
+    const evs = await pierJson<EventView[]>(server, ['events', '--app', 'sw']);
+    const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
+    return evs.some((e) => e.type === 'instance.unhealthy' && e.instance === sick.id) && evs.some((e) => e.type === 'instance.restarted' && e.instance === sick.id) && serving(s).length === 2 && serving(s).every((i) => i.id !== sick.id);
+  });
+  const afterSick = await servedBy(edges, port, (b) => b.size === 2, 'both instances after the restart');
+  t.diagnostic(`check broken, task stopped through its node, replaced and served: ${since(mark)}`);
 
   // Drain the worker: its task moves to the manager, and the edges follow.
   mark = performance.now();
@@ -216,9 +236,11 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
     const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
     return serving(s).length === 2 && serving(s).every((i) => i.address === cluster.manager.address);
   });
-  const afterDrain = await servedBy(edges, port, (b) => b.size === 2 && [...afterKill].filter((x) => b.has(x)).length === 1, 'the edges on the moved task');
+  const afterDrain = await servedBy(edges, port, (b) => b.size === 2 && [...afterSick].filter((x) => b.has(x)).length === 1, 'the edges on the moved task');
   t.diagnostic(`node drained, task moved and served: ${since(mark)}`);
   assert.equal(afterDrain.size, 2);
+  const moved = (await pierJson<EventView[]>(server, ['events', '--app', 'sw'])).filter((e) => e.type === 'instance.moved');
+  assert.ok(moved.some((e) => e.reason === 'node-drained'), `instance.moved recorded: ${JSON.stringify(moved)}`);
   assert.equal((await runPier(['nodes', 'activate', cluster.worker.address], server.env)).code, 0);
 
   // Rollout: the new release's service runs beside the old one; its tasks pass Pier's checks;
