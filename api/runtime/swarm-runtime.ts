@@ -85,7 +85,8 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
       return (await find(id))?.info ?? null;
     },
     async list(labels) {
-      const lists = await Promise.all(engines().map((e) => e.list(labels)));
+      // The manager must answer; a node whose engine is down (Swarm moves its tasks) is skipped.
+      const lists = await Promise.all([manager.list(labels), ...[...options.nodeEngines.values()].map((e) => e.list(labels).catch(() => []))]);
       return lists.flat();
     },
     async logs(id, tail) {
