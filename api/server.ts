@@ -41,7 +41,7 @@ import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
 import { createSwarmRuntime } from './runtime/swarm-runtime.js';
-import { createSwarmReconciler } from './scheduler/swarm-reconciler.js';
+import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
@@ -257,6 +257,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       ipPools: config.ips.pools,
       log: log.child({ component: 'deploys' }),
       registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
+      refuse: swarmServices ? refuseOnSwarm : undefined,
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({

@@ -14,6 +14,7 @@ import type { Db } from '../../db/database.js';
 import { apps, instances, nodes, releases, type Instance, type Release } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import { desiredCounts } from '../desired-counts.js';
+import { PierError } from '../pier-error.js';
 import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
 import type { SwarmNodeInfo, SwarmServices, SwarmTask } from '../runtime/swarm-services.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
@@ -39,6 +40,16 @@ export interface SwarmReconcilerOptions {
   pollMs?: number;
   /** Seconds a stopping task gets before Swarm kills it (default 10). */
   stopGraceSeconds?: number;
+}
+
+/** What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no cluster volumes). */
+export function refuseOnSwarm(manifest: Manifest): PierError | null {
+  const volume = manifest.volumes?.[0];
+  if (!volume) return null;
+  return new PierError('E_SWARM_VOLUMES', `${manifest.app} mounts volume ${volume.name} in process ${volume.process}, and volumes are not supported on a swarm yet`, {
+    status: 422,
+    hint: 'deploy it on a single-engine Pier (`pier server` without --runtime swarm), or keep its data outside the app; see docs/several-machines.md',
+  });
 }
 
 const TERMINAL = new Set(['complete', 'failed', 'shutdown', 'rejected', 'remove', 'orphaned']);

@@ -192,6 +192,12 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   // Pier started no container on the manager's engine outside the swarm's tasks.
   const plain = (await cluster.manager.docker(['ps', '-a', '--filter', 'label=dev.pier.managed=true', '--format', '{{.Labels}}'])).split('\n').filter(Boolean);
   assert.ok(plain.every((l) => l.includes('com.docker.swarm.task.id=')), `only swarm tasks: ${plain.join('\n')}`);
+  // Volumes do not run on a swarm yet: said at deploy time, nothing is made.
+  const volFile = join(server.dir, 'vol.toml');
+  await writeFile(volFile, `app = "swvol"\nimage = "${image}"\n[processes.db]\ncmd = ["sleep", "60"]\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\n`);
+  const vol = await runPier(['deploy', '-c', volFile], server.env);
+  assert.notEqual(vol.code, 0);
+  assert.match(vol.stderr, /E_SWARM_VOLUMES/);
   const first = await servedBy(edges, port, (b) => b.size === 2, 'both instances answering through both edges');
   assert.ok([...first].every((b) => b.startsWith('one ')));
 
@@ -257,6 +263,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   await waitFor('the v1 service removed', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v2-web 2/2']));
 
   // A release whose check never passes: the rollout fails, v2 serves every request throughout.
+  mark = performance.now();
   await writeFile(file, manifest({ image, port, greeting: 'three', checkPath: '/missing', timeout: '8s' }));
   client = loopClient(edges, port);
   const v3 = await runPier(['deploy', '-c', file], server.env);
@@ -264,14 +271,17 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   assert.equal(v3.code, 3, `expected exit 3:\n${v3.stderr}`);
   assert.match(v3.stderr, /HTTP 404/);
   assert.deepEqual(traffic.failures, [], `requests failed during the failed rollout (${traffic.ok} ok)`);
+  t.diagnostic(`v3 failed (check never passed), v2 served throughout: ${since(mark)} (${traffic.ok} requests)`);
   const after = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
   assert.equal(after.release?.version, 2);
   await servedBy(edges, port, (b) => [...b].every((x) => x.startsWith('two ')), 'v2 still');
   await waitFor('the v3 service removed', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v2-web 2/2']));
 
   // Rollback to v1: a new release (v4) with v1's image and configuration.
+  mark = performance.now();
   const rb = await runPier(['rollback', '1', '--app', 'sw'], server.env);
   assert.equal(rb.code, 0, rb.stderr);
   await servedBy(edges, port, (b) => b.size === 2 && [...b].every((x) => x.startsWith('one ')), 'v1\'s configuration again');
   await waitFor('only the v4 service', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v4-web 2/2']));
+  t.diagnostic(`rolled back to v1 (as v4), its service alone: ${since(mark)}`);
 });
