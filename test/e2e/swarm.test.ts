@@ -284,4 +284,9 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   await servedBy(edges, port, (b) => b.size === 2 && [...b].every((x) => x.startsWith('one ')), 'v1\'s configuration again');
   await waitFor('only the v4 service', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v4-web 2/2']));
   t.diagnostic(`rolled back to v1 (as v4), its service alone: ${since(mark)}`);
+
+  // Deleting the app removes its service, and with it every task container on both nodes.
+  const deleted = await runPier(['apps', 'delete', 'sw', '--yes', '--wait', '60'], server.env);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.deepEqual(await swarmServices(), []);
 });
