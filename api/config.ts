@@ -59,7 +59,15 @@ export interface ServerConfig {
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
    */
   volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs' };
+  /**
+   * What runs instances (--runtime, PIER_RUNTIME): docker (the default: containers on the one
+   * engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names),
+   * with each other node's engine by address (PIER_SWARM_NODE_ENGINES) for logs, exec and stops.
+   */
+  runtime: RuntimeSetting;
 }
+
+export type RuntimeSetting = { kind: 'docker' } | { kind: 'swarm'; nodeEngines: Record<string, string> };
 
 export const DEFAULT_NETWORK = 'pier';
 export const DEFAULT_NETWORK_SUBNET = '198.19.0.0/16';
@@ -88,6 +96,7 @@ export interface ServerFlags {
   buildContextLimit?: string | undefined;
   /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
   ipPools?: string[] | undefined;
+  runtime?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -131,7 +140,29 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
     volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
+    runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
   };
+}
+
+function parseRuntime(value: string | undefined, engines: string | undefined): RuntimeSetting {
+  if (value === undefined || value === '' || value === 'docker') return { kind: 'docker' };
+  if (value !== 'swarm') {
+    throw new PierError('E_CONFIG_INVALID', `runtime "${value}" is not known`, { status: 400, hint: 'use --runtime docker (one engine, the default) or --runtime swarm (PIER_RUNTIME)' });
+  }
+  const nodeEngines: Record<string, string> = {};
+  for (const entry of (engines ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const at = entry.indexOf('=');
+    const address = entry.slice(0, at).trim();
+    const host = entry.slice(at + 1).trim();
+    if (at <= 0 || !host.startsWith('unix://')) {
+      throw new PierError('E_CONFIG_INVALID', `PIER_SWARM_NODE_ENGINES entry "${entry}" is not ADDRESS=unix:///path`, {
+        status: 400,
+        hint: 'name each node by its swarm address and its engine\'s socket, comma separated: 10.0.0.2=unix:///run/node2.sock',
+      });
+    }
+    nodeEngines[address] = host.slice('unix://'.length);
+  }
+  return { kind: 'swarm', nodeEngines };
 }
 
 /** Default cool-down of a released address: long enough for DNS records and clients to let go. */

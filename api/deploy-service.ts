@@ -47,6 +47,8 @@ export interface DeployServiceOptions {
    * so a collection cannot delete it between the check and the commit.
    */
   registryImages?: { host: string; gate: RegistryGate; client: Pick<RegistryClient, 'manifestDigest'> } | undefined;
+  /** What the runtime cannot run (e.g. volumes on a swarm): the error a deploy of it gets, or null. */
+  refuse?: ((manifest: Manifest) => PierError | null) | undefined;
 }
 
 export interface DeployResult {
@@ -189,6 +191,8 @@ export function createDeployService(options: DeployServiceOptions) {
      */
     async deploy(auth: AuthContext, manifest: Manifest, description = '', built?: string): Promise<DeployResult> {
       requireScope(auth, 'deploy');
+      const refused = options.refuse?.(manifest);
+      if (refused) throw refused;
       const reference = built ?? manifest.image;
       if (reference === undefined) {
         throw new PierError('E_BUILD_REQUIRED', `${manifest.app} builds its image from a Dockerfile ([build]), and this deploy carries no build`, {

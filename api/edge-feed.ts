@@ -63,7 +63,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       .innerJoin(apps, eq(apps.id, endpoints.appId))
       .where(only(endpoints.appId));
     const live = await db
-      .select({ id: instances.id, appId: instances.appId, process: instances.process, address: instances.address })
+      .select({ id: instances.id, appId: instances.appId, process: instances.process, address: instances.address, ports: instances.ports })
       .from(instances)
       .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['none', 'healthy']), only(instances.appId)));
     const byProcess = new Map<string, typeof live>();
@@ -83,10 +83,11 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
         app: appName,
         bind: bindAddresses(e.bindings, e.port, options.sharedAddresses),
         proxyProtocol: e.proxyProtocol,
-        // The container itself, at its address on Pier's network and the endpoint's target port.
+        // The container itself, at its address on Pier's network and the endpoint's target port;
+        // on a swarm, its node's address and the port its task is published on there.
         backends: (byProcess.get(`${e.appId}\0${e.process}`) ?? [])
-          .filter((i) => i.address)
-          .map((i) => ({ id: i.id, address: i.address as string, port: e.targetPort }))
+          .filter((i) => i.address && (i.ports === null || i.ports[String(e.targetPort)] !== undefined))
+          .map((i) => ({ id: i.id, address: i.address as string, port: i.ports?.[String(e.targetPort)] ?? e.targetPort }))
           .sort(byId),
         ...edgeOptions(e),
       };

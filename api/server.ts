@@ -40,6 +40,8 @@ import { startRegistryGcTask } from './registry/registry-gc-task.js';
 import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
+import { createSwarmRuntime } from './runtime/swarm-runtime.js';
+import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
 import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
@@ -108,13 +110,24 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // An external registry's credentials: given now (then kept in the data folder) or kept before.
     const credentials: RegistryCredentials | null =
       config.registry.kind === 'external' ? await registryCredentials(config.dataDir, config.registry.url.origin, config.registry.credentials) : null;
-    const runtime =
+    const dockerRuntime =
       overrides.runtime ??
       createDockerRuntime({
         socketPath: config.dockerSocket,
         log: log.child({ component: 'runtime' }),
         registryAuth: credentials && config.registry.kind === 'external' ? { host: config.registry.url.host, ...credentials } : undefined,
       });
+    // --runtime swarm: Swarm runs the tasks of the services the swarm reconciler asks for.
+    const swarmSetting = config.runtime.kind === 'swarm' && overrides.runtime === undefined ? config.runtime : null;
+    const swarmServices = swarmSetting ? createSwarmServices({ socketPath: config.dockerSocket }) : null;
+    const runtime: Runtime =
+      swarmSetting && swarmServices
+        ? createSwarmRuntime({
+            manager: dockerRuntime,
+            services: swarmServices,
+            nodeEngines: new Map(Object.entries(swarmSetting.nodeEngines).map(([address, socketPath]) => [address, createDockerRuntime({ socketPath, log: log.child({ component: 'runtime', node: address }) })])),
+          })
+        : dockerRuntime;
     const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
     const engineUp = await runtime.ping().then(
       () => true,
@@ -152,7 +165,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // does (node.down, node.up, instance.moved); on a plain engine there is the one local node.
     let nodeDirectory: NodeDirectory | undefined;
     if (engineUp && overrides.runtime === undefined) {
-      const swarm = createSwarmServices({ socketPath: config.dockerSocket });
+      const swarm = swarmServices ?? createSwarmServices({ socketPath: config.dockerSocket });
       if (await swarm.requireManager().then(() => true, () => false)) {
         nodeDirectory = createSwarmNodeDirectory(swarm, installationId);
         const watcher = createSwarmWatcher({ db, events, services: swarm, installationId, log, locks: database.locks });
@@ -169,7 +182,14 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, nodeId: LOCAL_NODE, installationId }) : undefined;
 
-    const reconciler = createReconciler({
+    const onRoutesChanged = (appId: string): void => {
+      edgeFeed.refresh(appId);
+      // New instances are probed at once (their readiness gates the rollout and the edge).
+      health.poke();
+    };
+    const reconciler = swarmServices
+      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged })
+      : createReconciler({
       volumes: volumeAttacher,
       db,
       runtime,
@@ -237,6 +257,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       ipPools: config.ips.pools,
       log: log.child({ component: 'deploys' }),
       registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
+      refuse: swarmServices ? refuseOnSwarm : undefined,
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({
@@ -299,7 +320,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
     // Containers started before Pier had its network join it before the edge's first snapshot,
     // which would otherwise route to none of them until the first reconcile pass.
-    if (engineUp) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
+    if (engineUp && !swarmServices) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
     const edgeTokenFile = await bootstrapEdgeToken({ db, dataDir: config.dataDir, orgId: admin.orgId });
     systemOrg = admin.orgId;
     const registryStarted = await registryStart;

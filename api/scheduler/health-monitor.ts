@@ -120,7 +120,11 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   }
 
   async function runOne(inst: Instance, orgId: string, check: ProcessCheck, track: Track, inRollout: boolean): Promise<void> {
-    const result = await probe(check, { instanceId: inst.id, address: inst.address, containerId: inst.containerId ?? '' }, { exec: options.exec, connect: (a, p, o) => options.runtime.connect(a, p, o) });
+    const result = await probe(check, { instanceId: inst.id, address: inst.address, containerId: inst.containerId ?? '' }, {
+      exec: options.exec,
+      // On a swarm the task is reached at its node's address and the port it is published on there.
+      connect: (a, p, o) => options.runtime.connect(a, inst.ports?.[String(p)] ?? p, o),
+    });
     const inGrace = inst.health === 'starting' && inst.startedAt !== null && Date.now() - inst.startedAt.getTime() < check.grace;
     if (result.ok) {
       track.failures = 0;

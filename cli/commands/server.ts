@@ -40,6 +40,7 @@ export default defineCommand({
     'registry-gc-grace': { type: 'string', description: 'A pushed image younger than this is never collected, e.g. 24h (env PIER_REGISTRY_GC_GRACE; default 24h)', valueHint: 'DURATION' },
     'registry-gc-interval': { type: 'string', description: 'How often the server collects registry garbage, or off (env PIER_REGISTRY_GC_INTERVAL; default 24h)', valueHint: 'DURATION|off' },
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
+    runtime: { type: 'string', description: 'What runs instances: docker (containers on the engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names; other nodes\' engines in env PIER_SWARM_NODE_ENGINES) (env PIER_RUNTIME; default docker)', valueHint: 'docker|swarm' },
   },
   async run({ args, rawArgs }) {
     // Everything these processes write (database files, tokens, edge state) is for their user alone.
@@ -62,6 +63,7 @@ export default defineCommand({
       registryGcInterval: args['registry-gc-interval'],
       buildContextLimit: args['build-context-limit'],
       ipPools: repeated(rawArgs, '--ip-pool'),
+      runtime: args.runtime,
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));

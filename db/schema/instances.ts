@@ -1,6 +1,6 @@
 // One container of an app's release and process group. Desired state (what the scheduler wants)
 // and observed state (what Docker last said) are separate columns, with the last reason it changed.
-import { boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { releases } from './releases.js';
@@ -40,6 +40,11 @@ export const instances = pgTable(
    * to it at the container's own ports; nothing is published on the host.
    */
   address: text('address'),
+  /**
+   * On a swarm: container port → the port its task is published on (host mode) at `address`, the
+   * node's address. Null on one engine, where the container's own ports are reached.
+   */
+  ports: jsonb('ports').$type<Record<string, number>>(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   startedAt: time('started_at'),

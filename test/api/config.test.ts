@@ -90,3 +90,16 @@ test('registry garbage collection settings: keep, grace and interval, with defau
     assert.throws(() => loadConfig(env), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && hint.test(err.hint ?? ''));
   }
 });
+
+test('the runtime is docker by default, or swarm with the other nodes\' engines by address; anything else is refused', () => {
+  assert.deepEqual(loadConfig({}).runtime, { kind: 'docker' });
+  assert.deepEqual(loadConfig({ PIER_RUNTIME: 'docker' }).runtime, { kind: 'docker' });
+  assert.deepEqual(loadConfig({ PIER_RUNTIME: 'swarm' }).runtime, { kind: 'swarm', nodeEngines: {} });
+  assert.deepEqual(loadConfig({ PIER_RUNTIME: 'docker' }, { runtime: 'swarm' }).runtime, { kind: 'swarm', nodeEngines: {} }, 'the flag wins');
+  assert.deepEqual(loadConfig({ PIER_RUNTIME: 'swarm', PIER_SWARM_NODE_ENGINES: '10.0.0.2=unix:///run/n2.sock, 10.0.0.3=unix:///run/n3.sock' }).runtime, {
+    kind: 'swarm',
+    nodeEngines: { '10.0.0.2': '/run/n2.sock', '10.0.0.3': '/run/n3.sock' },
+  });
+  assert.throws(() => loadConfig({ PIER_RUNTIME: 'nomad' }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /nomad/.test(err.message) && /--runtime swarm/.test(err.hint ?? ''));
+  assert.throws(() => loadConfig({ PIER_RUNTIME: 'swarm', PIER_SWARM_NODE_ENGINES: 'tcp://10.0.0.2:2375' }), (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /ADDRESS=unix/.test(err.message));
+});

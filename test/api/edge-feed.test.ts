@@ -119,3 +119,16 @@ test('snapshot endpoints carry the row id (unique across orgs), the app/port nam
   assert.equal(id(s3)?.revision, 2);
   assert.deepEqual(id(s3)?.allow, ['127.0.0.0/8']);
 });
+
+test('an instance on a swarm is a backend at its node\'s address and the port its task publishes the target on; without that port it is none', async (t) => {
+  const cp = await createControlPlane(t);
+  const a = await cp.deploy(echoManifest('swarmy', { count: 2, port: 9601 }));
+  await cp.converge(a.app.id, async () => (await cp.pass(a.app.id))?.changed === false, 'swarmy running');
+  const [one, two] = (await cp.db.select().from(instances).where(eq(instances.appId, a.app.id))).sort((x, y) => x.id.localeCompare(y.id));
+  assert.ok(one && two);
+  await cp.db.update(instances).set({ address: '198.18.0.1', ports: { '8080': 30001 } }).where(eq(instances.id, one.id));
+  // Published, but not the endpoint's target: nothing to route to.
+  await cp.db.update(instances).set({ address: '198.18.0.2', ports: { '9999': 30002 } }).where(eq(instances.id, two.id));
+  const s = await cp.edgeFeed.rebuild();
+  assert.deepEqual(s.endpoints.find((e) => e.app === 'swarmy')?.backends, [{ id: one.id, address: '198.18.0.1', port: 30001 }]);
+});

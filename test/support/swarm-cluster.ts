@@ -23,6 +23,8 @@ export interface SwarmNode {
   /** Swarm's node hostname is the machine's; tests tell nodes apart by address. */
   index: 1 | 2;
   address: string;
+  /** The node's network namespace (/var/run/netns/NAME): a process started there runs "on" the node. */
+  netns: string;
   /** DOCKER_HOST value for this node's engine. */
   host: string;
   socket: string;
@@ -200,5 +202,5 @@ async function startNode(index: 1 | 2, ns: string, address: string, dirs: string
 
   stops.push(stop);
   await start();
-  return { index, address, host, socket, stop, start, docker };
+  return { index, address, netns: ns, host, socket, stop, start, docker };
 }

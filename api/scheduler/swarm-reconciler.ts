@@ -1,0 +1,313 @@
+// One reconcile pass of an app on a Docker Swarm (`pier server --runtime swarm`), under the app's
+// lock and lease like the single-engine reconciler it stands in for.
+//
+// Who owns what: Swarm owns tasks — where each runs, starting it, restarting one that exits,
+// moving it off a node that is down or drained. Pier owns releases, rollouts, checks, events and
+// the edge. So this pass never starts or stops a container: it reads each service's tasks into
+// instance rows (one row per task, reached at its node's address and host-mode published ports),
+// settles the running deployment from those rows, and asks Swarm only for services and replica
+// counts (swarm-plan.ts). A task that fails Pier's checks too often is stopped through its node's
+// engine by the health monitor; Swarm starts its replacement.
+import type { Logger } from 'pino';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { apps, instances, nodes, releases, type Instance, type Release } from '../../db/schema/index.js';
+import type { Manifest } from '../manifest.js';
+import { desiredCounts } from '../desired-counts.js';
+import { PierError } from '../pier-error.js';
+import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
+import type { SwarmNodeInfo, SwarmServices, SwarmTask } from '../runtime/swarm-services.js';
+import { checkLease, type AppLeases, type Lease } from './app-leases.js';
+import { effectiveCheck } from './readiness-check.js';
+import type { ReconcileResult, Reconciler } from './reconciler.js';
+import { settleDeployment } from './rollout.js';
+import { swarmGroupSpec } from './swarm-group.js';
+import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
+
+export interface SwarmReconcilerOptions {
+  db: Db;
+  services: SwarmServices;
+  /** The swarm runtime: inspect and logs of a failed task's container, through its node. */
+  runtime: Runtime;
+  leases: AppLeases;
+  log: Logger;
+  installationId: string;
+  onRoutesChanged: (appId: string) => void;
+  /**
+   * Swarm replaces and moves tasks on its own, with no event Pier hears on every node: an app
+   * with services is looked at again after this long (default 1 s).
+   */
+  pollMs?: number;
+  /** Seconds a stopping task gets before Swarm kills it (default 10). */
+  stopGraceSeconds?: number;
+}
+
+/** What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no cluster volumes). */
+export function refuseOnSwarm(manifest: Manifest): PierError | null {
+  const volume = manifest.volumes?.[0];
+  if (!volume) return null;
+  return new PierError('E_SWARM_VOLUMES', `${manifest.app} mounts volume ${volume.name} in process ${volume.process}, and volumes are not supported on a swarm yet`, {
+    status: 422,
+    hint: 'deploy it on a single-engine Pier (`pier server` without --runtime swarm), or keep its data outside the app; see docs/several-machines.md',
+  });
+}
+
+const TERMINAL = new Set(['complete', 'failed', 'shutdown', 'rejected', 'remove', 'orphaned']);
+
+/** One row per task: the task's id names it, so every server maps a task to the same row. */
+export function swarmInstanceId(app: string, process: string, taskId: string): string {
+  return `${app}-${process}-${taskId.slice(0, 10)}`;
+}
+
+export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconciler {
+  const { db, services, leases } = options;
+  const pollMs = options.pollMs ?? 1_000;
+  const knownNodes = new Set<string>();
+
+  return {
+    async reconcile(appId, lease): Promise<ReconcileResult> {
+      const log = options.log.child({ app: appId });
+      const [app] = await db.select().from(apps).where(eq(apps.id, appId));
+      if (!app) return { changed: false, retryAt: null };
+      const ctx = { app, lease, log };
+      const groups = await services.listServices({ [LABELS.installation]: options.installationId, [LABELS.app]: appId });
+      const tasks = new Map<string, SwarmTask[]>();
+      for (const g of groups) tasks.set(g.name, await services.tasks(g.name));
+      const swarmNodes = await services.nodes();
+      await rememberNodes(swarmNodes);
+      checkLease(lease);
+
+      let rows = await db.select().from(instances).where(eq(instances.appId, appId));
+      const observed = await observe(ctx, groups, tasks, swarmNodes, rows);
+      if (observed) {
+        options.onRoutesChanged(appId);
+        rows = await db.select().from(instances).where(eq(instances.appId, appId));
+      }
+      checkLease(lease);
+
+      // The deployment is settled from the rows: a row that runs has a running task.
+      const containers = new Map<string, ContainerInfo>();
+      for (const r of rows) if (r.desiredState === 'running' && r.observedState === 'running') containers.set(r.id, runningInfo(r));
+      const now = new Date();
+      const settled = await settleDeployment({ db, leases, lease, runtime: options.runtime, log, app, instances: rows, containers, now });
+      let releaseId = app.currentReleaseId;
+      if (settled.revertedTo !== undefined) {
+        releaseId = settled.revertedTo;
+        options.onRoutesChanged(appId);
+      }
+      checkLease(lease);
+      const release = releaseId && !app.deletedAt ? await loadRelease(releaseId) : null;
+      const counts = release ? desiredCounts(app, release.manifest as Manifest, release.version).map(({ process, count }) => ({ process, count })) : [];
+      const planRows: PlanInstance[] = rows.map((r) => ({
+        id: r.id,
+        releaseId: r.releaseId,
+        process: r.process,
+        desired: r.desiredState,
+        ready: r.observedState === 'running' && (r.health === 'none' || r.health === 'healthy'),
+        drainUntil: r.drainUntil,
+      }));
+      const rolling = settled.deadline !== undefined || settled.holdPrevious === true;
+      const keepPrevious = rolling && release !== null && (settled.holdPrevious === true || !releaseReady(release.id, counts, planRows));
+      const result = planSwarm({
+        release: release ? { id: release.id, counts } : null,
+        services: groups.map((g): PlanService => ({ name: g.name, releaseId: g.labels[LABELS.release] ?? '', process: g.labels[LABELS.process] ?? '', replicas: g.replicas })),
+        instances: planRows,
+        keepPrevious,
+        now,
+      });
+
+      const drainMs = (release?.manifest as Manifest | undefined)?.deploy?.drain ?? 5_000;
+      for (const action of result.actions) {
+        checkLease(lease);
+        if (action.type === 'ensure' && release) {
+          const spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds });
+          const made = await services.ensureService(spec);
+          log.info({ service: spec.name, replicas: action.replicas, created: made.created }, made.created ? 'swarm service created' : 'swarm service scaled');
+        } else if (action.type === 'drain') {
+          await drain(ctx, action.instanceId, action.reason, drainMs);
+        } else if (action.type === 'remove') {
+          // Scaled to zero first: its tasks stop with their grace period, then the service goes.
+          await services.scaleService(action.service, 0).catch((err: { code?: string }) => {
+            if (err.code !== 'E_SERVICE_NOT_FOUND') throw err;
+          });
+          await services.removeService(action.service);
+          log.info({ service: action.service }, 'swarm service removed');
+        }
+      }
+      if (result.actions.some((a) => a.type === 'drain')) options.onRoutesChanged(appId);
+      // Swarm acts without telling: look again soon while the app has services.
+      const poll = groups.length > 0 || result.actions.length > 0 ? new Date(Date.now() + pollMs) : null;
+      const deadline = settled.deadline && settled.deadline > now ? new Date(settled.deadline.getTime() + 1) : null;
+      const retryAt = [poll, deadline, result.retryAt].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0] ?? null;
+      return { changed: result.actions.length > 0, retryAt };
+    },
+  };
+
+  /** Brings the rows up to the tasks: a row for each running task, and an end for each that ended. True when routes may have changed. */
+  async function observe(
+    ctx: { app: typeof apps.$inferSelect; lease: Lease; log: Logger },
+    groups: { name: string; labels: Record<string, string> }[],
+    tasks: Map<string, SwarmTask[]>,
+    swarmNodes: SwarmNodeInfo[],
+    rows: Instance[],
+  ): Promise<boolean> {
+    const { app, lease } = ctx;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const seen = new Set<string>();
+    const nodeOf = new Map(swarmNodes.map((n) => [n.id, n]));
+    let changed = false;
+    for (const g of groups) {
+      const releaseId = g.labels[LABELS.release];
+      const process = g.labels[LABELS.process];
+      if (!releaseId || !process) continue;
+      const release = await loadRelease(releaseId);
+      if (!release) continue;
+      for (const task of tasks.get(g.name) ?? []) {
+        const id = swarmInstanceId(app.name, process, task.id);
+        seen.add(id);
+        const row = byId.get(id);
+        const node = task.nodeId ? nodeOf.get(task.nodeId) : undefined;
+        const wanted = swarmGroupSpecPorts(release, process);
+        const serving = task.state === 'running' && task.desiredState === 'running' && node !== undefined && wanted.every((p) => task.ports[p] !== undefined);
+        if (!row && serving) {
+          const ports = Object.fromEntries(Object.entries(task.ports).map(([k, v]) => [k, v]));
+          const now = new Date();
+          await leases.fenced(lease, async (t) => {
+            const [made] = await t.tx
+              .insert(instances)
+              .values({
+                id,
+                appId: app.id,
+                releaseId,
+                process,
+                nodeId: nodeRowId(node.id),
+                containerId: task.containerId,
+                observedState: 'running',
+                health: effectiveCheck(release.manifest as Manifest, process) ? 'starting' : 'none',
+                address: node.address,
+                ports,
+                startedAt: task.updatedAt ?? now,
+              })
+              .onConflictDoNothing()
+              .returning();
+            if (!made) return;
+            await t.record({
+              orgId: app.orgId,
+              appId: app.id,
+              instanceId: id,
+              type: 'instance.started',
+              reason: 'scheduled',
+              message: `${id} started on node ${node.hostname} (${node.address}) (release v${release.version}, process ${process}, task ${task.id})`,
+              data: { releaseId, version: release.version, process, containerId: task.containerId, address: node.address, ports, taskId: task.id, slot: task.slot, node: node.address },
+            });
+          });
+          changed = true;
+        } else if (row && !serving && (row.observedState === 'running' || row.observedState === 'starting') && (TERMINAL.has(task.state) || task.desiredState !== 'running')) {
+          await ended(ctx, row, task, task.state === 'failed' || task.state === 'rejected');
+          changed = true;
+        }
+      }
+    }
+    // Rows whose task Swarm no longer lists (its service removed, or history pruned) ended too.
+    for (const row of rows) {
+      if (seen.has(row.id) || (row.observedState !== 'running' && row.observedState !== 'starting')) continue;
+      await ended(ctx, row, null, false);
+      changed = true;
+    }
+    return changed;
+  }
+
+  async function ended(ctx: { app: typeof apps.$inferSelect; lease: Lease; log: Logger }, row: Instance, task: SwarmTask | null, failed: boolean): Promise<void> {
+    const now = new Date();
+    const where = task?.error ? `: ${task.error}` : '';
+    const message = failed
+      ? `${row.id} exited${task?.exitCode !== null && task?.exitCode !== undefined ? ` with code ${task.exitCode}` : ''}${where}; Swarm starts a replacement`
+      : `${row.id} stopped (${row.desiredState === 'stopped' ? (row.lastReason ?? 'stopped by Pier') : `task ${task?.state ?? 'gone'}${where}`})`;
+    await leases.fenced(ctx.lease, async (t) => {
+      const [updated] = await t.tx
+        .update(instances)
+        .set({
+          desiredState: 'stopped',
+          observedState: failed ? 'exited' : 'stopped',
+          lastExitCode: task?.exitCode ?? null,
+          lastReason: failed ? message : (row.lastReason ?? message),
+          stoppedAt: task?.updatedAt ?? now,
+          updatedAt: now,
+        })
+        .where(and(eq(instances.id, row.id), inArray(instances.observedState, ['starting', 'running'])))
+        .returning();
+      if (!updated) return;
+      await t.record({
+        orgId: ctx.app.orgId,
+        appId: ctx.app.id,
+        instanceId: row.id,
+        type: failed ? 'instance.exited' : 'instance.stopped',
+        reason: failed ? (task?.exitCode !== null && task?.exitCode !== undefined && task.exitCode > 128 ? 'killed' : 'exited') : 'task-ended',
+        message,
+        data: { exitCode: task?.exitCode ?? null, taskId: task?.id ?? null, taskState: task?.state ?? null, error: task?.error ?? null, releaseId: row.releaseId, process: row.process },
+      });
+    });
+    ctx.log.info({ instance: row.id, task: task?.id, state: task?.state, failed }, 'swarm task ended');
+  }
+
+  async function drain(ctx: { app: typeof apps.$inferSelect; lease: Lease; log: Logger }, instanceId: string, reason: string, drainMs: number): Promise<void> {
+    const now = new Date();
+    await leases.fenced(ctx.lease, (t) =>
+      t.tx
+        .update(instances)
+        .set({ desiredState: 'stopped', drainUntil: new Date(now.getTime() + drainMs), lastReason: reason, updatedAt: now })
+        .where(and(eq(instances.id, instanceId), eq(instances.desiredState, 'running'))),
+    );
+    ctx.log.info({ instance: instanceId, reason, drainMs }, 'instance draining');
+  }
+
+  /** Instances name their node through the nodes table: each swarm node gets a row. */
+  async function rememberNodes(list: SwarmNodeInfo[]): Promise<void> {
+    if (list.every((n) => knownNodes.has(n.id))) return;
+    const dup = new Set(list.map((n) => n.hostname).filter((h, i, all) => all.indexOf(h) !== i));
+    for (const n of list) {
+      // Nodes on one machine share its host name: then the address tells them apart.
+      const name = dup.has(n.hostname) || !n.hostname ? `${n.hostname || 'node'}@${n.address}` : n.hostname;
+      const endpoint = `swarm://${n.id}`;
+      await db
+        .insert(nodes)
+        .values({ id: nodeRowId(n.id), name, endpoint, publishAddress: n.address, labels: n.labels, state: n.state, lastSeenAt: new Date() })
+        .onConflictDoUpdate({ target: nodes.id, set: { name, publishAddress: n.address, labels: n.labels, state: n.state, lastSeenAt: new Date() } });
+      knownNodes.add(n.id);
+    }
+  }
+
+  async function loadRelease(id: string): Promise<Release | null> {
+    const [row] = await db.select().from(releases).where(eq(releases.id, id));
+    return row ?? null;
+  }
+}
+
+function nodeRowId(swarmNodeId: string): string {
+  return `node_${swarmNodeId}`;
+}
+
+/** The container ports the group's service publishes: a task serves once each has its port. */
+function swarmGroupSpecPorts(release: Pick<Release, 'manifest'>, process: string): number[] {
+  const manifest = release.manifest as Manifest;
+  const ports = manifest.endpoints.filter((e) => e.process === process).map((e) => e.target);
+  const check = manifest.processes[process]?.check;
+  if (check?.port !== undefined) ports.push(check.port);
+  return ports;
+}
+
+function runningInfo(row: Instance): ContainerInfo {
+  return {
+    id: row.containerId ?? row.id,
+    name: row.id,
+    image: '',
+    labels: {},
+    state: 'running',
+    exitCode: null,
+    oomKilled: false,
+    error: null,
+    startedAt: row.startedAt,
+    finishedAt: null,
+    networks: {},
+  };
+}
