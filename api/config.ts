@@ -7,6 +7,7 @@ import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { parseIpPools, type IpPool } from './ip-pool.js';
 import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
+import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
 import { Secret } from './registry/registry-credentials.js';
 
 export type Role = 'api' | 'edge';
@@ -59,6 +60,11 @@ export interface ServerConfig {
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
    */
   volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs' };
+  /**
+   * Where private networks get their addresses (--private-ipv6, --private-ipv4 and their PIER_
+   * variables): a ULA prefix split into /64s and an IPv4 range split into /24s, one pair per network.
+   */
+  privateNetworks: PrivatePrefixes;
 }
 
 export const DEFAULT_NETWORK = 'pier';
@@ -88,6 +94,8 @@ export interface ServerFlags {
   buildContextLimit?: string | undefined;
   /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
   ipPools?: string[] | undefined;
+  privateIpv6?: string | undefined;
+  privateIpv4?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -131,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
     volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
+    privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
   };
 }
 
