@@ -14,11 +14,13 @@ export interface PrivatePrefixes {
 
 /**
  * "pier" in hex after fd (fd70:6965:72…): a fixed ULA is fine on one host, and no LAN or cloud
- * network hands out these; 198.18.0.0/15 is reserved for benchmarking (RFC 2544), and Pier's own
- * network already takes 198.19.0.0/16.
+ * network hands these out. For IPv4 no range is free everywhere: 198.19.0.0/16 is Pier's own
+ * network, 198.18.0.0/16 serves test and lab networks, Docker's own pools take 172.17–172.31 and
+ * 192.168, and CGNAT space (100.64/10) is Tailscale's; 10.210/16 is rare in LANs and cloud
+ * defaults (10.0/16, 10.128/9 blocks start lower), and the start-up check catches the rest.
  */
 export const DEFAULT_PRIVATE_IPV6 = 'fd70:6965:7200::/48';
-export const DEFAULT_PRIVATE_IPV4 = '198.18.0.0/16';
+export const DEFAULT_PRIVATE_IPV4 = '10.210.0.0/16';
 
 export interface PrivateSubnets {
   ipv6: string;

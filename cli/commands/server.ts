@@ -41,7 +41,7 @@ export default defineCommand({
     'registry-gc-interval': { type: 'string', description: 'How often the server collects registry garbage, or off (env PIER_REGISTRY_GC_INTERVAL; default 24h)', valueHint: 'DURATION|off' },
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
     'private-ipv6': { type: 'string', description: 'ULA prefix private networks get their IPv6 /64s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV6; default fd70:6965:7200::/48)', valueHint: 'CIDR' },
-    'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 198.18.0.0/16)', valueHint: 'CIDR' },
+    'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 10.210.0.0/16)', valueHint: 'CIDR' },
   },
   async run({ args, rawArgs }) {
     // Everything these processes write (database files, tokens, edge state) is for their user alone.
