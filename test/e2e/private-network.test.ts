@@ -119,7 +119,13 @@ test('apps reach each other by name over IPv6 and IPv4; draining instances leave
     assert.ok(hostnames.has(r.out.trim()), `${address} answered by an instance of pb: ${r.out}`);
   }
 
-  // Another organisation: no such name, and neither address answers.
+  // Another organisation (an installation of its own on the same engine): a network of its own,
+  // on other subnets (the slot B's network holds on the engine was skipped); no such name, and
+  // neither address answers.
+  const theirs = await privateView(other, 'pc');
+  assert.ok(theirs.network && theirs.network.name !== view.network.name, JSON.stringify(theirs.network));
+  assert.notEqual(theirs.network.ipv6Subnet, view.network.ipv6Subnet);
+  assert.notEqual(theirs.network.ipv4Subnet, view.network.ipv4Subnet);
   assert.deepEqual(await lookup(other, 'pc', 'web.pb.internal', 'AAAA'), []);
   assert.deepEqual(await lookup(other, 'pc', 'web.pb.internal', 'A'), []);
   for (const address of [`[${v6[0]}]`, v4[0]]) {
