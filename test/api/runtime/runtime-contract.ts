@@ -175,11 +175,12 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
       labels: { [LABELS.managed]: 'true', 'dev.pier.private': 'true', 'dev.pier.contract': app },
     };
     const made = await target.runtime.ensureNetwork(spec);
-    t.after(() => target.removeNetwork?.(spec.name));
     assert.equal(made.ipv6Subnet, spec.ipv6Subnet);
     assert.deepEqual((await target.runtime.listNetworks({ 'dev.pier.contract': app })).map((n) => [n.name, n.subnet, n.ipv6Subnet]), [[spec.name, spec.subnet, spec.ipv6Subnet]]);
     await target.runtime.ensureNetwork(target.network);
     const { id } = await start(t, target, 'dual', { cmd: ['sleep', '60'], network: target.network.name, alsoJoin: [spec.name] });
+    // After the container's removal (hooks run in the order they were added): a network in use stays.
+    t.after(() => target.removeNetwork?.(spec.name));
     const first = (await target.runtime.inspect(id))?.endpoints?.[spec.name];
     assert.ok(first?.ipv4 && inSubnet(first.ipv4, spec.subnet), JSON.stringify(first));
     assert.ok(first.ipv6?.startsWith(spec.ipv6Subnet?.replace(/::\/64$/, ':') ?? '?'), JSON.stringify(first));
