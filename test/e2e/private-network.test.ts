@@ -86,7 +86,15 @@ async function until(what: string, check: () => Promise<boolean>, tries = 120): 
 
 test('apps reach each other by name over IPv6 and IPv4; draining instances leave the name; another org cannot resolve or reach; the network survives a restart', async (t) => {
   if (!(await requireDocker(t))) return;
+  if (process.env.DATABASE_URL) {
+    // CI runs the suite once per database and is near its time budget: this runs on the
+    // embedded-database pass; the database work of private networks runs on both
+    // (test/api/private/private-networks.test.ts).
+    t.skip('private networking end to end runs on the embedded-database pass only (CI time)');
+    return;
+  }
   const image = await ensureBusyboxImage();
+  // One after the other: two servers starting at once on a busy machine can miss the start timeout.
   const server = await startPierServer(t);
   const other = await startPierServer(t);
   const ids = [await deploy(server, 'pb', web('pb', image)), await deploy(server, 'pa', worker('pa', image)), await deploy(other, 'pc', worker('pc', image))];
