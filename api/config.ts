@@ -7,6 +7,7 @@ import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { parseIpPools, type IpPool } from './ip-pool.js';
 import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
+import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
 import { Secret } from './registry/registry-credentials.js';
 
 export type Role = 'api' | 'edge';
@@ -65,6 +66,11 @@ export interface ServerConfig {
    * with each other node's engine by address (PIER_SWARM_NODE_ENGINES) for logs, exec and stops.
    */
   runtime: RuntimeSetting;
+  /**
+   * Where private networks get their addresses (--private-ipv6, --private-ipv4 and their PIER_
+   * variables): a ULA prefix split into /64s and an IPv4 range split into /24s, one pair per network.
+   */
+  privateNetworks: PrivatePrefixes;
 }
 
 export type RuntimeSetting = { kind: 'docker' } | { kind: 'swarm'; nodeEngines: Record<string, string> };
@@ -97,6 +103,8 @@ export interface ServerFlags {
   /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
   ipPools?: string[] | undefined;
   runtime?: string | undefined;
+  privateIpv6?: string | undefined;
+  privateIpv4?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -141,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
     volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
+    privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
   };
 }
 

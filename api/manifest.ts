@@ -9,6 +9,7 @@ import { controlCharacterProblem, type TextKind } from './control-characters.js'
 import { imageReferenceProblem } from './image-reference.js';
 import { indexTomlPositions, type TomlPositionIndex } from './manifest-positions.js';
 import { PierError } from './pier-error.js';
+import { privateSchema } from './private/private-spec.js';
 
 const name = z
   .string()
@@ -225,13 +226,14 @@ export const manifestSchema = z
     processes: z.record(name, processSchema).refine((p) => Object.keys(p).length > 0, 'must define at least one process'),
     endpoints: z.array(endpointSchema).default([]),
     volumes: z.array(volumeSchema).default([]),
+    private: z.array(privateSchema).default([]),
     deploy: deploySchema.default({ strategy: 'rolling', max_surge: 1, max_unavailable: 0, timeout: 120_000, drain: 5_000 }),
   })
   .strict()
   // Runs even when other fields failed (so every problem is reported at once): it only trusts
   // the shapes it checks itself.
   .superRefine(
-    (m: { processes?: unknown; endpoints?: unknown; volumes?: unknown; image?: unknown; build?: unknown } | null, ctx) => {
+    (m: { processes?: unknown; endpoints?: unknown; volumes?: unknown; image?: unknown; build?: unknown; private?: unknown } | null, ctx) => {
       if (isRecord(m) && m.image === undefined && m.build === undefined) {
         ctx.addIssue({ code: 'custom', path: ['image'], message: 'is required: name an image (image = "local/echo:1"), or build one with a [build] table (context = ".")' });
       }
@@ -267,6 +269,15 @@ export const manifestSchema = z
         if (typeof e.port !== 'number') return;
         if (ports.has(e.port)) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'port'], message: `port ${e.port} is used by another endpoint of this app` });
         ports.add(e.port);
+      });
+      const offering = new Set<string>();
+      (Array.isArray(m?.private) ? (m.private as unknown[]) : []).forEach((p, i) => {
+        if (!isRecord(p) || typeof p.process !== 'string') return;
+        if (processes && !Object.hasOwn(processes, p.process)) {
+          ctx.addIssue({ code: 'custom', path: ['private', i, 'process'], message: `names no process; define [processes.${p.process}] or use one of: ${Object.keys(processes).join(', ')}` });
+        }
+        if (offering.has(p.process)) ctx.addIssue({ code: 'custom', path: ['private', i, 'process'], message: `process ${p.process} has another [[private]] entry: list all its ports in one` });
+        offering.add(p.process);
       });
     },
     { when: () => true },

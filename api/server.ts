@@ -48,6 +48,10 @@ import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { joinNetwork } from './scheduler/join-network.js';
+import { createIpv6Isolation } from './private/ipv6-isolation.js';
+import { createPrivateNames } from './private/private-names.js';
+import { createPrivateNetworks } from './private/private-networks.js';
+import { checkPrivatePrefixes } from './private/private-preflight.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { openVolumeDriver } from './volumes/open-volume-driver.js';
@@ -128,7 +132,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
             nodeEngines: new Map(Object.entries(swarmSetting.nodeEngines).map(([address, socketPath]) => [address, createDockerRuntime({ socketPath, log: log.child({ component: 'runtime', node: address }) })])),
           })
         : dockerRuntime;
-    const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' } };
+    // Made without inter-container traffic: it is the host's way in (edge, checks), and apps reach
+    // each other only on their own private network (api/private/), never across organisations here.
+    const network: NetworkSpec = { ...config.network, labels: { [LABELS.managed]: 'true' }, options: { 'com.docker.network.bridge.enable_icc': 'false' } };
     const engineUp = await runtime.ping().then(
       () => true,
       (err: Error) => {
@@ -138,6 +144,19 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     );
     // Made now when the engine answers; else by the first start that finds it missing.
     if (engineUp) await ensureNetwork(runtime, network, log, warnings);
+    // Private networks: prefixes checked against the host's routes (a real engine only), and the
+    // networks made before found by name and reused.
+    if (engineUp && overrides.runtime === undefined) await checkPrivatePrefixes(runtime, config.privateNetworks);
+    const privateNetworks = createPrivateNetworks({
+      db,
+      runtime,
+      prefixes: config.privateNetworks,
+      log: log.child({ component: 'private-networks' }),
+      isolation: overrides.runtime === undefined ? createIpv6Isolation({ log }) : undefined,
+      onProblem: (problem) => warnings.push(problem),
+    });
+    // On a swarm the private network is not built yet (docs/several-machines.md): none is made.
+    if (engineUp && !swarmServices) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
     await db
       .insert(nodes)
       .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
@@ -198,10 +217,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       nodeId: LOCAL_NODE,
       installationId,
       network,
+      privateNetworks,
       onRoutesChanged: (appId) => {
         edgeFeed.refresh(appId);
         // New instances are probed at once (their readiness gates the rollout and the edge).
         health.poke();
+        privateNames.poke();
       },
       onCrashLoop: (app, process, until) => metrics.recordCrashLoop(app, process, until),
     });
@@ -228,9 +249,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       onChange: (appId) => {
         edgeFeed.refresh(appId);
         scheduler.enqueue(appId);
+        privateNames.poke();
       },
     });
     closers.push(() => health.close());
+    const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
+    closers.push(() => privateNames.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).
     const onRegistryEvent = (e: RegistryEvent): void => {
       if (!systemOrg) return;
@@ -354,6 +378,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     await edgeFeed.rebuild();
     scheduler.start();
     health.start();
+    if (!swarmServices) privateNames.start();
     system.start();
     ready = true;
     await system.record({

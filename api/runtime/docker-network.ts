@@ -4,7 +4,7 @@
 import type Docker from 'dockerode';
 import { PierError } from '../pier-error.js';
 import { containerNotFound, dockerMessage, statusOf, type EngineErrors } from './docker-errors.js';
-import { LABELS, type NetworkInfo, type NetworkSpec } from './runtime.js';
+import { LABELS, type JoinOptions, type NetworkEndpoint, type NetworkInfo, type NetworkSpec } from './runtime.js';
 
 export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
   async function find(name: string): Promise<Docker.NetworkInspectInfo | null> {
@@ -30,14 +30,21 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
         hint: 'remove it (docker network rm) or set PIER_NETWORK to another name',
       });
     }
+    return describe(info, created);
+  }
+
+  function describe(info: Docker.NetworkInspectInfo, created: boolean): NetworkInfo {
     const subnet = info.IPAM?.Config?.find((c) => c.Subnet && !c.Subnet.includes(':'))?.Subnet ?? null;
-    return { id: info.Id, name: info.Name, subnet, labels, created };
+    const ipv6Subnet = info.IPAM?.Config?.find((c) => c.Subnet?.includes(':'))?.Subnet ?? null;
+    return { id: info.Id, name: info.Name, subnet, ipv6Subnet, labels: info.Labels ?? {}, created };
   }
 
   return {
-    async connectNetwork(id: string, network: string): Promise<void> {
+    async connectNetwork(id: string, network: string, options: JoinOptions = {}): Promise<void> {
+      const ipam = { ...(options.ipv4 ? { IPv4Address: options.ipv4 } : {}), ...(options.ipv6 ? { IPv6Address: options.ipv6 } : {}) };
+      const endpoint = { ...(options.aliases?.length ? { Aliases: options.aliases } : {}), ...(Object.keys(ipam).length ? { IPAMConfig: ipam } : {}) };
       try {
-        await docker.getNetwork(network).connect({ Container: id });
+        await docker.getNetwork(network).connect({ Container: id, ...(Object.keys(endpoint).length ? { EndpointConfig: endpoint } : {}) });
       } catch (err) {
         const status = statusOf(err);
         const words = dockerMessage(err);
@@ -45,6 +52,26 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
         if (/already exists|already attached/i.test(words)) return;
         if (status === 404) throw /network/i.test(words) && !/container/i.test(words) ? networkNotFound(network, err) : containerNotFound(id, err);
         throw errors.engineError(err, `connect container ${id} to network ${network}`);
+      }
+    },
+
+    async disconnectNetwork(id: string, network: string): Promise<void> {
+      try {
+        await docker.getNetwork(network).disconnect({ Container: id, Force: true });
+      } catch (err) {
+        const words = dockerMessage(err);
+        // Gone, or not on it: what was asked is true already.
+        if (statusOf(err) === 404 || /is not connected|not found|no such/i.test(words)) return;
+        throw errors.engineError(err, `disconnect container ${id} from network ${network}`);
+      }
+    },
+
+    async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
+      try {
+        const found = await docker.listNetworks({ filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }) });
+        return found.map((n) => describe(n as Docker.NetworkInspectInfo, false));
+      } catch (err) {
+        throw errors.engineError(err, 'list networks');
       }
     },
 
@@ -58,7 +85,9 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
           Driver: 'bridge',
           // Without it the engine makes a second network of the same name when two servers race.
           CheckDuplicate: true,
-          IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet }] },
+          IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet }, ...(spec.ipv6Subnet ? [{ Subnet: spec.ipv6Subnet }] : [])] },
+          ...(spec.ipv6Subnet ? { EnableIPv6: true } : {}),
+          ...(spec.options ? { Options: spec.options } : {}),
           Labels: spec.labels,
         });
       } catch (err) {
@@ -82,6 +111,18 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
       return checked(made, true);
     },
   };
+}
+
+/** Network name → addresses and aliases, for the networks where the container has an address (it runs). */
+export function containerEndpoints(settings: Docker.ContainerInspectInfo['NetworkSettings'] | undefined): Record<string, NetworkEndpoint> {
+  const out: Record<string, NetworkEndpoint> = {};
+  for (const [name, endpoint] of Object.entries(settings?.Networks ?? {})) {
+    if (!endpoint?.IPAddress && !endpoint?.GlobalIPv6Address) continue;
+    // Docker adds the short container id to the aliases itself; only the ones asked for count.
+    const aliases = (endpoint.Aliases ?? []).filter((a: string) => !/^[0-9a-f]{12}$/.test(a));
+    out[name] = { ipv4: endpoint.IPAddress || null, ipv6: endpoint.GlobalIPv6Address || null, aliases };
+  }
+  return out;
 }
 
 /** Network name → IPv4 address, for the networks where the container has one (it runs). */

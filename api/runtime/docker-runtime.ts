@@ -10,7 +10,7 @@ import { createEngineErrors, dockerMessage, isConnectionError, statusOf } from '
 import { DOCKER_EVENT_TYPES, parseDockerEvent } from './docker-event.js';
 import { createDockerExec } from './docker-exec.js';
 import { createDockerLogs } from './docker-logs.js';
-import { containerAddresses, createDockerNetworks, networkNotFound } from './docker-network.js';
+import { containerAddresses, containerEndpoints, createDockerNetworks, networkNotFound } from './docker-network.js';
 import { readJsonLines } from './json-lines.js';
 import { isAuthRefusal } from './docker-builder.js';
 import { registryAuthError } from '../registry/registry-client.js';
@@ -53,7 +53,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const { unavailable, engineError } = errors;
   const { logs, streamLogs } = createDockerLogs(docker, errors);
   const { exec, execInteractive } = createDockerExec(docker, errors);
-  const { ensureNetwork, connectNetwork } = createDockerNetworks(docker, errors);
+  const { ensureNetwork, connectNetwork, disconnectNetwork, listNetworks } = createDockerNetworks(docker, errors);
 
   const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
     new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
@@ -173,6 +173,8 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
 
     ensureNetwork,
     connectNetwork,
+    disconnectNetwork,
+    listNetworks,
 
     async connect(address, port, options) {
       return connectTcp(address, port, options.timeoutMs);
@@ -209,6 +211,13 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
         if (status === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
         if (status === 404) throw imageNotFound(spec.image, 'it is not on the engine; resolve it first', err);
         throw engineError(err, `create container ${spec.name}`);
+      }
+      try {
+        // Made, not started: its private network is there from its first instruction.
+        for (const network of spec.alsoJoin ?? []) await connectNetwork(id, network);
+      } catch (err) {
+        await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed join failed'));
+        throw err;
       }
       try {
         await docker.getContainer(id).start();
@@ -352,6 +361,7 @@ function toContainerInfo(info: Docker.ContainerInspectInfo): ContainerInfo {
     startedAt: dockerTime(info.State.StartedAt),
     finishedAt: dockerTime(info.State.FinishedAt),
     networks: state === 'running' || state === 'paused' ? containerAddresses(info.NetworkSettings) : {},
+    endpoints: state === 'running' || state === 'paused' ? containerEndpoints(info.NetworkSettings) : {},
   };
 }
 

@@ -14,6 +14,9 @@ interface Network {
   last: number;
   next: number;
   used: Set<number>;
+  /** The IPv6 subnet's prefix text (`fd70:…:1::`) when the network is dual-stack. */
+  v6: string | null;
+  base: number;
 }
 
 export interface MemoryNetworks {
@@ -21,8 +24,11 @@ export interface MemoryNetworks {
   /** Makes a network as someone else would (no Pier label), for tests of the conflict. */
   addForeign(name: string, subnet: string): void;
   exists(name: string): boolean;
-  /** A free address of the network; throws when the subnet is full. */
-  assign(name: string): string;
+  /** A free address of the network (or `want`, when given and free); throws when the subnet is full. */
+  assign(name: string, want?: string | null): string;
+  /** The IPv6 address that goes with an IPv4 one on a dual-stack network (same host part), else null. */
+  ipv6Of(name: string, ipv4: string): string | null;
+  list(labels: Record<string, string>): NetworkInfo[];
   release(name: string, address: string): void;
 }
 
@@ -32,8 +38,10 @@ export function createMemoryNetworks(): MemoryNetworks {
   function make(spec: NetworkSpec): Network {
     const range = parseSubnet(spec.subnet);
     if (!range) throw new PierError('E_RUNTIME', `docker create network ${spec.name} failed: invalid subnet ${spec.subnet}`);
-    const info: NetworkInfo = { id: randomBytes(32).toString('hex'), name: spec.name, subnet: spec.subnet, labels: { ...spec.labels }, created: true };
-    const network = { info, first: range.base + 2, last: range.base + range.size - 2, next: range.base + 2, used: new Set<number>() };
+    const v6 = spec.ipv6Subnet ? /^([0-9a-f:]+::)\/\d+$/i.exec(spec.ipv6Subnet)?.[1] ?? null : null;
+    if (spec.ipv6Subnet && !v6) throw new PierError('E_RUNTIME', `docker create network ${spec.name} failed: invalid subnet ${spec.ipv6Subnet}`);
+    const info: NetworkInfo = { id: randomBytes(32).toString('hex'), name: spec.name, subnet: spec.subnet, ipv6Subnet: spec.ipv6Subnet ?? null, labels: { ...spec.labels }, created: true };
+    const network = { info, first: range.base + 2, last: range.base + range.size - 2, next: range.base + 2, used: new Set<number>(), v6, base: range.base };
     networks.set(spec.name, network);
     return network;
   }
@@ -54,9 +62,15 @@ export function createMemoryNetworks(): MemoryNetworks {
       make({ name, subnet, labels: {} });
     },
     exists: (name) => networks.has(name),
-    assign(name) {
+    assign(name, want) {
       const n = networks.get(name);
       if (!n) throw new Error(`network ${name} missing`);
+      const wanted = want ? parseIpv4(want) : null;
+      if (wanted !== null) {
+        if (n.used.has(wanted)) throw new PierError('E_RUNTIME', `docker connect failed: Address already in use (${want} on ${name})`);
+        n.used.add(wanted);
+        return formatIpv4(wanted);
+      }
       for (let tries = 0; tries <= n.last - n.first; tries++) {
         const candidate = n.next;
         n.next = candidate >= n.last ? n.first : candidate + 1;
@@ -66,6 +80,14 @@ export function createMemoryNetworks(): MemoryNetworks {
         }
       }
       throw new PierError('E_RUNTIME', `docker start failed: no available IPv4 addresses on network ${name}`);
+    },
+    ipv6Of(name, ipv4) {
+      const n = networks.get(name);
+      const ip = parseIpv4(ipv4);
+      return n?.v6 && ip !== null ? `${n.v6}${(ip - n.base).toString(16)}` : null;
+    },
+    list(labels) {
+      return [...networks.values()].filter((n) => Object.entries(labels).every(([k, v]) => n.info.labels[k] === v)).map((n) => ({ ...n.info, created: false }));
     },
     release(name, address) {
       networks.get(name)?.used.delete(parseIpv4(address) ?? -1);

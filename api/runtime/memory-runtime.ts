@@ -18,7 +18,9 @@ import type {
   ExecOptions,
   ExecResult,
   ExecSession,
+  JoinOptions,
   LogLine,
+  NetworkInfo,
   LogStreamOptions,
   PullPolicy,
   ResolvedImage,
@@ -124,9 +126,17 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
     emitter.emit(`end:${c.info.id}`);
   }
 
+  /** A running container's place on a network: an address (the one asked for, when free) and its aliases. */
+  function attach(c: Container, network: string, join: JoinOptions): void {
+    const ipv4 = networks.assign(network, join.ipv4);
+    const endpoint = { ipv4, ipv6: networks.ipv6Of(network, ipv4), aliases: [...(join.aliases ?? [])] };
+    c.info = { ...c.info, networks: { ...c.info.networks, [network]: ipv4 }, endpoints: { ...c.info.endpoints, [network]: endpoint } };
+  }
+
   /** The engine frees a stopped container's addresses, and its connections end with it. */
   function disconnect(c: Container): void {
     for (const [name, address] of Object.entries(c.info.networks)) networks.release(name, address);
+    c.info.endpoints = {};
     for (const conn of c.connections) conn.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
     c.connections.clear();
     c.listening.clear();
@@ -219,13 +229,29 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       return networks.ensure(spec);
     },
 
-    async connectNetwork(id: string, network: string): Promise<void> {
+    async connectNetwork(id: string, network: string, join: JoinOptions = {}): Promise<void> {
       up();
       const c = find(id);
       if (!c) throw notFound(id);
       if (!networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
       if (c.info.state !== 'running' || c.info.networks[network]) return;
-      c.info = { ...c.info, networks: { ...c.info.networks, [network]: networks.assign(network) } };
+      attach(c, network, join);
+    },
+
+    async disconnectNetwork(id: string, network: string): Promise<void> {
+      up();
+      const c = find(id);
+      const address = c?.info.networks[network];
+      if (!c || !address) return;
+      networks.release(network, address);
+      const { [network]: _gone, ...rest } = c.info.networks;
+      const { [network]: _alsoGone, ...endpoints } = c.info.endpoints ?? {};
+      c.info = { ...c.info, networks: rest, endpoints };
+    },
+
+    async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
+      up();
+      return networks.list(labels);
     },
 
     async connect(address: string, port: number, _options: ConnectOptions): Promise<Duplex> {
@@ -266,8 +292,8 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       if (!images.has(spec.image)) {
         throw new PierError('E_IMAGE_NOT_FOUND', `image ${spec.image} not found: it is not on the engine; resolve it first`, { status: 422 });
       }
-      if (spec.network !== undefined && !networks.exists(spec.network)) {
-        throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${spec.network}" does not exist`, { status: 503 });
+      for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) {
+        if (network !== undefined && !networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
       }
       const id = randomBytes(32).toString('hex');
       const c: Container = {
@@ -309,7 +335,8 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
           hint: 'check the command and the image: the executable must exist in the image',
         });
       }
-      c.info = { ...c.info, state: 'running', startedAt: new Date(), networks: spec.network === undefined ? {} : { [spec.network]: networks.assign(spec.network) } };
+      c.info = { ...c.info, state: 'running', startedAt: new Date(), networks: {}, endpoints: {} };
+      for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) if (network !== undefined) attach(c, network, {});
       runCount.set(spec.name, (runCount.get(spec.name) ?? 0) + 1);
       emit(c, 'start');
       launch(c);
@@ -432,5 +459,6 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
 }
 
 function copy(info: ContainerInfo): ContainerInfo {
-  return { ...info, labels: { ...info.labels }, networks: { ...info.networks }, state: info.state as ContainerState };
+  const endpoints = Object.fromEntries(Object.entries(info.endpoints ?? {}).map(([n, e]) => [n, { ...e, aliases: [...e.aliases] }]));
+  return { ...info, labels: { ...info.labels }, networks: { ...info.networks }, endpoints, state: info.state as ContainerState };
 }

@@ -55,6 +55,24 @@ export interface NetworkSpec {
   /** IPv4 subnet in CIDR form, e.g. 198.19.0.0/16; used when the network is created. */
   subnet: string;
   labels: Record<string, string>;
+  /** An IPv6 subnet (CIDR) as well: the network is made dual-stack (a private network, private-networks.ts). */
+  ipv6Subnet?: string | undefined;
+  /** Driver options given at creation, e.g. `com.docker.network.bridge.enable_icc`. */
+  options?: Record<string, string> | undefined;
+}
+
+/** A container's place on one network, with the names the engine's DNS answers for it there. */
+export interface NetworkEndpoint {
+  ipv4: string | null;
+  ipv6: string | null;
+  aliases: string[];
+}
+
+/** How a container joins a network: the names it answers to there and, to keep them, its addresses. */
+export interface JoinOptions {
+  aliases?: string[] | undefined;
+  ipv4?: string | null | undefined;
+  ipv6?: string | null | undefined;
 }
 
 export interface NetworkInfo {
@@ -65,6 +83,8 @@ export interface NetworkInfo {
   labels: Record<string, string>;
   /** True when this call created it. */
   created: boolean;
+  /** The IPv6 subnet, when the network is dual-stack. */
+  ipv6Subnet?: string | null | undefined;
 }
 
 export interface ContainerSpec {
@@ -79,6 +99,8 @@ export interface ContainerSpec {
    * needs a port reaches the container's address on this network.
    */
   network?: string | undefined;
+  /** Networks joined as well, after the container is made and before it starts (its private network). */
+  alsoJoin?: string[] | undefined;
   memoryBytes?: number | undefined;
   /** Volumes mounted into the container. */
   mounts?: MountSpec[] | undefined;
@@ -100,6 +122,8 @@ export interface ContainerInfo {
   finishedAt: Date | null;
   /** Network name → the container's IPv4 address on it, while it runs (the engine frees it at exit). */
   networks: Record<string, string>;
+  /** Network name → the container's addresses and aliases on it, while it runs (set by both runtimes). */
+  endpoints?: Record<string, NetworkEndpoint> | undefined;
 }
 
 export type RuntimeEventType = 'create' | 'start' | 'die' | 'oom' | 'kill' | 'stop' | 'destroy';
@@ -178,7 +202,11 @@ export interface Runtime {
    * Already joined is fine; a missing network is E_NETWORK_NOT_FOUND, a missing container
    * E_CONTAINER_NOT_FOUND.
    */
-  connectNetwork(id: string, network: string): Promise<void>;
+  connectNetwork(id: string, network: string, options?: JoinOptions): Promise<void>;
+  /** Takes a container off a network (its aliases there go with it). Not on it, or gone, is fine. */
+  disconnectNetwork(id: string, network: string): Promise<void>;
+  /** The engine's networks carrying all the given labels. */
+  listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]>;
   /**
    * A TCP connection from here to a container's address on one of the engine's networks: what a
    * health check and the edge do. Fails with the socket's error code (ECONNREFUSED when nothing

@@ -63,6 +63,11 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
       return { id: '', name: spec.name, subnet: null, labels: spec.labels, created: false };
     },
     async connectNetwork() {},
+    async disconnectNetwork() {},
+    // No private network on a swarm yet (docs/several-machines.md): none to list.
+    async listNetworks() {
+      return [];
+    },
     connect: (address, port, o) => manager.connect(address, port, o),
     resolveImage: (reference, pull) => manager.resolveImage(reference, pull),
     async run(spec) {

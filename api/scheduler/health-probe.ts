@@ -65,7 +65,8 @@ export function describeCheck(check: ProcessCheck): string {
 /** Every target port must accept a connection; the first that does not is the output. */
 async function listenProbe(check: ListenCheck, target: ProbeTarget, deps: ProbeDeps): Promise<ProbeResult> {
   for (const t of check.targets) {
-    const where = `port ${t.port} in ${target.instanceId} (${t.endpoints.map((p) => `endpoint :${p}`).join(', ')} ${t.endpoints.length > 1 ? 'target' : 'targets'} it)`;
+    const why = t.endpoints.length ? `${t.endpoints.map((p) => `endpoint :${p}`).join(', ')} ${t.endpoints.length > 1 ? 'target' : 'targets'} it` : 'offered in [[private]]';
+    const where = `port ${t.port} in ${target.instanceId} (${why})`;
     if (!target.address) return { ok: false, output: `nothing listens on ${where}: the container has no address on Pier's network` };
     try {
       (await deps.connect(target.address, t.port, { timeoutMs: check.timeout })).destroy();

@@ -11,6 +11,7 @@ import type { Manifest } from '../manifest.js';
 import { isPierError, PierError } from '../pier-error.js';
 import { LABELS, type ContainerInfo, type ContainerSpec, type MountSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import type { VolumeAttacher } from '../volumes/volume-attacher.js';
+import type { PrivateNetworks } from '../private/private-networks.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 import { effectiveCheck } from './readiness-check.js';
@@ -26,6 +27,8 @@ export interface InstanceActionsOptions {
   stopTimeoutSeconds?: number;
   /** Attaches the volumes of processes that have them; without it, a release with volumes cannot start. */
   volumes?: VolumeAttacher | undefined;
+  /** The private network an app's instances join as well (api/private/); none when unset. */
+  privateNetworks?: PrivateNetworks | undefined;
 }
 
 export interface ActionContext {
@@ -73,7 +76,8 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     let info: ContainerInfo | null;
     try {
       const mounts = await attachVolumes(row, release, ctx);
-      const containerId = await runWithNetwork({ ...containerSpec(row, release, ctx), mounts }, log);
+      const alsoJoin = await privateNetwork(ctx, log);
+      const containerId = await runWithNetwork({ ...containerSpec(row, release, ctx), mounts, alsoJoin }, ctx, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -103,14 +107,29 @@ export function createInstanceActions(options: InstanceActionsOptions) {
    * Runs the container; a network removed behind Pier's back (or not made at start, the engine
    * being down) is made again and the run tried once more.
    */
-  async function runWithNetwork(spec: ContainerSpec, log: Logger): Promise<string> {
+  async function runWithNetwork(spec: ContainerSpec, ctx: ActionContext, log: Logger): Promise<string> {
     try {
       return await runtime.run(spec);
     } catch (err) {
       if (!isPierError(err) || err.code !== 'E_NETWORK_NOT_FOUND') throw err;
       log.warn({ network: options.network.name }, 'network missing; creating it');
       await runtime.ensureNetwork(options.network);
-      return runtime.run(spec);
+      for (const name of spec.alsoJoin ?? []) options.privateNetworks?.forget(name);
+      return runtime.run({ ...spec, alsoJoin: await privateNetwork(ctx, log) });
+    }
+  }
+
+  /**
+   * The app's private network, made when missing. Private networking is not worth a failed
+   * start: without it the instance runs off it, and private-names.ts joins it there later.
+   */
+  async function privateNetwork(ctx: ActionContext, log: Logger): Promise<string[]> {
+    if (!options.privateNetworks) return [];
+    try {
+      return [(await options.privateNetworks.networkFor(ctx.app)).name];
+    } catch (err) {
+      log.warn({ err }, 'private network unavailable; starting without it (joined later)');
+      return [];
     }
   }
 

@@ -1,7 +1,8 @@
 // The check an instance of a process runs under: the one its manifest declares, or else, for a
 // process behind endpoints, Pier's implicit readiness check — a TCP connect to each endpoint's
 // target port at the instance's address — so that an instance is routed to (and a rollout
-// counts it ready) only once it listens where its endpoints point. Pure.
+// counts it ready) only once it listens where its endpoints point, and at the ports it offers on
+// the private network ([[private]]), whose names it joins only then. Pure.
 import type { CheckSpec, Manifest } from '../manifest.js';
 
 /** A TCP connect to every target port of the process's endpoints. */
@@ -44,6 +45,8 @@ export function effectiveCheck(manifest: Manifest, process: string): ProcessChec
     if (e.process !== process) continue;
     byTarget.set(e.target, [...(byTarget.get(e.target) ?? []), e.port]);
   }
+  // Ports offered on the private network count too: its names answer only once they listen.
+  for (const port of (manifest.private ?? []).find((p) => p.process === process)?.ports ?? []) byTarget.set(port, byTarget.get(port) ?? []);
   if (byTarget.size === 0) return null;
   const targets = [...byTarget].sort(([a], [b]) => a - b).map(([port, endpoints]) => ({ port, endpoints: endpoints.sort((a, b) => a - b) }));
   return { type: 'listen', targets, ...LISTEN_CHECK };

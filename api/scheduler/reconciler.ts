@@ -7,6 +7,7 @@ import { and, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases, volumes, type Instance, type Release } from '../../db/schema/index.js';
 import type { VolumeAttacher } from '../volumes/volume-attacher.js';
+import type { PrivateNetworks } from '../private/private-networks.js';
 import type { Manifest } from '../manifest.js';
 import { LABELS, type ContainerInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { checkLease, isLeaseLost, type AppLeases, type Lease } from './app-leases.js';
@@ -36,6 +37,8 @@ export interface ReconcilerOptions {
   onCrashLoop?: ((app: string, process: string, until: Date) => void) | undefined;
   /** Attaches volumes to the instances of processes that mount them. */
   volumes?: VolumeAttacher | undefined;
+  /** The private networks instances join as well (api/private/). */
+  privateNetworks?: PrivateNetworks | undefined;
 }
 
 export interface ReconcileResult {

@@ -42,8 +42,18 @@ export interface SwarmReconcilerOptions {
   stopGraceSeconds?: number;
 }
 
-/** What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no cluster volumes). */
+/**
+ * What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no
+ * cluster volumes), or one that offers ports on the private network (no overlay network yet).
+ */
 export function refuseOnSwarm(manifest: Manifest): PierError | null {
+  const offered = manifest.private?.[0];
+  if (offered) {
+    return new PierError('E_SWARM_PRIVATE', `${manifest.app} offers process ${offered.process} on the private network ([[private]]), and private networks are not built on a swarm yet`, {
+      status: 422,
+      hint: 'deploy it on a single-engine Pier (`pier server` without --runtime swarm), or reach it through an endpoint; see docs/several-machines.md',
+    });
+  }
   const volume = manifest.volumes?.[0];
   if (!volume) return null;
   return new PierError('E_SWARM_VOLUMES', `${manifest.app} mounts volume ${volume.name} in process ${volume.process}, and volumes are not supported on a swarm yet`, {

@@ -41,6 +41,8 @@ export default defineCommand({
     'registry-gc-interval': { type: 'string', description: 'How often the server collects registry garbage, or off (env PIER_REGISTRY_GC_INTERVAL; default 24h)', valueHint: 'DURATION|off' },
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
     runtime: { type: 'string', description: 'What runs instances: docker (containers on the engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names; other nodes\' engines in env PIER_SWARM_NODE_ENGINES) (env PIER_RUNTIME; default docker)', valueHint: 'docker|swarm' },
+    'private-ipv6': { type: 'string', description: 'ULA prefix private networks get their IPv6 /64s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV6; default fd70:6965:7200::/48)', valueHint: 'CIDR' },
+    'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 10.210.0.0/16)', valueHint: 'CIDR' },
   },
   async run({ args, rawArgs }) {
     // Everything these processes write (database files, tokens, edge state) is for their user alone.
@@ -64,6 +66,8 @@ export default defineCommand({
       buildContextLimit: args['build-context-limit'],
       ipPools: repeated(rawArgs, '--ip-pool'),
       runtime: args.runtime,
+      privateIpv6: args['private-ipv6'],
+      privateIpv4: args['private-ipv4'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));

@@ -16,5 +16,11 @@ runtimeContract('docker runtime', async (t) => {
   await ensureBusyboxImage();
   // The network every installation on this engine shares: the one `pier server` makes by default.
   const network = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
-  return { runtime, image: 'pier-test/busybox:1', network, kill: async (id) => void (await run('docker', ['kill', id])) };
+  return {
+    runtime,
+    image: 'pier-test/busybox:1',
+    network,
+    kill: async (id) => void (await run('docker', ['kill', id])),
+    removeNetwork: async (name) => void (await run('docker', ['network', 'rm', name]).catch(() => undefined)),
+  };
 });

@@ -16,6 +16,8 @@ export interface ContractTarget {
   network: NetworkSpec;
   /** Kills a running container's process from outside the runtime (docker kill / a crash). */
   kill(id: string): Promise<void>;
+  /** Removes a network a test made (the runtime has no call for it: Pier never removes one). */
+  removeNetwork?(name: string): Promise<void>;
 }
 
 /** Returns the target, or null when the test must be skipped (it has said why). */
@@ -160,6 +162,35 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     });
     assert.equal(echoed, payload);
     await assert.rejects(target.runtime.connectNetwork(id, `pier-missing-${randomBytes(4).toString('hex')}`), { code: 'E_NETWORK_NOT_FOUND' });
+  });
+
+  test(`${name}: a dual-stack network: a container joins it at create (alsoJoin), leaves it, and joins again with aliases at the same addresses; listed by label`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    const r = randomBytes(2);
+    const spec: NetworkSpec = {
+      name: uniqueName('dual'),
+      subnet: `10.211.${r[0]}.0/24`,
+      ipv6Subnet: `fd70:6965:72ff:${(r[1] as number).toString(16)}::/64`,
+      labels: { [LABELS.managed]: 'true', 'dev.pier.private': 'true', 'dev.pier.contract': app },
+    };
+    const made = await target.runtime.ensureNetwork(spec);
+    assert.equal(made.ipv6Subnet, spec.ipv6Subnet);
+    assert.deepEqual((await target.runtime.listNetworks({ 'dev.pier.contract': app })).map((n) => [n.name, n.subnet, n.ipv6Subnet]), [[spec.name, spec.subnet, spec.ipv6Subnet]]);
+    await target.runtime.ensureNetwork(target.network);
+    const { id } = await start(t, target, 'dual', { cmd: ['sleep', '60'], network: target.network.name, alsoJoin: [spec.name] });
+    // After the container's removal (hooks run in the order they were added): a network in use stays.
+    t.after(() => target.removeNetwork?.(spec.name));
+    const first = (await target.runtime.inspect(id))?.endpoints?.[spec.name];
+    assert.ok(first?.ipv4 && inSubnet(first.ipv4, spec.subnet), JSON.stringify(first));
+    assert.ok(first.ipv6?.startsWith(spec.ipv6Subnet?.replace(/::\/64$/, ':') ?? '?'), JSON.stringify(first));
+    assert.deepEqual(first.aliases, []);
+    await target.runtime.disconnectNetwork(id, spec.name);
+    await target.runtime.disconnectNetwork(id, spec.name);
+    assert.equal((await target.runtime.inspect(id))?.endpoints?.[spec.name], undefined);
+    assert.ok((await target.runtime.inspect(id))?.networks[target.network.name], 'still on the other network');
+    await target.runtime.connectNetwork(id, spec.name, { aliases: ['web.a.internal', 'a.internal'], ipv4: first.ipv4, ipv6: first.ipv6 });
+    assert.deepEqual((await target.runtime.inspect(id))?.endpoints?.[spec.name], { ipv4: first.ipv4, ipv6: first.ipv6, aliases: ['web.a.internal', 'a.internal'] });
   });
 
   test(`${name}: a container on a network that does not exist is E_NETWORK_NOT_FOUND and leaves no container`, async (t) => {

@@ -1,0 +1,124 @@
+// Keeps each running instance on its private network with the names it should answer to: its
+// ready instances (running, not draining, healthy or without a check) answer PROCESS.APP.internal
+// and APP.internal when their group offers ports ([[private]]); the others stay on the network,
+// nameless, so they can still reach their peers. It looks at every running instance on its
+// interval and at once when poked (a health change, a drain, a start), so an instance leaves
+// the names within a check interval of failing or starting to drain. Work is redone from current
+// state; a failure is logged and tried again on the next round: nothing here ends the process.
+import type { Logger } from 'pino';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { apps, instances, releases } from '../../db/schema/index.js';
+import type { Manifest } from '../manifest.js';
+import { isPierError } from '../pier-error.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { planName } from './private-names-plan.js';
+import { privateNetworkKey, privateNetworkName } from './private-network-key.js';
+import type { PrivateNetworks } from './private-networks.js';
+import { privateOffer } from './private-spec.js';
+
+export interface PrivateNamesOptions {
+  db: Db;
+  runtime: Runtime;
+  networks: PrivateNetworks;
+  /** Only instances placed on this node: the engine this server talks to. */
+  nodeId: string;
+  log: Logger;
+  /** Between full rounds (default 2 s); pokes come in between. */
+  intervalMs?: number;
+}
+
+export interface PrivateNames {
+  start(): void;
+  /** Look now: an instance changed health, started or began to drain. */
+  poke(): void;
+  /** One round now; resolves when it is done (tests, and the server's first round). */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
+  const { db, runtime, networks } = options;
+  const log = options.log.child({ component: 'private-names' });
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let closed = false;
+
+  async function round(): Promise<void> {
+    const rows = await db
+      .select({ inst: instances, app: apps, manifest: releases.manifest })
+      .from(instances)
+      .innerJoin(apps, eq(apps.id, instances.appId))
+      .innerJoin(releases, eq(releases.id, instances.releaseId))
+      .where(and(eq(instances.nodeId, options.nodeId), inArray(instances.observedState, ['starting', 'running'])));
+    for (const { inst, app, manifest } of rows) {
+      if (closed) return;
+      if (!inst.containerId) continue;
+      try {
+        const network = await networks.networkFor(app);
+        const info = await runtime.inspect(inst.containerId);
+        if (!info || info.state !== 'running') continue;
+        const facts = {
+          app: app.name,
+          process: inst.process,
+          desired: inst.desiredState,
+          draining: inst.drainUntil !== null,
+          health: inst.health,
+          offered: privateOffer(manifest as Manifest, inst.process) !== undefined,
+        };
+        const action = planName(facts, info.endpoints?.[network.name]);
+        if (action.type === 'none') continue;
+        if (action.type === 'rejoin') {
+          await runtime.disconnectNetwork(info.id, network.name);
+          // Same addresses when they are still free (they are: it just left them), else new ones.
+          await runtime.connectNetwork(info.id, network.name, action).catch((err: unknown) => {
+            log.warn({ err, instance: inst.id }, 'cannot keep the private addresses; joining with new ones');
+            return runtime.connectNetwork(info.id, network.name, { aliases: action.aliases });
+          });
+        } else {
+          await runtime.connectNetwork(info.id, network.name, { aliases: action.aliases });
+        }
+        log.info({ instance: inst.id, network: network.name, names: action.aliases, action: action.type }, action.aliases.length ? 'instance answers its private names' : 'instance answers no private name');
+      } catch (err) {
+        // Removed behind Pier's back: made again on the next round.
+        if (isPierError(err) && err.code === 'E_NETWORK_NOT_FOUND') networks.forget(privateNetworkName(privateNetworkKey(app).key));
+        log.warn({ err, instance: inst.id }, 'private names not updated; trying again next round');
+      }
+    }
+  }
+
+  function sync(): Promise<void> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = round()
+      .catch((err: unknown) => log.warn({ err }, 'private names round failed; trying again'))
+      .finally(() => {
+        running = null;
+        if (again && !closed) {
+          again = false;
+          void sync();
+        }
+      });
+    return running;
+  }
+
+  return {
+    start() {
+      timer = setInterval(() => void sync(), options.intervalMs ?? 2_000);
+      timer.unref();
+      void sync();
+    },
+    poke() {
+      if (!closed && timer !== undefined) void sync();
+    },
+    sync,
+    async close() {
+      closed = true;
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  };
+}
