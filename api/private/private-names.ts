@@ -17,6 +17,9 @@ import { privateNetworkKey, privateNetworkName } from './private-network-key.js'
 import type { PrivateNetworks } from './private-networks.js';
 import { privateOffer } from './private-spec.js';
 
+/** How long an instance found right is trusted before the engine is asked again. */
+const RECHECK_MS = 30_000;
+
 export interface PrivateNamesOptions {
   db: Db;
   runtime: Runtime;
@@ -44,6 +47,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   let running: Promise<void> | null = null;
   let again = false;
   let closed = false;
+  /** Instances last found answering the right names, by the facts that decided it. */
+  const settled = new Map<string, { key: string; at: number }>();
 
   async function round(): Promise<void> {
     const rows = await db
@@ -52,13 +57,13 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       .innerJoin(apps, eq(apps.id, instances.appId))
       .innerJoin(releases, eq(releases.id, instances.releaseId))
       .where(and(eq(instances.nodeId, options.nodeId), inArray(instances.observedState, ['starting', 'running'])));
+    const seen = new Set<string>();
     for (const { inst, app, manifest } of rows) {
       if (closed) return;
       if (!inst.containerId) continue;
+      seen.add(inst.id);
       try {
         const network = await networks.networkFor(app);
-        const info = await runtime.inspect(inst.containerId);
-        if (!info || info.state !== 'running') continue;
         const facts = {
           app: app.name,
           process: inst.process,
@@ -67,8 +72,20 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
           health: inst.health,
           offered: privateOffer(manifest as Manifest, inst.process) !== undefined,
         };
+        // An instance whose facts have not changed since it was last found right needs no look at
+        // the engine on every round (an inspect per instance every 2 s adds up with many apps);
+        // it is looked at again after RECHECK_MS in case something outside Pier changed it.
+        const key = JSON.stringify([inst.containerId, network.name, facts]);
+        const known = settled.get(inst.id);
+        if (known && known.key === key && Date.now() - known.at < RECHECK_MS) continue;
+        const info = await runtime.inspect(inst.containerId);
+        if (!info || info.state !== 'running') continue;
         const action = planName(facts, info.endpoints?.[network.name]);
-        if (action.type === 'none') continue;
+        if (action.type === 'none') {
+          settled.set(inst.id, { key, at: Date.now() });
+          continue;
+        }
+        settled.delete(inst.id);
         if (action.type === 'rejoin') {
           await runtime.disconnectNetwork(info.id, network.name);
           // Same addresses when they are still free (they are: it just left them), else new ones.
@@ -86,6 +103,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         log.warn({ err, instance: inst.id }, 'private names not updated; trying again next round');
       }
     }
+    for (const id of settled.keys()) if (!seen.has(id)) settled.delete(id);
   }
 
   function sync(): Promise<void> {
