@@ -14,7 +14,7 @@ import type { VolumeService } from '../volumes/volume-service.js';
 import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
 
 const volumeName = z.string().regex(/^[a-z][a-z0-9-]{0,59}$/, 'must start with a letter and hold only a-z, 0-9 and "-"');
-const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back)') });
+const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back), and those of deleted apps of that name (kept until their purge)') });
 const createBody = z.object({
   name: volumeName,
   size: z.string().regex(/^\d+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/, 'must be a size like "512MiB" or "1GiB"').optional().describe('size limit (enforced by the btrfs driver)'),
