@@ -59,7 +59,7 @@ export interface ServerConfig {
    * Where volumes and snapshots live (PIER_VOLUMES_DIR, default `<data dir>/volumes`) and with
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
    */
-  volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs' };
+  volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs'; keeperIntervalMs: number; undeleteWindowMs: number };
   /**
    * What runs instances (--runtime, PIER_RUNTIME): docker (the default: containers on the one
    * engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names),
@@ -147,7 +147,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
-    volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
+    volumes: {
+      dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')),
+      driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER),
+      // How often scheduled snapshots, retention and deleted volumes are looked at.
+      keeperIntervalMs: parseDuration(env.PIER_VOLUME_KEEPER_INTERVAL, 'volume keeper interval', 'PIER_VOLUME_KEEPER_INTERVAL', 60_000) as number,
+      // How long a deleted volume's final snapshot is kept (undelete possible until then).
+      undeleteWindowMs: parseDuration(env.PIER_VOLUME_UNDELETE_WINDOW, 'volume undelete window', 'PIER_VOLUME_UNDELETE_WINDOW', 48 * 3_600_000) as number,
+    },
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
     privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
   };

@@ -33,6 +33,12 @@ const duration = z
   .regex(/^\d+(ms|s|m|h)$/, 'must be a duration like "500ms", "5s", "2m" or "1h"')
   .transform((v) => parseDuration(v));
 
+/** Like a duration, with days too: "30m", "24h", "7d" → milliseconds. */
+const longDuration = z
+  .string()
+  .regex(/^\d+(m|h|d)$/, 'must be a duration like "30m", "24h" or "7d"')
+  .transform((v) => parseDuration(v));
+
 const checkSchema = z
   .object({
     type: z.enum(['tcp', 'http', 'exec']),
@@ -192,9 +198,19 @@ const volumeSchema = z
     consistency: z.enum(['pause', 'hook', 'none']).default('none'),
     /** With consistency = "hook": a command run in the container before the snapshot, e.g. ["redis-cli", "save"]. */
     hook: z.array(text()).min(1).optional(),
+    /** Take a scheduled snapshot this often ("24h", "1d"; at least "1m"). After downtime, one catch-up snapshot, not one per missed period. */
+    snapshot_every: longDuration.refine((ms) => ms >= 60_000, 'must be at least "1m"').optional(),
+    /** How many scheduled snapshots to keep (the newest); default 5 when snapshot_every is set and keep_for is not. */
+    keep: z.number().int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').optional(),
+    /** How long a scheduled snapshot is kept ("5d", "36h"). */
+    keep_for: longDuration.refine((ms) => ms >= 60_000, 'must be at least "1m"').optional(),
   })
   .strict()
   .superRefine((v, ctx) => {
+    if (v.snapshot_every === undefined) {
+      if (v.keep !== undefined) ctx.addIssue({ code: 'custom', path: ['keep'], message: 'keeps scheduled snapshots, and there are none: add snapshot_every = "24h" (or remove keep)' });
+      if (v.keep_for !== undefined) ctx.addIssue({ code: 'custom', path: ['keep_for'], message: 'keeps scheduled snapshots, and there are none: add snapshot_every = "24h" (or remove keep_for)' });
+    }
     if (v.consistency === 'hook' && !v.hook) ctx.addIssue({ code: 'custom', path: ['hook'], message: 'consistency = "hook" needs the command to run, e.g. hook = ["redis-cli", "save"]' });
     if (v.consistency !== 'hook' && v.hook) ctx.addIssue({ code: 'custom', path: ['consistency'], message: 'a hook runs only with consistency = "hook"' });
   });
@@ -324,10 +340,10 @@ function check(doc: unknown): { success: true; data: Manifest } | { success: fal
   return { success: false, issues: [...(result.success ? [] : result.error.issues), ...extra] };
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
   if (!m) throw new Error(`not a duration: ${text}`);
   return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
 }

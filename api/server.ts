@@ -57,6 +57,7 @@ import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { openVolumeDriver } from './volumes/open-volume-driver.js';
 import { createVolumeAttacher } from './volumes/volume-attacher.js';
 import { createVolumeService } from './volumes/volume-service.js';
+import { createVolumeKeeper } from './volumes/volume-keeper.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
 
 export interface RunningServer {
@@ -296,8 +297,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     const volumes = volumeDriver
-      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id) })
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
       : undefined;
+    const volumeKeeper = volumes
+      ? createVolumeKeeper({ db, transactions, service: volumes, locks: database.locks, tickMs: config.volumes.keeperIntervalMs, log: log.child({ component: 'volume-keeper' }) })
+      : undefined;
+    if (volumeKeeper) closers.push(() => volumeKeeper.close());
     const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
@@ -380,6 +385,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     health.start();
     if (!swarmServices) privateNames.start();
     system.start();
+    volumeKeeper?.start();
     ready = true;
     await system.record({
       type: 'server.started',

@@ -14,7 +14,7 @@ import type { VolumeService } from '../volumes/volume-service.js';
 import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
 
 const volumeName = z.string().regex(/^[a-z][a-z0-9-]{0,59}$/, 'must start with a letter and hold only a-z, 0-9 and "-"');
-const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back)') });
+const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back), and those of deleted apps of that name (kept until their purge)') });
 const createBody = z.object({
   name: volumeName,
   size: z.string().regex(/^\d+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/, 'must be a size like "512MiB" or "1GiB"').optional().describe('size limit (enforced by the btrfs driver)'),
@@ -65,7 +65,7 @@ describeRoute({
   method: 'get',
   path: '/v1/apps/:app/snapshots/:snapshot/export',
   scope: 'read',
-  summary: 'A snapshot as a portable file: a `PIER-SNAPSHOT/1 {json}` header line (sha256 and length of the payload, the snapshot\'s tree sha256), then a tar of its files',
+  summary: 'A snapshot as a portable file, streamed (no content-length): a `PIER-SNAPSHOT/2 {json}` header line (the snapshot\'s tree sha256, size, files), a tar of its files, then a trailer line `PIER-END <payload bytes, 16 digits> <payload sha256>`',
   response: { type: 'string', format: 'binary' },
   contentType: 'application/octet-stream',
   errors: [404],
@@ -148,7 +148,6 @@ export function volumeRoutes(deps: ApiDeps) {
     const file = await exportSnapshot(svc.driver, snap);
     return c.body(Readable.toWeb(file.stream) as ReadableStream, 200, {
       'content-type': 'application/octet-stream',
-      'content-length': String(file.bytes),
       'content-disposition': `attachment; filename="${snap.id}.pier-snapshot"`,
     });
   });

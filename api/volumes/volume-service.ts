@@ -5,11 +5,11 @@
 // starts nothing on it), its instance is stopped, and only then the pre-restore snapshot and the
 // swap happen: stop first, then snapshot (a paused container is unfrozen to take a SIGTERM and
 // goes on writing). Operations on one volume run one at a time.
-import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNotNull, isNull, or } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
-import { instances, releases, snapshots, volumes, type App, type Snapshot, type SnapshotKind, type Volume } from '../../db/schema/index.js';
-import { findApp, requireScope, type AuthContext } from '../auth.js';
+import { apps, instances, releases, snapshots, volumes, type App, type Snapshot, type SnapshotKind, type Volume } from '../../db/schema/index.js';
+import { appNotFound, findApp, requireScope, type AuthContext } from '../auth.js';
 import { newId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
 import { PierError } from '../pier-error.js';
@@ -34,6 +34,8 @@ export interface VolumeServiceOptions {
   deletedRetentionMs?: number;
   /** Seconds an instance gets to stop before a restore in place kills it (default 10). */
   stopTimeoutSeconds?: number;
+  /** The clock of snapshot times, expiries and purges (tests move it; default Date.now). */
+  now?: () => number;
 }
 
 const STOP_WAIT_MS = 60_000;
@@ -41,6 +43,7 @@ const STOP_WAIT_MS = 60_000;
 export function createVolumeService(options: VolumeServiceOptions) {
   const { db, transactions, runtime, driver, log } = options;
   const retention = options.deletedRetentionMs ?? 48 * 3_600_000;
+  const clock = options.now ?? Date.now;
   const busy = new Map<string, Promise<unknown>>();
 
   /** Runs `fn` after every earlier operation on the same volume. */
@@ -91,6 +94,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
   /** Takes a snapshot and records it (the caller serialises on the volume). */
   async function take(app: App, v: Volume, kind: SnapshotKind, expiresAt: Date | null): Promise<Snapshot> {
     const id = newId('snap');
+    const createdAt = new Date(clock());
     const found = await liveHolder(v);
     // A holder still starting has written nothing yet: as good as stopped.
     const holder = found?.containerId ? { instanceId: found.instanceId, containerId: found.containerId } : null;
@@ -124,7 +128,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     return transactions.run(async (t) => {
       const [row] = await t.tx
         .insert(snapshots)
-        .values({ id, appId: app.id, volumeId: v.id, volumeName: v.name, kind, driver: driver.kind, consistency, bytes: hash.bytes, files: hash.files, sha256: hash.sha256, expiresAt })
+        .values({ id, appId: app.id, volumeId: v.id, volumeName: v.name, kind, driver: driver.kind, consistency, bytes: hash.bytes, files: hash.files, sha256: hash.sha256, createdAt, expiresAt })
         .returning();
       await t.record({
         orgId: app.orgId,
@@ -151,6 +155,49 @@ export function createVolumeService(options: VolumeServiceOptions) {
     }
   }
 
+  /**
+   * Deletes a volume nothing runs on (the caller checked, under serial): a final snapshot kept
+   * until the purge, the Docker volume and the data removed, the row marked deleted. For a volume
+   * of a deleted app (`reason` app-deleted) every snapshot of it expires at the purge too: with
+   * the app gone, nothing else would ever remove them.
+   */
+  async function retire(app: App, volume: Volume, reason: 'deleted' | 'app-deleted'): Promise<{ volume: Volume; finalSnapshot: Snapshot }> {
+    const now = new Date(clock());
+    const purgeAfter = new Date(now.getTime() + retention);
+    const final = await take(app, volume, 'final', purgeAfter);
+    await runtime.removeVolume(dockerVolumeName(volume.id));
+    const [row] = await transactions.run(async (t) => {
+      const updated = await t.tx.update(volumes).set({ state: 'deleted', deletedAt: now, purgeAfter, attachedInstanceId: null, updatedAt: now }).where(eq(volumes.id, volume.id)).returning();
+      if (reason === 'app-deleted') {
+        await t.tx.update(snapshots).set({ expiresAt: purgeAfter }).where(and(eq(snapshots.volumeId, volume.id), or(isNull(snapshots.expiresAt), gt(snapshots.expiresAt, purgeAfter))));
+      }
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        type: 'volume.deleted',
+        reason,
+        message:
+          reason === 'deleted'
+            ? `volume ${volume.name} deleted; final snapshot ${final.id} kept until ${purgeAfter.toISOString()} (pier volumes undelete --app ${app.name} ${volume.name})`
+            : `volume ${volume.name} of the deleted app ${app.name}: final snapshot ${final.id} kept until ${purgeAfter.toISOString()}, then it and the volume's other snapshots are removed`,
+        data: { volumeId: volume.id, snapshotId: final.id, purgeAfter },
+      });
+      return updated;
+    });
+    await driver.remove(volume.id);
+    log.info({ volume: volume.id, snapshot: final.id, reason }, 'volume deleted');
+    return { volume: row as Volume, finalSnapshot: final };
+  }
+
+  /** Removes a snapshot's data and row, with its event (`snapshot.deleted` or `snapshot.expired`). */
+  async function dropSnapshot(app: { id: string; orgId: string }, snap: Snapshot, type: 'snapshot.deleted' | 'snapshot.expired', why: string): Promise<void> {
+    await driver.removeSnapshot(snap.id);
+    await transactions.run(async (t) => {
+      await t.tx.delete(snapshots).where(eq(snapshots.id, snap.id));
+      await t.record({ orgId: app.orgId, appId: app.id, type, reason: type === 'snapshot.deleted' ? 'deleted' : 'retention', message: `snapshot ${snap.id} of volume ${snap.volumeName} ${why}`, data: { snapshotId: snap.id, kind: snap.kind, bytes: snap.bytes } });
+    });
+  }
+
   async function setState(app: App, v: Volume, state: 'ready' | 'restoring', type: string, message: string, data: Record<string, unknown>): Promise<void> {
     await transactions.run(async (t) => {
       await t.tx.update(volumes).set({ state, updatedAt: new Date() }).where(eq(volumes.id, v.id));
@@ -159,13 +206,23 @@ export function createVolumeService(options: VolumeServiceOptions) {
   }
 
   return {
+    /**
+     * With `deleted`: the deleted volumes of the app and of deleted apps of that name (or `app_…`
+     * id), whose final snapshots are kept until their purge.
+     */
     async list(auth: AuthContext, appName: string, deleted = false): Promise<Volume[]> {
-      const app = await appOf(auth, appName, 'read');
-      return db
-        .select()
-        .from(volumes)
-        .where(and(eq(volumes.appId, app.id), deleted ? isNotNull(volumes.deletedAt) : isNull(volumes.deletedAt)))
-        .orderBy(volumes.name);
+      if (!deleted) {
+        const app = await appOf(auth, appName, 'read');
+        return db.select().from(volumes).where(and(eq(volumes.appId, app.id), isNull(volumes.deletedAt))).orderBy(volumes.name);
+      }
+      requireScope(auth, 'read');
+      const named = await db
+        .select({ id: apps.id })
+        .from(apps)
+        .where(and(eq(apps.orgId, auth.orgId), appName.startsWith('app_') ? eq(apps.id, appName) : eq(apps.name, appName)));
+      const ids = named.map((a) => a.id).filter((id) => auth.appId === null || auth.appId === id);
+      if (ids.length === 0) throw appNotFound(appName);
+      return db.select().from(volumes).where(and(inArray(volumes.appId, ids), isNotNull(volumes.deletedAt))).orderBy(volumes.name, desc(volumes.deletedAt));
     },
 
     async create(auth: AuthContext, appName: string, name: string, sizeLimitBytes: number | null): Promise<Volume> {
@@ -204,25 +261,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
             hint: `stop its instance first (pier scale ${volume.process ?? 'PROCESS'}=0 --app ${app.name}, or deploy without this [[volumes]] entry)`,
           });
         }
-        const now = new Date();
-        const purgeAfter = new Date(now.getTime() + retention);
-        const final = await take(app, volume, 'final', purgeAfter);
-        await runtime.removeVolume(dockerVolumeName(volume.id));
-        const [row] = await transactions.run(async (t) => {
-          const updated = await t.tx.update(volumes).set({ state: 'deleted', deletedAt: now, purgeAfter, attachedInstanceId: null, updatedAt: now }).where(eq(volumes.id, volume.id)).returning();
-          await t.record({
-            orgId: app.orgId,
-            appId: app.id,
-            type: 'volume.deleted',
-            reason: 'deleted',
-            message: `volume ${name} deleted; final snapshot ${final.id} kept until ${purgeAfter.toISOString()} (pier volumes undelete --app ${app.name} ${name})`,
-            data: { volumeId: volume.id, snapshotId: final.id, purgeAfter },
-          });
-          return updated;
-        });
-        await driver.remove(volume.id);
-        log.info({ volume: volume.id, snapshot: final.id }, 'volume deleted');
-        return { volume: row as Volume, finalSnapshot: final };
+        return retire(app, volume, 'deleted');
       });
     },
 
@@ -265,11 +304,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     async deleteSnapshot(auth: AuthContext, appName: string, id: string): Promise<Snapshot> {
       const app = await appOf(auth, appName, 'deploy');
       const snap = await findSnapshot(app, id);
-      await driver.removeSnapshot(snap.id);
-      await transactions.run(async (t) => {
-        await t.tx.delete(snapshots).where(eq(snapshots.id, snap.id));
-        await t.record({ orgId: app.orgId, appId: app.id, type: 'snapshot.deleted', reason: 'deleted', message: `snapshot ${id} of volume ${snap.volumeName} deleted`, data: { snapshotId: id } });
-      });
+      await dropSnapshot(app, snap, 'snapshot.deleted', 'deleted');
       return snap;
     },
 
@@ -334,6 +369,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
       });
     },
 
+    /** For the keeper (volume-keeper.ts): scheduled snapshots, retention, volumes of deleted apps. */
+    internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, now: clock },
     /** For export and import (snapshot-archive.ts). */
     driver,
     findApp: appOf,

@@ -1,6 +1,6 @@
 // What the API answers about volumes and snapshots: the views and their zod schemas (OpenAPI).
 import { z } from 'zod';
-import type { Snapshot, Volume } from '../../db/schema/index.js';
+import { SNAPSHOT_KINDS, type Snapshot, type Volume } from '../../db/schema/index.js';
 
 const time = z.string().describe('ISO 8601 time');
 
@@ -25,7 +25,7 @@ export const snapshotViewSchema = z.object({
   id: z.string(),
   volume: z.string(),
   volumeId: z.string().nullable(),
-  kind: z.enum(['manual', 'final', 'pre-restore', 'imported']),
+  kind: z.enum(SNAPSHOT_KINDS),
   driver: z.enum(['dir', 'btrfs']),
   consistency: z.string().describe('stopped, paused, hook or none (crash-consistent)'),
   bytes: z.number(),

@@ -11,7 +11,7 @@ const jsonArg = { type: 'boolean', description: 'Print JSON on stdout', default:
 const client = () => new ApiClient(loadClientConfig(process.env));
 
 const list = defineCommand({
-  meta: { name: 'list', description: "List an app's snapshots, newest first" },
+  meta: { name: 'list', description: "List an app's snapshots, newest first: manual, scheduled (snapshot_every), final, pre-restore, imported; with when each expires" },
   args: { app: appArg, volume: { type: 'string', description: 'Only the snapshots of this volume', valueHint: 'NAME' }, json: jsonArg },
   async run({ args }) {
     const { snapshots } = await client().listSnapshots(args.app, args.volume);

@@ -25,7 +25,11 @@ export function formatBytes(n: number | null): string {
 
 const list = defineCommand({
   meta: { name: 'list', description: "List an app's volumes" },
-  args: { app: appArg, deleted: { type: 'boolean', description: 'List deleted volumes (undelete brings them back)', default: false }, json: jsonArg },
+  args: {
+    app: appArg,
+    deleted: { type: 'boolean', description: "List deleted volumes, kept until UNDELETE UNTIL: the app's, and those of a deleted app of that name (its final snapshots)", default: false },
+    json: jsonArg,
+  },
   async run({ args }) {
     const { volumes } = await client().listVolumes(args.app, args.deleted);
     if (args.json) return printJson({ volumes });

@@ -4,7 +4,7 @@ import { bigint, index, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from './columns.js';
 import { apps } from './apps.js';
 
-export const SNAPSHOT_KINDS = ['manual', 'final', 'pre-restore', 'imported'] as const;
+export const SNAPSHOT_KINDS = ['manual', 'scheduled', 'final', 'pre-restore', 'imported'] as const;
 export type SnapshotKind = (typeof SNAPSHOT_KINDS)[number];
 
 export const snapshots = pgTable(

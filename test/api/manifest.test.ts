@@ -285,7 +285,17 @@ const badVolumes: { name: string; text: string; path: string; message: RegExp }[
   { name: 'consistency = "hook" without a hook', text: withVolume.replace('path = "/data"', 'path = "/data"\nconsistency = "hook"'), path: 'volumes[0].hook', message: /needs the command/ },
   { name: 'a shared volume on a process of two instances', text: withVolume.replace('cmd =', 'count = 2\ncmd ='), path: 'volumes[0].per_instance', message: /set per_instance = true/ },
   { name: 'the same volume twice', text: `${withVolume}\n[[volumes]]\nname = "data"\nprocess = "web"\npath = "/other"\n`, path: 'volumes[1].name', message: /defined twice/ },
+  { name: 'keep without snapshot_every', text: withVolume.replace('path = "/data"', 'path = "/data"\nkeep = 3'), path: 'volumes[0].keep', message: /add snapshot_every = "24h"/ },
+  { name: 'keep_for without snapshot_every', text: withVolume.replace('path = "/data"', 'path = "/data"\nkeep_for = "5d"'), path: 'volumes[0].keep_for', message: /add snapshot_every = "24h"/ },
+  { name: 'a snapshot period in seconds', text: withVolume.replace('path = "/data"', 'path = "/data"\nsnapshot_every = "30s"'), path: 'volumes[0].snapshot_every', message: /duration like "30m", "24h" or "7d"/ },
+  { name: 'a snapshot period under a minute', text: withVolume.replace('path = "/data"', 'path = "/data"\nsnapshot_every = "0m"'), path: 'volumes[0].snapshot_every', message: /at least "1m"/ },
+  { name: 'keep = 0', text: withVolume.replace('path = "/data"', 'path = "/data"\nsnapshot_every = "1h"\nkeep = 0'), path: 'volumes[0].keep', message: /at least 1/ },
 ];
+
+test('a snapshot schedule parses: periods in m, h or d, keep and keep_for', () => {
+  const m = parseManifest(withVolume.replace('path = "/data"', 'path = "/data"\nsnapshot_every = "1d"\nkeep = 7\nkeep_for = "36h"'));
+  assert.deepEqual(m.volumes[0], { name: 'data', process: 'web', path: '/data', per_instance: false, consistency: 'none', snapshot_every: 86_400_000, keep: 7, keep_for: 36 * 3_600_000 });
+});
 
 for (const c of badVolumes) {
   test(`the manifest is invalid with ${c.name} for a process with volumes, reported at ${c.path}`, () => {

@@ -2,6 +2,9 @@
 // same sha256 that restores to the same files; a truncated, damaged or foreign file is refused
 // with E_SNAPSHOT_CORRUPT and leaves no snapshot (row or data) behind.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
@@ -22,6 +25,8 @@ import { btrfsLoop, tempRoot } from '../../support/btrfs-loop.js';
 import { createTestDb } from '../../support/test-db.js';
 import { createApp, createOrg, createToken } from '../../support/test-api.js';
 import { throwingRuntime } from '../../support/throwing-runtime.js';
+
+const exec = promisify(execFile);
 
 async function setup(t: TestContext, root: string) {
   const { db } = await createTestDb(t);
@@ -78,7 +83,8 @@ for (const kind of ['dir', 'btrfs'] as const) {
     const exported = await call(`/snapshots/${snap.id}/export`);
     assert.equal(exported.status, 200);
     const file = Buffer.from(await exported.arrayBuffer());
-    assert.ok(file.subarray(0, 16).toString().startsWith('PIER-SNAPSHOT/1 '));
+    assert.ok(file.subarray(0, 16).toString().startsWith('PIER-SNAPSHOT/2 '));
+    assert.match(file.subarray(file.length - 91).toString(), /^PIER-END \d{16} [0-9a-f]{64}\n$/, 'the trailer holds the payload length and sha256');
 
     const snapshotCount = async () => ((await (await call('/snapshots')).json()) as { snapshots: SnapshotView[] }).snapshots.length;
     const onDisk = async () => (await readdir(join(root, 'snapshots'))).sort();
@@ -114,5 +120,12 @@ for (const kind of ['dir', 'btrfs'] as const) {
     assert.equal(volume.name, 'copy');
     assert.equal((await treeHash(driver.volumePath(volume.id))).sha256, snap.sha256);
     assert.equal(await readFile(join(driver.volumePath(volume.id), 'dir', 'a.txt'), 'utf8'), '1\n2\n3\n');
+
+    // A file of the first format (payload length and sha256 in the header) is still imported.
+    const tar = (await exec('tar', ['-C', driver.snapshotPath(snap.id), '--sort=name', '--numeric-owner', '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })).stdout;
+    const v1 = { snapshot: { id: snap.id, volume: 'data', sha256: snap.sha256, bytes: snap.bytes, files: snap.files, createdAt: snap.createdAt }, payload: { format: 'tar', bytes: tar.length, sha256: createHash('sha256').update(tar).digest('hex') } };
+    const old = await call('/snapshots/import', { raw: Buffer.concat([Buffer.from(`PIER-SNAPSHOT/1 ${JSON.stringify(v1)}\n`), tar]) });
+    assert.equal(old.status, 201, await old.clone().text());
+    assert.equal(((await old.json()) as { snapshot: SnapshotView }).snapshot.sha256, snap.sha256);
   });
 }
