@@ -90,3 +90,12 @@ test('registry garbage collection settings: keep, grace and interval, with defau
     assert.throws(() => loadConfig(env), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && hint.test(err.hint ?? ''));
   }
 });
+
+test('the wait for edges to stop serving a deleted app\'s address: 1 min by default, a duration, or E_CONFIG_INVALID naming the variable', () => {
+  assert.equal(loadConfig({}).ips.unbindWaitMs, 60_000);
+  assert.equal(loadConfig({ PIER_IP_UNBIND_WAIT: '5s' }).ips.unbindWaitMs, 5_000);
+  assert.throws(
+    () => loadConfig({ PIER_IP_UNBIND_WAIT: 'soon' }),
+    (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /PIER_IP_UNBIND_WAIT "soon" is not a duration/.test(err.message),
+  );
+});
