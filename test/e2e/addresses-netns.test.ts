@@ -250,7 +250,7 @@ async function startServer(cleanups: (() => Promise<unknown>)[], nsenterArgs: st
   };
   cleanups.push(stop);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pier server did not start in 60 s\n${out}\n${err.slice(-4000)}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`pier server did not start in 120 s\n${out}\n${err.slice(-4000)}`)), 120_000);
     child.stdout?.on('data', () => {
       if (/API on http/.test(out)) {
         clearTimeout(timer);
