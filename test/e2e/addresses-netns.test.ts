@@ -9,6 +9,8 @@
 // their first deploy and are each reached on it from the client on the same port, and not over
 // IPv4; deleting one makes its address refuse connections, the edge confirms it stopped serving
 // it, and the address goes to no app before its (short) cool-down ends, then to the next one.
+// The server uses its embedded database even with DATABASE_URL set: PostgreSQL on the host's
+// 127.0.0.1 is not reachable from the server namespace.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
