@@ -1,6 +1,7 @@
 // `pier apps delete`: in one transaction, the app's running deployment is cancelled, its
 // instances are told to stop, its endpoints are deleted (the edge stops serving them and their
-// ports are free for other apps at once), its dedicated addresses are released (to cool down),
+// ports are free for other apps at once), its dedicated addresses are released (to cool down once
+// the edges stopped serving them, api/ip-unbinder.ts),
 // its app-bound tokens are revoked, and the app row
 // becomes a tombstone (deleted_at) whose events stay readable and whose name is free. The
 // reconciler then stops and removes the containers; the caller waits (bounded) until they are
@@ -9,7 +10,7 @@ import { and, eq, isNull } from 'drizzle-orm';
 import { apps, deployments, endpoints, instances, releases, tokens, type App } from '../db/schema/index.js';
 import { appNotFound, requireScope, type AuthContext } from './auth.js';
 import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
-import { releaseAppAddresses } from './ip-service.js';
+import { DEFAULT_IP_UNBIND_WAIT_MS, releaseDeletedAppAddresses } from './ip-unbinder.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions } from './transactions.js';
 
@@ -20,6 +21,8 @@ export interface AppDeleterOptions {
   onDeleted: (appId: string) => void;
   /** How long the app's released addresses wait before another app gets them (config.ips). */
   ipCooldownMs?: number;
+  /** How long an address its endpoints bound waits for the edges to stop serving it (api/ip-unbinder.ts). */
+  ipUnbindWaitMs?: number;
 }
 
 export interface DeleteResult {
@@ -83,9 +86,15 @@ export function createAppDeleter(options: AppDeleterOptions) {
           .set({ desiredState: 'stopped', drainUntil: now, lastReason: 'app deleted', updatedAt: now })
           .where(and(eq(instances.appId, app.id), eq(instances.desiredState, 'running')))
           .returning({ id: instances.id });
-        const freed = await t.tx.delete(endpoints).where(eq(endpoints.appId, app.id)).returning({ port: endpoints.port });
-        // After the endpoints: nothing binds them any more. The cool-down covers the edges' drain.
-        const addresses = await releaseAppAddresses(t, app, options.ipCooldownMs ?? DEFAULT_IP_COOLDOWN_MS, now);
+        const freed = await t.tx.delete(endpoints).where(eq(endpoints.appId, app.id)).returning({ port: endpoints.port, bindings: endpoints.bindings });
+        // After the endpoints: no snapshot built from now on binds them. One they bound waits for
+        // the edges to say they stopped serving it before its cool-down starts.
+        const addresses = await releaseDeletedAppAddresses(t, app, {
+          cooldownMs: options.ipCooldownMs ?? DEFAULT_IP_COOLDOWN_MS,
+          unbindWaitMs: options.ipUnbindWaitMs ?? DEFAULT_IP_UNBIND_WAIT_MS,
+          at: now,
+          bound: new Set(freed.flatMap((e) => e.bindings)),
+        });
         const revoked = await t.tx
           .update(tokens)
           .set({ revokedAt: now })

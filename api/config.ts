@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { parseIpPools, type IpPool } from './ip-pool.js';
+import { DEFAULT_IP_UNBIND_WAIT_MS } from './ip-unbinder.js';
 import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
 import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
@@ -32,9 +33,10 @@ export interface ServerConfig {
   /**
    * Pools dedicated addresses are allocated from (--ip-pool, repeatable; PIER_IP_POOLS, comma
    * separated), and how long a released address waits before another app may get it
-   * (PIER_IP_COOLDOWN).
+   * (PIER_IP_COOLDOWN), and how long an address of a deleted app waits for the edges to stop
+   * serving it before its cool-down starts anyway (PIER_IP_UNBIND_WAIT).
    */
-  ips: { pools: IpPool[]; cooldownMs: number };
+  ips: { pools: IpPool[]; cooldownMs: number; unbindWaitMs: number };
   /** Where the local CLI configuration lives (written on first start). */
   cliConfigFile: string;
   logLevel: string;
@@ -131,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     ips: {
       pools: parseIpPools(poolTexts, [edgeIpv4, edgeIpv6].filter((a): a is string => a !== null)),
       cooldownMs: parseCooldown(env.PIER_IP_COOLDOWN),
+      unbindWaitMs: parseCooldown(env.PIER_IP_UNBIND_WAIT, 'PIER_IP_UNBIND_WAIT', DEFAULT_IP_UNBIND_WAIT_MS, '1m'),
     },
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
@@ -184,10 +187,10 @@ function parseRuntime(value: string | undefined, engines: string | undefined): R
 /** Default cool-down of a released address: long enough for DNS records and clients to let go. */
 export const DEFAULT_IP_COOLDOWN_MS = 3_600_000;
 
-function parseCooldown(value: string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_IP_COOLDOWN_MS;
+function parseCooldown(value: string | undefined, name = 'PIER_IP_COOLDOWN', fallback = DEFAULT_IP_COOLDOWN_MS, shown = '1h'): number {
+  if (value === undefined || value === '') return fallback;
   if (!/^\d+(ms|s|m|h)$/.test(value)) {
-    throw new PierError('E_CONFIG_INVALID', `PIER_IP_COOLDOWN "${value}" is not a duration`, { status: 400, hint: 'use a duration such as "0s", "10m" or "24h" (default 1h)' });
+    throw new PierError('E_CONFIG_INVALID', `${name} "${value}" is not a duration`, { status: 400, hint: `use a duration such as "0s", "10m" or "24h" (default ${shown})` });
   }
   return parseManifestDuration(value);
 }

@@ -31,8 +31,14 @@ export interface IpRecord {
   kind: 'shared' | 'dedicated';
   pool: string | null;
   app: string | null;
-  /** shared: every app's; allocated: an app's; cooling: released, not given out before reusableAt; free: released and cooled down. */
-  state: 'shared' | 'allocated' | 'cooling' | 'free';
+  /**
+   * shared: every app's; allocated: an app's; releasing: released with its deleted app, waiting
+   * for the edges to stop serving it (reusableAt is the latest the cool-down can end); cooling:
+   * released, not given out before reusableAt; free: released and cooled down.
+   */
+  state: 'shared' | 'allocated' | 'releasing' | 'cooling' | 'free';
+  /** While releasing: the edges that have to confirm they stopped serving it. */
+  awaitingEdges: string[];
   allocatedAt: string | null;
   releasedAt: string | null;
   reusableAt: string | null;
@@ -74,6 +80,7 @@ export function createIpService(options: IpServiceOptions) {
       allocatedAt: null,
       releasedAt: null,
       reusableAt: null,
+      awaitingEdges: [],
     }));
   }
 
@@ -216,7 +223,7 @@ async function takeFromPool(t: Txn, pool: IpPool, app: App, at: Date, reason: 'a
   for (let i = 0n; i < pool.size && i <= BigInt(taken.size); i++) {
     const address = addressAt(pool, i);
     if (taken.has(address)) continue;
-    const values = { address, family: pool.family, pool: pool.cidr, orgId: app.orgId, appId: app.id, allocatedAt: at, releasedAt: null, reusableAt: null };
+    const values = { address, family: pool.family, pool: pool.cidr, orgId: app.orgId, appId: app.id, allocatedAt: at, releasedAt: null, reusableAt: null, unbind: null };
     // A row left by a release (cooled down) is taken over; the where clause keeps a live one.
     const [row] = await t.tx
       .insert(ipAddresses)
@@ -253,13 +260,6 @@ export async function ensureIpv6(t: Txn, pools: IpPool[], app: App, at: Date): P
   throw exhausted('ipv6', v6);
 }
 
-/** Releases every address of the app (it is being deleted), with an event each; in the caller's transaction. */
-export async function releaseAppAddresses(t: Txn, app: App, cooldownMs: number, at: Date): Promise<string[]> {
-  const rows = await t.tx.select().from(ipAddresses).where(eq(ipAddresses.appId, app.id)).for('update');
-  for (const row of rows) await releaseRow(t, row, app, 'app-deleted', cooldownMs, at);
-  return rows.map((r) => r.address);
-}
-
 /** The app's dedicated address per family, locked against a release until the transaction ends. */
 export async function addressesOf(tx: Db, appId: string): Promise<Partial<Record<IpFamily, string>>> {
   const rows = await tx.select({ address: ipAddresses.address, family: ipAddresses.family }).from(ipAddresses).where(eq(ipAddresses.appId, appId)).for('share');
@@ -268,9 +268,10 @@ export async function addressesOf(tx: Db, appId: string): Promise<Partial<Record
   return out;
 }
 
-async function releaseRow(t: Txn, row: IpAddress, app: App, reason: 'release' | 'app-deleted', cooldownMs: number, at: Date): Promise<IpAddress> {
+/** Releases one address now: its cool-down starts at `at`. In the caller's transaction. */
+export async function releaseRow(t: Txn, row: IpAddress, app: App, reason: 'release' | 'app-deleted', cooldownMs: number, at: Date): Promise<IpAddress> {
   const reusableAt = new Date(at.getTime() + cooldownMs);
-  const [updated] = await t.tx.update(ipAddresses).set({ appId: null, releasedAt: at, reusableAt }).where(eq(ipAddresses.address, row.address)).returning();
+  const [updated] = await t.tx.update(ipAddresses).set({ appId: null, releasedAt: at, reusableAt, unbind: null }).where(eq(ipAddresses.address, row.address)).returning();
   await t.record({
     orgId: app.orgId,
     appId: app.id,
@@ -279,7 +280,7 @@ async function releaseRow(t: Txn, row: IpAddress, app: App, reason: 'release' | 
     message: `${row.address} released${reason === 'app-deleted' ? ` with the app ${app.name}` : ` by ${app.name}`}; no app gets it before ${reusableAt.toISOString()}`,
     data: { address: row.address, family: row.family, pool: row.pool, reusableAt: reusableAt.toISOString() },
   });
-  return updated ?? { ...row, appId: null, releasedAt: at, reusableAt };
+  return updated ?? { ...row, appId: null, releasedAt: at, reusableAt, unbind: null };
 }
 
 /** The endpoints (of any app) that bind the address. */
@@ -320,9 +321,10 @@ function record(row: IpAddress, appName: string | null, at: Date): IpRecord {
     kind: 'dedicated',
     pool: row.pool,
     app: released ? null : appName,
-    state: !released ? 'allocated' : row.reusableAt && row.reusableAt > at ? 'cooling' : 'free',
+    state: !released ? 'allocated' : row.reusableAt && row.reusableAt > at ? (row.unbind ? 'releasing' : 'cooling') : 'free',
     allocatedAt: row.allocatedAt.toISOString(),
     releasedAt: released ? (row.releasedAt?.toISOString() ?? null) : null,
     reusableAt: released ? (row.reusableAt?.toISOString() ?? null) : null,
+    awaitingEdges: released && row.unbind ? row.unbind.edges.map((e) => e.name) : [],
   };
 }

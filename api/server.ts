@@ -18,9 +18,10 @@ import { createAppDeleter } from './app-deleter.js';
 import { createBuildService } from './build-service.js';
 import { createIpService } from './ip-service.js';
 import { poolNotBindable, preflightPools } from './pool-preflight.js';
+import { createIpUnbinder } from './ip-unbinder.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
-import { createEdgeReports } from './edge-reports.js';
+import { createEdgeReports, type EdgeReports } from './edge-reports.js';
 import { createSystemMonitor } from './system-monitor.js';
 import { PIER_VERSION } from '../cli/pier-version.js';
 import { releaseUnusedPorts } from './port-claims.js';
@@ -289,6 +290,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       runtime,
       transactions,
       ipCooldownMs: config.ips.cooldownMs,
+      ipUnbindWaitMs: config.ips.unbindWaitMs,
       onDeleted: (id) => {
         edgeFeed.refresh(id);
         scheduler.enqueue(id);
@@ -303,7 +305,18 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       ? createVolumeKeeper({ db, transactions, service: volumes, locks: database.locks, tickMs: config.volumes.keeperIntervalMs, log: log.child({ component: 'volume-keeper' }) })
       : undefined;
     if (volumeKeeper) closers.push(() => volumeKeeper.close());
-    const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
+    const reports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
+    // Addresses of deleted apps cool down once the edges report they stopped serving them.
+    const unbinder = createIpUnbinder({ db, transactions, log, cooldownMs: config.ips.cooldownMs });
+    unbinder.start();
+    closers.push(async () => unbinder.close());
+    const edgeReports: EdgeReports = {
+      async record(report) {
+        const answer = await reports.record(report);
+        unbinder.poke();
+        return answer;
+      },
+    };
 
     // Builds need the Docker engine itself: a substituted runtime (tests, benchmarks) has none.
     const builds = overrides.runtime

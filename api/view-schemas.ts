@@ -91,10 +91,13 @@ export const ipViewSchema = z.object({
   kind: z.enum(['shared', 'dedicated']).describe("shared: the edge's, every app's; dedicated: one app's, from a pool"),
   pool: z.string().nullable().describe('the CIDR it came from (dedicated)'),
   app: z.string().nullable().describe('its app while allocated'),
-  state: z.enum(['shared', 'allocated', 'cooling', 'free']).describe('cooling: released, not given to another app before reusableAt'),
+  state: z
+    .enum(['shared', 'allocated', 'releasing', 'cooling', 'free'])
+    .describe('releasing: released with its deleted app, waiting for the edges to stop serving it (reusableAt is the latest it can be); cooling: released, not given to another app before reusableAt'),
   allocatedAt: time.nullable(),
   releasedAt: time.nullable(),
   reusableAt: time.nullable(),
+  awaitingEdges: z.array(z.string()).describe('while releasing: the edges (names) that have not yet confirmed they stopped serving it'),
 });
 
 export const edgeViewSchema = z.object({

@@ -25,7 +25,8 @@ const list = defineCommand({
 const remove = defineCommand({
   meta: {
     name: 'delete',
-    description: "Delete an app: stop and remove its instances, free its endpoints' ports, revoke its app-bound tokens; its events stay readable",
+    description:
+      "Delete an app: stop and remove its instances, free its endpoints' ports, revoke its app-bound tokens, release its addresses (they cool down once the edges stopped serving them); its events stay readable",
   },
   args: {
     app: { type: 'positional', description: 'The app to delete', required: true, valueHint: 'APP' },

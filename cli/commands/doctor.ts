@@ -1,5 +1,5 @@
 // `pier doctor`: checks this host and the installation, and says how to fix each problem. Host
-// checks need nothing running (cli/doctor/host-checks.ts); when a server answers at the CLI's API
+// checks need nothing running (cli/doctor/host-checks.ts, pool-checks.ts, volume-checks.ts); when a server answers at the CLI's API
 // URL, its health, its edges' listeners and its clock are checked too. Exit 0 when nothing fails.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +9,13 @@ import { ApiClient } from '../api-client.js';
 import { loadClientConfig } from '../client-config.js';
 import { CommandExit } from '../command-exit.js';
 import { checkDataFolder, checkDatabase, checkDocker, checkIpv6Loopback, checkNode, checkOpenFiles, clockCheck, type CheckResult } from '../doctor/host-checks.js';
+import { checkPools } from '../doctor/pool-checks.js';
+import { checkVolumes } from '../doctor/volume-checks.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printTable } from '../output.js';
 
 export default defineCommand({
-  meta: { name: 'doctor', description: 'Check this host and the installation (Node, Docker, database, data folder, open files, IPv6, edges, clocks) and say how to fix each problem' },
+  meta: { name: 'doctor', description: 'Check this host and the installation (Node, Docker, database, data folder, open files, IPv6, address pools, volumes, edges, clocks) and say how to fix each problem' },
   args: {
     json: { type: 'boolean', description: 'Print { ok, checks: [{ name, status, message, fix }] } on stdout', default: false },
   },
@@ -49,14 +51,16 @@ export async function runChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> 
     return checks;
   }
   const journal = JSON.parse(await readFile(fileURLToPath(new URL('../../../db/migrations/meta/_journal.json', import.meta.url)), 'utf8')) as { entries: unknown[] };
-  const [docker, database, folder, files, ipv6] = await Promise.all([
+  const [docker, database, folder, files, ipv6, pools, volumes] = await Promise.all([
     checkDocker(config.dockerSocket),
     checkDatabase(config, journal.entries.length),
     checkDataFolder(config.dataDir),
     checkOpenFiles(),
     config.edge.ipv6 === null ? Promise.resolve<CheckResult>({ name: 'ipv6 loopback', status: 'skip', message: 'the edge serves no IPv6 address (PIER_EDGE_IPV6=off)' }) : checkIpv6Loopback(),
+    checkPools(config.ips.pools, config.roles.includes('edge')),
+    checkVolumes(config.volumes),
   ]);
-  checks.push(docker, ...database, folder, files, ipv6, ...(await serverChecks(env)));
+  checks.push(docker, ...database, folder, files, ipv6, pools, volumes, ...(await serverChecks(env)));
   return checks;
 }
 

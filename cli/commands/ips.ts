@@ -63,7 +63,7 @@ const allocate = defineCommand({
 });
 
 const describe = defineCommand({
-  meta: { name: 'describe', description: 'Show one address: its app, pool, state and cool-down, and the endpoints that bind it' },
+  meta: { name: 'describe', description: 'Show one address: its app, pool, state (releasing: waiting for the edges to stop serving it) and cool-down, and the endpoints that bind it' },
   args: {
     address: { type: 'positional', description: 'The address', required: true, valueHint: 'ADDRESS' },
     json: { type: 'boolean', description: 'Print JSON on stdout', default: false },
@@ -104,6 +104,7 @@ const release = defineCommand({
 
 function state(ip: IpView): string {
   if (ip.state === 'cooling') return `cooling down (reusable from ${ip.reusableAt})`;
+  if (ip.state === 'releasing') return `releasing: waiting for edge${ip.awaitingEdges.length === 1 ? '' : 's'} ${ip.awaitingEdges.join(', ')} to stop serving it, then the cool-down (reusable by ${ip.reusableAt} at the latest)`;
   return ip.state;
 }
 

@@ -2,8 +2,9 @@
 // ever handed out: the primary key is the uniqueness constraint that makes two allocations of one
 // address impossible, whatever races. A released row keeps its address with no app until
 // `reusable_at` (the cool-down, so clients and caches let go before another app gets it), and is
-// then taken again by the next allocation.
-import { index, pgTable, text } from 'drizzle-orm/pg-core';
+// then taken again by the next allocation. An address an endpoint bound when its app was deleted
+// first waits for the edges to stop serving it (`unbind`, api/ip-unbinder.ts).
+import { index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { time } from './columns.js';
 import { apps } from './apps.js';
 
@@ -25,8 +26,23 @@ export const ipAddresses = pgTable(
     releasedAt: time('released_at'),
     /** A released address is not allocated again before this time. */
     reusableAt: time('reusable_at'),
+    /**
+     * Released with its app while endpoints bound it: the app, and the edges connected then, each
+     * of which must report that it no longer binds the address before the cool-down starts (until
+     * `by`, then the cool-down starts anyway; api/ip-unbinder.ts). Null when nothing is awaited.
+     * While set, reusable_at is the latest it can be (`by` plus the cool-down), so nothing
+     * allocates the address meanwhile, even when no unbinder runs.
+     */
+    unbind: jsonb('unbind').$type<IpUnbind>(),
   },
   (t) => [index('ip_addresses_app_id').on(t.appId), index('ip_addresses_pool').on(t.pool)],
 );
+
+export interface IpUnbind {
+  app: { id: string; name: string };
+  edges: { id: string; name: string }[];
+  /** ISO time the wait ends. */
+  by: string;
+}
 
 export type IpAddress = typeof ipAddresses.$inferSelect;

@@ -103,3 +103,12 @@ test('the runtime is docker by default, or swarm with the other nodes\' engines 
   assert.throws(() => loadConfig({ PIER_RUNTIME: 'nomad' }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /nomad/.test(err.message) && /--runtime swarm/.test(err.hint ?? ''));
   assert.throws(() => loadConfig({ PIER_RUNTIME: 'swarm', PIER_SWARM_NODE_ENGINES: 'tcp://10.0.0.2:2375' }), (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /ADDRESS=unix/.test(err.message));
 });
+
+test('the wait for edges to stop serving a deleted app\'s address: 1 min by default, a duration, or E_CONFIG_INVALID naming the variable', () => {
+  assert.equal(loadConfig({}).ips.unbindWaitMs, 60_000);
+  assert.equal(loadConfig({ PIER_IP_UNBIND_WAIT: '5s' }).ips.unbindWaitMs, 5_000);
+  assert.throws(
+    () => loadConfig({ PIER_IP_UNBIND_WAIT: 'soon' }),
+    (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /PIER_IP_UNBIND_WAIT "soon" is not a duration/.test(err.message),
+  );
+});

@@ -4,7 +4,7 @@
 // its own traffic; a third app on the shared address and port P is refused with the owner's name;
 // a manifest asking for an address the app lacks is refused with the command to run; a release
 // is refused while an endpoint binds the address; deleting an app releases its address, which the
-// edge then stops serving and which cools down.
+// edge then stops serving and, once the edge said so, cools down.
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
@@ -160,7 +160,12 @@ test('two apps serve one port on their own dedicated addresses and see their own
     if (last !== 'refused') await new Promise((r) => setTimeout(r, 250));
   }
   assert.equal(last, 'refused', `${alphaAddress}:${port} is no longer served`);
-  const described = await json<{ ip: { state: string; app: string | null; reusableAt: string } }>(server, ['ips', 'describe', alphaAddress]);
+  // Its cool-down starts once the edge has reported it stopped serving it (releasing until then).
+  let described = await json<{ ip: { state: string; app: string | null; reusableAt: string } }>(server, ['ips', 'describe', alphaAddress]);
+  for (let i = 0; i < 40 && described.ip.state === 'releasing'; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    described = await json<{ ip: { state: string; app: string | null; reusableAt: string } }>(server, ['ips', 'describe', alphaAddress]);
+  }
   assert.deepEqual([described.ip.state, described.ip.app], ['cooling', null]);
   assert.equal(await firstLine(betaAddress, port), 'beta');
 });
