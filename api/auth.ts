@@ -21,9 +21,11 @@ export type ApiEnv = { Variables: { auth: AuthContext } };
 
 /** What each scope may do besides itself. */
 const GRANTS: Record<TokenScope, readonly TokenScope[]> = {
-  admin: ['admin', 'deploy', 'exec', 'read', 'edge'],
+  admin: ['admin', 'deploy', 'exec', 'read', 'edge', 'connect'],
   deploy: ['deploy', 'read'],
-  exec: ['exec', 'read'],
+  // A shell in the container reaches its ports already; a deploy token (CI) opens no tunnels.
+  exec: ['exec', 'read', 'connect'],
+  connect: ['connect', 'read'],
   read: ['read'],
   edge: ['edge'],
 };

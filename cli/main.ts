@@ -25,6 +25,8 @@ export const main = defineCommand({
     audit: () => import('./commands/audit.js').then((m) => m.default),
     logs: () => import('./commands/logs.js').then((m) => m.default),
     exec: () => import('./commands/exec.js').then((m) => m.default),
+    'port-forward': () => import('./commands/port-forward.js').then((m) => m.default),
+    connect: () => import('./commands/connect.js').then((m) => m.default),
     releases: () => import('./commands/releases.js').then((m) => m.default),
     rollback: () => import('./commands/rollback.js').then((m) => m.default),
     scale: () => import('./commands/scale.js').then((m) => m.default),

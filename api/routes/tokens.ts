@@ -18,7 +18,7 @@ import { createTransactions } from '../transactions.js';
 import { tokenView } from '../views.js';
 
 const DAY = 86_400_000;
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
 
 const createBody = z.object({
   name: z.string().min(1).max(100).optional(),
@@ -27,8 +27,8 @@ const createBody = z.object({
   app: z.string().max(40).optional(),
   expiresIn: z
     .string()
-    .regex(/^\d+(m|h|d|w)$/, 'must be a duration like "90m", "12h", "30d" or "8w"')
-    .refine((v) => toMs(v) > 0 && toMs(v) <= 3650 * DAY, 'must be between 1m and 3650d')
+    .regex(/^\d+(s|m|h|d|w)$/, 'must be a duration like "30s", "90m", "12h", "30d" or "8w"')
+    .refine((v) => toMs(v) > 0 && toMs(v) <= 3650 * DAY, 'must be between 1s and 3650d')
     .optional()
     .describe('when the token stops working, from now; never when unset'),
 });
@@ -60,6 +60,9 @@ export function tokenRoutes(deps: ApiDeps) {
     const body = parseBody(createBody, await readJson(c.req));
     if (body.scope === 'edge' && body.app) {
       throw new PierError('E_BAD_REQUEST', 'an edge token cannot be bound to an app', { status: 400, hint: 'drop `app`: edge nodes serve every app' });
+    }
+    if (body.scope === 'connect' && !body.app) {
+      throw new PierError('E_BAD_REQUEST', 'a connect token is bound to one app', { status: 400, hint: 'name the app it may tunnel to: `pier tokens create --scope connect --app APP`' });
     }
     const app = body.app ? await findApp(db, auth, body.app) : null;
     const secret = generateTokenSecret();
@@ -163,6 +166,6 @@ function manager(auth: AuthContext): AuthContext {
 }
 
 function toMs(text: string): number {
-  const m = /^(\d+)(m|h|d|w)$/.exec(text);
+  const m = /^(\d+)(s|m|h|d|w)$/.exec(text);
   return m ? Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0) : 0;
 }

@@ -9,14 +9,14 @@ import { confirm } from '../confirm.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine, printTable, progress } from '../output.js';
 
-const SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin'] as const;
+const SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin', 'connect'] as const;
 
 const create = defineCommand({
   meta: { name: 'create', description: 'Create a token and print its secret (shown this once)' },
   args: {
-    scope: { type: 'string', description: 'read | deploy | exec | edge | admin', valueHint: 'SCOPE', required: true },
+    scope: { type: 'string', description: 'read | deploy | exec | edge | admin | connect (tunnels to one app: needs --app)', valueHint: 'SCOPE', required: true },
     app: { type: 'string', alias: 'a', description: 'Bind the token to this app (it sees no other)', valueHint: 'APP' },
-    expires: { type: 'string', description: 'Expire after this long: 90m, 12h, 30d, 8w (default: never)', valueHint: 'DURATION' },
+    ttl: { type: 'string', alias: 'expires', description: 'Expire after this long: 30s, 90m, 12h, 30d, 8w (default: never; --expires is the same)', valueHint: 'DURATION' },
     name: { type: 'string', description: 'A name to recognise it by', valueHint: 'NAME' },
     json: { type: 'boolean', description: 'Print { token, secret } as JSON on stdout', default: false },
   },
@@ -26,7 +26,7 @@ const create = defineCommand({
       throw new CliError('E_USAGE', `"${args.scope}" is not a scope`, { hint: `use one of: ${SCOPES.join(', ')}`, exitCode: EXIT.usage });
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.expires, name: args.name });
+    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.ttl, name: args.name });
     if (args.json) return printJson({ token, secret });
     progress(`created ${token.id} (${describe(token)}); the secret is shown this once:`);
     printLine(secret);

@@ -4,7 +4,8 @@ import { createdAt, id, time } from './columns.js';
 import { orgs } from './orgs.js';
 import { apps } from './apps.js';
 
-export const TOKEN_SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin'] as const;
+/** `connect`: open tunnels (`pier port-forward`, `pier connect`) to one app's instances; always bound to an app. */
+export const TOKEN_SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin', 'connect'] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
 
 export const tokens = pgTable('tokens', {
