@@ -95,6 +95,10 @@ export class ApiClient {
     return { tokens: await this.all<TokenView>('/v1/tokens', 'tokens') };
   }
 
+  rotateToken(id: string, overlap?: string | undefined): Promise<{ token: TokenView; secret: string }> {
+    return this.request('POST', `/v1/tokens/${encodeURIComponent(id)}/rotate`, overlap ? { overlap } : {});
+  }
+
   revokeToken(id: string): Promise<{ token: TokenView }> {
     return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
   }

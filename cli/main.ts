@@ -33,6 +33,7 @@ export const main = defineCommand({
     describe: () => import('./commands/describe.js').then((m) => m.default),
     validate: () => import('./commands/validate.js').then((m) => m.default),
     tokens: () => import('./commands/tokens.js').then((m) => m.default),
+    'admin-token': () => import('./commands/admin-token.js').then((m) => m.default),
     registry: () => import('./commands/registry.js').then((m) => m.default),
     login: () => import('./commands/login.js').then((m) => m.default),
     completion: () => import('./commands/completion.js').then((m) => m.default),

@@ -1,4 +1,4 @@
-// `pier tokens create|list|revoke`: API tokens. A new token's secret is printed once; the server
+// `pier tokens create|list|revoke|rotate`: API tokens. A new token's secret is printed once; the server
 // keeps only its hash. Revoking asks for confirmation on a terminal, or needs --yes.
 import { defineCommand } from 'citty';
 import type { TokenView } from '../../api/views.js';
@@ -58,9 +58,24 @@ const revoke = defineCommand({
   },
 });
 
+const rotate = defineCommand({
+  meta: { name: 'rotate', description: 'Give a token a new secret (same id, scope, app and expiry); the old one stops working at once, or after --overlap' },
+  args: {
+    id: { type: 'positional', description: 'The token id (`pier tokens list`)', valueHint: 'ID', required: true },
+    overlap: { type: 'string', description: 'Keep the old secret working this long beside the new one: 30s, 5m, 1h (at most 24h; default: none)', valueHint: 'DURATION' },
+    json: { type: 'boolean', description: 'Print { token, secret } as JSON on stdout', default: false },
+  },
+  async run({ args }) {
+    const { token, secret } = await new ApiClient(loadClientConfig(process.env)).rotateToken(String(args.id), args.overlap);
+    if (args.json) return printJson({ token, secret });
+    progress(`rotated ${token.id} (${describe(token)}); the old secret ${args.overlap ? `works for ${args.overlap} more` : 'no longer works'}; the new one is shown this once:`);
+    printLine(secret);
+  },
+});
+
 export default defineCommand({
   meta: { name: 'tokens', description: 'Manage API tokens (needs an org-wide admin token)' },
-  subCommands: { create, list, revoke },
+  subCommands: { create, list, revoke, rotate },
 });
 
 function describe(t: TokenView): string {

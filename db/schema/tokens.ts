@@ -1,5 +1,5 @@
 // API tokens: only a SHA-256 hash of the secret is stored. A token is org-wide or bound to one app.
-import { pgTable, text } from 'drizzle-orm/pg-core';
+import { index, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from './columns.js';
 import { orgs } from './orgs.js';
 import { apps } from './apps.js';
@@ -19,6 +19,10 @@ export const tokens = pgTable('tokens', {
   expiresAt: time('expires_at'),
   lastUsedAt: time('last_used_at'),
   revokedAt: time('revoked_at'),
-});
+  /** After a rotation with an overlap: the old secret's hash, still accepted until previous_valid_until. */
+  previousHash: text('previous_hash'),
+  previousValidUntil: time('previous_valid_until'),
+  rotatedAt: time('rotated_at'),
+}, (t) => [index('tokens_previous_hash').on(t.previousHash)]);
 
 export type Token = typeof tokens.$inferSelect;
