@@ -121,8 +121,12 @@ export function joinTunnel(socket: Duplex, ws: WebSocket, options: TunnelOptions
     });
     ws.on('error', (err: Error) => finish({ code: 'E_TUNNEL_CLOSED', message: `the tunnel failed: ${err.message}` }, true));
 
+    // Either side may have gone while the other was being opened: no event would tell us now.
+    if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) finish({ code: 'E_TUNNEL_CLOSED', message: 'the tunnel closed before it was joined' }, true);
+    else if (socket.destroyed) finish(options.socketError?.(null) ?? { code: 'E_TUNNEL_SOCKET', message: 'the connection closed before the tunnel was joined' });
+
     const idleMs = options.idleTimeoutMs ?? 0;
-    if (idleMs > 0) {
+    if (idleMs > 0 && !done) {
       // Checked a few times per period: cheaper than re-arming a timer for every chunk.
       const step = Math.max(50, Math.floor(idleMs / 4));
       let quietSince = Date.now();

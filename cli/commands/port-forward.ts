@@ -35,7 +35,10 @@ export default defineCommand({
     // Refused before anything listens: a script learns at once (exit 4) that it cannot get in.
     const target = await client.tunnelTarget(args.app, { port: remote, instance }).catch(refusedExit);
 
+    const open = new Set<net.Socket>();
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
       const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       client.openTunnel(args.app, { port: remote, instance, kind: 'port-forward', idleTimeout }).then(
         (ws) => {
@@ -63,6 +66,8 @@ export default defineCommand({
     await new Promise<void>((resolve) => {
       const stop = () => {
         server.close();
+        // Stopping ends the connections it carries too, or they would keep the process alive.
+        for (const s of open) s.destroy();
         resolve();
       };
       process.once('SIGINT', stop);

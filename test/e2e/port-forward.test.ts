@@ -133,6 +133,8 @@ test('private endpoints are reached only through pier port-forward and pier conn
   await writeFile(file, manifest(image, publicPort));
   const deployed = await pier(['deploy', '-c', file], server.env);
   assert.equal(deployed.code, 0, `deploy failed:\n${deployed.stderr}\n${server.stderr().slice(-3000)}`);
+  assert.match(deployed.stdout, new RegExp(`:${ECHO} private: pier port-forward --app vault LOCAL:${ECHO}`));
+  assert.doesNotMatch(deployed.stderr, /is not served/, 'a private endpoint is no warning');
   const status = JSON.parse((await pier(['status', '--app', 'vault', '--json'], server.env)).stdout) as StatusView;
   t.after(() => removeAppContainers(status.app.id));
   await writeFile(join(server.dir, 'other.toml'), other(image));
