@@ -28,6 +28,7 @@ import { eventStreamRoutes } from './routes/event-stream.js';
 import { eventRoutes } from './routes/events.js';
 import { edgeRoutes } from './routes/edge.js';
 import { execRoutes } from './routes/exec.js';
+import { connectRoutes } from './routes/connect.js';
 import { logRoutes } from './routes/logs.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { openApiRoutes } from './routes/openapi.js';
@@ -115,6 +116,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', nodeRoutes(deps));
   app.route('/v1', registryRoutes(deps));
   app.route('/v1', volumeRoutes(deps));
+  app.route('/v1', connectRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

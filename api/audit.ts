@@ -75,6 +75,7 @@ const KINDS: Record<string, string> = {
   'POST /v1/apps/:app/instances/:instance/exec': 'exec',
   'POST /v1/tokens': 'token.create',
   'DELETE /v1/tokens/:id': 'token.revoke',
+  'POST /v1/tokens/:id/rotate': 'token.rotate',
 };
 
 /** The route's pattern: the path with its names and ids as parameters. */

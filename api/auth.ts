@@ -1,7 +1,7 @@
 // Bearer-token authentication and scope checks. Only token hashes are stored; a token bound to
 // one app sees every other app as "not found".
 import type { MiddlewareHandler } from 'hono';
-import { and, desc, eq, isNotNull, isNull } from 'drizzle-orm';
+import { and, desc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, tokens, type App, type TokenScope } from '../db/schema/index.js';
 import { PierError } from './pier-error.js';
@@ -21,9 +21,11 @@ export type ApiEnv = { Variables: { auth: AuthContext } };
 
 /** What each scope may do besides itself. */
 const GRANTS: Record<TokenScope, readonly TokenScope[]> = {
-  admin: ['admin', 'deploy', 'exec', 'read', 'edge'],
+  admin: ['admin', 'deploy', 'exec', 'read', 'edge', 'connect'],
   deploy: ['deploy', 'read'],
-  exec: ['exec', 'read'],
+  // A shell in the container reaches its ports already; a deploy token (CI) opens no tunnels.
+  exec: ['exec', 'read', 'connect'],
+  connect: ['connect', 'read'],
   read: ['read'],
   edge: ['edge'],
 };
@@ -38,10 +40,12 @@ export function authenticate(db: Db): MiddlewareHandler<ApiEnv> {
         hint: 'send "Authorization: Bearer <token>"; `pier server` writes an admin token to <data dir>/admin-token',
       });
     }
+    const hash = hashTokenSecret(m[1]);
+    // A rotated token's old secret works on until the overlap the rotation gave it ends.
     const [row] = await db
       .select()
       .from(tokens)
-      .where(and(eq(tokens.hash, hashTokenSecret(m[1])), isNull(tokens.revokedAt)))
+      .where(and(or(eq(tokens.hash, hash), and(eq(tokens.previousHash, hash), gt(tokens.previousValidUntil, sql`now()`))), isNull(tokens.revokedAt)))
       .limit(1);
     if (!row || (row.expiresAt && row.expiresAt.getTime() <= Date.now())) {
       throw new PierError('E_UNAUTHENTICATED', 'the API token is unknown, revoked or expired', {

@@ -428,7 +428,7 @@ export function createDeployService(options: DeployServiceOptions) {
       if (!isClaimViolation(err)) throw err;
       const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
       const own = app ? await addressesOf(db, app.id) : {};
-      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
+      const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, access: e.access, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);
       throw portInUse(conflict, auth, { port: wanted[0]?.port, cause: err });
     }

@@ -75,6 +75,8 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     }
     const out = new Map<string, EndpointConfig[]>();
     for (const { endpoint: e, appName } of eps) {
+      // Private endpoints are never bound by an edge: only the API's tunnels reach them.
+      if (e.access === 'private') continue;
       const entry: EndpointConfig = {
         // The row's id is unique across orgs; the name is for people (logs, metrics labels).
         id: e.id,

@@ -35,7 +35,8 @@ export interface SyncOptions {
  */
 export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | null, options: SyncOptions = {}): Promise<EndpointChange[]> {
   const own = manifest?.endpoints.length ? await addressesOf(db, appId) : {};
-  const resolved = (manifest?.endpoints ?? []).map((e) => ({ e, ...resolveBindings(e, own) }));
+  // A private endpoint binds no address (the edge leaves it out): nothing to resolve or to lack.
+  const resolved = (manifest?.endpoints ?? []).map((e) => (e.access === 'private' ? { e, bindings: [] as string[], problems: [] } : { e, ...resolveBindings(e, own) }));
   const problems = resolved.flatMap((r) => r.problems);
   if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems, options.newApp === true);
   const bindingsOf = new Map(resolved.map((r) => [r.e.port, r.bindings]));
@@ -81,18 +82,19 @@ function rowValues(e: EndpointSpec, bindings: string[]) {
     maxConnections: e.max_connections ?? null,
     maxConnectionsPerClient: e.max_connections_per_client ?? null,
     idleTimeoutMs: e.idle_timeout ?? null,
+    access: e.access ?? 'public',
   };
 }
 
 function comparable(row: ReturnType<typeof rowValues>) {
-  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
-  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
+  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access } = row;
+  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access];
 }
 
 /** What the edge applies to the endpoint's listeners (everything but where its backends are). */
 function listenerSettings(row: ReturnType<typeof rowValues>) {
-  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
-  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
+  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access } = row;
+  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access];
 }
 
 export function describeEndpointChanges(changes: EndpointChange[]): string {

@@ -140,9 +140,23 @@ const endpointSchema = z
     ipv4: addressChoice.optional(),
     /** The IPv6 address, as ipv4: "auto" is the app's own IPv6 when it has one, else the shared one. */
     ipv6: addressChoice.optional(),
+    /**
+     * "private": the edge never binds it on any address; only `pier port-forward` and `pier
+     * connect` reach it, through the API. Left out when unset (public), as ipv4/ipv6.
+     */
+    access: z.enum(['public', 'private']).optional(),
   })
   .strict()
   .superRefine((e, ctx) => {
+    if (e.access === 'private') {
+      for (const key of ['ipv4', 'ipv6', 'allow', 'deny', 'sni', 'max_connections_per_client'] as const) {
+        const v = e[key];
+        if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `a private endpoint is bound on no address, so ${key} means nothing: remove it, or drop access = "private"` });
+        }
+      }
+      if (e.tls !== 'none') ctx.addIssue({ code: 'custom', path: ['tls'], message: 'a private endpoint is bound on no address, so the edge never reads its TLS: remove tls, or drop access = "private"' });
+    }
     if (e.ipv4 === 'none' && e.ipv6 === 'none') {
       ctx.addIssue({ code: 'custom', path: ['ipv6'], message: 'an endpoint with ipv4 = "none" and ipv6 = "none" is served nowhere: keep one family' });
     }

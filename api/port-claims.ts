@@ -28,10 +28,12 @@ export interface PortClaimSpec {
   mode: PortMode;
 }
 
-type ClaimSource = Pick<Endpoint, 'port' | 'tls' | 'sni' | 'sniDefault' | 'bindings'>;
+type ClaimSource = Pick<Endpoint, 'port' | 'tls' | 'sni' | 'sniDefault' | 'bindings'> & { access?: Endpoint['access'] | undefined };
 
 /** The claims an endpoint needs: one per address and SNI name (one per address for tcp). */
 export function claimsOf(e: ClaimSource): PortClaimSpec[] {
+  // A private endpoint is bound nowhere: its port is the app's own name for it, not a public port.
+  if (e.access === 'private') return [];
   // Both families' shared addresses are one claim ('*'): an edge's shared IPv4 and IPv6 are set
   // per edge, and an app on one of them keeps the port from the other apps on either.
   const addresses = e.bindings.length ? [...new Set(e.bindings.map((b) => (sharedMarkerFamily(b) ? SHARED_ADDRESS : b)))] : [SHARED_ADDRESS];

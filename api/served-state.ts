@@ -43,7 +43,8 @@ export interface EdgeServing {
 }
 
 export interface Served {
-  state: ServedState;
+  /** `private`: bound by no edge on purpose (access = "private"); counted in no serving tally. */
+  state: ServedState | 'private';
   /** Why it is not served, naming the edge, address:port and error; null when served. */
   reason: string | null;
   /** What to do about it; null when served. */
@@ -60,7 +61,10 @@ export async function readEdges(db: Db): Promise<SeenEdge[]> {
 }
 
 /** The served state of one endpoint row over the edges that reported (live ones decide). */
-export function servedState(row: { id: string; revision: number }, seen: readonly SeenEdge[]): Served {
+export function servedState(row: { id: string; revision: number; access?: string }, seen: readonly SeenEdge[]): Served {
+  if (row.access === 'private') {
+    return { state: 'private', reason: 'a private endpoint: no edge binds it on any address', hint: 'reach it with `pier port-forward` or `pier connect`', edges: [] };
+  }
   const live = seen.filter((e) => e.live);
   if (live.length === 0) {
     const reason = seen.length === 0 ? 'no edge has reported to this API yet' : `no edge has reported in the last ${EDGE_LIVE_MS / 1000} s (last: ${lastSeen(seen)})`;

@@ -3,7 +3,7 @@
 // edge's latest report (per edge: live, applied version, report age, failures; per endpoint of the
 // scraping token's org: serving, connections, bytes, connect errors). The API's own request figures
 // are request-metrics.ts.
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, ne, sql } from 'drizzle-orm';
 import { countProcFds, readSoftLimit } from '../proxy/fd-budget.js';
 import type { AdvisoryLocks } from '../db/advisory-locks.js';
 import type { Db } from '../db/database.js';
@@ -142,11 +142,14 @@ export function createServerMetrics(options: ServerMetricsOptions): ServerMetric
       .select({ id: endpoints.id, port: endpoints.port, revision: endpoints.revision, app: apps.name })
       .from(endpoints)
       .innerJoin(apps, eq(apps.id, endpoints.appId))
-      .where(and(eq(apps.orgId, auth.orgId), auth.appId ? eq(apps.id, auth.appId) : undefined));
+      .where(and(eq(apps.orgId, auth.orgId), auth.appId ? eq(apps.id, auth.appId) : undefined, ne(endpoints.access, 'private')));
     const byId = new Map(mine.map((e) => [e.id, e]));
     const edgeLabels = (e: (typeof seen)[number]) => ({ edge: e.name, edge_id: e.id });
     const tally: Record<ServedState, number> = { served: 0, failed: 0, pending: 0, 'no-edge': 0 };
-    for (const e of mine) tally[servedState(e, seen).state]++;
+    for (const e of mine) {
+      const state = servedState(e, seen).state;
+      if (state !== 'private') tally[state]++;
+    }
 
     const per: Record<'serving' | 'active' | 'total' | 'bytesIn' | 'bytesOut' | 'errors', { labels: Record<string, string>; value: number }[]> = {
       serving: [],

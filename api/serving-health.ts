@@ -1,6 +1,7 @@
 // The second half of /healthz: not "is the API up" but "is what is desired served" — every
 // endpoint served by every live edge (api/served-state.ts). Counted at most once per `ttlMs`, and
 // concurrent callers share one count, so frequent health checks cost the database next to nothing.
+import { ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { endpoints } from '../db/schema/index.js';
 import { readEdges, servedState, type ServedState } from './served-state.js';
@@ -28,10 +29,14 @@ export function createServingHealth(options: { db: Db; ttlMs?: number; now?: () 
   let pending: Promise<ServingReport> | null = null;
 
   async function count(): Promise<ServingReport> {
-    const rows = await options.db.select({ id: endpoints.id, revision: endpoints.revision }).from(endpoints);
+    // Private endpoints are bound by no edge on purpose: they are not part of what should be served.
+    const rows = await options.db.select({ id: endpoints.id, revision: endpoints.revision }).from(endpoints).where(ne(endpoints.access, 'private'));
     const seen = await readEdges(options.db);
     const tally: Record<ServedState, number> = { served: 0, failed: 0, pending: 0, 'no-edge': 0 };
-    for (const row of rows) tally[servedState(row, seen).state]++;
+    for (const row of rows) {
+      const state = servedState(row, seen).state;
+      if (state !== 'private') tally[state]++;
+    }
     const live = seen.filter((e) => e.live).length;
     const status = rows.length === 0 || tally.served === rows.length ? 'serving' : live === 0 ? 'no-edge' : 'not-serving';
     return { status, edges: { live, known: seen.length }, endpoints: { desired: rows.length, ...tally } };

@@ -1,7 +1,7 @@
 // zod schemas of the shapes the API returns, for the OpenAPI document. The type checks at the
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
-import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
+import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, ENDPOINT_ACCESS, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
 import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, ReleaseView, StatusView, TokenView } from './views.js';
 
 const time = z.string().describe('ISO 8601 time');
@@ -58,7 +58,7 @@ export const instanceViewSchema = z.object({
 });
 
 export const servedSchema = z.object({
-  state: z.enum(['served', 'failed', 'pending', 'no-edge']),
+  state: z.enum(['served', 'failed', 'pending', 'no-edge', 'private']),
   reason: z.string().nullable().describe('why it is not served: the edge, address:port and error'),
   hint: z.string().nullable(),
   edges: z.array(
@@ -79,6 +79,7 @@ export const endpointViewSchema = z.object({
   process: z.string(),
   target: z.number(),
   proxyProtocol: z.enum(PROXY_PROTOCOLS),
+  access: z.enum(ENDPOINT_ACCESS).describe('"private": bound on no address, reached only through `pier port-forward` / `pier connect`'),
   addresses: z.array(z.string()),
   bind: z.array(z.object({ address: z.string(), port: z.number(), family: z.enum(['ipv4', 'ipv6']), kind: z.enum(['shared', 'dedicated']) })).describe('one entry per address the endpoint is served on'),
   revision: z.number(),

@@ -83,6 +83,8 @@ export interface EndpointView {
   process: string;
   target: number;
   proxyProtocol: Endpoint['proxyProtocol'];
+  /** "private": bound on no address; only `pier port-forward` and `pier connect` reach it. */
+  access: Endpoint['access'];
   /** Where the edge serves it, e.g. `127.0.0.1:9000` and `[::1]:9000`. */
   addresses: string[];
   /** The same, one entry per address: its family, and whether it is shared or the app's own. */
@@ -242,7 +244,7 @@ export function processViews(app: Pick<App, 'scale' | 'scaledAt'>, release: Rele
 export function endpointView(e: Endpoint, shared: string[], about: { app: string; served: Served }): EndpointView {
   const sharedSet = new Set(shared);
   // A literal binding is the app's dedicated address; a marker (or none) the edge's shared ones.
-  const bind: EndpointBindView[] = bindAddressesOf(e.bindings, shared).map((address) => ({
+  const bind: EndpointBindView[] = (e.access === 'private' ? [] : bindAddressesOf(e.bindings, shared)).map((address) => ({
     address,
     port: e.port,
     family: address.includes(':') ? 'ipv6' : 'ipv4',
@@ -255,6 +257,7 @@ export function endpointView(e: Endpoint, shared: string[], about: { app: string
     process: e.process,
     target: e.targetPort,
     proxyProtocol: e.proxyProtocol,
+    access: e.access,
     addresses: bind.map((b) => (b.family === 'ipv6' ? `[${b.address}]:${e.port}` : `${b.address}:${e.port}`)),
     bind,
     revision: e.revision,

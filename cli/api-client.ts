@@ -11,6 +11,9 @@ import { CliError } from './cli-error.js';
 import type { ClientConfig } from './client-config.js';
 import { exitCodeForApiError } from './exit-codes.js';
 import { openExecSocket, type ExecSocket } from './exec-socket.js';
+import type WebSocket from 'ws';
+import type { TunnelTargetView } from '../api/routes/connect.js';
+import { openTunnelSocket } from './tunnel-socket.js';
 
 export interface DeployRequest {
   manifest: string;
@@ -90,6 +93,10 @@ export class ApiClient {
   /** Every token of the org that is not revoked (all pages). */
   async listTokens(): Promise<{ tokens: TokenView[] }> {
     return { tokens: await this.all<TokenView>('/v1/tokens', 'tokens') };
+  }
+
+  rotateToken(id: string, overlap?: string | undefined): Promise<{ token: TokenView; secret: string }> {
+    return this.request('POST', `/v1/tokens/${encodeURIComponent(id)}/rotate`, overlap ? { overlap } : {});
   }
 
   revokeToken(id: string): Promise<{ token: TokenView }> {
@@ -278,6 +285,16 @@ export class ApiClient {
     return openExecSocket(url, this.config.token, options.onOutput);
   }
 
+  // Tunnels (api/routes/connect.ts): where one would go (checks the token's right), and one tunnel.
+  tunnelTarget(app: string, query: { port: number; instance?: string | undefined }): Promise<TunnelTargetView> {
+    return this.request('GET', `${appPath(app)}/connect?${tunnelQuery(query)}`);
+  }
+
+  openTunnel(app: string, query: { port: number; instance?: string | undefined; kind: 'port-forward' | 'connect'; idleTimeout?: number | undefined }): Promise<WebSocket> {
+    const url = `${this.config.apiUrl.replace(/^http/, 'ws')}${appPath(app)}/connect/ws?${tunnelQuery(query)}`;
+    return openTunnelSocket(url, this.config.token);
+  }
+
   // Volumes and snapshots (api/routes/volumes.ts).
   listVolumes(app: string, deleted: boolean): Promise<{ volumes: VolumeView[] }> {
     return this.request('GET', `${appPath(app)}/volumes${deleted ? '?deleted=true' : ''}`);
@@ -417,6 +434,12 @@ export class ApiClient {
     }
     return parsed as T;
   }
+}
+
+function tunnelQuery(query: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) q.set(key, String(value));
+  return q.toString();
 }
 
 function appPath(app: string): string {

@@ -63,6 +63,9 @@ export async function tellServed(client: ApiClient, app: string, json: boolean):
   for (const e of status?.endpoints ?? []) {
     if (e.served.state === 'served') {
       if (!json) printLine(`  :${e.port} served on ${e.addresses.join(' ')} by ${e.served.edges.length === 1 ? 'the edge' : `${e.served.edges.length} edges`}`);
+    } else if (e.served.state === 'private') {
+      // Bound nowhere on purpose: not a warning.
+      if (!json) printLine(`  :${e.port} private: pier port-forward --app ${app} LOCAL:${e.port}`);
     } else {
       warn(`:${e.port} is not served: ${e.served.reason ?? e.served.state}${e.served.hint ? `; ${e.served.hint}` : ''}`);
     }

@@ -1,6 +1,7 @@
 // The only module that writes to stdout: JSON for scripts, tables for people. Progress, warnings
 // and hints go to stderr, so `--json` output is nothing but JSON.
-import { stderr, stdout } from 'node:process';
+import { stderr, stdin, stdout } from 'node:process';
+import { Duplex } from 'node:stream';
 
 export function printJson(value: unknown): void {
   stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -77,6 +78,11 @@ function plain(text: string): string {
 /** Bytes as they came, for a remote command's stdout (`pier exec`): no newline added. */
 export function writeRaw(data: string | Uint8Array): void {
   stdout.write(data);
+}
+
+/** stdin and stdout as one stream, for `pier connect`: the tunnel's bytes, with back-pressure. */
+export function rawStdio(): Duplex {
+  return Duplex.from({ readable: stdin, writable: stdout });
 }
 
 /** A remote command's stderr, as it came. */

@@ -18,7 +18,7 @@ import { createTransactions } from '../transactions.js';
 import { tokenView } from '../views.js';
 
 const DAY = 86_400_000;
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
 
 const createBody = z.object({
   name: z.string().min(1).max(100).optional(),
@@ -27,13 +27,22 @@ const createBody = z.object({
   app: z.string().max(40).optional(),
   expiresIn: z
     .string()
-    .regex(/^\d+(m|h|d|w)$/, 'must be a duration like "90m", "12h", "30d" or "8w"')
-    .refine((v) => toMs(v) > 0 && toMs(v) <= 3650 * DAY, 'must be between 1m and 3650d')
+    .regex(/^\d+(s|m|h|d|w)$/, 'must be a duration like "30s", "90m", "12h", "30d" or "8w"')
+    .refine((v) => toMs(v) > 0 && toMs(v) <= 3650 * DAY, 'must be between 1s and 3650d')
     .optional()
     .describe('when the token stops working, from now; never when unset'),
 });
 
 const listQuery = pageQuery(100, 1000);
+
+const rotateBody = z.object({
+  overlap: z
+    .string()
+    .regex(/^\d+(s|m|h)$/, 'must be a duration like "30s", "5m" or "1h"')
+    .refine((v) => toMs(v) <= DAY, 'must be at most 24h')
+    .optional()
+    .describe('how long the old secret keeps working beside the new one; none when unset (it stops at once)'),
+});
 
 describeRoute({
   method: 'post',
@@ -48,6 +57,16 @@ describeRoute({
 });
 describeRoute({ method: 'get', path: '/v1/tokens', scope: 'admin', summary: "The org's tokens that are not revoked, oldest first", query: listQuery, response: pageSchema('tokens', tokenViewSchema) });
 describeRoute({ method: 'get', path: '/v1/tokens/current', scope: 'any', summary: 'The token that made this request (any scope): what `pier login` checks', response: z.object({ token: tokenViewSchema }) });
+describeRoute({
+  method: 'post',
+  path: '/v1/tokens/:id/rotate',
+  scope: 'admin',
+  summary: 'Give a token a new secret (same id, name, scope, app and expiry); the old secret stops working at once, or after `overlap`',
+  description: 'An org-wide admin token may rotate any token of the org, itself included (what `pier admin-token rotate` does).',
+  body: rotateBody,
+  response: z.object({ token: tokenViewSchema, secret: z.string() }),
+  errors: [404],
+});
 describeRoute({ method: 'delete', path: '/v1/tokens/:id', scope: 'admin', summary: 'Revoke a token; it stops working at once. Revoking it again changes nothing', response: z.object({ token: tokenViewSchema }), errors: [404] });
 
 export function tokenRoutes(deps: ApiDeps) {
@@ -60,6 +79,9 @@ export function tokenRoutes(deps: ApiDeps) {
     const body = parseBody(createBody, await readJson(c.req));
     if (body.scope === 'edge' && body.app) {
       throw new PierError('E_BAD_REQUEST', 'an edge token cannot be bound to an app', { status: 400, hint: 'drop `app`: edge nodes serve every app' });
+    }
+    if (body.scope === 'connect' && !body.app) {
+      throw new PierError('E_BAD_REQUEST', 'a connect token is bound to one app', { status: 400, hint: 'name the app it may tunnel to: `pier tokens create --scope connect --app APP`' });
     }
     const app = body.app ? await findApp(db, auth, body.app) : null;
     const secret = generateTokenSecret();
@@ -113,6 +135,42 @@ export function tokenRoutes(deps: ApiDeps) {
     return c.json({ token: tokenView(found.token, found.app) });
   });
 
+  r.post('/tokens/:id/rotate', async (c) => {
+    const auth = manager(c.get('auth'));
+    const body = parseBody(rotateBody, await readJson(c.req));
+    const found = await byId(auth.orgId, c.req.param('id'));
+    if (!found || found.token.revokedAt) {
+      throw new PierError('E_TOKEN_NOT_FOUND', `there is no live token "${c.req.param('id')}"`, { status: 404, hint: '`pier tokens list` shows the tokens; a revoked token cannot be rotated' });
+    }
+    const secret = generateTokenSecret();
+    const overlapMs = body.overlap ? toMs(body.overlap) : 0;
+    const now = new Date();
+    const row = await transactions.run(async (t) => {
+      const [updated] = await t.tx
+        .update(tokens)
+        .set({
+          hash: hashTokenSecret(secret),
+          previousHash: overlapMs > 0 ? found.token.hash : null,
+          previousValidUntil: overlapMs > 0 ? new Date(now.getTime() + overlapMs) : null,
+          rotatedAt: now,
+        })
+        .where(and(eq(tokens.id, found.token.id), isNull(tokens.revokedAt)))
+        .returning();
+      if (!updated) throw new PierError('E_TOKEN_NOT_FOUND', `token "${found.token.id}" was revoked meanwhile`, { status: 404 });
+      await t.record({
+        orgId: auth.orgId,
+        appId: updated.appId,
+        type: 'token.rotated',
+        reason: 'admin',
+        message: `token ${updated.id} (${updated.name}) rotated by ${auth.tokenId}; the old secret ${overlapMs > 0 ? `works until ${updated.previousValidUntil?.toISOString()}` : 'stopped working'}`,
+        data: { tokenId: updated.id, rotatedBy: auth.tokenId, overlapMs },
+      });
+      return updated;
+    });
+    c.header('cache-control', 'no-store');
+    return c.json({ token: tokenView(row, found.app), secret });
+  });
+
   r.delete('/tokens/:id', async (c) => {
     const auth = manager(c.get('auth'));
     const found = await byId(auth.orgId, c.req.param('id'));
@@ -163,6 +221,6 @@ function manager(auth: AuthContext): AuthContext {
 }
 
 function toMs(text: string): number {
-  const m = /^(\d+)(m|h|d|w)$/.exec(text);
+  const m = /^(\d+)(s|m|h|d|w)$/.exec(text);
   return m ? Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0) : 0;
 }

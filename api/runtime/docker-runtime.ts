@@ -177,7 +177,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
     listNetworks,
 
     async connect(address, port, options) {
-      return connectTcp(address, port, options.timeoutMs);
+      return connectTcp(address, port, options.timeoutMs, options.allowHalfOpen);
     },
 
     async run(spec: ContainerSpec): Promise<string> {

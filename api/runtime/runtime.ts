@@ -187,6 +187,8 @@ export interface ExecSession {
 export interface ConnectOptions {
   /** Give up after this long: the error's code is ETIMEDOUT. */
   timeoutMs: number;
+  /** Keep writing after the container's FIN (a tunnel carries each direction's end on its own). */
+  allowHalfOpen?: boolean;
 }
 
 export interface Runtime {

@@ -3,9 +3,9 @@
 // or ETIMEDOUT on `err.code`.
 import net from 'node:net';
 
-export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+export function connectTcp(host: string, port: number, timeoutMs: number, allowHalfOpen = false): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect({ host, port, allowHalfOpen });
     const fail = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       socket.destroy();

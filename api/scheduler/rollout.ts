@@ -186,7 +186,7 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   const prevManifest = prev ? (prev.manifest as Manifest) : null;
   const own = prevManifest ? await addressesOf(db, app.id) : {};
   const taken = prevManifest
-    ? await conflictsOf(db, app.id, prevManifest.endpoints.map((e) => ({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings })))
+    ? await conflictsOf(db, app.id, prevManifest.endpoints.map((e) => ({ port: e.port, access: e.access, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings })))
     : [];
   const restored = prevManifest ? { ...prevManifest, endpoints: prevManifest.endpoints.filter((e) => !taken.some((c) => c.wanted.port === e.port)) } : null;
   const reverted = await input.leases.fenced(input.lease, async (t) => {

@@ -54,7 +54,7 @@ function render(s: StatusView, why: string[]): void {
       s.endpoints.map((e) => [e.port, e.process, e.target, e.proxyProtocol, addressColumn(e), e.served.state === 'no-edge' ? 'no edge' : e.served.state]),
     );
     // What the edges say about an endpoint they do not serve, whole: it is what to act on.
-    for (const e of s.endpoints.filter((x) => x.served.state !== 'served')) {
+    for (const e of s.endpoints.filter((x) => x.served.state !== 'served' && x.served.state !== 'private')) {
       printLine(`  :${e.port} ${e.served.state === 'no-edge' ? 'not served' : e.served.state}: ${e.served.reason ?? ''}`);
       if (e.served.hint) printLine(`    ${e.served.hint}`);
     }
@@ -124,5 +124,6 @@ function summary(counts: Record<string, number>): string {
 
 /** The endpoint's addresses; the app's own ones are marked, the shared ones are not. */
 function addressColumn(e: StatusView['endpoints'][number]): string {
+  if (e.access === 'private') return 'private (pier port-forward)';
   return e.addresses.map((a, i) => (e.bind[i]?.kind === 'dedicated' ? `${a} (dedicated)` : a)).join(' ');
 }

@@ -1,4 +1,4 @@
-// `pier tokens create|list|revoke`: API tokens. A new token's secret is printed once; the server
+// `pier tokens create|list|revoke|rotate`: API tokens. A new token's secret is printed once; the server
 // keeps only its hash. Revoking asks for confirmation on a terminal, or needs --yes.
 import { defineCommand } from 'citty';
 import type { TokenView } from '../../api/views.js';
@@ -9,14 +9,14 @@ import { confirm } from '../confirm.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printLine, printTable, progress } from '../output.js';
 
-const SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin'] as const;
+const SCOPES = ['read', 'deploy', 'exec', 'edge', 'admin', 'connect'] as const;
 
 const create = defineCommand({
   meta: { name: 'create', description: 'Create a token and print its secret (shown this once)' },
   args: {
-    scope: { type: 'string', description: 'read | deploy | exec | edge | admin', valueHint: 'SCOPE', required: true },
+    scope: { type: 'string', description: 'read | deploy | exec | edge | admin | connect (tunnels to one app: needs --app)', valueHint: 'SCOPE', required: true },
     app: { type: 'string', alias: 'a', description: 'Bind the token to this app (it sees no other)', valueHint: 'APP' },
-    expires: { type: 'string', description: 'Expire after this long: 90m, 12h, 30d, 8w (default: never)', valueHint: 'DURATION' },
+    ttl: { type: 'string', alias: 'expires', description: 'Expire after this long: 30s, 90m, 12h, 30d, 8w (default: never; --expires is the same)', valueHint: 'DURATION' },
     name: { type: 'string', description: 'A name to recognise it by', valueHint: 'NAME' },
     json: { type: 'boolean', description: 'Print { token, secret } as JSON on stdout', default: false },
   },
@@ -26,7 +26,7 @@ const create = defineCommand({
       throw new CliError('E_USAGE', `"${args.scope}" is not a scope`, { hint: `use one of: ${SCOPES.join(', ')}`, exitCode: EXIT.usage });
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.expires, name: args.name });
+    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.ttl, name: args.name });
     if (args.json) return printJson({ token, secret });
     progress(`created ${token.id} (${describe(token)}); the secret is shown this once:`);
     printLine(secret);
@@ -58,9 +58,24 @@ const revoke = defineCommand({
   },
 });
 
+const rotate = defineCommand({
+  meta: { name: 'rotate', description: 'Give a token a new secret (same id, scope, app and expiry); the old one stops working at once, or after --overlap' },
+  args: {
+    id: { type: 'positional', description: 'The token id (`pier tokens list`)', valueHint: 'ID', required: true },
+    overlap: { type: 'string', description: 'Keep the old secret working this long beside the new one: 30s, 5m, 1h (at most 24h; default: none)', valueHint: 'DURATION' },
+    json: { type: 'boolean', description: 'Print { token, secret } as JSON on stdout', default: false },
+  },
+  async run({ args }) {
+    const { token, secret } = await new ApiClient(loadClientConfig(process.env)).rotateToken(String(args.id), args.overlap);
+    if (args.json) return printJson({ token, secret });
+    progress(`rotated ${token.id} (${describe(token)}); the old secret ${args.overlap ? `works for ${args.overlap} more` : 'no longer works'}; the new one is shown this once:`);
+    printLine(secret);
+  },
+});
+
 export default defineCommand({
   meta: { name: 'tokens', description: 'Manage API tokens (needs an org-wide admin token)' },
-  subCommands: { create, list, revoke },
+  subCommands: { create, list, revoke, rotate },
 });
 
 function describe(t: TokenView): string {

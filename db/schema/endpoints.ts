@@ -6,6 +6,8 @@ import { apps } from './apps.js';
 
 export const PROXY_PROTOCOLS = ['none', 'v1', 'v2'] as const;
 export const TLS_MODES = ['none', 'passthrough'] as const;
+/** "private": never bound by the edge; reachable only through Pier (`pier port-forward`, `pier connect`). */
+export const ENDPOINT_ACCESS = ['public', 'private'] as const;
 
 export const endpoints = pgTable(
   'endpoints',
@@ -30,6 +32,7 @@ export const endpoints = pgTable(
     maxConnections: integer('max_connections'),
     maxConnectionsPerClient: integer('max_connections_per_client'),
     idleTimeoutMs: integer('idle_timeout_ms'),
+    access: text('access', { enum: ENDPOINT_ACCESS }).notNull().default('public'),
     /** Bumped when the settings the edge applies to the listener change; edges echo it in reports. */
     revision: integer('revision').notNull().default(1),
     createdAt: createdAt(),

@@ -70,6 +70,9 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'tokens create': { args: () => ['tokens', 'create', '--scope', 'read', '--name', 'json test'] },
   'tokens list': { args: () => ['tokens', 'list'] },
   'tokens revoke': { args: async (c) => ['tokens', 'revoke', await c.tokenId(), '--yes'] },
+  'tokens rotate': { args: async (c) => ['tokens', 'rotate', await c.tokenId()] },
+  // A day's overlap: the contract's other commands may still use the secret read at start.
+  'admin-token rotate': { args: () => ['admin-token', 'rotate', '--overlap', '24h'] },
   login: { args: (c) => ['login', '--api', c.server.apiUrl, '--token', c.server.token] },
   edges: { args: () => ['edges'] },
   doctor: { args: () => ['doctor'] },
