@@ -81,18 +81,28 @@ function rowValues(e: EndpointSpec, bindings: string[]) {
     maxConnections: e.max_connections ?? null,
     maxConnectionsPerClient: e.max_connections_per_client ?? null,
     idleTimeoutMs: e.idle_timeout ?? null,
+    tlsOptions: tlsOptionsOf(e),
+  };
+}
+
+/** The tls = "terminate" and http_redirect settings, only those set. */
+function tlsOptionsOf(e: EndpointSpec): { alpn?: string[]; clientCa?: string; httpRedirect?: boolean } {
+  return {
+    ...(e.alpn === undefined ? {} : { alpn: e.alpn }),
+    ...(e.client_ca === undefined ? {} : { clientCa: e.client_ca }),
+    ...(e.http_redirect === true ? { httpRedirect: true } : {}),
   };
 }
 
 function comparable(row: ReturnType<typeof rowValues>) {
-  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
-  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
+  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, tlsOptions } = row;
+  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, tlsOptions];
 }
 
 /** What the edge applies to the endpoint's listeners (everything but where its backends are). */
 function listenerSettings(row: ReturnType<typeof rowValues>) {
-  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings } = row;
-  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings];
+  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, tlsOptions } = row;
+  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, tlsOptions];
 }
 
 export function describeEndpointChanges(changes: EndpointChange[]): string {

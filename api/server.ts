@@ -20,6 +20,7 @@ import { createIpService } from './ip-service.js';
 import { poolNotBindable, preflightPools } from './pool-preflight.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
+import { loadKeyVault } from './certificates/key-vault.js';
 import { createEdgeReports } from './edge-reports.js';
 import { createSystemMonitor } from './system-monitor.js';
 import { PIER_VERSION } from '../cli/pier-version.js';
@@ -139,7 +140,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     closers.push(async () => system.close());
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
-    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+    const keyVault = await loadKeyVault(config.dataDir);
+    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault });
     closers.push(async () => edgeFeed.close());
     // Another API process on this database (a second server, `--role api`) changes routes this
     // one never hears of, and its edges follow this feed: a full rebuild each resync interval
@@ -280,6 +282,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
       dataDir: config.dataDir,
+      keyVault,
       volumes,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });

@@ -16,3 +16,4 @@ export * from './settings.js';
 export * from './ip-addresses.js';
 export * from './volumes.js';
 export * from './snapshots.js';
+export * from './certificates.js';
