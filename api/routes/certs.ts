@@ -31,7 +31,7 @@ export const certificateViewSchema = z.object({
   createdAt: z.string(),
   daysLeft: z.number(),
 });
-type CertificateView = z.infer<typeof certificateViewSchema>;
+export type CertificateView = z.infer<typeof certificateViewSchema>;
 
 describeRoute({
   method: 'post',
