@@ -10,6 +10,7 @@ import { notAllocated, resolveBindings } from './endpoint-bindings.js';
 import { addressesOf } from './ip-service.js';
 import type { EndpointSpec, Manifest } from './manifest.js';
 import { writeClaims } from './port-claims.js';
+import { requireCertificate } from './certificates/require-certificate.js';
 
 export interface EndpointChange {
   port: number;
@@ -38,6 +39,7 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
   const resolved = (manifest?.endpoints ?? []).map((e) => ({ e, ...resolveBindings(e, own) }));
   const problems = resolved.flatMap((r) => r.problems);
   if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems, options.newApp === true);
+  if (options.refuseMissingFor !== undefined) await requireCertificate(db, appId, options.refuseMissingFor, manifest?.endpoints ?? []);
   const bindingsOf = new Map(resolved.map((r) => [r.e.port, r.bindings]));
   const wanted = resolved.filter((r) => r.problems.length === 0 || r.bindings.length > 0).map((r) => r.e);
   const ports = wanted.map((e) => e.port);

@@ -14,6 +14,9 @@ import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { parseBody, readJson } from '../request.js';
 
+/** As the manifest's app names. */
+const APP_NAME = /^[a-z][a-z0-9-]{0,39}$/;
+
 const addBody = z.object({
   cert: z.string().min(1).max(200_000).describe('PEM chain, leaf first'),
   key: z.string().min(1).max(50_000).describe('PEM private key (unencrypted); stored encrypted'),
@@ -90,12 +93,24 @@ export function certRoutes(deps: ApiDeps & { keyVault?: KeyVault | undefined }) 
     return row;
   };
 
+  const findOrCreateApp = async (auth: ApiEnv['Variables']['auth'], name: string) => {
+    try {
+      return await findApp(db, auth, name);
+    } catch (err) {
+      if (auth.appId !== null || !(err instanceof PierError) || err.code !== 'E_APP_NOT_FOUND' || !APP_NAME.test(name)) throw err;
+      await db.insert(apps).values({ id: newId('app'), orgId: auth.orgId, name }).onConflictDoNothing();
+      return findApp(db, auth, name);
+    }
+  };
+
   r.post('/apps/:app/certs', async (c) => {
     const auth = c.get('auth');
     requireScope(auth, 'deploy');
-    const app = await findApp(db, auth, c.req.param('app'));
     const body = parseBody(addBody, await readJson(c.req));
     const checked = checkCertificate(body.cert, body.key);
+    // A certificate may come before the app's first deploy (which needs it for tls = "terminate"):
+    // the app is created then, as a deploy would create it.
+    const app = await findOrCreateApp(auth, c.req.param('app'));
     const [row] = await db
       .insert(certificates)
       .values({
