@@ -3,7 +3,7 @@
 // database dump or backup alone does not reveal private keys; back the file up with the data
 // folder (docs/tls.md). Stored form: `v1:<iv>:<tag>:<ciphertext>`, base64url parts.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PierError } from '../pier-error.js';
 
@@ -46,6 +46,8 @@ export async function loadKeyVault(dataDir: string): Promise<KeyVault> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     key = randomBytes(32);
+    // The server may load the vault before anything else made its data folder.
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
     // 'wx': two servers starting on one folder must not overwrite each other's key.
     await writeFile(file, key.toString('base64url') + '\n', { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
