@@ -1,4 +1,5 @@
 // What the HTTP routes need, built once by the server's entry point.
+import type { KeyVault } from './certificates/key-vault.js';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import type { AppDeleter } from './app-deleter.js';
@@ -50,4 +51,6 @@ export interface ApiDeps {
   registryGc?: { run(options: { dryRun: boolean }): Promise<GcResult>; ownerOrgId(): string | undefined } | undefined;
   /** Where uploaded build contexts are kept while they build (under it, `builds/`). */
   dataDir?: string | undefined;
+  /** Seals and opens certificates' private keys (api/certificates/key-vault.ts); without it `/v1/.../certs` is not served. */
+  keyVault?: KeyVault | undefined;
 }

@@ -35,6 +35,7 @@ import { openApiRoutes } from './routes/openapi.js';
 import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { ipRoutes } from './routes/ips.js';
+import { certRoutes } from './routes/certs.js';
 import { createIpService } from './ip-service.js';
 import { createTransactions } from './transactions.js';
 import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
@@ -117,6 +118,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', registryRoutes(deps));
   app.route('/v1', volumeRoutes(deps));
   app.route('/v1', connectRoutes(deps));
+  app.route('/v1', certRoutes(deps));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

@@ -6,7 +6,9 @@ import type { Logger } from 'pino';
 import { and, eq, inArray, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
-import type { BindAddress, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
+import type { BindAddress, CertificateConfig, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
+import type { KeyVault } from './certificates/key-vault.js';
+import { readServedCertificates, terminateOptions } from './certificates/served-certificates.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
 
 export interface EdgeFeedOptions {
@@ -14,6 +16,8 @@ export interface EdgeFeedOptions {
   log: Logger;
   /** The shared addresses every endpoint is served on. */
   sharedAddresses: string[];
+  /** Opens the stored private keys of tls = "terminate" certificates; without it such endpoints are left out. */
+  keyVault?: KeyVault;
 }
 
 export interface EdgeFeed {
@@ -38,6 +42,8 @@ const RETRY_MS = 250;
 
 interface AppPart {
   entries: EndpointConfig[];
+  /** The certificates the app's tls = "terminate" endpoints serve. */
+  certificates: CertificateConfig[];
   print: string;
 }
 
@@ -55,7 +61,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
   let closed = false;
 
   /** Reads the endpoints and running instances of some apps (all when null), grouped by app. */
-  async function read(ids: string[] | null): Promise<Map<string, EndpointConfig[]>> {
+  async function read(ids: string[] | null): Promise<{ byApp: Map<string, EndpointConfig[]>; certs: Map<string, CertificateConfig[]> }> {
     const only = (column: typeof endpoints.appId | typeof instances.appId): SQL | undefined => (ids ? inArray(column, ids) : undefined);
     const eps = await db
       .select({ endpoint: endpoints, appName: apps.name })
@@ -74,9 +80,21 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       else byProcess.set(key, [i]);
     }
     const out = new Map<string, EndpointConfig[]>();
+    const terminating = [...new Set(eps.filter((x) => x.endpoint.tls === 'terminate').map((x) => x.endpoint.appId))];
+    const certs = await readServedCertificates(db, terminating, options.keyVault, log);
     for (const { endpoint: e, appName } of eps) {
       // Private endpoints are never bound by an edge: only the API's tunnels reach them.
       if (e.access === 'private') continue;
+      let terminate: Partial<EndpointConfig> = {};
+      if (e.tls === 'terminate') {
+        const own = certs.get(e.appId) ?? [];
+        // Nothing to serve with: left out (the snapshot would be refused whole), and said once per build.
+        if (own.length === 0) {
+          log.warn({ app: appName, port: e.port }, 'tls = "terminate" endpoint has no usable certificate; not served');
+          continue;
+        }
+        terminate = terminateOptions(e, own);
+      }
       const entry: EndpointConfig = {
         // The row's id is unique across orgs; the name is for people (logs, metrics labels).
         id: e.id,
@@ -92,34 +110,42 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
           .map((i) => ({ id: i.id, address: i.address as string, port: i.ports?.[String(e.targetPort)] ?? e.targetPort }))
           .sort(byId),
         ...edgeOptions(e),
+        ...terminate,
       };
       const list = out.get(e.appId);
       if (list) list.push(entry);
       else out.set(e.appId, [entry]);
     }
-    return out;
+    return { byApp: out, certs };
   }
 
   /** Rebuilds the given apps' parts (all when null) and publishes a new version if any changed. */
   async function build(ids: string[] | null): Promise<void> {
-    const fresh = await read(ids);
+    const { byApp: fresh, certs } = await read(ids);
     let changed = false;
     const scope = ids ?? [...new Set([...parts.keys(), ...fresh.keys()])];
     for (const appId of scope) {
       const entries = (fresh.get(appId) ?? []).sort(byId);
-      const print = JSON.stringify(entries);
+      const used = new Set(entries.flatMap((e) => e.terminate?.certificates ?? []));
+      const certificates = (certs.get(appId) ?? []).filter((c) => used.has(c.id));
+      const print = JSON.stringify([entries, certificates.map((c) => c.id)]);
       if (parts.get(appId)?.print === print) continue;
       changed = true;
-      if (entries.length) parts.set(appId, { entries, print });
+      if (entries.length) parts.set(appId, { entries, certificates, print });
       else parts.delete(appId);
     }
     // The first build always publishes, even an empty one: version 0 means "never built".
     if (!changed && snapshot.version > 0) return;
     const list: EndpointConfig[] = [];
-    for (const part of parts.values()) list.push(...part.entries);
+    const certificates: CertificateConfig[] = [];
+    for (const part of parts.values()) {
+      list.push(...part.entries);
+      certificates.push(...part.certificates);
+    }
     list.sort(byId);
+    certificates.sort(byId);
     // Versions only grow, also across restarts, so an edge never mistakes a new snapshot for an old one.
-    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list };
+    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list, ...(certificates.length ? { certificates } : {}) };
     log.info({ version: snapshot.version, endpoints: list.length, apps: ids?.length ?? 'all' }, 'edge config changed');
     for (const l of listeners) l(snapshot);
   }
@@ -211,6 +237,7 @@ function edgeOptions(e: Endpoint): Partial<EndpointConfig> {
     out.sni = e.sni;
     if (e.sniDefault) out.sniDefault = true;
   }
+  if (e.tlsOptions.httpRedirect === true) out.httpRedirect = true;
   if (e.allow.length) out.allow = e.allow;
   if (e.deny.length) out.deny = e.deny;
   if (e.maxConnections !== null) out.maxConnections = e.maxConnections;

@@ -10,6 +10,7 @@ import { notAllocated, resolveBindings } from './endpoint-bindings.js';
 import { addressesOf } from './ip-service.js';
 import type { EndpointSpec, Manifest } from './manifest.js';
 import { writeClaims } from './port-claims.js';
+import { requireCertificate } from './certificates/require-certificate.js';
 
 export interface EndpointChange {
   port: number;
@@ -39,6 +40,7 @@ export async function syncEndpoints(db: Db, appId: string, manifest: Manifest | 
   const resolved = (manifest?.endpoints ?? []).map((e) => (e.access === 'private' ? { e, bindings: [] as string[], problems: [] } : { e, ...resolveBindings(e, own) }));
   const problems = resolved.flatMap((r) => r.problems);
   if (problems.length && options.refuseMissingFor !== undefined) throw notAllocated(options.refuseMissingFor, problems, options.newApp === true);
+  if (options.refuseMissingFor !== undefined) await requireCertificate(db, appId, options.refuseMissingFor, manifest?.endpoints ?? []);
   const bindingsOf = new Map(resolved.map((r) => [r.e.port, r.bindings]));
   const wanted = resolved.filter((r) => r.problems.length === 0 || r.bindings.length > 0).map((r) => r.e);
   const ports = wanted.map((e) => e.port);
@@ -83,18 +85,28 @@ function rowValues(e: EndpointSpec, bindings: string[]) {
     maxConnectionsPerClient: e.max_connections_per_client ?? null,
     idleTimeoutMs: e.idle_timeout ?? null,
     access: e.access ?? 'public',
+    tlsOptions: tlsOptionsOf(e),
+  };
+}
+
+/** The tls = "terminate" and http_redirect settings, only those set. */
+function tlsOptionsOf(e: EndpointSpec): { alpn?: string[]; clientCa?: string; httpRedirect?: boolean } {
+  return {
+    ...(e.alpn === undefined ? {} : { alpn: e.alpn }),
+    ...(e.client_ca === undefined ? {} : { clientCa: e.client_ca }),
+    ...(e.http_redirect === true ? { httpRedirect: true } : {}),
   };
 }
 
 function comparable(row: ReturnType<typeof rowValues>) {
-  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access } = row;
-  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access];
+  const { process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access, tlsOptions } = row;
+  return [process, targetPort, proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access, tlsOptions];
 }
 
 /** What the edge applies to the endpoint's listeners (everything but where its backends are). */
 function listenerSettings(row: ReturnType<typeof rowValues>) {
-  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access } = row;
-  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access];
+  const { proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access, tlsOptions } = row;
+  return [proxyProtocol, proxyProtocolTlvs, tls, sni, sniDefault, allow, deny, maxConnections, maxConnectionsPerClient, idleTimeoutMs, bindings, access, tlsOptions];
 }
 
 export function describeEndpointChanges(changes: EndpointChange[]): string {

@@ -123,8 +123,14 @@ const endpointSchema = z
     proxy_protocol: z.enum(['none', 'v1', 'v2']).default('none'),
     /** v2 TLVs to add: the SNI name (authority), a per-connection id, a CRC32C checksum. */
     proxy_protocol_tlvs: z.array(z.enum(['authority', 'unique-id', 'crc32c'])).default([]),
-    /** "passthrough": route by the TLS server name without terminating TLS. */
-    tls: z.enum(['none', 'passthrough']).default('none'),
+    /** "passthrough": route by the TLS server name without terminating TLS; "terminate": the edge does TLS with the app's certificates (`pier certs`). */
+    tls: z.enum(['none', 'passthrough', 'terminate']).default('none'),
+    /** tls = "terminate": ALPN protocols offered, in order of preference (e.g. ["h2", "http/1.1"]). */
+    alpn: z.array(z.string().min(1).max(255)).optional(),
+    /** tls = "terminate": PEM CA bundle; clients must present a certificate it signed (mTLS). */
+    client_ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be a PEM CA certificate bundle' }).optional(),
+    /** Answer every HTTP request on this port with a 308 to https on the same host (usually port 80). */
+    http_redirect: z.boolean().optional(),
     sni: z.array(serverName).default([]),
     sni_default: z.boolean().default(false),
     allow: z.array(cidr).default([]),
@@ -165,6 +171,12 @@ const endpointSchema = z
     }
     if (e.tls !== 'passthrough' && (e.sni.length > 0 || e.sni_default)) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'sni and sni_default need tls = "passthrough"' });
+    }
+    if (e.tls !== 'terminate' && (e.alpn !== undefined || e.client_ca !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'alpn and client_ca need tls = "terminate"' });
+    }
+    if (e.http_redirect === true && e.tls !== 'none') {
+      ctx.addIssue({ code: 'custom', path: ['http_redirect'], message: 'http_redirect answers plain HTTP: leave tls out of this endpoint' });
     }
   });
 

@@ -21,6 +21,7 @@ import { poolNotBindable, preflightPools } from './pool-preflight.js';
 import { createIpUnbinder } from './ip-unbinder.js';
 import { createDeployService } from './deploy-service.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
+import { loadKeyVault } from './certificates/key-vault.js';
 import { createEdgeReports, type EdgeReports } from './edge-reports.js';
 import { createSystemMonitor } from './system-monitor.js';
 import { PIER_VERSION } from '../cli/pier-version.js';
@@ -173,7 +174,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     closers.push(async () => system.close());
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
-    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+    const keyVault = await loadKeyVault(config.dataDir);
+    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault });
     closers.push(async () => edgeFeed.close());
     // Another API process on this database (a second server, `--role api`) changes routes this
     // one never hears of, and its edges follow this feed: a full rebuild each resync interval
@@ -343,6 +345,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       builds,
       buildContextLimitBytes: config.buildContextLimitBytes,
       dataDir: config.dataDir,
+      keyVault,
       volumes,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });

@@ -1,4 +1,5 @@
 // A typed client of Pier's HTTP API; response types come from api/views.ts (types only).
+import type { CertificateView } from '../api/routes/certs.js';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import type { GcResult } from '../api/registry/registry-gc.js';
@@ -133,6 +134,22 @@ export class ApiClient {
 
   releaseIp(address: string): Promise<{ ip: IpView }> {
     return this.request('DELETE', `/v1/ips/${encodeURIComponent(address)}`);
+  }
+
+  addCertificate(app: string, cert: string, key: string): Promise<{ certificate: CertificateView }> {
+    return this.request('POST', `/v1/apps/${encodeURIComponent(app)}/certs`, { cert, key });
+  }
+
+  listCertificates(app: string): Promise<{ certificates: CertificateView[] }> {
+    return this.request('GET', `/v1/apps/${encodeURIComponent(app)}/certs`);
+  }
+
+  describeCertificate(id: string): Promise<{ certificate: CertificateView & { chain: string } }> {
+    return this.request('GET', `/v1/certs/${encodeURIComponent(id)}`);
+  }
+
+  removeCertificate(id: string): Promise<{ certificate: CertificateView }> {
+    return this.request('DELETE', `/v1/certs/${encodeURIComponent(id)}`);
   }
 
   /** The edges that reported to the API, live or not, and the API's current snapshot version. */

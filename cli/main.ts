@@ -40,6 +40,7 @@ export const main = defineCommand({
     edge: () => import('./commands/edge.js').then((m) => m.default),
     edges: () => import('./commands/edges.js').then((m) => m.default),
     ips: () => import('./commands/ips.js').then((m) => m.default),
+    certs: () => import('./commands/certs.js').then((m) => m.default),
     nodes: () => import('./commands/nodes.js').then((m) => m.default),
     volumes: () => import('./commands/volumes.js').then((m) => m.default),
     snapshots: () => import('./commands/snapshots.js').then((m) => m.default),

@@ -10,6 +10,9 @@ import type { Listener } from './listener.js';
 import { Preamble, type PreambleOptions, type PreambleSink } from './preamble.js';
 import type { ListenerRoute, Route } from './route-table.js';
 import type { TcpHandle } from './tcp-io/tcp-io.js';
+import { HttpRedirect } from './tls/http-redirect.js';
+import { TlsTermination } from './tls/tls-termination.js';
+import { encodeTlsTlvs } from './tls/tls-tlvs.js';
 
 export type AdmissionOptions = ConnectionOptions & PreambleOptions;
 
@@ -97,6 +100,14 @@ export class Admission implements PreambleSink {
       socket.close();
       return;
     }
+    if (reason === null && endpoint.httpRedirect === true) {
+      HttpRedirect.start(socket, this.options.sweeper, this.options.helloTimeoutMs);
+      return;
+    }
+    if (reason === null && route.tls !== null && origin.tlsTlvs === undefined) {
+      this.terminate(socket, route, origin);
+      return;
+    }
     if (reason === null) {
       const backend = route.balancer.pick(undefined, this.options.sweeper.now);
       if (backend !== undefined) {
@@ -109,6 +120,31 @@ export class Admission implements PreambleSink {
     this.refuse(socket, origin, endpoint.id, reason, detail);
   }
 
+  /** Runs the TLS handshake, then proxies the cleartext side like any other client. */
+  private terminate(socket: TcpHandle, route: Route, origin: ConnectionOrigin): void {
+    TlsTermination.start(socket, route.tls!, this.options.helloTimeoutMs, this.options.sweeper, {
+      secured: (handle, serverName, facts) => {
+        const tlsOrigin: ConnectionOrigin = {
+          ...origin,
+          serverName,
+          tlsTlvs: route.endpoint.proxyProtocol === 'v2' ? encodeTlsTlvs(facts) : null,
+        };
+        const backend = route.balancer.pick(undefined, this.options.sweeper.now);
+        if (backend !== undefined) {
+          Connection.start(handle, route, backend, tlsOrigin, this.options);
+          return;
+        }
+        route.stats.refused('no-backend');
+        this.refuse(handle, tlsOrigin, route.endpoint.id, 'no-backend', undefined);
+      },
+      refused: (reason, detail) => {
+        route.stats.refused(reason);
+        // The handle is closed already (with the TLS socket).
+        this.refuse(null, origin, route.endpoint.id, reason, detail);
+      },
+    });
+  }
+
   /** Descriptors are low: refuse the endpoint that holds more than its share, or any when none is left. */
   private overShare(route: Route): boolean {
     const budget = this.options.budget;
@@ -116,8 +152,8 @@ export class Admission implements PreambleSink {
     return pressure === 'full' || (pressure === 'tight' && route.stats.active >= budget.fairShare);
   }
 
-  private refuse(socket: TcpHandle, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {
-    socket.close();
+  private refuse(socket: TcpHandle | null, origin: ConnectionOrigin, endpoint: string | null, reason: RefusalReason, detail: string | undefined): void {
+    socket?.close();
     if (!this.options.connectionLog.wants(`refused-${reason}`)) return;
     this.options.connectionLog.closed({
       client: origin.source,

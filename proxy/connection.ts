@@ -47,6 +47,8 @@ export interface ConnectionOrigin {
   /** Client bytes already read (a ClientHello, bytes after a PROXY header), forwarded first. */
   initial: Buffer | null;
   serverName: string | null;
+  /** Encoded PROXY v2 TLVs about the TLS the edge terminated (tls/tls-tlvs.ts), sent on v2. */
+  tlsTlvs?: Buffer | null;
   listener: string;
   startedAt: number;
 }
@@ -312,12 +314,13 @@ export class Connection implements BackendConnection, Sweepable, HandleOwner, Tu
   private header(payload: Buffer | null): Buffer | null {
     const route = this.route;
     const origin = this.origin;
-    const withTlvs = route.tlvAuthority || this.uniqueId !== null || route.tlvCrc32c;
+    const extra = origin.tlsTlvs ?? null;
+    const withTlvs = route.tlvAuthority || this.uniqueId !== null || route.tlvCrc32c || extra !== null;
     return buildProxyHeader(
       route.endpoint.proxyProtocol,
       origin.source,
       origin.destination,
-      withTlvs ? { authority: route.tlvAuthority ? origin.serverName : null, uniqueId: this.uniqueId, crc32c: route.tlvCrc32c } : undefined,
+      withTlvs ? { authority: route.tlvAuthority ? origin.serverName : null, uniqueId: this.uniqueId, crc32c: route.tlvCrc32c, extra } : undefined,
       payload,
     );
   }

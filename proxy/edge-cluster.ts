@@ -6,6 +6,7 @@
 // snapshot accepts on the very sockets the old one used, so the old one can drain and go without
 // a single socket closing (no connection refused).
 
+import { randomBytes } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -129,9 +130,13 @@ export async function createEdgeCluster(options: EdgeClusterOptions): Promise<Ed
           });
         });
 
+  // One secret for the cluster's life: every worker (and every rolled one) derives the same TLS
+  // session ticket keys from it (tls/ticket-keys.ts), so a ticket from one worker resumes on another.
+  const ticketSeed = randomBytes(32).toString('hex');
+
   /** Forks a worker for `slot`; the caller makes it the slot's worker (at once, or once ready). */
   const spawn = (slot: Slot): Worker => {
-    const workerOptions = { drainTimeoutMs: options.drainTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logLevel: options.logLevel, io: options.io.mode };
+    const workerOptions = { drainTimeoutMs: options.drainTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logLevel: options.logLevel, io: options.io.mode, ticketSeed };
     const env = { [WORKER_OPTIONS_ENV]: JSON.stringify(workerOptions) };
     const worker = cluster.fork(env);
     worker.on('error', (err) => log.warn({ err, pid: worker.process.pid }, 'edge worker channel error'));

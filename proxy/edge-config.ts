@@ -8,6 +8,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from './cidr-list.js';
 import { checkSharedListeners } from './listener-sharing.js';
+import { checkCertificates } from './tls/check-certificates.js';
 import { listenerKey, normalizeIp } from './peer-address.js';
 
 const quote = (value: unknown): string => JSON.stringify(value) ?? String(value);
@@ -61,6 +62,30 @@ export const backendConfigSchema = z.object(
   { error: 'needs a non-empty id' },
 );
 
+/** A certificate the edge may serve: PEM chain (leaf first) and PEM private key. */
+export const certificateConfigSchema = z.object(
+  {
+    id: z.string().min(1),
+    /** The names it covers (exact, or `*.example.com`), from the leaf's subjectAltName. */
+    names: z.array(z.string()),
+    cert: z.string().min(1),
+    key: z.string().min(1),
+  },
+  { error: 'must be an object with id, names, cert and key' },
+);
+
+const terminateSchema = z.object(
+  {
+    /** Certificate ids (snapshot `certificates`); the first is the default for hellos no name matches. */
+    certificates: z.array(z.string()).min(1, { error: 'terminate.certificates needs at least one certificate id' }),
+    /** ALPN protocols offered, in the server's order of preference; absent: no ALPN. */
+    alpn: z.array(z.string().min(1).max(255)).optional(),
+    /** PEM CA bundle: clients must present a certificate it signed (mTLS). */
+    clientCa: z.string().min(1).optional(),
+  },
+  { error: 'terminate must be an object with certificates' },
+);
+
 export const endpointConfigSchema = z
   .object(
     {
@@ -92,8 +117,12 @@ export const endpointConfigSchema = z
           { error: 'acceptProxyProtocol needs a non-empty trustedCidrs list' },
         )
         .optional(),
-      /** 'passthrough': route by the ClientHello's server name without terminating TLS. */
-      tls: z.enum(['none', 'passthrough'], { error: 'tls must be none or passthrough' }).optional(),
+      /** 'passthrough': route by the ClientHello's server name without terminating TLS. 'terminate': see `terminate`. */
+      tls: z.enum(['none', 'passthrough', 'terminate'], { error: 'tls must be none, passthrough or terminate' }).optional(),
+      /** The edge completes the TLS handshake and forwards plaintext (tls: terminate; proxy/tls/). */
+      terminate: terminateSchema.optional(),
+      /** Answer every HTTP request on this endpoint's listeners with a 308 to https (no backend needed). */
+      httpRedirect: z.boolean({ error: 'httpRedirect must be true or false' }).optional(),
       /** Server names (exact, or `*.example.com` for one label) this passthrough endpoint serves. */
       sni: z.array(z.string({ error: 'sni must be a list of host names' }), { error: 'sni must be a list of host names' }).optional(),
       /** This passthrough endpoint takes hellos without a name or with a name nobody claims. */
@@ -115,6 +144,8 @@ export const endpointConfigSchema = z
     const problem = (message: string): void => ctx.addIssue({ code: 'custom', message });
     if ((e.proxyProtocolTlvs ?? []).length > 0 && e.proxyProtocol !== 'v2') problem('proxyProtocolTlvs needs proxyProtocol v2');
     if (e.tls !== 'passthrough' && (e.sni !== undefined || e.sniDefault !== undefined)) problem('sni and sniDefault need tls: passthrough');
+    if ((e.tls === 'terminate') !== (e.terminate !== undefined)) problem('tls: terminate and terminate go together');
+    if (e.httpRedirect === true && e.tls !== undefined && e.tls !== 'none') problem('httpRedirect needs a plain (tls: none) endpoint');
     const keys = new Set<string>();
     for (const b of e.bind) {
       const key = listenerKey(b.address, b.port);
@@ -134,6 +165,8 @@ export const edgeConfigSchema = z
       /** Increases with every change; the edge ignores a snapshot older than the one it serves. */
       version: z.custom<number>((v) => Number.isSafeInteger(v) && (v as number) >= 0, { error: 'version must be a non-negative integer' }),
       endpoints: z.array(endpointConfigSchema, { error: 'endpoints must be an array' }),
+      /** Certificates that tls: terminate endpoints name (proxy/tls/). */
+      certificates: z.array(certificateConfigSchema, { error: 'certificates must be an array' }).optional(),
     },
     { error: 'the snapshot must be an object' },
   )
@@ -143,6 +176,8 @@ export const edgeConfigSchema = z
       if (ids.has(e.id)) ctx.addIssue({ code: 'custom', message: `endpoint id "${e.id}" appears twice` });
       ids.add(e.id);
     }
+    const problem0 = checkCertificates(config);
+    if (problem0 !== undefined) ctx.addIssue({ code: 'custom', message: problem0 });
     // An address:port belongs to one endpoint, except TLS passthrough endpoints with distinct names.
     const problem = checkSharedListeners(config.endpoints);
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
@@ -156,3 +191,5 @@ export type EndpointConfig = z.infer<typeof endpointConfigSchema>;
 export type ProxyProtocolTlv = NonNullable<EndpointConfig['proxyProtocolTlvs']>[number];
 export type AcceptProxyProtocol = NonNullable<EndpointConfig['acceptProxyProtocol']>;
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>;
+export type CertificateConfig = z.infer<typeof certificateConfigSchema>;
+export type TerminateConfig = NonNullable<EndpointConfig['terminate']>;

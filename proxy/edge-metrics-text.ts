@@ -87,6 +87,8 @@ export function renderMetrics(snapshot: AdminSnapshot): string {
       refused.add({ ...l, reason: 'limit' }, e.refusedLimit);
       refused.add({ ...l, reason: 'no-backend' }, e.refusedNoBackend);
       refused.add({ ...l, reason: 'fd-limit' }, e.refusedFdLimit);
+      refused.add({ ...l, reason: 'tls-handshake' }, e.refusedTlsHandshake ?? 0);
+      refused.add({ ...l, reason: 'client-cert' }, e.refusedClientCert ?? 0);
     }
     for (const b of metrics.backends) {
       const l = { endpoint: b.endpoint, backend: b.backend, address: b.address, port: String(b.port) };

@@ -15,7 +15,10 @@ export type RefusalReason =
   | 'tls-hello'
   | 'sni-no-match'
   /** File descriptors ran low (fd-budget.ts). */
-  | 'fd-limit';
+  | 'fd-limit'
+  /** tls: terminate: the handshake failed or timed out / the client had no valid certificate (mTLS). */
+  | 'tls-handshake'
+  | 'client-cert';
 
 /** Per endpoint. Bytes are counted from the client's point of view: in = from the client. */
 export interface EndpointMetrics {
@@ -34,6 +37,8 @@ export interface EndpointMetrics {
   refusedLimit: number;
   refusedNoBackend: number;
   refusedFdLimit: number;
+  refusedTlsHandshake: number;
+  refusedClientCert: number;
 }
 
 export interface BackendMetrics {
@@ -87,6 +92,8 @@ export class EndpointStats {
   refusedLimit = 0;
   refusedNoBackend = 0;
   refusedFdLimit = 0;
+  refusedTlsHandshake = 0;
+  refusedClientCert = 0;
   /** Open connections per client address; only kept for endpoints with maxConnectionsPerClient. */
   readonly perClient = new Map<string, number>();
 
@@ -101,6 +108,8 @@ export class EndpointStats {
     else if (reason === 'limit') this.refusedLimit++;
     else if (reason === 'no-backend') this.refusedNoBackend++;
     else if (reason === 'fd-limit') this.refusedFdLimit++;
+    else if (reason === 'tls-handshake') this.refusedTlsHandshake++;
+    else if (reason === 'client-cert') this.refusedClientCert++;
   }
 
   toMetrics(): EndpointMetrics {
@@ -118,6 +127,8 @@ export class EndpointStats {
       refusedAllowList: this.refusedAllowList,
       refusedLimit: this.refusedLimit,
       refusedNoBackend: this.refusedNoBackend,
+      refusedTlsHandshake: this.refusedTlsHandshake,
+      refusedClientCert: this.refusedClientCert,
       refusedFdLimit: this.refusedFdLimit,
     };
   }

@@ -15,9 +15,13 @@ interface WorkerOptions {
   logLevel: string;
   /** Chosen (and logged) by the primary. */
   io: TcpIoMode;
+  /** Hex secret for the TLS ticket keys, the same in every worker. */
+  ticketSeed?: string;
 }
 
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as WorkerOptions;
+// It holds the ticket secret: not left for child processes to inherit.
+delete process.env[WORKER_OPTIONS_ENV];
 const log = pino({ level: options.logLevel ?? 'info' }, pino.destination(2)).child({ worker: process.pid });
 const { io } = await selectTcpIo(options.io ?? 'auto');
 const send = (message: FromWorker): void => {
@@ -30,6 +34,7 @@ const edge = createEdge({
   drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
   ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
   onStateChange: () => send({ type: 'changed' }),
+  ...(options.ticketSeed === undefined ? {} : { ticketSeed: Buffer.from(options.ticketSeed, 'hex') }),
 });
 
 let stopping: Promise<void> | undefined;

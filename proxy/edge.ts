@@ -19,6 +19,8 @@ import { PROXY_HEADER_TIMEOUT_MS } from './proxy-header-reader.js';
 import { buildRouteTable, RouteTable } from './route-table.js';
 import type { TcpHandle, TcpIo } from './tcp-io/tcp-io.js';
 import { parseEdgeConfig } from './validate-edge-config.js';
+import { setTicketKeys } from './tls/certificate-picker.js';
+import { createTicketKeys, type TicketKeys } from './tls/ticket-keys.js';
 
 export interface EdgeOptions {
   log: Logger;
@@ -56,6 +58,10 @@ export interface EdgeOptions {
   /** Descriptor limit and reserve (fd-budget.ts); default: this process's soft limit, max(32, 5 %). */
   fdLimit?: number | null;
   fdReserve?: number;
+  /** Secret the TLS session ticket keys derive from; the same in every worker of an edge (default: random). */
+  ticketSeed?: Buffer;
+  /** How often the ticket key changes (default 1 h). */
+  ticketRotationMs?: number;
   /** For tests only: the sweeper's tick (default 1000 ms) and no 3 s floor on proxyHeaderTimeoutMs. */
   testTimers?: { sweepIntervalMs: number };
 }
@@ -126,9 +132,13 @@ class EdgeDataPlane implements Edge, ConnectionSink {
   /** Applies run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  private readonly tickets: TicketKeys;
+  private ticketTimer: NodeJS.Timeout | undefined;
 
   constructor(options: EdgeOptions) {
     this.log = options.log;
+    this.tickets = createTicketKeys(options.ticketSeed, options.ticketRotationMs);
+    this.scheduleTicketRotation();
     this.io = options.io;
     this.stateFile = options.stateFile === undefined ? undefined : new EdgeStateFile(options.stateFile);
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
@@ -249,7 +259,14 @@ class EdgeDataPlane implements Edge, ConnectionSink {
       return { ok: true, applied: false, version: current, reason: `version ${config.version} is not newer than ${current}` };
     }
 
-    const { table, removed, removedStats } = buildRouteTable(config, this.table);
+    let built;
+    try {
+      built = buildRouteTable(config, this.table, this.tickets.current());
+    } catch (err) {
+      // A certificate OpenSSL takes alone but not with these settings: refused whole, as invalid.
+      return this.reject(`invalid snapshot: ${(err as Error).message}`, config);
+    }
+    const { table, removed, removedStats } = built;
 
     // Bind everything new before touching what serves now. A listener that cannot bind fails its
     // endpoint(s) alone: it is retried, and everything else applies.
@@ -284,6 +301,17 @@ class EdgeDataPlane implements Edge, ConnectionSink {
     return { ok: true, applied: true, version: config.version, endpoints };
   }
 
+  /** Every worker derives the same key for the same window (tls/ticket-keys.ts): swap it in when the window ends. */
+  private scheduleTicketRotation(): void {
+    const delay = Math.max(10, this.tickets.nextRotation() - Date.now() + 5);
+    this.ticketTimer = setTimeout(() => {
+      const keys = this.tickets.current();
+      for (const route of this.table.endpoints.values()) if (route.tls !== null) setTicketKeys(route.tls.picker.contexts, keys);
+      if (this.closing === undefined) this.scheduleTicketRotation();
+    }, delay);
+    this.ticketTimer.unref();
+  }
+
   /** Reports the ejection now, and the backend's return when its backoff runs out. */
   private ejected(backend: Backend): void {
     this.onStateChange();
@@ -302,6 +330,7 @@ class EdgeDataPlane implements Edge, ConnectionSink {
 
   private async shutdown(): Promise<void> {
     const listeners: Listener[] = this.listeners.closeAll();
+    clearTimeout(this.ticketTimer);
     for (const timer of this.restoreTimers) clearTimeout(timer);
     this.restoreTimers.clear();
     for (const backend of [...this.table.backends.values(), ...this.draining]) {

@@ -23,6 +23,8 @@ export interface ProxyHeaderTlvs {
   authority?: string | null;
   uniqueId?: Buffer | null;
   crc32c?: boolean;
+  /** TLVs already encoded (tls/tls-tlvs.ts: ALPN, SSL), written before the CRC32C. */
+  extra?: Buffer | null;
 }
 
 // A per-process random prefix and a counter: unique across workers and restarts, no syscall per id.
@@ -75,8 +77,9 @@ function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHea
   const authority = tlvs?.authority ?? null;
   const authorityLength = authority === null ? 0 : Math.min(Buffer.byteLength(authority), AUTHORITY_MAX);
   const uniqueId = tlvs?.uniqueId ?? null;
+  const extra = tlvs?.extra ?? null;
   const tlvLength =
-    (authority === null ? 0 : 3 + authorityLength) + (uniqueId === null ? 0 : 3 + uniqueId.length) + (tlvs?.crc32c ? 7 : 0);
+    (authority === null ? 0 : 3 + authorityLength) + (uniqueId === null ? 0 : 3 + uniqueId.length) + (extra === null ? 0 : extra.length) + (tlvs?.crc32c ? 7 : 0);
   const headerLength = 16 + addressLength + tlvLength;
   const header = Buffer.allocUnsafe(headerLength + (payload === null ? 0 : payload.length));
   V2_SIGNATURE.copy(header, 0);
@@ -94,7 +97,7 @@ function buildV2(v4: boolean, src: PeerAddress, dst: PeerAddress, tlvs: ProxyHea
     header.writeUInt16BE(src.port, 48);
     header.writeUInt16BE(dst.port, 50);
   }
-  if (tlvLength > 0) writeTlvs(header, 16 + addressLength, headerLength, authority, authorityLength, uniqueId, tlvs?.crc32c === true);
+  if (tlvLength > 0) writeTlvs(header, 16 + addressLength, headerLength, authority, authorityLength, uniqueId, extra, tlvs?.crc32c === true);
   if (payload !== null) payload.copy(header, headerLength);
   return header;
 }
@@ -106,6 +109,7 @@ function writeTlvs(
   authority: string | null,
   authorityLength: number,
   uniqueId: Buffer | null,
+  extra: Buffer | null,
   crc: boolean,
 ): void {
   let at = from;
@@ -120,6 +124,10 @@ function writeTlvs(
     header.writeUInt16BE(uniqueId.length, at + 1);
     uniqueId.copy(header, at + 3);
     at += 3 + uniqueId.length;
+  }
+  if (extra !== null) {
+    extra.copy(header, at);
+    at += extra.length;
   }
   if (crc) {
     // Last, so the checksum (over the whole header with its own field zeroed) covers everything.

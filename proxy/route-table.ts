@@ -10,6 +10,8 @@ import { CidrList } from './cidr-list.js';
 import { EndpointStats } from './edge-metrics.js';
 import { canonicalIp, listenerKey } from './peer-address.js';
 import { createSniRouter, type SniRouter } from './sni-router.js';
+import { routeTls } from './tls/route-tls.js';
+import type { RouteTls } from './tls/tls-termination.js';
 
 export interface Route {
   readonly endpoint: EndpointConfig;
@@ -22,6 +24,8 @@ export interface Route {
   readonly tlvAuthority: boolean;
   readonly tlvUniqueId: boolean;
   readonly tlvCrc32c: boolean;
+  /** Set for tls: terminate endpoints: the contexts and handshake settings (proxy/tls/). */
+  readonly tls: RouteTls | null;
 }
 
 /** What a listener does with an accepted socket. */
@@ -74,7 +78,7 @@ export interface BuiltRouteTable {
 }
 
 /** Builds the table for a validated snapshot. Pure apart from creating Backend and stats objects. */
-export function buildRouteTable(config: EdgeConfig, previous: RouteTable): BuiltRouteTable {
+export function buildRouteTable(config: EdgeConfig, previous: RouteTable, ticketKeys?: Buffer): BuiltRouteTable {
   const snapshot = deepFreeze(structuredClone(config));
   const listeners = new Map<string, ListenerSpec>();
   const backends = new Map<string, Backend>();
@@ -106,6 +110,7 @@ export function buildRouteTable(config: EdgeConfig, previous: RouteTable): Built
       tlvAuthority: tlvs.includes('authority'),
       tlvUniqueId: tlvs.includes('unique-id'),
       tlvCrc32c: tlvs.includes('crc32c'),
+      tls: routeTls(endpoint, snapshot, ticketKeys),
     };
     endpoints.set(endpoint.id, route);
     for (const bind of endpoint.bind) {

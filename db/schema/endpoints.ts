@@ -5,7 +5,7 @@ import { createdAt, id, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 
 export const PROXY_PROTOCOLS = ['none', 'v1', 'v2'] as const;
-export const TLS_MODES = ['none', 'passthrough'] as const;
+export const TLS_MODES = ['none', 'passthrough', 'terminate'] as const;
 /** "private": never bound by the edge; reachable only through Pier (`pier port-forward`, `pier connect`). */
 export const ENDPOINT_ACCESS = ['public', 'private'] as const;
 
@@ -33,6 +33,8 @@ export const endpoints = pgTable(
     maxConnectionsPerClient: integer('max_connections_per_client'),
     idleTimeoutMs: integer('idle_timeout_ms'),
     access: text('access', { enum: ENDPOINT_ACCESS }).notNull().default('public'),
+    /** tls = "terminate": ALPN list, client CA (mTLS); and the port-80 redirect (docs/tls.md). */
+    tlsOptions: jsonb('tls_options').$type<{ alpn?: string[]; clientCa?: string; httpRedirect?: boolean }>().notNull().default({}),
     /** Bumped when the settings the edge applies to the listener change; edges echo it in reports. */
     revision: integer('revision').notNull().default(1),
     createdAt: createdAt(),

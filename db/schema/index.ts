@@ -17,3 +17,4 @@ export * from './ip-addresses.js';
 export * from './volumes.js';
 export * from './snapshots.js';
 export * from './private-networks.js';
+export * from './certificates.js';

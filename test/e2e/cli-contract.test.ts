@@ -77,6 +77,17 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   edges: { args: () => ['edges'] },
   doctor: { args: () => ['doctor'] },
   'ips list': { args: () => ['ips', 'list'] },
+  'certs list': { args: () => ['certs', 'list', '--app', 'alpha'] },
+  'certs add': {
+    args: async (c) => {
+      const file = join(c.server.dir, 'not-a-cert.pem');
+      await writeFile(file, 'not a certificate\n');
+      return ['certs', 'add', '--app', 'alpha', '--cert', file, '--key', file];
+    },
+    fails: { exitCode: 1, error: 'E_CERT_INVALID' },
+  },
+  'certs describe': { args: () => ['certs', 'describe', 'cert_nope'], fails: { exitCode: 1, error: 'E_CERT_NOT_FOUND' } },
+  'certs remove': { args: () => ['certs', 'remove', 'cert_nope', '--yes'], fails: { exitCode: 1, error: 'E_CERT_NOT_FOUND' } },
   'ips allocate': { args: () => ['ips', 'allocate', '--app', 'beta', '--v4'] },
   'ips describe': { args: async (c) => ['ips', 'describe', await betaAddress(c)] },
   // beta was not deployed again: nothing binds its address.

@@ -40,6 +40,8 @@ forEachIo((io) => {
         refusedLimit: 0,
         refusedNoBackend: 0,
         refusedFdLimit: 0,
+        refusedTlsHandshake: 0,
+        refusedClientCert: 0,
       },
     );
     assert.equal(metrics.backends.reduce((sum, m) => sum + m.connectionsTotal, 0), 3);

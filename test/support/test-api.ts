@@ -1,6 +1,8 @@
 // The Hono API wired as api/server.ts wires it, on a fresh test database, with no container
 // engine (a throwing runtime) and no scheduler (enqueue only records the app id); plus helpers
 // that make orgs, apps and tokens directly in the database.
+import { randomBytes } from 'node:crypto';
+import { createKeyVault } from '../../api/certificates/key-vault.js';
 import type { TestContext } from 'node:test';
 import type { Hono } from 'hono';
 import { pino } from 'pino';
@@ -10,7 +12,7 @@ import { createApi } from '../../api/app.js';
 import type { ApiEnv } from '../../api/auth.js';
 import { createAppDeleter } from '../../api/app-deleter.js';
 import { createDeployService } from '../../api/deploy-service.js';
-import { createEdgeFeed } from '../../api/edge-feed.js';
+import { createEdgeFeed, type EdgeFeed } from '../../api/edge-feed.js';
 import { createEdgeReports } from '../../api/edge-reports.js';
 import { createEventLog, type EventLog } from '../../api/event-log.js';
 import { createTransactions } from '../../api/transactions.js';
@@ -28,6 +30,7 @@ export interface TestApi {
   /** Runtime methods that were called (each one threw). */
   runtimeCalls: string[];
   setReady(ready: boolean): void;
+  edgeFeed: EdgeFeed;
   /** A request with a bearer token; a JSON body is sent as application/json. */
   request(path: string, options?: { token?: string; method?: string; body?: unknown; rawBody?: string }): Promise<Response>;
 }
@@ -39,16 +42,19 @@ export async function createTestApi(t: TestContext): Promise<TestApi> {
   const enqueued: string[] = [];
   const sharedAddresses = ['127.0.0.1', '::1'];
   const events = createEventLog(db);
-  const edgeFeed = createEdgeFeed({ db, log, sharedAddresses });
+  // A vault with a key of this test only (the server's lives in its data folder).
+  const keyVault = createKeyVault(randomBytes(32));
+  const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault });
   const transactions = createTransactions({ db, events });
   const deploys = createDeployService({ db, runtime, transactions, enqueue: (id) => void enqueued.push(id) });
   const deleter = createAppDeleter({ runtime, transactions, onDeleted: (id) => void enqueued.push(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => void enqueued.push(id) });
   let ready = true;
-  const app = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready });
+  const app = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, log, sharedAddresses, ready: () => ready, keyVault });
   return {
     app,
     db,
+    edgeFeed,
     events,
     enqueued,
     runtimeCalls: runtime.calls,

@@ -1,0 +1,20 @@
+// The TLS part of a route (route-table.ts) for a tls: terminate endpoint: its certificate
+// contexts, ALPN list and whether clients must present a certificate.
+
+import { createHash, randomBytes } from 'node:crypto';
+import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../edge-config.js';
+import { createCertificatePicker } from './certificate-picker.js';
+import type { RouteTls } from './tls-termination.js';
+
+export function routeTls(endpoint: EndpointConfig, config: EdgeConfig, ticketKeys: Buffer | undefined): RouteTls | null {
+  const terminate = endpoint.terminate;
+  if (endpoint.tls !== 'terminate' || terminate === undefined) return null;
+  const certificates = new Map<string, CertificateConfig>((config.certificates ?? []).map((c) => [c.id, c]));
+  // Tickets and sessions of one endpoint are not accepted by another.
+  const sessionIdContext = createHash('sha256').update(endpoint.id).digest('hex').slice(0, 32);
+  return {
+    picker: createCertificatePicker(terminate, certificates, ticketKeys ?? randomBytes(48), sessionIdContext),
+    alpn: terminate.alpn === undefined || terminate.alpn.length === 0 ? undefined : [...terminate.alpn],
+    requireClientCert: terminate.clientCa !== undefined,
+  };
+}

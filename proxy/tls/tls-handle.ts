@@ -1,0 +1,90 @@
+// The cleartext side of a terminated TLS connection, seen as a TcpHandle (tcp-io/), so the
+// Connection that splices client and backend works unchanged on it. Addresses are the TCP
+// connection's; the listener counts the TCP handle beneath, not this one.
+
+import type tls from 'node:tls';
+import type { PeerAddress } from '../peer-address.js';
+import type { HandleHome, HandleOwner, TcpHandle } from '../tcp-io/tcp-io.js';
+
+export class TlsHandle implements TcpHandle {
+  owner: HandleOwner | undefined = undefined;
+  home: HandleHome | undefined = undefined;
+  paused = true;
+  private closed = false;
+  private ended = false;
+  private needFlush = false;
+
+  constructor(
+    private readonly socket: tls.TLSSocket,
+    private readonly raw: TcpHandle,
+  ) {
+    socket.pause();
+    socket.on('data', (buf: Buffer) => this.owner?.onData(this, buf));
+    socket.on('end', () => {
+      this.ended = true;
+      this.owner?.onEnd(this);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!this.closed) this.owner?.onError(this, err.code ?? 'EPROTO');
+    });
+    socket.on('close', () => {
+      // Gone without a FIN or an error we saw (the TCP side closed): the same as a reset.
+      if (!this.closed && !this.ended) this.owner?.onError(this, 'ECONNRESET');
+    });
+    socket.on('drain', () => {
+      if (!this.needFlush || this.closed) return;
+      this.needFlush = false;
+      this.owner?.onFlushed(this);
+    });
+  }
+
+  get writeQueueSize(): number {
+    return this.closed ? 0 : this.socket.writableLength;
+  }
+
+  readStart(): void {
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  write(buf: Buffer): boolean {
+    // `buf` may be a read buffer the backend handle lends only until its next read: copy it, as
+    // the stream may hold it past this call.
+    const ok = this.socket.write(Buffer.from(buf));
+    if (!ok) this.needFlush = true;
+    return ok;
+  }
+
+  writev(chunks: Buffer[]): boolean {
+    this.socket.cork();
+    let ok = true;
+    for (const c of chunks) ok = this.socket.write(Buffer.from(c)) && ok;
+    this.socket.uncork();
+    if (!ok) this.needFlush = true;
+    return ok;
+  }
+
+  shutdown(): void {
+    this.socket.end();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.owner = undefined;
+    this.socket.destroy();
+  }
+
+  remoteAddress(): PeerAddress | null {
+    return this.raw.remoteAddress();
+  }
+
+  localAddress(): PeerAddress | null {
+    return this.raw.localAddress();
+  }
+}
