@@ -12,6 +12,7 @@ import type { Db } from '../db/database.js';
 import { apps, deployments, releases, type App, type Deployment, type Release, type ReleaseBuild } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
+import { environmentOf } from './environment-names.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { resolveBindings } from './endpoint-bindings.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
@@ -109,7 +110,7 @@ export function createDeployService(options: DeployServiceOptions) {
       const [existing] = await t.tx
         .select()
         .from(apps)
-        .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
+        .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
         .for('no key update');
       if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
       await t.checkpoint('deploy.checked');
@@ -354,20 +355,20 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
   async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
-    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)));
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)));
     if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
   }
 
   async function createApp(t: Txn, auth: AuthContext, name: string): Promise<App> {
     if (auth.appId !== null) throw appNotFound(name);
-    const [created] = await t.tx.insert(apps).values({ id: newId('app'), orgId: auth.orgId, name }).onConflictDoNothing().returning();
+    const [created] = await t.tx.insert(apps).values({ id: newId('app'), orgId: auth.orgId, environment: environmentOf(auth), name }).onConflictDoNothing().returning();
     await t.checkpoint('deploy.app');
     if (created) return created;
     // Another deploy created it at the same moment and has committed: take its row.
     const [again] = await t.tx
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)))
       .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
@@ -422,7 +423,7 @@ export function createDeployService(options: DeployServiceOptions) {
       result = await change();
     } catch (err) {
       if (!isClaimViolation(err)) throw err;
-      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
+      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, appName), isNull(apps.deletedAt)));
       const own = app ? await addressesOf(db, app.id) : {};
       const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);

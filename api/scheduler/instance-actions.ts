@@ -29,7 +29,7 @@ export interface InstanceActionsOptions {
 }
 
 export interface ActionContext {
-  app: { id: string; orgId: string; name: string };
+  app: { id: string; orgId: string; name: string; environment?: string };
   lease: Lease;
   log: Logger;
   /** Releases by id, loaded by the pass (the current one and those of instances it touches). */
@@ -292,11 +292,12 @@ export function createInstanceActions(options: InstanceActionsOptions) {
       name: row.id,
       image: release.imageId,
       cmd: spec?.cmd,
-      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
+      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_ENV: ctx.app.environment ?? 'production', PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
       labels: {
         [LABELS.managed]: 'true',
         [LABELS.installation]: options.installationId,
         [LABELS.app]: ctx.app.id,
+        [LABELS.environment]: ctx.app.environment ?? 'production',
         [LABELS.release]: release.id,
         [LABELS.process]: row.process,
         [LABELS.instance]: row.id,

@@ -75,7 +75,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
       const releaseCache = new Map<string, Promise<Release | null>>();
       const ctx: ActionContext = {
-        app: { id: app.id, orgId: app.orgId, name: app.name },
+        app: { id: app.id, orgId: app.orgId, name: app.name, environment: app.environment },
         lease,
         log,
         release: (id) => {

@@ -16,3 +16,5 @@ export * from './settings.js';
 export * from './ip-addresses.js';
 export * from './volumes.js';
 export * from './snapshots.js';
+export * from './environments.js';
+export * from './secrets.js';
