@@ -26,6 +26,8 @@ export interface InstanceActionsOptions {
   stopTimeoutSeconds?: number;
   /** Attaches the volumes of processes that have them; without it, a release with volumes cannot start. */
   volumes?: VolumeAttacher | undefined;
+  /** The release's secret values (api/secret-service.ts), decrypted for the start; without it, a release with secrets cannot start. */
+  secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
 }
 
 export interface ActionContext {
@@ -73,7 +75,10 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     let info: ContainerInfo | null;
     try {
       const mounts = await attachVolumes(row, release, ctx);
-      const containerId = await runWithNetwork({ ...containerSpec(row, release, ctx), mounts }, log);
+      const spec = containerSpec(row, release, ctx);
+      // Secrets are read at start and go only into the container's environment, never into a log.
+      const secretEnv = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : {};
+      const containerId = await runWithNetwork({ ...spec, env: { ...spec.env, ...secretEnv }, mounts }, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -283,6 +288,13 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     await leases.fenced(ctx.lease, (t) => t.tx.update(instances).set({ address, updatedAt: new Date() }).where(and(eq(instances.id, row.id), eq(instances.containerId, info.id))));
     row.address = address;
     return true;
+  }
+
+  async function secretsOf(release: Release): Promise<Record<string, string>> {
+    if (!options.secrets) {
+      throw new PierError('E_SECRETS_UNAVAILABLE', `release v${release.version} has secrets and this server has no secret key`, { status: 500, hint: 'start pier server with its data folder (secrets.key)' });
+    }
+    return options.secrets(release);
   }
 
   function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
