@@ -6,7 +6,9 @@ import type { BuildService } from './build-service.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
+import type { EnvironmentService } from './environment-service.js';
 import type { EventLog } from './event-log.js';
+import type { SecretService } from './secret-service.js';
 import type { IpService } from './ip-service.js';
 import type { NodeDirectory } from './node-directory.js';
 import type { GcResult } from './registry/registry-gc.js';
@@ -50,4 +52,8 @@ export interface ApiDeps {
   registryGc?: { run(options: { dryRun: boolean }): Promise<GcResult>; ownerOrgId(): string | undefined } | undefined;
   /** Where uploaded build contexts are kept while they build (under it, `builds/`). */
   dataDir?: string | undefined;
+  /** Environments (api/environment-service.ts); without it, one is made over db and deleter. */
+  environments?: EnvironmentService | undefined;
+  /** Secrets (api/secret-service.ts); without it, one without a key (secrets refused). */
+  secrets?: SecretService | undefined;
 }

@@ -1,5 +1,6 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
+import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -54,6 +55,8 @@ export interface ServerConfig {
   buildContextLimitBytes: number;
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
   reconcileConcurrency: number;
+  /** Preview ports and the reaper's interval (api/environment-config.ts); defaults when unset. */
+  environments?: EnvironmentConfig | undefined;
   /**
    * Where volumes and snapshots live (PIER_VOLUMES_DIR, default `<data dir>/volumes`) and with
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     buildContextLimitBytes: parseSize(flags.buildContextLimit ?? env.PIER_BUILD_CONTEXT_LIMIT, 'build context limit') ?? 512 * 1024 ** 2,
     reconcileConcurrency: parseConcurrency(env.PIER_RECONCILE_CONCURRENCY),
     volumes: { dir: resolve(env.PIER_VOLUMES_DIR ?? join(dataDir, 'volumes')), driver: parseVolumeDriver(env.PIER_VOLUME_DRIVER) },
+    environments: parseEnvironmentConfig(env),
   };
 }
 

@@ -1,4 +1,5 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
+import type { EnvironmentEndpointView, EnvironmentView } from './environment-views.js';
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
 import { desiredCounts, type CountSource } from './desired-counts.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
@@ -177,6 +178,10 @@ export interface DeployView {
   release: ReleaseView;
   deployment: DeploymentView;
   created: boolean;
+  /** The environment deployed to (api/environment-views.ts). */
+  environment?: EnvironmentView | undefined;
+  /** The app's endpoints in that environment, with their public ports. */
+  endpoints?: EnvironmentEndpointView[] | undefined;
 }
 
 export interface ErrorBody {

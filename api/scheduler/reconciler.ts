@@ -36,6 +36,8 @@ export interface ReconcilerOptions {
   onCrashLoop?: ((app: string, process: string, until: Date) => void) | undefined;
   /** Attaches volumes to the instances of processes that mount them. */
   volumes?: VolumeAttacher | undefined;
+  /** Decrypts a release's secrets for its containers (api/secret-service.ts). */
+  secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
 }
 
 export interface ReconcileResult {
