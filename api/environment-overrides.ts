@@ -14,6 +14,7 @@ export const overrideSchema = z
   .object({
     /** Only for previews: how long after its last deploy the preview lives. */
     ttl: ttlSchema.optional(),
+    /** Env values; a string written directly in the table is one too (`LOG_LEVEL = "debug"`). */
     env: z.record(varName, z.string()).optional(),
     processes: z.record(z.string(), z.object({ count: z.number().int().min(0).max(100).optional(), env: z.record(varName, z.string()).optional() }).strict()).optional(),
     /** Endpoint ports: the manifest's port → the port in this environment, e.g. { "7000" = 17000 }. */
@@ -59,7 +60,11 @@ export function splitOverrides(doc: unknown): SplitManifest {
       }
     }
     if (fixed) continue;
-    const parsed = overrideSchema.safeParse(value);
+    // `[env.staging] LOG_LEVEL = "debug"` reads as the environment's env values: a string beside
+    // the reserved keys is one.
+    const strings = Object.fromEntries(Object.entries(value).filter(([k, v]) => typeof v === 'string' && k !== 'ttl'));
+    const rest = Object.fromEntries(Object.entries(value).filter(([k, v]) => !(typeof v === 'string' && k !== 'ttl')));
+    const parsed = overrideSchema.safeParse(Object.keys(strings).length ? { ...rest, env: { ...(isRecord(rest.env) ? rest.env : {}), ...strings } } : value);
     if (parsed.success) overrides[key] = parsed.data;
     else for (const i of parsed.error.issues) issues.push({ path: ['env', key, ...(i.path as (string | number)[]), ...(i.code === 'unrecognized_keys' ? [i.keys[0] ?? ''] : [])], message: i.message.replace(/^Invalid input: /, '') });
   }
