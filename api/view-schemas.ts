@@ -182,6 +182,7 @@ export const tokenViewSchema = z.object({
   name: z.string(),
   scope: z.enum(TOKEN_SCOPES),
   app: z.string().nullable(),
+  environments: z.string().optional().describe('the environment pattern it is bound to (`pr-*`)'),
   createdAt: time,
   expiresAt: time.nullable(),
   revokedAt: time.nullable(),

@@ -326,6 +326,8 @@ export interface TokenView {
   scope: TokenScope;
   /** The app it is bound to, or null for an org-wide token. */
   app: string | null;
+  /** The environments it is bound to (`pr-*`), when it is. */
+  environments?: string | undefined;
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
@@ -334,5 +336,5 @@ export interface TokenView {
 }
 
 export function tokenView(t: Token, appName: string | null): TokenView {
-  return { id: t.id, name: t.name, scope: t.scope, app: appName, createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
+  return { id: t.id, name: t.name, scope: t.scope, app: appName, ...(t.environments ? { environments: t.environments } : {}), createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
 }

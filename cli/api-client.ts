@@ -48,6 +48,7 @@ export interface CreateTokenRequest {
   name?: string | undefined;
   app?: string | undefined;
   expiresIn?: string | undefined;
+  environments?: string | undefined;
 }
 
 export class ApiClient {

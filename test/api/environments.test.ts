@@ -9,7 +9,6 @@ import { apps, environments, events, releases } from '../../db/schema/index.js';
 import type { Manifest } from '../../api/manifest.js';
 import { createEnvironmentReaper } from '../../api/environment-reaper.js';
 import { createEnvironmentService } from '../../api/environment-service.js';
-import { createToken } from '../support/test-api.js';
 import { createControlPlane, echoManifest, INSTALLATION } from '../support/memory-control-plane.js';
 
 const env = (name: string) => ({ 'pier-env': name });
@@ -122,9 +121,12 @@ test('the reaper warns an hour before a preview expires and destroys it once exp
 test('a token bound to pr-* deploys previews and cannot touch production', async (t) => {
   const cp = await createControlPlane(t);
   assert.equal((await cp.request('/v1/deploys', { body: { manifest: echoManifest('web', { count: 1 }) } })).status, 201);
-  const token = await createToken(cp.db, cp.orgId, { scope: 'deploy' });
-  const { tokens } = await import('../../db/schema/index.js');
-  await cp.db.update(tokens).set({ environments: 'pr-*' }).where(eq(tokens.scope, 'deploy'));
+  const bad = await cp.request('/v1/tokens', { body: { scope: 'deploy', environments: 'PR 42' } });
+  assert.equal(bad.status, 400);
+  const made = await cp.request('/v1/tokens', { body: { scope: 'deploy', environments: 'pr-*' } });
+  assert.equal(made.status, 201, await made.clone().text());
+  const { secret: token, token: view } = (await made.json()) as { secret: string; token: { environments?: string } };
+  assert.equal(view.environments, 'pr-*');
   assert.equal((await cp.request('/v1/deploys', { token, body: { manifest: echoManifest('web', { count: 1 }) }, headers: env('pr-3') })).status, 201);
   const prod = await cp.request('/v1/deploys', { token, body: { manifest: echoManifest('web', { count: 2 }) } });
   assert.equal(prod.status, 403);
