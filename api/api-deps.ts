@@ -7,7 +7,9 @@ import type { BuildService } from './build-service.js';
 import type { DeployService } from './deploy-service.js';
 import type { EdgeFeed } from './edge-feed.js';
 import type { EdgeReports } from './edge-reports.js';
+import type { EnvironmentService } from './environment-service.js';
 import type { EventLog } from './event-log.js';
+import type { SecretService } from './secret-service.js';
 import type { IpService } from './ip-service.js';
 import type { NodeDirectory } from './node-directory.js';
 import type { GcResult } from './registry/registry-gc.js';
@@ -53,4 +55,8 @@ export interface ApiDeps {
   dataDir?: string | undefined;
   /** Seals and opens certificates' private keys (api/certificates/key-vault.ts); without it `/v1/.../certs` is not served. */
   keyVault?: KeyVault | undefined;
+  /** Environments (api/environment-service.ts); without it, one is made over db and deleter. */
+  environments?: EnvironmentService | undefined;
+  /** Secrets (api/secret-service.ts); without it, one without a key (secrets refused). */
+  secrets?: SecretService | undefined;
 }

@@ -11,6 +11,7 @@ import { apps, deployments, endpoints, instances, releases, tokens, type App } f
 import { appNotFound, requireScope, type AuthContext } from './auth.js';
 import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
 import { DEFAULT_IP_UNBIND_WAIT_MS, releaseDeletedAppAddresses } from './ip-unbinder.js';
+import { environmentOf } from './environment-names.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions } from './transactions.js';
 
@@ -58,7 +59,7 @@ export function createAppDeleter(options: AppDeleterOptions) {
         const [app] = await t.tx
           .select()
           .from(apps)
-          .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
+          .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)))
           .for('no key update');
         if (!app || (auth.appId !== null && auth.appId !== app.id)) throw appNotFound(name);
 

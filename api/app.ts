@@ -40,6 +40,10 @@ import { createIpService } from './ip-service.js';
 import { createTransactions } from './transactions.js';
 import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
 import { isSnapshotImport, volumeRoutes } from './routes/volumes.js';
+import { createEnvironmentService } from './environment-service.js';
+import { environmentRoutes } from './routes/environments.js';
+import { createSecretService } from './secret-service.js';
+import { secretRoutes } from './routes/secrets.js';
 import type { ErrorBody } from './views.js';
 
 /** Request bodies above this are refused (413) unless the server is configured otherwise. */
@@ -119,6 +123,10 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.route('/v1', volumeRoutes(deps));
   app.route('/v1', connectRoutes(deps));
   app.route('/v1', certRoutes(deps));
+  const environments = deps.environments ?? createEnvironmentService({ db: deps.db, transactions: createTransactions({ db: deps.db, events: deps.events }), deleter: deps.deleter });
+  app.route('/v1', environmentRoutes({ ...deps, environments }));
+  const secrets = deps.secrets ?? createSecretService({ db: deps.db, transactions: createTransactions({ db: deps.db, events: deps.events }), box: null, release: deps.deploys.withSecrets });
+  app.route('/v1', secretRoutes({ ...deps, secrets }));
 
   app.notFound((c) => c.json(errorBody('E_ROUTE_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 'see docs/api.md for the routes'), 404));
 

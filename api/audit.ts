@@ -12,6 +12,7 @@ import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps } from '../db/schema/index.js';
 import type { ApiEnv } from './auth.js';
+import { environmentOf } from './environment-names.js';
 import type { EventLog } from './event-log.js';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -19,6 +20,8 @@ const NOT_AUDITED = new Set(['/v1/edge/report']);
 /** Argument names whose values never go into the trail. */
 const SECRET = /secret|password|passwd|token|key|credential|auth|env/i;
 const MAX_VALUE = 200;
+/** Routes whose bodies hold secret values (api/routes/secrets.ts). */
+const SECRET_ROUTE = /^\/v1\/apps\/[^/]+\/secrets/;
 
 export function audit(options: { db: Db; events: EventLog; log: Logger }): MiddlewareHandler<ApiEnv> {
   const { db, events, log } = options;
@@ -38,7 +41,7 @@ export function audit(options: { db: Db; events: EventLog; log: Logger }): Middl
     const errorCode = status >= 400 ? await c.res.clone().json().then((b: unknown) => (b as { error?: { code?: string } }).error?.code ?? null, () => null) : null;
     const route = routeOf(c.req.method, c.req.path);
     try {
-      const appId = appName ? await appIdOf(db, auth.orgId, appName) : null;
+      const appId = appName ? await appIdOf(db, auth.orgId, appName, environmentOf(auth)) : null;
       await events.record({
         orgId: auth.orgId,
         appId,
@@ -53,10 +56,14 @@ export function audit(options: { db: Db; events: EventLog; log: Logger }): Middl
           path: c.req.path,
           route,
           app: appName,
+          environment: environmentOf(auth),
           status,
           errorCode,
           durationMs,
-          args: { ...redacted(c.req.query()), ...(body && typeof body === 'object' ? redacted(body as Record<string, unknown>) : {}) },
+          // A secret's route carries values in any field: none of its arguments are kept.
+          args: SECRET_ROUTE.test(c.req.path)
+            ? { '(secrets)': '(redacted)' }
+            : { ...redacted(c.req.query()), ...(body && typeof body === 'object' ? redacted(body as Record<string, unknown>) : {}) },
         },
       });
     } catch (err) {
@@ -98,8 +105,8 @@ function appOf(path: string, body: unknown): string | null {
   return null;
 }
 
-async function appIdOf(db: Db, orgId: string, nameOrId: string): Promise<string | null> {
-  const where = nameOrId.startsWith('app_') ? and(eq(apps.orgId, orgId), eq(apps.id, nameOrId)) : and(eq(apps.orgId, orgId), eq(apps.name, nameOrId));
+async function appIdOf(db: Db, orgId: string, nameOrId: string, environment: string): Promise<string | null> {
+  const where = nameOrId.startsWith('app_') ? and(eq(apps.orgId, orgId), eq(apps.id, nameOrId)) : and(eq(apps.orgId, orgId), eq(apps.environment, environment), eq(apps.name, nameOrId));
   // The live app of that name, else the latest deleted one (a call that deleted it is its own).
   const rows = await db.select({ id: apps.id, deletedAt: apps.deletedAt }).from(apps).where(where);
   const live = rows.find((r) => r.deletedAt === null);

@@ -4,6 +4,7 @@ import type { MiddlewareHandler } from 'hono';
 import { and, desc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, tokens, type App, type TokenScope } from '../db/schema/index.js';
+import { ENVIRONMENT_HEADER, environmentOf, requestEnvironment } from './environment-names.js';
 import { PierError } from './pier-error.js';
 import { hashTokenSecret } from './token-secret.js';
 
@@ -15,6 +16,10 @@ export interface AuthContext {
   scope: TokenScope;
   /** Set when the token is bound to one app. */
   appId: string | null;
+  /** The environment the request acts in (`Pier-Env` header; production when unset): app names resolve within it. */
+  environment?: string | undefined;
+  /** The token's environment pattern (`pr-*`), when it is bound to environments. */
+  environments?: string | null | undefined;
 }
 
 export type ApiEnv = { Variables: { auth: AuthContext } };
@@ -53,7 +58,8 @@ export function authenticate(db: Db): MiddlewareHandler<ApiEnv> {
         hint: 'ask an admin for a new token, or use the one in <data dir>/admin-token',
       });
     }
-    c.set('auth', { tokenId: row.id, tokenName: row.name, orgId: row.orgId, scope: row.scope, appId: row.appId });
+    const environment = requestEnvironment(c.req.header(ENVIRONMENT_HEADER), row.environments);
+    c.set('auth', { tokenId: row.id, tokenName: row.name, orgId: row.orgId, scope: row.scope, appId: row.appId, environment, environments: row.environments });
     noteUse(db, row.id, row.lastUsedAt);
     await next();
   };
@@ -93,7 +99,7 @@ export async function findApp(db: Db, auth: AuthContext, name: string): Promise<
   const [app] = await db
     .select()
     .from(apps)
-    .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
+    .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)))
     .limit(1);
   if (!app || (auth.appId !== null && auth.appId !== app.id)) throw appNotFound(name);
   return app;
@@ -108,7 +114,7 @@ export async function findAppForAudit(db: Db, auth: AuthContext, nameOrId: strin
   const [app] = await db
     .select()
     .from(apps)
-    .where(and(eq(apps.orgId, auth.orgId), nameOrId.startsWith('app_') ? eq(apps.id, nameOrId) : and(eq(apps.name, nameOrId), isNotNull(apps.deletedAt))))
+    .where(and(eq(apps.orgId, auth.orgId), nameOrId.startsWith('app_') ? eq(apps.id, nameOrId) : and(eq(apps.environment, environmentOf(auth)), eq(apps.name, nameOrId), isNotNull(apps.deletedAt))))
     .orderBy(desc(apps.deletedAt))
     .limit(1);
   if (!app || (auth.appId !== null && auth.appId !== app.id)) {

@@ -1,5 +1,6 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
+import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -57,6 +58,8 @@ export interface ServerConfig {
   buildContextLimitBytes: number;
   /** Reconcile passes that run at once (PIER_RECONCILE_CONCURRENCY); below the database pool's size. */
   reconcileConcurrency: number;
+  /** Preview ports and the reaper's interval (api/environment-config.ts); defaults when unset. */
+  environments?: EnvironmentConfig | undefined;
   /**
    * Where volumes and snapshots live (PIER_VOLUMES_DIR, default `<data dir>/volumes`) and with
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
@@ -160,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     },
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
     privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
+    environments: parseEnvironmentConfig(env),
   };
 }
 

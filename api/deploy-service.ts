@@ -9,9 +9,13 @@ import { createHash } from 'node:crypto';
 import { and, desc, eq, inArray, isNull, ne } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, deployments, releases, type App, type Deployment, type Release, type ReleaseBuild } from '../db/schema/index.js';
+import { apps, deployments, releases, type App, type Deployment, type Environment, type Release, type ReleaseBuild } from '../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from './auth.js';
 import { uniqueViolation } from './database-errors.js';
+import { DEFAULT_PREVIEW_PORTS, environmentManifest, type PortRange } from './environment-deploy.js';
+import { declaredTtl, ensureEnvironment, type EnvironmentRequest } from './environment-service.js';
+import { currentSecretVersions } from './secret-service.js';
+import { environmentOf } from './environment-names.js';
 import { countsByProcess, desiredCounts, overridesClearedBy } from './desired-counts.js';
 import { resolveBindings } from './endpoint-bindings.js';
 import { describeEndpointChanges, syncEndpoints } from './endpoint-sync.js';
@@ -49,6 +53,8 @@ export interface DeployServiceOptions {
   registryImages?: { host: string; gate: RegistryGate; client: Pick<RegistryClient, 'manifestDigest'> } | undefined;
   /** What the runtime cannot run (e.g. volumes on a swarm): the error a deploy of it gets, or null. */
   refuse?: ((manifest: Manifest) => PierError | null) | undefined;
+  /** The ports previews get on the shared addresses (api/environment-deploy.ts has the default). */
+  previewPorts?: PortRange | undefined;
 }
 
 export interface DeployResult {
@@ -59,6 +65,8 @@ export interface DeployResult {
   created: boolean;
   /** True when the manifest's counts replaced `pier scale` counts (the app scales even when nothing new was created). */
   rescaled: boolean;
+  /** The environment deployed to (a deploy made it on first use). */
+  environment?: Environment | undefined;
 }
 
 export function createDeployService(options: DeployServiceOptions) {
@@ -91,7 +99,7 @@ export function createDeployService(options: DeployServiceOptions) {
     });
   }
 
-  async function deployImage(auth: AuthContext, manifest: Manifest, description: string, built: string | undefined, reference: string): Promise<DeployResult> {
+  async function deployImage(auth: AuthContext, manifest: Manifest, description: string, built: string | undefined, reference: string, request: EnvironmentRequest = {}): Promise<DeployResult> {
     // Before the transaction: resolving may pull, and a transaction should not wait on the engine.
     const image = await runtime.resolveImage(reference, 'missing');
     const imageDigest = image.repoDigest ?? image.id;
@@ -111,24 +119,28 @@ export function createDeployService(options: DeployServiceOptions) {
       const [existing] = await t.tx
         .select()
         .from(apps)
-        .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
+        .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, manifest.app), isNull(apps.deletedAt)))
         .for('no key update');
       if (existing && auth.appId !== null && auth.appId !== existing.id) throw appNotFound(manifest.app);
       await t.checkpoint('deploy.checked');
       const app = existing ?? (await createApp(t, auth, manifest.app));
+      // The environment (made on first use) and what the manifest declares for it.
+      const environment = await ensureEnvironment(t, auth, request, declaredTtl(manifest, auth), new Date());
+      const placed = await environmentManifest(t.tx, app.id, manifest, environment, options.previewPorts ?? DEFAULT_PREVIEW_PORTS);
+      const secretVersions = await currentSecretVersions(t.tx, app.id);
       // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
       await ensureIpv6(t, options.ipPools ?? [], app, new Date());
       // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
       // (or a release), deploying the same manifest again makes a release that binds them.
       const own = await addressesOf(t.tx, app.id);
       const configHash = createHash('sha256')
-        .update(JSON.stringify(Object.keys(own).length ? { manifest, imageId: image.id, addresses: own } : { manifest, imageId: image.id }))
+        .update(JSON.stringify({ manifest: placed.manifest, imageId: image.id, ...(Object.keys(own).length ? { addresses: own } : {}), ...(Object.keys(secretVersions).length ? { secrets: secretVersions } : {}) }))
         .digest('hex');
 
       const [latest] = await t.tx.select().from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
       await t.checkpoint('deploy.versioned');
       const sameRelease = latest !== undefined && latest.configHash === configHash;
-      const { app: counted, rescaled } = await applyManifestCounts(t, app, manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
+      const { app: counted, rescaled } = await applyManifestCounts(t, app, placed.manifest, sameRelease ? latest.version : (latest?.version ?? 0) + 1);
       if (latest && sameRelease && app.currentReleaseId === latest.id) {
         const [dep] = await t.tx
           .select()
@@ -136,13 +148,15 @@ export function createDeployService(options: DeployServiceOptions) {
           .where(and(eq(deployments.releaseId, latest.id), ne(deployments.state, 'failed')))
           .orderBy(desc(deployments.createdAt))
           .limit(1);
-        if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled };
+        if (dep) return { app: counted, release: latest, deployment: dep, created: false, rescaled, environment };
       }
       const release =
         latest && sameRelease
           ? latest
           : await insertRelease(t, app, latest ? latest.version + 1 : 1, {
-              manifest,
+              manifest: placed.manifest,
+              secrets: secretVersions,
+              declared: placed.declared,
               image: reference,
               imageId: image.id,
               imageDigest,
@@ -152,7 +166,7 @@ export function createDeployService(options: DeployServiceOptions) {
               description,
             });
       const deployment = await startRollout(t, counted, release, 'deploy');
-      return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled };
+      return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled, environment };
     }));
     if (result.created) options.onRoutesChanged?.(result.app.id);
     if (result.created || result.rescaled) options.enqueue(result.app.id);
@@ -189,7 +203,7 @@ export function createDeployService(options: DeployServiceOptions) {
      * `built` is the image a build of this manifest's `[build]` pushed (`registry/app@sha256:…`);
      * a manifest with `[build]` cannot deploy without one.
      */
-    async deploy(auth: AuthContext, manifest: Manifest, description = '', built?: string): Promise<DeployResult> {
+    async deploy(auth: AuthContext, manifest: Manifest, description = '', built?: string, environment?: EnvironmentRequest): Promise<DeployResult> {
       requireScope(auth, 'deploy');
       const refused = options.refuse?.(manifest);
       if (refused) throw refused;
@@ -201,7 +215,7 @@ export function createDeployService(options: DeployServiceOptions) {
         });
       }
       await visibleOrNew(auth, manifest.app);
-      return withRegistryImage(reference, null, manifest.app, () => deployImage(auth, manifest, description, built, reference));
+      return withRegistryImage(reference, null, manifest.app, () => deployImage(auth, manifest, description, built, reference, environment));
     },
 
     /** Rolls out a new release that copies VERSION's manifest and image (default: the last good one). */
@@ -217,6 +231,56 @@ export function createDeployService(options: DeployServiceOptions) {
           : new PierError('E_NO_ROLLBACK_TARGET', `${appName} has no earlier release that ran healthy`, { status: 409, hint: `name a version: \`pier rollback VERSION --app ${appName}\`` });
       }
       return withRegistryImage(target.imageDigest, target.version, appName, () => rollbackTo(auth, appName, found, target, description));
+    },
+
+    /**
+     * After a secret change: a new release copying the current one with the app's current secret
+     * versions, rolled out like a deploy. Null when nothing is deployed yet or nothing changed.
+     */
+    async withSecrets(auth: AuthContext, appName: string, why: string): Promise<DeployResult | null> {
+      requireScope(auth, 'deploy');
+      const found = await findApp(db, auth, appName);
+      if (!found.currentReleaseId) return null;
+      const result = await transactions.run(async (t) => {
+        const app = await lockApp(t.tx, found.id, appName);
+        const [current] = app.currentReleaseId ? await t.tx.select().from(releases).where(eq(releases.id, app.currentReleaseId)) : [];
+        if (!current) return null;
+        const versions = await currentSecretVersions(t.tx, app.id);
+        if (JSON.stringify(versions) === JSON.stringify(current.secrets ?? {})) return null;
+        const [newest] = await t.tx.select({ version: releases.version }).from(releases).where(eq(releases.appId, app.id)).orderBy(desc(releases.version)).limit(1);
+        const release = await insertRelease(t, app, (newest?.version ?? 0) + 1, {
+          manifest: current.manifest,
+          image: current.image,
+          imageId: current.imageId,
+          imageDigest: current.imageDigest,
+          configHash: createHash('sha256').update(JSON.stringify({ of: current.configHash, secrets: versions })).digest('hex'),
+          build: current.build,
+          secrets: versions,
+          declared: current.declared,
+          createdBy: auth.tokenId,
+          description: why,
+        });
+        const deployment = await startRollout(t, app, release, 'deploy');
+        return { app: { ...app, currentReleaseId: release.id }, release, deployment, created: true, rescaled: false };
+      });
+      if (result) {
+        options.onRoutesChanged?.(result.app.id);
+        options.enqueue(result.app.id);
+      }
+      return result;
+    },
+
+    /**
+     * Deploys SOURCE (a release of the same app in another environment) into the request's
+     * environment: its exact image and its manifest as declared, with this environment's override.
+     */
+    async promote(auth: AuthContext, source: Release, description: string): Promise<DeployResult> {
+      requireScope(auth, 'deploy');
+      const declared = source.declared;
+      const manifest = { ...((declared?.base ?? source.manifest) as Manifest), ...(declared && Object.keys(declared.overrides).length ? { overrides: declared.overrides as Manifest['overrides'] } : {}) };
+      const reference = source.imageDigest.includes('@') ? source.imageDigest : source.imageId;
+      await visibleOrNew(auth, manifest.app);
+      return withRegistryImage(reference, source.version, manifest.app, () => deployImage(auth, manifest, description, undefined, reference));
     },
 
     /** Sets instance counts per process; they outlive deploys. Idempotent. */
@@ -358,20 +422,20 @@ export function createDeployService(options: DeployServiceOptions) {
 
   /** Refuses early (before any image work) an app the token may not see; a new name is fine. */
   async function visibleOrNew(auth: AuthContext, name: string): Promise<void> {
-    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)));
+    const [found] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)));
     if (found ? auth.appId !== null && auth.appId !== found.id : auth.appId !== null) throw appNotFound(name);
   }
 
   async function createApp(t: Txn, auth: AuthContext, name: string): Promise<App> {
     if (auth.appId !== null) throw appNotFound(name);
-    const [created] = await t.tx.insert(apps).values({ id: newId('app'), orgId: auth.orgId, name }).onConflictDoNothing().returning();
+    const [created] = await t.tx.insert(apps).values({ id: newId('app'), orgId: auth.orgId, environment: environmentOf(auth), name }).onConflictDoNothing().returning();
     await t.checkpoint('deploy.app');
     if (created) return created;
     // Another deploy created it at the same moment and has committed: take its row.
     const [again] = await t.tx
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), eq(apps.name, name), isNull(apps.deletedAt)))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, name), isNull(apps.deletedAt)))
       .for('no key update');
     if (!again) throw new Error(`app ${name} vanished`);
     return again;
@@ -426,7 +490,7 @@ export function createDeployService(options: DeployServiceOptions) {
       result = await change();
     } catch (err) {
       if (!isClaimViolation(err)) throw err;
-      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.name, appName), isNull(apps.deletedAt)));
+      const [app] = await db.select({ id: apps.id }).from(apps).where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), eq(apps.name, appName), isNull(apps.deletedAt)));
       const own = app ? await addressesOf(db, app.id) : {};
       const wanted = manifest.endpoints.flatMap((e) => claimsOf({ port: e.port, access: e.access, tls: e.tls, sni: e.sni, sniDefault: e.sni_default, bindings: resolveBindings(e, own).bindings }));
       const [conflict] = await findConflicts(db, app?.id ?? null, wanted);

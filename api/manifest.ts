@@ -6,6 +6,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { closestKey } from './closest-key.js';
 import { controlCharacterProblem, type TextKind } from './control-characters.js';
+import { splitOverrides, type EnvOverride } from './environment-overrides.js';
 import { imageReferenceProblem } from './image-reference.js';
 import { indexTomlPositions, type TomlPositionIndex } from './manifest-positions.js';
 import { PierError } from './pier-error.js';
@@ -325,7 +326,10 @@ export const manifestSchema = z
     { when: () => true },
   );
 
-export type Manifest = z.infer<typeof manifestSchema>;
+export type Manifest = z.infer<typeof manifestSchema> & {
+  /** The `[env.NAME]` tables (api/environment-overrides.ts); deploys take them out before storing the manifest. */
+  overrides?: Record<string, EnvOverride>;
+};
 export type ProcessSpec = Manifest['processes'][string];
 export type EndpointSpec = Manifest['endpoints'][number];
 export type CheckSpec = NonNullable<ProcessSpec['check']>;
@@ -359,10 +363,13 @@ function volumeRolloutIssues(doc: unknown): z.core.$ZodIssue[] {
   return issues;
 }
 
-function check(doc: unknown): { success: true; data: Manifest } | { success: false; issues: z.core.$ZodIssue[] } {
+function check(whole: unknown): { success: true; data: Manifest } | { success: false; issues: z.core.$ZodIssue[] } {
+  // `[env.NAME]` tables are environment overrides (api/environment-overrides.ts), not variables.
+  const split = splitOverrides(whole);
+  const doc = split.doc;
   const result = manifestSchema.safeParse(doc);
-  const extra = volumeRolloutIssues(doc);
-  if (result.success && extra.length === 0) return { success: true, data: result.data };
+  const extra = [...volumeRolloutIssues(doc), ...split.issues.map((i) => ({ code: 'custom', path: i.path, message: i.message, input: undefined }) as z.core.$ZodIssue)];
+  if (result.success && extra.length === 0) return { success: true, data: Object.keys(split.overrides).length ? { ...result.data, overrides: split.overrides } : result.data };
   return { success: false, issues: [...(result.success ? [] : result.error.issues), ...extra] };
 }
 

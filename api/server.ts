@@ -14,6 +14,10 @@ import { nodes, settings } from '../db/schema/index.js';
 import { bootstrapAdmin } from './admin-bootstrap.js';
 import { createApi } from './app.js';
 import type { ServerConfig } from './config.js';
+import { createEnvironmentReaper, type EnvironmentReaper } from './environment-reaper.js';
+import { createEnvironmentService } from './environment-service.js';
+import { loadSecretBox } from './secret-box.js';
+import { createSecretService, secretValues } from './secret-service.js';
 import { createAppDeleter } from './app-deleter.js';
 import { createBuildService } from './build-service.js';
 import { createIpService } from './ip-service.js';
@@ -71,7 +75,7 @@ export interface RunningServer {
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
-  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db; registry: Registry | null };
+  internals: { scheduler: Scheduler; edgeFeed: EdgeFeed; db: Db; registry: Registry | null; reaper?: EnvironmentReaper };
   close(): Promise<void>;
 }
 
@@ -87,6 +91,8 @@ export interface StartOverrides {
   systemLookMs?: number;
   /** The edge runs on this host (`pier server`'s API child): check at start that it can bind the pools. */
   localEdge?: boolean;
+  /** The reaper's clock (api/environment-reaper.ts). */
+  now?: () => Date;
 }
 
 const LOCAL_NODE = 'node_local';
@@ -205,6 +211,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, nodeId: LOCAL_NODE, installationId }) : undefined;
 
+    // Secrets are sealed with a key in the data folder, never in the database (api/secret-box.ts).
+    const secretBox = loadSecretBox(config.dataDir);
     const onRoutesChanged = (appId: string): void => {
       edgeFeed.refresh(appId);
       // New instances are probed at once (their readiness gates the rollout and the edge).
@@ -214,6 +222,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged })
       : createReconciler({
       volumes: volumeAttacher,
+      secrets: (release) => secretValues(db, secretBox, release),
       db,
       runtime,
       leases,
@@ -286,6 +295,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log: log.child({ component: 'deploys' }),
       registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
       refuse: swarmServices ? refuseOnSwarm : undefined,
+      previewPorts: config.environments?.previewPorts,
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({
@@ -300,6 +310,21 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         void releaseUnusedPorts(db, log);
       },
     });
+    const environments = createEnvironmentService({ db, transactions, deleter });
+    const secrets = createSecretService({
+      db,
+      transactions,
+      box: secretBox,
+      release: deploys.withSecrets,
+      unsupported: swarmServices
+        ? new PierError('E_SWARM_SECRETS', 'secrets are not supported on a swarm yet: its tasks would start without them', {
+            status: 422,
+            hint: 'deploy on a single-engine Pier (`pier server` without --runtime swarm), or pass the value as env in the manifest; see docs/several-machines.md',
+          })
+        : undefined,
+    });
+    const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs });
+    closers.push(() => reaper.close());
     const volumes = volumeDriver
       ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
       : undefined;
@@ -347,6 +372,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       dataDir: config.dataDir,
       keyVault,
       volumes,
+      environments,
+      secrets,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });
     const server = await listen(api.fetch, config.api.host, config.api.port);
@@ -398,6 +425,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     }
     await edgeFeed.rebuild();
     scheduler.start();
+    reaper.start();
     health.start();
     if (!swarmServices) privateNames.start();
     system.start();
@@ -419,7 +447,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
       warnings,
-      internals: { scheduler, edgeFeed, db, registry },
+      internals: { scheduler, edgeFeed, db, registry, reaper },
       close,
     };
   } catch (err) {

@@ -1,6 +1,7 @@
 // zod schemas of the shapes the API returns, for the OpenAPI document. The type checks at the
 // end fail the build when one of them and its interface in api/views.ts disagree.
 import { z } from 'zod';
+import { environmentEndpointViewSchema, environmentViewSchema } from './environment-views.js';
 import { DEPLOYMENT_STATES, INSTANCE_DESIRED, INSTANCE_OBSERVED, ENDPOINT_ACCESS, PROXY_PROTOCOLS, TOKEN_SCOPES } from '../db/schema/index.js';
 import type { AppDeletedView, AppView, DeploymentView, DeployView, EdgeView, EndpointView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, ReleaseView, StatusView, TokenView } from './views.js';
 
@@ -156,7 +157,14 @@ export const statusViewSchema = z.object({
   endpoints: z.array(endpointViewSchema),
 });
 
-export const deployViewSchema = z.object({ app: appViewSchema, release: releaseViewSchema, deployment: deploymentViewSchema, created: z.boolean() });
+export const deployViewSchema = z.object({
+  app: appViewSchema,
+  release: releaseViewSchema,
+  deployment: deploymentViewSchema,
+  created: z.boolean(),
+  environment: environmentViewSchema.optional(),
+  endpoints: z.array(environmentEndpointViewSchema).optional(),
+});
 
 export const errorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional(), details: z.unknown().optional() }),
@@ -178,6 +186,7 @@ export const tokenViewSchema = z.object({
   name: z.string(),
   scope: z.enum(TOKEN_SCOPES),
   app: z.string().nullable(),
+  environments: z.string().optional().describe('the environment pattern it is bound to (`pr-*`)'),
   createdAt: time,
   expiresAt: time.nullable(),
   revokedAt: time.nullable(),

@@ -1,4 +1,5 @@
 // The shapes the API returns. The CLI imports these types (types only), so both sides agree.
+import type { EnvironmentEndpointView, EnvironmentView } from './environment-views.js';
 import type { App, Deployment, Endpoint, Event, Instance, Release, Token, TokenScope } from '../db/schema/index.js';
 import { desiredCounts, type CountSource } from './desired-counts.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
@@ -179,6 +180,10 @@ export interface DeployView {
   release: ReleaseView;
   deployment: DeploymentView;
   created: boolean;
+  /** The environment deployed to (api/environment-views.ts). */
+  environment?: EnvironmentView | undefined;
+  /** The app's endpoints in that environment, with their public ports. */
+  endpoints?: EnvironmentEndpointView[] | undefined;
 }
 
 export interface ErrorBody {
@@ -324,6 +329,8 @@ export interface TokenView {
   scope: TokenScope;
   /** The app it is bound to, or null for an org-wide token. */
   app: string | null;
+  /** The environments it is bound to (`pr-*`), when it is. */
+  environments?: string | undefined;
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
@@ -332,5 +339,5 @@ export interface TokenView {
 }
 
 export function tokenView(t: Token, appName: string | null): TokenView {
-  return { id: t.id, name: t.name, scope: t.scope, app: appName, createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
+  return { id: t.id, name: t.name, scope: t.scope, app: appName, ...(t.environments ? { environments: t.environments } : {}), createdAt: t.createdAt.toISOString(), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt) };
 }

@@ -22,6 +22,8 @@ export interface DeployRequest {
   description?: string;
   /** For a manifest with [build]: the image the build pushed. */
   build?: { image: string };
+  /** About the environment the client acts in (made on first deploy). */
+  environment?: { ttl?: string; branch?: string; commit?: string; pr?: number } | undefined;
 }
 
 export interface BuildQuery {
@@ -50,6 +52,7 @@ export interface CreateTokenRequest {
   name?: string | undefined;
   app?: string | undefined;
   expiresIn?: string | undefined;
+  environments?: string | undefined;
 }
 
 export class ApiClient {
@@ -270,7 +273,7 @@ export class ApiClient {
     try {
       res = await fetch(`${this.config.apiUrl}/v1/builds?${q}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/x-tar' },
+        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/x-tar', ...(this.config.environment ? { 'pier-env': this.config.environment } : {}) },
         body: Readable.toWeb(context) as ReadableStream<Uint8Array>,
         duplex: 'half',
       } as RequestInit);
@@ -393,6 +396,11 @@ export class ApiClient {
     return this.parse(res);
   }
 
+  /** Any JSON route (the environment and secret commands use it): the answer, or the API's error as a CliError. */
+  call<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+    return this.request(method, path, body, idempotencyKey);
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     return this.parse<T>(await this.send(method, path, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}));
   }
@@ -417,6 +425,7 @@ export class ApiClient {
         method,
         headers: {
           authorization: `Bearer ${this.config.token}`,
+          ...(this.config.environment ? { 'pier-env': this.config.environment } : {}),
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...headers,
         },

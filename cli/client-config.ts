@@ -10,6 +10,8 @@ import { EXIT } from './exit-codes.js';
 export interface ClientConfig {
   apiUrl: string;
   token: string;
+  /** The environment requests act in (`--env`, else PIER_ENV; the server's default is production). */
+  environment?: string | undefined;
 }
 
 export function configFilePath(env: NodeJS.ProcessEnv): string {
@@ -35,7 +37,7 @@ export function loadClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
       exitCode: EXIT.auth,
     });
   }
-  return { apiUrl: apiUrl.replace(/\/+$/, ''), token: checkToken(token, env.PIER_TOKEN ? 'PIER_TOKEN' : file) };
+  return { apiUrl: apiUrl.replace(/\/+$/, ''), token: checkToken(token, env.PIER_TOKEN ? 'PIER_TOKEN' : file), ...(env.PIER_ENV ? { environment: env.PIER_ENV } : {}) };
 }
 
 /** Stores the API URL and token in the config file (mode 0600), keeping its other settings. */

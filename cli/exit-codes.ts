@@ -5,6 +5,8 @@ export const EXIT = {
   usage: 2,
   deployFailed: 3,
   auth: 4,
+  /** `pier env diff`: the environments differ beyond what their [env.*] overrides declare. */
+  drift: 5,
   /** The command gave up waiting; the work goes on on the server. */
   pending: 8,
 } as const;

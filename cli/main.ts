@@ -43,6 +43,9 @@ export const main = defineCommand({
     certs: () => import('./commands/certs.js').then((m) => m.default),
     nodes: () => import('./commands/nodes.js').then((m) => m.default),
     volumes: () => import('./commands/volumes.js').then((m) => m.default),
+    env: () => import('./commands/env.js').then((m) => m.default),
+    secrets: () => import('./commands/secrets.js').then((m) => m.default),
+    promote: () => import('./commands/promote.js').then((m) => m.default),
     snapshots: () => import('./commands/snapshots.js').then((m) => m.default),
   },
 });

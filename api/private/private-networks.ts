@@ -25,7 +25,7 @@ export interface PrivateNetworksOptions {
 
 export interface PrivateNetworks {
   /** The network an app's instances join, allocated and made on the engine when missing. */
-  networkFor(app: { orgId: string }): Promise<PrivateNetwork>;
+  networkFor(app: { orgId: string; environment?: string | undefined }): Promise<PrivateNetwork>;
   /** Forget what is known to exist on the engine (a network removed behind Pier's back). */
   forget(name: string): void;
   /** Makes sure every allocated network exists on the engine (at start: found by name, reused). */

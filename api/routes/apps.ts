@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, findAppForAudit, requireScope, type ApiEnv } from '../auth.js';
+import { environmentOf } from '../environment-names.js';
 import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import { describeRoute } from '../openapi.js';
 import { parseQuery } from '../request.js';
@@ -85,6 +86,7 @@ export function appRoutes(deps: ApiDeps) {
           and(
             eq(apps.orgId, auth.orgId),
             isNotNull(apps.deletedAt),
+            eq(apps.environment, environmentOf(auth)),
             auth.appId ? eq(apps.id, auth.appId) : undefined,
             gone ? or(gt(apps.name, gone.name), and(eq(apps.name, gone.name), gt(apps.id, gone.id))) : undefined,
           ),
@@ -97,7 +99,7 @@ export function appRoutes(deps: ApiDeps) {
     const rows = await db
       .select()
       .from(apps)
-      .where(and(eq(apps.orgId, auth.orgId), isNull(apps.deletedAt), auth.appId ? eq(apps.id, auth.appId) : undefined, after ? gt(apps.name, after.name) : undefined))
+      .where(and(eq(apps.orgId, auth.orgId), eq(apps.environment, environmentOf(auth)), isNull(apps.deletedAt), auth.appId ? eq(apps.id, auth.appId) : undefined, after ? gt(apps.name, after.name) : undefined))
       .orderBy(asc(apps.name))
       .limit(q.limit);
     const versions = await versionsOf(rows.map((a) => a.currentReleaseId).filter((id): id is string => id !== null));

@@ -3,6 +3,9 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ApiDeps } from '../api-deps.js';
 import { requireScope, type ApiEnv } from '../auth.js';
+import { environmentEndpoints } from '../environment-endpoints.js';
+import { ttlMs, ttlSchema } from '../environment-overrides.js';
+import { environmentView } from '../environment-views.js';
 import { findDeployment } from '../find-deployment.js';
 import { parseManifest, validateManifest } from '../manifest.js';
 import { describeRoute } from '../openapi.js';
@@ -21,6 +24,16 @@ const deployBody = z.object({
   build: z
     .object({
       image: z.string().max(500).regex(/@sha256:[0-9a-f]{64}$/, 'must be the pinned image a build returned (host/org/app@sha256:…)'),
+    })
+    .optional(),
+  /** About the environment (the `Pier-Env` header names it): made on first use; a preview's TTL moves on each deploy that sets it. */
+  environment: z
+    .object({
+      ttl: ttlSchema.optional(),
+      base: z.string().max(40).optional(),
+      branch: z.string().max(200).optional(),
+      commit: z.string().max(64).optional(),
+      pr: z.number().int().min(1).optional(),
     })
     .optional(),
 });
@@ -78,12 +91,16 @@ export function deployRoutes(deps: ApiDeps) {
     if (body.build && !manifest.build) {
       throw new PierError('E_BAD_REQUEST', 'build is only for a manifest with a [build] table; this one names its image', { status: 400, hint: 'leave build out, or deploy a manifest with [build]' });
     }
-    const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description, body.build?.image);
+    const env = body.environment;
+    const result = await deps.deploys.deploy(c.get('auth'), manifest, body.description, body.build?.image, env && { ...env, ttlMs: env.ttl ? ttlMs(env.ttl) : undefined });
     const view: DeployView = {
       app: appView(result.app, result.release.version),
       release: releaseView(result.release),
       deployment: deploymentView(result.deployment, result.app.name, result.release.version),
       created: result.created,
+      ...(result.environment
+        ? { environment: environmentView(result.environment), endpoints: await environmentEndpoints(db, result.app.orgId, result.environment.name, deps.sharedAddresses, [result.app.id]) }
+        : {}),
     };
     return c.json(view, result.created ? 201 : 200);
   });

@@ -1,6 +1,7 @@
 // API tokens: create (the secret is in that one answer only; its hash is stored), list, revoke,
 // and "which token is this" for `pier login`. Managing tokens needs an org-wide admin token.
 // Creating and revoking write the token and its audit event in one transaction.
+import { checkEnvironmentPattern } from '../environment-names.js';
 import { Hono } from 'hono';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { z } from 'zod';
@@ -25,6 +26,8 @@ const createBody = z.object({
   scope: z.enum(TOKEN_SCOPES),
   /** Bind the token to one app: it sees every other app as not found. */
   app: z.string().max(40).optional(),
+  /** Bind the token to environments: names and `*` wildcards, comma-separated (`pr-*`); it is refused in any other. */
+  environments: z.string().max(200).optional(),
   expiresIn: z
     .string()
     .regex(/^\d+(s|m|h|d|w)$/, 'must be a duration like "30s", "90m", "12h", "30d" or "8w"')
@@ -95,6 +98,7 @@ export function tokenRoutes(deps: ApiDeps) {
           hash: hashTokenSecret(secret),
           scope: body.scope,
           appId: app?.id ?? null,
+          environments: body.environments ? checkEnvironmentPattern(body.environments) : null,
           expiresAt: body.expiresIn ? new Date(Date.now() + toMs(body.expiresIn)) : null,
         })
         .returning();

@@ -9,6 +9,8 @@ export const LABELS = {
   /** The installation (database) that owns the container; other installations leave it alone. */
   installation: 'dev.pier.installation',
   app: 'dev.pier.app',
+  /** The environment of the app (api/environment-service.ts): the reaper sweeps leftovers by it. */
+  environment: 'dev.pier.environment',
   release: 'dev.pier.release',
   process: 'dev.pier.process',
   instance: 'dev.pier.instance',

@@ -29,10 +29,12 @@ export interface InstanceActionsOptions {
   volumes?: VolumeAttacher | undefined;
   /** The private network an app's instances join as well (api/private/); none when unset. */
   privateNetworks?: PrivateNetworks | undefined;
+  /** The release's secret values (api/secret-service.ts), decrypted for the start; without it, a release with secrets cannot start. */
+  secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
 }
 
 export interface ActionContext {
-  app: { id: string; orgId: string; name: string };
+  app: { id: string; orgId: string; name: string; environment?: string };
   lease: Lease;
   log: Logger;
   /** Releases by id, loaded by the pass (the current one and those of instances it touches). */
@@ -77,7 +79,10 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     try {
       const mounts = await attachVolumes(row, release, ctx);
       const alsoJoin = await privateNetwork(ctx, log);
-      const containerId = await runWithNetwork({ ...containerSpec(row, release, ctx), mounts, alsoJoin }, ctx, log);
+      const spec = containerSpec(row, release, ctx);
+      // Secrets are read at start and go only into the container's environment, never into a log.
+      const secretEnv = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : {};
+      const containerId = await runWithNetwork({ ...spec, env: { ...spec.env, ...secretEnv }, mounts, alsoJoin }, ctx, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -304,6 +309,13 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     return true;
   }
 
+  async function secretsOf(release: Release): Promise<Record<string, string>> {
+    if (!options.secrets) {
+      throw new PierError('E_SECRETS_UNAVAILABLE', `release v${release.version} has secrets and this server has no secret key`, { status: 500, hint: 'start pier server with its data folder (secrets.key)' });
+    }
+    return options.secrets(release);
+  }
+
   function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
     const manifest = release.manifest as Manifest;
     const spec = manifest.processes[row.process];
@@ -311,11 +323,12 @@ export function createInstanceActions(options: InstanceActionsOptions) {
       name: row.id,
       image: release.imageId,
       cmd: spec?.cmd,
-      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
+      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_ENV: ctx.app.environment ?? 'production', PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
       labels: {
         [LABELS.managed]: 'true',
         [LABELS.installation]: options.installationId,
         [LABELS.app]: ctx.app.id,
+        [LABELS.environment]: ctx.app.environment ?? 'production',
         [LABELS.release]: release.id,
         [LABELS.process]: row.process,
         [LABELS.instance]: row.id,

@@ -39,6 +39,8 @@ export interface ReconcilerOptions {
   volumes?: VolumeAttacher | undefined;
   /** The private networks instances join as well (api/private/). */
   privateNetworks?: PrivateNetworks | undefined;
+  /** Decrypts a release's secrets for its containers (api/secret-service.ts). */
+  secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
 }
 
 export interface ReconcileResult {
@@ -78,7 +80,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       }
       const releaseCache = new Map<string, Promise<Release | null>>();
       const ctx: ActionContext = {
-        app: { id: app.id, orgId: app.orgId, name: app.name },
+        app: { id: app.id, orgId: app.orgId, name: app.name, environment: app.environment },
         lease,
         log,
         release: (id) => {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases, snapshots, volumes, type App, type Snapshot, type SnapshotKind, type Volume } from '../../db/schema/index.js';
 import { appNotFound, findApp, requireScope, type AuthContext } from '../auth.js';
+import { environmentOf } from '../environment-names.js';
 import { newId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
 import { PierError } from '../pier-error.js';
@@ -219,7 +220,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
       const named = await db
         .select({ id: apps.id })
         .from(apps)
-        .where(and(eq(apps.orgId, auth.orgId), appName.startsWith('app_') ? eq(apps.id, appName) : eq(apps.name, appName)));
+        .where(and(eq(apps.orgId, auth.orgId), appName.startsWith('app_') ? eq(apps.id, appName) : and(eq(apps.environment, environmentOf(auth)), eq(apps.name, appName))));
       const ids = named.map((a) => a.id).filter((id) => auth.appId === null || auth.appId === id);
       if (ids.length === 0) throw appNotFound(appName);
       return db.select().from(volumes).where(and(inArray(volumes.appId, ids), isNotNull(volumes.deletedAt))).orderBy(volumes.name, desc(volumes.deletedAt));

@@ -3,11 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { parseManifest, type Manifest } from '../../api/manifest.js';
-import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
-import { loadClientConfig } from '../client-config.js';
 import { EXIT } from '../exit-codes.js';
 import { checkOutcome, followDeployment, tellServed } from '../follow-deployment.js';
+import { clientIn, envArg } from '../environment-arg.js';
 import { idempotencyKey, idempotencyKeyArg } from '../idempotency-key.js';
 import { printJson, printLine, progress } from '../output.js';
 import { runBuild } from '../run-build.js';
@@ -21,6 +20,11 @@ export default defineCommand({
     wait: { type: 'string', description: 'Give up waiting after this many seconds (exit 8; the rollout goes on)', default: '600', valueHint: 'SECONDS' },
     json: { type: 'boolean', description: 'Print the deployment as JSON on stdout (build events as JSON lines on stderr)', default: false },
     'idempotency-key': idempotencyKeyArg,
+    env: { ...envArg, description: 'The environment to deploy to, made on first use (default: $PIER_ENV, else production); e.g. pr-42' },
+    ttl: { type: 'string', description: "A preview's time to live from this deploy, e.g. 2h, 3d (default: the manifest's [env.preview] ttl, else 72h)", valueHint: 'TTL' },
+    branch: { type: 'string', description: 'The branch a preview comes from (shown by pier env list)', valueHint: 'BRANCH' },
+    commit: { type: 'string', description: 'The commit a preview comes from', valueHint: 'SHA' },
+    pr: { type: 'string', description: 'The pull request number a preview comes from', valueHint: 'N' },
   },
   async run({ args }) {
     const text = await readFile(args.config, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -33,7 +37,10 @@ export default defineCommand({
     if (!Number.isFinite(waitSeconds) || waitSeconds <= 0) {
       throw new CliError('E_USAGE', `--wait must be a positive number of seconds, not "${args.wait}"`, { exitCode: EXIT.usage });
     }
-    const client = new ApiClient(loadClientConfig(process.env));
+    const pr = args.pr === undefined ? undefined : Number(args.pr);
+    if (pr !== undefined && (!Number.isInteger(pr) || pr < 1)) throw new CliError('E_USAGE', `--pr must be a pull request number, not "${args.pr}"`, { exitCode: EXIT.usage });
+    const environment = { ...(args.ttl ? { ttl: args.ttl } : {}), ...(args.branch ? { branch: args.branch } : {}), ...(args.commit ? { commit: args.commit } : {}), ...(pr ? { pr } : {}) };
+    const client = clientIn(args.env);
     // A manifest with [build] is built first; an invalid one goes to the server as it is, which
     // reports every problem (the same ones `pier validate` finds).
     const manifest = tryParse(text, args.config);
@@ -46,7 +53,7 @@ export default defineCommand({
         })
       : undefined;
     const result = await client.deploy(
-      { manifest: text, file: args.config, description: args.message ?? '', ...(built ? { build: { image: built.image } } : {}) },
+      { manifest: text, file: args.config, description: args.message ?? '', ...(built ? { build: { image: built.image } } : {}), ...(Object.keys(environment).length ? { environment } : {}) },
       idempotencyKey(args['idempotency-key']),
     );
     const { app, release, deployment } = result;
@@ -56,7 +63,8 @@ export default defineCommand({
         : `${app.name} release v${release.version} is already deployed (${deployment.id}, ${deployment.state})`,
     );
     const final = args.detach ? deployment : await followDeployment(client, app.name, deployment, waitSeconds * 1000);
-    if (args.json) printJson(final);
+    // For CI: where the release is served and until when, beside the deployment.
+    if (args.json) printJson({ ...final, environment: result.environment?.name, digest: release.imageDigest, expiresAt: result.environment?.expiresAt ?? null, endpoints: result.endpoints ?? [] });
     else if (final.state === 'succeeded') printLine(`${app.name} v${final.release} is running`);
     if (final.state === 'succeeded') await tellServed(client, app.name, args.json);
     checkOutcome(final, args.detach);

@@ -17,6 +17,7 @@ const create = defineCommand({
     scope: { type: 'string', description: 'read | deploy | exec | edge | admin | connect (tunnels to one app: needs --app)', valueHint: 'SCOPE', required: true },
     app: { type: 'string', alias: 'a', description: 'Bind the token to this app (it sees no other)', valueHint: 'APP' },
     ttl: { type: 'string', alias: 'expires', description: 'Expire after this long: 30s, 90m, 12h, 30d, 8w (default: never; --expires is the same)', valueHint: 'DURATION' },
+    env: { type: 'string', description: 'Bind the token to environments: names and * wildcards, comma-separated (e.g. "pr-*"); it is refused in any other', valueHint: 'PATTERN' },
     name: { type: 'string', description: 'A name to recognise it by', valueHint: 'NAME' },
     json: { type: 'boolean', description: 'Print { token, secret } as JSON on stdout', default: false },
   },
@@ -26,7 +27,7 @@ const create = defineCommand({
       throw new CliError('E_USAGE', `"${args.scope}" is not a scope`, { hint: `use one of: ${SCOPES.join(', ')}`, exitCode: EXIT.usage });
     }
     const client = new ApiClient(loadClientConfig(process.env));
-    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.ttl, name: args.name });
+    const { token, secret } = await client.createToken({ scope, app: args.app, expiresIn: args.ttl, name: args.name, ...(args.env ? { environments: args.env } : {}) });
     if (args.json) return printJson({ token, secret });
     progress(`created ${token.id} (${describe(token)}); the secret is shown this once:`);
     printLine(secret);

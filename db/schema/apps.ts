@@ -12,6 +12,8 @@ export const apps = pgTable(
     id: id(),
     orgId: text('org_id').notNull().references(() => orgs.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
+    /** The environment it belongs to (db/schema/environments.ts); app names are unique per environment. */
+    environment: text('environment').notNull().default('production'),
     /** Desired: the release whose instances should run. Null until the first deploy, and once deleted. */
     currentReleaseId: text('current_release_id'),
     /**
@@ -26,7 +28,7 @@ export const apps = pgTable(
     /** Set by `pier apps delete`: the app's instances, endpoints and tokens are gone; events stay. */
     deletedAt: time('deleted_at'),
   },
-  (t) => [uniqueIndex('apps_org_name').on(t.orgId, t.name).where(sql`${t.deletedAt} is null`)],
+  (t) => [uniqueIndex('apps_org_env_name').on(t.orgId, t.environment, t.name).where(sql`${t.deletedAt} is null`)],
 );
 
 export type App = typeof apps.$inferSelect;

@@ -18,3 +18,5 @@ export * from './volumes.js';
 export * from './snapshots.js';
 export * from './private-networks.js';
 export * from './certificates.js';
+export * from './environments.js';
+export * from './secrets.js';

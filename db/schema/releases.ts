@@ -25,6 +25,10 @@ export const releases = pgTable(
     build: jsonb('build').$type<ReleaseBuild>(),
     /** Set on a rollback: the version this release copies. */
     rollbackOf: integer('rollback_of'),
+    /** The secret versions it runs with (KEY → version); the values are decrypted at start. */
+    secrets: jsonb('secrets').$type<Record<string, number>>().notNull().default({}),
+    /** What the manifest declared for its environment (api/environment-overrides.ts), for `pier env diff` and promote. */
+    declared: jsonb('declared').$type<DeclaredConfig>(),
     createdAt: createdAt(),
   },
   (t) => [unique('releases_app_version').on(t.appId, t.version)],
@@ -42,4 +46,17 @@ export interface ReleaseBuild {
   argKeys: string[];
   /** What built it: the engine's version as the image records it and the builder (releases before it: absent). */
   builder?: string | null;
+}
+
+export interface DeclaredConfig {
+  /** The environment it was deployed to. */
+  environment: string;
+  /** The manifest before its environment's overrides. */
+  base: unknown;
+  /** Every `[env.NAME]` table of the manifest, as written (validated). */
+  overrides: Record<string, unknown>;
+  /** The override table applied (`NAME` or `preview`), or null. */
+  applied: string | null;
+  /** Endpoint ports a preview got from the port range (manifest port → port). */
+  remappedPorts: Record<string, number>;
 }

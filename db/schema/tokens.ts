@@ -15,6 +15,8 @@ export const tokens = pgTable('tokens', {
   hash: text('hash').notNull().unique(),
   scope: text('scope', { enum: TOKEN_SCOPES }).notNull(),
   appId: text('app_id').references(() => apps.id, { onDelete: 'cascade' }),
+  /** Environment names the token may act in: a pattern such as `pr-*` (null: every one). */
+  environments: text('environments'),
   createdAt: createdAt(),
   expiresAt: time('expires_at'),
   lastUsedAt: time('last_used_at'),

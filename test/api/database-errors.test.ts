@@ -30,7 +30,7 @@ test('a unique violation names its constraint (through drizzle, on either databa
   await db.insert(orgs).values({ id: 'org_1', name: 'acme' });
   await db.insert(apps).values({ id: 'app_1', orgId: 'org_1', name: 'web' });
   const err = await caught(db.insert(apps).values({ id: 'app_2', orgId: 'org_1', name: 'web' }));
-  assert.equal(uniqueViolation(err), 'apps_org_name');
+  assert.equal(uniqueViolation(err), 'apps_org_env_name');
   assert.equal(isDatabaseUnavailable(err), false);
   assert.equal(classifyDatabaseError(err), null, 'left to the caller, who knows what the constraint means');
   assert.equal(uniqueViolation(new Error('something else')), null);

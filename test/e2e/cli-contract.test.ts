@@ -123,7 +123,29 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
   'snapshots describe': { args: async (c) => ['snapshots', 'describe', await snapshot(c, 'sdesc'), '--app', 'alpha'] },
   'snapshots delete': { args: async (c) => ['snapshots', 'delete', await snapshot(c, 'sdel'), '--app', 'alpha', '--yes'] },
   audit: { args: () => ['audit', '--app', 'alpha'] },
+  // Environments: previews of alpha (their ports come from the preview range), made for each command.
+  'env list': { args: () => ['env', 'list'] },
+  'env describe': { args: () => ['env', 'describe', 'production'] },
+  'env extend': { args: async (c) => (await preview(c, 'pr-1'), ['env', 'extend', 'pr-1', '--ttl', '3h']) },
+  'env destroy': { args: async (c) => (await preview(c, 'pr-2'), ['env', 'destroy', 'pr-2', '--yes']) },
+  'env diff': { args: () => ['env', 'diff', 'production', 'production'] },
+  'secrets list': { args: () => ['secrets', 'list', '--app', 'alpha'] },
+  'secrets set': { args: async (c) => (await preview(c, 'pr-3'), ['secrets', 'set', '--app', 'alpha', '--env', 'pr-3', 'CONTRACT_KEY=v1']) },
+  'secrets unset': { args: async (c) => (await preview(c, 'pr-3'), ['secrets', 'unset', '--app', 'alpha', '--env', 'pr-3', 'CONTRACT_KEY']) },
+  'secrets copy': {
+    args: async (c) => {
+      await preview(c, 'pr-3');
+      await preview(c, 'pr-4');
+      await cli(c, ['secrets', 'set', '--app', 'alpha', '--env', 'pr-3', 'COPIED_KEY=v1']);
+      return ['secrets', 'copy', '--app', 'alpha', '--from', 'pr-3', '--to', 'pr-4', 'COPIED_KEY'];
+    },
+  },
+  promote: { args: async (c) => (await preview(c, 'pr-3'), ['promote', '--from', 'pr-3', '--to', 'pr-5']) },
 };
+
+async function preview(c: Ctx, name: string): Promise<void> {
+  await cli(c, ['deploy', '-c', c.file, '--env', name, '--detach']);
+}
 
 /** The dedicated address `ips allocate` gave beta. */
 async function betaAddress(c: Ctx): Promise<string> {

@@ -2,6 +2,8 @@
 // scheduler, health monitor, deploy service, edge feed — on a fresh test database and the in-memory
 // runtime, for fast tests of the scheduler's logic. `pass(appId)` runs one reconcile the way the
 // scheduler does (lock, lease, reconcile, release) so a test can step through a rollout.
+import type { SecretBox } from '../../api/secret-box.js';
+import { createSecretService, secretValues } from '../../api/secret-service.js';
 import { parseIpPools } from '../../api/ip-pool.js';
 import { createIpService } from '../../api/ip-service.js';
 import type { TestContext } from 'node:test';
@@ -59,7 +61,7 @@ export interface ControlPlane {
   /** Passes until `done` holds (bounded); fails with `what` otherwise. */
   converge(appId: string, done: () => Promise<boolean>, what: string): Promise<void>;
   /** A request to the HTTP API built on these parts (the admin token unless another is given). */
-  request(path: string, options?: { method?: string; body?: unknown; token?: string }): Promise<Response>;
+  request(path: string, options?: { method?: string; body?: unknown; token?: string; headers?: Record<string, string> }): Promise<Response>;
 }
 
 export interface ControlPlaneOptions {
@@ -78,6 +80,8 @@ export interface ControlPlaneOptions {
   ipPools?: string[];
   /** Volumes on this driver (attached by the reconciler); without it, no volumes. */
   volumeDriver?: VolumeDriver;
+  /** Secrets sealed with this box (the API's secret routes and the containers' env); without it, secrets are refused. */
+  secretBox?: SecretBox;
 }
 
 export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
@@ -104,6 +108,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     nodeId: 'node_local',
     installationId: INSTALLATION,
     network: NETWORK,
+    secrets: options.secretBox ? (release) => secretValues(db, options.secretBox as SecretBox, release) : undefined,
     onRoutesChanged: (appId) => {
       routeChanges++;
       edgeFeed.refresh(appId);
@@ -146,7 +151,8 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const auth: AuthContext = { tokenId: 'tok_test', orgId, scope: 'admin', appId: null };
 
   const ips = createIpService({ db, transactions, pools: ipPools, sharedAddresses: ['127.0.0.1'], cooldownMs: 3_600_000 });
-  const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, ips, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0 });
+  const secrets = options.secretBox ? createSecretService({ db, transactions, box: options.secretBox, release: deploys.withSecrets }) : undefined;
+  const api = createApi({ db, events, runtime, deploys, deleter, edgeFeed, edgeReports, ips, log: pino({ level: 'silent' }), sharedAddresses: ['127.0.0.1'], ready: () => true, servingHealthTtlMs: 0, secrets });
 
   async function pass(appId: string): Promise<ReconcileResult | null> {
     const lock = await database.locks.tryLock(`pier:reconcile:${appId}`);
@@ -191,7 +197,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
       const body = req.body === undefined ? undefined : JSON.stringify(req.body);
       return api.request(path, {
         method: req.method ?? (body === undefined ? 'GET' : 'POST'),
-        headers: { authorization: `Bearer ${req.token ?? adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { authorization: `Bearer ${req.token ?? adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...req.headers },
         body,
       });
     },

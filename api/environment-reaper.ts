@@ -1,0 +1,115 @@
+// The reaper: previews are destroyed once they expire (an `environment.expiring` event an hour
+// before, once per expiry), and containers labelled with an environment that no longer exists
+// are swept (a server that died between a destroy and the reconciler's cleanup leaves them). It
+// never touches a persistent environment, and containers of other installations are not its own.
+// A pass that fails is logged, recorded and retried on the next tick: the server never dies of it.
+import { and, eq, isNotNull, isNull, lte } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.js';
+import { apps, environments } from '../db/schema/index.js';
+import type { EnvironmentService } from './environment-service.js';
+import type { EventLog } from './event-log.js';
+import { LABELS, type Runtime } from './runtime/runtime.js';
+
+export const EXPIRY_WARNING_MS = 3_600_000;
+
+export interface ReaperOptions {
+  db: Db;
+  events: EventLog;
+  environments: EnvironmentService;
+  runtime: Runtime;
+  installationId: string;
+  log: Logger;
+  /** The clock (tests pass a fake one). */
+  now?: () => Date;
+  /** Milliseconds between passes (default 60 000). */
+  intervalMs?: number;
+}
+
+export interface ReapResult {
+  warned: string[];
+  destroyed: string[];
+  swept: string[];
+}
+
+export function createEnvironmentReaper(options: ReaperOptions) {
+  const { db, events, runtime, log } = options;
+  const now = options.now ?? (() => new Date());
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<ReapResult> | null = null;
+
+  async function pass(): Promise<ReapResult> {
+    const at = now();
+    const result: ReapResult = { warned: [], destroyed: [], swept: [] };
+    const previews = await db.select().from(environments).where(and(eq(environments.kind, 'preview'), isNull(environments.destroyedAt), isNotNull(environments.expiresAt), lte(environments.expiresAt, new Date(at.getTime() + EXPIRY_WARNING_MS))));
+    for (const env of previews) {
+      const expiresAt = env.expiresAt as Date;
+      try {
+        if (expiresAt.getTime() <= at.getTime()) {
+          await options.environments.destroy({ tokenId: 'reaper', tokenName: 'reaper', orgId: env.orgId, scope: 'admin', appId: null }, env.name, { reason: 'expired', waitMs: 0 });
+          result.destroyed.push(env.name);
+        } else if (!env.warnedAt) {
+          const [claimed] = await db.update(environments).set({ warnedAt: at }).where(and(eq(environments.id, env.id), isNull(environments.warnedAt))).returning({ id: environments.id });
+          if (!claimed) continue;
+          await events.record({
+            orgId: env.orgId,
+            type: 'environment.expiring',
+            reason: 'ttl',
+            message: `environment ${env.name} expires at ${expiresAt.toISOString()} and will be destroyed then; \`pier env extend ${env.name} --ttl 24h\` keeps it`,
+            data: { environment: env.name, expiresAt: expiresAt.toISOString() },
+          });
+          result.warned.push(env.name);
+        }
+      } catch (err) {
+        log.warn({ err, environment: env.name }, 'preview not reaped');
+      }
+    }
+    result.swept = await sweep();
+    return result;
+  }
+
+  /** Removes this installation's containers whose environment has no live app any more. */
+  async function sweep(): Promise<string[]> {
+    const containers = await runtime.list({ [LABELS.installation]: options.installationId });
+    const labelled = containers.filter((c) => c.labels[LABELS.environment] && c.labels[LABELS.environment] !== 'production' && c.labels[LABELS.app]);
+    if (!labelled.length) return [];
+    const live = new Set((await db.select({ id: apps.id }).from(apps).where(isNull(apps.deletedAt))).map((a) => a.id));
+    const swept: string[] = [];
+    for (const c of labelled) {
+      if (live.has(c.labels[LABELS.app] as string)) continue;
+      // A deleted app's containers are the reconciler's to stop first; a running one is left to it.
+      if (c.state === 'running') continue;
+      try {
+        await runtime.remove(c.id);
+        swept.push(c.id);
+      } catch (err) {
+        log.warn({ err, container: c.id }, 'leftover container not removed');
+      }
+    }
+    return swept;
+  }
+
+  return {
+    /** One pass now (tests call it with a fake clock); passes never overlap. */
+    tick(): Promise<ReapResult> {
+      running ??= pass().finally(() => {
+        running = null;
+      });
+      return running;
+    },
+    start(): void {
+      if (timer) return;
+      timer = setInterval(() => {
+        this.tick().catch((err: unknown) => log.warn({ err }, 'reaper pass failed'));
+      }, options.intervalMs ?? 60_000);
+      timer.unref();
+    },
+    async close(): Promise<void> {
+      if (timer) clearInterval(timer);
+      timer = null;
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+export type EnvironmentReaper = ReturnType<typeof createEnvironmentReaper>;
