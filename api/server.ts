@@ -155,7 +155,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     if (engineUp) await ensureNetwork(runtime, network, log, warnings);
     // Private networks: prefixes checked against the host's routes (a real engine only), and the
     // networks made before found by name and reused.
-    if (engineUp && overrides.runtime === undefined) await checkPrivatePrefixes(runtime, config.privateNetworks);
+    // (Not on a swarm: no private network is made there, and the manager's engine is not this host's.)
+    if (engineUp && overrides.runtime === undefined && !swarmServices) await checkPrivatePrefixes(runtime, config.privateNetworks);
     const privateNetworks = createPrivateNetworks({
       db,
       runtime,

@@ -9,7 +9,12 @@ import { PRIVATE_LABELS } from './private-network-key.js';
 import type { PrivatePrefixes } from './private-prefixes.js';
 
 export async function checkPrivatePrefixes(runtime: Runtime, prefixes: PrivatePrefixes, routes?: HostRoute[]): Promise<void> {
-  const ours = await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' });
-  const clashes = privateClashes(prefixes, routes ?? (await readHostRoutes()), new Set(ours.map((n) => bridgeName(n.id))));
+  // Listed before and after the routes are read: a private bridge another Pier on this engine makes
+  // or removes meanwhile is then known either way, and never mistaken for a clash.
+  const label = { [PRIVATE_LABELS.private]: 'true' };
+  const before = await runtime.listNetworks(label);
+  const read = routes ?? (await readHostRoutes());
+  const after = await runtime.listNetworks(label);
+  const clashes = privateClashes(prefixes, read, new Set([...before, ...after].map((n) => bridgeName(n.id))));
   if (clashes.length) throw prefixClashError(prefixes, clashes);
 }

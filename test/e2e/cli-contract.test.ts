@@ -12,7 +12,7 @@ import type { StatusView, TokenView } from '../../api/views.js';
 import { commandTree, leafCommands } from '../../cli/command-tree.js';
 import { main } from '../../cli/main.js';
 import { removeRegistryImages, writeFiles } from '../support/build-context.js';
-import { removeAppContainers } from '../support/containers.js';
+import { removeInstallationContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer, type CliResult, type PierServer } from '../support/pier-process.js';
 
@@ -191,7 +191,8 @@ test('the CLI contract with scripts', async (t) => {
   const first = await runPier(['deploy', '-c', file], server.env);
   assert.equal(first.code, 0, first.stderr);
   const alpha = parsed(await runPier(['status', '--app', 'alpha', '--json'], server.env), 'status') as StatusView;
-  t.after(() => removeAppContainers(alpha.app.id));
+  // Every app of this server, previews included (they are other apps, with ids of their own).
+  t.after(() => removeInstallationContainers(alpha.app.id));
   assert.equal((await runPier(['deploy', '-c', join(server.dir, 'beta.toml')], server.env)).code, 0);
 
   const createRead = async (extra: string[] = []): Promise<{ token: TokenView; secret: string }> =>

@@ -22,3 +22,22 @@ export async function removeAppContainers(appId: string): Promise<void> {
 export async function removePrivateNetworks(names: string[]): Promise<void> {
   for (const name of names) await exec('docker', ['network', 'rm', name]).catch(() => undefined);
 }
+
+/**
+ * Force-removes every container of the `pier server` that runs the app: all those carrying the
+ * same installation label as the app's containers (its apps in every environment, previews
+ * included), with their private networks.
+ */
+export async function removeInstallationContainers(appId: string): Promise<void> {
+  const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
+  const first = stdout.split('\n').find(Boolean);
+  if (!first) return;
+  const installation = (await exec('docker', ['inspect', '--format', '{{index .Config.Labels "dev.pier.installation"}}', first])).stdout.trim();
+  if (!installation) return removeAppContainers(appId);
+  const all = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.installation=${installation}`]);
+  const appIds = await exec('docker', ['inspect', '--format', '{{index .Config.Labels "dev.pier.app"}}', ...all.stdout.split('\n').filter(Boolean)]).then(
+    (r) => [...new Set(r.stdout.split('\n').filter(Boolean))],
+    () => [appId],
+  );
+  for (const id of appIds) await removeAppContainers(id);
+}
