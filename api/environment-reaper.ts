@@ -3,10 +3,10 @@
 // are swept (a server that died between a destroy and the reconciler's cleanup leaves them). It
 // never touches a persistent environment, and containers of other installations are not its own.
 // A pass that fails is logged, recorded and retried on the next tick: the server never dies of it.
-import { and, eq, isNotNull, isNull, lte } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, like, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
-import { apps, environments } from '../db/schema/index.js';
+import { apps, environments, privateNetworks } from '../db/schema/index.js';
 import type { EnvironmentService } from './environment-service.js';
 import type { EventLog } from './event-log.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
@@ -24,12 +24,16 @@ export interface ReaperOptions {
   now?: () => Date;
   /** Milliseconds between passes (default 60 000). */
   intervalMs?: number;
+  /** Told the name of each private network it removed (the private networks' cache forgets it). */
+  onNetworkRemoved?: ((name: string) => void) | undefined;
 }
 
 export interface ReapResult {
   warned: string[];
   destroyed: string[];
   swept: string[];
+  /** Private networks of destroyed environments removed, by name. */
+  networks: string[];
 }
 
 export function createEnvironmentReaper(options: ReaperOptions) {
@@ -40,7 +44,7 @@ export function createEnvironmentReaper(options: ReaperOptions) {
 
   async function pass(): Promise<ReapResult> {
     const at = now();
-    const result: ReapResult = { warned: [], destroyed: [], swept: [] };
+    const result: ReapResult = { warned: [], destroyed: [], swept: [], networks: [] };
     const previews = await db.select().from(environments).where(and(eq(environments.kind, 'preview'), isNull(environments.destroyedAt), isNotNull(environments.expiresAt), lte(environments.expiresAt, new Date(at.getTime() + EXPIRY_WARNING_MS))));
     for (const env of previews) {
       const expiresAt = env.expiresAt as Date;
@@ -65,7 +69,34 @@ export function createEnvironmentReaper(options: ReaperOptions) {
       }
     }
     result.swept = await sweep();
+    result.networks = await sweepNetworks();
     return result;
+  }
+
+  /**
+   * Removes the private network of each destroyed environment once no container is left on it,
+   * and frees its subnets for another (api/private/private-network-key.ts: `ORG.ENV` keys; the
+   * production network, keyed by the org alone, is never removed here).
+   */
+  async function sweepNetworks(): Promise<string[]> {
+    const rows = await db.select().from(privateNetworks).where(like(privateNetworks.key, '%.%'));
+    const removed: string[] = [];
+    for (const row of rows) {
+      const environment = row.key.slice(row.key.indexOf('.') + 1);
+      try {
+        const [live] = await db.select({ id: environments.id }).from(environments).where(and(eq(environments.orgId, row.orgId), eq(environments.name, environment), isNull(environments.destroyedAt)));
+        if (live) continue;
+        // A container still on it (a deleted app's, not yet stopped) keeps it until a later pass.
+        if (!(await runtime.removeNetwork(row.name))) continue;
+        await db.delete(privateNetworks).where(eq(privateNetworks.key, row.key));
+        options.onNetworkRemoved?.(row.name);
+        removed.push(row.name);
+        log.info({ network: row.name, environment }, 'private network of a destroyed environment removed');
+      } catch (err) {
+        log.warn({ err, network: row.name }, 'private network of a destroyed environment not removed; trying again next pass');
+      }
+    }
+    return removed;
   }
 
   /** Removes this installation's containers whose environment has no live app any more. */

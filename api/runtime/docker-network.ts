@@ -66,6 +66,18 @@ export function createDockerNetworks(docker: Docker, errors: EngineErrors) {
       }
     },
 
+    async removeNetwork(name: string): Promise<boolean> {
+      try {
+        await docker.getNetwork(name).remove();
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 404) return true;
+        // "has active endpoints": a container is still on it.
+        if (statusOf(err) === 403 || statusOf(err) === 409 || /active endpoints/i.test(dockerMessage(err))) return false;
+        throw errors.engineError(err, `remove network ${name}`);
+      }
+    },
+
     async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
       try {
         const found = await docker.listNetworks({ filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }) });

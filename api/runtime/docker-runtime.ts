@@ -53,7 +53,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
   const { unavailable, engineError } = errors;
   const { logs, streamLogs } = createDockerLogs(docker, errors);
   const { exec, execInteractive } = createDockerExec(docker, errors);
-  const { ensureNetwork, connectNetwork, disconnectNetwork, listNetworks } = createDockerNetworks(docker, errors);
+  const { ensureNetwork, connectNetwork, disconnectNetwork, removeNetwork, listNetworks } = createDockerNetworks(docker, errors);
 
   const imageNotFound = (reference: string, why: string, cause?: unknown): PierError =>
     new PierError('E_IMAGE_NOT_FOUND', `image ${reference} not found: ${why}`, {
@@ -174,6 +174,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
     ensureNetwork,
     connectNetwork,
     disconnectNetwork,
+    removeNetwork,
     listNetworks,
 
     async connect(address, port, options) {

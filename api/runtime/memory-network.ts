@@ -30,6 +30,8 @@ export interface MemoryNetworks {
   ipv6Of(name: string, ipv4: string): string | null;
   list(labels: Record<string, string>): NetworkInfo[];
   release(name: string, address: string): void;
+  /** Forgets a network with no address in use: true when gone, false while one is used. */
+  remove(name: string): boolean;
 }
 
 export function createMemoryNetworks(): MemoryNetworks {
@@ -91,6 +93,12 @@ export function createMemoryNetworks(): MemoryNetworks {
     },
     release(name, address) {
       networks.get(name)?.used.delete(parseIpv4(address) ?? -1);
+    },
+    remove(name) {
+      const n = networks.get(name);
+      if (n && n.used.size > 0) return false;
+      networks.delete(name);
+      return true;
     },
   };
 }

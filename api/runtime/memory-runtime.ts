@@ -249,6 +249,12 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
       c.info = { ...c.info, networks: rest, endpoints };
     },
 
+    async removeNetwork(name: string): Promise<boolean> {
+      up();
+      for (const c of containers.values()) if (c.info.networks[name]) return false;
+      return networks.remove(name);
+    },
+
     async listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]> {
       up();
       return networks.list(labels);

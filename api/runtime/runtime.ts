@@ -209,6 +209,11 @@ export interface Runtime {
   connectNetwork(id: string, network: string, options?: JoinOptions): Promise<void>;
   /** Takes a container off a network (its aliases there go with it). Not on it, or gone, is fine. */
   disconnectNetwork(id: string, network: string): Promise<void>;
+  /**
+   * Removes a network by name: true when it is gone (or never was), false while a container is
+   * still on it (nothing changed; try again once it has left).
+   */
+  removeNetwork(name: string): Promise<boolean>;
   /** The engine's networks carrying all the given labels. */
   listNetworks(labels: Record<string, string>): Promise<NetworkInfo[]>;
   /**

@@ -64,6 +64,9 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
     },
     async connectNetwork() {},
     async disconnectNetwork() {},
+    async removeNetwork() {
+      return true;
+    },
     // No private network on a swarm yet (docs/several-machines.md): none to list.
     async listNetworks() {
       return [];

@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { and, eq, isNull } from 'drizzle-orm';
-import { apps, environments, events, releases } from '../../db/schema/index.js';
+import { apps, environments, events, privateNetworks, releases } from '../../db/schema/index.js';
 import type { Manifest } from '../../api/manifest.js';
 import { createEnvironmentReaper } from '../../api/environment-reaper.js';
 import { createEnvironmentService } from '../../api/environment-service.js';
+import { createPrivateNetworks } from '../../api/private/private-networks.js';
+import { parsePrivatePrefixes } from '../../api/private/private-prefixes.js';
 import { createControlPlane, echoManifest, INSTALLATION } from '../support/memory-control-plane.js';
 
 const env = (name: string) => ({ 'pier-env': name });
@@ -101,7 +103,7 @@ test('the reaper warns an hour before a preview expires and destroys it once exp
   const environmentsService = createEnvironmentService({ db: cp.db, transactions: cp.transactions, deleter: cp.deleter, now: () => now });
   const reaper = createEnvironmentReaper({ db: cp.db, events: cp.events, environments: environmentsService, runtime: cp.runtime, installationId: INSTALLATION, log: cp.logs.log, now: () => now });
 
-  assert.deepEqual(await reaper.tick(), { warned: [], destroyed: [], swept: [] });
+  assert.deepEqual(await reaper.tick(), { warned: [], destroyed: [], swept: [], networks: [] });
   now = new Date(Date.now() + 70 * 60_000);
   assert.deepEqual((await reaper.tick()).warned, ['pr-1']);
   assert.deepEqual((await reaper.tick()).warned, [], 'warned once');
@@ -134,4 +136,29 @@ test('a token bound to pr-* deploys previews and cannot touch production', async
   assert.equal((await cp.request('/v1/environments/production?force=true&confirm=production', { token, method: 'DELETE', headers: env('pr-3') })).status, 404);
   const list = (await (await cp.request('/v1/environments', { token, headers: env('pr-3') })).json()) as { environments: { name: string }[] };
   assert.deepEqual(list.environments.map((e) => e.name), ['pr-3']);
+});
+
+test('the reaper removes the private network of a destroyed environment and frees its subnets; production keeps its own', async (t) => {
+  const cp = await createControlPlane(t);
+  assert.equal((await cp.request('/v1/deploys', { body: { manifest: echoManifest('web', { count: 1 }) } })).status, 201);
+  assert.equal((await cp.request('/v1/deploys', { body: { manifest: echoManifest('web', { count: 1 }), environment: { ttl: '2h' } }, headers: env('pr-7') })).status, 201);
+  const networks = createPrivateNetworks({ db: cp.db, runtime: cp.runtime, prefixes: parsePrivatePrefixes(undefined, undefined), log: cp.logs.log });
+  const production = await networks.networkFor({ orgId: cp.orgId, environment: 'production' });
+  const preview = await networks.networkFor({ orgId: cp.orgId, environment: 'pr-7' });
+  assert.deepEqual([production.key, preview.key], [cp.orgId, `${cp.orgId}.pr-7`]);
+  assert.notEqual(production.ipv4Subnet, preview.ipv4Subnet);
+  const forgotten: string[] = [];
+  const environmentsService = createEnvironmentService({ db: cp.db, transactions: cp.transactions, deleter: cp.deleter });
+  const reaper = createEnvironmentReaper({ db: cp.db, events: cp.events, environments: environmentsService, runtime: cp.runtime, installationId: INSTALLATION, log: cp.logs.log, onNetworkRemoved: (n) => forgotten.push(n) });
+
+  assert.deepEqual((await reaper.tick()).networks, [], 'a live preview keeps its network');
+  assert.equal((await cp.request('/v1/environments/pr-7', { method: 'DELETE', headers: env('pr-7') })).status, 200);
+  assert.deepEqual((await reaper.tick()).networks, [preview.name]);
+  assert.deepEqual(forgotten, [preview.name]);
+  const onEngine = (await cp.runtime.listNetworks({ 'dev.pier.private': 'true' })).map((n) => n.name);
+  assert.deepEqual(onEngine, [production.name]);
+  assert.deepEqual((await cp.db.select().from(privateNetworks)).map((r) => r.key), [cp.orgId]);
+  // Its slot is free again: the next network takes it.
+  const next = await networks.networkFor({ orgId: cp.orgId, environment: 'pr-8' });
+  assert.equal(next.slot, preview.slot);
 });
