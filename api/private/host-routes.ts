@@ -43,9 +43,18 @@ export async function readHostRoutes(): Promise<HostRoute[]> {
  * multicast ones, and those on interfaces in `ignore` (Pier's private bridges).
  */
 export function privateClashes(prefixes: PrivatePrefixes, routes: HostRoute[], ignore: ReadonlySet<string>): HostRoute[] {
+  const inside = (r: HostRoute) => rangesOverlap(r.prefix, prefixes.ipv6) || rangesOverlap(r.prefix, prefixes.ipv4);
+  // A Docker bridge (br-…) whose every route lies inside the prefixes is a private network of a
+  // Pier on this host whose engine this server does not see (another installation's, an engine in
+  // a namespace): never a route of the host's own network.
+  const piers = new Set(
+    [...new Set(routes.filter((r) => /^br-[0-9a-f]{12}$/.test(r.iface)).map((r) => r.iface))].filter((iface) =>
+      routes.filter((r) => r.iface === iface && !/^fe80:/i.test(r.prefix) && !/^ff00:/i.test(r.prefix)).every(inside),
+    ),
+  );
   return routes.filter((r) => {
-    if (ignore.has(r.iface) || /\/0$/.test(r.prefix)) return false;
-    return rangesOverlap(r.prefix, prefixes.ipv6) || rangesOverlap(r.prefix, prefixes.ipv4);
+    if (ignore.has(r.iface) || piers.has(r.iface) || /\/0$/.test(r.prefix)) return false;
+    return inside(r);
   });
 }
 

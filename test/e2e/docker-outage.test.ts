@@ -11,6 +11,8 @@ import type { DeployView, StatusView } from '../../api/views.js';
 import { startDockerEngine } from '../support/docker-engine.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { randomInt } from 'node:crypto';
+import { randomUlaPrefix } from '../../api/private/private-prefixes.js';
 
 const RECOVERY_MS = 10_000;
 const TAG = 'pier-test/busybox:1';
@@ -44,7 +46,9 @@ test('pier server survives its Docker engine stopping with a health-checked app,
   if (!(await requireDocker(t))) return;
   await ensureBusyboxImage(TAG);
   const engine = await startDockerEngine(t, { images: [TAG] });
-  const server = await startPierServer(t, { DOCKER_HOST: engine.host });
+  // Private prefixes of its own: this engine shares the host's routes with the machine's main
+  // engine, whose Pier servers' private bridges hold the default prefixes (a real clash here).
+  const server = await startPierServer(t, { DOCKER_HOST: engine.host, PIER_PRIVATE_IPV6: randomUlaPrefix(), PIER_PRIVATE_IPV4: `10.${randomInt(211, 255)}.0.0/16` });
   if (process.env.PIER_TEST_KEEP_LOG) t.after(async () => (await import('node:fs/promises')).writeFile(process.env.PIER_TEST_KEEP_LOG as string, server.stderr()));
 
   const manifest = {
