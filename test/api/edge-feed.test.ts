@@ -30,6 +30,8 @@ test('a one-app refresh rebuilds that app only; a full refresh catches what was 
   await cp.converge(b.app.id, async () => (await cp.pass(b.app.id))?.changed === false, 'beta running');
   const first = await cp.edgeFeed.rebuild();
   assert.deepEqual(first.endpoints.map((e) => [e.name, e.backends.length]).sort(), [['alpha/9501', 1], ['beta/9502', 1]]);
+  // The health monitor would see beta's instance exit below and announce beta itself.
+  await cp.stopHealth();
   const published: EdgeConfig[] = [];
   cp.edgeFeed.subscribe((s) => void published.push(s));
 

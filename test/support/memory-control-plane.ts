@@ -55,6 +55,8 @@ export interface ControlPlane {
   adminToken: string;
   /** Routes changed (the reconciler told the edge feed), counted. */
   routeChanges: () => number;
+  /** Stops the health monitor (waiting for its probes), so a test can change instances unobserved. */
+  stopHealth(): Promise<void>;
   deploy(toml: string): Promise<DeployResult>;
   /** One reconcile pass of the app, as the scheduler runs it; null when the lock was taken. */
   pass(appId: string): Promise<ReconcileResult | null>;
@@ -117,8 +119,9 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
+  let monitor: { close(): Promise<void> } | undefined;
   if (options.health !== false) {
-    const monitor = createHealthMonitor({
+    const health = createHealthMonitor({
       db,
       runtime,
       transactions,
@@ -132,8 +135,9 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
       retryMinMs: 20,
       retryMaxMs: 200,
     });
-    monitor.start();
-    t.after(() => monitor.close());
+    health.start();
+    t.after(() => health.close());
+    monitor = health;
   }
   const ipPools = parseIpPools(options.ipPools ?? [], ['127.0.0.1']);
   const deploys = createDeployService({ db, runtime, transactions, ipPools, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
@@ -183,6 +187,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     auth,
     adminToken,
     routeChanges: () => routeChanges,
+    stopHealth: async () => monitor?.close(),
     deploy: (toml) => deploys.deploy(auth, parseManifest(toml)),
     pass,
     async converge(appId, done, what) {
