@@ -2,6 +2,7 @@
 // `npm install -g --prefix`, and the `pier` it puts on PATH runs (`--version`, and a server that
 // finds its migrations and answers /healthz). And `npm start` stopped with SIGTERM stops the
 // server too, not only npm's shell.
+// test-pass: once — its subject is the installed package, not the database behind it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';

@@ -4,6 +4,7 @@
 // answers again within 10 s of the database returning, and each outage it noticed is on record as
 // database.unavailable then database.available. The database is the test's own
 // (test/support/postgres-cluster.ts), never the machine's shared one.
+// test-pass: once — its PostgreSQL is its own cluster, whatever DATABASE_URL says.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';

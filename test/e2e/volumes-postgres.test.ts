@@ -4,6 +4,7 @@
 // writes (consistency = "none": no pause, no hook) is restored into a new volume; PostgreSQL
 // starts on it cleanly (crash recovery, then ready), and every row the snapshot's acked file
 // lists — acknowledged before the snapshot — is in the table.
+// test-pass: once — the PostgreSQL under test runs in a container on a volume, not as Pier's database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

@@ -1,0 +1,42 @@
+// Which test files CI's PostgreSQL pass runs: those whose compiled imports reach db/database.js
+// (directly, through support modules, or by a dynamic import), less those marked to run once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ONCE_MARKER, selectTestFiles } from './run.js';
+
+async function put(root: string, path: string, text: string): Promise<void> {
+  await mkdir(dirname(join(root, path)), { recursive: true });
+  await writeFile(join(root, path), text);
+}
+
+test('the PostgreSQL pass keeps the files that reach the database module, unless marked once', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'pier-run-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  await put(root, 'dist/db/database.js', 'export const x = 1;\n');
+  await put(root, 'dist/test/support/db.js', "import { x } from '../../db/database.js';\n");
+  await put(root, 'dist/test/support/cycle.js', "import './cycle.js';\nimport './plain.js';\n");
+  await put(root, 'dist/test/support/plain.js', 'export const y = 2;\n');
+  const files: Record<string, string> = {
+    'direct.test': "import { x } from '../db/database.js';\n",
+    'through.test': "import { open } from './support/db.js';\n",
+    'dynamic.test': "const m = await import('./support/db.js');\n",
+    'plain.test': "import './support/cycle.js';\nimport { test } from 'node:test';\n",
+    'sub/once.test': "import '../support/db.js';\n",
+  };
+  for (const [name, js] of Object.entries(files)) {
+    await put(root, `dist/test/${name}.js`, js);
+    await put(root, `test/${name}.ts`, name.endsWith('once.test') ? `${ONCE_MARKER} — its own database.\n` : '// a test\n');
+  }
+  await put(root, 'test/support/db.ts', '// not a test file\n');
+
+  const all = selectTestFiles(root, false);
+  assert.deepEqual(all.files, ['dist/test/direct.test.js', 'dist/test/dynamic.test.js', 'dist/test/plain.test.js', 'dist/test/sub/once.test.js', 'dist/test/through.test.js']);
+  assert.deepEqual(all.skipped, []);
+
+  const pg = selectTestFiles(root, true);
+  assert.deepEqual(pg.files, ['dist/test/direct.test.js', 'dist/test/dynamic.test.js', 'dist/test/through.test.js']);
+  assert.deepEqual(pg.skipped, ['dist/test/plain.test.js', 'dist/test/sub/once.test.js']);
+});
