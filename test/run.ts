@@ -57,5 +57,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(`test: ${files.length} files depend on the database; ${skipped.length} others run on the PGlite passes only (${relative(ROOT, DATABASE_MODULE)} not imported, or marked "${ONCE_MARKER}")`);
   }
   const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { cwd: ROOT, stdio: 'inherit' });
+  // Stopping the command stops the run, rather than leaving it behind.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
