@@ -157,8 +157,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // networks made before found by name and reused.
     // (Not on a swarm: no private network is made there, and the manager's engine is not this host's.)
     if (engineUp && overrides.runtime === undefined && !swarmServices) await checkPrivatePrefixes(runtime, config.privateNetworks);
+    const installationId = await installation(db);
     const privateNetworks = createPrivateNetworks({
       db,
+      installationId,
       runtime,
       prefixes: config.privateNetworks,
       log: log.child({ component: 'private-networks' }),
@@ -172,7 +174,6 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
       .onConflictDoUpdate({ target: nodes.id, set: { endpoint: `unix://${config.dockerSocket}`, lastSeenAt: new Date() } });
 
-    const installationId = await installation(db);
     const sharedAddresses = [config.edge.ipv4, config.edge.ipv6].filter((a): a is string => a !== null);
     const events = createEventLog(db);
     // System events (no app) belong to the admin org, known once it is bootstrapped (below).
@@ -440,7 +441,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     // Closers run last first: this one while the database is still open.
     closers.push(() => system.record({ type: 'server.stopping', reason: 'stop', message: `pier server ${PIER_VERSION} is stopping`, data: { version: PIER_VERSION } }));
-    log.info({ apiUrl, database: database.kind }, 'api ready');
+    log.info({ apiUrl, database: database.kind, installation: installationId }, 'api ready');
 
     return {
       apiUrl,

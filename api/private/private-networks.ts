@@ -18,6 +18,8 @@ export interface PrivateNetworksOptions {
   runtime: Runtime;
   prefixes: PrivatePrefixes;
   log: Logger;
+  /** The installation's id, labelled on the networks it makes. */
+  installationId?: string | undefined;
   isolation?: Ipv6Isolation | undefined;
   /** Told once per network whose IPv6 isolation could not be put in place. */
   onProblem?: ((problem: string) => void) | undefined;
@@ -47,7 +49,13 @@ export function createPrivateNetworks(options: PrivateNetworksOptions): PrivateN
       name: row.name,
       subnet: row.ipv4Subnet,
       ipv6Subnet: row.ipv6Subnet,
-      labels: { [LABELS.managed]: 'true', [PRIVATE_LABELS.private]: 'true', [PRIVATE_LABELS.key]: row.key },
+      labels: {
+        [LABELS.managed]: 'true',
+        [PRIVATE_LABELS.private]: 'true',
+        [PRIVATE_LABELS.key]: row.key,
+        // Which installation made it, as on containers: leftovers can be told apart and swept.
+        ...(options.installationId ? { [LABELS.installation]: options.installationId } : {}),
+      },
     };
   }
 

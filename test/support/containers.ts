@@ -41,3 +41,15 @@ export async function removeInstallationContainers(appId: string): Promise<void>
   );
   for (const id of appIds) await removeAppContainers(id);
 }
+
+/**
+ * Removes what one installation (one `pier server` database) left on the engine: its containers,
+ * then its private networks. Best effort: an engine that is gone (a test's own, stopped) is skipped.
+ */
+export async function removeInstallation(installation: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const run = (args: string[]) => exec('docker', args, { env, timeout: 30_000 }).then((r) => r.stdout.split('\n').filter(Boolean), () => [] as string[]);
+  const containers = await run(['ps', '-aq', '--filter', `label=dev.pier.installation=${installation}`]);
+  if (containers.length) await run(['rm', '-f', ...containers]);
+  const networks = await run(['network', 'ls', '-q', '--filter', `label=dev.pier.installation=${installation}`, '--filter', 'label=dev.pier.private=true']);
+  for (const id of networks) await run(['network', 'rm', id]);
+}

@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { removeInstallation } from './containers.js';
 import { createTestDbUrl } from './test-db.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -70,6 +71,9 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   };
   t.after(async () => {
     await stop();
+    // Whatever the test did not clean up itself (private networks above all) goes with the server.
+    const installation = /"installation":"(inst_[^"]+)"/.exec(err)?.[1];
+    if (installation) await removeInstallation(installation, env);
     await rm(dir, { recursive: true, force: true });
   });
 
