@@ -20,6 +20,11 @@ export interface DatabaseOptions {
   onLocksLost?: (why: string, locks: number) => void;
   /** The query pool's application_name on PostgreSQL, so /metrics can find its sessions. */
   applicationName?: string;
+  /**
+   * Embedded only: start from this copy of a database (`createPgliteTemplate`) instead of an
+   * empty one. Tests open hundreds of fresh databases; each initdb costs seconds, a copy does not.
+   */
+  template?: Blob | undefined;
 }
 
 export interface Database {
@@ -53,7 +58,28 @@ const migrationsFolder = fileURLToPath(new URL('../../db/migrations', import.met
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) return openPostgres(options.url, options);
-  return openPglite(options.dataDir);
+  return openPglite(options.dataDir, options.template);
+}
+
+/** A migrated, empty embedded database as a dump, to open copies of with `template`. */
+export async function createPgliteTemplate(): Promise<Blob> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  const client = new PGlite('memory://', { startParams: pgliteStartParams(PGlite.defaultStartParams) });
+  try {
+    await client.waitReady;
+    await migrate(drizzle(client, { schema }), { migrationsFolder });
+    return await client.dumpDataDir('none');
+  } finally {
+    await client.close();
+  }
+}
+
+// PostgreSQL's default 128 MB of shared buffers is resident in the WebAssembly heap; Pier's data
+// is a few megabytes (docs/operations.md has the figures).
+function pgliteStartParams(defaults: string[]): string[] {
+  return [...defaults, '-c', 'shared_buffers=16MB'];
 }
 
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
@@ -104,7 +130,7 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, template: Blob | undefined): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
@@ -112,9 +138,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     await mkdir(dataDir, { recursive: true });
     await initPgliteDataDir(dataDir);
   }
-  // PostgreSQL's default 128 MB of shared buffers is resident in the WebAssembly heap; Pier's
-  // data is a few megabytes (docs/operations.md has the figures).
-  const client = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'] });
+  const client = new PGlite(dataDir, { startParams: pgliteStartParams(PGlite.defaultStartParams), ...(template ? { loadDataDir: template } : {}) });
   await client.waitReady;
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });

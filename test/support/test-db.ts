@@ -3,11 +3,15 @@
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { openDatabase, type Database } from '../../db/database.js';
+import { createPgliteTemplate, openDatabase, type Database } from '../../db/database.js';
+
+/** One migrated embedded database per test process, copied for each test (initdb once, not per test). */
+let pgliteTemplate: Promise<Blob> | undefined;
 
 export async function createTestDb(t: TestContext): Promise<Database> {
   const url = await createTestDbUrl(t);
-  const database = await openDatabase({ url, dataDir: 'memory://' });
+  const template = url ? undefined : await (pgliteTemplate ??= createPgliteTemplate());
+  const database = await openDatabase({ url, dataDir: 'memory://', template });
   t.after(() => database.close());
   return database;
 }
