@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeInstallation } from './containers.js';
+import { seedPgliteDataDir } from './pglite-template.js';
 import { createTestDbUrl } from './test-db.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -56,7 +57,10 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   delete env.PIER_API_URL;
   delete env.PIER_TOKEN;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  else delete env.DATABASE_URL;
+  else {
+    delete env.DATABASE_URL;
+    await seedPgliteDataDir(env.PIER_DATA_DIR as string);
+  }
 
   const child = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0', ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
