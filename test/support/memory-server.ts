@@ -10,6 +10,7 @@ import { loadConfig } from '../../api/config.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
 import { startServer, type RunningServer } from '../../api/server.js';
 import type { Checkpoint } from '../../api/transactions.js';
+import { seedPgliteDataDir } from './pglite-template.js';
 
 export const MEMORY_IMAGE = 'pier-test/busybox:1';
 
@@ -44,6 +45,7 @@ export async function startMemoryServer(options: MemoryServerOptions, t?: TestCo
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...options.env,
   };
+  if (!env.DATABASE_URL) await seedPgliteDataDir(env.PIER_DATA_DIR as string);
   const config = loadConfig(env, { role: 'api' });
   const runtime = createMemoryRuntime({ images: [MEMORY_IMAGE], ...options.runtime });
   const server = await startServer(config, options.log, { runtime, checkpoint: options.checkpoint, resyncMs: options.resyncMs, localEdge: options.localEdge });
