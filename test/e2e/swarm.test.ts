@@ -6,7 +6,8 @@
 // no failed connection, and comes back (node.up); a drained node's task moves and the edges
 // follow; a rollout moves traffic with no refused connection, a release whose check never passes
 // leaves the old one serving, and a rollback brings back v1. One cluster for the whole file: it is
-// slow to start. Every wait is bounded.
+// slow to start. Every wait is bounded. Last, an image pushed to a registry the nodes reach is
+// deployed by digest, and the worker pulls it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { EventView, NodeView, StatusView } from '../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { startPlainRegistry } from '../support/plain-registry.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
 import { exchange } from '../support/tcp-client.js';
 
@@ -27,9 +29,9 @@ const IMAGE = 'pier-test/busybox:1';
  * a shell that ends on SIGTERM (a PID 1 without a handler ignores it, and every stop would take the
  * whole grace period).
  */
-function manifest(o: { image: string; port: number; greeting: string; checkPath?: string; timeout?: string }): string {
+function manifest(o: { image: string; port: number; greeting: string; checkPath?: string; timeout?: string; app?: string }): string {
   return `
-app = "sw"
+app = "${o.app ?? 'sw'}"
 image = "${o.image}"
 env = { GREETING = "${o.greeting}" }
 
@@ -144,7 +146,7 @@ async function startNodeEdge(t: TestContext, server: PierServer, node: SwarmNode
 
 const serving = (s: StatusView) => s.instances.filter((i) => i.desired === 'running' && i.state === 'running' && i.health === 'healthy');
 
-test('on a swarm: instances on both nodes behind two edges, a killed task, a stopped engine and a drained node followed, rollout, failed rollout and rollback', async (t) => {
+test('on a swarm: instances on both nodes behind two edges, a killed task, a stopped engine and a drained node followed, rollout, failed rollout, rollback, an image by digest', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     // CI runs the suite once per database and is near its time budget: the swarm runs on the
@@ -155,7 +157,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   const image = await ensureBusyboxImage();
   const since = (start: number) => `${((performance.now() - start) / 1000).toFixed(1)} s`;
   let mark = performance.now();
-  const cluster: SwarmCluster = await startSwarmCluster(t, { images: [IMAGE] });
+  const cluster: SwarmCluster = await startSwarmCluster(t, { images: [IMAGE], insecureRegistry: true });
   t.diagnostic(`two-node swarm up: ${since(mark)}`);
   const server = await startPierServer(
     t,
@@ -329,4 +331,29 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   const deleted = await runPier(['apps', 'delete', 'sw', '--yes', '--wait', '60'], server.env);
   assert.equal(deleted.code, 0, deleted.stderr);
   assert.deepEqual(await swarmServices(), []);
+
+  // Images by digest: pushed to a registry on the host's leg (every node reaches it) and deployed
+  // by its digest; the service names that digest, and the worker, which has no image under it,
+  // pulls it for its task.
+  mark = performance.now();
+  const registry = await startPlainRegistry(t, cluster.hostAddress);
+  const pushed = `${registry}/sw/busybox:1`;
+  await cluster.manager.docker(['tag', IMAGE, pushed]);
+  await cluster.manager.docker(['push', pushed]);
+  const ref = (await cluster.manager.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', pushed])).trim();
+  assert.match(ref, /^198\.18\.\d+\.254:\d+\/sw\/busybox@sha256:[0-9a-f]{64}$/);
+  await assert.rejects(cluster.worker.docker(['image', 'inspect', ref]), 'the worker has no image under that digest yet');
+  await writeFile(file, manifest({ image: ref, port: port + 1, greeting: 'digest', app: 'swd' }));
+  const byDigest = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(byDigest.code, 0, byDigest.stderr);
+  assert.equal((await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim(), ref);
+  await waitFor('an instance of the digest on each node', async () => {
+    const s = await pierJson<StatusView>(server, ['status', '--app', 'swd']);
+    return serving(s).length === 2 && new Set(serving(s).map((i) => i.address)).size === 2;
+  });
+  await servedBy(edges, port + 1, (b) => b.size === 2 && [...b].every((x) => x.startsWith('digest ')), 'the digest\'s tasks through the edges');
+  await cluster.worker.docker(['image', 'inspect', ref]);
+  t.diagnostic(`deployed by digest, pulled by the worker, served: ${since(mark)}`);
+  const deletedDigest = await runPier(['apps', 'delete', 'swd', '--yes', '--wait', '60'], server.env);
+  assert.equal(deletedDigest.code, 0, deletedDigest.stderr);
 });
