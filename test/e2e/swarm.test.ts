@@ -274,6 +274,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   // Rollout: the new release's service runs beside the old one; its tasks pass Pier's checks;
   // the edges move; the old service goes. No request fails meanwhile.
   mark = performance.now();
+  const v1Ids = serving(await pierJson<StatusView>(server, ['status', '--app', 'sw'])).map((i) => i.id);
   await writeFile(file, manifest({ image, port, greeting: 'two' }));
   client = loopClient(edges, port);
   const v2 = await runPier(['deploy', '-c', file], server.env);
@@ -283,6 +284,19 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   assert.deepEqual(traffic.failures, [], `requests failed during the rollout (${traffic.ok} ok)`);
   await servedBy(edges, port, (b) => b.size === 2 && [...b].every((x) => x.startsWith('two ')), 'v2 only');
   await waitFor('the v1 service removed', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v2-web 2/2']));
+  // Drain before scale-down: each v1 instance left the edges (draining) first, and the v1 service
+  // was scaled to zero and removed only once the drain period ([deploy] drain = 1 s) had passed.
+  const logged = (msg: string) =>
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes(`"msg":"${msg}"`))
+      .map((l) => JSON.parse(l) as { time: number; instance?: string; service?: string; until?: string; drainMs?: number });
+  const drainedAt = logged('instance draining').filter((l) => l.instance && v1Ids.includes(l.instance));
+  assert.deepEqual([...new Set(drainedAt.map((l) => l.instance))].sort(), [...v1Ids].sort(), 'every v1 instance drained');
+  const removedAt = logged('swarm service removed').find((l) => l.service === 'pier-sw-v1-web');
+  assert.ok(removedAt, 'the v1 service removal is logged');
+  assert.ok(drainedAt.every((l) => l.drainMs === 1_000 && l.until !== undefined && removedAt.time >= Date.parse(l.until)), `the v1 service went before its drain period ended: ${JSON.stringify({ drainedAt, removedAt })}`);
 
   // Drain the worker: v2's task there moves to the manager, and the edges follow.
   const beforeDrain = await servedBy(edges, port, (b) => b.size === 2, 'both v2 instances');
