@@ -359,6 +359,15 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   await assert.rejects(cluster.worker.docker(['image', 'inspect', ref]), 'the worker has no image under that digest yet');
   await writeFile(file, manifest({ image: ref, port: port + 1, greeting: 'digest', app: 'swd' }));
   const byDigest = await runPier(['deploy', '-c', file], server.env);
+  if (byDigest.code !== 0) {
+    // What each side saw, to tell a node's failure from Pier's.
+    const seen = [
+      await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}} {{.Ports}}', 'pier-swd-v1-web']).catch((e: Error) => e.message),
+      JSON.stringify((await pierJson<StatusView>(server, ['status', '--app', 'swd'])).instances.map((i) => [i.id, i.address, i.state, i.health])),
+      ...(await Promise.all(cluster.nodes.map(async (n) => `node ${n.index}: ${await n.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}} {{.Ports}}']).catch((e: Error) => e.message)}`))),
+    ];
+    t.diagnostic(seen.join('\n'));
+  }
   assert.equal(byDigest.code, 0, byDigest.stderr);
   assert.equal((await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim(), ref);
   await waitFor('an instance of the digest on each node', async () => {
