@@ -96,7 +96,7 @@ export function createSwarmServices(options: SwarmServicesOptions) {
     }
   }
 
-  /** Changes only the replica count; Swarm starts or stops tasks (highest slots go first). */
+  /** Changes only the replica count; Swarm starts or stops tasks (it picks which ones stop, keeping nodes balanced). */
   async function scaleService(name: string, replicas: number): Promise<void> {
     // The update must carry the version it read: a concurrent change makes it fail, so retry once.
     for (let attempt = 0; ; attempt++) {

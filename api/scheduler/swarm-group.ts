@@ -10,7 +10,7 @@ import { FIRST_DELAY_MS, WINDOW_MS } from './crash-backoff.js';
 
 export interface SwarmGroupInput {
   app: { id: string; name: string };
-  release: Pick<Release, 'id' | 'version' | 'imageId' | 'manifest'>;
+  release: Pick<Release, 'id' | 'version' | 'imageId' | 'manifest'> & Partial<Pick<Release, 'imageDigest'>>;
   process: string;
   installationId: string;
   replicas: number;
@@ -25,6 +25,26 @@ export function swarmServiceName(app: string, version: number, process: string):
   // Long app and process names: keep the version and process readable, cut the app.
   const tail = `-v${version}-${process}`.replace(/[^a-zA-Z0-9-]/g, '-').slice(-(NAME_LIMIT - 10));
   return `pier-${app.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, NAME_LIMIT - 5 - tail.length)}${tail}`;
+}
+
+/**
+ * What each node runs: the release's pinned `registry/repo@sha256:…` when it has one that other
+ * machines can reach (each node pulls those exact bytes, or uses them when already there); else
+ * the image id, which every node must already hold (docs/several-machines.md, "Images"). A
+ * registry on loopback (Pier's own registry by default) is only the API machine's, so its
+ * digest would not resolve on the other nodes.
+ */
+export function swarmImage(release: Pick<Release, 'imageId'> & Partial<Pick<Release, 'imageDigest'>>): string {
+  const digest = release.imageDigest;
+  if (!digest) return release.imageId;
+  const at = digest.indexOf('@sha256:');
+  const slash = digest.indexOf('/');
+  if (at < 0 || slash < 0 || slash > at) return release.imageId;
+  const host = digest.slice(0, slash).replace(/:\d+$/, '');
+  // Only a registry host (a dot, a port or localhost) counts; "library/x@…" is Docker Hub's.
+  if (!/[.:]|^localhost$|^\[/.test(digest.slice(0, slash))) return digest;
+  if (host === 'localhost' || /^127\./.test(host) || host === '[::1]') return release.imageId;
+  return digest;
 }
 
 export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
@@ -48,7 +68,7 @@ export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
   };
   return {
     name: swarmServiceName(input.app.name, input.release.version, input.process),
-    image: input.release.imageId,
+    image: swarmImage(input.release),
     cmd: spec.cmd,
     env: {
       ...manifest.env,

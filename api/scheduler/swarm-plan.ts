@@ -61,8 +61,8 @@ export function planSwarm(input: SwarmPlanInput): SwarmPlan {
     const service = input.services.find((s) => isWanted(s) && s.process === process);
     if (!service || service.replicas !== count) actions.push({ type: 'ensure', process, replicas: count });
   }
-  // Instances beyond the count (a scale down): Swarm stops the highest slots, so they leave by
-  // the service's own scaling; nothing to drain here (the tasks' ends are observed).
+  // Instances beyond the count (a scale down): Swarm picks which tasks stop (it balances nodes),
+  // so they leave by the service's own scaling; nothing to drain here (the tasks' ends are observed).
 
   const retiring = input.services.filter((s) => !isWanted(s));
   if (!input.keepPrevious) {

@@ -262,13 +262,14 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
 
   async function drain(ctx: { app: typeof apps.$inferSelect; lease: Lease; log: Logger }, instanceId: string, reason: string, drainMs: number): Promise<void> {
     const now = new Date();
+    const until = new Date(now.getTime() + drainMs);
     await leases.fenced(ctx.lease, (t) =>
       t.tx
         .update(instances)
-        .set({ desiredState: 'stopped', drainUntil: new Date(now.getTime() + drainMs), lastReason: reason, updatedAt: now })
+        .set({ desiredState: 'stopped', drainUntil: until, lastReason: reason, updatedAt: now })
         .where(and(eq(instances.id, instanceId), eq(instances.desiredState, 'running'))),
     );
-    ctx.log.info({ instance: instanceId, reason, drainMs }, 'instance draining');
+    ctx.log.info({ instance: instanceId, reason, drainMs, until: until.toISOString() }, 'instance draining');
   }
 
   /** Instances name their node through the nodes table: each swarm node gets a row. */

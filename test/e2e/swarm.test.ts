@@ -1,10 +1,13 @@
 // Pier on a two-node Docker Swarm, end to end (test/support/swarm-cluster.ts): `pier server
 // --runtime swarm` deploys through swarm services and never starts a container itself; two edges,
 // one on each node, follow the API's feed and reach each task at its node's address and published
-// port; a killed task is replaced by Swarm and the edges follow; a drained node's task moves and
-// the edges follow; a rollout moves traffic with no refused connection, a release whose check never
-// passes leaves the old one serving, and a rollback brings back v1. One cluster for the whole file:
-// it is slow to start. Every wait is bounded.
+// port; a killed task is replaced by Swarm and the edges follow; a node whose engine stops loses
+// its task to the other node (node.down, instance.moved) while a client through both edges meets
+// no failed connection, and comes back (node.up); a drained node's task moves and the edges
+// follow; a rollout moves traffic with no refused connection, a release whose check never passes
+// leaves the old one serving, and a rollback brings back v1. One cluster for the whole file: it is
+// slow to start. Every wait is bounded. Last, an image pushed to a registry the nodes reach is
+// deployed by digest, and the worker pulls it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +18,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { EventView, NodeView, StatusView } from '../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { startPlainRegistry } from '../support/plain-registry.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
 import { exchange } from '../support/tcp-client.js';
 
@@ -25,9 +29,9 @@ const IMAGE = 'pier-test/busybox:1';
  * a shell that ends on SIGTERM (a PID 1 without a handler ignores it, and every stop would take the
  * whole grace period).
  */
-function manifest(o: { image: string; port: number; greeting: string; checkPath?: string; timeout?: string }): string {
+function manifest(o: { image: string; port: number; greeting: string; checkPath?: string; timeout?: string; app?: string }): string {
   return `
-app = "sw"
+app = "${o.app ?? 'sw'}"
 image = "${o.image}"
 env = { GREETING = "${o.greeting}" }
 
@@ -142,7 +146,7 @@ async function startNodeEdge(t: TestContext, server: PierServer, node: SwarmNode
 
 const serving = (s: StatusView) => s.instances.filter((i) => i.desired === 'running' && i.state === 'running' && i.health === 'healthy');
 
-test('on a swarm: instances on both nodes behind two edges, a killed task and a drained node followed, rollout, failed rollout and rollback', async (t) => {
+test('on a swarm: instances on both nodes behind two edges, a killed task, a stopped engine and a drained node followed, rollout, failed rollout, rollback, an image by digest', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     // CI runs the suite once per database and is near its time budget: the swarm runs on the
@@ -153,7 +157,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   const image = await ensureBusyboxImage();
   const since = (start: number) => `${((performance.now() - start) / 1000).toFixed(1)} s`;
   let mark = performance.now();
-  const cluster: SwarmCluster = await startSwarmCluster(t, { images: [IMAGE] });
+  const cluster: SwarmCluster = await startSwarmCluster(t, { images: [IMAGE], insecureRegistry: true });
   t.diagnostic(`two-node swarm up: ${since(mark)}`);
   const server = await startPierServer(
     t,
@@ -231,10 +235,73 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
     const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
     return evs.some((e) => e.type === 'instance.unhealthy' && e.instance === sick.id) && evs.some((e) => e.type === 'instance.restarted' && e.instance === sick.id) && serving(s).length === 2 && serving(s).every((i) => i.id !== sick.id);
   });
-  const afterSick = await servedBy(edges, port, (b) => b.size === 2, 'both instances after the restart');
+  await servedBy(edges, port, (b) => b.size === 2, 'both instances after the restart');
   t.diagnostic(`check broken, task stopped through its node, replaced and served: ${since(mark)}`);
 
-  // Drain the worker: its task moves to the manager, and the edges follow.
+  // Stop the worker's engine (its dockerd, by PID; its task containers stop with it): the edges
+  // drop the dead task and retry its connections on the survivor, Swarm marks the node down and
+  // starts the task on the manager, Pier records node.down and instance.moved. A client sending
+  // through both edges meanwhile meets no refused or failed connection.
+  const s3 = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
+  assert.ok(serving(s3).some((i) => i.address === cluster.worker.address), 'an instance on the worker before its engine stops');
+  mark = performance.now();
+  let client = loopClient(edges, port);
+  await cluster.worker.stop();
+  await waitFor('both instances on the manager after the worker\'s engine stopped', async () => {
+    const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
+    return serving(s).length === 2 && serving(s).every((i) => i.address === cluster.manager.address);
+  }, 120);
+  await servedBy(edges, port, (b) => b.size === 2, 'both instances on the manager through both edges');
+  let traffic = await client.finish();
+  t.diagnostic(`worker engine stopped, task moved and served: ${since(mark)} (${traffic.ok} requests through the edges)`);
+  assert.deepEqual(traffic.failures, [], `requests failed while the worker's engine was down (${traffic.ok} ok)`);
+  const moveEvents = await waitFor('node.down and instance.moved (node-down) recorded', async () => {
+    const evs = await pierJson<EventView[]>(server, ['events', '--app', 'sw']);
+    const all = await pierJson<EventView[]>(server, ['events', '--type', 'node.*']);
+    return evs.some((e) => e.type === 'instance.moved' && e.reason === 'node-down') && all.some((e) => e.type === 'node.down') ? evs : null;
+  });
+  assert.ok(moveEvents.some((e) => e.type === 'instance.moved' && (e.data as { from?: string }).from === cluster.worker.address));
+  // The engine comes back: the node rejoins (node.up); Swarm does not move tasks back.
+  mark = performance.now();
+  await cluster.worker.start();
+  await waitFor('node.up recorded and the worker ready', async () => {
+    const all = await pierJson<EventView[]>(server, ['events', '--type', 'node.*']);
+    const listed = (await pierJson<{ nodes: NodeView[] }>(server, ['nodes', 'list'])).nodes;
+    return all.some((e) => e.type === 'node.up') && listed.some((n) => n.address === cluster.worker.address && n.state === 'ready');
+  }, 120);
+  t.diagnostic(`worker engine started again, node up: ${since(mark)}`);
+
+  // Rollout: the new release's service runs beside the old one; its tasks pass Pier's checks;
+  // the edges move; the old service goes. No request fails meanwhile.
+  mark = performance.now();
+  const v1Ids = serving(await pierJson<StatusView>(server, ['status', '--app', 'sw'])).map((i) => i.id);
+  await writeFile(file, manifest({ image, port, greeting: 'two' }));
+  client = loopClient(edges, port);
+  const v2 = await runPier(['deploy', '-c', file], server.env);
+  traffic = await client.finish();
+  assert.equal(v2.code, 0, v2.stderr);
+  t.diagnostic(`v2 rolled out: ${since(mark)} (${traffic.ok} requests through the edges)`);
+  assert.deepEqual(traffic.failures, [], `requests failed during the rollout (${traffic.ok} ok)`);
+  await servedBy(edges, port, (b) => b.size === 2 && [...b].every((x) => x.startsWith('two ')), 'v2 only');
+  await waitFor('the v1 service removed', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v2-web 2/2']));
+  // Drain before scale-down: each v1 instance left the edges (draining) first, and the v1 service
+  // was scaled to zero and removed only once the drain period ([deploy] drain = 1 s) had passed.
+  const logged = (msg: string) =>
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes(`"msg":"${msg}"`))
+      .map((l) => JSON.parse(l) as { time: number; instance?: string; service?: string; until?: string; drainMs?: number });
+  const drainedAt = logged('instance draining').filter((l) => l.instance && v1Ids.includes(l.instance));
+  assert.deepEqual([...new Set(drainedAt.map((l) => l.instance))].sort(), [...v1Ids].sort(), 'every v1 instance drained');
+  const removedAt = logged('swarm service removed').find((l) => l.service === 'pier-sw-v1-web');
+  assert.ok(removedAt, 'the v1 service removal is logged');
+  assert.ok(drainedAt.every((l) => l.drainMs === 1_000 && l.until !== undefined && removedAt.time >= Date.parse(l.until)), `the v1 service went before its drain period ended: ${JSON.stringify({ drainedAt, removedAt })}`);
+
+  // Drain the worker: v2's task there moves to the manager, and the edges follow.
+  const beforeDrain = await servedBy(edges, port, (b) => b.size === 2, 'both v2 instances');
+  const s4 = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
+  assert.ok(serving(s4).some((i) => i.address === cluster.worker.address), 'v2 runs on the worker too (Swarm spreads the new service)');
   mark = performance.now();
   const drained = await runPier(['nodes', 'drain', cluster.worker.address], server.env);
   assert.equal(drained.code, 0, drained.stderr);
@@ -242,7 +309,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
     const s = await pierJson<StatusView>(server, ['status', '--app', 'sw']);
     return serving(s).length === 2 && serving(s).every((i) => i.address === cluster.manager.address);
   });
-  const afterDrain = await servedBy(edges, port, (b) => b.size === 2 && [...afterSick].filter((x) => b.has(x)).length === 1, 'the edges on the moved task');
+  const afterDrain = await servedBy(edges, port, (b) => b.size === 2 && [...beforeDrain].filter((x) => b.has(x)).length === 1, 'the edges on the moved task');
   t.diagnostic(`node drained, task moved and served: ${since(mark)}`);
   assert.equal(afterDrain.size, 2);
   // The swarm watcher records the move on its own round, which may come after the edges follow.
@@ -250,19 +317,6 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
     (await pierJson<EventView[]>(server, ['events', '--app', 'sw'])).some((e) => e.type === 'instance.moved' && e.reason === 'node-drained'),
   );
   assert.equal((await runPier(['nodes', 'activate', cluster.worker.address], server.env)).code, 0);
-
-  // Rollout: the new release's service runs beside the old one; its tasks pass Pier's checks;
-  // the edges move; the old service goes. No request fails meanwhile.
-  mark = performance.now();
-  await writeFile(file, manifest({ image, port, greeting: 'two' }));
-  let client = loopClient(edges, port);
-  const v2 = await runPier(['deploy', '-c', file], server.env);
-  let traffic = await client.finish();
-  assert.equal(v2.code, 0, v2.stderr);
-  t.diagnostic(`v2 rolled out: ${since(mark)} (${traffic.ok} requests through the edges)`);
-  assert.deepEqual(traffic.failures, [], `requests failed during the rollout (${traffic.ok} ok)`);
-  await servedBy(edges, port, (b) => b.size === 2 && [...b].every((x) => x.startsWith('two ')), 'v2 only');
-  await waitFor('the v1 service removed', async () => JSON.stringify(await swarmServices()) === JSON.stringify(['pier-sw-v2-web 2/2']));
 
   // A release whose check never passes: the rollout fails, v2 serves every request throughout.
   mark = performance.now();
@@ -291,4 +345,38 @@ test('on a swarm: instances on both nodes behind two edges, a killed task and a 
   const deleted = await runPier(['apps', 'delete', 'sw', '--yes', '--wait', '60'], server.env);
   assert.equal(deleted.code, 0, deleted.stderr);
   assert.deepEqual(await swarmServices(), []);
+
+  // Images by digest: pushed to a registry on the host's leg (every node reaches it) and deployed
+  // by its digest; the service names that digest, and the worker, which has no image under it,
+  // pulls it for its task.
+  mark = performance.now();
+  const registry = await startPlainRegistry(t, cluster.hostAddress);
+  const pushed = `${registry}/sw/busybox:1`;
+  await cluster.manager.docker(['tag', IMAGE, pushed]);
+  await cluster.manager.docker(['push', pushed]);
+  const ref = (await cluster.manager.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', pushed])).trim();
+  assert.match(ref, /^198\.18\.\d+\.254:\d+\/sw\/busybox@sha256:[0-9a-f]{64}$/);
+  await assert.rejects(cluster.worker.docker(['image', 'inspect', ref]), 'the worker has no image under that digest yet');
+  await writeFile(file, manifest({ image: ref, port: port + 1, greeting: 'digest', app: 'swd' }));
+  const byDigest = await runPier(['deploy', '-c', file], server.env);
+  if (byDigest.code !== 0) {
+    // What each side saw, to tell a node's failure from Pier's.
+    const seen = [
+      await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}} {{.Ports}}', 'pier-swd-v1-web']).catch((e: Error) => e.message),
+      JSON.stringify((await pierJson<StatusView>(server, ['status', '--app', 'swd'])).instances.map((i) => [i.id, i.address, i.state, i.health])),
+      ...(await Promise.all(cluster.nodes.map(async (n) => `node ${n.index}: ${await n.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}} {{.Ports}}']).catch((e: Error) => e.message)}`))),
+    ];
+    t.diagnostic(seen.join('\n'));
+  }
+  assert.equal(byDigest.code, 0, byDigest.stderr);
+  assert.equal((await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim(), ref);
+  await waitFor('an instance of the digest on each node', async () => {
+    const s = await pierJson<StatusView>(server, ['status', '--app', 'swd']);
+    return serving(s).length === 2 && new Set(serving(s).map((i) => i.address)).size === 2;
+  });
+  await servedBy(edges, port + 1, (b) => b.size === 2 && [...b].every((x) => x.startsWith('digest ')), 'the digest\'s tasks through the edges');
+  await cluster.worker.docker(['image', 'inspect', ref]);
+  t.diagnostic(`deployed by digest, pulled by the worker, served: ${since(mark)}`);
+  const deletedDigest = await runPier(['apps', 'delete', 'swd', '--yes', '--wait', '60'], server.env);
+  assert.equal(deletedDigest.code, 0, deletedDigest.stderr);
 });

@@ -64,7 +64,17 @@ export async function requireNamespaces(t: TestContext): Promise<boolean> {
 /** Bounds every wait below; a node's dockerd on vfs needs a few seconds on a loaded machine. */
 const ANSWER_TRIES = 600;
 
-export async function startSwarmCluster(t: TestContext, options: { images?: string[] } = {}): Promise<SwarmCluster> {
+export interface SwarmClusterOptions {
+  /** Loaded into both engines (docker save | docker load): the same image id on each node. */
+  images?: string[];
+  /**
+   * The engines pull over plain HTTP from registries on the cluster's subnet (`--insecure-registry`):
+   * a registry the test runs on the host's leg (test/support/plain-registry.ts).
+   */
+  insecureRegistry?: boolean;
+}
+
+export async function startSwarmCluster(t: TestContext, options: SwarmClusterOptions = {}): Promise<SwarmCluster> {
   const id = randomBytes(3).toString('hex');
   const third = randomInt(1, 255);
   const subnet = `198.18.${third}.0/24`;
@@ -129,7 +139,7 @@ export async function startSwarmCluster(t: TestContext, options: { images?: stri
     await ip(['-n', ns, 'addr', 'add', `198.18.${third}.${index}/24`, 'dev', 'eth0']);
     await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
     await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    const node = await startNode(index, ns, `198.18.${third}.${index}`, dirs, stops);
+    const node = await startNode(index, ns, `198.18.${third}.${index}`, dirs, stops, options.insecureRegistry ? subnet : null);
     nodes.push(node);
   }
 
@@ -151,7 +161,7 @@ export async function startSwarmCluster(t: TestContext, options: { images?: stri
   return { manager, worker, nodes, hostAddress, subnet };
 }
 
-async function startNode(index: 1 | 2, ns: string, address: string, dirs: string[], stops: (() => Promise<void>)[]): Promise<SwarmNode> {
+async function startNode(index: 1 | 2, ns: string, address: string, dirs: string[], stops: (() => Promise<void>)[], insecureRegistry: string | null): Promise<SwarmNode> {
   // Short: a unix socket path has room for about 100 bytes.
   const dir = await mkdtemp(join(tmpdir(), `pier-sw${index}-`));
   dirs.push(dir);
@@ -173,6 +183,7 @@ async function startNode(index: 1 | 2, ns: string, address: string, dirs: string
       // Inside the node's own namespace; 198.19.0.0/16 is Pier's network on the host, so stay clear.
       '--bip', '198.19.240.1/24',
       '--default-address-pool', 'base=198.19.244.0/22,size=24',
+      ...(insecureRegistry ? ['--insecure-registry', insecureRegistry] : []),
     ];
     // nsenter execs dockerd: the child's PID is dockerd's.
     const c = spawn('nsenter', args, { stdio: ['ignore', log.fd, log.fd] });

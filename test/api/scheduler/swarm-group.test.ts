@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { parseManifest } from '../../../api/manifest.js';
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
 import { FIRST_DELAY_MS, WINDOW_MS } from '../../../api/scheduler/crash-backoff.js';
-import { swarmGroupSpec, swarmServiceName } from '../../../api/scheduler/swarm-group.js';
+import { swarmGroupSpec, swarmImage, swarmServiceName } from '../../../api/scheduler/swarm-group.js';
 
 const manifest = parseManifest(`app = "shop"
 image = "local/shop:1"
@@ -92,4 +92,21 @@ test('service names stay within 63 characters of [a-zA-Z0-9-], keeping version a
   assert.ok(long.length <= 63, long);
   assert.match(long, /^pier-x+-v12345-worker$/);
   assert.ok(swarmServiceName('a', 1, 'p'.repeat(63)).length <= 63);
+});
+
+test('nodes run the release\'s registry digest when other machines reach that registry, else the image id', () => {
+  const id = 'sha256:' + 'b'.repeat(64);
+  const digest = (ref: string) => swarmImage({ imageId: id, imageDigest: ref });
+  const sum = '@sha256:' + 'c'.repeat(64);
+  assert.equal(digest(`198.18.4.254:5000/shop${sum}`), `198.18.4.254:5000/shop${sum}`, 'a registry on an address the nodes reach');
+  assert.equal(digest(`registry.example.com/team/shop${sum}`), `registry.example.com/team/shop${sum}`);
+  assert.equal(digest(`library/busybox${sum}`), `library/busybox${sum}`, 'Docker Hub, by digest');
+  assert.equal(digest(`127.0.0.1:40123/shop${sum}`), id, 'Pier\'s loopback registry is the API machine\'s alone');
+  assert.equal(digest(`localhost:5000/shop${sum}`), id);
+  assert.equal(digest(`[::1]:5000/shop${sum}`), id);
+  assert.equal(digest(id), id, 'no digest: the id, present on every node');
+  assert.equal(swarmImage({ imageId: id }), id);
+  const spec = swarmGroupSpec({ ...input, release: { ...release, imageDigest: `198.18.4.254:5000/shop${sum}` }, process: 'web' });
+  assert.equal(spec.image, `198.18.4.254:5000/shop${sum}`);
+  assert.equal((toDockerServiceSpec(spec).TaskTemplate as { ContainerSpec: { Image: string } }).ContainerSpec.Image, `198.18.4.254:5000/shop${sum}`);
 });
