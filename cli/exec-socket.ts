@@ -13,7 +13,7 @@ export interface ExecSocket {
   close(): void;
 }
 
-/** Must match ERROR_HEADER in api/routes/exec.ts: a refused upgrade has no body to carry the error. */
+/** Must match ERROR_HEADER in api/routes/websocket-guard.ts: a refused upgrade has no body to carry the error. */
 const ERROR_HEADER = 'x-pier-error';
 
 export function openExecSocket(url: string, token: string, onOutput: (data: Buffer) => void, connection: Pick<WebSocket.ClientOptions, 'createConnection'> = {}): Promise<ExecSocket> {

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { CliError } from './cli-error.js';
 import { EXIT, exitCodeForApiError } from './exit-codes.js';
 
-/** Must match ERROR_HEADER in api/routes/exec.ts. */
+/** Must match ERROR_HEADER in api/routes/websocket-guard.ts. */
 const ERROR_HEADER = 'x-pier-error';
 
 /** Errors that mean "this token may not open that tunnel": exit 4, like a 401 or 403. */
