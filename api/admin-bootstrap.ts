@@ -15,6 +15,8 @@ export interface BootstrapOptions {
   dataDir: string;
   cliConfigFile: string;
   apiUrl: string;
+  /** The API certificate's fingerprint when it serves HTTPS: the CLI pins it. */
+  fingerprint?: string | undefined;
 }
 
 /**
@@ -44,7 +46,7 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<Bootstr
       .from(tokens)
       .where(and(eq(tokens.hash, hashTokenSecret(existing)), isNull(tokens.revokedAt)));
     if (row) {
-      const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, existing, [existing]);
+      const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, existing, [existing], options.fingerprint);
       return { orgId: org, tokenFile, created: false, cliConfig };
     }
   }
@@ -53,7 +55,7 @@ export async function bootstrapAdmin(options: BootstrapOptions): Promise<Bootstr
   await db.insert(tokens).values({ id: newId('tok'), orgId: org, name: 'admin (local)', hash: hashTokenSecret(secret), scope: 'admin' });
   await writePrivate(tokenFile, `${secret}\n`);
   // A config holding the token this file held before (now unknown to the database) is ours too.
-  const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, secret, existing ? [existing] : []);
+  const cliConfig = await offerCliConfig(options.cliConfigFile, options.apiUrl, secret, existing ? [existing] : [], options.fingerprint);
   return { orgId: org, tokenFile, created: true, cliConfig };
 }
 
@@ -69,13 +71,13 @@ async function defaultOrg(db: Db): Promise<string> {
  * only when its token is one of `ours` (this server wrote it on an earlier start; the API may
  * now listen elsewhere); any other file is someone's own settings and is left alone.
  */
-async function offerCliConfig(file: string, apiUrl: string, token: string, ours: string[]): Promise<CliConfigOutcome> {
+async function offerCliConfig(file: string, apiUrl: string, token: string, ours: string[], fingerprint: string | undefined): Promise<CliConfigOutcome> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return 'kept';
-    await writePrivate(file, `${JSON.stringify({ apiUrl, token }, null, 2)}\n`);
+    await writePrivate(file, `${JSON.stringify({ apiUrl, token, ...(fingerprint ? { fingerprint } : {}) }, null, 2)}\n`);
     return 'written';
   }
   let current: Record<string, unknown>;
@@ -87,8 +89,9 @@ async function offerCliConfig(file: string, apiUrl: string, token: string, ours:
     return 'kept';
   }
   if (typeof current.token !== 'string' || !ours.includes(current.token)) return 'kept';
-  if (current.token === token && current.apiUrl === apiUrl) return 'unchanged';
-  await writePrivate(file, `${JSON.stringify({ ...current, apiUrl, token }, null, 2)}\n`);
+  if (current.token === token && current.apiUrl === apiUrl && current.fingerprint === fingerprint) return 'unchanged';
+  const { fingerprint: _old, ...rest } = current;
+  await writePrivate(file, `${JSON.stringify({ ...rest, apiUrl, token, ...(fingerprint ? { fingerprint } : {}) }, null, 2)}\n`);
   return 'updated';
 }
 

@@ -11,6 +11,7 @@ import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
 import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
 import { Secret } from './registry/registry-credentials.js';
+import type { ApiTlsSetting } from './tls/api-tls.js';
 
 export type Role = 'api' | 'edge';
 
@@ -76,6 +77,8 @@ export interface ServerConfig {
    * variables): a ULA prefix split into /64s and an IPv4 range split into /24s, one pair per network.
    */
   privateNetworks: PrivatePrefixes;
+  /** How the API serves (--api-tls, --api-tls-cert, --api-tls-key and their PIER_ variables; api/tls/api-tls.ts). */
+  apiTls?: ApiTlsSetting | undefined;
 }
 
 export type RuntimeSetting = { kind: 'docker' } | { kind: 'swarm'; nodeEngines: Record<string, string> };
@@ -110,6 +113,9 @@ export interface ServerFlags {
   runtime?: string | undefined;
   privateIpv6?: string | undefined;
   privateIpv4?: string | undefined;
+  apiTls?: string | undefined;
+  apiTlsCert?: string | undefined;
+  apiTlsKey?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -164,7 +170,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
     privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
     environments: parseEnvironmentConfig(env),
+    apiTls: parseApiTls(flags.apiTls ?? env.PIER_API_TLS, flags.apiTlsCert ?? env.PIER_API_TLS_CERT, flags.apiTlsKey ?? env.PIER_API_TLS_KEY),
   };
+}
+
+function parseApiTls(mode: string | undefined, certFile: string | undefined, keyFile: string | undefined): ApiTlsSetting {
+  if (mode !== undefined && mode !== '' && mode !== 'auto' && mode !== 'off') {
+    throw new PierError('E_CONFIG_INVALID', `--api-tls "${mode}" is not auto or off`, { status: 400, hint: 'auto (the default) serves HTTPS off loopback; off serves plain HTTP, on loopback only' });
+  }
+  return { mode: mode === 'off' ? 'off' : 'auto', certFile: certFile ? resolve(certFile) : undefined, keyFile: keyFile ? resolve(keyFile) : undefined };
 }
 
 function parseRuntime(value: string | undefined, engines: string | undefined): RuntimeSetting {

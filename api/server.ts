@@ -4,6 +4,7 @@
 // edge token made here (cli/server-supervisor.ts); `--role api` is this process alone.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -65,6 +66,8 @@ import { createVolumeAttacher } from './volumes/volume-attacher.js';
 import { createVolumeService } from './volumes/volume-service.js';
 import { createVolumeKeeper } from './volumes/volume-keeper.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
+import { DEFAULT_API_TLS, resolveApiTls } from './tls/api-tls.js';
+import { fingerprintHex } from './tls/certificate-fingerprint.js';
 
 export interface RunningServer {
   apiUrl: string;
@@ -72,6 +75,8 @@ export interface RunningServer {
   adminTokenFile: string;
   /** The org-wide edge-scope token an edge on this host follows the feed with (mode 0600). */
   edgeTokenFile: string;
+  /** The API certificate's SHA-256 fingerprint when it serves HTTPS (clients pin it), else undefined. */
+  apiFingerprint?: string | undefined;
   /** A problem worth telling the operator at start (e.g. Docker unreachable). */
   warnings: string[];
   /** Parts that benchmarks and tests measure or drive directly. */
@@ -103,6 +108,11 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       status: 400,
       hint: 'run `pier server` (all roles) or `pier server --role api`',
     });
+  }
+  // Off loopback the API serves HTTPS only (api/tls/api-tls.ts): decided before anything listens.
+  const tls = await resolveApiTls(config.api.host, config.apiTls ?? DEFAULT_API_TLS, config.dataDir);
+  if (tls.kind === 'https') {
+    log.info({ fingerprint: tls.fingerprint, fingerprintHex: fingerprintHex(tls.fingerprint), certificate: tls.certFile, source: tls.source, created: tls.created }, 'api serves https');
   }
   const warnings: string[] = [];
   const closers: (() => Promise<unknown>)[] = [];
@@ -378,7 +388,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       secrets,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
     });
-    const server = await listen(api.fetch, config.api.host, config.api.port);
+    const server = await listen(api.fetch, config.api.host, config.api.port, tls.kind === 'https' ? { cert: tls.cert, key: tls.key } : undefined);
     closers.push(
       () =>
         new Promise<void>((resolve) => {
@@ -389,9 +399,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         }),
     );
     const addr = server.address() as AddressInfo;
-    const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    const apiUrl = `${tls.kind === 'https' ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
 
-    const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl });
+    const apiFingerprint = tls.kind === 'https' ? tls.fingerprint : undefined;
+    const admin = await bootstrapAdmin({ db, dataDir: config.dataDir, cliConfigFile: config.cliConfigFile, apiUrl, fingerprint: apiFingerprint });
     // Containers started before Pier had its network join it before the edge's first snapshot,
     // which would otherwise route to none of them until the first reconcile pass.
     if (engineUp && !swarmServices) await joinNetwork({ db, runtime, network, log: log.child({ component: 'reconciler' }) });
@@ -437,7 +448,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       type: 'server.started',
       reason: 'start',
       message: `pier server ${PIER_VERSION} started (API ${apiUrl}, ${database.kind === 'pglite' ? 'embedded database' : 'PostgreSQL'}${engineUp ? '' : ', container engine not answering'})`,
-      data: { version: PIER_VERSION, apiUrl, database: database.kind, roles: config.roles },
+      data: { version: PIER_VERSION, apiUrl, database: database.kind, roles: config.roles, ...(apiFingerprint ? { apiFingerprint } : {}) },
     });
     // Closers run last first: this one while the database is still open.
     closers.push(() => system.record({ type: 'server.stopping', reason: 'stop', message: `pier server ${PIER_VERSION} is stopping`, data: { version: PIER_VERSION } }));
@@ -448,6 +459,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       databaseKind: database.kind,
       adminTokenFile: admin.tokenFile,
       edgeTokenFile,
+      apiFingerprint,
       warnings,
       internals: { scheduler, edgeFeed, db, registry, reaper },
       close,
@@ -483,10 +495,13 @@ async function installation(db: Db): Promise<string> {
   return row.value;
 }
 
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType> {
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number, tls: { cert: string; key: string } | undefined): Promise<ServerType> {
   return new Promise((resolve, reject) => {
     // The WebSocket server only completes upgrades the routes accept (interactive exec).
-    const server = serve({ fetch, hostname, port, websocket: { server: new WebSocketServer({ noServer: true }) } }, () => resolve(server));
+    const websocket = { server: new WebSocketServer({ noServer: true }) };
+    const server = tls
+      ? serve({ fetch, hostname, port, websocket, createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key } }, () => resolve(server))
+      : serve({ fetch, hostname, port, websocket }, () => resolve(server));
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         new PierError('E_LISTEN', `cannot listen on ${hostname}:${port}: ${err.code ?? err.message}`, {

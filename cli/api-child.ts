@@ -19,6 +19,8 @@ export interface ApiReady {
   adminTokenFile: string;
   /** The edge-scope token the edge of this server follows the feed with. */
   edgeTokenFile: string;
+  /** The API certificate's SHA-256 fingerprint when it serves HTTPS (api/tls/api-tls.ts). */
+  apiFingerprint?: string | undefined;
   /** Problems worth telling the operator (Docker unreachable ...), printed once by the supervisor. */
   warnings: string[];
   /** The line saying whether the local CLI talks to this server. */

@@ -15,6 +15,7 @@ import { openExecSocket, type ExecSocket } from './exec-socket.js';
 import type WebSocket from 'ws';
 import type { TunnelTargetView } from '../api/routes/connect.js';
 import { openTunnelSocket } from './tunnel-socket.js';
+import { apiFetch, apiSocketOptions } from './api-transport.js';
 
 export interface DeployRequest {
   manifest: string;
@@ -271,13 +272,14 @@ export class ApiClient {
     for (const [name, value] of Object.entries(query.args)) q.append('arg', `${name}=${value}`);
     let res: Response;
     try {
-      res = await fetch(`${this.config.apiUrl}/v1/builds?${q}`, {
+      res = await apiFetch(this.config, `${this.config.apiUrl}/v1/builds?${q}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/x-tar', ...(this.config.environment ? { 'pier-env': this.config.environment } : {}) },
         body: Readable.toWeb(context) as ReadableStream<Uint8Array>,
         duplex: 'half',
       } as RequestInit);
     } catch (err) {
+      if (err instanceof CliError) throw err;
       // The server closes the upload when it refuses it; its answer is then lost with the socket.
       throw new CliError('E_API_UNREACHABLE', `cannot upload the build context to ${this.config.apiUrl}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {
         hint: 'check that the server runs (`pier server`) and that the context is below its limit (--build-context-limit)',
@@ -302,7 +304,7 @@ export class ApiClient {
     q.set('cols', String(options.cols));
     q.set('rows', String(options.rows));
     const url = `${this.config.apiUrl.replace(/^http/, 'ws')}/v1/apps/${encodeURIComponent(app)}/instances/${encodeURIComponent(instance)}/exec/ws?${q}`;
-    return openExecSocket(url, this.config.token, options.onOutput);
+    return openExecSocket(url, this.config.token, options.onOutput, apiSocketOptions(this.config));
   }
 
   // Tunnels (api/routes/connect.ts): where one would go (checks the token's right), and one tunnel.
@@ -312,7 +314,7 @@ export class ApiClient {
 
   openTunnel(app: string, query: { port: number; instance?: string | undefined; kind: 'port-forward' | 'connect'; idleTimeout?: number | undefined }): Promise<WebSocket> {
     const url = `${this.config.apiUrl.replace(/^http/, 'ws')}${appPath(app)}/connect/ws?${tunnelQuery(query)}`;
-    return openTunnelSocket(url, this.config.token);
+    return openTunnelSocket(url, this.config.token, apiSocketOptions(this.config));
   }
 
   // Volumes and snapshots (api/routes/volumes.ts).
@@ -384,13 +386,14 @@ export class ApiClient {
     const body = Readable.toWeb(createReadStream(file)) as ReadableStream;
     let res: Response;
     try {
-      res = await fetch(`${this.config.apiUrl}${appPath(app)}/snapshots/import`, {
+      res = await apiFetch(this.config, `${this.config.apiUrl}${appPath(app)}/snapshots/import`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': String(size) },
         body,
         duplex: 'half',
       } as RequestInit);
     } catch (err) {
+      if (err instanceof CliError) throw err;
       throw new CliError('E_API_UNREACHABLE', `cannot reach the Pier API at ${this.config.apiUrl}`, { hint: 'start it with `pier server`, or set PIER_API_URL', cause: err });
     }
     return this.parse(res);
@@ -421,7 +424,7 @@ export class ApiClient {
   private async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(`${this.config.apiUrl}${path}`, {
+      res = await apiFetch(this.config, `${this.config.apiUrl}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.config.token}`,
@@ -433,6 +436,8 @@ export class ApiClient {
         signal: signal ?? null,
       });
     } catch (err) {
+      // A certificate that failed its check says so itself.
+      if (err instanceof CliError) throw err;
       throw new CliError('E_API_UNREACHABLE', `cannot reach the Pier API at ${this.config.apiUrl}`, {
         hint: 'start it with `pier server`, or set PIER_API_URL',
         cause: err,

@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parseFingerprint } from '../api/tls/certificate-fingerprint.js';
 import { checkToken } from './api-token.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
@@ -12,6 +13,11 @@ export interface ClientConfig {
   token: string;
   /** The environment requests act in (`--env`, else PIER_ENV; the server's default is production). */
   environment?: string | undefined;
+  /**
+   * The SHA-256 fingerprint the API's certificate must have (`pier login --fingerprint`, or
+   * PIER_API_FINGERPRINT): pinned instead of CA validation (cli/api-transport.ts).
+   */
+  fingerprint?: string | undefined;
 }
 
 export function configFilePath(env: NodeJS.ProcessEnv): string {
@@ -37,10 +43,29 @@ export function loadClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
       exitCode: EXIT.auth,
     });
   }
-  return { apiUrl: apiUrl.replace(/\/+$/, ''), token: checkToken(token, env.PIER_TOKEN ? 'PIER_TOKEN' : file), ...(env.PIER_ENV ? { environment: env.PIER_ENV } : {}) };
+  const url = apiUrl.replace(/\/+$/, '');
+  // A stored fingerprint belongs to the stored URL: PIER_API_URL elsewhere does not inherit it.
+  const fingerprint = env.PIER_API_FINGERPRINT ? fingerprintFromEnv(env.PIER_API_FINGERPRINT) : saved.apiUrl?.replace(/\/+$/, '') === url ? saved.fingerprint : undefined;
+  return {
+    apiUrl: url,
+    token: checkToken(token, env.PIER_TOKEN ? 'PIER_TOKEN' : file),
+    ...(env.PIER_ENV ? { environment: env.PIER_ENV } : {}),
+    ...(fingerprint ? { fingerprint } : {}),
+  };
 }
 
-/** Stores the API URL and token in the config file (mode 0600), keeping its other settings. */
+function fingerprintFromEnv(value: string): string {
+  const parsed = parseFingerprint(value);
+  if (!parsed) {
+    throw new CliError('E_CONFIG_INVALID', `PIER_API_FINGERPRINT "${value}" is not a SHA-256 fingerprint`, {
+      hint: 'use the value `pier server` printed: SHA256:… (base64), or 32 hex bytes with colons',
+      exitCode: EXIT.usage,
+    });
+  }
+  return parsed;
+}
+
+/** Stores the API URL, token and fingerprint (if any) in the config file (mode 0600), keeping its other settings. */
 export function saveClientConfig(env: NodeJS.ProcessEnv, config: ClientConfig): string {
   const file = configFilePath(env);
   let current: Record<string, unknown> = {};
@@ -51,7 +76,10 @@ export function saveClientConfig(env: NodeJS.ProcessEnv, config: ClientConfig): 
   }
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ ...current, apiUrl: config.apiUrl, token: config.token }, null, 2)}\n`, { mode: 0o600 });
+  // A new URL or certificate replaces the pin: none is kept for a server that does not need it.
+  const { fingerprint: _old, ...rest } = current;
+  const next = { ...rest, apiUrl: config.apiUrl, token: config.token, ...(config.fingerprint ? { fingerprint: config.fingerprint } : {}) };
+  writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   renameSync(tmp, file);
   return file;
 }

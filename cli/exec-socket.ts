@@ -13,11 +13,11 @@ export interface ExecSocket {
   close(): void;
 }
 
-/** Must match ERROR_HEADER in api/routes/exec.ts: a refused upgrade has no body to carry the error. */
+/** Must match ERROR_HEADER in api/routes/websocket-guard.ts: a refused upgrade has no body to carry the error. */
 const ERROR_HEADER = 'x-pier-error';
 
-export function openExecSocket(url: string, token: string, onOutput: (data: Buffer) => void): Promise<ExecSocket> {
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+export function openExecSocket(url: string, token: string, onOutput: (data: Buffer) => void, connection: Pick<WebSocket.ClientOptions, 'createConnection'> = {}): Promise<ExecSocket> {
+  const ws = new WebSocket(url, { ...connection, headers: { authorization: `Bearer ${token}` } });
   let exitCode: number | undefined;
   let failure: CliError | undefined;
   // An error after the session opened ends in 'close', which settles `exited`.
@@ -61,6 +61,8 @@ export function openExecSocket(url: string, token: string, onOutput: (data: Buff
       req.destroy();
     });
     ws.once('error', (err) => {
+      // A certificate that failed its check (cli/api-transport.ts) says so itself.
+      if (err instanceof CliError) return reject(err);
       reject(new CliError('E_API_UNREACHABLE', `cannot open an exec session at ${url.replace(/\?.*$/, '')}: ${err.message}`, { hint: 'start the API with `pier server`, or set PIER_API_URL', cause: err }));
     });
   });

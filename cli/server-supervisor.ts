@@ -12,6 +12,7 @@ import type { ServerConfig } from '../api/config.js';
 import { startEdgeMain, type RunningEdge } from '../proxy/edge-main.js';
 import type { RollResult } from '../proxy/edge-pool.js';
 import { createApiChild, type ApiReady } from './api-child.js';
+import { apiFetch } from './api-transport.js';
 
 export interface SupervisorOptions {
   config: ServerConfig;
@@ -60,7 +61,8 @@ export async function startServerSupervisor(options: SupervisorOptions): Promise
   try {
     const token = (await readFile(ready.edgeTokenFile, 'utf8')).trim();
     edge = await startEdgeMain({
-      source: { kind: 'api', url: loopbackUrl(ready.apiUrl), token },
+      // An HTTPS API (off loopback) is reached with its own certificate pinned.
+      source: { kind: 'api', url: loopbackUrl(ready.apiUrl), token, fetch: (url, init) => apiFetch({ apiUrl: ready.apiUrl, fingerprint: ready.apiFingerprint }, String(url), init) },
       dataDir: config.dataDir,
       workers: options.edgeWorkers,
       cluster: true,

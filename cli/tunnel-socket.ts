@@ -6,16 +6,16 @@ import WebSocket from 'ws';
 import { CliError } from './cli-error.js';
 import { EXIT, exitCodeForApiError } from './exit-codes.js';
 
-/** Must match ERROR_HEADER in api/routes/exec.ts. */
+/** Must match ERROR_HEADER in api/routes/websocket-guard.ts. */
 const ERROR_HEADER = 'x-pier-error';
 
 /** Errors that mean "this token may not open that tunnel": exit 4, like a 401 or 403. */
 export const REFUSED_CODES = new Set(['E_UNAUTHENTICATED', 'E_FORBIDDEN', 'E_APP_NOT_FOUND']);
 
-export function openTunnelSocket(url: string, token: string): Promise<WebSocket> {
+export function openTunnelSocket(url: string, token: string, connection: Pick<WebSocket.ClientOptions, 'createConnection'> = {}): Promise<WebSocket> {
   // A zero mask: masking guards browsers' intermediaries against cache poisoning and costs a pass
   // over every byte here and on the API (which skips unmasking a zero mask). The CLI is no browser.
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
+  const ws = new WebSocket(url, { ...connection, headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (req, res) => {
@@ -24,6 +24,8 @@ export function openTunnelSocket(url: string, token: string): Promise<WebSocket>
       req.destroy();
     });
     ws.once('error', (err) => {
+      // A certificate that failed its check (cli/api-transport.ts) says so itself.
+      if (err instanceof CliError) return reject(err);
       reject(new CliError('E_API_UNREACHABLE', `cannot open a tunnel at ${url.replace(/\?.*$/, '')}: ${err.message}`, { hint: 'is the API up? `pier doctor` checks', cause: err }));
     });
   });

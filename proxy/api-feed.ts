@@ -9,6 +9,8 @@ export interface ApiFeedOptions {
   /** The API's base URL, e.g. http://127.0.0.1:7700 (a trailing /v1 is accepted). */
   url: string;
   token: string;
+  /** In place of the global fetch (an HTTPS API whose certificate is pinned). */
+  fetch?: typeof fetch | undefined;
   log: Logger;
   /** Called with each snapshot as parsed JSON (validated by the receiver); awaited in order. */
   onSnapshot: (snapshot: unknown) => Promise<void>;
@@ -80,7 +82,7 @@ async function connectOnce(url: string, options: ApiFeedOptions): Promise<number
   };
   let received = 0;
   try {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'text/event-stream' }, signal });
+    const res = await (options.fetch ?? fetch)(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'text/event-stream' }, signal });
     if (!res.ok || res.body === null) {
       const body = await res.text().catch(() => '');
       throw new Error(`the API answered ${res.status} at ${url}: ${body.slice(0, 200)}`);

@@ -20,7 +20,10 @@ import { selectTcpIo, type TcpIoChoice } from './tcp-io/select-tcp-io.js';
 import type { TcpIoMode } from './tcp-io/tcp-io.js';
 import { parseEdgeConfig } from './validate-edge-config.js';
 
-export type EdgeSource = { kind: 'file'; path: string; watch: boolean } | { kind: 'api'; url: string; token: string };
+export type EdgeSource =
+  | { kind: 'file'; path: string; watch: boolean }
+  // `fetch`: in place of the global one, e.g. one that pins the API's certificate (cli/api-transport.ts).
+  | { kind: 'api'; url: string; token: string; fetch?: typeof fetch | undefined };
 
 export interface EdgeMainOptions {
   source: EdgeSource;
@@ -84,6 +87,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     reporter = createEdgeReporter({
       url: source.url,
       token: source.token,
+      fetch: source.fetch,
       log: log.child({ component: 'edge-report' }),
       build: async () =>
         buildEdgeReport({ identity, applied: control.version, lastError: control.feedError ?? control.lastError, reports: await pool.reports(), now: new Date() }),
@@ -173,6 +177,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
       feed = followApiFeed({
         url: source.url,
         token: source.token,
+        fetch: source.fetch,
         log: log.child({ component: 'edge-feed' }),
         signal: abort.signal,
         retryNow,

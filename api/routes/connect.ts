@@ -15,10 +15,9 @@ import { joinTunnel, type TunnelError } from '../../proxy/websocket-tunnel.js';
 import type { ApiDeps } from '../api-deps.js';
 import type { ApiEnv, AuthContext } from '../auth.js';
 import { describeRoute } from '../openapi.js';
-import { isPierError, PierError } from '../pier-error.js';
 import { parseQuery } from '../request.js';
 import { resolveTunnelTarget, type TunnelTarget } from '../tunnel-target.js';
-import { ERROR_HEADER } from './exec.js';
+import { websocketGuard } from './websocket-guard.js';
 
 const KINDS = ['port-forward', 'connect'] as const;
 /** Without traffic for this long a tunnel is closed, unless the endpoint or the client says otherwise. */
@@ -85,22 +84,13 @@ export function connectRoutes(deps: ApiDeps) {
 
   r.get(
     '/apps/:app/connect/ws',
-    async (c, next) => {
-      if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
-        throw new PierError('E_BAD_REQUEST', 'this route needs a WebSocket upgrade', { status: 400, hint: 'use `pier port-forward` or `pier connect`' });
-      }
-      const started = Date.now();
-      await next();
-      const err = c.error;
-      if (!isPierError(err)) return;
-      // A refused upgrade has no body the client reads: the error travels in a header. It is
-      // part of the trail too (who tried to reach what).
-      c.header(ERROR_HEADER, encodeURIComponent(JSON.stringify({ code: err.code, message: err.message, hint: err.hint })));
+    // A refused tunnel is part of the trail too (who tried to reach what).
+    websocketGuard('use `pier port-forward` or `pier connect`', async (c, err, started) => {
       const auth = c.get('auth');
       const q = c.req.query();
       await record(deps, auth, {
         kind: q.kind === 'connect' ? 'connect' : 'port-forward',
-        appName: c.req.param('app'),
+        appName: c.req.param('app') ?? '',
         appId: null,
         instanceId: null,
         port: Number(q.port) || null,
@@ -112,7 +102,7 @@ export function connectRoutes(deps: ApiDeps) {
         bytesOut: 0,
         durationMs: Date.now() - started,
       });
-    },
+    }),
     upgradeWebSocket(async (c) => {
       const q = parseQuery(sessionQuery, c.req.query());
       const auth = c.get('auth');

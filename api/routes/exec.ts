@@ -8,11 +8,12 @@ import type { App, Instance } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv } from '../auth.js';
 import { findInstance, instanceNotRunning, runningContainer } from '../find-instance.js';
-import { isPierError, PierError } from '../pier-error.js';
+import { isPierError } from '../pier-error.js';
 import { parseBody, parseQuery, readJson } from '../request.js';
 import type { ExecSession } from '../runtime/runtime.js';
 import type { ExecResultView } from '../views.js';
 import { describeRoute } from '../openapi.js';
+import { websocketGuard } from './websocket-guard.js';
 import { execResultViewSchema } from '../view-schemas.js';
 
 const execBody = z.object({
@@ -27,8 +28,7 @@ const sessionQuery = z.object({
 
 const resizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
 
-/** Carries an error to WebSocket clients, which see only the status of a refused upgrade. */
-export const ERROR_HEADER = 'x-pier-error';
+export { ERROR_HEADER } from './websocket-guard.js';
 
 export function execRoutes(deps: ApiDeps) {
   const r = new Hono<ApiEnv>();
@@ -79,16 +79,7 @@ export function execRoutes(deps: ApiDeps) {
 
   r.get(
     '/apps/:app/instances/:instance/exec/ws',
-    async (c, next) => {
-      if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
-        throw new PierError('E_BAD_REQUEST', 'this route needs a WebSocket upgrade', { status: 400, hint: 'use `pier exec -it`, or POST …/exec for a one-shot command' });
-      }
-      await next();
-      // An error below has become the response (app.ts's onError) by now. The client of a refused
-      // upgrade sees only the status and headers, so the error travels in a header too.
-      const err = c.error;
-      if (isPierError(err)) c.header(ERROR_HEADER, encodeURIComponent(JSON.stringify({ code: err.code, message: err.message, hint: err.hint })));
-    },
+    websocketGuard('use `pier exec -it`, or POST …/exec for a one-shot command'),
     upgradeWebSocket(async (c) => {
       const { app, instance, containerId } = await target(c);
       const { cols, rows } = parseQuery(sessionQuery, c.req.query());

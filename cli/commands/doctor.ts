@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { defineCommand } from 'citty';
 import { loadConfig, type ServerConfig } from '../../api/config.js';
 import { ApiClient } from '../api-client.js';
-import { loadClientConfig } from '../client-config.js';
+import { loadClientConfig, type ClientConfig } from '../client-config.js';
+import { apiFetch } from '../api-transport.js';
+import { CliError } from '../cli-error.js';
 import { CommandExit } from '../command-exit.js';
 import { checkDataFolder, checkDatabase, checkDocker, checkIpv6Loopback, checkNode, checkOpenFiles, clockCheck, type CheckResult } from '../doctor/host-checks.js';
 import { checkPools } from '../doctor/pool-checks.js';
@@ -68,8 +70,9 @@ export async function runChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> 
 async function serverChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> {
   let client: ApiClient;
   let apiUrl: string;
+  let config: ClientConfig;
   try {
-    const config = loadClientConfig(env);
+    config = loadClientConfig(env);
     client = new ApiClient(config);
     apiUrl = config.apiUrl;
   } catch (err) {
@@ -77,8 +80,9 @@ async function serverChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> {
   }
   let res: Response;
   try {
-    res = await fetch(`${apiUrl}/healthz`, { signal: AbortSignal.timeout(5000) });
+    res = await apiFetch(config, `${apiUrl}/healthz`, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
+    if (err instanceof CliError) return [{ name: 'server', status: 'fail', message: err.message, fix: err.hint ?? 'see docs/operations.md' }];
     return [{ name: 'server', status: 'skip', message: `no server answers at ${apiUrl} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}); server checks skipped` }];
   }
   const checks: CheckResult[] = [];

@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism, hostname } from 'node:os';
 import pino from 'pino';
 import { checkToken } from '../api-token.js';
+import { apiFetch } from '../api-transport.js';
+import { parseFingerprint } from '../../api/tls/certificate-fingerprint.js';
 import { CliError } from '../cli-error.js';
 import { EXIT } from '../exit-codes.js';
 import { printLine } from '../output.js';
@@ -18,6 +20,7 @@ export default defineCommand({
     config: { type: 'string', description: 'Snapshot file (EdgeConfig JSON); re-read on SIGHUP', valueHint: 'FILE' },
     watch: { type: 'boolean', description: 'Also re-read the snapshot file when it changes', default: false },
     api: { type: 'string', description: 'Follow this API’s config feed (env PIER_EDGE_API)', valueHint: 'URL' },
+    'api-fingerprint': { type: 'string', description: 'Pin the API certificate by the SHA-256 fingerprint `pier server` printed (an https:// API with a self-signed certificate; env PIER_API_FINGERPRINT)', valueHint: 'SHA256:…' },
     'token-file': { type: 'string', description: 'File holding a token with the edge scope (org-wide), or set PIER_TOKEN; never on the command line, where `ps` shows it', valueHint: 'FILE' },
     workers: { type: 'string', description: 'Worker processes (default: one per core; 1 = no cluster)', valueHint: 'N' },
     'admin-listen': { type: 'string', description: 'Admin server: /metrics, /healthz, /status', default: '127.0.0.1:9901', valueHint: 'HOST:PORT' },
@@ -34,6 +37,11 @@ export default defineCommand({
     const token = await edgeToken(rawArgs, args['token-file']);
     if (api !== undefined && !token) {
       throw new CliError('E_USAGE', '--api needs a token', { exitCode: EXIT.usage, hint: 'set PIER_TOKEN or pass --token-file FILE (an org-wide token with the edge scope)' });
+    }
+    const pinText = args['api-fingerprint'] ?? (process.env.PIER_API_FINGERPRINT || undefined);
+    const fingerprint = pinText === undefined ? undefined : parseFingerprint(pinText);
+    if (fingerprint === null) {
+      throw new CliError('E_USAGE', `"${pinText}" is not a SHA-256 fingerprint`, { exitCode: EXIT.usage, hint: 'copy the value `pier server` printed: SHA256:… (base64), or 32 hex bytes with colons' });
     }
     const io = args.io ?? (process.env.PIER_EDGE_IO || 'auto');
     if (!(TCP_IO_CHOICES as readonly string[]).includes(io)) {
@@ -72,7 +80,7 @@ export default defineCommand({
     await raiseFdLimit(log);
     const dataDir = args['data-dir'] ?? (process.env.PIER_EDGE_DATA_DIR || '.pier-edge');
     const edge = await startEdgeMain({
-      source: api !== undefined ? { kind: 'api', url: api, token: token as string } : { kind: 'file', path: args.config as string, watch: args.watch },
+      source: api !== undefined ? { kind: 'api', url: api, token: token as string, fetch: (url, init) => apiFetch({ apiUrl: api, fingerprint }, String(url), init) } : { kind: 'file', path: args.config as string, watch: args.watch },
       dataDir,
       workers,
       admin: parseListen(args['admin-listen']),

@@ -15,6 +15,7 @@ import type { ServerConfig } from '../../api/config.js';
 import { SUPERVISED_ENV, type ApiReady } from '../api-child.js';
 import { CommandExit } from '../command-exit.js';
 import { printLine, warn } from '../output.js';
+import { fingerprintHex } from '../../api/tls/certificate-fingerprint.js';
 
 /** Flags the supervisor sets itself on its API child instead of passing them on. */
 const OWN_FLAGS = new Set(['--role', '--api-listen', '--data-dir', '--edge-workers', '--edge-name']);
@@ -42,6 +43,9 @@ export default defineCommand({
     'build-context-limit': { type: 'string', description: 'Largest build context a deploy may upload, e.g. 1GiB (env PIER_BUILD_CONTEXT_LIMIT; default 512MiB)', valueHint: 'SIZE' },
     runtime: { type: 'string', description: 'What runs instances: docker (containers on the engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names; other nodes\' engines in env PIER_SWARM_NODE_ENGINES) (env PIER_RUNTIME; default docker)', valueHint: 'docker|swarm' },
     'private-ipv6': { type: 'string', description: 'ULA prefix private networks get their IPv6 /64s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV6; default fd70:6965:7200::/48)', valueHint: 'CIDR' },
+    'api-tls': { type: 'string', description: 'auto: the API serves HTTPS when it listens off loopback (with --api-tls-cert/--api-tls-key, else a self-signed certificate kept in the data folder, its fingerprint printed for `pier login --fingerprint`) and HTTP on loopback; off: plain HTTP, refused off loopback (env PIER_API_TLS; default auto)', valueHint: 'auto|off' },
+    'api-tls-cert': { type: 'string', description: 'PEM certificate (chain after it) the API serves HTTPS with, also on loopback (env PIER_API_TLS_CERT)', valueHint: 'FILE' },
+    'api-tls-key': { type: 'string', description: 'PEM private key of --api-tls-cert (env PIER_API_TLS_KEY)', valueHint: 'FILE' },
     'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 10.210.0.0/16)', valueHint: 'CIDR' },
   },
   async run({ args, rawArgs }) {
@@ -68,6 +72,9 @@ export default defineCommand({
       runtime: args.runtime,
       privateIpv6: args['private-ipv6'],
       privateIpv4: args['private-ipv4'],
+      apiTls: args['api-tls'],
+      apiTlsCert: args['api-tls-cert'],
+      apiTlsKey: args['api-tls-key'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
@@ -155,8 +162,9 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
     databaseKind: server.databaseKind,
     adminTokenFile: server.adminTokenFile,
     edgeTokenFile: server.edgeTokenFile,
+    apiFingerprint: server.apiFingerprint,
     warnings: server.warnings,
-    cliConfigLine: await cliConfigLine(config.cliConfigFile, server.adminTokenFile, server.apiUrl),
+    cliConfigLine: await cliConfigLine(config.cliConfigFile, server.adminTokenFile, server.apiUrl, server.apiFingerprint),
   };
   const stopSignal = stopRequested();
   if (supervised) {
@@ -176,6 +184,9 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
 function printStartLines(config: ServerConfig, api: ApiReady, edgeAddresses: string[]): void {
   printLine(`pier: API on ${api.apiUrl} (database: ${api.databaseKind === 'pglite' ? `embedded, in ${config.dataDir}` : 'PostgreSQL'})`);
   if (edgeAddresses.length) printLine(`pier: edge serves endpoints on ${edgeAddresses.join(' and ')}`);
+  if (api.apiFingerprint) {
+    printLine(`pier: API certificate fingerprint ${api.apiFingerprint} (sha256 ${fingerprintHex(api.apiFingerprint)}); other machines: pier login --api ${api.apiUrl} --fingerprint ${api.apiFingerprint}`);
+  }
   printLine(`pier: admin token in ${api.adminTokenFile}; ${api.cliConfigLine}`);
 }
 
@@ -204,12 +215,12 @@ function forwarded(rawArgs: string[]): string[] {
 }
 
 /** Says whether the local CLI talks to this server; the server writes its config only when there is none (api/admin-bootstrap.ts). */
-async function cliConfigLine(file: string, tokenFile: string, apiUrl: string): Promise<string> {
+async function cliConfigLine(file: string, tokenFile: string, apiUrl: string, fingerprint: string | undefined): Promise<string> {
   const token = await readFile(tokenFile, 'utf8').then((s) => s.trim(), () => null);
   const saved = await readFile(file, 'utf8').then(
-    (s) => JSON.parse(s) as { token?: unknown; apiUrl?: unknown },
+    (s) => JSON.parse(s) as { token?: unknown; apiUrl?: unknown; fingerprint?: unknown },
     () => null,
   );
-  if (saved && saved.token === token && saved.apiUrl === apiUrl) return `the local CLI is configured (${file})`;
-  return `${file} holds other settings and was left as is; to use this server: PIER_API_URL=${apiUrl} PIER_TOKEN=$(cat ${tokenFile}) pier …, or \`pier login\``;
+  if (saved && saved.token === token && saved.apiUrl === apiUrl && saved.fingerprint === fingerprint) return `the local CLI is configured (${file})`;
+  return `${file} holds other settings and was left as is; to use this server: PIER_API_URL=${apiUrl}${fingerprint ? ` PIER_API_FINGERPRINT=${fingerprint}` : ''} PIER_TOKEN=$(cat ${tokenFile}) pier …, or \`pier login\``;
 }

@@ -84,7 +84,7 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   const apiUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`pier server did not start in 60 s\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`)), 60_000);
     const check = () => {
-      const m = /API on (http:\/\/\S+)/.exec(out);
+      const m = /API on (https?:\/\/\S+)/.exec(out);
       if (m?.[1]) {
         clearTimeout(timer);
         resolve(m[1]);
