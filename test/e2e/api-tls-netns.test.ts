@@ -5,6 +5,7 @@
 // fingerprint; `pier login --fingerprint` with the printed value works; a restart reuses the
 // certificate (same fingerprint) and the stored pin keeps working. The embedded database is used:
 // the host's PostgreSQL on 127.0.0.1 is not reachable from the namespace.
+// test-pass: once — it runs on the embedded database whatever DATABASE_URL says.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -15,6 +16,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { certificateFingerprint } from '../../api/tls/certificate-fingerprint.js';
 import { PIER_BIN, type CliResult } from '../support/pier-process.js';
+import { seedPgliteDataDir } from '../support/pglite-template.js';
 
 const run = promisify(execFile);
 
@@ -43,6 +45,7 @@ test('off loopback the API serves HTTPS with a self-signed certificate made once
   delete env.DATABASE_URL;
   delete env.PIER_API_URL;
   delete env.PIER_TOKEN;
+  await seedPgliteDataDir(join(dir, 'data'));
   const serverArgs = ['server', '--role', 'api', '--registry', 'off', '--api-listen', `${address}:0`];
   const pier = (args: string[], e: NodeJS.ProcessEnv): Promise<CliResult> =>
     new Promise((resolve) => {
