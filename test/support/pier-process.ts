@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestDbUrl } from './test-db.js';
+import { removePrivateFirewall } from '../../api/private/private-firewall.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -70,6 +71,9 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   };
   t.after(async () => {
     await stop();
+    // The chain of offered ports this installation put in the host's firewall (private-firewall.ts):
+    // it outlives the server on purpose, so the test takes it off.
+    for (const chain of new Set([...err.matchAll(/"chain":"(PIER-[A-Za-z0-9]+)"/g)].map((m) => m[1] as string))) await removePrivateFirewall(chain);
     await rm(dir, { recursive: true, force: true });
   });
 
