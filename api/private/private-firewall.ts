@@ -103,12 +103,29 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
     if (!there) await exec(binaries[family], ['-w', '5', '-I', jump[0] as string, '1', ...jump.slice(1)]);
   }
 
+  async function exists(): Promise<boolean> {
+    for (const family of [4, 6] as const) {
+      const found = await exec(binaries[family], ['-w', '5', '-S', chain]).then(
+        () => true,
+        () => false,
+      );
+      if (found) return true;
+    }
+    return false;
+  }
+
   return {
     chain,
     async apply(networks, instances) {
       const text = [4, 6].map((f) => firewallRules(chain, f as 4 | 6, networks, instances)).join('\n');
       if (last && last.text === text && Date.now() - last.at < RECHECK_MS) return null;
       try {
+        // No private network yet (a server that never started an instance): no chain to make, but
+        // one left by an earlier run is emptied.
+        if (networks.length === 0 && !(await exists())) {
+          last = { text, at: Date.now() };
+          return null;
+        }
         await install(4, firewallRules(chain, 4, networks, instances));
         await install(6, firewallRules(chain, 6, networks, instances));
         if (!last || last.text !== text) log.info({ networks: networks.length, instances: instances.length }, 'private ports enforced');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestDbUrl } from './test-db.js';
-import { removePrivateFirewall } from '../../api/private/private-firewall.js';
+import { removeFirewallChainsIn } from './firewall-chains.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -71,9 +71,8 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
   };
   t.after(async () => {
     await stop();
-    // The chain of offered ports this installation put in the host's firewall (private-firewall.ts):
-    // it outlives the server on purpose, so the test takes it off.
-    for (const chain of new Set([...err.matchAll(/"chain":"(PIER-[A-Za-z0-9]+)"/g)].map((m) => m[1] as string))) await removePrivateFirewall(chain);
+    // The chain of offered ports it made (private-firewall.ts) outlives it on purpose.
+    await removeFirewallChainsIn(err);
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -39,7 +39,7 @@ test('the chain lets a peer reach only offered TCP ports of an instance; everyth
   assert.ok(privateFirewallChain(`inst_${'x'.repeat(40)}`).length <= 28);
 });
 
-test('the chain is written, rewritten on change, jumped to once, and removed without a trace', async (t) => {
+test('the chain is made only with a network, rewritten on change, jumped to once, and removed without a trace', async (t) => {
   const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
     () => true,
     () => false,
@@ -52,6 +52,10 @@ test('the chain is written, rewritten on change, jumped to once, and removed wit
   const chain = firewall.chain;
   t.after(() => removePrivateFirewall(chain));
   const list = async (binary: string) => (await exec(binary, ['-w', '5', '-S'])).stdout.split('\n').filter((l) => l.includes(chain));
+
+  // No private network yet: nothing is put in the host's firewall.
+  assert.equal(await firewall.apply([], []), null);
+  assert.deepEqual(await list('iptables'), []);
 
   assert.equal(await firewall.apply([net], [web]), null);
   let v4 = await list('iptables');
