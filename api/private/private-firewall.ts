@@ -92,6 +92,7 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
   const binaries = { 4: options.iptables ?? 'iptables', 6: options.ip6tables ?? 'ip6tables' } as const;
   let last: { text: string; at: number } | null = null;
   let warned = false;
+  let problem: string | null = null;
 
   async function install(family: 4 | 6, text: string): Promise<void> {
     await restore(`${binaries[family]}-restore`, text);
@@ -119,6 +120,7 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
     async apply(networks, instances) {
       const text = [4, 6].map((f) => firewallRules(chain, f as 4 | 6, networks, instances)).join('\n');
       if (last && last.text === text && Date.now() - last.at < RECHECK_MS) return null;
+      if (last && last.text === `failed:${text}` && Date.now() - last.at < RECHECK_MS) return problem;
       try {
         // No private network yet (a server that never started an instance): no chain to make, but
         // one left by an earlier run is emptied.
@@ -133,10 +135,11 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
         warned = false;
         return null;
       } catch (err) {
-        last = null;
+        // Tried again when what it should hold changes, or after RECHECK_MS (not every round).
+        last = { text: `failed:${text}`, at: Date.now() };
         const e = err as NodeJS.ErrnoException & { stderr?: string };
         const why = e.code === 'ENOENT' ? 'iptables is not installed' : (e.stderr ?? e.message).trim().split('\n')[0];
-        const problem = `private ports are not enforced (every port of an instance is open to its network): cannot write the ${chain} chain (${why}); run pier server as root (or with CAP_NET_ADMIN) with iptables installed`;
+        problem = `private ports are not enforced (every port of an instance is open to its network): cannot write the ${chain} chain (${why}); run pier server as root (or with CAP_NET_ADMIN) with iptables installed`;
         if (!warned) log.warn({ problem }, 'private ports not enforced');
         warned = true;
         return problem;

@@ -39,6 +39,14 @@ test('the chain lets a peer reach only offered TCP ports of an instance; everyth
   assert.ok(privateFirewallChain(`inst_${'x'.repeat(40)}`).length <= 28);
 });
 
+test('without iptables the server is told why ports are not enforced, and how to fix it', async () => {
+  const firewall = createPrivateFirewall({ installationId: 'inst_nothere', log: pino({ level: 'silent' }), iptables: '/nonexistent/iptables', ip6tables: '/nonexistent/ip6tables' });
+  const problem = await firewall.apply([net], [web]);
+  assert.match(problem ?? '', /private ports are not enforced .*PIER-nothere.*iptables is not installed.*run pier server as root/);
+  // Asked again at once (the next names round): the same answer, without running anything.
+  assert.equal(await firewall.apply([net], [web]), problem);
+});
+
 test('the chain is made only with a network, rewritten on change, jumped to once, and removed without a trace', async (t) => {
   const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
     () => true,
