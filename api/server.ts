@@ -57,6 +57,7 @@ import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { joinNetwork } from './scheduler/join-network.js';
 import { createIpv6Isolation } from './private/ipv6-isolation.js';
 import { createPrivateNames } from './private/private-names.js';
+import { createPrivateFirewall } from './private/private-firewall.js';
 import { createPrivateNetworks } from './private/private-networks.js';
 import { checkPrivatePrefixes } from './private/private-preflight.js';
 import { createReconciler } from './scheduler/reconciler.js';
@@ -278,7 +279,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
-    const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
+    // Only the offered ports of an instance take connections from its network (a real engine only).
+    const privateFirewall = overrides.runtime === undefined && !swarmServices ? createPrivateFirewall({ installationId, log }) : undefined;
+    const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, firewall: privateFirewall, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
     closers.push(() => privateNames.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).
     const onRegistryEvent = (e: RegistryEvent): void => {

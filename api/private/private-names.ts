@@ -5,6 +5,8 @@
 // interval and at once when poked (a health change, a drain, a start), so an instance leaves
 // the names within a check interval of failing or starting to drain. Work is redone from current
 // state; a failure is logged and tried again on the next round: nothing here ends the process.
+// Each round ends by giving the firewall (private-firewall.ts) every instance's private addresses
+// and offered ports, so only those ports take connections from its peers.
 import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
@@ -12,8 +14,10 @@ import { apps, instances, releases } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import { isPierError } from '../pier-error.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { bridgeName } from './host-routes.js';
+import type { FirewallInstance, PrivateFirewall } from './private-firewall.js';
 import { planName } from './private-names-plan.js';
-import { privateNetworkKey, privateNetworkName } from './private-network-key.js';
+import { PRIVATE_LABELS, privateNetworkKey, privateNetworkName } from './private-network-key.js';
 import type { PrivateNetworks } from './private-networks.js';
 import { privateOffer } from './private-spec.js';
 
@@ -27,6 +31,8 @@ export interface PrivateNamesOptions {
   /** Only instances placed on this node: the engine this server talks to. */
   nodeId: string;
   log: Logger;
+  /** Enforces the offered ports; none: every port of an instance is open to its network. */
+  firewall?: PrivateFirewall | undefined;
   /** Between full rounds (default 2 s); pokes come in between. */
   intervalMs?: number;
 }
@@ -49,6 +55,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   let closed = false;
   /** Instances last found answering the right names, by the facts that decided it. */
   const settled = new Map<string, { key: string; at: number }>();
+  /** Each instance's private addresses and offered ports, by instance id, for the firewall. */
+  const placed = new Map<string, { network: string; ipv4: string | null; ipv6: string | null; ports: number[] }>();
 
   async function round(): Promise<void> {
     const rows = await db
@@ -78,10 +86,19 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         const key = JSON.stringify([inst.containerId, network.name, facts]);
         const known = settled.get(inst.id);
         if (known && known.key === key && Date.now() - known.at < RECHECK_MS) continue;
+        const ports = privateOffer(manifest as Manifest, inst.process)?.ports ?? [];
+        const place = (endpoint: { ipv4: string | null; ipv6: string | null } | undefined) => {
+          if (endpoint) placed.set(inst.id, { network: network.name, ipv4: endpoint.ipv4, ipv6: endpoint.ipv6, ports });
+          else placed.delete(inst.id);
+        };
         const info = await runtime.inspect(inst.containerId);
-        if (!info || info.state !== 'running') continue;
+        if (!info || info.state !== 'running') {
+          placed.delete(inst.id);
+          continue;
+        }
         const action = planName(facts, info.endpoints?.[network.name]);
         if (action.type === 'none') {
+          place(info.endpoints?.[network.name]);
           settled.set(inst.id, { key, at: Date.now() });
           continue;
         }
@@ -97,6 +114,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
           await runtime.connectNetwork(info.id, network.name, { aliases: action.aliases });
         }
         log.info({ instance: inst.id, network: network.name, names: action.aliases, action: action.type }, action.aliases.length ? 'instance answers its private names' : 'instance answers no private name');
+        // Its addresses now (new ones when it just joined), for the firewall below.
+        if (options.firewall) place((await runtime.inspect(info.id))?.endpoints?.[network.name]);
       } catch (err) {
         // Removed behind Pier's back: made again on the next round.
         if (isPierError(err) && err.code === 'E_NETWORK_NOT_FOUND') networks.forget(privateNetworkName(privateNetworkKey(app).key));
@@ -104,6 +123,22 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       }
     }
     for (const id of settled.keys()) if (!seen.has(id)) settled.delete(id);
+    for (const id of placed.keys()) if (!seen.has(id)) placed.delete(id);
+    if (options.firewall && !closed) await enforce(options.firewall);
+  }
+
+  /** Every private network this server knows that is on the engine, with the instances on it. */
+  async function enforce(firewall: PrivateFirewall): Promise<void> {
+    const known = new Set((await networks.list()).map((n) => n.name));
+    const bridges = new Map(
+      (await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' })).filter((n) => known.has(n.name)).map((n) => [n.name, { bridge: bridgeName(n.id) }]),
+    );
+    const entries: FirewallInstance[] = [];
+    for (const p of placed.values()) {
+      const network = bridges.get(p.network);
+      if (network) entries.push({ network, ipv4: p.ipv4, ipv6: p.ipv6, ports: p.ports });
+    }
+    await firewall.apply([...bridges.values()], entries);
   }
 
   function sync(): Promise<void> {

@@ -12,6 +12,7 @@ import { isPierError, PierError } from '../pier-error.js';
 import { LABELS, type ContainerInfo, type ContainerSpec, type MountSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import type { VolumeAttacher } from '../volumes/volume-attacher.js';
 import type { PrivateNetworks } from '../private/private-networks.js';
+import { privateEnv } from '../private/private-env.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 import { effectiveCheck } from './readiness-check.js';
@@ -82,7 +83,9 @@ export function createInstanceActions(options: InstanceActionsOptions) {
       const spec = containerSpec(row, release, ctx);
       // Secrets are read at start and go only into the container's environment, never into a log.
       const secretEnv = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : {};
-      const containerId = await runWithNetwork({ ...spec, env: { ...spec.env, ...secretEnv }, mounts, alsoJoin }, ctx, log);
+      // On a private network: the family to prefer there and the names it answers (private-env.ts).
+      const onPrivate = alsoJoin.length ? privateEnv(release.manifest as Manifest, ctx.app.name, row.process) : {};
+      const containerId = await runWithNetwork({ ...spec, env: { ...spec.env, ...onPrivate, ...secretEnv }, mounts, alsoJoin }, ctx, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {

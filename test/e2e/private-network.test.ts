@@ -2,7 +2,11 @@
 // app A's worker reaches app B's web.B.internal:8080 over IPv6 and IPv4 (`pier exec`); an
 // instance that drains after a scale-down leaves the name while it still runs; an app of another
 // organisation (a second installation on the same engine) can neither resolve the name nor
-// reach the addresses; the network survives an API restart (same network, names still answer).
+// reach the addresses; an app of a preview environment (`--env pr-7`) resolves web.pb.internal
+// to its own environment's instance only and reaches none of production's addresses; only offered
+// ports take connections (8081, where web also listens, is refused), from rules in the
+// installation's own chain that a restart puts back and that an app's deletion empties; the
+// network survives an API restart (same network, names still answer).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -17,20 +21,21 @@ import { runPier, startPierServer, type PierServer } from '../support/pier-proce
 
 const exec = promisify(execFile);
 
-const web = (app: string, image: string) => `
+// Listens on 8080 (offered) and 8081 (not offered).
+const web = (app: string, image: string, count = 2, drain = '60s') => `
 app = "${app}"
 image = "${image}"
 
 [processes.web]
-cmd = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
-count = 2
+cmd = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && httpd -p 8081 -h /www && exec httpd -f -p 8080 -h /www"]
+count = ${count}
 
 [[private]]
 process = "web"
 ports = [8080]
 
 [deploy]
-drain = "60s"
+drain = "${drain}"
 `;
 
 const worker = (app: string, image: string) => `
@@ -41,37 +46,40 @@ image = "${image}"
 cmd = ["sleep", "3600"]
 `;
 
-async function deploy(server: PierServer, app: string, text: string): Promise<string> {
-  const file = join(server.dir, `${app}.toml`);
+/** The CLI's environment, acting in environment `env` (PIER_ENV; production when unset). */
+const cli = (server: PierServer, env?: string): NodeJS.ProcessEnv => (env ? { ...server.env, PIER_ENV: env } : server.env);
+
+async function deploy(server: PierServer, app: string, text: string, env?: string): Promise<string> {
+  const file = join(server.dir, `${app}${env ?? ''}.toml`);
   await writeFile(file, text);
-  const r = await runPier(['deploy', '-c', file], server.env, { timeoutMs: 180_000 });
+  const r = await runPier(['deploy', '-c', file], cli(server, env), { timeoutMs: 180_000 });
   assert.equal(r.code, 0, `${r.stderr}\n${server.stderr().slice(-3000)}`);
-  return (await status(server, app)).app.id;
+  return (await status(server, app, env)).app.id;
 }
 
-async function status(server: PierServer, app: string): Promise<StatusView> {
-  const r = await runPier(['status', '--app', app, '--json'], server.env);
+async function status(server: PierServer, app: string, env?: string): Promise<StatusView> {
+  const r = await runPier(['status', '--app', app, '--json'], cli(server, env));
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as StatusView;
 }
 
-async function privateView(server: PierServer, app: string): Promise<PrivateView> {
-  const r = await runPier(['describe', 'app', app, '--json'], server.env);
+async function privateView(server: PierServer, app: string, env?: string): Promise<PrivateView> {
+  const r = await runPier(['describe', 'app', app, '--json'], cli(server, env));
   assert.equal(r.code, 0, r.stderr);
   return (JSON.parse(r.stdout) as { private: PrivateView }).private;
 }
 
 /** Runs a shell line in the app's first running instance through `pier exec`. */
-async function sh(server: PierServer, app: string, line: string): Promise<{ code: number | null; out: string }> {
-  const inst = (await status(server, app)).instances.find((i) => i.state === 'running');
+async function sh(server: PierServer, app: string, line: string, env?: string): Promise<{ code: number | null; out: string }> {
+  const inst = (await status(server, app, env)).instances.find((i) => i.state === 'running');
   assert.ok(inst, `${app} has a running instance`);
-  const r = await runPier(['exec', '--app', app, inst.id, '--', 'sh', '-c', line], server.env);
+  const r = await runPier(['exec', '--app', app, inst.id, '--', 'sh', '-c', line], cli(server, env));
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
 /** The addresses of one record type the embedded DNS gives for a name, from inside an instance. */
-async function lookup(server: PierServer, app: string, name: string, type: 'A' | 'AAAA'): Promise<string[]> {
-  const { out } = await sh(server, app, `nslookup -type=${type} ${name} 127.0.0.11 2>&1 || true`);
+async function lookup(server: PierServer, app: string, name: string, type: 'A' | 'AAAA', env?: string): Promise<string[]> {
+  const { out } = await sh(server, app, `nslookup -type=${type} ${name} 127.0.0.11 2>&1 || true`, env);
   const answers = out.split(/Non-authoritative answer:|\n\n/).slice(1).join('\n');
   return [...answers.matchAll(/Address: (\S+)/g)].map((m) => m[1] as string).sort();
 }
@@ -84,7 +92,7 @@ async function until(what: string, check: () => Promise<boolean>, tries = 120): 
   assert.fail(`gave up waiting for ${what}`);
 }
 
-test('apps reach each other by name over IPv6 and IPv4; draining instances leave the name; another org cannot resolve or reach; the network survives a restart', async (t) => {
+test('apps reach each other by name over IPv6 and IPv4, on offered ports only; draining instances leave the name; another org and a preview cannot resolve or reach; the network and the port rules survive a restart', async (t) => {
   if (!(await requireDocker(t))) return;
   if (process.env.DATABASE_URL) {
     // CI runs the suite once per database and is near its time budget: this runs on the
@@ -127,6 +135,28 @@ test('apps reach each other by name over IPv6 and IPv4; draining instances leave
     assert.ok(hostnames.has(r.out.trim()), `${address} answered by an instance of pb: ${r.out}`);
   }
 
+  // IPv6 first: the instances are told, and a glibc client (this busybox) takes the AAAA answer
+  // first (glibc's default address order puts ULA before IPv4; musl and Go do the opposite).
+  const told = await sh(server, 'pb', 'echo "$PIER_PRIVATE_FAMILY|$PIER_PRIVATE_NAMES"');
+  assert.equal(told.out.trim(), 'ipv6|web.pb.internal pb.internal');
+  const first = await sh(server, 'pa', 'ping -c 1 -W 2 web.pb.internal 2>&1 | head -1');
+  assert.ok(v6.some((a) => first.out.includes(`(${a})`)), first.out);
+
+  // Only offered ports: web listens on 8081 too (it answers there from inside), but A's worker is
+  // refused there, on either family.
+  const inside = await sh(server, 'pb', 'wget -q -O- http://127.0.0.1:8081/');
+  assert.equal(inside.code, 0, inside.out);
+  const refused = async (srv: PierServer, app: string, env?: string) => {
+    for (const address of [`[${v6[0]}]`, v4[0]]) {
+      const r = await sh(srv, app, `timeout 5 wget -q -O- http://${address}:8081/`, env);
+      assert.notEqual(r.code, 0, `${app} reached ${address}:8081, which is not offered: ${r.out}`);
+      assert.match(r.out, /refused/i, `${address}:8081`);
+    }
+  };
+  await refused(server, 'pa');
+  const chain = /"chain":"(PIER-[A-Za-z0-9]+)"/.exec(server.stderr())?.[1];
+  assert.ok(chain, 'the server names its firewall chain');
+
   // Another organisation (an installation of its own on the same engine): a network of its own,
   // on other subnets (the slot B's network holds on the engine was skipped); no such name, and
   // neither address answers.
@@ -139,6 +169,26 @@ test('apps reach each other by name over IPv6 and IPv4; draining instances leave
   for (const address of [`[${v6[0]}]`, v4[0]]) {
     const r = await sh(other, 'pc', `timeout 3 wget -q -O- http://${address}:8080/`);
     assert.notEqual(r.code, 0, `another org reached ${address}: ${r.out}`);
+  }
+
+  // A preview environment of the same organisation: a network of its own, where web.pb.internal
+  // is the preview's web, and where production's addresses answer on no port.
+  ids.push(await deploy(server, 'pb', web('pb', image, 1, '1s'), 'pr-7'), await deploy(server, 'pa', worker('pa', image), 'pr-7'));
+  let preview = await privateView(server, 'pb', 'pr-7');
+  assert.ok(preview.network && preview.network.name !== view.network.name, JSON.stringify(preview.network));
+  assert.notEqual(preview.network.ipv6Subnet, view.network.ipv6Subnet);
+  await until('the preview web to answer its names', async () => {
+    preview = await privateView(server, 'pb', 'pr-7');
+    return preview.instances.length === 1 && (preview.instances[0]?.names.includes('web.pb.internal') ?? false);
+  });
+  const ours = preview.instances[0] as PrivateView['instances'][number];
+  assert.deepEqual(await lookup(server, 'pa', 'web.pb.internal', 'AAAA', 'pr-7'), [ours.ipv6]);
+  assert.deepEqual(await lookup(server, 'pa', 'web.pb.internal', 'A', 'pr-7'), [ours.ipv4]);
+  const own = await sh(server, 'pa', 'timeout 5 wget -q -O- http://web.pb.internal:8080/', 'pr-7');
+  assert.equal(own.code, 0, own.out);
+  for (const address of [`[${v6[0]}]`, v4[0]]) {
+    const r = await sh(server, 'pa', `timeout 3 wget -q -O- http://${address}:8080/`, 'pr-7');
+    assert.notEqual(r.code, 0, `the preview reached production's ${address}: ${r.out}`);
   }
 
   // Scale down: the instance that drains (60 s) still runs, and is out of the name already.
@@ -154,7 +204,10 @@ test('apps reach each other by name over IPv6 and IPv4; draining instances leave
   const kept = await lookup(server, 'pa', 'web.pb.internal', 'A');
   assert.equal(kept.length, 1);
 
-  // A restart of the API: the same network is found by name, and the names still answer.
+  // A restart of the API: the same network is found by name, and the names still answer; the
+  // chain of offered ports, emptied behind the server's back, is written again.
+  await exec('iptables', ['-w', '5', '-F', chain]);
+  await exec('ip6tables', ['-w', '5', '-F', chain]);
   const { stdout: before } = await exec('docker', ['network', 'inspect', '--format', '{{.Id}}', view.network.name]);
   const restarts = server.stderr().split('api process ready').length;
   process.kill(server.pid, 'SIGHUP');
@@ -164,4 +217,16 @@ test('apps reach each other by name over IPv6 and IPv4; draining instances leave
   assert.deepEqual(await lookup(server, 'pa', 'web.pb.internal', 'A'), kept);
   const again = await sh(server, 'pa', 'timeout 5 wget -q -O- http://web.pb.internal:8080/');
   assert.equal(again.code, 0, again.out);
+  await until('the offered-ports chain to be written again', async () => (await exec('iptables', ['-w', '5', '-S', chain])).stdout.includes('REJECT'));
+  await refused(server, 'pa');
+
+  // Deleting the preview's web takes its rules out of the chain.
+  const rules = async () => (await exec('iptables', ['-w', '5', '-S', chain])).stdout + (await exec('ip6tables', ['-w', '5', '-S', chain])).stdout;
+  assert.ok((await rules()).includes(`${ours.ipv4}/32`), await rules());
+  const deleted = await runPier(['apps', 'delete', 'pb', '--yes'], cli(server, 'pr-7'));
+  assert.equal(deleted.code, 0, deleted.stderr);
+  await until('the deleted app to leave the chain', async () => {
+    const now = await rules();
+    return !now.includes(`${ours.ipv4}/32`) && !now.includes(`${ours.ipv6}/128`);
+  });
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { EndpointState } from '../../proxy/endpoint-state.js';
+import { removeFirewallChainsIn } from '../support/firewall-chains.js';
 import { PIER_BIN } from '../support/pier-process.js';
 import { createTestDbUrl } from '../support/test-db.js';
 
@@ -72,6 +73,8 @@ export async function startApiServer(t: TestContext): Promise<ApiServer> {
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   else delete env.DATABASE_URL;
   const handle = spawnPier(t, ['server', '--role', 'api', '--api-listen', '127.0.0.1:0'], env);
+  // After the stop above (hooks run in order): the firewall chain it made (private-firewall.ts).
+  t.after(() => removeFirewallChainsIn(handle.stderr()));
   const apiUrl = await waitForLine(handle, /API on (http:\/\/\S+)/, 'pier server');
   const token = (await readFile(join(dir, 'data', 'admin-token'), 'utf8')).trim();
   return { ...handle, apiUrl, token, env, dir };

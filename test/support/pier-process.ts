@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { removeInstallation } from './containers.js';
 import { seedPgliteDataDir } from './pglite-template.js';
 import { createTestDbUrl } from './test-db.js';
+import { removeFirewallChainsIn } from './firewall-chains.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -78,6 +79,8 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
     // Whatever the test did not clean up itself (private networks above all) goes with the server.
     const installation = /"installation":"(inst_[^"]+)"/.exec(err)?.[1];
     if (installation) await removeInstallation(installation, env);
+    // The chain of offered ports it made (private-firewall.ts) outlives it on purpose.
+    await removeFirewallChainsIn(err);
     await rm(dir, { recursive: true, force: true });
   });
 
