@@ -83,6 +83,29 @@ const undelete = defineCommand({
   },
 });
 
+const move = defineCommand({
+  meta: {
+    name: 'move',
+    description:
+      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent and checked, started on the target (the source is kept read-only for a day)',
+  },
+  args: {
+    name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
+    app: appArg,
+    to: { type: 'string', description: 'The storage root to move it to (pier server --volume-root NAME=PATH; "default" is the volumes folder)', valueHint: 'ROOT', required: true },
+    json: jsonArg,
+  },
+  async run({ args }) {
+    if (!args.json) progress(`moving volume ${args.name} to root ${args.to}`);
+    const r = await client().moveVolume(args.app, String(args.name), String(args.to));
+    if (args.json) return printJson(r);
+    const m = r.move;
+    printLine(`volume ${r.volume.name} moved from ${m.from} to ${m.to}: ${formatBytes(m.bytesMoved)} sent, downtime ${m.downtimeMs === null ? '-' : `${m.downtimeMs} ms`}`);
+    printLine(`  phases: ${m.phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ')}`);
+    printLine(`  the source on ${m.from} is kept read-only until ${m.retainUntil ?? '-'}`);
+  },
+});
+
 const snapshot = defineCommand({
   meta: { name: 'snapshot', description: "Take a snapshot of a volume now (held as its consistency says: pause, hook or none)" },
   args: { name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true }, app: appArg, json: jsonArg },
@@ -152,5 +175,5 @@ export type { VolumeView };
 
 export default defineCommand({
   meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import' },
-  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd },
+  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd, move },
 });
