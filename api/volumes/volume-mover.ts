@@ -30,7 +30,10 @@ import { hostCommand } from './host-command.js';
 import type { VolumeService } from './volume-service.js';
 import { transferSnapshot } from './volume-transfer.js';
 
-/** Fault injection for the proofs (PIER_VOLUME_MOVE_FAULT): `fail:PHASE`, `hold:PHASE` (stops there, as if the server died), `truncate:BYTES` (the final send). */
+/**
+ * Fault injection for the proofs (PIER_VOLUME_MOVE_FAULT), met once by the first move that gets
+ * there: `fail:PHASE`, `hold:PHASE` (stops there, as if the server died), `truncate:BYTES` (the final send).
+ */
 export type MoveFault = { kind: 'fail' | 'hold'; phase: MovePhase } | { kind: 'truncate'; bytes: number };
 
 export function parseMoveFault(text: string | undefined): MoveFault | undefined {
@@ -71,13 +74,16 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   const { liveHolder, stopHolder, serial, findVolume, now } = service.internals;
   const roots = service.roots;
   const retention = options.retentionMs ?? 24 * 3_600_000;
+  // One shot: the first move that reaches it meets the fault, later ones do not.
+  let fault = options.fault;
 
   async function setPhase(move: VolumeMove, phase: MovePhase, extra: Partial<VolumeMove> = {}): Promise<void> {
     await db.update(volumeMoves).set({ phase, ...extra, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
     move.phase = phase;
     Object.assign(move, extra);
-    const f = options.fault;
+    const f = fault;
     if (f && f.kind !== 'truncate' && f.phase === phase) {
+      fault = undefined;
       if (f.kind === 'hold') {
         log.warn({ move: move.id, phase }, 'PIER_VOLUME_MOVE_FAULT: the move holds here (as if the server had died)');
         await new Promise(() => undefined);
@@ -202,8 +208,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       lap('final');
 
       await setPhase(move, 'send');
-      const f = options.fault;
-      bytes += await transferSnapshot(from, to, FINAL(move.id), from.kind === 'btrfs' ? PRE(move.id) : null, { truncateAt: f?.kind === 'truncate' ? f.bytes : undefined });
+      const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
+      if (truncateAt !== undefined) fault = undefined;
+      bytes += await transferSnapshot(from, to, FINAL(move.id), from.kind === 'btrfs' ? PRE(move.id) : null, { truncateAt });
       lap('send');
 
       await setPhase(move, 'verify', { bytesMoved: bytes });

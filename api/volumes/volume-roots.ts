@@ -47,7 +47,7 @@ export async function openVolumeRoots(dir: string, kind: DriverKind | 'auto', ex
   }
   for (const [name, path] of Object.entries(extra)) {
     try {
-      drivers.set(name, await openVolumeDriver(path, 'auto'));
+      drivers.set(name, await openVolumeDriver(path, kind));
     } catch (err) {
       warn(`volume root ${name} (${path}) is unavailable: ${(err as Error).message}`);
     }
