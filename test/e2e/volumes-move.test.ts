@@ -9,7 +9,7 @@
 //      move rolls back (volume.move_failed, phase send), the source is intact and written on;
 //   3. the next move succeeds: the target holds exactly 1..N, starting with the final snapshot,
 //      the writer resumed from the final snapshot's last line, and the source holds exactly the
-//      final snapshot (nothing written after it), kept read-only.
+//      final snapshot (nothing written after it), kept read-only, then purged by the keeper.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -113,7 +113,8 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   assert.notEqual((await held).code, 0, 'the held move did not answer success');
   const stoppedAt = counter(await readFile(srcLog, 'utf8'), 'the source after the kill');
 
-  server = await startPierServer(t, { ...env('truncate:64'), PIER_DATA_DIR: join(first.dir, 'data'), XDG_CONFIG_HOME: join(first.dir, 'config') }, { databaseUrl: first.databaseUrl });
+  // The restarted server purges a moved volume's source 4 s after the move (24 h by default).
+  server = await startPierServer(t, { ...env('truncate:64'), PIER_VOLUME_MOVE_RETENTION: '4s', PIER_VOLUME_KEEPER_INTERVAL: '1s', PIER_DATA_DIR: join(first.dir, 'data'), XDG_CONFIG_HOME: join(first.dir, 'config') }, { databaseUrl: first.databaseUrl });
   servers.push(server);
   const rolledBack = await waitFor('the interrupted move to be rolled back', async () => {
     const events = await pier<EventView[]>(server, ['events', '--app', 'kv']);
@@ -159,6 +160,10 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   const finalLines = counter(finalText, 'the final snapshot');
   // The source holds nothing past the final snapshot: its writer was stopped first.
   assert.equal(await readFile(srcLog, 'utf8'), finalText, 'the source equals its final snapshot');
+  if (driver === 'btrfs') {
+    const ro = (await exec('btrfs', ['property', 'get', '-ts', join(src, 'volumes', vol.id), 'ro'])).stdout.trim();
+    assert.equal(ro, 'ro=true', 'the source is kept read-only');
+  }
   const dstLog = join(dst, 'volumes', vol.id, 'log');
   const onTarget = await waitFor('the writer on the target', async () => {
     const text = await readFile(dstLog, 'utf8');
@@ -167,11 +172,11 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   assert.ok(onTarget.startsWith(finalText), "the target starts with exactly the final snapshot's data");
   const starts = (await readFile(join(dst, 'volumes', vol.id, 'starts'), 'utf8')).trim().split('\n');
   assert.equal(starts.at(-1), `start ${finalLines}`, 'the writer resumed on the target from the final snapshot');
-  assert.equal(await readFile(srcLog, 'utf8'), finalText, 'the source is not written after the move');
-  if (driver === 'btrfs') {
-    const ro = (await exec('btrfs', ['property', 'get', '-ts', join(src, 'volumes', vol.id), 'ro'])).stdout.trim();
-    assert.equal(ro, 'ro=true', 'the source is kept read-only');
-  }
+  // Past the retention the keeper removes the source, its Docker volume and the move's snapshots on both roots.
+  const leftOf = async () => [...(await readdir(join(src, 'snapshots'))), ...(await readdir(join(dst, 'snapshots')))].filter((n) => n.startsWith(moved.move.id));
+  await waitFor('the source to be purged', async () => ((await exists(join(src, 'volumes', vol.id))) || (await leftOf()).length > 0 ? null : true));
+  assert.equal((await exec('docker', ['volume', 'ls', '-q', '--filter', `name=pier-${vol.id}$`])).stdout.trim(), '', "the source's Docker volume is gone");
+  assert.equal(counter(await readFile(dstLog, 'utf8'), 'the target after the purge') > finalLines, true);
   const events = await pier<EventView[]>(server, ['events', '--app', 'kv']);
   const done = events.find((e) => e.type === 'volume.moved');
   assert.ok(done, 'volume.moved recorded');
