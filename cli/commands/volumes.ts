@@ -1,5 +1,5 @@
 // `pier volumes`: an app's volumes (list, create, describe, delete, undelete), snapshots of one,
-// and restoring a snapshot into a new volume or in place.
+// restoring a snapshot into a new volume or in place, and moving a volume to another storage root.
 import { defineCommand } from 'citty';
 import type { SnapshotView, VolumeView } from '../../api/volumes/volume-views.js';
 import { ApiClient } from '../api-client.js';
@@ -55,7 +55,7 @@ const describe = defineCommand({
     const d = await client().describeVolume(args.app, String(args.name));
     if (args.json) return printJson(d);
     const v = d.volume;
-    printLine(`volume ${v.name} (${v.id}): ${v.state}, ${v.driver} driver`);
+    printLine(`volume ${v.name} (${v.id}): ${v.state}, ${v.driver} driver on root ${v.root}`);
     printLine(`  mounted at ${v.path ?? '-'} in process ${v.process ?? '-'}${v.perInstance ? ` (slot ${v.slot})` : ''}; attached to ${v.attachedInstance ?? 'nothing'}`);
     printLine(`  used ${formatBytes(d.usedBytes)}${v.sizeLimitBytes === null ? '' : ` of ${formatBytes(v.sizeLimitBytes)}`}`);
     printSnapshots(d.snapshots);
@@ -174,6 +174,6 @@ export function printSnapshots(snapshots: SnapshotView[]): void {
 export type { VolumeView };
 
 export default defineCommand({
-  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import' },
+  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import, move' },
   subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd, move },
 });
