@@ -16,6 +16,7 @@ import type { GcResult } from './registry/registry-gc.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { ServerMetrics } from './server-metrics.js';
 import type { VolumeService } from './volumes/volume-service.js';
+import type { VolumeMover } from './volumes/volume-mover.js';
 
 export interface ApiDeps {
   db: Db;
@@ -43,6 +44,8 @@ export interface ApiDeps {
   servingHealthTtlMs?: number | undefined;
   /** Volumes and snapshots; without it their routes answer E_VOLUMES_UNAVAILABLE. */
   volumes?: VolumeService | undefined;
+  /** `pier volumes move` (api/volumes/volume-mover.ts); with volumes. */
+  volumeMover?: VolumeMover | undefined;
   /** Largest request body accepted (413 above); api/app.ts has the default. */
   bodyLimitBytes?: number | undefined;
   /** Builds from a Dockerfile (absent: the server cannot build; POST /v1/builds is 503). */

@@ -65,7 +65,21 @@ export interface ServerConfig {
    * Where volumes and snapshots live (PIER_VOLUMES_DIR, default `<data dir>/volumes`) and with
    * which driver (PIER_VOLUME_DRIVER: auto picks btrfs when the folder is on btrfs, else dir).
    */
-  volumes: { dir: string; driver: 'auto' | 'dir' | 'btrfs'; keeperIntervalMs: number; undeleteWindowMs: number };
+  volumes: {
+    dir: string;
+    driver: 'auto' | 'dir' | 'btrfs';
+    keeperIntervalMs: number;
+    undeleteWindowMs: number;
+    /**
+     * More storage roots by name (--volume-root NAME=PATH, repeatable; PIER_VOLUME_ROOTS, comma
+     * separated): a volume moves between them (`pier volumes move`). `dir` is the root `default`.
+     */
+    roots?: Record<string, string> | undefined;
+    /** How long a moved volume's source is kept read-only before the keeper purges it (PIER_VOLUME_MOVE_RETENTION; default 24 h). */
+    moveRetentionMs?: number | undefined;
+    /** Fault injection for the move's proofs (PIER_VOLUME_MOVE_FAULT): see api/volumes/volume-mover.ts. Unset in production. */
+    moveFault?: string | undefined;
+  };
   /**
    * What runs instances (--runtime, PIER_RUNTIME): docker (the default: containers on the one
    * engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names),
@@ -110,6 +124,8 @@ export interface ServerFlags {
   buildContextLimit?: string | undefined;
   /** `--ip-pool` values, in order; when given they replace PIER_IP_POOLS. */
   ipPools?: string[] | undefined;
+  /** `--volume-root NAME=PATH` values; when given they replace PIER_VOLUME_ROOTS. */
+  volumeRoots?: string[] | undefined;
   runtime?: string | undefined;
   privateIpv6?: string | undefined;
   privateIpv4?: string | undefined;
@@ -166,6 +182,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
       keeperIntervalMs: parseDuration(env.PIER_VOLUME_KEEPER_INTERVAL, 'volume keeper interval', 'PIER_VOLUME_KEEPER_INTERVAL', 60_000) as number,
       // How long a deleted volume's final snapshot is kept (undelete possible until then).
       undeleteWindowMs: parseDuration(env.PIER_VOLUME_UNDELETE_WINDOW, 'volume undelete window', 'PIER_VOLUME_UNDELETE_WINDOW', 48 * 3_600_000) as number,
+      roots: parseVolumeRoots(flags.volumeRoots?.length ? flags.volumeRoots : (env.PIER_VOLUME_ROOTS ?? '').split(',').filter(Boolean)),
+      moveRetentionMs: parseDuration(env.PIER_VOLUME_MOVE_RETENTION, 'volume move retention', 'PIER_VOLUME_MOVE_RETENTION', 24 * 3_600_000) as number,
+      moveFault: env.PIER_VOLUME_MOVE_FAULT || undefined,
     },
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
     privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
@@ -255,6 +274,22 @@ function parseConcurrency(value: string | undefined): number {
     });
   }
   return n;
+}
+
+/** `NAME=PATH` storage roots besides `default` (the volumes folder). */
+function parseVolumeRoots(values: string[]): Record<string, string> {
+  const roots: Record<string, string> = {};
+  for (const value of values) {
+    const m = /^([a-z][a-z0-9-]{0,30})=(\/.+)$/.exec(value.trim());
+    if (!m || m[1] === 'default' || roots[m[1] as string] !== undefined) {
+      throw new PierError('E_CONFIG_INVALID', `volume root "${value}" is not NAME=/absolute/path with a new name`, {
+        status: 400,
+        hint: 'e.g. --volume-root fast=/mnt/nvme/pier (name: a-z, 0-9, "-"; "default" is the volumes folder itself)',
+      });
+    }
+    roots[m[1] as string] = resolve(m[2] as string);
+  }
+  return roots;
 }
 
 /** `$XDG_CONFIG_HOME/pier/config.json`, falling back to `~/.config`. */

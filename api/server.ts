@@ -62,7 +62,8 @@ import { createPrivateNetworks } from './private/private-networks.js';
 import { checkPrivatePrefixes } from './private/private-preflight.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
-import { openVolumeDriver } from './volumes/open-volume-driver.js';
+import { openVolumeRoots } from './volumes/volume-roots.js';
+import { createVolumeMover, parseMoveFault } from './volumes/volume-mover.js';
 import { createVolumeAttacher } from './volumes/volume-attacher.js';
 import { createVolumeService } from './volumes/volume-service.js';
 import { createVolumeKeeper } from './volumes/volume-keeper.js';
@@ -218,11 +219,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     }
     // Volumes: the driver is picked by the folder's filesystem; a folder Pier cannot use is a
     // warning (deploys of apps with volumes fail with the reason), not a server that will not start.
-    const volumeDriver = await openVolumeDriver(config.volumes.dir, config.volumes.driver).catch((err: Error) => {
-      warnings.push(`volumes are unavailable: ${err.message}`);
-      return null;
-    });
-    const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, nodeId: LOCAL_NODE, installationId }) : undefined;
+    const volumeRoots = await openVolumeRoots(config.volumes.dir, config.volumes.driver, config.volumes.roots ?? {}, (w) => warnings.push(w));
+    const volumeDriver = volumeRoots?.default ?? null;
+    const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, installationId }) : undefined;
 
     // Secrets are sealed with a key in the data folder, never in the database (api/secret-box.ts).
     const secretBox = loadSecretBox(config.dataDir);
@@ -341,10 +340,23 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => privateNetworks.forget(name) });
     closers.push(() => reaper.close());
     const volumes = volumeDriver
-      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
+      : undefined;
+    const volumeMover = volumes
+      ? createVolumeMover({
+          db,
+          transactions,
+          runtime,
+          service: volumes,
+          log: log.child({ component: 'volume-mover' }),
+          enqueue: (id) => scheduler.enqueue(id),
+          locks: database.locks,
+          retentionMs: config.volumes.moveRetentionMs,
+          fault: parseMoveFault(config.volumes.moveFault),
+        })
       : undefined;
     const volumeKeeper = volumes
-      ? createVolumeKeeper({ db, transactions, service: volumes, locks: database.locks, tickMs: config.volumes.keeperIntervalMs, log: log.child({ component: 'volume-keeper' }) })
+      ? createVolumeKeeper({ db, transactions, service: volumes, mover: volumeMover, locks: database.locks, tickMs: config.volumes.keeperIntervalMs, log: log.child({ component: 'volume-keeper' }) })
       : undefined;
     if (volumeKeeper) closers.push(() => volumeKeeper.close());
     const reports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
@@ -387,6 +399,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       dataDir: config.dataDir,
       keyVault,
       volumes,
+      volumeMover,
       environments,
       secrets,
       registryGc: registryGc ? { run: (o) => registryGc.run(o), ownerOrgId: () => systemOrg } : undefined,
@@ -440,6 +453,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       closers.push(async () => task.close());
     }
     await edgeFeed.rebuild();
+    // Moves a dead server left half-done: rolled back to their source, or finished once switched.
+    await volumeMover?.recover().catch((err: unknown) => log.error({ err }, 'interrupted volume moves not recovered'));
     scheduler.start();
     reaper.start();
     health.start();

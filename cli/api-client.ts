@@ -3,7 +3,7 @@ import type { CertificateView } from '../api/routes/certs.js';
 import { EventSourceParserStream, type EventSourceMessage } from 'eventsource-parser/stream';
 import type { AppDeletedView, AppView, DeployView, DeploymentView, EdgeView, ErrorBody, EventView, ExecResultView, InstanceView, IpView, LogLineView, NodeView, PoolView, ReleaseView, StatusView, TokenView } from '../api/views.js';
 import type { GcResult } from '../api/registry/registry-gc.js';
-import type { SnapshotView, VolumeDescription, VolumeView } from '../api/volumes/volume-views.js';
+import type { MoveView, SnapshotView, VolumeDescription, VolumeView } from '../api/volumes/volume-views.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
@@ -340,6 +340,10 @@ export class ApiClient {
 
   snapshotVolume(app: string, name: string): Promise<{ snapshot: SnapshotView }> {
     return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/snapshots`, {});
+  }
+
+  moveVolume(app: string, name: string, to: string): Promise<{ volume: VolumeView; move: MoveView }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/move`, { to });
   }
 
   listSnapshots(app: string, volume?: string): Promise<{ snapshots: SnapshotView[] }> {

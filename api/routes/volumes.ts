@@ -9,7 +9,7 @@ import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { parseBody, parseQuery, readJson } from '../request.js';
 import { parseSize } from '../manifest.js';
-import { snapshotView, snapshotViewSchema, volumeDescriptionSchema, volumeView, volumeViewSchema } from '../volumes/volume-views.js';
+import { moveView, moveViewSchema, snapshotView, snapshotViewSchema, volumeDescriptionSchema, volumeView, volumeViewSchema } from '../volumes/volume-views.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
 
@@ -37,6 +37,17 @@ describeRoute({
   summary: 'Delete a volume: refused while attached to a running instance (E_VOLUME_ATTACHED); a final snapshot is kept for the undelete period',
   response: z.object({ volume: volumeViewSchema, finalSnapshot: snapshotViewSchema }),
   errors: [404, 409],
+});
+const moveBody = z.object({ to: z.string().min(1).describe('the storage root to move to (pier server --volume-root NAME=PATH; `default` is the volumes folder)') });
+describeRoute({
+  method: 'post',
+  path: '/v1/apps/:app/volumes/:volume/move',
+  scope: 'deploy',
+  summary: 'Move a volume (with its instance) to another storage root: pre-copy while it runs, then drain, stop, final snapshot, delta, verify, start on the target; answers when it runs there',
+  description: 'A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
+  body: moveBody,
+  response: z.object({ volume: volumeViewSchema, move: moveViewSchema }),
+  errors: [400, 404, 409, 500],
 });
 describeRoute({ method: 'post', path: '/v1/apps/:app/volumes/:volume/undelete', scope: 'deploy', summary: 'Bring a deleted volume back from its final snapshot', response: volumeAnswer, errors: [404, 409] });
 describeRoute({
@@ -114,6 +125,13 @@ export function volumeRoutes(deps: ApiDeps) {
   r.post('/apps/:app/volumes/:volume/undelete', async (c) => {
     return c.json({ volume: volumeView(await service().undelete(c.get('auth'), c.req.param('app'), c.req.param('volume'))) });
   });
+  r.post('/apps/:app/volumes/:volume/move', async (c) => {
+    const body = parseBody(moveBody, await readJson(c.req));
+    service();
+    if (!deps.volumeMover) throw new PierError('E_VOLUMES_UNAVAILABLE', 'this server cannot move volumes', { status: 503, hint: 'set PIER_VOLUMES_DIR for pier server' });
+    const done = await deps.volumeMover.move(c.get('auth'), c.req.param('app'), c.req.param('volume'), body.to);
+    return c.json({ volume: volumeView(done.volume), move: moveView(done.move, done.phases) });
+  });
   r.post('/apps/:app/volumes/:volume/snapshots', async (c) => {
     const snap = await service().snapshot(c.get('auth'), c.req.param('app'), c.req.param('volume'));
     return c.json({ snapshot: snapshotView(snap) }, 201);
@@ -145,7 +163,7 @@ export function volumeRoutes(deps: ApiDeps) {
     const svc = service();
     const app = await svc.findApp(c.get('auth'), c.req.param('app'), 'read');
     const snap = await svc.findSnapshot(app, c.req.param('snapshot'));
-    const file = await exportSnapshot(svc.driver, snap);
+    const file = await exportSnapshot(svc.roots.get(snap.root), snap);
     return c.body(Readable.toWeb(file.stream) as ReadableStream, 200, {
       'content-type': 'application/octet-stream',
       'content-disposition': `attachment; filename="${snap.id}.pier-snapshot"`,

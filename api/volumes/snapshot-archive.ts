@@ -133,7 +133,7 @@ export async function importSnapshot(driver: VolumeDriver, body: Readable): Prom
     if (tree.sha256 !== header.snapshot.sha256) throw corrupt(`the files in the snapshot file do not match its sha256 (${tree.sha256}, expected ${header.snapshot.sha256})`);
     const id = newId('snap');
     await driver.adopt(work, id);
-    return { id, volumeId: null, volumeName: header.snapshot.volume, kind: 'imported', driver: driver.kind, consistency: 'imported', bytes: tree.bytes, files: tree.files, sha256: tree.sha256 };
+    return { id, volumeId: null, volumeName: header.snapshot.volume, kind: 'imported', driver: driver.kind, root: 'default', consistency: 'imported', bytes: tree.bytes, files: tree.files, sha256: tree.sha256 };
   } catch (err) {
     await driver.discard(work).catch(() => undefined);
     throw err;

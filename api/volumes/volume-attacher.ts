@@ -13,12 +13,16 @@ import type { AppLeases, Lease } from '../scheduler/app-leases.js';
 import { isLive } from '../scheduler/plan.js';
 import { dockerVolumeSpec } from './docker-volume-name.js';
 import type { VolumeDriver } from './volume-driver.js';
+import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volume-roots.js';
 
 export interface VolumeAttacherOptions {
   db: Db;
   runtime: Runtime;
   leases: AppLeases;
+  /** The default root's driver: new volumes are made there. */
   driver: VolumeDriver;
+  /** Every root (a moved volume lives on another); default: the default root alone. */
+  roots?: VolumeRoots | undefined;
   nodeId: string;
   installationId: string;
 }
@@ -30,6 +34,7 @@ export interface AttachContext {
 
 export function createVolumeAttacher(options: VolumeAttacherOptions) {
   const { db, runtime, leases, driver } = options;
+  const roots = options.roots ?? createVolumeRoots(new Map([[DEFAULT_ROOT, driver]]));
 
   /**
    * The instance other than `row` that holds the volume, if any: one whose container is live, or
@@ -106,15 +111,16 @@ export function createVolumeAttacher(options: VolumeAttacherOptions) {
     for (const spec of (manifest.volumes ?? []).filter((v) => v.process === row.process)) {
       const volume = await pick(spec, row, ctx);
       if (volume.state !== 'ready') {
-        throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored; ${row.id} starts once it is done`, { status: 409 });
+        throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being ${volume.state === 'moving' ? 'moved' : 'restored'}; ${row.id} starts once it is done`, { status: 409 });
       }
-      if (!(await driver.exists(volume.id))) {
-        throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on this node`, {
+      const at = roots.get(volume.root);
+      if (!(await at.exists(volume.id))) {
+        throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${at.volumePath(volume.id)}) is missing on this node`, {
           status: 500,
           hint: `restore it from a snapshot (pier snapshots list --app ${ctx.app.name}) or delete the volume (pier volumes delete --app ${ctx.app.name} ${volume.name})`,
         });
       }
-      await runtime.ensureVolume(dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId));
+      await runtime.ensureVolume(dockerVolumeSpec(volume, at.volumePath(volume.id), options.installationId));
       await leases.fenced(ctx.lease, async (t) => {
         await t.tx
           .update(volumes)

@@ -4,6 +4,9 @@
 // `<root>/volumes/<id>` are the volumes (what Docker bind-mounts), `<root>/snapshots/<id>` the
 // read-only snapshots. It knows nothing of apps, instances or the database.
 
+import type { Readable, Writable } from 'node:stream';
+import type { HostStream } from './host-stream.js';
+
 export type DriverKind = 'dir' | 'btrfs';
 
 export interface VolumeDriver {
@@ -33,4 +36,17 @@ export interface VolumeDriver {
   staging(name: string): Promise<string>;
   /** Removes a staging directory that was not adopted. */
   discard(stagingDir: string): Promise<void>;
+
+  // A move (api/volumes/volume-mover.ts) sends snapshots from one root's driver to another's as a
+  // byte stream, so that the same code can later cross the network to another node.
+  /** A snapshot as a stream: btrfs send (incremental against `parentId`, which the receiver has); dir: a tar of it all. */
+  send(snapshotId: string, parentId: string | null): HostStream<Readable>;
+  /** Receives a stream made by `send` of the same kind of driver as the snapshot `snapshotId` of this root. */
+  receive(snapshotId: string): HostStream<Writable>;
+  /** What identifies a snapshot's data (btrfs: its UUID; dir: its tree sha256). */
+  fingerprint(snapshotId: string): Promise<string>;
+  /** The fingerprint a received snapshot came from (btrfs: its received UUID, set only once the stream was whole; dir: its tree sha256). */
+  receivedFingerprint(snapshotId: string): Promise<string | null>;
+  /** Keeps a volume from being written (btrfs: a read-only subvolume; dir: nothing mounts it any more). */
+  freeze(volumeId: string): Promise<void>;
 }

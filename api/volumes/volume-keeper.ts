@@ -16,11 +16,14 @@ import { apps, snapshots, volumes, type App, type Snapshot, type Volume } from '
 import type { VolumeSpec } from '../manifest.js';
 import type { Transactions } from '../transactions.js';
 import type { VolumeService } from './volume-service.js';
+import type { VolumeMover } from './volume-mover.js';
 
 export interface VolumeKeeperOptions {
   db: Db;
   transactions: Transactions;
   service: VolumeService;
+  /** Moved volumes' sources past their retention are purged by the keeper's pass. */
+  mover?: VolumeMover | undefined;
   log: Logger;
   /** One keeper at a time among servers sharing the database. */
   locks?: AdvisoryLocks;
@@ -38,6 +41,8 @@ export interface KeeperPass {
   expired: string[];
   retired: string[];
   purged: string[];
+  /** Moves whose kept source was removed. */
+  movesPurged: string[];
   failed: { volumeId: string; error: string }[];
 }
 
@@ -112,7 +117,7 @@ export function createVolumeKeeper(options: VolumeKeeperOptions) {
   }
 
   async function pass(): Promise<KeeperPass> {
-    const result: KeeperPass = { taken: [], expired: [], retired: [], purged: [], failed: [] };
+    const result: KeeperPass = { taken: [], expired: [], retired: [], purged: [], movesPurged: [], failed: [] };
     const live = await db
       .select({ volume: volumes, app: apps })
       .from(volumes)
@@ -173,7 +178,8 @@ export function createVolumeKeeper(options: VolumeKeeperOptions) {
       });
       result.purged.push(volume.id);
     }
-    const changed = result.taken.length + result.expired.length + result.retired.length + result.purged.length;
+    if (options.mover) result.movesPurged = await options.mover.purge(at);
+    const changed = result.movesPurged.length + result.taken.length + result.expired.length + result.retired.length + result.purged.length;
     if (changed > 0) log.info({ taken: result.taken.length, expired: result.expired.length, retired: result.retired.length, purged: result.purged.length }, 'volume keeper pass');
     return result;
   }

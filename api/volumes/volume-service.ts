@@ -21,12 +21,16 @@ import { hostCommand } from './host-command.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import { treeHash } from './tree-hash.js';
 import type { VolumeDriver } from './volume-driver.js';
+import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volume-roots.js';
 
 export interface VolumeServiceOptions {
   db: Db;
   transactions: Transactions;
   runtime: Runtime;
+  /** The default root's driver: new volumes and imports go there. */
   driver: VolumeDriver;
+  /** Every storage root (volumes and snapshots name theirs); default: the default root alone. */
+  roots?: VolumeRoots | undefined;
   nodeId: string;
   log: Logger;
   /** Reconcile the app (after a restore: start its instance again). */
@@ -43,6 +47,7 @@ const STOP_WAIT_MS = 60_000;
 
 export function createVolumeService(options: VolumeServiceOptions) {
   const { db, transactions, runtime, driver, log } = options;
+  const roots = options.roots ?? createVolumeRoots(new Map([[DEFAULT_ROOT, driver]]));
   const retention = options.deletedRetentionMs ?? 48 * 3_600_000;
   const clock = options.now ?? Date.now;
   const busy = new Map<string, Promise<unknown>>();
@@ -96,6 +101,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
   async function take(app: App, v: Volume, kind: SnapshotKind, expiresAt: Date | null): Promise<Snapshot> {
     const id = newId('snap');
     const createdAt = new Date(clock());
+    const at = roots.get(v.root);
     const found = await liveHolder(v);
     // A holder still starting has written nothing yet: as good as stopped.
     const holder = found?.containerId ? { instanceId: found.instanceId, containerId: found.containerId } : null;
@@ -112,24 +118,24 @@ export function createVolumeService(options: VolumeServiceOptions) {
           });
         }
       }
-      if (driver.kind === 'dir' && consistency === 'none') consistency = 'pause';
+      if (at.kind === 'dir' && consistency === 'none') consistency = 'pause';
     }
     if (holder && consistency === 'pause') {
       await runtime.pause(holder.containerId);
       try {
-        await driver.snapshot(v.id, id);
+        await at.snapshot(v.id, id);
       } finally {
         await runtime.unpause(holder.containerId);
       }
       consistency = 'paused';
     } else {
-      await driver.snapshot(v.id, id);
+      await at.snapshot(v.id, id);
     }
-    const hash = await treeHash(driver.snapshotPath(id));
+    const hash = await treeHash(at.snapshotPath(id));
     return transactions.run(async (t) => {
       const [row] = await t.tx
         .insert(snapshots)
-        .values({ id, appId: app.id, volumeId: v.id, volumeName: v.name, kind, driver: driver.kind, consistency, bytes: hash.bytes, files: hash.files, sha256: hash.sha256, createdAt, expiresAt })
+        .values({ id, appId: app.id, volumeId: v.id, volumeName: v.name, kind, driver: at.kind, root: v.root, consistency, bytes: hash.bytes, files: hash.files, sha256: hash.sha256, createdAt, expiresAt })
         .returning();
       await t.record({
         orgId: app.orgId,
@@ -166,7 +172,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     const now = new Date(clock());
     const purgeAfter = new Date(now.getTime() + retention);
     const final = await take(app, volume, 'final', purgeAfter);
-    await runtime.removeVolume(dockerVolumeName(volume.id));
+    await runtime.removeVolume(dockerVolumeName(volume.id, volume.root));
     const [row] = await transactions.run(async (t) => {
       const updated = await t.tx.update(volumes).set({ state: 'deleted', deletedAt: now, purgeAfter, attachedInstanceId: null, updatedAt: now }).where(eq(volumes.id, volume.id)).returning();
       if (reason === 'app-deleted') {
@@ -185,14 +191,14 @@ export function createVolumeService(options: VolumeServiceOptions) {
       });
       return updated;
     });
-    await driver.remove(volume.id);
+    await roots.get(volume.root).remove(volume.id);
     log.info({ volume: volume.id, snapshot: final.id, reason }, 'volume deleted');
     return { volume: row as Volume, finalSnapshot: final };
   }
 
   /** Removes a snapshot's data and row, with its event (`snapshot.deleted` or `snapshot.expired`). */
   async function dropSnapshot(app: { id: string; orgId: string }, snap: Snapshot, type: 'snapshot.deleted' | 'snapshot.expired', why: string): Promise<void> {
-    await driver.removeSnapshot(snap.id);
+    await roots.get(snap.root).removeSnapshot(snap.id);
     await transactions.run(async (t) => {
       await t.tx.delete(snapshots).where(eq(snapshots.id, snap.id));
       await t.record({ orgId: app.orgId, appId: app.id, type, reason: type === 'snapshot.deleted' ? 'deleted' : 'retention', message: `snapshot ${snap.id} of volume ${snap.volumeName} ${why}`, data: { snapshotId: snap.id, kind: snap.kind, bytes: snap.bytes } });
@@ -242,7 +248,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     async describe(auth: AuthContext, appName: string, name: string): Promise<{ volume: Volume; usedBytes: number | null; snapshots: Snapshot[] }> {
       const app = await appOf(auth, appName, 'read');
       const volume = await findVolume(app, name);
-      const used = await hostCommand('du', ['-sb', driver.volumePath(volume.id)]).then(
+      const used = await hostCommand('du', ['-sb', roots.get(volume.root).volumePath(volume.id)]).then(
         (out) => Number(out.split('\t')[0]),
         () => null,
       );
@@ -277,9 +283,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
         : [];
       if (!gone || !final) throw new PierError('E_VOLUME_NOT_FOUND', `app ${app.name} has no deleted volume ${name} to bring back`, { status: 404, hint: `pier volumes list --app ${app.name} --deleted lists them` });
       return serial(gone.id, async () => {
-        await driver.restore(final.id, gone.id, { sizeLimitBytes: gone.sizeLimitBytes });
+        await roots.get(final.root).restore(final.id, gone.id, { sizeLimitBytes: gone.sizeLimitBytes });
         return transactions.run(async (t) => {
-          const [row] = await t.tx.update(volumes).set({ state: 'ready', deletedAt: null, purgeAfter: null, updatedAt: new Date() }).where(eq(volumes.id, gone.id)).returning();
+          const [row] = await t.tx.update(volumes).set({ state: 'ready', root: final.root, deletedAt: null, purgeAfter: null, updatedAt: new Date() }).where(eq(volumes.id, gone.id)).returning();
           await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.undeleted', reason: 'undeleted', message: `volume ${name} brought back from snapshot ${final.id}`, data: { volumeId: gone.id, snapshotId: final.id } });
           return row as Volume;
         });
@@ -317,14 +323,15 @@ export function createVolumeService(options: VolumeServiceOptions) {
       const [taken] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, newName), isNull(volumes.deletedAt)));
       if (taken) throw new PierError('E_VOLUME_EXISTS', `app ${app.name} already has a volume ${newName}`, { status: 409, hint: 'pass --name with a free name, or --in-place to restore that volume itself' });
       const volumeId = newId('vol');
-      await driver.restore(snap.id, volumeId);
-      const check = await treeHash(driver.volumePath(volumeId));
+      const at = roots.get(snap.root);
+      await at.restore(snap.id, volumeId);
+      const check = await treeHash(at.volumePath(volumeId));
       if (check.sha256 !== snap.sha256) {
-        await driver.remove(volumeId);
+        await at.remove(volumeId);
         throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id} (sha256 ${check.sha256}, expected ${snap.sha256})`, { status: 500, hint: 'nothing was created; the snapshot may be damaged' });
       }
       return transactions.run(async (t) => {
-        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: options.nodeId, driver: driver.kind }).returning();
+        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: options.nodeId, driver: at.kind, root: snap.root }).returning();
         await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.restored', reason: 'new-volume', message: `snapshot ${id} restored into a new volume ${newName}`, data: { volumeId, snapshotId: id } });
         return row as Volume;
       });
@@ -338,11 +345,18 @@ export function createVolumeService(options: VolumeServiceOptions) {
       if (!volume) {
         throw new PierError('E_VOLUME_NOT_FOUND', `the volume of snapshot ${id} (${snap.volumeName}) is gone`, { status: 404, hint: `restore into a new volume instead: pier volumes restore --app ${app.name} ${id}` });
       }
+      if (volume.root !== snap.root) {
+        throw new PierError('E_SNAPSHOT_ELSEWHERE', `snapshot ${id} is on root ${snap.root}, volume ${volume.name} moved to root ${volume.root}`, {
+          status: 409,
+          hint: `restore it into a new volume (pier volumes restore --app ${app.name} ${id} --name NEW), or move the volume back first`,
+        });
+      }
+      const at = roots.get(volume.root);
       return serial(volume.id, async () => {
         const holder = await liveHolder(volume);
         await transactions.run(async (t) => {
           const [marked] = await t.tx.update(volumes).set({ state: 'restoring', updatedAt: new Date() }).where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'))).returning();
-          if (!marked) throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored already`, { status: 409, hint: 'wait for it to finish' });
+          if (!marked) throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} is being restored or moved already`, { status: 409, hint: 'wait for it to finish' });
           if (holder) {
             const now = new Date();
             await t.tx
@@ -356,8 +370,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
         try {
           if (holder) await stopHolder(holder);
           const pre = await take(app, { ...volume, attachedInstanceId: null }, 'pre-restore', null);
-          await driver.replace(volume.id, snap.id);
-          const check = await treeHash(driver.volumePath(volume.id));
+          await at.replace(volume.id, snap.id);
+          const check = await treeHash(at.volumePath(volume.id));
           if (check.sha256 !== snap.sha256) throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id}`, { status: 500, hint: `the data before the restore is in snapshot ${pre.id}` });
           await setState(app, volume, 'ready', 'volume.restored', `volume ${volume.name} restored in place from snapshot ${id}; the data before is in snapshot ${pre.id}`, { volumeId: volume.id, snapshotId: id, preRestoreSnapshotId: pre.id });
           return { volume: { ...volume, state: 'ready' as const }, preRestoreSnapshot: pre };
@@ -371,9 +385,10 @@ export function createVolumeService(options: VolumeServiceOptions) {
     },
 
     /** For the keeper (volume-keeper.ts): scheduled snapshots, retention, volumes of deleted apps. */
-    internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, now: clock },
-    /** For export and import (snapshot-archive.ts). */
+    internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, stopHolder, findVolume, now: clock },
+    /** For export and import (snapshot-archive.ts): imports go to the default root. */
     driver,
+    roots,
     findApp: appOf,
     findSnapshot,
     async recordImported(app: App, snap: Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>): Promise<Snapshot> {

@@ -1,6 +1,6 @@
 // What the API answers about volumes and snapshots: the views and their zod schemas (OpenAPI).
 import { z } from 'zod';
-import { SNAPSHOT_KINDS, type Snapshot, type Volume } from '../../db/schema/index.js';
+import { MOVE_PHASES, MOVE_STATES, SNAPSHOT_KINDS, VOLUME_STATES, type MovePhase, type VolumeMove, type Snapshot, type Volume } from '../../db/schema/index.js';
 
 const time = z.string().describe('ISO 8601 time');
 
@@ -10,11 +10,12 @@ export const volumeViewSchema = z.object({
   process: z.string().nullable(),
   path: z.string().nullable().describe('where it is mounted in the container'),
   driver: z.enum(['dir', 'btrfs']),
+  root: z.string().describe('the storage root that holds it (`default` unless moved: pier volumes move)'),
   perInstance: z.boolean(),
   slot: z.number().nullable(),
   sizeLimitBytes: z.number().nullable(),
   attachedInstance: z.string().nullable(),
-  state: z.enum(['ready', 'restoring', 'deleted']),
+  state: z.enum(VOLUME_STATES),
   createdAt: time,
   deletedAt: time.nullable(),
   purgeAfter: time.nullable().describe('a deleted volume can be undeleted until then'),
@@ -27,6 +28,7 @@ export const snapshotViewSchema = z.object({
   volumeId: z.string().nullable(),
   kind: z.enum(SNAPSHOT_KINDS),
   driver: z.enum(['dir', 'btrfs']),
+  root: z.string().describe('the storage root that holds it'),
   consistency: z.string().describe('stopped, paused, hook or none (crash-consistent)'),
   bytes: z.number(),
   files: z.number(),
@@ -39,6 +41,24 @@ export type SnapshotView = z.infer<typeof snapshotViewSchema>;
 export const volumeDescriptionSchema = z.object({ volume: volumeViewSchema, usedBytes: z.number().nullable(), snapshots: z.array(snapshotViewSchema) });
 export type VolumeDescription = z.infer<typeof volumeDescriptionSchema>;
 
+export const moveViewSchema = z.object({
+  id: z.string(),
+  volumeId: z.string(),
+  from: z.string().describe('the storage root it left'),
+  to: z.string().describe('the storage root it is on now'),
+  state: z.enum(MOVE_STATES),
+  phase: z.enum(MOVE_PHASES).describe('the last phase reached'),
+  bytesMoved: z.number().describe('bytes of the send streams (pre-copy and final delta)'),
+  downtimeMs: z.number().nullable().describe('from the instance leaving the backends to its container running on the target (null: no instance, or it had not started within a minute)'),
+  retainUntil: time.nullable().describe('the source is kept read-only until then'),
+  phases: z.array(z.object({ phase: z.enum(MOVE_PHASES), ms: z.number() })).describe('how long each phase took'),
+});
+export type MoveView = z.infer<typeof moveViewSchema>;
+
+export function moveView(m: VolumeMove, phases: { phase: MovePhase; ms: number }[]): MoveView {
+  return { id: m.id, volumeId: m.volumeId, from: m.fromRoot, to: m.toRoot, state: m.state, phase: m.phase, bytesMoved: m.bytesMoved, downtimeMs: m.downtimeMs, retainUntil: m.retainUntil?.toISOString() ?? null, phases };
+}
+
 export function volumeView(v: Volume): VolumeView {
   return {
     id: v.id,
@@ -46,6 +66,7 @@ export function volumeView(v: Volume): VolumeView {
     process: v.process,
     path: v.mountPath,
     driver: v.driver,
+    root: v.root,
     perInstance: v.perInstance,
     slot: v.slot,
     sizeLimitBytes: v.sizeLimitBytes,
@@ -64,6 +85,7 @@ export function snapshotView(s: Snapshot): SnapshotView {
     volumeId: s.volumeId,
     kind: s.kind,
     driver: s.driver,
+    root: s.root,
     consistency: s.consistency,
     bytes: s.bytes,
     files: s.files,

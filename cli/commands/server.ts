@@ -28,6 +28,11 @@ export default defineCommand({
     role: { type: 'string', description: 'Roles to run: all (API child + edge), or api (the API alone; edge-only nodes use `pier edge`)', default: 'all', valueHint: 'ROLES' },
     'edge-workers': { type: 'string', description: 'Edge worker processes, rolled one by one on SIGUSR2 (env PIER_EDGE_WORKERS; default 1)', valueHint: 'N' },
     'edge-name': { type: 'string', description: 'Name of this edge in its reports to the API (env PIER_EDGE_NAME; default the host name)', valueHint: 'NAME' },
+    'volume-root': {
+      type: 'string',
+      description: 'Add a storage root volumes can move to with `pier volumes move --to NAME` (repeatable; env PIER_VOLUME_ROOTS, comma separated); the volumes folder is the root "default"',
+      valueHint: 'NAME=PATH',
+    },
     'ip-pool': {
       type: 'string',
       description: 'Add a pool of dedicated addresses apps get with `pier ips allocate` (repeatable; env PIER_IP_POOLS, comma separated)',
@@ -69,6 +74,7 @@ export default defineCommand({
       registryGcInterval: args['registry-gc-interval'],
       buildContextLimit: args['build-context-limit'],
       ipPools: repeated(rawArgs, '--ip-pool'),
+      volumeRoots: repeated(rawArgs, '--volume-root'),
       runtime: args.runtime,
       privateIpv6: args['private-ipv6'],
       privateIpv4: args['private-ipv4'],

@@ -1,5 +1,5 @@
 // `pier volumes`: an app's volumes (list, create, describe, delete, undelete), snapshots of one,
-// and restoring a snapshot into a new volume or in place.
+// restoring a snapshot into a new volume or in place, and moving a volume to another storage root.
 import { defineCommand } from 'citty';
 import type { SnapshotView, VolumeView } from '../../api/volumes/volume-views.js';
 import { ApiClient } from '../api-client.js';
@@ -55,7 +55,7 @@ const describe = defineCommand({
     const d = await client().describeVolume(args.app, String(args.name));
     if (args.json) return printJson(d);
     const v = d.volume;
-    printLine(`volume ${v.name} (${v.id}): ${v.state}, ${v.driver} driver`);
+    printLine(`volume ${v.name} (${v.id}): ${v.state}, ${v.driver} driver on root ${v.root}`);
     printLine(`  mounted at ${v.path ?? '-'} in process ${v.process ?? '-'}${v.perInstance ? ` (slot ${v.slot})` : ''}; attached to ${v.attachedInstance ?? 'nothing'}`);
     printLine(`  used ${formatBytes(d.usedBytes)}${v.sizeLimitBytes === null ? '' : ` of ${formatBytes(v.sizeLimitBytes)}`}`);
     printSnapshots(d.snapshots);
@@ -80,6 +80,29 @@ const undelete = defineCommand({
     const { volume } = await client().undeleteVolume(args.app, String(args.name));
     if (args.json) return printJson({ volume });
     printLine(`volume ${volume.name} (${volume.id}) is back`);
+  },
+});
+
+const move = defineCommand({
+  meta: {
+    name: 'move',
+    description:
+      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent and checked, started on the target (the source is kept read-only for a day)',
+  },
+  args: {
+    name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
+    app: appArg,
+    to: { type: 'string', description: 'The storage root to move it to (pier server --volume-root NAME=PATH; "default" is the volumes folder)', valueHint: 'ROOT', required: true },
+    json: jsonArg,
+  },
+  async run({ args }) {
+    if (!args.json) progress(`moving volume ${args.name} to root ${args.to}`);
+    const r = await client().moveVolume(args.app, String(args.name), String(args.to));
+    if (args.json) return printJson(r);
+    const m = r.move;
+    printLine(`volume ${r.volume.name} moved from ${m.from} to ${m.to}: ${formatBytes(m.bytesMoved)} sent, downtime ${m.downtimeMs === null ? '-' : `${m.downtimeMs} ms`}`);
+    printLine(`  phases: ${m.phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ')}`);
+    printLine(`  the source on ${m.from} is kept read-only until ${m.retainUntil ?? '-'}`);
   },
 });
 
@@ -151,6 +174,6 @@ export function printSnapshots(snapshots: SnapshotView[]): void {
 export type { VolumeView };
 
 export default defineCommand({
-  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import' },
-  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd },
+  meta: { name: 'volumes', description: 'Volumes of an app: list, create, describe, delete, undelete, snapshot, restore, export, import, move' },
+  subCommands: { list, create, describe, delete: remove, undelete, snapshot, restore, export: exportCmd, import: importCmd, move },
 });

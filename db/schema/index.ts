@@ -20,3 +20,4 @@ export * from './private-networks.js';
 export * from './certificates.js';
 export * from './environments.js';
 export * from './secrets.js';
+export * from './volume-moves.js';

@@ -17,6 +17,8 @@ export const snapshots = pgTable(
     volumeName: text('volume_name').notNull(),
     kind: text('kind', { enum: SNAPSHOT_KINDS }).notNull(),
     driver: text('driver', { enum: ['dir', 'btrfs'] }).notNull(),
+    /** The storage root that holds it (a snapshot stays where it was taken when its volume moves). */
+    root: text('root').notNull().default('default'),
     /** How the instance was held while it was taken: stopped, paused, hook, none (crash-consistent). */
     consistency: text('consistency').notNull(),
     bytes: bigint('bytes', { mode: 'number' }).notNull(),

@@ -8,7 +8,7 @@ import { createdAt, id, time, updatedAt } from './columns.js';
 import { apps } from './apps.js';
 import { nodes } from './nodes.js';
 
-export const VOLUME_STATES = ['ready', 'restoring', 'deleted'] as const;
+export const VOLUME_STATES = ['ready', 'restoring', 'moving', 'deleted'] as const;
 export type VolumeState = (typeof VOLUME_STATES)[number];
 
 export const volumes = pgTable(
@@ -26,11 +26,13 @@ export const volumes = pgTable(
     slot: integer('slot'),
     nodeId: text('node_id').notNull().references(() => nodes.id),
     driver: text('driver', { enum: ['dir', 'btrfs'] }).notNull(),
+    /** The storage root (on its node) that holds the data: `default` unless moved (api/volumes/volume-roots.ts). */
+    root: text('root').notNull().default('default'),
     sizeLimitBytes: bigint('size_limit_bytes', { mode: 'number' }),
     perInstance: boolean('per_instance').notNull().default(false),
     /** Observed: the instance it is attached to (its one writer), or null. */
     attachedInstanceId: text('attached_instance_id'),
-    /** ready | restoring (no instance may start on it) | deleted (undelete until purge_after). */
+    /** ready | restoring or moving (no instance may start on it) | deleted (undelete until purge_after). */
     state: text('state', { enum: VOLUME_STATES }).notNull().default('ready'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

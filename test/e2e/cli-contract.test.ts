@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { StatusView, TokenView } from '../../api/views.js';
@@ -109,6 +110,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
       return ['volumes', 'undelete', 'vund', '--app', 'alpha'];
     },
   },
+  'volumes move': { args: async (c) => (await volume(c, 'vmove'), ['volumes', 'move', 'vmove', '--app', 'alpha', '--to', 'spare']) },
   'volumes snapshot': { args: async (c) => (await volume(c, 'vsnap'), ['volumes', 'snapshot', 'vsnap', '--app', 'alpha']) },
   'volumes restore': { args: async (c) => ['volumes', 'restore', await snapshot(c, 'vres'), '--app', 'alpha'] },
   'volumes export': { args: async (c) => ['volumes', 'export', await snapshot(c, 'vexp'), '--app', 'alpha', '-o', join(c.server.dir, 'vexp.pier-snapshot')] },
@@ -183,7 +185,10 @@ test('the CLI contract with scripts', async (t) => {
   if (!(await requireDocker(t))) return;
   const image = await ensureBusyboxImage();
   // A pool of its own in 127.0.0.0/8, for the `ips` commands.
-  const server = await startPierServer(t, {}, { args: ['--ip-pool', `127.${randomInt(64, 250)}.${randomInt(0, 256)}.0/24`] });
+  // A second volume root, for `volumes move`.
+  const spare = await mkdtemp(join(tmpdir(), 'pier-contract-root-'));
+  t.after(() => rm(spare, { recursive: true, force: true }));
+  const server = await startPierServer(t, {}, { args: ['--volume-root', `spare=${spare}`, '--ip-pool', `127.${randomInt(64, 250)}.${randomInt(0, 256)}.0/24`] });
   const port = 9100 + Math.floor(Math.random() * 800);
   const file = join(server.dir, 'alpha.toml');
   await writeFile(file, manifest('alpha', image, port, 1));

@@ -5,6 +5,7 @@
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostCommand } from '../host-command.js';
+import { hostSink, hostSource } from '../host-stream.js';
 import type { VolumeDriver } from '../volume-driver.js';
 
 export function createBtrfsDriver(root: string): VolumeDriver {
@@ -76,5 +77,23 @@ export function createBtrfsDriver(root: string): VolumeDriver {
       await btrfs('subvolume', 'snapshot', '-r', stagingDir, snapshotPath(snapshotId));
       await deleteSubvolume(stagingDir);
     },
+    send: (snapshotId, parentId) => hostSource('btrfs', ['send', '-q', ...(parentId ? ['-p', snapshotPath(parentId)] : []), snapshotPath(snapshotId)]),
+    receive(snapshotId) {
+      // btrfs receive names the subvolume after the sent one: the same snapshot id, under snapshots/.
+      void snapshotId;
+      return hostSink('sh', ['-c', 'mkdir -p "$1" && exec btrfs receive -q "$1"', 'receive', join(root, 'snapshots')]);
+    },
+    fingerprint: async (snapshotId) => (await show(snapshotPath(snapshotId))).uuid,
+    receivedFingerprint: async (snapshotId) => (await exists(snapshotPath(snapshotId)) ? (await show(snapshotPath(snapshotId))).receivedUuid : null),
+    async freeze(volumeId) {
+      if (await exists(volumePath(volumeId))) await btrfs('property', 'set', '-ts', volumePath(volumeId), 'ro', 'true');
+    },
   };
+
+  async function show(path: string): Promise<{ uuid: string; receivedUuid: string | null }> {
+    const out = await btrfs('subvolume', 'show', path);
+    const field = (name: string) => new RegExp(`^\\s*${name}:\\s*(\\S+)`, 'm').exec(out)?.[1] ?? null;
+    const received = field('Received UUID');
+    return { uuid: field('UUID') ?? '', receivedUuid: received === '-' ? null : received };
+  }
 }

@@ -5,6 +5,8 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostCommand } from '../host-command.js';
+import { hostSink, hostSource } from '../host-stream.js';
+import { treeHash } from '../tree-hash.js';
 import type { VolumeDriver } from '../volume-driver.js';
 
 export function createDirDriver(root: string): VolumeDriver {
@@ -75,5 +77,21 @@ export function createDirDriver(root: string): VolumeDriver {
       await mkdir(join(root, 'snapshots'), { recursive: true });
       await rename(stagingDir, snapshotPath(snapshotId));
     },
+    // No delta for plain folders: every send is the whole snapshot (the `dir` move copies it all twice).
+    send: (snapshotId) => hostSource('tar', ['-C', snapshotPath(snapshotId), '--numeric-owner', '-cf', '-', '.']),
+    receive(snapshotId) {
+      // Into a .partial folder, renamed once tar has read the whole stream: half a stream never reads as a snapshot.
+      const target = snapshotPath(snapshotId);
+      return hostSink('sh', ['-c', 'rm -rf "$1.partial" && mkdir -p "$1.partial" && { tar -C "$1.partial" --numeric-owner -xf - && mv "$1.partial" "$1" || { rm -rf "$1.partial"; exit 1; }; }', 'receive', target]);
+    },
+    fingerprint: async (snapshotId) => (await treeHash(snapshotPath(snapshotId))).sha256,
+    receivedFingerprint: async (snapshotId) =>
+      (await stat(snapshotPath(snapshotId)).then(
+        () => true,
+        () => false,
+      ))
+        ? (await treeHash(snapshotPath(snapshotId))).sha256
+        : null,
+    async freeze() {},
   };
 }

@@ -6,8 +6,40 @@ import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { treeHash } from '../../../api/volumes/tree-hash.js';
 import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
+import { transferSnapshot } from '../../../api/volumes/volume-transfer.js';
 
 export function volumeDriverContract(name: string, open: (t: TestContext) => Promise<VolumeDriver | null>): void {
+  test(`${name}: a snapshot sent to another root arrives whole (btrfs: the second send is a delta); a truncated stream leaves no snapshot there`, async (t) => {
+    const a = await open(t);
+    const b = await open(t);
+    if (!a || !b) return;
+    const path = await a.create('vol_m');
+    await writeFile(join(path, 'big'), Buffer.alloc(200_000, 3));
+    await writeFile(join(path, 'log'), '1\n');
+    await a.snapshot('vol_m', 'move_1-pre');
+    const full = await transferSnapshot(a, b, 'move_1-pre', null);
+    assert.ok(full > 200_000);
+    assert.deepEqual(await treeHash(b.snapshotPath('move_1-pre')), await treeHash(a.snapshotPath('move_1-pre')));
+    assert.equal(await b.receivedFingerprint('move_1-pre'), await a.fingerprint('move_1-pre'));
+
+    await appendFile(join(path, 'log'), '2\n');
+    await a.snapshot('vol_m', 'move_1-final');
+    const delta = await transferSnapshot(a, b, 'move_1-final', 'move_1-pre');
+    if (a.kind === 'btrfs') assert.ok(delta < full / 10, `the second send is a delta (${delta} of ${full} bytes)`);
+    const sent = await treeHash(a.snapshotPath('move_1-final'));
+    assert.deepEqual(await treeHash(b.snapshotPath('move_1-final')), sent);
+    assert.equal(await b.receivedFingerprint('move_1-final'), await a.fingerprint('move_1-final'));
+    assert.deepEqual(await treeHash(await b.restore('move_1-final', 'vol_m')), sent);
+
+    await appendFile(join(path, 'log'), '3\n');
+    await a.snapshot('vol_m', 'move_2-final');
+    const before = await treeHash(a.snapshotPath('move_2-final'));
+    await assert.rejects(transferSnapshot(a, b, 'move_2-final', a.kind === 'btrfs' ? 'move_1-final' : null, { truncateAt: 64 }), { code: 'E_VOLUME_DRIVER' });
+    assert.equal(await b.receivedFingerprint('move_2-final'), null, 'no whole snapshot on the receiving root');
+    assert.deepEqual(await treeHash(a.snapshotPath('move_2-final')), before, 'the source snapshot is intact');
+    await b.removeSnapshot('move_2-final');
+  });
+
   test(`${name}: a snapshot keeps the data as it was, and restores into a new volume with the same sha256`, async (t) => {
     const driver = await open(t);
     if (!driver) return;

@@ -1,0 +1,338 @@
+// Moves a volume with its instance from one storage root to another (`pier volumes move`). Until
+// several nodes hold volumes the two roots are on one machine, but the data goes the way a
+// node-to-node move would: as a stream from the source driver to the target's
+// (api/volumes/volume-transfer.ts). Phases, each written to `volume_moves` before it starts:
+//   precopy  read-only snapshot `<move>-pre` of the running volume, sent whole to the target;
+//   cutover  the instance leaves the backends (drain) and is stopped; downtime starts;
+//   final    snapshot `<move>-final` of the stopped volume: stop first, then snapshot (a paused
+//            container is unfrozen to take SIGTERM and goes on writing);
+//   send     the delta (btrfs send -p pre; dir: the whole snapshot again);
+//   verify   btrfs: the target's received UUID is the source snapshot's UUID (set only once the
+//            stream was whole) and the sizes agree; dir: tree sha256 and sizes;
+//   switched the target volume is made from the received snapshot and the row points at it; the
+//            reconciler starts the instance there; downtime ends when its container runs;
+//   done     the source volume is made read-only and kept until retain_until (the keeper purges).
+// Any failure before `switched` rolls back: the target's copies go, the volume is `ready` on the
+// source again, and the reconciler starts its instance there. A server that died mid-move does
+// the same at start (`recover`), or finishes a move that had switched.
+import { and, eq, lte } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
+import type { Db } from '../../db/database.js';
+import { apps, instances, volumeMoves, volumes, MOVE_PHASES, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
+import type { AuthContext } from '../auth.js';
+import { newId } from '../ids.js';
+import { PierError } from '../pier-error.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { Transactions } from '../transactions.js';
+import { dockerVolumeName } from './docker-volume-name.js';
+import { hostCommand } from './host-command.js';
+import type { VolumeService } from './volume-service.js';
+import { transferSnapshot } from './volume-transfer.js';
+
+/**
+ * Fault injection for the proofs (PIER_VOLUME_MOVE_FAULT), met once by the first move that gets
+ * there: `fail:PHASE`, `hold:PHASE` (stops there, as if the server died), `truncate:BYTES` (the final send).
+ */
+export type MoveFault = { kind: 'fail' | 'hold'; phase: MovePhase } | { kind: 'truncate'; bytes: number };
+
+export function parseMoveFault(text: string | undefined): MoveFault | undefined {
+  if (!text) return undefined;
+  const [kind, arg] = text.split(':');
+  if ((kind === 'fail' || kind === 'hold') && MOVE_PHASES.includes(arg as MovePhase)) return { kind, phase: arg as MovePhase };
+  if (kind === 'truncate' && /^\d+$/.test(arg ?? '')) return { kind, bytes: Number(arg) };
+  throw new PierError('E_CONFIG_INVALID', `PIER_VOLUME_MOVE_FAULT "${text}" is not fail:PHASE, hold:PHASE or truncate:BYTES`, { status: 400, hint: 'it is for tests; unset it' });
+}
+
+export interface VolumeMoverOptions {
+  db: Db;
+  transactions: Transactions;
+  runtime: Runtime;
+  service: VolumeService;
+  log: Logger;
+  enqueue: (appId: string) => void;
+  /** Moves run under a lock each, so that a second server's `recover` leaves a running one alone. */
+  locks?: AdvisoryLocks | undefined;
+  /** How long the source is kept read-only after a move (default 24 h). */
+  retentionMs?: number | undefined;
+  /** How long to wait for the instance to run on the target before answering (default 60 s). */
+  startWaitMs?: number | undefined;
+  fault?: MoveFault | undefined;
+}
+
+export interface MoveResult {
+  move: VolumeMove;
+  volume: Volume;
+  phases: { phase: MovePhase; ms: number }[];
+}
+
+const PRE = (id: string) => `${id}-pre`;
+const FINAL = (id: string) => `${id}-final`;
+
+export function createVolumeMover(options: VolumeMoverOptions) {
+  const { db, transactions, runtime, service, log } = options;
+  const { liveHolder, stopHolder, serial, findVolume, now } = service.internals;
+  const roots = service.roots;
+  const retention = options.retentionMs ?? 24 * 3_600_000;
+  // One shot: the first move that reaches it meets the fault, later ones do not.
+  let fault = options.fault;
+
+  async function setPhase(move: VolumeMove, phase: MovePhase, extra: Partial<VolumeMove> = {}): Promise<void> {
+    await db.update(volumeMoves).set({ phase, ...extra, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+    move.phase = phase;
+    Object.assign(move, extra);
+    const f = fault;
+    if (f && f.kind !== 'truncate' && f.phase === phase) {
+      fault = undefined;
+      if (f.kind === 'hold') {
+        log.warn({ move: move.id, phase }, 'PIER_VOLUME_MOVE_FAULT: the move holds here (as if the server had died)');
+        await new Promise(() => undefined);
+      }
+      throw new PierError('E_VOLUME_MOVE_FAULT', `injected failure at phase ${phase} (PIER_VOLUME_MOVE_FAULT)`, { status: 500 });
+    }
+  }
+
+  async function sizeOf(path: string): Promise<number> {
+    return Number((await hostCommand('du', ['-sb', path])).split('\t')[0]);
+  }
+
+  /** Undoes a move that had not switched: the source is as it was and ready; the instance starts there again. */
+  async function rollBack(move: VolumeMove, err: unknown, why: string): Promise<void> {
+    const from = roots.get(move.fromRoot);
+    const to = roots.has(move.toRoot) ? roots.get(move.toRoot) : null;
+    const message = err instanceof Error ? err.message : String(err);
+    for (const step of [
+      () => to?.removeSnapshot(FINAL(move.id)),
+      () => to?.removeSnapshot(PRE(move.id)),
+      () => to?.remove(move.volumeId),
+      () => from.removeSnapshot(FINAL(move.id)),
+      () => from.removeSnapshot(PRE(move.id)),
+    ]) {
+      await Promise.resolve(step()).catch((e: unknown) => log.warn({ err: e, move: move.id }, 'move clean-up step failed; left for a later look'));
+    }
+    const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
+    await transactions.run(async (t) => {
+      await t.tx.update(volumes).set({ state: 'ready', updatedAt: new Date() }).where(and(eq(volumes.id, move.volumeId), eq(volumes.state, 'moving')));
+      await t.tx.update(volumeMoves).set({ state: 'rolled-back', error: message, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+      if (app) {
+        await t.record({
+          orgId: app.orgId,
+          appId: app.id,
+          type: 'volume.move_failed',
+          reason: move.phase,
+          message: `move ${move.id} of volume ${move.volumeId} to root ${move.toRoot} failed at ${move.phase} (${why}): ${message}; rolled back, the volume stays on ${move.fromRoot}`,
+          data: { moveId: move.id, volumeId: move.volumeId, phase: move.phase, from: move.fromRoot, to: move.toRoot, error: message },
+        });
+      }
+    });
+    options.enqueue(move.appId);
+    log.warn({ move: move.id, phase: move.phase, err }, 'volume move rolled back');
+  }
+
+  /** After the switch: the source is frozen and kept until retain_until; the move is recorded as done. */
+  async function finish(move: VolumeMove, downtimeMs: number | null): Promise<void> {
+    await roots
+      .get(move.fromRoot)
+      .freeze(move.volumeId)
+      .catch((err: unknown) => log.warn({ err, move: move.id }, 'source volume not made read-only'));
+    const retainUntil = new Date(now() + retention);
+    const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
+    await transactions.run(async (t) => {
+      await t.tx.update(volumeMoves).set({ phase: 'done', state: 'moved', downtimeMs, retainUntil, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+      if (app) {
+        await t.record({
+          orgId: app.orgId,
+          appId: app.id,
+          type: 'volume.moved',
+          reason: 'moved',
+          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
+          data: { moveId: move.id, volumeId: move.volumeId, from: move.fromRoot, to: move.toRoot, bytesMoved: move.bytesMoved, downtimeMs },
+        });
+      }
+    });
+    Object.assign(move, { phase: 'done', state: 'moved', downtimeMs, retainUntil });
+  }
+
+  /** Waits (bounded) for a container running on the moved volume; returns when it was seen, or null. */
+  async function waitForHolder(volumeId: string, stoppedInstance: string | null): Promise<number | null> {
+    const until = Date.now() + (options.startWaitMs ?? 60_000);
+    while (Date.now() < until) {
+      const [v] = await db.select().from(volumes).where(eq(volumes.id, volumeId));
+      if (!v) return null;
+      if (v.attachedInstanceId && v.attachedInstanceId !== stoppedInstance) {
+        const holder = await liveHolder(v);
+        if (holder?.containerId) return Date.now();
+      }
+      if (!stoppedInstance && !v.attachedInstanceId) return Date.now();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return null;
+  }
+
+  async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
+    const from = roots.get(move.fromRoot);
+    const to = roots.get(move.toRoot);
+    const phases: { phase: MovePhase; ms: number }[] = [];
+    let mark = Date.now();
+    const lap = (phase: MovePhase) => {
+      phases.push({ phase, ms: Date.now() - mark });
+      mark = Date.now();
+    };
+    let downtimeStart: number | null = null;
+    try {
+      await setPhase(move, 'precopy');
+      await from.snapshot(volume.id, PRE(move.id));
+      let bytes = await transferSnapshot(from, to, PRE(move.id), null);
+      lap('precopy');
+
+      await setPhase(move, 'cutover', { bytesMoved: bytes });
+      const holder = await liveHolder(volume);
+      if (holder) {
+        const at = new Date();
+        await transactions.run(async (t) => {
+          await t.tx.update(volumeMoves).set({ instanceId: holder.instanceId }).where(eq(volumeMoves.id, move.id));
+          await t.tx
+            .update(instances)
+            .set({ desiredState: 'stopped', drainUntil: at, lastReason: `volume ${volume.name} moves to root ${move.toRoot}`, updatedAt: at })
+            .where(and(eq(instances.id, holder.instanceId), eq(instances.desiredState, 'running')));
+        });
+        move.instanceId = holder.instanceId;
+        downtimeStart = Date.now();
+        options.enqueue(move.appId);
+        await stopHolder(holder);
+      }
+      lap('cutover');
+
+      await setPhase(move, 'final');
+      await from.snapshot(volume.id, FINAL(move.id));
+      lap('final');
+
+      await setPhase(move, 'send');
+      const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
+      if (truncateAt !== undefined) fault = undefined;
+      bytes += await transferSnapshot(from, to, FINAL(move.id), from.kind === 'btrfs' ? PRE(move.id) : null, { truncateAt });
+      lap('send');
+
+      await setPhase(move, 'verify', { bytesMoved: bytes });
+      const [sent, got] = await Promise.all([from.fingerprint(FINAL(move.id)), to.receivedFingerprint(FINAL(move.id))]);
+      const [sentBytes, gotBytes] = await Promise.all([sizeOf(from.snapshotPath(FINAL(move.id))), sizeOf(to.snapshotPath(FINAL(move.id))).catch(() => -1)]);
+      if (!got || got !== sent || sentBytes !== gotBytes) {
+        throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
+          status: 500,
+          hint: 'nothing was switched; the volume stays where it was',
+        });
+      }
+      await to.restore(FINAL(move.id), volume.id, { sizeLimitBytes: volume.sizeLimitBytes });
+      lap('verify');
+
+      await transactions.run(async (t) => {
+        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', updatedAt: new Date() }).where(eq(volumes.id, volume.id));
+        await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+      });
+      move.phase = 'switched';
+    } catch (err) {
+      await rollBack(move, err, 'error');
+      await lock?.release();
+      throw err;
+    }
+    try {
+      options.enqueue(move.appId);
+      const started = await waitForHolder(volume.id, move.instanceId);
+      lap('switched');
+      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart);
+    } finally {
+      await lock?.release();
+    }
+    const [row] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
+    log.info({ move: move.id, volume: volume.id, bytes: move.bytesMoved, downtimeMs: move.downtimeMs, phases }, 'volume moved');
+    return { move, volume: row as Volume, phases };
+  }
+
+  /** Removes what a finished move kept: the source volume (unless the volume lives there again) and the move's snapshots. */
+  async function purgeOne(move: VolumeMove): Promise<void> {
+    const [current] = await db.select().from(volumes).where(eq(volumes.id, move.volumeId));
+    if (roots.has(move.fromRoot)) {
+      const from = roots.get(move.fromRoot);
+      if (!current || current.root !== move.fromRoot) {
+        await runtime.removeVolume(dockerVolumeName(move.volumeId, move.fromRoot));
+        await from.remove(move.volumeId);
+      }
+      await from.removeSnapshot(PRE(move.id));
+      await from.removeSnapshot(FINAL(move.id));
+    }
+    if (roots.has(move.toRoot)) {
+      await roots.get(move.toRoot).removeSnapshot(PRE(move.id));
+      await roots.get(move.toRoot).removeSnapshot(FINAL(move.id));
+    }
+    await db.update(volumeMoves).set({ state: 'purged', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+  }
+
+  return {
+    async move(auth: AuthContext, appName: string, name: string, toRoot: string): Promise<MoveResult> {
+      const app = await service.findApp(auth, appName, 'deploy');
+      const volume = await findVolume(app, name);
+      const to = roots.get(toRoot);
+      const from = roots.get(volume.root);
+      if (volume.root === toRoot) throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name} is on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
+      if (to.kind !== from.kind) {
+        throw new PierError('E_VOLUME_MOVE_UNSUPPORTED', `root ${volume.root} is ${from.kind} and ${toRoot} is ${to.kind}: a move goes between roots of one driver`, { status: 400, hint: 'export a snapshot and import it on the other root instead' });
+      }
+      // A move back onto the root a retained source is kept on supersedes that copy.
+      const retained = await db.select().from(volumeMoves).where(and(eq(volumeMoves.volumeId, volume.id), eq(volumeMoves.state, 'moved')));
+      for (const old of retained) if (old.fromRoot === toRoot) await purgeOne(old);
+      const move = await transactions.run(async (t) => {
+        const [marked] = await t.tx.update(volumes).set({ state: 'moving', updatedAt: new Date() }).where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'))).returning();
+        if (!marked) {
+          const [now] = await t.tx.select({ state: volumes.state }).from(volumes).where(eq(volumes.id, volume.id));
+          throw now?.state === 'moving'
+            ? new PierError('E_VOLUME_MOVING', `volume ${name} is being moved already`, { status: 409, hint: `wait for it (pier events --app ${app.name}); one move of a volume at a time` })
+            : new PierError('E_VOLUME_BUSY', `volume ${name} is being ${now?.state ?? 'changed'}`, { status: 409, hint: 'wait for it to finish' });
+        }
+        const [row] = await t.tx.insert(volumeMoves).values({ id: newId('move'), appId: app.id, volumeId: volume.id, fromRoot: volume.root, toRoot, phase: 'precopy' }).returning();
+        await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.moving', reason: 'move', message: `volume ${name} moves from root ${volume.root} to ${toRoot}`, data: { moveId: row?.id, volumeId: volume.id, from: volume.root, to: toRoot } });
+        return row as VolumeMove;
+      });
+      const lock = options.locks ? await options.locks.tryLock(`pier:volume-move:${move.id}`) : null;
+      return serial(volume.id, () => run(move, { ...volume, state: 'moving' }, lock));
+    },
+
+    /** At start: moves a dead server left behind are rolled back, or finished if they had switched. */
+    async recover(): Promise<number> {
+      const open = await db.select().from(volumeMoves).where(eq(volumeMoves.state, 'running'));
+      for (const move of open) {
+        const lock = options.locks ? await options.locks.tryLock(`pier:volume-move:${move.id}`) : null;
+        if (options.locks && !lock) continue;
+        try {
+          if (move.phase === 'switched' || move.phase === 'done') {
+            options.enqueue(move.appId);
+            await finish(move, null);
+          } else {
+            await rollBack(move, new Error('the server stopped during the move'), 'server restarted');
+          }
+        } catch (err) {
+          log.error({ err, move: move.id }, 'interrupted volume move not recovered; retrying at the next start');
+        } finally {
+          await lock?.release();
+        }
+      }
+      return open.length;
+    },
+
+    /** For the keeper: sources past their retention are removed. */
+    async purge(at: Date): Promise<string[]> {
+      const due = await db.select().from(volumeMoves).where(and(eq(volumeMoves.state, 'moved'), lte(volumeMoves.retainUntil, at)));
+      const done: string[] = [];
+      for (const move of due) {
+        try {
+          await purgeOne(move);
+          done.push(move.id);
+        } catch (err) {
+          log.error({ err, move: move.id }, 'moved volume source not purged; retrying next pass');
+        }
+      }
+      return done;
+    },
+  };
+}
+
+export type VolumeMover = ReturnType<typeof createVolumeMover>;

@@ -1,0 +1,124 @@
+// `npm run bench:volume-move [-- --mib 1024]`: the downtime of `pier volumes move` for a volume of
+// 1 GiB (random data, 16 files) with a small final delta (the counter writer appends every 10 ms),
+// between two btrfs subvolume roots on a loop file made (and removed) here, through a real
+// `pier server` (embedded database) and real Docker. Reference in the same run: stopping and
+// starting a plain container (`docker stop` + `docker start`, no Pier), the floor of any
+// stop-then-start cutover. Goal (issue 15), not an assertion: downtime <= 1 s. Needs root,
+// btrfs-progs and Docker.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+const run = promisify(execFile);
+const PIER_BIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const IMAGE = 'pier-test/busybox:1';
+const { values: flags } = parseArgs({ options: { mib: { type: 'string', default: '1024' } } });
+const mib = Number(flags.mib);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const WRITER = "trap 'exit 0' TERM; i=$(tail -n 1 /data/log 2>/dev/null); i=${i:-0}; while true; do i=$((i+1)); echo $i >> /data/log; usleep 10000; done";
+
+async function fill(dir: string): Promise<void> {
+  const files = 16;
+  const per = Math.floor((mib * 1024 * 1024) / files);
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < files; i++) {
+    const out = createWriteStream(join(dir, `f${i}.bin`));
+    for (let left = per; left > 0; left -= 4 * 1024 * 1024) {
+      if (!out.write(randomBytes(Math.min(left, 4 * 1024 * 1024)))) await new Promise<void>((r) => out.once('drain', () => r()));
+    }
+    await new Promise<void>((r) => out.end(() => r()));
+  }
+  await run('sync');
+}
+
+const scratch = await mkdtemp(join(tmpdir(), 'pier-bench-move-'));
+const mnt = join(scratch, 'mnt');
+let device: string | null = null;
+let server: ReturnType<typeof spawn> | null = null;
+let appId: string | null = null;
+const reference = `pier-bench-move-ref-${process.pid}`;
+try {
+  await run('docker', ['image', 'inspect', IMAGE]).catch(() => {
+    throw new Error(`image ${IMAGE} is missing: run a test that builds it first (test/support/images.ts)`);
+  });
+  await mkdir(mnt);
+  const img = join(scratch, 'fs.img');
+  await run('truncate', ['-s', `${Math.ceil((mib * 3) / 1024) + 1}G`, img]);
+  await run('mkfs.btrfs', ['-q', img]);
+  device = (await run('losetup', ['--find', '--show', img])).stdout.trim();
+  await run('mount', [device, mnt]);
+  for (const root of ['a', 'b']) await run('btrfs', ['subvolume', 'create', join(mnt, root)]);
+
+  const dir = join(scratch, 'pier');
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), PIER_DATA_DIR: join(dir, 'data'), PIER_VOLUMES_DIR: join(mnt, 'a'), PIER_VOLUME_ROOTS: `b=${join(mnt, 'b')}` };
+  delete env.DATABASE_URL;
+  delete env.PIER_API_URL;
+  delete env.PIER_TOKEN;
+  server = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  server.stderr?.on('data', () => undefined);
+  for (let i = 0; !/API on http/.test(out); i++) {
+    if (i > 1200) throw new Error(`pier server did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pier = async (args: string[]) => JSON.parse((await run(process.execPath, [PIER_BIN, ...args, '--json'], { env, maxBuffer: 16 * 1024 * 1024 })).stdout) as Record<string, unknown>;
+  const file = join(dir, 'pier.toml');
+  await writeFile(file, `app = "bench-move"\nimage = "${IMAGE}"\n\n[processes.db]\ncmd = ["sh", "-c", ${JSON.stringify(WRITER)}]\n\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\n\n[deploy]\ndrain = "0s"\n`);
+  await run(process.execPath, [PIER_BIN, 'deploy', '-c', file], { env });
+  appId = ((await pier(['status', '--app', 'bench-move'])).app as { id: string }).id;
+  const volume = ((await pier(['volumes', 'list', '--app', 'bench-move'])).volumes as { id: string }[])[0] as { id: string };
+  log(`filling ${mib} MiB`);
+  await fill(join(mnt, 'a', 'volumes', volume.id, 'big'));
+
+  // The reference: a plain container stopped and started (same image, same writer, no volume).
+  await run('docker', ['run', '-d', '--name', reference, IMAGE, 'sh', '-c', WRITER.replaceAll('/data/', '/tmp/')]);
+  const refStart = Date.now();
+  await run('docker', ['stop', '-t', '10', reference]);
+  await run('docker', ['start', reference]);
+  const refMs = Date.now() - refStart;
+
+  const loadBefore = loadavg()[0] as number;
+  const t0 = Date.now();
+  const moved = (await pier(['volumes', 'move', '--app', 'bench-move', 'data', '--to', 'b'])).move as { bytesMoved: number; downtimeMs: number | null; phases: { phase: string; ms: number }[] };
+  const totalMs = Date.now() - t0;
+  const lines = (await readFile(join(mnt, 'b', 'volumes', volume.id, 'log'), 'utf8')).split('\n').filter(Boolean);
+  const gapFree = lines.every((l, i) => l === String(i + 1));
+  const load = loadavg()[0] as number;
+
+  process.stdout.write(`\n${mib} MiB volume (16 files of random data) + a counter written every 10 ms; load average ${loadBefore.toFixed(1)} before, ${load.toFixed(1)} after\n\n`);
+  process.stdout.write('| step | ms | |\n|---|---:|---|\n');
+  process.stdout.write(`| reference: docker stop + docker start of a plain container | ${refMs} | |\n`);
+  for (const p of moved.phases) process.stdout.write(`| move phase ${p.phase} | ${p.ms} | |\n`);
+  process.stdout.write(`| move, whole command | ${totalMs} | ${(moved.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
+  process.stdout.write(
+    `| **move downtime** (drain → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
+  );
+} finally {
+  await run('docker', ['rm', '-f', reference]).catch(() => undefined);
+  if (server) {
+    const proc = server;
+    const exited = new Promise((r) => {
+      proc.once('exit', r);
+      setTimeout(r, 20_000);
+    });
+    proc.kill('SIGTERM');
+    await exited;
+  }
+  if (appId) {
+    const ids = (await run('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
+    if (ids.length) await run('docker', ['rm', '-f', ...ids]).catch(() => undefined);
+    const vols = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
+    if (vols.length) await run('docker', ['volume', 'rm', ...vols]).catch(() => undefined);
+  }
+  if (device) {
+    await run('umount', [mnt]).catch(() => run('umount', ['-l', mnt]).catch(() => undefined));
+    await run('losetup', ['-d', device]).catch(() => undefined);
+  }
+  await rm(scratch, { recursive: true, force: true });
+}
