@@ -126,13 +126,14 @@ export function createDeployService(options: DeployServiceOptions) {
       const app = existing ?? (await createApp(t, auth, manifest.app));
       // The environment (made on first use) and what the manifest declares for it.
       const environment = await ensureEnvironment(t, auth, request, declaredTtl(manifest, auth), new Date());
-      const placed = await environmentManifest(t.tx, app.id, manifest, environment, options.previewPorts ?? DEFAULT_PREVIEW_PORTS);
-      const secretVersions = await currentSecretVersions(t.tx, app.id);
       // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
       await ensureIpv6(t, options.ipPools ?? [], app, new Date());
       // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
       // (or a release), deploying the same manifest again makes a release that binds them.
+      // A preview keeps the manifest's ports on them (api/environment-deploy.ts).
       const own = await addressesOf(t.tx, app.id);
+      const placed = await environmentManifest(t.tx, app.id, manifest, environment, options.previewPorts ?? DEFAULT_PREVIEW_PORTS, own);
+      const secretVersions = await currentSecretVersions(t.tx, app.id);
       const configHash = createHash('sha256')
         .update(JSON.stringify({ manifest: placed.manifest, imageId: image.id, ...(Object.keys(own).length ? { addresses: own } : {}), ...(Object.keys(secretVersions).length ? { secrets: secretVersions } : {}) }))
         .digest('hex');
