@@ -53,6 +53,8 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
   /** The seeds the manifest's override asks for, for volumes the app does not have yet. */
   async function wanted(auth: AuthContext, manifest: Manifest): Promise<{ volume: string; from: string; spec: VolumeSpec }[]> {
     const overrides = manifest.overrides ?? {};
+    // Most deploys seed nothing: no query for them.
+    if (!Object.values(overrides).some((o) => Object.values(o.volumes ?? {}).some((v) => v.from !== 'empty'))) return [];
     const name = environmentOf(auth);
     const [env] = await db.select({ kind: environments.kind }).from(environments).where(and(eq(environments.orgId, auth.orgId), eq(environments.name, name), isNull(environments.destroyedAt)));
     // As ensureEnvironment decides it for an environment a deploy makes.
