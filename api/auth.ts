@@ -4,7 +4,7 @@ import type { MiddlewareHandler } from 'hono';
 import { and, desc, eq, gt, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, tokens, type App, type TokenScope } from '../db/schema/index.js';
-import { ENVIRONMENT_HEADER, environmentOf, requestEnvironment } from './environment-names.js';
+import { ENVIRONMENT_HEADER, environmentOf, matchesPattern, requestEnvironment } from './environment-names.js';
 import { PierError } from './pier-error.js';
 import { hashTokenSecret } from './token-secret.js';
 
@@ -117,7 +117,8 @@ export async function findAppForAudit(db: Db, auth: AuthContext, nameOrId: strin
     .where(and(eq(apps.orgId, auth.orgId), nameOrId.startsWith('app_') ? eq(apps.id, nameOrId) : and(eq(apps.environment, environmentOf(auth)), eq(apps.name, nameOrId), isNotNull(apps.deletedAt))))
     .orderBy(desc(apps.deletedAt))
     .limit(1);
-  if (!app || (auth.appId !== null && auth.appId !== app.id)) {
+  // By id it may be an app of any environment: one the token may not act in is not found.
+  if (!app || (auth.appId !== null && auth.appId !== app.id) || !matchesPattern(app.environment, auth.environments)) {
     if (!deleted) throw appNotFound(nameOrId);
     throw new PierError('E_APP_NOT_FOUND', `no deleted app is named "${nameOrId}"`, { status: 404, hint: '`pier apps list --deleted` shows deleted apps and their ids' });
   }

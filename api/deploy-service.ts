@@ -29,6 +29,7 @@ import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions, Txn } from './transactions.js';
 import type { RegistryClient } from './registry/registry-client.js';
 import type { RegistryGate } from './registry/registry-gate.js';
+import { createVolumeSeeder, seedsRecord, type PreparedSeed, type VolumeSeeder } from './volume-seeds.js';
 
 export interface DeployServiceOptions {
   db: Db;
@@ -55,6 +56,8 @@ export interface DeployServiceOptions {
   refuse?: ((manifest: Manifest) => PierError | null) | undefined;
   /** The ports previews get on the shared addresses (api/environment-deploy.ts has the default). */
   previewPorts?: PortRange | undefined;
+  /** Makes the volumes an `[env.*]` override seeds from a snapshot (api/volume-seeds.ts); without one, seeding is refused. */
+  seeder?: VolumeSeeder | undefined;
 }
 
 export interface DeployResult {
@@ -72,6 +75,7 @@ export interface DeployResult {
 export function createDeployService(options: DeployServiceOptions) {
   const { db, runtime, transactions } = options;
   const log = options.log ?? pino({ level: 'silent' });
+  const seeder = options.seeder ?? createVolumeSeeder({ db, nodeId: '', log });
 
   /**
    * Runs FN (which writes a release pinning REFERENCE) with the registry gate held shared, after
@@ -115,6 +119,9 @@ export function createDeployService(options: DeployServiceOptions) {
           }
         : null;
 
+    // Seeded volumes are restored before the transaction (a copy may take a while), adopted in it.
+    const seeds = await seeder.prepare(auth, manifest);
+    let unused: PreparedSeed[] = seeds;
     const result = await claiming(auth, manifest.app, manifest, () => transactions.run(async (t) => {
       const [existing] = await t.tx
         .select()
@@ -126,13 +133,18 @@ export function createDeployService(options: DeployServiceOptions) {
       const app = existing ?? (await createApp(t, auth, manifest.app));
       // The environment (made on first use) and what the manifest declares for it.
       const environment = await ensureEnvironment(t, auth, request, declaredTtl(manifest, auth), new Date());
-      const placed = await environmentManifest(t.tx, app.id, manifest, environment, options.previewPorts ?? DEFAULT_PREVIEW_PORTS);
-      const secretVersions = await currentSecretVersions(t.tx, app.id);
       // IPv6 first: with an IPv6 pool, the app gets its own IPv6 on its first deploy.
       await ensureIpv6(t, options.ipPools ?? [], app, new Date());
       // The app's dedicated addresses are part of what a release is: after `pier ips allocate`
       // (or a release), deploying the same manifest again makes a release that binds them.
+      // A preview keeps the manifest's ports on them (api/environment-deploy.ts).
       const own = await addressesOf(t.tx, app.id);
+      const placed = await environmentManifest(t.tx, app.id, manifest, environment, options.previewPorts ?? DEFAULT_PREVIEW_PORTS, own);
+      const seeded = await seeder.adopt(t, app, seeds);
+      unused = seeded.unused;
+      const seedRecord = seedsRecord(seeded.adopted);
+      if (seedRecord) placed.declared.seeds = seedRecord;
+      const secretVersions = await currentSecretVersions(t.tx, app.id);
       const configHash = createHash('sha256')
         .update(JSON.stringify({ manifest: placed.manifest, imageId: image.id, ...(Object.keys(own).length ? { addresses: own } : {}), ...(Object.keys(secretVersions).length ? { secrets: secretVersions } : {}) }))
         .digest('hex');
@@ -167,7 +179,10 @@ export function createDeployService(options: DeployServiceOptions) {
             });
       const deployment = await startRollout(t, counted, release, 'deploy');
       return { app: { ...counted, currentReleaseId: release.id }, release, deployment, created: true, rescaled, environment };
-    }));
+    })).catch(async (err: unknown) => {
+      unused = seeds;
+      throw err;
+    }).finally(() => seeder.discard(unused));
     if (result.created) options.onRoutesChanged?.(result.app.id);
     if (result.created || result.rescaled) options.enqueue(result.app.id);
     return result;

@@ -102,7 +102,9 @@ function portsOf(m: Manifest, d: DeclaredConfig): Record<string, number> {
   const out: Record<string, number> = {};
   base.forEach((e, i) => {
     const now = m.endpoints[i];
-    if (now) out[String(e.port)] = now.port;
+    // A preview with an address of its own keeps the port there and serves the range port on the
+    // shared one (api/environment-deploy.ts): the range port is what differs.
+    if (now) out[String(e.port)] = d.remappedPorts?.[String(e.port)] ?? now.port;
   });
   return out;
 }

@@ -1,5 +1,6 @@
 // Where an environment's apps are served: each endpoint's public port and the `address:port` pairs
-// (the edge's shared addresses, or the app's own), with the port the manifest names beside it.
+// (the edge's shared addresses, or the app's own) with their family, and the port the manifest
+// names beside it.
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, releases, type DeclaredConfig } from '../db/schema/index.js';
@@ -14,14 +15,24 @@ export async function environmentEndpoints(db: Db, orgId: string, environment: s
     .leftJoin(releases, eq(releases.id, apps.currentReleaseId))
     .where(and(eq(apps.orgId, orgId), eq(apps.environment, environment), isNull(apps.deletedAt), appIds ? inArray(apps.id, appIds) : undefined))
     .orderBy(asc(apps.name), asc(endpoints.port));
-  return rows.map(({ e, app, declared }) => ({
-    app,
-    process: e.process,
-    port: e.port,
-    manifestPort: manifestPortOf(e.port, declared),
-    target: e.targetPort,
-    addresses: bindAddressesOf(e.bindings, shared).map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)),
-  }));
+  const sharedSet = new Set(shared);
+  return rows.map(({ e, app, declared }) => {
+    const bind = (e.access === 'private' ? [] : bindAddressesOf(e.bindings, shared)).map((address) => ({
+      address,
+      port: e.port,
+      family: address.includes(':') ? ('ipv6' as const) : ('ipv4' as const),
+      kind: sharedSet.has(address) && !e.bindings.includes(address) ? ('shared' as const) : ('dedicated' as const),
+    }));
+    return {
+      app,
+      process: e.process,
+      port: e.port,
+      manifestPort: manifestPortOf(e.port, declared),
+      target: e.targetPort,
+      addresses: bind.map((b) => (b.family === 'ipv6' ? `[${b.address}]:${e.port}` : `${b.address}:${e.port}`)),
+      bind,
+    };
+  });
 }
 
 function manifestPortOf(port: number, declared: DeclaredConfig | null): number {

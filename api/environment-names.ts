@@ -37,6 +37,11 @@ export function matchesPattern(name: string, pattern: string | null | undefined)
   return pattern.split(',').some((p) => new RegExp(`^${p.replace(/[-]/g, '\\-').replace(/\*/g, '[a-z0-9-]*')}$`).test(name));
 }
 
+/** A token's pattern as SQL LIKE patterns (`pr-*` → `pr-%`); names hold no LIKE wildcards. */
+export function likePatterns(pattern: string): string[] {
+  return pattern.split(',').map((p) => p.replace(/\*/g, '%'));
+}
+
 /** The request's environment, refused when the token may not act in it. */
 export function requestEnvironment(header: string | undefined, pattern: string | null): string {
   const name = header === undefined || header === '' ? DEFAULT_ENVIRONMENT : checkEnvironmentName(header);

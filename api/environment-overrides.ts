@@ -1,5 +1,5 @@
 // `[env.NAME]` and `[env.preview]` in pier.toml: what an environment may change of the manifest
-// (instance counts, env values, endpoint ports, a preview's TTL). The image and [build] are not
+// (instance counts, env values, endpoint ports, what a new volume is seeded from, a preview's TTL). The image and [build] are not
 // among them: every environment runs the same bytes, which is what keeps staging's parity strict.
 // In TOML these tables sit inside `[env]`: a table value there is an override, a string a variable.
 import { z } from 'zod';
@@ -10,6 +10,14 @@ const varName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid va
 /** "90m", "2h", "3d" → milliseconds (a TTL). */
 export const ttlSchema = z.string().regex(/^\d+(m|h|d)$/, 'must be a duration like "90m", "2h" or "3d"');
 
+/** A volume's seed: "empty", or a snapshot by environment, volume and `@latest` / `@snap_…`, or by id. */
+export const seedSourceSchema = z
+  .string()
+  .regex(
+    /^(empty|snapshot:(snap_[a-z0-9]+|[a-z][a-z0-9-]{0,39}\/[a-z][a-z0-9-]{0,39}@(latest|snap_[a-z0-9]+)))$/,
+    'must be "empty", "snapshot:ENV/VOLUME@latest", "snapshot:ENV/VOLUME@SNAPSHOT_ID" or "snapshot:SNAPSHOT_ID"',
+  );
+
 export const overrideSchema = z
   .object({
     /** Only for previews: how long after its last deploy the preview lives. */
@@ -19,6 +27,11 @@ export const overrideSchema = z
     processes: z.record(z.string(), z.object({ count: z.number().int().min(0).max(100).optional(), env: z.record(varName, z.string()).optional() }).strict()).optional(),
     /** Endpoint ports: the manifest's port → the port in this environment, e.g. { "7000" = 17000 }. */
     ports: z.record(z.string().regex(/^\d{1,5}$/, 'must be a port of the manifest'), z.number().int().min(1).max(65535)).optional(),
+    /**
+     * What a volume starts with when a deploy to this environment creates it (api/volume-seeds.ts):
+     * `from = "snapshot:staging/data@latest"` (or `@snap_…`, or `snapshot:snap_…`), or "empty".
+     */
+    volumes: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be the name of a [[volumes]] entry'), z.object({ from: seedSourceSchema }).strict()).optional(),
   })
   .strict();
 

@@ -26,6 +26,11 @@ export const environmentEndpointViewSchema = z.object({
   target: z.number(),
   /** `address:port` (IPv6 in brackets) for each address it is served on. */
   addresses: z.array(z.string()),
+  /**
+   * The same, one entry per address: a preview's endpoint on an address of its own keeps the
+   * manifest's port there (kind "dedicated"), on the shared one a port from the preview range.
+   */
+  bind: z.array(z.object({ address: z.string(), port: z.number(), family: z.enum(['ipv4', 'ipv6']), kind: z.enum(['shared', 'dedicated']) })),
 });
 export type EnvironmentEndpointView = z.infer<typeof environmentEndpointViewSchema>;
 

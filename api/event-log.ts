@@ -3,9 +3,9 @@
 // announced only after that transaction commits (api/transactions.ts), so nobody hears of a change
 // that was rolled back.
 import { EventEmitter } from 'node:events';
-import { and, asc, eq, gt, gte, isNull, like, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, gte, inArray, isNull, like, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
-import { events, type Event, type NewEvent } from '../db/schema/index.js';
+import { apps, events, type Event, type NewEvent } from '../db/schema/index.js';
 
 export interface EventFilter {
   orgId: string;
@@ -18,6 +18,11 @@ export interface EventFilter {
   since?: Date | undefined;
   /** Only system events (no app). */
   systemOnly?: boolean | undefined;
+  /**
+   * Only the events of apps in environments matching one of these LIKE patterns (`pr-%`), and the
+   * `environment.*` events of those environments: what a token bound to environments may read.
+   */
+  environments?: string[] | undefined;
   /** Only events with a larger id (to resume a stream). */
   afterId?: number | undefined;
   limit?: number | undefined;
@@ -64,6 +69,7 @@ export function createEventLog(db: Db): EventLog {
       if (filter.since) where.push(gte(events.time, filter.since));
       if (filter.systemOnly) where.push(isNull(events.appId));
       if (filter.afterId !== undefined) where.push(gt(events.id, filter.afterId));
+      if (filter.environments) where.push(inEnvironments(db, filter.orgId, filter.environments));
       return db
         .select()
         .from(events)
@@ -76,6 +82,16 @@ export function createEventLog(db: Db): EventLog {
       return () => emitter.off('event', listener);
     },
   };
+}
+
+/** Events of the environments' apps, or about the environments themselves (no app; `data.environment`). */
+function inEnvironments(db: Db, orgId: string, patterns: string[]): SQL {
+  const theirApps = db
+    .select({ id: apps.id })
+    .from(apps)
+    .where(and(eq(apps.orgId, orgId), or(...patterns.map((p) => like(apps.environment, p)))));
+  const about = and(isNull(events.appId), like(events.type, 'environment.%'), or(...patterns.map((p) => like(sql`${events.data}->>'environment'`, p))));
+  return or(inArray(events.appId, theirApps), about) as SQL;
 }
 
 /** `prefix` matched literally by LIKE (its % and _ are not wildcards). */

@@ -25,6 +25,7 @@ import { createIpService } from './ip-service.js';
 import { poolNotBindable, preflightPools } from './pool-preflight.js';
 import { createIpUnbinder } from './ip-unbinder.js';
 import { createDeployService } from './deploy-service.js';
+import { createVolumeSeeder } from './volume-seeds.js';
 import { createEdgeFeed, type EdgeFeed } from './edge-feed.js';
 import { loadKeyVault } from './certificates/key-vault.js';
 import { createEdgeReports, type EdgeReports } from './edge-reports.js';
@@ -310,6 +311,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
       refuse: swarmServices ? refuseOnSwarm : undefined,
       previewPorts: config.environments?.previewPorts,
+      seeder: createVolumeSeeder({ db, driver: volumeDriver ?? undefined, nodeId: LOCAL_NODE, log: log.child({ component: 'volume-seeds' }) }),
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({

@@ -1,6 +1,8 @@
 // Every event the token may see, in one list: apps' events and the platform's own (system events:
 // the engine, the database, edges, servers; api/system-monitor.ts). A token bound to one app sees
-// that app's events only; system events need an org-wide token. Oldest first, paged by event id.
+// that app's events only; one bound to environments (`pr-*`) the events of their apps and of the
+// environments themselves; system events need an org-wide token bound to neither. Oldest first,
+// paged by event id.
 import { Hono } from 'hono';
 import { inArray } from 'drizzle-orm';
 import { z } from 'zod';
@@ -8,6 +10,7 @@ import type { Db } from '../../db/database.js';
 import { apps, type Event } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findAppForAudit, requireScope, type ApiEnv, type AuthContext } from '../auth.js';
+import { likePatterns } from '../environment-names.js';
 import { decodeCursor, nextCursor, pageQuery } from '../cursor.js';
 import type { EventFilter } from '../event-log.js';
 import { describeRoute } from '../openapi.js';
@@ -38,7 +41,7 @@ describeRoute({
   method: 'get',
   path: '/v1/events',
   scope: 'read',
-  summary: 'Every event the token may see, oldest first: the events of its apps and, for org-wide tokens, system events (`app` empty)',
+  summary: 'Every event the token may see, oldest first: the events of its apps (a token bound to environments: of their apps, and their `environment.*` events) and, for org-wide tokens, system events (`app` empty)',
   query: allEventsQuery,
   response: pageSchema('events', eventViewSchema),
   errors: [403, 404],
@@ -69,6 +72,12 @@ export function eventRoutes(deps: ApiDeps) {
 export async function eventScope(db: Db, auth: AuthContext, q: { type?: string | undefined; app?: string | undefined; system: boolean; since?: string | undefined }): Promise<EventFilter> {
   const base: EventFilter = { orgId: auth.orgId, type: q.type, since: q.since === undefined ? undefined : parseSince(q.since, new Date()) };
   if (q.system) {
+    if (auth.environments) {
+      throw new PierError('E_FORBIDDEN', `this token is bound to environments "${auth.environments}", and system events concern the whole platform`, {
+        status: 403,
+        hint: 'use an org-wide token with the "read" scope that is not bound to environments',
+      });
+    }
     if (auth.appId !== null) {
       throw new PierError('E_FORBIDDEN', 'this token is bound to one app, and system events concern the whole platform', {
         status: 403,
@@ -80,7 +89,9 @@ export async function eventScope(db: Db, auth: AuthContext, q: { type?: string |
   }
   if (q.app) return { ...base, appId: (await findAppForAudit(db, auth, q.app, false)).id };
   // A token bound to one app: that app's events, never the platform's.
-  return auth.appId !== null ? { ...base, appId: auth.appId } : base;
+  if (auth.appId !== null) return { ...base, appId: auth.appId };
+  // One bound to environments (`pr-*`): their apps' events and their own, never the platform's.
+  return auth.environments ? { ...base, environments: likePatterns(auth.environments) } : base;
 }
 
 /** The names of the apps that `rows` belong to (deleted apps keep theirs). */

@@ -20,7 +20,7 @@ export default defineCommand({
     wait: { type: 'string', description: 'Give up waiting after this many seconds (exit 8; the rollout goes on)', default: '600', valueHint: 'SECONDS' },
     json: { type: 'boolean', description: 'Print the deployment as JSON on stdout (build events as JSON lines on stderr)', default: false },
     'idempotency-key': idempotencyKeyArg,
-    env: { ...envArg, description: 'The environment to deploy to, made on first use (default: $PIER_ENV, else production); e.g. pr-42' },
+    env: { ...envArg, description: "The environment to deploy to, made on first use (default: $PIER_ENV, else production); e.g. pr-42. A preview's endpoints keep the manifest's ports on its own IPv6 (with an IPv6 pool) and get preview-range ports on the shared IPv4; --json lists each with bind [{address, port, family}]" },
     ttl: { type: 'string', description: "A preview's time to live from this deploy, e.g. 2h, 3d (default: the manifest's [env.preview] ttl, else 72h)", valueHint: 'TTL' },
     branch: { type: 'string', description: 'The branch a preview comes from (shown by pier env list)', valueHint: 'BRANCH' },
     commit: { type: 'string', description: 'The commit a preview comes from', valueHint: 'SHA' },

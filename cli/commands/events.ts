@@ -11,7 +11,7 @@ import { printJson, printLine } from '../output.js';
 export default defineCommand({
   meta: {
     name: 'events',
-    description: 'Show events: deploys, instances started, exited (with why), stopped, and system events (engine, database, edges, servers) — of every app the token sees, or of one app',
+    description: 'Show events: deploys, instances started, exited (with why), stopped, and system events (engine, database, edges, servers) — of every app the token sees (a token bound to environments: their apps and environment events, no system events), or of one app',
   },
   args: {
     app: { type: 'string', alias: 'a', description: 'Only this app: its name, or its id (app_…), which also reads a deleted app', valueHint: 'APP' },

@@ -59,4 +59,6 @@ export interface DeclaredConfig {
   applied: string | null;
   /** Endpoint ports a preview got from the port range (manifest port → port). */
   remappedPorts: Record<string, number>;
+  /** Volumes this deploy created from a seed snapshot (api/volume-seeds.ts): volume → where from. */
+  seeds?: Record<string, { from: string; snapshot: string; environment: string }>;
 }

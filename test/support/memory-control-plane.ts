@@ -27,6 +27,7 @@ import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.j
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
 import { nodes } from '../../db/schema/index.js';
 import { createVolumeAttacher } from '../../api/volumes/volume-attacher.js';
+import { createVolumeSeeder } from '../../api/volume-seeds.js';
 import type { VolumeDriver } from '../../api/volumes/volume-driver.js';
 import { captureLog, type CapturedLog } from './log-capture.js';
 import { createOrg, createToken } from './test-api.js';
@@ -140,7 +141,8 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     monitor = health;
   }
   const ipPools = parseIpPools(options.ipPools ?? [], ['127.0.0.1']);
-  const deploys = createDeployService({ db, runtime, transactions, ipPools, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
+  const seeder = createVolumeSeeder({ db, driver: options.volumeDriver, nodeId: 'node_local' });
+  const deploys = createDeployService({ db, runtime, transactions, ipPools, seeder, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const deleter = createAppDeleter({
     runtime,
