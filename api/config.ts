@@ -1,6 +1,7 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
 import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
+import { parseAcmeConfig, type AcmeConfig } from './certificates/acme-config.js';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -76,6 +77,8 @@ export interface ServerConfig {
    * variables): a ULA prefix split into /64s and an IPv4 range split into /24s, one pair per network.
    */
   privateNetworks: PrivatePrefixes;
+  /** ACME (PIER_ACME_*; api/certificates/acme-config.ts): undefined without PIER_ACME_DIRECTORY. */
+  acme?: AcmeConfig | undefined;
 }
 
 export type RuntimeSetting = { kind: 'docker' } | { kind: 'swarm'; nodeEngines: Record<string, string> };
@@ -120,6 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
   const poolTexts = flags.ipPools?.length ? flags.ipPools : (env.PIER_IP_POOLS ?? '').split(/[\s,]+/).filter(Boolean);
   return {
     roles: parseRoles(flags.role ?? env.PIER_ROLE ?? 'all'),
+    acme: parseAcmeConfig(env),
     api,
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
