@@ -113,6 +113,10 @@ export interface ServerFlags {
   runtime?: string | undefined;
   privateIpv6?: string | undefined;
   privateIpv4?: string | undefined;
+  /** --acme-directory, --acme-email, --acme-ca-file: win over PIER_ACME_DIRECTORY, _EMAIL, _CA_FILE. */
+  acmeDirectory?: string | undefined;
+  acmeEmail?: string | undefined;
+  acmeCaFile?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -123,7 +127,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
   const poolTexts = flags.ipPools?.length ? flags.ipPools : (env.PIER_IP_POOLS ?? '').split(/[\s,]+/).filter(Boolean);
   return {
     roles: parseRoles(flags.role ?? env.PIER_ROLE ?? 'all'),
-    acme: parseAcmeConfig(env),
+    acme: parseAcmeConfig({
+      ...env,
+      ...(flags.acmeDirectory === undefined ? {} : { PIER_ACME_DIRECTORY: flags.acmeDirectory }),
+      ...(flags.acmeEmail === undefined ? {} : { PIER_ACME_EMAIL: flags.acmeEmail }),
+      ...(flags.acmeCaFile === undefined ? {} : { PIER_ACME_CA_FILE: flags.acmeCaFile }),
+    }),
     api,
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,

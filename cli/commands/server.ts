@@ -43,6 +43,9 @@ export default defineCommand({
     runtime: { type: 'string', description: 'What runs instances: docker (containers on the engine DOCKER_HOST names) or swarm (services on the swarm whose manager DOCKER_HOST names; other nodes\' engines in env PIER_SWARM_NODE_ENGINES) (env PIER_RUNTIME; default docker)', valueHint: 'docker|swarm' },
     'private-ipv6': { type: 'string', description: 'ULA prefix private networks get their IPv6 /64s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV6; default fd70:6965:7200::/48)', valueHint: 'CIDR' },
     'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 10.210.0.0/16)', valueHint: 'CIDR' },
+    'acme-directory': { type: 'string', description: 'ACME directory URL for certificates = "acme" endpoints, e.g. https://acme-v02.api.letsencrypt.org/directory (env PIER_ACME_DIRECTORY; default none: no certificates are obtained). Renewal: PIER_ACME_RENEW_BEFORE (30d), PIER_ACME_CHECK_EVERY (1h), PIER_ACME_RETRY (5m, doubling)', valueHint: 'URL' },
+    'acme-email': { type: 'string', description: 'Contact address of the ACME account (env PIER_ACME_EMAIL)', valueHint: 'EMAIL' },
+    'acme-ca-file': { type: 'string', description: "PEM CA bundle the ACME directory's HTTPS certificate is checked against, for a private CA (env PIER_ACME_CA_FILE; default the system's)", valueHint: 'FILE' },
   },
   async run({ args, rawArgs }) {
     // Everything these processes write (database files, tokens, edge state) is for their user alone.
@@ -68,6 +71,9 @@ export default defineCommand({
       runtime: args.runtime,
       privateIpv6: args['private-ipv6'],
       privateIpv4: args['private-ipv4'],
+      acmeDirectory: args['acme-directory'],
+      acmeEmail: args['acme-email'],
+      acmeCaFile: args['acme-ca-file'],
     });
     // Logs go to stderr; stdout is for what the user asked to see.
     const log = pino({ level: config.logLevel }, pino.destination(2));
