@@ -38,8 +38,8 @@ export interface AcmeIssuerOptions {
 export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
   const { config, challenges } = options;
   // acme-client sends through its own axios instance: the directory's CA is trusted there only,
-  // never process-wide.
-  if (config.ca !== undefined) acme.axios.defaults.httpsAgent = new https.Agent({ ca: config.ca, keepAlive: true });
+  // never process-wide. No keep-alive: an idle connection to the CA must not hold a stopping server.
+  if (config.ca !== undefined) acme.axios.defaults.httpsAgent = new https.Agent({ ca: config.ca, keepAlive: false });
   let client: Promise<acme.Client> | null = null;
 
   async function account(): Promise<acme.Client> {
