@@ -1,6 +1,7 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
 import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
+import { parseAcmeConfig, type AcmeConfig } from './certificates/acme-config.js';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -93,6 +94,8 @@ export interface ServerConfig {
   privateNetworks: PrivatePrefixes;
   /** How the API serves (--api-tls, --api-tls-cert, --api-tls-key and their PIER_ variables; api/tls/api-tls.ts). */
   apiTls?: ApiTlsSetting | undefined;
+  /** ACME (PIER_ACME_*; api/certificates/acme-config.ts): undefined without PIER_ACME_DIRECTORY. */
+  acme?: AcmeConfig | undefined;
 }
 
 export type RuntimeSetting = { kind: 'docker' } | { kind: 'swarm'; nodeEngines: Record<string, string> };
@@ -132,6 +135,10 @@ export interface ServerFlags {
   apiTls?: string | undefined;
   apiTlsCert?: string | undefined;
   apiTlsKey?: string | undefined;
+  /** --acme-directory, --acme-email, --acme-ca-file: win over PIER_ACME_DIRECTORY, _EMAIL, _CA_FILE. */
+  acmeDirectory?: string | undefined;
+  acmeEmail?: string | undefined;
+  acmeCaFile?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): ServerConfig {
@@ -142,6 +149,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
   const poolTexts = flags.ipPools?.length ? flags.ipPools : (env.PIER_IP_POOLS ?? '').split(/[\s,]+/).filter(Boolean);
   return {
     roles: parseRoles(flags.role ?? env.PIER_ROLE ?? 'all'),
+    acme: parseAcmeConfig({
+      ...env,
+      ...(flags.acmeDirectory === undefined ? {} : { PIER_ACME_DIRECTORY: flags.acmeDirectory }),
+      ...(flags.acmeEmail === undefined ? {} : { PIER_ACME_EMAIL: flags.acmeEmail }),
+      ...(flags.acmeCaFile === undefined ? {} : { PIER_ACME_CA_FILE: flags.acmeCaFile }),
+    }),
     api,
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,

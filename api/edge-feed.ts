@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { and, eq, inArray, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
-import type { BindAddress, CertificateConfig, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
+import type { AcmeChallengeConfig, BindAddress, CertificateConfig, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
 import type { KeyVault } from './certificates/key-vault.js';
 import { readServedCertificates, terminateOptions } from './certificates/served-certificates.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
@@ -18,6 +18,8 @@ export interface EdgeFeedOptions {
   sharedAddresses: string[];
   /** Opens the stored private keys of tls = "terminate" certificates; without it such endpoints are left out. */
   keyVault?: KeyVault;
+  /** Pending tls-alpn-01 challenges (api/certificates/acme-challenges.ts), sent to every edge. */
+  acmeChallenges?: () => AcmeChallengeConfig[];
 }
 
 export interface EdgeFeed {
@@ -53,6 +55,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
   const listeners = new Set<(config: EdgeConfig) => void>();
   const parts = new Map<string, AppPart>();
   let snapshot: EdgeConfig = { version: 0, endpoints: [] };
+  let challengePrint = '[]';
   /** Apps to rebuild, or 'all'. */
   let dirty: Set<string> | 'all' = new Set();
   let scheduled = false;
@@ -89,7 +92,8 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       if (e.tls === 'terminate') {
         const own = certs.get(e.appId) ?? [];
         // Nothing to serve with: left out (the snapshot would be refused whole), and said once per build.
-        if (own.length === 0) {
+        // An ACME endpoint is served without one: it answers the CA's tls-alpn-01 validation.
+        if (own.length === 0 && !(e.tlsOptions.acmeNames?.length)) {
           log.warn({ app: appName, port: e.port }, 'tls = "terminate" endpoint has no usable certificate; not served');
           continue;
         }
@@ -134,6 +138,10 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       if (entries.length) parts.set(appId, { entries, certificates, print });
       else parts.delete(appId);
     }
+    const acmeChallenges = options.acmeChallenges?.() ?? [];
+    const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.cert]));
+    if (challenges !== challengePrint) changed = true;
+    challengePrint = challenges;
     // The first build always publishes, even an empty one: version 0 means "never built".
     if (!changed && snapshot.version > 0) return;
     const list: EndpointConfig[] = [];
@@ -145,7 +153,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     list.sort(byId);
     certificates.sort(byId);
     // Versions only grow, also across restarts, so an edge never mistakes a new snapshot for an old one.
-    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list, ...(certificates.length ? { certificates } : {}) };
+    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list, ...(certificates.length ? { certificates } : {}), ...(acmeChallenges.length ? { acmeChallenges } : {}) };
     log.info({ version: snapshot.version, endpoints: list.length, apps: ids?.length ?? 'all' }, 'edge config changed');
     for (const l of listeners) l(snapshot);
   }

@@ -90,8 +90,9 @@ function rowValues(e: EndpointSpec, bindings: string[]) {
 }
 
 /** The tls = "terminate" and http_redirect settings, only those set. */
-function tlsOptionsOf(e: EndpointSpec): { alpn?: string[]; clientCa?: string; httpRedirect?: boolean } {
+function tlsOptionsOf(e: EndpointSpec): { alpn?: string[]; clientCa?: string; httpRedirect?: boolean; acmeNames?: string[] } {
   return {
+    ...(e.certificates === 'acme' && e.hostnames !== undefined ? { acmeNames: e.hostnames } : {}),
     ...(e.alpn === undefined ? {} : { alpn: e.alpn }),
     ...(e.client_ca === undefined ? {} : { clientCa: e.client_ca }),
     ...(e.http_redirect === true ? { httpRedirect: true } : {}),

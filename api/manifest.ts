@@ -132,6 +132,10 @@ const endpointSchema = z
     client_ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'must be a PEM CA certificate bundle' }).optional(),
     /** Answer every HTTP request on this port with a 308 to https on the same host (usually port 80). */
     http_redirect: z.boolean().optional(),
+    /** tls = "terminate": "acme" has Pier obtain and renew a certificate for each of `hostnames` (tls-alpn-01 on this port); "manual" (default): `pier certs add`. */
+    certificates: z.enum(['manual', 'acme']).optional(),
+    /** With certificates = "acme": the host names to get certificates for (one each). */
+    hostnames: z.array(serverName.refine((n) => !n.startsWith('*.'), 'must be a host name (tls-alpn-01 cannot validate a wildcard)')).min(1).max(100).optional(),
     sni: z.array(serverName).default([]),
     sni_default: z.boolean().default(false),
     allow: z.array(cidr).default([]),
@@ -176,6 +180,10 @@ const endpointSchema = z
     if (e.tls !== 'terminate' && (e.alpn !== undefined || e.client_ca !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'alpn and client_ca need tls = "terminate"' });
     }
+    if (e.certificates === 'acme' && (e.tls !== 'terminate' || e.hostnames === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['certificates'], message: 'certificates = "acme" needs tls = "terminate" and hostnames = ["www.example.com", ...]' });
+    }
+    if (e.hostnames !== undefined && e.certificates !== 'acme') ctx.addIssue({ code: 'custom', path: ['hostnames'], message: 'hostnames are for certificates = "acme"' });
     if (e.http_redirect === true && e.tls !== 'none') {
       ctx.addIssue({ code: 'custom', path: ['http_redirect'], message: 'http_redirect answers plain HTTP: leave tls out of this endpoint' });
     }

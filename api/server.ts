@@ -68,6 +68,9 @@ import { createVolumeMover, parseMoveFault } from './volumes/volume-mover.js';
 import { createVolumeAttacher } from './volumes/volume-attacher.js';
 import { createVolumeService } from './volumes/volume-service.js';
 import { createVolumeKeeper } from './volumes/volume-keeper.js';
+import { createAcmeChallenges } from './certificates/acme-challenges.js';
+import { createAcmeIssuer } from './certificates/acme-issuer.js';
+import { createCertificateKeeper } from './certificates/certificate-keeper.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
 import { DEFAULT_API_TLS, resolveApiTls } from './tls/api-tls.js';
 import { fingerprintHex } from './tls/certificate-fingerprint.js';
@@ -196,7 +199,9 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const keyVault = await loadKeyVault(config.dataDir);
-    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault });
+    // tls-alpn-01 challenges of ACME orders in progress go to every edge in the feed's snapshot.
+    const acmeChallenges = createAcmeChallenges((appId) => edgeFeed.refresh(appId));
+    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault, acmeChallenges: () => acmeChallenges.list() });
     closers.push(async () => edgeFeed.close());
     // Another API process on this database (a second server, `--role api`) changes routes this
     // one never hears of, and its edges follow this feed: a full rebuild each resync interval
@@ -361,6 +366,15 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       ? createVolumeKeeper({ db, transactions, service: volumes, mover: volumeMover, locks: database.locks, tickMs: config.volumes.keeperIntervalMs, log: log.child({ component: 'volume-keeper' }) })
       : undefined;
     if (volumeKeeper) closers.push(() => volumeKeeper.close());
+    const acme = config.acme;
+    const certificateKeeper = acme
+      ? createCertificateKeeper({
+          db, transactions, events, vault: keyVault, config: acme, log: log.child({ component: 'certificate-keeper' }),
+          issuer: createAcmeIssuer({ config: acme, vault: keyVault, dataDir: config.dataDir, challenges: acmeChallenges }),
+          refresh: (appId) => edgeFeed.refresh(appId),
+        })
+      : undefined;
+    if (certificateKeeper) closers.push(() => certificateKeeper.close());
     const reports = createEdgeReports({ db, transactions, log, enqueue: (id) => scheduler.enqueue(id), systemOrg: () => systemOrg });
     // Addresses of deleted apps cool down once the edges report they stopped serving them.
     const unbinder = createIpUnbinder({ db, transactions, log, cooldownMs: config.ips.cooldownMs });
@@ -463,6 +477,11 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     if (!swarmServices) privateNames.start();
     system.start();
     volumeKeeper?.start();
+    if (certificateKeeper) {
+      // A deploy that adds hostnames changes the snapshot: look at once rather than at the next check.
+      edgeFeed.subscribe(() => certificateKeeper.wake());
+      certificateKeeper.start();
+    }
     ready = true;
     await system.record({
       type: 'server.started',

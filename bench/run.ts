@@ -17,6 +17,7 @@ import { costTable, record, rows, table, type Samples } from './summary.js';
 import { directTarget, startTarget, type Target } from './targets.js';
 import { runRedisBench, redisTable, type RedisOptions, type RedisResult } from './redis.js';
 import { checkTools, run, versions } from './tools.js';
+import { runTlsBench, tlsTable } from './tls.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -56,6 +57,22 @@ if (only !== null && only.size === 1 && only.has('redis')) {
     [`## Run: ${new Date().toISOString()}, redis`, '', '```', ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`), `load average (1, 5, 15 min): ${loadBefore} before, ${loadAverage()} after`, '```', '', redisTable(result, redisOptions)].join('\n'),
   );
   if (flags.json !== undefined) await writeFile(flags.json, `${JSON.stringify({ machine, redis: result, options: redisOptions }, null, 2)}\n`);
+  process.exit(0);
+}
+
+if (only !== null && only.size === 1 && only.has('tls')) {
+  // TLS termination: the edge against HAProxy ssl crt (bench/tls.ts); needs openssl and HAProxy only.
+  const tlsDir = await mkdtemp(join(tmpdir(), 'pier-bench-tls-'));
+  try {
+    const result = await runTlsBench(tlsDir, { rounds, seconds, base }, log);
+    const machine = { node: process.version, openssl: (await run('openssl', ['version'])).stdout.trim(), haproxy: (await run('sh', ['-c', 'haproxy -v | head -n1'])).stdout.trim() };
+    process.stdout.write(
+      [`## Run: ${new Date().toISOString()}, tls`, '', '```', ...Object.entries(machine).map(([k, v]) => `${k}: ${v}`), `load average (1, 5, 15 min): ${loadBefore} before, ${loadAverage()} after`, '```', '', tlsTable(result)].join('\n'),
+    );
+    if (flags.json !== undefined) await writeFile(flags.json, `${JSON.stringify({ machine, tls: result, options: { rounds, seconds } }, null, 2)}\n`);
+  } finally {
+    await rm(tlsDir, { recursive: true, force: true });
+  }
   process.exit(0);
 }
 

@@ -74,10 +74,17 @@ export const certificateConfigSchema = z.object(
   { error: 'must be an object with id, names, cert and key' },
 );
 
+/** A tls-alpn-01 challenge certificate (RFC 8737) the app's terminate endpoints answer `acme-tls/1` hellos for `name` with. */
+export const acmeChallengeConfigSchema = z.object(
+  { app: z.string(), name: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) },
+  { error: 'must be an object with app, name, cert and key' },
+);
+
 const terminateSchema = z.object(
   {
     /** Certificate ids (snapshot `certificates`); the first is the default for hellos no name matches. */
-    certificates: z.array(z.string()).min(1, { error: 'terminate.certificates needs at least one certificate id' }),
+    // Empty while an ACME certificate is being obtained: the endpoint then answers tls-alpn-01 only.
+    certificates: z.array(z.string()),
     /** ALPN protocols offered, in the server's order of preference; absent: no ALPN. */
     alpn: z.array(z.string().min(1).max(255)).optional(),
     /** PEM CA bundle: clients must present a certificate it signed (mTLS). */
@@ -167,6 +174,8 @@ export const edgeConfigSchema = z
       endpoints: z.array(endpointConfigSchema, { error: 'endpoints must be an array' }),
       /** Certificates that tls: terminate endpoints name (proxy/tls/). */
       certificates: z.array(certificateConfigSchema, { error: 'certificates must be an array' }).optional(),
+      /** Pending tls-alpn-01 challenges (api/certificates/acme-challenges.ts). */
+      acmeChallenges: z.array(acmeChallengeConfigSchema, { error: 'acmeChallenges must be an array' }).optional(),
     },
     { error: 'the snapshot must be an object' },
   )
@@ -193,3 +202,4 @@ export type AcceptProxyProtocol = NonNullable<EndpointConfig['acceptProxyProtoco
 export type EdgeConfig = z.infer<typeof edgeConfigSchema>;
 export type CertificateConfig = z.infer<typeof certificateConfigSchema>;
 export type TerminateConfig = NonNullable<EndpointConfig['terminate']>;
+export type AcmeChallengeConfig = z.infer<typeof acmeChallengeConfigSchema>;

@@ -8,7 +8,8 @@ import type { EndpointSpec } from '../manifest.js';
 import { PierError } from '../pier-error.js';
 
 export async function requireCertificate(db: Db, appId: string, appName: string, wanted: EndpointSpec[]): Promise<void> {
-  const terminating = wanted.find((e) => e.tls === 'terminate');
+  // certificates = "acme": Pier obtains them after the deploy (api/certificates/certificate-keeper.ts).
+  const terminating = wanted.find((e) => e.tls === 'terminate' && e.certificates !== 'acme');
   if (terminating === undefined) return;
   const [usable] = await db
     .select({ id: certificates.id })

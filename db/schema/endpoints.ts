@@ -34,7 +34,7 @@ export const endpoints = pgTable(
     idleTimeoutMs: integer('idle_timeout_ms'),
     access: text('access', { enum: ENDPOINT_ACCESS }).notNull().default('public'),
     /** tls = "terminate": ALPN list, client CA (mTLS); and the port-80 redirect (docs/tls.md). */
-    tlsOptions: jsonb('tls_options').$type<{ alpn?: string[]; clientCa?: string; httpRedirect?: boolean }>().notNull().default({}),
+    tlsOptions: jsonb('tls_options').$type<{ alpn?: string[]; clientCa?: string; httpRedirect?: boolean; acmeNames?: string[] }>().notNull().default({}),
     /** Bumped when the settings the edge applies to the listener change; edges echo it in reports. */
     revision: integer('revision').notNull().default(1),
     createdAt: createdAt(),

@@ -20,9 +20,10 @@ export const MODERN_CIPHERS = [
 ].join(':');
 
 export interface CertificatePicker {
-  readonly defaultContext: tls.SecureContext;
-  /** The context for a hello's server name (null: none sent). */
-  pick(serverName: string | null): tls.SecureContext;
+  /** Undefined while the endpoint has no certificate yet (an ACME one being obtained). */
+  readonly defaultContext: tls.SecureContext | undefined;
+  /** The context for a hello's server name (null: none sent); undefined when there is none. */
+  pick(serverName: string | null): tls.SecureContext | undefined;
   /** Every context, for ticket key rotation. */
   readonly contexts: readonly tls.SecureContext[];
 }
@@ -53,7 +54,7 @@ export function createCertificatePicker(terminate: TerminateConfig, certificates
       } else if (!exact.has(name)) exact.set(name, context);
     }
   }
-  const defaultContext = contexts[0]!;
+  const defaultContext = contexts[0];
   return {
     defaultContext,
     contexts,

@@ -16,6 +16,13 @@ export function checkCertificates(config: EdgeConfig): string | undefined {
       return `certificate "${c.id}" does not load: ${(err as Error).message}`;
     }
   }
+  for (const c of config.acmeChallenges ?? []) {
+    try {
+      tls.createSecureContext({ cert: c.cert, key: c.key });
+    } catch (err) {
+      return `acme challenge for "${c.name}" does not load: ${(err as Error).message}`;
+    }
+  }
   for (const e of config.endpoints) {
     if (e.terminate === undefined) continue;
     for (const id of e.terminate.certificates) {

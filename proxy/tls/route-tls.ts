@@ -2,6 +2,7 @@
 // contexts, ALPN list and whether clients must present a certificate.
 
 import { createHash, randomBytes } from 'node:crypto';
+import tls from 'node:tls';
 import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../edge-config.js';
 import { createCertificatePicker } from './certificate-picker.js';
 import type { RouteTls } from './tls-termination.js';
@@ -16,5 +17,13 @@ export function routeTls(endpoint: EndpointConfig, config: EdgeConfig, ticketKey
     picker: createCertificatePicker(terminate, certificates, ticketKeys ?? randomBytes(48), sessionIdContext),
     alpn: terminate.alpn === undefined || terminate.alpn.length === 0 ? undefined : [...terminate.alpn],
     requireClientCert: terminate.clientCa !== undefined,
+    challenges: challengeContexts(endpoint, config),
   };
+}
+
+/** The app's pending tls-alpn-01 challenge certificates by name; null when there are none. */
+function challengeContexts(endpoint: EndpointConfig, config: EdgeConfig): Map<string, tls.SecureContext> | null {
+  const own = (config.acmeChallenges ?? []).filter((c) => c.app === endpoint.app);
+  if (own.length === 0) return null;
+  return new Map(own.map((c) => [c.name.toLowerCase(), tls.createSecureContext({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2' })]));
 }

@@ -3,11 +3,14 @@
 // certificate required when the endpoint names a CA. On success the caller gets the cleartext
 // side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
 // failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
-// deadline and closes handshakes still running when the edge closes.
+// deadline and closes handshakes still running when the edge closes. While tls-alpn-01 challenges
+// are pending (ACME), the ClientHello is read first so a validator asking for `acme-tls/1` gets
+// the challenge certificate and nothing is forwarded.
 
 import tls from 'node:tls';
+import { readClientHello } from '../client-hello.js';
 import type { IdleSweeper, Sweepable } from '../idle-sweeper.js';
-import type { TcpHandle } from '../tcp-io/tcp-io.js';
+import type { HandleOwner, TcpHandle } from '../tcp-io/tcp-io.js';
 import type { CertificatePicker } from './certificate-picker.js';
 import { HandleDuplex } from './handle-duplex.js';
 import { TlsHandle } from './tls-handle.js';
@@ -18,7 +21,12 @@ export interface RouteTls {
   alpn: string[] | undefined;
   /** Client certificates are required (mTLS). */
   requireClientCert: boolean;
+  /** Pending tls-alpn-01 challenge certificates by name (RFC 8737); null: none. */
+  challenges: ReadonlyMap<string, tls.SecureContext> | null;
 }
+
+/** The ALPN protocol of tls-alpn-01 validation (RFC 8737). */
+export const ACME_TLS_ALPN = 'acme-tls/1';
 
 export type HandshakeRefusal = 'tls-handshake' | 'client-cert';
 
@@ -27,30 +35,98 @@ export interface HandshakeSink {
   refused(reason: HandshakeRefusal, detail: string): void;
 }
 
-export class TlsTermination implements Sweepable {
-  private readonly socket: tls.TLSSocket;
+export class TlsTermination implements Sweepable, HandleOwner {
+  private socket: tls.TLSSocket | null = null;
+  /** While reading the ClientHello ahead of node:tls (only when tls-alpn-01 challenges are pending). */
+  private peeked: Buffer | null = null;
+  private raw: TcpHandle | null;
   private done = false;
 
   private constructor(
     raw: TcpHandle,
-    config: RouteTls,
+    private readonly config: RouteTls,
     private readonly deadline: number,
     private readonly sweeper: IdleSweeper,
     private readonly sink: HandshakeSink,
   ) {
+    this.raw = raw;
+    if (config.challenges === null) {
+      this.handshake(null, null);
+      return;
+    }
+    // An ACME validator's hello asks for `acme-tls/1`: the certificate and ALPN list are chosen
+    // before node:tls sees the hello (its SNI callback runs before ALPN is known).
+    this.peeked = Buffer.alloc(0);
+    raw.owner = this;
+    raw.readStart();
+  }
+
+  /** Starts node:tls, with the challenge certificate when the hello is an ACME validation. */
+  private handshake(initial: Buffer | null, challenge: tls.SecureContext | null): void {
+    const raw = this.raw!;
+    const config = this.config;
     const duplex = new HandleDuplex(raw);
-    this.socket = new tls.TLSSocket(duplex, {
-      isServer: true,
-      secureContext: config.picker.defaultContext,
-      SNICallback: (name, cb) => cb(null, config.picker.pick(name)),
-      ...(config.alpn === undefined ? {} : { ALPNProtocols: config.alpn }),
-      requestCert: config.requireClientCert,
-      rejectUnauthorized: config.requireClientCert,
-    });
+    if (initial !== null && initial.length > 0) duplex.push(initial);
+    this.socket = new tls.TLSSocket(
+      duplex,
+      challenge !== null
+        ? { isServer: true, secureContext: challenge, ALPNProtocols: [ACME_TLS_ALPN] }
+        : {
+            isServer: true,
+            ...(config.picker.defaultContext === undefined ? {} : { secureContext: config.picker.defaultContext }),
+            SNICallback: (name, cb) => {
+              const context = config.picker.pick(name);
+              if (context === undefined) cb(new Error('no certificate yet'));
+              else cb(null, context);
+            },
+            ...(config.alpn === undefined ? {} : { ALPNProtocols: config.alpn }),
+            requestCert: config.requireClientCert,
+            rejectUnauthorized: config.requireClientCert,
+          },
+    );
     const socket = this.socket;
-    socket.once('secure', () => this.secure(raw, config));
+    socket.once('secure', () => (challenge !== null ? this.answered() : this.secure(raw, config)));
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(isCertError(err) ? 'client-cert' : 'tls-handshake', err.code ?? err.message));
     socket.once('close', () => this.fail('tls-handshake', 'closed before the handshake completed'));
+  }
+
+  // HandleOwner, while the hello is read ahead (then the HandleDuplex owns the handle).
+  readonly borrows = false;
+
+  onData(_handle: TcpHandle, buf: Buffer): void {
+    if (this.peeked === null) return;
+    const bytes = Buffer.concat([this.peeked, buf]);
+    const hello = readClientHello(bytes);
+    if (hello.state === 'incomplete') {
+      this.peeked = bytes;
+      return;
+    }
+    this.peeked = null;
+    this.raw!.pause(); // the duplex resumes reading when node:tls asks
+    const name = hello.state === 'done' ? hello.serverName : null;
+    const wantsChallenge = hello.state === 'done' && hello.alpn.includes(ACME_TLS_ALPN) && name !== null;
+    // A malformed hello goes to node:tls as well: it refuses it like any bad handshake.
+    this.handshake(bytes, wantsChallenge ? (this.config.challenges?.get(name) ?? null) : null);
+  }
+
+  onEnd(): void {
+    this.fail('tls-handshake', 'closed before the handshake completed');
+  }
+
+  onError(_handle: TcpHandle, code: string): void {
+    this.fail('tls-handshake', code);
+  }
+
+  onFlushed(): void {}
+
+  /** The validator has seen the challenge certificate: nothing is forwarded. */
+  private answered(): void {
+    if (this.done) return;
+    this.done = true;
+    this.sweeper.delete(this);
+    this.socket!.removeAllListeners('error');
+    this.socket!.on('error', () => undefined);
+    this.socket!.destroySoon();
   }
 
   static start(raw: TcpHandle, config: RouteTls, timeoutMs: number, sweeper: IdleSweeper, sink: HandshakeSink): TlsTermination {
@@ -67,12 +143,14 @@ export class TlsTermination implements Sweepable {
     if (this.done) return;
     this.done = true;
     this.sweeper.delete(this);
-    this.socket.destroy();
+    if (this.socket !== null) this.socket.destroy();
+    else this.raw?.close();
+    this.raw = null;
   }
 
   private secure(raw: TcpHandle, config: RouteTls): void {
     if (this.done) return;
-    const socket = this.socket;
+    const socket = this.socket!;
     // Asked only of a client we asked for a certificate (without one, OpenSSL reports "no certificate").
     const verifyError = config.requireClientCert
       ? ((socket as unknown as { _handle: { verifyError(): Error | null } | null })._handle?.verifyError() ?? null)

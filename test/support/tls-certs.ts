@@ -11,7 +11,7 @@ export interface TestCa {
   cert: string;
   key: string;
   /** A certificate signed by this CA: PEM cert (leaf only) and key. */
-  issue(options: { cn: string; names?: string[]; days?: number; client?: boolean }): { cert: string; key: string };
+  issue(options: { cn: string; names?: string[]; ips?: string[]; days?: number; client?: boolean }): { cert: string; key: string };
 }
 
 let serial = 0;
@@ -26,10 +26,10 @@ export function makeTestCa(t: TestContext, name = 'Pier Test CA'): TestCa {
   return {
     cert: readFileSync(path.join(dir, 'ca.pem'), 'utf8'),
     key: readFileSync(path.join(dir, 'ca.key'), 'utf8'),
-    issue({ cn, names = [], days = 2, client = false }) {
+    issue({ cn, names = [], ips = [], days = 2, client = false }) {
       const n = ++serial;
       const ext = [`basicConstraints=CA:FALSE`, `extendedKeyUsage=${client ? 'clientAuth' : 'serverAuth'}`];
-      if (names.length > 0) ext.push(`subjectAltName=${names.map((d) => `DNS:${d}`).join(',')}`);
+      if (names.length + ips.length > 0) ext.push(`subjectAltName=${[...names.map((d) => `DNS:${d}`), ...ips.map((a) => `IP:${a}`)].join(',')}`);
       writeFileSync(path.join(dir, `${n}.ext`), ext.join('\n') + '\n');
       run(['req', '-new', ...curve, '-keyout', `${n}.key`, '-out', `${n}.csr`, '-subj', `/CN=${cn}`]);
       run(['x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(1000 + n + Math.floor(Math.random() * 1e6)),

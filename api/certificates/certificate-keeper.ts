@@ -1,0 +1,186 @@
+// The background task behind certificates = "acme": for each host name of an app's tls =
+// "terminate" endpoints it keeps one valid certificate from the ACME CA (acme-issuer.ts),
+// obtaining it after the deploy and renewing it `renewBeforeMs` before it expires. A new
+// certificate and the removal of the one it replaces are one transaction with their event
+// (`cert.issued` or `cert.renewed`), so nothing is half-applied; the edges then serve it on new
+// handshakes while open connections keep theirs. A failure is an event (`cert.failed`, with the
+// CA's reason) and the name waits, doubling from `retryMs` up to a day; the keeper itself never
+// throws: it logs and carries on (its backoff lives in memory: a restart tries again at once).
+import { and, eq, inArray, isNull } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.js';
+import { apps, certificates, endpoints } from '../../db/schema/index.js';
+import type { EventLog } from '../event-log.js';
+import { newId } from '../ids.js';
+import type { Transactions } from '../transactions.js';
+import type { AcmeConfig } from './acme-config.js';
+import type { AcmeIssuer } from './acme-issuer.js';
+import { checkCertificate } from './certificate-check.js';
+import type { KeyVault } from './key-vault.js';
+
+const MAX_RETRY_MS = 86_400_000;
+
+export interface CertificateKeeperOptions {
+  db: Db;
+  transactions: Transactions;
+  events: EventLog;
+  vault: KeyVault;
+  issuer: AcmeIssuer;
+  config: AcmeConfig;
+  log: Logger;
+  /** Tells the edge feed an app's certificates changed. */
+  refresh(appId: string): void;
+}
+
+export interface CertificateKeeper {
+  start(): void;
+  /** Looks again soon (after a deploy changed endpoints); gathered with other calls. */
+  wake(): void;
+  /** One pass: obtains and renews what is due. Never throws. */
+  runOnce(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Wanted {
+  appId: string;
+  orgId: string;
+  app: string;
+  name: string;
+}
+
+export function createCertificateKeeper(options: CertificateKeeperOptions): CertificateKeeper {
+  const { db, config, log } = options;
+  const backoff = new Map<string, { failures: number; nextAt: number }>();
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+  let again = false;
+  let closed = false;
+
+  async function wanted(): Promise<Wanted[]> {
+    const rows = await db
+      .select({ appId: endpoints.appId, tlsOptions: endpoints.tlsOptions, app: apps.name, orgId: apps.orgId })
+      .from(endpoints)
+      .innerJoin(apps, eq(apps.id, endpoints.appId))
+      .where(and(eq(endpoints.tls, 'terminate'), isNull(apps.deletedAt)));
+    const out = new Map<string, Wanted>();
+    for (const r of rows) for (const name of r.tlsOptions.acmeNames ?? []) out.set(`${r.appId}\0${name}`, { appId: r.appId, orgId: r.orgId, app: r.app, name });
+    return [...out.values()];
+  }
+
+  async function pass(): Promise<void> {
+    const list = await wanted();
+    if (list.length === 0) return;
+    const held = await db
+      .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, notAfter: certificates.notAfter })
+      .from(certificates)
+      .where(and(inArray(certificates.appId, [...new Set(list.map((w) => w.appId))]), eq(certificates.source, 'acme')));
+    for (const w of list) {
+      if (closed) return;
+      const mine = held.filter((c) => c.appId === w.appId && c.names.length === 1 && c.names[0] === w.name);
+      const newest = mine.reduce<(typeof mine)[number] | undefined>((a, c) => (a === undefined || c.notAfter > a.notAfter ? c : a), undefined);
+      const now = Date.now();
+      if (newest !== undefined && newest.notAfter.getTime() - now > config.renewBeforeMs) continue;
+      const key = `${w.appId}\0${w.name}`;
+      const wait = backoff.get(key);
+      if (wait !== undefined && wait.nextAt > now) continue;
+      await obtain(w, newest?.id ?? null, mine.map((c) => c.id), key);
+    }
+  }
+
+  async function obtain(w: Wanted, replacing: string | null, old: string[], key: string): Promise<void> {
+    const started = Date.now();
+    try {
+      const issued = await options.issuer.issue({ appId: w.appId, app: w.app, name: w.name });
+      const checked = checkCertificate(issued.chainPem, issued.keyPem);
+      const id = newId('cert');
+      const type = replacing === null ? 'cert.issued' : 'cert.renewed';
+      await options.transactions.run(async (t) => {
+        await t.tx.insert(certificates).values({
+          id,
+          appId: w.appId,
+          names: checked.names,
+          chainPem: checked.chainPem,
+          keyEncrypted: options.vault.seal(checked.keyPem),
+          fingerprint: checked.fingerprint,
+          issuer: checked.issuer,
+          notBefore: checked.notBefore,
+          notAfter: checked.notAfter,
+          source: 'acme',
+        });
+        if (old.length > 0) await t.tx.delete(certificates).where(inArray(certificates.id, old));
+        await t.record({
+          orgId: w.orgId,
+          appId: w.appId,
+          type,
+          reason: 'acme',
+          message: `certificate ${id} for ${w.name} ${replacing === null ? 'issued' : `renewed (replaces ${replacing})`} by ${checked.issuer}, expires ${checked.notAfter.toISOString()}`,
+          data: { certificate: id, name: w.name, replaces: replacing, issuer: checked.issuer, notAfter: checked.notAfter.toISOString(), ms: Date.now() - started },
+        });
+      });
+      backoff.delete(key);
+      log.info({ app: w.app, name: w.name, certificate: id, type }, 'acme certificate stored');
+      options.refresh(w.appId);
+    } catch (err) {
+      const failures = (backoff.get(key)?.failures ?? 0) + 1;
+      const delay = Math.min(config.retryMs * 2 ** (failures - 1), MAX_RETRY_MS);
+      const nextAt = Date.now() + delay;
+      backoff.set(key, { failures, nextAt });
+      const reason = ((err as Error).message ?? String(err)).slice(0, 2000);
+      log.warn({ err, app: w.app, name: w.name, attempt: failures }, 'acme certificate not obtained');
+      await options.events
+        .record({
+          orgId: w.orgId,
+          appId: w.appId,
+          type: 'cert.failed',
+          reason: 'acme',
+          message: `no certificate for ${w.name} from the ACME CA: ${reason} (attempt ${failures}; next try ${new Date(nextAt).toISOString()})`,
+          data: { name: w.name, error: reason, attempt: failures, nextAttemptAt: new Date(nextAt).toISOString(), renewing: replacing },
+        })
+        .catch((e: unknown) => log.warn({ err: e }, 'cert.failed event not recorded'));
+    }
+  }
+
+  function runOnce(): Promise<void> {
+    if (running !== null) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await pass();
+        } catch (err) {
+          // The database may be away: the next pass tries again.
+          log.warn({ err }, 'certificate keeper pass failed');
+        }
+      } while (again && !closed);
+    })().finally(() => {
+      running = null;
+    });
+    return running;
+  }
+
+  function schedule(ms: number): void {
+    if (closed) return;
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      void runOnce().then(() => schedule(config.checkEveryMs));
+    }, ms);
+    timer.unref();
+  }
+
+  return {
+    start: () => schedule(0),
+    wake: () => schedule(200),
+    runOnce,
+    async close() {
+      closed = true;
+      if (timer !== null) clearTimeout(timer);
+      // An order in flight may wait on the CA for long: shutdown does not. What it would store
+      // after the database closes fails and is caught; the name is tried again after the restart.
+      if (running !== null) await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    },
+  };
+}
