@@ -103,9 +103,24 @@ function bridge(start: () => Promise<ExecSession>, log: ApiDeps['log']): WSEvent
   let closed = false;
   // Keystrokes and resizes that arrive while the session starts are applied once it has.
   const early: (Buffer | { cols: number; rows: number })[] = [];
+  // In order: keystrokes sent after a resize wait for it (a `stty size` typed right after a resize
+  // must see the new size; the resize is a call to the engine, the keystrokes are not).
+  let inOrder: Promise<void> = Promise.resolve();
+  let resizing = false;
   const apply = (s: ExecSession, input: Buffer | { cols: number; rows: number }): void => {
-    if (Buffer.isBuffer(input)) s.stream.write(input);
-    else void s.resize(input.cols, input.rows).catch((err: unknown) => log.debug({ err }, 'resize failed'));
+    if (Buffer.isBuffer(input)) {
+      if (!resizing) s.stream.write(input);
+      else inOrder = inOrder.then(() => void s.stream.write(input));
+      return;
+    }
+    resizing = true;
+    const done = inOrder
+      .then(() => s.resize(input.cols, input.rows))
+      .catch((err: unknown) => log.debug({ err }, 'resize failed'))
+      .finally(() => {
+        if (inOrder === done) resizing = false;
+      });
+    inOrder = done;
   };
   const sendJson = (ws: WSContext, value: unknown): void => {
     if (!closed) ws.send(JSON.stringify(value));
