@@ -28,8 +28,15 @@ export interface SwarmTask {
   error: string | null;
   containerId: string | null;
   exitCode: number | null;
-  /** Container port → the port it is published on at its node's address. */
+  /** Container port → the port it is published on at its node's IPv4 address (see `published`). */
   ports: Record<number, number>;
+  /**
+   * Container port → every host port it is published on, in the engine's order: the IPv4
+   * binding (0.0.0.0) first, then the IPv6 one (::). Engine 20.10 allocates a dynamic port for
+   * each family separately, and they can differ (e.g. 0.0.0.0:32775 and [::]:32774): a
+   * connection to the node's IPv4 address on the IPv6 binding's port is refused.
+   */
+  published: Record<number, number[]>;
   updatedAt: Date | null;
 }
 
@@ -210,10 +217,14 @@ interface RawNode {
 }
 
 export function toTask(raw: RawTask): SwarmTask {
-  const ports: Record<number, number> = {};
+  // Swarm's PortStatus has no host address: a target published on both families appears twice,
+  // IPv4 first (the bridge driver binds 0.0.0.0 before ::). The first one is the IPv4 port.
+  const published: Record<number, number[]> = {};
   for (const p of raw.Status?.PortStatus?.Ports ?? []) {
-    if (p.TargetPort && p.PublishedPort) ports[p.TargetPort] = p.PublishedPort;
+    if (p.TargetPort && p.PublishedPort) (published[p.TargetPort] ??= []).push(p.PublishedPort);
   }
+  const ports: Record<number, number> = {};
+  for (const [target, list] of Object.entries(published)) ports[Number(target)] = list[0] as number;
   const state = raw.Status?.State ?? 'new';
   const terminal = state === 'complete' || state === 'failed' || state === 'shutdown' || state === 'rejected';
   const updated = raw.Status?.Timestamp ?? raw.UpdatedAt;
@@ -228,8 +239,19 @@ export function toTask(raw: RawTask): SwarmTask {
     containerId: raw.Status?.ContainerStatus?.ContainerID || null,
     exitCode: terminal ? (raw.Status?.ContainerStatus?.ExitCode ?? null) : null,
     ports,
+    published,
     updatedAt: updated ? new Date(updated) : null,
   };
+}
+
+/**
+ * The ports a task answers on at `address` (its node's): the IPv4 binding's port for an IPv4
+ * address, the IPv6 one (listed last) for an IPv6 address. Keyed by container port, as strings
+ * (an instance row's `ports`).
+ */
+export function taskPortsAt(task: Pick<SwarmTask, 'published'>, address: string): Record<string, number> {
+  const v6 = address.includes(':');
+  return Object.fromEntries(Object.entries(task.published).map(([target, list]) => [target, (v6 ? list[list.length - 1] : list[0]) as number]));
 }
 
 export function toNode(raw: RawNode): SwarmNodeInfo {

@@ -16,7 +16,7 @@ import type { Manifest } from '../manifest.js';
 import { desiredCounts } from '../desired-counts.js';
 import { PierError } from '../pier-error.js';
 import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
-import type { SwarmNodeInfo, SwarmServices, SwarmTask } from '../runtime/swarm-services.js';
+import { taskPortsAt, type SwarmNodeInfo, type SwarmServices, type SwarmTask } from '../runtime/swarm-services.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { effectiveCheck } from './readiness-check.js';
 import type { ReconcileResult, Reconciler } from './reconciler.js';
@@ -180,7 +180,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         const wanted = swarmGroupSpecPorts(release, process);
         const serving = task.state === 'running' && task.desiredState === 'running' && node !== undefined && wanted.every((p) => task.ports[p] !== undefined);
         if (!row && serving) {
-          const ports = Object.fromEntries(Object.entries(task.ports).map(([k, v]) => [k, v]));
+          const ports = taskPortsAt(task, node.address);
           const now = new Date();
           await leases.fenced(lease, async (t) => {
             const [made] = await t.tx

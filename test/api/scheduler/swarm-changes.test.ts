@@ -8,7 +8,7 @@ function node(id: string, address: string, state = 'ready', availability: SwarmN
   return { id, hostname: `h-${id}`, address, state, availability, role: 'worker', labels: {}, capacity: { cpus: 1, memoryBytes: 1 }, engineVersion: null };
 }
 function task(id: string, slot: number, nodeId: string, state: SwarmTask['state'] = 'running', desiredState = 'running'): SwarmTask {
-  return { id, serviceId: 's', slot, nodeId, state, desiredState, error: null, containerId: null, exitCode: null, ports: {}, updatedAt: null };
+  return { id, serviceId: 's', slot, nodeId, state, desiredState, error: null, containerId: null, exitCode: null, ports: {}, published: {}, updatedAt: null };
 }
 
 test('a node that stops being ready is node.down; one that is ready again is node.up; nothing when nothing changed', () => {

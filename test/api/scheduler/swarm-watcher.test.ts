@@ -14,7 +14,7 @@ function node(id: string, state = 'ready'): SwarmNodeInfo {
   return { id, hostname: id, address: `198.18.9.${id === 'a' ? 1 : 2}`, state, availability: 'active', role: 'worker', labels: {}, capacity: { cpus: 1, memoryBytes: 1 }, engineVersion: null };
 }
 function task(id: string, slot: number, nodeId: string, state: SwarmTask['state'] = 'running'): SwarmTask {
-  return { id, serviceId: 's', slot, nodeId, state, desiredState: state === 'running' ? 'running' : 'shutdown', error: null, containerId: null, exitCode: null, ports: {}, updatedAt: null };
+  return { id, serviceId: 's', slot, nodeId, state, desiredState: state === 'running' ? 'running' : 'shutdown', error: null, containerId: null, exitCode: null, ports: {}, published: {}, updatedAt: null };
 }
 
 test('with two watchers on one database (two API servers), each change is recorded once; the other takes over when the first closes', async (t) => {
