@@ -190,6 +190,9 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
   await server.close();
   // The IPC channel would keep this process alive.
   if (supervised && process.connected) process.disconnect();
+  // Everything of Pier's is closed. A library's own timers (an ACME client polling a CA that has
+  // gone away backs off for a minute) must not keep a stopped server, and its pipes, alive.
+  setTimeout(() => process.exit(), 2_000).unref();
 }
 
 /** The lines scripts and tests read: where the API listens, where the edge serves, the token. */
