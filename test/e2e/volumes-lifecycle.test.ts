@@ -15,6 +15,7 @@ import type { EventView, StatusView } from '../../api/views.js';
 import { btrfsLoop, tempRoot } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { counter, waitFor } from '../support/volume-counter.js';
 
 const exec = promisify(execFile);
 
@@ -39,21 +40,7 @@ drain = "100ms"
 timeout = "60s"
 `;
 
-/** The counter lines of a log file; asserts they are exactly 1..N. */
-function counter(text: string, what: string): number {
-  const lines = text.split('\n').filter((l) => l !== '');
-  lines.forEach((l, i) => assert.equal(l, String(i + 1), `${what}: line ${i + 1} is "${l}" (gap or torn write)`));
-  return lines.length;
-}
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = await probe().catch(() => null);
-    if (v !== null) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`gave up waiting for ${what}`);
-}
 
 async function lifecycle(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void> {
   if (!(await requireDocker(t))) return;

@@ -15,17 +15,17 @@ import type { EventView, StatusView } from '../../api/views.js';
 import { btrfsLoop } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
 
 const exec = promisify(execFile);
 
-const WRITER = "trap 'exit 0' TERM; i=$(tail -n 1 /data/log 2>/dev/null); i=${i:-0}; echo start $i >> /data/starts; while true; do i=$((i+1)); echo $i >> /data/log; usleep 10000; done";
 
 const manifest = (image: string, version: string) => `
 app = "kv"
 image = "${image}"
 
 [processes.db]
-cmd = ["sh", "-c", ${JSON.stringify(WRITER)}]
+cmd = ["sh", "-c", ${JSON.stringify(COUNTER_WRITER)}]
 env = { VERSION = "${version}" }
 
 [[volumes]]
@@ -45,21 +45,7 @@ async function pier<T>(server: PierServer | null, args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
-/** The counter lines of a log file; asserts they are exactly 1..N. */
-function counter(text: string, what: string): number {
-  const lines = text.split('\n').filter((l) => l !== '');
-  lines.forEach((l, i) => assert.equal(l, String(i + 1), `${what}: line ${i + 1} is "${l}" (gap or torn write)`));
-  return lines.length;
-}
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null>): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await probe().catch(() => null);
-    if (v !== null) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`gave up waiting for ${what}`);
-}
 
 test('volumes: data survives a redeploy, a snapshot restores in place gap-free, and delete waits for the instance to stop', async (t) => {
   if (!(await requireDocker(t))) return;
@@ -105,7 +91,7 @@ test('volumes: data survives a redeploy, a snapshot restores in place gap-free, 
   const before = await waitFor('the writer to write 30 lines', async () => {
     const n = counter(await logOf(vol.id), 'before the redeploy');
     return n >= 30 ? n : null;
-  });
+  }, 200);
 
   // The Redis story: one env var changes, the data stays; the old instance stopped before the new one started.
   await writeFile(file, manifest(image, '2'));
@@ -114,7 +100,7 @@ test('volumes: data survives a redeploy, a snapshot restores in place gap-free, 
   const after = await waitFor('the new instance to write on', async () => {
     const n = counter(await logOf(vol.id), 'after the redeploy');
     return n > before + 10 ? n : null;
-  });
+  }, 200);
   assert.ok(after > before);
   const events = await pier<EventView[]>(server, ['events', '--app', 'kv']);
   const stopped = events.find((e) => e.type === 'instance.stopped' && e.instance === firstInstance);
@@ -157,7 +143,7 @@ test('volumes: data survives a redeploy, a snapshot restores in place gap-free, 
   const resumed = await waitFor('the restarted writer to write on from the snapshot', async () => {
     const text = await logOf(vol.id);
     return counter(text, 'after the restore') > snapLines + 5 ? text : null;
-  });
+  }, 200);
   assert.ok(resumed.startsWith(snapText), "the restored volume starts with exactly the snapshot's data");
   // The writer started again on exactly the snapshot's data: it resumed from its last line, not the pre-restore one.
   const starts = (await readFile(join(mnt, 'volumes', vol.id, 'starts'), 'utf8')).trim().split('\n');
@@ -173,7 +159,7 @@ test('volumes: data survives a redeploy, a snapshot restores in place gap-free, 
   const gone = await waitFor('the volume to be deleted', async () => {
     const r = await runPier(['volumes', 'delete', '--app', 'kv', 'data', '--yes', '--json'], server.env);
     return r.code === 0 ? (JSON.parse(r.stdout) as { volume: VolumeView; finalSnapshot: SnapshotView }) : null;
-  });
+  }, 200);
   t.diagnostic(`deleted at ${Date.now() - t0} ms`);
   assert.equal(gone.finalSnapshot.kind, 'final');
   assert.ok(gone.volume.purgeAfter);
