@@ -9,6 +9,7 @@ import { CliError } from './cli-error.js';
 import { CommandExit } from './command-exit.js';
 import { EXIT } from './exit-codes.js';
 import { printError, printUsage } from './output.js';
+import { checkFlags } from './unknown-flags.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -58,6 +59,9 @@ async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   try {
+    const { env } = await checkFlags(main, argv);
+    // `--env NAME` on a command that does not define it: the API client reads PIER_ENV.
+    if (env !== undefined) process.env.PIER_ENV = env;
     await runCommand(main, { rawArgs: argv });
     return EXIT.ok;
   } catch (err) {
