@@ -48,6 +48,8 @@ test('an API serving a given certificate is used only with its fingerprint pinne
 
   const server = await startPierServer(t, {}, { args: ['--api-tls-cert', certFile, '--api-tls-key', keyFile] });
   assert.match(server.apiUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+  // The start lines come after "API on", which is all startPierServer waits for.
+  for (let i = 0; i < 100 && !server.stdout().includes('admin token in'); i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(server.stdout().includes(`API certificate fingerprint ${fingerprint}`), server.stdout());
   assert.ok(server.stdout().includes(`--fingerprint ${fingerprint}`), 'the start lines say how other machines log in');
   // Plain HTTP on the same port is no way in.

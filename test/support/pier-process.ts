@@ -88,7 +88,8 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
     const timer = setTimeout(() => reject(new Error(`pier server did not start in 60 s\nstdout:\n${out}\nstderr:\n${err.slice(-4000)}`)), 60_000);
     const check = () => {
       const m = /API on (https?:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
+      // The last of the start lines: the ones a test reads (fingerprint, edge) are all out then.
+      if (m?.[1] && out.includes('pier: admin token in')) {
         clearTimeout(timer);
         resolve(m[1]);
       }
