@@ -126,7 +126,7 @@ function loopClient(edges: string[], port: number) {
 /** `pier edge` inside a node's namespace, following the API's feed: an edge "on" that node. */
 async function startNodeEdge(t: TestContext, server: PierServer, node: SwarmNode): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-swedge-'));
-  const args = [`--net=/var/run/netns/${node.netns}`, process.execPath, PIER_BIN, 'edge', '--api', server.apiUrl, '--token-file', join(server.dir, 'data', 'edge-token'), '--workers', '1', '--admin-listen', '127.0.0.1:0', '--data-dir', dir, '--name', `edge-${node.index}`];
+  const args = [`--net=/var/run/netns/${node.netns}`, process.execPath, PIER_BIN, 'edge', '--api', server.apiUrl, '--token-file', join(server.dir, 'data', 'edge-token'), '--workers', '1', '--admin-listen', '127.0.0.1:0', '--data-dir', dir, '--name', `edge-${node.index}`, ...(server.fingerprint ? ['--api-fingerprint', server.fingerprint] : [])];
   const child = spawn('nsenter', args, { env: server.env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));

@@ -21,6 +21,8 @@ export interface PierServer {
   token: string;
   /** The PostgreSQL database it uses, or undefined on the embedded one. */
   databaseUrl: string | undefined;
+  /** The API certificate's fingerprint (`SHA256:…`) when it serves HTTPS, for `--api-fingerprint`. */
+  fingerprint: string | undefined;
   stdout: () => string;
   stderr: () => string;
   /** The `pier server` process's id (the supervisor, with all roles; for signals). */
@@ -106,7 +108,8 @@ export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEn
     const ready = [...err.matchAll(/"apiPid":(\d+),"apiUrl":"[^"]*","msg":"api process ready"/g)].at(-1);
     return ready === undefined ? (child.pid as number) : Number(ready[1]);
   };
-  return { apiUrl, env, dir, token, databaseUrl, pid: child.pid as number, apiPid, stdout: () => out, stderr: () => err, ended, stop };
+  const fingerprint = /API certificate fingerprint (SHA256:\S+)/.exec(out)?.[1];
+  return { apiUrl, env, dir, token, databaseUrl, fingerprint, pid: child.pid as number, apiPid, stdout: () => out, stderr: () => err, ended, stop };
 }
 
 /** Runs `pier ARGS…` to completion (bounded by timeoutMs) and returns its exit code and output. */
