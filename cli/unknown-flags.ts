@@ -64,7 +64,9 @@ export async function checkFlags(root: CommandDef, argv: string[]): Promise<{ en
     throw new CliError('E_UNKNOWN_FLAG', `${name} has no flag ${flag.split('=')[0]}`, {
       hint: env
         ? `${name} acts in no environment`
-        : `${known ? `did you mean --${known}? ` : ''}\`${name} --help\` lists its flags`,
+        : path[0] === 'exec'
+          ? `the command to run goes after --: ${name} --app APP INSTANCE -- CMD ARGS…`
+          : `${known ? `did you mean --${known}? ` : ''}\`${name} --help\` lists its flags`,
       exitCode: EXIT.usage,
     });
   };

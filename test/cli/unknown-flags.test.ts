@@ -54,6 +54,9 @@ test('an unknown flag is refused with its name, a suggestion and the command', a
   assert.match(String(typo.hint), /did you mean --app\?/);
   assert.match((await refused(['apps', 'delete', 'web', '--force'])).message, /pier apps delete has no flag --force/);
   assert.match((await refused(['exec', '-itx', '--app', 'web'])).message, /no flag -x/);
+  const exec = await refused(['exec', '--app', 'web', 'web-1', 'ls', '-la']);
+  assert.match(exec.message, /pier exec has no flag -l/);
+  assert.match(String(exec.hint), /goes after --/);
   assert.match((await refused(['deploy', '--dry-run=1', '--bogus=2'])).message, /no flag --bogus/);
 });
 
