@@ -369,7 +369,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const acme = config.acme;
     const certificateKeeper = acme
       ? createCertificateKeeper({
-          db, transactions, events, vault: keyVault, config: acme, log: log.child({ component: 'certificate-keeper' }),
+          db, transactions, events, vault: keyVault, config: acme, log: log.child({ component: 'certificate-keeper' }), locks: database.locks,
           issuer: createAcmeIssuer({ config: acme, vault: keyVault, dataDir: config.dataDir, challenges: acmeChallenges }),
           refresh: (appId) => edgeFeed.refresh(appId),
         })

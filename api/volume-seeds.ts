@@ -134,6 +134,10 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
           }
           const volumeId = newId('vol');
           made.push({ ...s, snapshot, sourceEnvironment: environment, volumeId });
+          if (snapshot.root !== 'default') {
+            // The seed restores through the default root's driver; a moved volume's snapshots live on their own root.
+            throw seedInvalid(`volume ${s.volume} is seeded from snapshot ${snapshot.id}, kept on storage root ${snapshot.root}; seeds are read from the default root`, 'seed from a snapshot taken before the move, or export this one and import it (pier volumes export / import)');
+          }
           await driver.restore(snapshot.id, volumeId, { sizeLimitBytes: s.spec.size ?? null });
           const check = await treeHash(driver.volumePath(volumeId));
           if (check.sha256 !== snapshot.sha256) {

@@ -17,6 +17,7 @@ import type { AcmeConfig } from './acme-config.js';
 import type { AcmeIssuer } from './acme-issuer.js';
 import { checkCertificate } from './certificate-check.js';
 import type { KeyVault } from './key-vault.js';
+import type { AdvisoryLocks } from '../../db/advisory-locks.js';
 
 const MAX_RETRY_MS = 86_400_000;
 
@@ -30,6 +31,8 @@ export interface CertificateKeeperOptions {
   log: Logger;
   /** Tells the edge feed an app's certificates changed. */
   refresh(appId: string): void;
+  /** Several API servers on one database: one orders at a time, so a name is never ordered twice. */
+  locks?: AdvisoryLocks | undefined;
 }
 
 export interface CertificateKeeper {
@@ -149,7 +152,14 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
       do {
         again = false;
         try {
-          await pass();
+          const lock = options.locks ? await options.locks.tryLock('pier:certificate-keeper') : null;
+          // Another server is at it: its pass covers every name.
+          if (options.locks && !lock) return;
+          try {
+            await pass();
+          } finally {
+            await lock?.release();
+          }
         } catch (err) {
           // The database may be away: the next pass tries again.
           log.warn({ err }, 'certificate keeper pass failed');

@@ -3,7 +3,7 @@
 // redone from current state, never from an event. Every write is fenced by the lease, and the
 // pass checks its lock between steps: a server that lost the lock stops acting at once.
 import type { Logger } from 'pino';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases, volumes, type Instance, type Release } from '../../db/schema/index.js';
 import type { VolumeAttacher } from '../volumes/volume-attacher.js';
@@ -219,12 +219,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
   }
 
-  /** Processes with a volume being restored in place: none of their instances may start now. */
+  /** Processes with a volume being restored in place or moved: none of their instances may start now. */
   async function restoringProcesses(appId: string): Promise<Set<string>> {
     const rows = await db
       .select({ process: volumes.process })
       .from(volumes)
-      .where(and(eq(volumes.appId, appId), eq(volumes.state, 'restoring'), isNull(volumes.deletedAt)));
+      .where(and(eq(volumes.appId, appId), inArray(volumes.state, ['restoring', 'moving']), isNull(volumes.deletedAt)));
     return new Set(rows.map((r) => r.process).filter((p): p is string => p !== null));
   }
 

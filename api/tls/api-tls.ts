@@ -100,7 +100,14 @@ async function readPem(file: string, what: string): Promise<string> {
 async function selfSigned(host: string, dir: string): Promise<ApiTls> {
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  const existing = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).catch(() => null);
+  // Only missing files are made anew: any other read error (permissions) stops the start, since
+  // a new certificate would change the fingerprint every client pinned.
+  const existing = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw new PierError('E_API_TLS_INVALID', `cannot read the API's certificate in ${dir}: ${err.code ?? err.message}`, {
+      hint: 'give the server read access to the folder (its fingerprint is what clients pinned), or remove it to make a new certificate',
+    });
+  });
   if (existing) {
     const [cert, key] = existing;
     try {

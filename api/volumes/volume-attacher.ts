@@ -122,10 +122,13 @@ export function createVolumeAttacher(options: VolumeAttacherOptions) {
       }
       await runtime.ensureVolume(dockerVolumeSpec(volume, at.volumePath(volume.id), options.installationId));
       await leases.fenced(ctx.lease, async (t) => {
-        await t.tx
+        // Only while it is still ready where it was read: a move or restore that began since wins.
+        const [attached] = await t.tx
           .update(volumes)
           .set({ attachedInstanceId: row.id, process: spec.process, mountPath: spec.path, updatedAt: new Date() })
-          .where(eq(volumes.id, volume.id));
+          .where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'), eq(volumes.root, volume.root)))
+          .returning({ id: volumes.id });
+        if (!attached) throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} began to be moved or restored; ${row.id} starts once it is done`, { status: 409 });
       });
       mounts.push({ volume: dockerVolumeSpec(volume, '', '').name, target: spec.path });
     }

@@ -169,6 +169,53 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     return null;
   }
 
+  /**
+   * Stops whatever holds the volume now, before the final snapshot; says whether something did.
+   * The row is read again (an attach that won the race with `moving` names its instance there, and
+   * no attach succeeds once the volume is moving). The holder is marked stopped first, so the
+   * reconciler starts it no more; then the app's reconcile lock is waited for, so a pass that was
+   * starting it has finished and its container, if it made one, is known and stopped.
+   */
+  async function quiesce(move: VolumeMove, volume: Volume): Promise<boolean> {
+    let held = false;
+    for (let round = 0; round < 3; round++) {
+      const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
+      const instanceId = current?.attachedInstanceId ?? null;
+      if (!instanceId) return held;
+      const at = new Date();
+      await transactions.run(async (t) => {
+        if (!move.instanceId) await t.tx.update(volumeMoves).set({ instanceId }).where(eq(volumeMoves.id, move.id));
+        await t.tx
+          .update(instances)
+          .set({ desiredState: 'stopped', drainUntil: at, lastReason: `volume ${volume.name} moves to root ${move.toRoot}`, updatedAt: at })
+          .where(and(eq(instances.id, instanceId), eq(instances.desiredState, 'running')));
+      });
+      move.instanceId ??= instanceId;
+      options.enqueue(move.appId);
+      await passesDone(move.appId);
+      const [holder] = await db.select({ containerId: instances.containerId }).from(instances).where(eq(instances.id, instanceId));
+      if (holder?.containerId) {
+        held = true;
+        await stopHolder({ containerId: holder.containerId });
+      }
+      const [after] = await db.select({ attached: volumes.attachedInstanceId }).from(volumes).where(eq(volumes.id, volume.id));
+      if ((after?.attached ?? null) === instanceId) return held;
+    }
+    throw new PierError('E_VOLUME_BUSY', `volume ${volume.name} kept being attached to new instances`, { status: 409, hint: 'try again; nothing was switched' });
+  }
+
+  /** Waits (bounded) until no reconcile pass of the app runs: one that was starting an instance has finished. */
+  async function passesDone(appId: string): Promise<void> {
+    if (!options.locks) return;
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const lock = await options.locks.tryLock(`pier:reconcile:${appId}`);
+      if (lock) return lock.release();
+      if (Date.now() > until) throw new PierError('E_VOLUME_BUSY', 'a deploy of the app kept running', { status: 409, hint: 'try again once it is done; nothing was switched' });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
     const from = roots.get(move.fromRoot);
     const to = roots.get(move.toRoot);
@@ -186,21 +233,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       lap('precopy');
 
       await setPhase(move, 'cutover', { bytesMoved: bytes });
-      const holder = await liveHolder(volume);
-      if (holder) {
-        const at = new Date();
-        await transactions.run(async (t) => {
-          await t.tx.update(volumeMoves).set({ instanceId: holder.instanceId }).where(eq(volumeMoves.id, move.id));
-          await t.tx
-            .update(instances)
-            .set({ desiredState: 'stopped', drainUntil: at, lastReason: `volume ${volume.name} moves to root ${move.toRoot}`, updatedAt: at })
-            .where(and(eq(instances.id, holder.instanceId), eq(instances.desiredState, 'running')));
-        });
-        move.instanceId = holder.instanceId;
-        downtimeStart = Date.now();
-        options.enqueue(move.appId);
-        await stopHolder(holder);
-      }
+      if (await quiesce(move, volume)) downtimeStart = Date.now();
       lap('cutover');
 
       await setPhase(move, 'final');
@@ -215,7 +248,11 @@ export function createVolumeMover(options: VolumeMoverOptions) {
 
       await setPhase(move, 'verify', { bytesMoved: bytes });
       const [sent, got] = await Promise.all([from.fingerprint(FINAL(move.id)), to.receivedFingerprint(FINAL(move.id))]);
-      const [sentBytes, gotBytes] = await Promise.all([sizeOf(from.snapshotPath(FINAL(move.id))), sizeOf(to.snapshotPath(FINAL(move.id))).catch(() => -1)]);
+      // btrfs: the received UUID says which snapshot arrived, the size that all of it did. dir: the
+      // tree sha256 covers every byte already (and `du` counts directories differently across
+      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root).
+      const [sentBytes, gotBytes] =
+        from.kind === 'btrfs' ? await Promise.all([sizeOf(from.snapshotPath(FINAL(move.id))), sizeOf(to.snapshotPath(FINAL(move.id))).catch(() => -1)]) : [0, 0];
       if (!got || got !== sent || sentBytes !== gotBytes) {
         throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
           status: 500,
@@ -231,8 +268,11 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       });
       move.phase = 'switched';
     } catch (err) {
-      await rollBack(move, err, 'error');
-      await lock?.release();
+      try {
+        await rollBack(move, err, 'error');
+      } finally {
+        await lock?.release();
+      }
       throw err;
     }
     try {
