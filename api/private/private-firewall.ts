@@ -19,6 +19,8 @@
 // running, and keep being enforced, while it restarts.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 const exec = promisify(execFile);
@@ -54,6 +56,23 @@ export interface PrivateFirewallOptions {
   /** The binaries (default iptables, ip6tables and their -restore). */
   iptables?: string | undefined;
   ip6tables?: string | undefined;
+  /** Where the bridge netfilter switches are read (default /proc/sys/net/bridge). */
+  bridgeSysctlDir?: string | undefined;
+}
+
+/**
+ * Traffic between two containers on one bridge reaches iptables only when the kernel passes
+ * bridged packets to it (`net.bridge.bridge-nf-call-iptables` / `-ip6tables` = 1; Docker usually
+ * sets them). Off, the chain is there but sees nothing: said, not assumed.
+ */
+async function bridgeFilterProblem(dir: string): Promise<string | null> {
+  const off: string[] = [];
+  for (const name of ['bridge-nf-call-iptables', 'bridge-nf-call-ip6tables']) {
+    const value = await readFile(join(dir, name), 'utf8').then((v) => v.trim(), () => null);
+    if (value !== null && value !== '1') off.push(`net.bridge.${name}`);
+  }
+  if (off.length === 0) return null;
+  return `private ports are not enforced between instances on one network: ${off.join(' and ')} ${off.length > 1 ? 'are' : 'is'} 0, so bridged traffic bypasses the firewall; set ${off.map((n) => `sysctl -w ${n}=1`).join(' and ')} (and in /etc/sysctl.d to keep it)`;
 }
 
 /** The chain of an installation: PIER- and the random part of its id (chain names are ≤ 28 chars). */
@@ -130,6 +149,15 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
         }
         await install(4, firewallRules(chain, 4, networks, instances));
         await install(6, firewallRules(chain, 6, networks, instances));
+        const bypassed = await bridgeFilterProblem(options.bridgeSysctlDir ?? '/proc/sys/net/bridge');
+        if (bypassed) {
+          // Written, but the kernel does not show it bridged traffic: tried again after RECHECK_MS.
+          last = { text: `failed:${text}`, at: Date.now() };
+          problem = bypassed;
+          if (!warned) log.warn({ problem }, 'private ports not enforced');
+          warned = true;
+          return problem;
+        }
         if (!last || last.text !== text) log.info({ networks: networks.length, instances: instances.length }, 'private ports enforced');
         last = { text, at: Date.now() };
         warned = false;

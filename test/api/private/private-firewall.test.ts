@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { createPrivateFirewall, firewallRules, privateFirewallChain, removePrivateFirewall } from '../../../api/private/private-firewall.js';
 import { randomId } from '../../../api/ids.js';
@@ -80,4 +83,25 @@ test('the chain is made only with a network, rewritten on change, jumped to once
   await removePrivateFirewall(chain);
   assert.deepEqual(await list('iptables'), []);
   assert.deepEqual(await list('ip6tables'), []);
+});
+
+test('with the kernel not passing bridged traffic to iptables, the server is told ports are not enforced', async (t) => {
+  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
+    () => true,
+    () => false,
+  );
+  if (!can) {
+    t.skip('needs root and iptables');
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'pier-brnf-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'bridge-nf-call-iptables'), '1\n');
+  await writeFile(join(dir, 'bridge-nf-call-ip6tables'), '0\n');
+  const firewall = createPrivateFirewall({ installationId: `inst_test${randomId(8)}`, log: pino({ level: 'silent' }), bridgeSysctlDir: dir });
+  t.after(() => removePrivateFirewall(firewall.chain));
+  const problem = await firewall.apply([net], [web]);
+  assert.match(String(problem), /net\.bridge\.bridge-nf-call-ip6tables is 0/);
+  assert.match(String(problem), /sysctl -w net\.bridge\.bridge-nf-call-ip6tables=1/);
+  assert.doesNotMatch(String(problem), /bridge-nf-call-iptables /);
 });
