@@ -4,7 +4,7 @@
 // (That the rules stop a peer on a real bridge: test/e2e/private-network.test.ts.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,16 @@ const net = { bridge: 'br-0123456789ab' };
 const web = { network: net, ipv4: '10.210.0.3', ipv6: 'fd70:6965:7200::3', ports: [8080, 9090, 8080] };
 const worker = { network: net, ipv4: '10.210.0.4', ipv6: 'fd70:6965:7200::4', ports: [] };
 
+
+/** Whether this process may read the host's firewall (root with iptables); skips the test if not. */
+async function iptablesUsable(t: TestContext): Promise<boolean> {
+  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
+    () => true,
+    () => false,
+  );
+  if (!can) t.skip('needs root and iptables');
+  return can;
+}
 test('the chain lets a peer reach only offered TCP ports of an instance; everything else new on the bridge is refused', () => {
   const v4 = firewallRules('PIER-x', 4, [net], [web, worker]).split('\n');
   assert.deepEqual(v4, [
@@ -51,14 +61,7 @@ test('without iptables the server is told why ports are not enforced, and how to
 });
 
 test('the chain is made only with a network, rewritten on change, jumped to once, and removed without a trace', async (t) => {
-  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
-    () => true,
-    () => false,
-  );
-  if (!can) {
-    t.skip('needs root and iptables');
-    return;
-  }
+  if (!(await iptablesUsable(t))) return;
   const firewall = createPrivateFirewall({ installationId: `inst_test${randomId(8)}`, log: pino({ level: 'silent' }) });
   const chain = firewall.chain;
   t.after(() => removePrivateFirewall(chain));
@@ -86,14 +89,7 @@ test('the chain is made only with a network, rewritten on change, jumped to once
 });
 
 test('with the kernel not passing bridged traffic to iptables, the server is told ports are not enforced', async (t) => {
-  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
-    () => true,
-    () => false,
-  );
-  if (!can) {
-    t.skip('needs root and iptables');
-    return;
-  }
+  if (!(await iptablesUsable(t))) return;
   const dir = await mkdtemp(join(tmpdir(), 'pier-brnf-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'bridge-nf-call-iptables'), '1\n');
