@@ -28,10 +28,13 @@ test('a one-app refresh rebuilds that app only; a full refresh catches what was 
   const b = await cp.deploy(echoManifest('beta', { count: 1, port: 9502 }));
   await cp.converge(a.app.id, async () => (await cp.pass(a.app.id))?.changed === false, 'alpha running');
   await cp.converge(b.app.id, async () => (await cp.pass(b.app.id))?.changed === false, 'beta running');
+  // The health monitor would see beta's instance exit below and announce beta itself: it stops,
+  // and a build it asked for before (which could read the change below) is let finish.
+  await cp.stopHealth();
+  await cp.edgeFeed.rebuild();
+  await new Promise((r) => setTimeout(r, 100));
   const first = await cp.edgeFeed.rebuild();
   assert.deepEqual(first.endpoints.map((e) => [e.name, e.backends.length]).sort(), [['alpha/9501', 1], ['beta/9502', 1]]);
-  // The health monitor would see beta's instance exit below and announce beta itself.
-  await cp.stopHealth();
   const published: EdgeConfig[] = [];
   cp.edgeFeed.subscribe((s) => void published.push(s));
 
