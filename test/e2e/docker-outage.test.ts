@@ -140,7 +140,11 @@ test('pier server survives its Docker engine stopping with a health-checked app,
   assert.deepEqual([...new Set(all.filter((e) => e.app !== '').map((e) => e.app))].sort(), ['other', 'steady']);
   const onlySystem = await runPier(['events', '--system', '--type', 'runtime.*', '--json'], server.env);
   assert.equal(onlySystem.code, 0, onlySystem.stderr);
-  assert.deepEqual((JSON.parse(onlySystem.stdout) as Ev[]).map((e) => e.type), ['runtime.unavailable', 'runtime.available']);
+  // The outage, and only runtime events: unavailable then available, once (or again, when the
+  // engine answered and failed once more while it came back on a loaded machine).
+  const runtimeTypes = (JSON.parse(onlySystem.stdout) as Ev[]).map((e) => e.type);
+  assert.ok(runtimeTypes.length >= 2 && runtimeTypes.length % 2 === 0, JSON.stringify(runtimeTypes));
+  runtimeTypes.forEach((type, i) => assert.equal(type, i % 2 === 0 ? 'runtime.unavailable' : 'runtime.available', JSON.stringify(runtimeTypes)));
 
   // A token bound to one app: its app's events, nothing of the other app or of the platform.
   const made = await runPier(['tokens', 'create', '--scope', 'read', '--app', 'steady', '--json'], server.env);

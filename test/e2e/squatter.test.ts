@@ -111,7 +111,12 @@ test('a squatted port fails its deploy with exit 3 naming port and error; other 
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /deployment dep_\S+ of v2: failed/);
   assert.match(status.stdout, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${b}: address already in use \\(EADDRINUSE\\)`));
-  const after = await json<StatusView>(server, ['status', '--app', 'squat']);
+  // v1's endpoint as the edge last reported it: served (a report may still be on its way).
+  let after = await json<StatusView>(server, ['status', '--app', 'squat']);
+  for (let i = 0; i < 50 && after.endpoints.some((e) => e.served.state === 'pending'); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    after = await json<StatusView>(server, ['status', '--app', 'squat']);
+  }
   assert.equal(after.release?.version, 1);
   assert.deepEqual(after.endpoints.map((e) => [e.port, e.served.state]), [[a, 'served']]);
   const events = await json<EventView[]>(server, ['events', '--app', 'squat']);
