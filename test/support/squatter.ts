@@ -17,7 +17,10 @@ export async function squatPort(t: TestContext, port: number, host = '127.0.0.1'
   // reuseaddr: the connections socat closed first linger in TIME_WAIT for a minute after it
   // exits, and without SO_REUSEADDR on its socket they keep anyone from binding the port
   // meanwhile (Linux asks both sides for it), which would make "released" a minute-long wait.
-  const child = spawn('socat', [`TCP-LISTEN:${port},bind=${host},reuseaddr,fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // -t 30: a client that writes and ends first (as `exchange` does) puts socat at EOF on that
+  // side, and socat then waits only -t (0.5 s by default) for the answer before it closes; under
+  // load the shell that echoes took longer than that, and the client read nothing but a FIN.
+  const child = spawn('socat', ['-t', '30', `TCP-LISTEN:${port},bind=${host},reuseaddr,fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
