@@ -57,8 +57,10 @@ export function swarmChanges(before: SwarmLook, after: SwarmLook): SwarmChange[]
 
 function movedReason(old: SwarmTask, ended: SwarmTask | undefined, nodes: SwarmNodeInfo[]): string {
   const node = nodes.find((n) => n.id === old.nodeId);
-  if (node && node.state !== 'ready') return 'node-down';
+  // A drain is the operator's act and moves every task off the node at once; a drained node that
+  // also misses a heartbeat (a starved engine) still had its tasks moved by the drain.
   if (node && node.availability === 'drain') return 'node-drained';
+  if (node && node.state !== 'ready') return 'node-down';
   if (ended?.state === 'failed') return 'task-failed';
   return 'rescheduled';
 }

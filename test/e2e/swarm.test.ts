@@ -313,9 +313,14 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   t.diagnostic(`node drained, task moved and served: ${since(mark)}`);
   assert.equal(afterDrain.size, 2);
   // The swarm watcher records the move on its own round, which may come after the edges follow.
-  await waitFor('instance.moved recorded with reason node-drained', async () =>
-    (await pierJson<EventView[]>(server, ['events', '--app', 'sw'])).some((e) => e.type === 'instance.moved' && e.reason === 'node-drained'),
-  );
+  let moves: string[] = [];
+  await waitFor('instance.moved recorded with reason node-drained', async () => {
+    const recorded = (await pierJson<EventView[]>(server, ['events', '--app', 'sw'])).filter((e) => e.type === 'instance.moved');
+    moves = recorded.map((e) => `${e.reason}: ${e.message}`);
+    return recorded.some((e) => e.reason === 'node-drained');
+  }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; moves recorded: ${JSON.stringify(moves)}`);
+  });
   assert.equal((await runPier(['nodes', 'activate', cluster.worker.address], server.env)).code, 0);
 
   // A release whose check never passes: the rollout fails, v2 serves every request throughout.

@@ -30,6 +30,9 @@ test('a slot that runs a new task on another node is instance.moved, with the re
 
   const drained = swarmChanges(before, { nodes: [nodes[0]!, node('b', '198.18.1.2', 'ready', 'drain')], tasks: { web: [task('t1', 1, 'a'), task('t3', 2, 'a')] } });
   assert.deepEqual(drained.map((c) => 'reason' in c && c.reason), ['node-drained']);
+  // Drained, then its heartbeat missed: the drain moved it.
+  const drainedDown = swarmChanges(before, { nodes: [nodes[0]!, node('b', '198.18.1.2', 'down', 'drain')], tasks: { web: [task('t1', 1, 'a'), task('t3', 2, 'a')] } });
+  assert.deepEqual(drainedDown.flatMap((c) => ('reason' in c ? [c.reason] : [])), ['node-drained']);
 
   const failed = swarmChanges(before, { nodes, tasks: { web: [task('t1', 1, 'a'), task('t2', 2, 'b', 'failed', 'shutdown'), task('t3', 2, 'a')] } });
   assert.deepEqual(failed.map((c) => 'reason' in c && c.reason), ['task-failed']);
