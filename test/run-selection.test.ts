@@ -39,4 +39,9 @@ test('the PostgreSQL pass keeps the files that reach the database module, unless
   const pg = selectTestFiles(root, true);
   assert.deepEqual(pg.files, ['dist/test/direct.test.js', 'dist/test/dynamic.test.js', 'dist/test/through.test.js']);
   assert.deepEqual(pg.skipped, ['dist/test/plain.test.js', 'dist/test/sub/once.test.js']);
+
+  // PIER_TEST_ONLY: a folder prefix and a file, nothing else.
+  const only = selectTestFiles(root, false, ['test/sub/', 'test/plain.test.ts']);
+  assert.deepEqual(only.files, ['dist/test/plain.test.js', 'dist/test/sub/once.test.js']);
+  assert.equal(only.skipped.length, 3);
 });
