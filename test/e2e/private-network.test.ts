@@ -4,7 +4,9 @@
 // organisation (a second installation on the same engine) can neither resolve the name nor
 // reach the addresses; an app of a preview environment (`--env pr-7`) resolves web.pb.internal
 // to its own environment's instance only and reaches none of production's addresses; only offered
-// ports take connections (8081, where web also listens, is refused), from rules in the
+// ports take connections (8081, where web also listens, is refused at the first attempt: a new
+// network is closed before instances join it; UDP 5353, offered with protocol = "udp", answers
+// and 5354 is refused), from rules in the
 // installation's own chain that a restart puts back and that an app's deletion empties; the
 // network survives an API restart (same network, names still answer).
 import assert from 'node:assert/strict';
@@ -18,6 +20,7 @@ import type { PrivateView } from '../../api/private/private-view.js';
 import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { startUdpEcho, udpAsk } from '../support/udp-in-container.js';
 
 const exec = promisify(execFile);
 
@@ -33,6 +36,11 @@ count = ${count}
 [[private]]
 process = "web"
 ports = [8080]
+
+[[private]]
+process = "web"
+protocol = "udp"
+ports = [5353]
 
 [deploy]
 drain = "${drain}"
@@ -113,7 +121,10 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
   // B's names and addresses, as describe shows them.
   let view = await privateView(server, 'pb');
   assert.equal(view.name, 'pb.internal');
-  assert.deepEqual(view.offers, [{ process: 'web', name: 'web.pb.internal', ports: [8080] }]);
+  assert.deepEqual(view.offers, [
+    { process: 'web', name: 'web.pb.internal', ports: [8080], protocol: 'tcp' },
+    { process: 'web', name: 'web.pb.internal', ports: [5353], protocol: 'udp' },
+  ]);
   assert.ok(view.network, 'the org has a private network');
   await until('both web instances to answer the names', async () => {
     view = await privateView(server, 'pb');
@@ -156,6 +167,25 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
     }
   };
   await refused(server, 'pa');
+
+  // UDP: the offered 5353 answers A's worker on both families; 5354, where the same echo listens,
+  // is refused (port unreachable). (The echo and the client run in the instances' network
+  // namespaces: busybox has no UDP tools.)
+  const pbInstances = (await status(server, 'pb')).instances;
+  const target = pbInstances.find((i) => i.id === view.instances.find((v) => v.ipv6 === v6[0])?.id)?.containerId;
+  const client = (await status(server, 'pa')).instances.find((i) => i.state === 'running')?.containerId;
+  assert.ok(target && client, 'containers of pb and pa');
+  const echo = await startUdpEcho(target, [5353, 5354]);
+  t.after(() => echo.close());
+  const v4Target = view.instances.find((v) => v.ipv6 === v6[0])?.ipv4 as string;
+  const udp = await udpAsk(client, [
+    { address: v6[0] as string, port: 5353 },
+    { address: v4Target, port: 5353 },
+    { address: v6[0] as string, port: 5354 },
+    { address: v4Target, port: 5354 },
+  ]);
+  assert.deepEqual(udp, ['pong 5353', 'pong 5353', 'refused', 'refused']);
+  echo.close();
   const chain = /"chain":"(PIER-[A-Za-z0-9]+)"/.exec(server.stderr())?.[1];
   assert.ok(chain, 'the server names its firewall chain');
 
