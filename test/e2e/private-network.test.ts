@@ -206,6 +206,9 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
   // A preview environment of the same organisation: a network of its own, where web.pb.internal
   // is the preview's web, and where production's addresses answer on no port.
   ids.push(await deploy(server, 'pb', web('pb', image, 1, '1s'), 'pr-7'), await deploy(server, 'pa', worker('pa', image), 'pr-7'));
+  // Its network was closed by the firewall when made, before the instances joined it.
+  const closings = server.stderr().split('new private network closed until its instances are known').length - 1;
+  assert.ok(closings >= 2, `production's network, then the preview's, closed when made (${closings})`);
   let preview = await privateView(server, 'pb', 'pr-7');
   assert.ok(preview.network && preview.network.name !== view.network.name, JSON.stringify(preview.network));
   assert.notEqual(preview.network.ipv6Subnet, view.network.ipv6Subnet);
