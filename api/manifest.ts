@@ -327,8 +327,9 @@ export const manifestSchema = z
         if (processes && !Object.hasOwn(processes, p.process)) {
           ctx.addIssue({ code: 'custom', path: ['private', i, 'process'], message: `names no process; define [processes.${p.process}] or use one of: ${Object.keys(processes).join(', ')}` });
         }
-        if (offering.has(p.process)) ctx.addIssue({ code: 'custom', path: ['private', i, 'process'], message: `process ${p.process} has another [[private]] entry: list all its ports in one` });
-        offering.add(p.process);
+        const protocol = p.protocol === 'udp' ? 'udp' : 'tcp';
+        if (offering.has(`${p.process}/${protocol}`)) ctx.addIssue({ code: 'custom', path: ['private', i, 'process'], message: `process ${p.process} has another [[private]] entry for ${protocol}: list all its ${protocol} ports in one` });
+        offering.add(`${p.process}/${protocol}`);
       });
     },
     { when: () => true },

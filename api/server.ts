@@ -56,11 +56,13 @@ import { LABELS, type NetworkSpec, type Runtime } from './runtime/runtime.js';
 import { createAppLeases } from './scheduler/app-leases.js';
 import { createHealthMonitor } from './scheduler/health-monitor.js';
 import { joinNetwork } from './scheduler/join-network.js';
-import { createIpv6Isolation } from './private/ipv6-isolation.js';
+import { removeLegacyIsolation } from './private/legacy-isolation.js';
 import { createPrivateNames } from './private/private-names.js';
 import { createPrivateFirewall } from './private/private-firewall.js';
 import { createPrivateNetworks } from './private/private-networks.js';
 import { checkPrivatePrefixes } from './private/private-preflight.js';
+import { bridgeName } from './private/host-routes.js';
+import { PRIVATE_LABELS } from './private/private-network-key.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { openVolumeRoots } from './volumes/volume-roots.js';
@@ -174,17 +176,26 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     // (Not on a swarm: no private network is made there, and the manager's engine is not this host's.)
     if (engineUp && overrides.runtime === undefined && !swarmServices) await checkPrivatePrefixes(runtime, config.privateNetworks);
     const installationId = await installation(db);
+    // Only the offered ports of an instance take connections from its network, and nothing from
+    // outside it (a real engine only).
+    const privateFirewall = overrides.runtime === undefined && !swarmServices ? createPrivateFirewall({ installationId, log }) : undefined;
     const privateNetworks = createPrivateNetworks({
       db,
       installationId,
       runtime,
       prefixes: config.privateNetworks,
       log: log.child({ component: 'private-networks' }),
-      isolation: overrides.runtime === undefined ? createIpv6Isolation({ log }) : undefined,
+      onCreated: privateFirewall ? (info) => privateFirewall.close({ bridge: bridgeName(info.id) }) : undefined,
       onProblem: (problem) => warnings.push(problem),
     });
     // On a swarm the private network is not built yet (docs/several-machines.md): none is made.
     if (engineUp && !swarmServices) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
+    if (engineUp && privateFirewall) {
+      const foreign = (await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' }).catch(() => []))
+        .filter((n) => n.labels[LABELS.installation] !== installationId && n.ipv6Subnet)
+        .map((n) => n.ipv6Subnet as string);
+      await removeLegacyIsolation({ prefix: config.privateNetworks.ipv6, foreign: new Set(foreign), log: log.child({ component: 'private-firewall' }) });
+    }
     await db
       .insert(nodes)
       .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
@@ -284,8 +295,6 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
-    // Only the offered ports of an instance take connections from its network (a real engine only).
-    const privateFirewall = overrides.runtime === undefined && !swarmServices ? createPrivateFirewall({ installationId, log }) : undefined;
     const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, firewall: privateFirewall, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
     closers.push(() => privateNames.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).

@@ -19,7 +19,7 @@ import type { FirewallInstance, PrivateFirewall } from './private-firewall.js';
 import { planName } from './private-names-plan.js';
 import { PRIVATE_LABELS, privateNetworkKey, privateNetworkName } from './private-network-key.js';
 import type { PrivateNetworks } from './private-networks.js';
-import { privateOffer } from './private-spec.js';
+import { privateOffer, privatePorts } from './private-spec.js';
 
 /** How long an instance found right is trusted before the engine is asked again. */
 const RECHECK_MS = 30_000;
@@ -56,7 +56,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   /** Instances last found answering the right names, by the facts that decided it. */
   const settled = new Map<string, { key: string; at: number }>();
   /** Each instance's private addresses and offered ports, by instance id, for the firewall. */
-  const placed = new Map<string, { network: string; ipv4: string | null; ipv6: string | null; ports: number[] }>();
+  const placed = new Map<string, { network: string; ipv4: string | null; ipv6: string | null; ports: { tcp: number[]; udp: number[] } }>();
 
   async function round(): Promise<void> {
     const rows = await db
@@ -86,7 +86,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         const key = JSON.stringify([inst.containerId, network.name, facts]);
         const known = settled.get(inst.id);
         if (known && known.key === key && Date.now() - known.at < RECHECK_MS) continue;
-        const ports = privateOffer(manifest as Manifest, inst.process)?.ports ?? [];
+        const ports = privatePorts(manifest as Manifest, inst.process);
         const place = (endpoint: { ipv4: string | null; ipv6: string | null } | undefined) => {
           if (endpoint) placed.set(inst.id, { network: network.name, ipv4: endpoint.ipv4, ipv6: endpoint.ipv6, ports });
           else placed.delete(inst.id);
@@ -103,6 +103,12 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
           continue;
         }
         settled.delete(inst.id);
+        // The firewall first: a name must not lead to an instance whose offered ports the chain
+        // does not let through yet (a new network is closed until its instances are known).
+        if (options.firewall && !closed) {
+          place(info.endpoints?.[network.name]);
+          await enforce(options.firewall);
+        }
         if (action.type === 'rejoin') {
           await runtime.disconnectNetwork(info.id, network.name);
           // Same addresses when they are still free (they are: it just left them), else new ones.
@@ -136,7 +142,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
     const entries: FirewallInstance[] = [];
     for (const p of placed.values()) {
       const network = bridges.get(p.network);
-      if (network) entries.push({ network, ipv4: p.ipv4, ipv6: p.ipv6, ports: p.ports });
+      if (network) entries.push({ network, ipv4: p.ipv4, ipv6: p.ipv6, ports: p.ports.tcp, udpPorts: p.ports.udp });
     }
     await firewall.apply([...bridges.values()], entries);
   }

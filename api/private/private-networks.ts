@@ -8,8 +8,7 @@ import { asc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { privateNetworks, type PrivateNetwork } from '../../db/schema/index.js';
 import { isPierError, PierError } from '../pier-error.js';
-import { LABELS, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
-import type { Ipv6Isolation } from './ipv6-isolation.js';
+import { LABELS, type NetworkInfo, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { PRIVATE_LABELS, privateNetworkKey, privateNetworkName } from './private-network-key.js';
 import { privateCapacity, privateSubnetsAt, type PrivatePrefixes } from './private-prefixes.js';
 
@@ -20,8 +19,12 @@ export interface PrivateNetworksOptions {
   log: Logger;
   /** The installation's id, labelled on the networks it makes. */
   installationId?: string | undefined;
-  isolation?: Ipv6Isolation | undefined;
-  /** Told once per network whose IPv6 isolation could not be put in place. */
+  /**
+   * Called when a network was just made on the engine, before any instance joins it (the
+   * firewall closes it: private-firewall.ts close()); returns why it could not, or null.
+   */
+  onCreated?: ((network: NetworkInfo) => Promise<string | null>) | undefined;
+  /** Told once per network that could not be closed when made. */
   onProblem?: ((problem: string) => void) | undefined;
 }
 
@@ -63,9 +66,9 @@ export function createPrivateNetworks(options: PrivateNetworksOptions): PrivateN
     const info = await runtime.ensureNetwork(spec(row));
     if (info.created) log.info({ network: row.name, ipv6: row.ipv6Subnet, ipv4: row.ipv4Subnet }, 'private network created');
     if (!info.ipv6Subnet) log.warn({ network: row.name }, 'the private network exists without IPv6: remove it (docker network rm) when empty, and Pier makes it again dual-stack');
-    const problem = options.isolation ? await options.isolation.isolate(row.ipv6Subnet) : null;
+    const problem = info.created && options.onCreated ? await options.onCreated(info) : null;
     if (problem) {
-      log.warn({ network: row.name, problem }, 'private network not isolated over IPv6');
+      log.warn({ network: row.name, problem }, 'private network not closed when made');
       options.onProblem?.(problem);
     }
   }

@@ -14,13 +14,13 @@ export interface PrivateView {
   network: { name: string; ipv6Subnet: string; ipv4Subnet: string } | null;
   /** APP.internal: every ready instance of the groups below. */
   name: string | null;
-  offers: { process: string; name: string; ports: number[] }[];
+  offers: { process: string; name: string; ports: number[]; protocol: 'tcp' | 'udp' }[];
   instances: { id: string; process: string; ipv6: string | null; ipv4: string | null; names: string[] }[];
 }
 
 export async function describePrivate(db: Db, runtime: Runtime, app: { name: string; orgId: string }, manifest: Manifest | undefined, rows: Instance[]): Promise<PrivateView> {
   const [network] = await db.select().from(privateNetworks).where(eq(privateNetworks.key, privateNetworkKey(app).key));
-  const offers = (manifest?.private ?? []).map((p) => ({ process: p.process, name: privateNames(app.name, p.process)[0] as string, ports: p.ports }));
+  const offers = (manifest?.private ?? []).map((p) => ({ process: p.process, name: privateNames(app.name, p.process)[0] as string, ports: p.ports, protocol: p.protocol ?? 'tcp' }));
   const instances: PrivateView['instances'] = [];
   for (const row of rows) {
     if (!network || !row.containerId || row.observedState !== 'running') continue;

@@ -4,6 +4,7 @@
 // counts it ready) only once it listens where its endpoints point, and at the ports it offers on
 // the private network ([[private]]), whose names it joins only then. Pure.
 import type { CheckSpec, Manifest } from '../manifest.js';
+import { privatePorts } from '../private/private-spec.js';
 
 /** A TCP connect to every target port of the process's endpoints. */
 export interface ListenCheck {
@@ -46,7 +47,8 @@ export function effectiveCheck(manifest: Manifest, process: string): ProcessChec
     byTarget.set(e.target, [...(byTarget.get(e.target) ?? []), e.port]);
   }
   // Ports offered on the private network count too: its names answer only once they listen.
-  for (const port of (manifest.private ?? []).find((p) => p.process === process)?.ports ?? []) byTarget.set(port, byTarget.get(port) ?? []);
+  // (TCP ones: a UDP port cannot be probed by a connect.)
+  for (const port of privatePorts(manifest, process).tcp) byTarget.set(port, byTarget.get(port) ?? []);
   if (byTarget.size === 0) return null;
   const targets = [...byTarget].sort(([a], [b]) => a - b).map(([port, endpoints]) => ({ port, endpoints: endpoints.sort((a, b) => a - b) }));
   return { type: 'listen', targets, ...LISTEN_CHECK };

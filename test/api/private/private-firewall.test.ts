@@ -29,14 +29,16 @@ async function iptablesUsable(t: TestContext): Promise<boolean> {
   if (!can) t.skip('needs root and iptables');
   return can;
 }
-test('the chain lets a peer reach only offered TCP ports of an instance; everything else new on the bridge is refused', () => {
-  const v4 = firewallRules('PIER-x', 4, [net], [web, worker]).split('\n');
+test('the chain keeps other networks out, and lets a peer reach only offered TCP and UDP ports of an instance; everything else new on the bridge is refused', () => {
+  const v4 = firewallRules('PIER-x', 4, [net], [{ ...web, udpPorts: [5353] }, worker]).split('\n');
   assert.deepEqual(v4, [
     '*filter',
     ':PIER-x - [0:0]',
     '-A PIER-x -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+    '-A PIER-x ! -i br-0123456789ab -o br-0123456789ab -m conntrack --ctstate NEW -j DROP',
     '-A PIER-x -i br-0123456789ab -o br-0123456789ab -d 10.210.0.3/32 -p tcp -m tcp --dport 8080 -j RETURN',
     '-A PIER-x -i br-0123456789ab -o br-0123456789ab -d 10.210.0.3/32 -p tcp -m tcp --dport 9090 -j RETURN',
+    '-A PIER-x -i br-0123456789ab -o br-0123456789ab -d 10.210.0.3/32 -p udp -m udp --dport 5353 -j RETURN',
     '-A PIER-x -i br-0123456789ab -o br-0123456789ab -p tcp -m conntrack --ctstate NEW -j REJECT --reject-with tcp-reset',
     '-A PIER-x -i br-0123456789ab -o br-0123456789ab -p udp -m conntrack --ctstate NEW -j REJECT --reject-with icmp-port-unreachable',
     'COMMIT',
@@ -45,6 +47,8 @@ test('the chain lets a peer reach only offered TCP ports of an instance; everyth
   const v6 = firewallRules('PIER-x', 6, [net], [web, { ...worker, ipv6: null }]);
   assert.match(v6, /-d fd70:6965:7200::3\/128 -p tcp -m tcp --dport 8080 -j RETURN/);
   assert.match(v6, /--reject-with icmp6-port-unreachable/);
+  assert.match(v6, /! -i br-0123456789ab -o br-0123456789ab -m conntrack --ctstate NEW -j DROP/);
+  assert.doesNotMatch(v6, /-p udp -m udp --dport/);
   assert.doesNotMatch(v6, /10\.210/);
   // No network: an empty chain (nothing refused).
   assert.equal(firewallRules('PIER-x', 4, [], []).split('\n').filter((l) => l.startsWith('-A')).length, 1);
@@ -55,7 +59,7 @@ test('the chain lets a peer reach only offered TCP ports of an instance; everyth
 test('without iptables the server is told why ports are not enforced, and how to fix it', async () => {
   const firewall = createPrivateFirewall({ installationId: 'inst_nothere', log: pino({ level: 'silent' }), iptables: '/nonexistent/iptables', ip6tables: '/nonexistent/ip6tables' });
   const problem = await firewall.apply([net], [web]);
-  assert.match(problem ?? '', /private ports are not enforced .*PIER-nothere.*iptables is not installed.*run pier server as root/);
+  assert.match(problem ?? '', /private networks are not enforced .*PIER-nothere.*iptables is not installed.*run pier server as root/);
   // Asked again at once (the next names round): the same answer, without running anything.
   assert.equal(await firewall.apply([net], [web]), problem);
 });
@@ -100,4 +104,36 @@ test('with the kernel not passing bridged traffic to iptables, the server is tol
   assert.match(String(problem), /net\.bridge\.bridge-nf-call-ip6tables is 0/);
   assert.match(String(problem), /sysctl -w net\.bridge\.bridge-nf-call-ip6tables=1/);
   assert.doesNotMatch(String(problem), /bridge-nf-call-iptables /);
+});
+
+test('a network just made is closed before apply() knows it, without cutting the instances the chain lets through, and stays closed in every rewrite until apply() lists it', async (t) => {
+  if (!(await iptablesUsable(t))) return;
+  const firewall = createPrivateFirewall({ installationId: `inst_test${randomId(8)}`, log: pino({ level: 'silent' }) });
+  const chain = firewall.chain;
+  t.after(() => removePrivateFirewall(chain));
+  const list = async (binary: string) => (await exec(binary, ['-w', '5', '-S', chain])).stdout;
+  const fresh = { bridge: 'br-fedcba987654' };
+
+  // Closed on a host with no chain yet: made, jumped to, refusing everything new on the bridge.
+  assert.equal(await firewall.close(fresh), null);
+  for (const binary of ['iptables', 'ip6tables']) {
+    const rules = await list(binary);
+    assert.match(rules, /! -i br-fedcba987654 -o br-fedcba987654 .*-j DROP/);
+    assert.match(rules, /-i br-fedcba987654 -o br-fedcba987654 -p tcp .*-j REJECT/);
+    assert.match(rules, /-i br-fedcba987654 -o br-fedcba987654 -p udp .*-j REJECT/);
+  }
+  // Closing again adds nothing; another network's rules written before are kept.
+  assert.equal(await firewall.apply([net], [web]), null);
+  assert.equal(await firewall.close(fresh), null);
+  let v4 = await list('iptables');
+  assert.equal(v4.split('\n').filter((l) => l.includes('br-fedcba987654') && l.includes('-p tcp')).length, 1, v4);
+  assert.match(v4, /-d 10\.210\.0\.3\/32 -i br-0123456789ab -o br-0123456789ab -p tcp -m tcp --dport 8080 -j RETURN/);
+  // A rewrite that does not list it yet (a names round that began before it was made) keeps it closed.
+  assert.equal(await firewall.apply([net], [web]), null);
+  assert.match(await list('ip6tables'), /-i br-fedcba987654 -o br-fedcba987654 -p tcp .*-j REJECT/);
+  // Once listed, it is an ordinary network: gone with it.
+  assert.equal(await firewall.apply([net, fresh], [web]), null);
+  assert.equal(await firewall.apply([net], [web]), null);
+  v4 = await list('iptables');
+  assert.doesNotMatch(v4, /br-fedcba987654/);
 });

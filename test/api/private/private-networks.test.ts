@@ -22,8 +22,17 @@ test('each organisation gets its own dual-stack network with disjoint subnets; a
   const runtime = createMemoryRuntime();
   const log = captureLog('debug').log;
   const [a, b] = [await createOrg(db, 'a'), await createOrg(db, 'b')];
-  const networks = createPrivateNetworks({ db, runtime, prefixes, log });
+  // Each network made on the engine is handed to onCreated (the firewall closes it) before
+  // networkFor resolves, so before any instance can join it; one found again is not.
+  const closed: string[] = [];
+  const onCreated = async (info: { name: string; created: boolean }) => {
+    assert.ok(info.created);
+    closed.push(info.name);
+    return null;
+  };
+  const networks = createPrivateNetworks({ db, runtime, prefixes, log, onCreated });
   const [na, nb] = await Promise.all([networks.networkFor({ orgId: a }), networks.networkFor({ orgId: b })]);
+  assert.deepEqual(closed.sort(), [na.name, nb.name].sort());
   assert.notEqual(na.name, nb.name);
   assert.notEqual(na.ipv6Subnet, nb.ipv6Subnet);
   assert.notEqual(na.ipv4Subnet, nb.ipv4Subnet);
@@ -35,10 +44,11 @@ test('each organisation gets its own dual-stack network with disjoint subnets; a
   ].sort());
 
   // A restart: a new server process on the same database and engine finds them by name.
-  const again = createPrivateNetworks({ db, runtime, prefixes, log });
+  const again = createPrivateNetworks({ db, runtime, prefixes, log, onCreated });
   assert.deepEqual((await again.ensureAll()).map((r) => r.name).sort(), [na.name, nb.name].sort());
   assert.equal((await again.networkFor({ orgId: a })).name, na.name);
   assert.equal((await runtime.listNetworks({ 'dev.pier.private': 'true' })).length, 2, 'none made twice');
+  assert.equal(closed.length, 2, 'none closed twice');
 });
 
 test('ready instances answer their names; an unhealthy or draining one leaves them, keeping its addresses', async (t) => {
