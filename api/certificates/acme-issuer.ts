@@ -79,6 +79,8 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
             options.log.warn({ app, name, waiting: edges.waiting }, 'edges did not confirm the ACME challenge in time; asking the CA to validate anyway');
           } else if (edges.live === 0) {
             options.log.warn({ app, name }, 'no edge is live to answer the ACME challenge; asking the CA to validate anyway');
+          } else {
+            options.log.info({ app, name, edges: edges.live, ms: Date.now() - since }, 'ACME challenge confirmed by the edges');
           }
           await c.completeChallenge(challenge);
           await c.waitForValidStatus(challenge);
