@@ -2,15 +2,21 @@
 // server running the order (A) reaches an edge fed by another API server on the same database
 // (B), which answers the validation hello with it; the order learns from the edges' reports that
 // they applied it (edges-applied.ts); the removal at the end of the order reaches B's edge too.
-// Two apps with a challenge for one name: each app's endpoint answers with its own. On PostgreSQL
+// Two apps with a challenge for one name: each app's endpoint answers with its own. A real order
+// run by server A against Pebble (Debian's ACME server) is validated through B's edge. On PostgreSQL
 // A and B have their own connections (two processes); on PGlite they share the embedded database.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { createAcmeChallenges } from '../../../api/certificates/acme-challenges.js';
-import { waitForEdgesApplied } from '../../../api/certificates/edges-applied.js';
+import { createAcmeIssuer } from '../../../api/certificates/acme-issuer.js';
+import { checkCertificate } from '../../../api/certificates/certificate-check.js';
+import { waitForEdgesApplied, type EdgesApplied } from '../../../api/certificates/edges-applied.js';
 import { createKeyVault } from '../../../api/certificates/key-vault.js';
 import { createEdgeFeed } from '../../../api/edge-feed.js';
 import { createEdgeReports } from '../../../api/edge-reports.js';
@@ -22,6 +28,8 @@ import { acmeChallenges, endpoints } from '../../../db/schema/index.js';
 import type { EdgeConfig } from '../../../proxy/edge-config.js';
 import { reportBody } from '../../support/edge-report-body.js';
 import { eventually } from '../../support/eventually.js';
+import { startPebble } from '../../support/pebble.js';
+import { requirePeer } from '../../support/peer-binary.js';
 import { freePort } from '../../support/tcp-client.js';
 import { createOrg, createApp } from '../../support/test-api.js';
 import { createTestDb, createTestDbUrl } from '../../support/test-db.js';
@@ -159,4 +167,53 @@ test('an expired challenge (its server died mid-order) is not sent and is swept'
   await short.sync();
   assert.equal((await db.select().from(acmeChallenges)).length, 0);
   await eventually(() => changed.length >= 1, 'the feed told');
+});
+
+test('a real order run by server A (Pebble) is validated through the edge server B feeds, after that edge confirmed the challenge', async (t) => {
+  if (requirePeer(t, 'pebble') === null || requirePeer(t, 'pebble-challtestsrv') === null) return;
+  const io = IO_MODES.find((m) => m.io !== null)!.io!;
+  const port = await freePort();
+  const pebble = await startPebble(t, { tlsPort: port, validitySeconds: 3600 });
+  const [dbA, dbB] = await twoServersDb(t);
+  const vault = createKeyVault(randomBytes(32));
+  const shop = await createApp(dbA, await createOrg(dbA, 'acme'), 'shop');
+  await terminateEndpoint(dbA, shop, port, ['a.example.test']);
+
+  // Server B: feed, challenge poll, and its edge, which reports each snapshot it applies.
+  const reports = createEdgeReports({ db: dbB, transactions: createTransactions({ db: dbB, events: createEventLog(dbB) }), log, enqueue: () => undefined });
+  const edgeId = { id: newId('edge'), name: 'edge-b' };
+  const onB = createAcmeChallenges({ db: dbB, vault, log, onChange: (appId) => feedB.refresh(appId), pollMs: 100 });
+  const feedB = createEdgeFeed({ db: dbB, log, sharedAddresses: ['127.0.0.1'], keyVault: vault, acmeChallenges: () => onB.read() });
+  t.after(() => {
+    onB.close();
+    feedB.close();
+  });
+  const edge = createTestEdge(t, io);
+  feedB.subscribe((config) => {
+    void edge.apply(config).then((r) => (r.ok ? reports.record(reportBody(edgeId, [], { applied: config.version })) : undefined));
+  });
+  await feedB.rebuild();
+  onB.start();
+
+  // Server A: runs the order, with no edge of its own.
+  const dataDir = await mkdtemp(join(tmpdir(), 'pier-acme-a-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const onA = createAcmeChallenges({ db: dbA, vault, log, onChange: () => undefined });
+  const waits: EdgesApplied[] = [];
+  const issuer = createAcmeIssuer({
+    config: { directoryUrl: pebble.directoryUrl, email: undefined, ca: await readFile(pebble.caFile, 'utf8'), renewBeforeMs: 0, checkEveryMs: 0, retryMs: 0, edgeWaitMs: 20_000 },
+    vault,
+    dataDir,
+    challenges: onA,
+    log,
+    waitForEdges: async (since) => {
+      const r = await waitForEdgesApplied(dbA, since, { timeoutMs: 20_000 });
+      waits.push(r);
+      return r;
+    },
+  });
+  const issued = await issuer.issue({ appId: shop, app: 'shop', name: 'a.example.test' });
+  assert.deepEqual(checkCertificate(issued.chainPem, issued.keyPem).names, ['a.example.test']);
+  assert.deepEqual(waits, [{ confirmed: true, waiting: [], live: 1 }]);
+  assert.equal((await dbA.select().from(acmeChallenges)).length, 0, 'the challenge is removed when the order ends');
 });
