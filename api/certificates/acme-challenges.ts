@@ -24,6 +24,8 @@ import type { KeyVault } from './key-vault.js';
 /** How long a challenge is kept when its order never ends (the server stopped mid-order). */
 export const CHALLENGE_TTL_MS = 10 * 60_000;
 
+const SWEEP_EVERY_MS = 60_000;
+
 export interface PendingChallenge {
   appId: string;
   name: string;
@@ -63,9 +65,14 @@ export function createAcmeChallenges(options: AcmeChallengesOptions): AcmeChalle
   let timer: NodeJS.Timeout | null = null;
   let syncing: Promise<void> | null = null;
   let failing = false;
+  let lastSweep = 0;
 
   async function sync(): Promise<void> {
-    await db.delete(acmeChallenges).where(lte(acmeChallenges.expiresAt, new Date()));
+    // Expired rows are never sent (read() skips them): sweeping them now and then is enough.
+    if (Date.now() - lastSweep >= SWEEP_EVERY_MS) {
+      await db.delete(acmeChallenges).where(lte(acmeChallenges.expiresAt, new Date()));
+      lastSweep = Date.now();
+    }
     const rows = await db
       .select({ appId: acmeChallenges.appId, hostname: acmeChallenges.hostname, token: acmeChallenges.token })
       .from(acmeChallenges)
