@@ -208,17 +208,21 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
 /**
  * Removes the ACME certificates (never uploaded ones) of names their app no longer lists, and the
  * backoff of such names, each certificate with a `cert.removed` event in one transaction. Apps
- * being deleted are left to the delete.
+ * being deleted are left to the delete. An app with a `certificates = "manual"` terminate endpoint
+ * keeps them: such an endpoint serves every certificate of its app, and its deploy was accepted
+ * on the strength of them (require-certificate.ts); they expire, or `pier certs remove` them.
  */
 async function removeUnlisted(db: Db, transactions: Transactions, list: Wanted[], log: Logger, refresh: (appId: string) => void): Promise<void> {
   const listed = new Set(list.map((w) => `${w.appId}\0${w.name}`));
+  const terminating = await db.select({ appId: endpoints.appId, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
+  const manual = new Set(terminating.filter((e) => !(e.tlsOptions.acmeNames?.length)).map((e) => e.appId));
   const held = await db
     .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, orgId: apps.orgId, app: apps.name })
     .from(certificates)
     .innerJoin(apps, eq(apps.id, certificates.appId))
     .where(and(eq(certificates.source, 'acme'), isNull(apps.deletedAt)));
   for (const c of held) {
-    if (c.names.some((n) => listed.has(`${c.appId}\0${n}`))) continue;
+    if (manual.has(c.appId) || c.names.some((n) => listed.has(`${c.appId}\0${n}`))) continue;
     await transactions.run(async (t) => {
       const [gone] = await t.tx.delete(certificates).where(and(eq(certificates.id, c.id), eq(certificates.source, 'acme'))).returning({ id: certificates.id });
       if (gone === undefined) return; // another server removed it first

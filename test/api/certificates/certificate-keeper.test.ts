@@ -120,8 +120,13 @@ test('ACME certificates of names the app no longer lists are removed with an eve
   assert.deepEqual(refreshed, [s.appId]);
   assert.equal((await s.db.select().from(acmeBackoff)).length, 0, 'the wait of an unlisted name goes too');
 
-  // Every name gone (the endpoint no longer asks for ACME): its certificates go, the upload stays.
+  // The endpoint turns to certificates = "manual": it serves every certificate of the app, and its
+  // deploy counted on them, so they stay (until they expire or are removed by hand).
   await s.db.update(endpoints).set({ tlsOptions: {} });
+  await s.keeper({ issue: async () => void calls++ as never }).runOnce();
+  assert.deepEqual((await s.db.select({ id: certificates.id }).from(certificates)).map((c) => c.id).sort(), [listed, uploaded].sort());
+  // The app no longer terminates TLS at all: its ACME certificates go, the upload stays.
+  await s.db.delete(endpoints);
   await s.keeper({ issue: async () => void calls++ as never }).runOnce();
   assert.deepEqual((await s.db.select({ id: certificates.id }).from(certificates)).map((c) => c.id), [uploaded]);
   assert.equal(calls, 0);
