@@ -17,13 +17,13 @@ export interface EdgesApplied {
   live: number;
 }
 
-export async function waitForEdgesApplied(db: Db, since: number, options: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal }): Promise<EdgesApplied> {
+export async function waitForEdgesApplied(db: Db, since: number, options: { timeoutMs: number; intervalMs?: number }): Promise<EdgesApplied> {
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const live = (await readEdges(db)).filter((e) => e.live);
     const waiting = live.filter((e) => (e.report.applied ?? 0) < since).map((e) => e.name);
     if (waiting.length === 0) return { confirmed: true, waiting, live: live.length };
-    if (Date.now() >= deadline || options.signal?.aborted) return { confirmed: false, waiting, live: live.length };
+    if (Date.now() >= deadline) return { confirmed: false, waiting, live: live.length };
     await new Promise((resolve) => setTimeout(resolve, Math.min(options.intervalMs ?? 100, Math.max(1, deadline - Date.now()))).unref());
   }
 }
