@@ -18,8 +18,8 @@ export interface EdgeFeedOptions {
   sharedAddresses: string[];
   /** Opens the stored private keys of tls = "terminate" certificates; without it such endpoints are left out. */
   keyVault?: KeyVault;
-  /** Pending tls-alpn-01 challenges (api/certificates/acme-challenges.ts), sent to every edge. */
-  acmeChallenges?: () => AcmeChallengeConfig[];
+  /** Pending tls-alpn-01 challenges (api/certificates/acme-challenges.ts, read from the database), sent to every edge. */
+  acmeChallenges?: () => AcmeChallengeConfig[] | Promise<AcmeChallengeConfig[]>;
 }
 
 export interface EdgeFeed {
@@ -125,6 +125,9 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
 
   /** Rebuilds the given apps' parts (all when null) and publishes a new version if any changed. */
   async function build(ids: string[] | null): Promise<void> {
+    // Before reading: a snapshot's version is no earlier than its reads, so an edge that applied a
+    // version >= T serves what the database held at T (api/certificates/edges-applied.ts).
+    const startedAt = Date.now();
     const { byApp: fresh, certs } = await read(ids);
     let changed = false;
     const scope = ids ?? [...new Set([...parts.keys(), ...fresh.keys()])];
@@ -138,7 +141,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       if (entries.length) parts.set(appId, { entries, certificates, print });
       else parts.delete(appId);
     }
-    const acmeChallenges = options.acmeChallenges?.() ?? [];
+    const acmeChallenges = (await options.acmeChallenges?.()) ?? [];
     const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.cert]));
     if (challenges !== challengePrint) changed = true;
     challengePrint = challenges;
@@ -153,7 +156,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
     list.sort(byId);
     certificates.sort(byId);
     // Versions only grow, also across restarts, so an edge never mistakes a new snapshot for an old one.
-    snapshot = { version: Math.max(snapshot.version + 1, Date.now()), endpoints: list, ...(certificates.length ? { certificates } : {}), ...(acmeChallenges.length ? { acmeChallenges } : {}) };
+    snapshot = { version: Math.max(snapshot.version + 1, startedAt), endpoints: list, ...(certificates.length ? { certificates } : {}), ...(acmeChallenges.length ? { acmeChallenges } : {}) };
     log.info({ version: snapshot.version, endpoints: list.length, apps: ids?.length ?? 'all' }, 'edge config changed');
     for (const l of listeners) l(snapshot);
   }

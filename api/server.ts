@@ -73,6 +73,7 @@ import { createVolumeKeeper } from './volumes/volume-keeper.js';
 import { createAcmeChallenges } from './certificates/acme-challenges.js';
 import { createAcmeIssuer } from './certificates/acme-issuer.js';
 import { createCertificateKeeper } from './certificates/certificate-keeper.js';
+import { waitForEdgesApplied } from './certificates/edges-applied.js';
 import { createTransactions, type Checkpoint } from './transactions.js';
 import { DEFAULT_API_TLS, resolveApiTls } from './tls/api-tls.js';
 import { fingerprintHex } from './tls/certificate-fingerprint.js';
@@ -100,6 +101,8 @@ export interface StartOverrides {
   checkpoint?: Checkpoint;
   /** Milliseconds between periodic resyncs (default 10 000). */
   resyncMs?: number;
+  /** How often the pending ACME challenges of other API servers are looked for (default 1 s). */
+  acmeChallengePollMs?: number;
   /** Milliseconds between two looks at the engine, the database and the edges (default 5 000). */
   systemLookMs?: number;
   /** The edge runs on this host (`pier server`'s API child): check at start that it can bind the pools. */
@@ -210,10 +213,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const transactions = createTransactions({ db, events, checkpoint: overrides.checkpoint });
     const leases = createAppLeases({ db, transactions, holder: `${hostname()}:${process.pid}:${randomId(4)}` });
     const keyVault = await loadKeyVault(config.dataDir);
-    // tls-alpn-01 challenges of ACME orders in progress go to every edge in the feed's snapshot.
-    const acmeChallenges = createAcmeChallenges((appId) => edgeFeed.refresh(appId));
-    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault, acmeChallenges: () => acmeChallenges.list() });
+    // tls-alpn-01 challenges of ACME orders in progress (any API server's, in the database) go to
+    // every edge in the feed's snapshot.
+    const acmeChallenges = createAcmeChallenges({ db, vault: keyVault, log, onChange: (appId) => edgeFeed.refresh(appId), pollMs: overrides.acmeChallengePollMs });
+    const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault, acmeChallenges: () => acmeChallenges.read() });
     closers.push(async () => edgeFeed.close());
+    acmeChallenges.start();
+    closers.push(async () => acmeChallenges.close());
     // Another API process on this database (a second server, `--role api`) changes routes this
     // one never hears of, and its edges follow this feed: a full rebuild each resync interval
     // catches them (a build that changes nothing publishes nothing).
@@ -379,7 +385,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const certificateKeeper = acme
       ? createCertificateKeeper({
           db, transactions, events, vault: keyVault, config: acme, log: log.child({ component: 'certificate-keeper' }), locks: database.locks,
-          issuer: createAcmeIssuer({ config: acme, vault: keyVault, dataDir: config.dataDir, challenges: acmeChallenges }),
+          issuer: createAcmeIssuer({
+            config: acme, vault: keyVault, dataDir: config.dataDir, challenges: acmeChallenges, log: log.child({ component: 'acme-issuer' }),
+            waitForEdges: (since) => waitForEdgesApplied(db, since, { timeoutMs: acme.edgeWaitMs }),
+          }),
           refresh: (appId) => edgeFeed.refresh(appId),
         })
       : undefined;

@@ -17,6 +17,8 @@ export interface AcmeConfig {
   checkEveryMs: number;
   /** After a failure a name waits this long, doubling each time up to a day (default 5 minutes). */
   retryMs: number;
+  /** How long an order waits for the edges to confirm its challenge before the CA validates anyway (default 30 s). */
+  edgeWaitMs: number;
 }
 
 export function parseAcmeConfig(env: NodeJS.ProcessEnv): AcmeConfig | undefined {
@@ -45,6 +47,7 @@ export function parseAcmeConfig(env: NodeJS.ProcessEnv): AcmeConfig | undefined 
     renewBeforeMs: duration(env, 'PIER_ACME_RENEW_BEFORE', 30 * 86_400_000),
     checkEveryMs: duration(env, 'PIER_ACME_CHECK_EVERY', 3_600_000),
     retryMs: duration(env, 'PIER_ACME_RETRY', 300_000),
+    edgeWaitMs: duration(env, 'PIER_ACME_EDGE_WAIT', 30_000),
   };
 }
 

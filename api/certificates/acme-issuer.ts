@@ -1,13 +1,16 @@
 // Obtains one certificate for one host name from an ACME CA (RFC 8555) with the tls-alpn-01
 // challenge (RFC 8737), through the `acme-client` package: order, challenge certificate put on
-// the edges (acme-challenges.ts), validation, CSR with a fresh P-256 key, chain. The account key
+// the edges through the database (acme-challenges.ts), a wait until the edges report they applied
+// it (edges-applied.ts), validation, CSR with a fresh P-256 key, chain. The account key
 // is made once and kept in the data folder sealed by the key vault, like certificates' keys.
 import https from 'node:https';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import acme from 'acme-client';
+import type { Logger } from 'pino';
 import type { AcmeChallenges } from './acme-challenges.js';
 import type { AcmeConfig } from './acme-config.js';
+import type { EdgesApplied } from './edges-applied.js';
 import type { KeyVault } from './key-vault.js';
 
 export const ACME_ACCOUNT_FILE = 'acme-account.key';
@@ -33,6 +36,9 @@ export interface AcmeIssuerOptions {
   vault: KeyVault;
   dataDir: string;
   challenges: AcmeChallenges;
+  /** Resolves once the live edges applied a snapshot built at or after `since` (ms), or the wait is over. */
+  waitForEdges(since: number): Promise<EdgesApplied>;
+  log: Logger;
 }
 
 export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
@@ -64,14 +70,22 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
         if (challenge === undefined) throw new Error(`the CA offers no tls-alpn-01 challenge for ${name} (offered: ${authz.challenges.map((ch) => ch.type).join(', ')})`);
         const keyAuthorization = await c.getChallengeKeyAuthorization(challenge);
         const [challengeKey, challengeCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
-        challenges.put({ appId, app, name, cert: challengeCert.toString(), key: challengeKey.toString() });
+        const pending = { appId, name, token: challenge.token };
+        const since = await challenges.put({ ...pending, cert: challengeCert.toString(), key: challengeKey.toString() });
         try {
-          // The edges get the challenge within a feed round trip; the validator may come at once.
-          await settle();
+          // The validator may come at once: every edge must answer before the CA is told to look.
+          const edges = await options.waitForEdges(since);
+          if (!edges.confirmed) {
+            options.log.warn({ app, name, waiting: edges.waiting }, 'edges did not confirm the ACME challenge in time; asking the CA to validate anyway');
+          } else if (edges.live === 0) {
+            options.log.warn({ app, name }, 'no edge is live to answer the ACME challenge; asking the CA to validate anyway');
+          } else {
+            options.log.info({ app, name, edges: edges.live, ms: Date.now() - since }, 'ACME challenge confirmed by the edges');
+          }
           await c.completeChallenge(challenge);
           await c.waitForValidStatus(challenge);
         } finally {
-          challenges.remove(name);
+          await challenges.remove(pending).catch((err: unknown) => options.log.warn({ err, app, name }, 'ACME challenge not removed; it is swept when it expires'));
         }
       }
       const key = await acme.crypto.createPrivateEcdsaKey('P-256');
@@ -81,11 +95,6 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
       return { chainPem, keyPem: key.toString() };
     },
   };
-}
-
-/** Lets the edge feed publish the challenge before the CA is told to validate. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1_000).unref());
 }
 
 async function loadAccountKey(dataDir: string, vault: KeyVault): Promise<Buffer> {

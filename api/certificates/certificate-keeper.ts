@@ -4,12 +4,15 @@
 // certificate and the removal of the one it replaces are one transaction with their event
 // (`cert.issued` or `cert.renewed`), so nothing is half-applied; the edges then serve it on new
 // handshakes while open connections keep theirs. A failure is an event (`cert.failed`, with the
-// CA's reason) and the name waits, doubling from `retryMs` up to a day; the keeper itself never
-// throws: it logs and carries on (its backoff lives in memory: a restart tries again at once).
+// CA's reason) and the name waits, doubling from `retryMs` up to a day; the wait is kept in the
+// database (acme_backoff), so a restarted server or another one on the database waits too. An
+// ACME certificate of a name the app no longer lists is removed with a `cert.removed` event
+// (certificates added with `pier certs add` are never touched). The keeper itself never throws:
+// it logs and carries on.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
-import { apps, certificates, endpoints } from '../../db/schema/index.js';
+import { acmeBackoff, apps, certificates, endpoints } from '../../db/schema/index.js';
 import type { EventLog } from '../event-log.js';
 import { newId } from '../ids.js';
 import type { Transactions } from '../transactions.js';
@@ -53,7 +56,6 @@ interface Wanted {
 
 export function createCertificateKeeper(options: CertificateKeeperOptions): CertificateKeeper {
   const { db, config, log } = options;
-  const backoff = new Map<string, { failures: number; nextAt: number }>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let again = false;
@@ -72,25 +74,28 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
 
   async function pass(): Promise<void> {
     const list = await wanted();
+    await removeUnlisted(db, options.transactions, list, log, options.refresh);
     if (list.length === 0) return;
+    const appIds = [...new Set(list.map((w) => w.appId))];
     const held = await db
       .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, notAfter: certificates.notAfter })
       .from(certificates)
-      .where(and(inArray(certificates.appId, [...new Set(list.map((w) => w.appId))]), eq(certificates.source, 'acme')));
+      .where(and(inArray(certificates.appId, appIds), eq(certificates.source, 'acme')));
+    const waits = await db.select().from(acmeBackoff).where(inArray(acmeBackoff.appId, appIds));
+    const backoff = new Map(waits.map((b) => [`${b.appId}\0${b.hostname}`, b]));
     for (const w of list) {
       if (closed) return;
       const mine = held.filter((c) => c.appId === w.appId && c.names.length === 1 && c.names[0] === w.name);
       const newest = mine.reduce<(typeof mine)[number] | undefined>((a, c) => (a === undefined || c.notAfter > a.notAfter ? c : a), undefined);
       const now = Date.now();
       if (newest !== undefined && newest.notAfter.getTime() - now > config.renewBeforeMs) continue;
-      const key = `${w.appId}\0${w.name}`;
-      const wait = backoff.get(key);
-      if (wait !== undefined && wait.nextAt > now) continue;
-      await obtain(w, newest?.id ?? null, mine.map((c) => c.id), key);
+      const wait = backoff.get(`${w.appId}\0${w.name}`);
+      if (wait !== undefined && wait.nextAt.getTime() > now) continue;
+      await obtain(w, newest?.id ?? null, mine.map((c) => c.id), wait?.failures ?? 0);
     }
   }
 
-  async function obtain(w: Wanted, replacing: string | null, old: string[], key: string): Promise<void> {
+  async function obtain(w: Wanted, replacing: string | null, old: string[], failedBefore: number): Promise<void> {
     const started = Date.now();
     try {
       const issued = await options.issuer.issue({ appId: w.appId, app: w.app, name: w.name });
@@ -111,6 +116,7 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
           source: 'acme',
         });
         if (old.length > 0) await t.tx.delete(certificates).where(inArray(certificates.id, old));
+        await t.tx.delete(acmeBackoff).where(and(eq(acmeBackoff.appId, w.appId), eq(acmeBackoff.hostname, w.name)));
         await t.record({
           orgId: w.orgId,
           appId: w.appId,
@@ -120,15 +126,19 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
           data: { certificate: id, name: w.name, replaces: replacing, issuer: checked.issuer, notAfter: checked.notAfter.toISOString(), ms: Date.now() - started },
         });
       });
-      backoff.delete(key);
       log.info({ app: w.app, name: w.name, certificate: id, type }, 'acme certificate stored');
       options.refresh(w.appId);
     } catch (err) {
-      const failures = (backoff.get(key)?.failures ?? 0) + 1;
+      const failures = failedBefore + 1;
       const delay = Math.min(config.retryMs * 2 ** (failures - 1), MAX_RETRY_MS);
       const nextAt = Date.now() + delay;
-      backoff.set(key, { failures, nextAt });
       const reason = ((err as Error).message ?? String(err)).slice(0, 2000);
+      // Kept before the event: if the database is away both fail, and the next pass tries again.
+      await db
+        .insert(acmeBackoff)
+        .values({ appId: w.appId, hostname: w.name, failures, nextAt: new Date(nextAt), lastError: reason })
+        .onConflictDoUpdate({ target: [acmeBackoff.appId, acmeBackoff.hostname], set: { failures, nextAt: new Date(nextAt), lastError: reason } })
+        .catch((e: unknown) => log.warn({ err: e, app: w.app, name: w.name }, 'acme backoff not stored'));
       log.warn({ err, app: w.app, name: w.name, attempt: failures }, 'acme certificate not obtained');
       await options.events
         .record({
@@ -193,4 +203,43 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
       if (running !== null) await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     },
   };
+}
+
+/**
+ * Removes the ACME certificates (never uploaded ones) of names their app no longer lists, and the
+ * backoff of such names, each certificate with a `cert.removed` event in one transaction. Apps
+ * being deleted are left to the delete. An app with a `certificates = "manual"` terminate endpoint
+ * keeps them: such an endpoint serves every certificate of its app, and its deploy was accepted
+ * on the strength of them (require-certificate.ts); they expire, or `pier certs remove` them.
+ */
+async function removeUnlisted(db: Db, transactions: Transactions, list: Wanted[], log: Logger, refresh: (appId: string) => void): Promise<void> {
+  const listed = new Set(list.map((w) => `${w.appId}\0${w.name}`));
+  const terminating = await db.select({ appId: endpoints.appId, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
+  const manual = new Set(terminating.filter((e) => !(e.tlsOptions.acmeNames?.length)).map((e) => e.appId));
+  const held = await db
+    .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, orgId: apps.orgId, app: apps.name })
+    .from(certificates)
+    .innerJoin(apps, eq(apps.id, certificates.appId))
+    .where(and(eq(certificates.source, 'acme'), isNull(apps.deletedAt)));
+  for (const c of held) {
+    if (manual.has(c.appId) || c.names.some((n) => listed.has(`${c.appId}\0${n}`))) continue;
+    await transactions.run(async (t) => {
+      const [gone] = await t.tx.delete(certificates).where(and(eq(certificates.id, c.id), eq(certificates.source, 'acme'))).returning({ id: certificates.id });
+      if (gone === undefined) return; // another server removed it first
+      await t.record({
+        orgId: c.orgId,
+        appId: c.appId,
+        type: 'cert.removed',
+        reason: 'acme-name-unlisted',
+        message: `certificate ${c.id} for ${c.names.join(', ')} removed: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"`,
+        data: { certificate: c.id, names: c.names, source: 'acme' },
+      });
+    });
+    log.info({ app: c.app, certificate: c.id, names: c.names }, 'acme certificate of an unlisted name removed');
+    refresh(c.appId);
+  }
+  const waits = await db.select({ appId: acmeBackoff.appId, hostname: acmeBackoff.hostname }).from(acmeBackoff);
+  for (const b of waits) {
+    if (!listed.has(`${b.appId}\0${b.hostname}`)) await db.delete(acmeBackoff).where(and(eq(acmeBackoff.appId, b.appId), eq(acmeBackoff.hostname, b.hostname)));
+  }
 }

@@ -52,7 +52,7 @@ export default defineCommand({
     'api-tls-cert': { type: 'string', description: 'PEM certificate (chain after it) the API serves HTTPS with, also on loopback (env PIER_API_TLS_CERT)', valueHint: 'FILE' },
     'api-tls-key': { type: 'string', description: 'PEM private key of --api-tls-cert (env PIER_API_TLS_KEY)', valueHint: 'FILE' },
     'private-ipv4': { type: 'string', description: 'IPv4 range private networks get their /24s from; refused at start if it clashes with a host route (env PIER_PRIVATE_IPV4; default 10.210.0.0/16)', valueHint: 'CIDR' },
-    'acme-directory': { type: 'string', description: 'ACME directory URL for certificates = "acme" endpoints, e.g. https://acme-v02.api.letsencrypt.org/directory (env PIER_ACME_DIRECTORY; default none: no certificates are obtained). Renewal: PIER_ACME_RENEW_BEFORE (30d), PIER_ACME_CHECK_EVERY (1h), PIER_ACME_RETRY (5m, doubling)', valueHint: 'URL' },
+    'acme-directory': { type: 'string', description: 'ACME directory URL for certificates = "acme" endpoints, e.g. https://acme-v02.api.letsencrypt.org/directory (env PIER_ACME_DIRECTORY; default none: no certificates are obtained). Renewal: PIER_ACME_RENEW_BEFORE (30d), PIER_ACME_CHECK_EVERY (1h), PIER_ACME_RETRY (5m, doubling); PIER_ACME_EDGE_WAIT (30s): how long an order waits for the edges to serve its challenge', valueHint: 'URL' },
     'acme-email': { type: 'string', description: 'Contact address of the ACME account (env PIER_ACME_EMAIL)', valueHint: 'EMAIL' },
     'acme-ca-file': { type: 'string', description: "PEM CA bundle the ACME directory's HTTPS certificate is checked against, for a private CA (env PIER_ACME_CA_FILE; default the system's)", valueHint: 'FILE' },
   },

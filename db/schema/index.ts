@@ -21,3 +21,4 @@ export * from './certificates.js';
 export * from './environments.js';
 export * from './secrets.js';
 export * from './volume-moves.js';
+export * from './acme.js';

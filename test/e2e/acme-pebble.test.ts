@@ -3,11 +3,13 @@
 // answered by its own edge on the terminate port, serves them (chain to Pebble's root), renews
 // them (Pebble issues for an hour, Pier renews 3592 s before expiry), and a connection open across
 // the renewal keeps working while a new one gets the new certificate; a name Pebble's policy
-// refuses is a cert.failed event with Pebble's reason and leaves no certificate behind.
+// refuses is a cert.failed event with Pebble's reason and leaves no certificate behind. Each order
+// waits for the edge's report that it serves the challenge; a name dropped from the manifest
+// loses its certificate (cert.removed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatusView } from '../../api/views.js';
 import { removeAppContainers } from '../support/containers.js';
@@ -77,6 +79,9 @@ hostnames = ["a.example.test", "b.example.test", "blocked.example.test"]
   );
   // Pebble's reason is in the event.
   assert.match(String(of(issued, 'cert.failed', 'blocked.example.test')[0]!.data.error), /blocked|policy|forbid/i);
+  // Each order waited for the edge to report the snapshot carrying its challenge, not a guess.
+  assert.match(server.stdout() + server.stderr(), /ACME challenge confirmed by the edges/);
+  assert.doesNotMatch(server.stdout() + server.stderr(), /did not confirm the ACME challenge|no edge is live to answer/);
 
   const root = await pebble.root();
   const open = (name: string): Promise<tls.TLSSocket> =>
@@ -127,4 +132,14 @@ hostnames = ["a.example.test", "b.example.test", "blocked.example.test"]
   const listed = JSON.parse((await runPier(['certs', 'list', '--app', 'shop', '--json'], server.env)).stdout) as { certificates: { names: string[]; source: string }[] };
   assert.ok(listed.certificates.every((c) => c.source === 'acme' && !c.names.includes('blocked.example.test')));
   assert.ok(listed.certificates.some((c) => c.names.includes('a.example.test')));
+
+  // b.example.test leaves the manifest: its certificate goes, with an event; a's stays.
+  await writeFile(file, (await readFile(file, 'utf8')).replace('"b.example.test", ', ''));
+  const redeployed = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(redeployed.code, 0, redeployed.stderr);
+  const gone = await waitFor('cert.removed for b.example.test', (l) => l.some((e) => e.type === 'cert.removed' && (e.data.names as string[]).includes('b.example.test')));
+  assert.equal(gone.filter((e) => e.type === 'cert.removed' && (e.data.names as string[]).includes('a.example.test')).length, 0);
+  const after = JSON.parse((await runPier(['certs', 'list', '--app', 'shop', '--json'], server.env)).stdout) as { certificates: { names: string[] }[] };
+  assert.ok(after.certificates.every((c) => !c.names.includes('b.example.test')));
+  assert.ok(after.certificates.some((c) => c.names.includes('a.example.test')));
 });
