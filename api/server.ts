@@ -295,7 +295,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     };
     const local =
       config.registry.kind === 'local'
-        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
+        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, listen: config.registry.listen, log, onEvent: onRegistryEvent })
         : null;
     const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url, credentials) : null);
     if (registry) closers.push(() => registry.close());
