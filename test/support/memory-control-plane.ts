@@ -115,20 +115,17 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const reconciler = options.swarm
     ? createSwarmReconciler({ db, services: options.swarm, runtime, leases, log, installationId: INSTALLATION, onRoutesChanged, secrets: secretsOf })
     : createReconciler({
-    volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
-    db,
-    runtime,
-    leases,
-    log,
-    nodeId: 'node_local',
-    installationId: INSTALLATION,
-    network: NETWORK,
-    secrets: options.secretBox ? (release) => secretValues(db, options.secretBox as SecretBox, release) : undefined,
-    onRoutesChanged: (appId) => {
-      routeChanges++;
-      edgeFeed.refresh(appId);
-    },
-  });
+        volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
+        db,
+        runtime,
+        leases,
+        log,
+        nodeId: 'node_local',
+        installationId: INSTALLATION,
+        network: NETWORK,
+        secrets: secretsOf,
+        onRoutesChanged,
+      });
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
