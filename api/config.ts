@@ -12,6 +12,7 @@ import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
 import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
 import { Secret } from './registry/registry-credentials.js';
+import { parseRegistryListen, type RegistryListen } from './registry/registry-listen.js';
 import type { ApiTlsSetting } from './tls/api-tls.js';
 
 export type Role = 'api' | 'edge';
@@ -104,7 +105,7 @@ export const DEFAULT_NETWORK = 'pier';
 export const DEFAULT_NETWORK_SUBNET = '198.19.0.0/16';
 
 export type RegistrySetting =
-  | { kind: 'local'; dir: string; binary: string }
+  | { kind: 'local'; dir: string; binary: string; listen?: RegistryListen | undefined }
   | { kind: 'external'; url: URL; credentials: { username: string; password: Secret } | undefined }
   | { kind: 'off' };
 
@@ -121,6 +122,7 @@ export interface ServerFlags {
   registry?: string | undefined;
   registryUser?: string | undefined;
   registryPasswordFile?: string | undefined;
+  registryListen?: string | undefined;
   registryKeep?: string | undefined;
   registryGcGrace?: string | undefined;
   registryGcInterval?: string | undefined;
@@ -176,11 +178,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
     cliConfigFile: cliConfigPath(env),
     logLevel: env.PIER_LOG_LEVEL ?? 'info',
     bodyLimitBytes: parseSize(flags.bodyLimit ?? env.PIER_BODY_LIMIT),
-    registry: parseRegistry(flags.registry ?? env.PIER_REGISTRY, dataDir, {
-      username: flags.registryUser ?? env.PIER_REGISTRY_USER,
-      password: env.PIER_REGISTRY_PASSWORD,
-      passwordFile: flags.registryPasswordFile ?? env.PIER_REGISTRY_PASSWORD_FILE,
-    }),
+    registry: withRegistryListen(
+      parseRegistry(flags.registry ?? env.PIER_REGISTRY, dataDir, {
+        username: flags.registryUser ?? env.PIER_REGISTRY_USER,
+        password: env.PIER_REGISTRY_PASSWORD,
+        passwordFile: flags.registryPasswordFile ?? env.PIER_REGISTRY_PASSWORD_FILE,
+      }),
+      flags.registryListen ?? env.PIER_REGISTRY_LISTEN,
+    ),
     registryGc: {
       keep: parseKeep(flags.registryKeep ?? env.PIER_REGISTRY_KEEP),
       graceMs: parseDuration(flags.registryGcGrace ?? env.PIER_REGISTRY_GC_GRACE, 'registry GC grace', '--registry-gc-grace', 24 * 3_600_000) as number,
@@ -406,6 +411,19 @@ function parseRegistry(value: string | undefined, dataDir: string, auth: Credent
     });
   }
   return { ...setting, credentials: { username: auth.username, password: new Secret(password) } };
+}
+
+/** --registry-listen / PIER_REGISTRY_LISTEN: where Pier's own registry listens (loopback unless given). */
+function withRegistryListen(setting: RegistrySetting, value: string | undefined): RegistrySetting {
+  const listen = parseRegistryListen(value);
+  if (!listen) return setting;
+  if (setting.kind !== 'local') {
+    throw new PierError('E_CONFIG_INVALID', `--registry-listen is for Pier's own registry, and this server's registry is ${setting.kind}`, {
+      status: 400,
+      hint: 'drop --registry-listen (PIER_REGISTRY_LISTEN), or use --registry local',
+    });
+  }
+  return { ...setting, listen };
 }
 
 /** Images kept per app (--registry-keep, PIER_REGISTRY_KEEP): 1 to 10000, default 10. */

@@ -254,7 +254,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       health.poke();
     };
     const reconciler = swarmServices
-      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged })
+      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, secrets: (release) => secretValues(db, secretBox, release) })
       : createReconciler({
       volumes: volumeAttacher,
       secrets: (release) => secretValues(db, secretBox, release),
@@ -310,7 +310,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     };
     const local =
       config.registry.kind === 'local'
-        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, log, onEvent: onRegistryEvent })
+        ? createLocalRegistry({ dir: config.registry.dir, binary: config.registry.binary, listen: config.registry.listen, log, onEvent: onRegistryEvent })
         : null;
     const registry: Registry | null = local ?? (config.registry.kind === 'external' ? createExternalRegistry(config.registry.url, credentials) : null);
     if (registry) closers.push(() => registry.close());
@@ -352,12 +352,6 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       transactions,
       box: secretBox,
       release: deploys.withSecrets,
-      unsupported: swarmServices
-        ? new PierError('E_SWARM_SECRETS', 'secrets are not supported on a swarm yet: its tasks would start without them', {
-            status: 422,
-            hint: 'deploy on a single-engine Pier (`pier server` without --runtime swarm), or pass the value as env in the manifest; see docs/several-machines.md',
-          })
-        : undefined,
     });
     const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => privateNetworks.forget(name) });
     closers.push(() => reaper.close());

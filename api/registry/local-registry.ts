@@ -3,7 +3,9 @@
 // (backoff 0.5 s doubling to 30 s) with a log line and an event. Its port is kept in the data dir:
 // releases pin `127.0.0.1:PORT/app@sha256:…`, so the registry comes back where they point.
 // Docker treats 127.0.0.0/8 registries as insecure-allowed, so the engine pushes and pulls over
-// plain HTTP without daemon configuration.
+// plain HTTP without daemon configuration. On a swarm it may listen on an address the nodes reach
+// instead (--registry-listen): images are then named by that address, and every engine that pushes
+// or pulls must list it in `insecure-registries` (or the registry must be put behind TLS).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { PierError } from '../pier-error.js';
 import type { Registry, RegistryEvent } from './registry.js';
+import { LOOPBACK_REGISTRY, registryHostPort, type RegistryListen } from './registry-listen.js';
 
 export interface LocalRegistryOptions {
   /** The registry program (default /usr/bin/docker-registry). */
@@ -23,6 +26,11 @@ export interface LocalRegistryOptions {
   onEvent?: (event: RegistryEvent) => void;
   /** How long one start may take to answer /v2/ (default 15 s). */
   startTimeoutMs?: number;
+  /**
+   * Where it listens, which is also the host images are named by (default 127.0.0.1, a port
+   * picked once and kept). On a swarm: an address the nodes reach (registry-listen.ts).
+   */
+  listen?: RegistryListen | undefined;
 }
 
 export interface LocalRegistry extends Registry {
@@ -47,7 +55,9 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
   const binary = options.binary ?? '/usr/bin/docker-registry';
   const log = options.log.child({ component: 'registry' });
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
-  let port = 0;
+  const listen = options.listen ?? LOOPBACK_REGISTRY;
+  let port = listen.port;
+  const hostPort = () => registryHostPort(listen, port);
   let child: ChildProcess | undefined;
   let serving = false;
   let closed = false;
@@ -61,10 +71,10 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
   async function attempt(): Promise<string | null> {
     try {
       if (!existsSync(binary)) return `${binary} is not installed`;
-      port = await chosenPort(options.dir, port);
+      port = await chosenPort(options.dir, port, listen.host);
       await mkdir(join(options.dir, 'data'), { recursive: true });
       const config = join(options.dir, 'config.yml');
-      await writeFile(config, registryConfig(join(options.dir, 'data'), port));
+      await writeFile(config, registryConfig(join(options.dir, 'data'), hostPort()));
       // With setpriv (util-linux), the registry gets SIGTERM when this process dies, however it
       // dies: an API process that crashed must not leave a registry holding the port.
       const proc = existsSync(SETPRIV)
@@ -81,10 +91,10 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
         proc.once('exit', (code, signal) => resolve(`${binary} exited (${signal ?? `code ${code}`}) before it served${tail.length ? `: ${tail.slice(-3).join(' | ')}` : ''}`));
       });
       const stopPolling = new AbortController();
-      const outcome = await Promise.race([answering(port, startTimeoutMs, stopPolling.signal).then(() => null), spawned]).finally(() => stopPolling.abort());
+      const outcome = await Promise.race([answering(hostPort(), startTimeoutMs, stopPolling.signal).then(() => null), spawned]).finally(() => stopPolling.abort());
       if (outcome !== null) {
-        // Another process took the port: the next attempt picks a free one.
-        if (/address already in use/.test(outcome)) port = 0;
+        // Another process took the port: the next attempt picks a free one (unless it was given).
+        if (/address already in use/.test(outcome)) port = listen.port;
         return outcome;
       }
       if (closed) {
@@ -102,7 +112,7 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
       });
       serving = true;
       backoff = 500;
-      log.info({ port, pid: proc.pid }, 'registry serving');
+      log.info({ port, listen: hostPort(), pid: proc.pid }, 'registry serving');
       return null;
     } catch (err) {
       child?.kill('SIGKILL');
@@ -116,7 +126,7 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
       retry = undefined;
       void attempt().then((problem) => {
         if (problem === null) {
-          options.onEvent?.({ type: 'registry.restarted', message: `the image registry serves again on 127.0.0.1:${port}`, data: { port } });
+          options.onEvent?.({ type: 'registry.restarted', message: `the image registry serves again on ${hostPort()}`, data: { port } });
           return;
         }
         if (closed) return;
@@ -142,10 +152,10 @@ export function createLocalRegistry(options: LocalRegistryOptions): LocalRegistr
   return {
     kind: 'local',
     get host() {
-      return `127.0.0.1:${port}`;
+      return hostPort();
     },
     get url() {
-      return `http://127.0.0.1:${port}`;
+      return `http://${hostPort()}`;
     },
     credentials: null,
     storageDir: join(options.dir, 'data'),
@@ -224,55 +234,55 @@ function runCollector(binary: string, config: string, timeoutMs: number): Promis
   });
 }
 
-/** The port kept in DIR/port, or a free one (then kept). */
-async function chosenPort(dir: string, current: number): Promise<number> {
+/** The port kept in DIR/port, or a free one on HOST (then kept). */
+async function chosenPort(dir: string, current: number, host: string): Promise<number> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'port');
   if (current === 0) {
     const kept = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    current = Number.isInteger(kept) && kept > 0 && kept < 65536 && (await isFree(kept)) ? kept : await freePort();
+    current = Number.isInteger(kept) && kept > 0 && kept < 65536 && (await isFree(kept, host)) ? kept : await freePort(host);
   }
   await writeFile(file, `${current}\n`);
   return current;
 }
 
-function freePort(): Promise<number> {
+function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
   });
 }
 
-function isFree(port: number): Promise<boolean> {
+function isFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 
 /** Polls GET /v2/ until it answers 200 (bounded). */
-async function answering(port: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
+async function answering(hostPort: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!signal.aborted) {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      const res = await fetch(`http://${hostPort}/v2/`, { signal: AbortSignal.timeout(1_000) });
       await res.body?.cancel();
       if (res.status === 200) return;
     } catch {
       // Not listening yet.
     }
-    if (Date.now() > deadline) throw new Error(`no answer on 127.0.0.1:${port}/v2/ within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`no answer on ${hostPort}/v2/ within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('stopped waiting');
 }
 
-function registryConfig(root: string, port: number): string {
+function registryConfig(root: string, addr: string): string {
   return [
     'version: 0.1',
     'log:',
@@ -283,7 +293,7 @@ function registryConfig(root: string, port: number): string {
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: 127.0.0.1:${port}`,
+    `  addr: ${addr}`,
     '',
   ].join('\n');
 }

@@ -15,15 +15,23 @@ export interface SwarmGroupInput {
   installationId: string;
   replicas: number;
   stopGraceSeconds?: number;
+  /** 0 for the release's first service of the process; a scale down makes the next (swarm-plan.ts). */
+  generation?: number;
+  /** The release's decrypted secrets, given to each task as env like on one engine (never logged). */
+  secrets?: Record<string, string>;
 }
+
+/** On a service of generation 1 and later: the plan tells a process's services of one release apart. */
+export const GENERATION_LABEL = 'dev.pier.swarm-generation';
 
 const NAME_LIMIT = 63;
 
-export function swarmServiceName(app: string, version: number, process: string): string {
-  const name = `pier-${app}-v${version}-${process}`.replace(/[^a-zA-Z0-9-]/g, '-');
+export function swarmServiceName(app: string, version: number, process: string, generation = 0): string {
+  const gen = generation > 0 ? `-g${generation}` : '';
+  const name = `pier-${app}-v${version}-${process}${gen}`.replace(/[^a-zA-Z0-9-]/g, '-');
   if (name.length <= NAME_LIMIT) return name;
   // Long app and process names: keep the version and process readable, cut the app.
-  const tail = `-v${version}-${process}`.replace(/[^a-zA-Z0-9-]/g, '-').slice(-(NAME_LIMIT - 10));
+  const tail = `-v${version}-${process}${gen}`.replace(/[^a-zA-Z0-9-]/g, '-').slice(-(NAME_LIMIT - 10));
   return `pier-${app.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, NAME_LIMIT - 5 - tail.length)}${tail}`;
 }
 
@@ -65,14 +73,16 @@ export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
     [LABELS.app]: input.app.id,
     [LABELS.release]: input.release.id,
     [LABELS.process]: input.process,
+    ...(input.generation ? { [GENERATION_LABEL]: String(input.generation) } : {}),
   };
   return {
-    name: swarmServiceName(input.app.name, input.release.version, input.process),
+    name: swarmServiceName(input.app.name, input.release.version, input.process, input.generation),
     image: swarmImage(input.release),
     cmd: spec.cmd,
     env: {
       ...manifest.env,
       ...spec.env,
+      ...input.secrets,
       PIER_APP: input.app.name,
       PIER_PROCESS: input.process,
       PIER_RELEASE: String(input.release.version),

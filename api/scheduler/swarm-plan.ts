@@ -6,12 +6,20 @@
 // each of its instances passes Pier's checks (and no live edge is still to report the endpoints)
 // do the old instances leave the edge (drain); once drained, the old service is scaled to zero and
 // removed. Swarm's own update and rollback are never used.
+//
+// A scale down goes the same way, since Swarm picks which tasks stop when a service's replicas go
+// down and Pier could not drain them first: the smaller count is a new service of the same release
+// and process (the next generation), and once each of its tasks is ready the older generation's
+// instances leave the edge, drain, and that service is scaled to zero and removed. A scale up only
+// raises the current service's replicas (nothing stops).
 
 export interface PlanService {
   name: string;
   releaseId: string;
   process: string;
   replicas: number;
+  /** 0 for a release's first service of the process; each scale down makes the next one. */
+  generation: number;
 }
 
 export interface PlanInstance {
@@ -22,6 +30,8 @@ export interface PlanInstance {
   /** Running and passing its check (or it has none). */
   ready: boolean;
   drainUntil: Date | null;
+  /** The service its task belongs to, when known. */
+  service?: string | undefined;
 }
 
 export interface SwarmPlanInput {
@@ -35,8 +45,8 @@ export interface SwarmPlanInput {
 }
 
 export type SwarmAction =
-  /** Create the group's service, or set the replicas of the one that exists. */
-  | { type: 'ensure'; process: string; replicas: number }
+  /** Create the group's service (of that generation), or set the replicas of the one that exists. */
+  | { type: 'ensure'; process: string; replicas: number; generation: number }
   /** Take an instance out of the edge: it leaves once drained. */
   | { type: 'drain'; instanceId: string; reason: string }
   /** Scale a service no longer wanted to zero and remove it (its instances have drained). */
@@ -57,23 +67,31 @@ export function planSwarm(input: SwarmPlanInput): SwarmPlan {
   const wanted = new Map((input.release?.counts ?? []).map((c) => [c.process, c.count]));
   const isWanted = (s: { releaseId: string; process: string }) => input.release !== null && s.releaseId === input.release.id && wanted.has(s.process);
 
+  /** The wanted release's older generations of a process, kept until the current one is ready. */
+  const superseded = new Set<PlanService>();
   for (const [process, count] of wanted) {
-    const service = input.services.find((s) => isWanted(s) && s.process === process);
-    if (!service || service.replicas !== count) actions.push({ type: 'ensure', process, replicas: count });
+    const mine = input.services.filter((s) => isWanted(s) && s.process === process).sort((a, b) => b.generation - a.generation);
+    const current = mine[0];
+    if (!current) actions.push({ type: 'ensure', process, replicas: count, generation: 0 });
+    // A scale down: the smaller count as the next generation, so no task stops before it drained.
+    else if (current.replicas > count) actions.push({ type: 'ensure', process, replicas: count, generation: current.generation + 1 });
+    else if (current.replicas < count) actions.push({ type: 'ensure', process, replicas: count, generation: current.generation });
+    const older = mine.slice(1);
+    if (older.length === 0 || !current || current.replicas !== count) continue;
+    const ready = input.instances.filter((i) => i.service === current.name && i.desired === 'running' && i.ready).length;
+    if (ready >= count) for (const s of older) superseded.add(s);
   }
-  // Instances beyond the count (a scale down): Swarm picks which tasks stop (it balances nodes),
-  // so they leave by the service's own scaling; nothing to drain here (the tasks' ends are observed).
 
-  const retiring = input.services.filter((s) => !isWanted(s));
-  if (!input.keepPrevious) {
-    for (const service of retiring) {
-      const mine = input.instances.filter((i) => i.releaseId === service.releaseId && i.process === service.process);
-      const reason = input.release === null ? 'the app has no release to run' : input.release.id === service.releaseId ? 'process removed from the release' : 'replaced by a newer release';
-      for (const i of mine) if (i.desired === 'running') actions.push({ type: 'drain', instanceId: i.id, reason });
-      const draining = mine.filter((i) => i.desired === 'stopped' && i.drainUntil && i.drainUntil > input.now);
-      if (draining.length === 0 && mine.every((i) => i.desired === 'stopped')) actions.push({ type: 'remove', service: service.name });
-      for (const i of draining) later(i.drainUntil as Date);
-    }
+  const retiring = input.keepPrevious ? [...superseded] : [...input.services.filter((s) => !isWanted(s)), ...superseded];
+  for (const service of retiring) {
+    const older = superseded.has(service);
+    // A generation's instances are its tasks'; a release's other services are told apart by release and process.
+    const mine = input.instances.filter((i) => i.releaseId === service.releaseId && i.process === service.process && (!older || i.service === service.name));
+    const reason = older ? 'scaled down' : input.release === null ? 'the app has no release to run' : input.release.id === service.releaseId ? 'process removed from the release' : 'replaced by a newer release';
+    for (const i of mine) if (i.desired === 'running') actions.push({ type: 'drain', instanceId: i.id, reason });
+    const draining = mine.filter((i) => i.desired === 'stopped' && i.drainUntil && i.drainUntil > input.now);
+    if (draining.length === 0 && mine.every((i) => i.desired === 'stopped')) actions.push({ type: 'remove', service: service.name });
+    for (const i of draining) later(i.drainUntil as Date);
   }
   return { actions, retryAt };
 }

@@ -21,7 +21,7 @@ import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import { effectiveCheck } from './readiness-check.js';
 import type { ReconcileResult, Reconciler } from './reconciler.js';
 import { settleDeployment } from './rollout.js';
-import { swarmGroupSpec } from './swarm-group.js';
+import { GENERATION_LABEL, swarmGroupSpec } from './swarm-group.js';
 import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
 
 export interface SwarmReconcilerOptions {
@@ -40,6 +40,11 @@ export interface SwarmReconcilerOptions {
   pollMs?: number;
   /** Seconds a stopping task gets before Swarm kills it (default 10). */
   stopGraceSeconds?: number;
+  /**
+   * Decrypts a release's secrets (api/secret-service.ts): they go into its services' env, as on
+   * one engine; without it, a release with secrets gets no service (E_SECRETS_UNAVAILABLE).
+   */
+  secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
 }
 
 /**
@@ -88,6 +93,12 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       checkLease(lease);
 
       let rows = await db.select().from(instances).where(eq(instances.appId, appId));
+      /** Instance → its task's service: a scale down's generations are told apart by it. */
+      const serviceOf = new Map<string, string>();
+      for (const g of groups) {
+        const process = g.labels[LABELS.process];
+        if (process) for (const task of tasks.get(g.name) ?? []) serviceOf.set(swarmInstanceId(app.name, process, task.id), g.name);
+      }
       const observed = await observe(ctx, groups, tasks, swarmNodes, rows);
       if (observed) {
         options.onRoutesChanged(appId);
@@ -115,12 +126,13 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         desired: r.desiredState,
         ready: r.observedState === 'running' && (r.health === 'none' || r.health === 'healthy'),
         drainUntil: r.drainUntil,
+        service: serviceOf.get(r.id),
       }));
       const rolling = settled.deadline !== undefined || settled.holdPrevious === true;
       const keepPrevious = rolling && release !== null && (settled.holdPrevious === true || !releaseReady(release.id, counts, planRows));
       const result = planSwarm({
         release: release ? { id: release.id, counts } : null,
-        services: groups.map((g): PlanService => ({ name: g.name, releaseId: g.labels[LABELS.release] ?? '', process: g.labels[LABELS.process] ?? '', replicas: g.replicas })),
+        services: groups.map((g): PlanService => ({ name: g.name, releaseId: g.labels[LABELS.release] ?? '', process: g.labels[LABELS.process] ?? '', replicas: g.replicas, generation: Number(g.labels[GENERATION_LABEL] ?? 0) || 0 })),
         instances: planRows,
         keepPrevious,
         now,
@@ -130,9 +142,11 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       for (const action of result.actions) {
         checkLease(lease);
         if (action.type === 'ensure' && release) {
-          const spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds });
+          // The values go only into the spec sent to the manager: never into a log line or event.
+          const secrets = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : undefined;
+          const spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets });
           const made = await services.ensureService(spec);
-          log.info({ service: spec.name, replicas: action.replicas, created: made.created }, made.created ? 'swarm service created' : 'swarm service scaled');
+          log.info({ service: spec.name, replicas: action.replicas, generation: action.generation, created: made.created }, made.created ? 'swarm service created' : 'swarm service scaled');
         } else if (action.type === 'drain') {
           await drain(ctx, action.instanceId, action.reason, drainMs);
         } else if (action.type === 'remove') {
@@ -212,6 +226,13 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
             });
           });
           changed = true;
+        } else if (row && serving && row.observedState === 'running' && row.desiredState === 'running' && stale(row, node.address, taskPortsAt(task, node.address), task.containerId)) {
+          // A row written with another port (or address) than its task now has: the checks and
+          // the edge follow the task without waiting for it to be replaced.
+          const ports = taskPortsAt(task, node.address);
+          await leases.fenced(lease, (t) => t.tx.update(instances).set({ address: node.address, ports, nodeId: nodeRowId(node.id), containerId: task.containerId ?? row.containerId, updatedAt: new Date() }).where(eq(instances.id, row.id)));
+          ctx.log.info({ instance: row.id, address: node.address, ports, was: { address: row.address, ports: row.ports } }, 'instance ports refreshed');
+          changed = true;
         } else if (row && !serving && (row.observedState === 'running' || row.observedState === 'starting') && (TERMINAL.has(task.state) || task.desiredState !== 'running')) {
           await ended(ctx, row, task, task.state === 'failed' || task.state === 'rejected');
           changed = true;
@@ -288,10 +309,24 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
     }
   }
 
+  async function secretsOf(release: Release): Promise<Record<string, string>> {
+    if (!options.secrets) {
+      throw new PierError('E_SECRETS_UNAVAILABLE', `release v${release.version} has secrets and this server has no secret key`, { status: 500, hint: 'start pier server with its data folder (secrets.key)' });
+    }
+    return options.secrets(release);
+  }
+
   async function loadRelease(id: string): Promise<Release | null> {
     const [row] = await db.select().from(releases).where(eq(releases.id, id));
     return row ?? null;
   }
+}
+
+/** True when the row's address, ports or container differ from its task's. */
+function stale(row: Instance, address: string, ports: Record<string, number>, containerId: string | null): boolean {
+  const had = (row.ports ?? {}) as Record<string, number>;
+  const keys = new Set([...Object.keys(had), ...Object.keys(ports)]);
+  return row.address !== address || [...keys].some((k) => had[k] !== ports[k]) || (containerId !== null && row.containerId !== containerId);
 }
 
 function nodeRowId(swarmNodeId: string): string {

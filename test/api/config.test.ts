@@ -42,6 +42,23 @@ for (const value of ['ftp://host', 'http://host:5000/path', 'somewhere']) {
   });
 }
 
+test('--registry-listen: where Pier\'s own registry listens, one address (never a wildcard), only for the local registry', () => {
+  const listen = (value: string) => {
+    const r = loadConfig({ PIER_REGISTRY_LISTEN: value }).registry;
+    return r.kind === 'local' ? r.listen : null;
+  };
+  assert.equal(listen(''), undefined, 'unset: loopback (the registry\'s default)');
+  assert.deepEqual(listen('10.0.0.1:5000'), { host: '10.0.0.1', port: 5000 });
+  assert.deepEqual(listen('10.0.0.1'), { host: '10.0.0.1', port: 0 });
+  assert.deepEqual(listen('[fd00::1]:5000'), { host: 'fd00::1', port: 5000 });
+  assert.deepEqual(listen('registry.internal:0'), { host: 'registry.internal', port: 0 });
+  assert.deepEqual(loadConfig({ PIER_DATA_DIR: '/d', PIER_REGISTRY_LISTEN: '10.0.0.1:1' }, { registryListen: '10.0.0.2:2' }).registry, { kind: 'local', dir: '/d/registry', binary: '/usr/bin/docker-registry', listen: { host: '10.0.0.2', port: 2 } }, 'the flag wins');
+  for (const value of ['0.0.0.0:5000', '[::]:5000', '10.0.0.1:99999', '10.0.0.1:x', ':5000', 'a b:1']) {
+    assert.throws(() => loadConfig({ PIER_REGISTRY_LISTEN: value }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /--registry-listen HOST:PORT/.test(err.hint ?? ''), value);
+  }
+  assert.throws(() => loadConfig({ PIER_REGISTRY_LISTEN: '10.0.0.1:5000', PIER_REGISTRY: 'off' }), (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /own registry/.test(err.message));
+});
+
 test('the build context limit defaults to 512 MiB and reads sizes', () => {
   assert.equal(loadConfig({}).buildContextLimitBytes, 512 * 1024 ** 2);
   assert.equal(loadConfig({ PIER_BUILD_CONTEXT_LIMIT: '2MiB' }).buildContextLimitBytes, 2 * 1024 ** 2);

@@ -6,11 +6,12 @@
 // no failed connection, and comes back (node.up); a drained node's task moves and the edges
 // follow; a rollout moves traffic with no refused connection, a release whose check never passes
 // leaves the old one serving, and a rollback brings back v1. One cluster for the whole file: it is
-// slow to start. Every wait is bounded. Last, an image pushed to a registry the nodes reach is
-// deployed by digest, and the worker pulls it.
+// slow to start. Every wait is bounded. Last, an app built by `pier deploy` into Pier's own registry
+// (listening where the nodes reach it) runs by digest and the worker pulls it; a secret rolls out
+// into its tasks' env; a scale down drains before a task stops.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -18,7 +19,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { EventView, NodeView, StatusView } from '../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer, type PierServer } from '../support/pier-process.js';
-import { startPlainRegistry } from '../support/plain-registry.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
 import { exchange } from '../support/tcp-client.js';
 
@@ -168,6 +168,8 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
       // The edges run on the nodes and serve every endpoint on the node's addresses.
       PIER_EDGE_IPV4: '0.0.0.0',
       PIER_EDGE_IPV6: 'off',
+      // Pier's own registry on the host's leg: every node reaches it (and trusts it: --insecure-registry).
+      PIER_REGISTRY_LISTEN: `${cluster.hostAddress}:0`,
     },
     { args: ['--role', 'api', '--api-listen', `${cluster.hostAddress}:0`] },
   );
@@ -351,19 +353,18 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   assert.equal(deleted.code, 0, deleted.stderr);
   assert.deepEqual(await swarmServices(), []);
 
-  // Images by digest: pushed to a registry on the host's leg (every node reaches it) and deployed
-  // by its digest; the service names that digest, and the worker, which has no image under it,
-  // pulls it for its task.
+  // Images by digest from Pier's own registry: it listens on the host's leg (--registry-listen),
+  // which every node reaches; `pier deploy` builds the image on the manager's engine and pushes it
+  // there, the service names its `registry/…@sha256:…` digest, and the worker, which never had
+  // that image, pulls it for its task.
   mark = performance.now();
-  const registry = await startPlainRegistry(t, cluster.hostAddress);
-  const pushed = `${registry}/sw/busybox:1`;
-  await cluster.manager.docker(['tag', IMAGE, pushed]);
-  await cluster.manager.docker(['push', pushed]);
-  const ref = (await cluster.manager.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', pushed])).trim();
-  assert.match(ref, /^198\.18\.\d+\.254:\d+\/sw\/busybox@sha256:[0-9a-f]{64}$/);
-  await assert.rejects(cluster.worker.docker(['image', 'inspect', ref]), 'the worker has no image under that digest yet');
-  await writeFile(file, manifest({ image: ref, port: port + 1, greeting: 'digest', app: 'swd' }));
-  const byDigest = await runPier(['deploy', '-c', file], server.env);
+  const site = join(server.dir, 'swd');
+  await mkdir(site, { recursive: true });
+  await writeFile(join(site, 'Dockerfile'), `FROM ${IMAGE}\nENV BUILT=by-pier\nLABEL dev.pier.test=swarm-build\n`);
+  const siteFile = join(site, 'pier.toml');
+  const built = (greeting: string) => `${manifest({ image: '', port: port + 1, greeting, app: 'swd' }).replace('image = ""\n', '')}\n[build]\ncontext = "."\n`;
+  await writeFile(siteFile, built('digest'));
+  const byDigest = await runPier(['deploy', '-c', siteFile], server.env, { timeoutMs: 240_000 });
   if (byDigest.code !== 0) {
     // What each side saw, to tell a node's failure from Pier's.
     const seen = [
@@ -374,14 +375,52 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
     t.diagnostic(seen.join('\n'));
   }
   assert.equal(byDigest.code, 0, byDigest.stderr);
-  assert.equal((await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim(), ref);
+  const ref = (await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim();
+  assert.ok(ref.startsWith(`${cluster.hostAddress}:`) && /\/swd@sha256:[0-9a-f]{64}$/.test(ref), `the service runs the build by its digest in Pier's registry: ${ref}`);
   await waitFor('an instance of the digest on each node', async () => {
     const s = await pierJson<StatusView>(server, ['status', '--app', 'swd']);
     return serving(s).length === 2 && new Set(serving(s).map((i) => i.address)).size === 2;
   });
   await servedBy(edges, port + 1, (b) => b.size === 2 && [...b].every((x) => x.startsWith('digest ')), 'the digest\'s tasks through the edges');
-  await cluster.worker.docker(['image', 'inspect', ref]);
-  t.diagnostic(`deployed by digest, pulled by the worker, served: ${since(mark)}`);
+  assert.match(await cluster.worker.docker(['image', 'inspect', '--format', '{{.Config.Env}}', ref]), /BUILT=by-pier/, 'the worker pulled the build');
+  t.diagnostic(`built by Pier, pushed to its registry, pulled by the worker by digest, served: ${since(mark)}`);
+
+  // A secret on a swarm: `pier secrets set` makes a new release whose service carries the value in
+  // its tasks' env (GREETING here, which the app serves), rolled out like a deploy with no failed
+  // request; the value is in no log line or event.
+  mark = performance.now();
+  const SECRET = 'swarm-s3cret-4f9a';
+  client = loopClient(edges, port + 1);
+  const setSecret = await runPier(['secrets', 'set', `GREETING=${SECRET}`, '--app', 'swd'], server.env);
+  assert.equal(setSecret.code, 0, setSecret.stderr);
+  await servedBy(edges, port + 1, (b) => b.size === 2 && [...b].every((x) => x.startsWith(`${SECRET} `)), 'the secret in both tasks\' env');
+  await waitFor('only the v2 service of swd', async () => (await swarmServices()).filter((n) => n.startsWith('pier-swd-')).join() === 'pier-swd-v2-web 2/2');
+  traffic = await client.finish();
+  assert.deepEqual(traffic.failures, [], `requests failed while the secret rolled out (${traffic.ok} ok)`);
+  assert.ok(!server.stderr().includes(SECRET), 'the server log holds the secret');
+  assert.ok(!JSON.stringify(await pierJson<EventView[]>(server, ['events', '--app', 'swd'])).includes(SECRET), 'an event holds the secret');
+  t.diagnostic(`secret set, rolled out to both tasks: ${since(mark)} (${traffic.ok} requests)`);
+
+  // A scale down drains before any task stops: the smaller count runs as the service's next
+  // generation, the old tasks leave the edges, drain, then their service goes. A client through
+  // both edges meanwhile meets no failed request.
+  mark = performance.now();
+  const beforeScale = serving(await pierJson<StatusView>(server, ['status', '--app', 'swd'])).map((i) => i.id);
+  client = loopClient(edges, port + 1);
+  const scaled = await runPier(['scale', 'web=1', '--app', 'swd'], server.env);
+  assert.equal(scaled.code, 0, scaled.stderr);
+  await waitFor('one instance of swd, in the next generation\'s service', async () => {
+    const s = await pierJson<StatusView>(server, ['status', '--app', 'swd']);
+    const names = (await swarmServices()).filter((n) => n.startsWith('pier-swd-'));
+    return serving(s).length === 1 && names.join() === 'pier-swd-v2-web-g1 1/1';
+  });
+  traffic = await client.finish();
+  assert.deepEqual(traffic.failures, [], `requests failed during the scale down (${traffic.ok} ok)`);
+  const drainedForScale = logged('instance draining').filter((l) => l.instance && beforeScale.includes(l.instance));
+  assert.deepEqual([...new Set(drainedForScale.map((l) => l.instance))].sort(), [...beforeScale].sort(), 'both old instances drained');
+  const oldGone = logged('swarm service removed').find((l) => l.service === 'pier-swd-v2-web');
+  assert.ok(oldGone && drainedForScale.every((l) => l.until !== undefined && oldGone.time >= Date.parse(l.until)), 'the old generation went only after its drain');
+  t.diagnostic(`scaled down 2 -> 1 with a drain first: ${since(mark)} (${traffic.ok} requests)`);
   const deletedDigest = await runPier(['apps', 'delete', 'swd', '--yes', '--wait', '60'], server.env);
   assert.equal(deletedDigest.code, 0, deletedDigest.stderr);
 });

@@ -24,6 +24,9 @@ import { createAppLeases, type AppLeases } from '../../api/scheduler/app-leases.
 import { createHealthMonitor } from '../../api/scheduler/health-monitor.js';
 import { createReconciler, type Reconciler, type ReconcileResult } from '../../api/scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
+import { createSwarmReconciler } from '../../api/scheduler/swarm-reconciler.js';
+import type { SwarmServices } from '../../api/runtime/swarm-services.js';
+import type { Release } from '../../db/schema/index.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
 import { nodes } from '../../db/schema/index.js';
 import { createVolumeAttacher } from '../../api/volumes/volume-attacher.js';
@@ -85,6 +88,8 @@ export interface ControlPlaneOptions {
   volumeDriver?: VolumeDriver;
   /** Secrets sealed with this box (the API's secret routes and the containers' env); without it, secrets are refused. */
   secretBox?: SecretBox;
+  /** Reconcile on this swarm (the swarm reconciler, as `--runtime swarm`) instead of the runtime. */
+  swarm?: SwarmServices;
 }
 
 export const NETWORK: NetworkSpec = { name: DEFAULT_NETWORK, subnet: DEFAULT_NETWORK_SUBNET, labels: { [LABELS.managed]: 'true' } };
@@ -102,21 +107,25 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'memory://' });
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses: ['127.0.0.1'] });
   let routeChanges = 0;
-  const reconciler = createReconciler({
-    volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
-    db,
-    runtime,
-    leases,
-    log,
-    nodeId: 'node_local',
-    installationId: INSTALLATION,
-    network: NETWORK,
-    secrets: options.secretBox ? (release) => secretValues(db, options.secretBox as SecretBox, release) : undefined,
-    onRoutesChanged: (appId) => {
-      routeChanges++;
-      edgeFeed.refresh(appId);
-    },
-  });
+  const onRoutesChanged = (appId: string): void => {
+    routeChanges++;
+    edgeFeed.refresh(appId);
+  };
+  const secretsOf = options.secretBox ? (release: Release) => secretValues(db, options.secretBox as SecretBox, release) : undefined;
+  const reconciler = options.swarm
+    ? createSwarmReconciler({ db, services: options.swarm, runtime, leases, log, installationId: INSTALLATION, onRoutesChanged, secrets: secretsOf })
+    : createReconciler({
+        volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
+        db,
+        runtime,
+        leases,
+        log,
+        nodeId: 'node_local',
+        installationId: INSTALLATION,
+        network: NETWORK,
+        secrets: secretsOf,
+        onRoutesChanged,
+      });
   const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());

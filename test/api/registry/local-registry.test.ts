@@ -49,6 +49,19 @@ test('the local registry serves the registry API on loopback, its port kept in i
   await assert.rejects(status(registry.host), 'closed: nothing answers on its port');
 });
 
+test('--registry-listen: the registry listens on the address given, and images are named by it', async (t) => {
+  // 127.0.0.2 stands for an address the nodes reach (every 127/8 address is this machine's).
+  const dir = await tempDir(t);
+  const registry = createLocalRegistry({ dir, log: captureLog().log, listen: { host: '127.0.0.2', port: 0 } });
+  t.after(() => registry.close());
+  assert.deepEqual(await registry.start(), { ok: true });
+  assert.match(registry.host, /^127\.0\.0\.2:\d+$/);
+  assert.equal(registry.url, `http://${registry.host}`);
+  assert.equal(await status(registry.host), 200);
+  const port = registry.host.split(':')[1];
+  await assert.rejects(status(`127.0.0.1:${port}`), 'nothing on the default loopback address');
+});
+
 test('a registry that dies is restarted on the same port, with an event for each', async (t) => {
   const dir = await tempDir(t);
   const events: RegistryEvent[] = [];

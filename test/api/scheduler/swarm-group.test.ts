@@ -92,6 +92,18 @@ test('service names stay within 63 characters of [a-zA-Z0-9-], keeping version a
   assert.ok(long.length <= 63, long);
   assert.match(long, /^pier-x+-v12345-worker$/);
   assert.ok(swarmServiceName('a', 1, 'p'.repeat(63)).length <= 63);
+  // A scale down's next generation: its own name, the generation kept even when the app is cut.
+  assert.equal(swarmServiceName('a_b', 1, 'web', 2), 'pier-a-b-v1-web-g2');
+  assert.match(swarmServiceName('x'.repeat(60), 12345, 'worker', 3), /^pier-x+-v12345-worker-g3$/);
+});
+
+test('a later generation is labelled with it; the release\'s secrets are in the env, Pier\'s own names win', () => {
+  const spec = swarmGroupSpec({ ...input, process: 'web', generation: 1, secrets: { API_KEY: 'k', PIER_APP: 'spoof' } });
+  assert.equal(spec.labels['dev.pier.swarm-generation'], '1');
+  assert.match(spec.name, /-g1$/);
+  assert.equal(spec.env.API_KEY, 'k');
+  assert.equal(spec.env.PIER_APP, input.app.name);
+  assert.equal(swarmGroupSpec({ ...input, process: 'web' }).labels['dev.pier.swarm-generation'], undefined, 'generation 0 carries no label');
 });
 
 test('nodes run the release\'s registry digest when other machines reach that registry, else the image id', () => {

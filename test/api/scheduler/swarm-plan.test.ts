@@ -7,15 +7,40 @@ import { planSwarm, releaseReady, type PlanInstance, type PlanService, type Swar
 const now = new Date('2026-01-01T00:00:00Z');
 const later = new Date(now.getTime() + 1_000);
 const earlier = new Date(now.getTime() - 1_000);
-const svc = (releaseId: string, replicas: number, process = 'web'): PlanService => ({ name: `pier-a-${releaseId}-${process}`, releaseId, process, replicas });
+const svc = (releaseId: string, replicas: number, process = 'web', generation = 0): PlanService => ({ name: `pier-a-${releaseId}-${process}${generation ? `-g${generation}` : ''}`, releaseId, process, replicas, generation });
 const inst = (id: string, releaseId: string, o: Partial<PlanInstance> = {}): PlanInstance => ({ id, releaseId, process: 'web', desired: 'running', ready: true, drainUntil: null, ...o });
 const input = (o: Partial<SwarmPlanInput>): SwarmPlanInput => ({ release: { id: 'r2', counts: [{ process: 'web', count: 2 }] }, services: [], instances: [], keepPrevious: false, now, ...o });
 
 test('swarm plan: each step of a rollout, a scale, a failed rollout and a deleted app', () => {
   const cases: { name: string; input: SwarmPlanInput; actions: unknown[]; retryAt?: Date | null }[] = [
-    { name: 'first deploy: the service is made', input: input({}), actions: [{ type: 'ensure', process: 'web', replicas: 2 }] },
+    { name: 'first deploy: the service is made', input: input({}), actions: [{ type: 'ensure', process: 'web', replicas: 2, generation: 0 }] },
     { name: 'steady: nothing to do', input: input({ services: [svc('r2', 2)], instances: [inst('a', 'r2'), inst('b', 'r2')] }), actions: [] },
-    { name: 'pier scale: the replicas change', input: input({ services: [svc('r2', 3)] }), actions: [{ type: 'ensure', process: 'web', replicas: 2 }] },
+    { name: 'pier scale up: the replicas of the service rise', input: input({ services: [svc('r2', 1)] }), actions: [{ type: 'ensure', process: 'web', replicas: 2, generation: 0 }] },
+    {
+      name: 'pier scale down: the smaller count is the next generation; the current one is untouched',
+      input: input({ services: [svc('r2', 3)], instances: ['a', 'b', 'c'].map((id) => inst(id, 'r2', { service: 'pier-a-r2-web' })) }),
+      actions: [{ type: 'ensure', process: 'web', replicas: 2, generation: 1 }],
+    },
+    {
+      name: 'scale down under way: the older generation serves until the new one is ready',
+      input: input({ services: [svc('r2', 3), svc('r2', 2, 'web', 1)], instances: [...['a', 'b', 'c'].map((id) => inst(id, 'r2', { service: 'pier-a-r2-web' })), inst('n1', 'r2', { service: 'pier-a-r2-web-g1' }), inst('n2', 'r2', { service: 'pier-a-r2-web-g1', ready: false })] }),
+      actions: [],
+    },
+    {
+      name: 'scale down ready: exactly the older generation\'s instances leave the edge',
+      input: input({ services: [svc('r2', 3), svc('r2', 2, 'web', 1)], instances: [...['a', 'b', 'c'].map((id) => inst(id, 'r2', { service: 'pier-a-r2-web' })), inst('n1', 'r2', { service: 'pier-a-r2-web-g1' }), inst('n2', 'r2', { service: 'pier-a-r2-web-g1' })] }),
+      actions: ['a', 'b', 'c'].map((id) => ({ type: 'drain', instanceId: id, reason: 'scaled down' })),
+    },
+    {
+      name: 'scale down drained: the older generation is removed',
+      input: input({ services: [svc('r2', 3), svc('r2', 2, 'web', 1)], instances: [...['a', 'b', 'c'].map((id) => inst(id, 'r2', { service: 'pier-a-r2-web', desired: 'stopped', drainUntil: earlier })), inst('n1', 'r2', { service: 'pier-a-r2-web-g1' }), inst('n2', 'r2', { service: 'pier-a-r2-web-g1' })] }),
+      actions: [{ type: 'remove', service: 'pier-a-r2-web' }],
+    },
+    {
+      name: 'scaled down again before the new generation was ready: a third one; both older ones go once it is',
+      input: input({ release: { id: 'r2', counts: [{ process: 'web', count: 1 }] }, services: [svc('r2', 3), svc('r2', 2, 'web', 1)], instances: [inst('a', 'r2', { service: 'pier-a-r2-web' })] }),
+      actions: [{ type: 'ensure', process: 'web', replicas: 1, generation: 2 }],
+    },
     {
       name: 'rollout under way: the old service is kept untouched',
       input: input({ services: [svc('r1', 2), svc('r2', 2)], instances: [inst('o1', 'r1'), inst('o2', 'r1'), inst('n1', 'r2', { ready: false })], keepPrevious: true }),
