@@ -335,12 +335,13 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       }
       await to.restore(FINAL(move.id), volume.id, { sizeLimitBytes: volume.sizeLimitBytes });
       at('target volume made');
-      // Docker has finished stopping the old container (it ran beside the steps above).
-      await Promise.all(stops);
       lap('verify');
 
+      // The old holder is detached: its processes are gone (it exited) and its mount is the
+      // source's, which no container gets again, so the start on the target need not wait for
+      // Docker's tear-down of it (the attach would see it live until then).
       await transactions.run(async (t) => {
-        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', updatedAt: new Date() }).where(eq(volumes.id, volume.id));
+        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: null, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
         await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
       });
       at('switched');
@@ -357,6 +358,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       options.enqueue(move.appId);
       const started = await waitForHolder(volume.id, move.instanceId);
       if (started !== null) steps.push({ step: 'running on the target', ms: started - cutoverStart });
+      await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: move.id }, 'the old container exited but Docker did not finish stopping it'));
       steps.sort((a, b) => a.ms - b.ms);
       lap('switched');
       await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps });
