@@ -187,48 +187,41 @@ export function createVolumeMover(options: VolumeMoverOptions) {
 
   /**
    * Stops whatever holds the volume now, before the final snapshot; says whether something did.
-   * The app's reconcile lock is taken first (waiting, before the downtime, for a pass that runs),
-   * and held while the holder is marked stopped and its container stopped: no pass can start a
-   * container in between, so the container read under the lock is the only one, and the stop
-   * need not wait for a pass of its own (which put a whole docker stop and its bookkeeping into
-   * the downtime). The row is read again (an attach that won the race with `moving` names its
-   * instance there, and no attach succeeds once the volume is moving). The lock goes at the
-   * holder's exit, and a pass follows at once: it records the stop and updates the routes.
+   * The caller holds the app's reconcile lock (taken, waiting for a pass that runs, before the
+   * downtime) from here to the switch: no pass can start a container meanwhile, so the container
+   * read under the lock is the only one, and the stop need not wait for a pass of its own (which
+   * put a whole docker stop and its bookkeeping into the downtime). The row is read again (an
+   * attach that won the race with `moving` names its instance there, and no attach succeeds once
+   * the volume is moving). The pass that follows the switch records the stop, updates the routes
+   * and starts the instance on the target, side by side.
    */
   async function quiesce(move: VolumeMove, volume: Volume, at: (step: string) => void, stops: Promise<void>[], begin: () => void): Promise<boolean> {
     let held = false;
     for (let round = 0; round < 3; round++) {
-      const lock = await reconcileLock(move.appId);
-      let instanceId: string | null;
-      try {
-        const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
-        instanceId = current?.attachedInstanceId ?? null;
-        if (!instanceId) return held;
-        if (round === 0) begin();
-        const stamp = new Date();
-        const containerId = await transactions.run(async (t) => {
-          if (!move.instanceId) await t.tx.update(volumeMoves).set({ instanceId }).where(eq(volumeMoves.id, move.id));
-          await t.tx
-            .update(instances)
-            .set({ desiredState: 'stopped', drainUntil: stamp, lastReason: `volume ${volume.name} moves to root ${move.toRoot}`, updatedAt: stamp })
-            .where(and(eq(instances.id, instanceId as string), eq(instances.desiredState, 'running')));
-          const [row] = await t.tx.select({ containerId: instances.containerId }).from(instances).where(eq(instances.id, instanceId as string));
-          return row?.containerId ?? null;
-        });
-        at('drained');
-        move.instanceId ??= instanceId;
-        if (containerId) {
-          held = true;
-          const { exited, stopped } = stopUntilExit(containerId);
-          const done = stopped.then(() => at('stopped (Docker done)'));
-          done.catch(() => undefined); // awaited before the switch (a failed move never gets there)
-          stops.push(done);
-          await exited;
-          at('exited');
-        }
-      } finally {
-        await lock?.release();
-        options.enqueue(move.appId);
+      const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
+      const instanceId = current?.attachedInstanceId ?? null;
+      if (!instanceId) return held;
+      if (round === 0) begin();
+      const stamp = new Date();
+      const containerId = await transactions.run(async (t) => {
+        if (!move.instanceId) await t.tx.update(volumeMoves).set({ instanceId }).where(eq(volumeMoves.id, move.id));
+        await t.tx
+          .update(instances)
+          .set({ desiredState: 'stopped', drainUntil: stamp, lastReason: `volume ${volume.name} moves to root ${move.toRoot}`, updatedAt: stamp })
+          .where(and(eq(instances.id, instanceId), eq(instances.desiredState, 'running')));
+        const [row] = await t.tx.select({ containerId: instances.containerId }).from(instances).where(eq(instances.id, instanceId));
+        return row?.containerId ?? null;
+      });
+      at('drained');
+      move.instanceId ??= instanceId;
+      if (containerId) {
+        held = true;
+        const { exited, stopped } = stopUntilExit(containerId);
+        const done = stopped.then(() => at('stopped (Docker done)'));
+        done.catch(() => undefined); // awaited after the switch (a failed move never gets there)
+        stops.push(done);
+        await exited;
+        at('exited');
       }
       const [after] = await db.select({ attached: volumes.attachedInstanceId }).from(volumes).where(eq(volumes.id, volume.id));
       if ((after?.attached ?? null) === instanceId) return held;
@@ -240,8 +233,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
    * Stops a container; `exited` resolves at its `die` event, when its processes are gone (so
    * nothing writes the volume any more), while Docker's tear-down (network, mounts: 0.45 s
    * measured here) goes on beside the final snapshot and send. `stopped` settles when Docker has
-   * stopped it (or the stop failed); the switch waits for it, since the target's start checks
-   * that the old holder is no longer live. A `die` missed (the subscription came late, or the
+   * stopped it (or the stop failed); the move waits for it before it is done (the switch does
+   * not: it detaches the exited holder). A `die` missed (the subscription came late, or the
    * event stream failed) only means waiting for `stopped`.
    */
   function stopUntilExit(containerId: string): { exited: Promise<void>; stopped: Promise<void> } {
@@ -284,6 +277,12 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     const at = (step: string) => steps.push({ step, ms: Date.now() - cutoverStart });
     let downtimeStart: number | null = null;
     const stops: Promise<void>[] = [];
+    let passLock: HeldLock | null = null;
+    const releasePassLock = async () => {
+      const held = passLock;
+      passLock = null;
+      await held?.release().catch((err: unknown) => log.warn({ err, move: move.id }, 'reconcile lock release failed'));
+    };
     try {
       await setPhase(move, 'precopy');
       await from.snapshot(volume.id, PRE(move.id));
@@ -301,6 +300,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await setPhase(move, 'cutover', { bytesMoved: bytes });
       cutoverStart = Date.now();
       const begin = () => (cutoverStart = Date.now());
+      // Held to the switch: a pass run at the old container's exit would wait out Docker's
+      // tear-down of it in its `docker stop`, and the start on the target would queue behind it.
+      passLock = await reconcileLock(move.appId);
       if (await quiesce(move, volume, at, stops, begin)) downtimeStart = cutoverStart;
       lap('cutover');
 
@@ -346,7 +348,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       });
       at('switched');
       move.phase = 'switched';
+      await releasePassLock();
     } catch (err) {
+      await releasePassLock();
       try {
         await rollBack(move, err, 'error');
       } finally {
