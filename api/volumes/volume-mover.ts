@@ -7,8 +7,9 @@
 //            the final delta holds only what was written since; then both roots are flushed to
 //            disk (a receive in the downtime would otherwise first write out the pre-copy's
 //            dirty gigabyte: 1.5 s measured, against 20 ms once flushed);
-//   cutover  the instance leaves the backends (drain) and is stopped (Pier sends the stop at
-//            once, beside the reconcile pass that does the same); downtime starts;
+//   cutover  under the app's reconcile lock (held to the switch), the instance is marked stopped
+//            and stopped; downtime starts; the next phase begins at its exit (`die`), Docker's
+//            tear-down of it runs beside them; the pass after the switch drains it at the edge;
 //   final    snapshot `<move>-final` of the stopped volume: stop first, then snapshot (a paused
 //            container is unfrozen to take SIGTERM and goes on writing);
 //   send     the delta (btrfs send -p catchup; dir: the whole snapshot again);
@@ -75,7 +76,7 @@ export interface MoveResult {
   move: VolumeMove;
   volume: Volume;
   phases: { phase: MovePhase; ms: number }[];
-  /** The downtime step by step: drained, stopped, final, received, verified, switched, running. */
+  /** The downtime step by step: drained, exited, final snapshot, delta received, verified, switched, running. */
   steps: MoveStep[];
 }
 
