@@ -83,10 +83,37 @@ try {
   await run('docker', ['start', reference]);
   const refMs = Date.now() - refStart;
 
+  // Docker's own clock for the containers of the app: SIGTERM, exit, the new container's create and start.
+  const events = spawn('docker', ['events', '--filter', `label=dev.pier.app=${appId}`, '--filter', 'type=container', '--format', '{{.TimeNano}} {{.Action}} {{.ID}}'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let eventText = '';
+  events.stdout?.on('data', (b: Buffer) => (eventText += b.toString()));
+  await new Promise((r) => setTimeout(r, 500));
   const loadBefore = loadavg()[0] as number;
   const t0 = Date.now();
-  const moved = (await pier(['volumes', 'move', '--app', 'bench-move', 'data', '--to', 'b'])).move as { bytesMoved: number; downtimeMs: number | null; phases: { phase: string; ms: number }[] };
+  const moved = (await pier(['volumes', 'move', '--app', 'bench-move', 'data', '--to', 'b'])).move as {
+    bytesMoved: number;
+    downtimeMs: number | null;
+    phases: { phase: string; ms: number }[];
+    steps: { step: string; ms: number }[];
+  };
   const totalMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 500));
+  events.kill('SIGTERM');
+  const docker = eventText
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' '))
+    .map(([ns, action, id]) => ({ ms: Number(BigInt(ns ?? '0') / 1_000_000n), action: action ?? '', id: (id ?? '').slice(0, 12) }));
+  const kill = docker.find((e) => e.action.startsWith('kill'));
+  // A second reference: the engine's start of a new container like the moved one (Pier's network,
+  // a bind mount), which a stop-then-start cutover cannot go below either.
+  const moving = (await run('docker', ['ps', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean)[0] ?? '';
+  const network = moving ? (await run('docker', ['inspect', '-f', '{{.HostConfig.NetworkMode}}', moving])).stdout.trim() : 'bridge';
+  await mkdir(join(scratch, 'ref-data'), { recursive: true });
+  await run('docker', ['create', '--name', `${reference}-2`, '--network', network, '--mount', `type=bind,src=${join(scratch, 'ref-data')},dst=/data`, IMAGE, 'sh', '-c', WRITER]);
+  const ref2Start = Date.now();
+  await run('docker', ['start', `${reference}-2`]);
+  const ref2Ms = Date.now() - ref2Start;
   const lines = (await readFile(join(mnt, 'b', 'volumes', volume.id, 'log'), 'utf8')).split('\n').filter(Boolean);
   const gapFree = lines.every((l, i) => l === String(i + 1));
   const load = loadavg()[0] as number;
@@ -94,13 +121,24 @@ try {
   process.stdout.write(`\n${mib} MiB volume (16 files of random data) + a counter written every 10 ms; load average ${loadBefore.toFixed(1)} before, ${load.toFixed(1)} after\n\n`);
   process.stdout.write('| step | ms | |\n|---|---:|---|\n');
   process.stdout.write(`| reference: docker stop + docker start of a plain container | ${refMs} | |\n`);
+  process.stdout.write(`| reference: docker start of a created container on Pier's network with a bind mount | ${ref2Ms} | |\n`);
   for (const p of moved.phases) process.stdout.write(`| move phase ${p.phase} | ${p.ms} | |\n`);
+  let last = 0;
+  for (const s of moved.steps) {
+    process.stdout.write(`| downtime step: ${s.step} | ${s.ms} | +${s.ms - last} |\n`);
+    last = s.ms;
+  }
+  if (kill) {
+    for (const e of docker.filter((d) => d.ms >= kill.ms && /^(kill|die|stop|create|start)/.test(d.action))) {
+      process.stdout.write(`| docker event ${e.action} (${e.id}) | ${e.ms - kill.ms} | ms after the SIGTERM |\n`);
+    }
+  }
   process.stdout.write(`| move, whole command | ${totalMs} | ${(moved.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
   process.stdout.write(
-    `| **move downtime** (drain → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
+    `| **move downtime** (drained → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
   );
 } finally {
-  await run('docker', ['rm', '-f', reference]).catch(() => undefined);
+  await run('docker', ['rm', '-f', reference, `${reference}-2`]).catch(() => undefined);
   if (server) {
     const proc = server;
     const exited = new Promise((r) => {

@@ -19,7 +19,11 @@ import { treeHash } from '../api/volumes/tree-hash.js';
 import type { VolumeDriver } from '../api/volumes/volume-driver.js';
 
 const run = promisify(execFile);
-const { values: flags } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, files: { type: 'string', default: '16' } } });
+const { values: flags } = parseArgs({
+  options: { mib: { type: 'string', default: '1024' }, files: { type: 'string', default: '16' }, 'export-only': { type: 'boolean', default: false }, rounds: { type: 'string', default: '2' } },
+});
+const exportOnly = flags['export-only'];
+const rounds = Number(flags.rounds);
 const mib = Number(flags.mib);
 const files = Number(flags.files);
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -60,6 +64,7 @@ async function bench(driver: VolumeDriver, rows: Row[]): Promise<void> {
   const source = await treeHash(path);
   const check = async (dir: string) => ((await treeHash(dir)).sha256 === source.sha256 ? 'sha256 matched' : 'SHA256 MISMATCH');
 
+  if (exportOnly) return exportRounds(driver, 'vol_bench', source, add);
   const read = await timed(() => run('sh', ['-c', `cat ${path}/* > /dev/null`]));
   add('reference: read the files once (cat)', read.ms, `${((source.bytes / 1e6) / (read.ms / 1000)).toFixed(0)} MB/s`);
   const copy = await timed(() => run('cp', ['-a', '--reflink=never', path, join(driver.root, 'copy-reference')]));
@@ -97,6 +102,35 @@ async function bench(driver: VolumeDriver, rows: Row[]): Promise<void> {
   const imported = await timed(() => importSnapshot(driver, createReadStream(file)));
   add('import (verify + extract + verify)', imported.ms, imported.value.sha256 === source.sha256 ? 'sha256 matched' : 'SHA256 MISMATCH');
   await rm(file, { force: true });
+}
+
+/**
+ * Export against its references, `rounds` times in turn (the shared disk is noisy): to /dev/null
+ * (what reading and tar cost) and to a file on the same disk (what writing adds).
+ */
+async function exportRounds(driver: VolumeDriver, volumeId: string, source: { sha256: string; bytes: number; files: number }, add: (step: string, ms: number, note?: string) => void): Promise<void> {
+  await driver.snapshot(volumeId, 'snap_export');
+  const dir = driver.snapshotPath('snap_export');
+  const file = join(driver.root, '..', `export-${driver.kind}.pier-snapshot`);
+  const snapRow = { id: 'snap_export', volumeName: 'bench', sha256: source.sha256, bytes: source.bytes, files: source.files, createdAt: new Date() } as Parameters<typeof exportSnapshot>[1];
+  const rate = (ms: number) => `${(source.bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
+  for (let round = 1; round <= rounds; round++) {
+    for (const to of ['/dev/null', file]) {
+      const where = to === '/dev/null' ? '/dev/null' : 'a file';
+      const cat = await timed(() => run('sh', ['-c', `cat ${dir}/* | cat > ${to}`]));
+      add(`round ${round}: reference: cat of the files through a pipe to ${where}`, cat.ms, rate(cat.ms));
+      await rm(file, { force: true });
+      const tar = await timed(() => run('sh', ['-c', `tar -C ${dir} --sort=name --numeric-owner -cf - . | cat > ${to}`]));
+      add(`round ${round}: reference: tar through a pipe to ${where}`, tar.ms, rate(tar.ms));
+      await rm(file, { force: true });
+      const exported = await timed(async () => {
+        const { stream } = await exportSnapshot(driver, snapRow);
+        await pipeline(stream, createWriteStream(to));
+      });
+      add(`round ${round}: export to ${where}`, exported.ms, `${rate(exported.ms)}; ${(exported.ms / tar.ms).toFixed(2)}× the time of tar, ${(exported.ms / cat.ms).toFixed(2)}× that of cat`);
+      await rm(file, { force: true });
+    }
+  }
 }
 
 const rows: Row[] = [];

@@ -130,7 +130,7 @@ export function volumeRoutes(deps: ApiDeps) {
     service();
     if (!deps.volumeMover) throw new PierError('E_VOLUMES_UNAVAILABLE', 'this server cannot move volumes', { status: 503, hint: 'set PIER_VOLUMES_DIR for pier server' });
     const done = await deps.volumeMover.move(c.get('auth'), c.req.param('app'), c.req.param('volume'), body.to);
-    return c.json({ volume: volumeView(done.volume), move: moveView(done.move, done.phases) });
+    return c.json({ volume: volumeView(done.volume), move: moveView(done.move, done.phases, done.steps) });
   });
   r.post('/apps/:app/volumes/:volume/snapshots', async (c) => {
     const snap = await service().snapshot(c.get('auth'), c.req.param('app'), c.req.param('volume'));

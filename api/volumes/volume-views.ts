@@ -52,11 +52,12 @@ export const moveViewSchema = z.object({
   downtimeMs: z.number().nullable().describe('from the instance leaving the backends to its container running on the target (null: no instance, or it had not started within a minute)'),
   retainUntil: time.nullable().describe('the source is kept read-only until then'),
   phases: z.array(z.object({ phase: z.enum(MOVE_PHASES), ms: z.number() })).describe('how long each phase took'),
+  steps: z.array(z.object({ step: z.string(), ms: z.number() })).describe('the downtime step by step: ms since the cutover began (drained, stopped, final snapshot, delta received, verified, target volume made, switched, running on the target)'),
 });
 export type MoveView = z.infer<typeof moveViewSchema>;
 
-export function moveView(m: VolumeMove, phases: { phase: MovePhase; ms: number }[]): MoveView {
-  return { id: m.id, volumeId: m.volumeId, from: m.fromRoot, to: m.toRoot, state: m.state, phase: m.phase, bytesMoved: m.bytesMoved, downtimeMs: m.downtimeMs, retainUntil: m.retainUntil?.toISOString() ?? null, phases };
+export function moveView(m: VolumeMove, phases: { phase: MovePhase; ms: number }[], steps: { step: string; ms: number }[] = []): MoveView {
+  return { id: m.id, volumeId: m.volumeId, from: m.fromRoot, to: m.toRoot, state: m.state, phase: m.phase, bytesMoved: m.bytesMoved, downtimeMs: m.downtimeMs, retainUntil: m.retainUntil?.toISOString() ?? null, phases, steps };
 }
 
 export function volumeView(v: Volume): VolumeView {

@@ -102,6 +102,7 @@ const move = defineCommand({
     const m = r.move;
     printLine(`volume ${r.volume.name} moved from ${m.from} to ${m.to}: ${formatBytes(m.bytesMoved)} sent, downtime ${m.downtimeMs === null ? '-' : `${m.downtimeMs} ms`}`);
     printLine(`  phases: ${m.phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ')}`);
+    if (m.steps.length) printLine(`  downtime steps (ms since the cutover began): ${m.steps.map((s) => `${s.step} ${s.ms}`).join(', ')}`);
     printLine(`  the source on ${m.from} is kept read-only until ${m.retainUntil ?? '-'}`);
   },
 });

@@ -156,6 +156,21 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
     ['precopy', 'cutover', 'final', 'send', 'verify', 'switched'],
   );
   assert.ok(moved.move.retainUntil);
+  // The downtime step by step, in order (no timing is asserted): the final snapshot comes after
+  // the holder's exit, the switch after the verify, the start on the target after the switch.
+  const order = moved.move.steps.map((x) => x.step);
+  for (const [earlier, later] of [
+    ['drained', 'exited'],
+    ['exited', 'final snapshot'],
+    ['final snapshot', 'delta received'],
+    ['delta received', 'verified'],
+    ['verified', 'switched'],
+    ['switched', 'running on the target'],
+  ] as const) {
+    assert.ok(order.includes(earlier) && order.includes(later), `steps ${JSON.stringify(order)} name ${earlier} and ${later}`);
+    const ms = (name: string) => moved.move.steps.find((x) => x.step === name)?.ms ?? NaN;
+    assert.ok(ms(earlier) <= ms(later), `${earlier} (${ms(earlier)} ms) comes before ${later} (${ms(later)} ms)`);
+  }
   const finalText = await readFile(join(src, 'snapshots', `${moved.move.id}-final`, 'log'), 'utf8');
   const finalLines = counter(finalText, 'the final snapshot');
   // The source holds nothing past the final snapshot: its writer was stopped first.
@@ -182,6 +197,7 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   assert.ok(done, 'volume.moved recorded');
   assert.equal(done.data.bytesMoved, moved.move.bytesMoved);
   assert.equal(done.data.downtimeMs, moved.move.downtimeMs);
+  assert.deepEqual(done.data.steps, moved.move.steps, 'the event carries the downtime steps');
 }
 
 test('volumes move (btrfs): a killed server and a truncated stream roll back to the source; the move loses nothing', (t) => moveProof(t, 'btrfs'));

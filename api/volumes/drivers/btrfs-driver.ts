@@ -88,6 +88,7 @@ export function createBtrfsDriver(root: string): VolumeDriver {
     async freeze(volumeId) {
       if (await exists(volumePath(volumeId))) await btrfs('property', 'set', '-ts', volumePath(volumeId), 'ro', 'true');
     },
+    flush: async () => void (await btrfs('filesystem', 'sync', root)),
   };
 
   async function show(path: string): Promise<{ uuid: string; receivedUuid: string | null }> {

@@ -93,5 +93,7 @@ export function createDirDriver(root: string): VolumeDriver {
         ? (await treeHash(snapshotPath(snapshotId))).sha256
         : null,
     async freeze() {},
+    // sync(1) -f: the filesystem the root is on, not every disk of the host.
+    flush: async () => void (await hostCommand('sync', ['-f', root])),
   };
 }

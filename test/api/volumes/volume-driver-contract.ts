@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
+import { createBtrfsDriver } from '../../../api/volumes/drivers/btrfs-driver.js';
+import { createDirDriver } from '../../../api/volumes/drivers/dir-driver.js';
 import { treeHash } from '../../../api/volumes/tree-hash.js';
 import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
 import { transferSnapshot } from '../../../api/volumes/volume-transfer.js';
@@ -38,6 +40,17 @@ export function volumeDriverContract(name: string, open: (t: TestContext) => Pro
     assert.equal(await b.receivedFingerprint('move_2-final'), null, 'no whole snapshot on the receiving root');
     assert.deepEqual(await treeHash(a.snapshotPath('move_2-final')), before, 'the source snapshot is intact');
     await b.removeSnapshot('move_2-final');
+  });
+
+  test(`${name}: flush writes the root out (a move calls it before its cutover); a root that is gone gives E_VOLUME_DRIVER`, async (t) => {
+    const a = await open(t);
+    if (!a) return;
+    const path = await a.create('vol_f');
+    await writeFile(join(path, 'data'), Buffer.alloc(100_000, 7));
+    await a.flush();
+    assert.equal((await readFile(join(path, 'data'))).length, 100_000);
+    const gone = (a.kind === 'btrfs' ? createBtrfsDriver : createDirDriver)(join(a.root, 'no-such-root'));
+    await assert.rejects(gone.flush(), { code: 'E_VOLUME_DRIVER' });
   });
 
   test(`${name}: a snapshot keeps the data as it was, and restores into a new volume with the same sha256`, async (t) => {
