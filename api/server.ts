@@ -49,6 +49,8 @@ import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
 import { createSwarmRuntime } from './runtime/swarm-runtime.js';
+import { createSwarmOverlays } from './runtime/swarm-overlays.js';
+import { createSwarmPrivate, SWARM_PRIVATE_WARNING } from './scheduler/swarm-private.js';
 import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
@@ -154,6 +156,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         ? createSwarmRuntime({
             manager: dockerRuntime,
             services: swarmServices,
+            overlays: createSwarmOverlays({ socketPath: config.dockerSocket }),
             nodeEngines: new Map(Object.entries(swarmSetting.nodeEngines).map(([address, socketPath]) => [address, createDockerRuntime({ socketPath, log: log.child({ component: 'runtime', node: address }) })])),
           })
         : dockerRuntime;
@@ -180,11 +183,14 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       runtime,
       prefixes: config.privateNetworks,
       log: log.child({ component: 'private-networks' }),
-      isolation: overrides.runtime === undefined ? createIpv6Isolation({ log }) : undefined,
+      // On a swarm the overlay is IPv4 only and on other machines: no ip6tables rule here helps it.
+      isolation: overrides.runtime === undefined && !swarmServices ? createIpv6Isolation({ log }) : undefined,
+      ipv4Only: swarmServices !== null,
       onProblem: (problem) => warnings.push(problem),
     });
-    // On a swarm the private network is not built yet (docs/several-machines.md): none is made.
-    if (engineUp && !swarmServices) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
+    // On a swarm they are overlays on the manager (IPv4 only; offered ports not enforced: said once).
+    if (swarmServices) warnings.push(SWARM_PRIVATE_WARNING);
+    if (engineUp) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
     await db
       .insert(nodes)
       .values({ id: LOCAL_NODE, name: 'local', endpoint: `unix://${config.dockerSocket}` })
@@ -237,7 +243,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       health.poke();
     };
     const reconciler = swarmServices
-      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged })
+      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, private: createSwarmPrivate({ networkFor: (a) => privateNetworks.networkFor(a), log: log.child({ component: 'private-networks' }) }) })
       : createReconciler({
       volumes: volumeAttacher,
       secrets: (release) => secretValues(db, secretBox, release),

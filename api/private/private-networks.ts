@@ -21,6 +21,8 @@ export interface PrivateNetworksOptions {
   /** The installation's id, labelled on the networks it makes. */
   installationId?: string | undefined;
   isolation?: Ipv6Isolation | undefined;
+  /** The networks are IPv4 only (a swarm's overlays, swarm-overlays.ts): no warning for a missing IPv6 subnet. */
+  ipv4Only?: boolean | undefined;
   /** Told once per network whose IPv6 isolation could not be put in place. */
   onProblem?: ((problem: string) => void) | undefined;
 }
@@ -62,7 +64,7 @@ export function createPrivateNetworks(options: PrivateNetworksOptions): PrivateN
   async function onEngine(row: PrivateNetwork): Promise<void> {
     const info = await runtime.ensureNetwork(spec(row));
     if (info.created) log.info({ network: row.name, ipv6: row.ipv6Subnet, ipv4: row.ipv4Subnet }, 'private network created');
-    if (!info.ipv6Subnet) log.warn({ network: row.name }, 'the private network exists without IPv6: remove it (docker network rm) when empty, and Pier makes it again dual-stack');
+    if (!info.ipv6Subnet && !options.ipv4Only) log.warn({ network: row.name }, 'the private network exists without IPv6: remove it (docker network rm) when empty, and Pier makes it again dual-stack');
     const problem = options.isolation ? await options.isolation.isolate(row.ipv6Subnet) : null;
     if (problem) {
       log.warn({ network: row.name, problem }, 'private network not isolated over IPv6');
