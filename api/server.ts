@@ -409,6 +409,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       edgeFeed,
       edgeReports,
       nodes: nodeDirectory,
+      privateLimits: swarmServices ? SWARM_PRIVATE_WARNING : undefined,
       metrics,
       log,
       ips,

@@ -88,6 +88,16 @@ export function createSwarmPrivate(options: SwarmPrivateOptions) {
 
 export type SwarmPrivate = ReturnType<typeof createSwarmPrivate>;
 
+/**
+ * `pier describe app` on a swarm: a task container does not list its service's aliases (they
+ * are in the service spec, answered by Swarm's DNS for every running task), so each running
+ * task of an offering group is shown with the names of its group (read from the current release).
+ */
+export function withSwarmNames<V extends { instances: { process: string; names: string[] }[] }>(view: V, app: string, manifest: Manifest | undefined): V {
+  if (!manifest) return view;
+  return { ...view, instances: view.instances.map((i) => (i.names.length ? i : { ...i, names: swarmPrivateAliases(app, manifest, i.process) })) };
+}
+
 /** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
 export const SWARM_PRIVATE_WARNING =
   'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are not enforced (every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/private-networking.md';

@@ -124,6 +124,7 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   const overlay = (await cluster.manager.docker(['network', 'ls', '--filter', 'label=dev.pier.private=true', '--format', '{{.Name}} {{.Driver}}'])).trim();
   assert.match(overlay, /^pier-private-\S+ overlay$/, 'one overlay, made by Pier on the manager');
 
+  let resolved: string[] = [];
   for (const [i, node] of [n1, n2].entries()) {
     const worker = workers[i] as { id: string };
     const other = webs[1 - i] as { hostname: string };
@@ -131,7 +132,8 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
       const a = await lookup(node, worker.id, 'web.api.internal', 'A');
       return a.length === 2 ? a : null;
     });
-    assert.deepEqual((await lookup(node, worker.id, 'api.internal', 'A')).sort(), [...addresses].sort(), 'APP.internal: the same tasks');
+    resolved = [...addresses].sort();
+    assert.deepEqual((await lookup(node, worker.id, 'api.internal', 'A')).sort(), resolved, 'APP.internal: the same tasks');
     assert.deepEqual(await lookup(node, worker.id, 'web.api.internal', 'AAAA'), [], 'no AAAA on a swarm overlay, answered at once');
     // Each address answers with its task's hostname: one of them is the web task on the other node.
     const reached = new Set<string>();
@@ -143,6 +145,17 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
     // Told in its environment, as on one engine: the family to use on a swarm's overlay.
     assert.equal((await sh(node, worker.id, 'echo "$PIER_PRIVATE_FAMILY"')).trim(), 'ipv4');
   }
+
+  // `pier describe app` lists each task's private address and names, and says what is not enforced here.
+  type Described = { private: { limits?: string; instances: { ipv4: string | null; ipv6: string | null; names: string[] }[] } };
+  const described = await until('describe to list both web tasks on the overlay', async () => {
+    const r = await runPier(['describe', 'app', 'api', '--json'], server.env);
+    const v = JSON.parse(r.stdout) as Described;
+    return v.private.instances.length === 2 ? v : null;
+  });
+  assert.deepEqual(described.private.instances.map((i) => i.ipv4).sort(), resolved);
+  assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
+  assert.match(described.private.limits ?? '', /not enforced/);
 
   // A scaled-down task leaves the name (Swarm takes it out before it stops).
   const down = await runPier(['scale', 'web=1', '--app', 'api'], server.env);

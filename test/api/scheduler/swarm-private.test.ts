@@ -9,7 +9,7 @@ import { PierError } from '../../../api/pier-error.js';
 import { overlayCreateOptions } from '../../../api/runtime/swarm-overlays.js';
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
 import { swarmGroupSpec } from '../../../api/scheduler/swarm-group.js';
-import { createSwarmPrivate, swarmInitialHealth, swarmPrivateAliases, swarmPrivateEnv } from '../../../api/scheduler/swarm-private.js';
+import { createSwarmPrivate, swarmInitialHealth, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
 
 const manifest = parseManifest(`app = "shop"
 image = "local/shop:1"
@@ -88,4 +88,10 @@ test('the overlay is attachable, IPv4 only (the IPv6 subnet is not used: Swarm g
   assert.equal(body.EnableIPv6, undefined);
   assert.deepEqual(body.IPAM?.Config, [{ Subnet: '10.210.0.0/24' }]);
   assert.deepEqual(body.Labels, { 'dev.pier.private': 'true' });
+});
+
+test('describe on a swarm: each running task of an offering group shows its group\'s names (a task container does not list its service\'s aliases)', () => {
+  const view = { network: null, instances: [{ id: 'a', process: 'api', ipv4: '10.0.0.2', ipv6: null, names: [] }, { id: 'w', process: 'worker', ipv4: '10.0.0.3', ipv6: null, names: [] }] };
+  assert.deepEqual(withSwarmNames(view, 'shop', manifest).instances.map((i) => i.names), [['api.shop.internal', 'shop.internal'], []]);
+  assert.equal(withSwarmNames(view, 'shop', undefined), view);
 });
