@@ -174,7 +174,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     if (engineUp) await ensureNetwork(runtime, network, log, warnings);
     // Private networks: prefixes checked against the host's routes (a real engine only), and the
     // networks made before found by name and reused.
-    // (Not on a swarm: no private network is made there, and the manager's engine is not this host's.)
+    // (Not on a swarm: its private networks are overlays inside the nodes, not this host's routes.)
     if (engineUp && overrides.runtime === undefined && !swarmServices) await checkPrivatePrefixes(runtime, config.privateNetworks);
     const installationId = await installation(db);
     const privateNetworks = createPrivateNetworks({
