@@ -23,10 +23,19 @@ export interface SwarmOverlays {
   ensure(spec: NetworkSpec): Promise<NetworkInfo>;
 }
 
+/**
+ * The overlay's name on the swarm. Swarm wants a network name to be a valid DNS name component,
+ * and a preview's network is `pier-private-ORG.ENV` (private-network-key.ts): its dot becomes
+ * `--` (org ids have no dash, so no two keys meet). Production's name is unchanged.
+ */
+export function swarmOverlayName(name: string): string {
+  return name.replace(/\./g, '--');
+}
+
 /** The Engine API body that makes a private overlay network. Pure. */
 export function overlayCreateOptions(spec: NetworkSpec): Docker.NetworkCreateOptions {
   return {
-    Name: spec.name,
+    Name: swarmOverlayName(spec.name),
     Driver: 'overlay',
     // Attachable: `docker run --network` on any node may join it (debugging, one-off tasks).
     Attachable: true,
@@ -72,18 +81,19 @@ export function createSwarmOverlays(options: SwarmOverlaysOptions): SwarmOverlay
 
   return {
     async ensure(spec) {
-      const existing = await find(spec.name);
+      const name = swarmOverlayName(spec.name);
+      const existing = await find(name);
       if (existing) return info(existing, false);
       try {
         const made = await docker.createNetwork(overlayCreateOptions(spec));
-        return info({ Id: made.id, Name: spec.name, Labels: spec.labels, IPAM: { Config: [{ Subnet: spec.subnet }] } }, true);
+        return info({ Id: made.id, Name: name, Labels: spec.labels, IPAM: { Config: [{ Subnet: spec.subnet }] } }, true);
       } catch (err) {
         // Another server made it between the look and the create.
         if (statusOf(err) === 409) {
-          const again = await find(spec.name);
+          const again = await find(name);
           if (again) return info(again, false);
         }
-        throw engineError(err, `create overlay network ${spec.name}`);
+        throw engineError(err, `create overlay network ${name}`);
       }
     },
   };

@@ -17,6 +17,7 @@ import type { Manifest } from '../manifest.js';
 import { isPierError } from '../pier-error.js';
 import { effectiveCheck } from './readiness-check.js';
 import { privateNames, privateOffer } from '../private/private-spec.js';
+import { swarmOverlayName } from '../runtime/swarm-overlays.js';
 import type { SwarmGroupSpec } from '../runtime/swarm-service-spec.js';
 
 export interface SwarmAttachment {
@@ -70,7 +71,7 @@ export function createSwarmPrivate(options: SwarmPrivateOptions) {
       const aliases = swarmPrivateAliases(app.name, manifest, process);
       try {
         const network = await options.networkFor(app);
-        return [{ name: network.name, aliases }];
+        return [{ name: swarmOverlayName(network.name), aliases }];
       } catch (err) {
         if (aliases.length > 0) throw err;
         options.log.warn({ err: isPierError(err) ? err.message : err, app: app.name, process }, 'private network unavailable; the service starts without it');

@@ -3,7 +3,9 @@
 // joins it with its names. A worker task on each node resolves web.api.internal to both web tasks
 // (one per node) and reaches each, so each worker reaches the web task on the other node, by
 // address and by name. The overlay is IPv4 only (Swarm on Engine 20.10 gives tasks no IPv6
-// address of their own; docs/several-machines.md): an AAAA query is answered at once, empty. A
+// address of their own; docs/several-machines.md): an AAAA query is answered at once, empty.
+// `pier describe app` lists the tasks' private addresses and what is not enforced. A preview
+// environment's worker, on an overlay of its own, neither resolves nor reaches production's web. A
 // scaled-down task leaves the name. Every wait is bounded; the cluster cleans up after itself.
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
@@ -79,7 +81,7 @@ async function lookup(node: SwarmNode, id: string, name: string, type: 'A' | 'AA
   return [...out.matchAll(/^Address: ([0-9a-f.:]+)$/gm)].map((m) => m[1] as string).filter((a) => a !== '127.0.0.11');
 }
 
-test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay); AAAA answered empty; a scaled-down task leaves the name', async (t) => {
+test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     t.skip('the swarm runs on the embedded-database pass only (CI time)');
@@ -156,6 +158,30 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   assert.deepEqual(described.private.instances.map((i) => i.ipv4).sort(), resolved);
   assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
   assert.match(described.private.limits ?? '', /not enforced/);
+
+  // A preview environment's worker is on an overlay of its own: production's names do not resolve
+  // there and production's addresses answer on no port. (Its own app name: service names do not
+  // carry the environment.)
+  const previewFile = join(server.dir, 'pcli.toml');
+  await writeFile(previewFile, CLI.replace('app = "cli"', 'app = "pcli"').replace('count = 2', 'count = 1'));
+  const pr = await runPier(['deploy', '-c', previewFile, '--wait', '90'], { ...server.env, PIER_ENV: 'pr-7' });
+  assert.equal(pr.code, 0, pr.stderr);
+  const [pnode, ptask] = await until('the preview worker task', async () => {
+    for (const node of [n1, n2]) {
+      const task = await taskOn(node, 'pier-pcli-v1-worker');
+      if (task) return [node, task] as const;
+    }
+    return null;
+  });
+  const pnet = (await pnode.docker(['inspect', '--format', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', ptask.id])).trim();
+  const pnets = pnet.split(' ').filter((n) => n.startsWith('pier-private-'));
+  assert.ok(pnets.length === 1 && pnets[0] !== overlay.split(' ')[0], `the preview's own overlay: ${pnet}\n${server.stderr().split('\n').filter((l) => /private|overlay|network/i.test(l)).slice(-8).join('\n')}`);
+  const unresolved = await sh(pnode, ptask.id, 'timeout 4 nslookup -type=A web.api.internal 127.0.0.11 2>&1; true');
+  assert.doesNotMatch(unresolved, /Address: 198\./, `the preview resolved production's name: ${unresolved}`);
+  for (const address of resolved) {
+    const r = await sh(pnode, ptask.id, `timeout 3 wget -q -O- http://${address}:8080/ 2>&1; echo "rc=$?"`);
+    assert.doesNotMatch(r, /rc=0/, `the preview reached production's ${address}: ${r}`);
+  }
 
   // A scaled-down task leaves the name (Swarm takes it out before it stops).
   const down = await runPier(['scale', 'web=1', '--app', 'api'], server.env);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import pino from 'pino';
 import { parseManifest } from '../../../api/manifest.js';
 import { PierError } from '../../../api/pier-error.js';
-import { overlayCreateOptions } from '../../../api/runtime/swarm-overlays.js';
+import { overlayCreateOptions, swarmOverlayName } from '../../../api/runtime/swarm-overlays.js';
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
 import { swarmGroupSpec } from '../../../api/scheduler/swarm-group.js';
 import { createSwarmPrivate, swarmInitialHealth, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
@@ -94,4 +94,12 @@ test('describe on a swarm: each running task of an offering group shows its grou
   const view = { network: null, instances: [{ id: 'a', process: 'api', ipv4: '10.0.0.2', ipv6: null, names: [] }, { id: 'w', process: 'worker', ipv4: '10.0.0.3', ipv6: null, names: [] }] };
   assert.deepEqual(withSwarmNames(view, 'shop', manifest).instances.map((i) => i.names), [['api.shop.internal', 'shop.internal'], []]);
   assert.equal(withSwarmNames(view, 'shop', undefined), view);
+});
+
+test('a preview\'s overlay name has no dot (Swarm wants a DNS name component); production\'s is unchanged', async () => {
+  assert.equal(swarmOverlayName('pier-private-org_1'), 'pier-private-org_1');
+  assert.equal(swarmOverlayName('pier-private-org_1.pr-7'), 'pier-private-org_1--pr-7');
+  assert.equal(overlayCreateOptions({ name: 'pier-private-org_1.pr-7', subnet: '10.210.1.0/24', labels: {} }).Name, 'pier-private-org_1--pr-7');
+  const priv = createSwarmPrivate({ networkFor: async () => ({ name: 'pier-private-org_1.pr-7' }), log });
+  assert.deepEqual(await priv.attachments(app, manifest, 'worker'), [{ name: 'pier-private-org_1--pr-7', aliases: [] }]);
 });
