@@ -5,7 +5,7 @@
 // or aliases replaces all of its tasks (measured: `docker service update --network-add` restarted
 // both tasks), which a rollout cannot afford.
 //
-// What follows from it (docs/private-networking.md, "On a swarm"):
+// What follows from it (docs/guide-connect-privately.md, "On a swarm"):
 // - a new release's task answers the names once Swarm has it running, before Pier's own check
 //   passes (Swarm lists running tasks only; a Docker HEALTHCHECK would hold it back, but Swarm
 //   kills a task whose HEALTHCHECK fails, so it cannot take a task out of the name either);
@@ -101,4 +101,4 @@ export function withSwarmNames<V extends { instances: { process: string; names: 
 
 /** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
 export const SWARM_PRIVATE_WARNING =
-  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are not enforced (every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/private-networking.md';
+  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are not enforced (every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
