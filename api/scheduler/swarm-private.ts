@@ -5,7 +5,7 @@
 // or aliases replaces all of its tasks (measured: `docker service update --network-add` restarted
 // both tasks), which a rollout cannot afford.
 //
-// What follows from it (docs/guide-connect-privately.md, "On a swarm"):
+// What follows from it (docs/guide-connect-privately.md, "On several machines"):
 // - a new release's task answers the names once Swarm has it running, before Pier's own check
 //   passes (Swarm lists running tasks only; a Docker HEALTHCHECK would hold it back, but Swarm
 //   kills a task whose HEALTHCHECK fails, so it cannot take a task out of the name either);
