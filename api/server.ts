@@ -49,6 +49,8 @@ import { createDockerBuilder } from './runtime/docker-builder.js';
 import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
 import { createSwarmRuntime } from './runtime/swarm-runtime.js';
+import { createSwarmOverlays } from './runtime/swarm-overlays.js';
+import { createSwarmPrivate, SWARM_PRIVATE_WARNING } from './scheduler/swarm-private.js';
 import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
@@ -159,6 +161,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         ? createSwarmRuntime({
             manager: dockerRuntime,
             services: swarmServices,
+            overlays: createSwarmOverlays({ socketPath: config.dockerSocket }),
             nodeEngines: new Map(Object.entries(swarmSetting.nodeEngines).map(([address, socketPath]) => [address, createDockerRuntime({ socketPath, log: log.child({ component: 'runtime', node: address }) })])),
           })
         : dockerRuntime;
@@ -176,7 +179,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     if (engineUp) await ensureNetwork(runtime, network, log, warnings);
     // Private networks: prefixes checked against the host's routes (a real engine only), and the
     // networks made before found by name and reused.
-    // (Not on a swarm: no private network is made there, and the manager's engine is not this host's.)
+    // (Not on a swarm: its private networks are overlays inside the nodes, not this host's routes.)
     if (engineUp && overrides.runtime === undefined && !swarmServices) await checkPrivatePrefixes(runtime, config.privateNetworks);
     const installationId = await installation(db);
     // Only the offered ports of an instance take connections from its network, and nothing from
@@ -189,10 +192,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       prefixes: config.privateNetworks,
       log: log.child({ component: 'private-networks' }),
       onCreated: privateFirewall ? (info) => privateFirewall.close({ bridge: bridgeName(info.id) }) : undefined,
+      ipv4Only: swarmServices !== null,
       onProblem: (problem) => warnings.push(problem),
     });
-    // On a swarm the private network is not built yet (docs/several-machines.md): none is made.
-    if (engineUp && !swarmServices) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
+    // On a swarm they are overlays on the manager (IPv4 only; offered ports not enforced: said once).
+    if (swarmServices) warnings.push(SWARM_PRIVATE_WARNING);
+    if (engineUp) await privateNetworks.ensureAll().catch((err: Error) => warnings.push(`${err.message}; private networks are made at the next start of an instance`));
     if (engineUp && privateFirewall) {
       const foreign = (await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' }).catch(() => []))
         .filter((n) => n.labels[LABELS.installation] !== installationId && n.ipv6Subnet)
@@ -254,7 +259,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       health.poke();
     };
     const reconciler = swarmServices
-      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, secrets: (release) => secretValues(db, secretBox, release) })
+      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, secrets: (release) => secretValues(db, secretBox, release), private: createSwarmPrivate({ networkFor: (a) => privateNetworks.networkFor(a), log: log.child({ component: 'private-networks' }) }) })
       : createReconciler({
       volumes: volumeAttacher,
       secrets: (release) => secretValues(db, secretBox, release),
@@ -415,6 +420,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       edgeFeed,
       edgeReports,
       nodes: nodeDirectory,
+      privateLimits: swarmServices ? SWARM_PRIVATE_WARNING : undefined,
       metrics,
       log,
       ips,

@@ -24,6 +24,8 @@ export interface PrivateNetworksOptions {
    * firewall closes it: private-firewall.ts close()); returns why it could not, or null.
    */
   onCreated?: ((network: NetworkInfo) => Promise<string | null>) | undefined;
+  /** The networks are IPv4 only (a swarm's overlays, swarm-overlays.ts): no warning for a missing IPv6 subnet. */
+  ipv4Only?: boolean | undefined;
   /** Told once per network that could not be closed when made. */
   onProblem?: ((problem: string) => void) | undefined;
 }
@@ -65,7 +67,7 @@ export function createPrivateNetworks(options: PrivateNetworksOptions): PrivateN
   async function onEngine(row: PrivateNetwork): Promise<void> {
     const info = await runtime.ensureNetwork(spec(row));
     if (info.created) log.info({ network: row.name, ipv6: row.ipv6Subnet, ipv4: row.ipv4Subnet }, 'private network created');
-    if (!info.ipv6Subnet) log.warn({ network: row.name }, 'the private network exists without IPv6: remove it (docker network rm) when empty, and Pier makes it again dual-stack');
+    if (!info.ipv6Subnet && !options.ipv4Only) log.warn({ network: row.name }, 'the private network exists without IPv6: remove it (docker network rm) when empty, and Pier makes it again dual-stack');
     const problem = info.created && options.onCreated ? await options.onCreated(info) : null;
     if (problem) {
       log.warn({ network: row.name, problem }, 'private network not closed when made');

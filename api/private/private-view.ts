@@ -7,6 +7,7 @@ import type { Db } from '../../db/database.js';
 import { privateNetworks, type Instance } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { swarmOverlayName } from '../runtime/swarm-overlays.js';
 import { privateNetworkKey } from './private-network-key.js';
 import { PRIVATE_DOMAIN, privateNames } from './private-spec.js';
 
@@ -25,7 +26,8 @@ export async function describePrivate(db: Db, runtime: Runtime, app: { name: str
   for (const row of rows) {
     if (!network || !row.containerId || row.observedState !== 'running') continue;
     const info = await runtime.inspect(row.containerId).catch(() => null);
-    const endpoint = info?.endpoints?.[network.name];
+    // On a swarm a preview's overlay has its dot replaced (swarm-overlays.ts).
+    const endpoint = info?.endpoints?.[network.name] ?? info?.endpoints?.[swarmOverlayName(network.name)];
     if (endpoint) instances.push({ id: row.id, process: row.process, ipv6: endpoint.ipv6, ipv4: endpoint.ipv4, names: endpoint.aliases });
   }
   return {

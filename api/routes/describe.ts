@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { and, desc, eq } from 'drizzle-orm';
 import { describePrivate } from '../private/private-view.js';
+import { withSwarmNames } from '../scheduler/swarm-private.js';
 import { apps, deployments, endpoints, instances, releases, type App } from '../../db/schema/index.js';
 import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv, type AuthContext } from '../auth.js';
@@ -70,7 +71,9 @@ export function describeRoutes(deps: ApiDeps) {
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0, nodeName), healthOutput: i.healthOutput })),
-      private: await describePrivate(db, deps.runtime, app, manifest, rows),
+      private: deps.privateLimits
+        ? { ...withSwarmNames(await describePrivate(db, deps.runtime, app, manifest, rows), app.name, manifest), limits: deps.privateLimits }
+        : await describePrivate(db, deps.runtime, app, manifest, rows),
       events: recent.map((e) => eventView(e, app.name)),
     });
   });

@@ -3,9 +3,12 @@
 // (a task container's logs, exec, inspect, and stopping a task that fails its checks), and never a
 // container started by Pier: Swarm starts every task (swarm-reconciler.ts asks it for services).
 // Tasks are reached at their node's address and published port, so connect is a plain TCP
-// connection and there is no Pier network to make.
+// connection and there is no Pier network to make. A private network (api/private/) is an
+// overlay network on the manager (swarm-overlays.ts): services join it through their spec.
+import { PRIVATE_LABELS } from '../private/private-network-key.js';
 import { PierError } from '../pier-error.js';
 import type { ContainerInfo, LogLine, LogStreamOptions, NetworkInfo, NetworkSpec, Runtime } from './runtime.js';
+import type { SwarmOverlays } from './swarm-overlays.js';
 import type { SwarmServices } from './swarm-services.js';
 
 export interface SwarmRuntimeOptions {
@@ -18,6 +21,8 @@ export interface SwarmRuntimeOptions {
    * with E_NODE_ENGINE_UNKNOWN.
    */
   nodeEngines: Map<string, Runtime>;
+  /** Makes private networks as overlays; none: a private network is not made (as before). */
+  overlays?: SwarmOverlays | undefined;
 }
 
 export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
@@ -59,6 +64,7 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
       await options.services.requireManager();
     },
     async ensureNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
+      if (options.overlays && spec.labels[PRIVATE_LABELS.private] === 'true') return options.overlays.ensure(spec);
       // No Pier network on a swarm: tasks are reached at their node's address.
       return { id: '', name: spec.name, subnet: null, labels: spec.labels, created: false };
     },
@@ -67,7 +73,7 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
     async removeNetwork() {
       return true;
     },
-    // No private network on a swarm yet (docs/several-machines.md): none to list.
+    // Private overlays are found by name (swarm-overlays.ts); none is listed for sweeping.
     async listNetworks() {
       return [];
     },

@@ -29,6 +29,8 @@ export interface SwarmGroupSpec {
   stopGraceSeconds: number;
   restart: { delayMs: number; windowMs: number };
   placement: { onePerNode: boolean; nodeLabels: Record<string, string> };
+  /** Networks the tasks join (a private overlay) with the names they answer there (swarm-private.ts). */
+  networks?: { name: string; aliases: string[] }[] | undefined;
 }
 
 /** The subset of Docker's ServiceSpec Pier sets (Engine API 1.41). */
@@ -46,6 +48,7 @@ export interface DockerServiceSpec {
     Resources?: { Limits: { MemoryBytes: number } };
     RestartPolicy: { Condition: 'any'; Delay: number; MaxAttempts: number; Window: number };
     Placement: { Constraints: string[]; MaxReplicas?: number };
+    Networks?: { Target: string; Aliases: string[] }[];
   };
   Mode: { Replicated: { Replicas: number } };
   EndpointSpec: { Mode: 'dnsrr'; Ports: { Protocol: 'tcp'; TargetPort: number; PublishMode: 'host' }[] };
@@ -72,6 +75,7 @@ export function toDockerServiceSpec(spec: SwarmGroupSpec): DockerServiceSpec {
       ...(spec.memoryBytes === undefined ? {} : { Resources: { Limits: { MemoryBytes: spec.memoryBytes } } }),
       RestartPolicy: { Condition: 'any', Delay: spec.restart.delayMs * NS_PER_MS, MaxAttempts: 0, Window: spec.restart.windowMs * NS_PER_MS },
       Placement: { Constraints: constraints, ...(spec.placement.onePerNode ? { MaxReplicas: 1 } : {}) },
+      ...(spec.networks?.length ? { Networks: spec.networks.map((n) => ({ Target: n.name, Aliases: n.aliases })) } : {}),
     },
     Mode: { Replicated: { Replicas: spec.replicas } },
     EndpointSpec: {

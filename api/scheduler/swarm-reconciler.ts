@@ -18,11 +18,11 @@ import { PierError } from '../pier-error.js';
 import { LABELS, type ContainerInfo, type Runtime } from '../runtime/runtime.js';
 import { taskPortsAt, type SwarmNodeInfo, type SwarmServices, type SwarmTask } from '../runtime/swarm-services.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
-import { effectiveCheck } from './readiness-check.js';
 import type { ReconcileResult, Reconciler } from './reconciler.js';
 import { settleDeployment } from './rollout.js';
 import { GENERATION_LABEL, swarmGroupSpec } from './swarm-group.js';
 import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
+import { swarmInitialHealth, type SwarmPrivate } from './swarm-private.js';
 
 export interface SwarmReconcilerOptions {
   db: Db;
@@ -45,20 +45,15 @@ export interface SwarmReconcilerOptions {
    * one engine; without it, a release with secrets gets no service (E_SECRETS_UNAVAILABLE).
    */
   secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
+  /** Private networks: a new service joins its environment's overlay with its names (swarm-private.ts). */
+  private?: SwarmPrivate | undefined;
 }
 
 /**
  * What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no
- * cluster volumes), or one that offers ports on the private network (no overlay network yet).
+ * cluster volumes). Private networks run on an overlay (swarm-private.ts).
  */
 export function refuseOnSwarm(manifest: Manifest): PierError | null {
-  const offered = manifest.private?.[0];
-  if (offered) {
-    return new PierError('E_SWARM_PRIVATE', `${manifest.app} offers process ${offered.process} on the private network ([[private]]), and private networks are not built on a swarm yet`, {
-      status: 422,
-      hint: 'deploy it on a single-engine Pier (`pier server` without --runtime swarm), or reach it through an endpoint; see docs/several-machines.md',
-    });
-  }
   const volume = manifest.volumes?.[0];
   if (!volume) return null;
   return new PierError('E_SWARM_VOLUMES', `${manifest.app} mounts volume ${volume.name} in process ${volume.process}, and volumes are not supported on a swarm yet`, {
@@ -144,7 +139,8 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         if (action.type === 'ensure' && release) {
           // The values go only into the spec sent to the manager: never into a log line or event.
           const secrets = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : undefined;
-          const spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets });
+          let spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets });
+          if (options.private) spec = await options.private.withPrivate(spec, app, release.manifest as Manifest, action.process);
           const made = await services.ensureService(spec);
           log.info({ service: spec.name, replicas: action.replicas, generation: action.generation, created: made.created }, made.created ? 'swarm service created' : 'swarm service scaled');
         } else if (action.type === 'drain') {
@@ -207,7 +203,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
                 nodeId: nodeRowId(node.id),
                 containerId: task.containerId,
                 observedState: 'running',
-                health: effectiveCheck(release.manifest as Manifest, process) ? 'starting' : 'none',
+                health: swarmInitialHealth(release.manifest as Manifest, process),
                 address: node.address,
                 ports,
                 startedAt: task.updatedAt ?? now,

@@ -13,6 +13,7 @@ import { CommandExit } from '../command-exit.js';
 import { checkDataFolder, checkDatabase, checkDocker, checkIpv6Loopback, checkNode, checkOpenFiles, clockCheck, type CheckResult } from '../doctor/host-checks.js';
 import { checkPools } from '../doctor/pool-checks.js';
 import { checkVolumes } from '../doctor/volume-checks.js';
+import { checkPrivateNetworks } from '../doctor/private-checks.js';
 import { EXIT } from '../exit-codes.js';
 import { printJson, printTable } from '../output.js';
 
@@ -62,7 +63,7 @@ export async function runChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> 
     checkPools(config.ips.pools, config.roles.includes('edge')),
     checkVolumes(config.volumes),
   ]);
-  checks.push(docker, ...database, folder, files, ipv6, pools, volumes, ...(await serverChecks(env)));
+  checks.push(docker, ...database, folder, files, ipv6, pools, volumes, ...checkPrivateNetworks(config.runtime), ...(await serverChecks(env)));
   return checks;
 }
 

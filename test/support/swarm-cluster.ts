@@ -144,7 +144,7 @@ export async function startSwarmCluster(t: TestContext, options: SwarmClusterOpt
   }
 
   const [manager, worker] = nodes as [SwarmNode, SwarmNode];
-  // Overlays (none used by Pier) would otherwise take 10.0.x; keep them in 198.19.128.0/20.
+  // Swarm's own overlays (ingress) would otherwise take 10.0.x; keep them in 198.19.128.0/20.
   await manager.docker(['swarm', 'init', '--advertise-addr', manager.address, '--listen-addr', `${manager.address}:2377`, '--default-addr-pool', '198.19.128.0/20']);
   const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).trim();
   await worker.docker(['swarm', 'join', '--token', token, '--advertise-addr', worker.address, '--listen-addr', `${worker.address}:2377`, `${manager.address}:2377`]);

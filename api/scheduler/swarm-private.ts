@@ -1,0 +1,104 @@
+// Which private network a swarm service joins and the names its tasks answer there. On a swarm a
+// task's names come from its service's spec (TaskTemplate.Networks[].Aliases) and Swarm's DNS
+// answers them with the service's running tasks, on every node of the overlay. So the names are
+// given per service, when it is made, and never moved afterwards: changing a service's networks
+// or aliases replaces all of its tasks (measured: `docker service update --network-add` restarted
+// both tasks), which a rollout cannot afford.
+//
+// What follows from it (docs/guide-connect-privately.md, "On several machines"):
+// - a new release's task answers the names once Swarm has it running, before Pier's own check
+//   passes (Swarm lists running tasks only; a Docker HEALTHCHECK would hold it back, but Swarm
+//   kills a task whose HEALTHCHECK fails, so it cannot take a task out of the name either);
+// - a draining task keeps answering until its service is scaled down or removed at the drain's
+//   end: Swarm takes a task out of the name as soon as it is asked to stop, before SIGTERM
+//   (measured: gone from the answer within a second, while the task ran its 10 s grace period).
+import type { Logger } from 'pino';
+import type { Manifest } from '../manifest.js';
+import { isPierError } from '../pier-error.js';
+import { effectiveCheck } from './readiness-check.js';
+import { privateNames, privateOffer } from '../private/private-spec.js';
+import { swarmOverlayName } from '../runtime/swarm-overlays.js';
+import type { SwarmGroupSpec } from '../runtime/swarm-service-spec.js';
+
+export interface SwarmAttachment {
+  name: string;
+  aliases: string[];
+}
+
+/**
+ * What a task on the overlay is told (as private-env.ts tells an instance on one engine): the
+ * family to use there is IPv4, and the names its group answers to.
+ */
+export function swarmPrivateEnv(app: string, manifest: Manifest, process: string): Record<string, string> {
+  const names = swarmPrivateAliases(app, manifest, process);
+  return { PIER_PRIVATE_FAMILY: 'ipv4', ...(names.length ? { PIER_PRIVATE_NAMES: names.join(' ') } : {}) };
+}
+
+/**
+ * The health a new task's row starts with. Pier's checks reach a task at its node's address and a
+ * published port, and a port offered only in [[private]] is not published (that would open it on
+ * every node's addresses): the overlay is not reachable from the API server. So the implicit
+ * readiness check, which would connect to that port, cannot run there: such a group's tasks count
+ * as ready once running ('none'), as Swarm's DNS already does. An explicit check (tcp/http on a
+ * published port, or exec) is kept.
+ */
+export function swarmInitialHealth(manifest: Manifest, process: string): 'starting' | 'none' {
+  const check = effectiveCheck(manifest, process);
+  if (!check) return 'none';
+  if (check.type === 'listen' && check.targets.some((t) => t.endpoints.length === 0)) return 'none';
+  return 'starting';
+}
+
+/** The names a group's tasks answer on its private network: its group's and app's when it offers ports, else none. Pure. */
+export function swarmPrivateAliases(app: string, manifest: Manifest, process: string): string[] {
+  return privateOffer(manifest, process) ? privateNames(app, process) : [];
+}
+
+export interface SwarmPrivateOptions {
+  /** The environment's private network, made (an overlay) when missing: private-networks.ts. */
+  networkFor: (app: { orgId: string; environment?: string | undefined }) => Promise<{ name: string }>;
+  log: Logger;
+}
+
+/**
+ * The networks of a new service. A group that offers ports cannot be made without its network
+ * (its names could not be added later without replacing its tasks): the error is thrown, and the
+ * reconciler tries again. Any other group starts without it, as on one engine.
+ */
+export function createSwarmPrivate(options: SwarmPrivateOptions) {
+  return {
+    async attachments(app: { name: string; orgId: string; environment?: string | undefined }, manifest: Manifest, process: string): Promise<SwarmAttachment[]> {
+      const aliases = swarmPrivateAliases(app.name, manifest, process);
+      try {
+        const network = await options.networkFor(app);
+        return [{ name: swarmOverlayName(network.name), aliases }];
+      } catch (err) {
+        if (aliases.length > 0) throw err;
+        options.log.warn({ err: isPierError(err) ? err.message : err, app: app.name, process }, 'private network unavailable; the service starts without it');
+        return [];
+      }
+    },
+    /** The service spec with its private network, names and environment added. */
+    async withPrivate(spec: SwarmGroupSpec, app: { name: string; orgId: string; environment?: string | undefined }, manifest: Manifest, process: string): Promise<SwarmGroupSpec> {
+      const networks = await this.attachments(app, manifest, process);
+      if (networks.length === 0) return spec;
+      return { ...spec, networks, env: { ...spec.env, ...swarmPrivateEnv(app.name, manifest, process) } };
+    },
+  };
+}
+
+export type SwarmPrivate = ReturnType<typeof createSwarmPrivate>;
+
+/**
+ * `pier describe app` on a swarm: a task container does not list its service's aliases (they
+ * are in the service spec, answered by Swarm's DNS for every running task), so each running
+ * task of an offering group is shown with the names of its group (read from the current release).
+ */
+export function withSwarmNames<V extends { instances: { process: string; names: string[] }[] }>(view: V, app: string, manifest: Manifest | undefined): V {
+  if (!manifest) return view;
+  return { ...view, instances: view.instances.map((i) => (i.names.length ? i : { ...i, names: swarmPrivateAliases(app, manifest, i.process) })) };
+}
+
+/** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
+export const SWARM_PRIVATE_WARNING =
+  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are not enforced (every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';

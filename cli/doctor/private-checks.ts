@@ -1,0 +1,17 @@
+// `pier doctor` on a swarm: what its private networks do not do, said where an operator looks
+// (docs/guide-connect-privately.md, "On several machines"). On one engine there is nothing to say.
+import type { RuntimeSetting } from '../../api/config.js';
+import { SWARM_PRIVATE_WARNING } from '../../api/scheduler/swarm-private.js';
+import type { CheckResult } from './host-checks.js';
+
+export function checkPrivateNetworks(runtime: RuntimeSetting): CheckResult[] {
+  if (runtime.kind !== 'swarm') return [];
+  return [
+    {
+      name: 'private networks',
+      status: 'warn',
+      message: SWARM_PRIVATE_WARNING,
+      fix: 'accept it, or keep ports that must stay closed on 127.0.0.1 inside the app; IPv6 and offered-port enforcement need a single-engine Pier',
+    },
+  ];
+}

@@ -1,0 +1,190 @@
+// Private networking on a two-node swarm (test/support/swarm-cluster.ts): `pier server --runtime
+// swarm` makes the environment's private network as an overlay on the manager, and each service
+// joins it with its names. A worker task on each node resolves web.api.internal to both web tasks
+// (one per node) and reaches each, so each worker reaches the web task on the other node, by
+// address and by name. The overlay is IPv4 only (Swarm on Engine 20.10 gives tasks no IPv6
+// address of their own; docs/several-machines.md): an AAAA query is answered at once, empty.
+// `pier describe app` lists the tasks' private addresses and what is not enforced. A preview
+// environment's worker, on an overlay of its own, neither resolves nor reaches production's web. A
+// scaled-down task leaves the name. Every wait is bounded; the cluster cleans up after itself.
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { randomUlaPrefix } from '../../api/private/private-prefixes.js';
+import { ensureBusyboxImage, requireDocker } from '../support/images.js';
+import { runPier, startPierServer } from '../support/pier-process.js';
+import { requireNamespaces, startSwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
+
+const IMAGE = 'pier-test/busybox:1';
+
+const API = `
+app = "api"
+image = "${IMAGE}"
+
+[processes.web]
+cmd = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+count = 2
+
+[processes.web.placement]
+spread = "node"
+
+[[private]]
+process = "web"
+ports = [8080]
+`;
+
+const CLI = `
+app = "cli"
+image = "${IMAGE}"
+
+[processes.worker]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+count = 2
+
+[processes.worker.placement]
+spread = "node"
+`;
+
+async function until<T>(what: string, check: () => Promise<T | null>, tries = 200): Promise<T> {
+  let last: unknown = null;
+  for (let i = 0; i < tries; i++) {
+    try {
+      const v = await check();
+      if (v !== null) return v;
+    } catch (err) {
+      last = err;
+    }
+    await delay(300);
+  }
+  throw new Error(`gave up waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+/** The running task container of `service` on `node`, through the node's own engine. */
+async function taskOn(node: SwarmNode, service: string): Promise<{ id: string; hostname: string } | null> {
+  const id = (await node.docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n').filter(Boolean)[0];
+  if (!id) return null;
+  return { id, hostname: (await node.docker(['inspect', '--format', '{{.Config.Hostname}}', id])).trim() };
+}
+
+async function sh(node: SwarmNode, id: string, line: string): Promise<string> {
+  return node.docker(['exec', id, 'sh', '-c', line]);
+}
+
+/** The addresses a name resolves to in a task, through the engine's DNS. */
+async function lookup(node: SwarmNode, id: string, name: string, type: 'A' | 'AAAA'): Promise<string[]> {
+  // timeout(1): an unanswered query (forwarded upstream) must fail the test, not stall it.
+  const out = await sh(node, id, `timeout 4 nslookup -type=${type} ${name} 127.0.0.11 2>&1; echo "rc=$?"`);
+  assert.doesNotMatch(out, /timed out|rc=143/, `${type} ${name} was not answered: ${out}`);
+  return [...out.matchAll(/^Address: ([0-9a-f.:]+)$/gm)].map((m) => m[1] as string).filter((a) => a !== '127.0.0.11');
+}
+
+test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
+  if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
+  if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
+    t.skip('the swarm runs on the embedded-database pass only (CI time)');
+    return;
+  }
+  await ensureBusyboxImage(IMAGE);
+  const cluster = await startSwarmCluster(t, { images: [IMAGE] });
+  const server = await startPierServer(
+    t,
+    {
+      DOCKER_HOST: cluster.manager.host,
+      PIER_RUNTIME: 'swarm',
+      PIER_SWARM_NODE_ENGINES: `${cluster.worker.address}=${cluster.worker.host}`,
+      PIER_EDGE_IPV4: '0.0.0.0',
+      PIER_EDGE_IPV6: 'off',
+      // Inside the nodes' namespaces only; clear of the nodes' own pools (198.19.128/20, .240/24, .244/22).
+      PIER_PRIVATE_IPV4: `198.19.${160 + 16 * randomInt(0, 4)}.0/20`,
+      PIER_PRIVATE_IPV6: randomUlaPrefix(),
+    },
+    { args: ['--role', 'api', '--api-listen', `${cluster.hostAddress}:0`] },
+  );
+  for (const [app, text] of [['api', API], ['cli', CLI]] as const) {
+    const file = join(server.dir, `${app}.toml`);
+    await writeFile(file, text);
+    const r = await runPier(['deploy', '-c', file, '--wait', '90'], server.env);
+    assert.equal(r.code, 0, `deploy ${app}: ${r.stderr}\n${server.stderr().slice(-3000)}`);
+  }
+  const serviceState = async () => `${await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}', 'pier-api-v1-web']).catch((e: Error) => e.message)}\n${server.stderr().slice(-3000)}`;
+  const [n1, n2] = cluster.nodes as [SwarmNode, SwarmNode];
+  const webs = await until('a web task on each node', async () => {
+    const a = await taskOn(n1, 'pier-api-v1-web');
+    const b = await taskOn(n2, 'pier-api-v1-web');
+    return a && b ? [a, b] : null;
+  }).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await serviceState()}`);
+  });
+  const workers = await until('a worker task on each node', async () => {
+    const a = await taskOn(n1, 'pier-cli-v1-worker');
+    const b = await taskOn(n2, 'pier-cli-v1-worker');
+    return a && b ? [a, b] : null;
+  });
+  const overlay = (await cluster.manager.docker(['network', 'ls', '--filter', 'label=dev.pier.private=true', '--format', '{{.Name}} {{.Driver}}'])).trim();
+  assert.match(overlay, /^pier-private-\S+ overlay$/, 'one overlay, made by Pier on the manager');
+
+  let resolved: string[] = [];
+  for (const [i, node] of [n1, n2].entries()) {
+    const worker = workers[i] as { id: string };
+    const other = webs[1 - i] as { hostname: string };
+    const addresses = await until(`both web tasks in web.api.internal from node ${i + 1}`, async () => {
+      const a = await lookup(node, worker.id, 'web.api.internal', 'A');
+      return a.length === 2 ? a : null;
+    });
+    resolved = [...addresses].sort();
+    assert.deepEqual((await lookup(node, worker.id, 'api.internal', 'A')).sort(), resolved, 'APP.internal: the same tasks');
+    assert.deepEqual(await lookup(node, worker.id, 'web.api.internal', 'AAAA'), [], 'no AAAA on a swarm overlay, answered at once');
+    // Each address answers with its task's hostname: one of them is the web task on the other node.
+    const reached = new Set<string>();
+    for (const address of addresses) reached.add((await sh(node, worker.id, `timeout 5 wget -q -O- http://${address}:8080/`)).trim());
+    assert.deepEqual([...reached].sort(), webs.map((w) => w.hostname).sort(), `node ${i + 1}'s worker reaches both web tasks`);
+    assert.ok(reached.has(other.hostname), `node ${i + 1}'s worker reaches the web task on the other node`);
+    const byName = (await sh(node, worker.id, 'timeout 5 wget -q -O- http://web.api.internal:8080/')).trim();
+    assert.ok(webs.some((w) => w.hostname === byName), `by name: ${byName}`);
+    // Told in its environment, as on one engine: the family to use on a swarm's overlay.
+    assert.equal((await sh(node, worker.id, 'echo "$PIER_PRIVATE_FAMILY"')).trim(), 'ipv4');
+  }
+
+  // `pier describe app` lists each task's private address and names, and says what is not enforced here.
+  type Described = { private: { limits?: string; instances: { ipv4: string | null; ipv6: string | null; names: string[] }[] } };
+  const described = await until('describe to list both web tasks on the overlay', async () => {
+    const r = await runPier(['describe', 'app', 'api', '--json'], server.env);
+    const v = JSON.parse(r.stdout) as Described;
+    return v.private.instances.length === 2 ? v : null;
+  });
+  assert.deepEqual(described.private.instances.map((i) => i.ipv4).sort(), resolved);
+  assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
+  assert.match(described.private.limits ?? '', /not enforced/);
+
+  // A preview environment's worker is on an overlay of its own: production's names do not resolve
+  // there and production's addresses answer on no port. (Its own app name: service names do not
+  // carry the environment.)
+  const previewFile = join(server.dir, 'pcli.toml');
+  await writeFile(previewFile, CLI.replace('app = "cli"', 'app = "pcli"').replace('count = 2', 'count = 1'));
+  const pr = await runPier(['deploy', '-c', previewFile, '--wait', '90'], { ...server.env, PIER_ENV: 'pr-7' });
+  assert.equal(pr.code, 0, pr.stderr);
+  const [pnode, ptask] = await until('the preview worker task', async () => {
+    for (const node of [n1, n2]) {
+      const task = await taskOn(node, 'pier-pcli-v1-worker');
+      if (task) return [node, task] as const;
+    }
+    return null;
+  });
+  const pnet = (await pnode.docker(['inspect', '--format', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', ptask.id])).trim();
+  const pnets = pnet.split(' ').filter((n) => n.startsWith('pier-private-'));
+  assert.ok(pnets.length === 1 && pnets[0] !== overlay.split(' ')[0], `the preview's own overlay: ${pnet}\n${server.stderr().split('\n').filter((l) => /private|overlay|network/i.test(l)).slice(-8).join('\n')}`);
+  const unresolved = await sh(pnode, ptask.id, 'timeout 4 nslookup -type=A web.api.internal 127.0.0.11 2>&1; true');
+  assert.doesNotMatch(unresolved, /Address: 198\./, `the preview resolved production's name: ${unresolved}`);
+  for (const address of resolved) {
+    const r = await sh(pnode, ptask.id, `timeout 3 wget -q -O- http://${address}:8080/ 2>&1; echo "rc=$?"`);
+    assert.doesNotMatch(r, /rc=0/, `the preview reached production's ${address}: ${r}`);
+  }
+
+  // A scaled-down task leaves the name (Swarm takes it out before it stops).
+  const down = await runPier(['scale', 'web=1', '--app', 'api'], server.env);
+  assert.equal(down.code, 0, down.stderr);
+  await until('one web task left in the name', async () => ((await lookup(n1, (workers[0] as { id: string }).id, 'web.api.internal', 'A')).length === 1 ? true : null));
+});
