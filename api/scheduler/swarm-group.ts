@@ -1,6 +1,8 @@
 // One Swarm service per (app, release, process group): what it is made of, from the release's
 // manifest. Pure. The name carries the app, the release's version and the process so `docker
-// service ls` reads like `pier status`; Pier finds its services by label, never by name.
+// service ls` reads like `pier status` (and a tag of the app's id, so that names never clash);
+// Pier finds its services by label, never by name.
+import { createHash } from 'node:crypto';
 import type { Release } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import { PierError } from '../pier-error.js';
@@ -26,13 +28,19 @@ export const GENERATION_LABEL = 'dev.pier.swarm-generation';
 
 const NAME_LIMIT = 63;
 
-export function swarmServiceName(app: string, version: number, process: string, generation = 0): string {
+/**
+ * `pier-APP-TAG-vVERSION-PROCESS[-gN]`. TAG is 6 hex characters of the app's id: Swarm names are
+ * global to the swarm, while an app's name is unique only within its org and environment (a
+ * preview deploys production's app names), and two installations may share a swarm.
+ */
+export function swarmServiceName(app: { id: string; name: string }, version: number, process: string, generation = 0): string {
   const gen = generation > 0 ? `-g${generation}` : '';
-  const name = `pier-${app}-v${version}-${process}${gen}`.replace(/[^a-zA-Z0-9-]/g, '-');
+  const tail = `-${createHash('sha256').update(app.id).digest('hex').slice(0, 6)}-v${version}-${process}${gen}`.replace(/[^a-zA-Z0-9-]/g, '-');
+  const name = `pier-${app.name}${tail}`.replace(/[^a-zA-Z0-9-]/g, '-');
   if (name.length <= NAME_LIMIT) return name;
-  // Long app and process names: keep the version and process readable, cut the app.
-  const tail = `-v${version}-${process}${gen}`.replace(/[^a-zA-Z0-9-]/g, '-').slice(-(NAME_LIMIT - 10));
-  return `pier-${app.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, NAME_LIMIT - 5 - tail.length)}${tail}`;
+  // Long app and process names: keep the tag, version and process readable, cut the app.
+  const kept = tail.slice(-(NAME_LIMIT - 10));
+  return `pier-${app.name.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, NAME_LIMIT - 5 - kept.length)}${kept}`;
 }
 
 /**
@@ -76,7 +84,7 @@ export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
     ...(input.generation ? { [GENERATION_LABEL]: String(input.generation) } : {}),
   };
   return {
-    name: swarmServiceName(input.app.name, input.release.version, input.process, input.generation),
+    name: swarmServiceName(input.app, input.release.version, input.process, input.generation),
     image: swarmImage(input.release),
     cmd: spec.cmd,
     env: {

@@ -63,8 +63,10 @@ async function until<T>(what: string, check: () => Promise<T | null>, tries = 20
 }
 
 /** The running task container of `service` on `node`, through the node's own engine. */
+/** A running task of `service` on `node`, named without the app's tag (pier-api-v1-web for pier-api-TAG-v1-web). */
 async function taskOn(node: SwarmNode, service: string): Promise<{ id: string; hostname: string } | null> {
-  const id = (await node.docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`])).split('\n').filter(Boolean)[0];
+  const listed = (await node.docker(['ps', '--format', '{{.ID}} {{.Label "com.docker.swarm.service.name"}}'])).split('\n').filter(Boolean);
+  const id = listed.map((l) => l.split(' ')).find(([, name]) => name?.replace(/^(pier-[a-z0-9-]+?)-[0-9a-f]{6}-v/, '$1-v') === service)?.[0];
   if (!id) return null;
   return { id, hostname: (await node.docker(['inspect', '--format', '{{.Config.Hostname}}', id])).trim() };
 }
@@ -109,7 +111,7 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
     const r = await runPier(['deploy', '-c', file, '--wait', '90'], server.env);
     assert.equal(r.code, 0, `deploy ${app}: ${r.stderr}\n${server.stderr().slice(-3000)}`);
   }
-  const serviceState = async () => `${await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}', 'pier-api-v1-web']).catch((e: Error) => e.message)}\n${server.stderr().slice(-3000)}`;
+  const serviceState = async () => `${await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}', ...(await cluster.manager.docker(['service', 'ls', '-q'])).split('\n').filter(Boolean)]).catch((e: Error) => e.message)}\n${server.stderr().slice(-3000)}`;
   const [n1, n2] = cluster.nodes as [SwarmNode, SwarmNode];
   const webs = await until('a web task on each node', async () => {
     const a = await taskOn(n1, 'pier-api-v1-web');

@@ -89,7 +89,13 @@ drain = "1s"
   );
   const deployed = await runPier(['deploy', '-c', file], b.env);
   assert.equal(deployed.code, 0, deployed.stderr);
-  const services = async () => (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}'])).split('\n').filter(Boolean).sort();
+  // Names without the app's tag (pier-tw-TAG-v1-web).
+  const services = async () =>
+    (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}']))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^pier-tw-[0-9a-f]{6}-/, 'pier-tw-'))
+      .sort();
   assert.deepEqual(await services(), ['pier-tw-v1-web 2/2'], 'one service, made once');
 
   // Both servers answer with the same two rows.

@@ -178,7 +178,13 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   const edges = [cluster.manager.address, cluster.worker.address];
   const port = 20_000 + Math.floor(Math.random() * 10_000);
   const file = join(server.dir, 'pier.toml');
-  const swarmServices = async () => (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}'])).split('\n').filter(Boolean).sort();
+  // Names without the app's tag (pier-sw-TAG-v1-web): the rest is what this test checks.
+  const swarmServices = async () =>
+    (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}']))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^pier-sw-[0-9a-f]{6}-/, 'pier-sw-'))
+      .sort();
 
   // Deploy: one service, two tasks, one per node (Swarm spreads a service's tasks), both served.
   mark = performance.now();

@@ -35,7 +35,7 @@ const input = { app: { id: 'app_1', name: 'shop' }, release, installationId: 'in
 
 test('a group becomes one replicated service named after app, version and process, labelled like Pier\'s containers', () => {
   const spec = swarmGroupSpec({ ...input, process: 'web' });
-  assert.equal(spec.name, 'pier-shop-v7-web');
+  assert.match(spec.name, /^pier-shop-[0-9a-f]{6}-v7-web$/);
   assert.equal(spec.image, release.imageId);
   assert.deepEqual(spec.cmd, ['serve', '--port', '8080']);
   assert.equal(spec.replicas, 2);
@@ -86,15 +86,20 @@ test('the Docker ServiceSpec: host-mode ports without a published port, dnsrr, l
   assert.deepEqual(worker.Mode, { Replicated: { Replicas: 0 } });
 });
 
-test('service names stay within 63 characters of [a-zA-Z0-9-], keeping version and process', () => {
-  assert.equal(swarmServiceName('a_b', 1, 'web'), 'pier-a-b-v1-web');
-  const long = swarmServiceName('x'.repeat(60), 12345, 'worker');
+test('service names stay within 63 characters of [a-zA-Z0-9-], keeping the app\'s tag, version and process', () => {
+  const ab = { id: 'app_1', name: 'a_b' };
+  const tag = swarmServiceName(ab, 1, 'web').split('-')[3];
+  assert.match(tag ?? '', /^[0-9a-f]{6}$/);
+  assert.equal(swarmServiceName(ab, 1, 'web'), `pier-a-b-${tag}-v1-web`);
+  // The same name in another environment or org is another app: another service name.
+  assert.notEqual(swarmServiceName({ id: 'app_2', name: 'a_b' }, 1, 'web'), swarmServiceName(ab, 1, 'web'));
+  const long = swarmServiceName({ id: 'app_3', name: 'x'.repeat(60) }, 12345, 'worker');
   assert.ok(long.length <= 63, long);
-  assert.match(long, /^pier-x+-v12345-worker$/);
-  assert.ok(swarmServiceName('a', 1, 'p'.repeat(63)).length <= 63);
+  assert.match(long, /^pier-x+-[0-9a-f]{6}-v12345-worker$/);
+  assert.ok(swarmServiceName({ id: 'app_4', name: 'a' }, 1, 'p'.repeat(63)).length <= 63);
   // A scale down's next generation: its own name, the generation kept even when the app is cut.
-  assert.equal(swarmServiceName('a_b', 1, 'web', 2), 'pier-a-b-v1-web-g2');
-  assert.match(swarmServiceName('x'.repeat(60), 12345, 'worker', 3), /^pier-x+-v12345-worker-g3$/);
+  assert.equal(swarmServiceName(ab, 1, 'web', 2), `pier-a-b-${tag}-v1-web-g2`);
+  assert.match(swarmServiceName({ id: 'app_3', name: 'x'.repeat(60) }, 12345, 'worker', 3), /^pier-x+-[0-9a-f]{6}-v12345-worker-g3$/);
 });
 
 test('a later generation is labelled with it; the release\'s secrets are in the env, Pier\'s own names win', () => {

@@ -11,6 +11,7 @@ import { and, eq } from 'drizzle-orm';
 import { events, instances } from '../../../db/schema/index.js';
 import { loadSecretBox } from '../../../api/secret-box.js';
 import { swarmInstanceId } from '../../../api/scheduler/swarm-reconciler.js';
+import { swarmServiceName } from '../../../api/scheduler/swarm-group.js';
 import type { SwarmTask } from '../../../api/runtime/swarm-services.js';
 import { createControlPlane, IMAGE, type ControlPlane } from '../../support/memory-control-plane.js';
 import { createMemorySwarm } from '../../support/memory-swarm.js';
@@ -36,24 +37,24 @@ test('on a swarm, pier scale down drains the instances that stop before Swarm st
   cp = await createControlPlane(t, { swarm, health: false });
   const { app } = await cp.deploy(manifest(3));
   await cp.converge(app.id, async () => (await running(cp as ControlPlane, app.id)).length === 3, 'three instances');
-  assert.deepEqual(swarm.live(), ['pier-sw-v1-web']);
+  assert.deepEqual(swarm.live(), [swarmServiceName(app, 1, 'web')]);
   const before = new Set((await running(cp, app.id)).map((r) => r.id));
 
   const scaled = await cp.request('/v1/apps/sw/scale', { body: { counts: { web: 2 } } });
   assert.equal(scaled.status, 200, await scaled.clone().text());
-  await cp.converge(app.id, async () => swarm.live().length === 1 && swarm.live()[0] === 'pier-sw-v1-web-g1' && (await running(cp as ControlPlane, app.id)).length === 2, 'the smaller generation alone');
+  await cp.converge(app.id, async () => swarm.live().length === 1 && swarm.live()[0] === swarmServiceName(app, 1, 'web', 1) && (await running(cp as ControlPlane, app.id)).length === 2, 'the smaller generation alone');
 
   // Every task Swarm stopped had left the edge first (drained), none was cut while routed.
   assert.equal(stops.length, 3, 'the old generation\'s three tasks stopped');
   assert.deepEqual(stops.filter((s) => s.desired !== 'stopped' || !s.drained), [], `a task stopped before its instance drained: ${JSON.stringify(stops)}`);
   const drained = await cp.db.select().from(instances).where(eq(instances.lastReason, 'scaled down'));
   assert.deepEqual(new Set(drained.map((r) => r.id)), before);
-  assert.equal(swarm.created.get('pier-sw-v1-web-g1')?.labels['dev.pier.swarm-generation'], '1');
+  assert.equal(swarm.created.get(swarmServiceName(app, 1, 'web', 1))?.labels['dev.pier.swarm-generation'], '1');
   // A scale up only raises the current service's replicas: nothing stops.
   const up = await cp.request('/v1/apps/sw/scale', { body: { counts: { web: 3 } } });
   assert.equal(up.status, 200);
   await cp.converge(app.id, async () => (await running(cp as ControlPlane, app.id)).length === 3, 'three again');
-  assert.deepEqual(swarm.live(), ['pier-sw-v1-web-g1']);
+  assert.deepEqual(swarm.live(), [swarmServiceName(app, 1, 'web', 1)]);
   assert.equal(stops.length, 3);
 });
 
@@ -69,9 +70,9 @@ test('on a swarm, a secret reaches the tasks through a new release\'s service, a
   const set = await cp.request('/v1/apps/sw/secrets', { body: { secrets: { API_KEY: VALUE } } });
   assert.equal(set.status, 200, await set.clone().text());
   assert.equal(((await set.json()) as { release: { version: number } }).release.version, 2, 'a secret change is a new release, so a new service');
-  await cp.converge(app.id, async () => swarm.live().join() === 'pier-sw-v2-web' && (await running(cp, app.id)).length === 2 && (await running(cp, app.id)).every((r) => r.id && swarm.running('pier-sw-v2-web').length === 2), 'v2 alone');
-  assert.equal(swarm.created.get('pier-sw-v2-web')?.env.API_KEY, VALUE, 'the value is in the service\'s env');
-  assert.equal(swarm.created.get('pier-sw-v1-web')?.env.API_KEY, undefined);
+  await cp.converge(app.id, async () => swarm.live().join() === swarmServiceName(app, 2, 'web') && (await running(cp, app.id)).length === 2 && (await running(cp, app.id)).every((r) => r.id && swarm.running(swarmServiceName(app, 2, 'web')).length === 2), 'v2 alone');
+  assert.equal(swarm.created.get(swarmServiceName(app, 2, 'web'))?.env.API_KEY, VALUE, 'the value is in the service\'s env');
+  assert.equal(swarm.created.get(swarmServiceName(app, 1, 'web'))?.env.API_KEY, undefined);
 
   const all = await cp.db.select().from(events);
   for (const e of all) assert.ok(!JSON.stringify(e).includes('s3cr3t'), `event ${e.type} holds the value`);
@@ -83,7 +84,7 @@ test('on a swarm, a row whose task now publishes another port follows it without
   const cp = await createControlPlane(t, { swarm, health: false });
   const { app } = await cp.deploy(manifest(1, '[[endpoints]]\nprocess = "web"\nport = 9000\ntarget = 8080'));
   await cp.converge(app.id, async () => (await running(cp, app.id)).length === 1, 'one instance');
-  const [task] = swarm.running('pier-sw-v1-web');
+  const [task] = swarm.running(swarmServiceName(app, 1, 'web'));
   assert.ok(task);
   const [row] = await running(cp, app.id);
   assert.equal(row?.ports?.['8080'], task.ports[8080]);
