@@ -178,13 +178,17 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   const edges = [cluster.manager.address, cluster.worker.address];
   const port = 20_000 + Math.floor(Math.random() * 10_000);
   const file = join(server.dir, 'pier.toml');
-  // Names without the app's tag (pier-sw-TAG-v1-web): the rest is what this test checks.
+  // Names without the app's tag (pier-sw-TAG-v1-web reads pier-sw-v1-web): the rest is what this test checks.
+  const untagged = (name: string) => name.replace(/^(pier-[a-z0-9-]+?)-[0-9a-f]{6}-v(\d)/, '$1-v$2');
   const swarmServices = async () =>
     (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}']))
       .split('\n')
       .filter(Boolean)
-      .map((l) => l.replace(/^pier-sw-[0-9a-f]{6}-/, 'pier-sw-'))
+      .map(untagged)
       .sort();
+  /** The service's real name, from its name without the tag. */
+  const tagged = async (name: string) =>
+    (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}}'])).split('\n').find((n) => n && untagged(n) === name) ?? name;
 
   // Deploy: one service, two tasks, one per node (Swarm spreads a service's tasks), both served.
   mark = performance.now();
@@ -302,7 +306,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
       .map((l) => JSON.parse(l) as { time: number; instance?: string; service?: string; until?: string; drainMs?: number });
   const drainedAt = logged('instance draining').filter((l) => l.instance && v1Ids.includes(l.instance));
   assert.deepEqual([...new Set(drainedAt.map((l) => l.instance))].sort(), [...v1Ids].sort(), 'every v1 instance drained');
-  const removedAt = logged('swarm service removed').find((l) => l.service === 'pier-sw-v1-web');
+  const removedAt = logged('swarm service removed').find((l) => untagged(l.service ?? '') === 'pier-sw-v1-web');
   assert.ok(removedAt, 'the v1 service removal is logged');
   assert.ok(drainedAt.every((l) => l.drainMs === 1_000 && l.until !== undefined && removedAt.time >= Date.parse(l.until)), `the v1 service went before its drain period ended: ${JSON.stringify({ drainedAt, removedAt })}`);
 
@@ -374,14 +378,14 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   if (byDigest.code !== 0) {
     // What each side saw, to tell a node's failure from Pier's.
     const seen = [
-      await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}} {{.Ports}}', 'pier-swd-v1-web']).catch((e: Error) => e.message),
+      await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}} {{.Ports}}', await tagged('pier-swd-v1-web')]).catch((e: Error) => e.message),
       JSON.stringify((await pierJson<StatusView>(server, ['status', '--app', 'swd'])).instances.map((i) => [i.id, i.address, i.state, i.health])),
       ...(await Promise.all(cluster.nodes.map(async (n) => `node ${n.index}: ${await n.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}} {{.Ports}}']).catch((e: Error) => e.message)}`))),
     ];
     t.diagnostic(seen.join('\n'));
   }
   assert.equal(byDigest.code, 0, byDigest.stderr);
-  const ref = (await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', 'pier-swd-v1-web'])).trim();
+  const ref = (await cluster.manager.docker(['service', 'inspect', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', await tagged('pier-swd-v1-web')])).trim();
   assert.ok(ref.startsWith(`${cluster.hostAddress}:`) && /\/swd@sha256:[0-9a-f]{64}$/.test(ref), `the service runs the build by its digest in Pier's registry: ${ref}`);
   await waitFor('an instance of the digest on each node', async () => {
     const s = await pierJson<StatusView>(server, ['status', '--app', 'swd']);
@@ -424,7 +428,7 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   assert.deepEqual(traffic.failures, [], `requests failed during the scale down (${traffic.ok} ok)`);
   const drainedForScale = logged('instance draining').filter((l) => l.instance && beforeScale.includes(l.instance));
   assert.deepEqual([...new Set(drainedForScale.map((l) => l.instance))].sort(), [...beforeScale].sort(), 'both old instances drained');
-  const oldGone = logged('swarm service removed').find((l) => l.service === 'pier-swd-v2-web');
+  const oldGone = logged('swarm service removed').find((l) => untagged(l.service ?? '') === 'pier-swd-v2-web');
   assert.ok(oldGone && drainedForScale.every((l) => l.until !== undefined && oldGone.time >= Date.parse(l.until)), 'the old generation went only after its drain');
   t.diagnostic(`scaled down 2 -> 1 with a drain first: ${since(mark)} (${traffic.ok} requests)`);
   const deletedDigest = await runPier(['apps', 'delete', 'swd', '--yes', '--wait', '60'], server.env);
