@@ -61,6 +61,13 @@ export interface TcpHandle {
   remoteAddress(): PeerAddress | null;
   /** This end's address (the one a client reached on a wildcard listener); null as above. */
   localAddress(): PeerAddress | null;
+  /**
+   * Hands the connection, not read yet, to a net.Socket that node:tls can wrap natively (its TLS
+   * then reads and writes the TCP handle in C++, with no JS stream beneath). This handle is spent:
+   * no more events, close() does nothing, the addresses still answer; the listener's count drops
+   * when the socket closes. Absent where the implementation cannot.
+   */
+  toSocket?(): net.Socket;
 }
 
 /** Gets 0 errors as null, or the system error name (ECONNREFUSED ...); never called synchronously. */

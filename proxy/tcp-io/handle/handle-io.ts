@@ -6,6 +6,7 @@
 // it is imported only when select-tcp-io.ts found them usable, and net.Server still owns the
 // listening socket (cluster, SCHED_NONE).
 
+import net from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { normalizeIp, type PeerAddress } from '../../peer-address.js';
@@ -67,6 +68,8 @@ interface Bindings {
 }
 
 const B = loadBindings();
+/** The listener to tell when a socket made by toSocket() closes. */
+const HOME = Symbol('pier.handleHome');
 const state = B.streamBaseState;
 const READ_RESULT = B.kReadBytesOrError;
 const WRITE_ASYNC = B.kLastWriteWasAsync;
@@ -184,6 +187,23 @@ class BindingHandle implements TcpHandle {
     return { address: normalizeIp(out.address), port: out.port };
   }
 
+  toSocket(): net.Socket {
+    const home = this.home;
+    this.closed = true;
+    this.owner = undefined;
+    this.home = undefined;
+    const buf = this.readBuffer;
+    this.readBuffer = undefined;
+    if (buf !== undefined && buf !== sharedBuffer) returnBuffer(buf, true);
+    // manualStart: nothing is read until node:tls asks (its TLSWrap then reads the handle itself).
+    const socket = new net.Socket({ handle: this.native, allowHalfOpen: true, manualStart: true } as net.SocketConstructorOpts) as net.Socket & { [HOME]?: HandleHome };
+    if (home !== undefined) {
+      socket[HOME] = home;
+      socket.once('close', onSocketClosed);
+    }
+    return socket;
+  }
+
   report(code: number): void {
     this.owner?.onError(this, errorName(code));
   }
@@ -235,6 +255,12 @@ function onRead(this: NativeTcp): Buffer | undefined {
     owner.onError(handle, errorName(n));
   }
   return undefined;
+}
+
+function onSocketClosed(this: net.Socket & { [HOME]?: HandleHome }): void {
+  const home = this[HOME];
+  this[HOME] = undefined;
+  home?.handleClosed();
 }
 
 function onConnectDone(this: ConnectReq, status: number): void {
