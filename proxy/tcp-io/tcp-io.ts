@@ -5,6 +5,7 @@
 // (public API); select-tcp-io.ts picks one at start. test/proxy/tcp-io/ holds their contract.
 
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { PeerAddress } from '../peer-address.js';
 
 export type TcpIoMode = 'handle' | 'socket';
@@ -68,6 +69,11 @@ export interface TcpHandle {
    * when the socket closes. Absent where the implementation cannot.
    */
   toSocket?(): net.Socket;
+  /**
+   * After toSocket() and a completed TLS handshake on a TLSSocket over that socket: the cleartext
+   * side as a TcpHandle on node:tls's native stream, without the TLSSocket's streams.
+   */
+  cleartext?(socket: tls.TLSSocket): TcpHandle;
 }
 
 /** Gets 0 errors as null, or the system error name (ECONNREFUSED ...); never called synchronously. */

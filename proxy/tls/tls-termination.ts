@@ -32,7 +32,7 @@ export const ACME_TLS_ALPN = 'acme-tls/1';
 export type HandshakeRefusal = 'tls-handshake' | 'client-cert';
 
 export interface HandshakeSink {
-  secured(handle: TlsHandle, serverName: string | null, facts: TlsFacts): void;
+  secured(handle: TcpHandle, serverName: string | null, facts: TlsFacts): void;
   refused(reason: HandshakeRefusal, detail: string): void;
 }
 
@@ -42,6 +42,8 @@ export class TlsTermination implements Sweepable, HandleOwner {
   private peeked: Buffer | null = null;
   private raw: TcpHandle | null;
   private done = false;
+  /** node:tls runs on the TCP handle itself (raw.toSocket()). */
+  private native = false;
 
   private constructor(
     raw: TcpHandle,
@@ -72,6 +74,7 @@ export class TlsTermination implements Sweepable, HandleOwner {
     let transport: Duplex;
     if (initial === null && raw.toSocket !== undefined) {
       transport = raw.toSocket();
+      this.native = true;
     } else {
       const duplex = new HandleDuplex(raw);
       if (initial !== null && initial.length > 0) duplex.push(initial);
@@ -185,7 +188,9 @@ export class TlsTermination implements Sweepable, HandleOwner {
       commonName: typeof cn === 'string' ? cn : Array.isArray(cn) ? String(cn[0]) : null,
     };
     const serverName = (socket as unknown as { servername?: string | false }).servername;
-    this.sink.secured(new TlsHandle(socket, raw), typeof serverName === 'string' && serverName !== '' ? serverName : null, facts);
+    // On the native path the cleartext is read and written on TLSWrap directly where the I/O allows.
+    const handle = this.native && raw.cleartext !== undefined ? raw.cleartext(socket) : new TlsHandle(socket, raw);
+    this.sink.secured(handle, typeof serverName === 'string' && serverName !== '' ? serverName : null, facts);
   }
 
   private fail(reason: HandshakeRefusal, detail: string): void {

@@ -8,10 +8,12 @@
 
 import net from 'node:net';
 import { constants } from 'node:os';
+import type tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import { normalizeIp, type PeerAddress } from '../../peer-address.js';
 import type { ConnectDone, HandleHome, HandleOwner, TcpHandle, TcpIo } from '../tcp-io.js';
 import { BULK_READ, lendBuffer, returnBuffer, sharedBuffer } from './read-buffers.js';
+import { TlsWrapHandle } from './tls-wrap-handle.js';
 
 /** The subset of Node's TCPWrap used here. */
 interface NativeTcp {
@@ -202,6 +204,10 @@ class BindingHandle implements TcpHandle {
       socket.once('close', onSocketClosed);
     }
     return socket;
+  }
+
+  cleartext(socket: tls.TLSSocket): TcpHandle {
+    return new TlsWrapHandle(socket);
   }
 
   report(code: number): void {
