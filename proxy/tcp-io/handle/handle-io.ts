@@ -197,13 +197,7 @@ class BindingHandle implements TcpHandle {
     const buf = this.readBuffer;
     this.readBuffer = undefined;
     if (buf !== undefined && buf !== sharedBuffer) returnBuffer(buf, true);
-    // manualStart: nothing is read until node:tls asks (its TLSWrap then reads the handle itself).
-    const socket = new net.Socket({ handle: this.native, allowHalfOpen: true, manualStart: true } as net.SocketConstructorOpts) as net.Socket & { [HOME]?: HandleHome };
-    if (home !== undefined) {
-      socket[HOME] = home;
-      socket.once('close', onSocketClosed);
-    }
-    return socket;
+    return bareSocket(this.native, home);
   }
 
   cleartext(socket: tls.TLSSocket): TcpHandle {
@@ -263,10 +257,50 @@ function onRead(this: NativeTcp): Buffer | undefined {
   return undefined;
 }
 
-function onSocketClosed(this: net.Socket & { [HOME]?: HandleHome }): void {
-  const home = this[HOME];
-  this[HOME] = undefined;
-  home?.handleClosed();
+/**
+ * What node:tls reads of the net.Socket it wraps (tls.TLSSocket takes a `net.Socket` with a
+ * `_handle` as its native transport: _tls_wrap.js), without constructing one: a net.Socket costs a
+ * Duplex and two stream states, and destroying it as much again, per connection. Its `destroy()`
+ * (what TLSWrap's close calls) closes the handle, then emits 'close' and tells the listener.
+ */
+interface BareSocket {
+  _handle: NativeTcp | null;
+  destroyed: boolean;
+  [HOME]: HandleHome | undefined;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+const bareSocketProto: object = Object.create(net.Socket.prototype, {
+  // Data properties shadowing net.Socket's stream getters: nothing buffered either way.
+  readableLength: { value: 0 },
+  writableLength: { value: 0 },
+  allowHalfOpen: { value: true, writable: true },
+  connecting: { value: false, writable: true },
+  // The end of the chain TLSSocket walks to refresh timers (net.Socket#_unrefTimer).
+  _parent: { value: null, writable: true },
+  destroyed: { value: false, writable: true },
+  destroy: {
+    value: function destroy(this: BareSocket): BareSocket {
+      const native = this._handle;
+      if (native === null) return this;
+      this._handle = null;
+      this.destroyed = true;
+      native.close(() => {
+        const home = this[HOME];
+        this[HOME] = undefined;
+        home?.handleClosed();
+        this.emit('close', false);
+      });
+      return this;
+    },
+  },
+});
+
+function bareSocket(native: NativeTcp, home: HandleHome | undefined): net.Socket {
+  const socket = Object.create(bareSocketProto) as BareSocket;
+  socket._handle = native;
+  socket[HOME] = home;
+  return socket as unknown as net.Socket;
 }
 
 function onConnectDone(this: ConnectReq, status: number): void {
