@@ -61,6 +61,7 @@ export class TlsWrapHandle implements TcpHandle {
   home: HandleHome | undefined = undefined;
   paused = true;
   private closed = false;
+  private ended = false;
   /** Bytes handed to TLSWrap whose write has not completed, plus those queued behind it. */
   private pendingBytes = 0;
   private inFlight = false;
@@ -220,6 +221,9 @@ export class TlsWrapHandle implements TcpHandle {
     if (n > 0) {
       if (arrayBuffer !== undefined) owner.onData(this, Buffer.from(arrayBuffer, state[S.kArrayBufferOffset]!, n));
     } else if (n === UV_EOF) {
+      // Once: the peer's close_notify and then its FIN may each be reported as the end.
+      if (this.ended) return;
+      this.ended = true;
       owner.onEnd(this);
     } else if (n < 0) {
       owner.onError(this, errorName(n));
