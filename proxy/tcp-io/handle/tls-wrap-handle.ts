@@ -90,12 +90,6 @@ export class TlsWrapHandle implements TcpHandle {
 
   private early: Buffer[] | null = null;
 
-  /** True while the TLSWrap is still usable (false once the socket is gone). */
-  static usable(socket: tls.TLSSocket): boolean {
-    const native = (socket as unknown as { _handle: NativeTls | null })._handle;
-    return native !== null && typeof native.writeBuffer === 'function' && typeof native.readStart === 'function';
-  }
-
   get writeQueueSize(): number {
     return this.closed ? 0 : this.pendingBytes;
   }
