@@ -123,11 +123,12 @@ export class Admission implements PreambleSink {
   /** Runs the TLS handshake, then proxies the cleartext side like any other client. */
   private terminate(socket: TcpHandle, route: Route, origin: ConnectionOrigin): void {
     TlsTermination.start(socket, route.tls!, this.options.helloTimeoutMs, this.options.sweeper, {
+      wantsFacts: route.endpoint.proxyProtocol === 'v2',
       secured: (handle, serverName, facts) => {
         const tlsOrigin: ConnectionOrigin = {
           ...origin,
           serverName,
-          tlsTlvs: route.endpoint.proxyProtocol === 'v2' ? encodeTlsTlvs(facts) : null,
+          tlsTlvs: facts === null ? null : encodeTlsTlvs(facts),
         };
         const backend = route.balancer.pick(undefined, this.options.sweeper.now);
         if (backend !== undefined) {

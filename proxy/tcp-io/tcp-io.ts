@@ -5,6 +5,7 @@
 // (public API); select-tcp-io.ts picks one at start. test/proxy/tcp-io/ holds their contract.
 
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { PeerAddress } from '../peer-address.js';
 
 export type TcpIoMode = 'handle' | 'socket';
@@ -61,6 +62,18 @@ export interface TcpHandle {
   remoteAddress(): PeerAddress | null;
   /** This end's address (the one a client reached on a wildcard listener); null as above. */
   localAddress(): PeerAddress | null;
+  /**
+   * Hands the connection, not read yet, to a net.Socket that node:tls can wrap natively (its TLS
+   * then reads and writes the TCP handle in C++, with no JS stream beneath). This handle is spent:
+   * no more events, close() does nothing, the addresses still answer; the listener's count drops
+   * when the socket closes. Absent where the implementation cannot.
+   */
+  toSocket?(): net.Socket;
+  /**
+   * After toSocket() and a completed TLS handshake on a TLSSocket over that socket: the cleartext
+   * side as a TcpHandle on node:tls's native stream, without the TLSSocket's streams.
+   */
+  cleartext?(socket: tls.TLSSocket): TcpHandle;
 }
 
 /** Gets 0 errors as null, or the system error name (ECONNREFUSED ...); never called synchronously. */

@@ -7,6 +7,7 @@
 // are pending (ACME), the ClientHello is read first so a validator asking for `acme-tls/1` gets
 // the challenge certificate and nothing is forwarded.
 
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readClientHello } from '../client-hello.js';
 import type { IdleSweeper, Sweepable } from '../idle-sweeper.js';
@@ -31,7 +32,9 @@ export const ACME_TLS_ALPN = 'acme-tls/1';
 export type HandshakeRefusal = 'tls-handshake' | 'client-cert';
 
 export interface HandshakeSink {
-  secured(handle: TlsHandle, serverName: string | null, facts: TlsFacts): void;
+  /** The facts for the PROXY v2 TLVs are gathered only when wanted (else secured() gets null). */
+  readonly wantsFacts: boolean;
+  secured(handle: TcpHandle, serverName: string | null, facts: TlsFacts | null): void;
   refused(reason: HandshakeRefusal, detail: string): void;
 }
 
@@ -41,6 +44,8 @@ export class TlsTermination implements Sweepable, HandleOwner {
   private peeked: Buffer | null = null;
   private raw: TcpHandle | null;
   private done = false;
+  /** node:tls runs on the TCP handle itself (raw.toSocket()). */
+  private native = false;
 
   private constructor(
     raw: TcpHandle,
@@ -65,24 +70,20 @@ export class TlsTermination implements Sweepable, HandleOwner {
   private handshake(initial: Buffer | null, challenge: tls.SecureContext | null): void {
     const raw = this.raw!;
     const config = this.config;
-    const duplex = new HandleDuplex(raw);
-    if (initial !== null && initial.length > 0) duplex.push(initial);
+    // Natively when nothing was read ahead: node:tls then runs on the TCP handle in C++ (about half
+    // the CPU of a handshake through a JS stream). Bytes read ahead go through HandleDuplex.
+    let transport: Duplex;
+    if (initial === null && raw.toSocket !== undefined) {
+      transport = raw.toSocket();
+      this.native = true;
+    } else {
+      const duplex = new HandleDuplex(raw);
+      if (initial !== null && initial.length > 0) duplex.push(initial);
+      transport = duplex;
+    }
     this.socket = new tls.TLSSocket(
-      duplex,
-      challenge !== null
-        ? { isServer: true, secureContext: challenge, ALPNProtocols: [ACME_TLS_ALPN] }
-        : {
-            isServer: true,
-            ...(config.picker.defaultContext === undefined ? {} : { secureContext: config.picker.defaultContext }),
-            SNICallback: (name, cb) => {
-              const context = config.picker.pick(name);
-              if (context === undefined) cb(new Error('no certificate yet'));
-              else cb(null, context);
-            },
-            ...(config.alpn === undefined ? {} : { ALPNProtocols: config.alpn }),
-            requestCert: config.requireClientCert,
-            rejectUnauthorized: config.requireClientCert,
-          },
+      transport,
+      challenge !== null ? { isServer: true, secureContext: challenge, ALPNProtocols: [ACME_TLS_ALPN] } : serverOptions(config),
     );
     const socket = this.socket;
     socket.once('secure', () => (challenge !== null ? this.answered() : this.secure(raw, config)));
@@ -163,6 +164,15 @@ export class TlsTermination implements Sweepable, HandleOwner {
     this.sweeper.delete(this);
     socket.removeAllListeners('error');
     socket.removeAllListeners('close');
+    const facts = this.sink.wantsFacts ? this.facts(socket, config, verifyError) : null;
+    const serverName = (socket as unknown as { servername?: string | false }).servername;
+    // On the native path the cleartext is read and written on TLSWrap directly where the I/O allows.
+    const handle = this.native && raw.cleartext !== undefined ? raw.cleartext(socket) : new TlsHandle(socket, raw);
+    this.sink.secured(handle, typeof serverName === 'string' && serverName !== '' ? serverName : null, facts);
+  }
+
+  /** What the PROXY v2 TLVs say about this handshake (tls-tlvs.ts). */
+  private facts(socket: tls.TLSSocket, config: RouteTls, verifyError: Error | null): TlsFacts {
     const peer = config.requireClientCert ? socket.getPeerCertificate() : null;
     const hasPeer = peer !== null && Object.keys(peer).length > 0;
     const reused = socket.isSessionReused();
@@ -177,8 +187,7 @@ export class TlsTermination implements Sweepable, HandleOwner {
       verify: verifyError === null ? 0 : 1,
       commonName: typeof cn === 'string' ? cn : Array.isArray(cn) ? String(cn[0]) : null,
     };
-    const serverName = (socket as unknown as { servername?: string | false }).servername;
-    this.sink.secured(new TlsHandle(socket, raw), typeof serverName === 'string' && serverName !== '' ? serverName : null, facts);
+    return facts;
   }
 
   private fail(reason: HandshakeRefusal, detail: string): void {
@@ -186,6 +195,35 @@ export class TlsTermination implements Sweepable, HandleOwner {
     this.destroy();
     this.sink.refused(reason, detail);
   }
+}
+
+/** The TLSSocket options of an endpoint, made once per route (node:tls copies them per socket). */
+const optionsOf = new WeakMap<RouteTls, tls.TLSSocketOptions>();
+
+function serverOptions(config: RouteTls): tls.TLSSocketOptions {
+  let options = optionsOf.get(config);
+  if (options !== undefined) return options;
+  const picker = config.picker;
+  options = {
+    isServer: true,
+    ...(picker.defaultContext === undefined ? {} : { secureContext: picker.defaultContext }),
+    // One certificate answers every name: no SNI callback (a call into JS per handshake).
+    ...(picker.contexts.length === 1 && picker.defaultContext !== undefined ? {} : { SNICallback: pickerCallback(picker) }),
+    ...(config.alpn === undefined ? {} : { ALPNProtocols: config.alpn }),
+    requestCert: config.requireClientCert,
+    rejectUnauthorized: config.requireClientCert,
+  };
+  optionsOf.set(config, options);
+  return options;
+}
+
+/** The SNI callback of an endpoint with several certificates (or none yet). */
+function pickerCallback(picker: CertificatePicker): (name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void {
+  return (name, cb) => {
+    const context = picker.pick(name);
+    if (context === undefined) cb(new Error('no certificate yet'));
+    else cb(null, context);
+  };
 }
 
 function isCertError(err: NodeJS.ErrnoException): boolean {

@@ -6,11 +6,14 @@
 // it is imported only when select-tcp-io.ts found them usable, and net.Server still owns the
 // listening socket (cluster, SCHED_NONE).
 
+import net from 'node:net';
 import { constants } from 'node:os';
+import type tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import { normalizeIp, type PeerAddress } from '../../peer-address.js';
 import type { ConnectDone, HandleHome, HandleOwner, TcpHandle, TcpIo } from '../tcp-io.js';
 import { BULK_READ, lendBuffer, returnBuffer, sharedBuffer } from './read-buffers.js';
+import { TlsWrapHandle } from './tls-wrap-handle.js';
 
 /** The subset of Node's TCPWrap used here. */
 interface NativeTcp {
@@ -67,6 +70,8 @@ interface Bindings {
 }
 
 const B = loadBindings();
+/** The listener to tell when a socket made by toSocket() closes. */
+const HOME = Symbol('pier.handleHome');
 const state = B.streamBaseState;
 const READ_RESULT = B.kReadBytesOrError;
 const WRITE_ASYNC = B.kLastWriteWasAsync;
@@ -184,6 +189,21 @@ class BindingHandle implements TcpHandle {
     return { address: normalizeIp(out.address), port: out.port };
   }
 
+  toSocket(): net.Socket {
+    const home = this.home;
+    this.closed = true;
+    this.owner = undefined;
+    this.home = undefined;
+    const buf = this.readBuffer;
+    this.readBuffer = undefined;
+    if (buf !== undefined && buf !== sharedBuffer) returnBuffer(buf, true);
+    return bareSocket(this.native, home);
+  }
+
+  cleartext(socket: tls.TLSSocket): TcpHandle {
+    return new TlsWrapHandle(socket);
+  }
+
   report(code: number): void {
     this.owner?.onError(this, errorName(code));
   }
@@ -235,6 +255,52 @@ function onRead(this: NativeTcp): Buffer | undefined {
     owner.onError(handle, errorName(n));
   }
   return undefined;
+}
+
+/**
+ * What node:tls reads of the net.Socket it wraps (tls.TLSSocket takes a `net.Socket` with a
+ * `_handle` as its native transport: _tls_wrap.js), without constructing one: a net.Socket costs a
+ * Duplex and two stream states, and destroying it as much again, per connection. Its `destroy()`
+ * (what TLSWrap's close calls) closes the handle, then emits 'close' and tells the listener.
+ */
+interface BareSocket {
+  _handle: NativeTcp | null;
+  destroyed: boolean;
+  [HOME]: HandleHome | undefined;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+const bareSocketProto: object = Object.create(net.Socket.prototype, {
+  // Data properties shadowing net.Socket's stream getters: nothing buffered either way.
+  readableLength: { value: 0 },
+  writableLength: { value: 0 },
+  allowHalfOpen: { value: true, writable: true },
+  connecting: { value: false, writable: true },
+  // The end of the chain TLSSocket walks to refresh timers (net.Socket#_unrefTimer).
+  _parent: { value: null, writable: true },
+  destroyed: { value: false, writable: true },
+  destroy: {
+    value: function destroy(this: BareSocket): BareSocket {
+      const native = this._handle;
+      if (native === null) return this;
+      this._handle = null;
+      this.destroyed = true;
+      native.close(() => {
+        const home = this[HOME];
+        this[HOME] = undefined;
+        home?.handleClosed();
+        this.emit('close', false);
+      });
+      return this;
+    },
+  },
+});
+
+function bareSocket(native: NativeTcp, home: HandleHome | undefined): net.Socket {
+  const socket = Object.create(bareSocketProto) as BareSocket;
+  socket._handle = native;
+  socket[HOME] = home;
+  return socket as unknown as net.Socket;
 }
 
 function onConnectDone(this: ConnectReq, status: number): void {

@@ -9,8 +9,10 @@ import { normalizeIp, type PeerAddress } from '../../peer-address.js';
 import type { ConnectDone, HandleHome, HandleOwner, TcpHandle, TcpIo } from '../tcp-io.js';
 
 const HANDLE = Symbol('pier.tcpHandle');
+/** The listener to tell when a socket given away by toSocket() closes. */
+const HOME = Symbol('pier.handleHome');
 
-type RoutedSocket = net.Socket & { [HANDLE]?: SocketHandle };
+type RoutedSocket = net.Socket & { [HANDLE]?: SocketHandle; [HOME]?: HandleHome };
 
 export const socketIo: TcpIo = {
   mode: 'socket',
@@ -117,6 +119,22 @@ class SocketHandle implements TcpHandle {
     home?.handleClosed();
   }
 
+  toSocket(): net.Socket {
+    const socket = this.socket;
+    const home = this.home;
+    this.closed = true;
+    this.owner = undefined;
+    this.home = undefined;
+    socket.off('end', onEnd);
+    socket.off('error', onError);
+    socket.off('data', onData);
+    if (home !== undefined) {
+      socket[HOME] = home;
+      socket.once('close', onSocketClosed);
+    }
+    return socket;
+  }
+
   remoteAddress(): PeerAddress | null {
     const { remoteAddress: address, remotePort: port } = this.socket;
     return address === undefined || port === undefined ? null : { address: normalizeIp(address), port };
@@ -126,6 +144,12 @@ class SocketHandle implements TcpHandle {
     const { localAddress: address, localPort: port } = this.socket;
     return address === undefined || port === undefined ? null : { address: normalizeIp(address), port };
   }
+}
+
+function onSocketClosed(this: RoutedSocket): void {
+  const home = this[HOME];
+  this[HOME] = undefined;
+  home?.handleClosed();
 }
 
 function onConnect(this: RoutedSocket): void {
