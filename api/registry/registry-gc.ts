@@ -75,9 +75,17 @@ export function createRegistryGc(options: RegistryGcOptions) {
   const client = createRegistryClient(registry);
   const local = registry.kind === 'local' ? (registry as LocalRegistry) : null;
 
-  /** Every release that pins an image of this registry, with its app. */
+  /**
+   * How a pinned image and a stored manifest are matched. Pier's own registry is the same storage
+   * whatever address it listens on (`--registry-listen` changed, or a kept port taken and another
+   * picked), so its releases match by `REPO@DIGEST` under any host; an external registry's by the
+   * whole reference. Matching more only keeps more.
+   */
+  const keyOf = (image: string): string => (local ? image.slice(image.indexOf('/') + 1) : image);
+
+  /** Every release that pins an image of this registry (of any address, for Pier's own), with its app. */
   async function pinnedReleases() {
-    const prefix = `${registry.host}/`;
+    const prefix = local ? '' : `${registry.host}/`;
     return db
       .select({
         id: releases.id,
@@ -90,7 +98,7 @@ export function createRegistryGc(options: RegistryGcOptions) {
       })
       .from(releases)
       .innerJoin(apps, eq(apps.id, releases.appId))
-      .where(like(releases.imageDigest, `${prefix.replace(/[%_\\]/g, '\\$&')}%@sha256:%`));
+      .where(like(releases.imageDigest, `${prefix.replace(/[%_\\]/g, '\\$&')}%/%@sha256:%`));
   }
 
   /** What must stay: the images of live apps' current, running and newest KEEP releases. */
@@ -107,18 +115,19 @@ export function createRegistryGc(options: RegistryGcOptions) {
     const pinned = new Map<string, Pinned>();
     const byApp = new Map<string, typeof rows>();
     for (const r of rows) {
-      const p = pinned.get(r.digest) ?? { releases: [], live: false };
+      const key = keyOf(r.digest);
+      const p = pinned.get(key) ?? { releases: [], live: false };
       p.releases.push(`${r.app} v${r.version}`);
       p.live ||= r.deletedAt === null;
-      pinned.set(r.digest, p);
-      if (r.id === r.currentReleaseId || running.has(r.id)) keep.add(r.digest);
+      pinned.set(key, p);
+      if (r.id === r.currentReleaseId || running.has(r.id)) keep.add(key);
       if (r.deletedAt === null) byApp.set(r.appId, [...(byApp.get(r.appId) ?? []), r]);
     }
     for (const list of byApp.values()) {
       const newest = new Set<string>();
       for (const r of list.sort((a, b) => b.version - a.version)) {
         if (newest.size >= options.keep) break;
-        newest.add(r.digest);
+        newest.add(keyOf(r.digest));
       }
       for (const d of newest) keep.add(d);
     }
@@ -154,9 +163,9 @@ export function createRegistryGc(options: RegistryGcOptions) {
       const image = `${registry.host}/${m.repository}@${m.digest}`;
       const pushedAt = Math.max(m.pushedAt ?? 0, gate.lastPush(image) ?? 0);
       const young = now - pushedAt < options.graceMs;
-      const p = pinned.get(image);
+      const p = pinned.get(keyOf(image));
       let reason: GcReason | null = null;
-      if (keep.has(image) || young) reason = null;
+      if (keep.has(keyOf(image)) || young) reason = null;
       else if (p) reason = p.live ? 'past-retention' : 'app-deleted';
       // Without a push time (external registry) a build never deployed may be about to be.
       else if (m.pushedAt !== undefined) reason = 'never-deployed';

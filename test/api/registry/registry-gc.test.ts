@@ -191,3 +191,15 @@ test('a push waits while a collection holds the registry; an image pushed within
   assert.equal(none.status, 503);
   assert.equal(none.body.error?.code, 'E_REGISTRY_UNAVAILABLE');
 });
+
+test('a release pinned while Pier\'s registry listened on another address (--registry-listen changed) keeps its image', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const s = await setup(t);
+  const image = await s.build('moved', 'built before the registry moved');
+  await s.deploy('moved', image);
+  const [row] = await s.db.select().from(releases).where(eq(releases.imageDigest, image));
+  assert.ok(row, 'the release pins the pushed image');
+  await s.db.update(releases).set({ imageDigest: image.replace(s.registry.host, '198.18.0.1:5000') }).where(eq(releases.id, row.id));
+  const dry = await s.gc(1, 0).run({ dryRun: true });
+  assert.deepEqual(dry.removed, [], 'the current release\'s image is the same storage under another address');
+});
