@@ -293,7 +293,7 @@ function registryConfig(root: string, addr: string): string {
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: ${addr}`,
+    `  addr: ${JSON.stringify(addr)}`,
     '',
   ].join('\n');
 }

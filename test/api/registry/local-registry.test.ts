@@ -62,6 +62,15 @@ test('--registry-listen: the registry listens on the address given, and images a
   await assert.rejects(status(`127.0.0.1:${port}`), 'nothing on the default loopback address');
 });
 
+test('--registry-listen with an IPv6 address: the registry starts there (the address is quoted in its YAML config)', async (t) => {
+  const dir = await tempDir(t);
+  const registry = createLocalRegistry({ dir, log: captureLog().log, listen: { host: '::1', port: 0 } });
+  t.after(() => registry.close());
+  assert.deepEqual(await registry.start(), { ok: true });
+  assert.match(registry.host, /^\[::1\]:\d+$/);
+  assert.equal(await status(registry.host), 200);
+});
+
 test('a registry that dies is restarted on the same port, with an event for each', async (t) => {
   const dir = await tempDir(t);
   const events: RegistryEvent[] = [];
