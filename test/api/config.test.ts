@@ -56,6 +56,12 @@ test('--registry-listen: where Pier\'s own registry listens, one address (never 
   for (const value of ['0.0.0.0:5000', '[::]:5000', '10.0.0.1:99999', '10.0.0.1:x', ':5000', 'a b:1']) {
     assert.throws(() => loadConfig({ PIER_REGISTRY_LISTEN: value }), (err: Error & { code?: string; hint?: string }) => err.code === 'E_CONFIG_INVALID' && /--registry-listen HOST:PORT/.test(err.hint ?? ''), value);
   }
+  // A public address: the registry has no sign-in and allows deletes.
+  for (const value of ['8.8.4.4:5000', '[2001:db8::1]:5000', '172.32.0.1']) {
+    assert.throws(() => loadConfig({ PIER_REGISTRY_LISTEN: value }), (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /public address/.test(err.message), value);
+  }
+  assert.deepEqual(listen('192.168.1.5:5000'), { host: '192.168.1.5', port: 5000 });
+  assert.deepEqual(listen('198.18.0.254'), { host: '198.18.0.254', port: 0 });
   assert.throws(() => loadConfig({ PIER_REGISTRY_LISTEN: '10.0.0.1:5000', PIER_REGISTRY: 'off' }), (err: Error & { code?: string }) => err.code === 'E_CONFIG_INVALID' && /own registry/.test(err.message));
 });
 
