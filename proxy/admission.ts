@@ -127,6 +127,8 @@ export class Admission implements PreambleSink {
       secured: (handle, serverName, facts) => {
         const tlsOrigin: ConnectionOrigin = {
           ...origin,
+          // What was read ahead was the hello, consumed by the handshake.
+          initial: null,
           serverName,
           tlsTlvs: facts === null ? null : encodeTlsTlvs(facts),
         };
@@ -143,7 +145,7 @@ export class Admission implements PreambleSink {
         // The handle is closed already (with the TLS socket).
         this.refuse(null, origin, route.endpoint.id, reason, detail);
       },
-    });
+    }, origin.initial);
   }
 
   /** Descriptors are low: refuse the endpoint that holds more than its share, or any when none is left. */

@@ -53,16 +53,24 @@ export class TlsTermination implements Sweepable, HandleOwner {
     private readonly deadline: number,
     private readonly sweeper: IdleSweeper,
     private readonly sink: HandshakeSink,
+    initial: Buffer | null,
   ) {
     this.raw = raw;
+    // Bytes read before the handshake starts (those that came with a PROXY header, or a hello
+    // read for SNI routing) are the start of the hello: node:tls gets them first.
+    const ahead = initial !== null && initial.length > 0 ? initial : null;
     if (config.challenges === null) {
-      this.handshake(null, null);
+      this.handshake(ahead, null);
       return;
     }
     // An ACME validator's hello asks for `acme-tls/1`: the certificate and ALPN list are chosen
     // before node:tls sees the hello (its SNI callback runs before ALPN is known).
     this.peeked = Buffer.alloc(0);
     raw.owner = this;
+    if (ahead !== null) {
+      this.onData(raw, ahead);
+      if (this.peeked === null) return; // the whole hello was there: node:tls has it
+    }
     raw.readStart();
   }
 
@@ -130,8 +138,8 @@ export class TlsTermination implements Sweepable, HandleOwner {
     this.socket!.destroySoon();
   }
 
-  static start(raw: TcpHandle, config: RouteTls, timeoutMs: number, sweeper: IdleSweeper, sink: HandshakeSink): TlsTermination {
-    const t = new TlsTermination(raw, config, sweeper.now + timeoutMs + sweeper.tickMs, sweeper, sink);
+  static start(raw: TcpHandle, config: RouteTls, timeoutMs: number, sweeper: IdleSweeper, sink: HandshakeSink, initial: Buffer | null = null): TlsTermination {
+    const t = new TlsTermination(raw, config, sweeper.now + timeoutMs + sweeper.tickMs, sweeper, sink, initial);
     sweeper.add(t);
     return t;
   }

@@ -5,7 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../../../proxy/edge-config.js';
@@ -15,6 +17,7 @@ import { freePort } from '../../support/tcp-client.js';
 import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
 import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
 import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
+import { v2Header } from '../proxy-header-fixtures.js';
 
 interface Setup {
   ca: TestCa;
@@ -130,6 +133,39 @@ forEachIo((io: TcpIo) => {
     child.kill();
     assert.match(out, /hello through openssl/);
     assert.equal(s.backend.headers[0]?.tlvs.find((x) => x.type === 0x02)?.value.toString(), 'a.example.com');
+  });
+
+  test('behind a trusted proxy: a PROXY v2 header and the ClientHello in one segment complete the handshake, and the app sees the proxied client', async (t) => {
+    const s = await setup(t);
+    s.ep.acceptProxyProtocol = { trustedCidrs: ['127.0.0.1/32'] };
+    const edge = createTestEdge(t, io);
+    assert.equal((await edge.apply(snapshot(s))).ok, true);
+    const raw = net.connect({ host: '127.0.0.1', port: s.port, noDelay: true });
+    t.after(() => raw.destroy());
+    await once(raw, 'connect');
+    // The balancer's header goes out with the first bytes the TLS client writes (its hello).
+    const header = v2Header('198.51.100.7', 40000, '127.0.0.1', s.port);
+    let first = true;
+    const carrier = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        raw.write(first ? Buffer.concat([header, chunk]) : chunk, callback);
+        first = false;
+      },
+      final(callback) {
+        raw.end();
+        callback();
+      },
+    });
+    raw.on('data', (b: Buffer) => carrier.push(b));
+    raw.on('end', () => carrier.push(null));
+    const secure = tls.connect({ socket: carrier, servername: 'a.example.com', ca: s.ca.cert });
+    t.after(() => secure.destroy());
+    await once(secure, 'secureConnect');
+    assert.equal(await echo(secure, 'behind a balancer'), 'behind a balancer');
+    const seen = s.backend.headers.at(-1);
+    assert.equal(seen?.source?.address, '198.51.100.7', 'the app sees the client the balancer named');
+    assert.equal(seen?.tlvs.find((x) => x.type === 0x02)?.value.toString(), 'a.example.com');
   });
 
   test('a session ticket from one edge resumes on another with the same seed (workers), not with another seed', async (t) => {
