@@ -311,6 +311,10 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await from.snapshot(volume.id, FINAL(move.id));
       at('final snapshot');
       lap('final');
+      // dir sends the whole tree again, which can take minutes: the app's other instances must
+      // not wait that long for a pass. Nothing unsafe can run meanwhile: the holder is stopped and
+      // marked so, and no instance starts on a volume that is moving.
+      if (from.kind !== 'btrfs') await releasePassLock();
 
       await setPhase(move, 'send');
       const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
