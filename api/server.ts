@@ -371,6 +371,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
           service: volumes,
           log: log.child({ component: 'volume-mover' }),
           enqueue: (id) => scheduler.enqueue(id),
+          onRoutesChanged: (id) => edgeFeed.refresh(id),
           locks: database.locks,
           retentionMs: config.volumes.moveRetentionMs,
           fault: parseMoveFault(config.volumes.moveFault),

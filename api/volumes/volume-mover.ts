@@ -57,6 +57,8 @@ export interface VolumeMoverOptions {
   service: VolumeService;
   log: Logger;
   enqueue: (appId: string) => void;
+  /** The app's routes changed outside a reconcile pass (its holder leaves the edge at the cutover). */
+  onRoutesChanged?: ((appId: string) => void) | undefined;
   /** Moves run under a lock each, so that a second server's `recover` leaves a running one alone. */
   locks?: AdvisoryLocks | undefined;
   /** How long the source is kept read-only after a move (default 24 h). */
@@ -213,6 +215,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
         const [row] = await t.tx.select({ containerId: instances.containerId }).from(instances).where(eq(instances.id, instanceId));
         return row?.containerId ?? null;
       });
+      // The edge stops sending new connections to it now, not at the pass after the switch.
+      options.onRoutesChanged?.(move.appId);
       at('drained');
       move.instanceId ??= instanceId;
       if (containerId) {
