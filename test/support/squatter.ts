@@ -1,6 +1,8 @@
-// Another program holding a port, as in the issue that found the edge freezing: socat listening on
-// 127.0.0.1:PORT and answering "squatter" to whoever connects. Released (killed) on demand or when
-// the test ends.
+// Another program holding a port, as in the issue that found the edge freezing: a separate Node
+// process listening on HOST:PORT that answers "squatter" to whoever connects. Released (killed)
+// on demand or when the test ends. (It was socat with SYSTEM:echo, which now and then answered
+// nothing: when the echo had exited before the client's bytes came, socat's write to it failed
+// and socat closed the connection without passing on what the echo had written.)
 
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -9,36 +11,47 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 export interface Squatter {
   port: number;
-  /** Stops socat and resolves once the port is free again (bindable; bounded to 5 s). */
+  /** Stops the program and resolves once the port is free again (bindable; bounded to 5 s). */
   release(): Promise<void>;
 }
 
+// Half-open allowed: it answers and ends its side at once, then reads (and drops) whatever the
+// client still sends, so a client that writes before reading never meets a reset.
+const PROGRAM = `
+const net = require('node:net');
+const [host, port] = process.argv.slice(1);
+const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  socket.on('error', () => {});
+  socket.on('end', () => socket.destroy());
+  socket.end('squatter\\n');
+  socket.resume();
+});
+server.on('error', (err) => {
+  console.error(err.message);
+  process.exit(1);
+});
+server.listen({ host, port: Number(port), exclusive: true });
+`;
+
 export async function squatPort(t: TestContext, port: number, host = '127.0.0.1'): Promise<Squatter> {
-  // reuseaddr: the connections socat closed first linger in TIME_WAIT for a minute after it
-  // exits, and without SO_REUSEADDR on its socket they keep anyone from binding the port
-  // meanwhile (Linux asks both sides for it), which would make "released" a minute-long wait.
-  // -t 30: a client that writes and ends first (as `exchange` does) puts socat at EOF on that
-  // side, and socat then waits only -t (0.5 s by default) for the answer before it closes; under
-  // load the shell that echoes took longer than that, and the client read nothing but a FIN.
-  const child = spawn('socat', ['-t', '30', `TCP-LISTEN:${port},bind=${host},reuseaddr,fork`, 'SYSTEM:echo squatter'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', PROGRAM, host, String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const release = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
-    // socat's forked children (one per connection it took) may hold the listening socket a
-    // moment longer: released means another program can listen there now.
+    // Released means another program can listen there now.
     for (let i = 0; i < 100 && !(await canListen(host, port)); i++) await delay(50);
   };
   t.after(release);
-  // Bounded: socat listens within a few hundred milliseconds.
+  // Bounded: it listens within a few hundred milliseconds.
   for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`socat exited: ${stderr}`);
+    if (child.exitCode !== null) throw new Error(`the squatter exited: ${stderr}`);
     if (await answers(host, port)) return { port, release };
     await delay(50);
   }
-  throw new Error(`socat did not listen on ${host}:${port}: ${stderr}`);
+  throw new Error(`the squatter did not listen on ${host}:${port}: ${stderr}`);
 }
 
 function answers(host: string, port: number): Promise<boolean> {
