@@ -202,7 +202,7 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
 
 test('volumes move (btrfs): a killed server and a truncated stream roll back to the source; the move loses nothing', (t) => moveProof(t, 'btrfs'));
 // The dir driver differs from btrfs in storage only: what the database records (phases, locks,
-// recovery) is proved on PostgreSQL by the btrfs case, so CI runs this one on the PGlite passes.
+// recovery) is proved on PostgreSQL by the btrfs case, so a PIER_TEST_DATABASE_ONLY=1 run skips it.
 test(
   'volumes move (dir): a killed server and a truncated stream roll back to the source; the move loses nothing',
   { skip: process.env.PIER_TEST_DATABASE_ONLY === '1' ? 'storage only: runs on the PGlite passes' : false },
