@@ -32,8 +32,6 @@ export interface SecretServiceOptions {
   box: SecretBox | null;
   /** Copies the app's current release into one with its current secret versions, and rolls it out. */
   release: (auth: AuthContext, appName: string, why: string) => Promise<DeployResult | null>;
-  /** Why this server cannot run secrets at all (on a swarm: tasks would start without them), else unset. */
-  unsupported?: PierError | undefined;
 }
 
 /** KEY → the newest version of each key that is set (an unset hides the key). */
@@ -106,7 +104,6 @@ export function createSecretService(options: SecretServiceOptions) {
 
     async set(auth: AuthContext, appName: string, values: Record<string, string | null>): Promise<{ changed: string[]; release: DeployResult | null }> {
       requireScope(auth, 'deploy');
-      if (options.unsupported) throw options.unsupported;
       for (const [key, value] of Object.entries(values)) checkSecret(key, value);
       const app = await findApp(db, auth, appName);
       const changed = await write(auth, app.id, app.orgId, values);
@@ -117,7 +114,6 @@ export function createSecretService(options: SecretServiceOptions) {
     /** Copies KEYS of the same app from one environment to the request's; each key must be named. */
     async copy(auth: AuthContext, appName: string, from: string, keys: string[]): Promise<{ changed: string[]; release: DeployResult | null }> {
       requireScope(auth, 'deploy');
-      if (options.unsupported) throw options.unsupported;
       checkEnvironmentName(from, 'source environment');
       if (!matchesPattern(from, auth.environments)) throw environmentForbidden(from, auth.environments ?? '');
       if (keys.length === 0) throw new PierError('E_BAD_REQUEST', 'name each key to copy', { status: 400, hint: 'e.g. `pier secrets copy --from staging --to pr-42 --app web DATABASE_URL`' });
