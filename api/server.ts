@@ -358,7 +358,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       box: secretBox,
       release: deploys.withSecrets,
     });
-    const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => privateNetworks.forget(name) });
+    const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => {
+        privateNetworks.forget(name);
+        // The chain drops the removed bridge's rules at once, not at the next round.
+        privateNames.poke();
+      },
+    });
     closers.push(() => reaper.close());
     const volumes = volumeDriver
       ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
