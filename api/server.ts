@@ -202,7 +202,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       const foreign = (await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' }).catch(() => []))
         .filter((n) => n.labels[LABELS.installation] !== installationId && n.ipv6Subnet)
         .map((n) => n.ipv6Subnet as string);
-      await removeLegacyIsolation({ prefix: config.privateNetworks.ipv6, foreign: new Set(foreign), log: log.child({ component: 'private-firewall' }) });
+      // Only once the installation's chain is written (the first names round, after start): till
+      // then, after an upgrade, the old rules are the only IPv6 isolation between the networks.
+      // A chain that cannot be written leaves them in place.
+      void privateFirewall.written().then(() => removeLegacyIsolation({ prefix: config.privateNetworks.ipv6, foreign: new Set(foreign), log: log.child({ component: 'private-firewall' }) }));
     }
     await db
       .insert(nodes)
