@@ -60,7 +60,12 @@ test('names move only once the chain admits the instance: a restarted server rew
   const containers: string[] = [];
   t.after(async () => {
     if (containers.length) await exec('docker', ['rm', '-f', ...containers]).catch(() => undefined);
-    await exec('docker', ['network', 'rm', network]).catch(() => undefined);
+    // Tried a few times: the engine may still be taking a removed container's endpoint off it.
+    for (let i = 0; i < 5; i++) {
+      if (await exec('docker', ['network', 'rm', network]).then(() => true, () => false)) break;
+      if (await exec('docker', ['network', 'inspect', network]).then(() => false, () => true)) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   });
   // The real containers of the rows, started on the network without names (as the reconciler does).
   for (const row of await rowsOf()) {
