@@ -1,7 +1,10 @@
 // The reaper: previews are destroyed once they expire (an `environment.expiring` event an hour
 // before, once per expiry), and containers labelled with an environment that no longer exists
-// are swept (a server that died between a destroy and the reconciler's cleanup leaves them). It
-// never touches a persistent environment, and containers of other installations are not its own.
+// are swept (a server that died between a destroy and the reconciler's cleanup leaves them). A
+// destroyed environment's private network (a bridge on one engine, an overlay on a swarm) is
+// removed once nothing uses it; a removal that fails is recorded once (an
+// `environment.network_not_removed` event) and tried again each pass. It never touches a
+// persistent environment, and containers of other installations are not its own.
 // A pass that fails is logged, recorded and retried on the next tick: the server never dies of it.
 import { and, eq, isNotNull, isNull, like, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
@@ -9,6 +12,7 @@ import type { Db } from '../db/database.js';
 import { apps, environments, privateNetworks } from '../db/schema/index.js';
 import type { EnvironmentService } from './environment-service.js';
 import type { EventLog } from './event-log.js';
+import { isPierError } from './pier-error.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 
 export const EXPIRY_WARNING_MS = 3_600_000;
@@ -41,6 +45,8 @@ export function createEnvironmentReaper(options: ReaperOptions) {
   const now = options.now ?? (() => new Date());
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<ReapResult> | null = null;
+  /** Networks whose removal failed, told once (an event) until one succeeds. */
+  const failing = new Set<string>();
 
   async function pass(): Promise<ReapResult> {
     const at = now();
@@ -86,14 +92,29 @@ export function createEnvironmentReaper(options: ReaperOptions) {
       try {
         const [live] = await db.select({ id: environments.id }).from(environments).where(and(eq(environments.orgId, row.orgId), eq(environments.name, environment), isNull(environments.destroyedAt)));
         if (live) continue;
-        // A container still on it (a deleted app's, not yet stopped) keeps it until a later pass.
+        // A container still on it (a deleted app's, not yet stopped), or on a swarm a service or
+        // a task shutting down, keeps it until a later pass.
         if (!(await runtime.removeNetwork(row.name))) continue;
         await db.delete(privateNetworks).where(eq(privateNetworks.key, row.key));
+        failing.delete(row.name);
         options.onNetworkRemoved?.(row.name);
         removed.push(row.name);
         log.info({ network: row.name, environment }, 'private network of a destroyed environment removed');
       } catch (err) {
         log.warn({ err, network: row.name }, 'private network of a destroyed environment not removed; trying again next pass');
+        if (!failing.has(row.name)) {
+          failing.add(row.name);
+          const code = isPierError(err) ? err.code : 'E_INTERNAL';
+          await events
+            .record({
+              orgId: row.orgId,
+              type: 'environment.network_not_removed',
+              reason: code,
+              message: `the private network ${row.name} of destroyed environment ${environment} was not removed (${err instanceof Error ? err.message : String(err)}); the reaper tries again each pass`,
+              data: { environment, network: row.name, code },
+            })
+            .catch((e: unknown) => log.warn({ err: e }, 'event not recorded'));
+        }
       }
     }
     return removed;

@@ -202,7 +202,10 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       const foreign = (await runtime.listNetworks({ [PRIVATE_LABELS.private]: 'true' }).catch(() => []))
         .filter((n) => n.labels[LABELS.installation] !== installationId && n.ipv6Subnet)
         .map((n) => n.ipv6Subnet as string);
-      await removeLegacyIsolation({ prefix: config.privateNetworks.ipv6, foreign: new Set(foreign), log: log.child({ component: 'private-firewall' }) });
+      // Only once the installation's chain is written (the first names round, after start): till
+      // then, after an upgrade, the old rules are the only IPv6 isolation between the networks.
+      // A chain that cannot be written leaves them in place.
+      void privateFirewall.written().then(() => removeLegacyIsolation({ prefix: config.privateNetworks.ipv6, foreign: new Set(foreign), log: log.child({ component: 'private-firewall' }) }));
     }
     await db
       .insert(nodes)
@@ -358,7 +361,12 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       box: secretBox,
       release: deploys.withSecrets,
     });
-    const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => privateNetworks.forget(name) });
+    const reaper = createEnvironmentReaper({ db, events, environments, runtime, installationId, log: log.child({ component: 'reaper' }), now: overrides.now, intervalMs: config.environments?.reapIntervalMs, onNetworkRemoved: (name) => {
+        privateNetworks.forget(name);
+        // The chain drops the removed bridge's rules at once, not at the next round.
+        privateNames.poke();
+      },
+    });
     closers.push(() => reaper.close());
     const volumes = volumeDriver
       ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })

@@ -5,7 +5,8 @@
 //   -A FORWARD ! -s SUBNET -d SUBNET -m conntrack --ctstate NEW -m comment --comment "pier private network" -j DROP
 // with SUBNET inside this installation's IPv6 prefix and not the subnet of a network another
 // installation holds on the engine (that one, if it still runs an older Pier, relies on its rule).
-// Anything else in FORWARD, Pier's or not, is left alone.
+// Anything else in FORWARD, Pier's or not, is left alone. The server calls it only once the chain
+// is written (private-firewall.ts written()): till then these rules are the IPv6 isolation in force.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';

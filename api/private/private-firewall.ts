@@ -61,6 +61,11 @@ export interface PrivateFirewall {
    * until the next apply() lets the offered ports through. Returns why it cannot, or null.
    */
   close(network: FirewallNetwork): Promise<string | null>;
+  /**
+   * Resolves once apply() has written the chain (every network it was given, and their
+   * instances), or found nothing to hold: from then on the chain is the isolation in force.
+   */
+  written(): Promise<void>;
 }
 
 export interface PrivateFirewallOptions {
@@ -139,6 +144,8 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
   const pending = new Map<string, number>();
   /** One change at a time: a rewrite computed before close() must not land after it unmerged. */
   let queue: Promise<unknown> = Promise.resolve();
+  let markWritten = (): void => undefined;
+  const firstWrite = new Promise<void>((resolve) => (markWritten = resolve));
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = queue.then(fn);
     queue = p.catch(() => undefined);
@@ -191,6 +198,7 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
       // one left by an earlier run is emptied.
       if (networks.length === 0 && !(await exists())) {
         last = { text, at: Date.now() };
+        markWritten();
         return null;
       }
       await install(4, firewallRules(chain, 4, networks, instances));
@@ -202,11 +210,14 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
         problem = bypassed;
         if (!warned) log.warn({ problem }, 'private ports not enforced');
         warned = true;
+        // Written all the same: in force for routed traffic (between networks), which those switches do not touch.
+        markWritten();
         return problem;
       }
       if (!last || last.text !== text) log.info({ networks: networks.length, instances: instances.length }, 'private ports enforced');
       last = { text, at: Date.now() };
       warned = false;
+      markWritten();
       return null;
     } catch (err) {
       // Tried again when what it should hold changes, or after RECHECK_MS (not every round).
@@ -252,6 +263,7 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
     chain,
     apply: (networks, instances) => serial(() => apply(networks, instances)),
     close: (network) => serial(() => close(network)),
+    written: () => firstWrite,
   };
 }
 

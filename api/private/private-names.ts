@@ -5,18 +5,21 @@
 // interval and at once when poked (a health change, a drain, a start), so an instance leaves
 // the names within a check interval of failing or starting to drain. Work is redone from current
 // state; a failure is logged and tried again on the next round: nothing here ends the process.
-// Each round ends by giving the firewall (private-firewall.ts) every instance's private addresses
-// and offered ports, so only those ports take connections from its peers.
+// The firewall (private-firewall.ts) is given every instance's private addresses and offered
+// ports, so only those ports take connections from its peers: after the round has looked at every
+// instance and before any name moves (a name never leads to an address the chain does not admit
+// yet, and no instance is left out of a rewrite for not having been looked at yet), and again at
+// the end of the round.
 import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
 import { apps, instances, releases } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
-import { isPierError } from '../pier-error.js';
-import type { Runtime } from '../runtime/runtime.js';
+import { isPierError, PierError } from '../pier-error.js';
+import type { NetworkEndpoint, Runtime } from '../runtime/runtime.js';
 import { bridgeName } from './host-routes.js';
 import type { FirewallInstance, PrivateFirewall } from './private-firewall.js';
-import { planName } from './private-names-plan.js';
+import { planName, type NameAction } from './private-names-plan.js';
 import { PRIVATE_LABELS, privateNetworkKey, privateNetworkName } from './private-network-key.js';
 import type { PrivateNetworks } from './private-networks.js';
 import { privateOffer, privatePorts } from './private-spec.js';
@@ -58,6 +61,21 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   /** Each instance's private addresses and offered ports, by instance id, for the firewall. */
   const placed = new Map<string, { network: string; ipv4: string | null; ipv6: string | null; ports: { tcp: number[]; udp: number[] } }>();
 
+  /** One instance whose place on its network changes this round. */
+  interface Move {
+    instance: string;
+    containerId: string;
+    network: string;
+    action: Exclude<NameAction, { type: 'none' }>;
+    ports: { tcp: number[]; udp: number[] };
+    app: { orgId: string; environment?: string | undefined };
+  }
+
+  function place(instance: string, network: string, ports: Move['ports'], endpoint: NetworkEndpoint | undefined): void {
+    if (endpoint) placed.set(instance, { network, ipv4: endpoint.ipv4, ipv6: endpoint.ipv6, ports });
+    else placed.delete(instance);
+  }
+
   async function round(): Promise<void> {
     const rows = await db
       .select({ inst: instances, app: apps, manifest: releases.manifest })
@@ -66,6 +84,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       .innerJoin(releases, eq(releases.id, instances.releaseId))
       .where(and(eq(instances.nodeId, options.nodeId), inArray(instances.observedState, ['starting', 'running'])));
     const seen = new Set<string>();
+    const moves: Move[] = [];
+    // First every instance is looked at and placed where it is now; names move only after that.
     for (const { inst, app, manifest } of rows) {
       if (closed) return;
       if (!inst.containerId) continue;
@@ -87,50 +107,88 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         const known = settled.get(inst.id);
         if (known && known.key === key && Date.now() - known.at < RECHECK_MS) continue;
         const ports = privatePorts(manifest as Manifest, inst.process);
-        const place = (endpoint: { ipv4: string | null; ipv6: string | null } | undefined) => {
-          if (endpoint) placed.set(inst.id, { network: network.name, ipv4: endpoint.ipv4, ipv6: endpoint.ipv6, ports });
-          else placed.delete(inst.id);
-        };
         const info = await runtime.inspect(inst.containerId);
         if (!info || info.state !== 'running') {
           placed.delete(inst.id);
           continue;
         }
-        const action = planName(facts, info.endpoints?.[network.name]);
+        const endpoint = info.endpoints?.[network.name];
+        place(inst.id, network.name, ports, endpoint);
+        const action = planName(facts, endpoint);
         if (action.type === 'none') {
-          place(info.endpoints?.[network.name]);
           settled.set(inst.id, { key, at: Date.now() });
           continue;
         }
         settled.delete(inst.id);
-        // The firewall first: a name must not lead to an instance whose offered ports the chain
-        // does not let through yet (a new network is closed until its instances are known).
-        if (options.firewall && !closed) {
-          place(info.endpoints?.[network.name]);
-          await enforce(options.firewall);
-        }
-        if (action.type === 'rejoin') {
-          await runtime.disconnectNetwork(info.id, network.name);
-          // Same addresses when they are still free (they are: it just left them), else new ones.
-          await runtime.connectNetwork(info.id, network.name, action).catch((err: unknown) => {
-            log.warn({ err, instance: inst.id }, 'cannot keep the private addresses; joining with new ones');
-            return runtime.connectNetwork(info.id, network.name, { aliases: action.aliases });
-          });
-        } else {
-          await runtime.connectNetwork(info.id, network.name, { aliases: action.aliases });
-        }
-        log.info({ instance: inst.id, network: network.name, names: action.aliases, action: action.type }, action.aliases.length ? 'instance answers its private names' : 'instance answers no private name');
-        // Its addresses now (new ones when it just joined), for the firewall below.
-        if (options.firewall) place((await runtime.inspect(info.id))?.endpoints?.[network.name]);
+        moves.push({ instance: inst.id, containerId: info.id, network: network.name, action, ports, app });
       } catch (err) {
-        // Removed behind Pier's back: made again on the next round.
-        if (isPierError(err) && err.code === 'E_NETWORK_NOT_FOUND') networks.forget(privateNetworkName(privateNetworkKey(app).key));
-        log.warn({ err, instance: inst.id }, 'private names not updated; trying again next round');
+        failed(inst.id, app, err);
       }
     }
     for (const id of settled.keys()) if (!seen.has(id)) settled.delete(id);
     for (const id of placed.keys()) if (!seen.has(id)) placed.delete(id);
+    // The firewall before any name moves, written from every instance of the round: a name must
+    // not lead to an instance whose offered ports the chain does not let through yet (a new
+    // network is closed until its instances are known), and a rewrite made halfway through the
+    // round would leave out the instances not looked at yet (after a restart this process knows
+    // none before its first round), refusing connections to names that still resolve.
+    if (moves.length && options.firewall && !closed) await enforce(options.firewall);
+    for (const move of moves) {
+      if (closed) return;
+      try {
+        await apply(move);
+      } catch (err) {
+        failed(move.instance, move.app, err);
+      }
+    }
     if (options.firewall && !closed) await enforce(options.firewall);
+  }
+
+  function failed(instance: string, app: { orgId: string; environment?: string | undefined }, err: unknown): void {
+    // Removed behind Pier's back: made again on the next round.
+    if (isPierError(err) && err.code === 'E_NETWORK_NOT_FOUND') networks.forget(privateNetworkName(privateNetworkKey(app).key));
+    log.warn({ err, instance }, 'private names not updated; trying again next round');
+  }
+
+  /**
+   * Gives an instance its names (or takes them away). Kept addresses are admitted by the chain
+   * already (written above); new ones (a first join, or old ones taken meanwhile) are joined
+   * nameless first, admitted, and only then given the names at those same addresses.
+   */
+  async function apply(move: Move): Promise<void> {
+    const { containerId, network, action } = move;
+    const firewall = options.firewall;
+    if (action.type === 'rejoin') {
+      await runtime.disconnectNetwork(containerId, network);
+      // Same addresses when they are still free (they are: it just left them), else new ones.
+      const kept = await runtime.connectNetwork(containerId, network, action).then(
+        () => true,
+        (err: unknown) => {
+          log.warn({ err, instance: move.instance }, 'cannot keep the private addresses; joining with new ones');
+          return false;
+        },
+      );
+      if (kept) return done(move);
+    }
+    if (!firewall || action.aliases.length === 0) {
+      await runtime.connectNetwork(containerId, network, { aliases: action.aliases });
+      if (firewall) place(move.instance, network, move.ports, (await runtime.inspect(containerId))?.endpoints?.[network]);
+      return done(move);
+    }
+    await runtime.connectNetwork(containerId, network, { aliases: [] });
+    const endpoint = (await runtime.inspect(containerId))?.endpoints?.[network];
+    if (!endpoint) throw new PierError('E_RUNTIME', `container ${containerId} joined ${network} but has no address there`);
+    place(move.instance, network, move.ports, endpoint);
+    if (closed) return;
+    await enforce(firewall);
+    await runtime.disconnectNetwork(containerId, network);
+    await runtime.connectNetwork(containerId, network, { aliases: action.aliases, ipv4: endpoint.ipv4, ipv6: endpoint.ipv6 });
+    return done(move);
+  }
+
+  function done(move: Move): void {
+    const aliases = move.action.aliases;
+    log.info({ instance: move.instance, network: move.network, names: aliases, action: move.action.type }, aliases.length ? 'instance answers its private names' : 'instance answers no private name');
   }
 
   /** Every private network this server knows that is on the engine, with the instances on it. */

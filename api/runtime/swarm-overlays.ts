@@ -10,7 +10,7 @@
 // forwarded and timed out, stalling clients that ask AAAA first). An IPv4-only overlay answers an
 // AAAA query at once with no records, and A with every running task.
 import Docker from 'dockerode';
-import { createEngineErrors, statusOf } from './docker-errors.js';
+import { createEngineErrors, dockerMessage, statusOf } from './docker-errors.js';
 import type { NetworkInfo, NetworkSpec } from './runtime.js';
 
 export interface SwarmOverlaysOptions {
@@ -21,6 +21,11 @@ export interface SwarmOverlaysOptions {
 export interface SwarmOverlays {
   /** The overlay of `spec` (its IPv4 subnet; `ipv6Subnet` is not used), found by name or made. */
   ensure(spec: NetworkSpec): Promise<NetworkInfo>;
+  /**
+   * Removes the overlay of a private network (by its Pier name): true when it is gone (or never
+   * was), false while a service or a task still uses it (nothing changed; try again later).
+   */
+  remove(name: string): Promise<boolean>;
 }
 
 /**
@@ -94,6 +99,22 @@ export function createSwarmOverlays(options: SwarmOverlaysOptions): SwarmOverlay
           if (again) return info(again, false);
         }
         throw engineError(err, `create overlay network ${name}`);
+      }
+    },
+    async remove(pierName) {
+      const name = swarmOverlayName(pierName);
+      const existing = await find(name);
+      if (!existing) return true;
+      try {
+        // By id: the exact network found by name, never one whose id starts with the name.
+        await docker.getNetwork(existing.Id).remove();
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 404) return true;
+        // The manager refuses while a service's spec names it ("is in use by service …") or a
+        // task of a removed service is still shutting down on a node ("… by task …").
+        if (/in use|active endpoints/i.test(dockerMessage(err))) return false;
+        throw engineError(err, `remove overlay network ${name}`);
       }
     },
   };

@@ -70,8 +70,9 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
     },
     async connectNetwork() {},
     async disconnectNetwork() {},
-    async removeNetwork() {
-      return true;
+    // A private network's overlay, once no service uses it (the reaper's, for destroyed previews).
+    async removeNetwork(name: string) {
+      return options.overlays ? options.overlays.remove(name) : true;
     },
     // Private overlays are found by name (swarm-overlays.ts); none is listed for sweeping.
     async listNetworks() {

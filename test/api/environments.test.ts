@@ -1,7 +1,8 @@
 // Environments through the HTTP API on a real database (PGlite, or PostgreSQL with DATABASE_URL)
 // and the in-memory runtime: a preview made on first deploy, names resolved within it, the port
-// range, overrides, destroy (idempotent; production guarded), the reaper on a fake clock, and
-// tokens bound to environments.
+// range, overrides, destroy (idempotent; production guarded), the reaper on a fake clock (and its
+// removal of a destroyed preview's network, retried when the engine fails), and tokens bound to
+// environments.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { and, eq, isNull } from 'drizzle-orm';
@@ -11,6 +12,8 @@ import { createEnvironmentReaper } from '../../api/environment-reaper.js';
 import { createEnvironmentService } from '../../api/environment-service.js';
 import { createPrivateNetworks } from '../../api/private/private-networks.js';
 import { parsePrivatePrefixes } from '../../api/private/private-prefixes.js';
+import { createDockerRuntime } from '../../api/runtime/docker-runtime.js';
+import type { Runtime } from '../../api/runtime/runtime.js';
 import { createControlPlane, echoManifest, INSTALLATION } from '../support/memory-control-plane.js';
 
 const env = (name: string) => ({ 'pier-env': name });
@@ -161,4 +164,30 @@ test('the reaper removes the private network of a destroyed environment and free
   // Its slot is free again: the next network takes it.
   const next = await networks.networkFor({ orgId: cp.orgId, environment: 'pr-8' });
   assert.equal(next.slot, preview.slot);
+});
+
+test('a private network the engine cannot remove is recorded once (environment.network_not_removed) and removed by a later pass', async (t) => {
+  const cp = await createControlPlane(t);
+  assert.equal((await cp.request('/v1/deploys', { body: { manifest: echoManifest('web', { count: 1 }), environment: { ttl: '2h' } }, headers: env('pr-9') })).status, 201);
+  const networks = createPrivateNetworks({ db: cp.db, runtime: cp.runtime, prefixes: parsePrivatePrefixes(undefined, undefined), log: cp.logs.log });
+  const preview = await networks.networkFor({ orgId: cp.orgId, environment: 'pr-9' });
+  assert.equal((await cp.request('/v1/environments/pr-9', { method: 'DELETE', headers: env('pr-9') })).status, 200);
+  // The engine does not answer (a Docker runtime on a socket nobody listens on) for the removal.
+  const gone = createDockerRuntime({ socketPath: `/nonexistent/pier-reaper-${process.pid}.sock`, log: cp.logs.log });
+  let engine: Runtime = gone;
+  const runtime: Runtime = { ...cp.runtime, removeNetwork: (name) => engine.removeNetwork(name) };
+  const environmentsService = createEnvironmentService({ db: cp.db, transactions: cp.transactions, deleter: cp.deleter });
+  const reaper = createEnvironmentReaper({ db: cp.db, events: cp.events, environments: environmentsService, runtime, installationId: INSTALLATION, log: cp.logs.log });
+
+  assert.deepEqual((await reaper.tick()).networks, [], 'not removed while the engine does not answer');
+  assert.deepEqual((await reaper.tick()).networks, []);
+  const recorded = await cp.db.select().from(events).where(eq(events.type, 'environment.network_not_removed'));
+  assert.equal(recorded.length, 1, 'recorded once, not every pass');
+  assert.equal(recorded[0]?.reason, 'E_RUNTIME_UNAVAILABLE');
+  assert.deepEqual(recorded[0]?.data, { environment: 'pr-9', network: preview.name, code: 'E_RUNTIME_UNAVAILABLE' });
+  assert.deepEqual((await cp.db.select().from(privateNetworks)).map((r) => r.key), [`${cp.orgId}.pr-9`], 'its subnets stay taken until it is gone');
+
+  engine = cp.runtime;
+  assert.deepEqual((await reaper.tick()).networks, [preview.name], 'removed once the engine answers');
+  assert.deepEqual(await cp.runtime.listNetworks({ 'dev.pier.private': 'true' }), []);
 });

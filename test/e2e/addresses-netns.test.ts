@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { removeInstallation } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, type CliResult } from '../support/pier-process.js';
 
@@ -250,6 +251,12 @@ async function startServer(cleanups: (() => Promise<unknown>)[], nsenterArgs: st
       });
     });
   };
+  // Run after stop (cleanups run last first): the private network the server made on the host's
+  // engine for the org (its chain was in the server namespace, gone with it) and any container.
+  cleanups.push(async () => {
+    const installation = /"installation":"(inst_[^"]+)"/.exec(err)?.[1];
+    if (installation) await removeInstallation(installation);
+  });
   cleanups.push(stop);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`pier server did not start in 120 s\n${out}\n${err.slice(-4000)}`)), 120_000);

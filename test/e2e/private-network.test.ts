@@ -8,7 +8,9 @@
 // network is closed before instances join it; UDP 5353, offered with protocol = "udp", answers
 // and 5354 is refused), from rules in the
 // installation's own chain that a restart puts back and that an app's deletion empties; the
-// network survives an API restart (same network, names still answer).
+// network survives an API restart (same network, names still answer), and an old per-network rule
+// in FORWARD is removed only after the restarted server wrote its chain; a destroyed preview's
+// network is removed by the reaper and its bridge leaves the chain.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -111,7 +113,8 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
   }
   const image = await ensureBusyboxImage();
   // One after the other: two servers starting at once on a busy machine can miss the start timeout.
-  const server = await startPierServer(t);
+  // The reaper every second: a destroyed preview's network goes within the test's waits.
+  const server = await startPierServer(t, { PIER_REAP_INTERVAL: '1s' });
   const other = await startPierServer(t);
   const ids = [await deploy(server, 'pb', web('pb', image)), await deploy(server, 'pa', worker('pa', image)), await deploy(other, 'pc', worker('pc', image))];
   t.after(async () => {
@@ -244,9 +247,22 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
   await exec('iptables', ['-w', '5', '-F', chain]);
   await exec('ip6tables', ['-w', '5', '-F', chain]);
   const { stdout: before } = await exec('docker', ['network', 'inspect', '--format', '{{.Id}}', view.network.name]);
+  // As after an upgrade from a version that isolated each network with a rule of its own in
+  // FORWARD (api/private/legacy-isolation.ts): the restarted server takes that rule out only once
+  // it has written its chain, so one of the two is in force at every moment.
+  const legacy = ['!', '-s', view.network.ipv6Subnet, '-d', view.network.ipv6Subnet, '-m', 'conntrack', '--ctstate', 'NEW', '-m', 'comment', '--comment', 'pier private network', '-j', 'DROP'];
+  await exec('ip6tables', ['-w', '5', '-I', 'FORWARD', ...legacy]);
+  t.after(() => exec('ip6tables', ['-w', '5', '-D', 'FORWARD', ...legacy]).then(() => undefined, () => undefined));
+  const logMark = server.stderr().length;
   const restarts = server.stderr().split('api process ready').length;
   process.kill(server.pid, 'SIGHUP');
   await until('the API to restart', async () => server.stderr().split('api process ready').length > restarts);
+  await until('the old FORWARD rule to be removed', async () => exec('ip6tables', ['-w', '5', '-C', 'FORWARD', ...legacy]).then(() => false, () => true));
+  const restartLog = server.stderr().slice(logMark).split('\n');
+  const removedAt = restartLog.findIndex((l) => l.includes('old per-network ipv6 isolation rules removed'));
+  const pid = (/"pid":(\d+)/.exec(restartLog[removedAt] ?? '') ?? [])[1];
+  const writtenAt = restartLog.findIndex((l) => l.includes(`"pid":${pid},`) && l.includes('private ports enforced'));
+  assert.ok(pid && writtenAt >= 0 && writtenAt < removedAt, `the restarted API (pid ${pid}) wrote its chain before removing the old rule:\n${restartLog.filter((l) => /enforced|isolation/.test(l)).join('\n')}`);
   const { stdout: after } = await exec('docker', ['network', 'inspect', '--format', '{{.Id}}', view.network.name]);
   assert.equal(after, before, 'the same network after the restart');
   assert.deepEqual(await lookup(server, 'pa', 'web.pb.internal', 'A'), kept);
@@ -267,6 +283,20 @@ test('apps reach each other by name over IPv6 and IPv4, on offered ports only; d
     const now = await rules();
     return !now.includes(`${ours.ipv4}/32`) && !now.includes(`${ours.ipv6}/128`);
   });
+
+  // Destroying the preview: once its last instance is gone the reaper removes its network, and
+  // the chain drops that bridge; production's stays in it.
+  const bridgeOf = async (name: string) => `br-${(await exec('docker', ['network', 'inspect', '--format', '{{.Id}}', name])).stdout.trim().slice(0, 12)}`;
+  const [previewBridge, productionBridge] = [await bridgeOf(preview.network.name), await bridgeOf(view.network.name)];
+  assert.ok((await rules()).includes(previewBridge), 'the preview\'s bridge is in the chain');
+  const destroyed = await runPier(['env', 'destroy', 'pr-7', '--yes'], cli(server, 'pr-7'));
+  assert.equal(destroyed.code, 0, destroyed.stderr);
+  const previewNetwork = preview.network.name;
+  await until('the preview\'s network to be removed and out of the chain', async () => {
+    const gone = await exec('docker', ['network', 'inspect', previewNetwork]).then(() => false, () => true);
+    return gone && !(await rules()).includes(previewBridge);
+  });
+  assert.ok((await rules()).includes(productionBridge), 'production\'s bridge stays in the chain');
 
   // Through starts, a restart, networks made and removed: FORWARD holds nothing of Pier's but the
   // one jump to the chain per family (the isolation the checks above proved lives in the chain).

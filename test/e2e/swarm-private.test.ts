@@ -5,8 +5,10 @@
 // address and by name. The overlay is IPv4 only (Swarm on Engine 20.10 gives tasks no IPv6
 // address of their own; docs/several-machines.md): an AAAA query is answered at once, empty.
 // `pier describe app` lists the tasks' private addresses and what is not enforced. A preview
-// environment's worker, on an overlay of its own, neither resolves nor reaches production's web. A
-// scaled-down task leaves the name. Every wait is bounded; the cluster cleans up after itself.
+// environment's worker, on an overlay of its own, neither resolves nor reaches production's web;
+// once the preview is destroyed its overlay is removed from the swarm (kept while its service
+// uses it), production's stays. A scaled-down task leaves the name. Every wait is bounded; the
+// cluster cleans up after itself.
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUlaPrefix } from '../../api/private/private-prefixes.js';
+import { createSwarmOverlays } from '../../api/runtime/swarm-overlays.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
@@ -102,6 +105,7 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
       // Inside the nodes' namespaces only; clear of the nodes' own pools (198.19.128/20, .240/24, .244/22).
       PIER_PRIVATE_IPV4: `198.19.${160 + 16 * randomInt(0, 4)}.0/20`,
       PIER_PRIVATE_IPV6: randomUlaPrefix(),
+      PIER_REAP_INTERVAL: '1s',
     },
     { args: ['--role', 'api', '--api-listen', `${cluster.hostAddress}:0`] },
   );
@@ -184,6 +188,25 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
     const r = await sh(pnode, ptask.id, `timeout 3 wget -q -O- http://${address}:8080/ 2>&1; echo "rc=$?"`);
     assert.doesNotMatch(r, /rc=0/, `the preview reached production's ${address}: ${r}`);
   }
+
+  // The preview destroyed: its overlay is removed from the swarm once its service is gone (the
+  // reaper, every second here), and production's stays. While a service still names it, the
+  // manager refuses and the removal says "not yet" (false), for a later pass.
+  const previewOverlay = pnets[0] as string;
+  const overlays = createSwarmOverlays({ socketPath: cluster.manager.socket });
+  assert.equal(await overlays.remove(previewOverlay.replace('--', '.')), false, 'in use by the preview\'s service: kept');
+  const destroyed = await runPier(['env', 'destroy', 'pr-7', '--yes'], { ...server.env, PIER_ENV: 'pr-7' });
+  assert.equal(destroyed.code, 0, destroyed.stderr);
+  const overlayNames = async (node: SwarmNode) => (await node.docker(['network', 'ls', '--filter', 'label=dev.pier.private=true', '--format', '{{.Name}}'])).split('\n').filter(Boolean);
+  await until('the preview\'s overlay to be removed from both nodes', async () => {
+    for (const node of [n1, n2]) if ((await overlayNames(node)).includes(previewOverlay)) return null;
+    return true;
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${server.stderr().split('\n').filter((l) => /reaper|network/i.test(l)).slice(-8).join('\n')}`);
+  });
+  assert.deepEqual(await overlayNames(cluster.manager), [overlay.split(' ')[0]], 'production\'s overlay stays');
+  assert.match(server.stderr(), /private network of a destroyed environment removed/);
+  assert.equal(await overlays.remove(previewOverlay.replace('--', '.')), true, 'gone already: nothing to do');
 
   // A scaled-down task leaves the name (Swarm takes it out before it stops).
   const down = await runPier(['scale', 'web=1', '--app', 'api'], server.env);

@@ -1,6 +1,7 @@
 // The chain of offered ports: what it holds (a pure function of networks and instances), and, on
 // a host where this test may change the firewall (root, iptables), that it is written whole,
-// jumped to once, rewritten when what it should hold changes, and taken off without a trace.
+// jumped to once, rewritten when what it should hold changes, and taken off without a trace; and
+// that written() resolves only once a chain was written.
 // (That the rules stop a peer on a real bridge: test/e2e/private-network.test.ts.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -19,6 +20,9 @@ const net = { bridge: 'br-0123456789ab' };
 const web = { network: net, ipv4: '10.210.0.3', ipv6: 'fd70:6965:7200::3', ports: [8080, 9090, 8080] };
 const worker = { network: net, ipv4: '10.210.0.4', ipv6: 'fd70:6965:7200::4', ports: [] };
 
+
+/** Whether `p` has resolved by now ('written') or not yet ('waiting'). */
+const now = (p: Promise<void>): Promise<string> => Promise.race([p.then(() => 'written'), new Promise<string>((r) => setImmediate(() => r('waiting')))]);
 
 /** Whether this process may read the host's firewall (root with iptables); skips the test if not. */
 async function iptablesUsable(t: TestContext): Promise<boolean> {
@@ -62,6 +66,8 @@ test('without iptables the server is told why ports are not enforced, and how to
   assert.match(problem ?? '', /private networks are not enforced .*PIER-nothere.*iptables is not installed.*run pier server as root/);
   // Asked again at once (the next names round): the same answer, without running anything.
   assert.equal(await firewall.apply([net], [web]), problem);
+  // Never written: what waits for it (the removal of the old FORWARD rules) keeps waiting.
+  assert.equal(await now(firewall.written()), 'waiting');
 });
 
 test('the chain is made only with a network, rewritten on change, jumped to once, and removed without a trace', async (t) => {
@@ -74,6 +80,13 @@ test('the chain is made only with a network, rewritten on change, jumped to once
   // No private network yet: nothing is put in the host's firewall.
   assert.equal(await firewall.apply([], []), null);
   assert.deepEqual(await list('iptables'), []);
+
+  const second = createPrivateFirewall({ installationId: `inst_test${randomId(8)}`, log: pino({ level: 'silent' }) });
+  t.after(() => removePrivateFirewall(second.chain));
+  assert.equal(await now(second.written()), 'waiting', 'not written before any apply()');
+  assert.equal(await second.apply([net], [web]), null);
+  assert.equal(await now(second.written()), 'written', 'written once apply() has written the chain');
+  assert.ok((await exec('iptables', ['-w', '5', '-S', second.chain])).stdout.includes('-d 10.210.0.3/32'), 'and the chain is there then');
 
   assert.equal(await firewall.apply([net], [web]), null);
   let v4 = await list('iptables');
