@@ -71,6 +71,7 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
     const parent = parentText ? checkAgentId(parentText, 'parent') : null;
     const out = c.env.outgoing;
     const source = driver.send(snapshotId, parent);
+    source.stream.on('error', () => undefined); // the tool's failure is told by `done`, in the trailer
     const outcome = source.done.then(
       () => null,
       (err: unknown) => err,
