@@ -1,6 +1,7 @@
 // The server's configuration, read once from the environment and the command line by the
 // entry point; components receive the parts they need and never read process.env.
 import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
+import { parseNodeAgents, type NodeAgentsSetting } from './agent/node-agents.js';
 import { parseAcmeConfig, type AcmeConfig } from './certificates/acme-config.js';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -89,6 +90,12 @@ export interface ServerConfig {
    */
   runtime: RuntimeSetting;
   /**
+   * The node agents (`pier agent`) by node address and their token (--node-agent ADDRESS=URL,
+   * --node-agent-token-file and their PIER_ variables; api/agent/node-agents.ts); undefined when
+   * none are given. Read, not yet used: volumes on a swarm are the next step.
+   */
+  nodeAgents?: NodeAgentsSetting | undefined;
+  /**
    * Where private networks get their addresses (--private-ipv6, --private-ipv4 and their PIER_
    * variables): a ULA prefix split into /64s and an IPv4 range split into /24s, one pair per network.
    */
@@ -132,6 +139,9 @@ export interface ServerFlags {
   /** `--volume-root NAME=PATH` values; when given they replace PIER_VOLUME_ROOTS. */
   volumeRoots?: string[] | undefined;
   runtime?: string | undefined;
+  /** `--node-agent ADDRESS=URL` values; when given they replace PIER_NODE_AGENTS. */
+  nodeAgents?: string[] | undefined;
+  nodeAgentTokenFile?: string | undefined;
   privateIpv6?: string | undefined;
   privateIpv4?: string | undefined;
   apiTls?: string | undefined;
@@ -205,6 +215,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: ServerFlags = {}): Ser
       moveFault: env.PIER_VOLUME_MOVE_FAULT || undefined,
     },
     runtime: parseRuntime(flags.runtime ?? env.PIER_RUNTIME, env.PIER_SWARM_NODE_ENGINES),
+    nodeAgents: parseNodeAgents(
+      flags.nodeAgents?.length ? flags.nodeAgents : (env.PIER_NODE_AGENTS ?? '').split(',').filter((a) => a.trim()),
+      flags.nodeAgentTokenFile ?? (env.PIER_NODE_AGENT_TOKEN_FILE || undefined),
+      env.PIER_AGENT_TOKEN,
+    ),
     privateNetworks: parsePrivatePrefixes(flags.privateIpv6 ?? env.PIER_PRIVATE_IPV6, flags.privateIpv4 ?? env.PIER_PRIVATE_IPV4),
     environments: parseEnvironmentConfig(env),
     apiTls: parseApiTls(flags.apiTls ?? env.PIER_API_TLS, flags.apiTlsCert ?? env.PIER_API_TLS_CERT, flags.apiTlsKey ?? env.PIER_API_TLS_KEY),

@@ -39,6 +39,7 @@ export const main = defineCommand({
     login: () => import('./commands/login.js').then((m) => m.default),
     completion: () => import('./commands/completion.js').then((m) => m.default),
     edge: () => import('./commands/edge.js').then((m) => m.default),
+    agent: () => import('./commands/agent.js').then((m) => m.default),
     edges: () => import('./commands/edges.js').then((m) => m.default),
     ips: () => import('./commands/ips.js').then((m) => m.default),
     certs: () => import('./commands/certs.js').then((m) => m.default),

@@ -18,10 +18,10 @@ const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c: string) => c.
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** Flags a command refuses itself with a better message (`pier edge --token`: a secret in `ps`). */
-const REFUSED_BY_COMMAND: Record<string, string[]> = { edge: ['token'] };
+const REFUSED_BY_COMMAND: Record<string, string[]> = { edge: ['token'], agent: ['token'] };
 
 /** Commands that act in no environment: `--env` is refused there like any unknown flag. */
-const NO_ENVIRONMENT = new Set(['server', 'edge', 'validate', 'completion', 'login', 'admin-token', 'doctor']);
+const NO_ENVIRONMENT = new Set(['server', 'edge', 'agent', 'validate', 'completion', 'login', 'admin-token', 'doctor']);
 
 /**
  * Throws a usage error (E_UNKNOWN_FLAG) for the first flag in `argv` the command it names does not

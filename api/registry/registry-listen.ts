@@ -47,7 +47,7 @@ for (const [net, bits] of [['127.0.0.0', 8], ['10.0.0.0', 8], ['172.16.0.0', 12]
 for (const [net, bits] of [['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
 
 /** Loopback, private, shared (CGNAT), benchmarking and link-local ranges: not reachable from the internet. */
-function isPrivateAddress(host: string): boolean {
+export function isPrivateAddress(host: string): boolean {
   return PRIVATE.check(host, isIP(host) === 6 ? 'ipv6' : 'ipv4');
 }
 

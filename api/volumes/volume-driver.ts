@@ -1,5 +1,6 @@
 // The seam between Pier's volumes and the host's storage: one small interface, two
-// implementations (drivers/dir-driver.ts, drivers/btrfs-driver.ts) and one contract suite
+// implementations (drivers/dir-driver.ts, drivers/btrfs-driver.ts), either of them on another node
+// through its agent (drivers/remote-driver.ts, `pier agent`), and one contract suite
 // (test/api/volumes/volume-driver-contract.ts). A driver owns one storage root:
 // `<root>/volumes/<id>` are the volumes (what Docker bind-mounts), `<root>/snapshots/<id>` the
 // read-only snapshots. It knows nothing of apps, instances or the database.

@@ -33,6 +33,12 @@ export default defineCommand({
       description: 'Add a storage root volumes can move to with `pier volumes move --to NAME` (repeatable; env PIER_VOLUME_ROOTS, comma separated); the volumes folder is the root "default"',
       valueHint: 'NAME=PATH',
     },
+    'node-agent': {
+      type: 'string',
+      description: "A node's agent (`pier agent` there), by the node's swarm address: ADDRESS=http://HOST:PORT (repeatable; env PIER_NODE_AGENTS, comma separated). Read at start; volumes on a swarm will use it (docs/several-machines.md)",
+      valueHint: 'ADDRESS=URL',
+    },
+    'node-agent-token-file': { type: 'string', description: 'File holding the token the node agents were started with (env PIER_NODE_AGENT_TOKEN_FILE, or the token itself in PIER_AGENT_TOKEN)', valueHint: 'FILE' },
     'ip-pool': {
       type: 'string',
       description: 'Add a pool of dedicated addresses apps get with `pier ips allocate` (repeatable; env PIER_IP_POOLS, comma separated)',
@@ -81,6 +87,8 @@ export default defineCommand({
       ipPools: repeated(rawArgs, '--ip-pool'),
       volumeRoots: repeated(rawArgs, '--volume-root'),
       runtime: args.runtime,
+      nodeAgents: repeated(rawArgs, '--node-agent'),
+      nodeAgentTokenFile: args['node-agent-token-file'],
       privateIpv6: args['private-ipv6'],
       privateIpv4: args['private-ipv4'],
       apiTls: args['api-tls'],

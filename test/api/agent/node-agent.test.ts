@@ -1,0 +1,165 @@
+// `pier agent` as a process: every request needs its token (nothing is done without it), ids are
+// never paths, a receive cut off mid-stream (even at a tar member's end, which tar alone would
+// take for a whole archive) leaves no snapshot, a failed send never ends like a whole one, an agent
+// that does not answer is E_AGENT_UNREACHABLE naming its URL, and the command refuses a wildcard
+// or public listen address and a token on the command line.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { connectRemoteVolumeDriver } from '../../../api/volumes/drivers/remote-driver.js';
+import { tempRoot } from '../../support/btrfs-loop.js';
+import { eventually } from '../../support/eventually.js';
+import { startNodeAgent } from '../../support/node-agent.js';
+import { runPier } from '../../support/pier-process.js';
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+async function raw(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
+  const res = await fetch(new URL(path, url), { method, headers, body });
+  return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string } } };
+}
+
+test('no token or a wrong one: 401 E_AGENT_UNAUTHENTICATED as JSON, and nothing is done; the remote driver says so naming the agent', async (t) => {
+  const root = await tempRoot(t);
+  const agent = await startNodeAgent(t, root);
+  for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong-token-of-some-length' }, { authorization: `Bearer ${agent.token}x` }, { authorization: `Basic ${agent.token}` }]) {
+    const r = await raw(agent.url, 'PUT', '/v1/volumes/vol_x', { ...headers, 'content-type': 'application/json' }, '{}');
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error?.code, 'E_AGENT_UNAUTHENTICATED');
+    const get = await raw(agent.url, 'GET', '/v1/root', headers);
+    assert.equal(get.status, 401);
+  }
+  assert.equal(await exists(join(root, 'volumes', 'vol_x')), false, 'no volume was made');
+  // Unknown routes too are behind the token: nothing about the agent shows without it.
+  assert.equal((await raw(agent.url, 'GET', '/nowhere')).json.error?.code, 'E_AGENT_UNAUTHENTICATED');
+  await assert.rejects(connectRemoteVolumeDriver({ url: agent.url, token: 'not-the-agents-token' }), (err: Error & { code?: string; status?: number }) => {
+    assert.equal(err.code, 'E_AGENT_UNAUTHENTICATED');
+    assert.equal(err.status, 502, 'the server\'s set-up, not the caller\'s token');
+    assert.ok(err.message.includes(agent.url));
+    return true;
+  });
+  // With the token: made, and the path is the node's.
+  const ok = await raw(agent.url, 'PUT', '/v1/volumes/vol_x', { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' }, '{}');
+  assert.equal(ok.status, 200);
+  assert.ok(await exists(join(root, 'volumes', 'vol_x')));
+  assert.doesNotMatch(agent.stderr(), /\n\s+at /, 'no stack trace in the log');
+});
+
+test('ids are never paths; bad JSON is E_AGENT_BAD_REQUEST; an unknown route is E_AGENT_ROUTE_NOT_FOUND', async (t) => {
+  const root = await tempRoot(t);
+  const agent = await startNodeAgent(t, root);
+  const auth = { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' };
+  for (const path of ['/v1/volumes/a..b', '/v1/volumes/a%2F..%2F..%2Fetc', '/v1/staging/x.y', '/v1/volumes/%2Fetc']) {
+    const r = await raw(agent.url, 'PUT', path, auth, '{}');
+    assert.equal(r.json.error?.code, 'E_AGENT_BAD_REQUEST', path);
+    assert.equal(r.status, 400);
+  }
+  const snap = await raw(agent.url, 'PUT', '/v1/snapshots/snap_1', auth, '{"volumeId":"../x"}');
+  assert.equal(snap.json.error?.code, 'E_AGENT_BAD_REQUEST');
+  assert.equal((await raw(agent.url, 'PUT', '/v1/snapshots/snap_1', auth, 'not json')).json.error?.code, 'E_AGENT_BAD_REQUEST');
+  assert.equal((await raw(agent.url, 'PUT', '/v1/volumes/vol_y', auth, '{"sizeLimitBytes":-3}')).json.error?.code, 'E_AGENT_BAD_REQUEST');
+  const missing = await raw(agent.url, 'POST', '/v1/nothing', auth);
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.error?.code, 'E_AGENT_ROUTE_NOT_FOUND');
+  // A driver failure keeps its code and the tool's words.
+  const restore = await raw(agent.url, 'POST', '/v1/snapshots/snap_none/restore', auth, '{"volumeId":"vol_z"}');
+  assert.equal(restore.status, 500);
+  assert.equal(restore.json.error?.code, 'E_VOLUME_DRIVER');
+  assert.doesNotMatch(JSON.stringify(restore.json), /\n\s+at /);
+});
+
+test('a receive cut off at a tar member boundary leaves no snapshot (the agent kills its tool); a failed send errors, it does not end like a whole stream', async (t) => {
+  const root = await tempRoot(t);
+  const agent = await startNodeAgent(t, root);
+  const driver = await connectRemoteVolumeDriver({ url: agent.url, token: agent.token });
+  // A tar of two files, cut right after the first file's data: tar -x alone takes that as whole.
+  const src = join(await tempRoot(t), 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a'), Buffer.alloc(3000, 1));
+  await writeFile(join(src, 'b'), Buffer.alloc(5000, 2));
+  const tarBytes = await new Promise<Buffer>((resolve, reject) => {
+    const tar = spawn('tar', ['-C', src, '--sort=name', '-cf', '-', 'a', 'b']);
+    const chunks: Buffer[] = [];
+    tar.stdout.on('data', (c: Buffer) => chunks.push(c));
+    tar.once('error', reject);
+    tar.once('close', () => resolve(Buffer.concat(chunks)));
+  });
+  const memberEnd = 512 + 3072; // header of a, its data padded to 512
+  await new Promise<void>((resolve) => {
+    const req = request(new URL('/v1/snapshots/snap_cut/stream', agent.url), { method: 'PUT', headers: { authorization: `Bearer ${agent.token}` } });
+    req.on('error', () => resolve());
+    req.write(tarBytes.subarray(0, memberEnd), () => {
+      // The rest never comes: the connection is cut.
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 200);
+    });
+  });
+  // The agent notices the cut and kills tar (its receive fails, logged); what tar had extracted never becomes the snapshot.
+  await eventually(() => /"path":"\/v1\/snapshots\/snap_cut\/stream"[^\n]*"msg":"request failed"/.test(agent.stderr()), 'the agent to fail the cut-off receive', 300, 50);
+  assert.equal(await exists(join(root, 'snapshots', 'snap_cut')), false, 'no snapshot from a cut-off stream');
+  assert.equal(await driver.receivedFingerprint('snap_cut'), null);
+
+  // A send of a snapshot that does not exist: the stream errors with the agent's coded error.
+  const send = driver.send('snap_none', null);
+  const chunks: Buffer[] = [];
+  const read = (async () => {
+    for await (const c of send.stream) chunks.push(c as Buffer);
+  })();
+  await assert.rejects(send.done, (err: Error & { code?: string }) => err.code === 'E_VOLUME_DRIVER' && err.message.includes(agent.url));
+  await assert.rejects(read, { code: 'E_VOLUME_DRIVER' });
+});
+
+test('an agent that does not answer is E_AGENT_UNREACHABLE naming its URL', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await assert.rejects(connectRemoteVolumeDriver({ url, token: 'x'.repeat(32) }), (err: Error & { code?: string; status?: number }) => {
+    assert.equal(err.code, 'E_AGENT_UNREACHABLE');
+    assert.equal(err.status, 503);
+    assert.ok(err.message.includes(url), err.message);
+    assert.match(err.message, /ECONNREFUSED/);
+    return true;
+  });
+});
+
+test('pier agent refuses a wildcard or public address, a token on the command line, and a missing or short token', async (t) => {
+  const root = await tempRoot(t);
+  const tokenFile = join(root, 'token');
+  await writeFile(tokenFile, 'a'.repeat(40));
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.PIER_AGENT_TOKEN;
+  const cases: [string[], string, RegExp][] = [
+    [['--listen', '0.0.0.0:7710', '--token-file', tokenFile], 'E_CONFIG_INVALID', /wildcard/],
+    [['--listen', '[::]:7710', '--token-file', tokenFile], 'E_CONFIG_INVALID', /wildcard/],
+    [['--listen', '8.8.8.8:7710', '--token-file', tokenFile], 'E_CONFIG_INVALID', /public address/],
+    [['--listen', '127.0.0.1:0', '--token', 'a'.repeat(40)], 'E_USAGE', /ps/],
+    [['--listen', '127.0.0.1:0'], 'E_USAGE', /needs a token/],
+    [['--listen', '127.0.0.1:0', '--token-file', join(root, 'none')], 'E_CONFIG_INVALID', /no such file/],
+  ];
+  for (const [args, code, expected] of cases) {
+    const r = await runPier(['agent', '--volume-root', join(root, 'vols'), ...args], env, { timeoutMs: 30_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`\\(${code}\\)`), args.join(' '));
+    assert.match(r.stderr, expected, args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  await writeFile(tokenFile, 'short');
+  const short = await runPier(['agent', '--volume-root', join(root, 'vols'), '--listen', '127.0.0.1:0', '--token-file', tokenFile], env, { timeoutMs: 30_000 });
+  assert.equal(short.code, 2);
+  assert.match(short.stderr, /below the 16 a token needs \(E_CONFIG_INVALID\)/);
+});
