@@ -62,7 +62,10 @@ try {
   server = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   server.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  server.stderr?.on('data', () => undefined);
+  // Pino's JSON lines: warnings of the move are shown with the table.
+  let serverErr = '';
+  server.stderr?.on('data', (b: Buffer) => (serverErr = (serverErr + b.toString()).slice(-200_000)));
+  server.stdout?.on('data', (b: Buffer) => (serverErr = (serverErr + b.toString()).slice(-200_000)));
   for (let i = 0; !/API on http/.test(out); i++) {
     if (i > 1200) throw new Error(`pier server did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -129,10 +132,12 @@ try {
     last = s.ms;
   }
   if (kill) {
-    for (const e of docker.filter((d) => d.ms >= kill.ms && /^(kill|die|stop|create|start)/.test(d.action))) {
+    // The target's `create` comes before the SIGTERM when it is made ahead (a negative time).
+    for (const e of docker.filter((d) => (d.ms >= kill.ms || d.action === 'create') && /^(kill|die|stop|create|start)/.test(d.action))) {
       process.stdout.write(`| docker event ${e.action} (${e.id}) | ${e.ms - kill.ms} | ms after the SIGTERM |\n`);
     }
   }
+  for (const line of serverErr.split('\n').filter((l) => /volume-mover/.test(l) && /"level":(40|50)/.test(l))) process.stdout.write(`| server warning | | ${line.slice(0, 300)} |\n`);
   process.stdout.write(`| move, whole command | ${totalMs} | ${(moved.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
   process.stdout.write(
     `| **move downtime** (drained → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
