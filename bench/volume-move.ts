@@ -117,6 +117,14 @@ try {
   const ref2Start = Date.now();
   await run('docker', ['start', `${reference}-2`]);
   const ref2Ms = Date.now() - ref2Start;
+  // A third: the same, also joined (before its start, as Pier does) to the app's other networks:
+  // its private network, dual-stack.
+  const others = moving ? (await run('docker', ['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', moving])).stdout.split(' ').map((n) => n.trim()).filter((n) => n && n !== network) : [];
+  await run('docker', ['create', '--name', `${reference}-3`, '--network', network, '--mount', `type=bind,src=${join(scratch, 'ref-data')},dst=/data`, IMAGE, 'sh', '-c', WRITER]);
+  for (const other of others) await run('docker', ['network', 'connect', other, `${reference}-3`]);
+  const ref3Start = Date.now();
+  await run('docker', ['start', `${reference}-3`]);
+  const ref3Ms = Date.now() - ref3Start;
   const lines = (await readFile(join(mnt, 'b', 'volumes', volume.id, 'log'), 'utf8')).split('\n').filter(Boolean);
   const gapFree = lines.every((l, i) => l === String(i + 1));
   const load = loadavg()[0] as number;
@@ -125,6 +133,7 @@ try {
   process.stdout.write('| step | ms | |\n|---|---:|---|\n');
   process.stdout.write(`| reference: docker stop + docker start of a plain container | ${refMs} | |\n`);
   process.stdout.write(`| reference: docker start of a created container on Pier's network with a bind mount | ${ref2Ms} | |\n`);
+  process.stdout.write(`| reference: the same, also on the app's other networks (${others.join(', ') || 'none'}) | ${ref3Ms} | |\n`);
   for (const p of moved.phases) process.stdout.write(`| move phase ${p.phase} | ${p.ms} | |\n`);
   let last = 0;
   for (const s of moved.steps) {
@@ -143,7 +152,7 @@ try {
     `| **move downtime** (drained → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
   );
 } finally {
-  await run('docker', ['rm', '-f', reference, `${reference}-2`]).catch(() => undefined);
+  await run('docker', ['rm', '-f', reference, `${reference}-2`, `${reference}-3`]).catch(() => undefined);
   if (server) {
     const proc = server;
     const exited = new Promise((r) => {
