@@ -304,7 +304,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     // Made now, binding where the data will be; Docker mounts it only when the container starts.
     const docker = dockerVolumeSpec({ ...current, root: move.toRoot }, to.volumePath(volume.id), prepared.installationId);
     await runtime.ensureVolume(docker);
-    await prepared.starts.prepare(app, holder, release, [{ volume: docker.name, target: current.mountPath ?? spec.path }], id);
+    await prepared.starts.prepare(app, holder, release, [{ volume: docker.name, target: spec.path }], id);
     return id;
   }
 
