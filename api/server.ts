@@ -69,6 +69,7 @@ import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { openVolumeRoots } from './volumes/volume-roots.js';
 import { createVolumeMover, parseMoveFault } from './volumes/volume-mover.js';
+import { createPreparedStarts } from './scheduler/prepared-start.js';
 import { createVolumeAttacher } from './volumes/volume-attacher.js';
 import { createVolumeService } from './volumes/volume-service.js';
 import { createVolumeKeeper } from './volumes/volume-keeper.js';
@@ -383,6 +384,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
           locks: database.locks,
           retentionMs: config.volumes.moveRetentionMs,
           fault: parseMoveFault(config.volumes.moveFault),
+          // On a swarm, Swarm starts every container: the reconciler starts the target there.
+          prepared: swarmServices
+            ? undefined
+            : {
+                starts: createPreparedStarts({ db, runtime, nodeId: LOCAL_NODE, installationId, network, privateNetworks, secrets: (release) => secretValues(db, secretBox, release), log: log.child({ component: 'volume-mover' }) }),
+                installationId,
+              },
         })
       : undefined;
     const volumeKeeper = volumes

@@ -62,7 +62,10 @@ try {
   server = spawn(process.execPath, [PIER_BIN, 'server', '--api-listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   server.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  server.stderr?.on('data', () => undefined);
+  // Pino's JSON lines: warnings of the move are shown with the table.
+  let serverErr = '';
+  server.stderr?.on('data', (b: Buffer) => (serverErr = (serverErr + b.toString()).slice(-200_000)));
+  server.stdout?.on('data', (b: Buffer) => (serverErr = (serverErr + b.toString()).slice(-200_000)));
   for (let i = 0; !/API on http/.test(out); i++) {
     if (i > 1200) throw new Error(`pier server did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -114,6 +117,14 @@ try {
   const ref2Start = Date.now();
   await run('docker', ['start', `${reference}-2`]);
   const ref2Ms = Date.now() - ref2Start;
+  // A third: the same, also joined (before its start, as Pier does) to the app's other networks:
+  // its private network, dual-stack.
+  const others = moving ? (await run('docker', ['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', moving])).stdout.split(' ').map((n) => n.trim()).filter((n) => n && n !== network) : [];
+  await run('docker', ['create', '--name', `${reference}-3`, '--network', network, '--mount', `type=bind,src=${join(scratch, 'ref-data')},dst=/data`, IMAGE, 'sh', '-c', WRITER]);
+  for (const other of others) await run('docker', ['network', 'connect', other, `${reference}-3`]);
+  const ref3Start = Date.now();
+  await run('docker', ['start', `${reference}-3`]);
+  const ref3Ms = Date.now() - ref3Start;
   const lines = (await readFile(join(mnt, 'b', 'volumes', volume.id, 'log'), 'utf8')).split('\n').filter(Boolean);
   const gapFree = lines.every((l, i) => l === String(i + 1));
   const load = loadavg()[0] as number;
@@ -122,6 +133,7 @@ try {
   process.stdout.write('| step | ms | |\n|---|---:|---|\n');
   process.stdout.write(`| reference: docker stop + docker start of a plain container | ${refMs} | |\n`);
   process.stdout.write(`| reference: docker start of a created container on Pier's network with a bind mount | ${ref2Ms} | |\n`);
+  process.stdout.write(`| reference: the same, also on the app's other networks (${others.join(', ') || 'none'}) | ${ref3Ms} | |\n`);
   for (const p of moved.phases) process.stdout.write(`| move phase ${p.phase} | ${p.ms} | |\n`);
   let last = 0;
   for (const s of moved.steps) {
@@ -129,16 +141,18 @@ try {
     last = s.ms;
   }
   if (kill) {
-    for (const e of docker.filter((d) => d.ms >= kill.ms && /^(kill|die|stop|create|start)/.test(d.action))) {
+    // The target's `create` comes before the SIGTERM when it is made ahead (a negative time).
+    for (const e of docker.filter((d) => (d.ms >= kill.ms || d.action === 'create') && /^(kill|die|stop|create|start)/.test(d.action))) {
       process.stdout.write(`| docker event ${e.action} (${e.id}) | ${e.ms - kill.ms} | ms after the SIGTERM |\n`);
     }
   }
+  for (const line of serverErr.split('\n').filter((l) => /volume-mover/.test(l) && /"level":(40|50)/.test(l))) process.stdout.write(`| server warning | | ${line.slice(0, 300)} |\n`);
   process.stdout.write(`| move, whole command | ${totalMs} | ${(moved.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
   process.stdout.write(
     `| **move downtime** (drained → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
   );
 } finally {
-  await run('docker', ['rm', '-f', reference, `${reference}-2`]).catch(() => undefined);
+  await run('docker', ['rm', '-f', reference, `${reference}-2`, `${reference}-3`]).catch(() => undefined);
   if (server) {
     const proc = server;
     const exited = new Promise((r) => {

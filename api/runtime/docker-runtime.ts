@@ -144,6 +144,56 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
     if (!signal.aborted) throw unavailable(new Error('docker closed the event stream'));
   }
 
+  async function create(spec: ContainerSpec): Promise<string> {
+    let id: string;
+    try {
+      const container = await docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        ...(spec.cmd === undefined ? {} : { Cmd: spec.cmd }),
+        Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        Labels: spec.labels,
+        HostConfig: {
+          // Nothing is published: the edge and the checks reach the container on this network.
+          ...(spec.network === undefined ? {} : { NetworkMode: spec.network }),
+          // Swap equal to memory: the limit is a hard one, so exceeding it is a visible OOM kill.
+          ...(spec.memoryBytes === undefined ? {} : { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes }),
+          ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target, ...(m.noCopy ? { VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] } : {}) })) } : {}),
+        },
+        ...(spec.network === undefined ? {} : { NetworkingConfig: { EndpointsConfig: { [spec.network]: {} } } }),
+      });
+      id = container.id;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409) {
+        throw new PierError('E_CONTAINER_CONFLICT', `a container named ${spec.name} already exists`, {
+          status: 409,
+          hint: `it is left from an earlier attempt: remove it (docker rm -f ${spec.name}) and try again`,
+          cause: err,
+        });
+      }
+      if (status === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
+      if (status === 404) throw imageNotFound(spec.image, 'it is not on the engine; resolve it first', err);
+      throw engineError(err, `create container ${spec.name}`);
+    }
+    try {
+      // Made, not started: its private network is there from its first instruction.
+      for (const network of spec.alsoJoin ?? []) await connectNetwork(id, network);
+    } catch (err) {
+      await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed join failed'));
+      throw err;
+    }
+    return id;
+  }
+
+  function startFailed(name: string, err: unknown): PierError {
+    return new PierError('E_CONTAINER_START', `container ${name} failed to start: ${dockerMessage(err)}`, {
+      status: 422,
+      hint: 'check the command and the image: the executable must exist in the image',
+      cause: err,
+    });
+  }
+
   return {
     async ping() {
       try {
@@ -182,44 +232,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
     },
 
     async run(spec: ContainerSpec): Promise<string> {
-      let id: string;
-      try {
-        const container = await docker.createContainer({
-          name: spec.name,
-          Image: spec.image,
-          ...(spec.cmd === undefined ? {} : { Cmd: spec.cmd }),
-          Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
-          Labels: spec.labels,
-          HostConfig: {
-            // Nothing is published: the edge and the checks reach the container on this network.
-            ...(spec.network === undefined ? {} : { NetworkMode: spec.network }),
-            // Swap equal to memory: the limit is a hard one, so exceeding it is a visible OOM kill.
-            ...(spec.memoryBytes === undefined ? {} : { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes }),
-            ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: 'volume' as const, Source: m.volume, Target: m.target })) } : {}),
-          },
-          ...(spec.network === undefined ? {} : { NetworkingConfig: { EndpointsConfig: { [spec.network]: {} } } }),
-        });
-        id = container.id;
-      } catch (err) {
-        const status = statusOf(err);
-        if (status === 409) {
-          throw new PierError('E_CONTAINER_CONFLICT', `a container named ${spec.name} already exists`, {
-            status: 409,
-            hint: `it is left from an earlier attempt: remove it (docker rm -f ${spec.name}) and try again`,
-            cause: err,
-          });
-        }
-        if (status === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
-        if (status === 404) throw imageNotFound(spec.image, 'it is not on the engine; resolve it first', err);
-        throw engineError(err, `create container ${spec.name}`);
-      }
-      try {
-        // Made, not started: its private network is there from its first instruction.
-        for (const network of spec.alsoJoin ?? []) await connectNetwork(id, network);
-      } catch (err) {
-        await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed join failed'));
-        throw err;
-      }
+      const id = await create(spec);
       try {
         await docker.getContainer(id).start();
       } catch (err) {
@@ -227,14 +240,24 @@ export function createDockerRuntime(options: DockerRuntimeOptions): Runtime {
         await remove(id).catch((removeErr: unknown) => log.warn({ err: removeErr, container: id }, 'remove after failed start failed'));
         // The engine checks the network at start, not at create.
         if (statusOf(err) === 404 && spec.network !== undefined && /network/i.test(dockerMessage(err))) throw networkNotFound(spec.network, err);
-        throw new PierError('E_CONTAINER_START', `container ${spec.name} failed to start: ${dockerMessage(err)}`, {
-          status: 422,
-          hint: 'check the command and the image: the executable must exist in the image',
-          cause: err,
-        });
+        throw startFailed(spec.name, err);
       }
       log.debug({ container: id, name: spec.name }, 'container started');
       return id;
+    },
+
+    create,
+
+    async start(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).start();
+      } catch (err) {
+        if (isConnectionError(err)) throw unavailable(err);
+        const status = statusOf(err);
+        if (status === 304) return; // started already
+        if (status === 404 && /no such container/i.test(dockerMessage(err))) throw new PierError('E_CONTAINER_NOT_FOUND', `container ${id} does not exist`, { status: 404, cause: err });
+        throw startFailed(id, err);
+      }
     },
 
     async stop(id: string, timeoutSeconds: number): Promise<void> {

@@ -156,6 +156,64 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
     );
   }
 
+  function create(spec: ContainerSpec): Container {
+    up();
+    if (byName.has(spec.name)) {
+      throw new PierError('E_CONTAINER_CONFLICT', `a container named ${spec.name} already exists`, {
+        status: 409,
+        hint: `it is left from an earlier attempt: remove it (docker rm -f ${spec.name}) and try again`,
+      });
+    }
+    if (!images.has(spec.image)) {
+      throw new PierError('E_IMAGE_NOT_FOUND', `image ${spec.image} not found: it is not on the engine; resolve it first`, { status: 422 });
+    }
+    for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) {
+      if (network !== undefined && !networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
+    }
+    const id = randomBytes(32).toString('hex');
+    const c: Container = {
+      spec,
+      logs: [],
+      files: new Map(),
+      process: null,
+      ended: null,
+      listening: new Map(),
+      connections: new Set(),
+      info: { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'created', exitCode: null, oomKilled: false, error: null, startedAt: null, finishedAt: null, networks: {} },
+    };
+    containers.set(id, c);
+    byName.set(spec.name, c);
+    emit(c, 'create');
+    return c;
+  }
+
+  /** Starts a created container: `run` removes one that failed to start, `start` leaves it created. */
+  async function startCreated(c: Container, keepOnFailure: boolean): Promise<void> {
+    const { spec } = c;
+    const id = c.info.id;
+    await options.beforeStart?.(spec);
+    if (options.startLatencyMs) await new Promise((r) => setTimeout(r, options.startLatencyMs));
+    if (!available) throw unavailable();
+    if (containers.get(id) !== c) throw notFound(id); // removed while starting
+    const error = startError(spec.cmd ?? ['sh']);
+    if (error) {
+      if (!keepOnFailure) {
+        containers.delete(id);
+        byName.delete(spec.name);
+        emit(c, 'destroy');
+      }
+      throw new PierError('E_CONTAINER_START', `container ${spec.name} failed to start: ${error}`, {
+        status: 422,
+        hint: 'check the command and the image: the executable must exist in the image',
+      });
+    }
+    c.info = { ...c.info, state: 'running', startedAt: new Date(), networks: {}, endpoints: {} };
+    for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) if (network !== undefined) attach(c, network, {});
+    runCount.set(spec.name, (runCount.get(spec.name) ?? 0) + 1);
+    emit(c, 'start');
+    launch(c);
+  }
+
   async function stop(id: string, _timeoutSeconds: number): Promise<void> {
     up();
     const c = find(id);
@@ -288,65 +346,21 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
     },
 
     async run(spec: ContainerSpec): Promise<string> {
+      const c = create(spec);
+      await startCreated(c, false);
+      return c.info.id;
+    },
+
+    async create(spec: ContainerSpec): Promise<string> {
+      return create(spec).info.id;
+    },
+
+    async start(id: string): Promise<void> {
       up();
-      if (byName.has(spec.name)) {
-        throw new PierError('E_CONTAINER_CONFLICT', `a container named ${spec.name} already exists`, {
-          status: 409,
-          hint: `it is left from an earlier attempt: remove it (docker rm -f ${spec.name}) and try again`,
-        });
-      }
-      if (!images.has(spec.image)) {
-        throw new PierError('E_IMAGE_NOT_FOUND', `image ${spec.image} not found: it is not on the engine; resolve it first`, { status: 422 });
-      }
-      for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) {
-        if (network !== undefined && !networks.exists(network)) throw new PierError('E_NETWORK_NOT_FOUND', `the Docker network "${network}" does not exist`, { status: 503 });
-      }
-      const id = randomBytes(32).toString('hex');
-      const c: Container = {
-        spec,
-        logs: [],
-        files: new Map(),
-        process: null,
-        ended: null,
-        listening: new Map(),
-        connections: new Set(),
-        info: {
-          id,
-          name: spec.name,
-          image: spec.image,
-          labels: { ...spec.labels },
-          state: 'created',
-          exitCode: null,
-          oomKilled: false,
-          error: null,
-          startedAt: null,
-          finishedAt: null,
-          networks: {},
-        },
-      };
-      containers.set(id, c);
-      byName.set(spec.name, c);
-      emit(c, 'create');
-      await options.beforeStart?.(spec);
-      if (options.startLatencyMs) await new Promise((r) => setTimeout(r, options.startLatencyMs));
-      if (!available) throw unavailable();
-      if (containers.get(id) !== c) throw notFound(id); // removed while starting
-      const error = startError(spec.cmd ?? ['sh']);
-      if (error) {
-        containers.delete(id);
-        byName.delete(spec.name);
-        emit(c, 'destroy');
-        throw new PierError('E_CONTAINER_START', `container ${spec.name} failed to start: ${error}`, {
-          status: 422,
-          hint: 'check the command and the image: the executable must exist in the image',
-        });
-      }
-      c.info = { ...c.info, state: 'running', startedAt: new Date(), networks: {}, endpoints: {} };
-      for (const network of [spec.network, ...(spec.alsoJoin ?? [])]) if (network !== undefined) attach(c, network, {});
-      runCount.set(spec.name, (runCount.get(spec.name) ?? 0) + 1);
-      emit(c, 'start');
-      launch(c);
-      return id;
+      const c = find(id);
+      if (!c) throw new PierError('E_CONTAINER_NOT_FOUND', `container ${id} does not exist`, { status: 404 });
+      if (c.info.state === 'running') return;
+      await startCreated(c, true);
     },
 
     stop,

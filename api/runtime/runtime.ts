@@ -34,6 +34,12 @@ export interface MountSpec {
   volume: string;
   /** Where it appears in the container. */
   target: string;
+  /**
+   * Never copy the image's files at `target` into the volume. Docker does that at create for an
+   * empty volume, mounting it then: a container made before its volume's data is in place (a
+   * volume move's target, api/scheduler/prepared-start.ts) must not mount it until it starts.
+   */
+  noCopy?: boolean | undefined;
 }
 
 export interface ResolvedImage {
@@ -226,6 +232,17 @@ export interface Runtime {
   resolveImage(reference: string, pull: PullPolicy): Promise<ResolvedImage>;
   /** Creates and starts a container; returns its id. A network that does not exist is E_NETWORK_NOT_FOUND. */
   run(spec: ContainerSpec): Promise<string>;
+  /**
+   * Creates a container (on its networks) without starting it; returns its id. Nothing starts it
+   * but `start`: it has no restart policy. Errors as `run`'s create.
+   */
+  create(spec: ContainerSpec): Promise<string>;
+  /**
+   * Starts a created container (by id or name); returns once its process runs. Failures are
+   * E_CONTAINER_START (the container is left as the engine has it), E_CONTAINER_NOT_FOUND, or
+   * E_RUNTIME_UNAVAILABLE.
+   */
+  start(id: string): Promise<void>;
   /** Stops a container (SIGTERM, then SIGKILL after the timeout). Already stopped or gone is fine. */
   stop(id: string, timeoutSeconds: number): Promise<void>;
   /** Removes a container, stopping it first. Already gone is fine. */

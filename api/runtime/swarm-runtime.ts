@@ -86,6 +86,12 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
         hint: 'on a swarm, instances come from swarm services: deploy the app and Pier asks Swarm for them',
       });
     },
+    async create(spec) {
+      throw new PierError('E_SWARM_NO_CONTAINERS', `Pier makes no container itself on a swarm (asked for ${spec.name}); Swarm starts each task of a service`, { status: 409, hint: 'on a swarm, instances come from swarm services' });
+    },
+    async start(id) {
+      throw new PierError('E_SWARM_NO_CONTAINERS', `Pier starts no container itself on a swarm (asked for ${id}); Swarm starts each task of a service`, { status: 409, hint: 'on a swarm, instances come from swarm services' });
+    },
     async stop(id, timeoutSeconds) {
       const found = await find(id);
       if (found) return found.engine.stop(found.info.id, timeoutSeconds);

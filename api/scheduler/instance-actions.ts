@@ -9,11 +9,11 @@ import { instances, type Instance, type Release } from '../../db/schema/index.js
 import { newInstanceId } from '../ids.js';
 import type { Manifest } from '../manifest.js';
 import { isPierError, PierError } from '../pier-error.js';
-import { LABELS, type ContainerInfo, type ContainerSpec, type MountSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
+import type { ContainerInfo, ContainerSpec, MountSpec, NetworkSpec, Runtime } from '../runtime/runtime.js';
 import type { VolumeAttacher } from '../volumes/volume-attacher.js';
 import type { PrivateNetworks } from '../private/private-networks.js';
-import { privateEnv } from '../private/private-env.js';
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
+import { createContainerSpecs } from './container-spec.js';
 import { describeExit } from './exit-reason.js';
 import { effectiveCheck } from './readiness-check.js';
 
@@ -48,6 +48,7 @@ const TRANSIENT = new Set(['E_RUNTIME_UNAVAILABLE', 'E_NETWORK_NOT_FOUND', 'E_VO
 export function createInstanceActions(options: InstanceActionsOptions) {
   const { runtime, leases } = options;
   const stopTimeout = options.stopTimeoutSeconds ?? 10;
+  const specs = createContainerSpecs(options);
 
   /** Phase one: the row, so the instance exists before its container does. */
   async function start(process: string, release: Release, ctx: ActionContext): Promise<void> {
@@ -79,13 +80,7 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     let info: ContainerInfo | null;
     try {
       const mounts = await attachVolumes(row, release, ctx);
-      const alsoJoin = await privateNetwork(ctx, log);
-      const spec = containerSpec(row, release, ctx);
-      // Secrets are read at start and go only into the container's environment, never into a log.
-      const secretEnv = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : {};
-      // On a private network: the family to prefer there and the names it answers (private-env.ts).
-      const onPrivate = alsoJoin.length ? privateEnv(release.manifest as Manifest, ctx.app.name, row.process) : {};
-      const containerId = await runWithNetwork({ ...spec, env: { ...spec.env, ...onPrivate, ...secretEnv }, mounts, alsoJoin }, ctx, log);
+      const containerId = await runWithNetwork(await specs.full(row, release, ctx.app, mounts, log), ctx, log);
       info = (await runtime.inspect(containerId)) ?? stub(containerId, row.id);
     } catch (err) {
       if (isPierError(err) && err.code === 'E_CONTAINER_CONFLICT') {
@@ -123,21 +118,7 @@ export function createInstanceActions(options: InstanceActionsOptions) {
       log.warn({ network: options.network.name }, 'network missing; creating it');
       await runtime.ensureNetwork(options.network);
       for (const name of spec.alsoJoin ?? []) options.privateNetworks?.forget(name);
-      return runtime.run({ ...spec, alsoJoin: await privateNetwork(ctx, log) });
-    }
-  }
-
-  /**
-   * The app's private network, made when missing. Private networking is not worth a failed
-   * start: without it the instance runs off it, and private-names.ts joins it there later.
-   */
-  async function privateNetwork(ctx: ActionContext, log: Logger): Promise<string[]> {
-    if (!options.privateNetworks) return [];
-    try {
-      return [(await options.privateNetworks.networkFor(ctx.app)).name];
-    } catch (err) {
-      log.warn({ err }, 'private network unavailable; starting without it (joined later)');
-      return [];
+      return runtime.run({ ...spec, alsoJoin: await specs.privateNetwork(ctx.app, log) });
     }
   }
 
@@ -310,34 +291,6 @@ export function createInstanceActions(options: InstanceActionsOptions) {
     await leases.fenced(ctx.lease, (t) => t.tx.update(instances).set({ address, updatedAt: new Date() }).where(and(eq(instances.id, row.id), eq(instances.containerId, info.id))));
     row.address = address;
     return true;
-  }
-
-  async function secretsOf(release: Release): Promise<Record<string, string>> {
-    if (!options.secrets) {
-      throw new PierError('E_SECRETS_UNAVAILABLE', `release v${release.version} has secrets and this server has no secret key`, { status: 500, hint: 'start pier server with its data folder (secrets.key)' });
-    }
-    return options.secrets(release);
-  }
-
-  function containerSpec(row: Instance, release: Release, ctx: ActionContext): ContainerSpec {
-    const manifest = release.manifest as Manifest;
-    const spec = manifest.processes[row.process];
-    return {
-      name: row.id,
-      image: release.imageId,
-      cmd: spec?.cmd,
-      env: { ...manifest.env, ...spec?.env, PIER_APP: ctx.app.name, PIER_ENV: ctx.app.environment ?? 'production', PIER_PROCESS: row.process, PIER_INSTANCE: row.id, PIER_RELEASE: String(release.version) },
-      labels: {
-        [LABELS.managed]: 'true',
-        [LABELS.installation]: options.installationId,
-        [LABELS.app]: ctx.app.id,
-        [LABELS.environment]: ctx.app.environment ?? 'production',
-        [LABELS.release]: release.id,
-        [LABELS.process]: row.process,
-        [LABELS.instance]: row.id,
-      },
-      network: options.network.name,
-    };
   }
 
   return { start, create, bind, exited, drain, stop, stopped, observedRunning, observedAddress };

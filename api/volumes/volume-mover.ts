@@ -6,7 +6,11 @@
 //            btrfs: then a catch-up round (`<move>-catchup`, sent as a delta against `-pre`), so
 //            the final delta holds only what was written since; then both roots are flushed to
 //            disk (a receive in the downtime would otherwise first write out the pre-copy's
-//            dirty gigabyte: 1.5 s measured, against 20 ms once flushed);
+//            dirty gigabyte: 1.5 s measured, against 20 ms once flushed); then, under the app's
+//            reconcile lock (btrfs: held from here to the target's start), the target instance is
+//            made ahead: its row and its container, created and not started, with the target's
+//            Docker volume mounted no-copy (api/scheduler/prepared-start.ts; the id is recorded as
+//            volume_moves.target_instance_id first, so a rollback finds what to remove);
 //   cutover  under the app's reconcile lock (held to the switch), the instance is marked stopped
 //            and stopped; downtime starts; the next phase begins at its exit (`die`), Docker's
 //            tear-down of it runs beside them; the pass after the switch drains it at the edge;
@@ -15,23 +19,28 @@
 //   send     the delta (btrfs send -p catchup; dir: the whole snapshot again);
 //   verify   btrfs: the target's received UUID is the source snapshot's UUID (set only once the
 //            stream was whole) and the sizes agree; dir: tree sha256 and sizes;
-//   switched the target volume is made from the received snapshot and the row points at it; the
-//            reconciler starts the instance there; downtime ends when its container runs;
+//   switched the target volume is made from the received snapshot and the row points at it (and
+//            at the target instance, when made ahead: the mover starts it, still under the lock,
+//            and the next pass binds it; otherwise the reconciler starts one there); downtime ends
+//            when its container runs (`docker start` returned; or seen by a poll);
 //   done     the source volume is made read-only and kept until retain_until (the keeper purges).
-// Any failure before `switched` rolls back: the target's copies go, the volume is `ready` on the
-// source again, and the reconciler starts its instance there. A server that died mid-move does
+// Any failure before `switched` rolls back: the target's copies go (and the target instance made
+// ahead: container, Docker volume, row), the volume is `ready` on the source again, and the
+// reconciler starts its instance there. A server that died mid-move does
 // the same at start (`recover`), or finishes a move that had switched.
-import { and, eq, lte } from 'drizzle-orm';
+import { and, eq, isNull, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { apps, instances, volumeMoves, volumes, MOVE_PHASES, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
+import { apps, instances, releases, volumeMoves, volumes, MOVE_PHASES, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
 import type { AuthContext } from '../auth.js';
-import { newId } from '../ids.js';
+import { newId, newInstanceId } from '../ids.js';
+import type { Manifest } from '../manifest.js';
 import { PierError } from '../pier-error.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { PreparedStarts } from '../scheduler/prepared-start.js';
 import type { Transactions } from '../transactions.js';
-import { dockerVolumeName } from './docker-volume-name.js';
+import { dockerVolumeName, dockerVolumeSpec } from './docker-volume-name.js';
 import { hostCommand } from './host-command.js';
 import type { VolumeService } from './volume-service.js';
 import { transferSnapshot } from './volume-transfer.js';
@@ -66,6 +75,11 @@ export interface VolumeMoverOptions {
   /** How long to wait for the instance to run on the target before answering (default 60 s). */
   startWaitMs?: number | undefined;
   fault?: MoveFault | undefined;
+  /**
+   * Makes the target instance before the cutover (api/scheduler/prepared-start.ts), so that only
+   * its start is left in the downtime; without it, the reconciler starts it after the switch.
+   */
+  prepared?: { starts: PreparedStarts; installationId: string } | undefined;
 }
 
 /** A step of the downtime: ms since the cutover began (the instance was marked to stop). */
@@ -118,7 +132,11 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     const from = roots.get(move.fromRoot);
     const to = roots.has(move.toRoot) ? roots.get(move.toRoot) : null;
     const message = err instanceof Error ? err.message : String(err);
+    const target = move.targetInstanceId;
     for (const step of [
+      // The target instance made before the cutover: its container, then the Docker volume made for it.
+      () => (target ? options.prepared?.starts.discard(target) : undefined),
+      () => (target ? runtime.removeVolume(dockerVolumeName(move.volumeId, move.toRoot)) : undefined),
       () => to?.removeSnapshot(FINAL(move.id)),
       () => to?.removeSnapshot(CATCHUP(move.id)),
       () => to?.removeSnapshot(PRE(move.id)),
@@ -132,6 +150,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
     await transactions.run(async (t) => {
       await t.tx.update(volumes).set({ state: 'ready', updatedAt: new Date() }).where(and(eq(volumes.id, move.volumeId), eq(volumes.state, 'moving')));
+      // Never started, it leaves no trace: no pass can start it once the volume is ready again.
+      if (target) await t.tx.delete(instances).where(and(eq(instances.id, target), isNull(instances.containerId)));
       await t.tx.update(volumeMoves).set({ state: 'rolled-back', error: message, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
       if (app) {
         await t.record({
@@ -256,6 +276,64 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     return { exited, stopped };
   }
 
+  /**
+   * Makes the instance that replaces the holder on the target, its container created and not
+   * started (prepared-start.ts), and returns its id; null when the move goes without (the
+   * reconciler then starts it after the switch). Only for a holder that runs the app's current
+   * release with this volume as its process's only one (other volumes would need their own
+   * hand-over), and only while the caller holds the app's reconcile lock to the switch (btrfs):
+   * a pass would remove a created container of a row that has none, or drain it as surplus.
+   * Its id is recorded first, so a rollback (here or after a restart) finds what to remove.
+   */
+  async function prepareTarget(move: VolumeMove, volume: Volume): Promise<string | null> {
+    const prepared = options.prepared;
+    if (!prepared) return null;
+    const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
+    if (!current?.attachedInstanceId) return null;
+    const [holder] = await db.select().from(instances).where(eq(instances.id, current.attachedInstanceId));
+    const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
+    if (!holder || !app || holder.desiredState !== 'running' || !holder.containerId || holder.releaseId !== app.currentReleaseId) return null;
+    const [release] = await db.select().from(releases).where(eq(releases.id, holder.releaseId));
+    const specs = ((release?.manifest as Manifest | undefined)?.volumes ?? []).filter((v) => v.process === holder.process);
+    const spec = specs[0];
+    if (!release || specs.length !== 1 || spec?.name !== current.spec) return null;
+    const id = newInstanceId(app.name, holder.process);
+    await db.update(volumeMoves).set({ targetInstanceId: id, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+    move.targetInstanceId = id;
+    const to = roots.get(move.toRoot);
+    // Made now, binding where the data will be; Docker mounts it only when the container starts.
+    const docker = dockerVolumeSpec({ ...current, root: move.toRoot }, to.volumePath(volume.id), prepared.installationId);
+    await runtime.ensureVolume(docker);
+    await prepared.starts.prepare(app, holder, release, [{ volume: docker.name, target: spec.path }], id);
+    return id;
+  }
+
+  /**
+   * Starts the target instance made ahead; returns when it runs, or null when its start failed
+   * (its container is removed then: the row stays, and the next pass makes it as any start).
+   */
+  async function startTarget(move: VolumeMove, target: string): Promise<number | null> {
+    try {
+      await options.prepared?.starts.start(target);
+      return Date.now();
+    } catch (err) {
+      log.warn({ err, move: move.id, instance: target }, 'target instance made ahead did not start; the reconciler makes it anew');
+      await options.prepared?.starts.discard(target).catch((e: unknown) => log.warn({ err: e, move: move.id }, 'target container not removed; the next pass does'));
+      return null;
+    }
+  }
+
+  /** Undoes prepareTarget: its container, its Docker volume and its row. */
+  async function discardTarget(move: VolumeMove): Promise<void> {
+    const target = move.targetInstanceId;
+    if (!target) return;
+    await options.prepared?.starts.discard(target).catch(() => undefined);
+    await runtime.removeVolume(dockerVolumeName(move.volumeId, move.toRoot)).catch(() => undefined);
+    await db.delete(instances).where(and(eq(instances.id, target), isNull(instances.containerId)));
+    await db.update(volumeMoves).set({ targetInstanceId: null }).where(eq(volumeMoves.id, move.id));
+    move.targetInstanceId = null;
+  }
+
   /** The app's reconcile lock, waited for (bounded): no pass of the app runs while it is held. Null without locks. */
   async function reconcileLock(appId: string): Promise<HeldLock | null> {
     if (!options.locks) return null;
@@ -283,6 +361,10 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     let downtimeStart: number | null = null;
     const stops: Promise<void>[] = [];
     let passLock: HeldLock | null = null;
+    /** The target instance made before the cutover, if it was. */
+    let target: string | null = null;
+    /** When `docker start` of it returned. */
+    let startedTarget: number | null = null;
     const releasePassLock = async () => {
       const held = passLock;
       passLock = null;
@@ -300,14 +382,23 @@ export function createVolumeMover(options: VolumeMoverOptions) {
         parent = CATCHUP(move.id);
       }
       await Promise.all([from.flush(), to.flush()]);
+      // Held to the switch (btrfs; to the target's start when it was made here): a pass run at the
+      // old container's exit would wait out Docker's tear-down of it in its `docker stop`, and the
+      // start on the target would queue behind it.
+      passLock = await reconcileLock(move.appId);
+      if (passLock && from.kind === 'btrfs') {
+        target = await prepareTarget(move, volume).catch(async (err: unknown) => {
+          // Not worth a failed move: the reconciler starts the instance after the switch instead.
+          log.warn({ err, move: move.id }, 'target instance not made ahead; the reconciler starts it after the switch');
+          await discardTarget(move);
+          return null;
+        });
+      }
       lap('precopy');
 
       await setPhase(move, 'cutover', { bytesMoved: bytes });
       cutoverStart = Date.now();
       const begin = () => (cutoverStart = Date.now());
-      // Held to the switch: a pass run at the old container's exit would wait out Docker's
-      // tear-down of it in its `docker stop`, and the start on the target would queue behind it.
-      passLock = await reconcileLock(move.appId);
       if (await quiesce(move, volume, at, stops, begin)) downtimeStart = cutoverStart;
       lap('cutover');
 
@@ -352,30 +443,36 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // source's, which no container gets again, so the start on the target need not wait for
       // Docker's tear-down of it (the attach would see it live until then).
       await transactions.run(async (t) => {
-        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: null, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
+        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: target, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
         await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
       });
       at('switched');
       move.phase = 'switched';
-      await releasePassLock();
     } catch (err) {
-      await releasePassLock();
       try {
+        // Under the reconcile lock still: no pass sees the target instance half removed.
         await rollBack(move, err, 'error');
       } finally {
+        await releasePassLock();
         await lock?.release();
       }
+      options.enqueue(move.appId); // a pass tried under the lock looks again only later
       throw err;
     }
     try {
+      if (target) startedTarget = await startTarget(move, target);
+      // The next pass binds the started container to its row (or makes it, when it was not made
+      // ahead or its start failed), records the old one's stop and updates the routes.
+      await releasePassLock();
       options.enqueue(move.appId);
-      const started = await waitForHolder(volume.id, move.instanceId);
+      const started = startedTarget ?? (await waitForHolder(volume.id, move.instanceId));
       if (started !== null) steps.push({ step: 'running on the target', ms: started - cutoverStart });
       await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: move.id }, 'the old container exited but Docker did not finish stopping it'));
       steps.sort((a, b) => a.ms - b.ms);
       lap('switched');
       await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps });
     } finally {
+      await releasePassLock();
       await lock?.release();
     }
     const [row] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
@@ -444,7 +541,14 @@ export function createVolumeMover(options: VolumeMoverOptions) {
             options.enqueue(move.appId);
             await finish(move, null);
           } else {
-            await rollBack(move, new Error('the server stopped during the move'), 'server restarted');
+            // A target instance made ahead goes under the app's reconcile lock, as in a move.
+            const passLock = move.targetInstanceId ? await reconcileLock(move.appId) : null;
+            try {
+              await rollBack(move, new Error('the server stopped during the move'), 'server restarted');
+            } finally {
+              await passLock?.release();
+            }
+            options.enqueue(move.appId);
           }
         } catch (err) {
           log.error({ err, move: move.id }, 'interrupted volume move not recovered; retrying at the next start');

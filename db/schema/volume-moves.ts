@@ -24,6 +24,11 @@ export const volumeMoves = pgTable(
     state: text('state', { enum: MOVE_STATES }).notNull().default('running'),
     /** The instance stopped at cutover (started again on the source if the move rolls back). */
     instanceId: text('instance_id'),
+    /**
+     * Its replacement on the target, when made before the cutover (created, not started): the
+     * move starts it after the switch; a rollback removes its container and deletes the row.
+     */
+    targetInstanceId: text('target_instance_id'),
     bytesMoved: bigint('bytes_moved', { mode: 'number' }).notNull().default(0),
     downtimeMs: bigint('downtime_ms', { mode: 'number' }),
     error: text('error'),

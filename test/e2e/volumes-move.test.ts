@@ -107,6 +107,10 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   assert.match(twice.stderr, /E_VOLUME_MOVING/);
   const finalSnaps = (await readdir(join(src, 'snapshots'))).filter((n) => n.endsWith('-final'));
   assert.equal(finalSnaps.length, 1);
+  if (driver === 'btrfs') {
+    const made = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`, '--filter', 'status=created']);
+    assert.equal(made.stdout.trim().split('\n').filter(Boolean).length, 1, 'the target instance is made ahead, not started');
+  }
   const apiPid = server.apiPid();
   process.kill(server.pid, 'SIGKILL');
   if (apiPid !== server.pid) process.kill(apiPid, 'SIGKILL');
@@ -132,6 +136,11 @@ async function moveProof(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   );
   assert.equal(await exists(join(dst, 'volumes', vol.id)), false, 'nothing of the volume on the target');
   assert.deepEqual(await readdir(join(dst, 'snapshots')).catch(() => []), [], 'no move snapshot left on the target');
+  // btrfs makes the target instance before the cutover (created, not started): the rollback
+  // leaves no container of it and no Docker volume on the target.
+  const notStarted = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`, '--filter', 'status=created']);
+  assert.equal(notStarted.stdout.trim(), '', 'no container made for the target is left');
+  assert.equal((await exec('docker', ['volume', 'ls', '-q', '--filter', `name=pier-${vol.id}-b$`])).stdout.trim(), '', "no Docker volume on the target is left");
 
   // 2. A truncated final stream: the receive fails, the move rolls back, the source is intact.
   const cut = await runPier(['volumes', 'move', '--app', 'kv', 'data', '--to', 'b', '--json'], server.env);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -314,6 +314,32 @@ test('a command that cannot start is E_CONTAINER_START with Docker\'s message, a
     return true;
   });
   assert.equal(await runtime.inspect(name), null);
+});
+
+test('a container made with a no-copy volume mount before its bind volume\'s folder exists starts once it does, and sees its files', async (t) => {
+  if (!(await requireDocker(t))) return;
+  const image = await ensureBusyboxImage();
+  const dir = await mkdtemp(join(tmpdir(), 'pier-nocopy-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const device = join(dir, 'later');
+  const volume = uniqueName('vol');
+  const name = uniqueName('nocopy');
+  t.after(async () => {
+    await runtime.remove(name);
+    await runtime.removeVolume(volume);
+  });
+  await runtime.ensureVolume({ name: volume, device, labels: { [LABELS.managed]: 'true', [LABELS.app]: app } });
+  // /etc exists in the image: without noCopy, Docker mounts the volume at create to copy it (and fails here).
+  await runtime.create({ name, image, cmd: ['cat', '/etc/marker'], labels: labels(name), mounts: [{ volume, target: '/etc', noCopy: true }] });
+  await mkdir(device);
+  await writeFile(join(device, 'marker'), 'moved\n');
+  await runtime.start(name);
+  const info = await waitFor('the container to exit', async () => {
+    const i = await runtime.inspect(name);
+    return i?.state === 'exited' ? i : undefined;
+  });
+  assert.equal(info.exitCode, 0);
+  assert.deepEqual((await runtime.logs(name, 5)).map((l) => l.line), ['moved']);
 });
 
 test('a name left by an earlier attempt is E_CONTAINER_CONFLICT', async (t) => {

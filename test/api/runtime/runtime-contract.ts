@@ -274,6 +274,21 @@ export function runtimeContract(name: string, setup: ContractSetup): void {
     assert.equal(await target.runtime.inspect(cname), null);
   });
 
+  test(`${name}: create makes a container that does not run until start (by name); starting it twice is fine; a missing one is E_CONTAINER_NOT_FOUND`, async (t) => {
+    const target = await setup(t);
+    if (!target) return;
+    const cname = uniqueName('created');
+    t.after(() => target.runtime.remove(cname));
+    const id = await target.runtime.create({ name: cname, image: target.image, cmd: ['sleep', '30'], labels: labels(cname) });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await target.runtime.inspect(id))?.state, 'created');
+    await target.runtime.start(cname);
+    assert.equal((await target.runtime.inspect(id))?.state, 'running');
+    await target.runtime.start(cname);
+    assert.equal((await target.runtime.inspect(id))?.state, 'running');
+    await assert.rejects(target.runtime.start(uniqueName('missing')), (err: Error & { code?: string }) => err.code === 'E_CONTAINER_NOT_FOUND');
+  });
+
   test(`${name}: a name already taken is E_CONTAINER_CONFLICT, also when that container has exited`, async (t) => {
     const target = await setup(t);
     if (!target) return;

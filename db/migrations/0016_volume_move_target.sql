@@ -1,0 +1,1 @@
+ALTER TABLE "volume_moves" ADD COLUMN "target_instance_id" text;
