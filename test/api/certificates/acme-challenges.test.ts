@@ -201,7 +201,7 @@ test('a real order run by server A (Pebble) is validated through the edge server
   const onA = createAcmeChallenges({ db: dbA, vault, log, onChange: () => undefined });
   const waits: EdgesApplied[] = [];
   const issuer = createAcmeIssuer({
-    config: { directoryUrl: pebble.directoryUrl, email: undefined, ca: await readFile(pebble.caFile, 'utf8'), renewBeforeMs: 0, checkEveryMs: 0, retryMs: 0, edgeWaitMs: 20_000 },
+    config: { directoryUrl: pebble.directoryUrl, email: undefined, ca: await readFile(pebble.caFile, 'utf8'), renewBeforeMs: 0, checkEveryMs: 0, retryMs: 0, edgeWaitMs: 20_000, keepDroppedMs: 0 },
     vault,
     dataDir,
     challenges: onA,
