@@ -143,7 +143,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       else parts.delete(appId);
     }
     const acmeChallenges = (await options.acmeChallenges?.()) ?? [];
-    const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.cert]));
+    const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.token, c.cert]));
     if (challenges !== challengePrint) changed = true;
     challengePrint = challenges;
     // The first build always publishes, even an empty one: version 0 means "never built".
