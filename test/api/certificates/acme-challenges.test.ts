@@ -191,12 +191,17 @@ test('an edge whose server cannot open the challenge applies newer snapshots wit
   const edgeId = { id: newId('edge'), name: 'edge-b' };
   const edge = createTestEdge(t, io);
   let applied: EdgeConfig | null = null;
+  // Reports go one at a time, in the order of the applies, as a real edge sends them.
+  let reporting = Promise.resolve();
   feedB.subscribe((config) => {
-    void edge.apply(config).then(async (r) => {
-      if (!r.ok) return;
-      await reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) }));
-      applied = config;
-    });
+    const done = edge.apply(config);
+    reporting = reporting
+      .then(async () => {
+        if (!(await done).ok) return;
+        await reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) }));
+        applied = config;
+      })
+      .catch(() => undefined); // a report on its way when the test ends meets a closed database
   });
   await feedB.rebuild();
   onB.start();
@@ -251,8 +256,15 @@ test('a real order run by server A (Pebble) is validated through the edge server
     feedB.close();
   });
   const edge = createTestEdge(t, io);
+  // Reports go one at a time, in the order of the applies, as a real edge sends them.
+  let reporting = Promise.resolve();
   feedB.subscribe((config) => {
-    void edge.apply(config).then((r) => (r.ok ? reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) })) : undefined));
+    const done = edge.apply(config);
+    reporting = reporting
+      .then(async () => {
+        if ((await done).ok) await reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) }));
+      })
+      .catch(() => undefined); // a report on its way when the test ends meets a closed database
   });
   await feedB.rebuild();
   onB.start();
