@@ -20,6 +20,7 @@ import type { Transactions } from '../transactions.js';
 import type { AcmeConfig } from './acme-config.js';
 import type { AcmeIssuer } from './acme-issuer.js';
 import { checkCertificate } from './certificate-check.js';
+import { acmeNamesWanted, isCertificateWanted } from './served-certificates.js';
 import type { KeyVault } from './key-vault.js';
 import type { AdvisoryLocks } from '../../db/advisory-locks.js';
 
@@ -220,17 +221,18 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
  */
 async function sweepUnlisted(db: Db, transactions: Transactions, list: Wanted[], keepDroppedMs: number, log: Logger, refresh: (appId: string) => void): Promise<void> {
   const listed = new Set(list.map((w) => `${w.appId}\0${w.name}`));
-  const terminating = await db.select({ appId: endpoints.appId, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
-  const manual = new Set(terminating.filter((e) => !(e.tlsOptions.acmeNames?.length)).map((e) => e.appId));
+  // The same rule as the feed's, which stops serving such a certificate (served-certificates.ts).
+  const terminating = await db.select({ appId: endpoints.appId, tls: endpoints.tls, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
+  const names = acmeNamesWanted(terminating);
   const held = await db
     .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, notAfter: certificates.notAfter, unusedSince: certificates.unusedSince, removeAfter: certificates.removeAfter, orgId: apps.orgId, app: apps.name })
     .from(certificates)
     .innerJoin(apps, eq(apps.id, certificates.appId))
     .where(and(eq(certificates.source, 'acme'), isNull(apps.deletedAt)));
   for (const c of held) {
-    const names = c.names.join(', ');
+    const listing = c.names.join(', ');
     const now = new Date();
-    if (manual.has(c.appId) || c.names.some((n) => listed.has(`${c.appId}\0${n}`))) {
+    if (isCertificateWanted(names, c.appId, c.names)) {
       if (c.unusedSince === null) continue;
       await transactions.run(async (t) => {
         const [back] = await t.tx
@@ -244,7 +246,7 @@ async function sweepUnlisted(db: Db, transactions: Transactions, list: Wanted[],
           appId: c.appId,
           type: 'cert.reused',
           reason: 'acme-name-listed',
-          message: `certificate ${c.id} for ${names} is in use again (unused since ${c.unusedSince!.toISOString()}): the app lists ${c.names.length === 1 ? 'that name' : 'those names'} again; no new order`,
+          message: `certificate ${c.id} for ${listing} is in use again (unused since ${c.unusedSince!.toISOString()}): the app lists ${c.names.length === 1 ? 'that name' : 'those names'} again; no new order`,
           data: { certificate: c.id, names: c.names, unusedSince: c.unusedSince!.toISOString(), notAfter: c.notAfter.toISOString() },
         });
       });
@@ -265,7 +267,7 @@ async function sweepUnlisted(db: Db, transactions: Transactions, list: Wanted[],
           appId: c.appId,
           type: 'cert.unused',
           reason: 'acme-name-unlisted',
-          message: `certificate ${c.id} for ${names} is no longer served: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"; kept until ${removeAfter.toISOString()} in case ${c.names.length === 1 ? 'it comes' : 'they come'} back (PIER_ACME_KEEP_DROPPED), then removed`,
+          message: `certificate ${c.id} for ${listing} is no longer served: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"; kept until ${removeAfter.toISOString()} in case ${c.names.length === 1 ? 'it comes' : 'they come'} back (PIER_ACME_KEEP_DROPPED), then removed`,
           data: { certificate: c.id, names: c.names, source: 'acme', removeAfter: removeAfter.toISOString() },
         });
       });
@@ -283,7 +285,7 @@ async function sweepUnlisted(db: Db, transactions: Transactions, list: Wanted[],
         appId: c.appId,
         type: 'cert.removed',
         reason: 'acme-name-unlisted',
-        message: `certificate ${c.id} for ${names} removed: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"${why}`,
+        message: `certificate ${c.id} for ${listing} removed: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"${why}`,
         data: { certificate: c.id, names: c.names, source: 'acme', unusedSince: c.unusedSince?.toISOString() ?? null },
       });
     });
