@@ -8,7 +8,7 @@ import type { Db } from '../db/database.js';
 import { apps, endpoints, instances, type Endpoint } from '../db/schema/index.js';
 import type { AcmeChallengeConfig, BindAddress, CertificateConfig, EdgeConfig, EndpointConfig } from '../proxy/edge-config.js';
 import type { KeyVault } from './certificates/key-vault.js';
-import { readServedCertificates, terminateOptions } from './certificates/served-certificates.js';
+import { acmeNamesWanted, readServedCertificates, terminateOptions } from './certificates/served-certificates.js';
 import { bindAddressesOf } from './endpoint-bindings.js';
 
 export interface EdgeFeedOptions {
@@ -83,8 +83,9 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       else byProcess.set(key, [i]);
     }
     const out = new Map<string, EndpointConfig[]>();
-    const terminating = [...new Set(eps.filter((x) => x.endpoint.tls === 'terminate').map((x) => x.endpoint.appId))];
-    const certs = await readServedCertificates(db, terminating, options.keyVault, log);
+    const terminating = eps.filter((x) => x.endpoint.tls === 'terminate').map((x) => x.endpoint);
+    // ACME certificates of names no endpoint lists any more are not served (kept a while: certificate-keeper.ts).
+    const certs = await readServedCertificates(db, [...new Set(terminating.map((e) => e.appId))], options.keyVault, log, acmeNamesWanted(terminating));
     for (const { endpoint: e, appName } of eps) {
       // Private endpoints are never bound by an edge: only the API's tunnels reach them.
       if (e.access === 'private') continue;
@@ -142,7 +143,7 @@ export function createEdgeFeed(options: EdgeFeedOptions): EdgeFeed {
       else parts.delete(appId);
     }
     const acmeChallenges = (await options.acmeChallenges?.()) ?? [];
-    const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.cert]));
+    const challenges = JSON.stringify(acmeChallenges.map((c) => [c.app, c.name, c.token, c.cert]));
     if (challenges !== challengePrint) changed = true;
     challengePrint = challenges;
     // The first build always publishes, even an empty one: version 0 means "never built".

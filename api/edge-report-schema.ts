@@ -49,6 +49,9 @@ export const edgeReportSchema = z.looseObject({
   lastError: text(4000).nullable(),
   endpoints: z.array(endpointSchema).max(100_000),
   backends: z.array(backendSchema).max(1_000_000),
+  // The tokens of the ACME challenges the edge serves; absent from edges older than it (orders
+  // then go by the snapshot version: api/certificates/edges-applied.ts).
+  acmeTokens: z.array(text(500)).max(100_000).optional(),
   at: text(100),
 });
 

@@ -403,7 +403,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
           db, transactions, events, vault: keyVault, config: acme, log: log.child({ component: 'certificate-keeper' }), locks: database.locks,
           issuer: createAcmeIssuer({
             config: acme, vault: keyVault, dataDir: config.dataDir, challenges: acmeChallenges, log: log.child({ component: 'acme-issuer' }),
-            waitForEdges: (since) => waitForEdgesApplied(db, since, { timeoutMs: acme.edgeWaitMs }),
+            waitForEdges: (challenge) => waitForEdgesApplied(db, challenge, { timeoutMs: acme.edgeWaitMs }),
           }),
           refresh: (appId) => edgeFeed.refresh(appId),
         })

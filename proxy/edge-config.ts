@@ -76,7 +76,14 @@ export const certificateConfigSchema = z.object(
 
 /** A tls-alpn-01 challenge certificate (RFC 8737) the app's terminate endpoints answer `acme-tls/1` hellos for `name` with. */
 export const acmeChallengeConfigSchema = z.object(
-  { app: z.string(), name: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) },
+  {
+    app: z.string(),
+    name: z.string().min(1),
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    /** The CA's challenge token: the edge reports the tokens it serves (edge-report.ts), so an order knows its own is up. */
+    token: z.string().min(1).max(500).optional(),
+  },
   { error: 'must be an object with app, name, cert and key' },
 );
 

@@ -12,7 +12,7 @@ import { createEdgeCluster } from './edge-cluster.js';
 import { loadEdgeId } from './edge-identity.js';
 import type { ControlState } from './edge-metrics-text.js';
 import { createInProcessPool, type EdgePool, type RollResult } from './edge-pool.js';
-import { buildEdgeReport } from './edge-report.js';
+import { buildEdgeReport, servedAcmeTokens } from './edge-report.js';
 import { createEdgeReporter, type EdgeReporter } from './edge-reporter.js';
 import { EdgeStateFile } from './edge-state-file.js';
 import { startAdminServer } from './metrics-server.js';
@@ -74,6 +74,8 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     feedError: null,
   };
   const edgeId = source.kind === 'api' ? await loadEdgeId(resolve(options.dataDir)) : null;
+  /** The ACME challenge tokens of the snapshot every process applied (reported with `applied`). */
+  let acmeTokens: string[] = [];
 
   const { io } = await selectTcpIo(options.io, log);
   let reporter: EdgeReporter | null = null;
@@ -90,7 +92,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
       fetch: source.fetch,
       log: log.child({ component: 'edge-report' }),
       build: async () =>
-        buildEdgeReport({ identity, applied: control.version, lastError: control.feedError ?? control.lastError, reports: await pool.reports(), now: new Date() }),
+        buildEdgeReport({ identity, applied: control.version, lastError: control.feedError ?? control.lastError, reports: await pool.reports(), acmeTokens, now: new Date() }),
     });
   }
 
@@ -120,6 +122,7 @@ export async function startEdgeMain(options: EdgeMainOptions): Promise<RunningEd
     }
     control.applies.applied++;
     control.version = config.version;
+    acmeTokens = servedAcmeTokens(config);
     control.lastError = null;
     // Endpoints whose listener could not bind (in any worker) are being retried: not a rejection.
     const notServing = new Set(results.flatMap((r) => (r.ok && r.applied ? r.endpoints.filter((e) => e.state === 'failed').map((e) => e.name ?? e.id) : [])));

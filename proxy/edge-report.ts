@@ -3,6 +3,7 @@
 // error) with its counters, and backend health. Built from the workers' answers by a pure function:
 // an endpoint failed in any worker is failed; counters are summed.
 
+import type { EdgeConfig } from './edge-config.js';
 import type { WorkerReport } from './edge-pool.js';
 import { mergeEndpointStates, type EndpointState } from './endpoint-state.js';
 
@@ -37,6 +38,8 @@ export interface EdgeReport {
   lastError: string | null;
   endpoints: ReportedEndpoint[];
   backends: ReportedBackend[];
+  /** Tokens of the tls-alpn-01 challenges the applied snapshot answers (servedAcmeTokens), sorted. */
+  acmeTokens: string[];
   /** ISO time at the edge. */
   at: string;
 }
@@ -46,6 +49,8 @@ export interface ReportInput {
   applied: number | null;
   lastError: string | null;
   reports: readonly WorkerReport[];
+  /** servedAcmeTokens() of the applied snapshot. */
+  acmeTokens?: readonly string[];
   now: Date;
 }
 
@@ -100,6 +105,7 @@ export function buildEdgeReport(input: ReportInput): EdgeReport {
     lastError: input.lastError,
     endpoints,
     backends: [...backends.values()],
+    acmeTokens: [...(input.acmeTokens ?? [])],
     at: input.now.toISOString(),
   };
 }
@@ -111,5 +117,19 @@ export function reportFingerprint(report: EdgeReport): string {
     report.lastError,
     report.endpoints.map((e) => [e.id, e.revision, e.state, e.listeners.map((l) => [l.address, l.port, l.state, l.error?.code])]),
     report.backends.map((b) => [b.endpoint, b.id, b.ejected]),
+    report.acmeTokens,
   ]);
+}
+
+/**
+ * The tokens of the snapshot's tls-alpn-01 challenges that an endpoint answers: those of apps with
+ * a tls: terminate endpoint (tls/route-tls.ts gives each such endpoint its app's challenges).
+ * A snapshot is applied whole or not at all, so these are served once it is applied. An order
+ * waits until every live edge reports its token (api/certificates/edges-applied.ts).
+ */
+export function servedAcmeTokens(config: EdgeConfig): string[] {
+  const terminating = new Set(config.endpoints.filter((e) => e.tls === 'terminate').map((e) => e.app));
+  const tokens = new Set<string>();
+  for (const c of config.acmeChallenges ?? []) if (c.token !== undefined && terminating.has(c.app)) tokens.add(c.token);
+  return [...tokens].sort();
 }

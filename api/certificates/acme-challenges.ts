@@ -7,7 +7,8 @@
 //
 // Rows are keyed by app, name and the CA's token, so two orders never overwrite each other's
 // challenge. The snapshot carries one challenge per app and name, the newest (an older one is a
-// leftover of an order that died): an edge answers a validation on an endpoint with the
+// leftover of an order that died), with its token: edges report the tokens they serve, and the
+// order waits for its own (edges-applied.ts). An edge answers a validation on an endpoint with the
 // challenge of that endpoint's app (proxy/tls/route-tls.ts), so when two apps claim one name each
 // app's endpoint answers with its own challenge, and only the app whose address the name
 // resolves to can pass the CA's validation.
@@ -122,7 +123,7 @@ export function createAcmeChallenges(options: AcmeChallengesOptions): AcmeChalle
     },
     async read() {
       const rows = await db
-        .select({ app: apps.name, appId: acmeChallenges.appId, name: acmeChallenges.hostname, cert: acmeChallenges.certPem, key: acmeChallenges.keyEncrypted })
+        .select({ app: apps.name, appId: acmeChallenges.appId, name: acmeChallenges.hostname, token: acmeChallenges.token, cert: acmeChallenges.certPem, key: acmeChallenges.keyEncrypted })
         .from(acmeChallenges)
         .innerJoin(apps, eq(apps.id, acmeChallenges.appId))
         .where(gt(acmeChallenges.expiresAt, new Date()))
@@ -132,7 +133,7 @@ export function createAcmeChallenges(options: AcmeChallengesOptions): AcmeChalle
         const k = `${r.appId}\0${r.name}`;
         if (newest.has(k)) continue;
         try {
-          newest.set(k, { app: r.app, name: r.name, cert: r.cert, key: vault.open(r.key) });
+          newest.set(k, { app: r.app, name: r.name, cert: r.cert, key: vault.open(r.key), token: r.token });
         } catch (err) {
           // Sealed by another server with another vault key: this one's edges cannot answer it.
           log.warn({ err, app: r.app, name: r.name }, 'ACME challenge key does not open with this server\'s key; not sent to its edges');

@@ -19,6 +19,11 @@ export interface AcmeConfig {
   retryMs: number;
   /** How long an order waits for the edges to confirm its challenge before the CA validates anyway (default 30 s). */
   edgeWaitMs: number;
+  /**
+   * How long the ACME certificate of a name dropped from every endpoint is kept (unserved) before
+   * it is removed; a name that comes back within it reuses it, with no new order (default 7 days).
+   */
+  keepDroppedMs: number;
 }
 
 export function parseAcmeConfig(env: NodeJS.ProcessEnv): AcmeConfig | undefined {
@@ -48,6 +53,7 @@ export function parseAcmeConfig(env: NodeJS.ProcessEnv): AcmeConfig | undefined 
     checkEveryMs: duration(env, 'PIER_ACME_CHECK_EVERY', 3_600_000),
     retryMs: duration(env, 'PIER_ACME_RETRY', 300_000),
     edgeWaitMs: duration(env, 'PIER_ACME_EDGE_WAIT', 30_000),
+    keepDroppedMs: duration(env, 'PIER_ACME_KEEP_DROPPED', 7 * 86_400_000),
   };
 }
 

@@ -1,7 +1,7 @@
 // Obtains one certificate for one host name from an ACME CA (RFC 8555) with the tls-alpn-01
 // challenge (RFC 8737), through the `acme-client` package: order, challenge certificate put on
-// the edges through the database (acme-challenges.ts), a wait until the edges report they applied
-// it (edges-applied.ts), validation, CSR with a fresh P-256 key, chain. The account key
+// the edges through the database (acme-challenges.ts), a wait until the edges report they serve
+// its token (edges-applied.ts), validation, CSR with a fresh P-256 key, chain. The account key
 // is made once and kept in the data folder sealed by the key vault, like certificates' keys.
 import https from 'node:https';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import acme from 'acme-client';
 import type { Logger } from 'pino';
 import type { AcmeChallenges } from './acme-challenges.js';
 import type { AcmeConfig } from './acme-config.js';
-import type { EdgesApplied } from './edges-applied.js';
+import type { AwaitedChallenge, EdgesApplied } from './edges-applied.js';
 import type { KeyVault } from './key-vault.js';
 
 export const ACME_ACCOUNT_FILE = 'acme-account.key';
@@ -36,8 +36,8 @@ export interface AcmeIssuerOptions {
   vault: KeyVault;
   dataDir: string;
   challenges: AcmeChallenges;
-  /** Resolves once the live edges applied a snapshot built at or after `since` (ms), or the wait is over. */
-  waitForEdges(since: number): Promise<EdgesApplied>;
+  /** Resolves once every live edge reports it serves the challenge, or the wait is over. */
+  waitForEdges(challenge: AwaitedChallenge): Promise<EdgesApplied>;
   log: Logger;
 }
 
@@ -74,7 +74,11 @@ export function createAcmeIssuer(options: AcmeIssuerOptions): AcmeIssuer {
         const since = await challenges.put({ ...pending, cert: challengeCert.toString(), key: challengeKey.toString() });
         try {
           // The validator may come at once: every edge must answer before the CA is told to look.
-          const edges = await options.waitForEdges(since);
+          const edges = await options.waitForEdges({ token: challenge.token, since });
+          if (edges.byVersion.length > 0) {
+            // Such an edge may lack the challenge yet report a newer snapshot (edges-applied.ts).
+            options.log.warn({ app, name, edges: edges.byVersion }, 'edges report no ACME challenge tokens (older than this server); their snapshot version stands in: upgrade them');
+          }
           if (!edges.confirmed) {
             options.log.warn({ app, name, waiting: edges.waiting }, 'edges did not confirm the ACME challenge in time; asking the CA to validate anyway');
           } else if (edges.live === 0) {

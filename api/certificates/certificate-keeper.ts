@@ -6,10 +6,11 @@
 // handshakes while open connections keep theirs. A failure is an event (`cert.failed`, with the
 // CA's reason) and the name waits, doubling from `retryMs` up to a day; the wait is kept in the
 // database (acme_backoff), so a restarted server or another one on the database waits too. An
-// ACME certificate of a name the app no longer lists is removed with a `cert.removed` event
-// (certificates added with `pier certs add` are never touched). The keeper itself never throws:
-// it logs and carries on.
-import { and, eq, inArray, isNull } from 'drizzle-orm';
+// ACME certificate of a name the app no longer lists is kept unserved for `keepDroppedMs`, reused
+// if the name comes back, then removed with a `cert.removed` event (sweepUnlisted; certificates
+// added with `pier certs add` are never touched). The keeper itself never throws: it logs and
+// carries on.
+import { and, eq, inArray, isNotNull, isNull } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
 import { acmeBackoff, apps, certificates, endpoints } from '../../db/schema/index.js';
@@ -19,6 +20,7 @@ import type { Transactions } from '../transactions.js';
 import type { AcmeConfig } from './acme-config.js';
 import type { AcmeIssuer } from './acme-issuer.js';
 import { checkCertificate } from './certificate-check.js';
+import { acmeNamesWanted, isCertificateWanted } from './served-certificates.js';
 import type { KeyVault } from './key-vault.js';
 import type { AdvisoryLocks } from '../../db/advisory-locks.js';
 
@@ -74,7 +76,7 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
 
   async function pass(): Promise<void> {
     const list = await wanted();
-    await removeUnlisted(db, options.transactions, list, log, options.refresh);
+    await sweepUnlisted(db, options.transactions, list, config.keepDroppedMs, log, options.refresh);
     if (list.length === 0) return;
     const appIds = [...new Set(list.map((w) => w.appId))];
     const held = await db
@@ -206,33 +208,85 @@ export function createCertificateKeeper(options: CertificateKeeperOptions): Cert
 }
 
 /**
- * Removes the ACME certificates (never uploaded ones) of names their app no longer lists, and the
- * backoff of such names, each certificate with a `cert.removed` event in one transaction. Apps
+ * ACME certificates (never uploaded ones) whose names no endpoint of their app lists any more are
+ * kept `keepDroppedMs`, unserved (served-certificates.ts), so a name dropped by mistake, or by a
+ * deploy that is rolled back, comes back with its certificate and no new order (the CA limits
+ * duplicate certificates: Let's Encrypt allows 5 a week for one set of names). Each step is one
+ * transaction with its event: `cert.unused` when it is set aside (with the time it goes),
+ * `cert.reused` when a name comes back, `cert.removed` once the time is over (or it expired). Apps
  * being deleted are left to the delete. An app with a `certificates = "manual"` terminate endpoint
- * keeps them: such an endpoint serves every certificate of its app, and its deploy was accepted
- * on the strength of them (require-certificate.ts); they expire, or `pier certs remove` them.
+ * wants them all: such an endpoint serves every certificate of its app, and its deploy was
+ * accepted on the strength of them (require-certificate.ts); they expire, or `pier certs remove`
+ * them. The backoff of names no longer listed goes at once.
  */
-async function removeUnlisted(db: Db, transactions: Transactions, list: Wanted[], log: Logger, refresh: (appId: string) => void): Promise<void> {
+async function sweepUnlisted(db: Db, transactions: Transactions, list: Wanted[], keepDroppedMs: number, log: Logger, refresh: (appId: string) => void): Promise<void> {
   const listed = new Set(list.map((w) => `${w.appId}\0${w.name}`));
-  const terminating = await db.select({ appId: endpoints.appId, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
-  const manual = new Set(terminating.filter((e) => !(e.tlsOptions.acmeNames?.length)).map((e) => e.appId));
+  // The same rule as the feed's, which stops serving such a certificate (served-certificates.ts).
+  const terminating = await db.select({ appId: endpoints.appId, tls: endpoints.tls, tlsOptions: endpoints.tlsOptions }).from(endpoints).where(eq(endpoints.tls, 'terminate'));
+  const names = acmeNamesWanted(terminating);
   const held = await db
-    .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, orgId: apps.orgId, app: apps.name })
+    .select({ id: certificates.id, appId: certificates.appId, names: certificates.names, notAfter: certificates.notAfter, unusedSince: certificates.unusedSince, removeAfter: certificates.removeAfter, orgId: apps.orgId, app: apps.name })
     .from(certificates)
     .innerJoin(apps, eq(apps.id, certificates.appId))
     .where(and(eq(certificates.source, 'acme'), isNull(apps.deletedAt)));
   for (const c of held) {
-    if (manual.has(c.appId) || c.names.some((n) => listed.has(`${c.appId}\0${n}`))) continue;
+    const listing = c.names.join(', ');
+    const now = new Date();
+    if (isCertificateWanted(names, c.appId, c.names)) {
+      if (c.unusedSince === null) continue;
+      await transactions.run(async (t) => {
+        const [back] = await t.tx
+          .update(certificates)
+          .set({ unusedSince: null, removeAfter: null })
+          .where(and(eq(certificates.id, c.id), isNotNull(certificates.unusedSince)))
+          .returning({ id: certificates.id });
+        if (back === undefined) return; // another server saw it first
+        await t.record({
+          orgId: c.orgId,
+          appId: c.appId,
+          type: 'cert.reused',
+          reason: 'acme-name-listed',
+          message: `certificate ${c.id} for ${listing} is in use again (unused since ${c.unusedSince!.toISOString()}): the app lists ${c.names.length === 1 ? 'that name' : 'those names'} again; no new order`,
+          data: { certificate: c.id, names: c.names, unusedSince: c.unusedSince!.toISOString(), notAfter: c.notAfter.toISOString() },
+        });
+      });
+      log.info({ app: c.app, certificate: c.id, names: c.names }, 'acme certificate of a listed name again in use');
+      continue;
+    }
+    if (c.unusedSince === null && keepDroppedMs > 0 && c.notAfter > now) {
+      const removeAfter = new Date(now.getTime() + keepDroppedMs);
+      await transactions.run(async (t) => {
+        const [set] = await t.tx
+          .update(certificates)
+          .set({ unusedSince: now, removeAfter })
+          .where(and(eq(certificates.id, c.id), isNull(certificates.unusedSince)))
+          .returning({ id: certificates.id });
+        if (set === undefined) return;
+        await t.record({
+          orgId: c.orgId,
+          appId: c.appId,
+          type: 'cert.unused',
+          reason: 'acme-name-unlisted',
+          message: `certificate ${c.id} for ${listing} is no longer served: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"; kept until ${removeAfter.toISOString()} in case ${c.names.length === 1 ? 'it comes' : 'they come'} back (PIER_ACME_KEEP_DROPPED), then removed`,
+          data: { certificate: c.id, names: c.names, source: 'acme', removeAfter: removeAfter.toISOString() },
+        });
+      });
+      log.info({ app: c.app, certificate: c.id, names: c.names, removeAfter }, 'acme certificate of an unlisted name kept unused');
+      continue;
+    }
+    // Kept long enough, expired while kept, or nothing is kept (PIER_ACME_KEEP_DROPPED=0s).
+    if (c.removeAfter !== null && c.removeAfter > now && c.notAfter > now) continue;
     await transactions.run(async (t) => {
       const [gone] = await t.tx.delete(certificates).where(and(eq(certificates.id, c.id), eq(certificates.source, 'acme'))).returning({ id: certificates.id });
       if (gone === undefined) return; // another server removed it first
+      const why = c.unusedSince === null ? '' : ` (unused since ${c.unusedSince.toISOString()}${c.notAfter <= now ? ', expired' : ''})`;
       await t.record({
         orgId: c.orgId,
         appId: c.appId,
         type: 'cert.removed',
         reason: 'acme-name-unlisted',
-        message: `certificate ${c.id} for ${c.names.join(', ')} removed: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"`,
-        data: { certificate: c.id, names: c.names, source: 'acme' },
+        message: `certificate ${c.id} for ${listing} removed: the app no longer lists ${c.names.length === 1 ? 'that name' : 'those names'} for certificates = "acme"${why}`,
+        data: { certificate: c.id, names: c.names, source: 'acme', unusedSince: c.unusedSince?.toISOString() ?? null },
       });
     });
     log.info({ app: c.app, certificate: c.id, names: c.names }, 'acme certificate of an unlisted name removed');

@@ -1,6 +1,8 @@
 // What the edge feed (api/edge-feed.ts) needs of an app's certificates: each one still valid, with
 // its key decrypted, newest first (so a renewed certificate wins a name over the one it replaces,
-// and is the default), and the endpoint's terminate settings naming them.
+// and is the default), and the endpoint's terminate settings naming them. An ACME certificate is
+// served only while an endpoint of its app wants one of its names (acmeNamesWanted): one whose
+// names were all dropped is kept a while, unserved, in case they come back (certificate-keeper.ts).
 import { asc, desc, inArray } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
@@ -8,13 +10,41 @@ import { certificates, type Endpoint } from '../../db/schema/index.js';
 import type { CertificateConfig, EndpointConfig } from '../../proxy/edge-config.js';
 import type { KeyVault } from './key-vault.js';
 
-export async function readServedCertificates(db: Db, appIds: string[], vault: KeyVault | undefined, log: Logger): Promise<Map<string, CertificateConfig[]>> {
+/** The names an app's tls = "terminate" endpoints want ACME certificates for; 'all' when one is certificates = "manual" (it serves every certificate of its app). */
+export type AcmeNamesWanted = Map<string, Set<string> | 'all'>;
+
+export function acmeNamesWanted(terminating: readonly Pick<Endpoint, 'appId' | 'tls' | 'tlsOptions'>[]): AcmeNamesWanted {
+  const out: AcmeNamesWanted = new Map();
+  for (const e of terminating) {
+    if (e.tls !== 'terminate') continue;
+    const names = e.tlsOptions.acmeNames ?? [];
+    const seen = out.get(e.appId);
+    if (seen === 'all') continue;
+    if (names.length === 0) {
+      out.set(e.appId, 'all');
+      continue;
+    }
+    const set = seen ?? new Set<string>();
+    for (const n of names) set.add(n);
+    out.set(e.appId, set);
+  }
+  return out;
+}
+
+/** Whether an ACME certificate's names are wanted by an endpoint of its app (uploads always are). */
+export function isCertificateWanted(wanted: AcmeNamesWanted, appId: string, names: readonly string[]): boolean {
+  const w = wanted.get(appId);
+  return w === 'all' || (w !== undefined && names.some((n) => w.has(n)));
+}
+
+export async function readServedCertificates(db: Db, appIds: string[], vault: KeyVault | undefined, log: Logger, wanted?: AcmeNamesWanted): Promise<Map<string, CertificateConfig[]>> {
   const out = new Map<string, CertificateConfig[]>();
   if (appIds.length === 0 || vault === undefined) return out;
   const rows = await db.select().from(certificates).where(inArray(certificates.appId, appIds)).orderBy(desc(certificates.notAfter), asc(certificates.id));
   const now = Date.now();
   for (const row of rows) {
     if (row.notAfter.getTime() <= now) continue;
+    if (row.source === 'acme' && wanted !== undefined && !isCertificateWanted(wanted, row.appId, row.names)) continue;
     let key: string;
     try {
       key = vault.open(row.keyEncrypted);

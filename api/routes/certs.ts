@@ -33,6 +33,8 @@ export const certificateViewSchema = z.object({
   source: z.string().describe('upload or acme'),
   createdAt: z.string(),
   daysLeft: z.number(),
+  unusedSince: z.string().nullable().describe('acme only: since when no endpoint of the app lists its names; it is not served then'),
+  removeAfter: z.string().nullable().describe('acme only, when unused: the keeper removes it at its first check after this time, unless a name comes back (PIER_ACME_KEEP_DROPPED)'),
 });
 export type CertificateView = z.infer<typeof certificateViewSchema>;
 
@@ -77,6 +79,8 @@ export function certRoutes(deps: ApiDeps & { keyVault?: KeyVault | undefined }) 
     source: row.source,
     createdAt: row.createdAt.toISOString(),
     daysLeft: Math.floor((row.notAfter.getTime() - Date.now()) / 86_400_000),
+    unusedSince: row.unusedSince?.toISOString() ?? null,
+    removeAfter: row.removeAfter?.toISOString() ?? null,
   });
 
   const findCert = async (c: { get(k: 'auth'): ApiEnv['Variables']['auth'] }, id: string) => {

@@ -1,6 +1,7 @@
 // `pier certs`: TLS certificates of an app, served by the edge on its tls = "terminate" endpoints
 // (docs/guide-https.md). add (checked whole by the server: key, chain, names, expiry), list,
-// describe (never the key), remove.
+// describe (never the key), remove. An ACME certificate whose names the app dropped shows as
+// unused, with when it will be removed (api/certificates/certificate-keeper.ts).
 import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { ApiClient } from '../api-client.js';
@@ -19,6 +20,12 @@ async function readPem(path: string, what: string): Promise<string> {
       exitCode: EXIT.usage,
     });
   }
+}
+
+/** For an ACME certificate no endpoint lists any more: unused, and when it goes; otherwise "-". */
+function state(c: { unusedSince?: string | null; removeAfter?: string | null }): string {
+  if (!c.unusedSince) return '-';
+  return `unused since ${c.unusedSince} (not served), removed after ${c.removeAfter ?? '?'} unless a name comes back`;
 }
 
 const add = defineCommand({
@@ -47,7 +54,7 @@ const list = defineCommand({
   async run({ args }) {
     const { certificates } = await new ApiClient(loadClientConfig(process.env)).listCertificates(String(args.app));
     if (args.json) return printJson({ certificates });
-    printTable(['ID', 'NAMES', 'EXPIRES', 'DAYS LEFT', 'SOURCE'], certificates.map((c) => [c.id, c.names.join(','), c.notAfter, String(c.daysLeft), c.source]));
+    printTable(['ID', 'NAMES', 'EXPIRES', 'DAYS LEFT', 'SOURCE', 'STATE'], certificates.map((c) => [c.id, c.names.join(','), c.notAfter, String(c.daysLeft), c.source, state(c)]));
   },
 });
 
@@ -69,6 +76,7 @@ const describe = defineCommand({
       ['SHA-256', c.fingerprint],
       ['Source', c.source],
       ['Added', c.createdAt],
+      ...(c.unusedSince ? [['State', state(c)] as [string, string]] : []),
     ];
     for (const [k, v] of lines) printLine(`${`${k}:`.padEnd(9)}${v}`);
     printLine();

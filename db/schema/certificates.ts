@@ -23,6 +23,13 @@ export const certificates = pgTable(
     notAfter: time('not_after').notNull(),
     /** 'upload' (pier certs add) or 'acme'. */
     source: text('source').notNull().default('upload'),
+    /**
+     * ACME only: when the keeper saw that no endpoint of the app wants the certificate's names any
+     * more (null: wanted). It is kept, unserved, until `removeAfter`, and used again if a name
+     * comes back (api/certificates/certificate-keeper.ts).
+     */
+    unusedSince: time('unused_since'),
+    removeAfter: time('remove_after'),
     createdAt: createdAt(),
   },
   (t) => [index('certificates_app_id').on(t.appId)],

@@ -4,8 +4,9 @@
 // them (Pebble issues for an hour, Pier renews 3592 s before expiry), and a connection open across
 // the renewal keeps working while a new one gets the new certificate; a name Pebble's policy
 // refuses is a cert.failed event with Pebble's reason and leaves no certificate behind. Each order
-// waits for the edge's report that it serves the challenge; a name dropped from the manifest
-// loses its certificate (cert.removed).
+// waits for the edge's report that it serves the challenge's token; a name dropped from the
+// manifest stops being served and its certificate is kept, unused (cert.unused, shown by `pier
+// certs`), and reused with no new order when the name comes back (cert.reused).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
@@ -37,6 +38,7 @@ test('certificates = "acme": two names obtained from Pebble over tls-alpn-01, re
     PIER_ACME_RENEW_BEFORE: '3592s',
     PIER_ACME_CHECK_EVERY: '1s',
     PIER_ACME_RETRY: '1h',
+    PIER_ACME_KEEP_DROPPED: '1h',
   });
   const file = join(server.dir, 'shop.toml');
   await writeFile(
@@ -81,7 +83,7 @@ hostnames = ["a.example.test", "b.example.test", "blocked.example.test"]
   assert.match(String(of(issued, 'cert.failed', 'blocked.example.test')[0]!.data.error), /blocked|policy|forbid/i);
   // Each order waited for the edge to report the snapshot carrying its challenge, not a guess.
   assert.match(server.stdout() + server.stderr(), /ACME challenge confirmed by the edges/);
-  assert.doesNotMatch(server.stdout() + server.stderr(), /did not confirm the ACME challenge|no edge is live to answer/);
+  assert.doesNotMatch(server.stdout() + server.stderr(), /did not confirm the ACME challenge|no edge is live to answer|report no ACME challenge tokens/);
 
   const root = await pebble.root();
   const open = (name: string): Promise<tls.TLSSocket> =>
@@ -133,13 +135,46 @@ hostnames = ["a.example.test", "b.example.test", "blocked.example.test"]
   assert.ok(listed.certificates.every((c) => c.source === 'acme' && !c.names.includes('blocked.example.test')));
   assert.ok(listed.certificates.some((c) => c.names.includes('a.example.test')));
 
-  // b.example.test leaves the manifest: its certificate goes, with an event; a's stays.
-  await writeFile(file, (await readFile(file, 'utf8')).replace('"b.example.test", ', ''));
+  // b.example.test leaves the manifest: new handshakes for it no longer get its certificate, which
+  // is kept unused (cert.unused), and `pier certs` says until when; a's is untouched.
+  const manifest = await readFile(file, 'utf8');
+  await writeFile(file, manifest.replace('"b.example.test", ', ''));
   const redeployed = await runPier(['deploy', '-c', file], server.env);
   assert.equal(redeployed.code, 0, redeployed.stderr);
-  const gone = await waitFor('cert.removed for b.example.test', (l) => l.some((e) => e.type === 'cert.removed' && (e.data.names as string[]).includes('b.example.test')));
-  assert.equal(gone.filter((e) => e.type === 'cert.removed' && (e.data.names as string[]).includes('a.example.test')).length, 0);
-  const after = JSON.parse((await runPier(['certs', 'list', '--app', 'shop', '--json'], server.env)).stdout) as { certificates: { names: string[] }[] };
-  assert.ok(after.certificates.every((c) => !c.names.includes('b.example.test')));
-  assert.ok(after.certificates.some((c) => c.names.includes('a.example.test')));
+  const dropped = await waitFor('cert.unused for b.example.test', (l) => l.some((e) => e.type === 'cert.unused' && (e.data.names as string[]).includes('b.example.test')));
+  const keptId = String(dropped.find((e) => e.type === 'cert.unused')!.data.certificate);
+  assert.equal(dropped.filter((e) => e.type === 'cert.removed').length, 0);
+  const notB = await open('b.example.test').catch((err: Error) => err);
+  if (!(notB instanceof Error)) {
+    assert.notEqual(notB.getPeerCertificate().subjectaltname, 'DNS:b.example.test', 'the dropped name is not served');
+    notB.destroy();
+  }
+  interface CertRow {
+    id: string;
+    names: string[];
+    unusedSince: string | null;
+    removeAfter: string | null;
+  }
+  const certs = async () => (JSON.parse((await runPier(['certs', 'list', '--app', 'shop', '--json'], server.env)).stdout) as { certificates: CertRow[] }).certificates;
+  const keptRow = (await certs()).find((c) => c.id === keptId);
+  assert.ok(keptRow?.unusedSince && keptRow.removeAfter, `kept and marked unused: ${JSON.stringify(keptRow)}`);
+  assert.ok(Date.parse(keptRow.removeAfter!) - Date.parse(keptRow.unusedSince!) === 3_600_000);
+  assert.ok((await certs()).filter((c) => c.names.includes('a.example.test')).every((c) => c.unusedSince === null));
+  const table = await runPier(['certs', 'list', '--app', 'shop'], server.env);
+  assert.match(table.stdout, new RegExp(`${keptId}.*unused since .* removed after ${keptRow.removeAfter!.replace(/[.]/g, '[.]')}`));
+  assert.match((await runPier(['certs', 'describe', keptId], server.env)).stdout, /State:\s+unused since/);
+
+  // It comes back (a rollback): the kept certificate is in use again and no new order is made.
+  const issuedB = () => of(issuedEvents, 'cert.issued', 'b.example.test').length;
+  let issuedEvents = await events();
+  const issuedBefore = issuedB();
+  await writeFile(file, manifest);
+  const back = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(back.code, 0, back.stderr);
+  issuedEvents = await waitFor('cert.reused for b.example.test', (l) => l.some((e) => e.type === 'cert.reused' && e.data.certificate === keptId));
+  assert.equal(issuedB(), issuedBefore, 'no new certificate was ordered for the name that came back');
+  assert.ok((await certs()).every((c) => c.unusedSince === null));
+  const servedB = await open('b.example.test');
+  assert.equal(servedB.getPeerCertificate().subjectaltname, 'DNS:b.example.test');
+  servedB.destroy();
 });

@@ -2,7 +2,7 @@
 // server that records every report: after the apply (a port held by socat shows as failed with its
 // error, name and revision echoed), when a state changes (a backend that resets is ejected; the
 // port comes free), and on the API's heartbeat. The edge keeps one id across restarts, and its
-// /status says when the API is unreachable.
+// /status says when the API is unreachable. It reports the tokens of the ACME challenges it answers.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { PIER_BIN } from '../support/pier-process.js';
 import { squatPort } from '../support/squatter.js';
 import { exchange, freePort } from '../support/tcp-client.js';
 import { endpoint, forEachIo } from '../support/test-edge.js';
+import { makeTestCa } from '../support/tls-certs.js';
 import { startEdgeProcess } from './edge-process.js';
 import { startFakeEdgeApi } from './fake-edge-api.js';
 
@@ -64,6 +65,7 @@ forEachIo((_io, mode) => {
     assert.equal((await readFile(join(dataDir, 'edge-id'), 'utf8')).trim(), first.edge.id);
     assert.ok(Date.parse(first.at) > 0);
     assert.equal(first.lastError, null);
+    assert.deepEqual(first.acmeTokens, []);
     const byId = new Map(first.endpoints.map((e) => [e.id, e]));
     assert.deepEqual(
       { ...byId.get('ep_a'), total: 0 },
@@ -113,12 +115,23 @@ forEachIo((_io, mode) => {
     assert.equal((await exchange('127.0.0.1', pa, 'still served')).toString(), 'still served');
     assert.equal(await edge.stop('SIGTERM'), 0, edge.stderr().slice(-2000));
 
-    // The same data folder: the same edge for the next API.
-    const api2 = await startFakeEdgeApi(t, { snapshot: { ...snapshot, version: 101 }, heartbeatMs: 1000 });
+    // The same data folder: the same edge for the next API, whose snapshot has ACME challenges:
+    // the edge reports the tokens of those an endpoint answers (app "test" has a terminate
+    // endpoint; app "other" has none here, so its challenge is not answered).
+    const ca = makeTestCa(t);
+    const challenge = (app: string, token: string) => ({ app, name: 'a.example.test', token, ...ca.issue({ cn: token, names: ['a.example.test'] }) });
+    const withAcme = {
+      ...snapshot,
+      version: 101,
+      endpoints: [...snapshot.endpoints, endpoint({ id: 'ep_t', bind: lo(await freePort()), backends: [{ ...echo, id: 'inst_t' }], options: { name: 'test/443', tls: 'terminate', terminate: { certificates: [] } } })],
+      acmeChallenges: [challenge('test', 'tok-test'), challenge('other', 'tok-other')],
+    };
+    const api2 = await startFakeEdgeApi(t, { snapshot: withAcme, heartbeatMs: 1000 });
     const again = await startEdgeProcess(t, ['--io', mode, '--api', api2.url, '--workers', '1', '--data-dir', dataDir], { PIER_TOKEN: api2.token });
     const next = await api2.waitForReport('from the restarted edge', (r) => r.applied === 101);
     assert.equal(next.edge.id, first.edge.id);
     assert.equal(next.edge.workers, 1);
+    assert.deepEqual(next.acmeTokens, ['tok-test']);
     assert.equal(await again.stop('SIGTERM'), 0);
   });
 });

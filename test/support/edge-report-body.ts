@@ -20,7 +20,7 @@ export interface ReportedBackendState {
   lastError?: string;
 }
 
-export function reportBody(edge: { id: string; name: string }, endpoints: ReportedState[], options: { applied?: number | null; backends?: ReportedBackendState[]; lastError?: string | null } = {}): EdgeReportBody {
+export function reportBody(edge: { id: string; name: string }, endpoints: ReportedState[], options: { applied?: number | null; backends?: ReportedBackendState[]; lastError?: string | null; acmeTokens?: string[] } = {}): EdgeReportBody {
   return {
     edge: { id: edge.id, name: edge.name, version: '0.1.0', pid: 4242, workers: 2, io: 'handle' },
     applied: options.applied === undefined ? 1 : options.applied,
@@ -55,6 +55,8 @@ export function reportBody(edge: { id: string; name: string }, endpoints: Report
       connectFailures: b.connectFailures ?? 0,
       ...(b.lastError === undefined ? {} : { lastError: b.lastError }),
     })),
+    // Absent unless given: an edge older than the tokens sends none.
+    ...(options.acmeTokens === undefined ? {} : { acmeTokens: options.acmeTokens }),
     at: new Date().toISOString(),
   };
 }

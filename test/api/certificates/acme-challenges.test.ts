@@ -26,6 +26,7 @@ import { createTransactions } from '../../../api/transactions.js';
 import { openDatabase, type Db } from '../../../db/database.js';
 import { acmeChallenges, endpoints } from '../../../db/schema/index.js';
 import type { EdgeConfig } from '../../../proxy/edge-config.js';
+import { servedAcmeTokens } from '../../../proxy/edge-report.js';
 import { reportBody } from '../../support/edge-report-body.js';
 import { eventually } from '../../support/eventually.js';
 import { startPebble } from '../../support/pebble.js';
@@ -119,16 +120,24 @@ test('a challenge stored by the server running the order is answered by an edge 
   // The snapshot B's edge applied carries it and is versioned no earlier than the challenge.
   const withChallenge = applied as unknown as EdgeConfig;
   assert.ok(withChallenge.version >= since);
-  assert.deepEqual(withChallenge.acmeChallenges?.map((c) => [c.app, c.name]), [['shop', 'a.example.test']]);
+  assert.deepEqual(withChallenge.acmeChallenges?.map((c) => [c.app, c.name, c.token]), [['shop', 'a.example.test', 'tok-shop-1']]);
+  assert.deepEqual(servedAcmeTokens(withChallenge), ['tok-shop-1']);
 
-  // The order waits for the edges' reports: an edge still on an older snapshot is named...
+  // The order waits for the edges' reports of the tokens they serve: an edge that reports a
+  // snapshot without the token is named, whatever its version...
   const reports = createEdgeReports({ db: dbB, transactions: createTransactions({ db: dbB, events: createEventLog(dbB) }), log, enqueue: () => undefined });
   const edgeId = { id: newId('edge'), name: 'edge-b' };
+  const shop1 = { token: 'tok-shop-1', since };
+  await reports.record(reportBody(edgeId, [], { applied: withChallenge.version + 1, acmeTokens: [] }));
+  assert.deepEqual(await waitForEdgesApplied(dbA, shop1, { timeoutMs: 200, intervalMs: 20 }), { confirmed: false, waiting: ['edge-b'], live: 1, byVersion: [] });
+  // ...and one that reports the token confirms it, seen from server A.
+  await reports.record(reportBody(edgeId, [], { applied: withChallenge.version, acmeTokens: servedAcmeTokens(withChallenge) }));
+  assert.deepEqual(await waitForEdgesApplied(dbA, shop1, { timeoutMs: 5_000, intervalMs: 20 }), { confirmed: true, waiting: [], live: 1, byVersion: [] });
+  // An edge older than the tokens (its report has none) is judged by its snapshot version, and named.
   await reports.record(reportBody(edgeId, [], { applied: since - 1 }));
-  assert.deepEqual(await waitForEdgesApplied(dbA, since, { timeoutMs: 200, intervalMs: 20 }), { confirmed: false, waiting: ['edge-b'], live: 1 });
-  // ...and one that reports the snapshot with the challenge confirms it, seen from server A.
+  assert.deepEqual(await waitForEdgesApplied(dbA, shop1, { timeoutMs: 200, intervalMs: 20 }), { confirmed: false, waiting: ['edge-b'], live: 1, byVersion: ['edge-b'] });
   await reports.record(reportBody(edgeId, [], { applied: withChallenge.version }));
-  assert.deepEqual(await waitForEdgesApplied(dbA, since, { timeoutMs: 5_000, intervalMs: 20 }), { confirmed: true, waiting: [], live: 1 });
+  assert.deepEqual(await waitForEdgesApplied(dbA, shop1, { timeoutMs: 5_000, intervalMs: 20 }), { confirmed: true, waiting: [], live: 1, byVersion: ['edge-b'] });
 
   // Another app's order for the same name: its own row (the token differs), answered on its own
   // endpoint only; shop's endpoint keeps answering with shop's.
@@ -141,6 +150,14 @@ test('a challenge stored by the server running the order is answered by an edge 
   await new Promise((r) => setTimeout(r, 5));
   await onA.put({ appId: shop, name: 'a.example.test', token: 'tok-shop-2', ...retry });
   await until('the newer shop challenge', async () => (await validationHello(shopPort, 'a.example.test')) === 'shop-challenge-2');
+  // The snapshot now carries shop's newest challenge only: newer than tok-shop-1's, without it.
+  // By version an edge on it would confirm tok-shop-1; by token it does not.
+  const withRetry = applied as unknown as EdgeConfig;
+  assert.ok(withRetry.version >= since);
+  assert.deepEqual(servedAcmeTokens(withRetry), ['tok-blog-1', 'tok-shop-2']);
+  await reports.record(reportBody(edgeId, [], { applied: withRetry.version, acmeTokens: servedAcmeTokens(withRetry) }));
+  assert.equal((await waitForEdgesApplied(dbA, shop1, { timeoutMs: 200, intervalMs: 20 })).confirmed, false);
+  assert.equal((await waitForEdgesApplied(dbA, { token: 'tok-shop-2', since }, { timeoutMs: 5_000, intervalMs: 20 })).confirmed, true);
   assert.equal((await dbA.select().from(acmeChallenges)).length, 3);
 
   // The orders end: removed from the database and from B's edge.
@@ -150,6 +167,56 @@ test('a challenge stored by the server running the order is answered by an edge 
   await onA.remove({ appId: blog, name: 'a.example.test', token: 'tok-blog-1' });
   await until("the challenges gone from B's edge", async () => (await validationHello(shopPort, 'a.example.test')).startsWith('error') && (await validationHello(blogPort, 'a.example.test')).startsWith('error'));
   assert.equal((await dbA.select().from(acmeChallenges)).length, 0);
+});
+
+test('an edge whose server cannot open the challenge applies newer snapshots without it: the order waits for its token, not for a version', async (t) => {
+  const io = IO_MODES.find((m) => m.io !== null)!.io!;
+  const [dbA, dbB] = await twoServersDb(t);
+  const ca = makeTestCa(t);
+  const orgId = await createOrg(dbA, 'acme');
+  const shop = await createApp(dbA, orgId, 'shop');
+  const blog = await createApp(dbA, orgId, 'blog');
+  const shopPort = await freePort();
+  await terminateEndpoint(dbA, shop, shopPort, ['a.example.test']);
+
+  // Server B has another key vault (a data folder that lost its key file): A's challenges do not open there.
+  const vaultB = createKeyVault(randomBytes(32));
+  const onB = createAcmeChallenges({ db: dbB, vault: vaultB, log, onChange: (appId) => feedB.refresh(appId), pollMs: 50 });
+  const feedB = createEdgeFeed({ db: dbB, log, sharedAddresses: ['127.0.0.1'], keyVault: vaultB, acmeChallenges: () => onB.read() });
+  t.after(() => {
+    onB.close();
+    feedB.close();
+  });
+  const reports = createEdgeReports({ db: dbB, transactions: createTransactions({ db: dbB, events: createEventLog(dbB) }), log, enqueue: () => undefined });
+  const edgeId = { id: newId('edge'), name: 'edge-b' };
+  const edge = createTestEdge(t, io);
+  let applied: EdgeConfig | null = null;
+  // Reports go one at a time, in the order of the applies, as a real edge sends them.
+  let reporting = Promise.resolve();
+  feedB.subscribe((config) => {
+    const done = edge.apply(config);
+    reporting = reporting
+      .then(async () => {
+        if (!(await done).ok) return;
+        await reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) }));
+        applied = config;
+      })
+      .catch(() => undefined); // a report on its way when the test ends meets a closed database
+  });
+  await feedB.rebuild();
+  onB.start();
+
+  const onA = createAcmeChallenges({ db: dbA, vault: createKeyVault(randomBytes(32)), log, onChange: () => undefined });
+  const since = await onA.put({ appId: shop, name: 'a.example.test', token: 'tok-shop', ...ca.issue({ cn: 'shop-challenge', names: ['a.example.test'] }) });
+  // Anything else that changes on B publishes a snapshot versioned after the challenge, without it.
+  await terminateEndpoint(dbA, blog, await freePort(), ['b.example.test']);
+  feedB.refresh(blog);
+  await until("B's edge on a snapshot newer than the challenge", async () => applied !== null && (applied as EdgeConfig).version >= since && (applied as EdgeConfig).endpoints.length === 2);
+  assert.deepEqual((applied as unknown as EdgeConfig).acmeChallenges ?? [], []);
+  assert.match(await validationHello(shopPort, 'a.example.test'), /^error/, 'the edge does not answer the challenge');
+  // A version check would let the CA validate now, and the validation would fail at this edge.
+  const waited = await waitForEdgesApplied(dbA, { token: 'tok-shop', since }, { timeoutMs: 300, intervalMs: 20 });
+  assert.deepEqual(waited, { confirmed: false, waiting: ['edge-b'], live: 1, byVersion: [] });
 });
 
 test('an expired challenge (its server died mid-order) is not sent and is swept', async (t) => {
@@ -189,8 +256,15 @@ test('a real order run by server A (Pebble) is validated through the edge server
     feedB.close();
   });
   const edge = createTestEdge(t, io);
+  // Reports go one at a time, in the order of the applies, as a real edge sends them.
+  let reporting = Promise.resolve();
   feedB.subscribe((config) => {
-    void edge.apply(config).then((r) => (r.ok ? reports.record(reportBody(edgeId, [], { applied: config.version })) : undefined));
+    const done = edge.apply(config);
+    reporting = reporting
+      .then(async () => {
+        if ((await done).ok) await reports.record(reportBody(edgeId, [], { applied: config.version, acmeTokens: servedAcmeTokens(config) }));
+      })
+      .catch(() => undefined); // a report on its way when the test ends meets a closed database
   });
   await feedB.rebuild();
   onB.start();
@@ -201,19 +275,19 @@ test('a real order run by server A (Pebble) is validated through the edge server
   const onA = createAcmeChallenges({ db: dbA, vault, log, onChange: () => undefined });
   const waits: EdgesApplied[] = [];
   const issuer = createAcmeIssuer({
-    config: { directoryUrl: pebble.directoryUrl, email: undefined, ca: await readFile(pebble.caFile, 'utf8'), renewBeforeMs: 0, checkEveryMs: 0, retryMs: 0, edgeWaitMs: 20_000 },
+    config: { directoryUrl: pebble.directoryUrl, email: undefined, ca: await readFile(pebble.caFile, 'utf8'), renewBeforeMs: 0, checkEveryMs: 0, retryMs: 0, edgeWaitMs: 20_000, keepDroppedMs: 0 },
     vault,
     dataDir,
     challenges: onA,
     log,
-    waitForEdges: async (since) => {
-      const r = await waitForEdgesApplied(dbA, since, { timeoutMs: 20_000 });
+    waitForEdges: async (challenge) => {
+      const r = await waitForEdgesApplied(dbA, challenge, { timeoutMs: 20_000 });
       waits.push(r);
       return r;
     },
   });
   const issued = await issuer.issue({ appId: shop, app: 'shop', name: 'a.example.test' });
   assert.deepEqual(checkCertificate(issued.chainPem, issued.keyPem).names, ['a.example.test']);
-  assert.deepEqual(waits, [{ confirmed: true, waiting: [], live: 1 }]);
+  assert.deepEqual(waits, [{ confirmed: true, waiting: [], live: 1, byVersion: [] }]);
   assert.equal((await dbA.select().from(acmeChallenges)).length, 0, 'the challenge is removed when the order ends');
 });

@@ -12,7 +12,8 @@ import { PierError } from '../../../api/pier-error.js';
 test('PIER_ACME_*: off without a directory, defaults, a CA file, coded errors', () => {
   assert.equal(parseAcmeConfig({}), undefined);
   const config = parseAcmeConfig({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_EMAIL: 'ops@example.com' });
-  assert.deepEqual(config, { directoryUrl: 'https://ca.example/dir', email: 'ops@example.com', ca: undefined, renewBeforeMs: 30 * 86_400_000, checkEveryMs: 3_600_000, retryMs: 300_000, edgeWaitMs: 30_000 });
+  assert.deepEqual(config, { directoryUrl: 'https://ca.example/dir', email: 'ops@example.com', ca: undefined, renewBeforeMs: 30 * 86_400_000, checkEveryMs: 3_600_000, retryMs: 300_000, edgeWaitMs: 30_000, keepDroppedMs: 7 * 86_400_000 });
+  assert.equal(parseAcmeConfig({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_KEEP_DROPPED: '0s' })!.keepDroppedMs, 0);
   assert.equal(parseAcmeConfig({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_EDGE_WAIT: '5s' })!.edgeWaitMs, 5_000);
   const dir = mkdtempSync(join(tmpdir(), 'pier-acme-'));
   writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
@@ -30,6 +31,7 @@ test('PIER_ACME_*: off without a directory, defaults, a CA file, coded errors', 
   assert.equal(code({ PIER_ACME_DIRECTORY: 'not a url' }), 'E_CONFIG_INVALID');
   assert.equal(code({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_RENEW_BEFORE: 'soon' }), 'E_CONFIG_INVALID');
   assert.equal(code({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_EDGE_WAIT: 'a while' }), 'E_CONFIG_INVALID');
+  assert.equal(code({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_KEEP_DROPPED: '7 days' }), 'E_CONFIG_INVALID');
   assert.equal(code({ PIER_ACME_DIRECTORY: 'https://ca.example/dir', PIER_ACME_CA_FILE: join(dir, 'missing.pem') }), 'E_CONFIG_INVALID');
 });
 

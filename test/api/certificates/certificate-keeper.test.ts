@@ -1,7 +1,8 @@
 // The certificate keeper's own state, on a real database: the backoff after a failed order is
 // kept in acme_backoff, so a restarted keeper (a new instance) does not order again before the
 // wait is over, and a success clears it; ACME certificates of names the app no longer lists are
-// removed with a cert.removed event, uploaded ones and listed names never. The CA is played by a
+// kept unserved for keepDroppedMs and reused with no new order if a name comes back, then removed
+// with a cert.removed event, uploaded ones and listed names never. The CA is played by a
 // scripted issuer here (the keeper's logic is under test); test/e2e/acme-pebble.test.ts runs the
 // real one.
 import { test, type TestContext } from 'node:test';
@@ -14,6 +15,7 @@ import type { AcmeIssuer } from '../../../api/certificates/acme-issuer.js';
 import { checkCertificate } from '../../../api/certificates/certificate-check.js';
 import { createCertificateKeeper } from '../../../api/certificates/certificate-keeper.js';
 import { createKeyVault, type KeyVault } from '../../../api/certificates/key-vault.js';
+import { createEdgeFeed } from '../../../api/edge-feed.js';
 import { createEventLog } from '../../../api/event-log.js';
 import { newId } from '../../../api/ids.js';
 import { createTransactions } from '../../../api/transactions.js';
@@ -24,14 +26,16 @@ import { createTestDb } from '../../support/test-db.js';
 import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
 
 const log = pino({ level: 'silent' });
-const config: AcmeConfig = { directoryUrl: 'https://127.0.0.1:1/dir', email: undefined, ca: undefined, renewBeforeMs: 3_600_000, checkEveryMs: 3_600_000, retryMs: 60_000, edgeWaitMs: 1_000 };
+const config: AcmeConfig = { directoryUrl: 'https://127.0.0.1:1/dir', email: undefined, ca: undefined, renewBeforeMs: 3_600_000, checkEveryMs: 3_600_000, retryMs: 60_000, edgeWaitMs: 1_000, keepDroppedMs: 0 };
+
+const edgeLog = pino({ level: 'silent' });
 
 interface Setup {
   db: Db;
   vault: KeyVault;
   ca: TestCa;
   appId: string;
-  keeper(issuer: AcmeIssuer, refreshed?: string[]): ReturnType<typeof createCertificateKeeper>;
+  keeper(issuer: AcmeIssuer, refreshed?: string[], keepDroppedMs?: number): ReturnType<typeof createCertificateKeeper>;
 }
 
 async function setup(t: TestContext, names: string[]): Promise<Setup> {
@@ -46,7 +50,7 @@ async function setup(t: TestContext, names: string[]): Promise<Setup> {
     vault,
     ca: makeTestCa(t),
     appId,
-    keeper: (issuer, refreshed = []) => createCertificateKeeper({ db, transactions, events, vault, issuer, config, log, refresh: (id) => refreshed.push(id) }),
+    keeper: (issuer, refreshed = [], keepDroppedMs = 0) => createCertificateKeeper({ db, transactions, events, vault, issuer, config: { ...config, keepDroppedMs }, log, refresh: (id) => refreshed.push(id) }),
   };
 }
 
@@ -115,7 +119,7 @@ test('ACME certificates of names the app no longer lists are removed with an eve
   const removed = await s.db.select().from(events).where(eq(events.type, 'cert.removed'));
   assert.equal(removed.length, 1);
   assert.equal(removed[0]!.reason, 'acme-name-unlisted');
-  assert.deepEqual(removed[0]!.data, { certificate: unlisted, names: ['a.example.test'], source: 'acme' });
+  assert.deepEqual(removed[0]!.data, { certificate: unlisted, names: ['a.example.test'], source: 'acme', unusedSince: null });
   assert.match(removed[0]!.message, /no longer lists/);
   assert.deepEqual(refreshed, [s.appId]);
   assert.equal((await s.db.select().from(acmeBackoff)).length, 0, 'the wait of an unlisted name goes too');
@@ -130,4 +134,71 @@ test('ACME certificates of names the app no longer lists are removed with an eve
   await s.keeper({ issue: async () => void calls++ as never }).runOnce();
   assert.deepEqual((await s.db.select({ id: certificates.id }).from(certificates)).map((c) => c.id), [uploaded]);
   assert.equal(calls, 0);
+});
+
+test('a dropped name keeps its certificate unserved for keepDroppedMs: it is reused with no new order when the name comes back, and removed after', async (t) => {
+  const s = await setup(t, ['a.example.test', 'b.example.test']);
+  const feed = createEdgeFeed({ db: s.db, log: edgeLog, sharedAddresses: ['127.0.0.1'], keyVault: s.vault });
+  t.after(() => feed.close());
+  const served = async () => ((await feed.rebuild()).certificates ?? []).map((c) => c.names.join(',')).sort();
+  const issued: string[] = [];
+  const issuer: AcmeIssuer = {
+    async issue({ name }) {
+      issued.push(name);
+      const leaf = s.ca.issue({ cn: name, names: [name] });
+      return { chainPem: leaf.cert + s.ca.cert, keyPem: leaf.key };
+    },
+  };
+  const keepMs = 3_600_000;
+  await s.keeper(issuer, [], keepMs).runOnce();
+  assert.deepEqual(issued.sort(), ['a.example.test', 'b.example.test']);
+  const [bCert] = await s.db.select().from(certificates).where(eq(certificates.names, ['b.example.test']));
+  assert.deepEqual(await served(), ['a.example.test', 'b.example.test']);
+
+  // b leaves the manifest: the edge stops serving its certificate at once (the feed goes by the
+  // endpoints), and the keeper keeps it, unused, until the keep time is over.
+  const ep = (names: string[]) => s.db.update(endpoints).set({ tlsOptions: { acmeNames: names } }).where(eq(endpoints.appId, s.appId));
+  await ep(['a.example.test']);
+  assert.deepEqual(await served(), ['a.example.test']);
+  const before = Date.now();
+  await s.keeper(issuer, [], keepMs).runOnce();
+  const [kept] = await s.db.select().from(certificates).where(eq(certificates.id, bCert!.id));
+  assert.ok(kept?.unusedSince && kept.removeAfter, 'the certificate is kept, marked unused');
+  assert.ok(kept.removeAfter!.getTime() >= before + keepMs && kept.removeAfter!.getTime() <= Date.now() + keepMs);
+  const unused = await s.db.select().from(events).where(eq(events.type, 'cert.unused'));
+  assert.equal(unused.length, 1);
+  assert.deepEqual(unused[0]!.data, { certificate: bCert!.id, names: ['b.example.test'], source: 'acme', removeAfter: kept.removeAfter!.toISOString() });
+  assert.match(unused[0]!.message, /no longer served[^]*kept until/);
+  // Another pass changes nothing (one event, same time).
+  await s.keeper(issuer, [], keepMs).runOnce();
+  assert.equal((await s.db.select().from(events).where(eq(events.type, 'cert.unused'))).length, 1);
+  assert.equal((await s.db.select().from(events).where(eq(events.type, 'cert.removed'))).length, 0);
+
+  // b comes back (a rollback): served again at once, the same certificate, and no new order.
+  await ep(['a.example.test', 'b.example.test']);
+  assert.deepEqual(await served(), ['a.example.test', 'b.example.test']);
+  await s.keeper(issuer, [], keepMs).runOnce();
+  assert.deepEqual(issued.sort(), ['a.example.test', 'b.example.test'], 'no new order for the name that came back');
+  const [back] = await s.db.select().from(certificates).where(eq(certificates.id, bCert!.id));
+  assert.equal(back?.unusedSince, null);
+  assert.equal(back?.removeAfter, null);
+  const reused = await s.db.select().from(events).where(eq(events.type, 'cert.reused'));
+  assert.equal(reused.length, 1);
+  assert.equal((reused[0]!.data as { certificate: string }).certificate, bCert!.id);
+
+  // Dropped again, and the keep time is over: removed with cert.removed by the next pass.
+  await ep(['a.example.test']);
+  await s.keeper(issuer, [], keepMs).runOnce();
+  assert.equal((await s.db.select().from(certificates)).length, 2);
+  await s.db.update(certificates).set({ removeAfter: new Date(Date.now() - 1) }).where(eq(certificates.id, bCert!.id));
+  const refreshed: string[] = [];
+  await s.keeper(issuer, refreshed, keepMs).runOnce();
+  assert.deepEqual((await s.db.select({ names: certificates.names }).from(certificates)).map((c) => c.names), [['a.example.test']]);
+  const removed = await s.db.select().from(events).where(eq(events.type, 'cert.removed'));
+  assert.equal(removed.length, 1);
+  assert.equal(removed[0]!.reason, 'acme-name-unlisted');
+  assert.equal((removed[0]!.data as { certificate: string }).certificate, bCert!.id);
+  assert.match(removed[0]!.message, /unused since/);
+  assert.deepEqual(refreshed, [s.appId]);
+  assert.deepEqual(issued.sort(), ['a.example.test', 'b.example.test']);
 });
