@@ -1,6 +1,7 @@
 // The TLS handshake of one accepted connection on a tls: terminate endpoint: node:tls over the
 // TCP handle (handle-duplex.ts), the certificate picked by SNI (certificate-picker.ts), a client
-// certificate required when the endpoint names a CA. On success the caller gets the cleartext
+// certificate required when the endpoint names a CA. An endpoint with one certificate and no client
+// CA, on handle i/o, shakes hands on node's TLSWrap without a TLSSocket (raw.tlsServer()). On success the caller gets the cleartext
 // side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
 // failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
 // deadline and closes handshakes still running when the edge closes. While tls-alpn-01 challenges
