@@ -1,8 +1,8 @@
 // The TLS handshake of one accepted connection on a tls: terminate endpoint: node:tls over the
 // TCP handle (handle-duplex.ts), the certificate picked by SNI (certificate-picker.ts), a client
 // certificate required when the endpoint names a CA. An endpoint with one certificate and no client
-// CA, on handle i/o, shakes hands on node's TLSWrap without a TLSSocket (raw.tlsServer()). On success the caller gets the cleartext
-// side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
+// CA, on handle i/o, shakes hands on node's TLSWrap without a TLSSocket (raw.tlsServer()). On
+// success the caller gets the cleartext side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
 // failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
 // deadline and closes handshakes still running when the edge closes. While tls-alpn-01 challenges
 // are pending (ACME), the ClientHello is read first so a validator asking for `acme-tls/1` gets
@@ -83,8 +83,9 @@ export class TlsTermination implements Sweepable, HandleOwner, TlsHandshakeEvent
     const config = this.config;
     const plain = challenge === null && initial === null ? plainContext(config) : null;
     if (plain !== null && raw.tlsServer !== undefined) {
-      // The common case (one certificate, no client certificates) needs no TLSSocket at all: its
-      // construction, streams and teardown were about a third of the edge's CPU per handshake.
+      // The common case (one certificate, no client certificates) needs no TLSSocket at all: without
+      // its construction, streams and teardown a full handshake takes about a fifth fewer
+      // instructions (callgrind, docs/benchmarks.md).
       this.shake = raw.tlsServer(plain.context, plain.alpnWire, this);
       return;
     }
