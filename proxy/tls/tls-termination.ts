@@ -2,8 +2,8 @@
 // TCP handle (handle-duplex.ts), the certificate picked by SNI (certificate-picker.ts), a client
 // certificate required when the endpoint names a CA. An endpoint with one certificate and no client
 // CA, on handle i/o, shakes hands on node's TLSWrap without a TLSSocket (raw.tlsServer()). On
-// success the caller gets the cleartext side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
-// failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
+// success the caller gets the cleartext side as a TcpHandle (tls-handle.ts), the server name and
+// the facts for the PROXY v2 TLVs; a failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
 // deadline and closes handshakes still running when the edge closes. While tls-alpn-01 challenges
 // are pending (ACME), the ClientHello is read first so a validator asking for `acme-tls/1` gets
 // the challenge certificate and nothing is forwarded.
