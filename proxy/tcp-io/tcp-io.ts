@@ -74,6 +74,33 @@ export interface TcpHandle {
    * side as a TcpHandle on node:tls's native stream, without the TLSSocket's streams.
    */
   cleartext?(socket: tls.TLSSocket): TcpHandle;
+  /**
+   * Starts a TLS server handshake on this connection (not read yet) natively, without a
+   * tls.TLSSocket: for one certificate, no client certificates, no SNI callback. This handle is
+   * spent as with toSocket(). Absent where the implementation cannot.
+   */
+  tlsServer?(context: tls.SecureContext, alpnWire: Buffer | undefined, events: TlsHandshakeEvents): TlsServerHandshake;
+}
+
+/** What a tlsServer() handshake reports to; at most one of the two, once. */
+export interface TlsHandshakeEvents {
+  secure(): void;
+  /** `code` is OpenSSL's (ERR_SSL_...), a system error name, or 'closed' for an EOF. */
+  failed(code: string, err: Error | null): void;
+}
+
+/** A handshake started by tlsServer(). */
+export interface TlsServerHandshake {
+  /** The name the client sent (SNI), the protocol agreed by ALPN, the TLS version, the cipher. */
+  readonly serverName: string | null;
+  readonly alpnProtocol: string | null;
+  readonly protocol: string;
+  readonly cipher: string;
+  readonly reused: boolean;
+  /** After secure(): the cleartext side as a TcpHandle (once). */
+  secured(): TcpHandle;
+  /** Ends a handshake not completed; closes the connection. */
+  destroy(): void;
 }
 
 /** Gets 0 errors as null, or the system error name (ECONNREFUSED ...); never called synchronously. */

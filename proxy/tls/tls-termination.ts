@@ -1,8 +1,9 @@
 // The TLS handshake of one accepted connection on a tls: terminate endpoint: node:tls over the
 // TCP handle (handle-duplex.ts), the certificate picked by SNI (certificate-picker.ts), a client
-// certificate required when the endpoint names a CA. On success the caller gets the cleartext
-// side as a TcpHandle (tls-handle.ts), the server name and the facts for the PROXY v2 TLVs; a
-// failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
+// certificate required when the endpoint names a CA. An endpoint with one certificate and no client
+// CA, on handle i/o, shakes hands on node's TLSWrap without a TLSSocket (raw.tlsServer()). On
+// success the caller gets the cleartext side as a TcpHandle (tls-handle.ts), the server name and
+// the facts for the PROXY v2 TLVs; a failed or timed-out handshake is refused (counted by the caller). The sweeper keeps the
 // deadline and closes handshakes still running when the edge closes. While tls-alpn-01 challenges
 // are pending (ACME), the ClientHello is read first so a validator asking for `acme-tls/1` gets
 // the challenge certificate and nothing is forwarded.
@@ -11,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { readClientHello } from '../client-hello.js';
 import type { IdleSweeper, Sweepable } from '../idle-sweeper.js';
-import type { HandleOwner, TcpHandle } from '../tcp-io/tcp-io.js';
+import type { HandleOwner, TcpHandle, TlsHandshakeEvents, TlsServerHandshake } from '../tcp-io/tcp-io.js';
 import type { CertificatePicker } from './certificate-picker.js';
 import { HandleDuplex } from './handle-duplex.js';
 import { TlsHandle } from './tls-handle.js';
@@ -38,8 +39,10 @@ export interface HandshakeSink {
   refused(reason: HandshakeRefusal, detail: string): void;
 }
 
-export class TlsTermination implements Sweepable, HandleOwner {
+export class TlsTermination implements Sweepable, HandleOwner, TlsHandshakeEvents {
   private socket: tls.TLSSocket | null = null;
+  /** The handshake on node's TLSWrap without a TLSSocket (raw.tlsServer()), in the plain case. */
+  private shake: TlsServerHandshake | null = null;
   /** While reading the ClientHello ahead of node:tls (only when tls-alpn-01 challenges are pending). */
   private peeked: Buffer | null = null;
   private raw: TcpHandle | null;
@@ -78,6 +81,14 @@ export class TlsTermination implements Sweepable, HandleOwner {
   private handshake(initial: Buffer | null, challenge: tls.SecureContext | null): void {
     const raw = this.raw!;
     const config = this.config;
+    const plain = challenge === null && initial === null ? plainContext(config) : null;
+    if (plain !== null && raw.tlsServer !== undefined) {
+      // The common case (one certificate, no client certificates) needs no TLSSocket at all: without
+      // its construction, streams and teardown a full handshake takes about a fifth fewer
+      // instructions (callgrind, docs/benchmarks.md).
+      this.shake = raw.tlsServer(plain.context, plain.alpnWire, this);
+      return;
+    }
     // Natively when nothing was read ahead: node:tls then runs on the TCP handle in C++ (about half
     // the CPU of a handshake through a JS stream). Bytes read ahead go through HandleDuplex.
     let transport: Duplex;
@@ -94,7 +105,7 @@ export class TlsTermination implements Sweepable, HandleOwner {
       challenge !== null ? { isServer: true, secureContext: challenge, ALPNProtocols: [ACME_TLS_ALPN] } : serverOptions(config),
     );
     const socket = this.socket;
-    socket.once('secure', () => (challenge !== null ? this.answered() : this.secure(raw, config)));
+    socket.once('secure', () => (challenge !== null ? this.answered() : this.secureSocket(raw, config)));
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(isCertError(err) ? 'client-cert' : 'tls-handshake', err.code ?? err.message));
     socket.once('close', () => this.fail('tls-handshake', 'closed before the handshake completed'));
   }
@@ -138,6 +149,23 @@ export class TlsTermination implements Sweepable, HandleOwner {
     this.socket!.destroySoon();
   }
 
+  // TlsHandshakeEvents, for raw.tlsServer().
+  secure(): void {
+    if (this.done) return;
+    const shake = this.shake!;
+    this.done = true;
+    this.sweeper.delete(this);
+    const facts: TlsFacts | null = this.sink.wantsFacts
+      ? { alpn: shake.alpnProtocol, version: shake.protocol, cipher: shake.cipher, certConnection: false, certSession: false, verify: 0, commonName: null }
+      : null;
+    this.sink.secured(shake.secured(), shake.serverName, facts);
+  }
+
+  failed(code: string, err: Error | null): void {
+    const reason = err !== null && isCertError(err as NodeJS.ErrnoException) ? 'client-cert' : 'tls-handshake';
+    this.fail(reason, code === 'closed' ? 'closed before the handshake completed' : code);
+  }
+
   static start(raw: TcpHandle, config: RouteTls, timeoutMs: number, sweeper: IdleSweeper, sink: HandshakeSink, initial: Buffer | null = null): TlsTermination {
     const t = new TlsTermination(raw, config, sweeper.now + timeoutMs + sweeper.tickMs, sweeper, sink, initial);
     sweeper.add(t);
@@ -152,12 +180,13 @@ export class TlsTermination implements Sweepable, HandleOwner {
     if (this.done) return;
     this.done = true;
     this.sweeper.delete(this);
-    if (this.socket !== null) this.socket.destroy();
+    if (this.shake !== null) this.shake.destroy();
+    else if (this.socket !== null) this.socket.destroy();
     else this.raw?.close();
     this.raw = null;
   }
 
-  private secure(raw: TcpHandle, config: RouteTls): void {
+  private secureSocket(raw: TcpHandle, config: RouteTls): void {
     if (this.done) return;
     const socket = this.socket!;
     // Asked only of a client we asked for a certificate (without one, OpenSSL reports "no certificate").
@@ -203,6 +232,29 @@ export class TlsTermination implements Sweepable, HandleOwner {
     this.destroy();
     this.sink.refused(reason, detail);
   }
+}
+
+/** What raw.tlsServer() needs for an endpoint that fits it, made once per route; null when it does not. */
+const plainOf = new WeakMap<RouteTls, { context: tls.SecureContext; alpnWire: Buffer | undefined } | null>();
+
+function plainContext(config: RouteTls): { context: tls.SecureContext; alpnWire: Buffer | undefined } | null {
+  let plain = plainOf.get(config);
+  if (plain !== undefined) return plain;
+  const picker = config.picker;
+  plain = null;
+  // One certificate answers every name; client certificates take the TLSSocket path (its checks).
+  if (picker.contexts.length === 1 && picker.defaultContext !== undefined && !config.requireClientCert) {
+    let alpnWire: Buffer | undefined;
+    if (config.alpn !== undefined) {
+      const out: { ALPNProtocols?: Buffer } = {};
+      // Public in node:tls (the wire format TLSWrap takes), missing from its type declarations.
+      (tls as unknown as { convertALPNProtocols(list: string[], out: { ALPNProtocols?: Buffer }): void }).convertALPNProtocols(config.alpn, out);
+      alpnWire = out.ALPNProtocols;
+    }
+    plain = { context: picker.defaultContext, alpnWire };
+  }
+  plainOf.set(config, plain);
+  return plain;
 }
 
 /** The TLSSocket options of an endpoint, made once per route (node:tls copies them per socket). */

@@ -11,9 +11,10 @@ import { constants } from 'node:os';
 import type tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import { normalizeIp, type PeerAddress } from '../../peer-address.js';
-import type { ConnectDone, HandleHome, HandleOwner, TcpHandle, TcpIo } from '../tcp-io.js';
+import type { ConnectDone, HandleHome, HandleOwner, TcpHandle, TcpIo, TlsHandshakeEvents, TlsServerHandshake } from '../tcp-io.js';
 import { BULK_READ, lendBuffer, returnBuffer, sharedBuffer } from './read-buffers.js';
 import { TlsWrapHandle } from './tls-wrap-handle.js';
+import { TlsWrapHandshake, tlsWrapBinding } from './tls-wrap-handshake.js';
 
 /** The subset of Node's TCPWrap used here. */
 interface NativeTcp {
@@ -190,6 +191,18 @@ class BindingHandle implements TcpHandle {
   }
 
   toSocket(): net.Socket {
+    return bareSocket(this.native, this.giveAway());
+  }
+
+  cleartext(socket: tls.TLSSocket): TcpHandle {
+    return TlsWrapHandle.fromSocket(socket);
+  }
+
+  /** Set on the prototype below where this Node's tls_wrap binding allows it. */
+  declare tlsServer?: (context: tls.SecureContext, alpnWire: Buffer | undefined, events: TlsHandshakeEvents) => TlsServerHandshake;
+
+  /** Gives the native handle away (toSocket(), tlsServer()): no more events, close() does nothing. */
+  giveAway(): HandleHome | undefined {
     const home = this.home;
     this.closed = true;
     this.owner = undefined;
@@ -197,11 +210,7 @@ class BindingHandle implements TcpHandle {
     const buf = this.readBuffer;
     this.readBuffer = undefined;
     if (buf !== undefined && buf !== sharedBuffer) returnBuffer(buf, true);
-    return bareSocket(this.native, home);
-  }
-
-  cleartext(socket: tls.TLSSocket): TcpHandle {
-    return new TlsWrapHandle(socket);
+    return home;
   }
 
   report(code: number): void {
@@ -218,6 +227,13 @@ class BindingHandle implements TcpHandle {
     req.buffer = data;
     return false;
   }
+}
+
+// A TLS handshake on the TLSWrap binding itself (no TLSSocket), where the binding has what it needs.
+if (tlsWrapBinding !== null) {
+  BindingHandle.prototype.tlsServer = function tlsServer(this: BindingHandle, context, alpnWire, events) {
+    return TlsWrapHandshake.start(this.native, this.giveAway(), context, alpnWire, events);
+  };
 }
 
 /** Called by Node for every read; what it returns is the buffer the handle reads into next. */

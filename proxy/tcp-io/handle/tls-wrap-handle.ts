@@ -15,14 +15,14 @@ import { normalizeIp } from '../../peer-address.js';
 import type { HandleHome, HandleOwner, TcpHandle } from '../tcp-io.js';
 
 /** The subset of Node's TLSWrap used here (a StreamBase). */
-interface NativeTls {
+export interface NativeTls {
   onread: (arrayBuffer: ArrayBuffer | undefined) => void;
   readStart(): number;
   readStop(): number;
   writeBuffer(req: WriteReq, buf: Uint8Array): number;
   writev(req: WriteReq, chunks: Buffer[], allBuffers: true): number;
   shutdown(req: ShutdownReq): number;
-  close(callback?: () => void): void;
+  close?(callback?: () => void): void;
   getpeername(out: { address?: string; port?: number }): number;
   getsockname(out: { address?: string; port?: number }): number;
   pierTls?: TlsWrapHandle;
@@ -69,23 +69,36 @@ export class TlsWrapHandle implements TcpHandle {
   private shutdownWanted = false;
   private readonly native: NativeTls;
 
-  constructor(socket: OwnedTlsSocket) {
-    const native = (socket as unknown as { _handle: NativeTls })._handle;
+  /**
+   * `closeNative` closes the TLSWrap and the TCP handle beneath (once): TLSWrap's own close() when
+   * a TLSSocket made it, else tls-wrap-handshake.ts's.
+   */
+  constructor(
+    native: NativeTls,
+    private readonly closeNative: () => void,
+  ) {
     this.native = native;
     native.pierTls = this;
     native.onread = onRead;
     // Handles start out not reading (libuv applies this lazily: no system call if read again soon).
     native.readStop();
+  }
+
+  /** The cleartext side of a TLSSocket's completed handshake (the socket stays as a shell). */
+  static fromSocket(socket: OwnedTlsSocket): TlsWrapHandle {
+    const native = (socket as unknown as { _handle: NativeTls })._handle;
+    const handle = new TlsWrapHandle(native, () => native.close!());
     // TLS alerts after the handshake (a bad record) are reported as the socket's 'error'.
-    socket[HANDLE] = this;
+    socket[HANDLE] = handle;
     socket.removeAllListeners('error');
     socket.on('error', onTlsError);
     // Cleartext that reached the TLSSocket's stream before this took over (none expected: the
     // handshake-done callback runs before OpenSSL returns data read with the Finished).
     if (socket.readableLength > 0) {
       let b: Buffer | null;
-      while ((b = socket.read() as Buffer | null) !== null) (this.early ??= []).push(b);
+      while ((b = socket.read() as Buffer | null) !== null) (handle.early ??= []).push(b);
     }
+    return handle;
   }
 
   private early: Buffer[] | null = null;
@@ -150,8 +163,8 @@ export class TlsWrapHandle implements TcpHandle {
     this.closed = true;
     this.owner = undefined;
     this.queue = null;
-    // TLSWrap's close frees the SSL and destroys the socket beneath (the listener's count drops then).
-    this.native.close();
+    // Frees the SSL and closes the socket beneath (the listener's count drops then).
+    this.closeNative();
   }
 
   remoteAddress(): PeerAddress | null {

@@ -1,0 +1,188 @@
+// tls: terminate on an endpoint with one certificate and no client CA: with handle i/o the edge
+// runs that handshake on node's TLSWrap without a tls.TLSSocket (tcp-io/handle/tls-wrap-handshake.ts),
+// socket i/o through node:tls. Either way: SNI, ALPN and SSL TLVs reach the app, tickets resume
+// across edges sharing a seed, broken or abandoned handshakes are refused and counted (and their
+// connections closed), and a client renegotiating too often loses its connection.
+
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { test, type TestContext } from 'node:test';
+import tls from 'node:tls';
+import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../../../proxy/edge-config.js';
+import type { Edge } from '../../../proxy/edge.js';
+import type { TcpIo } from '../../../proxy/tcp-io/tcp-io.js';
+import { freePort } from '../../support/tcp-client.js';
+import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
+import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
+import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
+
+interface Setup {
+  ca: TestCa;
+  port: number;
+  backend: TlvBackend;
+  snapshot: EdgeConfig;
+}
+
+async function setup(t: TestContext, alpn: string[] | undefined = ['h2', 'http/1.1']): Promise<Setup> {
+  const ca = makeTestCa(t);
+  const backend = await startTlvBackend(t);
+  const port = await freePort();
+  const certs: CertificateConfig[] = [{ id: 'only', names: ['only.example.com'], ...ca.issue({ cn: 'only.example.com', names: ['only.example.com'] }) }];
+  const ep: EndpointConfig = endpoint({
+    id: 'web',
+    bind: [{ address: '127.0.0.1', port }],
+    backends: [backend],
+    proxyProtocol: 'v2',
+    options: { tls: 'terminate', proxyProtocolTlvs: ['authority'], terminate: { certificates: ['only'], ...(alpn === undefined ? {} : { alpn }) } },
+  });
+  return { ca, port, backend, snapshot: { version: 1, endpoints: [ep], certificates: certs } };
+}
+
+function connect(port: number, options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ...options }, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+function echo(socket: tls.TLSSocket, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (b: Buffer): void => {
+      got += b.toString();
+      if (got.length >= text.length) {
+        socket.off('data', onData);
+        resolve(got);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
+    socket.write(text);
+  });
+}
+
+/** Waits (bounded) until `check` holds. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(check(), what);
+}
+
+const refused = (edge: Edge): number => edge.metrics().endpoints.find((e) => e.endpoint === 'web')!.refusedTlsHandshake;
+
+forEachIo((io: TcpIo, mode) => {
+  test('one certificate: TLS 1.3 and 1.2 clients talk to the app, which gets the SNI, ALPN and SSL TLVs', async (t) => {
+    const s = await setup(t);
+    const edge = createTestEdge(t, io);
+    assert.equal((await edge.apply(s.snapshot)).ok, true);
+    const modern = await connect(s.port, { ca: s.ca.cert, servername: 'only.example.com', ALPNProtocols: ['http/1.1'] });
+    assert.equal(modern.alpnProtocol, 'http/1.1');
+    assert.equal(await echo(modern, 'over 1.3'), 'over 1.3');
+    modern.destroy();
+    const h = s.backend.headers[0]!;
+    assert.equal(h.tlvs.find((x) => x.type === 0x02)?.value.toString(), 'only.example.com');
+    assert.equal(h.tlvs.find((x) => x.type === 0x01)?.value.toString(), 'http/1.1');
+    const ssl = sslTlv(h)!;
+    assert.equal(ssl.client, 0x01);
+    assert.equal(ssl.verify, 0);
+    assert.equal(ssl.subs.get(0x21), 'TLSv1.3');
+    assert.match(ssl.subs.get(0x23)!, /^TLS_AES_|^TLS_CHACHA20/);
+
+    // Without SNI nor ALPN, TLS 1.2: the same certificate, no ALPN or authority TLV.
+    const old = await connect(s.port, { ca: s.ca.cert, checkServerIdentity: () => undefined, maxVersion: 'TLSv1.2' });
+    assert.equal(old.getProtocol(), 'TLSv1.2');
+    assert.equal(old.getPeerCertificate().subject.CN, 'only.example.com');
+    assert.equal(await echo(old, 'over 1.2'), 'over 1.2');
+    old.destroy();
+    const h2 = s.backend.headers.at(-1)!;
+    assert.equal(h2.tlvs.find((x) => x.type === 0x02), undefined);
+    assert.equal(h2.tlvs.find((x) => x.type === 0x01), undefined);
+    assert.equal(sslTlv(h2)!.subs.get(0x21), 'TLSv1.2');
+    assert.match(sslTlv(h2)!.subs.get(0x23)!, /^ECDHE-/);
+    assert.deepEqual(s.backend.errors, []);
+  });
+
+  test('one certificate: a TLS 1.2 ticket from one edge resumes on another with the same seed', async (t) => {
+    const s = await setup(t, undefined);
+    const seed = Buffer.alloc(32, 3);
+    const first = createTestEdge(t, io, { ticketSeed: seed });
+    assert.equal((await first.apply(s.snapshot)).ok, true);
+    const session = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca.cert, servername: 'only.example.com', maxVersion: 'TLSv1.2' });
+      socket.once('session', (sess: Buffer) => {
+        resolve(sess);
+        socket.destroy();
+      });
+      socket.once('error', reject);
+    });
+    await first.close();
+    const second = createTestEdge(t, io, { ticketSeed: seed });
+    assert.equal((await second.apply(s.snapshot)).ok, true);
+    const again = await connect(s.port, { ca: s.ca.cert, servername: 'only.example.com', maxVersion: 'TLSv1.2', session });
+    assert.equal(again.isSessionReused(), true);
+    assert.equal(await echo(again, 'resumed'), 'resumed');
+    again.destroy();
+  });
+
+  test('one certificate: a garbage hello, a client gone mid-handshake and one that never speaks are refused and counted', async (t) => {
+    const s = await setup(t);
+    const edge = createTestEdge(t, io, { helloTimeoutMs: 300 });
+    assert.equal((await edge.apply(s.snapshot)).ok, true);
+    const closedByEdge = async (send: Buffer | null, endAfter: boolean): Promise<void> => {
+      const raw = net.connect({ host: '127.0.0.1', port: s.port });
+      t.after(() => raw.destroy());
+      raw.on('error', () => undefined);
+      raw.resume();
+      await once(raw, 'connect');
+      if (send !== null) raw.write(send);
+      if (endAfter) raw.end();
+      await once(raw, 'close');
+    };
+    // Not TLS at all: OpenSSL refuses the record and the edge closes.
+    await closedByEdge(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), false);
+    await eventually(() => refused(edge) === 1, 'the garbage hello is counted');
+    // The start of a real hello, then the client's FIN.
+    await closedByEdge(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]), true);
+    await eventually(() => refused(edge) === 2, 'the abandoned handshake is counted');
+    // Nothing at all: the hello deadline closes it.
+    await closedByEdge(null, false);
+    await eventually(() => refused(edge) === 3, 'the silent client is counted');
+    assert.equal(s.backend.headers.length, 0, 'no backend connection for any of them');
+    // The edge still serves.
+    const ok = await connect(s.port, { ca: s.ca.cert, servername: 'only.example.com' });
+    assert.equal(await echo(ok, 'still here'), 'still here');
+    ok.destroy();
+  });
+
+  test('one certificate: a TLS 1.2 client may renegotiate three times, as a tls.Server allows; the fourth time closes its connection', async (t) => {
+    // A TLSSocket made outside a tls.Server (socket i/o, several certificates) swallows node's
+    // renegotiation limit (ERR_TLS_SESSION_ATTACK goes to '_tlsError' only): not enforced there yet.
+    if (mode !== 'handle') return t.skip('the limit is enforced on the handshake without a TLSSocket only');
+    const s = await setup(t);
+    const edge = createTestEdge(t, io);
+    assert.equal((await edge.apply(s.snapshot)).ok, true);
+    const socket = await connect(s.port, { ca: s.ca.cert, servername: 'only.example.com', maxVersion: 'TLSv1.2' });
+    t.after(() => socket.destroy());
+    socket.on('error', () => undefined);
+    assert.equal(await echo(socket, 'before'), 'before');
+    const renegotiated = (): Promise<'done' | 'closed'> =>
+      new Promise((resolve) => {
+        if (socket.destroyed) return resolve('closed');
+        const onClose = (): void => resolve('closed');
+        socket.once('close', onClose);
+        const started = socket.renegotiate({ rejectUnauthorized: false }, (err) => {
+          socket.off('close', onClose);
+          resolve(err === null ? 'done' : 'closed');
+        });
+        if (!started) resolve('closed');
+      });
+    let done = 0;
+    while ((await renegotiated()) === 'done' && done < 10) {
+      done++;
+      assert.equal(await echo(socket, `after ${done}`), `after ${done}`);
+    }
+    assert.equal(done, 3);
+    if (!socket.closed) await once(socket, 'close');
+  });
+});
