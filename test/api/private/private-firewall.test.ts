@@ -5,13 +5,14 @@
 // (That the rules stop a peer on a real bridge: test/e2e/private-network.test.ts.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { createPrivateFirewall, firewallRules, privateFirewallChain, removePrivateFirewall } from '../../../api/private/private-firewall.js';
+import { iptablesUsable } from '../../support/firewall-chains.js';
 import { randomId } from '../../../api/ids.js';
 
 const exec = promisify(execFile);
@@ -24,15 +25,6 @@ const worker = { network: net, ipv4: '10.210.0.4', ipv6: 'fd70:6965:7200::4', po
 /** Whether `p` has resolved by now ('written') or not yet ('waiting'). */
 const now = (p: Promise<void>): Promise<string> => Promise.race([p.then(() => 'written'), new Promise<string>((r) => setImmediate(() => r('waiting')))]);
 
-/** Whether this process may read the host's firewall (root with iptables); skips the test if not. */
-async function iptablesUsable(t: TestContext): Promise<boolean> {
-  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
-    () => true,
-    () => false,
-  );
-  if (!can) t.skip('needs root and iptables');
-  return can;
-}
 test('the chain keeps other networks out, and lets a peer reach only offered TCP and UDP ports of an instance; everything else new on the bridge is refused', () => {
   const v4 = firewallRules('PIER-x', 4, [net], [{ ...web, udpPorts: [5353] }, worker]).split('\n');
   assert.deepEqual(v4, [

@@ -8,10 +8,11 @@
 // at new addresses. (The rows come from the in-memory control plane; the containers are real.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { and, eq, inArray } from 'drizzle-orm';
 import { instances } from '../../../db/schema/index.js';
+import { iptablesUsable } from '../../support/firewall-chains.js';
 import { randomId } from '../../../api/ids.js';
 import { bridgeName } from '../../../api/private/host-routes.js';
 import { createPrivateFirewall, removePrivateFirewall } from '../../../api/private/private-firewall.js';
@@ -25,14 +26,6 @@ import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 
 const exec = promisify(execFile);
 
-async function iptablesUsable(t: TestContext): Promise<boolean> {
-  const can = await exec('iptables', ['-w', '5', '-S', 'FORWARD']).then(
-    () => true,
-    () => false,
-  );
-  if (!can) t.skip('needs root and iptables');
-  return can;
-}
 
 test('names move only once the chain admits the instance: a restarted server rewrites it with every instance first, and an instance joining at new addresses is admitted before it is named', async (t) => {
   if (!(await requireDocker(t)) || !(await iptablesUsable(t))) return;
