@@ -3,6 +3,7 @@
 // a hello without a name). Contexts are built once per snapshot; a connection keeps the context
 // it shook hands with, so a new certificate only affects new handshakes.
 
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import type { CertificateConfig, TerminateConfig } from '../edge-config.js';
 
@@ -18,6 +19,14 @@ export const MODERN_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
+
+/**
+ * OpenSSL options of every context the edge serves with: client-initiated renegotiation (TLS 1.2)
+ * is refused (a no_renegotiation alert, no handshake work), on every path alike, as HAProxy does.
+ * Node 20 and 24 define the flag; were it missing, renegotiation would stay at node's default.
+ */
+export const SERVING_SECURE_OPTIONS: { secureOptions?: number } =
+  typeof constants.SSL_OP_NO_RENEGOTIATION === 'number' ? { secureOptions: constants.SSL_OP_NO_RENEGOTIATION } : {};
 
 export interface CertificatePicker {
   /** Undefined while the endpoint has no certificate yet (an ACME one being obtained). */
@@ -41,6 +50,7 @@ export function createCertificatePicker(terminate: TerminateConfig, certificates
       minVersion: 'TLSv1.2',
       ciphers: MODERN_CIPHERS,
       honorCipherOrder: true,
+      ...SERVING_SECURE_OPTIONS,
       ticketKeys,
       // Resumption must not cross endpoints; with a client CA, OpenSSL also requires it.
       sessionIdContext,

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../edge-config.js';
-import { createCertificatePicker } from './certificate-picker.js';
+import { createCertificatePicker, SERVING_SECURE_OPTIONS } from './certificate-picker.js';
 import type { RouteTls } from './tls-termination.js';
 
 export function routeTls(endpoint: EndpointConfig, config: EdgeConfig, ticketKeys: Buffer | undefined): RouteTls | null {
@@ -25,5 +25,5 @@ export function routeTls(endpoint: EndpointConfig, config: EdgeConfig, ticketKey
 function challengeContexts(endpoint: EndpointConfig, config: EdgeConfig): Map<string, tls.SecureContext> | null {
   const own = (config.acmeChallenges ?? []).filter((c) => c.app === endpoint.app);
   if (own.length === 0) return null;
-  return new Map(own.map((c) => [c.name.toLowerCase(), tls.createSecureContext({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2' })]));
+  return new Map(own.map((c) => [c.name.toLowerCase(), tls.createSecureContext({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2', ...SERVING_SECURE_OPTIONS })]));
 }

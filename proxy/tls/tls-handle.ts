@@ -24,9 +24,14 @@ export class TlsHandle implements TcpHandle {
       this.ended = true;
       this.owner?.onEnd(this);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
       if (!this.closed) this.owner?.onError(this, err.code ?? 'EPROTO');
-    });
+    };
+    socket.on('error', onError);
+    // A TLSSocket outside a tls.Server reports TLS errors after the handshake (a client's fatal
+    // alert, say after its renegotiation was refused; node's ERR_TLS_SESSION_ATTACK) only as
+    // node's internal '_tlsError' event: without this the connection would stay open.
+    socket.on('_tlsError', onError);
     socket.on('close', () => {
       // Gone without a FIN or an error we saw (the TCP side closed): the same as a reset.
       if (!this.closed && !this.ended) this.owner?.onError(this, 'ECONNRESET');

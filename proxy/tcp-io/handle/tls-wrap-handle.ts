@@ -88,10 +88,12 @@ export class TlsWrapHandle implements TcpHandle {
   static fromSocket(socket: OwnedTlsSocket): TlsWrapHandle {
     const native = (socket as unknown as { _handle: NativeTls })._handle;
     const handle = new TlsWrapHandle(native, () => native.close!());
-    // TLS alerts after the handshake (a bad record) are reported as the socket's 'error'.
+    // TLS alerts after the handshake (a bad record, a client's fatal alert) are reported as the
+    // socket's 'error' or, for a TLSSocket outside a tls.Server, only as node's '_tlsError'.
     socket[HANDLE] = handle;
     socket.removeAllListeners('error');
     socket.on('error', onTlsError);
+    socket.on('_tlsError', onTlsError);
     // Cleartext that reached the TLSSocket's stream before this took over (none expected: the
     // handshake-done callback runs before OpenSSL returns data read with the Finished).
     if (socket.readableLength > 0) {

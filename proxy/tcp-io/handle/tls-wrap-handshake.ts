@@ -133,8 +133,10 @@ function onHandshakeRead(this: HandshakeTls): void {
 }
 
 function onHandshakeStart(this: HandshakeTls, now: number): void {
-  // node:tls's limit on client-initiated renegotiation (a cheap way to make a server work): at most
-  // CLIENT_RENEG_LIMIT handshakes after the first within CLIENT_RENEG_WINDOW seconds of each other.
+  // The edge's contexts refuse renegotiation (SSL_OP_NO_RENEGOTIATION, certificate-picker.ts), so
+  // OpenSSL starts no second handshake. Were the flag missing from this Node, node:tls's limit
+  // applies, as on the TLSSocket paths: at most CLIENT_RENEG_LIMIT handshakes after the first
+  // within CLIENT_RENEG_WINDOW seconds of each other.
   const last = this.pierLastStart ?? 0;
   this.pierLastStart = now;
   if (last === 0) return;
