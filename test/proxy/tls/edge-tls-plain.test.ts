@@ -16,6 +16,7 @@ import type { TcpIo } from '../../../proxy/tcp-io/tcp-io.js';
 import { freePort } from '../../support/tcp-client.js';
 import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
 import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
+import { connectTls as connect, echoTls as echo } from '../../support/tls-client.js';
 import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
 
 interface Setup {
@@ -50,30 +51,6 @@ async function setup(t: TestContext, alpn: string[] | undefined = ['h2', 'http/1
     },
   });
   return { ca, port, backend, snapshot: { version: 1, endpoints: [ep], certificates: certs } };
-}
-
-function connect(port: number, options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ...options }, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-function echo(socket: tls.TLSSocket, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (b: Buffer): void => {
-      got += b.toString();
-      if (got.length >= text.length) {
-        socket.off('data', onData);
-        resolve(got);
-      }
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
-    socket.write(text);
-  });
 }
 
 /** Waits (bounded) until `check` holds. */

@@ -16,6 +16,7 @@ import { requirePeer } from '../../support/peer-binary.js';
 import { freePort } from '../../support/tcp-client.js';
 import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
 import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
+import { connectTls as connect, echoTls as echo } from '../../support/tls-client.js';
 import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
 import { v2Header } from '../proxy-header-fixtures.js';
 
@@ -47,30 +48,6 @@ async function setup(t: TestContext, terminate: Partial<NonNullable<EndpointConf
 }
 
 const snapshot = (s: Setup, version = 1, extra: Partial<EdgeConfig> = {}): EdgeConfig => ({ version, endpoints: [s.ep], certificates: s.certs, ...extra });
-
-function connect(port: number, options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ...options }, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-function echo(socket: tls.TLSSocket, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let got = '';
-    const onData = (b: Buffer): void => {
-      got += b.toString();
-      if (got.length >= text.length) {
-        socket.off('data', onData);
-        resolve(got);
-      }
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
-    socket.write(text);
-  });
-}
 
 forEachIo((io: TcpIo) => {
   test('terminates TLS, picks the certificate by SNI and sends SNI, ALPN and SSL TLVs to the app', async (t) => {
