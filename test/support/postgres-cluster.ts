@@ -1,6 +1,6 @@
 // A PostgreSQL server of the test's own, to stop and start at will (never the machine's shared
-// cluster): initdb into a temp folder, pg_ctl on a free loopback port, a unix socket in that
-// folder. As root, the server programs run as the `postgres` user (PostgreSQL refuses root).
+// cluster): initdb into a temp folder, pg_ctl on a free loopback port below the kernel's
+// ephemeral range, a unix socket in that folder. As root, the server programs run as the `postgres` user (PostgreSQL refuses root).
 // Stopped (by pg_ctl, then by its PID) and removed in t.after.
 import type { TestContext } from 'node:test';
 import { execFile } from 'node:child_process';
@@ -47,7 +47,7 @@ export async function startPostgresCluster(t: TestContext): Promise<PostgresClus
   const pg = (program: string, args: string[]) =>
     asRoot ? run('runuser', ['-u', 'postgres', '--', join(BIN, program), ...args], { cwd: dir }) : run(join(BIN, program), args, { cwd: dir });
   const data = join(dir, 'data');
-  const port = await freePort();
+  const port = await portOutsideEphemeralRange();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
 
   t.after(async () => {
@@ -64,7 +64,15 @@ export async function startPostgresCluster(t: TestContext): Promise<PostgresClus
   });
 
   await pg('initdb', ['-D', data, '-U', 'pier', '--auth=trust', '--no-sync', '-E', 'UTF8']);
-  const start = async () => void (await pg('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']));
+  const log = join(dir, 'log');
+  const start = async () => {
+    try {
+      await pg('pg_ctl', ['-D', data, '-o', options, '-l', log, '-w', '-t', '60', 'start']);
+    } catch (err) {
+      const tail = (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+      throw new Error(`${(err as Error).message}\nlast lines of ${log}:\n${tail}`);
+    }
+  };
   await start();
   await pg('createdb', ['-h', dir, '-p', String(port), '-U', 'pier', 'pier']);
   return {
@@ -82,13 +90,27 @@ async function postmasterPid(data: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A free loopback port below the kernel's ephemeral range. The cluster is stopped and started on
+ * the same port while other tests open connections: a port from the ephemeral range (what port 0
+ * gives) can meanwhile become the local port of someone's outgoing connection, and the restart
+ * then fails to bind ("could not bind IPv4 address").
+ */
+async function portOutsideEphemeralRange(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const floor = Math.min(20_000, low - 1000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free loopback port between ${floor} and ${low}`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
