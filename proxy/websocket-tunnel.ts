@@ -3,7 +3,10 @@
 // text frames are control: `{"type":"end"}` is a half-close (FIN) from the sender, and
 // `{"type":"error","error":{code,message,hint}}` ends the tunnel with a reason. Buffers are bounded
 // both ways: a WebSocket whose unsent bytes pass HIGH_WATER pauses the socket, and a socket that
-// will not take more pauses the WebSocket (TCP's window then pushes back on the sender).
+// will not take more pauses the WebSocket (TCP's window then pushes back on the sender). A tunnel
+// that fails resets its socket (RST): a FIN would tell the peer the stream ended, and a cut upload
+// or answer would pass for a complete one.
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 
@@ -55,7 +58,7 @@ export function joinTunnel(socket: Duplex, ws: WebSocket, options: TunnelOptions
       result.remote = remote;
       if (error && !remote && ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', error }));
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(error ? closeCode === 1000 ? 1011 : closeCode : 1000);
-      if (error) socket.destroy();
+      if (error) reset(socket);
       else socket.end();
       resolve(result);
     };
@@ -141,4 +144,21 @@ export function joinTunnel(socket: Duplex, ws: WebSocket, options: TunnelOptions
       idle.unref();
     }
   });
+}
+
+/**
+ * Ends `socket` with a reset where it is a TCP socket, so its peer sees ECONNRESET and not an end
+ * of stream; anything else (a TLS socket, stdio) is destroyed.
+ */
+export function reset(socket: Duplex): void {
+  const tcp = socket as Partial<Socket>;
+  if (typeof tcp.resetAndDestroy === 'function' && !socket.destroyed) {
+    try {
+      tcp.resetAndDestroy();
+      return;
+    } catch {
+      // Not a TCP handle (ERR_INVALID_HANDLE_TYPE): destroyed below.
+    }
+  }
+  socket.destroy();
 }

@@ -4,7 +4,7 @@
 // listens: refused (no `connect` right, or an app it may not see) exits 4. It runs until stopped.
 import net from 'node:net';
 import { defineCommand } from 'citty';
-import { joinTunnel } from '../../proxy/websocket-tunnel.js';
+import { joinTunnel, reset } from '../../proxy/websocket-tunnel.js';
 import { ApiClient } from '../api-client.js';
 import { CliError } from '../cli-error.js';
 import { loadClientConfig } from '../client-config.js';
@@ -66,8 +66,9 @@ export default defineCommand({
     await new Promise<void>((resolve) => {
       const stop = () => {
         server.close();
-        // Stopping ends the connections it carries too, or they would keep the process alive.
-        for (const s of open) s.destroy();
+        // Stopping ends the connections it carries too, or they would keep the process alive; with
+        // a reset, so that a transfer cut short does not look finished to the local client.
+        for (const s of open) reset(s);
         resolve();
       };
       process.once('SIGINT', stop);

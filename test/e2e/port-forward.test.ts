@@ -24,6 +24,12 @@ const SINK = 7001;
 const BLOB_PORT = 7002;
 const HEADER = 7003;
 
+// busybox nc's listen backlog is the number of -l flags it is given (`nc -ll`: 2). The echo takes 50
+// connections at once: with a backlog of 2 its accept queue overflows, the kernel answers with SYN
+// cookies and then resets connections it has no room for (ECONNRESET, with or without a tunnel in
+// between). 64 flags: a backlog of 64.
+const LISTEN_64 = `-${'l'.repeat(64)}`;
+
 // One container: an echo (8080), a sink answering the sha256 of what it read (8081), a 64 MiB
 // random blob with its sha256 beside it (8082, 8084), and the first 28 bytes sent back (8083:
 // a PROXY v2 header for IPv4 is 28 bytes).
@@ -32,7 +38,7 @@ app = "vault"
 image = "${image}"
 
 [processes.tools]
-cmd = ["sh", "-c", "head -c ${BLOB} /dev/urandom > /tmp/blob && sha256sum /tmp/blob > /tmp/blob.sha && (nc -ll -p 8081 -e sha256sum &) && (nc -ll -p 8082 -e cat /tmp/blob &) && (nc -ll -p 8083 -e head -c 28 &) && (nc -ll -p 8084 -e cat /tmp/blob.sha &) && exec nc -ll -p 8080 -e cat"]
+cmd = ["sh", "-c", "head -c ${BLOB} /dev/urandom > /tmp/blob && sha256sum /tmp/blob > /tmp/blob.sha && (nc -ll -p 8081 -e sha256sum &) && (nc -ll -p 8082 -e cat /tmp/blob &) && (nc -ll -p 8083 -e head -c 28 &) && (nc -ll -p 8084 -e cat /tmp/blob.sha &) && exec nc ${LISTEN_64} -p 8080 -e cat"]
 count = 1
 
 [[endpoints]]
@@ -79,8 +85,14 @@ target = 8080
 access = "private"
 `;
 
+interface Forward {
+  port: number;
+  /** What the CLI wrote so far (its per-connection warnings say why a connection failed). */
+  stderr: () => string;
+}
+
 /** `pier port-forward … 0:REMOTE` in the background; resolves with the local port it listens on. */
-async function portForward(t: TestContext, env: NodeJS.ProcessEnv, app: string, remote: number): Promise<number> {
+async function portForward(t: TestContext, env: NodeJS.ProcessEnv, app: string, remote: number): Promise<Forward> {
   const child = spawn(process.execPath, [PIER_BIN, 'port-forward', '--app', app, `0:${remote}`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGTERM');
@@ -93,11 +105,20 @@ async function portForward(t: TestContext, env: NodeJS.ProcessEnv, app: string, 
       const m = /forwarding 127\.0\.0\.1:(\d+) /.exec(stderr);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve({ port: Number(m[1]), stderr: () => stderr });
       }
     });
     child.once('close', (code) => reject(new Error(`port-forward exited ${code}:\n${stderr}`)));
   });
+}
+
+/** How `got` differs from `want`: lengths, the first differing offset, and whose bytes it holds. */
+function mismatch(got: Buffer | Error, want: Buffer, others: Buffer[]): string {
+  if (got instanceof Error) return `an error: ${(got as NodeJS.ErrnoException).code ?? got.message}`;
+  let at = 0;
+  while (at < got.length && at < want.length && got[at] === want[at]) at++;
+  const kind = got.length === 0 ? 'empty' : got.length < want.length && at === got.length ? 'truncated (a prefix of its own bytes)' : others.some((o) => o !== want && o.subarray(0, 64).equals(got.subarray(0, 64))) ? "starts with another connection's bytes" : 'different bytes';
+  return `${kind}: ${got.length} of ${want.length} bytes, first difference at offset ${at}`;
 }
 
 /** Connects and reads everything until the peer's FIN, sending nothing. */
@@ -163,24 +184,28 @@ test('private endpoints are reached only through pier port-forward and pier conn
   await t.test('64 MiB each way arrive intact, and 50 connections at once each get their own bytes back', async (t2) => {
     const sink = await portForward(t2, server.env, 'vault', SINK);
     const upload = randomBytes(BLOB);
-    const answer = await exchange('127.0.0.1', sink, upload);
+    const answer = await exchange('127.0.0.1', sink.port, upload);
     assert.equal(answer.toString().split(/\s/)[0], sha256(upload), 'the app read exactly the 64 MiB sent');
 
     const blobPort = await portForward(t2, server.env, 'vault', BLOB_PORT);
-    const blob = await download(blobPort);
+    const blob = await download(blobPort.port);
     assert.equal(blob.length, BLOB);
     const expected = (await exchange('127.0.0.1', publicPort, '')).toString().split(/\s/)[0];
     assert.equal(sha256(blob), expected, 'the 64 MiB read match the file in the container');
 
     const echo = await portForward(t2, server.env, 'vault', ECHO);
     const payloads = Array.from({ length: 50 }, () => randomBytes(64 * 1024));
-    const answers = await Promise.all(payloads.map((p) => exchange('127.0.0.1', echo, p)));
-    answers.forEach((a, i) => assert.ok(a.equals(payloads[i] as Buffer), `connection ${i} got its own bytes back`));
+    // Every connection is waited for, so that a failure reports the first one that failed and why.
+    const answers = await Promise.all(payloads.map((p) => exchange('127.0.0.1', echo.port, p).catch((err: Error) => err)));
+    answers.forEach((a, i) => {
+      const want = payloads[i] as Buffer;
+      assert.ok(Buffer.isBuffer(a) && a.equals(want), `connection ${i} got its own bytes back; it got ${mismatch(a, want, payloads)}\nport-forward said:\n${echo.stderr()}`);
+    });
   });
 
   await t.test('an endpoint with proxy_protocol = "v2" gets a PROXY v2 header naming the CLI user', async (t2) => {
-    const port = await portForward(t2, server.env, 'vault', HEADER);
-    const header = await exchange('127.0.0.1', port, '');
+    const forward = await portForward(t2, server.env, 'vault', HEADER);
+    const header = await exchange('127.0.0.1', forward.port, '');
     assert.equal(header.length, 28);
     assert.equal(header.subarray(0, 12).toString('hex'), '0d0a0d0a000d0a515549540a');
     assert.equal(header[12], 0x21, 'version 2, PROXY');

@@ -1,7 +1,8 @@
 // The tunnel framing over real sockets and a real WebSocket: a client's TCP connection joined to a
 // WebSocket on one side, a server's on the other. Bytes and half-closes go through both ways; a
 // backend that stops reading stalls the client after a bounded amount (no unbounded buffering);
-// idleness and a reset backend end the tunnel with a reason on both sides.
+// idleness and a reset backend end the tunnel with a reason on both sides, and a failed tunnel resets
+// the connection at the other end (a FIN there would make a cut stream look complete).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { createHash, randomBytes } from 'node:crypto';
@@ -132,10 +133,16 @@ test('a backend that stops reading stalls the sender after a bounded amount, and
 });
 
 test('an idle tunnel is closed with E_TUNNEL_IDLE, and the other side hears why', async (t) => {
-  const r = await rig(t, () => undefined, { idleTimeoutMs: 200 });
+  let backend!: (s: net.Socket) => void;
+  const accepted = new Promise<net.Socket>((r) => (backend = r));
+  const r = await rig(t, (s) => backend(s), { idleTimeoutMs: 200 });
   const client = net.connect({ host: '127.0.0.1', port: r.entry });
-  client.on('error', () => undefined);
+  const clientEnding = ending(client);
+  const backendEnding = ending(await accepted);
   const [near, far] = await Promise.all([r.near, r.far]);
+  // Both ends are reset: the tunnel cut them, neither side finished.
+  assert.equal(await clientEnding, 'ECONNRESET');
+  assert.equal(await backendEnding, 'ECONNRESET');
   assert.equal(far.error?.code, 'E_TUNNEL_IDLE');
   assert.equal(far.remote, false);
   assert.equal(near.error?.code, 'E_TUNNEL_IDLE');
@@ -158,4 +165,64 @@ test('a backend connection that is reset ends the tunnel with the reason the far
   assert.equal(near.error?.code, 'E_INSTANCE_GONE');
   assert.equal(near.remote, true);
   await new Promise((resolve) => client.once('close', resolve));
+});
+
+/** Resolves with how `socket` ended: 'end' (a FIN: the stream looks complete) or its error code. */
+function ending(socket: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    socket.once('end', () => resolve('end'));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+test('a backend that resets after reading the whole request: the client sees the reset, not an end of stream', async (t) => {
+  let backendGotAll!: () => void;
+  const read = new Promise<void>((r) => (backendGotAll = r));
+  const r = await rig(
+    t,
+    (s) => {
+      s.resume();
+      s.once('end', () => {
+        backendGotAll();
+        s.resetAndDestroy();
+      });
+    },
+    { socketError: (err) => ({ code: 'E_INSTANCE_GONE', message: `gone: ${(err as NodeJS.ErrnoException | null)?.code ?? 'closed'}` }) },
+  );
+  const client = net.connect({ host: '127.0.0.1', port: r.entry, allowHalfOpen: true });
+  const got: Buffer[] = [];
+  client.on('data', (c: Buffer) => got.push(c));
+  const ended = ending(client);
+  client.end(randomBytes(64 * 1024));
+  await read;
+  assert.equal(await ended, 'ECONNRESET', 'the client must not take the empty answer for a complete one');
+  assert.equal(Buffer.concat(got).length, 0);
+  const [near, far] = await Promise.all([r.near, r.far]);
+  assert.equal(far.error?.code, 'E_INSTANCE_GONE');
+  assert.equal(near.error?.code, 'E_INSTANCE_GONE');
+  assert.equal(near.remote, true);
+});
+
+test('a client that resets in the middle of an upload: the backend sees the reset, not an end of stream', async (t) => {
+  let backend!: (s: net.Socket) => void;
+  const accepted = new Promise<net.Socket>((r) => (backend = r));
+  const r = await rig(t, (s) => backend(s));
+  const client = net.connect({ host: '127.0.0.1', port: r.entry, allowHalfOpen: true });
+  client.on('error', () => undefined);
+  client.write(randomBytes(64 * 1024));
+  const s = await accepted;
+  let received = 0;
+  const ended = ending(s);
+  await new Promise<void>((resolve) => {
+    s.on('data', (c: Buffer) => {
+      received += c.length;
+      if (received === 64 * 1024) resolve();
+    });
+  });
+  client.resetAndDestroy();
+  assert.equal(await ended, 'ECONNRESET', 'the app must not take the cut upload for a complete one');
+  const [near, far] = await Promise.all([r.near, r.far]);
+  assert.equal(near.error?.code, 'E_TUNNEL_SOCKET');
+  assert.equal(far.error?.code, 'E_TUNNEL_SOCKET');
+  assert.equal(far.remote, true);
 });
