@@ -310,7 +310,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       },
     });
     closers.push(() => health.close());
-    const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, firewall: privateFirewall, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
+    const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, firewall: privateFirewall, events, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
     closers.push(() => privateNames.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).
     const onRegistryEvent = (e: RegistryEvent): void => {

@@ -6,7 +6,7 @@
 import { asc, desc, inArray } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.js';
-import { certificates, type Endpoint } from '../../db/schema/index.js';
+import { certificates, type Certificate, type Endpoint } from '../../db/schema/index.js';
 import type { CertificateConfig, EndpointConfig } from '../../proxy/edge-config.js';
 import type { KeyVault } from './key-vault.js';
 
@@ -37,14 +37,22 @@ export function isCertificateWanted(wanted: AcmeNamesWanted, appId: string, name
   return w === 'all' || (w !== undefined && names.some((n) => w.has(n)));
 }
 
+/**
+ * Whether the feed serves a certificate: still valid, and uploaded or of a wanted ACME name. One
+ * that is not (expired, or kept unused: certificate-keeper.ts) covers no endpoint of its app.
+ */
+export function isCertificateServed(wanted: AcmeNamesWanted | undefined, row: Pick<Certificate, 'appId' | 'names' | 'source' | 'notAfter'>, now: number): boolean {
+  if (row.notAfter.getTime() <= now) return false;
+  return row.source !== 'acme' || wanted === undefined || isCertificateWanted(wanted, row.appId, row.names);
+}
+
 export async function readServedCertificates(db: Db, appIds: string[], vault: KeyVault | undefined, log: Logger, wanted?: AcmeNamesWanted): Promise<Map<string, CertificateConfig[]>> {
   const out = new Map<string, CertificateConfig[]>();
   if (appIds.length === 0 || vault === undefined) return out;
   const rows = await db.select().from(certificates).where(inArray(certificates.appId, appIds)).orderBy(desc(certificates.notAfter), asc(certificates.id));
   const now = Date.now();
   for (const row of rows) {
-    if (row.notAfter.getTime() <= now) continue;
-    if (row.source === 'acme' && wanted !== undefined && !isCertificateWanted(wanted, row.appId, row.names)) continue;
+    if (!isCertificateServed(wanted, row, now)) continue;
     let key: string;
     try {
       key = vault.open(row.keyEncrypted);

@@ -9,11 +9,15 @@
 // ports, so only those ports take connections from its peers: after the round has looked at every
 // instance and before any name moves (a name never leads to an address the chain does not admit
 // yet, and no instance is left out of a rewrite for not having been looked at yet), and again at
-// the end of the round.
+// the end of the round. An instance the engine cannot be asked about stays in the chain at the
+// addresses last found (kept in its row, so a restarted server has them before its first look):
+// a failed inspect must not close its offered ports until a later round; it is logged and
+// recorded once (`instance.private-inspect-failed`) and tried again every round.
 import type { Logger } from 'pino';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
-import { apps, instances, releases } from '../../db/schema/index.js';
+import { apps, instances, releases, type Instance } from '../../db/schema/index.js';
+import type { EventLog } from '../event-log.js';
 import type { Manifest } from '../manifest.js';
 import { isPierError, PierError } from '../pier-error.js';
 import type { NetworkEndpoint, Runtime } from '../runtime/runtime.js';
@@ -37,7 +41,9 @@ export interface PrivateNamesOptions {
   /** Enforces the offered ports; none: every port of an instance is open to its network. */
   firewall?: PrivateFirewall | undefined;
   /** Between full rounds (default 2 s); pokes come in between. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
+  /** Where an instance the engine cannot be asked about is recorded (once until it can again). */
+  events?: EventLog | undefined;
 }
 
 export interface PrivateNames {
@@ -60,6 +66,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   const settled = new Map<string, { key: string; at: number }>();
   /** Each instance's private addresses and offered ports, by instance id, for the firewall. */
   const placed = new Map<string, { network: string; ipv4: string | null; ipv6: string | null; ports: { tcp: number[]; udp: number[] } }>();
+  /** Instances whose last look failed, already logged and recorded. */
+  const failing = new Set<string>();
 
   /** One instance whose place on its network changes this round. */
   interface Move {
@@ -84,6 +92,8 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       .innerJoin(releases, eq(releases.id, instances.releaseId))
       .where(and(eq(instances.nodeId, options.nodeId), inArray(instances.observedState, ['starting', 'running'])));
     const seen = new Set<string>();
+    /** Instances not looked at this round: their place is what was known before. */
+    const unknown = new Set<string>();
     const moves: Move[] = [];
     // First every instance is looked at and placed where it is now; names move only after that.
     for (const { inst, app, manifest } of rows) {
@@ -108,6 +118,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         if (known && known.key === key && Date.now() - known.at < RECHECK_MS) continue;
         const ports = privatePorts(manifest as Manifest, inst.process);
         const info = await runtime.inspect(inst.containerId);
+        lookedAt(inst.id);
         if (!info || info.state !== 'running') {
           placed.delete(inst.id);
           continue;
@@ -122,11 +133,13 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
         settled.delete(inst.id);
         moves.push({ instance: inst.id, containerId: info.id, network: network.name, action, ports, app });
       } catch (err) {
-        failed(inst.id, app, err);
+        unknown.add(inst.id);
+        await lookFailed(inst, app, manifest as Manifest, err);
       }
     }
     for (const id of settled.keys()) if (!seen.has(id)) settled.delete(id);
     for (const id of placed.keys()) if (!seen.has(id)) placed.delete(id);
+    for (const id of failing) if (!seen.has(id)) failing.delete(id);
     // The firewall before any name moves, written from every instance of the round: a name must
     // not lead to an instance whose offered ports the chain does not let through yet (a new
     // network is closed until its instances are known), and a rewrite made halfway through the
@@ -142,12 +155,75 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       }
     }
     if (options.firewall && !closed) await enforce(options.firewall);
+    await remember(rows.map((r) => r.inst).filter((i) => seen.has(i.id) && !unknown.has(i.id)));
   }
 
-  function failed(instance: string, app: { orgId: string; environment?: string | undefined }, err: unknown): void {
+  /**
+   * The engine could not be asked about an instance (or its network is not known): it keeps its
+   * place in the chain, the one this process last found, else the one its row keeps from the
+   * server before a restart (when it is the same container), so its offered ports stay open to
+   * its peers; an instance never found on the network has none and stays out.
+   */
+  async function lookFailed(inst: Instance, app: Move['app'] & { id: string }, manifest: Manifest, err: unknown): Promise<void> {
+    forgetIfRemoved(app, err);
+    settled.delete(inst.id);
+    const stored = inst.privateEndpoint;
+    if (!placed.has(inst.id) && stored && stored.container === inst.containerId) {
+      placed.set(inst.id, { network: stored.network, ipv4: stored.ipv4, ipv6: stored.ipv6, ports: privatePorts(manifest, inst.process) });
+    }
+    const kept = placed.get(inst.id);
+    if (failing.has(inst.id)) {
+      log.debug({ err, instance: inst.id }, 'instance still not looked at on its private network');
+      return;
+    }
+    const why = err instanceof Error ? err.message : String(err);
+    const where = kept ? `its last known addresses (${[kept.ipv4, kept.ipv6].filter(Boolean).join(', ')}) stay admitted on its offered ports` : 'no address of it on its private network is known, so its offered ports stay closed to its peers';
+    log.warn({ err, instance: inst.id, kept: kept ? { network: kept.network, ipv4: kept.ipv4, ipv6: kept.ipv6 } : null }, 'instance not looked at on its private network; trying again next round');
+    try {
+      await options.events?.record({
+        orgId: app.orgId,
+        appId: app.id,
+        instanceId: inst.id,
+        type: 'instance.private-inspect-failed',
+        reason: isPierError(err) ? err.code : 'runtime-error',
+        message: `${inst.id} could not be looked at on its private network (${why}): ${where}; tried again every round`,
+        data: { error: why, network: kept?.network ?? null, ipv4: kept?.ipv4 ?? null, ipv6: kept?.ipv6 ?? null },
+      });
+      failing.add(inst.id);
+    } catch (recordErr) {
+      log.warn({ err: recordErr, instance: inst.id }, 'event not recorded; trying again next round');
+    }
+  }
+
+  function lookedAt(instance: string): void {
+    if (failing.delete(instance)) log.info({ instance }, 'instance looked at again on its private network');
+  }
+
+  /** Keeps each instance's place in its row, when it changed, for a server started after this one. */
+  async function remember(looked: Instance[]): Promise<void> {
+    for (const inst of looked) {
+      if (closed) return;
+      if (inst.containerId === null) continue;
+      const p = placed.get(inst.id);
+      const now = p ? { container: inst.containerId, network: p.network, ipv4: p.ipv4, ipv6: p.ipv6 } : null;
+      const was = inst.privateEndpoint;
+      if (now === was || (now && was && now.container === was.container && now.network === was.network && now.ipv4 === was.ipv4 && now.ipv6 === was.ipv6)) continue;
+      try {
+        await db.update(instances).set({ privateEndpoint: now }).where(eq(instances.id, inst.id));
+      } catch (err) {
+        log.warn({ err, instance: inst.id }, 'private addresses not kept in the database; trying again next round');
+      }
+    }
+  }
+
+  function failed(instance: string, app: Move['app'], err: unknown): void {
+    forgetIfRemoved(app, err);
+    log.warn({ err, instance }, 'private names not updated; trying again next round');
+  }
+
+  function forgetIfRemoved(app: Move['app'], err: unknown): void {
     // Removed behind Pier's back: made again on the next round.
     if (isPierError(err) && err.code === 'E_NETWORK_NOT_FOUND') networks.forget(privateNetworkName(privateNetworkKey(app).key));
-    log.warn({ err, instance }, 'private names not updated; trying again next round');
   }
 
   /**

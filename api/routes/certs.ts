@@ -1,7 +1,7 @@
 // Certificates as resources (`pier certs`): add one to an app (checked whole before it is stored,
 // api/certificates/certificate-check.ts; its key sealed by the key vault), list an app's, describe
 // one, remove one. Every change refreshes the edge feed, so edges serve it on new handshakes.
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, ne } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { apps, certificates, endpoints, type Certificate } from '../../db/schema/index.js';
@@ -9,6 +9,7 @@ import type { ApiDeps } from '../api-deps.js';
 import { findApp, requireScope, type ApiEnv } from '../auth.js';
 import { checkCertificate } from '../certificates/certificate-check.js';
 import type { KeyVault } from '../certificates/key-vault.js';
+import { acmeNamesWanted, isCertificateServed } from '../certificates/served-certificates.js';
 import { newId } from '../ids.js';
 import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
@@ -57,7 +58,7 @@ describeRoute({
   path: '/v1/certs/:id',
   scope: 'deploy',
   summary: 'Remove a certificate; new handshakes stop getting it, established connections carry on',
-  description: '409 E_CERT_IN_USE when it is the last certificate of an app with a tls = "terminate" endpoint.',
+  description: '409 E_CERT_IN_USE when it is the last certificate served to a tls = "terminate" endpoint of its app (expired ones and ACME ones kept unused serve nothing and do not count).',
   response: z.object({ certificate: certificateViewSchema }),
   errors: [404, 409],
 });
@@ -160,13 +161,27 @@ export function certRoutes(deps: ApiDeps & { keyVault?: KeyVault | undefined }) 
     const auth = c.get('auth');
     requireScope(auth, 'deploy');
     const { cert, app } = await findCert(c, c.req.param('id'));
-    const others = await db.select({ id: certificates.id }).from(certificates).where(eq(certificates.appId, app.id));
-    const [terminating] = await db.select({ port: endpoints.port }).from(endpoints).where(and(eq(endpoints.appId, app.id), eq(endpoints.tls, 'terminate'))).limit(1);
-    if (terminating !== undefined && others.length <= 1) {
-      throw new PierError('E_CERT_IN_USE', `certificate ${cert.id} is the last one of app "${app.name}", whose port ${terminating.port} terminates TLS`, {
-        status: 409,
-        hint: 'add the replacement first (`pier certs add`), or deploy without tls = "terminate"',
-      });
+    // Only what the edge serves covers an endpoint: an expired certificate, or an ACME one kept
+    // unused after its names left the manifest (PIER_ACME_KEEP_DROPPED), serves nothing, so it
+    // neither counts as a replacement nor is refused itself.
+    const terminating = await db
+      .select({ port: endpoints.port, appId: endpoints.appId, tls: endpoints.tls, tlsOptions: endpoints.tlsOptions })
+      .from(endpoints)
+      .where(and(eq(endpoints.appId, app.id), eq(endpoints.tls, 'terminate')))
+      .orderBy(endpoints.port);
+    const wanted = acmeNamesWanted(terminating);
+    const now = Date.now();
+    if (terminating[0] !== undefined && isCertificateServed(wanted, cert, now)) {
+      const others = await db
+        .select({ appId: certificates.appId, names: certificates.names, source: certificates.source, notAfter: certificates.notAfter })
+        .from(certificates)
+        .where(and(eq(certificates.appId, app.id), ne(certificates.id, cert.id)));
+      if (!others.some((o) => isCertificateServed(wanted, o, now))) {
+        throw new PierError('E_CERT_IN_USE', `certificate ${cert.id} is the last one app "${app.name}" serves, and its port ${terminating[0].port} terminates TLS`, {
+          status: 409,
+          hint: 'add the replacement first (`pier certs add`), or deploy without tls = "terminate"',
+        });
+      }
     }
     await db.delete(certificates).where(eq(certificates.id, cert.id));
     await deps.events.record({

@@ -85,7 +85,7 @@ const describe = defineCommand({
 });
 
 const remove = defineCommand({
-  meta: { name: 'remove', description: 'Remove a certificate (refused when it is the last one of an app that terminates TLS); established connections carry on' },
+  meta: { name: 'remove', description: 'Remove a certificate (refused when it is the last one served to an endpoint that terminates TLS); established connections carry on' },
   args: {
     id: { type: 'positional', description: 'The certificate id (cert_…)', required: true, valueHint: 'ID' },
     yes: { type: 'boolean', alias: 'y', description: 'Do not ask (required without a terminal)', default: false },

@@ -45,6 +45,13 @@ export const instances = pgTable(
    * node's address. Null on one engine, where the container's own ports are reached.
    */
   ports: jsonb('ports').$type<Record<string, number>>(),
+  /**
+   * Its addresses on its private network as the names round (api/private/private-names.ts) last
+   * found them: a server that cannot inspect the container after a restart keeps admitting them
+   * in the firewall until it can. Of the container `container` (a new container has new ones).
+   * Null when it is on none.
+   */
+  privateEndpoint: jsonb('private_endpoint').$type<{ container: string; network: string; ipv4: string | null; ipv6: string | null }>(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   startedAt: time('started_at'),

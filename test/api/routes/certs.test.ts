@@ -1,7 +1,8 @@
 // Certificates as resources: `POST /v1/apps/:app/certs` checks the upload whole (coded errors,
 // nothing stored), stores the key sealed (not as PEM), lists and describes without the key; the
 // edge feed carries the certificate, key opened, to a tls = "terminate" endpoint in a snapshot
-// the edge accepts; removing the last one such an endpoint serves is refused.
+// the edge accepts; removing the last one such an endpoint serves is refused (what the edge does not
+// serve, kept unused or expired, does not count).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eq } from 'drizzle-orm';
@@ -72,4 +73,45 @@ test('pier certs: checked upload, sealed key, list, describe, feed to the edge, 
   assert.equal(((await removed.json()) as { error: { code: string } }).error.code, 'E_CERT_IN_USE');
   await api.db.delete(endpoints).where(eq(endpoints.appId, web));
   assert.equal((await api.request(`/v1/certs/${id}`, { token, method: 'DELETE' })).status, 200);
+});
+
+test('pier certs remove: a certificate the edge does not serve (kept unused, or expired) neither covers a tls = "terminate" endpoint nor is refused', async (t) => {
+  const api = await createTestApi(t);
+  const org = await createOrg(api.db, 'acme');
+  const web = await createApp(api.db, org, 'web');
+  const token = await createToken(api.db, org, { scope: 'deploy' });
+  const ca = makeTestCa(t);
+  const add = async (name: string) => {
+    const leaf = ca.issue({ cn: name, names: [name] });
+    const res = await api.request('/v1/apps/web/certs', { token, body: { cert: leaf.cert + ca.cert, key: leaf.key } });
+    assert.equal(res.status, 201);
+    return ((await res.json()) as { certificate: { id: string } }).certificate.id;
+  };
+  const remove = async (id: string) => {
+    const res = await api.request(`/v1/certs/${id}`, { token, method: 'DELETE' });
+    return { status: res.status, code: res.status === 200 ? null : ((await res.json()) as { error: { code: string } }).error.code };
+  };
+  await api.db.insert(endpoints).values({ id: newId('ep'), appId: web, process: 'web', port: 443, targetPort: 8080, tls: 'terminate', tlsOptions: { acmeNames: ['shop.example.com'] } });
+  // As the keeper leaves them: the certificate of the listed name, and one of a name the manifest
+  // dropped, kept unused (PIER_ACME_KEEP_DROPPED); and an uploaded one that has expired since.
+  const inUse = await add('shop.example.com');
+  const kept = await add('old.example.com');
+  const expired = await add('gone.example.com');
+  await api.db.update(certificates).set({ source: 'acme' }).where(eq(certificates.appId, web));
+  await api.db.update(certificates).set({ unusedSince: new Date(), removeAfter: new Date(Date.now() + 3_600_000) }).where(eq(certificates.id, kept));
+  await api.db.update(certificates).set({ source: 'upload', notAfter: new Date(Date.now() - 60_000) }).where(eq(certificates.id, expired));
+  const served = async () => ((await api.edgeFeed.rebuild()).certificates ?? []).map((c) => c.id).sort();
+  assert.deepEqual(await served(), [inUse], 'the edge serves only the certificate of the listed name');
+
+  assert.deepEqual(await remove(inUse), { status: 409, code: 'E_CERT_IN_USE' }, 'the kept and the expired certificates do not cover the endpoint');
+  assert.equal((await api.db.select().from(certificates).where(eq(certificates.id, inUse))).length, 1);
+  // Removing what serves nothing changes nothing the edge serves: allowed, even as the last one left besides.
+  assert.deepEqual(await remove(kept), { status: 200, code: null });
+  assert.deepEqual(await remove(expired), { status: 200, code: null });
+  assert.deepEqual(await remove(inUse), { status: 409, code: 'E_CERT_IN_USE' });
+  // A replacement the edge serves: then it goes.
+  const replacement = await add('www.example.com');
+  assert.deepEqual(await served(), [replacement, inUse].sort());
+  assert.deepEqual(await remove(inUse), { status: 200, code: null });
+  assert.deepEqual(await served(), [replacement]);
 });

@@ -10,19 +10,15 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import tls from 'node:tls';
-import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../../../proxy/edge-config.js';
+import type { EdgeConfig } from '../../../proxy/edge-config.js';
 import type { Edge } from '../../../proxy/edge.js';
 import type { TcpIo } from '../../../proxy/tcp-io/tcp-io.js';
-import { freePort } from '../../support/tcp-client.js';
-import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
-import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
+import { createTestEdge, forEachIo } from '../../support/test-edge.js';
 import { connectTls as connect, echoTls as echo } from '../../support/tls-client.js';
-import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
+import { startTerminatingEndpoint, type TerminatingEndpoint } from '../../support/tls-endpoint.js';
+import { sslTlv } from '../../support/tlv-backend.js';
 
-interface Setup {
-  ca: TestCa;
-  port: number;
-  backend: TlvBackend;
+interface Setup extends TerminatingEndpoint {
   snapshot: EdgeConfig;
 }
 
@@ -30,27 +26,12 @@ interface Setup {
 type Kind = 'one' | 'several' | 'mtls';
 
 async function setup(t: TestContext, alpn: string[] | undefined = ['h2', 'http/1.1'], kind: Kind = 'one'): Promise<Setup> {
-  const ca = makeTestCa(t);
-  const backend = await startTlvBackend(t);
-  const port = await freePort();
-  const certs: CertificateConfig[] = [{ id: 'only', names: ['only.example.com'], ...ca.issue({ cn: 'only.example.com', names: ['only.example.com'] }) }];
-  if (kind === 'several') certs.push({ id: 'other', names: ['other.example.com'], ...ca.issue({ cn: 'other.example.com', names: ['other.example.com'] }) });
-  const ep: EndpointConfig = endpoint({
-    id: 'web',
-    bind: [{ address: '127.0.0.1', port }],
-    backends: [backend],
-    proxyProtocol: 'v2',
-    options: {
-      tls: 'terminate',
-      proxyProtocolTlvs: ['authority'],
-      terminate: {
-        certificates: certs.map((c) => c.id),
-        ...(alpn === undefined ? {} : { alpn }),
-        ...(kind === 'mtls' ? { clientCa: ca.cert } : {}),
-      },
-    },
-  });
-  return { ca, port, backend, snapshot: { version: 1, endpoints: [ep], certificates: certs } };
+  const certs = [{ id: 'only', names: ['only.example.com'] }];
+  if (kind === 'several') certs.push({ id: 'other', names: ['other.example.com'] });
+  // mTLS trusts client certificates of the endpoint's own test CA, known only once it is made.
+  const s = await startTerminatingEndpoint(t, certs, alpn === undefined ? {} : { alpn });
+  if (kind === 'mtls') s.ep.terminate = { ...s.ep.terminate!, clientCa: s.ca.cert };
+  return { ...s, snapshot: { version: 1, endpoints: [s.ep], certificates: s.certs } };
 }
 
 /** Waits (bounded) until `check` holds. */

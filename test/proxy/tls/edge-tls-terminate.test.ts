@@ -10,41 +10,26 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import tls from 'node:tls';
-import type { CertificateConfig, EdgeConfig, EndpointConfig } from '../../../proxy/edge-config.js';
+import type { EdgeConfig, EndpointConfig } from '../../../proxy/edge-config.js';
 import type { TcpIo } from '../../../proxy/tcp-io/tcp-io.js';
 import { requirePeer } from '../../support/peer-binary.js';
 import { freePort } from '../../support/tcp-client.js';
 import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
-import { makeTestCa, type TestCa } from '../../support/tls-certs.js';
+import { makeTestCa } from '../../support/tls-certs.js';
 import { connectTls as connect, echoTls as echo } from '../../support/tls-client.js';
-import { sslTlv, startTlvBackend, type TlvBackend } from '../../support/tlv-backend.js';
+import { startTerminatingEndpoint, type TerminatingEndpoint } from '../../support/tls-endpoint.js';
+import { sslTlv } from '../../support/tlv-backend.js';
 import { v2Header } from '../proxy-header-fixtures.js';
 
-interface Setup {
-  ca: TestCa;
-  port: number;
-  backend: TlvBackend;
-  certs: CertificateConfig[];
-  ep: EndpointConfig;
-}
+type Setup = TerminatingEndpoint;
 
-async function setup(t: TestContext, terminate: Partial<NonNullable<EndpointConfig['terminate']>> = {}): Promise<Setup> {
-  const ca = makeTestCa(t);
-  const backend = await startTlvBackend(t);
-  const port = await freePort();
-  const certs: CertificateConfig[] = [
-    { id: 'default', names: ['default.example.com'], ...ca.issue({ cn: 'default.example.com', names: ['default.example.com'] }) },
-    { id: 'a', names: ['a.example.com'], ...ca.issue({ cn: 'a.example.com', names: ['a.example.com'] }) },
-    { id: 'w', names: ['*.wild.example.com'], ...ca.issue({ cn: 'wild', names: ['*.wild.example.com'] }) },
+function setup(t: TestContext, terminate: Partial<NonNullable<EndpointConfig['terminate']>> = {}): Promise<Setup> {
+  const certs = [
+    { id: 'default', names: ['default.example.com'] },
+    { id: 'a', names: ['a.example.com'] },
+    { id: 'w', names: ['*.wild.example.com'], cn: 'wild' },
   ];
-  const ep = endpoint({
-    id: 'web',
-    bind: [{ address: '127.0.0.1', port }],
-    backends: [backend],
-    proxyProtocol: 'v2',
-    options: { tls: 'terminate', proxyProtocolTlvs: ['authority'], terminate: { certificates: ['default', 'a', 'w'], alpn: ['h2', 'http/1.1'], ...terminate } },
-  });
-  return { ca, port, backend, certs, ep };
+  return startTerminatingEndpoint(t, certs, { alpn: ['h2', 'http/1.1'], ...terminate });
 }
 
 const snapshot = (s: Setup, version = 1, extra: Partial<EdgeConfig> = {}): EdgeConfig => ({ version, endpoints: [s.ep], certificates: s.certs, ...extra });
