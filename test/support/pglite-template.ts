@@ -2,20 +2,17 @@
 // migrations), made once per machine, PGlite version and set of migrations, and copied into each
 // test server's data folder: initdb and the migrations cost seconds of CPU, and the e2e tests start
 // dozens of servers. The server still runs its migrations on the copy (none left to apply, as at
-// every later start). Migrations from an empty database stay covered: every createTestDb() and
-// every PostgreSQL test database starts empty, and the tests that start Pier their own way do a
-// whole first start.
-import { createHash } from 'node:crypto';
+// every later start). Migrations from an empty database stay covered: in test/db/, and by the tests
+// that start Pier their own way (a whole first start).
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { migrationsHash } from './migrations-hash.js';
 
 const run = promisify(execFile);
 
-const MIGRATIONS = fileURLToPath(new URL('../../../db/migrations', import.meta.url));
 const DATABASE_MODULE = new URL('../../db/database.js', import.meta.url).href;
 
 /** Opens (first start: initdb, migrations) and closes the embedded database in `argv[2]`, as `pier server` does. */
@@ -28,10 +25,7 @@ let made: Promise<string> | undefined;
 /** What the template depends on: the PGlite version and every migration (a changed one makes a new template). */
 async function templateKey(): Promise<string> {
   const pkg = JSON.parse(await readFile(new URL('../../../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string };
-  const hash = createHash('sha256');
-  const files = [...(await readdir(MIGRATIONS)).filter((f) => f.endsWith('.sql')).sort(), 'meta/_journal.json'];
-  for (const f of files) hash.update(f).update('\0').update(await readFile(join(MIGRATIONS, f))).update('\0');
-  return `${pkg.version}-${hash.digest('hex').slice(0, 16)}`;
+  return `${pkg.version}-${await migrationsHash()}`;
 }
 
 async function template(): Promise<string> {
