@@ -1,11 +1,13 @@
 // Which test files CI's PostgreSQL pass runs: those whose compiled imports reach db/database.js
-// (directly, through support modules, or by a dynamic import), less those marked to run once.
+// (directly, through support modules, or by a dynamic import), less those marked to run once; and
+// the order they start in (the long ones first).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ONCE_MARKER, selectTestFiles } from './run.js';
+import { fileURLToPath } from 'node:url';
+import { LONG_FIRST, ONCE_MARKER, selectTestFiles, startOrder, testSources } from './run.js';
 
 async function put(root: string, path: string, text: string): Promise<void> {
   await mkdir(dirname(join(root, path)), { recursive: true });
@@ -44,4 +46,17 @@ test('the PostgreSQL pass keeps the files that reach the database module, unless
   const only = selectTestFiles(root, false, ['test/sub/', 'test/plain.test.ts']);
   assert.deepEqual(only.files, ['dist/test/plain.test.js', 'dist/test/sub/once.test.js']);
   assert.equal(only.skipped.length, 3);
+});
+
+test('the long files start first, slowest first; the others keep their order; a listed file that is not selected is not added', () => {
+  const files = ['dist/test/a.test.js', 'dist/test/e2e/long.test.js', 'dist/test/b.test.js', 'dist/test/e2e/longest.test.js', 'dist/test/c.test.js'];
+  const long = ['test/e2e/longest.test.ts', 'test/e2e/gone.test.ts', 'test/e2e/long.test.ts'];
+  assert.deepEqual(startOrder(files, long), ['dist/test/e2e/longest.test.js', 'dist/test/e2e/long.test.js', 'dist/test/a.test.js', 'dist/test/b.test.js', 'dist/test/c.test.js']);
+  assert.deepEqual(startOrder(files, []), files);
+});
+
+test('every file in LONG_FIRST is a test source, so a renamed one is noticed', () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+  const sources = new Set(testSources(root));
+  for (const source of LONG_FIRST) assert.ok(sources.has(source), `${source} is in LONG_FIRST but is not a test file`);
 });

@@ -6,7 +6,10 @@ import { openDatabase } from '../../db/database.js';
 import { orgs, apps } from '../../db/schema/index.js';
 
 test('migrations apply and tables accept rows', async (t) => {
-  const { db } = await createTestDb(t);
+  // An empty database, migrated here: createTestDb() copies a migrated template.
+  const database = await openDatabase({ url: await createTestDbUrl(t), dataDir: 'memory://' });
+  t.after(() => database.close());
+  const { db } = database;
   await db.insert(orgs).values({ id: 'org_1', name: 'default' });
   await db.insert(apps).values({ id: 'app_1', orgId: 'org_1', name: 'echo' });
   const rows = await db.select().from(apps).where(eq(apps.orgId, 'org_1'));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeInstallation } from './containers.js';
 import { seedPgliteDataDir } from './pglite-template.js';
-import { createTestDbUrl } from './test-db.js';
+import { createMigratedTestDbUrl } from './test-db.js';
 import { removeFirewallChainsIn } from './firewall-chains.js';
 
 export const PIER_BIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -49,7 +49,7 @@ export interface StartOptions {
 
 export async function startPierServer(t: TestContext, extraEnv: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Promise<PierServer> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-e2e-'));
-  const databaseUrl = options.databaseUrl ?? (await createTestDbUrl(t));
+  const databaseUrl = options.databaseUrl ?? (await createMigratedTestDbUrl(t));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     XDG_CONFIG_HOME: join(dir, 'config'),

@@ -1,15 +1,20 @@
 // A fresh database per test: a new database on the PostgreSQL server named by DATABASE_URL
-// (dropped afterwards), or an in-memory PGlite when no URL is set.
+// (dropped afterwards), or an in-memory PGlite when no URL is set. createTestDb() and test servers
+// start from a copy of a migrated template (made once per set of migrations: the migrations cost
+// seconds per database); createTestDbUrl() gives an empty one, for the tests of the migrations.
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { createPgliteTemplate, openDatabase, type Database } from '../../db/database.js';
+import { migrationsHash } from './migrations-hash.js';
 
 /** One migrated embedded database per test process, copied for each test (initdb once, not per test). */
 let pgliteTemplate: Promise<Blob> | undefined;
+/** The name of the migrated template database on the PostgreSQL server, once this process knows it. */
+let postgresTemplate: Promise<string> | undefined;
 
 export async function createTestDb(t: TestContext): Promise<Database> {
-  const url = await createTestDbUrl(t);
+  const url = await createMigratedTestDbUrl(t);
   const template = url ? undefined : await (pgliteTemplate ??= createPgliteTemplate());
   const database = await openDatabase({ url, dataDir: 'memory://', template });
   t.after(() => database.close());
@@ -20,9 +25,20 @@ export async function createTestDb(t: TestContext): Promise<Database> {
 export async function createTestDbUrl(t: TestContext): Promise<string | undefined> {
   const base = process.env.DATABASE_URL;
   if (!base) return undefined;
+  return newDatabase(t, base, undefined);
+}
+
+/** A URL of a new database holding Pier's migrated schema (Pier still migrates it: nothing to do), or undefined on PGlite. */
+export async function createMigratedTestDbUrl(t: TestContext): Promise<string | undefined> {
+  const base = process.env.DATABASE_URL;
+  if (!base) return undefined;
+  return newDatabase(t, base, await (postgresTemplate ??= migratedTemplate(base)));
+}
+
+async function newDatabase(t: TestContext, base: string, template: string | undefined): Promise<string> {
   const name = `pier_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
+  await admin.unsafe(`create database ${name}${template ? ` template ${template}` : ''}`);
   t.after(async () => {
     try {
       // Retried: a drop fails while a session of another role is on the database (the server's
@@ -40,6 +56,37 @@ export async function createTestDbUrl(t: TestContext): Promise<string | undefine
       await admin.end({ timeout: 5 });
     }
   });
+  return withDatabase(base, name);
+}
+
+/**
+ * The migrated template for this set of migrations, made by Pier's own openDatabase on an empty
+ * database and renamed into place, under an advisory lock: test processes run side by side, and
+ * the first makes it while the others wait. It stays on the server for later runs.
+ */
+async function migratedTemplate(base: string): Promise<string> {
+  const name = `pier_test_template_${await migrationsHash()}`;
+  // One connection: the advisory lock belongs to the session that took it.
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  try {
+    await admin`select pg_advisory_lock(hashtext(${name}))`;
+    const [found] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (!found) {
+      const work = `${name}_${process.pid}`;
+      await admin.unsafe(`drop database if exists ${work} with (force)`);
+      await admin.unsafe(`create database ${work}`);
+      const database = await openDatabase({ url: withDatabase(base, work), dataDir: 'memory://' });
+      await database.close();
+      await admin.unsafe(`alter database ${work} rename to ${name}`);
+    }
+    await admin`select pg_advisory_unlock(hashtext(${name}))`;
+    return name;
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+function withDatabase(base: string, name: string): string {
   const url = new URL(base);
   url.pathname = `/${name}`;
   return url.toString();
