@@ -97,6 +97,10 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
     try {
       return c.json({ snapshot: await driver.importSnapshot(snapshotId, incoming) });
     } catch (err) {
+      if (!incoming.readableEnded && !isPierError(err)) {
+        log.warn({ err, snapshot: snapshotId }, 'import cut off');
+        throw new PierError('E_AGENT_STREAM', `the file for snapshot ${snapshotId} was cut off before its end; nothing was imported`, { status: 400, hint: 'send the whole file again', cause: err });
+      }
       // A refused file's rest is read and dropped, so that the answer reaches the API server.
       incoming.removeAllListeners('readable');
       incoming.resume();
