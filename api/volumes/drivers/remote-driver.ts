@@ -52,6 +52,10 @@ export async function connectRemoteVolumeDriver(options: RemoteDriverOptions): P
     const { request, response } = opened;
     const out = new PassThrough({ highWaterMark: 1024 * 1024 });
     out.on('error', () => undefined); // the consumer's pipeline reports it; never an unhandled 'error'
+    // The reader went away (a client that stopped downloading): the request ends, and the agent stops its tool.
+    out.once('close', () => {
+      if (!out.writableFinished) request.destroy();
+    });
     const cutOff = () => new PierError('E_AGENT_STREAM', `${what} from ${options.url} was cut off before its end`, { status: 502, hint: `the node agent stopped or the network failed; ${hint}` });
     const done = (async () => {
       let res: IncomingMessage;

@@ -122,7 +122,7 @@ test('a receive cut off at a tar member boundary leaves no snapshot (the agent k
   await assert.rejects(read, { code: 'E_VOLUME_DRIVER' });
 });
 
-test('the data routes need the token; an export header that is not one is E_AGENT_BAD_REQUEST; an import cut off or refused mid-upload leaves nothing; an export cut off errors', async (t) => {
+test('the data routes need the token; an export header that is not one is E_AGENT_BAD_REQUEST; an import cut off or refused mid-upload leaves nothing; an export whose reader leaves stops on the agent, and one cut off errors', async (t) => {
   const root = await tempRoot(t);
   const agent = await startNodeAgent(t, root);
   const driver = await connectRemoteVolumeDriver({ url: agent.url, token: agent.token });
@@ -190,6 +190,13 @@ test('the data routes need the token; an export header that is not one is E_AGEN
     return true;
   });
   assert.equal(await exists(join(root, 'snapshots', 'snap_junk')), false);
+
+  // A reader that goes away midway: the agent stops making the file (its tar is killed, and it says so).
+  const left = driver.exportSnapshot('snap_1', header);
+  left.done.catch(() => undefined);
+  assert.equal((await left.stream[Symbol.asyncIterator]().next()).done, false, 'that export began');
+  left.stream.destroy();
+  await eventually(() => /"snapshot":"snap_1"[^\n]*"msg":"export failed"/.test(agent.stderr()), 'the agent to stop the export its reader left', 300, 50);
 
   // An export whose agent stops midway: the stream errors (E_AGENT_STREAM); it never ends like a whole file.
   const cut = driver.exportSnapshot('snap_1', header);
