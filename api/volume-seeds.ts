@@ -17,7 +17,6 @@ import { newId } from './ids.js';
 import type { Manifest, VolumeSpec } from './manifest.js';
 import { PierError } from './pier-error.js';
 import type { Txn } from './transactions.js';
-import { treeHash } from './volumes/tree-hash.js';
 import type { VolumeDriver } from './volumes/volume-driver.js';
 
 export interface VolumeSeederOptions {
@@ -139,7 +138,7 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
             throw seedInvalid(`volume ${s.volume} is seeded from snapshot ${snapshot.id}, kept on storage root ${snapshot.root}; seeds are read from the default root`, 'seed from a snapshot taken before the move, or export this one and import it (pier volumes export / import)');
           }
           await driver.restore(snapshot.id, volumeId, { sizeLimitBytes: s.spec.size ?? null });
-          const check = await treeHash(driver.volumePath(volumeId));
+          const check = await driver.treeHash({ volume: volumeId });
           if (check.sha256 !== snapshot.sha256) {
             throw new PierError('E_SNAPSHOT_CORRUPT', `the data restored from snapshot ${snapshot.id} for volume ${s.volume} does not match it (sha256 ${check.sha256}, expected ${snapshot.sha256})`, {
               status: 500,

@@ -1,19 +1,22 @@
 // The node agent's HTTP API (`pier agent`): the VolumeDriver calls of one storage root on this
 // node, for the API server's RemoteVolumeDriver (api/volumes/drivers/remote-driver.ts). JSON for
-// the small calls; a snapshot's send and receive are the raw byte stream in the response or
-// request body, with the tool's pace (Node's pipe: backpressure both ways). A send ends with a
-// trailer saying whether the tool succeeded; a receive whose request is cut off kills the
-// receiving tool, so half a stream never becomes a snapshot. Every request needs the token
+// the small calls; a snapshot's send and receive, and its export and import as a portable file,
+// are the raw byte stream in the response or request body, with the tool's pace (Node's pipe:
+// backpressure both ways). A send or an export ends with a trailer saying whether the tool
+// succeeded; a receive or an import whose request is cut off leaves nothing, so half a stream
+// never becomes a snapshot. Every request needs the token
 // (agent-auth.ts); every error is `{ error: { code, message, hint? } }`, never a stack trace.
 // Paths in answers are this node's: the Docker engine here mounts them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Logger } from 'pino';
 import { isPierError, PierError } from '../pier-error.js';
-import type { VolumeDriver } from '../volumes/volume-driver.js';
+import type { HostStream } from '../volumes/host-stream.js';
+import type { ArchivedSnapshot, VolumeDriver } from '../volumes/volume-driver.js';
 import { agentAuth } from './agent-auth.js';
 import { checkAgentId, encodeStatus, errorBody, STATUS_TRAILER, type AgentRoot } from './agent-protocol.js';
 
@@ -69,29 +72,40 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
     const snapshotId = id(c);
     const parentText = c.req.query('parent');
     const parent = parentText ? checkAgentId(parentText, 'parent') : null;
-    const out = c.env.outgoing;
-    const source = driver.send(snapshotId, parent);
-    source.stream.on('error', () => undefined); // the tool's failure is told by `done`, in the trailer
-    const outcome = source.done.then(
-      () => null,
-      (err: unknown) => err,
-    );
-    out.writeHead(200, { 'content-type': 'application/octet-stream', trailer: STATUS_TRAILER });
-    // The API server went away (or gave up): the tool stops too.
-    out.once('close', () => {
-      if (!out.writableFinished) source.abort();
-    });
-    source.stream.pipe(out, { end: false });
-    await new Promise<void>((resolve) => {
-      source.stream.once('end', resolve);
-      source.stream.once('close', resolve);
-    });
-    const err = await outcome;
-    if (err) log.warn({ err, snapshot: snapshotId }, 'send failed');
-    if (out.destroyed) return RESPONSE_ALREADY_SENT;
-    out.addTrailers({ [STATUS_TRAILER]: encodeStatus(err ? asCoded(err) : null) });
-    out.end();
-    return RESPONSE_ALREADY_SENT;
+    return streamOut(c, driver.send(snapshotId, parent), snapshotId, 'send failed');
+  });
+
+  // Reads of the data where it is, so that the API server needs no path of this node.
+  app.get('/v1/volumes/:id/usage', async (c) => c.json({ bytes: await driver.usage({ volume: id(c) }) }));
+  app.get('/v1/snapshots/:id/usage', async (c) => c.json({ bytes: await driver.usage({ snapshot: id(c) }) }));
+  app.get('/v1/volumes/:id/tree-hash', async (c) => c.json(await driver.treeHash({ volume: id(c) })));
+  app.get('/v1/snapshots/:id/tree-hash', async (c) => c.json(await driver.treeHash({ snapshot: id(c) })));
+
+  // An export: the portable file, made here from the header the API server sends (its database's
+  // record of the snapshot), as the body; then the trailer with tar's outcome.
+  app.post('/v1/snapshots/:id/export', small, async (c) => {
+    const snapshotId = id(c);
+    const header = archivedSnapshot((await jsonBody(c)).header);
+    return streamOut(c, driver.exportSnapshot(snapshotId, header), snapshotId, 'export failed');
+  });
+
+  // An import: the portable file as the request body, checked, extracted and adopted here; the
+  // answer once the snapshot is whole. A body cut off fails the read, and nothing is kept.
+  app.put('/v1/snapshots/:id/import', async (c) => {
+    const snapshotId = id(c);
+    const incoming = c.env.incoming;
+    try {
+      return c.json({ snapshot: await driver.importSnapshot(snapshotId, incoming) });
+    } catch (err) {
+      if (!incoming.readableEnded && !isPierError(err)) {
+        log.warn({ err, snapshot: snapshotId }, 'import cut off');
+        throw new PierError('E_AGENT_STREAM', `the file for snapshot ${snapshotId} was cut off before its end; nothing was imported`, { status: 400, hint: 'send the whole file again', cause: err });
+      }
+      // A refused file's rest is read and dropped, so that the answer reaches the API server.
+      incoming.removeAllListeners('readable');
+      incoming.resume();
+      throw err;
+    }
   });
 
   // A receive: the request body into the tool; the answer once the tool has exited.
@@ -134,6 +148,43 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
   function stagingPath(name: string): string {
     return `${driver.root}/staging/${name}`;
   }
+
+  /** A tool's output as the answer's body, as it comes, then the trailer with the tool's outcome. */
+  async function streamOut(c: Context<{ Bindings: NodeBindings }>, source: HostStream<Readable>, snapshotId: string, failed: string): Promise<Response> {
+    const out = c.env.outgoing;
+    source.stream.on('error', () => undefined); // the tool's failure is told by `done`, in the trailer
+    const outcome = source.done.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    out.writeHead(200, { 'content-type': 'application/octet-stream', trailer: STATUS_TRAILER });
+    // The API server went away (or gave up): the tool stops too.
+    out.once('close', () => {
+      if (!out.writableFinished) source.abort();
+    });
+    source.stream.pipe(out, { end: false });
+    await new Promise<void>((resolve) => {
+      source.stream.once('end', resolve);
+      source.stream.once('close', resolve);
+    });
+    const err = await outcome;
+    if (err) log.warn({ err, snapshot: snapshotId }, failed);
+    if (out.destroyed) return RESPONSE_ALREADY_SENT;
+    out.addTrailers({ [STATUS_TRAILER]: encodeStatus(err ? asCoded(err) : null) });
+    out.end();
+    return RESPONSE_ALREADY_SENT;
+  }
+}
+
+/** The header of an export, as the API server sends it; anything else is E_AGENT_BAD_REQUEST. */
+function archivedSnapshot(value: unknown): ArchivedSnapshot {
+  const h = (value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
+  const count = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  const text = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+  if (!text(h.id) || !text(h.volume) || !text(h.createdAt) || typeof h.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.sha256) || !count(h.bytes) || !count(h.files)) {
+    throw new PierError('E_AGENT_BAD_REQUEST', '"header" is not a snapshot\'s header ({ id, volume, sha256, bytes, files, createdAt })', { status: 400 });
+  }
+  return { id: h.id as string, volume: h.volume as string, sha256: h.sha256, bytes: h.bytes as number, files: h.files as number, createdAt: h.createdAt as string };
 }
 
 /** A PierError as it is; anything else an E_AGENT_INTERNAL whose detail stays in the agent's log. */

@@ -16,8 +16,10 @@ export interface AgentTransport {
   call<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** A request whose body the caller writes (a receive); `response` settles with the answer. */
   upload(method: string, path: string): { request: ClientRequest; response: Promise<IncomingMessage> };
-  /** A request whose answer is a stream (a send). */
-  download(method: string, path: string): { request: ClientRequest; response: Promise<IncomingMessage> };
+  /** A request whose answer is a stream (a send, an export), with an optional small JSON body. */
+  download(method: string, path: string, body?: unknown): { request: ClientRequest; response: Promise<IncomingMessage> };
+  /** An answer's JSON when it is 2xx, else its error as a PierError. */
+  answer<T>(res: IncomingMessage): Promise<T>;
   /** The JSON error an answer that is not 2xx holds, as a PierError. */
   failure(res: IncomingMessage): Promise<PierError>;
   /** A transport failure of this agent (connection refused, reset, timed out). */
@@ -87,22 +89,27 @@ export function createAgentTransport(url: string, token: string): AgentTransport
     return agentError(body.error, res.statusCode ?? 500);
   }
 
+  async function answer<T>(res: IncomingMessage): Promise<T> {
+    if ((res.statusCode ?? 0) >= 300) throw await failure(res);
+    return (await readJson(res)) as T;
+  }
+
   return {
     url,
     async call<T>(method: string, path: string, body?: unknown): Promise<T> {
       const data = body === undefined ? undefined : JSON.stringify(body);
       const { request: req, response } = open(method, path, data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
       req.end(data);
-      const res = await response;
-      if ((res.statusCode ?? 0) >= 300) throw await failure(res);
-      return (await readJson(res)) as T;
+      return answer<T>(await response);
     },
     upload: (method, path) => open(method, path, { 'content-type': 'application/octet-stream' }),
-    download(method, path) {
-      const opened = open(method, path);
-      opened.request.end();
+    download(method, path, body) {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const opened = open(method, path, data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+      opened.request.end(data);
       return opened;
     },
+    answer,
     failure,
     unreachable,
     agentError,

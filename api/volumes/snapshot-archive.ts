@@ -6,7 +6,9 @@
 // payload length and sha256 in the header) is still imported. An import checks the payload's
 // length and sha256 before anything is extracted, and the tree's sha256 after; a truncated or
 // damaged file is E_SNAPSHOT_CORRUPT and changes nothing.
-import { spawn } from 'node:child_process';
+// The file is made and read where the snapshot's root is: writeArchive and readArchive are the
+// local drivers' exportSnapshot and importSnapshot (on this machine, or in the node agent for a
+// remote root), so every check of the format runs on one machine, beside the data.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -16,8 +18,9 @@ import type { Snapshot } from '../../db/schema/index.js';
 import { newId, randomId } from '../ids.js';
 import { PierError } from '../pier-error.js';
 import { hostCommand } from './host-command.js';
+import { hostSource, type HostStream } from './host-stream.js';
 import { treeHash } from './tree-hash.js';
-import type { VolumeDriver } from './volume-driver.js';
+import type { ArchivedSnapshot, ImportedSnapshot, VolumeDriver } from './volume-driver.js';
 
 export const ARCHIVE_MAGIC = 'PIER-SNAPSHOT/2';
 const ARCHIVE_MAGIC_V1 = 'PIER-SNAPSHOT/1';
@@ -27,62 +30,90 @@ export const TRAILER_LENGTH = TRAILER_MAGIC.length + 1 + 16 + 1 + 64 + 1;
 const MAX_HEADER = 64 * 1024;
 
 export interface ArchiveHeader {
-  snapshot: { id: string; volume: string; sha256: string; bytes: number; files: number; createdAt: string };
+  snapshot: ArchivedSnapshot;
   /** Version 1 only: the payload's length and sha256 (version 2 has them in the trailer). */
   payload: { format: 'tar'; bytes?: number; sha256?: string };
 }
 
+/** What the header says of a snapshot row. */
+export function archivedSnapshot(snap: Snapshot): ArchivedSnapshot {
+  return { id: snap.id, volume: snap.volumeName, sha256: snap.sha256, bytes: snap.bytes, files: snap.files, createdAt: snap.createdAt.toISOString() };
+}
+
 /**
- * The file as a stream: header, tar's output as it comes (hashed on the way), trailer. Its length
- * is not known up front. A tar that fails ends the stream with an error and no trailer, so the
- * partial file can never be imported.
+ * The export route's file: made by the driver of the snapshot's root, wherever that root is. Its
+ * first bytes are awaited, so that a failure before them (a node agent that cannot be reached)
+ * is the route's coded error rather than a 200 cut short; a failure after them cuts the stream.
  */
 export async function exportSnapshot(driver: VolumeDriver, snap: Snapshot): Promise<{ stream: Readable }> {
-  const header: ArchiveHeader = {
-    snapshot: { id: snap.id, volume: snap.volumeName, sha256: snap.sha256, bytes: snap.bytes, files: snap.files, createdAt: snap.createdAt.toISOString() },
-    payload: { format: 'tar' },
-  };
+  const file = driver.exportSnapshot(snap.id, archivedSnapshot(snap));
+  file.done.catch(() => undefined); // told by the stream's error
+  const { stream } = file;
+  if (stream.readableLength === 0) {
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: Error) => {
+        stream.off('readable', settle);
+        stream.off('error', settle);
+        if (err) reject(err);
+        else resolve();
+      };
+      stream.on('readable', settle);
+      stream.on('error', settle);
+    });
+  }
+  return { stream };
+}
+
+/** The import route's snapshot: read into a new snapshot of the driver's root; returns its row's fields. */
+export async function importSnapshot(driver: VolumeDriver, body: Readable): Promise<Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>> {
+  const id = newId('snap');
+  const got = await driver.importSnapshot(id, body);
+  return { id, volumeId: null, volumeName: got.volumeName, kind: 'imported', driver: driver.kind, root: 'default', consistency: 'imported', bytes: got.bytes, files: got.files, sha256: got.sha256 };
+}
+
+/**
+ * A local snapshot folder as the file: header, tar's output as it comes (hashed on the way),
+ * trailer. Its length is not known up front. A tar that fails ends the stream with an error and no
+ * trailer, so the partial file can never be imported.
+ */
+export function writeArchive(dir: string, snapshot: ArchivedSnapshot): HostStream<Readable> {
+  const header: ArchiveHeader = { snapshot, payload: { format: 'tar' } };
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   out.write(`${ARCHIVE_MAGIC} ${JSON.stringify(header)}\n`);
-  const tar = spawn('tar', ['-C', driver.snapshotPath(snap.id), '--sort=name', '--numeric-owner', '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  tar.stderr.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-2000)));
+  const tar = hostSource('tar', ['-C', dir, '--sort=name', '--numeric-owner', '-cf', '-', '.']);
   const hash = createHash('sha256');
   let bytes = 0;
-  const exited = new Promise<number | null>((resolve) => {
-    tar.on('error', (err) => {
-      stderr += err.message;
-      resolve(-1);
-    });
-    tar.on('close', (code) => resolve(code));
-  });
-  tar.stdout.on('data', (chunk: Buffer) => {
+  tar.stream.on('data', (chunk: Buffer) => {
     hash.update(chunk);
     bytes += chunk.length;
     if (!out.write(chunk)) {
-      tar.stdout.pause();
-      out.once('drain', () => tar.stdout.resume());
+      tar.stream.pause();
+      out.once('drain', () => tar.stream.resume());
     }
   });
-  out.on('close', () => {
-    if (tar.exitCode === null) tar.kill();
-  });
-  void exited.then((code) => {
-    if (code !== 0) {
-      out.destroy(new PierError('E_VOLUME_DRIVER', `tar of snapshot ${snap.id} failed: ${stderr.trim() || `exit ${code}`}`, { status: 500, hint: 'see the server log; the snapshot was left as it was' }));
-      return;
-    }
-    out.end(trailer(bytes, hash.digest('hex')));
-  });
-  return { stream: out };
+  // The reader went away: tar stops too.
+  out.on('close', () => tar.abort());
+  // tar's exit comes after its output's end: every byte is hashed by then.
+  const done = tar.done.then(
+    () => void out.end(trailer(bytes, hash.digest('hex'))),
+    (err: unknown) => {
+      out.destroy(err as Error);
+      throw err;
+    },
+  );
+  done.catch(() => undefined); // the caller awaits it, or reads the stream's error
+  return { stream: out, done, abort: () => out.destroy(new PierError('E_VOLUME_DRIVER', `the export of ${dir} was aborted`, { status: 500 })) };
 }
 
 function trailer(bytes: number, sha256: string): string {
   return `${TRAILER_MAGIC} ${String(bytes).padStart(16, '0')} ${sha256}\n`;
 }
 
-/** Reads a file made by exportSnapshot into a new snapshot (on the driver); returns its row's fields. */
-export async function importSnapshot(driver: VolumeDriver, body: Readable): Promise<Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>> {
+/**
+ * Reads a file made by writeArchive into the new snapshot `snapshotId` of a local driver: the
+ * payload into a file beside a staging folder, checked, extracted there, its tree checked, adopted.
+ */
+export async function readArchive(driver: Pick<VolumeDriver, 'staging' | 'adopt' | 'discard'>, snapshotId: string, body: Readable): Promise<ImportedSnapshot> {
   const work = await driver.staging(`import-${randomId(8)}`);
   const tar = `${work}.tar`;
   try {
@@ -131,9 +162,8 @@ export async function importSnapshot(driver: VolumeDriver, body: Readable): Prom
     await hostCommand('tar', ['-C', work, '--numeric-owner', '-xf', tar]);
     const tree = await treeHash(work);
     if (tree.sha256 !== header.snapshot.sha256) throw corrupt(`the files in the snapshot file do not match its sha256 (${tree.sha256}, expected ${header.snapshot.sha256})`);
-    const id = newId('snap');
-    await driver.adopt(work, id);
-    return { id, volumeId: null, volumeName: header.snapshot.volume, kind: 'imported', driver: driver.kind, root: 'default', consistency: 'imported', bytes: tree.bytes, files: tree.files, sha256: tree.sha256 };
+    await driver.adopt(work, snapshotId);
+    return { volumeName: header.snapshot.volume, sha256: tree.sha256, bytes: tree.bytes, files: tree.files };
   } catch (err) {
     await driver.discard(work).catch(() => undefined);
     throw err;

@@ -7,8 +7,30 @@
 
 import type { Readable, Writable } from 'node:stream';
 import type { HostStream } from './host-stream.js';
+import type { TreeHash } from './tree-hash.js';
 
 export type DriverKind = 'dir' | 'btrfs';
+
+/** A volume or a snapshot of the root, for the calls that read either where it is. */
+export type DriverData = { volume: string } | { snapshot: string };
+
+/** What a portable snapshot file says of its snapshot (snapshot-archive.ts, the header's `snapshot`). */
+export interface ArchivedSnapshot {
+  id: string;
+  volume: string;
+  sha256: string;
+  bytes: number;
+  files: number;
+  createdAt: string;
+}
+
+/** A snapshot read from a portable file: the volume it came from, and its tree as checked after extraction. */
+export interface ImportedSnapshot {
+  volumeName: string;
+  sha256: string;
+  bytes: number;
+  files: number;
+}
 
 export interface VolumeDriver {
   readonly kind: DriverKind;
@@ -56,4 +78,18 @@ export interface VolumeDriver {
    * left dirty (a 1 GiB pre-copy: 1.5 s), and that must not happen while the instance is down.
    */
   flush(): Promise<void>;
+
+  // Reads of the data itself happen where the data is (the API server reads no file under a
+  // remote root): a size, a checksum, and a snapshot as a portable file, out and in.
+  /** Bytes the data takes on disk (`du -sb`); gone is E_VOLUME_MISSING. */
+  usage(of: DriverData): Promise<number>;
+  /** Its content checksum (tree-hash.ts); gone is E_VOLUME_MISSING. */
+  treeHash(of: DriverData): Promise<TreeHash>;
+  /** The snapshot as a portable file (snapshot-archive.ts: header, tar, checksum trailer), made here; a failed tar ends the stream with an error. */
+  exportSnapshot(snapshotId: string, header: ArchivedSnapshot): HostStream<Readable>;
+  /**
+   * Reads a portable file into the new snapshot `snapshotId`: checked, extracted and adopted here.
+   * A truncated or damaged file is E_SNAPSHOT_CORRUPT and leaves nothing behind.
+   */
+  importSnapshot(snapshotId: string, file: Readable): Promise<ImportedSnapshot>;
 }

@@ -41,7 +41,6 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { PreparedStarts } from '../scheduler/prepared-start.js';
 import type { Transactions } from '../transactions.js';
 import { dockerVolumeName, dockerVolumeSpec } from './docker-volume-name.js';
-import { hostCommand } from './host-command.js';
 import type { VolumeService } from './volume-service.js';
 import { transferSnapshot } from './volume-transfer.js';
 
@@ -121,10 +120,6 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       }
       throw new PierError('E_VOLUME_MOVE_FAULT', `injected failure at phase ${phase} (PIER_VOLUME_MOVE_FAULT)`, { status: 500 });
     }
-  }
-
-  async function sizeOf(path: string): Promise<number> {
-    return Number((await hostCommand('du', ['-sb', path])).split('\t')[0]);
   }
 
   /** Undoes a move that had not switched: the source is as it was and ready; the instance starts there again. */
@@ -425,8 +420,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       const [sent, got, sentBytes, gotBytes] = await Promise.all([
         from.fingerprint(FINAL(move.id)),
         to.receivedFingerprint(FINAL(move.id)),
-        from.kind === 'btrfs' ? sizeOf(from.snapshotPath(FINAL(move.id))) : 0,
-        from.kind === 'btrfs' ? sizeOf(to.snapshotPath(FINAL(move.id))).catch(() => -1) : 0,
+        from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
+        from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
       ]);
       at('verified');
       if (!got || got !== sent || sentBytes !== gotBytes) {

@@ -17,9 +17,7 @@ import { PierError } from '../pier-error.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { isLive } from '../scheduler/plan.js';
 import type { Transactions } from '../transactions.js';
-import { hostCommand } from './host-command.js';
 import { dockerVolumeName } from './docker-volume-name.js';
-import { treeHash } from './tree-hash.js';
 import type { VolumeDriver } from './volume-driver.js';
 import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volume-roots.js';
 
@@ -131,7 +129,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     } else {
       await at.snapshot(v.id, id);
     }
-    const hash = await treeHash(at.snapshotPath(id));
+    const hash = await at.treeHash({ snapshot: id });
     return transactions.run(async (t) => {
       const [row] = await t.tx
         .insert(snapshots)
@@ -248,10 +246,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
     async describe(auth: AuthContext, appName: string, name: string): Promise<{ volume: Volume; usedBytes: number | null; snapshots: Snapshot[] }> {
       const app = await appOf(auth, appName, 'read');
       const volume = await findVolume(app, name);
-      const used = await hostCommand('du', ['-sb', roots.get(volume.root).volumePath(volume.id)]).then(
-        (out) => Number(out.split('\t')[0]),
-        () => null,
-      );
+      // Where the data is (a node agent's root too); unknown rather than an error when it cannot be read.
+      const used = await roots.get(volume.root).usage({ volume: volume.id }).catch(() => null);
       const snaps = await db.select().from(snapshots).where(eq(snapshots.volumeId, volume.id)).orderBy(desc(snapshots.createdAt));
       return { volume, usedBytes: used, snapshots: snaps };
     },
@@ -325,7 +321,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
       const volumeId = newId('vol');
       const at = roots.get(snap.root);
       await at.restore(snap.id, volumeId);
-      const check = await treeHash(at.volumePath(volumeId));
+      const check = await at.treeHash({ volume: volumeId });
       if (check.sha256 !== snap.sha256) {
         await at.remove(volumeId);
         throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id} (sha256 ${check.sha256}, expected ${snap.sha256})`, { status: 500, hint: 'nothing was created; the snapshot may be damaged' });
@@ -371,7 +367,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
           if (holder) await stopHolder(holder);
           const pre = await take(app, { ...volume, attachedInstanceId: null }, 'pre-restore', null);
           await at.replace(volume.id, snap.id);
-          const check = await treeHash(at.volumePath(volume.id));
+          const check = await at.treeHash({ volume: volume.id });
           if (check.sha256 !== snap.sha256) throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id}`, { status: 500, hint: `the data before the restore is in snapshot ${pre.id}` });
           await setState(app, volume, 'ready', 'volume.restored', `volume ${volume.name} restored in place from snapshot ${id}; the data before is in snapshot ${pre.id}`, { volumeId: volume.id, snapshotId: id, preRestoreSnapshotId: pre.id });
           return { volume: { ...volume, state: 'ready' as const }, preRestoreSnapshot: pre };

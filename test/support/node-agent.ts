@@ -1,5 +1,8 @@
 // Runs the real `pier agent` for a test: its own storage root (given), a token in a file of the
-// test's own, a free loopback port; stopped (by its PID) after the test.
+// test's own, a free loopback port; stopped (by its PID) after the test. With `hiddenAt`, the agent
+// runs in a mount namespace of its own where the root is bind-mounted at that (empty) folder: the
+// paths it reports hold nothing in the test's namespace, as on another node, so any read of them
+// by the API server's code would fail.
 import type { TestContext } from 'node:test';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,14 +20,18 @@ export interface NodeAgent {
   stop(): Promise<void>;
 }
 
-export async function startNodeAgent(t: TestContext, root: string, extraArgs: string[] = []): Promise<NodeAgent> {
+export async function startNodeAgent(t: TestContext, root: string, extraArgs: string[] = [], options: { hiddenAt?: string } = {}): Promise<NodeAgent> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-agent-'));
   const token = randomBytes(24).toString('hex');
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const env: NodeJS.ProcessEnv = { ...process.env, PIER_LOG_LEVEL: 'debug' };
   delete env.PIER_AGENT_TOKEN;
-  const child = spawn(process.execPath, [PIER_BIN, 'agent', '--listen', '127.0.0.1:0', '--volume-root', root, '--token-file', tokenFile, ...extraArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const agentArgs = [PIER_BIN, 'agent', '--listen', '127.0.0.1:0', '--volume-root', options.hiddenAt ?? root, '--token-file', tokenFile, ...extraArgs];
+  // unshare and sh exec into node: the PID is the agent's.
+  const child = options.hiddenAt
+    ? spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'agent-mounts', root, options.hiddenAt, process.execPath, ...agentArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, agentArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));

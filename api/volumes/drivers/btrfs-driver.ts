@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { hostCommand } from '../host-command.js';
 import { hostSink, hostSource } from '../host-stream.js';
 import type { VolumeDriver } from '../volume-driver.js';
+import { withLocalData } from './local-data.js';
 
 export function createBtrfsDriver(root: string): VolumeDriver {
   const volumePath = (id: string) => join(root, 'volumes', id);
@@ -30,7 +31,7 @@ export function createBtrfsDriver(root: string): VolumeDriver {
     await btrfs('qgroup', 'limit', String(bytes), path);
   }
 
-  return {
+  return withLocalData({
     kind: 'btrfs',
     root,
     volumePath,
@@ -89,7 +90,7 @@ export function createBtrfsDriver(root: string): VolumeDriver {
       if (await exists(volumePath(volumeId))) await btrfs('property', 'set', '-ts', volumePath(volumeId), 'ro', 'true');
     },
     flush: async () => void (await btrfs('filesystem', 'sync', root)),
-  };
+  });
 
   async function show(path: string): Promise<{ uuid: string; receivedUuid: string | null }> {
     const out = await btrfs('subvolume', 'show', path);

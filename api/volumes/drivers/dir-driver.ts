@@ -8,6 +8,7 @@ import { hostCommand } from '../host-command.js';
 import { hostSink, hostSource } from '../host-stream.js';
 import { treeHash } from '../tree-hash.js';
 import type { VolumeDriver } from '../volume-driver.js';
+import { withLocalData } from './local-data.js';
 
 export function createDirDriver(root: string): VolumeDriver {
   const volumePath = (id: string) => join(root, 'volumes', id);
@@ -19,7 +20,7 @@ export function createDirDriver(root: string): VolumeDriver {
     await hostCommand('cp', ['-a', '--reflink=auto', `${from}/.`, to]);
   }
 
-  return {
+  return withLocalData({
     kind: 'dir',
     root,
     volumePath,
@@ -95,5 +96,5 @@ export function createDirDriver(root: string): VolumeDriver {
     async freeze() {},
     // sync(1) -f: the filesystem the root is on, not every disk of the host.
     flush: async () => void (await hostCommand('sync', ['-f', root])),
-  };
+  });
 }

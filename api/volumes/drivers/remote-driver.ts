@@ -4,18 +4,18 @@
 // (dir or btrfs), so a move between roots of one kind works across nodes the way it does on one.
 // A snapshot's send and receive are HTTP bodies: the same byte streams volume-transfer.ts pipes
 // between local tools. A send the agent's tool failed ends as an error, never as a whole-looking
-// stream; an aborted receive is cut off, which makes the agent kill its tool.
-// Not for paths: the API server reads no file under `root` itself. Callers that do (a snapshot's
-// tree hash, export and import of snapshot files) need the agent's streamed variants, the next step
-// (docs/several-machines.md, "The node agent").
-import type { IncomingMessage } from 'node:http';
+// stream; an aborted receive is cut off, which makes the agent kill its tool. The reads of the
+// data (a size, a tree hash, a snapshot's export and import as a portable file) are done by the
+// agent too: the paths this driver reports are for the node's Docker engine, never read here.
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { posix } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { createAgentTransport } from '../../agent/agent-transport.js';
 import { decodeStatus, STATUS_TRAILER, type AgentRoot } from '../../agent/agent-protocol.js';
 import { PierError } from '../../pier-error.js';
 import type { HostStream } from '../host-stream.js';
-import type { VolumeDriver } from '../volume-driver.js';
+import type { TreeHash } from '../tree-hash.js';
+import type { DriverData, ImportedSnapshot, VolumeDriver } from '../volume-driver.js';
 
 export interface RemoteDriverOptions {
   /** The agent's base URL, `http://ADDRESS:PORT`. */
@@ -41,6 +41,56 @@ export async function connectRemoteVolumeDriver(options: RemoteDriverOptions): P
     return posix.basename(dir);
   };
 
+  const dataPath = (of: DriverData) => ('volume' in of ? `/v1/volumes/${enc(of.volume)}` : `/v1/snapshots/${enc(of.snapshot)}`);
+  const notAgents = (what: string) => new PierError('E_AGENT_PROTOCOL', `the answer from ${options.url} is not a node agent's ${what}`, { status: 502, hint: 'run the same Pier version on the API server and the nodes' });
+
+  /**
+   * A streamed answer (a send, an export) as a HostStream: whole only when the agent's trailer says
+   * its tool succeeded, so a failed or broken stream never ends like a whole one.
+   */
+  function trailed(opened: { request: ClientRequest; response: Promise<IncomingMessage> }, what: string, hint: string): HostStream<Readable> {
+    const { request, response } = opened;
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    out.on('error', () => undefined); // the consumer's pipeline reports it; never an unhandled 'error'
+    // The reader went away (a client that stopped downloading): the request ends, and the agent stops its tool.
+    out.once('close', () => {
+      if (!out.writableFinished) request.destroy();
+    });
+    const cutOff = () => new PierError('E_AGENT_STREAM', `${what} from ${options.url} was cut off before its end`, { status: 502, hint: `the node agent stopped or the network failed; ${hint}` });
+    const done = (async () => {
+      let res: IncomingMessage;
+      try {
+        res = await response;
+        if (res.statusCode !== 200) throw await agent.failure(res);
+      } catch (err) {
+        out.destroy(err as Error);
+        throw err;
+      }
+      res.pipe(out, { end: false });
+      const outcome = await new Promise<PierError | null>((resolve) => {
+        res.once('end', () => {
+          const status = decodeStatus(res.trailers[STATUS_TRAILER]);
+          resolve(status === null ? null : status === undefined ? cutOff() : agent.agentError(status, 500));
+        });
+        res.once('error', () => resolve(cutOff()));
+        res.once('aborted', () => resolve(cutOff()));
+      });
+      if (outcome) {
+        out.destroy(outcome);
+        throw outcome;
+      }
+      out.end();
+    })();
+    return {
+      stream: out,
+      done,
+      abort: () => {
+        request.destroy();
+        out.destroy(new PierError('E_AGENT_STREAM', `${what} from ${options.url} was aborted`, { status: 502 }));
+      },
+    };
+  }
+
   return {
     kind: info.kind,
     root,
@@ -61,44 +111,49 @@ export async function connectRemoteVolumeDriver(options: RemoteDriverOptions): P
     freeze: async (id) => void (await agent.call('POST', `/v1/volumes/${enc(id)}/freeze`)),
     flush: async () => void (await agent.call('POST', '/v1/flush')),
 
-    send(snapshotId, parentId): HostStream<Readable> {
-      const { request, response } = agent.download('GET', `/v1/snapshots/${enc(snapshotId)}/stream${parentId ? `?parent=${enc(parentId)}` : ''}`);
-      const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-      out.on('error', () => undefined); // the consumer's pipeline reports it; never an unhandled 'error'
-      const cutOff = () => new PierError('E_AGENT_STREAM', `the send of snapshot ${snapshotId} from ${options.url} was cut off before its end`, { status: 502, hint: 'the node agent stopped or the network failed; the move is rolled back, try again' });
-      const done = (async () => {
-        let res: IncomingMessage;
-        try {
-          res = await response;
-          if (res.statusCode !== 200) throw await agent.failure(res);
-        } catch (err) {
-          out.destroy(err as Error);
-          throw err;
-        }
-        res.pipe(out, { end: false });
-        // Whole only when the agent's trailer says its tool succeeded: a failed send never ends like a whole one.
-        const outcome = await new Promise<PierError | null>((resolve) => {
-          res.once('end', () => {
-            const status = decodeStatus(res.trailers[STATUS_TRAILER]);
-            resolve(status === null ? null : status === undefined ? cutOff() : agent.agentError(status, 500));
-          });
-          res.once('error', () => resolve(cutOff()));
-          res.once('aborted', () => resolve(cutOff()));
-        });
-        if (outcome) {
-          out.destroy(outcome);
-          throw outcome;
-        }
-        out.end();
-      })();
-      return {
-        stream: out,
-        done,
-        abort: () => {
-          request.destroy();
-          out.destroy(new PierError('E_AGENT_STREAM', `the send of snapshot ${snapshotId} from ${options.url} was aborted`, { status: 502 }));
-        },
-      };
+    send: (snapshotId, parentId) =>
+      trailed(agent.download('GET', `/v1/snapshots/${enc(snapshotId)}/stream${parentId ? `?parent=${enc(parentId)}` : ''}`), `the send of snapshot ${snapshotId}`, 'the move is rolled back, try again'),
+
+    usage: async (of) => {
+      const { bytes } = await agent.call<{ bytes: unknown }>('GET', `${dataPath(of)}/usage`);
+      if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) throw notAgents('a usage');
+      return bytes;
+    },
+    treeHash: async (of) => {
+      const tree = await agent.call<TreeHash>('GET', `${dataPath(of)}/tree-hash`);
+      if (typeof tree?.sha256 !== 'string' || typeof tree.bytes !== 'number' || typeof tree.files !== 'number') throw notAgents('a tree hash');
+      return { sha256: tree.sha256, bytes: tree.bytes, files: tree.files };
+    },
+    // The header is the API server's record of the snapshot; the agent makes the file beside the data.
+    exportSnapshot: (snapshotId, header) =>
+      trailed(agent.download('POST', `/v1/snapshots/${enc(snapshotId)}/export`, { header }), `the export of snapshot ${snapshotId}`, 'the file is incomplete: export it again'),
+
+    async importSnapshot(snapshotId, file) {
+      const { request, response } = agent.upload('PUT', `/v1/snapshots/${enc(snapshotId)}/import`);
+      // A write after the agent answered (it refused the file early) is an EPIPE the answer explains.
+      request.on('error', () => undefined);
+      // The file's own source failed (the client went away): the upload is cut off, so the agent keeps nothing.
+      let sourceError: unknown = null;
+      file.once('error', (err) => {
+        sourceError = err;
+        request.destroy();
+      });
+      file.pipe(request);
+      let res: IncomingMessage;
+      try {
+        res = await response;
+      } catch (err) {
+        throw sourceError ?? err;
+      }
+      try {
+        const { snapshot } = await agent.answer<{ snapshot: ImportedSnapshot }>(res);
+        if (typeof snapshot?.sha256 !== 'string' || typeof snapshot.volumeName !== 'string' || typeof snapshot.bytes !== 'number' || typeof snapshot.files !== 'number') throw notAgents('an import');
+        return { volumeName: snapshot.volumeName, sha256: snapshot.sha256, bytes: snapshot.bytes, files: snapshot.files };
+      } finally {
+        // Refused early: the rest of the file is not sent.
+        file.unpipe(request);
+        request.destroy();
+      }
     },
 
     receive(snapshotId): HostStream<Writable> {

@@ -1,14 +1,17 @@
 // `pier agent` as a process: every request needs its token (nothing is done without it), ids are
 // never paths, a receive cut off mid-stream (even at a tar member's end, which tar alone would
-// take for a whole archive) leaves no snapshot, a failed send never ends like a whole one, an agent
+// take for a whole archive) leaves no snapshot, a failed send never ends like a whole one, an
+// import cut off or refused mid-upload leaves nothing and an export cut off errors, an agent
 // that does not answer is E_AGENT_UNREACHABLE naming its URL, and the command refuses a wildcard
 // or public listen address and a token on the command line.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { connectRemoteVolumeDriver } from '../../../api/volumes/drivers/remote-driver.js';
 import { tempRoot } from '../../support/btrfs-loop.js';
@@ -117,6 +120,97 @@ test('a receive cut off at a tar member boundary leaves no snapshot (the agent k
   })();
   await assert.rejects(send.done, (err: Error & { code?: string }) => err.code === 'E_VOLUME_DRIVER' && err.message.includes(agent.url));
   await assert.rejects(read, { code: 'E_VOLUME_DRIVER' });
+});
+
+test('the data routes need the token; an export header that is not one is E_AGENT_BAD_REQUEST; an import cut off or refused mid-upload leaves nothing; an export whose reader leaves stops on the agent, and one cut off errors', async (t) => {
+  const root = await tempRoot(t);
+  const agent = await startNodeAgent(t, root);
+  const driver = await connectRemoteVolumeDriver({ url: agent.url, token: agent.token });
+  const path = await driver.create('vol_1');
+  await writeFile(join(path, 'big.bin'), randomBytes(24 * 1024 * 1024));
+  await driver.snapshot('vol_1', 'snap_1');
+  const tree = await driver.treeHash({ snapshot: 'snap_1' });
+  const header = { id: 'snap_1', volume: 'data', sha256: tree.sha256, bytes: tree.bytes, files: tree.files, createdAt: new Date().toISOString() };
+
+  const noToken = { 'content-type': 'application/json' };
+  for (const [method, route, body] of [
+    ['GET', '/v1/volumes/vol_1/usage'],
+    ['GET', '/v1/snapshots/snap_1/tree-hash'],
+    ['POST', '/v1/snapshots/snap_1/export', JSON.stringify({ header })],
+    ['PUT', '/v1/snapshots/snap_2/import', 'PIER-SNAPSHOT/2 {}\n'],
+  ] as const) {
+    const r = await raw(agent.url, method, route, noToken, body);
+    assert.equal(r.status, 401, route);
+    assert.equal(r.json.error?.code, 'E_AGENT_UNAUTHENTICATED', route);
+  }
+  assert.equal(await exists(join(root, 'snapshots', 'snap_2')), false, 'nothing was imported without the token');
+
+  const auth = { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' };
+  for (const bad of [{}, { header: { ...header, sha256: '../x' } }, { header: { ...header, bytes: -1 } }, { header: 'x' }]) {
+    const r = await raw(agent.url, 'POST', '/v1/snapshots/snap_1/export', auth, JSON.stringify(bad));
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.equal(r.json.error?.code, 'E_AGENT_BAD_REQUEST');
+  }
+  assert.equal((await raw(agent.url, 'GET', '/v1/snapshots/..%2Fx/tree-hash', auth)).json.error?.code, 'E_AGENT_BAD_REQUEST');
+
+  // The whole file, exported through the agent.
+  const exported = driver.exportSnapshot('snap_1', header);
+  const chunks: Buffer[] = [];
+  for await (const c of exported.stream) chunks.push(c as Buffer);
+  await exported.done;
+  const file = Buffer.concat(chunks);
+
+  // An upload cut off halfway: the agent fails the import (E_AGENT_STREAM in its log) and keeps nothing.
+  await new Promise<void>((resolve) => {
+    const req = request(new URL('/v1/snapshots/snap_cut/import', agent.url), { method: 'PUT', headers: { authorization: `Bearer ${agent.token}` } });
+    req.on('error', () => resolve());
+    req.write(file.subarray(0, file.length >> 1), () =>
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 200),
+    );
+  });
+  await eventually(() => /"snapshot":"snap_cut"[^\n]*"msg":"import cut off"/.test(agent.stderr()), 'the agent to fail the cut-off import', 300, 50);
+  assert.equal(await exists(join(root, 'snapshots', 'snap_cut')), false, 'no snapshot from a cut-off import');
+  assert.deepEqual(await readdir(join(root, 'staging')), [], 'nothing staged is left');
+
+  // Refused at its header while the upload goes on (32 MiB): the answer comes, and nothing is kept.
+  let sent = 0;
+  const junk = new Readable({
+    read() {
+      sent += 65_536;
+      this.push(sent > 32 * 1024 * 1024 ? null : sent === 65_536 ? Buffer.concat([Buffer.from('hello\n'), Buffer.alloc(65_530)]) : Buffer.alloc(65_536));
+    },
+  });
+  await assert.rejects(driver.importSnapshot('snap_junk', junk), (err: Error & { code?: string; status?: number }) => {
+    assert.equal(err.code, 'E_SNAPSHOT_CORRUPT');
+    assert.equal(err.status, 422);
+    assert.ok(err.message.includes(agent.url), err.message);
+    return true;
+  });
+  assert.equal(await exists(join(root, 'snapshots', 'snap_junk')), false);
+
+  // A reader that goes away midway: the agent stops making the file (its tar is killed, and it says so).
+  const left = driver.exportSnapshot('snap_1', header);
+  left.done.catch(() => undefined);
+  assert.equal((await left.stream[Symbol.asyncIterator]().next()).done, false, 'that export began');
+  left.stream.destroy();
+  await eventually(() => /"snapshot":"snap_1"[^\n]*"msg":"export failed"/.test(agent.stderr()), 'the agent to stop the export its reader left', 300, 50);
+
+  // An export whose agent stops midway: the stream errors (E_AGENT_STREAM); it never ends like a whole file.
+  const cut = driver.exportSnapshot('snap_1', header);
+  cut.done.catch(() => undefined);
+  const reader = cut.stream[Symbol.asyncIterator]();
+  assert.equal((await reader.next()).done, false, 'the export began');
+  await agent.stop();
+  await assert.rejects(
+    (async () => {
+      for (;;) if ((await reader.next()).done) return;
+    })(),
+    { code: 'E_AGENT_STREAM' },
+  );
+  await assert.rejects(cut.done, { code: 'E_AGENT_STREAM' });
 });
 
 test('an agent that does not answer is E_AGENT_UNREACHABLE naming its URL', async () => {

@@ -1,6 +1,8 @@
-// Export and import through the API, on both drivers: the file round-trips to a snapshot with the
-// same sha256 that restores to the same files; a truncated, damaged or foreign file is refused
-// with E_SNAPSHOT_CORRUPT and leaves no snapshot (row or data) behind.
+// Export and import through the API, on both drivers, each on this machine and behind a real node
+// agent (`pier agent`: the file is made, checked and extracted there, and the snapshot's sha256
+// taken there): the file round-trips to a snapshot with the same sha256 that restores to the same
+// files; a truncated, damaged or foreign file is refused with E_SNAPSHOT_CORRUPT and leaves no
+// snapshot (row or data) behind. The roots are all on this machine, so the test reads their files.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,25 +18,27 @@ import { createEdgeFeed } from '../../../api/edge-feed.js';
 import { createEdgeReports } from '../../../api/edge-reports.js';
 import { createEventLog } from '../../../api/event-log.js';
 import { createTransactions } from '../../../api/transactions.js';
+import { connectRemoteVolumeDriver } from '../../../api/volumes/drivers/remote-driver.js';
 import { openVolumeDriver } from '../../../api/volumes/open-volume-driver.js';
+import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
 import { treeHash } from '../../../api/volumes/tree-hash.js';
 import type { SnapshotView, VolumeView } from '../../../api/volumes/volume-views.js';
 import { createVolumeService } from '../../../api/volumes/volume-service.js';
 import { nodes } from '../../../db/schema/index.js';
 import { btrfsLoop, tempRoot } from '../../support/btrfs-loop.js';
+import { startNodeAgent, type NodeAgent } from '../../support/node-agent.js';
 import { createTestDb } from '../../support/test-db.js';
 import { createApp, createOrg, createToken } from '../../support/test-api.js';
 import { throwingRuntime } from '../../support/throwing-runtime.js';
 
 const exec = promisify(execFile);
 
-async function setup(t: TestContext, root: string) {
+async function setup(t: TestContext, driver: VolumeDriver) {
   const { db } = await createTestDb(t);
   const log = pino({ level: 'silent' });
   const runtime = throwingRuntime();
   const events = createEventLog(db);
   const transactions = createTransactions({ db, events });
-  const driver = await openVolumeDriver(root);
   await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'unix:///dev/null' });
   const volumes = createVolumeService({ db, transactions, runtime, driver, nodeId: 'node_local', log, enqueue: () => {} });
   const app = createApi({
@@ -62,15 +66,23 @@ async function setup(t: TestContext, root: string) {
   return { driver, call };
 }
 
-for (const kind of ['dir', 'btrfs'] as const) {
-  test(`${kind}: a snapshot exported and imported restores to the same files; a truncated or damaged file changes nothing`, async (t) => {
+for (const [kind, where] of [['dir', 'local'], ['btrfs', 'local'], ['dir', 'agent'], ['btrfs', 'agent']] as const) {
+  test(`${kind}${where === 'agent' ? ' behind a node agent' : ''}: a snapshot exported and imported restores to the same files; a truncated or damaged file changes nothing`, async (t) => {
     const root = kind === 'dir' ? await tempRoot(t) : await btrfsLoop(t);
     if (!root) return;
-    const { driver, call } = await setup(t, root);
+    let agent: NodeAgent | null = null;
+    // Behind an agent the root is where only the agent sees it: the API server's code could read no file of it.
+    if (where === 'agent') agent = await startNodeAgent(t, root, [], { hiddenAt: await tempRoot(t) });
+    const driver = agent ? await connectRemoteVolumeDriver({ url: agent.url, token: agent.token }) : await openVolumeDriver(root);
+    const { call } = await setup(t, driver);
     assert.equal(driver.kind, kind);
+    if (agent) assert.deepEqual(await readdir(driver.root), [], 'the agent\'s root path holds nothing here');
+    // This test's own view of the root's files.
+    const volumePath = (id: string) => join(root, 'volumes', id);
+    const snapshotPath = (id: string) => join(root, 'snapshots', id);
 
     const created = (await (await call('/volumes', { json: { name: 'data' } })).json()) as { volume: VolumeView };
-    const path = driver.volumePath(created.volume.id);
+    const path = volumePath(created.volume.id);
     await mkdir(join(path, 'dir'));
     await writeFile(join(path, 'dir', 'a.txt'), '1\n2\n3\n');
     await writeFile(join(path, 'b.bin'), Buffer.alloc(200_000, 9));
@@ -118,14 +130,22 @@ for (const kind of ['dir', 'btrfs'] as const) {
     assert.equal(restored.status, 200);
     const volume = ((await restored.json()) as { volume: VolumeView }).volume;
     assert.equal(volume.name, 'copy');
-    assert.equal((await treeHash(driver.volumePath(volume.id))).sha256, snap.sha256);
-    assert.equal(await readFile(join(driver.volumePath(volume.id), 'dir', 'a.txt'), 'utf8'), '1\n2\n3\n');
+    assert.equal((await treeHash(volumePath(volume.id))).sha256, snap.sha256);
+    assert.equal(await readFile(join(volumePath(volume.id), 'dir', 'a.txt'), 'utf8'), '1\n2\n3\n');
 
     // A file of the first format (payload length and sha256 in the header) is still imported.
-    const tar = (await exec('tar', ['-C', driver.snapshotPath(snap.id), '--sort=name', '--numeric-owner', '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })).stdout;
+    const tar = (await exec('tar', ['-C', snapshotPath(snap.id), '--sort=name', '--numeric-owner', '-cf', '-', '.'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })).stdout;
     const v1 = { snapshot: { id: snap.id, volume: 'data', sha256: snap.sha256, bytes: snap.bytes, files: snap.files, createdAt: snap.createdAt }, payload: { format: 'tar', bytes: tar.length, sha256: createHash('sha256').update(tar).digest('hex') } };
     const old = await call('/snapshots/import', { raw: Buffer.concat([Buffer.from(`PIER-SNAPSHOT/1 ${JSON.stringify(v1)}\n`), tar]) });
     assert.equal(old.status, 201, await old.clone().text());
     assert.equal(((await old.json()) as { snapshot: SnapshotView }).snapshot.sha256, snap.sha256);
+
+    if (agent) {
+      // The agent gone: an export is refused with a coded error, never a 200 cut short.
+      await agent.stop();
+      const refused = await call(`/snapshots/${snap.id}/export`);
+      assert.equal(refused.status, 503);
+      assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'E_AGENT_UNREACHABLE');
+    }
   });
 }

@@ -1,14 +1,44 @@
-// The one suite every volume driver passes (dir and btrfs): create, snapshot, restore into a new
-// volume, restore in place, stage and adopt, remove. Data is compared by tree hash.
+// The one suite every volume driver passes (dir and btrfs, and each of them behind a node agent):
+// create, snapshot, restore into a new volume, restore in place, stage and adopt, remove, send and
+// receive, and the reads of the data where it is (usage, tree hash, a snapshot exported as a
+// portable file and imported). Data is compared by tree hash, computed here on the files (the
+// test's roots are all on this machine) against what the driver says.
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { appendFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import test, { type TestContext } from 'node:test';
+import { promisify } from 'node:util';
 import { createBtrfsDriver } from '../../../api/volumes/drivers/btrfs-driver.js';
 import { createDirDriver } from '../../../api/volumes/drivers/dir-driver.js';
+import type { HostStream } from '../../../api/volumes/host-stream.js';
 import { treeHash } from '../../../api/volumes/tree-hash.js';
-import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
+import type { ArchivedSnapshot, VolumeDriver } from '../../../api/volumes/volume-driver.js';
 import { transferSnapshot } from '../../../api/volumes/volume-transfer.js';
+
+const exec = promisify(execFile);
+
+/** What `du -sb` says of a folder, run here. */
+async function du(path: string): Promise<number> {
+  return Number((await exec('du', ['-sb', path])).stdout.split('\t')[0]);
+}
+
+/** A streamed file read whole; rejects with the stream's (or the tool's) error. */
+async function collect(file: HostStream<Readable>): Promise<Buffer> {
+  file.done.catch(() => undefined); // awaited below, once the stream is read
+  const chunks: Buffer[] = [];
+  for await (const chunk of file.stream) chunks.push(chunk as Buffer);
+  await file.done;
+  return Buffer.concat(chunks);
+}
+
+/** A file as an upload would bring it: in 64 KiB pieces. */
+function pieces(file: Buffer): Readable {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < file.length; at += 65_536) parts.push(file.subarray(at, at + 65_536));
+  return Readable.from(parts);
+}
 
 export function volumeDriverContract(name: string, open: (t: TestContext) => Promise<VolumeDriver | null>): void {
   test(`${name}: a snapshot sent to another root arrives whole (btrfs: the second send is a delta); a truncated stream leaves no snapshot there`, async (t) => {
@@ -103,5 +133,70 @@ export function volumeDriverContract(name: string, open: (t: TestContext) => Pro
     assert.deepEqual(await treeHash(driver.snapshotPath('snap_imp')), hash);
     const restored = await driver.restore('snap_imp', 'vol_imp');
     assert.equal(await readFile(join(restored, 'a'), 'utf8'), 'imported');
+  });
+
+  test(`${name}: usage and tree hash are read where the data is and match the files; data that is gone is E_VOLUME_MISSING`, async (t) => {
+    const driver = await open(t);
+    if (!driver) return;
+    const path = await driver.create('vol_u');
+    await mkdir(join(path, 'd'));
+    await writeFile(join(path, 'd', 'x.bin'), Buffer.alloc(123_456, 1));
+    await writeFile(join(path, 'y.txt'), 'y\n');
+    await symlink('y.txt', join(path, 'link'));
+    await driver.snapshot('vol_u', 'snap_u');
+    await appendFile(join(path, 'y.txt'), 'z\n');
+
+    const volume = await driver.treeHash({ volume: 'vol_u' });
+    const snapshot = await driver.treeHash({ snapshot: 'snap_u' });
+    assert.deepEqual(volume, await treeHash(path));
+    assert.deepEqual(snapshot, await treeHash(driver.snapshotPath('snap_u')));
+    assert.equal(snapshot.files, 2);
+    assert.equal(snapshot.bytes, 123_456 + 2);
+    assert.notEqual(volume.sha256, snapshot.sha256, 'the volume was written after the snapshot');
+
+    assert.equal(await driver.usage({ volume: 'vol_u' }), await du(path));
+    assert.equal(await driver.usage({ snapshot: 'snap_u' }), await du(driver.snapshotPath('snap_u')));
+    assert.ok((await driver.usage({ snapshot: 'snap_u' })) >= 123_456 + 2);
+
+    for (const gone of [{ volume: 'vol_none' }, { snapshot: 'snap_none' }]) {
+      await assert.rejects(driver.treeHash(gone), { code: 'E_VOLUME_MISSING' }, JSON.stringify(gone));
+      await assert.rejects(driver.usage(gone), { code: 'E_VOLUME_MISSING' }, JSON.stringify(gone));
+    }
+  });
+
+  test(`${name}: a snapshot exported as a portable file imports into another root with the same tree hash; a truncated, damaged or mislabelled file is E_SNAPSHOT_CORRUPT and leaves nothing`, async (t) => {
+    const a = await open(t);
+    const b = await open(t);
+    if (!a || !b) return;
+    const path = await a.create('vol_e');
+    await mkdir(join(path, 'sub'));
+    await writeFile(join(path, 'sub', 'big.bin'), Buffer.alloc(300_000, 4));
+    await writeFile(join(path, 'log'), '1\n2\n3\n');
+    await a.snapshot('vol_e', 'snap_e');
+    const tree = await treeHash(a.snapshotPath('snap_e'));
+    const header: ArchivedSnapshot = { id: 'snap_e', volume: 'data', sha256: tree.sha256, bytes: tree.bytes, files: tree.files, createdAt: new Date().toISOString() };
+
+    const file = await collect(a.exportSnapshot('snap_e', header));
+    assert.ok(file.subarray(0, 16).toString('latin1').startsWith('PIER-SNAPSHOT/2 '));
+    assert.match(file.subarray(file.length - 91).toString('latin1'), /^PIER-END \d{16} [0-9a-f]{64}\n$/);
+    assert.ok(file.length > 300_000);
+
+    const imported = await b.importSnapshot('snap_e2', pieces(file));
+    assert.deepEqual(imported, { volumeName: 'data', sha256: tree.sha256, bytes: tree.bytes, files: tree.files });
+    assert.deepEqual(await treeHash(b.snapshotPath('snap_e2')), tree);
+    assert.deepEqual(await treeHash(await b.restore('snap_e2', 'vol_e2')), tree, 'the imported snapshot restores to the same files');
+
+    const lying = await collect(a.exportSnapshot('snap_e', { ...header, sha256: 'f'.repeat(64) }));
+    const refusals: [string, Buffer][] = [
+      ['truncated', file.subarray(0, file.length - 1000)],
+      ['damaged', Buffer.concat([file.subarray(0, 5000), Buffer.from([file[5000]! ^ 0xff]), file.subarray(5001)])],
+      ['its files unlike its header', lying],
+    ];
+    for (const [what, bytes] of refusals) {
+      await assert.rejects(b.importSnapshot('snap_bad', pieces(bytes)), { code: 'E_SNAPSHOT_CORRUPT' }, what);
+      await assert.rejects(b.treeHash({ snapshot: 'snap_bad' }), { code: 'E_VOLUME_MISSING' }, `${what}: no snapshot`);
+      assert.deepEqual(await readdir(join(b.root, 'staging')), [], `${what}: nothing staged is left`);
+    }
+    await assert.rejects(collect(a.exportSnapshot('snap_none', header)), { code: 'E_VOLUME_DRIVER' }, 'the export of a snapshot that is not there fails');
   });
 }
