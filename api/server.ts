@@ -311,6 +311,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       transactions,
       log,
       exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
+      // The embedded database has no other server starting instances: the reread is a safety net.
+      rereadMs: database.kind === 'pglite' ? 30_000 : undefined,
       onChange: (appId) => {
         edgeFeed.refresh(appId);
         scheduler.enqueue(appId);
