@@ -104,7 +104,7 @@ export interface StartOverrides {
   checkpoint?: Checkpoint;
   /** Milliseconds between periodic resyncs (default 10 000). */
   resyncMs?: number;
-  /** How often the pending ACME challenges of other API servers are looked for (default 1 s). */
+  /** How often the pending ACME challenges of other API servers are looked for (default 1 s; 30 s on the embedded database). */
   acmeChallengePollMs?: number;
   /** Milliseconds between two looks at the engine, the database and the edges (default 5 000). */
   systemLookMs?: number;
@@ -224,7 +224,15 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     const keyVault = await loadKeyVault(config.dataDir);
     // tls-alpn-01 challenges of ACME orders in progress (any API server's, in the database) go to
     // every edge in the feed's snapshot.
-    const acmeChallenges = createAcmeChallenges({ db, vault: keyVault, log, onChange: (appId) => edgeFeed.refresh(appId), pollMs: overrides.acmeChallengePollMs });
+    const acmeChallenges = createAcmeChallenges({
+      db,
+      vault: keyVault,
+      log,
+      onChange: (appId) => edgeFeed.refresh(appId),
+      pollMs: overrides.acmeChallengePollMs,
+      // The embedded database is this process's alone: no other server's challenges to look for.
+      exclusive: database.kind === 'pglite',
+    });
     const edgeFeed = createEdgeFeed({ db, log, sharedAddresses, keyVault, acmeChallenges: () => acmeChallenges.read() });
     closers.push(async () => edgeFeed.close());
     acmeChallenges.start();
@@ -303,6 +311,8 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       transactions,
       log,
       exec: (id, cmd, timeoutMs) => runtime.exec(id, cmd, { timeoutMs }),
+      // The embedded database has no other server starting instances: the reread is a safety net.
+      rereadMs: database.kind === 'pglite' ? 30_000 : undefined,
       onChange: (appId) => {
         edgeFeed.refresh(appId);
         scheduler.enqueue(appId);

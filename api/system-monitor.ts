@@ -43,6 +43,13 @@ export interface SystemMonitor {
   close(): void;
 }
 
+interface SilentEdge {
+  id: string;
+  name: string;
+  appliedVersion: number | null;
+  lastSeenAt: Date;
+}
+
 interface Outage {
   since: Date;
   reason: string;
@@ -72,15 +79,20 @@ export function createSystemMonitor(options: SystemMonitorOptions): SystemMonito
     }
   }
 
-  async function lookAtDatabase(): Promise<boolean> {
+  /**
+   * One look at the database: the edges it found silent (marked in the same statement: the look
+   * costs one query, not a `select 1` besides), or null when it does not answer.
+   */
+  async function lookAtDatabase(): Promise<SilentEdge[] | null> {
+    let gone: SilentEdge[];
     try {
-      await db.execute(sql`select 1`);
+      gone = options.orgId() ? await markSilentEdges() : (await db.execute(sql`select 1`), []);
     } catch (err) {
       if (!databaseDown) {
         databaseDown = { since: new Date(), ...why(err) };
         log.warn({ reason: databaseDown.reason }, 'the database does not answer');
       }
-      return false;
+      return null;
     }
     if (databaseDown) {
       const outage = databaseDown;
@@ -91,7 +103,7 @@ export function createSystemMonitor(options: SystemMonitorOptions): SystemMonito
       if (recorded) databaseDown = null;
       log.info({ downMs }, 'the database answers again');
     }
-    return true;
+    return gone;
   }
 
   async function lookAtEngine(canRecord: boolean): Promise<void> {
@@ -128,14 +140,15 @@ export function createSystemMonitor(options: SystemMonitorOptions): SystemMonito
   }
 
   /** Edges whose reports stopped: marked once in the database, so one server records each. */
-  async function lookAtEdges(): Promise<void> {
-    const orgId = options.orgId();
-    if (!orgId) return;
-    const gone = await db
+  function markSilentEdges(): Promise<SilentEdge[]> {
+    return db
       .update(edges)
       .set({ disconnectedAt: sql`now()` })
       .where(and(isNull(edges.disconnectedAt), lt(edges.lastSeenAt, sql`now() - make_interval(secs => ${EDGE_LIVE_MS / 1000})`)))
       .returning({ id: edges.id, name: edges.name, appliedVersion: edges.appliedVersion, lastSeenAt: edges.lastSeenAt });
+  }
+
+  async function recordSilentEdges(gone: SilentEdge[]): Promise<void> {
     for (const e of gone) {
       await record({
         type: 'edge.disconnected',
@@ -148,9 +161,9 @@ export function createSystemMonitor(options: SystemMonitorOptions): SystemMonito
 
   async function tick(): Promise<void> {
     try {
-      const dbUp = await lookAtDatabase();
-      await lookAtEngine(dbUp);
-      if (dbUp) await lookAtEdges();
+      const gone = await lookAtDatabase();
+      await lookAtEngine(gone !== null);
+      if (gone) await recordSilentEdges(gone);
     } catch (err) {
       log.warn({ err }, 'system look failed; the next one tries again');
     }

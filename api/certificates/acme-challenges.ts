@@ -14,7 +14,8 @@
 // resolves to can pass the CA's validation.
 //
 // The server running the order refreshes its own feed at once; the others notice within a poll
-// (`pollMs`, a read of the keys only) and refresh theirs.
+// (`pollMs`, a read of the keys only) and refresh theirs. On a database no other server writes
+// (the embedded one) there are no others: the table is looked at only to sweep expired rows.
 import type { Logger } from 'pino';
 import { and, desc, eq, gt, lte } from 'drizzle-orm';
 import type { Db } from '../../db/database.js';
@@ -26,6 +27,8 @@ import type { KeyVault } from './key-vault.js';
 export const CHALLENGE_TTL_MS = 10 * 60_000;
 
 const SWEEP_EVERY_MS = 60_000;
+/** The poll on an exclusive database: often enough for the sweep, nothing else to find. */
+const EXCLUSIVE_POLL_MS = SWEEP_EVERY_MS / 2;
 
 export interface PendingChallenge {
   appId: string;
@@ -52,8 +55,10 @@ export interface AcmeChallengesOptions {
   log: Logger;
   /** Tells this server's edge feed an app's challenges changed. */
   onChange(appId: string): void;
-  /** How often the table is looked at for other servers' challenges (default 1 s). */
+  /** How often the table is looked at for other servers' challenges (default 1 s; `exclusive`: 30 s). */
   pollMs?: number;
+  /** No other server writes this database (the embedded one): every change is this server's own. */
+  exclusive?: boolean;
   ttlMs?: number;
 }
 
@@ -145,7 +150,7 @@ export function createAcmeChallenges(options: AcmeChallengesOptions): AcmeChalle
     start() {
       if (timer !== null) return;
       tick();
-      timer = setInterval(tick, options.pollMs ?? 1_000);
+      timer = setInterval(tick, options.pollMs ?? (options.exclusive ? EXCLUSIVE_POLL_MS : 1_000));
       timer.unref();
     },
     close() {

@@ -138,6 +138,8 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
   const log = options.log.child({ component: 'private-firewall', chain });
   const binaries = { 4: options.iptables ?? 'iptables', 6: options.ip6tables ?? 'ip6tables' } as const;
   let last: { text: string; at: number } | null = null;
+  /** Looked for and not there, and not written since: no chain to empty (only this writes it). */
+  let absent = false;
   let warned = false;
   let problem: string | null = null;
   /** Networks closed by close() that apply() has not been given yet, by bridge, with when. */
@@ -196,11 +198,15 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
     try {
       // No private network yet (a server that never started an instance): no chain to make, but
       // one left by an earlier run is emptied.
-      if (networks.length === 0 && !(await exists())) {
+      // Looked for once, not at every recheck: two iptables spawns every 30 s were a large part
+      // of what an idle server without private networks spent.
+      if (networks.length === 0 && (absent || !(await exists()))) {
+        absent = true;
         last = { text, at: Date.now() };
         markWritten();
         return null;
       }
+      absent = false;
       await install(4, firewallRules(chain, 4, networks, instances));
       await install(6, firewallRules(chain, 6, networks, instances));
       const bypassed = await bridgeFilterProblem(options.bridgeSysctlDir ?? '/proc/sys/net/bridge');
@@ -234,6 +240,7 @@ export function createPrivateFirewall(options: PrivateFirewallOptions): PrivateF
   async function close(network: FirewallNetwork): Promise<string | null> {
     pending.set(network.bridge, Date.now());
     last = null;
+    absent = false;
     try {
       for (const family of [4, 6] as const) {
         await exec(binaries[family], ['-w', '5', '-N', chain]).catch(async (err: NodeJS.ErrnoException & { stderr?: string }) => {

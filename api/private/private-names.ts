@@ -1,10 +1,11 @@
 // Keeps each running instance on its private network with the names it should answer to: its
 // ready instances (running, not draining, healthy or without a check) answer PROCESS.APP.internal
 // and APP.internal when their group offers ports ([[private]]); the others stay on the network,
-// nameless, so they can still reach their peers. It looks at every running instance on its
-// interval and at once when poked (a health change, a drain, a start), so an instance leaves
-// the names within a check interval of failing or starting to drain. Work is redone from current
-// state; a failure is logged and tried again on the next round: nothing here ends the process.
+// nameless, so they can still reach their peers. It looks at every running instance at once when
+// poked (a health change, a drain, a start), so an instance leaves the names within a check
+// interval of failing or starting to drain, and on its interval (a slower safety round: what
+// changed unannounced, another server's instances). Work is redone from current state; a failure
+// is logged and tried again soon (`retryMs`): nothing here ends the process.
 // The firewall (private-firewall.ts) is given every instance's private addresses and offered
 // ports, so only those ports take connections from its peers: after the round has looked at every
 // instance and before any name moves (a name never leads to an address the chain does not admit
@@ -30,6 +31,10 @@ import { privateOffer, privatePorts } from './private-spec.js';
 
 /** How long an instance found right is trusted before the engine is asked again. */
 const RECHECK_MS = 30_000;
+/** Between two rounds nothing asked for (pokes bring the changes this server makes). */
+const INTERVAL_MS = 10_000;
+/** After a round in which something failed. */
+const RETRY_MS = 2_000;
 
 export interface PrivateNamesOptions {
   db: Db;
@@ -40,8 +45,10 @@ export interface PrivateNamesOptions {
   log: Logger;
   /** Enforces the offered ports; none: every port of an instance is open to its network. */
   firewall?: PrivateFirewall | undefined;
-  /** Between full rounds (default 2 s); pokes come in between. */
+  /** Between full rounds (default 10 s); pokes come in between. */
   intervalMs?: number | undefined;
+  /** After a round with a failure, the next one comes this soon (default 2 s, at most the interval). */
+  retryMs?: number | undefined;
   /** Where an instance the engine cannot be asked about is recorded (once until it can again). */
   events?: EventLog | undefined;
 }
@@ -59,6 +66,9 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   const { db, runtime, networks } = options;
   const log = options.log.child({ component: 'private-names' });
   let timer: NodeJS.Timeout | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  /** Something in this round failed: the next comes after retryMs, not the whole interval. */
+  let failedRound = false;
   let running: Promise<void> | null = null;
   let again = false;
   let closed = false;
@@ -165,6 +175,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
    * its peers; an instance never found on the network has none and stays out.
    */
   async function lookFailed(inst: Instance, app: Move['app'] & { id: string }, manifest: Manifest, err: unknown): Promise<void> {
+    failedRound = true;
     forgetIfRemoved(app, err);
     settled.delete(inst.id);
     const stored = inst.privateEndpoint;
@@ -217,6 +228,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
   }
 
   function failed(instance: string, app: Move['app'], err: unknown): void {
+    failedRound = true;
     forgetIfRemoved(app, err);
     log.warn({ err, instance }, 'private names not updated; trying again next round');
   }
@@ -286,13 +298,23 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
       again = true;
       return running;
     }
+    failedRound = false;
     running = round()
-      .catch((err: unknown) => log.warn({ err }, 'private names round failed; trying again'))
+      .catch((err: unknown) => {
+        failedRound = true;
+        log.warn({ err }, 'private names round failed; trying again');
+      })
       .finally(() => {
         running = null;
         if (again && !closed) {
           again = false;
           void sync();
+        } else if (failedRound && !closed && timer !== undefined && retry === undefined) {
+          retry = setTimeout(() => {
+            retry = undefined;
+            void sync();
+          }, Math.min(options.retryMs ?? RETRY_MS, options.intervalMs ?? INTERVAL_MS));
+          retry.unref();
         }
       });
     return running;
@@ -300,7 +322,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
 
   return {
     start() {
-      timer = setInterval(() => void sync(), options.intervalMs ?? 2_000);
+      timer = setInterval(() => void sync(), options.intervalMs ?? INTERVAL_MS);
       timer.unref();
       void sync();
     },
@@ -311,6 +333,7 @@ export function createPrivateNames(options: PrivateNamesOptions): PrivateNames {
     async close() {
       closed = true;
       if (timer) clearInterval(timer);
+      if (retry) clearTimeout(retry);
       await running;
     },
   };

@@ -1,5 +1,8 @@
 // Runs each running instance's health check on its interval and records transitions: starting →
 // healthy, healthy → unhealthy (out of the route table), and a restart after too many failures.
+// The instances are read from the database when a check is due (so a probe never acts on a stale
+// row), when poked (this server started or changed an instance), and every `rereadMs` for the
+// instances other API servers start; a tick with none of these reads nothing (an idle server).
 // The check is the manifest's, or the implicit readiness check of a process behind endpoints
 // (readiness-check.ts), which never restarts.
 // Each transition is an event carrying the check's output, written with it in one transaction.
@@ -24,6 +27,8 @@ export interface HealthMonitorOptions {
   onChange: (appId: string) => void;
   exec: ExecFn;
   tickMs?: number;
+  /** Between two reads when no check is due and nothing poked (default 5 s): other servers' instances. */
+  rereadMs?: number;
   /** After a failed check run or restart, wait min·2^n ms (up to max) before the next try. */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -50,11 +55,15 @@ export interface HealthMonitor {
   close(): Promise<void>;
 }
 
+/** The default of `rereadMs`. */
+export const HEALTH_REREAD_MS = 5_000;
+
 export function createHealthMonitor(options: HealthMonitorOptions): HealthMonitor {
   const { db, transactions } = options;
   const log = options.log.child({ component: 'health' });
   const retryMin = options.retryMinMs ?? 1_000;
   const retryMax = options.retryMaxMs ?? 60_000;
+  const rereadMs = options.rereadMs ?? HEALTH_REREAD_MS;
   const tracks = new Map<string, Track>();
   const inflight = new Set<Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
@@ -63,20 +72,33 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   /** A poke arrived while a tick ran: that tick may have read the rows before the new instance. */
   let again = false;
   let closed = false;
+  /** Poked since the last read: the instances may have changed. */
+  let stale = true;
+  let readAt = 0;
+
+  /** A check whose time has come, of an instance read before. */
+  function due(now: number): boolean {
+    for (const t of tracks.values()) if (!t.running && t.nextAt <= now) return true;
+    return false;
+  }
 
   async function tick(): Promise<void> {
     if (ticking) return;
+    if (!stale && Date.now() - readAt < rereadMs && !due(Date.now())) return;
     ticking = true;
     try {
+      stale = false;
+      readAt = Date.now();
       const rows = await db
         .select({ inst: instances, manifest: releases.manifest, orgId: apps.orgId })
         .from(instances)
         .innerJoin(releases, eq(releases.id, instances.releaseId))
         .innerJoin(apps, eq(apps.id, instances.appId))
         .where(and(eq(instances.desiredState, 'running'), eq(instances.observedState, 'running'), inArray(instances.health, ['starting', 'healthy', 'unhealthy'])));
-      const rolling = new Set(
-        (await db.select({ releaseId: deployments.releaseId }).from(deployments).where(eq(deployments.state, 'running'))).map((d) => d.releaseId),
-      );
+      // Read only when some check is to run: an idle tick is one query, not two.
+      let rolling: Set<string> | undefined;
+      const rollingNow = async (): Promise<Set<string>> =>
+        (rolling ??= new Set((await db.select({ releaseId: deployments.releaseId }).from(deployments).where(eq(deployments.state, 'running'))).map((d) => d.releaseId)));
       const now = Date.now();
       const seen = new Set<string>();
       for (const { inst, manifest, orgId } of rows) {
@@ -87,11 +109,12 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
         let track = tracks.get(inst.id);
         if (!track) tracks.set(inst.id, (track = { nextAt: now, running: false, successes: 0, failures: 0, errors: 0, restarting: false }));
         if (track.running || track.nextAt > now) continue;
+        const inRollout = (await rollingNow()).has(inst.releaseId);
         track.running = true;
         // A starting instance is looked at sooner when its check says so: a rollout waits for it.
         track.nextAt = now + (inst.health === 'starting' && check.start_interval !== undefined ? check.start_interval : check.interval);
         const t = track;
-        const p = runOne(inst, orgId, check, t, rolling.has(inst.releaseId))
+        const p = runOne(inst, orgId, check, t, inRollout)
           .then(
             () => void (t.errors = 0),
             (err: unknown) => {
@@ -209,7 +232,9 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       timer.unref();
     },
     poke() {
-      if (poked || closed || timer === undefined) return;
+      if (closed) return;
+      stale = true;
+      if (poked || timer === undefined) return;
       poked = true;
       setImmediate(() => {
         if (ticking) again = true;

@@ -107,9 +107,12 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'memory://' });
   const edgeFeed = createEdgeFeed({ db, log, sharedAddresses: ['127.0.0.1'] });
   let routeChanges = 0;
+  /** The health monitor's poke, once it is made (below), as the server wires it. */
+  let pokeHealth = (): void => undefined;
   const onRoutesChanged = (appId: string): void => {
     routeChanges++;
     edgeFeed.refresh(appId);
+    pokeHealth();
   };
   const secretsOf = options.secretBox ? (release: Release) => secretValues(db, options.secretBox as SecretBox, release) : undefined;
   const reconciler = options.swarm
@@ -146,6 +149,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
       retryMaxMs: 200,
     });
     health.start();
+    pokeHealth = () => health.poke();
     t.after(() => health.close());
     monitor = health;
   }

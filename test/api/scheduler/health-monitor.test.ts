@@ -1,6 +1,7 @@
 // The health monitor on the in-memory runtime with exec checks: transitions recorded with the
 // check's output, a restart after too many failures, and an engine outage at restart time that
-// is recorded and retried instead of ending the process (issue 11, defect 1).
+// is recorded and retried instead of ending the process (issue 11, defect 1). And an idle monitor
+// reads the database only when poked or at its reread interval, yet finds what it was not told of.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { and, eq } from 'drizzle-orm';
@@ -29,7 +30,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 }
 
 /** An app of one instance whose check passes, rolled out, with a running health monitor. */
-async function healthyApp(t: TestContext) {
+async function healthyApp(t: TestContext, options: { rereadMs?: number; poke?: boolean } = {}) {
   const cp = await createControlPlane(t, { health: false });
   const changed: string[] = [];
   const monitor = createHealthMonitor({
@@ -40,6 +41,7 @@ async function healthyApp(t: TestContext) {
     exec: (id, cmd, timeoutMs) => cp.runtime.exec(id, cmd, { timeoutMs }),
     onChange: (appId) => void changed.push(appId),
     tickMs: 20,
+    rereadMs: options.rereadMs,
     retryMinMs: 20,
     retryMaxMs: 200,
   });
@@ -47,6 +49,8 @@ async function healthyApp(t: TestContext) {
   t.after(() => monitor.close());
   const { app } = await cp.deploy(echoManifest('checked', { count: 1, extra: CHECK }));
   await cp.pass(app.id);
+  // As the server does after a pass that started something.
+  if (options.poke !== false) monitor.poke();
   const [inst] = await cp.db.select().from(instances).where(eq(instances.appId, app.id));
   assert.ok(inst?.containerId);
   assert.equal(inst.health, 'starting');
@@ -94,4 +98,49 @@ test('an engine that is down at restart time is recorded once and retried; the p
   await until('the container stopped', async () => (await cp.runtime.inspect(inst.containerId))?.state === 'exited');
   assert.equal((await eventsOf(cp, app.id, 'instance.restarted')).length, 1);
   assert.deepEqual(rejections, []);
+});
+
+test('an idle monitor reads the instances once, then again only when poked', async (t) => {
+  const cp = await createControlPlane(t, { health: false });
+  let reads = 0;
+  // Counts the reads of the database the monitor makes (each starts with select).
+  const db = new Proxy(cp.db, {
+    get(target, key, receiver) {
+      if (key === 'select') reads++;
+      const value = Reflect.get(target, key, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const monitor = createHealthMonitor({
+    db,
+    runtime: cp.runtime,
+    transactions: cp.transactions,
+    log: cp.logs.log,
+    exec: (id, cmd, timeoutMs) => cp.runtime.exec(id, cmd, { timeoutMs }),
+    onChange: () => undefined,
+    tickMs: 10,
+    rereadMs: 3_600_000,
+  });
+  monitor.start();
+  t.after(() => monitor.close());
+  await until('the first read', async () => reads > 0);
+  // Many ticks with nothing to check and nothing new: no read.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(reads, 1);
+
+  const { app } = await cp.deploy(echoManifest('checked', { count: 1, extra: CHECK }));
+  await cp.pass(app.id);
+  const [inst] = await cp.db.select().from(instances).where(eq(instances.appId, app.id));
+  assert.ok(inst?.containerId);
+  await cp.runtime.exec(inst.containerId, ['touch', '/tmp/ready']);
+  // Not told yet: still not looked at.
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await eventsOf(cp, app.id, 'instance.healthy')).length, 0);
+  monitor.poke();
+  await until('healthy', async () => (await eventsOf(cp, app.id, 'instance.healthy')).length === 1);
+});
+
+test('an instance the monitor is not told of (another server started it) is found at the next reread', async (t) => {
+  const { cp, app } = await healthyApp(t, { rereadMs: 100, poke: false });
+  assert.equal((await eventsOf(cp, app.id, 'instance.healthy')).length, 1);
 });
