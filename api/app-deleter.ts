@@ -9,8 +9,8 @@
 import { and, eq, isNull } from 'drizzle-orm';
 import { apps, deployments, endpoints, instances, releases, tokens, type App } from '../db/schema/index.js';
 import { appNotFound, requireScope, type AuthContext } from './auth.js';
-import { DEFAULT_IP_COOLDOWN_MS } from './config.js';
-import { DEFAULT_IP_UNBIND_WAIT_MS, releaseDeletedAppAddresses } from './ip-unbinder.js';
+import { DEFAULT_IP_COOLDOWN_MS, DEFAULT_IP_UNBIND_WAIT_MS } from './config.js';
+import { releaseDeletedAppAddresses } from './ip-unbinder.js';
 import { environmentOf } from './environment-names.js';
 import { LABELS, type Runtime } from './runtime/runtime.js';
 import type { Transactions } from './transactions.js';

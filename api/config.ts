@@ -1,5 +1,6 @@
 // The server's configuration, read once from the environment and the command line by the
-// entry point; components receive the parts they need and never read process.env.
+// entry point; components receive the parts they need and never read process.env. The `pier server`
+// supervisor reads it too: keep this file's imports free of the database layer (drizzle-orm).
 import { parseEnvironmentConfig, type EnvironmentConfig } from './environment-config.js';
 import { parseNodeAgents, type NodeAgentsSetting } from './agent/node-agents.js';
 import { parseAcmeConfig, type AcmeConfig } from './certificates/acme-config.js';
@@ -8,7 +9,6 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TcpIoChoice } from '../proxy/tcp-io/select-tcp-io.js';
 import { parseIpPools, type IpPool } from './ip-pool.js';
-import { DEFAULT_IP_UNBIND_WAIT_MS } from './ip-unbinder.js';
 import { parseDuration as parseManifestDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
 import { parsePrivatePrefixes, type PrivatePrefixes } from './private/private-prefixes.js';
@@ -256,6 +256,9 @@ function parseRuntime(value: string | undefined, engines: string | undefined): R
 
 /** Default cool-down of a released address: long enough for DNS records and clients to let go. */
 export const DEFAULT_IP_COOLDOWN_MS = 3_600_000;
+
+/** How long a delete waits for the edges to confirm an address is unbound (api/ip-unbinder.ts). */
+export const DEFAULT_IP_UNBIND_WAIT_MS = 60_000;
 
 function parseCooldown(value: string | undefined, name = 'PIER_IP_COOLDOWN', fallback = DEFAULT_IP_COOLDOWN_MS, shown = '1h'): number {
   if (value === undefined || value === '') return fallback;

@@ -1,9 +1,17 @@
 // The server's settings for environments: the ports previews get on the shared addresses
 // (PIER_PREVIEW_PORTS, "20000-29999") and how often the reaper looks for expired previews
-// (PIER_REAP_INTERVAL, "60s"). Read once by loadConfig.
-import { DEFAULT_PREVIEW_PORTS, type PortRange } from './environment-deploy.js';
+// (PIER_REAP_INTERVAL, "60s"). Read once by loadConfig, also in the `pier server` supervisor: this
+// file stays free of the database layer (drizzle-orm), which that process never loads.
 import { parseDuration } from './manifest.js';
 import { PierError } from './pier-error.js';
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+/** The preview range when the server sets none (PIER_PREVIEW_PORTS). */
+export const DEFAULT_PREVIEW_PORTS: PortRange = { from: 20000, to: 29999 };
 
 export interface EnvironmentConfig {
   previewPorts: PortRange;

@@ -8,18 +8,11 @@
 import { and, desc, eq, gte, lte, ne } from 'drizzle-orm';
 import type { Db } from '../db/database.js';
 import { portClaims, releases, type DeclaredConfig, type Environment } from '../db/schema/index.js';
+import type { PortRange } from './environment-config.js';
 import { applyOverride, overrideFor } from './environment-overrides.js';
 import type { EndpointSpec, Manifest } from './manifest.js';
 import type { IpFamily } from '../db/schema/index.js';
 import { PierError } from './pier-error.js';
-
-export interface PortRange {
-  from: number;
-  to: number;
-}
-
-/** The preview range when the server sets none (PIER_PREVIEW_PORTS). */
-export const DEFAULT_PREVIEW_PORTS: PortRange = { from: 20000, to: 29999 };
 
 export async function environmentManifest(
   tx: Db,

@@ -18,9 +18,6 @@ import { releaseRow } from './ip-service.js';
 import { readEdges, type SeenEdge } from './served-state.js';
 import type { Transactions, Txn } from './transactions.js';
 
-/** How long a delete waits for the edges to confirm, unless configured (PIER_IP_UNBIND_WAIT). */
-export const DEFAULT_IP_UNBIND_WAIT_MS = 60_000;
-
 export interface ReleaseOptions {
   cooldownMs: number;
   unbindWaitMs: number;
