@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CliError } from './cli-error.js';
 import { CommandExit } from './command-exit.js';
+import { installEsmResolveShortcut } from './esm-resolve-shortcut.js';
 import { EXIT } from './exit-codes.js';
 import { printError, printUsage } from './output.js';
 import { checkFlags } from './unknown-flags.js';
@@ -95,6 +96,8 @@ function report(err: unknown): number {
 // `pier completion` imports it while it runs (so no top-level await here).
 const entry = process.argv[1];
 if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  // Before any subcommand loads its dependencies (the API process loads drizzle-orm).
+  installEsmResolveShortcut();
   // `pier … | head`: a reader that stops early ends the command quietly, as with other tools.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
