@@ -6,6 +6,7 @@
 // package). With PIER_TEST_ONLY=test/db/,test/e2e/deploy.test.ts it runs only the files under those
 // paths. The files that take 50 s or more start first (LONG_FIRST), so that the two-file
 // schedule does not end with a long file running alone.
+import { setMaxListeners } from 'node:events';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +110,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   // The test files run where `node --test` ran them: in the repository's root.
   process.chdir(ROOT);
   const stop = new AbortController();
+  // Each test file's process listens on it (a MaxListenersExceededWarning past ten otherwise).
+  setMaxListeners(0, stop.signal);
   // Stopping the command stops the run (its test processes included), rather than leaving it behind.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop.abort());
   let failed = false;
