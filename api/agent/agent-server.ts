@@ -23,7 +23,11 @@ export interface AgentServer {
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
   const app = createAgentApp(options);
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: options.listen.host, port: options.listen.port }, () => resolve(s));
+    // The upload routes read (or, refusing a file early, drop) their bodies themselves, and the API
+    // server stops sending once it has the answer (its uploads are keep-alive, agent-transport.ts).
+    // Hono's own clean-up would give an unread body 500 ms, then close the socket with the rest
+    // still arriving: under load that reset can beat the answer saying why.
+    const s = serve({ fetch: app.fetch, hostname: options.listen.host, port: options.listen.port, autoCleanupIncoming: false }, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         new PierError('E_LISTEN', `cannot listen on ${options.listen.host}:${options.listen.port}: ${err.code ?? err.message}`, {

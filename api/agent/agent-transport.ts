@@ -102,7 +102,11 @@ export function createAgentTransport(url: string, token: string): AgentTransport
       req.end(data);
       return answer<T>(await response);
     },
-    upload: (method, path) => open(method, path, { 'content-type': 'application/octet-stream' }),
+    // Keep-alive, though the socket is used once: an agent that refuses a file early answers while
+    // the upload goes on, and on a `Connection: close` request it would then close the socket with
+    // the rest arriving; the reset can beat its answer here (an EPIPE instead of the reason). So
+    // the agent drops the rest and keeps the connection until this side, with the answer, ends it.
+    upload: (method, path) => open(method, path, { 'content-type': 'application/octet-stream', connection: 'keep-alive' }),
     download(method, path, body) {
       const data = body === undefined ? undefined : JSON.stringify(body);
       const opened = open(method, path, data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });

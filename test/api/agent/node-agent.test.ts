@@ -184,7 +184,7 @@ test('the data routes need the token; an export header that is not one is E_AGEN
     },
   });
   await assert.rejects(driver.importSnapshot('snap_junk', junk), (err: Error & { code?: string; status?: number }) => {
-    assert.equal(err.code, 'E_SNAPSHOT_CORRUPT');
+    assert.equal(err.code, 'E_SNAPSHOT_CORRUPT', err.message);
     assert.equal(err.status, 422);
     assert.ok(err.message.includes(agent.url), err.message);
     return true;
