@@ -14,6 +14,7 @@ import { newId } from '../ids.js';
 import { describeRoute } from '../openapi.js';
 import { PierError } from '../pier-error.js';
 import { parseBody, readJson } from '../request.js';
+import { createTransactions } from '../transactions.js';
 
 /** As the manifest's app names. */
 const APP_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -66,6 +67,7 @@ describeRoute({
 export function certRoutes(deps: ApiDeps & { keyVault?: KeyVault | undefined }) {
   const r = new Hono<ApiEnv>();
   const { db } = deps;
+  const transactions = createTransactions({ db, events: deps.events });
   const vault = deps.keyVault;
   if (vault === undefined) return r;
 
@@ -163,34 +165,41 @@ export function certRoutes(deps: ApiDeps & { keyVault?: KeyVault | undefined }) 
     const { cert, app } = await findCert(c, c.req.param('id'));
     // Only what the edge serves covers an endpoint: an expired certificate, or an ACME one kept
     // unused after its names left the manifest (PIER_ACME_KEEP_DROPPED), serves nothing, so it
-    // neither counts as a replacement nor is refused itself.
-    const terminating = await db
-      .select({ port: endpoints.port, appId: endpoints.appId, tls: endpoints.tls, tlsOptions: endpoints.tlsOptions })
-      .from(endpoints)
-      .where(and(eq(endpoints.appId, app.id), eq(endpoints.tls, 'terminate')))
-      .orderBy(endpoints.port);
-    const wanted = acmeNamesWanted(terminating);
-    const now = Date.now();
-    if (terminating[0] !== undefined && isCertificateServed(wanted, cert, now)) {
-      const others = await db
-        .select({ appId: certificates.appId, names: certificates.names, source: certificates.source, notAfter: certificates.notAfter })
-        .from(certificates)
-        .where(and(eq(certificates.appId, app.id), ne(certificates.id, cert.id)));
-      if (!others.some((o) => isCertificateServed(wanted, o, now))) {
-        throw new PierError('E_CERT_IN_USE', `certificate ${cert.id} is the last one app "${app.name}" serves, and its port ${terminating[0].port} terminates TLS`, {
-          status: 409,
-          hint: 'add the replacement first (`pier certs add`), or deploy without tls = "terminate"',
-        });
+    // neither counts as a replacement nor is refused itself. The check and the delete are one
+    // transaction holding the app's row, so two removals at once cannot each count the other as
+    // the replacement and leave the endpoint with none.
+    await transactions.run(async (t) => {
+      await t.tx.select({ id: apps.id }).from(apps).where(eq(apps.id, app.id)).for('update');
+      const [still] = await t.tx.select({ id: certificates.id }).from(certificates).where(eq(certificates.id, cert.id));
+      if (!still) throw new PierError('E_CERT_NOT_FOUND', `certificate ${cert.id} was removed meanwhile`, { status: 404, hint: '`pier certs list --app APP` shows the ids' });
+      const terminating = await t.tx
+        .select({ port: endpoints.port, appId: endpoints.appId, tls: endpoints.tls, tlsOptions: endpoints.tlsOptions })
+        .from(endpoints)
+        .where(and(eq(endpoints.appId, app.id), eq(endpoints.tls, 'terminate')))
+        .orderBy(endpoints.port);
+      const wanted = acmeNamesWanted(terminating);
+      const now = Date.now();
+      if (terminating[0] !== undefined && isCertificateServed(wanted, cert, now)) {
+        const others = await t.tx
+          .select({ appId: certificates.appId, names: certificates.names, source: certificates.source, notAfter: certificates.notAfter })
+          .from(certificates)
+          .where(and(eq(certificates.appId, app.id), ne(certificates.id, cert.id)));
+        if (!others.some((o) => isCertificateServed(wanted, o, now))) {
+          throw new PierError('E_CERT_IN_USE', `certificate ${cert.id} is the last one app "${app.name}" serves, and its port ${terminating[0].port} terminates TLS`, {
+            status: 409,
+            hint: 'add the replacement first (`pier certs add`), or deploy without tls = "terminate"',
+          });
+        }
       }
-    }
-    await db.delete(certificates).where(eq(certificates.id, cert.id));
-    await deps.events.record({
-      orgId: app.orgId,
-      appId: app.id,
-      type: 'cert.removed',
-      reason: 'request',
-      message: `certificate ${cert.id} for ${cert.names.join(', ')} removed`,
-      data: { certificate: cert.id, names: cert.names, tokenId: auth.tokenId },
+      await t.tx.delete(certificates).where(eq(certificates.id, cert.id));
+      await t.record({
+        orgId: app.orgId,
+        appId: app.id,
+        type: 'cert.removed',
+        reason: 'request',
+        message: `certificate ${cert.id} for ${cert.names.join(', ')} removed`,
+        data: { certificate: cert.id, names: cert.names, tokenId: auth.tokenId },
+      });
     });
     deps.edgeFeed.refresh(app.id);
     return c.json({ certificate: view(cert, app.name) });

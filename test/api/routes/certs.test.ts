@@ -115,3 +115,31 @@ test('pier certs remove: a certificate the edge does not serve (kept unused, or 
   assert.deepEqual(await remove(inUse), { status: 200, code: null });
   assert.deepEqual(await served(), [replacement]);
 });
+
+test('pier certs remove: two removals at once of the only two served certificates leave one (one 200, one E_CERT_IN_USE)', async (t) => {
+  const api = await createTestApi(t);
+  const org = await createOrg(api.db, 'acme');
+  const web = await createApp(api.db, org, 'web');
+  const token = await createToken(api.db, org, { scope: 'deploy' });
+  const ca = makeTestCa(t);
+  await api.db.insert(endpoints).values({ id: newId('ep'), appId: web, process: 'web', port: 443, targetPort: 8080, tls: 'terminate' });
+  for (let round = 0; round < 5; round++) {
+    const ids: string[] = [];
+    for (const name of [`a${round}.example.com`, `b${round}.example.com`]) {
+      const leaf = ca.issue({ cn: name, names: [name] });
+      const res = await api.request('/v1/apps/web/certs', { token, body: { cert: leaf.cert + ca.cert, key: leaf.key } });
+      assert.equal(res.status, 201);
+      ids.push(((await res.json()) as { certificate: { id: string } }).certificate.id);
+    }
+    const answers = await Promise.all(
+      ids.map(async (id) => {
+        const res = await api.request(`/v1/certs/${id}`, { token, method: 'DELETE' });
+        return res.status === 200 ? '200' : ((await res.json()) as { error: { code: string } }).error.code;
+      }),
+    );
+    assert.deepEqual(answers.sort(), ['200', 'E_CERT_IN_USE'], `round ${round}`);
+    const left = await api.db.select().from(certificates).where(eq(certificates.appId, web));
+    assert.equal(left.length, 1, `round ${round}: one certificate still serves port 443`);
+    await api.db.delete(certificates).where(eq(certificates.appId, web));
+  }
+});
