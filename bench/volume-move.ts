@@ -164,7 +164,14 @@ try {
   }
   if (appId) {
     const ids = (await run('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
+    // The app's private network goes with its containers (made per org by the server).
+    const networks = ids.length
+      ? (await run('docker', ['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', ...ids]).catch(() => ({ stdout: '' }))).stdout
+          .split(/\s+/)
+          .filter((n) => n.startsWith('pier-private-'))
+      : [];
     if (ids.length) await run('docker', ['rm', '-f', ...ids]).catch(() => undefined);
+    for (const n of new Set(networks)) await run('docker', ['network', 'rm', n]).catch(() => undefined);
     const vols = (await run('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
     if (vols.length) await run('docker', ['volume', 'rm', ...vols]).catch(() => undefined);
   }
