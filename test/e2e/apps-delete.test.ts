@@ -21,7 +21,7 @@ function manifest(app: string, image: string, port: number, o: { target?: number
   return `app = "${app}"
 image = "${image}"
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]
 count = ${o.count ?? 2}
 [[endpoints]]
 process = "web"
