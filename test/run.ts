@@ -18,30 +18,37 @@ const DATABASE_MODULE = join(ROOT, 'dist/db/database.js');
 export const ONCE_MARKER = '// test-pass: once';
 
 /**
- * The slowest files in CI (50 s or more each in .ci/run's log, slowest first). Started first, they
- * overlap the many short files instead of ending a pass alone: on the last pass's subset that cuts
- * about a minute (424 s → 373 s, replayed from the log). A file missing here starts in its place.
+ * The slowest files in CI (50 s or more each in a pass of .ci/run's log, slowest first, the files
+ * sped up since by the times they took alone). Started first, they overlap the many short files
+ * instead of ending a pass alone: on the last pass's subset that cuts about a minute (424 s → 373 s,
+ * replayed from the log). A file missing here starts in its place.
  */
 export const LONG_FIRST = [
   'test/e2e/swarm.test.ts',
-  'test/e2e/cli-contract.test.ts',
-  'test/e2e/postgres-restart.test.ts',
   'test/e2e/private-network.test.ts',
-  'test/e2e/rollout.test.ts',
+  'test/e2e/postgres-restart.test.ts',
+  'test/e2e/cli-contract.test.ts',
   'test/e2e/volumes-move.test.ts',
-  'test/e2e/apps-delete.test.ts',
-  'test/e2e/package-install.test.ts',
   'test/e2e/swarm-private.test.ts',
-  'test/e2e/preview-environments.test.ts',
-  'test/e2e/deploy-from-dockerfile.test.ts',
+  'test/e2e/package-install.test.ts',
   'test/e2e/server-restarts.test.ts',
+  'test/e2e/preview-environments.test.ts',
   'test/api/runtime/swarm-services.test.ts',
-  'test/e2e/truthful-health.test.ts',
+  'test/e2e/deploy-from-dockerfile.test.ts',
+  'test/e2e/volumes.test.ts',
+  'test/e2e/rollout.test.ts',
+  'test/e2e/volumes-postgres.test.ts',
+  'test/e2e/swarm-two-servers.test.ts',
   'test/e2e/docker-outage.test.ts',
-  'test/e2e/acme-pebble.test.ts',
-  'test/e2e/addresses-netns.test.ts',
-  'test/e2e/ci-script.test.ts',
+  'test/e2e/volumes-lifecycle.test.ts',
   'test/e2e/status-output.test.ts',
+  'test/e2e/truthful-health.test.ts',
+  'test/e2e/two-servers.test.ts',
+  'test/e2e/prometheus.test.ts',
+  'test/e2e/addresses-netns.test.ts',
+  'test/e2e/acme-pebble.test.ts',
+  'test/e2e/cli-tokens.test.ts',
+  'test/e2e/port-forward.test.ts',
   'test/e2e/deploy.test.ts',
 ];
 

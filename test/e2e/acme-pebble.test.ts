@@ -46,7 +46,7 @@ test('certificates = "acme": two names obtained from Pebble over tls-alpn-01, re
     `app = "shop"
 image = "${image}"
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "sh", "-c", "echo served-by-shop; cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e sh -c 'echo served-by-shop; cat' & wait"]
 count = 1
 [[endpoints]]
 process = "web"

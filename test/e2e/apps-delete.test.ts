@@ -21,7 +21,7 @@ function manifest(app: string, image: string, port: number, o: { target?: number
   return `app = "${app}"
 image = "${image}"
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]
 count = ${o.count ?? 2}
 [[endpoints]]
 process = "web"
@@ -134,7 +134,8 @@ test('a deploy that a delete interrupts ends as cancelled (exit 1), and refused 
   const deleted = await runPier(['apps', 'delete', 'holder', '--yes'], server.env);
   assert.equal(deleted.code, 0, deleted.stderr);
   assert.match(deleted.stdout, /deployment dep_\S+ cancelled/);
-  const code = await Promise.race([ended, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
+  // Unref'd: a pending 30 s timer would keep this file's process (and the test run) waiting.
+  const code = await Promise.race([ended, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000).unref())]);
   assert.equal(code, 1, stderr);
   assert.match(stderr, /was cancelled: the app holder was deleted \(E_DEPLOY_CANCELLED\)/);
   assert.deepEqual(await containers(holder.app.id), []);

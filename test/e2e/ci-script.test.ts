@@ -12,7 +12,7 @@ import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { PIER_BIN, runPier, startPierServer } from '../support/pier-process.js';
 
-const manifest = (image: string, port: number, greeting: string, cmd = `["sh", "-c", "echo ${greeting}; exec nc -ll -p 8080 -e cat"]`) => `app = "ci"
+const manifest = (image: string, port: number, greeting: string, cmd = `["sh", "-c", "trap 'exit 0' TERM; echo ${greeting}; nc -ll -p 8080 -e cat & wait"]`) => `app = "ci"
 image = "${image}"
 
 [processes.web]

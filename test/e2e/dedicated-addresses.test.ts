@@ -22,7 +22,7 @@ app = "${app}"
 image = "${image}"
 
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "sh", "-c", "echo ${app}; cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e sh -c 'echo ${app}; cat' & wait"]
 count = 1
 
 [[endpoints]]

@@ -19,7 +19,7 @@ app = "echo"
 image = "${image}"
 
 [processes.echo]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]
 count = 2
 
 [[endpoints]]
@@ -137,7 +137,7 @@ test('a deploy whose process exits at start fails with its exit code and log lin
   const before = await status(server);
   t.after(() => removeAppContainers(before.app.id));
 
-  const broken = manifest(image, port).replace('cmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]', 'cmd = ["sh", "-c", "echo missing DATABASE_URL >&2; exit 1"]');
+  const broken = manifest(image, port).replace(`cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]`, 'cmd = ["sh", "-c", "echo missing DATABASE_URL >&2; exit 1"]');
   await writeFile(file, broken);
   const failed = await runPier(['deploy', '-c', file], server.env);
   assert.equal(failed.code, 3, `expected exit 3:\n${failed.stderr}`);

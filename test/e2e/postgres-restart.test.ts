@@ -42,7 +42,7 @@ function manifest(image: string, round: number) {
     app: 'steady',
     image,
     env: { ROUND: String(round) },
-    processes: { web: { cmd: ['nc', '-ll', '-p', '8080', '-e', 'cat'], count: 2, check: { type: 'exec', command: ['true'], interval: '300ms' } } },
+    processes: { web: { cmd: ['sh', '-c', "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"], count: 2, check: { type: 'exec', command: ['true'], interval: '300ms' } } },
     deploy: { strategy: 'rolling', max_surge: 2, drain: '200ms', timeout: '60s' },
   };
 }

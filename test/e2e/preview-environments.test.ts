@@ -24,7 +24,7 @@ image = "${image}"
 GREETING = "${greeting}"
 
 [processes.web]
-cmd = ["sh", "-c", "exec nc -ll -p 8080 -e cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]
 count = 1
 
 [[endpoints]]

@@ -23,7 +23,11 @@ interface Options {
   timeout?: string;
 }
 
-/** An echo server on 8080 and busybox httpd on 8081 (serving /www), checked over HTTP. */
+/**
+ * An echo server on 8080 and busybox httpd on 8081 (serving /www), checked over HTTP. The shell
+ * stays PID 1 and exits on SIGTERM (nc as PID 1 ignores it: every stop of a replaced instance
+ * would wait out Docker's 10 s before its SIGKILL).
+ */
 function manifest(o: Options): string {
   return `
 app = "web"
@@ -31,7 +35,7 @@ image = "${o.image}"
 env = { GREETING = "${o.greeting}" }
 
 [processes.web]
-cmd = ["sh", "-c", "echo ok > /www/health; httpd -p 8081 -h /www; echo started $GREETING; exec nc -ll -p 8080 -e cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; echo ok > /www/health; httpd -p 8081 -h /www; echo started $GREETING; nc -ll -p 8080 -e cat & wait"]
 count = 2
 
 [processes.web.check]

@@ -51,7 +51,7 @@ const manifest = (app: string, image: string, port: number, names: string[]) => 
 app = "${app}"
 image = "${image}"
 [processes.tls]
-cmd = ["nc", "-ll", "-p", "8443", "-e", "sh", "-c", "echo served-by-${app}; cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8443 -e sh -c 'echo served-by-${app}; cat' & wait"]
 count = 1
 [[endpoints]]
 process = "tls"

@@ -23,7 +23,7 @@ app = "${app}"
 image = "${image}"
 
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "sh", "-c", "echo ${tag}; cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e sh -c 'echo ${tag}; cat' & wait"]
 count = 1
 ${ports.map((p) => `\n[[endpoints]]\nprocess = "web"\nport = ${p}\ntarget = 8080\n`).join('')}
 [deploy]

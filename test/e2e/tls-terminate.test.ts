@@ -51,7 +51,7 @@ test('tls = "terminate": pier certs add, openssl s_client talks plaintext to the
     `app = "shop"
 image = "${image}"
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "sh", "-c", "echo served-by-shop; cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e sh -c 'echo served-by-shop; cat' & wait"]
 count = 1
 [[endpoints]]
 process = "web"

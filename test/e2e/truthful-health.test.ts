@@ -23,7 +23,7 @@ app = "${app}"
 image = "${image}"
 
 [processes.web]
-cmd = ["nc", "-ll", "-p", "8080", "-e", "cat"]
+cmd = ["sh", "-c", "trap 'exit 0' TERM; nc -ll -p 8080 -e cat & wait"]
 count = 1
 ${o.extra ?? ''}
 

@@ -30,7 +30,8 @@ export async function startPlainRegistry(t: TestContext, address: string): Promi
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGTERM');
-    await Promise.race([exited, delay(5_000)]);
+    // Unref'd: a pending timer would keep the test file's process alive after a quick exit.
+    await Promise.race([exited, delay(5_000, undefined, { ref: false })]);
   });
   for (let i = 0; i < 150; i++) {
     const status = await fetch(`http://${address}:${port}/v2/`, { signal: AbortSignal.timeout(1_000) }).then(
