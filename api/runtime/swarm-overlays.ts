@@ -8,7 +8,9 @@
 // out addresses from the IPv6 subnet on its own, so tasks on two nodes got the same fd00:…::3,
 // and the embedded DNS answers no AAAA record for a service alias (an AAAA query for it was even
 // forwarded and timed out, stalling clients that ask AAAA first). An IPv4-only overlay answers an
-// AAAA query at once with no records, and A with every running task.
+// AAAA query at once with no records, and A with every running task. Per-node bridge networks
+// with routes (measured in the same section) carry IPv6 between nodes but get no names at all
+// from Swarm's DNS, so they would lose the IPv4 names this overlay gives.
 import Docker from 'dockerode';
 import { createEngineErrors, dockerMessage, statusOf } from './docker-errors.js';
 import type { NetworkInfo, NetworkSpec } from './runtime.js';
