@@ -118,7 +118,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
     args: async (c) => {
       const file = join(c.server.dir, 'vimp.pier-snapshot');
       await cli(c, ['volumes', 'export', await snapshot(c, 'vimp'), '--app', 'alpha', '-o', file]);
-      return ['volumes', 'import', file, '--app', 'alpha'];
+      return ['volumes', 'import', file, '--app', 'alpha', '--root', 'spare'];
     },
   },
   'snapshots list': { args: () => ['snapshots', 'list', '--app', 'alpha'] },
