@@ -9,8 +9,9 @@
 //            dirty gigabyte: 1.5 s measured, against 20 ms once flushed); then, under the app's
 //            reconcile lock (btrfs: held from here to the target's start), the target instance is
 //            made ahead: its row and its container, created and not started, with the target's
-//            Docker volume mounted no-copy (api/scheduler/prepared-start.ts; the id is recorded as
-//            volume_moves.target_instance_id first, so a rollback finds what to remove);
+//            Docker volume mounted no-copy and the process's other volumes where they are
+//            (api/scheduler/prepared-start.ts; the id is recorded as volume_moves.target_instance_id
+//            first, so a rollback finds what to remove);
 //   cutover  under the app's reconcile lock (held to the switch), the instance is marked stopped
 //            and stopped; downtime starts; the next phase begins at its exit (`die`), Docker's
 //            tear-down of it runs beside them; the pass after the switch drains it at the edge;
@@ -20,43 +21,33 @@
 //   verify   btrfs: the target's received UUID is the source snapshot's UUID (set only once the
 //            stream was whole) and the sizes agree; dir: tree sha256 and sizes;
 //   switched the target volume is made from the received snapshot and the row points at it (and
-//            at the target instance, when made ahead: the mover starts it, still under the lock,
-//            and the next pass binds it; otherwise the reconciler starts one there); downtime ends
-//            when its container runs (`docker start` returned; or seen by a poll);
+//            at the target instance, when made ahead, with the process's other volumes: the mover
+//            starts it, still under the lock, and the next pass binds it; otherwise the reconciler
+//            starts one there); downtime ends when its container runs (`docker start` returned;
+//            or seen by a poll);
 //   done     the source volume is made read-only and kept until retain_until (the keeper purges).
 // Any failure before `switched` rolls back: the target's copies go (and the target instance made
 // ahead: container, Docker volume, row), the volume is `ready` on the source again, and the
 // reconciler starts its instance there. A server that died mid-move does
 // the same at start (`recover`), or finishes a move that had switched.
-import { and, eq, isNull, lte } from 'drizzle-orm';
+import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { apps, instances, releases, volumeMoves, volumes, MOVE_PHASES, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
+import { apps, instances, volumeMoves, volumes, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
 import type { AuthContext } from '../auth.js';
-import { newId, newInstanceId } from '../ids.js';
-import type { Manifest } from '../manifest.js';
+import { newId } from '../ids.js';
 import { PierError } from '../pier-error.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { PreparedStarts } from '../scheduler/prepared-start.js';
 import type { Transactions } from '../transactions.js';
-import { dockerVolumeName, dockerVolumeSpec } from './docker-volume-name.js';
+import type { MoveFault } from './move-fault.js';
+import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeService } from './volume-service.js';
+import { createMoveTargets } from './move-target.js';
 import { transferSnapshot } from './volume-transfer.js';
 
-/**
- * Fault injection for the proofs (PIER_VOLUME_MOVE_FAULT), met once by the first move that gets
- * there: `fail:PHASE`, `hold:PHASE` (stops there, as if the server died), `truncate:BYTES` (the final send).
- */
-export type MoveFault = { kind: 'fail' | 'hold'; phase: MovePhase } | { kind: 'truncate'; bytes: number };
-
-export function parseMoveFault(text: string | undefined): MoveFault | undefined {
-  if (!text) return undefined;
-  const [kind, arg] = text.split(':');
-  if ((kind === 'fail' || kind === 'hold') && MOVE_PHASES.includes(arg as MovePhase)) return { kind, phase: arg as MovePhase };
-  if (kind === 'truncate' && /^\d+$/.test(arg ?? '')) return { kind, bytes: Number(arg) };
-  throw new PierError('E_CONFIG_INVALID', `PIER_VOLUME_MOVE_FAULT "${text}" is not fail:PHASE, hold:PHASE or truncate:BYTES`, { status: 400, hint: 'it is for tests; unset it' });
-}
+export { parseMoveFault, type MoveFault } from './move-fault.js';
 
 export interface VolumeMoverOptions {
   db: Db;
@@ -87,6 +78,14 @@ export interface MoveStep {
   ms: number;
 }
 
+/** What the `volume.moved` event says of how the move went. */
+interface MoveTiming {
+  phases: { phase: MovePhase; ms: number }[];
+  steps: MoveStep[];
+  /** The target instance was made before the cutover and started by the move (else by the reconciler). */
+  madeAhead: boolean;
+}
+
 export interface MoveResult {
   move: VolumeMove;
   volume: Volume;
@@ -104,6 +103,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   const { liveHolder, stopHolder, serial, findVolume, now } = service.internals;
   const roots = service.roots;
   const retention = options.retentionMs ?? 24 * 3_600_000;
+  const targets = createMoveTargets({ db, runtime, roots, log, prepared: options.prepared });
   // One shot: the first move that reaches it meets the fault, later ones do not.
   let fault = options.fault;
 
@@ -164,7 +164,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   }
 
   /** After the switch: the source is frozen and kept until retain_until; the move is recorded as done. */
-  async function finish(move: VolumeMove, downtimeMs: number | null, timing: { phases: { phase: MovePhase; ms: number }[]; steps: MoveStep[] } | null = null): Promise<void> {
+  async function finish(move: VolumeMove, downtimeMs: number | null, timing: MoveTiming | null = null): Promise<void> {
     await roots
       .get(move.fromRoot)
       .freeze(move.volumeId)
@@ -179,7 +179,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
           appId: app.id,
           type: 'volume.moved',
           reason: 'moved',
-          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
+          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent${timing?.madeAhead ? ' (the target instance made ahead)' : ''}, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
           data: { moveId: move.id, volumeId: move.volumeId, from: move.fromRoot, to: move.toRoot, bytesMoved: move.bytesMoved, downtimeMs, ...(timing ?? {}) },
         });
       }
@@ -271,64 +271,6 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     return { exited, stopped };
   }
 
-  /**
-   * Makes the instance that replaces the holder on the target, its container created and not
-   * started (prepared-start.ts), and returns its id; null when the move goes without (the
-   * reconciler then starts it after the switch). Only for a holder that runs the app's current
-   * release with this volume as its process's only one (other volumes would need their own
-   * hand-over), and only while the caller holds the app's reconcile lock to the switch (btrfs):
-   * a pass would remove a created container of a row that has none, or drain it as surplus.
-   * Its id is recorded first, so a rollback (here or after a restart) finds what to remove.
-   */
-  async function prepareTarget(move: VolumeMove, volume: Volume): Promise<string | null> {
-    const prepared = options.prepared;
-    if (!prepared) return null;
-    const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
-    if (!current?.attachedInstanceId) return null;
-    const [holder] = await db.select().from(instances).where(eq(instances.id, current.attachedInstanceId));
-    const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
-    if (!holder || !app || holder.desiredState !== 'running' || !holder.containerId || holder.releaseId !== app.currentReleaseId) return null;
-    const [release] = await db.select().from(releases).where(eq(releases.id, holder.releaseId));
-    const specs = ((release?.manifest as Manifest | undefined)?.volumes ?? []).filter((v) => v.process === holder.process);
-    const spec = specs[0];
-    if (!release || specs.length !== 1 || spec?.name !== current.spec) return null;
-    const id = newInstanceId(app.name, holder.process);
-    await db.update(volumeMoves).set({ targetInstanceId: id, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
-    move.targetInstanceId = id;
-    const to = roots.get(move.toRoot);
-    // Made now, binding where the data will be; Docker mounts it only when the container starts.
-    const docker = dockerVolumeSpec({ ...current, root: move.toRoot }, to.volumePath(volume.id), prepared.installationId);
-    await runtime.ensureVolume(docker);
-    await prepared.starts.prepare(app, holder, release, [{ volume: docker.name, target: spec.path }], id);
-    return id;
-  }
-
-  /**
-   * Starts the target instance made ahead; returns when it runs, or null when its start failed
-   * (its container is removed then: the row stays, and the next pass makes it as any start).
-   */
-  async function startTarget(move: VolumeMove, target: string): Promise<number | null> {
-    try {
-      await options.prepared?.starts.start(target);
-      return Date.now();
-    } catch (err) {
-      log.warn({ err, move: move.id, instance: target }, 'target instance made ahead did not start; the reconciler makes it anew');
-      await options.prepared?.starts.discard(target).catch((e: unknown) => log.warn({ err: e, move: move.id }, 'target container not removed; the next pass does'));
-      return null;
-    }
-  }
-
-  /** Undoes prepareTarget: its container, its Docker volume and its row. */
-  async function discardTarget(move: VolumeMove): Promise<void> {
-    const target = move.targetInstanceId;
-    if (!target) return;
-    await options.prepared?.starts.discard(target).catch(() => undefined);
-    await runtime.removeVolume(dockerVolumeName(move.volumeId, move.toRoot)).catch(() => undefined);
-    await db.delete(instances).where(and(eq(instances.id, target), isNull(instances.containerId)));
-    await db.update(volumeMoves).set({ targetInstanceId: null }).where(eq(volumeMoves.id, move.id));
-    move.targetInstanceId = null;
-  }
-
   /** The app's reconcile lock, waited for (bounded): no pass of the app runs while it is held. Null without locks. */
   async function reconcileLock(appId: string): Promise<HeldLock | null> {
     if (!options.locks) return null;
@@ -356,8 +298,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     let downtimeStart: number | null = null;
     const stops: Promise<void>[] = [];
     let passLock: HeldLock | null = null;
-    /** The target instance made before the cutover, if it was. */
+    /** The target instance made before the cutover, if it was, and the process's other volumes it mounts where they are. */
     let target: string | null = null;
+    let others: string[] = [];
     /** When `docker start` of it returned. */
     let startedTarget: number | null = null;
     const releasePassLock = async () => {
@@ -382,12 +325,14 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // start on the target would queue behind it.
       passLock = await reconcileLock(move.appId);
       if (passLock && from.kind === 'btrfs') {
-        target = await prepareTarget(move, volume).catch(async (err: unknown) => {
+        const made = await targets.prepare(move, volume).catch(async (err: unknown) => {
           // Not worth a failed move: the reconciler starts the instance after the switch instead.
           log.warn({ err, move: move.id }, 'target instance not made ahead; the reconciler starts it after the switch');
-          await discardTarget(move);
+          await targets.discard(move);
           return null;
         });
+        target = made?.id ?? null;
+        others = made?.others ?? [];
       }
       lap('precopy');
 
@@ -437,10 +382,29 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // The old holder is detached: its processes are gone (it exited) and its mount is the
       // source's, which no container gets again, so the start on the target need not wait for
       // Docker's tear-down of it (the attach would see it live until then).
-      await transactions.run(async (t) => {
-        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: target, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
+      // The process's other volumes go to the target with it, each only if still held by the old
+      // holder and ready; one that is not (a restore in place of it began) sends the target made
+      // ahead away, and the reconciler starts the instance once all of them can be attached.
+      const keep = target;
+      const handed = await transactions.run(async (t) => {
+        let ok = keep !== null;
+        if (keep && others.length > 0) {
+          const still = await t.tx
+            .select({ id: volumes.id })
+            .from(volumes)
+            .where(and(inArray(volumes.id, others), eq(volumes.attachedInstanceId, move.instanceId ?? ''), eq(volumes.state, 'ready'), isNull(volumes.deletedAt)));
+          ok = still.length === others.length;
+          if (ok) await t.tx.update(volumes).set({ attachedInstanceId: keep, updatedAt: new Date() }).where(inArray(volumes.id, others));
+        }
+        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: ok ? keep : null, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
         await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+        return ok;
       });
+      if (target && !handed) {
+        log.warn({ move: move.id, others }, "another volume of the process changed during the move; the target made ahead is dropped and the reconciler starts the instance");
+        await targets.discard(move).catch((err: unknown) => log.warn({ err, move: move.id }, 'target made ahead not removed; the next pass removes its container'));
+        target = null;
+      }
       at('switched');
       move.phase = 'switched';
     } catch (err) {
@@ -455,7 +419,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       throw err;
     }
     try {
-      if (target) startedTarget = await startTarget(move, target);
+      if (target) startedTarget = await targets.start(move, target);
       // The next pass binds the started container to its row (or makes it, when it was not made
       // ahead or its start failed), records the old one's stop and updates the routes.
       await releasePassLock();
@@ -465,7 +429,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: move.id }, 'the old container exited but Docker did not finish stopping it'));
       steps.sort((a, b) => a.ms - b.ms);
       lap('switched');
-      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps });
+      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps, madeAhead: startedTarget !== null });
     } finally {
       await releasePassLock();
       await lock?.release();
