@@ -1,7 +1,10 @@
 // Moves a volume with its instance from one storage root to another (`pier volumes move`). Until
 // several nodes hold volumes the two roots are on one machine, but the data goes the way a
 // node-to-node move would: as a stream from the source driver to the target's
-// (api/volumes/volume-transfer.ts). Phases, each written to `volume_moves` before it starts:
+// (api/volumes/volume-transfer.ts). The roots may be of one driver or not: between a btrfs and a
+// dir root neither's own stream serves, and each copy goes as the portable snapshot file, whole
+// (transfer `archive`; same driver: `btrfs-send` or `tar`). Phases, each written to `volume_moves`
+// before it starts:
 //   precopy  read-only snapshot `<move>-pre` of the running volume, sent whole to the target;
 //            btrfs: then a catch-up round (`<move>-catchup`, sent as a delta against `-pre`), so
 //            the final delta holds only what was written since; then both roots are flushed to
@@ -11,15 +14,17 @@
 //            made ahead: its row and its container, created and not started, with the target's
 //            Docker volume mounted no-copy and the process's other volumes where they are
 //            (api/scheduler/prepared-start.ts; the id is recorded as volume_moves.target_instance_id
-//            first, so a rollback finds what to remove);
+//            first, so a rollback finds what to remove). Between drivers the pre-copy cannot
+//            shorten the final copy: it proves the target takes the volume before anything stops;
 //   cutover  under the app's reconcile lock (held to the switch), the instance is marked stopped
 //            and stopped; downtime starts; the next phase begins at its exit (`die`), Docker's
 //            tear-down of it runs beside them; the pass after the switch drains it at the edge;
 //   final    snapshot `<move>-final` of the stopped volume: stop first, then snapshot (a paused
 //            container is unfrozen to take SIGTERM and goes on writing);
-//   send     the delta (btrfs send -p catchup; dir: the whole snapshot again);
+//   send     the delta (btrfs send -p catchup); dir, and between drivers: the whole snapshot again;
 //   verify   btrfs: the target's received UUID is the source snapshot's UUID (set only once the
-//            stream was whole) and the sizes agree; dir: tree sha256 and sizes;
+//            stream was whole) and the sizes agree; dir: tree sha256; between drivers: the tree
+//            sha256 and bytes the target found after extracting, against the source snapshot's;
 //   switched the target volume is made from the received snapshot and the row points at it (and
 //            at the target instance, when made ahead, with the process's other volumes: the mover
 //            starts it, still under the lock, and the next pass binds it; otherwise the reconciler
@@ -45,7 +50,7 @@ import type { MoveFault } from './move-fault.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeService } from './volume-service.js';
 import { createMoveTargets } from './move-target.js';
-import { transferSnapshot } from './volume-transfer.js';
+import { transferArchive, transferSnapshot } from './volume-transfer.js';
 
 export { parseMoveFault, type MoveFault } from './move-fault.js';
 
@@ -84,7 +89,17 @@ interface MoveTiming {
   steps: MoveStep[];
   /** The target instance was made before the cutover and started by the move (else by the reconciler). */
   madeAhead: boolean;
+  /** How the data went: `btrfs-send` (a full send, then deltas), `tar` (dir: whole each time) or `archive` (between drivers: the export file, whole each time). */
+  transfer: Transfer;
 }
+
+type Transfer = 'btrfs-send' | 'tar' | 'archive';
+
+const TRANSFERS: Record<Transfer, string> = {
+  'btrfs-send': 'btrfs send, then deltas',
+  tar: 'a tar of it all, twice: dir has no delta',
+  archive: 'as a snapshot file, whole twice: there is no delta between btrfs and dir',
+};
 
 export interface MoveResult {
   move: VolumeMove;
@@ -179,7 +194,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
           appId: app.id,
           type: 'volume.moved',
           reason: 'moved',
-          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent${timing?.madeAhead ? ' (the target instance made ahead)' : ''}, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
+          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent${timing ? ` (${TRANSFERS[timing.transfer]}${timing.madeAhead ? '; the target instance made ahead' : ''})` : ''}, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
           data: { moveId: move.id, volumeId: move.volumeId, from: move.fromRoot, to: move.toRoot, bytesMoved: move.bytesMoved, downtimeMs, ...(timing ?? {}) },
         });
       }
@@ -286,6 +301,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
     const from = roots.get(move.fromRoot);
     const to = roots.get(move.toRoot);
+    const across = from.kind !== to.kind;
+    const transfer: Transfer = across ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar';
     const phases: { phase: MovePhase; ms: number }[] = [];
     let mark = Date.now();
     const lap = (phase: MovePhase) => {
@@ -311,10 +328,13 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     try {
       await setPhase(move, 'precopy');
       await from.snapshot(volume.id, PRE(move.id));
-      let bytes = await transferSnapshot(from, to, PRE(move.id), null);
+      // Between a btrfs and a dir root the pre-copy goes as the portable file and cannot shorten
+      // the final copy (there is no delta between them): it proves, before anything stops, that
+      // the target takes the whole volume (room, permissions) and checks it there by tree hash.
+      let bytes = across ? (await transferArchive(from, to, PRE(move.id), volume.name)).bytes : await transferSnapshot(from, to, PRE(move.id), null);
       // btrfs: what was written during the (long) full send goes now, while the instance runs.
       let parent: string | null = null;
-      if (from.kind === 'btrfs') {
+      if (transfer === 'btrfs-send') {
         await from.snapshot(volume.id, CATCHUP(move.id));
         bytes += await transferSnapshot(from, to, CATCHUP(move.id), PRE(move.id));
         parent = CATCHUP(move.id);
@@ -324,7 +344,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // old container's exit would wait out Docker's tear-down of it in its `docker stop`, and the
       // start on the target would queue behind it.
       passLock = await reconcileLock(move.appId);
-      if (passLock && from.kind === 'btrfs') {
+      if (passLock && transfer === 'btrfs-send') {
         const made = await targets.prepare(move, volume).catch(async (err: unknown) => {
           // Not worth a failed move: the reconciler starts the instance after the switch instead.
           log.warn({ err, move: move.id }, 'target instance not made ahead; the reconciler starts it after the switch');
@@ -346,28 +366,33 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await from.snapshot(volume.id, FINAL(move.id));
       at('final snapshot');
       lap('final');
-      // dir sends the whole tree again, which can take minutes: the app's other instances must
+      // dir (and a move between drivers) sends the whole tree again, which can take minutes: the app's other instances must
       // not wait that long for a pass. Nothing unsafe can run meanwhile: the holder is stopped and
       // marked so, and no instance starts on a volume that is moving.
-      if (from.kind !== 'btrfs') await releasePassLock();
+      if (transfer !== 'btrfs-send') await releasePassLock();
 
       await setPhase(move, 'send');
       const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
       if (truncateAt !== undefined) fault = undefined;
-      bytes += await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt });
-      at('delta received');
+      // Between drivers the final copy is whole (the portable file again), not a delta.
+      const archived = across ? await transferArchive(from, to, FINAL(move.id), volume.name, { truncateAt }) : null;
+      bytes += archived ? archived.bytes : await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt });
+      at(archived ? 'copy received' : 'delta received');
       lap('send');
 
       await setPhase(move, 'verify', { bytesMoved: bytes });
       // btrfs: the received UUID says which snapshot arrived, the size that all of it did. dir: the
       // tree sha256 covers every byte already (and `du` counts directories differently across
-      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root).
-      const [sent, got, sentBytes, gotBytes] = await Promise.all([
-        from.fingerprint(FINAL(move.id)),
-        to.receivedFingerprint(FINAL(move.id)),
-        from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
-        from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
-      ]);
+      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root). Between
+      // drivers: the tree the target extracted (its sha256 and bytes) against the source's.
+      const [sent, got, sentBytes, gotBytes] = archived
+        ? [archived.sent.sha256, archived.got.sha256, archived.sent.bytes, archived.got.bytes]
+        : await Promise.all([
+            from.fingerprint(FINAL(move.id)),
+            to.receivedFingerprint(FINAL(move.id)),
+            from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
+            from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
+          ]);
       at('verified');
       if (!got || got !== sent || sentBytes !== gotBytes) {
         throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
@@ -429,7 +454,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: move.id }, 'the old container exited but Docker did not finish stopping it'));
       steps.sort((a, b) => a.ms - b.ms);
       lap('switched');
-      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps, madeAhead: startedTarget !== null });
+      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps, madeAhead: startedTarget !== null, transfer });
     } finally {
       await releasePassLock();
       await lock?.release();
@@ -464,12 +489,11 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     async move(auth: AuthContext, appName: string, name: string, toRoot: string): Promise<MoveResult> {
       const app = await service.findApp(auth, appName, 'deploy');
       const volume = await findVolume(app, name);
-      const to = roots.get(toRoot);
-      const from = roots.get(volume.root);
+      // Both roots are here (E_VOLUME_ROOT_UNKNOWN otherwise); of one driver or not (a move between
+      // btrfs and dir sends the data as the portable file, whole: transferArchive).
+      roots.get(toRoot);
+      roots.get(volume.root);
       if (volume.root === toRoot) throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name} is on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
-      if (to.kind !== from.kind) {
-        throw new PierError('E_VOLUME_MOVE_UNSUPPORTED', `root ${volume.root} is ${from.kind} and ${toRoot} is ${to.kind}: a move goes between roots of one driver`, { status: 400, hint: 'export a snapshot and import it on the other root instead' });
-      }
       // A move back onto the root a retained source is kept on supersedes that copy.
       const retained = await db.select().from(volumeMoves).where(and(eq(volumeMoves.volumeId, volume.id), eq(volumeMoves.state, 'moved')));
       for (const old of retained) if (old.fromRoot === toRoot) await purgeOne(old);
