@@ -1,5 +1,5 @@
 // `pier volumes move` end to end, on both drivers (btrfs: two subvolume roots on one loop file of
-// the test's own; dir: two temp folders) and between them (btrfs -> dir), a real `pier server`
+// the test's own; dir: two temp folders) and between them (both ways), a real `pier server`
 // and real Docker. The counter writer
 // (every 10 ms) runs on the volume throughout:
 //   1. the server holds the move at `send` (PIER_VOLUME_MOVE_FAULT=hold:send: instance stopped,
@@ -234,4 +234,9 @@ test(
   'volumes move (btrfs -> dir): a killed server and a truncated stream roll back to the source; the move loses nothing',
   { skip: process.env.PIER_TEST_DATABASE_ONLY === '1' ? 'storage only: runs on the PGlite passes' : false },
   (t) => moveProof(t, 'btrfs', 'dir'),
+);
+test(
+  'volumes move (dir -> btrfs): a killed server and a truncated stream roll back to the source; the move loses nothing',
+  { skip: process.env.PIER_TEST_DATABASE_ONLY === '1' ? 'storage only: runs on the PGlite passes' : false },
+  (t) => moveProof(t, 'dir', 'btrfs'),
 );
