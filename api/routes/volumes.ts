@@ -45,7 +45,8 @@ describeRoute({
   path: '/v1/apps/:app/volumes/:volume/move',
   scope: 'deploy',
   summary: 'Move a volume (with its instance) to another storage root: pre-copy while it runs, then drain, stop, final snapshot, delta, verify, start on the target; answers when it runs there',
-  description: 'A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
+  description:
+    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
   body: moveBody,
   response: z.object({ volume: volumeViewSchema, move: moveViewSchema }),
   errors: [400, 404, 409, 500],

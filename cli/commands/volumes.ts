@@ -87,7 +87,7 @@ const move = defineCommand({
   meta: {
     name: 'move',
     description:
-      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent and checked, started on the target (the source is kept read-only for a day)',
+      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent (between a btrfs and a dir root: the whole volume again) and checked, started on the target (the source is kept read-only for a day)',
   },
   args: {
     name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
