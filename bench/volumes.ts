@@ -99,7 +99,7 @@ async function bench(driver: VolumeDriver, rows: Row[]): Promise<void> {
     exported.ms,
     `${((size / 1e6) / (exported.ms / 1000)).toFixed(0)} MB/s, ${size} bytes; ${(exported.ms / tarTo.ms).toFixed(2)}x the time of tar, ${(exported.ms / catTo.ms).toFixed(2)}x that of cat`,
   );
-  const imported = await timed(() => importSnapshot(driver, createReadStream(file)));
+  const imported = await timed(() => importSnapshot(driver, 'default', createReadStream(file)));
   add('import (verify + extract + verify)', imported.ms, imported.value.sha256 === source.sha256 ? 'sha256 matched' : 'SHA256 MISMATCH');
   await rm(file, { force: true });
 }

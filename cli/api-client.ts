@@ -384,13 +384,14 @@ export class ApiClient {
     return { bytes };
   }
 
-  /** Sends a file made by exportSnapshot; the server checks it before it keeps anything. */
-  async importSnapshot(app: string, file: string): Promise<{ snapshot: SnapshotView }> {
+  /** Sends a file made by exportSnapshot, into the storage root `root` (the server's default without it); the server checks it before it keeps anything. */
+  async importSnapshot(app: string, file: string, root?: string): Promise<{ snapshot: SnapshotView }> {
     const size = (await stat(file)).size;
     const body = Readable.toWeb(createReadStream(file)) as ReadableStream;
     let res: Response;
     try {
-      res = await apiFetch(this.config, `${this.config.apiUrl}${appPath(app)}/snapshots/import`, {
+      const query = root === undefined ? '' : `?root=${encodeURIComponent(root)}`;
+      res = await apiFetch(this.config, `${this.config.apiUrl}${appPath(app)}/snapshots/import${query}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': String(size) },
         body,

@@ -12,6 +12,7 @@ import { parseSize } from '../manifest.js';
 import { moveView, moveViewSchema, snapshotView, snapshotViewSchema, volumeDescriptionSchema, volumeView, volumeViewSchema } from '../volumes/volume-views.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
+import { DEFAULT_ROOT } from '../volumes/volume-roots.js';
 
 const volumeName = z.string().regex(/^[a-z][a-z0-9-]{0,59}$/, 'must start with a letter and hold only a-z, 0-9 and "-"');
 const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false').describe('true: the deleted volumes (undelete brings them back), and those of deleted apps of that name (kept until their purge)') });
@@ -44,7 +45,8 @@ describeRoute({
   path: '/v1/apps/:app/volumes/:volume/move',
   scope: 'deploy',
   summary: 'Move a volume (with its instance) to another storage root: pre-copy while it runs, then drain, stop, final snapshot, delta, verify, start on the target; answers when it runs there',
-  description: 'A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
+  description:
+    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
   body: moveBody,
   response: z.object({ volume: volumeViewSchema, move: moveViewSchema }),
   errors: [400, 404, 409, 500],
@@ -81,15 +83,20 @@ describeRoute({
   contentType: 'application/octet-stream',
   errors: [404],
 });
+const importQuery = z.object({
+  root: z.string().min(1).default(DEFAULT_ROOT).describe('the storage root the snapshot goes to (pier server --volume-root NAME=PATH; `default` is the volumes folder); a volume restored from it is made there'),
+});
 describeRoute({
   method: 'post',
   path: '/v1/apps/:app/snapshots/import',
   scope: 'deploy',
   summary: 'Import a file made by export as a new snapshot of the app (no body limit); a truncated or damaged file is E_SNAPSHOT_CORRUPT and changes nothing',
-  description: 'The body is the file as export wrote it (application/octet-stream). Restore the new snapshot into a volume with POST /v1/apps/{app}/snapshots/{snapshot}/restore.',
+  description:
+    'The body is the file as export wrote it (application/octet-stream). A root the server was not given is E_VOLUME_ROOT_UNKNOWN (its hint lists the roots), answered before the body is read. Restore the new snapshot into a volume with POST /v1/apps/{app}/snapshots/{snapshot}/restore.',
+  query: importQuery,
   response: snapshotAnswer,
   status: 201,
-  errors: [404, 422],
+  errors: [400, 404, 422],
 });
 
 /** The one route whose body has no size limit (api/app.ts skips the limit for it). */
@@ -171,10 +178,13 @@ export function volumeRoutes(deps: ApiDeps) {
   });
   r.post('/apps/:app/snapshots/import', async (c) => {
     const svc = service();
+    const q = parseQuery(importQuery, c.req.query());
     const app = await svc.findApp(c.get('auth'), c.req.param('app'), 'deploy');
+    // Checked before a byte of the body is read: an unknown root is E_VOLUME_ROOT_UNKNOWN, naming the roots there are.
+    const driver = svc.roots.get(q.root);
     const body = c.req.raw.body;
     if (!body) throw new PierError('E_SNAPSHOT_CORRUPT', 'the request has no body; nothing was imported', { status: 422, hint: 'send the file made by pier volumes export' });
-    const fields = await importSnapshot(svc.driver, Readable.fromWeb(body as import('node:stream/web').ReadableStream));
+    const fields = await importSnapshot(driver, q.root, Readable.fromWeb(body as import('node:stream/web').ReadableStream));
     const row = await svc.recordImported(app, fields);
     return c.json({ snapshot: snapshotView(row) }, 201);
   });

@@ -5,8 +5,10 @@
 //            its container, not started, with the volume's Docker volume on the target root
 //            mounted `noCopy`: the target's data is not there yet, and a local volume with o=bind
 //            is mounted only at start then (Docker mounts it at create to copy the image's files
-//            into an empty volume otherwise). Nothing else starts it: no restart policy, and the
-//            reconciler only ever starts containers it creates itself;
+//            into an empty volume otherwise). The process's other volumes are mounted where they
+//            are, `noCopy` too (api/volumes/move-target.ts picks them; the switch hands them over).
+//            Nothing else starts it: no restart policy, and the reconciler only ever starts
+//            containers it creates itself;
 //   start    `docker start` after the switch; the next pass binds the running container to the
 //            row (reconciler.ts observe: a row without a container id whose container runs);
 //   discard  removes the container (by name, the row's id); the mover deletes the row in its

@@ -64,11 +64,11 @@ export async function exportSnapshot(driver: VolumeDriver, snap: Snapshot): Prom
   return { stream };
 }
 
-/** The import route's snapshot: read into a new snapshot of the driver's root; returns its row's fields. */
-export async function importSnapshot(driver: VolumeDriver, body: Readable): Promise<Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>> {
+/** The import route's snapshot: read into a new snapshot of the root `root` (its driver); returns its row's fields. */
+export async function importSnapshot(driver: VolumeDriver, root: string, body: Readable): Promise<Omit<Snapshot, 'createdAt' | 'appId' | 'expiresAt'>> {
   const id = newId('snap');
   const got = await driver.importSnapshot(id, body);
-  return { id, volumeId: null, volumeName: got.volumeName, kind: 'imported', driver: driver.kind, root: 'default', consistency: 'imported', bytes: got.bytes, files: got.files, sha256: got.sha256 };
+  return { id, volumeId: null, volumeName: got.volumeName, kind: 'imported', driver: driver.kind, root, consistency: 'imported', bytes: got.bytes, files: got.files, sha256: got.sha256 };
 }
 
 /**

@@ -1,7 +1,10 @@
 // Moves a volume with its instance from one storage root to another (`pier volumes move`). Until
 // several nodes hold volumes the two roots are on one machine, but the data goes the way a
 // node-to-node move would: as a stream from the source driver to the target's
-// (api/volumes/volume-transfer.ts). Phases, each written to `volume_moves` before it starts:
+// (api/volumes/volume-transfer.ts). The roots may be of one driver or not: between a btrfs and a
+// dir root neither's own stream serves, and each copy goes as the portable snapshot file, whole
+// (transfer `archive`; same driver: `btrfs-send` or `tar`). Phases, each written to `volume_moves`
+// before it starts:
 //   precopy  read-only snapshot `<move>-pre` of the running volume, sent whole to the target;
 //            btrfs: then a catch-up round (`<move>-catchup`, sent as a delta against `-pre`), so
 //            the final delta holds only what was written since; then both roots are flushed to
@@ -9,54 +12,47 @@
 //            dirty gigabyte: 1.5 s measured, against 20 ms once flushed); then, under the app's
 //            reconcile lock (btrfs: held from here to the target's start), the target instance is
 //            made ahead: its row and its container, created and not started, with the target's
-//            Docker volume mounted no-copy (api/scheduler/prepared-start.ts; the id is recorded as
-//            volume_moves.target_instance_id first, so a rollback finds what to remove);
+//            Docker volume mounted no-copy and the process's other volumes where they are
+//            (api/scheduler/prepared-start.ts; the id is recorded as volume_moves.target_instance_id
+//            first, so a rollback finds what to remove). Between drivers the pre-copy cannot
+//            shorten the final copy: it proves the target takes the volume before anything stops;
 //   cutover  under the app's reconcile lock (held to the switch), the instance is marked stopped
 //            and stopped; downtime starts; the next phase begins at its exit (`die`), Docker's
 //            tear-down of it runs beside them; the pass after the switch drains it at the edge;
 //   final    snapshot `<move>-final` of the stopped volume: stop first, then snapshot (a paused
 //            container is unfrozen to take SIGTERM and goes on writing);
-//   send     the delta (btrfs send -p catchup; dir: the whole snapshot again);
+//   send     the delta (btrfs send -p catchup); dir, and between drivers: the whole snapshot again;
 //   verify   btrfs: the target's received UUID is the source snapshot's UUID (set only once the
-//            stream was whole) and the sizes agree; dir: tree sha256 and sizes;
+//            stream was whole) and the sizes agree; dir: tree sha256; between drivers: the tree
+//            sha256 and bytes the target found after extracting, against the source snapshot's;
 //   switched the target volume is made from the received snapshot and the row points at it (and
-//            at the target instance, when made ahead: the mover starts it, still under the lock,
-//            and the next pass binds it; otherwise the reconciler starts one there); downtime ends
-//            when its container runs (`docker start` returned; or seen by a poll);
+//            at the target instance, when made ahead, with the process's other volumes: the mover
+//            starts it, still under the lock, and the next pass binds it; otherwise the reconciler
+//            starts one there); downtime ends when its container runs (`docker start` returned;
+//            or seen by a poll);
 //   done     the source volume is made read-only and kept until retain_until (the keeper purges).
 // Any failure before `switched` rolls back: the target's copies go (and the target instance made
 // ahead: container, Docker volume, row), the volume is `ready` on the source again, and the
 // reconciler starts its instance there. A server that died mid-move does
 // the same at start (`recover`), or finishes a move that had switched.
-import { and, eq, isNull, lte } from 'drizzle-orm';
+import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
-import { apps, instances, releases, volumeMoves, volumes, MOVE_PHASES, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
+import { apps, instances, volumeMoves, volumes, type MovePhase, type Volume, type VolumeMove } from '../../db/schema/index.js';
 import type { AuthContext } from '../auth.js';
-import { newId, newInstanceId } from '../ids.js';
-import type { Manifest } from '../manifest.js';
+import { newId } from '../ids.js';
 import { PierError } from '../pier-error.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { PreparedStarts } from '../scheduler/prepared-start.js';
 import type { Transactions } from '../transactions.js';
-import { dockerVolumeName, dockerVolumeSpec } from './docker-volume-name.js';
+import type { MoveFault } from './move-fault.js';
+import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeService } from './volume-service.js';
-import { transferSnapshot } from './volume-transfer.js';
+import { createMoveTargets } from './move-target.js';
+import { transferArchive, transferSnapshot } from './volume-transfer.js';
 
-/**
- * Fault injection for the proofs (PIER_VOLUME_MOVE_FAULT), met once by the first move that gets
- * there: `fail:PHASE`, `hold:PHASE` (stops there, as if the server died), `truncate:BYTES` (the final send).
- */
-export type MoveFault = { kind: 'fail' | 'hold'; phase: MovePhase } | { kind: 'truncate'; bytes: number };
-
-export function parseMoveFault(text: string | undefined): MoveFault | undefined {
-  if (!text) return undefined;
-  const [kind, arg] = text.split(':');
-  if ((kind === 'fail' || kind === 'hold') && MOVE_PHASES.includes(arg as MovePhase)) return { kind, phase: arg as MovePhase };
-  if (kind === 'truncate' && /^\d+$/.test(arg ?? '')) return { kind, bytes: Number(arg) };
-  throw new PierError('E_CONFIG_INVALID', `PIER_VOLUME_MOVE_FAULT "${text}" is not fail:PHASE, hold:PHASE or truncate:BYTES`, { status: 400, hint: 'it is for tests; unset it' });
-}
+export { parseMoveFault, type MoveFault } from './move-fault.js';
 
 export interface VolumeMoverOptions {
   db: Db;
@@ -87,6 +83,24 @@ export interface MoveStep {
   ms: number;
 }
 
+/** What the `volume.moved` event says of how the move went. */
+interface MoveTiming {
+  phases: { phase: MovePhase; ms: number }[];
+  steps: MoveStep[];
+  /** The target instance was made before the cutover and started by the move (else by the reconciler). */
+  madeAhead: boolean;
+  /** How the data went: `btrfs-send` (a full send, then deltas), `tar` (dir: whole each time) or `archive` (between drivers: the export file, whole each time). */
+  transfer: Transfer;
+}
+
+type Transfer = 'btrfs-send' | 'tar' | 'archive';
+
+const TRANSFERS: Record<Transfer, string> = {
+  'btrfs-send': 'btrfs send, then deltas',
+  tar: 'a tar of it all, twice: dir has no delta',
+  archive: 'as a snapshot file, whole twice: there is no delta between btrfs and dir',
+};
+
 export interface MoveResult {
   move: VolumeMove;
   volume: Volume;
@@ -104,6 +118,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   const { liveHolder, stopHolder, serial, findVolume, now } = service.internals;
   const roots = service.roots;
   const retention = options.retentionMs ?? 24 * 3_600_000;
+  const targets = createMoveTargets({ db, runtime, roots, log, prepared: options.prepared });
   // One shot: the first move that reaches it meets the fault, later ones do not.
   let fault = options.fault;
 
@@ -164,7 +179,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   }
 
   /** After the switch: the source is frozen and kept until retain_until; the move is recorded as done. */
-  async function finish(move: VolumeMove, downtimeMs: number | null, timing: { phases: { phase: MovePhase; ms: number }[]; steps: MoveStep[] } | null = null): Promise<void> {
+  async function finish(move: VolumeMove, downtimeMs: number | null, timing: MoveTiming | null = null): Promise<void> {
     await roots
       .get(move.fromRoot)
       .freeze(move.volumeId)
@@ -179,7 +194,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
           appId: app.id,
           type: 'volume.moved',
           reason: 'moved',
-          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
+          message: `volume ${move.volumeId} moved from root ${move.fromRoot} to ${move.toRoot}: ${move.bytesMoved} bytes sent${timing ? ` (${TRANSFERS[timing.transfer]}${timing.madeAhead ? '; the target instance made ahead' : ''})` : ''}, downtime ${downtimeMs === null ? 'unknown' : `${downtimeMs} ms`}; the source is kept read-only until ${retainUntil.toISOString()}`,
           data: { moveId: move.id, volumeId: move.volumeId, from: move.fromRoot, to: move.toRoot, bytesMoved: move.bytesMoved, downtimeMs, ...(timing ?? {}) },
         });
       }
@@ -271,64 +286,6 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     return { exited, stopped };
   }
 
-  /**
-   * Makes the instance that replaces the holder on the target, its container created and not
-   * started (prepared-start.ts), and returns its id; null when the move goes without (the
-   * reconciler then starts it after the switch). Only for a holder that runs the app's current
-   * release with this volume as its process's only one (other volumes would need their own
-   * hand-over), and only while the caller holds the app's reconcile lock to the switch (btrfs):
-   * a pass would remove a created container of a row that has none, or drain it as surplus.
-   * Its id is recorded first, so a rollback (here or after a restart) finds what to remove.
-   */
-  async function prepareTarget(move: VolumeMove, volume: Volume): Promise<string | null> {
-    const prepared = options.prepared;
-    if (!prepared) return null;
-    const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
-    if (!current?.attachedInstanceId) return null;
-    const [holder] = await db.select().from(instances).where(eq(instances.id, current.attachedInstanceId));
-    const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
-    if (!holder || !app || holder.desiredState !== 'running' || !holder.containerId || holder.releaseId !== app.currentReleaseId) return null;
-    const [release] = await db.select().from(releases).where(eq(releases.id, holder.releaseId));
-    const specs = ((release?.manifest as Manifest | undefined)?.volumes ?? []).filter((v) => v.process === holder.process);
-    const spec = specs[0];
-    if (!release || specs.length !== 1 || spec?.name !== current.spec) return null;
-    const id = newInstanceId(app.name, holder.process);
-    await db.update(volumeMoves).set({ targetInstanceId: id, updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
-    move.targetInstanceId = id;
-    const to = roots.get(move.toRoot);
-    // Made now, binding where the data will be; Docker mounts it only when the container starts.
-    const docker = dockerVolumeSpec({ ...current, root: move.toRoot }, to.volumePath(volume.id), prepared.installationId);
-    await runtime.ensureVolume(docker);
-    await prepared.starts.prepare(app, holder, release, [{ volume: docker.name, target: spec.path }], id);
-    return id;
-  }
-
-  /**
-   * Starts the target instance made ahead; returns when it runs, or null when its start failed
-   * (its container is removed then: the row stays, and the next pass makes it as any start).
-   */
-  async function startTarget(move: VolumeMove, target: string): Promise<number | null> {
-    try {
-      await options.prepared?.starts.start(target);
-      return Date.now();
-    } catch (err) {
-      log.warn({ err, move: move.id, instance: target }, 'target instance made ahead did not start; the reconciler makes it anew');
-      await options.prepared?.starts.discard(target).catch((e: unknown) => log.warn({ err: e, move: move.id }, 'target container not removed; the next pass does'));
-      return null;
-    }
-  }
-
-  /** Undoes prepareTarget: its container, its Docker volume and its row. */
-  async function discardTarget(move: VolumeMove): Promise<void> {
-    const target = move.targetInstanceId;
-    if (!target) return;
-    await options.prepared?.starts.discard(target).catch(() => undefined);
-    await runtime.removeVolume(dockerVolumeName(move.volumeId, move.toRoot)).catch(() => undefined);
-    await db.delete(instances).where(and(eq(instances.id, target), isNull(instances.containerId)));
-    await db.update(volumeMoves).set({ targetInstanceId: null }).where(eq(volumeMoves.id, move.id));
-    move.targetInstanceId = null;
-  }
-
   /** The app's reconcile lock, waited for (bounded): no pass of the app runs while it is held. Null without locks. */
   async function reconcileLock(appId: string): Promise<HeldLock | null> {
     if (!options.locks) return null;
@@ -344,6 +301,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
     const from = roots.get(move.fromRoot);
     const to = roots.get(move.toRoot);
+    const across = from.kind !== to.kind;
+    const transfer: Transfer = across ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar';
     const phases: { phase: MovePhase; ms: number }[] = [];
     let mark = Date.now();
     const lap = (phase: MovePhase) => {
@@ -356,8 +315,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     let downtimeStart: number | null = null;
     const stops: Promise<void>[] = [];
     let passLock: HeldLock | null = null;
-    /** The target instance made before the cutover, if it was. */
+    /** The target instance made before the cutover, if it was, and the process's other volumes it mounts where they are. */
     let target: string | null = null;
+    let others: string[] = [];
     /** When `docker start` of it returned. */
     let startedTarget: number | null = null;
     const releasePassLock = async () => {
@@ -368,10 +328,13 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     try {
       await setPhase(move, 'precopy');
       await from.snapshot(volume.id, PRE(move.id));
-      let bytes = await transferSnapshot(from, to, PRE(move.id), null);
+      // Between a btrfs and a dir root the pre-copy goes as the portable file and cannot shorten
+      // the final copy (there is no delta between them): it proves, before anything stops, that
+      // the target takes the whole volume (room, permissions) and checks it there by tree hash.
+      let bytes = across ? (await transferArchive(from, to, PRE(move.id), volume.name)).bytes : await transferSnapshot(from, to, PRE(move.id), null);
       // btrfs: what was written during the (long) full send goes now, while the instance runs.
       let parent: string | null = null;
-      if (from.kind === 'btrfs') {
+      if (transfer === 'btrfs-send') {
         await from.snapshot(volume.id, CATCHUP(move.id));
         bytes += await transferSnapshot(from, to, CATCHUP(move.id), PRE(move.id));
         parent = CATCHUP(move.id);
@@ -381,13 +344,15 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // old container's exit would wait out Docker's tear-down of it in its `docker stop`, and the
       // start on the target would queue behind it.
       passLock = await reconcileLock(move.appId);
-      if (passLock && from.kind === 'btrfs') {
-        target = await prepareTarget(move, volume).catch(async (err: unknown) => {
+      if (passLock && transfer === 'btrfs-send') {
+        const made = await targets.prepare(move, volume).catch(async (err: unknown) => {
           // Not worth a failed move: the reconciler starts the instance after the switch instead.
           log.warn({ err, move: move.id }, 'target instance not made ahead; the reconciler starts it after the switch');
-          await discardTarget(move);
+          await targets.discard(move);
           return null;
         });
+        target = made?.id ?? null;
+        others = made?.others ?? [];
       }
       lap('precopy');
 
@@ -401,28 +366,33 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await from.snapshot(volume.id, FINAL(move.id));
       at('final snapshot');
       lap('final');
-      // dir sends the whole tree again, which can take minutes: the app's other instances must
+      // dir (and a move between drivers) sends the whole tree again, which can take minutes: the app's other instances must
       // not wait that long for a pass. Nothing unsafe can run meanwhile: the holder is stopped and
       // marked so, and no instance starts on a volume that is moving.
-      if (from.kind !== 'btrfs') await releasePassLock();
+      if (transfer !== 'btrfs-send') await releasePassLock();
 
       await setPhase(move, 'send');
       const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
       if (truncateAt !== undefined) fault = undefined;
-      bytes += await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt });
-      at('delta received');
+      // Between drivers the final copy is whole (the portable file again), not a delta.
+      const archived = across ? await transferArchive(from, to, FINAL(move.id), volume.name, { truncateAt }) : null;
+      bytes += archived ? archived.bytes : await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt });
+      at(archived ? 'copy received' : 'delta received');
       lap('send');
 
       await setPhase(move, 'verify', { bytesMoved: bytes });
       // btrfs: the received UUID says which snapshot arrived, the size that all of it did. dir: the
       // tree sha256 covers every byte already (and `du` counts directories differently across
-      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root).
-      const [sent, got, sentBytes, gotBytes] = await Promise.all([
-        from.fingerprint(FINAL(move.id)),
-        to.receivedFingerprint(FINAL(move.id)),
-        from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
-        from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
-      ]);
+      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root). Between
+      // drivers: the tree the target extracted (its sha256 and bytes) against the source's.
+      const [sent, got, sentBytes, gotBytes] = archived
+        ? [archived.sent.sha256, archived.got.sha256, archived.sent.bytes, archived.got.bytes]
+        : await Promise.all([
+            from.fingerprint(FINAL(move.id)),
+            to.receivedFingerprint(FINAL(move.id)),
+            from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
+            from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
+          ]);
       at('verified');
       if (!got || got !== sent || sentBytes !== gotBytes) {
         throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
@@ -437,10 +407,29 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // The old holder is detached: its processes are gone (it exited) and its mount is the
       // source's, which no container gets again, so the start on the target need not wait for
       // Docker's tear-down of it (the attach would see it live until then).
-      await transactions.run(async (t) => {
-        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: target, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
+      // The process's other volumes go to the target with it, each only if still held by the old
+      // holder and ready; one that is not (a restore in place of it began) sends the target made
+      // ahead away, and the reconciler starts the instance once all of them can be attached.
+      const keep = target;
+      const handed = await transactions.run(async (t) => {
+        let ok = keep !== null;
+        if (keep && others.length > 0) {
+          const still = await t.tx
+            .select({ id: volumes.id })
+            .from(volumes)
+            .where(and(inArray(volumes.id, others), eq(volumes.attachedInstanceId, move.instanceId ?? ''), eq(volumes.state, 'ready'), isNull(volumes.deletedAt)));
+          ok = still.length === others.length;
+          if (ok) await t.tx.update(volumes).set({ attachedInstanceId: keep, updatedAt: new Date() }).where(inArray(volumes.id, others));
+        }
+        await t.tx.update(volumes).set({ root: move.toRoot, state: 'ready', attachedInstanceId: ok ? keep : null, updatedAt: new Date() }).where(eq(volumes.id, volume.id));
         await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: new Date() }).where(eq(volumeMoves.id, move.id));
+        return ok;
       });
+      if (target && !handed) {
+        log.warn({ move: move.id, others }, "another volume of the process changed during the move; the target made ahead is dropped and the reconciler starts the instance");
+        await targets.discard(move).catch((err: unknown) => log.warn({ err, move: move.id }, 'target made ahead not removed; the next pass removes its container'));
+        target = null;
+      }
       at('switched');
       move.phase = 'switched';
     } catch (err) {
@@ -455,7 +444,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       throw err;
     }
     try {
-      if (target) startedTarget = await startTarget(move, target);
+      if (target) startedTarget = await targets.start(move, target);
       // The next pass binds the started container to its row (or makes it, when it was not made
       // ahead or its start failed), records the old one's stop and updates the routes.
       await releasePassLock();
@@ -465,7 +454,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: move.id }, 'the old container exited but Docker did not finish stopping it'));
       steps.sort((a, b) => a.ms - b.ms);
       lap('switched');
-      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps });
+      await finish(move, downtimeStart === null || started === null ? null : started - downtimeStart, { phases, steps, madeAhead: startedTarget !== null, transfer });
     } finally {
       await releasePassLock();
       await lock?.release();
@@ -500,12 +489,11 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     async move(auth: AuthContext, appName: string, name: string, toRoot: string): Promise<MoveResult> {
       const app = await service.findApp(auth, appName, 'deploy');
       const volume = await findVolume(app, name);
-      const to = roots.get(toRoot);
-      const from = roots.get(volume.root);
+      // Both roots are here (E_VOLUME_ROOT_UNKNOWN otherwise); of one driver or not (a move between
+      // btrfs and dir sends the data as the portable file, whole: transferArchive).
+      roots.get(toRoot);
+      roots.get(volume.root);
       if (volume.root === toRoot) throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name} is on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
-      if (to.kind !== from.kind) {
-        throw new PierError('E_VOLUME_MOVE_UNSUPPORTED', `root ${volume.root} is ${from.kind} and ${toRoot} is ${to.kind}: a move goes between roots of one driver`, { status: 400, hint: 'export a snapshot and import it on the other root instead' });
-      }
       // A move back onto the root a retained source is kept on supersedes that copy.
       const retained = await db.select().from(volumeMoves).where(and(eq(volumeMoves.volumeId, volume.id), eq(volumeMoves.state, 'moved')));
       for (const old of retained) if (old.fromRoot === toRoot) await purgeOne(old);

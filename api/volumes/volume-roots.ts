@@ -26,7 +26,7 @@ export function createVolumeRoots(drivers: Map<string, VolumeDriver>): VolumeRoo
     get(name) {
       const d = drivers.get(name);
       if (!d) {
-        throw new PierError('E_VOLUME_ROOT_UNKNOWN', `this server has no volume root "${name}"`, {
+        throw new PierError('E_VOLUME_ROOT_UNKNOWN', `this server has no volume root "${name}" (its roots: ${[...drivers.keys()].join(', ')})`, {
           status: 400,
           hint: `roots here: ${[...drivers.keys()].join(', ')}; add one with pier server --volume-root NAME=PATH`,
         });

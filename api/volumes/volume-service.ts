@@ -382,7 +382,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
 
     /** For the keeper (volume-keeper.ts): scheduled snapshots, retention, volumes of deleted apps. */
     internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, stopHolder, findVolume, now: clock },
-    /** For export and import (snapshot-archive.ts): imports go to the default root. */
+    /** The default root's driver (export and import use `roots`: an import names its root, default `default`). */
     driver,
     roots,
     findApp: appOf,

@@ -87,7 +87,7 @@ const move = defineCommand({
   meta: {
     name: 'move',
     description:
-      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent and checked, started on the target (the source is kept read-only for a day)',
+      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent (between a btrfs and a dir root: the whole volume again) and checked, started on the target (the source is kept read-only for a day)',
   },
   args: {
     name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
@@ -158,11 +158,16 @@ const exportCmd = defineCommand({
 
 const importCmd = defineCommand({
   meta: { name: 'import', description: 'Import a file made by export as a new snapshot (checked before it is kept); restore it into a volume after' },
-  args: { file: { type: 'positional', description: 'The file', valueHint: 'FILE', required: true }, app: appArg, json: jsonArg },
+  args: {
+    file: { type: 'positional', description: 'The file', valueHint: 'FILE', required: true },
+    app: appArg,
+    root: { type: 'string', description: 'The storage root to import it to (pier server --volume-root NAME=PATH; default: "default", the volumes folder); a volume restored from it is made there', valueHint: 'ROOT' },
+    json: jsonArg,
+  },
   async run({ args }) {
-    const { snapshot: s } = await client().importSnapshot(args.app, String(args.file));
+    const { snapshot: s } = await client().importSnapshot(args.app, String(args.file), args.root === undefined ? undefined : String(args.root));
     if (args.json) return printJson(s);
-    printLine(`imported snapshot ${s.id} of ${s.volume}: ${s.files} files, ${formatBytes(s.bytes)}, sha256 ${s.sha256}`);
+    printLine(`imported snapshot ${s.id} of ${s.volume} on root ${s.root}: ${s.files} files, ${formatBytes(s.bytes)}, sha256 ${s.sha256}`);
     printLine(`restore it: pier volumes restore --app ${args.app} ${s.id} [--name NAME]`);
   },
 });

@@ -119,7 +119,7 @@ const JSON_COMMANDS: Record<string, { args: (c: Ctx) => Promise<string[]> | stri
     args: async (c) => {
       const file = join(c.server.dir, 'vimp.pier-snapshot');
       await client(c).exportSnapshot('alpha', await snapshot(c, 'vimp'), file);
-      return ['volumes', 'import', file, '--app', 'alpha'];
+      return ['volumes', 'import', file, '--app', 'alpha', '--root', 'spare'];
     },
   },
   'snapshots list': { args: () => ['snapshots', 'list', '--app', 'alpha'] },

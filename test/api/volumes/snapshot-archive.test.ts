@@ -21,6 +21,7 @@ import { createTransactions } from '../../../api/transactions.js';
 import { connectRemoteVolumeDriver } from '../../../api/volumes/drivers/remote-driver.js';
 import { openVolumeDriver } from '../../../api/volumes/open-volume-driver.js';
 import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
+import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from '../../../api/volumes/volume-roots.js';
 import { treeHash } from '../../../api/volumes/tree-hash.js';
 import type { SnapshotView, VolumeView } from '../../../api/volumes/volume-views.js';
 import { createVolumeService } from '../../../api/volumes/volume-service.js';
@@ -33,14 +34,14 @@ import { throwingRuntime } from '../../support/throwing-runtime.js';
 
 const exec = promisify(execFile);
 
-async function setup(t: TestContext, driver: VolumeDriver) {
+async function setup(t: TestContext, driver: VolumeDriver, roots?: VolumeRoots) {
   const { db } = await createTestDb(t);
   const log = pino({ level: 'silent' });
   const runtime = throwingRuntime();
   const events = createEventLog(db);
   const transactions = createTransactions({ db, events });
   await db.insert(nodes).values({ id: 'node_local', name: 'local', endpoint: 'unix:///dev/null' });
-  const volumes = createVolumeService({ db, transactions, runtime, driver, nodeId: 'node_local', log, enqueue: () => {} });
+  const volumes = createVolumeService({ db, transactions, runtime, driver, roots, nodeId: 'node_local', log, enqueue: () => {} });
   const app = createApi({
     db,
     events,
@@ -149,3 +150,48 @@ for (const [kind, where] of [['dir', 'local'], ['btrfs', 'local'], ['dir', 'agen
     }
   });
 }
+
+test('an import goes to the root it names (`?root=`, pier volumes import --root): the snapshot and a volume restored from it are there; an unknown root is E_VOLUME_ROOT_UNKNOWN naming the roots, and nothing is imported', async (t) => {
+  const base = await tempRoot(t);
+  const fast = await btrfsLoop(t);
+  if (!fast) return;
+  const roots = createVolumeRoots(
+    new Map([
+      [DEFAULT_ROOT, await openVolumeDriver(base)],
+      ['fast', await openVolumeDriver(fast)],
+    ]),
+  );
+  const { call } = await setup(t, roots.default, roots);
+  const created = (await (await call('/volumes', { json: { name: 'data' } })).json()) as { volume: VolumeView };
+  await writeFile(join(base, 'volumes', created.volume.id, 'a.txt'), 'one\ntwo\n');
+  const snap = ((await (await call('/volumes/data/snapshots', { method: 'POST', json: {} })).json()) as { snapshot: SnapshotView }).snapshot;
+  const file = Buffer.from(await (await call(`/snapshots/${snap.id}/export`)).arrayBuffer());
+  const count = async () => ((await (await call('/snapshots')).json()) as { snapshots: SnapshotView[] }).snapshots.length;
+  const before = await count();
+
+  const refused = await call('/snapshots/import?root=nope', { raw: file });
+  const error = ((await refused.json()) as { error: { code: string; message: string; hint: string } }).error;
+  assert.equal(refused.status, 400);
+  assert.equal(error.code, 'E_VOLUME_ROOT_UNKNOWN');
+  assert.match(error.message, /"nope" \(its roots: default, fast\)/);
+  assert.equal(await count(), before, 'nothing imported');
+  assert.deepEqual(await readdir(join(fast, 'snapshots')).catch(() => []), [], 'nothing on any root');
+
+  const res = await call('/snapshots/import?root=fast', { raw: file });
+  assert.equal(res.status, 201, await res.clone().text());
+  const copy = ((await res.json()) as { snapshot: SnapshotView }).snapshot;
+  assert.equal(copy.root, 'fast');
+  assert.equal(copy.driver, 'btrfs');
+  assert.equal(copy.sha256, snap.sha256);
+  assert.equal((await treeHash(join(fast, 'snapshots', copy.id))).sha256, snap.sha256, 'the data is on the root named');
+  assert.equal((await readdir(join(base, 'snapshots'))).includes(copy.id), false, 'and not on the default root');
+  const restored = ((await (await call(`/snapshots/${copy.id}/restore`, { json: { name: 'copy' } })).json()) as { volume: VolumeView }).volume;
+  assert.equal(restored.root, 'fast');
+  assert.equal(restored.driver, 'btrfs');
+  assert.equal(await readFile(join(fast, 'volumes', restored.id, 'a.txt'), 'utf8'), 'one\ntwo\n');
+
+  // Without a root: the default one, as before.
+  const plain = ((await (await call('/snapshots/import', { raw: file })).json()) as { snapshot: SnapshotView }).snapshot;
+  assert.equal(plain.root, 'default');
+  assert.equal((await readdir(join(base, 'snapshots'))).includes(plain.id), true);
+});

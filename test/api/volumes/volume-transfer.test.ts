@@ -1,0 +1,51 @@
+// A snapshot sent between roots of different drivers (a btrfs root on a loop file of the test's
+// own, a dir root in a temp folder), both ways, as a volume move between them sends it
+// (transferArchive): the target holds a snapshot of its own kind with the same tree; a stream cut
+// short is E_VOLUME_MOVE_VERIFY and leaves nothing on the target.
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'node:test';
+import { openVolumeDriver } from '../../../api/volumes/open-volume-driver.js';
+import { treeHash } from '../../../api/volumes/tree-hash.js';
+import { transferArchive } from '../../../api/volumes/volume-transfer.js';
+import { btrfsLoop, tempRoot } from '../../support/btrfs-loop.js';
+
+for (const [fromKind, toKind] of [
+  ['btrfs', 'dir'],
+  ['dir', 'btrfs'],
+] as const) {
+  test(`a snapshot goes from a ${fromKind} root to a ${toKind} root as the export file, whole and checked; a truncated stream leaves nothing there`, async (t) => {
+    const mnt = await btrfsLoop(t);
+    if (!mnt) return;
+    const plain = await tempRoot(t);
+    const roots = { btrfs: await openVolumeDriver(mnt), dir: await openVolumeDriver(plain) };
+    assert.equal(roots.btrfs.kind, 'btrfs');
+    assert.equal(roots.dir.kind, 'dir');
+    const from = roots[fromKind];
+    const to = roots[toKind];
+
+    const path = await from.create('vol_x');
+    await mkdir(join(path, 'sub'));
+    await writeFile(join(path, 'sub', 'log'), '1\n2\n3\n');
+    await writeFile(join(path, 'big.bin'), Buffer.alloc(300_000, 7));
+    await symlink('sub/log', join(path, 'link'));
+    await from.snapshot('vol_x', 'mv-final');
+    const source = await treeHash(from.snapshotPath('mv-final'));
+
+    // Cut short: refused with the move's code, and neither a snapshot nor a staged part is left.
+    await assert.rejects(transferArchive(from, to, 'mv-final', 'data', { truncateAt: 5_000 }), { code: 'E_VOLUME_MOVE_VERIFY' });
+    assert.deepEqual(await readdir(join(to.root, 'snapshots')).catch(() => []), [], 'no snapshot on the target');
+    assert.deepEqual(await readdir(join(to.root, 'staging')).catch(() => []), [], 'nothing staged left on the target');
+
+    const sent = await transferArchive(from, to, 'mv-final', 'data');
+    assert.ok(sent.bytes > 300_000);
+    assert.equal(sent.sent.sha256, source.sha256);
+    assert.equal(sent.got.sha256, source.sha256, 'the target found the same tree');
+    assert.equal((await treeHash(to.snapshotPath('mv-final'))).sha256, source.sha256, 'and holds it');
+    // A snapshot of the target's own kind: a volume is made from it as from any.
+    await to.restore('mv-final', 'vol_x');
+    assert.equal(await readFile(join(to.volumePath('vol_x'), 'sub', 'log'), 'utf8'), '1\n2\n3\n');
+    assert.equal((await treeHash(to.volumePath('vol_x'))).sha256, source.sha256);
+  });
+}

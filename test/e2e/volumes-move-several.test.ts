@@ -1,0 +1,138 @@
+// A move of one volume of a process that mounts several (btrfs roots on a loop file of the test's
+// own, a real `pier server` and Docker): the target instance is made ahead with the moved volume
+// on its new root and the others where they are, and started by the move; every volume of the
+// process is attached to it afterwards, the moved one's counter (every 10 ms) is gap-free and
+// starts with the final snapshot, and the other volume kept its data. Then the second volume
+// moves too, the first one (now on the other root) mounted where it is.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { MoveView, VolumeView } from '../../api/volumes/volume-views.js';
+import type { EventView, StatusView } from '../../api/views.js';
+import { btrfsLoop } from '../support/btrfs-loop.js';
+import { ensureBusyboxImage, requireDocker } from '../support/images.js';
+import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+
+const exec = promisify(execFile);
+
+const manifest = (image: string) => `
+app = "kv"
+image = "${image}"
+
+[processes.db]
+cmd = ["sh", "-c", ${JSON.stringify(`echo up >> /conf/ups; ${COUNTER_WRITER}`)}]
+
+[[volumes]]
+name = "data"
+process = "db"
+path = "/data"
+
+[[volumes]]
+name = "conf"
+process = "db"
+path = "/conf"
+
+[deploy]
+drain = "100ms"
+timeout = "60s"
+`;
+
+async function pier<T>(server: PierServer, args: string[]): Promise<T> {
+  const r = await runPier([...args, '--json'], server.env);
+  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-2000)}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+test('volumes move of a process with several volumes: the target is made ahead with the others where they are, and holds them all after', async (t) => {
+  if (!(await requireDocker(t))) return;
+  let appId: string | null = null;
+  let server: PierServer | null = null;
+  t.after(async () => {
+    await server?.stop();
+    if (!appId) return;
+    const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
+    const ids = stdout.split('\n').filter(Boolean);
+    if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
+    const vols = (await exec('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
+    if (vols.length) await exec('docker', ['volume', 'rm', ...vols]);
+  });
+  const base = await btrfsLoop(t);
+  if (!base) return;
+  const src = join(base, 'a');
+  const dst = join(base, 'b');
+  for (const root of [src, dst]) await exec('btrfs', ['subvolume', 'create', root]);
+  const image = await ensureBusyboxImage();
+  const s = await startPierServer(t, { PIER_VOLUMES_DIR: src, PIER_VOLUME_DRIVER: 'btrfs', PIER_VOLUME_ROOTS: `b=${dst}` });
+  server = s;
+  const file = join(s.dir, 'pier.toml');
+  await writeFile(file, manifest(image));
+  const deployed = await runPier(['deploy', '-c', file], s.env);
+  assert.equal(deployed.code, 0, `${deployed.stderr}\n${s.stderr().slice(-3000)}`);
+  appId = (await pier<StatusView>(s, ['status', '--app', 'kv'])).app.id;
+  const list = async () => new Map((await pier<{ volumes: VolumeView[] }>(s, ['volumes', 'list', '--app', 'kv'])).volumes.map((v) => [v.name, v]));
+  const before = await list();
+  const data = before.get('data') as VolumeView;
+  const conf = before.get('conf') as VolumeView;
+  assert.ok(data && conf);
+  const lines = async (root: string) => counter(await readFile(join(root, 'volumes', data.id, 'log'), 'utf8'), `the log on ${root}`);
+  await waitFor('the writer on the source', async () => ((await lines(src)) > 20 ? true : null));
+
+  const moves = async () => (await pier<EventView[]>(s, ['events', '--app', 'kv'])).filter((e) => e.type === 'volume.moved');
+  /** The instance the volumes are attached to now; asserts they all are, and that its container mounts each where it is. */
+  const holds = async (where: Record<string, string>): Promise<string> => {
+    const now = await list();
+    const holder = now.get('data')?.attachedInstance;
+    assert.ok(holder, 'data is attached');
+    for (const [name, root] of Object.entries(where)) {
+      assert.equal(now.get(name)?.root, root, `${name} is on ${root}`);
+      assert.equal(now.get(name)?.attachedInstance, holder, `${name} is attached to the instance that runs`);
+    }
+    const status = await pier<StatusView>(s, ['status', '--app', 'kv']);
+    const running = status.instances.filter((i) => i.desired === 'running');
+    assert.deepEqual(
+      running.map((i) => i.id),
+      [holder],
+      'one instance runs, and it holds the volumes',
+    );
+    const mounts = JSON.parse((await exec('docker', ['inspect', '-f', '{{json .Mounts}}', running[0]?.containerId as string])).stdout) as { Name: string; Destination: string }[];
+    const named = (name: string) => (where[name] === 'default' ? `pier-${now.get(name)?.id}` : `pier-${now.get(name)?.id}-${where[name]}`);
+    assert.deepEqual(
+      mounts.map((m) => `${m.Destination}=${m.Name}`).sort(),
+      [`/conf=${named('conf')}`, `/data=${named('data')}`],
+    );
+    return holder;
+  };
+  const first = await waitFor('the volumes held by the first instance', () => holds({ data: 'default', conf: 'default' }).catch(() => null));
+
+  // 1. data moves to b; conf stays on default and is mounted there by the target made ahead.
+  const moved = await pier<{ volume: VolumeView; move: MoveView }>(s, ['volumes', 'move', '--app', 'kv', 'data', '--to', 'b']);
+  t.diagnostic(`move 1: ${JSON.stringify(moved.move)}`);
+  assert.equal(moved.move.state, 'moved');
+  const [event] = await moves();
+  assert.equal(event?.data.madeAhead, true, `the target was made ahead: ${event?.message}`);
+  const second = await waitFor('the volumes held by the target', () => holds({ data: 'b', conf: 'default' }).catch(() => null));
+  assert.notEqual(second, first);
+  const finalText = await readFile(join(src, 'snapshots', `${moved.move.id}-final`, 'log'), 'utf8');
+  const onTarget = await waitFor('the writer on the target', async () => {
+    const text = await readFile(join(dst, 'volumes', data.id, 'log'), 'utf8');
+    return counter(text, 'the target') > counter(finalText, 'the final snapshot') + 20 ? text : null;
+  });
+  assert.ok(onTarget.startsWith(finalText), "the target starts with exactly the final snapshot's data");
+  assert.equal(await readFile(join(src, 'volumes', conf.id, 'ups'), 'utf8'), 'up\nup\n', 'conf kept its data and was mounted by the target');
+
+  // 2. conf moves to b too; data (on b now) is mounted where it is.
+  const again = await pier<{ volume: VolumeView; move: MoveView }>(s, ['volumes', 'move', '--app', 'kv', 'conf', '--to', 'b']);
+  assert.equal(again.move.state, 'moved');
+  const events = await moves();
+  assert.equal(events.length, 2);
+  assert.ok(events.every((e) => e.data.madeAhead === true), JSON.stringify(events.map((e) => e.message)));
+  const third = await waitFor('the volumes held by the second target', () => holds({ data: 'b', conf: 'b' }).catch(() => null));
+  assert.notEqual(third, second);
+  assert.equal(await readFile(join(dst, 'volumes', conf.id, 'ups'), 'utf8'), 'up\nup\nup\n');
+  const past = counter(onTarget, 'the target');
+  await waitFor('the writer on, gap-free', async () => ((await lines(dst)) > past + 20 ? true : null));
+});
