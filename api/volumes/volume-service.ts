@@ -35,6 +35,12 @@ export interface VolumeServiceOptions {
   enqueue: (appId: string) => void;
   /** How long a deleted volume's final snapshot is kept (and undelete possible); default 48 h. */
   deletedRetentionMs?: number;
+  /**
+   * Stops a volume's writer where stopping its container is not enough: on a swarm, Swarm would
+   * restart it, so its service is scaled to zero (api/scheduler/swarm-volumes.ts). Default: the
+   * container is stopped through the runtime.
+   */
+  stopWriter?: ((holder: { instanceId: string }) => Promise<void>) | undefined;
   /** Seconds an instance gets to stop before a restore in place kills it (default 10). */
   stopTimeoutSeconds?: number;
   /** The clock of snapshot times, expiries and purges (tests move it; default Date.now). */
@@ -84,6 +90,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
     const [holder] = await db.select().from(instances).where(eq(instances.id, v.attachedInstanceId));
     if (!holder) return null;
     if (!holder.containerId) return holder.desiredState === 'running' ? { instanceId: holder.id, containerId: null } : null;
+    // On a swarm the row follows the task (the reconciler observes it), and the API server may not
+    // reach the task's engine: the row says whether it runs.
+    if (options.stopWriter) return holder.observedState === 'running' || holder.observedState === 'starting' ? { instanceId: holder.id, containerId: holder.containerId } : null;
     const info = await runtime.inspect(holder.containerId);
     return info && isLive(info.state) ? { instanceId: holder.id, containerId: holder.containerId } : null;
   }
@@ -148,7 +157,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
   }
 
   /** Stops the instance holding the volume and waits until its container has stopped. */
-  async function stopHolder(holder: { containerId: string | null }): Promise<void> {
+  async function stopHolder(holder: { containerId: string | null; instanceId?: string }): Promise<void> {
+    if (options.stopWriter && holder.instanceId) return options.stopWriter({ instanceId: holder.instanceId });
     if (!holder.containerId) return;
     await runtime.stop(holder.containerId, options.stopTimeoutSeconds ?? 10);
     const until = Date.now() + STOP_WAIT_MS;
