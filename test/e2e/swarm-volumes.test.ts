@@ -3,7 +3,8 @@
 // volume); `pier server --runtime swarm --node-agent WORKER=URL` makes the volume there through the
 // agent and pins the writer's service to the worker. A counter writer (test/support/volume-counter.ts)
 // keeps every line across a redeploy (its old task stops before the new one starts), and a snapshot
-// taken through the agent restores in place without a gap. The nodes' engines share this machine's
+// taken through the agent restores in place without a gap; the agent exports it, and deletes the
+// volume with a final snapshot once no task runs on it, and undeletes it there. The nodes' engines share this machine's
 // files, so the test reads the agent's root directly; the API server never does (it asks the agent).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -146,4 +147,28 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   assert.equal(starts[2], `start ${snapLines}`);
   const final = await pier<StatusView>(server, ['status', '--app', 'swv']);
   assert.ok(final.instances.filter((i) => i.state === 'running').every((i) => i.address === cluster.worker.address));
+
+  // Export: the agent makes the portable file; read back (imported here), it has the snapshot's sha256.
+  const exported = join(server.dir, 'data.pier-snapshot');
+  const ex = await runPier(['volumes', 'export', '--app', 'swv', snap.id, '-o', exported], server.env);
+  assert.equal(ex.code, 0, ex.stderr);
+  const imported = await pier<SnapshotView>(server, ['volumes', 'import', '--app', 'swv', exported]);
+  assert.equal(imported.sha256, snap.sha256);
+
+  // With no task on it, the volume is deleted with a final snapshot on its node, and brought back there.
+  const scaled = await runPier(['scale', 'db=0', '--app', 'swv'], server.env);
+  assert.equal(scaled.code, 0, scaled.stderr);
+  let refusal = '';
+  const gone = await waitFor('the volume to be deleted', async () => {
+    const r = await runPier(['volumes', 'delete', '--app', 'swv', 'data', '--yes', '--json'], server.env);
+    refusal = r.stderr;
+    return r.code === 0 ? (JSON.parse(r.stdout) as { volume: VolumeView; finalSnapshot: SnapshotView }) : null;
+  }, 120).catch((err: Error) => assert.fail(`${err.message}: ${refusal}\nserver log:\n${server.stderr().slice(-3000)}`));
+  assert.equal(gone.finalSnapshot.kind, 'final');
+  assert.equal(gone.finalSnapshot.consistency, 'stopped');
+  const finalLines = counter(await readFile(join(root, 'snapshots', gone.finalSnapshot.id, 'log'), 'utf8'), 'the final snapshot');
+  assert.ok(finalLines > snapLines + 5);
+  const back = await pier<{ volume: VolumeView }>(server, ['volumes', 'undelete', '--app', 'swv', 'data']);
+  assert.equal(back.volume.id, vol.id);
+  assert.equal(counter(await logOf(vol.id), 'after undelete'), finalLines);
 });
