@@ -20,6 +20,7 @@ import type { Transactions } from '../transactions.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeDriver } from './volume-driver.js';
 import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volume-roots.js';
+import { nodeRootAddress } from './agent-roots.js';
 
 export interface VolumeServiceOptions {
   db: Db;
@@ -337,7 +338,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
         throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id} (sha256 ${check.sha256}, expected ${snap.sha256})`, { status: 500, hint: 'nothing was created; the snapshot may be damaged' });
       }
       return transactions.run(async (t) => {
-        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: options.nodeId, driver: at.kind, root: snap.root }).returning();
+        // On a swarm node's root, the new volume is on the node its snapshot's volume was on.
+        const [source] = snap.volumeId && nodeRootAddress(snap.root) !== null ? await t.tx.select({ nodeId: volumes.nodeId }).from(volumes).where(eq(volumes.id, snap.volumeId)) : [];
+        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: source?.nodeId ?? options.nodeId, driver: at.kind, root: snap.root }).returning();
         await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.restored', reason: 'new-volume', message: `snapshot ${id} restored into a new volume ${newName}`, data: { volumeId, snapshotId: id } });
         return row as Volume;
       });

@@ -148,6 +148,12 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const final = await pier<StatusView>(server, ['status', '--app', 'swv']);
   assert.ok(final.instances.filter((i) => i.state === 'running').every((i) => i.address === cluster.worker.address));
 
+  // Restored into a new volume: on the same node's root, by its agent.
+  assert.equal(vol.root, `node:${cluster.worker.address}`);
+  const { volume: copy } = await pier<{ volume: VolumeView }>(server, ['volumes', 'restore', '--app', 'swv', snap.id, '--name', 'copy']);
+  assert.equal(copy.root, vol.root);
+  assert.equal(await readFile(join(root, 'volumes', copy.id, 'log'), 'utf8'), snapText);
+
   // Export: the agent makes the portable file; read back (imported here), it has the snapshot's sha256.
   const exported = join(server.dir, 'data.pier-snapshot');
   const ex = await runPier(['volumes', 'export', '--app', 'swv', snap.id, '-o', exported], server.env);
