@@ -68,6 +68,8 @@ import { PRIVATE_LABELS } from './private/private-network-key.js';
 import { createReconciler } from './scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from './scheduler/scheduler.js';
 import { openVolumeRoots } from './volumes/volume-roots.js';
+import { createAgentRoots } from './volumes/agent-roots.js';
+import { createSwarmVolumes } from './scheduler/swarm-volumes.js';
 import { createVolumeMover, parseMoveFault } from './volumes/volume-mover.js';
 import { createPreparedStarts } from './scheduler/prepared-start.js';
 import { createVolumeAttacher } from './volumes/volume-attacher.js';
@@ -259,7 +261,11 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     }
     // Volumes: the driver is picked by the folder's filesystem; a folder Pier cannot use is a
     // warning (deploys of apps with volumes fail with the reason), not a server that will not start.
-    const volumeRoots = await openVolumeRoots(config.volumes.dir, config.volumes.driver, config.volumes.roots ?? {}, (w) => warnings.push(w));
+    // On a swarm, each node's agent is a root too (`node:ADDRESS`): its volumes live there.
+    const agentRoots = swarmServices ? createAgentRoots(config.nodeAgents, log.child({ component: 'node-agents' })) : undefined;
+    void agentRoots?.connectAll();
+    const volumeRoots = await openVolumeRoots(config.volumes.dir, config.volumes.driver, config.volumes.roots ?? {}, (w) => warnings.push(w), agentRoots);
+    const swarmVolumes = swarmServices && agentRoots ? createSwarmVolumes({ db, leases, agents: agentRoots, services: swarmServices, installationId, log: log.child({ component: 'swarm-volumes' }) }) : undefined;
     const volumeDriver = volumeRoots?.default ?? null;
     const volumeAttacher = volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, installationId }) : undefined;
 
@@ -271,7 +277,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       health.poke();
     };
     const reconciler = swarmServices
-      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, secrets: (release) => secretValues(db, secretBox, release), private: createSwarmPrivate({ networkFor: (a) => privateNetworks.networkFor(a), log: log.child({ component: 'private-networks' }) }) })
+      ? createSwarmReconciler({ db, services: swarmServices, runtime, leases, log: log.child({ component: 'reconciler' }), installationId, onRoutesChanged, secrets: (release) => secretValues(db, secretBox, release), private: createSwarmPrivate({ networkFor: (a) => privateNetworks.networkFor(a), log: log.child({ component: 'private-networks' }) }), volumes: swarmVolumes })
       : createReconciler({
       volumes: volumeAttacher,
       secrets: (release) => secretValues(db, secretBox, release),
@@ -380,7 +386,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     closers.push(() => reaper.close());
     const volumes = volumeDriver
-      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs })
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs, stopWriter: swarmVolumes ? (holder) => swarmVolumes.stopWriter(holder) : undefined })
       : undefined;
     const volumeMover = volumes
       ? createVolumeMover({

@@ -3,8 +3,8 @@
 // PIER_NODE_AGENT_TOKEN_FILE, or PIER_AGENT_TOKEN). A node is named by its swarm address, as in
 // PIER_SWARM_NODE_ENGINES. Given in the configuration, not registered by the agents: the operator
 // already lists every node's engine there, an agent needs no credentials for the API, and a node
-// that is not listed can never claim another's volumes. Read at start; not used by the scheduler yet
-// (docs/several-machines.md, "The node agent").
+// that is not listed can never claim another's volumes. Read at start; on a swarm each agent's root
+// holds its node's volumes (api/volumes/agent-roots.ts; docs/several-machines.md, "The node agent").
 import { PierError } from '../pier-error.js';
 import { Secret } from '../registry/registry-credentials.js';
 import { readAgentToken } from './agent-token.js';

@@ -9,6 +9,9 @@
 // - Swarm restarts a task that exits (Condition any), after the first crash-backoff step; it has no
 //   growing delay, so the spec carries Pier's first step and window.
 // - spread "node" is Swarm's MaxReplicas 1: at most one task of the service per node.
+// - a volume is a Docker `local` volume binding the directory its node's agent made (type none, o
+//   bind): Swarm creates it on the task's node as the task starts, labelled as Pier's, and the
+//   service is pinned to that node (node.id==…), since the data is there alone.
 // - no UpdateConfig/RollbackConfig: Pier never updates a service's task template in place; a new
 //   release is a new service (rollout.ts), so Swarm's rolling update never runs.
 
@@ -28,9 +31,21 @@ export interface SwarmGroupSpec {
   /** Seconds a stopping task gets before it is killed. */
   stopGraceSeconds: number;
   restart: { delayMs: number; windowMs: number };
-  placement: { onePerNode: boolean; nodeLabels: Record<string, string> };
+  /** `nodeId`: the swarm node the tasks must run on (the node holding the group's volumes). */
+  placement: { onePerNode: boolean; nodeLabels: Record<string, string>; nodeId?: string | undefined };
+  /** Volumes, each a directory on the pinned node bound into the task's container. */
+  mounts?: SwarmMount[] | undefined;
   /** Networks the tasks join (a private overlay) with the names they answer there (swarm-private.ts). */
   networks?: { name: string; aliases: string[] }[] | undefined;
+}
+
+export interface SwarmMount {
+  /** The Docker volume's name on the node (docker-volume-name.ts). */
+  name: string;
+  /** The directory on the node it binds (the path the node's agent reports). */
+  device: string;
+  target: string;
+  labels: Record<string, string>;
 }
 
 /** The subset of Docker's ServiceSpec Pier sets (Engine API 1.41). */
@@ -44,6 +59,12 @@ export interface DockerServiceSpec {
       Env: string[];
       Labels: Record<string, string>;
       StopGracePeriod: number;
+      Mounts?: {
+        Type: 'volume';
+        Source: string;
+        Target: string;
+        VolumeOptions: { Labels: Record<string, string>; DriverConfig: { Name: 'local'; Options: Record<string, string> } };
+      }[];
     };
     Resources?: { Limits: { MemoryBytes: number } };
     RestartPolicy: { Condition: 'any'; Delay: number; MaxAttempts: number; Window: number };
@@ -60,6 +81,7 @@ export function toDockerServiceSpec(spec: SwarmGroupSpec): DockerServiceSpec {
   const constraints = Object.entries(spec.placement.nodeLabels)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `node.labels.${k}==${v}`);
+  if (spec.placement.nodeId) constraints.push(`node.id==${spec.placement.nodeId}`);
   return {
     Name: spec.name,
     Labels: spec.labels,
@@ -71,6 +93,16 @@ export function toDockerServiceSpec(spec: SwarmGroupSpec): DockerServiceSpec {
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         Labels: spec.labels,
         StopGracePeriod: spec.stopGraceSeconds * 1_000 * NS_PER_MS,
+        ...(spec.mounts?.length
+          ? {
+              Mounts: spec.mounts.map((m) => ({
+                Type: 'volume' as const,
+                Source: m.name,
+                Target: m.target,
+                VolumeOptions: { Labels: m.labels, DriverConfig: { Name: 'local' as const, Options: { type: 'none', o: 'bind', device: m.device } } },
+              })),
+            }
+          : {}),
       },
       ...(spec.memoryBytes === undefined ? {} : { Resources: { Limits: { MemoryBytes: spec.memoryBytes } } }),
       RestartPolicy: { Condition: 'any', Delay: spec.restart.delayMs * NS_PER_MS, MaxAttempts: 0, Window: spec.restart.windowMs * NS_PER_MS },

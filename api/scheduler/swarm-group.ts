@@ -7,7 +7,7 @@ import type { Release } from '../../db/schema/index.js';
 import type { Manifest } from '../manifest.js';
 import { PierError } from '../pier-error.js';
 import { LABELS } from '../runtime/runtime.js';
-import type { SwarmGroupSpec } from '../runtime/swarm-service-spec.js';
+import type { SwarmGroupSpec, SwarmMount } from '../runtime/swarm-service-spec.js';
 import { FIRST_DELAY_MS, WINDOW_MS } from './crash-backoff.js';
 
 export interface SwarmGroupInput {
@@ -21,6 +21,8 @@ export interface SwarmGroupInput {
   generation?: number;
   /** The release's decrypted secrets, given to each task as env like on one engine (never logged). */
   secrets?: Record<string, string>;
+  /** The group's volumes (swarm-volumes.ts): their mounts, and the swarm node that holds them, where every task runs. */
+  volumes?: { nodeId: string; mounts: SwarmMount[] } | undefined;
 }
 
 /** On a service of generation 1 and later: the plan tells a process's services of one release apart. */
@@ -103,6 +105,7 @@ export function swarmGroupSpec(input: SwarmGroupInput): SwarmGroupSpec {
     ports,
     stopGraceSeconds: input.stopGraceSeconds ?? 10,
     restart: { delayMs: FIRST_DELAY_MS, windowMs: WINDOW_MS },
-    placement: { onePerNode: spec.placement?.spread === 'node', nodeLabels: spec.placement?.labels ?? {} },
+    placement: { onePerNode: spec.placement?.spread === 'node', nodeLabels: spec.placement?.labels ?? {}, ...(input.volumes ? { nodeId: input.volumes.nodeId } : {}) },
+    ...(input.volumes ? { mounts: input.volumes.mounts } : {}),
   };
 }

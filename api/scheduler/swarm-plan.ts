@@ -12,6 +12,11 @@
 // and process (the next generation), and once each of its tasks is ready the older generation's
 // instances leave the edge, drain, and that service is scaled to zero and removed. A scale up only
 // raises the current service's replicas (nothing stops).
+//
+// A process that mounts volumes has one writer (swarm-volumes.ts): its new service is made, or
+// scaled above zero, only once every other service of that process is gone, and those retire at
+// once (drain, scale to zero, remove) even while the rest of the release is being rolled out —
+// stop-then-start, as on one engine.
 
 export interface PlanService {
   name: string;
@@ -41,6 +46,8 @@ export interface SwarmPlanInput {
   instances: PlanInstance[];
   /** A rollout of `release` runs and the previous release must be kept (not ready, or an edge still to report). */
   keepPrevious: boolean;
+  /** Processes that mount volumes: stop-then-start (see above). */
+  oneWriter?: ReadonlySet<string> | undefined;
   now: Date;
 }
 
@@ -66,23 +73,36 @@ export function planSwarm(input: SwarmPlanInput): SwarmPlan {
   };
   const wanted = new Map((input.release?.counts ?? []).map((c) => [c.process, c.count]));
   const isWanted = (s: { releaseId: string; process: string }) => input.release !== null && s.releaseId === input.release.id && wanted.has(s.process);
+  const oneWriter = input.oneWriter ?? new Set<string>();
 
   /** The wanted release's older generations of a process, kept until the current one is ready. */
   const superseded = new Set<PlanService>();
   for (const [process, count] of wanted) {
     const mine = input.services.filter((s) => isWanted(s) && s.process === process).sort((a, b) => b.generation - a.generation);
     const current = mine[0];
-    if (!current) actions.push({ type: 'ensure', process, replicas: count, generation: 0 });
+    // One writer: nothing of the process starts while another of its services is still there.
+    const alone = !oneWriter.has(process) || input.services.every((s) => s.process !== process || s === current);
+    if (!alone && count > 0 && (!current || current.replicas < count)) {
+      // Its old services retire below; the new one starts once they are gone.
+    } else if (!current) actions.push({ type: 'ensure', process, replicas: count, generation: 0 });
     // A scale down: the smaller count as the next generation, so no task stops before it drained.
     else if (current.replicas > count) actions.push({ type: 'ensure', process, replicas: count, generation: current.generation + 1 });
     else if (current.replicas < count) actions.push({ type: 'ensure', process, replicas: count, generation: current.generation });
     const older = mine.slice(1);
-    if (older.length === 0 || !current || current.replicas !== count) continue;
+    if (older.length === 0 || !current) continue;
+    // One writer: an older generation never waits for the new one to be ready (it cannot be, before).
+    if (oneWriter.has(process)) {
+      for (const s of older) superseded.add(s);
+      continue;
+    }
+    if (current.replicas !== count) continue;
     const ready = input.instances.filter((i) => i.service === current.name && i.desired === 'running' && i.ready).length;
     if (ready >= count) for (const s of older) superseded.add(s);
   }
 
-  const retiring = input.keepPrevious ? [...superseded] : [...input.services.filter((s) => !isWanted(s)), ...superseded];
+  const others = input.services.filter((s) => !isWanted(s));
+  // A rollout keeps the previous release serving, but not a one-writer process's: it stops first.
+  const retiring = input.keepPrevious ? [...superseded, ...others.filter((s) => oneWriter.has(s.process) && wanted.has(s.process))] : [...others, ...superseded];
   for (const service of retiring) {
     const older = superseded.has(service);
     // A generation's instances are its tasks'; a release's other services are told apart by release and process.

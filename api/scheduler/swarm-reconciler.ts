@@ -23,6 +23,7 @@ import { settleDeployment } from './rollout.js';
 import { GENERATION_LABEL, swarmGroupSpec } from './swarm-group.js';
 import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
 import { swarmInitialHealth, type SwarmPrivate } from './swarm-private.js';
+import { volumeProcesses, type SwarmVolumes } from './swarm-volumes.js';
 
 export interface SwarmReconcilerOptions {
   db: Db;
@@ -47,19 +48,25 @@ export interface SwarmReconcilerOptions {
   secrets?: ((release: Release) => Promise<Record<string, string>>) | undefined;
   /** Private networks: a new service joins its environment's overlay with its names (swarm-private.ts). */
   private?: SwarmPrivate | undefined;
+  /** Volumes: made on a node through its agent, the group pinned there (swarm-volumes.ts). */
+  volumes?: SwarmVolumes | undefined;
 }
 
 /**
- * What a swarm cannot run yet: a process that mounts a volume (Swarm on Engine 20.10 has no
- * cluster volumes). Private networks run on an overlay (swarm-private.ts).
+ * What a swarm cannot run yet: a per-instance volume of a process that runs several instances
+ * (each instance's volume would be on a node of its own, and a service's tasks share one mount).
+ * Other volumes run on the node that holds them (swarm-volumes.ts); private networks on an overlay.
  */
 export function refuseOnSwarm(manifest: Manifest): PierError | null {
-  const volume = manifest.volumes?.[0];
-  if (!volume) return null;
-  return new PierError('E_SWARM_VOLUMES', `${manifest.app} mounts volume ${volume.name} in process ${volume.process}, and volumes are not supported on a swarm yet`, {
-    status: 422,
-    hint: 'deploy it on a single-engine Pier (`pier server` without --runtime swarm), or keep its data outside the app; see docs/several-machines.md',
-  });
+  for (const volume of manifest.volumes ?? []) {
+    const count = manifest.processes[volume.process]?.count ?? 1;
+    if (!volume.per_instance || count <= 1) continue;
+    return new PierError('E_SWARM_VOLUMES', `${manifest.app} runs ${count} instances of process ${volume.process} with a per-instance volume ${volume.name}, and on a swarm a process with volumes runs one instance`, {
+      status: 422,
+      hint: 'set count = 1 for that process on a swarm, or deploy it on a single-engine Pier; see docs/several-machines.md, "Volumes on a swarm"',
+    });
+  }
+  return null;
 }
 
 const TERMINAL = new Set(['complete', 'failed', 'shutdown', 'rejected', 'remove', 'orphaned']);
@@ -113,7 +120,13 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       }
       checkLease(lease);
       const release = releaseId && !app.deletedAt ? await loadRelease(releaseId) : null;
-      const counts = release ? desiredCounts(app, release.manifest as Manifest, release.version).map(({ process, count }) => ({ process, count })) : [];
+      const oneWriter = release ? volumeProcesses(release.manifest as Manifest) : new Set<string>();
+      // A volume being restored or moved holds its process at zero; one writer is one task.
+      const held = oneWriter.size > 0 && options.volumes ? await options.volumes.held(appId) : new Set<string>();
+      if (oneWriter.size > 0) await options.volumes?.attachRunning(app, rows, async (id) => ((await loadRelease(id))?.manifest as Manifest | undefined) ?? null, lease);
+      const counts = release
+        ? desiredCounts(app, release.manifest as Manifest, release.version).map(({ process, count }) => ({ process, count: held.has(process) ? 0 : oneWriter.has(process) ? Math.min(count, 1) : count }))
+        : [];
       const planRows: PlanInstance[] = rows.map((r) => ({
         id: r.id,
         releaseId: r.releaseId,
@@ -130,6 +143,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         services: groups.map((g): PlanService => ({ name: g.name, releaseId: g.labels[LABELS.release] ?? '', process: g.labels[LABELS.process] ?? '', replicas: g.replicas, generation: Number(g.labels[GENERATION_LABEL] ?? 0) || 0 })),
         instances: planRows,
         keepPrevious,
+        oneWriter,
         now,
       });
 
@@ -139,7 +153,8 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         if (action.type === 'ensure' && release) {
           // The values go only into the spec sent to the manager: never into a log line or event.
           const secrets = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : undefined;
-          let spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets });
+          const volumes = oneWriter.has(action.process) ? await groupVolumes(app, release.manifest as Manifest, action.process, swarmNodes, lease) : undefined;
+          let spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets, volumes });
           if (options.private) spec = await options.private.withPrivate(spec, app, release.manifest as Manifest, action.process);
           const made = await services.ensureService(spec);
           log.info({ service: spec.name, replicas: action.replicas, generation: action.generation, created: made.created }, made.created ? 'swarm service created' : 'swarm service scaled');
@@ -150,6 +165,13 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
           await services.scaleService(action.service, 0).catch((err: { code?: string }) => {
             if (err.code !== 'E_SERVICE_NOT_FOUND') throw err;
           });
+          // One writer: the service goes only once its tasks have ended, since the next one of the
+          // process starts as soon as it is gone (a removed service's containers stop on their own time).
+          const process = groups.find((g) => g.name === action.service)?.labels[LABELS.process];
+          if (process && oneWriter.has(process) && (tasks.get(action.service) ?? []).some((task) => !TERMINAL.has(task.state))) {
+            log.info({ service: action.service }, 'swarm service scaled to zero; removed once its tasks have stopped');
+            continue;
+          }
           await services.removeService(action.service);
           log.info({ service: action.service }, 'swarm service removed');
         }
@@ -303,6 +325,16 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         .onConflictDoUpdate({ target: nodes.id, set: { name, publishAddress: n.address, labels: n.labels, state: n.state, lastSeenAt: new Date() } });
       knownNodes.add(n.id);
     }
+  }
+
+  async function groupVolumes(app: typeof apps.$inferSelect, manifest: Manifest, process: string, swarmNodes: SwarmNodeInfo[], lease: Lease) {
+    if (!options.volumes) {
+      throw new PierError('E_NODE_AGENT_MISSING', `${app.name}'s process ${process} mounts volumes and this server has no node agents`, {
+        status: 503,
+        hint: 'run `pier agent` on the nodes and start pier server with --node-agent ADDRESS=URL and --node-agent-token-file FILE; see docs/several-machines.md',
+      });
+    }
+    return options.volumes.prepare(app, manifest, process, swarmNodes, lease);
   }
 
   async function secretsOf(release: Release): Promise<Record<string, string>> {

@@ -20,6 +20,7 @@ import type { Transactions } from '../transactions.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeDriver } from './volume-driver.js';
 import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volume-roots.js';
+import { nodeRootAddress } from './agent-roots.js';
 
 export interface VolumeServiceOptions {
   db: Db;
@@ -35,6 +36,12 @@ export interface VolumeServiceOptions {
   enqueue: (appId: string) => void;
   /** How long a deleted volume's final snapshot is kept (and undelete possible); default 48 h. */
   deletedRetentionMs?: number;
+  /**
+   * Stops a volume's writer where stopping its container is not enough: on a swarm, Swarm would
+   * restart it, so its service is scaled to zero (api/scheduler/swarm-volumes.ts). Default: the
+   * container is stopped through the runtime.
+   */
+  stopWriter?: ((holder: { instanceId: string }) => Promise<void>) | undefined;
   /** Seconds an instance gets to stop before a restore in place kills it (default 10). */
   stopTimeoutSeconds?: number;
   /** The clock of snapshot times, expiries and purges (tests move it; default Date.now). */
@@ -84,6 +91,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
     const [holder] = await db.select().from(instances).where(eq(instances.id, v.attachedInstanceId));
     if (!holder) return null;
     if (!holder.containerId) return holder.desiredState === 'running' ? { instanceId: holder.id, containerId: null } : null;
+    // On a swarm the row follows the task (the reconciler observes it), and the API server may not
+    // reach the task's engine: the row says whether it runs.
+    if (options.stopWriter) return holder.observedState === 'running' || holder.observedState === 'starting' ? { instanceId: holder.id, containerId: holder.containerId } : null;
     const info = await runtime.inspect(holder.containerId);
     return info && isLive(info.state) ? { instanceId: holder.id, containerId: holder.containerId } : null;
   }
@@ -148,7 +158,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
   }
 
   /** Stops the instance holding the volume and waits until its container has stopped. */
-  async function stopHolder(holder: { containerId: string | null }): Promise<void> {
+  async function stopHolder(holder: { containerId: string | null; instanceId?: string }): Promise<void> {
+    if (options.stopWriter && holder.instanceId) return options.stopWriter({ instanceId: holder.instanceId });
     if (!holder.containerId) return;
     await runtime.stop(holder.containerId, options.stopTimeoutSeconds ?? 10);
     const until = Date.now() + STOP_WAIT_MS;
@@ -327,7 +338,9 @@ export function createVolumeService(options: VolumeServiceOptions) {
         throw new PierError('E_SNAPSHOT_CORRUPT', `the restored data does not match snapshot ${id} (sha256 ${check.sha256}, expected ${snap.sha256})`, { status: 500, hint: 'nothing was created; the snapshot may be damaged' });
       }
       return transactions.run(async (t) => {
-        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: options.nodeId, driver: at.kind, root: snap.root }).returning();
+        // On a swarm node's root, the new volume is on the node its snapshot's volume was on.
+        const [source] = snap.volumeId && nodeRootAddress(snap.root) !== null ? await t.tx.select({ nodeId: volumes.nodeId }).from(volumes).where(eq(volumes.id, snap.volumeId)) : [];
+        const [row] = await t.tx.insert(volumes).values({ id: volumeId, appId: app.id, name: newName, spec: newName, nodeId: source?.nodeId ?? options.nodeId, driver: at.kind, root: snap.root }).returning();
         await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.restored', reason: 'new-volume', message: `snapshot ${id} restored into a new volume ${newName}`, data: { volumeId, snapshotId: id } });
         return row as Volume;
       });

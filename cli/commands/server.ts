@@ -35,7 +35,7 @@ export default defineCommand({
     },
     'node-agent': {
       type: 'string',
-      description: "A node's agent (`pier agent` there), by the node's swarm address: ADDRESS=http://HOST:PORT (repeatable; env PIER_NODE_AGENTS, comma separated). Read at start; volumes on a swarm will use it (docs/several-machines.md)",
+      description: "A node's agent (`pier agent` there), by the node's swarm address: ADDRESS=http://HOST:PORT (repeatable; env PIER_NODE_AGENTS, comma separated). On a swarm, new volumes are made on the first ready node with an agent, in this order (docs/several-machines.md, \"Volumes on a swarm\")",
       valueHint: 'ADDRESS=URL',
     },
     'node-agent-token-file': { type: 'string', description: 'File holding the token the node agents were started with (env PIER_NODE_AGENT_TOKEN_FILE, or the token itself in PIER_AGENT_TOKEN)', valueHint: 'FILE' },

@@ -127,3 +127,20 @@ test('nodes run the release\'s registry digest when other machines reach that re
   assert.equal(spec.image, `198.18.4.254:5000/shop${sum}`);
   assert.equal((toDockerServiceSpec(spec).TaskTemplate as { ContainerSpec: { Image: string } }).ContainerSpec.Image, `198.18.4.254:5000/shop${sum}`);
 });
+
+test('a group with volumes is pinned to their node and binds each volume\'s directory there as a local Docker volume', () => {
+  const mounts = [{ name: 'pier-vol_1-node-10.0.0.2', device: '/srv/pier/volumes/vol_1', target: '/data', labels: { 'dev.pier.volume': 'vol_1' } }];
+  const spec = swarmGroupSpec({ ...input, process: 'worker', volumes: { nodeId: 'n2', mounts } });
+  assert.deepEqual(spec.placement, { onePerNode: false, nodeLabels: {}, nodeId: 'n2' });
+  const docker = toDockerServiceSpec(spec);
+  assert.deepEqual(docker.TaskTemplate.Placement, { Constraints: ['node.id==n2'] });
+  assert.deepEqual(docker.TaskTemplate.ContainerSpec.Mounts, [
+    {
+      Type: 'volume',
+      Source: 'pier-vol_1-node-10.0.0.2',
+      Target: '/data',
+      VolumeOptions: { Labels: { 'dev.pier.volume': 'vol_1' }, DriverConfig: { Name: 'local', Options: { type: 'none', o: 'bind', device: '/srv/pier/volumes/vol_1' } } },
+    },
+  ]);
+  assert.equal('Mounts' in toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'worker' })).TaskTemplate.ContainerSpec, false);
+});

@@ -100,3 +100,38 @@ test('swarm plan: a release is ready when each process has its count of ready in
   assert.equal(releaseReady('r2', counts, [inst('a', 'r2'), inst('b', 'r1')]), false);
   assert.equal(releaseReady('r2', counts, [inst('a', 'r2'), inst('b', 'r2', { desired: 'stopped' })]), false);
 });
+
+test('swarm plan: a process with volumes stops its old service before its new one starts, even while the rest of a rollout keeps the previous release', () => {
+  const oneWriter = new Set(['db']);
+  const counts = [{ process: 'web', count: 1 }, { process: 'db', count: 1 }];
+  const db = (id: string, releaseId: string, o: Partial<PlanInstance> = {}) => inst(id, releaseId, { process: 'db', ...o });
+  const cases: { name: string; input: SwarmPlanInput; actions: unknown[] }[] = [
+    { name: 'first deploy: both are made', input: input({ oneWriter, release: { id: 'r2', counts } }), actions: [{ type: 'ensure', process: 'web', replicas: 1, generation: 0 }, { type: 'ensure', process: 'db', replicas: 1, generation: 0 }] },
+    {
+      name: 'a new release: web starts beside the old one; db\'s old writer drains first and its new service waits',
+      input: input({ oneWriter, release: { id: 'r2', counts }, keepPrevious: true, services: [svc('r1', 1), svc('r1', 1, 'db')], instances: [inst('w1', 'r1'), db('d1', 'r1')] }),
+      actions: [{ type: 'ensure', process: 'web', replicas: 1, generation: 0 }, { type: 'drain', instanceId: 'd1', reason: 'replaced by a newer release' }],
+    },
+    {
+      name: 'the old writer drained: its service is removed; still no new one',
+      input: input({ oneWriter, release: { id: 'r2', counts }, keepPrevious: true, services: [svc('r1', 1), svc('r1', 1, 'db'), svc('r2', 1)], instances: [inst('w1', 'r1'), db('d1', 'r1', { desired: 'stopped', drainUntil: earlier })] }),
+      actions: [{ type: 'remove', service: 'pier-a-r1-db' }],
+    },
+    {
+      name: 'the old service gone: the new writer starts',
+      input: input({ oneWriter, release: { id: 'r2', counts }, keepPrevious: true, services: [svc('r1', 1), svc('r2', 1)], instances: [inst('w1', 'r1'), inst('w2', 'r2')] }),
+      actions: [{ type: 'ensure', process: 'db', replicas: 1, generation: 0 }],
+    },
+    {
+      name: 'held at zero (its volume is restored): a zero generation, and the writer drains',
+      input: input({ oneWriter, release: { id: 'r2', counts: [{ process: 'db', count: 0 }] }, services: [svc('r2', 1, 'db')], instances: [db('d2', 'r2', { service: 'pier-a-r2-db' })] }),
+      actions: [{ type: 'ensure', process: 'db', replicas: 0, generation: 1 }],
+    },
+    {
+      name: 'back to one while the held writer\'s service is still there: nothing starts yet',
+      input: input({ oneWriter, release: { id: 'r2', counts: [{ process: 'db', count: 1 }] }, services: [svc('r2', 1, 'db'), svc('r2', 0, 'db', 1)], instances: [db('d2', 'r2', { service: 'pier-a-r2-db', desired: 'stopped', drainUntil: later })] }),
+      actions: [],
+    },
+  ];
+  for (const c of cases) assert.deepEqual(planSwarm(c.input).actions, c.actions, c.name);
+});

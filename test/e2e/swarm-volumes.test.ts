@@ -1,0 +1,180 @@
+// Volumes on a two-node Docker Swarm (test/support/swarm-cluster.ts), end to end: the worker runs
+// `pier agent` over a storage root of its own (the manager has none, so only the worker can hold a
+// volume); `pier server --runtime swarm --node-agent WORKER=URL` makes the volume there through the
+// agent and pins the writer's service to the worker. A counter writer (test/support/volume-counter.ts)
+// keeps every line across a redeploy (its old task stops before the new one starts), and a snapshot
+// taken through the agent restores in place without a gap; the agent exports it, and deletes the
+// volume with a final snapshot once no task runs on it, and undeletes it there. The nodes' engines share this machine's
+// files, so the test reads the agent's root directly; the API server never does (it asks the agent).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { StatusView } from '../../api/views.js';
+import type { SnapshotView, VolumeView } from '../../api/volumes/volume-views.js';
+import { ensureBusyboxImage, requireDocker } from '../support/images.js';
+import { startNodeAgent } from '../support/node-agent.js';
+import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { requireNamespaces, startSwarmCluster } from '../support/swarm-cluster.js';
+import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+
+const IMAGE = 'pier-test/busybox:1';
+
+const manifest = (image: string, version: string) => `
+app = "swv"
+image = "${image}"
+
+[processes.db]
+cmd = ["sh", "-c", ${JSON.stringify(COUNTER_WRITER)}]
+env = { VERSION = "${version}" }
+
+[[volumes]]
+name = "data"
+process = "db"
+path = "/data"
+
+[deploy]
+drain = "100ms"
+timeout = "90s"
+`;
+
+async function pier<T>(server: PierServer, args: string[]): Promise<T> {
+  const r = await runPier([...args, '--json'], server.env);
+  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-3000)}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+test('on a swarm: a volume is made on the node whose agent holds it, its writer is pinned there, keeps every line across a redeploy, and restores in place gap-free', async (t) => {
+  if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
+  if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
+    t.skip('the swarm runs on the embedded-database pass only (CI time)');
+    return;
+  }
+  const image = await ensureBusyboxImage();
+  const cluster = await startSwarmCluster(t, { images: [IMAGE] });
+  const root = await mkdtemp(join(tmpdir(), 'pier-swvol-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const agent = await startNodeAgent(t, root);
+  const server = await startPierServer(
+    t,
+    {
+      DOCKER_HOST: cluster.manager.host,
+      PIER_RUNTIME: 'swarm',
+      // The worker's engine: a dir-driver snapshot pauses the writer there.
+      PIER_SWARM_NODE_ENGINES: `${cluster.worker.address}=${cluster.worker.host}`,
+      PIER_NODE_AGENTS: `${cluster.worker.address}=${agent.url}`,
+      PIER_NODE_AGENT_TOKEN_FILE: agent.tokenFile,
+      PIER_EDGE_IPV4: '0.0.0.0',
+      PIER_EDGE_IPV6: 'off',
+    },
+    { args: ['--role', 'api'] },
+  );
+  const file = join(server.dir, 'pier.toml');
+  const logOf = (id: string) => readFile(join(root, 'volumes', id, 'log'), 'utf8');
+  const startsOf = async (id: string) => (await readFile(join(root, 'volumes', id, 'starts'), 'utf8')).trim().split('\n');
+
+  await writeFile(file, manifest(image, '1'));
+  const first = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(first.code, 0, `${first.stderr}\n${server.stderr().slice(-3000)}`);
+  const running = await waitFor('the writer to run', async () => {
+    const s = await pier<StatusView>(server, ['status', '--app', 'swv']);
+    return s.instances.find((i) => i.state === 'running' && i.desired === 'running') ?? null;
+  }, 900);
+  assert.equal(running.address, cluster.worker.address, 'the writer runs on the node that holds its volume');
+  // The reconciler made the volume through the worker's agent before it made the service.
+  const { volumes } = await pier<{ volumes: VolumeView[] }>(server, ['volumes', 'list', '--app', 'swv']);
+  assert.equal(volumes.length, 1);
+  const vol = volumes[0] as VolumeView;
+  // The service is pinned to the worker, and the worker's engine binds the agent's directory.
+  const services = (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}}'])).split('\n').filter(Boolean);
+  assert.equal(services.length, 1);
+  const workerId = (await cluster.worker.docker(['info', '--format', '{{.Swarm.NodeID}}'])).trim();
+  const constraints = (await cluster.manager.docker(['service', 'inspect', services[0] as string, '--format', '{{json .Spec.TaskTemplate.Placement.Constraints}}'])).trim();
+  assert.deepEqual(JSON.parse(constraints), [`node.id==${workerId}`]);
+  const bound = JSON.parse(await cluster.worker.docker(['volume', 'inspect', `pier-${vol.id}-node-${cluster.worker.address}`])) as { Labels: Record<string, string>; Options: Record<string, string> }[];
+  assert.equal(bound[0]?.Options.device, join(root, 'volumes', vol.id));
+  assert.equal(bound[0]?.Labels['dev.pier.volume'], vol.id);
+
+  const before = await waitFor('the writer to write 30 lines', async () => {
+    const n = counter(await logOf(vol.id), 'before the redeploy');
+    return n >= 30 ? n : null;
+  }, 300);
+
+  // A redeploy: the old task stops before the new one starts, and the new one goes on from the last line.
+  await writeFile(file, manifest(image, '2'));
+  const second = await runPier(['deploy', '-c', file], server.env);
+  assert.equal(second.code, 0, `${second.stderr}\n${server.stderr().slice(-3000)}`);
+  await waitFor('the redeployed writer to start', async () => ((await startsOf(vol.id)).length === 2 ? true : null), 900);
+  let lastError = '';
+  const after = await waitFor('the new writer to write on', async () => {
+    try {
+      const n = counter(await logOf(vol.id), 'after the redeploy');
+      return n > before + 10 ? n : null;
+    } catch (err) {
+      lastError = `${(err as Error).message}; starts: ${(await startsOf(vol.id)).join(', ')}`;
+      throw err;
+    }
+  }, 300).catch((err: Error) => assert.fail(`${err.message}: ${lastError}`));
+  assert.ok(Number((await startsOf(vol.id))[1]?.split(' ')[1]) >= before, 'the redeployed writer resumed from the data it found');
+  const holder = await waitFor('the new writer to hold the volume', async () => {
+    const s = await pier<StatusView>(server, ['status', '--app', 'swv']);
+    const r = s.instances.find((i) => i.state === 'running' && i.desired === 'running');
+    return r && r.id !== running.id ? r : null;
+  }, 300);
+  assert.equal(holder.address, cluster.worker.address);
+
+  // A snapshot through the agent while it writes (the dir driver pauses the writer on the worker).
+  const snap = await pier<SnapshotView>(server, ['volumes', 'snapshot', '--app', 'swv', 'data']);
+  assert.match(snap.id, /^snap_/);
+  const snapText = await readFile(join(root, 'snapshots', snap.id, 'log'), 'utf8');
+  const snapLines = counter(snapText, 'the snapshot');
+  assert.ok(snapLines >= after);
+  await waitFor('more lines after the snapshot', async () => (counter(await logOf(vol.id), 'after the snapshot') > snapLines + 10 ? true : null), 300);
+
+  // Restore in place: the writer's service is scaled to zero, the data swapped, the writer starts again.
+  const restored = await pier<{ volume: VolumeView; preRestoreSnapshot: SnapshotView }>(server, ['volumes', 'restore', '--app', 'swv', snap.id, '--in-place', '--yes']);
+  assert.equal(restored.preRestoreSnapshot.consistency, 'stopped');
+  const preLines = counter(await readFile(join(root, 'snapshots', restored.preRestoreSnapshot.id, 'log'), 'utf8'), 'the pre-restore snapshot');
+  assert.ok(preLines > snapLines + 10);
+  const resumed = await waitFor('the writer to write on from the snapshot', async () => {
+    const text = await logOf(vol.id);
+    return counter(text, 'after the restore') > snapLines + 5 ? text : null;
+  }, 900);
+  assert.ok(resumed.startsWith(snapText), "the restored volume starts with exactly the snapshot's data");
+  const starts = await startsOf(vol.id);
+  assert.equal(starts.length, 3, starts.join(', '));
+  assert.equal(starts[2], `start ${snapLines}`);
+  const final = await pier<StatusView>(server, ['status', '--app', 'swv']);
+  assert.ok(final.instances.filter((i) => i.state === 'running').every((i) => i.address === cluster.worker.address));
+
+  // Restored into a new volume: on the same node's root, by its agent.
+  assert.equal(vol.root, `node:${cluster.worker.address}`);
+  const { volume: copy } = await pier<{ volume: VolumeView }>(server, ['volumes', 'restore', '--app', 'swv', snap.id, '--name', 'copy']);
+  assert.equal(copy.root, vol.root);
+  assert.equal(await readFile(join(root, 'volumes', copy.id, 'log'), 'utf8'), snapText);
+
+  // Export: the agent makes the portable file; read back (imported here), it has the snapshot's sha256.
+  const exported = join(server.dir, 'data.pier-snapshot');
+  const ex = await runPier(['volumes', 'export', '--app', 'swv', snap.id, '-o', exported], server.env);
+  assert.equal(ex.code, 0, ex.stderr);
+  const imported = await pier<SnapshotView>(server, ['volumes', 'import', '--app', 'swv', exported]);
+  assert.equal(imported.sha256, snap.sha256);
+
+  // With no task on it, the volume is deleted with a final snapshot on its node, and brought back there.
+  const scaled = await runPier(['scale', 'db=0', '--app', 'swv'], server.env);
+  assert.equal(scaled.code, 0, scaled.stderr);
+  let refusal = '';
+  const gone = await waitFor('the volume to be deleted', async () => {
+    const r = await runPier(['volumes', 'delete', '--app', 'swv', 'data', '--yes', '--json'], server.env);
+    refusal = r.stderr;
+    return r.code === 0 ? (JSON.parse(r.stdout) as { volume: VolumeView; finalSnapshot: SnapshotView }) : null;
+  }, 120).catch((err: Error) => assert.fail(`${err.message}: ${refusal}\nserver log:\n${server.stderr().slice(-3000)}`));
+  assert.equal(gone.finalSnapshot.kind, 'final');
+  assert.equal(gone.finalSnapshot.consistency, 'stopped');
+  const finalLines = counter(await readFile(join(root, 'snapshots', gone.finalSnapshot.id, 'log'), 'utf8'), 'the final snapshot');
+  assert.ok(finalLines > snapLines + 5);
+  const back = await pier<{ volume: VolumeView }>(server, ['volumes', 'undelete', '--app', 'swv', 'data']);
+  assert.equal(back.volume.id, vol.id);
+  assert.equal(counter(await logOf(vol.id), 'after undelete'), finalLines);
+});
