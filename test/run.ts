@@ -36,6 +36,8 @@ export const LONG_FIRST = [
   'test/api/runtime/swarm-services.test.ts',
   'test/e2e/deploy-from-dockerfile.test.ts',
   'test/e2e/volumes.test.ts',
+  'test/e2e/swarm-volumes.test.ts',
+  'test/e2e/volumes-move-several.test.ts',
   'test/e2e/rollout.test.ts',
   'test/e2e/volumes-postgres.test.ts',
   'test/e2e/swarm-two-servers.test.ts',
