@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type { EventView, ReleaseView, StatusView } from '../../api/views.js';
 import { removeAppContainers } from '../support/containers.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, pierJson } from '../support/pier-process.js';
 import { exchange } from '../support/tcp-client.js';
 
 const exec = promisify(execFile);
@@ -60,11 +60,6 @@ drain = "1s"
 `;
 }
 
-async function pierJson<T>(server: PierServer, args: string[]): Promise<T> {
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 /** Opens one short connection after another until stopped; counts the ones that failed. */
 function loopClient(port: number) {

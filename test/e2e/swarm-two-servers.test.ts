@@ -11,16 +11,11 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EventView, StatusView } from '../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster } from '../support/swarm-cluster.js';
 
 const IMAGE = 'pier-test/busybox:1';
 
-async function pierJson<T>(server: PierServer, args: string[]): Promise<T> {
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, seconds = 90): Promise<T> {
   const deadline = Date.now() + seconds * 1_000;

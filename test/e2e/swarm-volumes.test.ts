@@ -15,7 +15,7 @@ import type { StatusView } from '../../api/views.js';
 import type { SnapshotView, VolumeView } from '../../api/volumes/volume-views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { startNodeAgent } from '../support/node-agent.js';
-import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, pierJson } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster } from '../support/swarm-cluster.js';
 import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
 
@@ -39,11 +39,7 @@ drain = "100ms"
 timeout = "90s"
 `;
 
-async function pier<T>(server: PierServer, args: string[]): Promise<T> {
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-3000)}`);
-  return JSON.parse(r.stdout) as T;
-}
+const pier = pierJson;
 
 test('on a swarm: a volume is made on the node whose agent holds it, its writer is pinned there, keeps every line across a redeploy, and restores in place gap-free', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;

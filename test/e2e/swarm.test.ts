@@ -18,7 +18,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EventView, NodeView, StatusView } from '../../api/views.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { PIER_BIN, runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { PIER_BIN, runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster, type SwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
 import { exchange } from '../support/tcp-client.js';
 
@@ -59,11 +59,6 @@ drain = "1s"
 `;
 }
 
-async function pierJson<T>(server: PierServer, args: string[]): Promise<T> {
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 async function waitFor<T>(what: string, check: () => Promise<T | null | undefined | false>, seconds = 90): Promise<T> {
   const deadline = Date.now() + seconds * 1_000;

@@ -14,7 +14,7 @@ import type { MoveView, VolumeView } from '../../api/volumes/volume-views.js';
 import type { EventView, StatusView } from '../../api/views.js';
 import { btrfsLoop } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
 
 const exec = promisify(execFile);
@@ -41,11 +41,7 @@ drain = "100ms"
 timeout = "60s"
 `;
 
-async function pier<T>(server: PierServer, args: string[]): Promise<T> {
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-2000)}`);
-  return JSON.parse(r.stdout) as T;
-}
+const pier = pierJson;
 
 test('volumes move of a process with several volumes: the target is made ahead with the others where they are, and holds them all after', async (t) => {
   if (!(await requireDocker(t))) return;

@@ -14,7 +14,7 @@ import type { SnapshotView, VolumeDescription, VolumeView } from '../../api/volu
 import type { EventView, StatusView } from '../../api/views.js';
 import { btrfsLoop } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
-import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
+import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
 
 const exec = promisify(execFile);
@@ -38,12 +38,7 @@ drain = "100ms"
 timeout = "60s"
 `;
 
-async function pier<T>(server: PierServer | null, args: string[]): Promise<T> {
-  assert.ok(server);
-  const r = await runPier([...args, '--json'], server.env);
-  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-2000)}`);
-  return JSON.parse(r.stdout) as T;
-}
+const pier = pierJson;
 
 
 

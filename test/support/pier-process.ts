@@ -1,5 +1,6 @@
 // Runs the real `pier` binary: a server in the background (own data dir, CLI config and
 // database) and CLI commands against it, as a user would.
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -130,6 +131,17 @@ export function runPier(args: string[], env: NodeJS.ProcessEnv, options: { cwd?:
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs `pier ARGS… --json` against the server, asserts it exited 0 (the message carries its
+ * stderr and the tail of the server's log) and returns the parsed answer.
+ */
+export async function pierJson<T>(server: PierServer | null, args: string[]): Promise<T> {
+  assert.ok(server, `pier ${args.join(' ')}: no server`);
+  const r = await runPier([...args, '--json'], server.env);
+  assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}\nserver log:\n${server.stderr().slice(-3000)}`);
+  return JSON.parse(r.stdout) as T;
 }
 
 function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
