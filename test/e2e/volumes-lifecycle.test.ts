@@ -16,6 +16,7 @@ import { btrfsLoop, tempRoot } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer } from '../support/pier-process.js';
 import { counter, waitFor } from '../support/volume-counter.js';
+import { removeAppContainersAndVolumes } from '../support/containers.js';
 
 const exec = promisify(execFile);
 
@@ -50,11 +51,7 @@ async function lifecycle(t: TestContext, driver: 'btrfs' | 'dir'): Promise<void>
   t.after(async () => {
     await server?.stop();
     if (!appId) return;
-    const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
-    const ids = stdout.split('\n').filter(Boolean);
-    if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
-    const vols = (await exec('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
-    if (vols.length) await exec('docker', ['volume', 'rm', ...vols]);
+    await removeAppContainersAndVolumes(appId);
   });
   const root = driver === 'btrfs' ? await btrfsLoop(t) : await tempRoot(t);
   if (!root) return;

@@ -23,6 +23,7 @@ import { btrfsLoop, tempRoot } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+import { removeAppContainersAndVolumes } from '../support/containers.js';
 
 const exec = promisify(execFile);
 
@@ -66,11 +67,7 @@ async function moveProof(t: TestContext, driver: Kind, targetDriver: Kind = driv
   t.after(async () => {
     for (const s of servers) await s.stop();
     if (!appId) return;
-    const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
-    const ids = stdout.split('\n').filter(Boolean);
-    if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
-    const vols = (await exec('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
-    if (vols.length) await exec('docker', ['volume', 'rm', ...vols]);
+    await removeAppContainersAndVolumes(appId);
   });
   const base = driver === 'btrfs' || targetDriver === 'btrfs' ? await btrfsLoop(t) : await tempRoot(t);
   if (!base) return;

@@ -16,6 +16,7 @@ import { btrfsLoop } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
 import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+import { removeAppContainersAndVolumes } from '../support/containers.js';
 
 const exec = promisify(execFile);
 
@@ -51,11 +52,7 @@ test('volumes: data survives a redeploy, a snapshot restores in place gap-free, 
   t.after(async () => {
     await server?.stop();
     if (!appId) return;
-    const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=dev.pier.app=${appId}`]);
-    const ids = stdout.split('\n').filter(Boolean);
-    if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
-    const vols = (await exec('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`])).stdout.split('\n').filter(Boolean);
-    if (vols.length) await exec('docker', ['volume', 'rm', ...vols]);
+    await removeAppContainersAndVolumes(appId);
   });
   const t0 = Date.now();
   const mnt = await btrfsLoop(t);

@@ -18,6 +18,14 @@ export async function removeAppContainers(appId: string): Promise<void> {
   await removePrivateNetworks(networks);
 }
 
+/** As removeAppContainers, then the app's Docker volumes (the ones binding its Pier volumes). */
+export async function removeAppContainersAndVolumes(appId: string): Promise<void> {
+  await removeAppContainers(appId);
+  const { stdout } = await exec('docker', ['volume', 'ls', '-q', '--filter', `label=dev.pier.app=${appId}`]);
+  const vols = stdout.split('\n').filter(Boolean);
+  if (vols.length) await exec('docker', ['volume', 'rm', ...vols]);
+}
+
 /** Removes Pier private networks by name; one still in use (another app of the test's org) stays. */
 export async function removePrivateNetworks(names: string[]): Promise<void> {
   for (const name of names) await exec('docker', ['network', 'rm', name]).catch(() => undefined);
