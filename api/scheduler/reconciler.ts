@@ -15,6 +15,7 @@ import { crashBackoff, crashLoopMessage, withExitsSeenNow } from './crash-backof
 import { createInstanceActions, type ActionContext } from './instance-actions.js';
 import { isLive, plan, type Action, type ActualInstance } from './plan.js';
 import { settleDeployment } from './rollout.js';
+import { isReady } from './instance-ready.js';
 import { desiredCounts } from '../desired-counts.js';
 
 export interface ReconcilerOptions {
@@ -117,7 +118,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         releaseId,
         processes,
         strategy: { type: deploy?.strategy ?? 'rolling', maxSurge: deploy?.max_surge ?? 1, maxUnavailable: deploy?.max_unavailable ?? 0 },
-        instances: rows.map((r) => toActual(r, byInstance.get(r.id))),
+        instances: rows.map((r) => toActual(r, byInstance.get(r.id), now)),
         orphans: containers.filter((c) => !known.has(c.labels[LABELS.instance] ?? '')).map((c) => c.id),
         backoffUntil: Object.fromEntries(Object.entries(backoff).map(([p, b]) => [p, b.until])),
         holdPrevious: settled.holdPrevious ?? false,
@@ -147,8 +148,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       // The scheduler retries a failed pass with backoff; what succeeded stays done.
       if (failures.length > 0) throw failures[0];
       // A rollout fails at its deadline even when no container event or check change comes then.
+      // So does an instance without a check once it has run long enough to count ready.
       const deadline = settled.deadline && settled.deadline > now ? new Date(settled.deadline.getTime() + 1) : null;
-      const retryAt = result.retryAt && deadline ? (result.retryAt < deadline ? result.retryAt : deadline) : (result.retryAt ?? deadline);
+      const retryAt = earliest([result.retryAt, deadline, settled.readyAt ?? null]);
       return { changed: result.actions.length > 0, retryAt };
     },
   };
@@ -245,7 +247,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   }
 }
 
-function toActual(row: Instance, container: ContainerInfo | undefined): ActualInstance {
+function toActual(row: Instance, container: ContainerInfo | undefined, now: Date): ActualInstance {
   return {
     id: row.id,
     releaseId: row.releaseId,
@@ -253,8 +255,12 @@ function toActual(row: Instance, container: ContainerInfo | undefined): ActualIn
     desired: row.desiredState,
     container: container?.state ?? null,
     pending: !container && row.containerId === null && row.desiredState === 'running' && row.observedState === 'starting',
-    ready: container?.state === 'running' && (row.health === 'none' || row.health === 'healthy'),
+    ready: isReady(row, container, now),
     drainUntil: row.drainUntil,
     createdAt: row.createdAt,
   };
+}
+
+function earliest(dates: (Date | null)[]): Date | null {
+  return dates.filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0] ?? null;
 }

@@ -21,6 +21,7 @@ import { addressesOf } from '../ip-service.js';
 import type { AppLeases, Lease } from './app-leases.js';
 import { describeExit } from './exit-reason.js';
 import { countsByProcess, desiredCounts } from '../desired-counts.js';
+import { isReady, nextReadyAt } from './instance-ready.js';
 
 export interface SettleInput {
   db: Db;
@@ -44,6 +45,8 @@ export interface SettleResult {
   holdPrevious?: boolean;
   /** The rollout still runs: look again by its deadline, which nothing else may trigger. */
   deadline?: Date;
+  /** The rollout still runs: an instance without a check counts ready at this time if it keeps running. */
+  readyAt?: Date;
 }
 
 export async function settleDeployment(input: SettleInput): Promise<SettleResult> {
@@ -107,7 +110,7 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
   const desired = countsByProcess(desiredCounts(app, manifest, release.version));
   const running: Record<string, number> = {};
   for (const process of Object.keys(manifest.processes)) {
-    running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id))).length;
+    running[process] = mine.filter((r) => r.process === process && r.desiredState === 'running' && isReady(r, input.containers.get(r.id), now)).length;
   }
   const others = input.instances.filter((r) => r.releaseId !== dep.releaseId && r.desiredState === 'running').length;
   const ready = Object.keys(desired).every((p) => (running[p] ?? 0) >= (desired[p] ?? 0));
@@ -173,7 +176,8 @@ export async function settleDeployment(input: SettleInput): Promise<SettleResult
       });
     });
   }
-  return { holdPrevious, deadline: dep.deadline };
+  const waiting = mine.filter((r) => r.desiredState === 'running').map((r) => ({ row: r, container: input.containers.get(r.id) }));
+  return { holdPrevious, deadline: dep.deadline, readyAt: nextReadyAt(waiting, now) ?? undefined };
 }
 
 async function fail(input: SettleInput, dep: Deployment, version: number, message: string, failure: Record<string, unknown>): Promise<SettleResult> {
@@ -239,10 +243,6 @@ async function fail(input: SettleInput, dep: Deployment, version: number, messag
   await releaseUnusedPorts(db, input.log);
   input.log.warn({ deployment: dep.id, release: version, reason: failure.reason }, 'deployment failed');
   return { revertedTo: prev?.id ?? null };
-}
-
-function isReady(row: Instance, container: ContainerInfo | undefined): boolean {
-  return container?.state === 'running' && (row.health === 'none' || row.health === 'healthy');
 }
 
 /** Per endpoint, what the edges did when the rollout ended, for the deploy.succeeded event. */

@@ -20,6 +20,7 @@ import { taskPortsAt, type SwarmNodeInfo, type SwarmServices, type SwarmTask } f
 import { checkLease, type AppLeases, type Lease } from './app-leases.js';
 import type { ReconcileResult, Reconciler } from './reconciler.js';
 import { settleDeployment } from './rollout.js';
+import { isReady } from './instance-ready.js';
 import { GENERATION_LABEL, swarmGroupSpec } from './swarm-group.js';
 import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
 import { swarmInitialHealth, type SwarmPrivate } from './swarm-private.js';
@@ -132,7 +133,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         releaseId: r.releaseId,
         process: r.process,
         desired: r.desiredState,
-        ready: r.observedState === 'running' && (r.health === 'none' || r.health === 'healthy'),
+        ready: isReady(r, containers.get(r.id), now),
         drainUntil: r.drainUntil,
         service: serviceOf.get(r.id),
       }));
@@ -180,7 +181,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       // Swarm acts without telling: look again soon while the app has services.
       const poll = groups.length > 0 || result.actions.length > 0 ? new Date(Date.now() + pollMs) : null;
       const deadline = settled.deadline && settled.deadline > now ? new Date(settled.deadline.getTime() + 1) : null;
-      const retryAt = [poll, deadline, result.retryAt].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0] ?? null;
+      const retryAt = [poll, deadline, settled.readyAt ?? null, result.retryAt].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0] ?? null;
       return { changed: result.actions.length > 0, retryAt };
     },
   };
