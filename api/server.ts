@@ -308,6 +308,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       log,
       concurrency: config.reconcileConcurrency,
       resyncMs: overrides.resyncMs,
+      events,
       onPass: (seconds, outcome) => metrics.recordPass(seconds, outcome),
     });
     closers.push(() => scheduler.close());

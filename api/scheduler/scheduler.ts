@@ -3,12 +3,18 @@
 // A failed pass is retried with backoff; a pass that lost its lock stops and takes it again later.
 // The resync lists every container and every active instance once and enqueues only the apps
 // whose actual state differs from the desired one (drift.ts).
+// An app whose passes keep failing for a reason of its own (not the engine or the database being
+// down: the system events say that) gets one `reconcile.failing` event per reason and streak,
+// and `reconcile.recovered` once a pass succeeds again.
 import type { Logger } from 'pino';
 import { eq, inArray, or, sql } from 'drizzle-orm';
 import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
 import { apps, deployments, instances, releases } from '../../db/schema/index.js';
 import { LABELS, type Runtime } from '../runtime/runtime.js';
+import type { EventLog } from '../event-log.js';
+import { isDatabaseUnavailable } from '../database-errors.js';
+import { isPierError } from '../pier-error.js';
 import { isLeaseLost, type AppLeases } from './app-leases.js';
 import { findDrift } from './drift.js';
 import { KEEP_STOPPED, type Reconciler } from './reconciler.js';
@@ -30,6 +36,8 @@ export interface SchedulerOptions {
   /** A failed pass is retried after min·2^n ms, up to max. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** Where `reconcile.failing` and `reconcile.recovered` go (none: only logged). */
+  events?: EventLog;
   /** Told after each reconcile pass, with its duration (for /metrics). */
   onPass?: (seconds: number, outcome: PassOutcome) => void;
 }
@@ -61,8 +69,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const abort = new AbortController();
   const retryMin = options.retryMinMs ?? 500;
   const retryMax = options.retryMaxMs ?? 30_000;
-  /** Failures in a row per app, for the retry backoff. */
-  const failures = new Map<string, number>();
+  /** Failures in a row per app, for the retry backoff, and the reasons of this streak on record. */
+  const failures = new Map<string, { count: number; recorded: Set<string> }>();
 
   const queue = createWorkQueue(
     async (appId) => {
@@ -87,7 +95,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         if (!lease) return; // the app is gone
         const result = await reconciler.reconcile(appId, lease);
         passed('ok');
-        failures.delete(appId);
+        recovered(appId);
         if (result.changed) queue.enqueue(appId, 250);
         if (result.retryAt) queue.enqueue(appId, Math.max(0, result.retryAt.getTime() - Date.now()) + 50);
       } catch (err) {
@@ -110,11 +118,57 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   let resyncTimer: NodeJS.Timeout | undefined;
 
   function retry(appId: string, err: unknown, what: string): void {
-    const n = (failures.get(appId) ?? 0) + 1;
-    failures.set(appId, n);
+    const streak = failures.get(appId) ?? { count: 0, recorded: new Set<string>() };
+    streak.count++;
+    failures.set(appId, streak);
+    const n = streak.count;
     const delay = Math.min(retryMin * 2 ** (n - 1), retryMax);
     log.warn({ err, app: appId, attempt: n, retryInMs: delay }, `${what}; retrying`);
     queue.enqueue(appId, delay);
+    const reason = failureReason(err);
+    if (n >= FAILING_AFTER && reason && !streak.recorded.has(reason)) void recordFailing(appId, streak, reason, err, delay);
+  }
+
+  async function recordFailing(appId: string, streak: { count: number; recorded: Set<string> }, reason: string, err: unknown, delay: number): Promise<void> {
+    if (!options.events) return;
+    // Taken before the write: a second failure while it is written does not record it twice.
+    streak.recorded.add(reason);
+    try {
+      const [app] = await db.select({ orgId: apps.orgId, name: apps.name }).from(apps).where(eq(apps.id, appId));
+      if (!app) return;
+      const message = err instanceof Error ? err.message : String(err);
+      await options.events.record({
+        orgId: app.orgId,
+        appId,
+        type: 'reconcile.failing',
+        reason,
+        message: `Pier cannot bring ${app.name} to its desired state: ${message} (${streak.count} passes failed in a row; retrying, at most every ${Math.round(retryMax / 1000)} s)`,
+        data: { attempts: streak.count, retryInMs: delay, ...(isPierError(err) ? { code: err.code } : {}) },
+      });
+    } catch (recordErr) {
+      // Not on record: the next failure tries again.
+      streak.recorded.delete(reason);
+      log.warn({ err: recordErr, app: appId }, 'could not record reconcile.failing');
+    }
+  }
+
+  function recovered(appId: string): void {
+    const streak = failures.get(appId);
+    failures.delete(appId);
+    if (!streak || streak.recorded.size === 0 || !options.events) return;
+    const events = options.events;
+    void (async () => {
+      const [app] = await db.select({ orgId: apps.orgId, name: apps.name }).from(apps).where(eq(apps.id, appId));
+      if (!app) return;
+      await events.record({
+        orgId: app.orgId,
+        appId,
+        type: 'reconcile.recovered',
+        reason: 'passed',
+        message: `${app.name} reconciles again after ${streak.count} failed passes (${[...streak.recorded].join(', ')})`,
+        data: { attempts: streak.count, reasons: [...streak.recorded] },
+      });
+    })().catch((err: unknown) => log.warn({ err, app: appId }, 'could not record reconcile.recovered'));
   }
 
   async function resync(): Promise<ResyncResult> {
@@ -205,4 +259,21 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       await queue.close();
     },
   };
+}
+
+/** Failed passes in a row before the streak goes on record: one or two are routine (a race, a restart). */
+export const FAILING_AFTER = 3;
+
+/**
+ * The reason a failed pass is recorded under: its error code, or `error`. Null for an outage of
+ * the engine or the database, which the system events (runtime.unavailable, database.unavailable)
+ * record once for every app.
+ */
+export function failureReason(err: unknown): string | null {
+  if (isDatabaseUnavailable(err)) return null;
+  if (isPierError(err)) return err.code === 'E_RUNTIME_UNAVAILABLE' || err.code === 'E_DATABASE_UNAVAILABLE' ? null : err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  // A socket that refuses or vanishes is the engine (or the database) going away.
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT'].includes(code)) return null;
+  return 'error';
 }

@@ -129,7 +129,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
         secrets: secretsOf,
         onRoutesChanged,
       });
-  const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500 });
+  const scheduler = createScheduler({ db, runtime, reconciler, leases, locks: database.locks, installationId: INSTALLATION, log, concurrency: options.concurrency ?? 4, retryMinMs: 50, retryMaxMs: 500, events });
   t.after(() => scheduler.close());
   t.after(() => edgeFeed.close());
   let monitor: { close(): Promise<void> } | undefined;
