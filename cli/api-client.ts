@@ -322,7 +322,7 @@ export class ApiClient {
     return this.request('GET', `${appPath(app)}/volumes${deleted ? '?deleted=true' : ''}`);
   }
 
-  createVolume(app: string, body: { name: string; size?: string | undefined }): Promise<{ volume: VolumeView }> {
+  createVolume(app: string, body: { name: string; size?: string | undefined; root?: string | undefined }): Promise<{ volume: VolumeView }> {
     return this.request('POST', `${appPath(app)}/volumes`, body);
   }
 

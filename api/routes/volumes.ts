@@ -19,6 +19,7 @@ const listQuery = z.object({ deleted: z.enum(['true', 'false']).default('false')
 const createBody = z.object({
   name: volumeName,
   size: z.string().regex(/^\d+(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/, 'must be a size like "512MiB" or "1GiB"').optional().describe('size limit (enforced by the btrfs driver)'),
+  root: z.string().min(1).default(DEFAULT_ROOT).describe('the storage root to make it on (pier server --volume-root NAME=PATH; `default` is the volumes folder; on a swarm, `node:ADDRESS` is that node through its agent, and a group naming the volume runs there)'),
 });
 const snapshotsQuery = z.object({ volume: z.string().optional().describe('only the snapshots of this volume') });
 const restoreBody = z.object({
@@ -29,7 +30,7 @@ const volumeAnswer = z.object({ volume: volumeViewSchema });
 const snapshotAnswer = z.object({ snapshot: snapshotViewSchema });
 
 describeRoute({ method: 'get', path: '/v1/apps/:app/volumes', scope: 'read', summary: "An app's volumes", query: listQuery, response: z.object({ volumes: z.array(volumeViewSchema) }), errors: [404] });
-describeRoute({ method: 'post', path: '/v1/apps/:app/volumes', scope: 'deploy', summary: 'Create an empty volume (a manifest that names it mounts it)', body: createBody, response: volumeAnswer, status: 201, errors: [404, 409] });
+describeRoute({ method: 'post', path: '/v1/apps/:app/volumes', scope: 'deploy', summary: 'Create an empty volume (a manifest that names it mounts it)', body: createBody, response: volumeAnswer, status: 201, errors: [400, 404, 409] });
 describeRoute({ method: 'get', path: '/v1/apps/:app/volumes/:volume', scope: 'read', summary: 'A volume, its usage and its snapshots', response: volumeDescriptionSchema, errors: [404] });
 describeRoute({
   method: 'delete',
@@ -118,7 +119,7 @@ export function volumeRoutes(deps: ApiDeps) {
   });
   r.post('/apps/:app/volumes', async (c) => {
     const body = parseBody(createBody, await readJson(c.req));
-    const row = await service().create(c.get('auth'), c.req.param('app'), body.name, body.size ? parseSize(body.size) : null);
+    const row = await service().create(c.get('auth'), c.req.param('app'), body.name, body.size ? parseSize(body.size) : null, body.root);
     return c.json({ volume: volumeView(row) }, 201);
   });
   r.get('/apps/:app/volumes/:volume', async (c) => {

@@ -241,17 +241,28 @@ export function createVolumeService(options: VolumeServiceOptions) {
       return db.select().from(volumes).where(and(inArray(volumes.appId, ids), isNotNull(volumes.deletedAt))).orderBy(volumes.name, desc(volumes.deletedAt));
     },
 
-    async create(auth: AuthContext, appName: string, name: string, sizeLimitBytes: number | null): Promise<Volume> {
+    async create(auth: AuthContext, appName: string, name: string, sizeLimitBytes: number | null, root: string = DEFAULT_ROOT): Promise<Volume> {
       const app = await appOf(auth, appName, 'deploy');
+      // An unknown root is E_VOLUME_ROOT_UNKNOWN, naming the roots there are; a node's agent not
+      // configured is E_NODE_AGENT_MISSING.
+      const at = roots.get(root);
       const [existing] = await db.select().from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.name, name), isNull(volumes.deletedAt)));
       if (existing) throw new PierError('E_VOLUME_EXISTS', `app ${app.name} already has a volume ${name}`, { status: 409, hint: 'pick another name, or use the one there is' });
       const id = newId('vol');
-      await driver.create(id, { sizeLimitBytes });
-      return transactions.run(async (t) => {
-        const [row] = await t.tx.insert(volumes).values({ id, appId: app.id, name, spec: name, nodeId: options.nodeId, driver: driver.kind, sizeLimitBytes }).returning();
-        await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.created', reason: 'created', message: `volume ${name} created (${driver.kind})`, data: { volumeId: id, name } });
-        return row as Volume;
-      });
+      await at.create(id, { sizeLimitBytes });
+      const node = nodeRootAddress(root);
+      const where = root === DEFAULT_ROOT ? '' : node === null ? ` on root ${root}` : ` on node ${node}`;
+      try {
+        return await transactions.run(async (t) => {
+          const [row] = await t.tx.insert(volumes).values({ id, appId: app.id, name, spec: name, nodeId: options.nodeId, driver: at.kind, root, sizeLimitBytes }).returning();
+          await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.created', reason: 'created', message: `volume ${name} created${where} (${at.kind})`, data: { volumeId: id, name, root } });
+          return row as Volume;
+        });
+      } catch (err) {
+        // A second create of the name won the race: its data stays, this one's goes.
+        await at.remove(id).catch((e: unknown) => options.log.warn({ err: e, volume: id }, 'could not remove the data of a volume that was not recorded'));
+        throw err;
+      }
     },
 
     async describe(auth: AuthContext, appName: string, name: string): Promise<{ volume: Volume; usedBytes: number | null; snapshots: Snapshot[] }> {

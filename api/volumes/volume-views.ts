@@ -10,7 +10,7 @@ export const volumeViewSchema = z.object({
   process: z.string().nullable(),
   path: z.string().nullable().describe('where it is mounted in the container'),
   driver: z.enum(['dir', 'btrfs']),
-  root: z.string().describe('the storage root that holds it (`default` unless moved: pier volumes move)'),
+  root: z.string().describe('the storage root that holds it (`default` unless made elsewhere with --root or moved: pier volumes move)'),
   perInstance: z.boolean(),
   slot: z.number().nullable(),
   sizeLimitBytes: z.number().nullable(),

@@ -40,11 +40,17 @@ const list = defineCommand({
 
 const create = defineCommand({
   meta: { name: 'create', description: 'Create an empty volume; a [[volumes]] entry of that name mounts it' },
-  args: { name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true }, app: appArg, size: { type: 'string', description: 'Size limit, e.g. 1GiB (enforced on btrfs)', valueHint: 'SIZE' }, json: jsonArg },
+  args: {
+    name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
+    app: appArg,
+    size: { type: 'string', description: 'Size limit, e.g. 1GiB (enforced on btrfs)', valueHint: 'SIZE' },
+    root: { type: 'string', description: 'The storage root to make it on (pier server --volume-root NAME=PATH; default: "default", the volumes folder; on a swarm, node:ADDRESS is that node, and the group naming it runs there)', valueHint: 'ROOT' },
+    json: jsonArg,
+  },
   async run({ args }) {
-    const { volume } = await client().createVolume(args.app, { name: String(args.name), size: args.size });
+    const { volume } = await client().createVolume(args.app, { name: String(args.name), size: args.size, root: args.root });
     if (args.json) return printJson({ volume });
-    printLine(`created volume ${volume.name} (${volume.id}, ${volume.driver})`);
+    printLine(`created volume ${volume.name} (${volume.id}, ${volume.driver}, root ${volume.root})`);
   },
 });
 

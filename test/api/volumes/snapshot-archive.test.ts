@@ -2,7 +2,8 @@
 // agent (`pier agent`: the file is made, checked and extracted there, and the snapshot's sha256
 // taken there): the file round-trips to a snapshot with the same sha256 that restores to the same
 // files; a truncated, damaged or foreign file is refused with E_SNAPSHOT_CORRUPT and leaves no
-// snapshot (row or data) behind. The roots are all on this machine, so the test reads their files.
+// snapshot (row or data) behind. A create or an import goes to the root it names, a node agent's
+// too. The roots are all on this machine, so the test reads their files.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -19,6 +20,8 @@ import { createEdgeReports } from '../../../api/edge-reports.js';
 import { createEventLog } from '../../../api/event-log.js';
 import { createTransactions } from '../../../api/transactions.js';
 import { connectRemoteVolumeDriver } from '../../../api/volumes/drivers/remote-driver.js';
+import { createAgentRoots } from '../../../api/volumes/agent-roots.js';
+import { Secret } from '../../../api/registry/registry-credentials.js';
 import { openVolumeDriver } from '../../../api/volumes/open-volume-driver.js';
 import type { VolumeDriver } from '../../../api/volumes/volume-driver.js';
 import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from '../../../api/volumes/volume-roots.js';
@@ -194,4 +197,40 @@ test('an import goes to the root it names (`?root=`, pier volumes import --root)
   const plain = ((await (await call('/snapshots/import', { raw: file })).json()) as { snapshot: SnapshotView }).snapshot;
   assert.equal(plain.root, 'default');
   assert.equal((await readdir(join(base, 'snapshots'))).includes(plain.id), true);
+});
+
+test('a volume is made on the root its create names (pier volumes create --root): a node agent\'s root too; an unknown root or a node without an agent is refused and makes nothing', async (t) => {
+  const base = await tempRoot(t);
+  const nodeRoot = await tempRoot(t);
+  const agent = await startNodeAgent(t, nodeRoot, [], { hiddenAt: await tempRoot(t) });
+  const agents = createAgentRoots({ agents: { '10.9.0.2': agent.url }, token: new Secret(agent.token) }, pino({ level: 'silent' }));
+  await agents.connectAll();
+  const roots = createVolumeRoots(new Map([[DEFAULT_ROOT, await openVolumeDriver(base, 'dir')]]), agents);
+  const { call } = await setup(t, roots.default, roots);
+  const names = async () => ((await (await call('/volumes')).json()) as { volumes: VolumeView[] }).volumes.map((v) => v.name);
+
+  for (const [root, status, code] of [
+    ['nope', 400, 'E_VOLUME_ROOT_UNKNOWN'],
+    ['node:10.9.0.3', 503, 'E_NODE_AGENT_MISSING'],
+  ] as const) {
+    const res = await call('/volumes', { json: { name: 'data', root } });
+    const error = ((await res.json()) as { error: { code: string; message: string; hint: string } }).error;
+    assert.equal(error.code, code, error.message);
+    assert.equal(res.status, status);
+  }
+  assert.deepEqual(await names(), [], 'nothing was made');
+  assert.deepEqual(await readdir(join(nodeRoot, 'volumes')).catch((): string[] => []), []);
+
+  const res = await call('/volumes', { json: { name: 'data', root: 'node:10.9.0.2' } });
+  assert.equal(res.status, 201, await res.clone().text());
+  const made = ((await res.json()) as { volume: VolumeView }).volume;
+  assert.equal(made.root, 'node:10.9.0.2');
+  assert.deepEqual(await readdir(join(nodeRoot, 'volumes')), [made.id], 'the data is on the node, made by its agent');
+  assert.equal((await readdir(join(base, 'volumes')).catch((): string[] => [])).includes(made.id), false);
+  const again = await call('/volumes', { json: { name: 'data' } });
+  assert.equal(((await again.json()) as { error: { code: string } }).error.code, 'E_VOLUME_EXISTS');
+  // Without a root: the default one.
+  const plain = ((await (await call('/volumes', { json: { name: 'plain' } })).json()) as { volume: VolumeView }).volume;
+  assert.equal(plain.root, 'default');
+  assert.deepEqual(await readdir(join(base, 'volumes')), [plain.id]);
 });
