@@ -165,13 +165,21 @@ export function createVolumeKeeper(options: VolumeKeeperOptions) {
         result.failed.push({ volumeId: snapshot.volumeId ?? '', error: (err as Error).message });
       }
     }
-    // A deleted volume past its purge: its data went at delete, its final snapshot just expired.
+    // A deleted volume past its purge: its data went at delete (removed again here, in case that
+    // failed), its final snapshot just expired.
     const purged = await db
       .select({ volume: volumes, app: apps })
       .from(volumes)
       .innerJoin(apps, eq(apps.id, volumes.appId))
       .where(and(isNotNull(volumes.deletedAt), lte(volumes.purgeAfter, at)));
     for (const { volume, app } of purged) {
+      try {
+        if (service.roots.has(volume.root) || volume.root.startsWith('node:')) await service.roots.get(volume.root).remove(volume.id);
+      } catch (err) {
+        log.warn({ err, volume: volume.id }, 'deleted volume\'s data not removed; the next pass tries again');
+        result.failed.push({ volumeId: volume.id, error: (err as Error).message });
+        continue;
+      }
       await transactions.run(async (t) => {
         await t.tx.delete(volumes).where(eq(volumes.id, volume.id));
         await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.purged', reason: 'retention', message: `deleted volume ${volume.name} purged (undelete was possible until ${volume.purgeAfter?.toISOString()})`, data: { volumeId: volume.id } });

@@ -200,7 +200,13 @@ export function createVolumeService(options: VolumeServiceOptions) {
       });
       return updated;
     });
-    await roots.get(volume.root).remove(volume.id);
+    // Deleted already (the row says so, the final snapshot holds the data): a removal that fails
+    // now (a node's agent gone for a moment) is not the delete's failure; the keeper's purge
+    // removes the data again before the row goes, and an undelete clears it first.
+    await roots
+      .get(volume.root)
+      .remove(volume.id)
+      .catch((err: unknown) => log.warn({ err, volume: volume.id }, 'the deleted volume\'s data was not removed; the purge removes it'));
     log.info({ volume: volume.id, snapshot: final.id, reason }, 'volume deleted');
     return { volume: row as Volume, finalSnapshot: final };
   }
@@ -301,6 +307,8 @@ export function createVolumeService(options: VolumeServiceOptions) {
         : [];
       if (!gone || !final) throw new PierError('E_VOLUME_NOT_FOUND', `app ${app.name} has no deleted volume ${name} to bring back`, { status: 404, hint: `pier volumes list --app ${app.name} --deleted lists them` });
       return serial(gone.id, async () => {
+        // What a failed removal at delete left is not the volume's data any more: the final snapshot is.
+        await roots.get(gone.root).remove(gone.id);
         await roots.get(final.root).restore(final.id, gone.id, { sizeLimitBytes: gone.sizeLimitBytes });
         return transactions.run(async (t) => {
           const [row] = await t.tx.update(volumes).set({ state: 'ready', root: final.root, deletedAt: null, purgeAfter: null, updatedAt: new Date() }).where(eq(volumes.id, gone.id)).returning();

@@ -3,9 +3,10 @@
 // once after a long downtime (a new keeper, as after a restart, too), retention by count and by
 // age removes data and rows, a failing snapshot is recorded and retried later (not every pass),
 // and the volumes of a deleted app end with a final snapshot kept for the undelete window, listed
-// as deleted, then purged with every snapshot of theirs.
+// as deleted, then purged with every snapshot of theirs. A delete whose data removal fails is
+// still a delete; the purge removes the data before the row.
 import assert from 'node:assert/strict';
-import { access, rm, writeFile } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type TestContext } from 'node:test';
 import { and, eq } from 'drizzle-orm';
@@ -175,4 +176,42 @@ keeperSuite('dir driver', async (t) => openVolumeDriver(await tempRoot(t), 'dir'
 keeperSuite('btrfs driver', async (t) => {
   const mnt = await btrfsLoop(t);
   return mnt ? openVolumeDriver(mnt, 'btrfs') : null;
+});
+
+test('a delete whose data removal fails is still a delete: undelete brings the final snapshot back over what was left, and the purge removes the data before the row', async (t) => {
+  const real = await openVolumeDriver(await tempRoot(t), 'dir');
+  // The root refuses removals while `refuse` is set, as a node's agent that is away for a moment.
+  let refuse = true;
+  const driver: VolumeDriver = {
+    ...real,
+    async remove(id) {
+      if (refuse) throw Object.assign(new Error('the agent did not answer'), { code: 'E_AGENT_UNREACHABLE' });
+      return real.remove(id);
+    },
+  };
+  const s = await setup(t, driver, '');
+  const path = real.volumePath(s.volume.id);
+  const gone = await s.service.delete(s.auth, 'kv', 'data');
+  assert.equal(gone.volume.state, 'deleted');
+  assert.equal(await exists(path), true, 'the data is left where it was');
+  await writeFile(join(path, 'counter'), 'stale\n');
+  // Undelete clears what was left, then restores the final snapshot.
+  const back = await s.service.undelete(s.auth, 'kv', 'data').catch((err: Error) => err);
+  assert.ok(back instanceof Error, 'with removals refused, undelete cannot clear the leftover and refuses');
+  refuse = false;
+  const restored = await s.service.undelete(s.auth, 'kv', 'data');
+  assert.equal(restored.state, 'ready');
+  assert.equal(await readFile(join(path, 'counter'), 'utf8'), '1\n2\n3\n', 'the final snapshot, not the leftover');
+
+  // Deleted again with removals refused; past the purge, the keeper removes the data first, and only then the row.
+  refuse = true;
+  await s.service.delete(s.auth, 'kv', 'data');
+  s.at(49 * H);
+  const first = await s.keeper().runOnce();
+  assert.deepEqual(first?.purged, [], 'not purged while its data cannot be removed');
+  assert.equal(first?.failed.some((f) => f.volumeId === s.volume.id), true);
+  refuse = false;
+  const second = await s.keeper().runOnce();
+  assert.deepEqual(second?.purged, [s.volume.id]);
+  assert.equal(await exists(path), false);
 });
