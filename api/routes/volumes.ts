@@ -40,7 +40,7 @@ describeRoute({
   response: z.object({ volume: volumeViewSchema, finalSnapshot: snapshotViewSchema }),
   errors: [404, 409],
 });
-const moveBody = z.object({ to: z.string().min(1).describe('the storage root to move to (pier server --volume-root NAME=PATH; `default` is the volumes folder)') });
+const moveBody = z.object({ to: z.string().min(1).describe('the storage root to move to (pier server --volume-root NAME=PATH; `default` is the volumes folder; on a swarm, `node:ADDRESS` moves it and its writer to that node)') });
 describeRoute({
   method: 'post',
   path: '/v1/apps/:app/volumes/:volume/move',

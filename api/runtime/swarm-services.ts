@@ -5,7 +5,7 @@
 import Docker from 'dockerode';
 import { PierError } from '../pier-error.js';
 import { createEngineErrors, dockerMessage, statusOf } from './docker-errors.js';
-import { toDockerServiceSpec, type SwarmGroupSpec } from './swarm-service-spec.js';
+import { toDockerServiceSpec, type DockerServiceSpec, type SwarmGroupSpec } from './swarm-service-spec.js';
 
 export interface SwarmServicesOptions {
   /** The manager's API socket (DOCKER_HOST=unix://… is read by the caller, not here). */
@@ -91,7 +91,11 @@ export function createSwarmServices(options: SwarmServicesOptions) {
   async function ensureService(spec: SwarmGroupSpec): Promise<{ id: string; created: boolean }> {
     const existing = await findService(spec.name);
     if (existing) {
-      await scaleService(spec.name, spec.replicas);
+      const wanted = toDockerServiceSpec(spec);
+      // A group's volumes moved to another node while it was held at zero (pier volumes move):
+      // its pin and mounts follow them, or Swarm would start it on the source again.
+      if (volumeHomeDiffers(existing.info.Spec as DockerServiceSpec, wanted)) await repin(spec.name, wanted);
+      else await scaleService(spec.name, spec.replicas);
       return { id: existing.info.ID, created: false };
     }
     try {
@@ -117,6 +121,36 @@ export function createSwarmServices(options: SwarmServicesOptions) {
       } catch (err) {
         if (attempt === 0 && /update out of sequence/i.test(dockerMessage(err))) continue;
         throw engineError(err, `scale service ${name}`);
+      }
+    }
+  }
+
+  /**
+   * Sets a service's placement, mounts and replicas to the wanted ones, keeping the rest of its
+   * spec. Swarm replaces its tasks stop-first (its default order), so a one-writer group never has
+   * two writers; Pier calls it only while the group was held at zero tasks.
+   */
+  async function repin(name: string, wanted: DockerServiceSpec): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const service = await findService(name);
+      if (!service) throw new PierError('E_SERVICE_NOT_FOUND', `swarm service ${name} does not exist`, { status: 404 });
+      const spec = service.info.Spec as DockerServiceSpec;
+      const { Mounts: _old, ...containerSpec } = spec.TaskTemplate.ContainerSpec;
+      const next = {
+        ...spec,
+        TaskTemplate: {
+          ...spec.TaskTemplate,
+          ContainerSpec: { ...containerSpec, ...(wanted.TaskTemplate.ContainerSpec.Mounts ? { Mounts: wanted.TaskTemplate.ContainerSpec.Mounts } : {}) },
+          Placement: wanted.TaskTemplate.Placement,
+        },
+        Mode: wanted.Mode,
+      };
+      try {
+        await service.update({ ...(next as object), version: service.info.Version.Index });
+        return;
+      } catch (err) {
+        if (attempt === 0 && /update out of sequence/i.test(dockerMessage(err))) continue;
+        throw engineError(err, `move service ${name} to its volumes' node`);
       }
     }
   }
@@ -269,4 +303,11 @@ export function toNode(raw: RawNode): SwarmNodeInfo {
     capacity: { cpus: (raw.Description?.Resources?.NanoCPUs ?? 0) / 1e9, memoryBytes: raw.Description?.Resources?.MemoryBytes ?? 0 },
     engineVersion: raw.Description?.Engine?.EngineVersion ?? null,
   };
+}
+
+/** Whether a service's node pin or volume mounts differ from the wanted spec's (what a volume move changes). */
+export function volumeHomeDiffers(current: DockerServiceSpec, wanted: DockerServiceSpec): boolean {
+  const mounts = (s: DockerServiceSpec) => (s.TaskTemplate.ContainerSpec.Mounts ?? []).map((m) => `${m.Source}:${m.Target}:${m.VolumeOptions?.DriverConfig?.Options?.device ?? ''}`).sort().join(',');
+  const pins = (s: DockerServiceSpec) => (s.TaskTemplate.Placement?.Constraints ?? []).filter((c) => c.startsWith('node.id==')).sort().join(',');
+  return mounts(current) !== mounts(wanted) || pins(current) !== pins(wanted);
 }

@@ -1,6 +1,7 @@
-// Moves a volume with its instance from one storage root to another (`pier volumes move`). Until
-// several nodes hold volumes the two roots are on one machine, but the data goes the way a
-// node-to-node move would: as a stream from the source driver to the target's
+// Moves a volume with its instance from one storage root to another (`pier volumes move`): two
+// roots of one machine, or on a swarm two nodes' agents (`node:ADDRESS`; the writer's service is
+// scaled to zero for the cutover, and the swarm reconciler pins it to the target node after the
+// switch). The data goes as a stream from the source driver to the target's
 // (api/volumes/volume-transfer.ts). The roots may be of one driver or not: between a btrfs and a
 // dir root neither's own stream serves, and each copy goes as the portable snapshot file, whole
 // (transfer `archive`; same driver: `btrfs-send` or `tar`). Phases, each written to `volume_moves`
@@ -251,7 +252,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       move.instanceId ??= instanceId;
       if (containerId) {
         held = true;
-        const { exited, stopped } = stopUntilExit(containerId);
+        const { exited, stopped } = stopUntilExit(containerId, instanceId);
         const done = stopped.then(() => at('stopped (Docker done)'));
         done.catch(() => undefined); // awaited after the switch (a failed move never gets there)
         stops.push(done);
@@ -272,7 +273,7 @@ export function createVolumeMover(options: VolumeMoverOptions) {
    * not: it detaches the exited holder). A `die` missed (the subscription came late, or the
    * event stream failed) only means waiting for `stopped`.
    */
-  function stopUntilExit(containerId: string): { exited: Promise<void>; stopped: Promise<void> } {
+  function stopUntilExit(containerId: string, instanceId: string): { exited: Promise<void>; stopped: Promise<void> } {
     const ac = new AbortController();
     const died = (async () => {
       for await (const ev of runtime.events(ac.signal)) {
@@ -280,7 +281,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       }
       await new Promise(() => undefined); // the stream ended without it: `stopped` decides
     })().catch(() => new Promise<void>(() => undefined));
-    const stopped = stopHolder({ containerId });
+    // On a swarm the instance names its service, which is scaled to zero (Swarm would restart a stopped container).
+    const stopped = stopHolder({ containerId, instanceId });
     stopped.catch(() => undefined); // awaited before the switch; not an unhandled rejection meanwhile
     const exited = Promise.race([died, stopped]).finally(() => ac.abort());
     return { exited, stopped };

@@ -98,7 +98,7 @@ const move = defineCommand({
   args: {
     name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
     app: appArg,
-    to: { type: 'string', description: 'The storage root to move it to (pier server --volume-root NAME=PATH; "default" is the volumes folder)', valueHint: 'ROOT', required: true },
+    to: { type: 'string', description: 'The storage root to move it to (pier server --volume-root NAME=PATH; "default" is the volumes folder; on a swarm, node:ADDRESS moves it and its writer to that node)', valueHint: 'ROOT', required: true },
     json: jsonArg,
   },
   async run({ args }) {

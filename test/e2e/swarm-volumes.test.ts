@@ -4,8 +4,12 @@
 // agent and pins the writer's service to the worker. A counter writer (test/support/volume-counter.ts)
 // keeps every line across a redeploy (its old task stops before the new one starts), and a snapshot
 // taken through the agent restores in place without a gap; the agent exports it, and deletes the
-// volume with a final snapshot once no task runs on it, and undeletes it there. The nodes' engines share this machine's
-// files, so the test reads the agent's root directly; the API server never does (it asks the agent).
+// volume with a final snapshot once no task runs on it, and undeletes it there. Then the manager
+// gets an agent too (its own root), and `pier volumes move` takes the volume with its writer from
+// the worker to the manager: the data goes agent to agent through the API server, the writer's
+// service is scaled to zero for the cutover and pinned to the manager after it, and no line is
+// lost. The nodes' engines share this machine's files, so the test reads the agents' roots
+// directly; the API server never does (it asks the agents).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,14 +56,18 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const root = await mkdtemp(join(tmpdir(), 'pier-swvol-'));
   t.after(() => rm(root, { recursive: true, force: true }));
   const agent = await startNodeAgent(t, root);
+  // The manager's agent, listed second: a new volume goes to the first node with an agent (the worker).
+  const managerRoot = await mkdtemp(join(tmpdir(), 'pier-swvol-manager-'));
+  t.after(() => rm(managerRoot, { recursive: true, force: true }));
+  const managerAgent = await startNodeAgent(t, managerRoot, [], { token: agent.token });
   const server = await startPierServer(
     t,
     {
       DOCKER_HOST: cluster.manager.host,
       PIER_RUNTIME: 'swarm',
       // The worker's engine: a dir-driver snapshot pauses the writer there.
-      PIER_SWARM_NODE_ENGINES: `${cluster.worker.address}=${cluster.worker.host}`,
-      PIER_NODE_AGENTS: `${cluster.worker.address}=${agent.url}`,
+      PIER_SWARM_NODE_ENGINES: `${cluster.worker.address}=${cluster.worker.host},${cluster.manager.address}=${cluster.manager.host}`,
+      PIER_NODE_AGENTS: `${cluster.worker.address}=${agent.url},${cluster.manager.address}=${managerAgent.url}`,
       PIER_NODE_AGENT_TOKEN_FILE: agent.tokenFile,
       PIER_EDGE_IPV4: '0.0.0.0',
       PIER_EDGE_IPV6: 'off',
@@ -163,7 +171,7 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   let refusal = '';
   const gone = await waitFor('the volume to be deleted', async () => {
     const r = await runPier(['volumes', 'delete', '--app', 'swv', 'data', '--yes', '--json'], server.env);
-    refusal = r.stderr;
+    refusal += `exit ${r.code}: ${r.stderr}\n`;
     return r.code === 0 ? (JSON.parse(r.stdout) as { volume: VolumeView; finalSnapshot: SnapshotView }) : null;
   }, 120).catch((err: Error) => assert.fail(`${err.message}: ${refusal}\nserver log:\n${server.stderr().slice(-3000)}`));
   assert.equal(gone.finalSnapshot.kind, 'final');
@@ -173,4 +181,40 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const back = await pier<{ volume: VolumeView }>(server, ['volumes', 'undelete', '--app', 'swv', 'data']);
   assert.equal(back.volume.id, vol.id);
   assert.equal(counter(await logOf(vol.id), 'after undelete'), finalLines);
+
+  // A move to the manager's root, with the writer running: pre-copy while it writes, then its
+  // service is scaled to zero, the rest sent and checked, and the writer runs on the manager.
+  const rescaled = await runPier(['scale', 'db=1', '--app', 'swv'], server.env);
+  assert.equal(rescaled.code, 0, rescaled.stderr);
+  const beforeMove = await waitFor('the writer to write on before the move', async () => {
+    const n = counter(await logOf(vol.id), 'before the move');
+    return n > finalLines + 20 ? n : null;
+  }, 900);
+  const moved = await runPier(['volumes', 'move', '--app', 'swv', 'data', '--to', `node:${cluster.manager.address}`, '--json'], server.env);
+  assert.equal(moved.code, 0, `${moved.stderr}\nserver log:\n${server.stderr().slice(-4000)}`);
+  const m = (JSON.parse(moved.stdout) as { move: { from: string; to: string; bytesMoved: number }; volume: VolumeView });
+  assert.equal(m.move.from, `node:${cluster.worker.address}`);
+  assert.equal(m.volume.root, `node:${cluster.manager.address}`);
+  const movedLog = (id: string) => readFile(join(managerRoot, 'volumes', id, 'log'), 'utf8');
+  const onManager = await waitFor('the writer to run on the manager', async () => {
+    const s = await pier<StatusView>(server, ['status', '--app', 'swv']);
+    return s.instances.find((i) => i.state === 'running' && i.desired === 'running' && i.address === cluster.manager.address) ?? null;
+  }, 900);
+  assert.ok(onManager);
+  const managerId = (await cluster.manager.docker(['info', '--format', '{{.Swarm.NodeID}}'])).trim();
+  const nowServices = (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}}'])).split('\n').filter(Boolean);
+  assert.equal(nowServices.length, 1, nowServices.join(' '));
+  const pinned = (await cluster.manager.docker(['service', 'inspect', nowServices[0] as string, '--format', '{{json .Spec.TaskTemplate.Placement.Constraints}}'])).trim();
+  assert.deepEqual(JSON.parse(pinned), [`node.id==${managerId}`], 'the group now runs where its volume is');
+  // Every line the worker wrote is on the manager, and the writer goes on from the last one.
+  const sourceText = await logOf(vol.id);
+  const sourceLines = counter(sourceText, 'the source after the move');
+  assert.ok(sourceLines >= beforeMove);
+  const afterMove = await waitFor('the moved writer to write on', async () => {
+    const text = await movedLog(vol.id);
+    return counter(text, 'on the manager') > sourceLines + 10 ? text : null;
+  }, 900);
+  assert.ok(afterMove.startsWith(sourceText), 'the manager holds exactly what the worker wrote, then more');
+  const movedStarts = (await readFile(join(managerRoot, 'volumes', vol.id, 'starts'), 'utf8')).trim().split('\n');
+  assert.equal(movedStarts.at(-1), `start ${sourceLines}`);
 });

@@ -20,9 +20,10 @@ export interface NodeAgent {
   stop(): Promise<void>;
 }
 
-export async function startNodeAgent(t: TestContext, root: string, extraArgs: string[] = [], options: { hiddenAt?: string } = {}): Promise<NodeAgent> {
+export async function startNodeAgent(t: TestContext, root: string, extraArgs: string[] = [], options: { hiddenAt?: string; token?: string } = {}): Promise<NodeAgent> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-agent-'));
-  const token = randomBytes(24).toString('hex');
+  // One token for several agents, as a server has one token file for all of them.
+  const token = options.token ?? randomBytes(24).toString('hex');
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const env: NodeJS.ProcessEnv = { ...process.env, PIER_LOG_LEVEL: 'debug' };

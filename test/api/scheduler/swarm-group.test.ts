@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseManifest } from '../../../api/manifest.js';
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
+import { volumeHomeDiffers } from '../../../api/runtime/swarm-services.js';
 import { FIRST_DELAY_MS, WINDOW_MS } from '../../../api/scheduler/crash-backoff.js';
 import { swarmGroupSpec, swarmImage, swarmServiceName } from '../../../api/scheduler/swarm-group.js';
 
@@ -143,4 +144,17 @@ test('a group with volumes is pinned to their node and binds each volume\'s dire
     },
   ]);
   assert.equal('Mounts' in toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'worker' })).TaskTemplate.ContainerSpec, false);
+});
+
+test('a group whose volume moved to another node differs in its pin and mounts (its service is re-pinned); a scale or an env change alone does not', () => {
+  const on = (node: string, address: string, replicas = 1) =>
+    toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'worker', replicas, volumes: { nodeId: node, mounts: [{ name: `pier-vol_1-node-${address}`, device: '/srv/pier/volumes/vol_1', target: '/data', labels: { 'dev.pier.volume': 'vol_1' } }] } }));
+  assert.equal(volumeHomeDiffers(on('n2', '10.0.0.2'), on('n1', '10.0.0.1')), true);
+  assert.equal(volumeHomeDiffers(on('n2', '10.0.0.2', 0), on('n2', '10.0.0.2', 1)), false);
+  const withEnv = on('n2', '10.0.0.2');
+  withEnv.TaskTemplate.ContainerSpec.Env.push('EXTRA=1');
+  assert.equal(volumeHomeDiffers(withEnv, on('n2', '10.0.0.2')), false);
+  // A group without volumes never differs in them.
+  const plain = toDockerServiceSpec(swarmGroupSpec({ ...input, process: 'worker' }));
+  assert.equal(volumeHomeDiffers(plain, plain), false);
 });
