@@ -192,7 +192,8 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   }, 900);
   const moved = await runPier(['volumes', 'move', '--app', 'swv', 'data', '--to', `node:${cluster.manager.address}`, '--json'], server.env);
   assert.equal(moved.code, 0, `${moved.stderr}\nserver log:\n${server.stderr().slice(-4000)}`);
-  const m = (JSON.parse(moved.stdout) as { move: { from: string; to: string; bytesMoved: number }; volume: VolumeView });
+  const m = JSON.parse(moved.stdout) as { move: { from: string; to: string; bytesMoved: number; downtimeMs: number | null; phases: { phase: string; ms: number }[] }; volume: VolumeView };
+  t.diagnostic(`moved between nodes: ${m.move.bytesMoved} bytes, downtime ${m.move.downtimeMs ?? '-'} ms; phases ${m.move.phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ')}`);
   assert.equal(m.move.from, `node:${cluster.worker.address}`);
   assert.equal(m.volume.root, `node:${cluster.manager.address}`);
   const movedLog = (id: string) => readFile(join(managerRoot, 'volumes', id, 'log'), 'utf8');
