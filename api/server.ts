@@ -166,6 +166,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
             services: swarmServices,
             overlays: createSwarmOverlays({ socketPath: config.dockerSocket }),
             nodeEngines: new Map(Object.entries(swarmSetting.nodeEngines).map(([address, socketPath]) => [address, createDockerRuntime({ socketPath, log: log.child({ component: 'runtime', node: address }) })])),
+            log: log.child({ component: 'runtime' }),
           })
         : dockerRuntime;
     // Made without inter-container traffic: it is the host's way in (edge, checks), and apps reach
@@ -387,7 +388,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     });
     closers.push(() => reaper.close());
     const volumes = volumeDriver
-      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs, stopWriter: swarmVolumes ? (holder) => swarmVolumes.stopWriter(holder) : undefined })
+      ? createVolumeService({ db, transactions, runtime, driver: volumeDriver, roots: volumeRoots, nodeId: LOCAL_NODE, log: log.child({ component: 'volumes' }), enqueue: (id) => scheduler.enqueue(id), deletedRetentionMs: config.volumes.undeleteWindowMs, stopWriter: swarmVolumes ? (holder) => swarmVolumes.stopWriter(holder) : undefined, writerLive: swarmVolumes ? (group) => swarmVolumes.writerLive(group) : undefined, stopGroup: swarmVolumes ? (group) => swarmVolumes.stopGroup(group) : undefined })
       : undefined;
     const volumeMover = volumes
       ? createVolumeMover({

@@ -5,6 +5,7 @@
 // Tasks are reached at their node's address and published port, so connect is a plain TCP
 // connection and there is no Pier network to make. A private network (api/private/) is an
 // overlay network on the manager (swarm-overlays.ts): services join it through their spec.
+import type { Logger } from 'pino';
 import { PRIVATE_LABELS } from '../private/private-network-key.js';
 import { PierError } from '../pier-error.js';
 import type { ContainerInfo, LogLine, LogStreamOptions, NetworkInfo, NetworkSpec, Runtime } from './runtime.js';
@@ -23,6 +24,8 @@ export interface SwarmRuntimeOptions {
   nodeEngines: Map<string, Runtime>;
   /** Makes private networks as overlays; none: a private network is not made (as before). */
   overlays?: SwarmOverlays | undefined;
+  /** Where a node engine's failure to remove a volume is told (it is not the caller's failure). */
+  log?: Logger | undefined;
 }
 
 export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
@@ -128,7 +131,18 @@ export function createSwarmRuntime(options: SwarmRuntimeOptions): Runtime {
     },
     // A volume stays on its node (Swarm's cluster volumes need Engine 23+): the manager's engine.
     ensureVolume: (spec) => manager.ensureVolume(spec),
-    removeVolume: (name) => manager.removeVolume(name),
+    // A volume on a node's root is a Docker volume on that node's engine (its task made it there):
+    // removed there too when the node's engine is known, so no stale entry is left binding a
+    // folder that is gone. Best effort on the nodes: a node engine that is down or refuses does
+    // not fail the delete (the manager's answer does, as on one machine).
+    async removeVolume(name) {
+      await manager.removeVolume(name);
+      await Promise.all(
+        [...options.nodeEngines].map(([address, engine]) =>
+          engine.removeVolume(name).catch((err: unknown) => options.log?.warn({ err, volume: name, node: address }, 'Docker volume not removed on a node; it binds nothing Pier keeps')),
+        ),
+      );
+    },
     async pause(id) {
       return (await engineOf(id)).pause(id);
     },

@@ -165,6 +165,16 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
       }
     },
 
+    /** Whether a task of the app's process has not ended yet, on any of its services (as Swarm says). */
+    async writerLive(group: { appId: string; process: string }): Promise<boolean> {
+      const services = await options.services.listServices({ [LABELS.installation]: options.installationId, [LABELS.app]: group.appId, [LABELS.process]: group.process });
+      for (const g of services) {
+        const tasks = await options.services.tasks(g.name);
+        if (tasks.some((t) => !ENDED.has(t.state))) return true;
+      }
+      return false;
+    },
+
     /**
      * Stops a volume's writer on a swarm: its service is scaled to zero (a container stopped through
      * its engine would be replaced by Swarm), and this waits until none of its tasks runs.
@@ -172,25 +182,32 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
     async stopWriter(holder: { instanceId: string }): Promise<void> {
       const [row] = await db.select().from(instances).where(eq(instances.id, holder.instanceId));
       if (!row) return;
-      const groups = await options.services.listServices({ [LABELS.installation]: options.installationId, [LABELS.app]: row.appId, [LABELS.process]: row.process });
-      for (const g of groups) {
-        await options.services.scaleService(g.name, 0).catch((err: { code?: string }) => {
-          if (err.code !== 'E_SERVICE_NOT_FOUND') throw err;
-        });
-      }
-      const until = Date.now() + STOP_WAIT_MS;
-      for (;;) {
-        let live = 0;
-        for (const g of groups) {
-          const tasks = await options.services.tasks(g.name).catch(() => []);
-          live += tasks.filter((t) => !ENDED.has(t.state)).length;
-        }
-        if (live === 0) return;
-        if (Date.now() > until) throw new PierError('E_VOLUME_BUSY', `the tasks of ${row.process} did not stop`, { status: 409, hint: 'try again; nothing was changed' });
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await stopGroup({ appId: row.appId, process: row.process });
     },
+
+    stopGroup,
   };
+
+  /** Scales every service of the app's process to zero and waits until none of their tasks runs. */
+  async function stopGroup(row: { appId: string; process: string }): Promise<void> {
+    const groups = await options.services.listServices({ [LABELS.installation]: options.installationId, [LABELS.app]: row.appId, [LABELS.process]: row.process });
+    for (const g of groups) {
+      await options.services.scaleService(g.name, 0).catch((err: { code?: string }) => {
+        if (err.code !== 'E_SERVICE_NOT_FOUND') throw err;
+      });
+    }
+    const until = Date.now() + STOP_WAIT_MS;
+    for (;;) {
+      let live = 0;
+      for (const g of groups) {
+        const tasks = await options.services.tasks(g.name).catch(() => []);
+        live += tasks.filter((t) => !ENDED.has(t.state)).length;
+      }
+      if (live === 0) return;
+      if (Date.now() > until) throw new PierError('E_VOLUME_BUSY', `the tasks of ${row.process} did not stop`, { status: 409, hint: 'try again; nothing was changed' });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 export type SwarmVolumes = ReturnType<typeof createSwarmVolumes>;

@@ -116,7 +116,7 @@ const FINAL = (id: string) => `${id}-final`;
 
 export function createVolumeMover(options: VolumeMoverOptions) {
   const { db, transactions, runtime, service, log } = options;
-  const { liveHolder, stopHolder, serial, findVolume, now } = service.internals;
+  const { liveHolder, stopHolder, stopUnnamedWriter, serial, findVolume, now } = service.internals;
   const roots = service.roots;
   const retention = options.retentionMs ?? 24 * 3_600_000;
   const targets = createMoveTargets({ db, runtime, roots, log, prepared: options.prepared });
@@ -234,7 +234,15 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     for (let round = 0; round < 3; round++) {
       const [current] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
       const instanceId = current?.attachedInstanceId ?? null;
-      if (!instanceId) return held;
+      if (!instanceId) {
+        // On a swarm a task can write before a pass has named it the holder: its group is stopped too.
+        const [app] = await db.select().from(apps).where(eq(apps.id, move.appId));
+        if (app && (await stopUnnamedWriter(app, current ?? volume, round === 0 ? begin : () => undefined))) {
+          held = true;
+          at('exited');
+        }
+        return held;
+      }
       if (round === 0) begin();
       const stamp = new Date();
       const containerId = await transactions.run(async (t) => {

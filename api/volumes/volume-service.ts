@@ -42,6 +42,13 @@ export interface VolumeServiceOptions {
    * container is stopped through the runtime.
    */
   stopWriter?: ((holder: { instanceId: string }) => Promise<void>) | undefined;
+  /**
+   * On a swarm: whether a task of the app's process still runs on its node, whatever the rows say
+   * (a drained task's row reads stopped while Swarm is still stopping it).
+   */
+  writerLive?: ((group: { appId: string; process: string }) => Promise<boolean>) | undefined;
+  /** On a swarm: scales the app's process to zero and waits until none of its tasks runs. */
+  stopGroup?: ((group: { appId: string; process: string }) => Promise<void>) | undefined;
   /** Seconds an instance gets to stop before a restore in place kills it (default 10). */
   stopTimeoutSeconds?: number;
   /** The clock of snapshot times, expiries and purges (tests move it; default Date.now). */
@@ -92,8 +99,13 @@ export function createVolumeService(options: VolumeServiceOptions) {
     if (!holder) return null;
     if (!holder.containerId) return holder.desiredState === 'running' ? { instanceId: holder.id, containerId: null } : null;
     // On a swarm the row follows the task (the reconciler observes it), and the API server may not
-    // reach the task's engine: the row says whether it runs.
-    if (options.stopWriter) return holder.observedState === 'running' || holder.observedState === 'starting' ? { instanceId: holder.id, containerId: holder.containerId } : null;
+    // reach the task's engine: the row says whether it runs, and Swarm whether a task of the
+    // process is still stopping (a drained row reads stopped before its task has ended: a delete
+    // or a final snapshot then would race a writer that still writes).
+    if (options.stopWriter) {
+      const live = holder.observedState === 'running' || holder.observedState === 'starting' || (options.writerLive !== undefined && (await options.writerLive({ appId: holder.appId, process: holder.process })));
+      return live ? { instanceId: holder.id, containerId: holder.containerId } : null;
+    }
     const info = await runtime.inspect(holder.containerId);
     return info && isLive(info.state) ? { instanceId: holder.id, containerId: holder.containerId } : null;
   }
@@ -103,6 +115,21 @@ export function createVolumeService(options: VolumeServiceOptions) {
     if (!app.currentReleaseId || !v.spec) return undefined;
     const [release] = await db.select({ manifest: releases.manifest }).from(releases).where(eq(releases.id, app.currentReleaseId));
     return ((release?.manifest as Manifest | undefined)?.volumes ?? []).find((s) => s.name === v.spec);
+  }
+
+  /**
+   * On a swarm, stops a writer no row names as the volume's holder yet (its task runs before the
+   * pass that attaches it): the process that mounts the volume is scaled to zero. Says whether a
+   * task of it was running. Elsewhere (or with no process known to mount it) it does nothing.
+   */
+  async function stopUnnamedWriter(app: App, v: Volume, beforeStop: () => void): Promise<boolean> {
+    if (!options.writerLive || !options.stopGroup) return false;
+    const process = v.process ?? (await specOf(app, v))?.process;
+    if (!process) return false;
+    if (!(await options.writerLive({ appId: app.id, process }))) return false;
+    beforeStop();
+    await options.stopGroup({ appId: app.id, process });
+    return true;
   }
 
   /** Takes a snapshot and records it (the caller serialises on the volume). */
@@ -413,7 +440,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     },
 
     /** For the keeper (volume-keeper.ts): scheduled snapshots, retention, volumes of deleted apps. */
-    internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, stopHolder, findVolume, now: clock },
+    internals: { take, retire, dropSnapshot, liveHolder, specOf, serial, stopHolder, stopUnnamedWriter, findVolume, now: clock },
     /** The default root's driver (export and import use `roots`: an import names its root, default `default`). */
     driver,
     roots,

@@ -175,6 +175,9 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
     return r.code === 0 ? (JSON.parse(r.stdout) as { volume: VolumeView; finalSnapshot: SnapshotView }) : null;
   }, 120).catch((err: Error) => assert.fail(`${err.message}: ${refusal}\nserver log:\n${server.stderr().slice(-3000)}`));
   assert.equal(gone.finalSnapshot.kind, 'final');
+  // The worker's engine keeps no Docker volume binding the deleted folder.
+  const left = (await cluster.worker.docker(['volume', 'ls', '-q'])).split('\n').filter((n) => n.includes(vol.id));
+  assert.deepEqual(left, [], `the Docker volume on the node went with the volume; server log: ${server.stderr().split('\n').filter((l) => /not removed|volume/.test(l)).slice(-10).join('\n')}`);
   assert.equal(gone.finalSnapshot.consistency, 'stopped');
   const finalLines = counter(await readFile(join(root, 'snapshots', gone.finalSnapshot.id, 'log'), 'utf8'), 'the final snapshot');
   assert.ok(finalLines > snapLines + 5);
