@@ -230,10 +230,7 @@ export function createVolumeService(options: VolumeServiceOptions) {
     // Deleted already (the row says so, the final snapshot holds the data): a removal that fails
     // now (a node's agent gone for a moment) is not the delete's failure; the keeper's purge
     // removes the data again before the row goes, and an undelete clears it first.
-    await roots
-      .get(volume.root)
-      .remove(volume.id)
-      .catch((err: unknown) => log.warn({ err, volume: volume.id }, 'the deleted volume\'s data was not removed; the purge removes it'));
+    await (async () => roots.get(volume.root).remove(volume.id))().catch((err: unknown) => log.warn({ err, volume: volume.id }, 'the deleted volume\'s data was not removed; the purge removes it'));
     log.info({ volume: volume.id, snapshot: final.id, reason }, 'volume deleted');
     return { volume: row as Volume, finalSnapshot: final };
   }
