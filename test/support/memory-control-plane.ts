@@ -206,7 +206,10 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     deploy: (toml) => deploys.deploy(auth, parseManifest(toml)),
     pass,
     async converge(appId, done, what) {
-      for (let i = 0; i < 200; i++) {
+      // Bounded by time, not by a count of passes: a rolling step of a process without a check
+      // waits MIN_UPTIME_MS (1 s) per instance, and a loaded machine makes each pass slower.
+      const until = Date.now() + 30_000;
+      while (Date.now() < until) {
         if (await done()) return;
         await pass(appId);
         await new Promise((r) => setTimeout(r, 10));
