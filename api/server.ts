@@ -358,7 +358,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       registryImages: registry ? { host: registry.host, gate, client: createRegistryClient(registry) } : undefined,
       refuse: swarmServices ? refuseOnSwarm : undefined,
       previewPorts: config.environments?.previewPorts,
-      seeder: createVolumeSeeder({ db, driver: volumeDriver ?? undefined, nodeId: LOCAL_NODE, log: log.child({ component: 'volume-seeds' }) }),
+      seeder: createVolumeSeeder({ db, driver: volumeDriver ?? undefined, roots: volumeRoots ?? undefined, nodeId: LOCAL_NODE, log: log.child({ component: 'volume-seeds' }) }),
     });
     const ips = createIpService({ db, transactions, pools: config.ips.pools, sharedAddresses, cooldownMs: config.ips.cooldownMs });
     const deleter = createAppDeleter({

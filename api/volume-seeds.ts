@@ -5,7 +5,9 @@
 // missing one refuses the deploy, E_SEED_NOT_FOUND) and must belong to an environment the token
 // may act in: a `pr-*` token cannot seed from production (nor read its secrets). The copy is made
 // before the deploy's transaction (which should not wait on a file copy); the transaction writes
-// the volume row, and data it did not use is removed afterwards.
+// the volume row, and data it did not use is removed afterwards. The copy is made where the
+// snapshot is: on its storage root (a second root of this machine after a move, or a swarm node's
+// agent, `node:ADDRESS`), so the new volume lives there too and its group runs where it is.
 import { and, desc, eq, isNull } from 'drizzle-orm';
 import { pino, type Logger } from 'pino';
 import type { Db } from '../db/database.js';
@@ -17,12 +19,16 @@ import { newId } from './ids.js';
 import type { Manifest, VolumeSpec } from './manifest.js';
 import { PierError } from './pier-error.js';
 import type { Txn } from './transactions.js';
+import { nodeRootAddress } from './volumes/agent-roots.js';
 import type { VolumeDriver } from './volumes/volume-driver.js';
+import { createVolumeRoots, DEFAULT_ROOT, type VolumeRoots } from './volumes/volume-roots.js';
 
 export interface VolumeSeederOptions {
   db: Db;
   /** The server's volume storage; without one a seeded volume cannot be made (E_VOLUMES_UNAVAILABLE). */
   driver?: VolumeDriver | undefined;
+  /** Every storage root (the default one is `driver`); without it, only the default root. */
+  roots?: VolumeRoots | undefined;
   nodeId: string;
   log?: Logger | undefined;
 }
@@ -36,16 +42,21 @@ export interface PreparedSeed {
   sourceEnvironment: string;
   spec: VolumeSpec;
   volumeId: string;
+  /** The storage root the data was restored on: the snapshot's. */
+  root: string;
+  /** The node the volume is on: the snapshot's volume's on a swarm node's root, else this server's. */
+  nodeId: string;
 }
 
 export function createVolumeSeeder(options: VolumeSeederOptions) {
   const { db } = options;
   const log = options.log ?? pino({ level: 'silent' });
+  const roots = options.roots ?? (options.driver ? createVolumeRoots(new Map([[DEFAULT_ROOT, options.driver]])) : undefined);
 
   /** Removes restored data no transaction adopted; a failure is logged (the data is an orphan folder). */
   async function discard(seeds: PreparedSeed[]): Promise<void> {
     for (const s of seeds) {
-      await options.driver?.remove(s.volumeId).catch((err: unknown) => log.warn({ err, volume: s.volumeId }, 'unused seeded volume data not removed'));
+      await (async () => roots?.get(s.root).remove(s.volumeId))().catch((err: unknown) => log.warn({ err, volume: s.volumeId }, 'unused seeded volume data not removed'));
     }
   }
 
@@ -112,6 +123,13 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
     return { snapshot, environment };
   }
 
+  /** On a swarm node's root, the node the snapshot's volume is (or was) on; else this server's node. */
+  async function nodeOf(snapshot: Snapshot): Promise<string> {
+    if (nodeRootAddress(snapshot.root) === null || !snapshot.volumeId) return options.nodeId;
+    const [source] = await db.select({ nodeId: volumes.nodeId }).from(volumes).where(eq(volumes.id, snapshot.volumeId));
+    return source?.nodeId ?? options.nodeId;
+  }
+
   return {
     /**
      * Before the deploy's transaction: restores each seed the deploy needs into new volume data.
@@ -120,23 +138,20 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
     async prepare(auth: AuthContext, manifest: Manifest): Promise<PreparedSeed[]> {
       const todo = await wanted(auth, manifest);
       if (todo.length === 0) return [];
-      const driver = options.driver;
-      if (!driver) {
+      if (!roots) {
         throw new PierError('E_VOLUMES_UNAVAILABLE', `volume ${todo[0]?.volume} is seeded from a snapshot, and this server has no volume storage`, { status: 503, hint: 'set PIER_VOLUMES_DIR for pier server' });
       }
       const made: PreparedSeed[] = [];
       try {
         for (const s of todo) {
           const { snapshot, environment } = await resolve(auth, manifest.app, s.volume, s.from);
+          // The snapshot's own root restores it (a root this server was not given is E_VOLUME_ROOT_UNKNOWN).
+          const driver = roots.get(snapshot.root);
           if (snapshot.driver !== driver.kind) {
-            throw seedInvalid(`volume ${s.volume} is seeded from snapshot ${snapshot.id}, kept by the ${snapshot.driver} driver, and this server's volumes use ${driver.kind}`, 'export it and import it here (pier volumes export / import), then seed from the imported snapshot');
+            throw seedInvalid(`volume ${s.volume} is seeded from snapshot ${snapshot.id}, kept by the ${snapshot.driver} driver, and its storage root ${snapshot.root} now uses ${driver.kind}`, 'export it and import it here (pier volumes export / import), then seed from the imported snapshot');
           }
           const volumeId = newId('vol');
-          made.push({ ...s, snapshot, sourceEnvironment: environment, volumeId });
-          if (snapshot.root !== 'default') {
-            // The seed restores through the default root's driver; a moved volume's snapshots live on their own root.
-            throw seedInvalid(`volume ${s.volume} is seeded from snapshot ${snapshot.id}, kept on storage root ${snapshot.root}; seeds are read from the default root`, 'seed from a snapshot taken before the move, or export this one and import it (pier volumes export / import)');
-          }
+          made.push({ ...s, snapshot, sourceEnvironment: environment, volumeId, root: snapshot.root, nodeId: await nodeOf(snapshot) });
           await driver.restore(snapshot.id, volumeId, { sizeLimitBytes: s.spec.size ?? null });
           const check = await driver.treeHash({ volume: volumeId });
           if (check.sha256 !== snapshot.sha256) {
@@ -173,8 +188,9 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
           spec: s.volume,
           process: s.spec.process,
           mountPath: s.spec.path,
-          nodeId: options.nodeId,
+          nodeId: s.nodeId,
           driver: s.snapshot.driver,
+          root: s.root,
           sizeLimitBytes: s.spec.size ?? null,
         });
         await t.record({
@@ -182,8 +198,8 @@ export function createVolumeSeeder(options: VolumeSeederOptions) {
           appId: app.id,
           type: 'volume.seeded',
           reason: 'seed',
-          message: `volume ${s.volume} created from snapshot ${s.snapshot.id} (${s.from}, of ${s.sourceEnvironment}): ${s.snapshot.files} files, ${s.snapshot.bytes} bytes`,
-          data: { volumeId: s.volumeId, snapshotId: s.snapshot.id, from: s.from, environment: s.sourceEnvironment, sha256: s.snapshot.sha256 },
+          message: `volume ${s.volume} created from snapshot ${s.snapshot.id} (${s.from}, of ${s.sourceEnvironment})${s.root === DEFAULT_ROOT ? '' : ` on ${nodeRootAddress(s.root) === null ? `root ${s.root}` : `node ${nodeRootAddress(s.root)}`}`}: ${s.snapshot.files} files, ${s.snapshot.bytes} bytes`,
+          data: { volumeId: s.volumeId, snapshotId: s.snapshot.id, from: s.from, environment: s.sourceEnvironment, sha256: s.snapshot.sha256, root: s.root },
         });
         adopted.push(s);
       }

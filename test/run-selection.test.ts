@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LONG_FIRST, ONCE_MARKER, selectTestFiles, startOrder, testSources } from './run.js';
+import { DEFAULT_CONCURRENCY, LONG_FIRST, ONCE_MARKER, selectTestFiles, startOrder, testConcurrency, testSources } from './run.js';
 
 async function put(root: string, path: string, text: string): Promise<void> {
   await mkdir(dirname(join(root, path)), { recursive: true });
@@ -59,4 +59,17 @@ test('every file in LONG_FIRST is a test source, so a renamed one is noticed', (
   const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
   const sources = new Set(testSources(root));
   for (const source of LONG_FIRST) assert.ok(sources.has(source), `${source} is in LONG_FIRST but is not a test file`);
+});
+
+test('PIER_TEST_CONCURRENCY: a whole number from 1 to 16, else the default with a message', (t) => {
+  const errors: string[] = [];
+  t.mock.method(console, 'error', (line: string) => errors.push(line));
+  assert.equal(testConcurrency(undefined), DEFAULT_CONCURRENCY);
+  assert.equal(testConcurrency(' '), DEFAULT_CONCURRENCY);
+  assert.deepEqual(errors, []);
+  assert.equal(testConcurrency('1'), 1);
+  assert.equal(testConcurrency('16'), 16);
+  for (const bad of ['0', '17', '2.5', 'two', '-3']) assert.equal(testConcurrency(bad), DEFAULT_CONCURRENCY);
+  assert.equal(errors.length, 5);
+  assert.match(String(errors[0]), /PIER_TEST_CONCURRENCY=0 is not a whole number from 1 to 16/);
 });

@@ -96,6 +96,25 @@ export function selectTestFiles(root: string, databaseOnly: boolean, only: strin
   return { files, skipped };
 }
 
+/**
+ * How many test files run at once: PIER_TEST_CONCURRENCY when it is a whole number from 1 to 16,
+ * else 2. Each file has its own ports, data folders, databases and labelled containers, so more is
+ * safe on a bigger machine; on this 2-core one the suite is CPU-bound at 2 already (a full pass at
+ * 3 kept both cores 98 % busy, so there is little to gain, and pushed the PostgreSQL-restart test's 10 s
+ * recovery bound over in one round of 20).
+ */
+export function testConcurrency(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULT_CONCURRENCY;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16) {
+    console.error(`test: PIER_TEST_CONCURRENCY=${value} is not a whole number from 1 to 16; running ${DEFAULT_CONCURRENCY} files at a time`);
+    return DEFAULT_CONCURRENCY;
+  }
+  return n;
+}
+
+export const DEFAULT_CONCURRENCY = 2;
+
 /** `files` (compiled paths) in the order they start: those in LONG_FIRST first, in its order, then the rest as given. */
 export function startOrder(files: string[], long: string[] = LONG_FIRST): string[] {
   const rank = new Map(long.map((source, i) => [`dist/${source.replace(/\.ts$/, '.js')}`, i]));
@@ -124,7 +143,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   // Stopping the command stops the run (its test processes included), rather than leaving it behind.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop.abort());
   let failed = false;
-  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: 2, signal: stop.signal });
+  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: testConcurrency(process.env.PIER_TEST_CONCURRENCY), signal: stop.signal });
   // As `node --test` exits: 1 when a test (or a whole file) failed, a todo's failure aside.
   stream.on('test:fail', (event) => {
     if (!event.todo) failed = true;

@@ -50,6 +50,10 @@ export interface MemoryRuntime extends Runtime {
   runs(): Map<string, number>;
   /** A network made by someone else (no Pier label), as a test of E_NETWORK_CONFLICT needs. */
   addForeignNetwork(name: string, subnet: string): void;
+  /** The host directory a Docker volume made by ensureVolume binds, or undefined. */
+  volumeDevice(name: string): string | undefined;
+  /** The spec a container was created with (its mounts, env, labels), or undefined. */
+  specOf(id: string): ContainerSpec | undefined;
 }
 
 interface Container {
@@ -253,6 +257,8 @@ export function createMemoryRuntime(options: MemoryRuntimeOptions = {}): MemoryR
     },
     runs: () => new Map(runCount),
     addForeignNetwork: (name, subnet) => networks.addForeign(name, subnet),
+    volumeDevice: (name) => volumes.get(name),
+    specOf: (id) => find(id)?.spec,
 
     async ping() {
       up();

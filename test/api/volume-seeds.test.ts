@@ -4,15 +4,21 @@
 // from environments it may act in. Control plane with the in-memory runtime, the dir volume driver
 // and the real database (PGlite, or PostgreSQL with DATABASE_URL).
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { and, eq, isNull } from 'drizzle-orm';
 import { pino } from 'pino';
 import { openVolumeDriver } from '../../api/volumes/open-volume-driver.js';
+import { Secret } from '../../api/registry/registry-credentials.js';
+import { createAgentRoots } from '../../api/volumes/agent-roots.js';
+import type { VolumeDriver } from '../../api/volumes/volume-driver.js';
+import { createVolumeRoots } from '../../api/volumes/volume-roots.js';
 import { createVolumeService } from '../../api/volumes/volume-service.js';
 import { apps, events, instances, releases, volumes } from '../../db/schema/index.js';
 import { tempRoot } from '../support/btrfs-loop.js';
+import { startNodeAgent } from '../support/node-agent.js';
 import { createControlPlane, IMAGE } from '../support/memory-control-plane.js';
 
 const env = (name: string) => ({ 'pier-env': name });
@@ -127,4 +133,54 @@ test('a seed naming a volume the manifest lacks, or written wrong, is refused at
   assert.equal(err.details[0]?.path, 'env.preview.volumes.data.from');
   const empty = await cp.request('/v1/deploys', { body: { manifest: manifest('\n[env.preview.volumes.data]\nfrom = "empty"\n') }, headers: env('pr-1') });
   assert.equal(empty.status, 201, await empty.clone().text());
+});
+
+test("a seed is restored where its snapshot is kept: on a second storage root, or on a swarm node's agent", async (t) => {
+  const driver = await openVolumeDriver(await tempRoot(t), 'dir');
+  const second = await openVolumeDriver(await tempRoot(t), 'dir');
+  // A real `pier agent` on its own root stands for a swarm node (node:10.9.0.2).
+  const agent = await startNodeAgent(t, await tempRoot(t));
+  const nodes = createAgentRoots({ agents: { '10.9.0.2': agent.url }, token: new Secret(agent.token) }, pino({ level: 'silent' }));
+  const node = await nodes.connect('10.9.0.2');
+  const roots = createVolumeRoots(new Map([['default', driver], ['second', second]]), nodes);
+  const cp = await createControlPlane(t, { volumeDriver: driver, volumeRoots: roots });
+  const volumeService = createVolumeService({ db: cp.db, transactions: cp.transactions, runtime: cp.runtime, driver, roots, nodeId: 'node_local', log: pino({ level: 'silent' }), enqueue: () => undefined });
+  const staging = await cp.request('/v1/deploys', { body: { manifest: manifest() }, headers: env('staging') });
+  assert.equal(staging.status, 201, await staging.clone().text());
+  const stagingAuth = { ...cp.auth, environment: 'staging' };
+
+  const seedFrom = async (root: string, at: VolumeDriver, preview: string) => {
+    // A volume made on that root (as after a move there), written, and snapshotted there.
+    const made = await volumeService.create(stagingAuth, 'store', `on-${preview}`, null, root);
+    assert.equal(made.root, root);
+    await writeFile(join(at.volumePath(made.id), 'kept.txt'), `kept on ${root}`);
+    const snap = await volumeService.snapshot(stagingAuth, 'store', `on-${preview}`);
+    assert.equal(snap.root, root);
+    const res = await cp.request('/v1/deploys', { body: { manifest: manifest(`\n[env.preview.volumes.data]\nfrom = "snapshot:${snap.id}"\n`) }, headers: env(preview) });
+    assert.equal(res.status, 201, await res.clone().text());
+    const appId = ((await res.json()) as { app: { id: string } }).app.id;
+    const [seeded] = await cp.db.select().from(volumes).where(and(eq(volumes.appId, appId), isNull(volumes.deletedAt)));
+    assert.equal(seeded?.root, root);
+    assert.equal(seeded.nodeId, made.nodeId);
+    assert.equal(await readFile(join(at.volumePath(seeded.id), 'kept.txt'), 'utf8'), `kept on ${root}`);
+    // Nothing was restored onto the default root for it.
+    assert.equal(existsSync(driver.volumePath(seeded.id)), false);
+    const [event] = await cp.db.select().from(events).where(and(eq(events.appId, appId), eq(events.type, 'volume.seeded')));
+    return { appId, seeded, message: event?.message ?? '' };
+  };
+
+  const onSecond = await seedFrom('second', second, 'pr-7');
+  assert.match(onSecond.message, /on root second/);
+  // The preview's instance runs with the seeded volume mounted from the second root.
+  await cp.converge(onSecond.appId, async () => (await cp.db.select().from(volumes).where(eq(volumes.id, onSecond.seeded.id)))[0]?.attachedInstanceId != null, 'the preview attached its seeded volume');
+  const [instance] = await cp.db.select().from(instances).where(and(eq(instances.appId, onSecond.appId), eq(instances.desiredState, 'running')));
+  const mounts = cp.runtime.specOf(instance!.containerId!)?.mounts ?? [];
+  assert.equal(mounts.length, 1, JSON.stringify(mounts));
+  assert.equal(mounts[0]?.target, '/data');
+  assert.equal(cp.runtime.volumeDevice(mounts[0]!.volume), second.volumePath(onSecond.seeded.id));
+
+  // On a node's root the copy is made by that node's agent, and the volume is on that node.
+  const onNode = await seedFrom('node:10.9.0.2', node, 'pr-8');
+  assert.match(onNode.message, /on node 10\.9\.0\.2/);
+  assert.equal(await node.exists(onNode.seeded.id), true);
 });

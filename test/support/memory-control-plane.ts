@@ -30,6 +30,7 @@ import type { Release } from '../../db/schema/index.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
 import { nodes } from '../../db/schema/index.js';
 import { createVolumeAttacher } from '../../api/volumes/volume-attacher.js';
+import type { VolumeRoots } from '../../api/volumes/volume-roots.js';
 import { createVolumeSeeder } from '../../api/volume-seeds.js';
 import type { VolumeDriver } from '../../api/volumes/volume-driver.js';
 import { captureLog, type CapturedLog } from './log-capture.js';
@@ -86,6 +87,8 @@ export interface ControlPlaneOptions {
   ipPools?: string[];
   /** Volumes on this driver (attached by the reconciler); without it, no volumes. */
   volumeDriver?: VolumeDriver;
+  /** Every storage root, `volumeDriver` as its default (as --volume-root gives them); without it, that one root. */
+  volumeRoots?: VolumeRoots;
   /** Secrets sealed with this box (the API's secret routes and the containers' env); without it, secrets are refused. */
   secretBox?: SecretBox;
   /** Reconcile on this swarm (the swarm reconciler, as `--runtime swarm`) instead of the runtime. */
@@ -118,7 +121,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   const reconciler = options.swarm
     ? createSwarmReconciler({ db, services: options.swarm, runtime, leases, log, installationId: INSTALLATION, onRoutesChanged, secrets: secretsOf })
     : createReconciler({
-        volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
+        volumes: options.volumeDriver ? createVolumeAttacher({ db, runtime, leases, driver: options.volumeDriver, roots: options.volumeRoots, nodeId: 'node_local', installationId: INSTALLATION }) : undefined,
         db,
         runtime,
         leases,
@@ -154,7 +157,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
     monitor = health;
   }
   const ipPools = parseIpPools(options.ipPools ?? [], ['127.0.0.1']);
-  const seeder = createVolumeSeeder({ db, driver: options.volumeDriver, nodeId: 'node_local' });
+  const seeder = createVolumeSeeder({ db, driver: options.volumeDriver, roots: options.volumeRoots, nodeId: 'node_local' });
   const deploys = createDeployService({ db, runtime, transactions, ipPools, seeder, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const deleter = createAppDeleter({
