@@ -30,7 +30,7 @@ export interface ApiDeps {
   /** The nodes instances run on: a swarm's nodes; the one engine (the nodes table) when unset. */
   nodes?: NodeDirectory | undefined;
   /** What the private networks here do not do (on a swarm: swarm-private.ts), shown by `pier describe app`. */
-  privateLimits?: string | undefined;
+  privateLimits?: (() => Promise<string>) | undefined;
   log: Logger;
   /** Dedicated addresses (`/v1/ips`); without it, a service with no pools is made. */
   ips?: IpService | undefined;

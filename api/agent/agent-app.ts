@@ -27,6 +27,8 @@ export interface AgentAppOptions {
   token: string;
   version: string;
   log: Logger;
+  /** Offered ports enforced in this node's tasks, when the agent watches its engine. */
+  offeredPorts?: (() => { enforced: number; problem: string | null }) | undefined;
 }
 
 export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeBindings }> {
@@ -38,7 +40,7 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
 
   const id = (c: Context, what = 'id') => checkAgentId(c.req.param(what) ?? '', what === 'name' ? 'staging name' : 'id');
 
-  app.get('/v1/root', (c) => c.json({ kind: driver.kind, root: driver.root, version: options.version } satisfies AgentRoot));
+  app.get('/v1/root', (c) => c.json({ kind: driver.kind, root: driver.root, version: options.version, offeredPorts: options.offeredPorts?.() ?? null } satisfies AgentRoot));
 
   app.put('/v1/volumes/:id', small, async (c) => {
     const body = await jsonBody(c);

@@ -16,6 +16,11 @@ export interface AgentRoot {
   /** The storage root on the agent's node. */
   root: string;
   version: string;
+  /**
+   * Offered ports enforced in this node's tasks (`pier agent --docker-host`, task-firewall.ts):
+   * how many are now, and the last failure; null or absent when the agent does not watch its engine.
+   */
+  offeredPorts?: { enforced: number; problem: string | null } | null | undefined;
 }
 
 export interface AgentErrorBody {

@@ -13,6 +13,7 @@ export interface AgentServerOptions {
   token: string;
   version: string;
   log: Logger;
+  offeredPorts?: (() => { enforced: number; problem: string | null }) | undefined;
 }
 
 export interface AgentServer {

@@ -72,7 +72,7 @@ export function describeRoutes(deps: ApiDeps) {
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0, nodeName), healthOutput: i.healthOutput })),
       private: deps.privateLimits
-        ? { ...withSwarmNames(await describePrivate(db, deps.runtime, app, manifest, rows), app.name, manifest), limits: deps.privateLimits }
+        ? { ...withSwarmNames(await describePrivate(db, deps.runtime, app, manifest, rows), app.name, manifest), limits: await deps.privateLimits() }
         : await describePrivate(db, deps.runtime, app, manifest, rows),
       events: recent.map((e) => eventView(e, app.name)),
     });

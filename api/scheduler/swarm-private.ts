@@ -16,13 +16,16 @@ import type { Logger } from 'pino';
 import type { Manifest } from '../manifest.js';
 import { isPierError } from '../pier-error.js';
 import { effectiveCheck } from './readiness-check.js';
-import { privateNames, privateOffer } from '../private/private-spec.js';
+import { offerLabels } from '../agent/task-firewall.js';
+import { privateNames, privateOffer, privatePorts } from '../private/private-spec.js';
 import { swarmOverlayName } from '../runtime/swarm-overlays.js';
 import type { SwarmGroupSpec } from '../runtime/swarm-service-spec.js';
 
 export interface SwarmAttachment {
   name: string;
   aliases: string[];
+  /** The overlay's IPv4 subnet (what the node agents enforce offered ports against). */
+  subnet: string;
 }
 
 /**
@@ -56,7 +59,7 @@ export function swarmPrivateAliases(app: string, manifest: Manifest, process: st
 
 export interface SwarmPrivateOptions {
   /** The environment's private network, made (an overlay) when missing: private-networks.ts. */
-  networkFor: (app: { orgId: string; environment?: string | undefined }) => Promise<{ name: string }>;
+  networkFor: (app: { orgId: string; environment?: string | undefined }) => Promise<{ name: string; ipv4Subnet: string }>;
   log: Logger;
 }
 
@@ -71,18 +74,27 @@ export function createSwarmPrivate(options: SwarmPrivateOptions) {
       const aliases = swarmPrivateAliases(app.name, manifest, process);
       try {
         const network = await options.networkFor(app);
-        return [{ name: swarmOverlayName(network.name), aliases }];
+        return [{ name: swarmOverlayName(network.name), aliases, subnet: network.ipv4Subnet }];
       } catch (err) {
         if (aliases.length > 0) throw err;
         options.log.warn({ err: isPierError(err) ? err.message : err, app: app.name, process }, 'private network unavailable; the service starts without it');
         return [];
       }
     },
-    /** The service spec with its private network, names and environment added. */
+    /**
+     * The service spec with its private network, names and environment added, and the labels that
+     * tell each node's agent which ports its tasks offer there (api/agent/task-firewall.ts).
+     */
     async withPrivate(spec: SwarmGroupSpec, app: { name: string; orgId: string; environment?: string | undefined }, manifest: Manifest, process: string): Promise<SwarmGroupSpec> {
-      const networks = await this.attachments(app, manifest, process);
-      if (networks.length === 0) return spec;
-      return { ...spec, networks, env: { ...spec.env, ...swarmPrivateEnv(app.name, manifest, process) } };
+      const attached = await this.attachments(app, manifest, process);
+      const [first] = attached;
+      if (!first) return spec;
+      return {
+        ...spec,
+        labels: { ...spec.labels, ...offerLabels(first.subnet, privatePorts(manifest, process)) },
+        networks: attached.map(({ name, aliases }) => ({ name, aliases })),
+        env: { ...spec.env, ...swarmPrivateEnv(app.name, manifest, process) },
+      };
     },
   };
 }
@@ -101,4 +113,22 @@ export function withSwarmNames<V extends { instances: { process: string; names: 
 
 /** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
 export const SWARM_PRIVATE_WARNING =
-  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are not enforced (every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
+  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are enforced only in the tasks of nodes whose `pier agent` runs with --docker-host (on any other node every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
+
+/**
+ * `pier describe app`'s `private.limits` on a swarm, from what each node agent says now about the
+ * offered ports of its node's tasks (AgentRoots.offeredPorts). Pure.
+ */
+export function swarmPrivateLimits(agents: Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>): string {
+  const base = 'on a swarm, private networks are IPv4-only overlays (no IPv6 address or AAAA record for a task), and names follow Swarm\'s running tasks, not Pier\'s checks';
+  const on = Object.entries(agents).filter(([, s]) => s !== null && s !== 'unreachable').map(([a]) => a);
+  const off = Object.entries(agents)
+    .filter(([, s]) => s === null || s === 'unreachable')
+    .map(([a, s]) => `${a} (${s === null ? 'its agent runs without --docker-host' : 'its agent does not answer'})`);
+  const problems = Object.entries(agents).flatMap(([a, s]) => (s && s !== 'unreachable' && s.problem ? [`${a}: ${s.problem}`] : []));
+  const open = "every port of a task there is open to its environment's network";
+  const enforced = on.length
+    ? `offered ports ([[private]] ports) are enforced in the tasks on ${on.join(', ')}; not on ${off.length ? `${off.join(', ')}, nor on ` : ''}any node without an agent: ${open}`
+    : `offered ports ([[private]] ports) are not enforced: no node agent runs with --docker-host${off.length ? ` (${off.join(', ')})` : ''}, so ${open}`;
+  return `${base}; ${enforced}${problems.length ? `; last failures: ${problems.join('; ')}` : ''}`;
+}

@@ -6,6 +6,8 @@
 // A node with no agent configured is E_NODE_AGENT_MISSING, naming the node and the flag to set.
 import type { Logger } from 'pino';
 import type { NodeAgentsSetting } from '../agent/node-agents.js';
+import { createAgentTransport } from '../agent/agent-transport.js';
+import type { AgentRoot } from '../agent/agent-protocol.js';
 import { PierError } from '../pier-error.js';
 import { connectRemoteVolumeDriver } from './drivers/remote-driver.js';
 import type { VolumeDriver } from './volume-driver.js';
@@ -32,7 +34,14 @@ export interface AgentRoots {
   get(address: string): VolumeDriver;
   /** Asks every agent once (at start): one that does not answer is logged, and asked again when used. */
   connectAll(): Promise<void>;
+  /**
+   * What each agent says now about the offered ports of its node's tasks (GET /v1/root, 2 s at
+   * most each): its count and last problem, null when it does not watch its engine, 'unreachable'.
+   */
+  offeredPorts(): Promise<Record<string, NonNullable<AgentRoot['offeredPorts']> | null | 'unreachable'>>;
 }
+
+const STATUS_TIMEOUT_MS = 2_000;
 
 export function createAgentRoots(setting: NodeAgentsSetting | undefined, log: Logger, connectDriver = connectRemoteVolumeDriver): AgentRoots {
   const agents = setting?.agents ?? {};
@@ -83,6 +92,27 @@ export function createAgentRoots(setting: NodeAgentsSetting | undefined, log: Lo
         status: 503,
         hint: 'check that `pier agent` runs on that node and this machine reaches it; try again in a few seconds',
       });
+    },
+    async offeredPorts() {
+      if (!setting) return {};
+      const token = setting.token.reveal();
+      const entries = await Promise.all(
+        Object.entries(agents).map(async ([address, url]) => {
+          const transport = createAgentTransport(url, token);
+          const { request, response } = transport.download('GET', '/v1/root');
+          // An agent that takes the connection and never answers: the request is ended, not left open.
+          const timer = setTimeout(() => request.destroy(new Error(`no answer in ${STATUS_TIMEOUT_MS / 1000} s`)), STATUS_TIMEOUT_MS);
+          try {
+            const info = await transport.answer<AgentRoot>(await response);
+            return [address, info.offeredPorts ?? null] as const;
+          } catch {
+            return [address, 'unreachable' as const] as const;
+          } finally {
+            clearTimeout(timer);
+          }
+        }),
+      );
+      return Object.fromEntries(entries);
     },
     async connectAll() {
       await Promise.all(Object.keys(agents).map((a) => connect(a).catch((err: unknown) => log.warn({ err, node: a }, 'node agent not reached; asked again when its volumes are used'))));

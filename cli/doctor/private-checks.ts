@@ -11,7 +11,7 @@ export function checkPrivateNetworks(runtime: RuntimeSetting): CheckResult[] {
       name: 'private networks',
       status: 'warn',
       message: SWARM_PRIVATE_WARNING,
-      fix: 'accept it, or keep ports that must stay closed on 127.0.0.1 inside the app; IPv6 and offered-port enforcement need a single-engine Pier',
+      fix: 'run `pier agent --docker-host unix:///var/run/docker.sock` (as root) on every node, and list each agent with --node-agent: offered ports are then enforced in every task; IPv6 and names that follow Pier\'s checks need a single-engine Pier',
     },
   ];
 }

@@ -4,7 +4,10 @@
 // (one per node) and reaches each, so each worker reaches the web task on the other node, by
 // address and by name. The overlay is IPv4 only (Swarm on Engine 20.10 gives tasks no IPv6
 // address of their own; docs/several-machines.md): an AAAA query is answered at once, empty.
-// `pier describe app` lists the tasks' private addresses and what is not enforced. A preview
+// Each node runs `pier agent --docker-host` (its engine): the web tasks take connections from the
+// overlay on their offered port (8080) only; 9090, where they also listen, is refused at once, on
+// the same node and across nodes. `pier describe app` lists the tasks' private addresses, and says
+// what is enforced where and what is not. A preview
 // environment's worker, on an overlay of its own, neither resolves nor reaches production's web;
 // once the preview is destroyed its overlay is removed from the swarm (kept while its service
 // uses it), production's stays. A scaled-down task leaves the name. Every wait is bounded; the
@@ -17,7 +20,9 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUlaPrefix } from '../../api/private/private-prefixes.js';
 import { createSwarmOverlays } from '../../api/runtime/swarm-overlays.js';
+import { tempRoot } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
+import { startNodeAgent } from '../support/node-agent.js';
 import { runPier, startPierServer } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster, type SwarmNode } from '../support/swarm-cluster.js';
 
@@ -28,7 +33,7 @@ app = "api"
 image = "${IMAGE}"
 
 [processes.web]
-cmd = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+cmd = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & httpd -f -p 9090 -h /www & wait"]
 count = 2
 
 [processes.web.placement]
@@ -86,7 +91,7 @@ async function lookup(node: SwarmNode, id: string, name: string, type: 'A' | 'AA
   return [...out.matchAll(/^Address: ([0-9a-f.:]+)$/gm)].map((m) => m[1] as string).filter((a) => a !== '127.0.0.11');
 }
 
-test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
+test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay), on its offered port only (the node agents enforce it); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     t.skip('the swarm runs on the embedded-database pass only (CI time)');
@@ -94,6 +99,9 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   }
   await ensureBusyboxImage(IMAGE);
   const cluster = await startSwarmCluster(t, { images: [IMAGE] });
+  // An agent per node, watching its node's engine (run on this machine: the nodes' engines share it).
+  const agent1 = await startNodeAgent(t, await tempRoot(t), ['--docker-host', cluster.manager.host]);
+  const agent2 = await startNodeAgent(t, await tempRoot(t), ['--docker-host', cluster.worker.host], { token: agent1.token });
   const server = await startPierServer(
     t,
     {
@@ -106,6 +114,8 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
       PIER_PRIVATE_IPV4: `198.19.${160 + 16 * randomInt(0, 4)}.0/20`,
       PIER_PRIVATE_IPV6: randomUlaPrefix(),
       PIER_REAP_INTERVAL: '1s',
+      PIER_NODE_AGENTS: `${cluster.manager.address}=${agent1.url},${cluster.worker.address}=${agent2.url}`,
+      PIER_NODE_AGENT_TOKEN_FILE: agent1.tokenFile,
     },
     { args: ['--role', 'api', '--api-listen', `${cluster.hostAddress}:0`] },
   );
@@ -132,6 +142,19 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   const overlay = (await cluster.manager.docker(['network', 'ls', '--filter', 'label=dev.pier.private=true', '--format', '{{.Name}} {{.Driver}}'])).trim();
   assert.match(overlay, /^pier-private-\S+ overlay$/, 'one overlay, made by Pier on the manager');
 
+  // Each agent has written the chain of both its node's tasks (a web and a worker).
+  for (const agent of [agent1, agent2]) {
+    await until('the agent to enforce its node\'s two tasks', async () => {
+      const r = await fetch(new URL('/v1/root', agent.url), { headers: { authorization: `Bearer ${agent.token}` } });
+      const info = (await r.json()) as { offeredPorts: { enforced: number } | null };
+      return (info.offeredPorts?.enforced ?? 0) >= 2 ? true : null;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${agent.stderr().slice(-2000)}`);
+    });
+  }
+  const sinceStart = [agent1, agent2].flatMap((a) => [...a.stderr().matchAll(/"msSinceStart":(\d+)/g)].map((m) => Number(m[1])));
+  t.diagnostic(`offered ports enforced after a task's start (ms, as Docker dates it): ${sinceStart.join(' ')}`);
+
   let resolved: string[] = [];
   for (const [i, node] of [n1, n2].entries()) {
     const worker = workers[i] as { id: string };
@@ -150,11 +173,17 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
     assert.ok(reached.has(other.hostname), `node ${i + 1}'s worker reaches the web task on the other node`);
     const byName = (await sh(node, worker.id, 'timeout 5 wget -q -O- http://web.api.internal:8080/')).trim();
     assert.ok(webs.some((w) => w.hostname === byName), `by name: ${byName}`);
+    // Offered ports only: 9090 (listening, not offered) is refused at once, from this node and the other.
+    for (const address of addresses) {
+      const r = await sh(node, worker.id, `timeout 5 wget -q -O- http://${address}:9090/ 2>&1; echo "rc=$?"`);
+      assert.match(r, /refused|reset/i, `node ${i + 1}'s worker to ${address}:9090, not offered: ${r}`);
+      assert.doesNotMatch(r, /rc=0/);
+    }
     // Told in its environment, as on one engine: the family to use on a swarm's overlay.
     assert.equal((await sh(node, worker.id, 'echo "$PIER_PRIVATE_FAMILY"')).trim(), 'ipv4');
   }
 
-  // `pier describe app` lists each task's private address and names, and says what is not enforced here.
+  // `pier describe app` lists each task's private address and names, and says what is enforced where.
   type Described = { private: { limits?: string; instances: { ipv4: string | null; ipv6: string | null; names: string[] }[] } };
   const described = await until('describe to list both web tasks on the overlay', async () => {
     const r = await runPier(['describe', 'app', 'api', '--json'], server.env);
@@ -163,7 +192,8 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   });
   assert.deepEqual(described.private.instances.map((i) => i.ipv4).sort(), resolved);
   assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
-  assert.match(described.private.limits ?? '', /not enforced/);
+  assert.match(described.private.limits ?? '', new RegExp(`offered ports \\(\\[\\[private\\]\\] ports\\) are enforced in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}, ${cluster.worker.address.replace(/\./g, '\\.')}; not on any node without an agent`));
+  assert.match(described.private.limits ?? '', /IPv4-only/);
 
   // A preview environment's worker is on an overlay of its own: production's names do not resolve
   // there and production's addresses answer on no port. (Its own app name: service names do not

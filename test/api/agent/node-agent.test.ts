@@ -231,7 +231,7 @@ test('an agent that does not answer is E_AGENT_UNREACHABLE naming its URL', asyn
   });
 });
 
-test('pier agent refuses a wildcard or public address, a token on the command line, and a missing or short token', async (t) => {
+test('pier agent refuses a wildcard or public address, a token on the command line, a missing or short token, and a Docker host that is not a unix socket', async (t) => {
   const root = await tempRoot(t);
   const tokenFile = join(root, 'token');
   await writeFile(tokenFile, 'a'.repeat(40));
@@ -244,6 +244,7 @@ test('pier agent refuses a wildcard or public address, a token on the command li
     [['--listen', '127.0.0.1:0', '--token', 'a'.repeat(40)], 'E_USAGE', /ps/],
     [['--listen', '127.0.0.1:0'], 'E_USAGE', /needs a token/],
     [['--listen', '127.0.0.1:0', '--token-file', join(root, 'none')], 'E_CONFIG_INVALID', /no such file/],
+    [['--listen', '127.0.0.1:0', '--token-file', tokenFile, '--docker-host', 'tcp://127.0.0.1:2375'], 'E_USAGE', /--docker-host must be unix:\/\/\/PATH/],
   ];
   for (const [args, code, expected] of cases) {
     const r = await runPier(['agent', '--volume-root', join(root, 'vols'), ...args], env, { timeoutMs: 30_000 });

@@ -9,7 +9,8 @@ import { PierError } from '../../../api/pier-error.js';
 import { overlayCreateOptions, swarmOverlayName } from '../../../api/runtime/swarm-overlays.js';
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
 import { swarmGroupSpec } from '../../../api/scheduler/swarm-group.js';
-import { createSwarmPrivate, swarmInitialHealth, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
+import { parseOffer } from '../../../api/agent/task-firewall.js';
+import { createSwarmPrivate, swarmInitialHealth, swarmPrivateLimits, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
 
 const manifest = parseManifest(`app = "shop"
 image = "local/shop:1"
@@ -57,9 +58,9 @@ test('a task starts unchecked when its implicit check would connect to a port of
   assert.equal(swarmInitialHealth(manifest, 'worker'), 'none');
 });
 
-test('every new service joins its environment\'s network; the names go on the offering group\'s service only, with the env', async () => {
+test('every new service joins its environment\'s network; the names go on the offering group\'s service only, with the env; each says what it offers to the node agents', async () => {
   const asked: unknown[] = [];
-  const priv = createSwarmPrivate({ networkFor: async (a) => (asked.push(a), { name: 'pier-private-org_1' }), log });
+  const priv = createSwarmPrivate({ networkFor: async (a) => (asked.push(a), { name: 'pier-private-org_1', ipv4Subnet: '10.210.0.0/24' }), log });
   const base = swarmGroupSpec({ app, release, process: 'api', installationId: 'inst_1', replicas: 2 });
   const api = await priv.withPrivate(base, app, manifest, 'api');
   assert.deepEqual(api.networks, [{ name: 'pier-private-org_1', aliases: ['api.shop.internal', 'shop.internal'] }]);
@@ -68,6 +69,11 @@ test('every new service joins its environment\'s network; the names go on the of
   const worker = await priv.withPrivate(swarmGroupSpec({ app, release, process: 'worker', installationId: 'inst_1', replicas: 1 }), app, manifest, 'worker');
   assert.deepEqual(worker.networks, [{ name: 'pier-private-org_1', aliases: [] }]);
   assert.deepEqual(asked, [app, app]);
+  // The labels each node's agent enforces (api/agent/task-firewall.ts), on the service and its tasks;
+  // a group that offers nothing is labelled too: every new connection from the overlay is refused.
+  assert.deepEqual(parseOffer(toDockerServiceSpec(api).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [9000, 9001], udp: [] });
+  assert.deepEqual(parseOffer(toDockerServiceSpec(worker).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [], udp: [] });
+  assert.equal(parseOffer(toDockerServiceSpec(base).TaskTemplate.ContainerSpec.Labels), null, 'no private network: no labels');
   // Without private networking wired, the spec has no Networks at all (as before).
   assert.equal(toDockerServiceSpec(base).TaskTemplate.Networks, undefined);
 });
@@ -100,6 +106,17 @@ test('a preview\'s overlay name has no dot (Swarm wants a DNS name component); p
   assert.equal(swarmOverlayName('pier-private-org_1'), 'pier-private-org_1');
   assert.equal(swarmOverlayName('pier-private-org_1.pr-7'), 'pier-private-org_1--pr-7');
   assert.equal(overlayCreateOptions({ name: 'pier-private-org_1.pr-7', subnet: '10.210.1.0/24', labels: {} }).Name, 'pier-private-org_1--pr-7');
-  const priv = createSwarmPrivate({ networkFor: async () => ({ name: 'pier-private-org_1.pr-7' }), log });
-  assert.deepEqual(await priv.attachments(app, manifest, 'worker'), [{ name: 'pier-private-org_1--pr-7', aliases: [] }]);
+  const priv = createSwarmPrivate({ networkFor: async () => ({ name: 'pier-private-org_1.pr-7', ipv4Subnet: '10.210.1.0/24' }), log });
+  assert.deepEqual(await priv.attachments(app, manifest, 'worker'), [{ name: 'pier-private-org_1--pr-7', aliases: [], subnet: '10.210.1.0/24' }]);
+});
+
+test('describe on a swarm says where offered ports are enforced: on the nodes whose agent watches its engine, naming the others and why', () => {
+  const none = swarmPrivateLimits({});
+  assert.match(none, /IPv4-only/);
+  assert.match(none, /not enforced: no node agent runs with --docker-host, so every port of a task there is open/);
+  const some = swarmPrivateLimits({ '10.0.0.1': { enforced: 3, problem: null }, '10.0.0.2': null, '10.0.0.3': 'unreachable' });
+  assert.match(some, /enforced in the tasks on 10\.0\.0\.1; not on 10\.0\.0\.2 \(its agent runs without --docker-host\), 10\.0\.0\.3 \(its agent does not answer\), nor on any node without an agent/);
+  assert.doesNotMatch(some, /last failures/);
+  const failing = swarmPrivateLimits({ '10.0.0.1': { enforced: 0, problem: 'container abc: iptables-restore exited with 1' } });
+  assert.match(failing, /enforced in the tasks on 10\.0\.0\.1; not on any node without an agent.*; last failures: 10\.0\.0\.1: container abc: iptables-restore exited with 1$/);
 });

@@ -59,3 +59,23 @@ test('an agent that has not answered is E_AGENT_UNREACHABLE, and is asked again 
   assert.throws(() => nodes.get('10.9.0.4'), (err: Error & { code?: string }) => err.code === 'E_AGENT_UNREACHABLE');
   await assert.rejects(nodes.connect('10.9.0.4'), (err: Error & { code?: string }) => err.code === 'E_AGENT_UNREACHABLE');
 });
+
+test('offered ports, as each agent says now: null for an agent that does not watch its engine, unreachable for one that does not answer (never an error)', async (t) => {
+  const agent = await startNodeAgent(t, await tempRoot(t));
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  // An agent that takes the connection and never answers: bounded, not a hang.
+  const silent = createServer(() => undefined).listen(0, '127.0.0.1');
+  t.after(() => silent.close());
+  await new Promise((r) => silent.once('listening', r));
+  const nodes = createAgentRoots(
+    { agents: { '10.9.0.5': agent.url, '10.9.0.6': `http://127.0.0.1:${port}`, '10.9.0.7': `http://127.0.0.1:${(silent.address() as { port: number }).port}` }, token: new Secret(agent.token) },
+    log,
+  );
+  assert.deepEqual(await nodes.offeredPorts(), { '10.9.0.5': null, '10.9.0.6': 'unreachable', '10.9.0.7': 'unreachable' });
+  assert.deepEqual(await createAgentRoots(undefined, log).offeredPorts(), {});
+});

@@ -1,0 +1,129 @@
+// Offered ports enforced by `pier agent --docker-host` inside the tasks of its engine
+// (api/agent/task-firewall.ts). The labels are read strictly (they end up in iptables input run as
+// root); then the real agent on this machine's engine: a "task" container labelled with its
+// network's subnet and one offered port takes connections from a peer on that network on the
+// offered port only (the other one is reset at once), still takes them on any port from outside
+// the subnet (a second network, as the edge and the checks come in through a node's published
+// ports), and is enforced again after a restart (a new network namespace). The agent says in
+// GET /v1/root how many tasks it enforces. Containers and networks are the test's own, by label.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { OFFER_LABELS, offerLabels, parseOffer, taskRules } from '../../../api/agent/task-firewall.js';
+import { tempRoot } from '../../support/btrfs-loop.js';
+import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
+import { startNodeAgent } from '../../support/node-agent.js';
+
+const exec = promisify(execFile);
+const IMAGE = 'pier-test/busybox:1';
+
+test('the offer labels are read strictly: a subnet and ports, nothing that could reach iptables as more than that', () => {
+  const labels = offerLabels('10.210.3.0/24', { tcp: [8080, 9000], udp: [53] });
+  assert.deepEqual(parseOffer(labels), { subnet: '10.210.3.0/24', tcp: [8080, 9000], udp: [53] });
+  assert.deepEqual(parseOffer(offerLabels('10.210.3.0/24', { tcp: [], udp: [] })), { subnet: '10.210.3.0/24', tcp: [], udp: [] });
+  assert.equal(parseOffer({}), null);
+  assert.equal(parseOffer(null), null);
+  for (const subnet of ['10.0.0.0/8 -j ACCEPT', '10.0.0.0', '300.1.1.0/24', '10.0.0.0/33', 'fd00::/64', '10.0.0.0/8\n-A INPUT -j ACCEPT']) {
+    assert.throws(() => parseOffer({ [OFFER_LABELS.subnet]: subnet, [OFFER_LABELS.ports]: 'tcp= udp=' }), /is not an IPv4 subnet/, subnet);
+  }
+  for (const ports of ['tcp=0 udp=', 'tcp=70000 udp=', 'tcp=80 -j ACCEPT udp=', 'tcp=8080', '', 'tcp=1.5 udp=', `tcp=${Array.from({ length: 65 }, (_, i) => i + 1).join(',')} udp=`]) {
+    assert.throws(() => parseOffer({ [OFFER_LABELS.subnet]: '10.0.0.0/24', [OFFER_LABELS.ports]: ports }), /dev\.pier\.private-ports/, ports);
+  }
+});
+
+test('the chain: outside the subnet and answers pass, offered ports pass (15 per multiport rule), every other new TCP/UDP from the subnet is rejected', () => {
+  const ports = Array.from({ length: 17 }, (_, i) => 9000 + i);
+  const rules = taskRules({ subnet: '10.210.3.0/24', tcp: ports, udp: [53] }).split('\n');
+  assert.deepEqual(rules, [
+    '*filter',
+    ':PIER-OFFERED - [0:0]',
+    '-A PIER-OFFERED ! -s 10.210.3.0/24 -j RETURN',
+    '-A PIER-OFFERED -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN',
+    `-A PIER-OFFERED -p tcp -m multiport --dports ${ports.slice(0, 15).join(',')} -j RETURN`,
+    '-A PIER-OFFERED -p tcp -m multiport --dports 9015,9016 -j RETURN',
+    '-A PIER-OFFERED -p udp -m multiport --dports 53 -j RETURN',
+    '-A PIER-OFFERED -p tcp -j REJECT --reject-with tcp-reset',
+    '-A PIER-OFFERED -p udp -j REJECT --reject-with icmp-port-unreachable',
+    'COMMIT',
+    '',
+  ]);
+});
+
+async function docker(args: string[]): Promise<string> {
+  return (await exec('docker', args, { timeout: 60_000 })).stdout.trim();
+}
+
+async function rootInfo(url: string, token: string): Promise<{ offeredPorts: { enforced: number; problem: string | null } | null }> {
+  const res = await fetch(new URL('/v1/root', url), { headers: { authorization: `Bearer ${token}` } });
+  return (await res.json()) as { offeredPorts: { enforced: number; problem: string | null } | null };
+}
+
+test('pier agent --docker-host: a peer on the task\'s network reaches the offered port only; outside the subnet every port answers; a restarted task is enforced again', async (t) => {
+  if (!(await requireDocker(t))) return;
+  await ensureBusyboxImage(IMAGE);
+  const tag = `pier-test-tfw-${randomBytes(4).toString('hex')}`;
+  const label = `dev.pier.test=${tag}`;
+  t.after(async () => {
+    const ids = (await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')).split('\n').filter(Boolean);
+    if (ids.length) await docker(['rm', '-f', ...ids]).catch(() => undefined);
+    for (const n of [`${tag}-a`, `${tag}-b`]) await docker(['network', 'rm', n]).catch(() => undefined);
+  });
+  await docker(['network', 'create', '--label', label, `${tag}-a`]);
+  await docker(['network', 'create', '--label', label, `${tag}-b`]);
+  const subnet = await docker(['network', 'inspect', '--format', '{{(index .IPAM.Config 0).Subnet}}', `${tag}-a`]);
+  const offer = offerLabels(subnet, { tcp: [8080], udp: [] });
+  const serve = "mkdir -p /www; echo served > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & httpd -f -p 9090 -h /www & wait";
+  const task = await docker(['run', '-d', '--label', label, ...Object.entries(offer).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--network', `${tag}-a`, IMAGE, 'sh', '-c', serve]);
+  await docker(['network', 'connect', `${tag}-b`, task]);
+  const peer = await docker(['run', '-d', '--label', label, '--network', `${tag}-a`, IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
+  const outsider = await docker(['run', '-d', '--label', label, '--network', `${tag}-b`, IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
+  const address = async (net: string) => docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, task]);
+
+  const root = await tempRoot(t);
+  const agent = await startNodeAgent(t, root, ['--docker-host', 'unix:///var/run/docker.sock']);
+  const enforced = async (what: string) => {
+    for (let i = 0; i < 100; i++) {
+      const info = await rootInfo(agent.url, agent.token);
+      if ((info.offeredPorts?.enforced ?? 0) >= 1) return info;
+      await delay(100);
+    }
+    throw new Error(`the agent did not enforce ${what} in 10 s\n${agent.stderr().slice(-2000)}`);
+  };
+  await enforced('the running task');
+
+  const get = (from: string, host: string, port: number) => docker(['exec', from, 'sh', '-c', `timeout 5 wget -q -O- http://${host}:${port}/ 2>&1; echo "rc=$?"`]);
+  const check = async (round: string) => {
+    const a = await address(`${tag}-a`);
+    const b = await address(`${tag}-b`);
+    assert.match(await get(peer, a, 8080), /served\s+rc=0/, `${round}: the offered port answers a peer on the network`);
+    const closed = await get(peer, a, 9090);
+    assert.match(closed, /refused|reset/i, `${round}: a port not offered is refused at once, not left to time out: ${closed}`);
+    assert.doesNotMatch(closed, /rc=0/, round);
+    assert.match(await get(outsider, b, 9090), /served\s+rc=0/, `${round}: from outside the subnet every port answers`);
+    assert.match(await get(outsider, b, 8080), /served\s+rc=0/, round);
+  };
+  await check('running');
+  // Only the labelled container has the chain: the peer's own ports are untouched.
+  await assert.rejects(exec('nsenter', [`--net=/proc/${await docker(['inspect', '--format', '{{.State.Pid}}', peer])}/ns/net`, '--', 'iptables', '-n', '-L', 'PIER-OFFERED']));
+
+  // A restart is a new network namespace, with no rules: Docker's start event brings them back.
+  await docker(['restart', '-t', '1', task]);
+  for (let i = 0; ; i++) {
+    const pid = await docker(['inspect', '--format', '{{.State.Pid}}', task]);
+    const listed = await exec('nsenter', [`--net=/proc/${pid}/ns/net`, '--', 'iptables', '-n', '-L', 'INPUT']).then((r) => r.stdout, () => '');
+    if (listed.includes('PIER-OFFERED')) break;
+    if (i >= 100) throw new Error(`not enforced again after a restart in 10 s\n${agent.stderr().slice(-2000)}`);
+    await delay(100);
+  }
+  await check('restarted');
+  assert.match(agent.stderr(), /offered ports enforced in the task/);
+  assert.equal((await rootInfo(agent.url, agent.token)).offeredPorts?.problem, null);
+
+  // An agent without --docker-host says so, and enforces nothing.
+  const plain = await startNodeAgent(t, await tempRoot(t));
+  assert.equal((await rootInfo(plain.url, plain.token)).offeredPorts, null);
+  assert.match(plain.stderr(), /offered ports .* are not enforced/);
+});
