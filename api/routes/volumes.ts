@@ -47,7 +47,7 @@ describeRoute({
   scope: 'deploy',
   summary: 'Move a volume (with its instance) to another storage root: pre-copy while it runs, then drain, stop, final snapshot, delta, verify, start on the target; answers when it runs there',
   description:
-    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
+    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. On a swarm, one volume of a process that has several (other entries, or other slots of a per-instance volume) cannot move alone (E_VOLUME_MOVE_SPLIT). A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
   body: moveBody,
   response: z.object({ volume: volumeViewSchema, move: moveViewSchema }),
   errors: [400, 404, 409, 500],

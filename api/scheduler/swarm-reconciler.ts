@@ -24,7 +24,7 @@ import { isReady } from './instance-ready.js';
 import { GENERATION_LABEL, swarmGroupSpec } from './swarm-group.js';
 import { planSwarm, releaseReady, type PlanInstance, type PlanService } from './swarm-plan.js';
 import { swarmInitialHealth, type SwarmPrivate } from './swarm-private.js';
-import { volumeProcesses, type SwarmVolumes } from './swarm-volumes.js';
+import { sharedVolumeProcesses, volumeProcesses, type SwarmVolumes } from './swarm-volumes.js';
 
 export interface SwarmReconcilerOptions {
   db: Db;
@@ -54,17 +54,19 @@ export interface SwarmReconcilerOptions {
 }
 
 /**
- * What a swarm cannot run yet: a per-instance volume of a process that runs several instances
- * (each instance's volume would be on a node of its own, and a service's tasks share one mount).
- * Other volumes run on the node that holds them (swarm-volumes.ts); private networks on an overlay.
+ * What a swarm cannot run: a process with per-instance volumes and several instances spread one
+ * per node. A group's volumes are on one node and its tasks are pinned there (swarm-volumes.ts), so
+ * `spread = "node"` would leave all but one task pending. Other volumes run on the node that holds
+ * them; private networks on an overlay.
  */
 export function refuseOnSwarm(manifest: Manifest): PierError | null {
   for (const volume of manifest.volumes ?? []) {
-    const count = manifest.processes[volume.process]?.count ?? 1;
-    if (!volume.per_instance || count <= 1) continue;
-    return new PierError('E_SWARM_VOLUMES', `${manifest.app} runs ${count} instances of process ${volume.process} with a per-instance volume ${volume.name}, and on a swarm a process with volumes runs one instance`, {
+    const process = manifest.processes[volume.process];
+    const count = process?.count ?? 1;
+    if (!volume.per_instance || count <= 1 || process?.placement?.spread !== 'node') continue;
+    return new PierError('E_SWARM_VOLUMES', `${manifest.app} runs ${count} instances of process ${volume.process} one per node (spread = "node") with a per-instance volume ${volume.name}, and on a swarm a process's volumes and tasks are all on one node`, {
       status: 422,
-      hint: 'set count = 1 for that process on a swarm, or deploy it on a single-engine Pier; see docs/several-machines.md, "Volumes on a swarm"',
+      hint: 'drop spread = "node" for that process (its tasks then share the node that holds its volumes), or split it into processes of one instance each; see docs/several-machines.md, "Volumes on a swarm"',
     });
   }
   return null;
@@ -98,9 +100,15 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       let rows = await db.select().from(instances).where(eq(instances.appId, appId));
       /** Instance → its task's service: a scale down's generations are told apart by it. */
       const serviceOf = new Map<string, string>();
+      /** Instance → its task's slot (1…N): which per-instance volume it mounts. */
+      const slotOf = new Map<string, number>();
       for (const g of groups) {
         const process = g.labels[LABELS.process];
-        if (process) for (const task of tasks.get(g.name) ?? []) serviceOf.set(swarmInstanceId(app.name, process, task.id), g.name);
+        if (!process) continue;
+        for (const task of tasks.get(g.name) ?? []) {
+          serviceOf.set(swarmInstanceId(app.name, process, task.id), g.name);
+          slotOf.set(swarmInstanceId(app.name, process, task.id), task.slot);
+        }
       }
       const observed = await observe(ctx, groups, tasks, swarmNodes, rows);
       if (observed) {
@@ -124,9 +132,11 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
       const oneWriter = release ? volumeProcesses(release.manifest as Manifest) : new Set<string>();
       // A volume being restored or moved holds its process at zero; one writer is one task.
       const held = oneWriter.size > 0 && options.volumes ? await options.volumes.held(appId) : new Set<string>();
-      if (oneWriter.size > 0) await options.volumes?.attachRunning(app, rows, async (id) => ((await loadRelease(id))?.manifest as Manifest | undefined) ?? null, lease);
+      if (oneWriter.size > 0) await options.volumes?.attachRunning(app, rows, async (id) => ((await loadRelease(id))?.manifest as Manifest | undefined) ?? null, lease, slotOf);
+      // A shared volume has one writer: one task. Per-instance volumes: a volume per slot.
+      const shared = release ? sharedVolumeProcesses(release.manifest as Manifest) : new Set<string>();
       const counts = release
-        ? desiredCounts(app, release.manifest as Manifest, release.version).map(({ process, count }) => ({ process, count: held.has(process) ? 0 : oneWriter.has(process) ? Math.min(count, 1) : count }))
+        ? desiredCounts(app, release.manifest as Manifest, release.version).map(({ process, count }) => ({ process, count: held.has(process) ? 0 : shared.has(process) ? Math.min(count, 1) : count }))
         : [];
       const planRows: PlanInstance[] = rows.map((r) => ({
         id: r.id,
@@ -154,7 +164,7 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
         if (action.type === 'ensure' && release) {
           // The values go only into the spec sent to the manager: never into a log line or event.
           const secrets = Object.keys(release.secrets ?? {}).length ? await secretsOf(release) : undefined;
-          const volumes = oneWriter.has(action.process) ? await groupVolumes(app, release.manifest as Manifest, action.process, swarmNodes, lease) : undefined;
+          const volumes = oneWriter.has(action.process) ? await groupVolumes(app, release.manifest as Manifest, action.process, swarmNodes, lease, action.replicas) : undefined;
           let spec = swarmGroupSpec({ app, release, process: action.process, installationId: options.installationId, replicas: action.replicas, stopGraceSeconds: options.stopGraceSeconds, generation: action.generation, secrets, volumes });
           if (options.private) spec = await options.private.withPrivate(spec, app, release.manifest as Manifest, action.process);
           const made = await services.ensureService(spec);
@@ -328,14 +338,14 @@ export function createSwarmReconciler(options: SwarmReconcilerOptions): Reconcil
     }
   }
 
-  async function groupVolumes(app: typeof apps.$inferSelect, manifest: Manifest, process: string, swarmNodes: SwarmNodeInfo[], lease: Lease) {
+  async function groupVolumes(app: typeof apps.$inferSelect, manifest: Manifest, process: string, swarmNodes: SwarmNodeInfo[], lease: Lease, replicas: number) {
     if (!options.volumes) {
       throw new PierError('E_NODE_AGENT_MISSING', `${app.name}'s process ${process} mounts volumes and this server has no node agents`, {
         status: 503,
         hint: 'run `pier agent` on the nodes and start pier server with --node-agent ADDRESS=URL and --node-agent-token-file FILE; see docs/several-machines.md',
       });
     }
-    return options.volumes.prepare(app, manifest, process, swarmNodes, lease);
+    return options.volumes.prepare(app, manifest, process, swarmNodes, lease, replicas);
   }
 
   async function secretsOf(release: Release): Promise<Record<string, string>> {

@@ -1,7 +1,10 @@
 // The volumes of a process group on a swarm. A volume belongs to one node: it is made there by
 // that node's agent (agent-roots.ts) and its row names the node (node_id) and the root `node:ADDRESS`;
 // the group's service is pinned to that node and binds the directory the agent made as a local
-// Docker volume there (swarm-service-spec.ts). The node of a new volume is the group's other
+// Docker volume there (swarm-service-spec.ts). A per-instance volume has a volume per slot: all of
+// them on the group's node, slot 0 as made first and slot k (k ≥ 1) with the id `SLOT0-s(k+1)`,
+// so that one mount, templated on Swarm's task slot (1…N), binds each task to its own slot's
+// volume, and the service's spec does not change with its count (a spec change replaces tasks). The node of a new volume is the group's other
 // volumes' node, else the first swarm node, in the order of --node-agent, that is ready, active and
 // has the labels of the group's placement. One writer: the plan (swarm-plan.ts) stops a group's
 // old service before its new one starts; while a volume is restored or moved its group is held at
@@ -51,6 +54,27 @@ export function volumeProcesses(manifest: Manifest): Set<string> {
   return new Set((manifest.volumes ?? []).map((v) => v.process));
 }
 
+/** The processes that mount a volume shared by all their instances (one writer: one task on a swarm). */
+export function sharedVolumeProcesses(manifest: Manifest): Set<string> {
+  return new Set((manifest.volumes ?? []).filter((v) => !v.per_instance).map((v) => v.process));
+}
+
+/** The id of slot `slot` (0-based, ≥ 1) of a per-instance volume whose slot 0 is `first`. Pure. */
+export function slotVolumeId(first: string, slot: number): string {
+  return `${first}-s${slot + 1}`;
+}
+
+const SLOT_MARK = 'PIERSLOTMARK';
+
+/**
+ * A Go template of Swarm's (expanded per task in a mount's source, labels and driver options):
+ * `first` for the task of slot 1, else `other` with the marker replaced by the task's slot. Pure.
+ */
+export function perSlot(first: string, other: string): string {
+  if (first === other) return first;
+  return `{{if eq .Task.Slot "1"}}${first}{{else}}${other.split(SLOT_MARK).join('{{.Task.Slot}}')}{{end}}`;
+}
+
 export function createSwarmVolumes(options: SwarmVolumesOptions) {
   const { db, leases, agents } = options;
 
@@ -92,11 +116,11 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
      * its node through that node's agent. Throws a coded error when the node's agent is missing or
      * does not answer, or the data is gone (the pass is tried again).
      */
-    async prepare(app: AppRef, manifest: Manifest, process: string, nodes: SwarmNodeInfo[], lease: Lease): Promise<GroupVolumes | undefined> {
+    async prepare(app: AppRef, manifest: Manifest, process: string, nodes: SwarmNodeInfo[], lease: Lease, replicas = 1): Promise<GroupVolumes | undefined> {
       const specs = (manifest.volumes ?? []).filter((v) => v.process === process);
       if (specs.length === 0) return undefined;
       const rows = await liveRows(app.id);
-      const made = specs.map((s) => rowOf(rows, s)).filter((v): v is Volume => v !== undefined);
+      const made = specs.flatMap((s) => (s.per_instance ? rows.filter((v) => v.spec === s.name && v.perInstance) : rows.filter((v) => v.name === s.name)));
       for (const v of made) {
         if (nodeRootAddress(v.root) === null) {
           throw new PierError('E_SWARM_VOLUME_LOCAL', `volume ${v.name} of ${app.name} is on this server's own root ${v.root}, which the swarm's tasks cannot mount`, {
@@ -115,31 +139,59 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
       const node = homes[0] !== undefined ? nodeOfAddress(homes[0], nodes, made[0]?.name ?? '') : pickNode(nodes, manifest.processes[process]?.placement?.labels ?? {}, app.name, process);
       const driver = await agents.connect(node.address);
       const root = nodeRootName(node.address);
+      const insert = async (id: string, name: string, spec: VolumeSpec, slot: number | null): Promise<Volume> => {
+        await driver.create(id, { sizeLimitBytes: spec.size ?? null });
+        checkLease(lease);
+        const volume = await leases.fenced(lease, async (t) => {
+          const [inserted] = await t.tx
+            .insert(volumes)
+            .values({ id, appId: app.id, name, spec: spec.name, process, mountPath: spec.path, slot, nodeId: `node_${node.id}`, driver: driver.kind, root, sizeLimitBytes: spec.size ?? null, perInstance: spec.per_instance })
+            .returning();
+          await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.created', reason: 'manifest', message: `volume ${name} created on node ${node.address} (${driver.kind})`, data: { volumeId: id, name, driver: driver.kind, node: node.address } });
+          return inserted as Volume;
+        });
+        options.log.info({ app: app.name, volume: name, node: node.address }, 'volume created on its node');
+        return volume;
+      };
+      const present = async (volume: Volume): Promise<void> => {
+        if (await driver.exists(volume.id)) return;
+        throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on node ${node.address}`, {
+          status: 500,
+          hint: `restore it from a snapshot (pier snapshots list --app ${app.name}) or delete the volume (pier volumes delete --app ${app.name} ${volume.name})`,
+        });
+      };
       const mounts: SwarmMount[] = [];
       for (const spec of specs) {
         let volume = rowOf(rows, spec);
-        if (!volume) {
-          const id = newId('vol');
-          const name = spec.per_instance ? `${spec.name}-0` : spec.name;
-          await driver.create(id, { sizeLimitBytes: spec.size ?? null });
-          checkLease(lease);
-          volume = await leases.fenced(lease, async (t) => {
-            const [inserted] = await t.tx
-              .insert(volumes)
-              .values({ id, appId: app.id, name, spec: spec.name, process, mountPath: spec.path, slot: spec.per_instance ? 0 : null, nodeId: `node_${node.id}`, driver: driver.kind, root, sizeLimitBytes: spec.size ?? null, perInstance: spec.per_instance })
-              .returning();
-            await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.created', reason: 'manifest', message: `volume ${name} created on node ${node.address} (${driver.kind})`, data: { volumeId: id, name, driver: driver.kind, node: node.address } });
-            return inserted as Volume;
-          });
-          options.log.info({ app: app.name, volume: name, node: node.address }, 'volume created on its node');
-        } else if (!(await driver.exists(volume.id))) {
-          throw new PierError('E_VOLUME_MISSING', `the data of volume ${volume.name} (${driver.volumePath(volume.id)}) is missing on node ${node.address}`, {
-            status: 500,
-            hint: `restore it from a snapshot (pier snapshots list --app ${app.name}) or delete the volume (pier volumes delete --app ${app.name} ${volume.name})`,
-          });
-        }
+        if (!volume) volume = await insert(newId('vol'), spec.per_instance ? `${spec.name}-0` : spec.name, spec, spec.per_instance ? 0 : null);
+        else await present(volume);
         const docker = dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId);
-        mounts.push({ name: docker.name, device: docker.device, target: spec.path, labels: docker.labels });
+        if (!spec.per_instance) {
+          mounts.push({ name: docker.name, device: docker.device, target: spec.path, labels: docker.labels });
+          continue;
+        }
+        // Every slot the service runs has its volume before its task starts.
+        const first = volume;
+        for (let slot = 1; slot < replicas; slot++) {
+          const id = slotVolumeId(first.id, slot);
+          const row = rows.find((v) => v.spec === spec.name && v.perInstance && v.slot === slot);
+          if (!row) await insert(id, `${spec.name}-${slot}`, spec, slot);
+          else if (row.id !== id) {
+            throw new PierError('E_SWARM_VOLUMES', `volume ${row.name} of ${app.name} is not the one a task of slot ${slot + 1} mounts on a swarm (${id})`, {
+              status: 409,
+              hint: `restore it into the volume of that slot, or delete it (pier volumes delete --app ${app.name} ${row.name}) so that Pier makes it again`,
+            });
+          } else await present(row);
+        }
+        // What slot N's would be, with a marker for N: the template puts the task's slot there.
+        const otherId = `${first.id}-s${SLOT_MARK}`;
+        const other = dockerVolumeSpec({ ...first, id: otherId }, driver.volumePath(otherId), options.installationId);
+        mounts.push({
+          name: perSlot(docker.name, other.name),
+          device: perSlot(docker.device, other.device),
+          target: spec.path,
+          labels: Object.fromEntries(Object.entries(docker.labels).map(([k, v]) => [k, perSlot(v, other.labels[k] ?? v)])),
+        });
       }
       return { nodeId: node.id, mounts };
     },
@@ -151,14 +203,16 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
     },
 
     /** Each running task's volumes name it as their writer (snapshots pause it; a delete is refused). */
-    async attachRunning(app: AppRef, rows: Instance[], manifestOf: (releaseId: string) => Promise<Manifest | null>, lease: Lease): Promise<void> {
+    async attachRunning(app: AppRef, rows: Instance[], manifestOf: (releaseId: string) => Promise<Manifest | null>, lease: Lease, slotOf: ReadonlyMap<string, number> = new Map()): Promise<void> {
       const running = rows.filter((r) => r.desiredState === 'running' && r.observedState === 'running');
       if (running.length === 0) return;
       const live = await liveRows(app.id);
       for (const r of running) {
         const manifest = await manifestOf(r.releaseId);
         for (const spec of (manifest?.volumes ?? []).filter((v) => v.process === r.process)) {
-          const volume = rowOf(live, spec);
+          // A per-instance volume: the one of the task's slot (Swarm's slot N is Pier's slot N - 1).
+          const slot = slotOf.get(r.id);
+          const volume = spec.per_instance && slot !== undefined ? live.find((v) => v.spec === spec.name && v.perInstance && v.slot === slot - 1) : rowOf(live, spec);
           if (!volume || volume.attachedInstanceId === r.id || nodeRootAddress(volume.root) === null) continue;
           await leases.fenced(lease, (t) => t.tx.update(volumes).set({ attachedInstanceId: r.id, updatedAt: new Date() }).where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'))));
         }

@@ -48,6 +48,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { PreparedStarts } from '../scheduler/prepared-start.js';
 import type { Transactions } from '../transactions.js';
 import type { MoveFault } from './move-fault.js';
+import { nodeRootAddress } from './agent-roots.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeService } from './volume-service.js';
 import { createMoveTargets } from './move-target.js';
@@ -504,6 +505,18 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       roots.get(toRoot);
       roots.get(volume.root);
       if (volume.root === toRoot) throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name} is on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
+      // On a swarm a process's tasks all run on the node of its volumes (api/scheduler/swarm-volumes.ts):
+      // one of its volumes (another `[[volumes]]` entry, or another slot's) moved alone would leave
+      // them on two nodes.
+      if (volume.process !== null && nodeRootAddress(volume.root) !== null) {
+        const group = await db.select({ name: volumes.name }).from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.process, volume.process), isNull(volumes.deletedAt)));
+        if (group.length > 1) {
+          throw new PierError('E_VOLUME_MOVE_SPLIT', `volume ${name} is one of the ${group.length} volumes of process ${volume.process} (${group.map((v) => v.name).sort().join(', ')}), whose tasks all run on its node; one of them cannot move alone`, {
+            status: 409,
+            hint: 'on a swarm the volumes of a process move together, which is not built yet: keep them on their node, or copy each to the other node (pier volumes export, then pier volumes import FILE --root node:ADDRESS, and restore it there)',
+          });
+        }
+      }
       // A move back onto the root a retained source is kept on supersedes that copy.
       const retained = await db.select().from(volumeMoves).where(and(eq(volumeMoves.volumeId, volume.id), eq(volumeMoves.state, 'moved')));
       for (const old of retained) if (old.fromRoot === toRoot) await purgeOne(old);

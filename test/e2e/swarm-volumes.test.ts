@@ -8,7 +8,9 @@
 // gets an agent too (its own root), and `pier volumes move` takes the volume with its writer from
 // the worker to the manager: the data goes agent to agent through the API server, the writer's
 // service is scaled to zero for the cutover and pinned to the manager after it, and no line is
-// lost. The nodes' engines share this machine's files, so the test reads the agents' roots
+// lost. Then per-instance volumes of a process with two, then three, tasks: a volume per slot on
+// the worker, each task writing only its own, each slot's data back after a redeploy, a scale up
+// restarting no task, and one slot's volume refused a move alone. The nodes' engines share this machine's files, so the test reads the agents' roots
 // directly; the API server never does (it asks the agents).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -43,9 +45,29 @@ drain = "100ms"
 timeout = "90s"
 `;
 
+const slotsManifest = (image: string, version: string, count: number) => `
+app = "swp"
+image = "${image}"
+
+[processes.db]
+cmd = ["sh", "-c", ${JSON.stringify(COUNTER_WRITER)}]
+env = { VERSION = "${version}" }
+count = ${count}
+
+[[volumes]]
+name = "data"
+process = "db"
+path = "/data"
+per_instance = true
+
+[deploy]
+drain = "100ms"
+timeout = "90s"
+`;
+
 const pier = pierJson;
 
-test('on a swarm: a volume is made on the node whose agent holds it, its writer is pinned there, keeps every line across a redeploy, and restores in place gap-free', async (t) => {
+test('on a swarm: a volume is made on the node whose agent holds it, its writer is pinned there, keeps every line across a redeploy, and restores in place gap-free; per-instance volumes give each task its slot\'s own', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     t.skip('the swarm runs on the embedded-database pass only (CI time)');
@@ -221,4 +243,63 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   assert.ok(afterMove.startsWith(sourceText), 'the manager holds exactly what the worker wrote, then more');
   const movedStarts = (await readFile(join(managerRoot, 'volumes', vol.id, 'starts'), 'utf8')).trim().split('\n');
   assert.equal(movedStarts.at(-1), `start ${sourceLines}`);
+
+  // Per-instance volumes of a process with several instances: a volume per slot, all on the node
+  // that holds the first (the worker: its agent is listed first), each task mounting its slot's
+  // (one templated mount: Swarm's slot N binds slot N - 1's volume). Each log is exactly 1..N, so
+  // no two tasks ever wrote one volume; a redeploy gives each slot its own data back; a scale up
+  // makes the new slot's volume and restarts no task; moving one slot's volume alone is refused.
+  const slotsFile = join(server.dir, 'slots.toml');
+  await writeFile(slotsFile, slotsManifest(image, '1', 2));
+  const sd = await runPier(['deploy', '-c', slotsFile], server.env);
+  assert.equal(sd.code, 0, `${sd.stderr}\n${server.stderr().slice(-3000)}`);
+  const slotVolumes = async () => (await pier<{ volumes: VolumeView[] }>(server, ['volumes', 'list', '--app', 'swp'])).volumes.sort((a, b) => a.name.localeCompare(b.name));
+  const two = await waitFor('two slot volumes', async () => {
+    const v = await slotVolumes();
+    return v.length === 2 ? v : null;
+  }, 900);
+  const [v0, v1] = two as [VolumeView, VolumeView];
+  assert.deepEqual([v0.name, v1.name], ['data-0', 'data-1']);
+  assert.equal(v1.id, `${v0.id}-s2`, "slot 1's volume is named after slot 0's, as the templated mount finds it");
+  assert.ok(two.every((v) => v.root === `node:${cluster.worker.address}`), JSON.stringify(two));
+  const slotLog = (id: string) => readFile(join(root, 'volumes', id, 'log'), 'utf8');
+  const slotStarts = async (id: string) => (await readFile(join(root, 'volumes', id, 'starts'), 'utf8')).trim().split('\n');
+  const written = async (id: string, min: number, what: string) =>
+    waitFor(`${what} (${id})`, async () => {
+      const n = counter(await slotLog(id), what);
+      return n >= min ? n : null;
+    }, 900);
+  const b0 = await written(v0.id, 20, 'slot 0 writes');
+  const b1 = await written(v1.id, 20, 'slot 1 writes');
+  const slotStatus = await pier<StatusView>(server, ['status', '--app', 'swp']);
+  const runningSlots = slotStatus.instances.filter((i) => i.state === 'running' && i.desired === 'running');
+  assert.equal(runningSlots.length, 2);
+  assert.ok(runningSlots.every((i) => i.address === cluster.worker.address), 'every task on the node that holds the volumes');
+
+  await writeFile(slotsFile, slotsManifest(image, '2', 2));
+  const sr = await runPier(['deploy', '-c', slotsFile], server.env);
+  assert.equal(sr.code, 0, `${sr.stderr}\n${server.stderr().slice(-3000)}`);
+  for (const [v, before] of [[v0, b0], [v1, b1]] as const) {
+    await waitFor(`slot ${v.name} to start again`, async () => ((await slotStarts(v.id)).length === 2 ? true : null), 900);
+    await written(v.id, before + 10, `${v.name} after the redeploy`);
+    assert.ok(Number((await slotStarts(v.id))[1]?.split(' ')[1]) >= before, `${v.name}: the redeployed task of its slot resumed from its own data`);
+  }
+
+  const up = await runPier(['scale', 'db=3', '--app', 'swp'], server.env);
+  assert.equal(up.code, 0, up.stderr);
+  const three = await waitFor('a third slot volume', async () => {
+    const v = await slotVolumes();
+    return v.length === 3 ? v : null;
+  }, 900);
+  const v2 = three[2] as VolumeView;
+  assert.equal(v2.name, 'data-2');
+  assert.equal(v2.id, `${v0.id}-s3`);
+  await written(v2.id, 10, 'slot 2 writes');
+  assert.equal((await slotStarts(v0.id)).length, 2, 'a scale up restarts no task');
+  assert.equal((await slotStarts(v1.id)).length, 2, 'a scale up restarts no task');
+
+  const split = await runPier(['volumes', 'move', '--app', 'swp', 'data-1', '--to', `node:${cluster.manager.address}`, '--json'], server.env);
+  assert.notEqual(split.code, 0);
+  assert.match(split.stderr, /E_VOLUME_MOVE_SPLIT/);
+  assert.equal((await slotVolumes()).find((v) => v.name === 'data-1')?.root, `node:${cluster.worker.address}`, 'nothing moved');
 });

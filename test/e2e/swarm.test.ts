@@ -208,9 +208,10 @@ test('on a swarm: instances on both nodes behind two edges, a killed task, a sto
   // Pier started no container on the manager's engine outside the swarm's tasks.
   const plain = (await cluster.manager.docker(['ps', '-a', '--filter', 'label=dev.pier.managed=true', '--format', '{{.Labels}}'])).split('\n').filter(Boolean);
   assert.ok(plain.every((l) => l.includes('com.docker.swarm.task.id=')), `only swarm tasks: ${plain.join('\n')}`);
-  // Per-instance volumes of several instances do not run on a swarm yet: said at deploy time, nothing is made.
+  // Per-instance volumes of several instances spread one per node cannot run on a swarm (a group's
+  // volumes and tasks are on one node): said at deploy time, nothing is made.
   const volFile = join(server.dir, 'vol.toml');
-  await writeFile(volFile, `app = "swvol"\nimage = "${image}"\n[processes.db]\ncmd = ["sleep", "60"]\ncount = 2\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\nper_instance = true\n`);
+  await writeFile(volFile, `app = "swvol"\nimage = "${image}"\n[processes.db]\ncmd = ["sleep", "60"]\ncount = 2\n[processes.db.placement]\nspread = "node"\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\nper_instance = true\n`);
   const vol = await runPier(['deploy', '-c', volFile], server.env);
   assert.notEqual(vol.code, 0);
   assert.match(vol.stderr, /E_SWARM_VOLUMES/);
