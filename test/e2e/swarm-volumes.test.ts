@@ -4,7 +4,8 @@
 // agent and pins the writer's service to the worker. A counter writer (test/support/volume-counter.ts)
 // keeps every line across a redeploy (its old task stops before the new one starts), and a snapshot
 // taken through the agent restores in place without a gap; the agent exports it, and deletes the
-// volume with a final snapshot once no task runs on it, and undeletes it there. Then the manager
+// volume with a final snapshot once no task runs on it, and undeletes it there. A preview seeded
+// from the snapshot gets its volume on the snapshot's node, and its writer runs there. Then the manager
 // gets an agent too (its own root), and `pier volumes move` takes the volume with its writer from
 // the worker to the manager: the data goes agent to agent through the API server, the writer's
 // service is scaled to zero for the cutover and pinned to the manager after it, and no line is
@@ -179,6 +180,32 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const { volume: copy } = await pier<{ volume: VolumeView }>(server, ['volumes', 'restore', '--app', 'swv', snap.id, '--name', 'copy']);
   assert.equal(copy.root, vol.root);
   assert.equal(await readFile(join(root, 'volumes', copy.id, 'log'), 'utf8'), snapText);
+
+  // A preview seeded from that snapshot: its volume is made on the snapshot's node (by its agent)
+  // from the snapshot's data, and the preview's writer is pinned there and writes on from it.
+  const previewFile = join(server.dir, 'preview.toml');
+  await writeFile(previewFile, `${manifest(image, '2')}\n[env.preview.volumes.data]\nfrom = "snapshot:production/data@${snap.id}"\n`);
+  const seededDeploy = await runPier(['deploy', '-c', previewFile], { ...server.env, PIER_ENV: 'pr-3' });
+  assert.equal(seededDeploy.code, 0, `${seededDeploy.stderr}\n${server.stderr().slice(-3000)}`);
+  const previewEnv = { ...server.env, PIER_ENV: 'pr-3' };
+  const seeded = await waitFor('the seeded preview volume', async () => {
+    const r = await runPier(['volumes', 'list', '--app', 'swv', '--json'], previewEnv);
+    return r.code === 0 ? ((JSON.parse(r.stdout) as { volumes: VolumeView[] }).volumes[0] ?? null) : null;
+  }, 300);
+  assert.equal(seeded.root, vol.root, "the seed is made on the snapshot's node");
+  assert.notEqual(seeded.id, vol.id);
+  const previewWriter = await waitFor('the preview writer to run', async () => {
+    const r = await runPier(['status', '--app', 'swv', '--json'], previewEnv);
+    return r.code === 0 ? ((JSON.parse(r.stdout) as StatusView).instances.find((i) => i.state === 'running' && i.desired === 'running') ?? null) : null;
+  }, 900);
+  assert.equal(previewWriter.address, cluster.worker.address, 'the preview runs where its seeded volume is');
+  const seededText = await waitFor('the preview writer to write on from the snapshot', async () => {
+    const text = await readFile(join(root, 'volumes', seeded.id, 'log'), 'utf8');
+    return counter(text, 'the seeded preview') > snapLines + 5 ? text : null;
+  }, 900);
+  assert.ok(seededText.startsWith(snapText), "the preview's volume starts with exactly the snapshot's data");
+  const destroyed = await runPier(['env', 'destroy', 'pr-3', '--yes'], previewEnv);
+  assert.equal(destroyed.code, 0, destroyed.stderr);
 
   // Export: the agent makes the portable file; read back (imported here), it has the snapshot's sha256.
   const exported = join(server.dir, 'data.pier-snapshot');
