@@ -120,7 +120,14 @@ export const SWARM_PRIVATE_WARNING =
  * offered ports of its node's tasks (AgentRoots.offeredPorts). Pure.
  */
 export function swarmPrivateLimits(agents: Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>): string {
-  const base = 'on a swarm, private networks are IPv4-only overlays (no IPv6 address or AAAA record for a task), and names follow Swarm\'s running tasks, not Pier\'s checks';
+  return `${SWARM_PRIVATE_BASE}; ${swarmOfferedPorts(agents)}`;
+}
+
+/** What a swarm's private networks do differently, whatever the agents do. */
+export const SWARM_PRIVATE_BASE = 'on a swarm, private networks are IPv4-only overlays (no IPv6 address or AAAA record for a task), and names follow Swarm\'s running tasks, not Pier\'s checks';
+
+/** Where offered ports are enforced, from what each node agent says (AgentRoots.offeredPorts). Pure. */
+export function swarmOfferedPorts(agents: Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>): string {
   const on = Object.entries(agents).filter(([, s]) => s !== null && s !== 'unreachable').map(([a]) => a);
   const off = Object.entries(agents)
     .filter(([, s]) => s === null || s === 'unreachable')
@@ -130,5 +137,5 @@ export function swarmPrivateLimits(agents: Record<string, { enforced: number; pr
   const enforced = on.length
     ? `offered ports ([[private]] ports) are enforced in the tasks on ${on.join(', ')}; not on ${off.length ? `${off.join(', ')}, nor on ` : ''}any node without an agent: ${open}`
     : `offered ports ([[private]] ports) are not enforced: no node agent runs with --docker-host${off.length ? ` (${off.join(', ')})` : ''}, so ${open}`;
-  return `${base}; ${enforced}${problems.length ? `; last failures: ${problems.join('; ')}` : ''}`;
+  return `${enforced}${problems.length ? `; last failures: ${problems.join('; ')}` : ''}`;
 }

@@ -63,7 +63,7 @@ export async function runChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> 
     checkPools(config.ips.pools, config.roles.includes('edge')),
     checkVolumes(config.volumes),
   ]);
-  checks.push(docker, ...database, folder, files, ipv6, pools, volumes, ...checkPrivateNetworks(config.runtime), ...(await serverChecks(env)));
+  checks.push(docker, ...database, folder, files, ipv6, pools, volumes, ...checkPrivateNetworks(config.runtime, await agentPorts(config)), ...(await serverChecks(env)));
   return checks;
 }
 
@@ -116,4 +116,12 @@ async function serverChecks(env: NodeJS.ProcessEnv): Promise<CheckResult[]> {
     checks.push({ name: 'edge listeners', status: 'skip', message: `cannot list the edges: ${(err as Error).message}` });
   }
   return checks;
+}
+
+/** What each configured node agent says about offered ports (a swarm only; none configured: empty). */
+async function agentPorts(config: ServerConfig): Promise<Parameters<typeof checkPrivateNetworks>[1]> {
+  if (config.runtime.kind !== 'swarm' || !config.nodeAgents) return {};
+  const { createAgentRoots } = await import('../../api/volumes/agent-roots.js');
+  const pino = (await import('pino')).default;
+  return createAgentRoots(config.nodeAgents, pino({ level: 'silent' })).offeredPorts();
 }

@@ -1,17 +1,32 @@
-// `pier doctor` on a swarm: what its private networks do not do, said where an operator looks
-// (docs/guide-connect-privately.md, "On several machines"). On one engine there is nothing to say.
+// `pier doctor` on a swarm: what its private networks do not do, and where offered ports are
+// enforced (asking each configured node agent, as `pier describe app` does), said where an
+// operator looks (docs/guide-connect-privately.md, "On several machines"). On one engine there is
+// nothing to say.
 import type { RuntimeSetting } from '../../api/config.js';
-import { SWARM_PRIVATE_WARNING } from '../../api/scheduler/swarm-private.js';
+import { SWARM_PRIVATE_BASE, swarmOfferedPorts } from '../../api/scheduler/swarm-private.js';
 import type { CheckResult } from './host-checks.js';
 
-export function checkPrivateNetworks(runtime: RuntimeSetting): CheckResult[] {
+type AgentPorts = Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>;
+
+const AGENT_FIX = 'run `pier agent --docker-host unix:///var/run/docker.sock` (as root) on every node, and list each agent with --node-agent (PIER_NODE_AGENTS)';
+
+/** `agents`: what each configured node agent says (empty: none configured). */
+export function checkPrivateNetworks(runtime: RuntimeSetting, agents: AgentPorts = {}): CheckResult[] {
   if (runtime.kind !== 'swarm') return [];
+  const states = Object.values(agents);
+  const all = states.length > 0 && states.every((s) => s !== null && s !== 'unreachable' && s.problem === null);
   return [
     {
       name: 'private networks',
       status: 'warn',
-      message: SWARM_PRIVATE_WARNING,
-      fix: 'run `pier agent --docker-host unix:///var/run/docker.sock` (as root) on every node, and list each agent with --node-agent: offered ports are then enforced in every task; IPv6 and names that follow Pier\'s checks need a single-engine Pier',
+      message: SWARM_PRIVATE_BASE,
+      fix: 'accept it, or run the apps that need IPv6 or names that follow Pier\'s checks on a single-engine Pier',
+    },
+    {
+      name: 'offered ports',
+      status: all ? 'ok' : 'warn',
+      message: states.length ? swarmOfferedPorts(agents) : 'offered ports ([[private]] ports) are not enforced: no node agent is configured (--node-agent), so every port of a task is open to its environment\'s network',
+      fix: AGENT_FIX,
     },
   ];
 }

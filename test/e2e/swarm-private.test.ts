@@ -194,6 +194,11 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
   assert.match(described.private.limits ?? '', new RegExp(`offered ports \\(\\[\\[private\\]\\] ports\\) are enforced in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}, ${cluster.worker.address.replace(/\./g, '\\.')}; not on any node without an agent`));
   assert.match(described.private.limits ?? '', /IPv4-only/);
+  // `pier doctor` with the server's configuration asks the same agents: offered ports ok.
+  const doctor = await runPier(['doctor', '--json'], server.env);
+  const offered = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; message: string }[] }).checks.find((c) => c.name === 'offered ports');
+  assert.equal(offered?.status, 'ok', `${JSON.stringify(offered)}\n${doctor.stderr}`);
+  assert.match(offered?.message ?? '', new RegExp(`enforced in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}`));
 
   // A preview environment's worker is on an overlay of its own: production's names do not resolve
   // there and production's addresses answer on no port. (Its own app name: service names do not

@@ -1,14 +1,28 @@
-// `pier doctor` says on a swarm what its private networks do not do; on one engine it says nothing.
+// `pier doctor` says on a swarm what its private networks do not do, and where offered ports are
+// enforced as the node agents say; on one engine it says nothing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkPrivateNetworks } from '../../../cli/doctor/private-checks.js';
 
-test('on a swarm, a warning: IPv4-only overlays, offered ports enforced only where an agent watches its node\'s engine; on one engine, no check', () => {
-  const [check, ...rest] = checkPrivateNetworks({ kind: 'swarm', nodeEngines: {} });
+test('on a swarm: a warning for IPv4-only overlays; offered ports ok only when every configured agent enforces them; on one engine, no check', () => {
+  const swarm = { kind: 'swarm' as const, nodeEngines: {} };
+  const [net, ports, ...rest] = checkPrivateNetworks(swarm);
   assert.equal(rest.length, 0);
-  assert.equal(check?.status, 'warn');
-  assert.match(check?.message ?? '', /IPv4-only overlays/);
-  assert.match(check?.message ?? '', /enforced only in the tasks of nodes whose `pier agent` runs with --docker-host/);
-  assert.match(check?.fix ?? '', /pier agent --docker-host unix:\/\/\/var\/run\/docker\.sock/);
+  assert.equal(net?.status, 'warn');
+  assert.match(net?.message ?? '', /IPv4-only overlays/);
+  assert.equal(ports?.status, 'warn');
+  assert.match(ports?.message ?? '', /not enforced: no node agent is configured/);
+  assert.match(ports?.fix ?? '', /pier agent --docker-host unix:\/\/\/var\/run\/docker\.sock/);
+
+  const enforced = checkPrivateNetworks(swarm, { '10.0.0.1': { enforced: 2, problem: null }, '10.0.0.2': { enforced: 0, problem: null } })[1];
+  assert.equal(enforced?.status, 'ok');
+  assert.match(enforced?.message ?? '', /enforced in the tasks on 10\.0\.0\.1, 10\.0\.0\.2/);
+
+  const partly = checkPrivateNetworks(swarm, { '10.0.0.1': { enforced: 2, problem: null }, '10.0.0.2': null, '10.0.0.3': 'unreachable' })[1];
+  assert.equal(partly?.status, 'warn');
+  assert.match(partly?.message ?? '', /not on 10\.0\.0\.2 \(its agent runs without --docker-host\), 10\.0\.0\.3 \(its agent does not answer\)/);
+  const failing = checkPrivateNetworks(swarm, { '10.0.0.1': { enforced: 1, problem: 'container abc: iptables-restore exited with 1' } })[1];
+  assert.equal(failing?.status, 'warn', 'a failure to write a chain is a warning');
+
   assert.deepEqual(checkPrivateNetworks({ kind: 'docker' }), []);
 });
