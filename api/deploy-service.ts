@@ -315,6 +315,10 @@ export function createDeployService(options: DeployServiceOptions) {
         }
         const scale = { ...app.scale, ...counts };
         if (JSON.stringify(scale) === JSON.stringify(app.scale)) return { app, changed: false };
+        // What the runtime cannot run is refused at the new counts as at a deploy (on a swarm: per-instance volumes spread one per node).
+        const manifest = release.manifest as Manifest;
+        const refused = options.refuse?.({ ...manifest, processes: Object.fromEntries(Object.entries(manifest.processes).map(([p, spec]) => [p, counts[p] === undefined ? spec : { ...spec, count: counts[p] }])) });
+        if (refused) throw refused;
         const now = new Date();
         // When each count was set, so status and describe can say where a desired count came from.
         const scaledAt = { ...app.scaledAt, ...Object.fromEntries(Object.keys(counts).filter((p) => counts[p] !== app.scale[p]).map((p) => [p, now.toISOString()])) };

@@ -4,7 +4,9 @@
 // (VXLAN between nodes, a bridge inside the overlay's own namespace on a node) never passes the
 // host's FORWARD chain. What every task does pass is its own network namespace: so the agent,
 // root on its node, writes a chain in the INPUT of each task container of its engine that joined
-// a private overlay (the service carries the labels below, swarm-private.ts):
+// a private overlay (the service carries the labels below, swarm-private.ts), in the task's own
+// network namespace (Docker's sandbox file, never a PID's: a container in the node's namespace or
+// another container's, or one not on the labelled subnet, is refused and reported):
 //   RETURN  not from the overlay's subnet (the edge and the checks through the node's published
 //           ports, the embedded DNS on loopback)
 //   RETURN  established and related (answers to the task's own connections)
@@ -37,6 +39,8 @@ export const TASK_CHAIN = 'PIER-OFFERED';
 const RECHECK_MS = 10_000;
 /** Rewrite a container's chain at least this often. */
 const REWRITE_MS = 60_000;
+/** A failed write is tried again this soon. */
+const RETRY_MS = 1_000;
 
 export interface TaskOffer {
   subnet: string;
@@ -58,7 +62,7 @@ export function parseOffer(labels: Record<string, string> | null | undefined): T
   const subnet = labels?.[OFFER_LABELS.subnet];
   if (subnet === undefined) return null;
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet);
-  if (!m || !isIPv4(m[1] as string) || Number(m[2]) > 32) throw new Error(`${OFFER_LABELS.subnet} "${subnet.slice(0, 60)}" is not an IPv4 subnet`);
+  if (!m || !isIPv4(m[1] as string) || Number(m[2]) > 32 || Number(m[2]) < 8) throw new Error(`${OFFER_LABELS.subnet} "${subnet.slice(0, 60)}" is not an IPv4 subnet of /8 to /32`);
   const text = labels?.[OFFER_LABELS.ports] ?? '';
   const pm = /^tcp=([0-9,]*) udp=([0-9,]*)$/.exec(text);
   if (!pm) throw new Error(`${OFFER_LABELS.ports} "${text.slice(0, 60)}" is not "tcp=P,… udp=P,…"`);
@@ -108,15 +112,28 @@ export interface TaskFirewall {
 }
 
 interface Known {
-  pid: number;
+  /** The task's network namespace (Docker's sandbox file): a restart makes a new one. */
+  netns: string;
   writtenAt: number;
   rules: string;
 }
 
 interface RawContainer {
   Id: string;
-  State?: { Pid?: number; Running?: boolean; StartedAt?: string };
+  State?: { Running?: boolean; StartedAt?: string };
   Config?: { Labels?: Record<string, string> | null };
+  HostConfig?: { NetworkMode?: string };
+  NetworkSettings?: { SandboxKey?: string; Networks?: Record<string, { IPAddress?: string }> | null };
+}
+
+/** Whether IPv4 `address` is in `subnet` (a.b.c.d/n). Pure. */
+export function inSubnet(address: string, subnet: string): boolean {
+  const [base, bits] = subnet.split('/');
+  if (!isIPv4(address) || !base || !isIPv4(base)) return false;
+  const n = Number(bits);
+  const num = (a: string) => a.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+  const size = 2 ** (32 - n);
+  return Math.floor(num(address) / size) === Math.floor(num(base) / size);
 }
 
 export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
@@ -125,76 +142,113 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
   const nsenter = options.nsenter ?? 'nsenter';
   const iptables = options.iptables ?? 'iptables';
   const known = new Map<string, Known>();
+  /** Why a labelled task is not enforced now, by container (cleared when it is, or is gone). */
+  const problems = new Map<string, string>();
   const inFlight = new Map<string, Promise<void>>();
+  /** A `start` event arrived while a write was under way (it may have read the old namespace). */
+  const again = new Set<string>();
   const abort = new AbortController();
-  let problem: string | null = null;
   let closed = false;
 
-  function inTask(pid: number, args: string[], input?: string): Promise<void> {
+  /** Runs `args` in the network namespace at `netns` (the container's sandbox); resolves with the exit code. */
+  function inTask(netns: string, args: string[], input?: string): Promise<{ code: number; err: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(nsenter, [`--net=/proc/${pid}/ns/net`, '--', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const child = spawn(nsenter, [`--net=${netns}`, '--', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
       let err = '';
       child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      // nsenter may exit before reading its input (the namespace went with its task): the exit code says so, not an EPIPE.
+      child.stdin.on('error', () => undefined);
       child.once('error', reject);
-      child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${args[0]} exited with ${code}: ${err.trim().slice(0, 300)}`))));
+      child.once('close', (code) => resolve({ code: code ?? -1, err: err.trim().slice(0, 300) }));
       child.stdin.end(input ?? '');
     });
   }
 
-  async function write(id: string, pid: number, rules: string): Promise<void> {
-    await inTask(pid, [`${iptables}-restore`, '--noflush'], rules);
-    try {
-      await inTask(pid, [iptables, '-C', 'INPUT', '-j', TASK_CHAIN]);
-    } catch {
-      await inTask(pid, [iptables, '-I', 'INPUT', '1', '-j', TASK_CHAIN]);
-    }
-    known.set(id, { pid, writtenAt: Date.now(), rules });
+  async function must(netns: string, args: string[], input?: string): Promise<void> {
+    const r = await inTask(netns, args, input);
+    if (r.code !== 0) throw new Error(`${args[0]} exited with ${r.code}: ${r.err}`);
+  }
+
+  async function write(netns: string, rules: string): Promise<void> {
+    // -w: wait for the xtables lock (Docker holds it while it sets up a starting task).
+    await must(netns, [`${iptables}-restore`, '-w', '5', '--noflush'], rules);
+    const check = await inTask(netns, [iptables, '-w', '5', '-C', 'INPUT', '-j', TASK_CHAIN]);
+    // 1: no such rule. Anything else (the lock, a missing binary) is a failure, not a reason to add a second jump.
+    if (check.code === 1) await must(netns, [iptables, '-w', '5', '-I', 'INPUT', '1', '-j', TASK_CHAIN]);
+    else if (check.code !== 0) throw new Error(`${iptables} -C exited with ${check.code}: ${check.err}`);
+  }
+
+  function fail(id: string, problem: string, warn: string): void {
+    known.delete(id);
+    if (problems.get(id) !== problem) log.warn({ container: id.slice(0, 12), problem }, warn);
+    problems.set(id, problem);
   }
 
   /** Writes the chain of container `id` when it is new, restarted, changed or due. */
   function enforce(id: string, force = false): Promise<void> {
     const running = inFlight.get(id);
-    if (running) return running;
+    if (running) {
+      if (force) again.add(id);
+      return running;
+    }
     const p = (async () => {
       let raw: RawContainer;
       try {
         raw = (await docker.getContainer(id).inspect()) as RawContainer;
       } catch (err) {
         known.delete(id);
+        problems.delete(id);
         log.debug({ container: id, err: (err as Error).message }, 'task gone before its ports were enforced');
         return;
       }
-      const pid = raw.State?.Pid ?? 0;
-      if (!raw.State?.Running || pid <= 0) {
+      if (!raw.State?.Running) {
         known.delete(id);
+        problems.delete(id);
         return;
       }
       let offer: TaskOffer | null;
       try {
         offer = parseOffer(raw.Config?.Labels);
       } catch (err) {
-        problem = `container ${id.slice(0, 12)}: ${(err as Error).message}`;
-        log.warn({ container: id, problem }, 'offered ports label unreadable; the task is not enforced');
+        fail(id, `container ${id.slice(0, 12)}: ${(err as Error).message}`, 'offered ports label unreadable; the task is not enforced');
         return;
       }
       if (!offer) return;
+      // Only a swarm task's own namespace: never the node's (network mode host) or another container's.
+      const mode = raw.HostConfig?.NetworkMode ?? '';
+      const netns = raw.NetworkSettings?.SandboxKey ?? '';
+      if (!raw.Config?.Labels?.['com.docker.swarm.task.id'] || mode === 'host' || mode.startsWith('container:') || !netns.startsWith('/')) {
+        fail(id, `container ${id.slice(0, 12)} is not a swarm task with a network namespace of its own (network mode ${mode || 'none'})`, 'offered ports label on a container that is not a task; not enforced');
+        return;
+      }
+      // The labelled subnet must be one the task is on: else the rule would let everything through.
+      const addresses = Object.values(raw.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress ?? '');
+      if (!addresses.some((a) => inSubnet(a, offer.subnet))) {
+        fail(id, `container ${id.slice(0, 12)} has no address in ${offer.subnet} (${addresses.filter(Boolean).join(', ') || 'none'})`, 'the task is not on the subnet its label names; not enforced');
+        return;
+      }
       const rules = taskRules(offer);
       const prior = known.get(id);
-      if (!force && prior && prior.pid === pid && prior.rules === rules && Date.now() - prior.writtenAt < REWRITE_MS) return;
+      if (!force && prior && prior.netns === netns && prior.rules === rules && Date.now() - prior.writtenAt < REWRITE_MS) return;
       try {
-        await write(id, pid, rules);
-        problem = null;
+        await write(netns, rules);
+        known.set(id, { netns, writtenAt: Date.now(), rules });
+        problems.delete(id);
         const started = raw.State?.StartedAt ? Date.parse(raw.State.StartedAt) : NaN;
-        log[prior?.pid === pid ? 'debug' : 'info'](
-          { container: id.slice(0, 12), subnet: offer.subnet, tcp: offer.tcp, udp: offer.udp, ...(Number.isFinite(started) && prior?.pid !== pid ? { msSinceStart: Date.now() - started } : {}) },
+        const fresh = prior?.netns !== netns;
+        log[fresh ? 'info' : 'debug'](
+          { container: id.slice(0, 12), subnet: offer.subnet, tcp: offer.tcp, udp: offer.udp, ...(Number.isFinite(started) && fresh ? { msSinceStart: Date.now() - started } : {}) },
           'offered ports enforced in the task',
         );
       } catch (err) {
-        known.delete(id);
-        problem = `container ${id.slice(0, 12)}: ${(err as Error).message}`;
-        log.warn({ container: id, problem }, 'cannot enforce offered ports in the task; trying again');
+        fail(id, `container ${id.slice(0, 12)}: ${(err as Error).message}`, 'cannot enforce offered ports in the task; trying again');
+        // Soon, not only at the next sweep: the namespace may have been busy.
+        setTimeout(() => void (closed ? undefined : enforce(id)), RETRY_MS).unref();
       }
-    })().finally(() => inFlight.delete(id));
+    })().finally(() => {
+      inFlight.delete(id);
+      if (again.delete(id) && !closed) void enforce(id, true);
+    });
     inFlight.set(id, p);
     return p;
   }
@@ -208,7 +262,11 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
       return;
     }
     const ids = new Set(list.map((c) => c.Id));
-    for (const id of known.keys()) if (!ids.has(id)) known.delete(id);
+    for (const id of [...known.keys(), ...problems.keys()]) {
+      if (ids.has(id)) continue;
+      known.delete(id);
+      problems.delete(id);
+    }
     for (const id of ids) await enforce(id);
   }
 
@@ -219,12 +277,18 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
           filters: { type: ['container'], event: ['start'], label: [OFFER_LABELS.subnet] },
           abortSignal: abort.signal,
         } as Docker.GetEventsOptions)) as Readable;
-        abort.signal.addEventListener('abort', () => stream.destroy(), { once: true });
-        // Started now, after the subscription: whatever started before it is found by this sweep.
-        void sweep();
-        for await (const message of readJsonLines(stream, (line) => log.warn({ line }, 'unparseable docker event'))) {
-          const id = (message as { id?: unknown }).id;
-          if (typeof id === 'string') void enforce(id, true);
+        const onAbort = (): void => void stream.destroy();
+        abort.signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          // Started now, after the subscription: whatever started before it is found by this sweep.
+          void sweep();
+          for await (const message of readJsonLines(stream, (line) => log.warn({ line }, 'unparseable docker event'))) {
+            const id = (message as { id?: unknown }).id;
+            if (typeof id === 'string') void enforce(id, true);
+          }
+        } finally {
+          abort.signal.removeEventListener('abort', onAbort);
+          stream.destroy();
         }
       } catch (err) {
         if (closed) return;
@@ -239,7 +303,7 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
   timer.unref();
 
   return {
-    status: () => ({ enforced: known.size, problem }),
+    status: () => ({ enforced: known.size, problem: problems.size ? `${problems.size} task(s) not enforced; ${[...problems.values()][0]}` : null }),
     async close() {
       closed = true;
       clearInterval(timer);

@@ -175,7 +175,17 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
         for (let slot = 1; slot < replicas; slot++) {
           const id = slotVolumeId(first.id, slot);
           const row = rows.find((v) => v.spec === spec.name && v.perInstance && v.slot === slot);
-          if (!row) await insert(id, `${spec.name}-${slot}`, spec, slot);
+          if (!row) {
+            // A deleted slot volume keeps its id (and its final snapshot) until its retention ends.
+            const [gone] = await db.select({ name: volumes.name }).from(volumes).where(eq(volumes.id, id));
+            if (gone) {
+              throw new PierError('E_SWARM_VOLUMES', `the volume of slot ${slot} of ${app.name}'s process ${process} (${gone.name}) was deleted, and its tasks' slot ${slot + 1} mounts it`, {
+                status: 409,
+                hint: `bring it back with its data (pier volumes undelete --app ${app.name} ${gone.name}), or scale ${process} below ${slot + 1}`,
+              });
+            }
+            await insert(id, `${spec.name}-${slot}`, spec, slot);
+          }
           else if (row.id !== id) {
             throw new PierError('E_SWARM_VOLUMES', `volume ${row.name} of ${app.name} is not the one a task of slot ${slot + 1} mounts on a swarm (${id})`, {
               status: 409,

@@ -24,7 +24,7 @@ import { createAppLeases, type AppLeases } from '../../api/scheduler/app-leases.
 import { createHealthMonitor } from '../../api/scheduler/health-monitor.js';
 import { createReconciler, type Reconciler, type ReconcileResult } from '../../api/scheduler/reconciler.js';
 import { createScheduler, type Scheduler } from '../../api/scheduler/scheduler.js';
-import { createSwarmReconciler } from '../../api/scheduler/swarm-reconciler.js';
+import { createSwarmReconciler, refuseOnSwarm } from '../../api/scheduler/swarm-reconciler.js';
 import type { SwarmServices } from '../../api/runtime/swarm-services.js';
 import type { Release } from '../../db/schema/index.js';
 import { createTransactions, type Checkpoint, type Transactions } from '../../api/transactions.js';
@@ -158,7 +158,7 @@ export async function createControlPlane(t: TestContext, options: ControlPlaneOp
   }
   const ipPools = parseIpPools(options.ipPools ?? [], ['127.0.0.1']);
   const seeder = createVolumeSeeder({ db, driver: options.volumeDriver, roots: options.volumeRoots, nodeId: 'node_local' });
-  const deploys = createDeployService({ db, runtime, transactions, ipPools, seeder, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
+  const deploys = createDeployService({ db, runtime, transactions, ipPools, seeder, refuse: options.swarm ? refuseOnSwarm : undefined, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined), onRoutesChanged: (id) => edgeFeed.refresh(id) });
   const edgeReports = createEdgeReports({ db, transactions, log, enqueue: (id) => (options.scheduled ? scheduler.enqueue(id) : undefined) });
   const deleter = createAppDeleter({
     runtime,

@@ -26,8 +26,8 @@ test('the offer labels are read strictly: a subnet and ports, nothing that could
   assert.deepEqual(parseOffer(offerLabels('10.210.3.0/24', { tcp: [], udp: [] })), { subnet: '10.210.3.0/24', tcp: [], udp: [] });
   assert.equal(parseOffer({}), null);
   assert.equal(parseOffer(null), null);
-  for (const subnet of ['10.0.0.0/8 -j ACCEPT', '10.0.0.0', '300.1.1.0/24', '10.0.0.0/33', 'fd00::/64', '10.0.0.0/8\n-A INPUT -j ACCEPT']) {
-    assert.throws(() => parseOffer({ [OFFER_LABELS.subnet]: subnet, [OFFER_LABELS.ports]: 'tcp= udp=' }), /is not an IPv4 subnet/, subnet);
+  for (const subnet of ['10.0.0.0/8 -j ACCEPT', '10.0.0.0', '300.1.1.0/24', '10.0.0.0/33', '0.0.0.0/0', '10.0.0.0/7', 'fd00::/64', '10.0.0.0/8\n-A INPUT -j ACCEPT']) {
+    assert.throws(() => parseOffer({ [OFFER_LABELS.subnet]: subnet, [OFFER_LABELS.ports]: 'tcp= udp=' }), /is not an IPv4 subnet of \/8 to \/32/, subnet);
   }
   for (const ports of ['tcp=0 udp=', 'tcp=70000 udp=', 'tcp=80 -j ACCEPT udp=', 'tcp=8080', '', 'tcp=1.5 udp=', `tcp=${Array.from({ length: 65 }, (_, i) => i + 1).join(',')} udp=`]) {
     assert.throws(() => parseOffer({ [OFFER_LABELS.subnet]: '10.0.0.0/24', [OFFER_LABELS.ports]: ports }), /dev\.pier\.private-ports/, ports);
@@ -76,7 +76,9 @@ test('pier agent --docker-host: a peer on the task\'s network reaches the offere
   const subnet = await docker(['network', 'inspect', '--format', '{{(index .IPAM.Config 0).Subnet}}', `${tag}-a`]);
   const offer = offerLabels(subnet, { tcp: [8080], udp: [] });
   const serve = "mkdir -p /www; echo served > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & httpd -f -p 9090 -h /www & wait";
-  const task = await docker(['run', '-d', '--label', label, ...Object.entries(offer).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--network', `${tag}-a`, IMAGE, 'sh', '-c', serve]);
+  // The agent acts on swarm tasks only: a stand-in for the label Swarm puts on each task's container.
+  const asTask = ['--label', 'com.docker.swarm.task.id=pier-test-task'];
+  const task = await docker(['run', '-d', '--label', label, ...asTask, ...Object.entries(offer).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--network', `${tag}-a`, IMAGE, 'sh', '-c', serve]);
   await docker(['network', 'connect', `${tag}-b`, task]);
   const peer = await docker(['run', '-d', '--label', label, '--network', `${tag}-a`, IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
   const outsider = await docker(['run', '-d', '--label', label, '--network', `${tag}-b`, IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
@@ -121,6 +123,22 @@ test('pier agent --docker-host: a peer on the task\'s network reaches the offere
   await check('restarted');
   assert.match(agent.stderr(), /offered ports enforced in the task/);
   assert.equal((await rootInfo(agent.url, agent.token)).offeredPorts?.problem, null);
+
+  // Refused, and reported: a labelled container in the node's own namespace (network mode host),
+  // and one that is not on the subnet its label names. The node's INPUT is never touched.
+  const hostMode = await docker(['run', '-d', '--label', label, ...asTask, ...Object.entries(offer).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--network', 'host', IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
+  const elsewhere = await docker(['run', '-d', '--label', label, ...asTask, ...Object.entries(offerLabels('10.254.254.0/24', { tcp: [8080], udp: [] })).flatMap(([k, v]) => ['--label', `${k}=${v}`]), '--network', `${tag}-b`, IMAGE, 'sh', '-c', "trap 'exit 0' TERM; sleep 100000 & wait"]);
+  for (let i = 0; ; i++) {
+    const log = agent.stderr();
+    if (log.includes(hostMode.slice(0, 12)) && log.includes(elsewhere.slice(0, 12))) break;
+    if (i >= 100) throw new Error(`the agent did not report the two refused containers in 10 s\n${log.slice(-2000)}`);
+    await delay(100);
+  }
+  assert.match(agent.stderr(), /is not a swarm task with a network namespace of its own \(network mode host\)/);
+  assert.match(agent.stderr(), /has no address in 10\.254\.254\.0\/24/);
+  assert.match((await rootInfo(agent.url, agent.token)).offeredPorts?.problem ?? '', /2 task\(s\) not enforced/);
+  await assert.rejects(exec('iptables', ['-w', '5', '-C', 'INPUT', '-j', 'PIER-OFFERED']), "the node's own INPUT has no jump to the chain");
+  await docker(['rm', '-f', hostMode, elsewhere]);
 
   // An agent without --docker-host says so, and enforces nothing.
   const plain = await startNodeAgent(t, await tempRoot(t));

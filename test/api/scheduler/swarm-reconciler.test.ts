@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
-import { events, instances } from '../../../db/schema/index.js';
+import { apps, events, instances } from '../../../db/schema/index.js';
 import { loadSecretBox } from '../../../api/secret-box.js';
 import { swarmInstanceId } from '../../../api/scheduler/swarm-reconciler.js';
 import { swarmServiceName } from '../../../api/scheduler/swarm-group.js';
@@ -94,4 +94,16 @@ test('on a swarm, a row whose task now publishes another port follows it without
   const [after] = await running(cp, app.id);
   assert.equal(after?.id, row?.id, 'the same instance');
   assert.equal(after?.ports?.['8080'], 41_234, 'its row names the port the task publishes now');
+});
+
+test('on a swarm, per-instance volumes spread one per node are refused at deploy and at pier scale alike (E_SWARM_VOLUMES), and nothing changes', async (t) => {
+  const cp = await createControlPlane(t, { swarm: createMemorySwarm(), health: false });
+  const volumes = ['[processes.web.placement]', 'spread = "node"', '[[volumes]]', 'name = "data"', 'process = "web"', 'path = "/data"', 'per_instance = true'].join('\n');
+  const { app } = await cp.deploy(manifest(1, volumes));
+  const scaled = await cp.request('/v1/apps/sw/scale', { body: { counts: { web: 2 } } });
+  assert.equal(scaled.status, 422, await scaled.clone().text());
+  assert.equal(((await scaled.json()) as { error: { code: string } }).error.code, 'E_SWARM_VOLUMES');
+  const [row] = await cp.db.select().from(apps).where(eq(apps.id, app.id));
+  assert.equal(row?.scale.web, undefined, 'the count was not changed');
+  await assert.rejects(cp.deploy(manifest(2, volumes)), (err: Error & { code?: string }) => err.code === 'E_SWARM_VOLUMES');
 });
