@@ -18,6 +18,12 @@ const DATABASE_MODULE = join(ROOT, 'dist/db/database.js');
 export const ONCE_MARKER = '// test-pass: once';
 
 /**
+ * The longest a single test may take: the slowest take under 3 minutes in CI (the swarm e2e), so
+ * 10 minutes is only ever reached by a hang, which then fails that test and the run goes on.
+ */
+export const TEST_TIMEOUT_MS = 10 * 60_000;
+
+/**
  * The slowest files in CI (50 s or more each in a pass of .ci/run's log, slowest first, the files
  * sped up since by the times they took alone). Started first, they overlap the many short files
  * instead of ending a pass alone: on the last pass's subset that cuts about a minute (424 s → 373 s,
@@ -143,7 +149,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   // Stopping the command stops the run (its test processes included), rather than leaving it behind.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop.abort());
   let failed = false;
-  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: testConcurrency(process.env.PIER_TEST_CONCURRENCY), signal: stop.signal });
+  // Each test fails after TEST_TIMEOUT_MS instead of holding the run (and CI) forever on a hang.
+  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: testConcurrency(process.env.PIER_TEST_CONCURRENCY), signal: stop.signal, timeout: TEST_TIMEOUT_MS });
   // As `node --test` exits: 1 when a test (or a whole file) failed, a todo's failure aside.
   stream.on('test:fail', (event) => {
     if (!event.todo) failed = true;

@@ -10,9 +10,16 @@ import { captureLog } from '../../support/log-capture.js';
 import { memoryManifest, startMemoryServer, type MemoryServer } from '../../support/memory-server.js';
 import { createTestDbUrl } from '../../support/test-db.js';
 
+/** `p`, or a failure naming `what` after `ms`: a wait in this test never hangs the run. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} in ${ms / 1000} s`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    if (await check()) return;
+    if (await within(check(), 10_000, `answer while waiting for ${what}`)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gave up waiting for: ${what}`);
@@ -72,14 +79,14 @@ test('who may open a tunnel, where it goes, and a session whose instance goes aw
   const [container] = (await s.runtime.list({})).filter((c) => c.state === 'running' && c.labels['dev.pier.instance'] === instance?.id);
   assert.ok(container, 'the instance has a container');
   s.runtime.crash(container.id);
-  assert.equal(await closed, 1011);
+  assert.equal(await within(closed, 20_000, 'close of the session after its instance crashed'), 1011);
   const error = frames.filter((f) => !f.binary).map((f) => JSON.parse(f.data.toString()) as { type: string; error: { code: string; hint: string } }).find((m) => m.type === 'error');
   assert.equal(error?.error.code, 'E_INSTANCE_GONE');
   assert.match(error?.error.hint ?? '', /pier status --app db/);
 
   // Refused upgrades and the session are both in the trail.
   const bad = new WebSocket(`${s.server.apiUrl.replace('http', 'ws')}/v1/apps/db/connect/ws?port=5432`, { headers: { authorization: `Bearer ${deploy.secret}` } });
-  const status = await new Promise<number>((resolve) => bad.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+  const status = await within(new Promise<number>((resolve) => bad.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))), 20_000, 'answer to a refused upgrade');
   assert.equal(status, 403);
   await until('the audit events', async () => {
     const { events } = (await (await s.request('/v1/events?type=audit.*&limit=100')).json()) as { events: EventView[] };
