@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { closeBeforeDrop } from './test-db.js';
 import { loadConfig } from '../../api/config.js';
 import { createMemoryRuntime, type MemoryRuntime, type MemoryRuntimeOptions } from '../../api/runtime/memory-runtime.js';
 import { startServer, type RunningServer } from '../../api/server.js';
@@ -49,10 +50,11 @@ export async function startMemoryServer(options: MemoryServerOptions, t?: TestCo
   const config = loadConfig(env, { role: 'api' });
   const runtime = createMemoryRuntime({ images: [MEMORY_IMAGE], ...options.runtime });
   const server = await startServer(config, options.log, { runtime, checkpoint: options.checkpoint, resyncMs: options.resyncMs, localEdge: options.localEdge });
-  const cleanup = async () => {
+  // Closed before its test database is dropped (test-db.ts), and after the test either way.
+  const cleanup = closeBeforeDrop(options.databaseUrl, async () => {
     await server.close();
     await rm(dir, { recursive: true, force: true });
-  };
+  });
   if (t) t.after(cleanup);
   const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
   return {

@@ -13,11 +13,27 @@ let pgliteTemplate: Promise<Blob> | undefined;
 /** The name of the migrated template database on the PostgreSQL server, once this process knows it. */
 let postgresTemplate: Promise<string> | undefined;
 
+/**
+ * What still uses each test database, closed before it is dropped. A test's `after` hooks run in
+ * the order they were added, so the drop (added when the database is made) would otherwise come
+ * before the close of the server or pool that uses it: a server whose database is dropped under it
+ * with `force` could hang in its close (a reconcile pass retrying its lock), holding the test file.
+ */
+const users = new Map<string, (() => Promise<void>)[]>();
+
+/** Runs `close` (once) before the test database at `url` is dropped; returns it, to be used as the after hook too. */
+export function closeBeforeDrop(url: string | undefined, close: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const once = () => (done ??= close());
+  if (url) users.set(url, [...(users.get(url) ?? []), once]);
+  return once;
+}
+
 export async function createTestDb(t: TestContext): Promise<Database> {
   const url = await createMigratedTestDbUrl(t);
   const template = url ? undefined : await (pgliteTemplate ??= createPgliteTemplate());
   const database = await openDatabase({ url, dataDir: 'memory://', template });
-  t.after(() => database.close());
+  t.after(closeBeforeDrop(url, () => database.close()));
   return database;
 }
 
@@ -39,7 +55,11 @@ async function newDatabase(t: TestContext, base: string, template: string | unde
   const name = `pier_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}${template ? ` template ${template}` : ''}`);
+  const url = withDatabase(base, name);
   t.after(async () => {
+    // Whatever still uses the database closes first, newest first.
+    for (const close of (users.get(url) ?? []).reverse()) await close().catch(() => undefined);
+    users.delete(url);
     try {
       // Retried: a drop fails while a session of another role is on the database (the server's
       // own tools, another helper's), and a failed hook must not leave this client open.
@@ -56,7 +76,7 @@ async function newDatabase(t: TestContext, base: string, template: string | unde
       await admin.end({ timeout: 5 });
     }
   });
-  return withDatabase(base, name);
+  return url;
 }
 
 /**
