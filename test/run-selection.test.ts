@@ -1,13 +1,15 @@
 // Which test files CI's PostgreSQL pass runs: those whose compiled imports reach db/database.js
 // (directly, through support modules, or by a dynamic import), less those marked to run once; and
-// the order they start in (the long ones first).
+// the order they start in (the long ones first); and the watch that ends a test file's process
+// (with what it started) once it outlives the limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONCURRENCY, LONG_FIRST, ONCE_MARKER, selectTestFiles, startOrder, testConcurrency, testSources } from './run.js';
+import { spawn } from 'node:child_process';
+import { DEFAULT_CONCURRENCY, LONG_FIRST, ONCE_MARKER, descendants, processTable, selectTestFiles, startOrder, testConcurrency, testSources, watchTestFiles } from './run.js';
 
 async function put(root: string, path: string, text: string): Promise<void> {
   await mkdir(dirname(join(root, path)), { recursive: true });
@@ -72,4 +74,46 @@ test('PIER_TEST_CONCURRENCY: a whole number from 1 to 16, else the default with 
   for (const bad of ['0', '17', '2.5', 'two', '-3']) assert.equal(testConcurrency(bad), DEFAULT_CONCURRENCY);
   assert.equal(errors.length, 5);
   assert.match(String(errors[0]), /PIER_TEST_CONCURRENCY=0 is not a whole number from 1 to 16/);
+});
+
+test('descendants: every process below a root, children first, and nothing else', () => {
+  const table = [
+    { pid: 10, ppid: 1, state: 'S', cmdline: 'runner' },
+    { pid: 11, ppid: 10, state: 'S', cmdline: 'a.test.js' },
+    { pid: 12, ppid: 11, state: 'S', cmdline: 'pier server' },
+    { pid: 13, ppid: 12, state: 'S', cmdline: 'pier api' },
+    { pid: 14, ppid: 10, state: 'S', cmdline: 'b.test.js' },
+    { pid: 15, ppid: 1, state: 'S', cmdline: 'other' },
+  ];
+  assert.deepEqual(descendants(table, 11), [12, 13]);
+  assert.deepEqual(descendants(table, 10), [11, 14, 12, 13]);
+  assert.deepEqual(descendants(table, 15), []);
+});
+
+test('a test file process past the limit is ended with the processes it started, and the log names the file', async (t) => {
+  if (!(await processTable()).some((p) => p.pid === process.pid)) return t.skip('no /proc here');
+  // A stand-in for a hung test file: a node whose command line names a .test.js file, holding a
+  // child of its own (as a test holds a `pier server`).
+  const inner = "require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); setInterval(() => {}, 1000)";
+  const file = spawn(process.execPath, ['-e', inner, 'dist/test/e2e/stand-in-hang.test.js'], { stdio: 'ignore' });
+  t.after(() => file.kill('SIGKILL'));
+  let child: number | undefined;
+  for (let i = 0; i < 100 && child === undefined; i++) {
+    child = descendants(await processTable(), file.pid as number)[0];
+    if (child === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(child, 'the stand-in started its child');
+  const said: string[] = [];
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => file.once('exit', (_code, signal) => resolve(signal)));
+  const unwatch = watchTestFiles(process.pid, 0, (line) => said.push(line), 50);
+  t.after(unwatch);
+  const signal = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+  assert.equal(signal, 'SIGKILL');
+  let childAlive = true;
+  for (let i = 0; i < 100 && childAlive; i++) {
+    childAlive = (await processTable()).some((p) => p.pid === child && p.state !== 'Z');
+    if (childAlive) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(childAlive, false, 'the process the file started was ended too');
+  assert.match(said.join('\n'), new RegExp(`dist/test/e2e/stand-in-hang\\.test\\.js has run for 0 min, past the 0 min a file may take; ending it \\(pid ${file.pid}\\)[^]*\\n  ${child} `));
 });

@@ -8,6 +8,7 @@
 // schedule does not end with a long file running alone.
 import { setMaxListeners } from 'node:events';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from 'node:test';
@@ -22,6 +23,97 @@ export const ONCE_MARKER = '// test-pass: once';
  * 10 minutes is only ever reached by a hang, which then fails that test and the run goes on.
  */
 export const TEST_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * The longest a test file's process may live. TEST_TIMEOUT_MS fails a test that hangs, but on
+ * Node 24 and 26 the runner leaves the file's process alone after that, and a process whose event
+ * loop is blocked never even times out: truthful-health's held CI's PostgreSQL pass for 58 min
+ * until CI's own limit ended it. The slowest file takes under 4 minutes in CI.
+ */
+export const FILE_LIMIT_MS = 25 * 60_000;
+
+export interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  /** R, S, D, Z…: a killed process whose parent has not reaped it yet stays in the table as Z. */
+  state: string;
+  cmdline: string;
+}
+
+/** The running processes, from /proc (empty where there is none). */
+export async function processTable(): Promise<ProcessEntry[]> {
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  const table: ProcessEntry[] = [];
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses, so read after the last ')'.
+      const [state = '?', ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8')).split('\0').filter(Boolean).join(' ');
+      table.push({ pid: Number(name), ppid: Number(ppid), state, cmdline });
+    } catch {
+      // It ended while being read.
+    }
+  }
+  return table;
+}
+
+/** The pids of every process below `root` in `table`, children before their own children. */
+export function descendants(table: ProcessEntry[], root: number): number[] {
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const parent = queue.shift() as number;
+    for (const p of table) {
+      if (p.ppid === parent && !out.includes(p.pid)) {
+        out.push(p.pid);
+        queue.push(p.pid);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Ends, with SIGKILL, every test file process (a child of `parent` whose command line names a
+ * compiled test file) that has been seen for longer than `limitMs`, with every process below it:
+ * the `pier server`s, agents and tools it started, which would otherwise outlive it. Returns a
+ * function that stops the watch. `say` hears what was ended, so the log says which file hung.
+ */
+export function watchTestFiles(parent: number, limitMs: number, say: (line: string) => void, everyMs = 15_000): () => void {
+  const seen = new Map<number, number>();
+  const check = async () => {
+    const table = await processTable();
+    const now = Date.now();
+    const alive = new Set<number>();
+    for (const p of table) {
+      if (p.ppid !== parent || p.state === 'Z' || !/\.test\.js\b/.test(p.cmdline)) continue;
+      alive.add(p.pid);
+      const since = seen.get(p.pid) ?? now;
+      seen.set(p.pid, since);
+      if (now - since < limitMs) continue;
+      const below = descendants(table, p.pid);
+      const file = /\S+\.test\.js/.exec(p.cmdline)?.[0] ?? p.cmdline;
+      say(`test: ${file} has run for ${Math.round((now - since) / 60_000)} min, past the ${Math.round(limitMs / 60_000)} min a file may take; ending it (pid ${p.pid}) and what it started:${below.map((pid) => `\n  ${pid} ${table.find((q) => q.pid === pid)?.cmdline.slice(0, 200) ?? ''}`).join('')}`);
+      for (const pid of [...below].reverse()) killQuietly(pid);
+      killQuietly(p.pid);
+      seen.delete(p.pid);
+    }
+    for (const pid of seen.keys()) if (!alive.has(pid)) seen.delete(pid);
+  };
+  const timer = setInterval(() => void check().catch((err: unknown) => say(`test: the file watch failed: ${String(err)}`)), everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
 
 /**
  * The slowest files in CI (50 s or more each in a pass of .ci/run's log, slowest first, the files
@@ -149,13 +241,18 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   // Stopping the command stops the run (its test processes included), rather than leaving it behind.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop.abort());
   let failed = false;
-  // Each test fails after TEST_TIMEOUT_MS instead of holding the run (and CI) forever on a hang.
-  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: testConcurrency(process.env.PIER_TEST_CONCURRENCY), signal: stop.signal, timeout: TEST_TIMEOUT_MS });
+  // Each test fails after TEST_TIMEOUT_MS instead of holding the run (and CI) forever on a hang;
+  // forceExit ends a file's process once its tests are done, even with a handle a hung test left
+  // open (on Node 24 and 26 the process stays otherwise); the watch ends a file that outlives
+  // FILE_LIMIT_MS all the same.
+  const unwatch = watchTestFiles(process.pid, FILE_LIMIT_MS, (line) => console.error(line));
+  const stream = run({ files: startOrder(files).map((f) => join(ROOT, f)), concurrency: testConcurrency(process.env.PIER_TEST_CONCURRENCY), signal: stop.signal, timeout: TEST_TIMEOUT_MS, forceExit: true });
   // As `node --test` exits: 1 when a test (or a whole file) failed, a todo's failure aside.
   stream.on('test:fail', (event) => {
     if (!event.todo) failed = true;
   });
   stream.on('end', () => {
+    unwatch();
     process.exitCode = failed || stop.signal.aborted ? 1 : 0;
   });
   stream.compose(new spec()).pipe(process.stdout);

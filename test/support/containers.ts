@@ -3,7 +3,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
-const exec = promisify(execFile);
+const execAsync = promisify(execFile);
+/** Every docker command here is bounded: an engine that stops answering fails the cleanup, not the run. */
+const exec = (file: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}) => execAsync(file, args, { timeout: 60_000, ...options });
 
 /** Force-removes every container, running or not, labelled as belonging to the app. */
 export async function removeAppContainers(appId: string): Promise<void> {

@@ -5,10 +5,12 @@ import net, { type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
 /** Connects, sends `payload`, ends writing, and resolves with everything received until the FIN. */
-export function exchange(host: string, port: number, payload: Buffer | string): Promise<Buffer> {
+export function exchange(host: string, port: number, payload: Buffer | string, timeoutMs = 30_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect({ host, port, allowHalfOpen: true }, () => socket.end(payload));
+    // A peer that accepts and then never answers nor closes fails the exchange, not the whole run.
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`connection to ${host}:${port}: nothing for ${timeoutMs} ms after ${chunks.reduce((n, c) => n + c.length, 0)} bytes`)));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('end', () => {
       resolve(Buffer.concat(chunks));

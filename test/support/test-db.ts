@@ -37,6 +37,12 @@ export async function createTestDb(t: TestContext): Promise<Database> {
   return database;
 }
 
+/**
+ * The admin connection's options: one session, quiet, and no statement (a create, a drop, the
+ * template's lock) waits more than 2 minutes, so a stuck server fails the test instead of holding it.
+ */
+const ADMIN = { max: 1, onnotice: () => {}, connection: { statement_timeout: 120_000 } } as const;
+
 /** A URL of a new, empty database on the server, or undefined when tests run on PGlite. */
 export async function createTestDbUrl(t: TestContext): Promise<string | undefined> {
   const base = process.env.DATABASE_URL;
@@ -53,7 +59,7 @@ export async function createMigratedTestDbUrl(t: TestContext): Promise<string | 
 
 async function newDatabase(t: TestContext, base: string, template: string | undefined): Promise<string> {
   const name = `pier_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  const admin = postgres(base, ADMIN);
   await admin.unsafe(`create database ${name}${template ? ` template ${template}` : ''}`);
   const url = withDatabase(base, name);
   t.after(async () => {
@@ -87,7 +93,7 @@ async function newDatabase(t: TestContext, base: string, template: string | unde
 async function migratedTemplate(base: string): Promise<string> {
   const name = `pier_test_template_${await migrationsHash()}`;
   // One connection: the advisory lock belongs to the session that took it.
-  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  const admin = postgres(base, ADMIN);
   try {
     await admin`select pg_advisory_lock(hashtext(${name}))`;
     const [found] = await admin`select 1 from pg_database where datname = ${name}`;
