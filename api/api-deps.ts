@@ -29,8 +29,11 @@ export interface ApiDeps {
   edgeReports: EdgeReports;
   /** The nodes instances run on: a swarm's nodes; the one engine (the nodes table) when unset. */
   nodes?: NodeDirectory | undefined;
-  /** What the private networks here do not do (on a swarm: swarm-private.ts), shown by `pier describe app`. */
-  privateLimits?: (() => Promise<string>) | undefined;
+  /**
+   * On a swarm (swarm-private.ts), from the node agents: what its private networks do not do, and
+   * the IPv6 address each task got from its node's agent (by container id), for `pier describe app`.
+   */
+  swarmPrivate?: (() => Promise<{ limits: string; taskIpv6: Record<string, string> }>) | undefined;
   log: Logger;
   /** Dedicated addresses (`/v1/ips`); without it, a service with no pools is made. */
   ips?: IpService | undefined;

@@ -50,7 +50,7 @@ import { createDockerRuntime } from './runtime/docker-runtime.js';
 import { createSwarmServices } from './runtime/swarm-services.js';
 import { createSwarmRuntime } from './runtime/swarm-runtime.js';
 import { createSwarmOverlays } from './runtime/swarm-overlays.js';
-import { createSwarmPrivate, SWARM_PRIVATE_WARNING, swarmPrivateLimits } from './scheduler/swarm-private.js';
+import { createSwarmPrivate, SWARM_PRIVATE_WARNING, swarmPrivateState } from './scheduler/swarm-private.js';
 import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
@@ -455,7 +455,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
       edgeFeed,
       edgeReports,
       nodes: nodeDirectory,
-      privateLimits: swarmServices ? () => (agentRoots ? agentRoots.offeredPorts() : Promise.resolve({})).then(swarmPrivateLimits) : undefined,
+      swarmPrivate: swarmServices ? () => (agentRoots ? agentRoots.offeredPorts() : Promise.resolve({})).then(swarmPrivateState) : undefined,
       metrics,
       log,
       ips,

@@ -28,7 +28,7 @@ export interface AgentAppOptions {
   version: string;
   log: Logger;
   /** Offered ports enforced in this node's tasks, when the agent watches its engine. */
-  offeredPorts?: (() => { enforced: number; problem: string | null }) | undefined;
+  offeredPorts?: (() => NonNullable<AgentRoot['offeredPorts']>) | undefined;
 }
 
 export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeBindings }> {

@@ -18,9 +18,10 @@ export interface AgentRoot {
   version: string;
   /**
    * Offered ports enforced in this node's tasks (`pier agent --docker-host`, task-firewall.ts):
-   * how many are now, and the last failure; null or absent when the agent does not watch its engine.
+   * how many are now, the last failure, and the IPv6 address each task got on its overlay (by
+   * container id); null or absent when the agent does not watch its engine.
    */
-  offeredPorts?: { enforced: number; problem: string | null } | null | undefined;
+  offeredPorts?: { enforced: number; problem: string | null; ipv6?: Record<string, string> | undefined } | null | undefined;
 }
 
 export interface AgentErrorBody {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { PierError } from '../pier-error.js';
 import type { VolumeDriver } from '../volumes/volume-driver.js';
 import { createAgentApp } from './agent-app.js';
+import type { AgentRoot } from './agent-protocol.js';
 
 export interface AgentServerOptions {
   listen: { host: string; port: number };
@@ -13,7 +14,7 @@ export interface AgentServerOptions {
   token: string;
   version: string;
   log: Logger;
-  offeredPorts?: (() => { enforced: number; problem: string | null }) | undefined;
+  offeredPorts?: (() => NonNullable<AgentRoot['offeredPorts']>) | undefined;
 }
 
 export interface AgentServer {

@@ -12,7 +12,13 @@
 //   RETURN  established and related (answers to the task's own connections)
 //   RETURN  TCP / UDP to an offered port
 //   REJECT  TCP (tcp-reset) and UDP (port unreachable): every other new connection from the overlay
-// IPv4 only: the overlay is (swarm-overlays.ts). A task is enforced within moments of Docker's
+// IPv6 rides the IPv4 overlay (Swarm on Engine 20.10 gives tasks none of their own): when the
+// service also carries the environment's IPv6 /64 (dev.pier.private-ipv6), the agent turns IPv6
+// on in the task, gives its overlay interface PREFIX::IPv4 (unique, since Swarm's IPv4 addresses
+// are), and a permanent neighbour entry for every other address of the subnet, at the MAC Docker
+// derives from it (02:42 + the IPv4 address: the overlay forwards no neighbour discovery, but it
+// forwards frames to a MAC it knows); the same chain then filters IPv6 in ip6tables. Measured in
+// docs/several-machines.md ("IPv6 on the overlay itself"). A task is enforced within moments of Docker's
 // `start` event (the time is logged); every container is looked at again every RECHECK_MS, and the
 // chain is rewritten whole (iptables-restore --noflush replaces only this chain), so a flushed
 // chain comes back. The rules live and die with the task's namespace: nothing to clean up.
@@ -21,6 +27,7 @@ import { isIPv4 } from 'node:net';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
+import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import { readJsonLines } from '../runtime/json-lines.js';
 
@@ -30,7 +37,12 @@ const exec = promisify(execFile);
 export const OFFER_LABELS = {
   subnet: 'dev.pier.private-subnet',
   ports: 'dev.pier.private-ports',
+  /** The environment's IPv6 /64: the agent gives the task PREFIX::IPv4 on the overlay. */
+  ipv6: 'dev.pier.private-ipv6',
 } as const;
+
+/** The largest IPv4 subnet whose every address gets a neighbour entry in each task (4094 entries). */
+const MAX_NEIGHBOUR_BITS = 12;
 
 /** The chain's name in each task's namespace. */
 export const TASK_CHAIN = 'PIER-OFFERED';
@@ -46,11 +58,51 @@ export interface TaskOffer {
   subnet: string;
   tcp: number[];
   udp: number[];
+  /** The environment's IPv6 /64, when the task gets IPv6 on the overlay. */
+  ipv6: string | null;
 }
 
-/** The labels that tell the agent what a task offers. Pure. */
-export function offerLabels(subnet: string, ports: { tcp: number[]; udp: number[] }): Record<string, string> {
-  return { [OFFER_LABELS.subnet]: subnet, [OFFER_LABELS.ports]: `tcp=${ports.tcp.join(',')} udp=${ports.udp.join(',')}` };
+/** The labels that tell the agent what a task offers (and its IPv6 prefix, when given). Pure. */
+export function offerLabels(subnet: string, ports: { tcp: number[]; udp: number[] }, ipv6?: string | null): Record<string, string> {
+  return {
+    [OFFER_LABELS.subnet]: subnet,
+    [OFFER_LABELS.ports]: `tcp=${ports.tcp.join(',')} udp=${ports.udp.join(',')}`,
+    ...(ipv6 ? { [OFFER_LABELS.ipv6]: ipv6 } : {}),
+  };
+}
+
+/** A task's IPv6 address on the overlay: the /64's first half, then zeros, then its IPv4 address. Pure. */
+export function taskIpv6(prefix: string, ipv4: string): string {
+  const [base] = ipaddr.IPv6.parseCIDR(prefix);
+  const v4 = ipaddr.IPv4.parse(ipv4).octets;
+  const parts = [...base.parts.slice(0, 4), 0, 0, ((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number)];
+  return new ipaddr.IPv6(parts).toRFC5952String();
+}
+
+/** The MAC Docker gives an overlay interface: 02:42 and the IPv4 address's four bytes. Pure. */
+export function overlayMac(ipv4: string): string {
+  return ['02', '42', ...ipaddr.IPv4.parse(ipv4).octets.map((o) => o.toString(16).padStart(2, '0'))].join(':');
+}
+
+/** Every host address of an IPv4 subnet (not its first nor its last). Pure. */
+export function subnetHosts(subnet: string): string[] {
+  const [base, bits] = ipaddr.IPv4.parseCIDR(subnet);
+  const start = base.octets.reduce((v, o) => v * 256 + o, 0) & ~(2 ** (32 - bits) - 1);
+  const out: string[] = [];
+  for (let n = start + 1; n < start + 2 ** (32 - bits) - 1; n++) out.push([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'));
+  return out;
+}
+
+/**
+ * The `ip -batch` input that gives a task its IPv6 address on interface `iface` and a neighbour
+ * entry for every other host of the subnet. Pure.
+ */
+export function ipv6Batch(offer: TaskOffer & { ipv6: string }, ipv4: string, iface: string): string {
+  const lines = [`address replace ${taskIpv6(offer.ipv6, ipv4)}/96 dev ${iface} nodad`];
+  for (const host of subnetHosts(offer.subnet)) {
+    if (host !== ipv4) lines.push(`neighbour replace ${taskIpv6(offer.ipv6, host)} lladdr ${overlayMac(host)} dev ${iface} nud permanent`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -72,20 +124,31 @@ export function parseOffer(labels: Record<string, string> | null | undefined): T
     if (ports.length > 64 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw new Error(`${OFFER_LABELS.ports} "${text.slice(0, 60)}" holds a port out of 1-65535 (or more than 64)`);
     return ports;
   };
-  return { subnet, tcp: list(pm[1] as string), udp: list(pm[2] as string) };
+  const v6 = labels?.[OFFER_LABELS.ipv6];
+  if (v6 !== undefined) {
+    const parsed = ipaddr.IPv6.isValidCIDR(v6) ? ipaddr.IPv6.parseCIDR(v6) : null;
+    if (!parsed || parsed[1] !== 64 || parsed[0].range() !== 'uniqueLocal' || !parsed[0].parts.slice(4).every((p) => p === 0)) {
+      throw new Error(`${OFFER_LABELS.ipv6} "${v6.slice(0, 60)}" is not a unique local IPv6 /64`);
+    }
+    if (Number(m[2]) < 32 - MAX_NEIGHBOUR_BITS) throw new Error(`${OFFER_LABELS.ipv6} needs an IPv4 subnet of /${32 - MAX_NEIGHBOUR_BITS} or smaller (a neighbour entry per address), not ${subnet}`);
+  }
+  return { subnet, tcp: list(pm[1] as string), udp: list(pm[2] as string), ipv6: v6 ?? null };
 }
 
-/** The iptables-restore input (--noflush) that makes the task's chain hold `offer`. Pure. */
-export function taskRules(offer: TaskOffer): string {
+/**
+ * The iptables-restore input (--noflush) that makes the task's chain hold `offer`; with `family`
+ * 6, the ip6tables-restore input for its IPv6 prefix. Pure.
+ */
+export function taskRules(offer: TaskOffer, family: 4 | 6 = 4): string {
   const lines = ['*filter', `:${TASK_CHAIN} - [0:0]`];
-  lines.push(`-A ${TASK_CHAIN} ! -s ${offer.subnet} -j RETURN`);
+  lines.push(`-A ${TASK_CHAIN} ! -s ${family === 6 ? offer.ipv6 : offer.subnet} -j RETURN`);
   lines.push(`-A ${TASK_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
   for (const [proto, ports] of [['tcp', offer.tcp], ['udp', offer.udp]] as const) {
     // multiport takes at most 15 ports per rule.
     for (let i = 0; i < ports.length; i += 15) lines.push(`-A ${TASK_CHAIN} -p ${proto} -m multiport --dports ${ports.slice(i, i + 15).join(',')} -j RETURN`);
   }
   lines.push(`-A ${TASK_CHAIN} -p tcp -j REJECT --reject-with tcp-reset`);
-  lines.push(`-A ${TASK_CHAIN} -p udp -j REJECT --reject-with icmp-port-unreachable`);
+  lines.push(`-A ${TASK_CHAIN} -p udp -j REJECT --reject-with ${family === 6 ? 'icmp6-port-unreachable' : 'icmp-port-unreachable'}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
 }
@@ -94,7 +157,7 @@ export interface TaskFirewallOptions {
   /** The node's engine (its unix socket). */
   socketPath: string;
   log: Logger;
-  /** The binaries (default nsenter, iptables and iptables-restore). */
+  /** The binaries (default nsenter, iptables and iptables-restore, ip6tables and ip6tables-restore). */
   nsenter?: string | undefined;
   iptables?: string | undefined;
 }
@@ -104,6 +167,8 @@ export interface TaskFirewallStatus {
   enforced: number;
   /** The last failure to write one (null: none since the last success). */
   problem: string | null;
+  /** The IPv6 address given to each task that has one now, by container id. */
+  ipv6: Record<string, string>;
 }
 
 export interface TaskFirewall {
@@ -116,6 +181,8 @@ interface Known {
   netns: string;
   writtenAt: number;
   rules: string;
+  /** Its IPv6 address on the overlay, when it has one. */
+  ipv6: string | null;
 }
 
 interface RawContainer {
@@ -169,13 +236,45 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
     if (r.code !== 0) throw new Error(`${args[0]} exited with ${r.code}: ${r.err}`);
   }
 
-  async function write(netns: string, rules: string): Promise<void> {
+  async function writeChain(netns: string, binary: string, rules: string): Promise<void> {
     // -w: wait for the xtables lock (Docker holds it while it sets up a starting task).
-    await must(netns, [`${iptables}-restore`, '-w', '5', '--noflush'], rules);
-    const check = await inTask(netns, [iptables, '-w', '5', '-C', 'INPUT', '-j', TASK_CHAIN]);
+    await must(netns, [`${binary}-restore`, '-w', '5', '--noflush'], rules);
+    const check = await inTask(netns, [binary, '-w', '5', '-C', 'INPUT', '-j', TASK_CHAIN]);
     // 1: no such rule. Anything else (the lock, a missing binary) is a failure, not a reason to add a second jump.
-    if (check.code === 1) await must(netns, [iptables, '-w', '5', '-I', 'INPUT', '1', '-j', TASK_CHAIN]);
-    else if (check.code !== 0) throw new Error(`${iptables} -C exited with ${check.code}: ${check.err}`);
+    if (check.code === 1) await must(netns, [binary, '-w', '5', '-I', 'INPUT', '1', '-j', TASK_CHAIN]);
+    else if (check.code !== 0) throw new Error(`${binary} -C exited with ${check.code}: ${check.err}`);
+  }
+
+  /** The name of the task's interface that holds `ipv4` (its overlay one). */
+  async function interfaceOf(netns: string, ipv4: string): Promise<string> {
+    const r = await new Promise<{ code: number; out: string }>((resolve, reject) => {
+      const child = spawn(nsenter, [`--net=${netns}`, '--', 'ip', '-o', '-4', 'address', 'show'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code: code ?? -1, out }));
+    });
+    // "12: eth0    inet 198.19.170.2/24 brd 198.19.170.255 scope global eth0 …"
+    const line = r.out.split('\n').find((l) => l.includes(` inet ${ipv4}/`));
+    const name = line ? /^\d+:\s+([A-Za-z0-9_.-]{1,15})(?:@\S+)?\s/.exec(line)?.[1] : undefined;
+    if (r.code !== 0 || !name) throw new Error(`no interface holds ${ipv4} in the task (ip exited with ${r.code})`);
+    return name;
+  }
+
+  /** Turns IPv6 on in the task and gives its overlay interface PREFIX::IPv4, with the subnet's neighbours. */
+  async function writeIpv6(netns: string, offer: TaskOffer & { ipv6: string }, ipv4: string): Promise<string> {
+    const iface = await interfaceOf(netns, ipv4);
+    await must(netns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0', `net.ipv6.conf.${iface}.disable_ipv6=0`]);
+    await must(netns, ['ip', '-batch', '-'], ipv6Batch(offer, ipv4, iface));
+    return taskIpv6(offer.ipv6, ipv4);
+  }
+
+  /** The whole state of one task: IPv4's chain; with a prefix, IPv6's chain first (before the address exists), then the address. */
+  async function write(netns: string, offer: TaskOffer, ipv4: string): Promise<string | null> {
+    await writeChain(netns, iptables, taskRules(offer));
+    if (!offer.ipv6) return null;
+    await writeChain(netns, `${iptables.replace(/iptables$/, '')}ip6tables`, taskRules(offer, 6));
+    return writeIpv6(netns, { ...offer, ipv6: offer.ipv6 }, ipv4);
   }
 
   function fail(id: string, problem: string, warn: string): void {
@@ -223,21 +322,22 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
       }
       // The labelled subnet must be one the task is on: else the rule would let everything through.
       const addresses = Object.values(raw.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress ?? '');
-      if (!addresses.some((a) => inSubnet(a, offer.subnet))) {
+      const ipv4 = addresses.find((a) => inSubnet(a, offer.subnet));
+      if (!ipv4) {
         fail(id, `container ${id.slice(0, 12)} has no address in ${offer.subnet} (${addresses.filter(Boolean).join(', ') || 'none'})`, 'the task is not on the subnet its label names; not enforced');
         return;
       }
-      const rules = taskRules(offer);
+      const rules = `${taskRules(offer)}${offer.ipv6 ?? ''}`;
       const prior = known.get(id);
       if (!force && prior && prior.netns === netns && prior.rules === rules && Date.now() - prior.writtenAt < REWRITE_MS) return;
       try {
-        await write(netns, rules);
-        known.set(id, { netns, writtenAt: Date.now(), rules });
+        const ipv6 = await write(netns, offer, ipv4);
+        known.set(id, { netns, writtenAt: Date.now(), rules, ipv6 });
         problems.delete(id);
         const started = raw.State?.StartedAt ? Date.parse(raw.State.StartedAt) : NaN;
         const fresh = prior?.netns !== netns;
         log[fresh ? 'info' : 'debug'](
-          { container: id.slice(0, 12), subnet: offer.subnet, tcp: offer.tcp, udp: offer.udp, ...(Number.isFinite(started) && fresh ? { msSinceStart: Date.now() - started } : {}) },
+          { container: id.slice(0, 12), subnet: offer.subnet, ipv6, tcp: offer.tcp, udp: offer.udp, ...(Number.isFinite(started) && fresh ? { msSinceStart: Date.now() - started } : {}) },
           'offered ports enforced in the task',
         );
       } catch (err) {
@@ -303,7 +403,11 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
   timer.unref();
 
   return {
-    status: () => ({ enforced: known.size, problem: problems.size ? `${problems.size} task(s) not enforced; ${[...problems.values()][0]}` : null }),
+    status: () => ({
+      enforced: known.size,
+      problem: problems.size ? `${problems.size} task(s) not enforced; ${[...problems.values()][0]}` : null,
+      ipv6: Object.fromEntries([...known].flatMap(([id, k]) => (k.ipv6 ? [[id, k.ipv6]] : []))),
+    }),
     async close() {
       closed = true;
       clearInterval(timer);

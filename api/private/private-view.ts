@@ -19,7 +19,11 @@ export interface PrivateView {
   instances: { id: string; process: string; ipv6: string | null; ipv4: string | null; names: string[] }[];
 }
 
-export async function describePrivate(db: Db, runtime: Runtime, app: { name: string; orgId: string }, manifest: Manifest | undefined, rows: Instance[]): Promise<PrivateView> {
+/**
+ * `taskIpv6`: on a swarm, the IPv6 address each task got from its node's agent, by container id
+ * (Docker knows none: task-firewall.ts gives it).
+ */
+export async function describePrivate(db: Db, runtime: Runtime, app: { name: string; orgId: string }, manifest: Manifest | undefined, rows: Instance[], taskIpv6: Record<string, string> = {}): Promise<PrivateView> {
   const [network] = await db.select().from(privateNetworks).where(eq(privateNetworks.key, privateNetworkKey(app).key));
   const offers = (manifest?.private ?? []).map((p) => ({ process: p.process, name: privateNames(app.name, p.process)[0] as string, ports: p.ports, protocol: p.protocol ?? 'tcp' }));
   const instances: PrivateView['instances'] = [];
@@ -28,7 +32,7 @@ export async function describePrivate(db: Db, runtime: Runtime, app: { name: str
     const info = await runtime.inspect(row.containerId).catch(() => null);
     // On a swarm a preview's overlay has its dot replaced (swarm-overlays.ts).
     const endpoint = info?.endpoints?.[network.name] ?? info?.endpoints?.[swarmOverlayName(network.name)];
-    if (endpoint) instances.push({ id: row.id, process: row.process, ipv6: endpoint.ipv6, ipv4: endpoint.ipv4, names: endpoint.aliases });
+    if (endpoint) instances.push({ id: row.id, process: row.process, ipv6: endpoint.ipv6 ?? taskIpv6[row.containerId] ?? null, ipv4: endpoint.ipv4, names: endpoint.aliases });
   }
   return {
     network: network ? { name: network.name, ipv6Subnet: network.ipv6Subnet, ipv4Subnet: network.ipv4Subnet } : null,

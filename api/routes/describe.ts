@@ -71,8 +71,8 @@ export function describeRoutes(deps: ApiDeps) {
       differences: processes.filter((p) => p.ready !== p.desired).map((p) => `${p.process}: ${p.ready} of ${p.desired} ready`),
       deployment: dep ? deploymentView(dep, app.name, version.get(dep.releaseId) ?? 0) : null,
       instances: rows.slice(0, 20).map((i) => ({ ...instanceView(i, version.get(i.releaseId) ?? 0, nodeName), healthOutput: i.healthOutput })),
-      private: deps.privateLimits
-        ? { ...withSwarmNames(await describePrivate(db, deps.runtime, app, manifest, rows), app.name, manifest), limits: await deps.privateLimits() }
+      private: deps.swarmPrivate
+        ? await deps.swarmPrivate().then(async ({ limits, taskIpv6 }) => ({ ...withSwarmNames(await describePrivate(db, deps.runtime, app, manifest, rows, taskIpv6), app.name, manifest), limits }))
         : await describePrivate(db, deps.runtime, app, manifest, rows),
       events: recent.map((e) => eventView(e, app.name)),
     });

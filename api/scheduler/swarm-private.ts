@@ -26,6 +26,8 @@ export interface SwarmAttachment {
   aliases: string[];
   /** The overlay's IPv4 subnet (what the node agents enforce offered ports against). */
   subnet: string;
+  /** The environment's IPv6 /64: the node agents give each task PREFIX::IPv4 on the overlay. */
+  ipv6Subnet: string | null;
 }
 
 /**
@@ -59,7 +61,7 @@ export function swarmPrivateAliases(app: string, manifest: Manifest, process: st
 
 export interface SwarmPrivateOptions {
   /** The environment's private network, made (an overlay) when missing: private-networks.ts. */
-  networkFor: (app: { orgId: string; environment?: string | undefined }) => Promise<{ name: string; ipv4Subnet: string }>;
+  networkFor: (app: { orgId: string; environment?: string | undefined }) => Promise<{ name: string; ipv4Subnet: string; ipv6Subnet?: string | null | undefined }>;
   log: Logger;
 }
 
@@ -74,7 +76,7 @@ export function createSwarmPrivate(options: SwarmPrivateOptions) {
       const aliases = swarmPrivateAliases(app.name, manifest, process);
       try {
         const network = await options.networkFor(app);
-        return [{ name: swarmOverlayName(network.name), aliases, subnet: network.ipv4Subnet }];
+        return [{ name: swarmOverlayName(network.name), aliases, subnet: network.ipv4Subnet, ipv6Subnet: network.ipv6Subnet ?? null }];
       } catch (err) {
         if (aliases.length > 0) throw err;
         options.log.warn({ err: isPierError(err) ? err.message : err, app: app.name, process }, 'private network unavailable; the service starts without it');
@@ -91,7 +93,7 @@ export function createSwarmPrivate(options: SwarmPrivateOptions) {
       if (!first) return spec;
       return {
         ...spec,
-        labels: { ...spec.labels, ...offerLabels(first.subnet, privatePorts(manifest, process)) },
+        labels: { ...spec.labels, ...offerLabels(first.subnet, privatePorts(manifest, process), first.ipv6Subnet) },
         networks: attached.map(({ name, aliases }) => ({ name, aliases })),
         env: { ...spec.env, ...swarmPrivateEnv(app.name, manifest, process) },
       };
@@ -113,29 +115,38 @@ export function withSwarmNames<V extends { instances: { process: string; names: 
 
 /** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
 export const SWARM_PRIVATE_WARNING =
-  'on a swarm, private networks are IPv4-only overlays (Swarm on Engine 20.10 gives tasks no IPv6 address of their own), offered ports ([[private]] ports) are enforced only in the tasks of nodes whose `pier agent` runs with --docker-host (on any other node every port of a task is open to its environment\'s network), and names follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
+  'on a swarm, offered ports ([[private]] ports) are enforced and IPv6 addresses given only in the tasks of nodes whose `pier agent` runs with --docker-host (on any other node every port of a task is open to its environment\'s network, and tasks get no IPv6 address: Swarm on Engine 20.10 gives none), names have A records only (no AAAA) and follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
+
+type AgentState = { enforced: number; problem: string | null; ipv6?: Record<string, string> | undefined } | null | 'unreachable';
 
 /**
  * `pier describe app`'s `private.limits` on a swarm, from what each node agent says now about the
  * offered ports of its node's tasks (AgentRoots.offeredPorts). Pure.
  */
-export function swarmPrivateLimits(agents: Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>): string {
+export function swarmPrivateLimits(agents: Record<string, AgentState>): string {
   return `${SWARM_PRIVATE_BASE}; ${swarmOfferedPorts(agents)}`;
 }
 
+/** The limits, and the IPv6 address each agent gave its node's tasks (by container id). Pure. */
+export function swarmPrivateState(agents: Record<string, AgentState>): { limits: string; taskIpv6: Record<string, string> } {
+  const taskIpv6: Record<string, string> = {};
+  for (const s of Object.values(agents)) if (s && s !== 'unreachable') Object.assign(taskIpv6, s.ipv6 ?? {});
+  return { limits: swarmPrivateLimits(agents), taskIpv6 };
+}
+
 /** What a swarm's private networks do differently, whatever the agents do. */
-export const SWARM_PRIVATE_BASE = 'on a swarm, private networks are IPv4-only overlays (no IPv6 address or AAAA record for a task), and names follow Swarm\'s running tasks, not Pier\'s checks';
+export const SWARM_PRIVATE_BASE = 'on a swarm, names have A records only (Swarm\'s DNS on Engine 20.10 gives no AAAA) and follow Swarm\'s running tasks, not Pier\'s checks';
 
 /** Where offered ports are enforced, from what each node agent says (AgentRoots.offeredPorts). Pure. */
-export function swarmOfferedPorts(agents: Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>): string {
+export function swarmOfferedPorts(agents: Record<string, AgentState>): string {
   const on = Object.entries(agents).filter(([, s]) => s !== null && s !== 'unreachable').map(([a]) => a);
   const off = Object.entries(agents)
     .filter(([, s]) => s === null || s === 'unreachable')
     .map(([a, s]) => `${a} (${s === null ? 'its agent runs without --docker-host' : 'its agent does not answer'})`);
   const problems = Object.entries(agents).flatMap(([a, s]) => (s && s !== 'unreachable' && s.problem ? [`${a}: ${s.problem}`] : []));
-  const open = "every port of a task there is open to its environment's network";
+  const open = "every port of a task there is open to its environment's network, and it has no IPv6 address";
   const enforced = on.length
-    ? `offered ports ([[private]] ports) are enforced in the tasks on ${on.join(', ')}; not on ${off.length ? `${off.join(', ')}, nor on ` : ''}any node without an agent: ${open}`
-    : `offered ports ([[private]] ports) are not enforced: no node agent runs with --docker-host${off.length ? ` (${off.join(', ')})` : ''}, so ${open}`;
+    ? `offered ports ([[private]] ports) are enforced, and IPv6 addresses given, in the tasks on ${on.join(', ')}; not on ${off.length ? `${off.join(', ')}, nor on ` : ''}any node without an agent: ${open}`
+    : `offered ports ([[private]] ports) are not enforced, and tasks have no IPv6 address: no node agent runs with --docker-host${off.length ? ` (${off.join(', ')})` : ''}, so ${open}`;
   return `${enforced}${problems.length ? `; last failures: ${problems.join('; ')}` : ''}`;
 }

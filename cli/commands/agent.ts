@@ -1,7 +1,7 @@
 // `pier agent`: the node agent. Runs on each node of a swarm and does the volume operations of one
 // storage root on that node (create, snapshot, restore, send and receive of snapshots…) for the
 // API server, and with --docker-host enforces the offered ports of private networks in the tasks of
-// this node's engine (api/agent/task-firewall.ts), over HTTP on the nodes' private network with a shared token
+// this node's engine and gives them their IPv6 address there (api/agent/task-firewall.ts), over HTTP on the nodes' private network with a shared token
 // (docs/several-machines.md, "The node agent"). A launcher: the program is loaded lazily; logs go
 // to stderr. Signals: SIGTERM/SIGINT stop it (transfers under way fail and are rolled back by the
 // API server).
@@ -17,7 +17,7 @@ export default defineCommand({
     listen: { type: 'string', description: "Where the agent listens: this node's address on the nodes' private network, never a wildcard or public address: it speaks plain HTTP (env PIER_AGENT_LISTEN)", valueHint: 'ADDRESS:PORT' },
     'volume-root': { type: 'string', description: 'The storage root whose volumes and snapshots it serves (env PIER_AGENT_VOLUME_ROOT)', valueHint: 'PATH' },
     'volume-driver': { type: 'string', description: 'auto (btrfs when the root is on btrfs, else dir), btrfs or dir (env PIER_VOLUME_DRIVER; default auto)', valueHint: 'auto|btrfs|dir' },
-    'docker-host': { type: 'string', description: "This node's Docker engine (unix:///var/run/docker.sock): the agent then enforces the offered ports ([[private]] ports) in the node's tasks on a private network; without it they are not enforced on this node (env PIER_AGENT_DOCKER_HOST)", valueHint: 'unix:///PATH' },
+    'docker-host': { type: 'string', description: "This node's Docker engine (unix:///var/run/docker.sock): the agent then enforces the offered ports ([[private]] ports) in the node's tasks on a private network and gives them their IPv6 address there; without it, on this node, they are not enforced and tasks have no IPv6 address (env PIER_AGENT_DOCKER_HOST)", valueHint: 'unix:///PATH' },
     'token-file': { type: 'string', description: 'File holding the token the API server sends (its --node-agent-token-file), or set PIER_AGENT_TOKEN; never on the command line, where `ps` shows it', valueHint: 'FILE' },
   },
   async run({ args, rawArgs }) {

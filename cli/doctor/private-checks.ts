@@ -6,7 +6,7 @@ import type { RuntimeSetting } from '../../api/config.js';
 import { SWARM_PRIVATE_BASE, swarmOfferedPorts } from '../../api/scheduler/swarm-private.js';
 import type { CheckResult } from './host-checks.js';
 
-type AgentPorts = Record<string, { enforced: number; problem: string | null } | null | 'unreachable'>;
+type AgentPorts = Parameters<typeof swarmOfferedPorts>[0];
 
 const AGENT_FIX = 'run `pier agent --docker-host unix:///var/run/docker.sock` (as root) on every node, and list each agent with --node-agent (PIER_NODE_AGENTS)';
 
@@ -20,12 +20,12 @@ export function checkPrivateNetworks(runtime: RuntimeSetting, agents: AgentPorts
       name: 'private networks',
       status: 'warn',
       message: SWARM_PRIVATE_BASE,
-      fix: 'accept it, or run the apps that need IPv6 or names that follow Pier\'s checks on a single-engine Pier',
+      fix: 'accept it, or run the apps that need AAAA records or names that follow Pier\'s checks on a single-engine Pier',
     },
     {
       name: 'offered ports',
       status: all ? 'ok' : 'warn',
-      message: states.length ? swarmOfferedPorts(agents) : 'offered ports ([[private]] ports) are not enforced: no node agent is configured (--node-agent), so every port of a task is open to its environment\'s network',
+      message: states.length ? swarmOfferedPorts(agents) : 'offered ports ([[private]] ports) are not enforced, and tasks have no IPv6 address: no node agent is configured (--node-agent), so every port of a task is open to its environment\'s network',
       fix: AGENT_FIX,
     },
   ];

@@ -2,11 +2,12 @@
 // swarm` makes the environment's private network as an overlay on the manager, and each service
 // joins it with its names. A worker task on each node resolves web.api.internal to both web tasks
 // (one per node) and reaches each, so each worker reaches the web task on the other node, by
-// address and by name. The overlay is IPv4 only (Swarm on Engine 20.10 gives tasks no IPv6
-// address of their own; docs/several-machines.md): an AAAA query is answered at once, empty.
+// address and by name. Swarm on Engine 20.10 gives tasks no IPv6 address of their own and no AAAA
+// record (docs/several-machines.md): an AAAA query is answered at once, empty.
 // Each node runs `pier agent --docker-host` (its engine): the web tasks take connections from the
 // overlay on their offered port (8080) only; 9090, where they also listen, is refused at once, on
-// the same node and across nodes. `pier describe app` lists the tasks' private addresses, and says
+// the same node and across nodes; and each task gets the environment's PREFIX::IPv4 from its
+// node's agent, so each worker reaches the other node's web task over IPv6 too (offered port only). `pier describe app` lists the tasks' private addresses, and says
 // what is enforced where and what is not. A preview
 // environment's worker, on an overlay of its own, neither resolves nor reaches production's web;
 // once the preview is destroyed its overlay is removed from the swarm (kept while its service
@@ -91,7 +92,7 @@ async function lookup(node: SwarmNode, id: string, name: string, type: 'A' | 'AA
   return [...out.matchAll(/^Address: ([0-9a-f.:]+)$/gm)].map((m) => m[1] as string).filter((a) => a !== '127.0.0.11');
 }
 
-test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node (IPv4 overlay), on its offered port only (the node agents enforce it); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
+test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node, by IPv4 and by the IPv6 address its node agent gave, on its offered port only (the node agents enforce it); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     t.skip('the swarm runs on the embedded-database pass only (CI time)');
@@ -152,13 +153,21 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
       throw new Error(`${err.message}\n${agent.stderr().slice(-2000)}`);
     });
   }
+  // The IPv6 address each agent gave its node's tasks on the overlay, by short container id.
+  const taskIpv6 = new Map<string, string>();
+  for (const agent of [agent1, agent2]) {
+    const r = await fetch(new URL('/v1/root', agent.url), { headers: { authorization: `Bearer ${agent.token}` } });
+    const info = (await r.json()) as { offeredPorts: { ipv6?: Record<string, string> } | null };
+    for (const [id, address] of Object.entries(info.offeredPorts?.ipv6 ?? {})) taskIpv6.set(id.slice(0, 12), address);
+  }
+  assert.ok(webs.every((w) => taskIpv6.has(w.id.slice(0, 12))), `each web task got IPv6 from its agent: ${JSON.stringify([...taskIpv6])}`);
   const sinceStart = [agent1, agent2].flatMap((a) => [...a.stderr().matchAll(/"msSinceStart":(\d+)/g)].map((m) => Number(m[1])));
   t.diagnostic(`offered ports enforced after a task's start (ms, as Docker dates it): ${sinceStart.join(' ')}`);
 
   let resolved: string[] = [];
   for (const [i, node] of [n1, n2].entries()) {
     const worker = workers[i] as { id: string };
-    const other = webs[1 - i] as { hostname: string };
+    const other = webs[1 - i] as { id: string; hostname: string };
     const addresses = await until(`both web tasks in web.api.internal from node ${i + 1}`, async () => {
       const a = await lookup(node, worker.id, 'web.api.internal', 'A');
       return a.length === 2 ? a : null;
@@ -179,7 +188,13 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
       assert.match(r, /refused|reset/i, `node ${i + 1}'s worker to ${address}:9090, not offered: ${r}`);
       assert.doesNotMatch(r, /rc=0/);
     }
-    // Told in its environment, as on one engine: the family to use on a swarm's overlay.
+    // IPv6 across nodes, at the address the agent gave: the offered port answers, 9090 is refused.
+    const otherV6 = taskIpv6.get(other.id.slice(0, 12)) as string;
+    assert.equal((await sh(node, worker.id, `timeout 5 wget -q -O- http://[${otherV6}]:8080/`)).trim(), other.hostname, `node ${i + 1}'s worker reaches the other node's web task at ${otherV6}`);
+    const closed6 = await sh(node, worker.id, `timeout 5 wget -q -O- http://[${otherV6}]:9090/ 2>&1; echo "rc=$?"`);
+    assert.match(closed6, /refused|reset/i, `node ${i + 1}'s worker to [${otherV6}]:9090, not offered: ${closed6}`);
+    assert.doesNotMatch(closed6, /rc=0/);
+    // Told in its environment, as on one engine: the family to use on a swarm's overlay (its names have A records only).
     assert.equal((await sh(node, worker.id, 'echo "$PIER_PRIVATE_FAMILY"')).trim(), 'ipv4');
   }
 
@@ -191,14 +206,15 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
     return v.private.instances.length === 2 ? v : null;
   });
   assert.deepEqual(described.private.instances.map((i) => i.ipv4).sort(), resolved);
-  assert.ok(described.private.instances.every((i) => i.ipv6 === null && i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
-  assert.match(described.private.limits ?? '', new RegExp(`offered ports \\(\\[\\[private\\]\\] ports\\) are enforced in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}, ${cluster.worker.address.replace(/\./g, '\\.')}; not on any node without an agent`));
-  assert.match(described.private.limits ?? '', /IPv4-only/);
+  assert.deepEqual(described.private.instances.map((i) => i.ipv6).sort(), webs.map((w) => taskIpv6.get(w.id.slice(0, 12))).sort(), 'the IPv6 addresses the agents gave');
+  assert.ok(described.private.instances.every((i) => i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
+  assert.match(described.private.limits ?? '', new RegExp(`offered ports \\(\\[\\[private\\]\\] ports\\) are enforced, and IPv6 addresses given, in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}, ${cluster.worker.address.replace(/\./g, '\\.')}; not on any node without an agent`));
+  assert.match(described.private.limits ?? '', /names have A records only/);
   // `pier doctor` with the server's configuration asks the same agents: offered ports ok.
   const doctor = await runPier(['doctor', '--json'], server.env);
   const offered = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; message: string }[] }).checks.find((c) => c.name === 'offered ports');
   assert.equal(offered?.status, 'ok', `${JSON.stringify(offered)}\n${doctor.stderr}`);
-  assert.match(offered?.message ?? '', new RegExp(`enforced in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}`));
+  assert.match(offered?.message ?? '', new RegExp(`enforced, and IPv6 addresses given, in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}`));
 
   // A preview environment's worker is on an overlay of its own: production's names do not resolve
   // there and production's addresses answer on no port. (Its own app name: service names do not
@@ -219,7 +235,7 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   assert.ok(pnets.length === 1 && pnets[0] !== overlay.split(' ')[0], `the preview's own overlay: ${pnet}\n${server.stderr().split('\n').filter((l) => /private|overlay|network/i.test(l)).slice(-8).join('\n')}`);
   const unresolved = await sh(pnode, ptask.id, 'timeout 4 nslookup -type=A web.api.internal 127.0.0.11 2>&1; true');
   assert.doesNotMatch(unresolved, /Address: 198\./, `the preview resolved production's name: ${unresolved}`);
-  for (const address of resolved) {
+  for (const address of [...resolved, ...webs.map((w) => `[${taskIpv6.get(w.id.slice(0, 12))}]`)]) {
     const r = await sh(pnode, ptask.id, `timeout 3 wget -q -O- http://${address}:8080/ 2>&1; echo "rc=$?"`);
     assert.doesNotMatch(r, /rc=0/, `the preview reached production's ${address}: ${r}`);
   }

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { OFFER_LABELS, offerLabels, parseOffer, taskRules } from '../../../api/agent/task-firewall.js';
+import { OFFER_LABELS, ipv6Batch, offerLabels, overlayMac, parseOffer, subnetHosts, taskIpv6, taskRules } from '../../../api/agent/task-firewall.js';
 import { tempRoot } from '../../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../../support/images.js';
 import { startNodeAgent } from '../../support/node-agent.js';
@@ -22,8 +22,9 @@ const IMAGE = 'pier-test/busybox:1';
 
 test('the offer labels are read strictly: a subnet and ports, nothing that could reach iptables as more than that', () => {
   const labels = offerLabels('10.210.3.0/24', { tcp: [8080, 9000], udp: [53] });
-  assert.deepEqual(parseOffer(labels), { subnet: '10.210.3.0/24', tcp: [8080, 9000], udp: [53] });
-  assert.deepEqual(parseOffer(offerLabels('10.210.3.0/24', { tcp: [], udp: [] })), { subnet: '10.210.3.0/24', tcp: [], udp: [] });
+  assert.deepEqual(parseOffer(labels), { subnet: '10.210.3.0/24', tcp: [8080, 9000], udp: [53], ipv6: null });
+  assert.deepEqual(parseOffer(offerLabels('10.210.3.0/24', { tcp: [], udp: [] })), { subnet: '10.210.3.0/24', tcp: [], udp: [], ipv6: null });
+  assert.deepEqual(parseOffer(offerLabels('10.210.3.0/24', { tcp: [80], udp: [] }, 'fd70:6965:7200:3::/64')), { subnet: '10.210.3.0/24', tcp: [80], udp: [], ipv6: 'fd70:6965:7200:3::/64' });
   assert.equal(parseOffer({}), null);
   assert.equal(parseOffer(null), null);
   for (const subnet of ['10.0.0.0/8 -j ACCEPT', '10.0.0.0', '300.1.1.0/24', '10.0.0.0/33', '0.0.0.0/0', '10.0.0.0/7', 'fd00::/64', '10.0.0.0/8\n-A INPUT -j ACCEPT']) {
@@ -36,7 +37,7 @@ test('the offer labels are read strictly: a subnet and ports, nothing that could
 
 test('the chain: outside the subnet and answers pass, offered ports pass (15 per multiport rule), every other new TCP/UDP from the subnet is rejected', () => {
   const ports = Array.from({ length: 17 }, (_, i) => 9000 + i);
-  const rules = taskRules({ subnet: '10.210.3.0/24', tcp: ports, udp: [53] }).split('\n');
+  const rules = taskRules({ subnet: '10.210.3.0/24', tcp: ports, udp: [53], ipv6: null }).split('\n');
   assert.deepEqual(rules, [
     '*filter',
     ':PIER-OFFERED - [0:0]',
@@ -49,6 +50,31 @@ test('the chain: outside the subnet and answers pass, offered ports pass (15 per
     '-A PIER-OFFERED -p udp -j REJECT --reject-with icmp-port-unreachable',
     'COMMIT',
     '',
+  ]);
+});
+
+test('IPv6 on the overlay: the prefix is a unique local /64 and the subnet at most a /20; the ip6tables chain filters the prefix', () => {
+  const ports = { [OFFER_LABELS.subnet]: '10.210.3.0/24', [OFFER_LABELS.ports]: 'tcp=8080 udp=' };
+  for (const bad of ['2001:db8::/64', 'fd70:6965:7200:3::/48', 'fd70:6965:7200:3::1/64', 'fd70::/64;rm', '10.0.0.0/8', '']) {
+    assert.throws(() => parseOffer({ ...ports, [OFFER_LABELS.ipv6]: bad }), /dev\.pier\.private-ipv6 ".*" is not a unique local IPv6 \/64/, bad);
+  }
+  assert.throws(() => parseOffer({ ...ports, [OFFER_LABELS.subnet]: '10.208.0.0/16', [OFFER_LABELS.ipv6]: 'fd70:6965:7200:3::/64' }), /needs an IPv4 subnet of \/20 or smaller/);
+  const v6 = taskRules({ subnet: '10.210.3.0/24', tcp: [8080], udp: [], ipv6: 'fd70:6965:7200:3::/64' }, 6).split('\n');
+  assert.equal(v6[2], '-A PIER-OFFERED ! -s fd70:6965:7200:3::/64 -j RETURN');
+  assert.equal(v6[5], '-A PIER-OFFERED -p tcp -j REJECT --reject-with tcp-reset');
+  assert.equal(v6[6], '-A PIER-OFFERED -p udp -j REJECT --reject-with icmp6-port-unreachable');
+});
+
+test('IPv6 on the overlay: PREFIX::IPv4, a neighbour at 02:42 + IPv4 for every other host of the subnet', () => {
+  assert.equal(taskIpv6('fd70:6965:7200:3::/64', '198.19.170.4'), 'fd70:6965:7200:3::c613:aa04');
+  assert.equal(overlayMac('198.19.170.4'), '02:42:c6:13:aa:04');
+  assert.deepEqual(subnetHosts('10.0.0.0/30'), ['10.0.0.1', '10.0.0.2']);
+  assert.equal(subnetHosts('10.0.0.0/24').length, 254);
+  assert.equal(subnetHosts('10.0.0.77/24')[0], '10.0.0.1', 'host bits in the label are ignored');
+  const batch = ipv6Batch({ subnet: '10.0.0.0/29', tcp: [], udp: [], ipv6: 'fd00:1:2:3::/64' }, '10.0.0.2', 'eth1').trim().split('\n');
+  assert.deepEqual(batch, [
+    'address replace fd00:1:2:3::a00:2/96 dev eth1 nodad',
+    ...['1', '3', '4', '5', '6'].map((n) => `neighbour replace fd00:1:2:3::a00:${n} lladdr 02:42:0a:00:00:0${n} dev eth1 nud permanent`),
   ]);
 });
 
@@ -144,4 +170,52 @@ test('pier agent --docker-host: a peer on the task\'s network reaches the offere
   const plain = await startNodeAgent(t, await tempRoot(t));
   assert.equal((await rootInfo(plain.url, plain.token)).offeredPorts, null);
   assert.match(plain.stderr(), /offered ports .* are not enforced/);
+});
+
+test('pier agent --docker-host with an IPv6 prefix: each task gets PREFIX::IPv4 and reaches the other over IPv6 on the offered port only; the agent reports the addresses', async (t) => {
+  if (!(await requireDocker(t))) return;
+  await ensureBusyboxImage(IMAGE);
+  const tag = `pier-test-tfw6-${randomBytes(4).toString('hex')}`;
+  const label = `dev.pier.test=${tag}`;
+  t.after(async () => {
+    const ids = (await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')).split('\n').filter(Boolean);
+    if (ids.length) await docker(['rm', '-f', ...ids]).catch(() => undefined);
+    await docker(['network', 'rm', tag]).catch(() => undefined);
+  });
+  // An IPv4-only network, as a swarm's overlay is: Docker gives its containers no IPv6 (and the
+  // MAC 02:42 + IPv4, as on an overlay); the agent adds IPv6 on top.
+  // A /24, as Pier's overlays are (the agent writes a neighbour entry per address): a random one, another tried on a clash.
+  for (let i = 0; ; i++) {
+    const made = await docker(['network', 'create', '--label', label, '--subnet', `10.231.${Math.floor(Math.random() * 250)}.0/24`, tag]).then(() => true, (err: Error) => (i >= 5 ? Promise.reject(err) : false));
+    if (made) break;
+  }
+  const subnet = await docker(['network', 'inspect', '--format', '{{(index .IPAM.Config 0).Subnet}}', tag]);
+  const prefix = `fd70:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}:1::/64`;
+  const labels = Object.entries(offerLabels(subnet, { tcp: [8080], udp: [] }, prefix)).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+  const serve = "mkdir -p /www; hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & httpd -f -p 9090 -h /www & wait";
+  const run = () => docker(['run', '-d', '--label', label, '--label', 'com.docker.swarm.task.id=pier-test-task', ...labels, '--network', tag, IMAGE, 'sh', '-c', serve]);
+  const [a, b] = [await run(), await run()] as [string, string];
+  const ipv4 = (id: string) => docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${tag}").IPAddress}}`, id]);
+  const expected = { [a]: taskIpv6(prefix, await ipv4(a)), [b]: taskIpv6(prefix, await ipv4(b)) };
+
+  const agent = await startNodeAgent(t, await tempRoot(t), ['--docker-host', 'unix:///var/run/docker.sock']);
+  let reported: Record<string, string> = {};
+  for (let i = 0; ; i++) {
+    const info = (await rootInfo(agent.url, agent.token)) as { offeredPorts: { ipv6?: Record<string, string> } | null };
+    reported = info.offeredPorts?.ipv6 ?? {};
+    if (reported[a] && reported[b]) break;
+    if (i >= 100) throw new Error(`the agent did not give both tasks IPv6 in 10 s: ${JSON.stringify(reported)}\n${agent.stderr().slice(-2000)}`);
+    await delay(100);
+  }
+  assert.deepEqual({ [a]: reported[a], [b]: reported[b] }, expected);
+  const shown = await docker(['exec', b, 'ip', '-6', '-o', 'address', 'show', 'scope', 'global']);
+  assert.match(shown, new RegExp(`inet6 ${expected[b]}/96 `), shown);
+
+  const get = (from: string, host: string, port: number) => docker(['exec', from, 'sh', '-c', `timeout 5 wget -q -O- http://[${host}]:${port}/ 2>&1; echo "rc=$?"`]);
+  const hostnameOf = async (id: string) => (await docker(['exec', id, 'hostname'])).trim();
+  assert.match(await get(a, expected[b] as string, 8080), new RegExp(`${await hostnameOf(b)}\\s+rc=0`), 'a reaches b over IPv6 on the offered port');
+  assert.match(await get(b, expected[a] as string, 8080), new RegExp(`${await hostnameOf(a)}\\s+rc=0`), 'and the other way');
+  const closed = await get(a, expected[b] as string, 9090);
+  assert.match(closed, /refused|reset/i, `a port not offered is refused over IPv6 too: ${closed}`);
+  assert.doesNotMatch(closed, /rc=0/);
 });

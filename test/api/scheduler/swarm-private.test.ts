@@ -10,7 +10,7 @@ import { overlayCreateOptions, swarmOverlayName } from '../../../api/runtime/swa
 import { toDockerServiceSpec } from '../../../api/runtime/swarm-service-spec.js';
 import { swarmGroupSpec } from '../../../api/scheduler/swarm-group.js';
 import { parseOffer } from '../../../api/agent/task-firewall.js';
-import { createSwarmPrivate, swarmInitialHealth, swarmPrivateLimits, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
+import { createSwarmPrivate, swarmInitialHealth, swarmPrivateLimits, swarmPrivateState, swarmPrivateAliases, swarmPrivateEnv, withSwarmNames } from '../../../api/scheduler/swarm-private.js';
 
 const manifest = parseManifest(`app = "shop"
 image = "local/shop:1"
@@ -58,9 +58,9 @@ test('a task starts unchecked when its implicit check would connect to a port of
   assert.equal(swarmInitialHealth(manifest, 'worker'), 'none');
 });
 
-test('every new service joins its environment\'s network; the names go on the offering group\'s service only, with the env; each says what it offers to the node agents', async () => {
+test('every new service joins its environment\'s network; the names go on the offering group\'s service only, with the env; each says what it offers, and its IPv6 /64, to the node agents', async () => {
   const asked: unknown[] = [];
-  const priv = createSwarmPrivate({ networkFor: async (a) => (asked.push(a), { name: 'pier-private-org_1', ipv4Subnet: '10.210.0.0/24' }), log });
+  const priv = createSwarmPrivate({ networkFor: async (a) => (asked.push(a), { name: 'pier-private-org_1', ipv4Subnet: '10.210.0.0/24', ipv6Subnet: 'fd70:6965:7200::/64' }), log });
   const base = swarmGroupSpec({ app, release, process: 'api', installationId: 'inst_1', replicas: 2 });
   const api = await priv.withPrivate(base, app, manifest, 'api');
   assert.deepEqual(api.networks, [{ name: 'pier-private-org_1', aliases: ['api.shop.internal', 'shop.internal'] }]);
@@ -71,8 +71,8 @@ test('every new service joins its environment\'s network; the names go on the of
   assert.deepEqual(asked, [app, app]);
   // The labels each node's agent enforces (api/agent/task-firewall.ts), on the service and its tasks;
   // a group that offers nothing is labelled too: every new connection from the overlay is refused.
-  assert.deepEqual(parseOffer(toDockerServiceSpec(api).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [9000, 9001], udp: [] });
-  assert.deepEqual(parseOffer(toDockerServiceSpec(worker).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [], udp: [] });
+  assert.deepEqual(parseOffer(toDockerServiceSpec(api).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [9000, 9001], udp: [], ipv6: 'fd70:6965:7200::/64' });
+  assert.deepEqual(parseOffer(toDockerServiceSpec(worker).TaskTemplate.ContainerSpec.Labels), { subnet: '10.210.0.0/24', tcp: [], udp: [], ipv6: 'fd70:6965:7200::/64' });
   assert.equal(parseOffer(toDockerServiceSpec(base).TaskTemplate.ContainerSpec.Labels), null, 'no private network: no labels');
   // Without private networking wired, the spec has no Networks at all (as before).
   assert.equal(toDockerServiceSpec(base).TaskTemplate.Networks, undefined);
@@ -87,7 +87,7 @@ test('when the network cannot be made, an offering group is not made (its names 
   assert.equal(worker.env.PIER_PRIVATE_FAMILY, undefined);
 });
 
-test('the overlay is attachable, IPv4 only (the IPv6 subnet is not used: Swarm gives tasks no IPv6 address of their own), labelled', () => {
+test('the overlay is attachable, IPv4 only to Docker (Swarm gives tasks no IPv6 address of their own: the node agents add it), labelled', () => {
   const body = overlayCreateOptions({ name: 'pier-private-org_1', subnet: '10.210.0.0/24', ipv6Subnet: 'fd70:6965:7200::/64', labels: { 'dev.pier.private': 'true' } });
   assert.equal(body.Driver, 'overlay');
   assert.equal(body.Attachable, true);
@@ -106,17 +106,21 @@ test('a preview\'s overlay name has no dot (Swarm wants a DNS name component); p
   assert.equal(swarmOverlayName('pier-private-org_1'), 'pier-private-org_1');
   assert.equal(swarmOverlayName('pier-private-org_1.pr-7'), 'pier-private-org_1--pr-7');
   assert.equal(overlayCreateOptions({ name: 'pier-private-org_1.pr-7', subnet: '10.210.1.0/24', labels: {} }).Name, 'pier-private-org_1--pr-7');
-  const priv = createSwarmPrivate({ networkFor: async () => ({ name: 'pier-private-org_1.pr-7', ipv4Subnet: '10.210.1.0/24' }), log });
-  assert.deepEqual(await priv.attachments(app, manifest, 'worker'), [{ name: 'pier-private-org_1--pr-7', aliases: [], subnet: '10.210.1.0/24' }]);
+  const priv = createSwarmPrivate({ networkFor: async () => ({ name: 'pier-private-org_1.pr-7', ipv4Subnet: '10.210.1.0/24', ipv6Subnet: 'fd70:6965:7200:1::/64' }), log });
+  assert.deepEqual(await priv.attachments(app, manifest, 'worker'), [{ name: 'pier-private-org_1--pr-7', aliases: [], subnet: '10.210.1.0/24', ipv6Subnet: 'fd70:6965:7200:1::/64' }]);
 });
 
 test('describe on a swarm says where offered ports are enforced: on the nodes whose agent watches its engine, naming the others and why', () => {
   const none = swarmPrivateLimits({});
-  assert.match(none, /IPv4-only/);
-  assert.match(none, /not enforced: no node agent runs with --docker-host, so every port of a task there is open/);
+  assert.match(none, /names have A records only/);
+  assert.match(none, /not enforced, and tasks have no IPv6 address: no node agent runs with --docker-host, so every port of a task there is open/);
   const some = swarmPrivateLimits({ '10.0.0.1': { enforced: 3, problem: null }, '10.0.0.2': null, '10.0.0.3': 'unreachable' });
-  assert.match(some, /enforced in the tasks on 10\.0\.0\.1; not on 10\.0\.0\.2 \(its agent runs without --docker-host\), 10\.0\.0\.3 \(its agent does not answer\), nor on any node without an agent/);
+  assert.match(some, /enforced, and IPv6 addresses given, in the tasks on 10\.0\.0\.1; not on 10\.0\.0\.2 \(its agent runs without --docker-host\), 10\.0\.0\.3 \(its agent does not answer\), nor on any node without an agent/);
   assert.doesNotMatch(some, /last failures/);
   const failing = swarmPrivateLimits({ '10.0.0.1': { enforced: 0, problem: 'container abc: iptables-restore exited with 1' } });
-  assert.match(failing, /enforced in the tasks on 10\.0\.0\.1; not on any node without an agent.*; last failures: 10\.0\.0\.1: container abc: iptables-restore exited with 1$/);
+  assert.match(failing, /enforced, and IPv6 addresses given, in the tasks on 10\.0\.0\.1; not on any node without an agent.*; last failures: 10\.0\.0\.1: container abc: iptables-restore exited with 1$/);
+  // The IPv6 address each agent gave its node's tasks, merged for describe; unreachable or plain agents add none.
+  const state = swarmPrivateState({ '10.0.0.1': { enforced: 1, problem: null, ipv6: { c1: 'fd00::a00:2' } }, '10.0.0.2': { enforced: 1, problem: null, ipv6: { c2: 'fd00::a00:3' } }, '10.0.0.3': 'unreachable', '10.0.0.4': null });
+  assert.deepEqual(state.taskIpv6, { c1: 'fd00::a00:2', c2: 'fd00::a00:3' });
+  assert.equal(state.limits, swarmPrivateLimits({ '10.0.0.1': { enforced: 1, problem: null }, '10.0.0.2': { enforced: 1, problem: null }, '10.0.0.3': 'unreachable', '10.0.0.4': null }));
 });

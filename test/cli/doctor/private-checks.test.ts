@@ -4,19 +4,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkPrivateNetworks } from '../../../cli/doctor/private-checks.js';
 
-test('on a swarm: a warning for IPv4-only overlays; offered ports ok only when every configured agent enforces them; on one engine, no check', () => {
+test('on a swarm: a warning for A-only names; offered ports ok only when every configured agent enforces them; on one engine, no check', () => {
   const swarm = { kind: 'swarm' as const, nodeEngines: {} };
   const [net, ports, ...rest] = checkPrivateNetworks(swarm);
   assert.equal(rest.length, 0);
   assert.equal(net?.status, 'warn');
-  assert.match(net?.message ?? '', /IPv4-only overlays/);
+  assert.match(net?.message ?? '', /names have A records only/);
   assert.equal(ports?.status, 'warn');
-  assert.match(ports?.message ?? '', /not enforced: no node agent is configured/);
+  assert.match(ports?.message ?? '', /not enforced, and tasks have no IPv6 address: no node agent is configured/);
   assert.match(ports?.fix ?? '', /pier agent --docker-host unix:\/\/\/var\/run\/docker\.sock/);
 
   const enforced = checkPrivateNetworks(swarm, { '10.0.0.1': { enforced: 2, problem: null }, '10.0.0.2': { enforced: 0, problem: null } })[1];
   assert.equal(enforced?.status, 'ok');
-  assert.match(enforced?.message ?? '', /enforced in the tasks on 10\.0\.0\.1, 10\.0\.0\.2/);
+  assert.match(enforced?.message ?? '', /enforced, and IPv6 addresses given, in the tasks on 10\.0\.0\.1, 10\.0\.0\.2/);
 
   const partly = checkPrivateNetworks(swarm, { '10.0.0.1': { enforced: 2, problem: null }, '10.0.0.2': null, '10.0.0.3': 'unreachable' })[1];
   assert.equal(partly?.status, 'warn');
