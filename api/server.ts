@@ -51,6 +51,7 @@ import { createSwarmServices } from './runtime/swarm-services.js';
 import { createSwarmRuntime } from './runtime/swarm-runtime.js';
 import { createSwarmOverlays } from './runtime/swarm-overlays.js';
 import { createSwarmPrivate, SWARM_PRIVATE_WARNING, swarmPrivateState } from './scheduler/swarm-private.js';
+import { createSwarmNames } from './scheduler/swarm-names.js';
 import { createSwarmReconciler, refuseOnSwarm } from './scheduler/swarm-reconciler.js';
 import { createSwarmNodeDirectory, type NodeDirectory } from './node-directory.js';
 import { createSwarmWatcher } from './scheduler/swarm-watcher.js';
@@ -295,6 +296,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         // New instances are probed at once (their readiness gates the rollout and the edge).
         health.poke();
         privateNames.poke();
+        swarmNames?.poke();
       },
       onCrashLoop: (app, process, until) => metrics.recordCrashLoop(app, process, until),
     });
@@ -325,9 +327,13 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         edgeFeed.refresh(appId);
         scheduler.enqueue(appId);
         privateNames.poke();
+        swarmNames?.poke();
       },
     });
     closers.push(() => health.close());
+    // On a swarm, the names go to the node agents, which write them into the tasks' hosts files.
+    const swarmNames = swarmServices && agentRoots ? createSwarmNames({ db, runtime, networks: privateNetworks, agents: agentRoots, log: log.child({ component: 'swarm-names' }), intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined }) : undefined;
+    if (swarmNames) closers.push(() => swarmNames.close());
     const privateNames = createPrivateNames({ db, runtime, networks: privateNetworks, nodeId: LOCAL_NODE, log, firewall: privateFirewall, events, intervalMs: overrides.resyncMs ? Math.min(overrides.resyncMs, 2_000) : undefined });
     closers.push(() => privateNames.close());
     // Registry events belong to the admin org (known once it is bootstrapped, below).
@@ -384,6 +390,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
         privateNetworks.forget(name);
         // The chain drops the removed bridge's rules at once, not at the next round.
         privateNames.poke();
+        swarmNames?.poke();
       },
     });
     closers.push(() => reaper.close());
@@ -528,6 +535,7 @@ export async function startServer(config: ServerConfig, log: Logger, overrides: 
     reaper.start();
     health.start();
     if (!swarmServices) privateNames.start();
+    swarmNames?.start();
     system.start();
     volumeKeeper?.start();
     if (certificateKeeper) {

@@ -19,6 +19,7 @@ import type { HostStream } from '../volumes/host-stream.js';
 import type { ArchivedSnapshot, VolumeDriver } from '../volumes/volume-driver.js';
 import { agentAuth } from './agent-auth.js';
 import { checkAgentId, encodeStatus, errorBody, STATUS_TRAILER, type AgentRoot } from './agent-protocol.js';
+import { parseNames, type NamesState } from './task-names.js';
 
 type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
 
@@ -29,6 +30,8 @@ export interface AgentAppOptions {
   log: Logger;
   /** Offered ports enforced in this node's tasks, when the agent watches its engine. */
   offeredPorts?: (() => NonNullable<AgentRoot['offeredPorts']>) | undefined;
+  /** Takes the private names the API server pushes (task-names.ts), when the agent watches its engine. */
+  setNames?: ((state: NamesState) => Promise<void>) | undefined;
 }
 
 export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeBindings }> {
@@ -41,6 +44,17 @@ export function createAgentApp(options: AgentAppOptions): Hono<{ Bindings: NodeB
   const id = (c: Context, what = 'id') => checkAgentId(c.req.param(what) ?? '', what === 'name' ? 'staging name' : 'id');
 
   app.get('/v1/root', (c) => c.json({ kind: driver.kind, root: driver.root, version: options.version, offeredPorts: options.offeredPorts?.() ?? null } satisfies AgentRoot));
+
+  // The private names of every overlay, whole (the API server's swarm-names.ts): into the hosts
+  // file of each task of this node. An agent that does not watch its engine says so.
+  const names = bodyLimit({ maxSize: 4 * 1024 * 1024, onError: () => { throw new PierError('E_AGENT_BAD_REQUEST', 'the private names are larger than 4 MiB', { status: 413 }); } });
+  app.put('/v1/private-names', names, async (c) => {
+    const state = parseNames(await jsonBody(c));
+    if (!options.setNames) return c.json({ applied: false, reason: 'this agent runs without --docker-host: it writes no task\'s hosts file', ipv6: {} });
+    await options.setNames(state);
+    // The IPv6 address each task of this node has now: the API server names only those.
+    return c.json({ applied: true, ipv6: options.offeredPorts?.().ipv6 ?? {} });
+  });
 
   app.put('/v1/volumes/:id', small, async (c) => {
     const body = await jsonBody(c);

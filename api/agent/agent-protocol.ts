@@ -19,9 +19,10 @@ export interface AgentRoot {
   /**
    * Offered ports enforced in this node's tasks (`pier agent --docker-host`, task-firewall.ts):
    * how many are now, the last failure, and the IPv6 address each task got on its overlay (by
-   * container id); null or absent when the agent does not watch its engine.
+   * container id), and how many tasks' hosts files hold the private names last pushed (null: none
+   * pushed yet); null or absent when the agent does not watch its engine.
    */
-  offeredPorts?: { enforced: number; problem: string | null; ipv6?: Record<string, string> | undefined } | null | undefined;
+  offeredPorts?: { enforced: number; problem: string | null; ipv6?: Record<string, string> | undefined; named?: number | null | undefined } | null | undefined;
 }
 
 export interface AgentErrorBody {

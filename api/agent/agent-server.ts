@@ -7,6 +7,7 @@ import { PierError } from '../pier-error.js';
 import type { VolumeDriver } from '../volumes/volume-driver.js';
 import { createAgentApp } from './agent-app.js';
 import type { AgentRoot } from './agent-protocol.js';
+import type { NamesState } from './task-names.js';
 
 export interface AgentServerOptions {
   listen: { host: string; port: number };
@@ -15,6 +16,8 @@ export interface AgentServerOptions {
   version: string;
   log: Logger;
   offeredPorts?: (() => NonNullable<AgentRoot['offeredPorts']>) | undefined;
+  /** Takes the private names the API server pushes (task-names.ts), when the agent watches its engine. */
+  setNames?: ((state: NamesState) => Promise<void>) | undefined;
 }
 
 export interface AgentServer {

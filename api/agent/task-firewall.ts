@@ -29,7 +29,9 @@ import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
+import { readFile, writeFile } from 'node:fs/promises';
 import { readJsonLines } from '../runtime/json-lines.js';
+import { hostsWithNames, type NamesState } from './task-names.js';
 
 const exec = promisify(execFile);
 
@@ -169,10 +171,14 @@ export interface TaskFirewallStatus {
   problem: string | null;
   /** The IPv6 address given to each task that has one now, by container id. */
   ipv6: Record<string, string>;
+  /** Tasks whose hosts file holds the private names last pushed (task-names.ts); null: none pushed yet. */
+  named: number | null;
 }
 
 export interface TaskFirewall {
   status(): TaskFirewallStatus;
+  /** The private names the API server pushed (whole): written into the hosts file of every task on each overlay. */
+  setNames(state: NamesState): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -183,6 +189,11 @@ interface Known {
   rules: string;
   /** Its IPv6 address on the overlay, when it has one. */
   ipv6: string | null;
+  subnet: string;
+  /** Docker's hosts file of the container (bind-mounted as its /etc/hosts). */
+  hostsPath: string | null;
+  /** What its hosts file was last given (JSON of the names), null: not yet. */
+  hostsKey: string | null;
 }
 
 interface RawContainer {
@@ -191,6 +202,7 @@ interface RawContainer {
   Config?: { Labels?: Record<string, string> | null };
   HostConfig?: { NetworkMode?: string };
   NetworkSettings?: { SandboxKey?: string; Networks?: Record<string, { IPAddress?: string }> | null };
+  HostsPath?: string;
 }
 
 /** Whether IPv4 `address` is in `subnet` (a.b.c.d/n). Pure. */
@@ -216,6 +228,28 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
   const again = new Set<string>();
   const abort = new AbortController();
   let closed = false;
+  /** The private names last pushed by the API server; null until the first push (hosts files are left alone). */
+  let names: NamesState | null = null;
+
+  /** Writes the names of the task's overlay into its hosts file when they changed; a failure is logged and tried again. */
+  async function writeHosts(id: string, k: Known): Promise<void> {
+    if (names === null || !k.hostsPath) return;
+    const hosts = names.get(k.subnet) ?? [];
+    const key = JSON.stringify(hosts);
+    if (k.hostsKey === key) return;
+    try {
+      const current = await readFile(k.hostsPath, 'utf8');
+      const next = hostsWithNames(current, hosts);
+      // In place (the file is bind-mounted into the task: a rename would not reach it).
+      if (next !== current) await writeFile(k.hostsPath, next);
+      k.hostsKey = key;
+      log.debug({ container: id.slice(0, 12), subnet: k.subnet, addresses: hosts.length }, 'private names written to the task\'s hosts file');
+    } catch (err) {
+      if (known.get(id) !== k || closed) return;
+      log.warn({ container: id.slice(0, 12), err: (err as Error).message }, 'cannot write the private names into the task\'s hosts file; trying again');
+      setTimeout(() => void (known.get(id) === k && !closed ? writeHosts(id, k) : undefined), RETRY_MS).unref();
+    }
+  }
 
   /** Runs `args` in the network namespace at `netns` (the container's sandbox); resolves with the exit code. */
   function inTask(netns: string, args: string[], input?: string): Promise<{ code: number; err: string }> {
@@ -332,8 +366,13 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
       if (!force && prior && prior.netns === netns && prior.rules === rules && Date.now() - prior.writtenAt < REWRITE_MS) return;
       try {
         const ipv6 = await write(netns, offer, ipv4);
-        known.set(id, { netns, writtenAt: Date.now(), rules, ipv6 });
+        const hostsPath = raw.HostsPath && raw.HostsPath.startsWith('/') ? raw.HostsPath : null;
+        // hostsKey null: the file is read again (Docker may have rewritten it), and written only if it differs.
+        const entry: Known = { netns, writtenAt: Date.now(), rules, ipv6, subnet: offer.subnet, hostsPath, hostsKey: null };
+        known.set(id, entry);
         problems.delete(id);
+        // Docker writes the hosts file again at a restart: the names go back in with the rules.
+        await writeHosts(id, entry);
         const started = raw.State?.StartedAt ? Date.parse(raw.State.StartedAt) : NaN;
         const fresh = prior?.netns !== netns;
         log[fresh ? 'info' : 'debug'](
@@ -407,7 +446,12 @@ export function startTaskFirewall(options: TaskFirewallOptions): TaskFirewall {
       enforced: known.size,
       problem: problems.size ? `${problems.size} task(s) not enforced; ${[...problems.values()][0]}` : null,
       ipv6: Object.fromEntries([...known].flatMap(([id, k]) => (k.ipv6 ? [[id, k.ipv6]] : []))),
+      named: names === null ? null : [...known.values()].filter((k) => k.hostsKey !== null && k.hostsKey === JSON.stringify(names?.get(k.subnet) ?? [])).length,
     }),
+    async setNames(state) {
+      names = state;
+      await Promise.all([...known].map(([id, k]) => writeHosts(id, k)));
+    },
     async close() {
       closed = true;
       clearInterval(timer);

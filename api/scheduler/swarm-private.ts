@@ -5,7 +5,9 @@
 // or aliases replaces all of its tasks (measured: `docker service update --network-add` restarted
 // both tasks), which a rollout cannot afford.
 //
-// What follows from it (docs/guide-connect-privately.md, "On several machines"):
+// Those are Swarm's DNS answers (A records only). The names that follow Pier's checks, with AAAA,
+// go into each task's hosts file instead (swarm-names.ts, written by the node agents).
+// What follows for Swarm's answers (docs/guide-connect-privately.md, "On several machines"):
 // - a new release's task answers the names once Swarm has it running, before Pier's own check
 //   passes (Swarm lists running tasks only; a Docker HEALTHCHECK would hold it back, but Swarm
 //   kills a task whose HEALTHCHECK fails, so it cannot take a task out of the name either);
@@ -115,7 +117,7 @@ export function withSwarmNames<V extends { instances: { process: string; names: 
 
 /** Said at every start of `pier server --runtime swarm` and by `pier doctor`: what a swarm's private network does not do. */
 export const SWARM_PRIVATE_WARNING =
-  'on a swarm, offered ports ([[private]] ports) are enforced and IPv6 addresses given only in the tasks of nodes whose `pier agent` runs with --docker-host (on any other node every port of a task is open to its environment\'s network, and tasks get no IPv6 address: Swarm on Engine 20.10 gives none), names have A records only (no AAAA) and follow Swarm\'s running tasks, not Pier\'s checks; see docs/guide-connect-privately.md';
+  'on a swarm, offered ports ([[private]] ports) are enforced, and IPv6 addresses and the hosts file\'s names given, only in the tasks of nodes whose `pier agent` runs with --docker-host (on any other node every port of a task is open to its environment\'s network, tasks get no IPv6 address, Swarm on Engine 20.10 gives none, and names come from Swarm\'s DNS alone: A records of running tasks, not Pier\'s checks); see docs/guide-connect-privately.md';
 
 type AgentState = { enforced: number; problem: string | null; ipv6?: Record<string, string> | undefined } | null | 'unreachable';
 
@@ -135,7 +137,7 @@ export function swarmPrivateState(agents: Record<string, AgentState>): { limits:
 }
 
 /** What a swarm's private networks do differently, whatever the agents do. */
-export const SWARM_PRIVATE_BASE = 'on a swarm, names have A records only (Swarm\'s DNS on Engine 20.10 gives no AAAA) and follow Swarm\'s running tasks, not Pier\'s checks';
+export const SWARM_PRIVATE_BASE = 'on a swarm, Swarm\'s DNS answers the names with A records of running tasks only; the AAAA and A records of ready instances (Pier\'s checks) are in each task\'s hosts file, written by its node\'s agent, which clients that resolve with getaddrinfo read first (nslookup and dig do not)';
 
 /** Where offered ports are enforced, from what each node agent says (AgentRoots.offeredPorts). Pure. */
 export function swarmOfferedPorts(agents: Record<string, AgentState>): string {

@@ -39,9 +39,16 @@ export interface AgentRoots {
    * most each): its count and last problem, null when it does not watch its engine, 'unreachable'.
    */
   offeredPorts(): Promise<Record<string, NonNullable<AgentRoot['offeredPorts']> | null | 'unreachable'>>;
+  /**
+   * Gives every agent the private names of every overlay (PUT /v1/private-names, 5 s at most
+   * each; scheduler/swarm-names.ts): where it took them (or runs without --docker-host and has no
+   * use for them), the IPv6 address each task of its node has now (by container id); else why not.
+   */
+  pushNames(body: unknown): Promise<Record<string, { ipv6: Record<string, string> } | string>>;
 }
 
 const STATUS_TIMEOUT_MS = 2_000;
+const PUSH_TIMEOUT_MS = 5_000;
 
 export function createAgentRoots(setting: NodeAgentsSetting | undefined, log: Logger, connectDriver = connectRemoteVolumeDriver): AgentRoots {
   const agents = setting?.agents ?? {};
@@ -107,6 +114,26 @@ export function createAgentRoots(setting: NodeAgentsSetting | undefined, log: Lo
             return [address, info.offeredPorts ?? null] as const;
           } catch {
             return [address, 'unreachable' as const] as const;
+          } finally {
+            clearTimeout(timer);
+          }
+        }),
+      );
+      return Object.fromEntries(entries);
+    },
+    async pushNames(body) {
+      if (!setting) return {};
+      const token = setting.token.reveal();
+      const entries = await Promise.all(
+        Object.entries(agents).map(async ([address, url]) => {
+          const transport = createAgentTransport(url, token);
+          const { request, response } = transport.download('PUT', '/v1/private-names', body);
+          const timer = setTimeout(() => request.destroy(new Error(`no answer in ${PUSH_TIMEOUT_MS / 1000} s`)), PUSH_TIMEOUT_MS);
+          try {
+            const answer = await transport.answer<{ applied: boolean; ipv6?: Record<string, string> }>(await response);
+            return [address, { ipv6: answer.ipv6 ?? {} }] as const;
+          } catch (err) {
+            return [address, (err as Error).message] as const;
           } finally {
             clearTimeout(timer);
           }

@@ -17,7 +17,7 @@ export default defineCommand({
     listen: { type: 'string', description: "Where the agent listens: this node's address on the nodes' private network, never a wildcard or public address: it speaks plain HTTP (env PIER_AGENT_LISTEN)", valueHint: 'ADDRESS:PORT' },
     'volume-root': { type: 'string', description: 'The storage root whose volumes and snapshots it serves (env PIER_AGENT_VOLUME_ROOT)', valueHint: 'PATH' },
     'volume-driver': { type: 'string', description: 'auto (btrfs when the root is on btrfs, else dir), btrfs or dir (env PIER_VOLUME_DRIVER; default auto)', valueHint: 'auto|btrfs|dir' },
-    'docker-host': { type: 'string', description: "This node's Docker engine (unix:///var/run/docker.sock): the agent then enforces the offered ports ([[private]] ports) in the node's tasks on a private network and gives them their IPv6 address there; without it, on this node, they are not enforced and tasks have no IPv6 address (env PIER_AGENT_DOCKER_HOST)", valueHint: 'unix:///PATH' },
+    'docker-host': { type: 'string', description: "This node's Docker engine (unix:///var/run/docker.sock): the agent then enforces the offered ports ([[private]] ports) in the node's tasks on a private network, gives them their IPv6 address there and writes the private names the API server pushes into their hosts files; without it, on this node, none of that is done (env PIER_AGENT_DOCKER_HOST)", valueHint: 'unix:///PATH' },
     'token-file': { type: 'string', description: 'File holding the token the API server sends (its --node-agent-token-file), or set PIER_AGENT_TOKEN; never on the command line, where `ps` shows it', valueHint: 'FILE' },
   },
   async run({ args, rawArgs }) {
@@ -60,7 +60,7 @@ export default defineCommand({
     } else {
       log.warn('no --docker-host: offered ports ([[private]] ports) are not enforced in this node\'s tasks');
     }
-    const agent = await startAgentServer({ listen, driver, token, version: PIER_VERSION, log, offeredPorts: firewall ? () => firewall.status() : undefined });
+    const agent = await startAgentServer({ listen, driver, token, version: PIER_VERSION, log, offeredPorts: firewall ? () => firewall.status() : undefined, setNames: firewall ? (state) => firewall.setNames(state) : undefined });
     const stop = new Promise<void>((done) => {
       process.once('SIGINT', () => done());
       process.once('SIGTERM', () => done());

@@ -20,7 +20,7 @@ export function checkPrivateNetworks(runtime: RuntimeSetting, agents: AgentPorts
       name: 'private networks',
       status: 'warn',
       message: SWARM_PRIVATE_BASE,
-      fix: 'accept it, or run the apps that need AAAA records or names that follow Pier\'s checks on a single-engine Pier',
+      fix: 'accept it (resolve names with getaddrinfo, as most clients do, and run the agents with --docker-host), or run the apps that need DNS answers that follow Pier\'s checks on a single-engine Pier',
     },
     {
       name: 'offered ports',

@@ -7,7 +7,9 @@
 // Each node runs `pier agent --docker-host` (its engine): the web tasks take connections from the
 // overlay on their offered port (8080) only; 9090, where they also listen, is refused at once, on
 // the same node and across nodes; and each task gets the environment's PREFIX::IPv4 from its
-// node's agent, so each worker reaches the other node's web task over IPv6 too (offered port only). `pier describe app` lists the tasks' private addresses, and says
+// node's agent, so each worker reaches the other node's web task over IPv6 too (offered port only).
+// The API server pushes the ready tasks' names and addresses to the agents, which write them into
+// each task's hosts file: `ping6 web.api.internal` goes to a web task's IPv6 address. `pier describe app` lists the tasks' private addresses, and says
 // what is enforced where and what is not. A preview
 // environment's worker, on an overlay of its own, neither resolves nor reaches production's web;
 // once the preview is destroyed its overlay is removed from the swarm (kept while its service
@@ -92,7 +94,7 @@ async function lookup(node: SwarmNode, id: string, name: string, type: 'A' | 'AA
   return [...out.matchAll(/^Address: ([0-9a-f.:]+)$/gm)].map((m) => m[1] as string).filter((a) => a !== '127.0.0.11');
 }
 
-test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node, by IPv4 and by the IPv6 address its node agent gave, on its offered port only (the node agents enforce it); AAAA answered empty; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
+test('on a swarm, a worker on each node resolves and reaches web.api.internal on the other node, by IPv4 and by the IPv6 address its node agent gave, on its offered port only (the node agents enforce it); Swarm\'s DNS answers AAAA empty, the hosts file the agents write has AAAA and A of ready tasks; a preview cannot resolve or reach it; a scaled-down task leaves the name', async (t) => {
   if (!(await requireDocker(t)) || !(await requireNamespaces(t))) return;
   if (process.env.DATABASE_URL && process.env.PIER_SWARM_E2E_POSTGRES !== '1') {
     t.skip('the swarm runs on the embedded-database pass only (CI time)');
@@ -209,7 +211,24 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   assert.deepEqual(described.private.instances.map((i) => i.ipv6).sort(), webs.map((w) => taskIpv6.get(w.id.slice(0, 12))).sort(), 'the IPv6 addresses the agents gave');
   assert.ok(described.private.instances.every((i) => i.names.includes('web.api.internal')), JSON.stringify(described.private.instances));
   assert.match(described.private.limits ?? '', new RegExp(`offered ports \\(\\[\\[private\\]\\] ports\\) are enforced, and IPv6 addresses given, in the tasks on ${cluster.manager.address.replace(/\./g, '\\.')}, ${cluster.worker.address.replace(/\./g, '\\.')}; not on any node without an agent`));
-  assert.match(described.private.limits ?? '', /names have A records only/);
+  assert.match(described.private.limits ?? '', /Swarm's DNS answers the names with A records of running tasks only; the AAAA and A records of ready instances/);
+  // AAAA names, following Pier's checks: the server pushes the ready instances' names and addresses
+  // to the agents, which write them into each task's hosts file (getaddrinfo reads it first).
+  const webV6 = webs.map((w) => taskIpv6.get(w.id.slice(0, 12)) as string);
+  for (const [i, node] of [n1, n2].entries()) {
+    const worker = workers[i] as { id: string };
+    const hosts = await until(`node ${i + 1}'s worker's hosts file to name both web tasks by IPv6 and IPv4`, async () => {
+      const text = await sh(node, worker.id, 'cat /etc/hosts');
+      return [...webV6, ...resolved].every((a) => new RegExp(`^${a.replace(/\./g, '\\.')}\\tapi\\.internal web\\.api\\.internal$`, 'm').test(text)) ? text : null;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${server.stderr().split('\n').filter((l) => /swarm-names|private names/.test(l)).slice(-6).join('\n')}`);
+    });
+    assert.match(hosts, /localhost/, `Docker's lines stay: ${hosts}`);
+    const ping = await sh(node, worker.id, 'timeout 5 ping6 -c 1 -W 2 web.api.internal 2>&1; echo "rc=$?"');
+    const target = /PING web\.api\.internal \(([0-9a-f:]+)\)/.exec(ping)?.[1];
+    assert.ok(target && webV6.includes(target) && /rc=0/.test(ping), `web.api.internal by AAAA from node ${i + 1}: ${ping}`);
+  }
+
   // `pier doctor` with the server's configuration asks the same agents: offered ports ok.
   const doctor = await runPier(['doctor', '--json'], server.env);
   const offered = (JSON.parse(doctor.stdout) as { checks: { name: string; status: string; message: string }[] }).checks.find((c) => c.name === 'offered ports');
@@ -263,4 +282,10 @@ test('on a swarm, a worker on each node resolves and reaches web.api.internal on
   const down = await runPier(['scale', 'web=1', '--app', 'api'], server.env);
   assert.equal(down.code, 0, down.stderr);
   await until('one web task left in the name', async () => ((await lookup(n1, (workers[0] as { id: string }).id, 'web.api.internal', 'A')).length === 1 ? true : null));
+  // And from the hosts files: one web task's IPv6 and IPv4 addresses left.
+  await until('one web task left in the hosts file', async () => {
+    const text = await sh(n2, (workers[1] as { id: string }).id, 'cat /etc/hosts');
+    const lines = text.split('\n').filter((l) => l.endsWith('\tapi.internal web.api.internal'));
+    return lines.length === 2 ? true : null;
+  });
 });

@@ -218,4 +218,26 @@ test('pier agent --docker-host with an IPv6 prefix: each task gets PREFIX::IPv4 
   const closed = await get(a, expected[b] as string, 9090);
   assert.match(closed, /refused|reset/i, `a port not offered is refused over IPv6 too: ${closed}`);
   assert.doesNotMatch(closed, /rc=0/);
+
+  // Names: the API server pushes them (swarm-names.ts); the agent writes them into every task's
+  // hosts file on that subnet, and getaddrinfo finds them there, AAAA first.
+  const push = (body: unknown) => fetch(new URL('/v1/private-names', agent.url), { method: 'PUT', headers: { authorization: `Bearer ${agent.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const bAddresses = [expected[b] as string, await ipv4(b)];
+  const pushed = await push({ networks: [{ subnet, hosts: bAddresses.map((address) => ({ address, names: ['web.b.internal', 'b.internal'] })) }, { subnet: '10.254.0.0/24', hosts: [] }] });
+  assert.equal(pushed.status, 200, await pushed.text());
+  const hostsOf = (id: string) => docker(['exec', id, 'cat', '/etc/hosts']);
+  assert.match(await hostsOf(a), new RegExp(`${expected[b]}\\tweb\\.b\\.internal b\\.internal\\n`));
+  assert.match(await hostsOf(a), /localhost/, "Docker's lines stay");
+  const named = await docker(['exec', a, 'sh', '-c', 'timeout 5 ping6 -c 1 -W 2 web.b.internal 2>&1; echo "rc=$?"']);
+  assert.match(named, new RegExp(`PING web\\.b\\.internal \\(${expected[b]}\\)[^]*rc=0`), named);
+  assert.match(await get(a, 'web.b.internal', 8080).catch((e: Error) => e.message), new RegExp(`${await hostnameOf(b)}\\s+rc=0`), 'by name, on the offered port');
+  assert.equal(((await rootInfo(agent.url, agent.token)) as { offeredPorts: { named?: number | null } | null }).offeredPorts?.named, 2);
+  // The names leave: an empty push takes the block out, Docker's lines stay.
+  assert.equal((await push({ networks: [{ subnet, hosts: [] }] })).status, 200);
+  assert.doesNotMatch(await hostsOf(a), /internal/);
+  assert.match(await hostsOf(a), /localhost/);
+  // A malformed push is refused with its reason; nothing is written.
+  const refused = await push({ networks: [{ subnet, hosts: [{ address: '10.0.0.1 evil', names: ['x.internal'] }] }] });
+  assert.equal(refused.status, 400);
+  assert.match(await refused.text(), /E_AGENT_BAD_REQUEST.*is not an IP address/);
 });

@@ -112,7 +112,7 @@ test('a preview\'s overlay name has no dot (Swarm wants a DNS name component); p
 
 test('describe on a swarm says where offered ports are enforced: on the nodes whose agent watches its engine, naming the others and why', () => {
   const none = swarmPrivateLimits({});
-  assert.match(none, /names have A records only/);
+  assert.match(none, /Swarm's DNS answers the names with A records of running tasks only; the AAAA and A records of ready instances/);
   assert.match(none, /not enforced, and tasks have no IPv6 address: no node agent runs with --docker-host, so every port of a task there is open/);
   const some = swarmPrivateLimits({ '10.0.0.1': { enforced: 3, problem: null }, '10.0.0.2': null, '10.0.0.3': 'unreachable' });
   assert.match(some, /enforced, and IPv6 addresses given, in the tasks on 10\.0\.0\.1; not on 10\.0\.0\.2 \(its agent runs without --docker-host\), 10\.0\.0\.3 \(its agent does not answer\), nor on any node without an agent/);

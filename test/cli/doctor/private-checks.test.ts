@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkPrivateNetworks } from '../../../cli/doctor/private-checks.js';
 
-test('on a swarm: a warning for A-only names; offered ports ok only when every configured agent enforces them; on one engine, no check', () => {
+test('on a swarm: a warning for Swarm\'s A-only DNS; offered ports ok only when every configured agent enforces them; on one engine, no check', () => {
   const swarm = { kind: 'swarm' as const, nodeEngines: {} };
   const [net, ports, ...rest] = checkPrivateNetworks(swarm);
   assert.equal(rest.length, 0);
   assert.equal(net?.status, 'warn');
-  assert.match(net?.message ?? '', /names have A records only/);
+  assert.match(net?.message ?? '', /Swarm's DNS answers the names with A records of running tasks only; the AAAA and A records of ready instances/);
   assert.equal(ports?.status, 'warn');
   assert.match(ports?.message ?? '', /not enforced, and tasks have no IPv6 address: no node agent is configured/);
   assert.match(ports?.fix ?? '', /pier agent --docker-host unix:\/\/\/var\/run\/docker\.sock/);
