@@ -197,13 +197,24 @@ async function runApi(config: ServerConfig, log: Logger, supervised: boolean): P
   }
   await stopSignal;
   log.info('stopping');
+  // A close that never ends (a database or engine that stopped answering mid-call) must not keep
+  // a stopped server alive: the supervisor kills its API child after 20 s; alone, it exits here.
+  const deadline = setTimeout(() => {
+    log.error({ timeoutMs: CLOSE_DEADLINE_MS }, 'stopping did not finish in time; exiting');
+    process.exit(1);
+  }, CLOSE_DEADLINE_MS);
+  deadline.unref();
   await server.close();
+  clearTimeout(deadline);
   // The IPC channel would keep this process alive.
   if (supervised && process.connected) process.disconnect();
   // Everything of Pier's is closed. A library's own timers (an ACME client polling a CA that has
   // gone away backs off for a minute) must not keep a stopped server, and its pipes, alive.
   setTimeout(() => process.exit(), 2_000).unref();
 }
+
+/** How long the API process's close may take before it exits anyway (the supervisor's own limit is 20 s). */
+const CLOSE_DEADLINE_MS = 25_000;
 
 /** The lines scripts and tests read: where the API listens, where the edge serves, the token. */
 function printStartLines(config: ServerConfig, api: ApiReady, edgeAddresses: string[]): void {
