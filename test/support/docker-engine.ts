@@ -27,6 +27,17 @@ export interface DockerEngine {
   docker(args: string[]): Promise<string>;
 }
 
+/** Unmounts (lazily) whatever is still mounted below `dir`, deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const points = info
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) await run('umount', ['-l', p]).catch(() => undefined);
+}
+
 export async function startDockerEngine(t: TestContext, options: { images?: string[] } = {}): Promise<DockerEngine> {
   // Short: a unix socket path has room for about 100 bytes.
   const dir = await mkdtemp(join(tmpdir(), 'pier-dk-'));
@@ -85,7 +96,10 @@ export async function startDockerEngine(t: TestContext, options: { images?: stri
         // Gone already.
       }
     }
-    await rm(dir, { recursive: true, force: true });
+    // A sandbox's network namespace dockerd did not unbind before it ended (in its exec root) makes
+    // the removal fail with EBUSY: unmounted first.
+    await unmountUnder(dir);
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   });
 
   await start();
