@@ -28,7 +28,7 @@ export interface DockerEngine {
 }
 
 /** Unmounts (lazily) whatever is still mounted below `dir`, deepest first. */
-async function unmountUnder(dir: string): Promise<void> {
+export async function unmountUnder(dir: string): Promise<void> {
   const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   const points = info
     .split('\n')

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { unmountUnder } from './docker-engine.js';
 
 const run = promisify(execFile);
 
@@ -104,7 +105,9 @@ export async function startSwarmCluster(t: TestContext, options: SwarmClusterOpt
           // Ended with its dockerd.
         }
       }
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // A network namespace still bound in the exec root would leave the folder (EBUSY) and a mount behind.
+      await unmountUnder(dir);
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch(() => undefined);
     }
     for (const ns of namespaces) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     if (hostLegMade) await run('ip', ['link', 'del', hostLeg]).catch(() => undefined);
