@@ -67,6 +67,8 @@ export function createSwarmNames(options: SwarmNamesOptions): SwarmNames {
   let running: Promise<void> | null = null;
   let again = false;
   let closed = false;
+  /** The last round's failure, said once until a round succeeds (the database or the manager down: every 2 s otherwise). */
+  let lastFailure: string | null = null;
 
   async function compute(): Promise<NamesPush> {
     const rows = await db
@@ -148,7 +150,15 @@ export function createSwarmNames(options: SwarmNamesOptions): SwarmNames {
       return running;
     }
     running = round()
-      .catch((err: unknown) => log.warn({ err }, 'private names of the swarm not worked out; trying again'))
+      .then(() => {
+        if (lastFailure !== null) log.info('private names of the swarm worked out again');
+        lastFailure = null;
+      })
+      .catch((err: unknown) => {
+        const message = (err as Error).message ?? String(err);
+        if (message !== lastFailure) log.warn({ err }, 'private names of the swarm not worked out; trying again');
+        lastFailure = message;
+      })
       .finally(() => {
         running = null;
         if (again && !closed) {
