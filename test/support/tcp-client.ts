@@ -1,6 +1,7 @@
 // Small TCP clients for proxy tests: a one-shot exchange (send, FIN, read to the end) and a held
 // connection that round-trips bytes through an echo on demand. Loopback only.
 
+import { readFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
@@ -74,8 +75,30 @@ export async function connectClient(t: TestContext, host: string, port: number):
   };
 }
 
-/** A port that was free on `host` a moment ago. */
+/** The kernel's ephemeral range (where it picks ports for `listen(0)` and outgoing connections). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high && low > 2048) return [low, high];
+  } catch {
+    // Not Linux: the IANA range.
+  }
+  return [49152, 65535];
+}
+
+/**
+ * A port that was free on `host` a moment ago, picked at random below the kernel's ephemeral
+ * range: a port the kernel handed out (`listen(0)`) is the next one it may hand to any other
+ * test's listener or outgoing connection in the moment before the caller binds it, which once let
+ * another test's echo server answer on an edge's port. Tried up to 50 times; then the kernel picks.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [low] = ephemeralRange();
+  const bottom = Math.max(10_000, low - 12_000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = bottom + Math.floor(Math.random() * (low - bottom));
+    if (await bindable(host, port)) return port;
+  }
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,6 +107,15 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const { port } = server.address() as net.AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Whether `port` can be listened on at `host` now. */
+function bindable(host: string, port: number): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ host, port, ipv6Only: host.includes(':') }, () => server.close(() => resolve(true)));
+  });
 }
 
 /** A port free on both 127.0.0.1 and ::1 (bounded retries). */
