@@ -342,8 +342,8 @@ export class ApiClient {
     return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/snapshots`, {});
   }
 
-  moveVolume(app: string, name: string, to: string): Promise<{ volume: VolumeView; move: MoveView }> {
-    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/move`, { to });
+  moveVolume(app: string, name: string, to: string, group = false): Promise<{ volume: VolumeView; move: MoveView; group: { volume: VolumeView; move: MoveView }[] }> {
+    return this.request('POST', `${appPath(app)}/volumes/${encodeURIComponent(name)}/move`, group ? { to, group } : { to });
   }
 
   listSnapshots(app: string, volume?: string): Promise<{ snapshots: SnapshotView[] }> {

@@ -11,6 +11,7 @@ import { parseBody, parseQuery, readJson } from '../request.js';
 import { parseSize } from '../manifest.js';
 import { moveView, moveViewSchema, snapshotView, snapshotViewSchema, volumeDescriptionSchema, volumeView, volumeViewSchema } from '../volumes/volume-views.js';
 import type { VolumeService } from '../volumes/volume-service.js';
+import type { MoveResult } from '../volumes/volume-mover.js';
 import { exportSnapshot, importSnapshot } from '../volumes/snapshot-archive.js';
 import { DEFAULT_ROOT } from '../volumes/volume-roots.js';
 
@@ -40,16 +41,20 @@ describeRoute({
   response: z.object({ volume: volumeViewSchema, finalSnapshot: snapshotViewSchema }),
   errors: [404, 409],
 });
-const moveBody = z.object({ to: z.string().min(1).describe('the storage root to move to (pier server --volume-root NAME=PATH; `default` is the volumes folder; on a swarm, `node:ADDRESS` moves it and its writer to that node)') });
+const moveBody = z.object({
+  to: z.string().min(1).describe('the storage root to move to (pier server --volume-root NAME=PATH; `default` is the volumes folder; on a swarm, `node:ADDRESS` moves it and its writer to that node)'),
+  group: z.boolean().optional().describe("true: the process's other volumes (other entries, every slot of a per-instance volume) that are not on that root move with it, with one cutover"),
+});
+const movedSchema = z.object({ volume: volumeViewSchema, move: moveViewSchema });
 describeRoute({
   method: 'post',
   path: '/v1/apps/:app/volumes/:volume/move',
   scope: 'deploy',
   summary: 'Move a volume (with its instance) to another storage root: pre-copy while it runs, then drain, stop, final snapshot, delta, verify, start on the target; answers when it runs there',
   description:
-    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. On a swarm, one volume of a process that has several (other entries, or other slots of a per-instance volume) cannot move alone (E_VOLUME_MOVE_SPLIT). A failure before the switch rolls back (event volume.move_failed with the phase); the instance runs on the source again.',
+    'The roots may be of different drivers (btrfs and dir): the data then goes as the export file, whole, the final copy too (no delta). A second move of the same volume meanwhile is E_VOLUME_MOVING. On a swarm, one volume of a process that has several (other entries, or other slots of a per-instance volume) cannot move alone (E_VOLUME_MOVE_SPLIT): `group: true` moves them together, on a swarm or one engine: each is pre-copied while the process runs, then one cutover stops the process, and all are switched at once (all or none; no target is made ahead). `group` lists each volume moved with its move; `volume` and `move` are the first of them (the named volume, unless it was on that root already). A failure before the switch rolls back (event volume.move_failed with the phase; for a group, every volume of it); the instance runs on the source again.',
   body: moveBody,
-  response: z.object({ volume: volumeViewSchema, move: moveViewSchema }),
+  response: movedSchema.extend({ group: z.array(movedSchema) }),
   errors: [400, 404, 409, 500],
 });
 describeRoute({ method: 'post', path: '/v1/apps/:app/volumes/:volume/undelete', scope: 'deploy', summary: 'Bring a deleted volume back from its final snapshot', response: volumeAnswer, errors: [404, 409] });
@@ -137,8 +142,9 @@ export function volumeRoutes(deps: ApiDeps) {
     const body = parseBody(moveBody, await readJson(c.req));
     service();
     if (!deps.volumeMover) throw new PierError('E_VOLUMES_UNAVAILABLE', 'this server cannot move volumes', { status: 503, hint: 'set PIER_VOLUMES_DIR for pier server' });
-    const done = await deps.volumeMover.move(c.get('auth'), c.req.param('app'), c.req.param('volume'), body.to);
-    return c.json({ volume: volumeView(done.volume), move: moveView(done.move, done.phases, done.steps) });
+    const done = await deps.volumeMover.move(c.get('auth'), c.req.param('app'), c.req.param('volume'), body.to, { group: body.group === true });
+    const view = (r: MoveResult) => ({ volume: volumeView(r.volume), move: moveView(r.move, r.phases, r.steps) });
+    return c.json({ ...view(done), group: done.group.map(view) });
   });
   r.post('/apps/:app/volumes/:volume/snapshots', async (c) => {
     const snap = await service().snapshot(c.get('auth'), c.req.param('app'), c.req.param('volume'));

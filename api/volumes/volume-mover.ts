@@ -36,7 +36,7 @@
 // ahead: container, Docker volume, row), the volume is `ready` on the source again, and the
 // reconciler starts its instance there. A server that died mid-move does
 // the same at start (`recover`), or finishes a move that had switched.
-import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import type { AdvisoryLocks, HeldLock } from '../../db/advisory-locks.js';
 import type { Db } from '../../db/database.js';
@@ -52,7 +52,7 @@ import { nodeRootAddress } from './agent-roots.js';
 import { dockerVolumeName } from './docker-volume-name.js';
 import type { VolumeService } from './volume-service.js';
 import { createMoveTargets } from './move-target.js';
-import { transferArchive, transferSnapshot } from './volume-transfer.js';
+import { transferArchive, transferSnapshot, type ArchiveTransfer } from './volume-transfer.js';
 
 export { parseMoveFault, type MoveFault } from './move-fault.js';
 
@@ -309,6 +309,64 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     }
   }
 
+  /**
+   * The pre-copy, while the instance runs: a read-only snapshot sent whole; on btrfs then a
+   * catch-up round (sent as a delta), so the final delta holds only what was written since.
+   * Between a btrfs and a dir root it goes as the portable file and cannot shorten the final copy
+   * (there is no delta between them): it proves, before anything stops, that the target takes
+   * the whole volume (room, permissions) and checks it there by tree hash.
+   */
+  async function copyWhileRunning(move: VolumeMove, volume: Volume, transfer: Transfer): Promise<{ bytes: number; parent: string | null }> {
+    const from = roots.get(move.fromRoot);
+    const to = roots.get(move.toRoot);
+    await from.snapshot(volume.id, PRE(move.id));
+    let bytes = transfer === 'archive' ? (await transferArchive(from, to, PRE(move.id), volume.name)).bytes : await transferSnapshot(from, to, PRE(move.id), null);
+    if (transfer !== 'btrfs-send') return { bytes, parent: null };
+    await from.snapshot(volume.id, CATCHUP(move.id));
+    bytes += await transferSnapshot(from, to, CATCHUP(move.id), PRE(move.id));
+    return { bytes, parent: CATCHUP(move.id) };
+  }
+
+  /** The final snapshot's copy (the phase `send`): a delta against `parent`, or whole (dir, and between drivers: the portable file). */
+  async function sendFinal(move: VolumeMove, volume: Volume, transfer: Transfer, parent: string | null): Promise<{ bytes: number; archive: ArchiveTransfer | null }> {
+    const from = roots.get(move.fromRoot);
+    const to = roots.get(move.toRoot);
+    await setPhase(move, 'send');
+    const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
+    if (truncateAt !== undefined) fault = undefined;
+    if (transfer === 'archive') {
+      const archive = await transferArchive(from, to, FINAL(move.id), volume.name, { truncateAt });
+      return { bytes: archive.bytes, archive };
+    }
+    return { bytes: await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt }), archive: null };
+  }
+
+  /**
+   * Checks the final copy on the target (the caller has set the phase `verify`). btrfs: the
+   * received UUID says which snapshot arrived, the size that all of it did. dir: the tree sha256
+   * covers every byte already (and `du` counts directories differently across filesystems, so it
+   * would refuse a sound copy between an ext4 and an xfs root). Between drivers: the tree the
+   * target extracted (its sha256 and bytes) against the source's.
+   */
+  async function verifyFinal(move: VolumeMove, volume: Volume, archived: ArchiveTransfer | null): Promise<void> {
+    const from = roots.get(move.fromRoot);
+    const to = roots.get(move.toRoot);
+    const [sent, got, sentBytes, gotBytes] = archived
+      ? [archived.sent.sha256, archived.got.sha256, archived.sent.bytes, archived.got.bytes]
+      : await Promise.all([
+          from.fingerprint(FINAL(move.id)),
+          to.receivedFingerprint(FINAL(move.id)),
+          from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
+          from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
+        ]);
+    if (!got || got !== sent || sentBytes !== gotBytes) {
+      throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy of volume ${volume.name} on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
+        status: 500,
+        hint: 'nothing was switched; the volume stays where it was',
+      });
+    }
+  }
+
   async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
     const from = roots.get(move.fromRoot);
     const to = roots.get(move.toRoot);
@@ -338,18 +396,9 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     };
     try {
       await setPhase(move, 'precopy');
-      await from.snapshot(volume.id, PRE(move.id));
-      // Between a btrfs and a dir root the pre-copy goes as the portable file and cannot shorten
-      // the final copy (there is no delta between them): it proves, before anything stops, that
-      // the target takes the whole volume (room, permissions) and checks it there by tree hash.
-      let bytes = across ? (await transferArchive(from, to, PRE(move.id), volume.name)).bytes : await transferSnapshot(from, to, PRE(move.id), null);
-      // btrfs: what was written during the (long) full send goes now, while the instance runs.
-      let parent: string | null = null;
-      if (transfer === 'btrfs-send') {
-        await from.snapshot(volume.id, CATCHUP(move.id));
-        bytes += await transferSnapshot(from, to, CATCHUP(move.id), PRE(move.id));
-        parent = CATCHUP(move.id);
-      }
+      const copied = await copyWhileRunning(move, volume, transfer);
+      let bytes = copied.bytes;
+      const parent = copied.parent;
       await Promise.all([from.flush(), to.flush()]);
       // Held to the switch (btrfs; to the target's start when it was made here): a pass run at the
       // old container's exit would wait out Docker's tear-down of it in its `docker stop`, and the
@@ -382,35 +431,14 @@ export function createVolumeMover(options: VolumeMoverOptions) {
       // marked so, and no instance starts on a volume that is moving.
       if (transfer !== 'btrfs-send') await releasePassLock();
 
-      await setPhase(move, 'send');
-      const truncateAt = fault?.kind === 'truncate' ? fault.bytes : undefined;
-      if (truncateAt !== undefined) fault = undefined;
-      // Between drivers the final copy is whole (the portable file again), not a delta.
-      const archived = across ? await transferArchive(from, to, FINAL(move.id), volume.name, { truncateAt }) : null;
-      bytes += archived ? archived.bytes : await transferSnapshot(from, to, FINAL(move.id), parent, { truncateAt });
-      at(archived ? 'copy received' : 'delta received');
+      const archived = await sendFinal(move, volume, transfer, parent);
+      bytes += archived.bytes;
+      at(archived.archive ? 'copy received' : 'delta received');
       lap('send');
 
       await setPhase(move, 'verify', { bytesMoved: bytes });
-      // btrfs: the received UUID says which snapshot arrived, the size that all of it did. dir: the
-      // tree sha256 covers every byte already (and `du` counts directories differently across
-      // filesystems, so it would refuse a sound copy between an ext4 and an xfs root). Between
-      // drivers: the tree the target extracted (its sha256 and bytes) against the source's.
-      const [sent, got, sentBytes, gotBytes] = archived
-        ? [archived.sent.sha256, archived.got.sha256, archived.sent.bytes, archived.got.bytes]
-        : await Promise.all([
-            from.fingerprint(FINAL(move.id)),
-            to.receivedFingerprint(FINAL(move.id)),
-            from.kind === 'btrfs' ? from.usage({ snapshot: FINAL(move.id) }) : 0,
-            from.kind === 'btrfs' ? to.usage({ snapshot: FINAL(move.id) }).catch(() => -1) : 0,
-          ]);
+      await verifyFinal(move, volume, archived.archive);
       at('verified');
-      if (!got || got !== sent || sentBytes !== gotBytes) {
-        throw new PierError('E_VOLUME_MOVE_VERIFY', `the copy on root ${move.toRoot} does not match the source (${got ?? 'incomplete'} vs ${sent}; ${gotBytes} vs ${sentBytes} bytes)`, {
-          status: 500,
-          hint: 'nothing was switched; the volume stays where it was',
-        });
-      }
       await to.restore(FINAL(move.id), volume.id, { sizeLimitBytes: volume.sizeLimitBytes });
       at('target volume made');
       lap('verify');
@@ -475,6 +503,153 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     return { move, volume: row as Volume, phases, steps };
   }
 
+  /**
+   * Moves several volumes of one process with one cutover (`pier volumes move --group`): each is
+   * pre-copied while the process runs; then its instances are drained and stopped (on a swarm its
+   * services are scaled to zero), a final snapshot of each is taken, sent and verified, and all
+   * are switched in one transaction: a server that dies finds them all on the source (rolled back)
+   * or all on the target (finished), never split. A failure of any rolls them all back. No target
+   * is made ahead: the reconciler starts the instances on the target after the switch.
+   */
+  async function runGroup(items: { move: VolumeMove; volume: Volume; lock: HeldLock | null }[]): Promise<MoveResult[]> {
+    const first = items[0]?.move as VolumeMove;
+    const transfers = items.map(({ move }) => {
+      const from = roots.get(move.fromRoot);
+      const to = roots.get(move.toRoot);
+      return (from.kind !== to.kind ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar') as Transfer;
+    });
+    const phases: { phase: MovePhase; ms: number }[] = [];
+    let mark = Date.now();
+    const lap = (phase: MovePhase) => {
+      phases.push({ phase, ms: Date.now() - mark });
+      mark = Date.now();
+    };
+    const steps: MoveStep[] = [];
+    let cutoverStart = 0;
+    let begun = false;
+    const begin = () => {
+      if (!begun) cutoverStart = Date.now();
+      begun = true;
+    };
+    const at = (step: string) => steps.push({ step, ms: Date.now() - cutoverStart });
+    let downtimeStart: number | null = null;
+    const stops: Promise<void>[] = [];
+    let passLock: HeldLock | null = null;
+    const releasePassLock = async () => {
+      const held = passLock;
+      passLock = null;
+      await held?.release().catch((err: unknown) => log.warn({ err, move: first.id }, 'reconcile lock release failed'));
+    };
+    const releaseAll = async () => {
+      await releasePassLock();
+      for (const { lock } of items) await lock?.release().catch(() => undefined);
+    };
+    const bytes = items.map(() => 0);
+    const parents: (string | null)[] = items.map(() => null);
+    try {
+      for (const [i, { move, volume }] of items.entries()) {
+        await setPhase(move, 'precopy');
+        const copied = await copyWhileRunning(move, volume, transfers[i] as Transfer);
+        bytes[i] = copied.bytes;
+        parents[i] = copied.parent;
+      }
+      const used = [...new Set(items.flatMap(({ move }) => [move.fromRoot, move.toRoot]))];
+      await Promise.all(used.map((name) => roots.get(name).flush()));
+      passLock = await reconcileLock(first.appId);
+      lap('precopy');
+
+      for (const [i, { move }] of items.entries()) await setPhase(move, 'cutover', { bytesMoved: bytes[i] });
+      cutoverStart = Date.now();
+      // Each instance that holds volumes of the group is stopped once, all side by side (on a
+      // swarm the first stop scales the process's services to zero, and the others find it so).
+      const holders = await db.select({ id: volumes.id, holder: volumes.attachedInstanceId }).from(volumes).where(inArray(volumes.id, items.map((x) => x.volume.id)));
+      const holderOf = new Map(holders.map((h) => [h.id, h.holder]));
+      const stopping = new Map<string, Promise<boolean>>();
+      const quiesced = await Promise.allSettled(
+        items.map(async ({ move, volume }) => {
+          const holder = holderOf.get(volume.id) ?? null;
+          const same = holder === null ? undefined : stopping.get(holder);
+          if (same && holder) {
+            await same;
+            move.instanceId ??= holder;
+            await db.update(volumeMoves).set({ instanceId: holder }).where(eq(volumeMoves.id, move.id));
+            return false;
+          }
+          const quiet = quiesce(move, volume, at, stops, begin);
+          if (holder) stopping.set(holder, quiet);
+          return quiet;
+        }),
+      );
+      for (const q of quiesced) if (q.status === 'rejected') throw q.reason;
+      if (quiesced.some((q) => q.status === 'fulfilled' && q.value)) downtimeStart = cutoverStart;
+      lap('cutover');
+
+      for (const { move, volume } of items) {
+        await setPhase(move, 'final');
+        await roots.get(move.fromRoot).snapshot(volume.id, FINAL(move.id));
+      }
+      at('final snapshots');
+      lap('final');
+      if (transfers.some((x) => x !== 'btrfs-send')) await releasePassLock();
+
+      const archives: (ArchiveTransfer | null)[] = [];
+      for (const [i, { move, volume }] of items.entries()) {
+        const sent = await sendFinal(move, volume, transfers[i] as Transfer, parents[i] ?? null);
+        bytes[i] = (bytes[i] ?? 0) + sent.bytes;
+        archives.push(sent.archive);
+      }
+      at('copies received');
+      lap('send');
+
+      for (const [i, { move, volume }] of items.entries()) {
+        await setPhase(move, 'verify', { bytesMoved: bytes[i] });
+        await verifyFinal(move, volume, archives[i] ?? null);
+        await roots.get(move.toRoot).restore(FINAL(move.id), volume.id, { sizeLimitBytes: volume.sizeLimitBytes });
+      }
+      at('verified, target volumes made');
+      lap('verify');
+
+      // All of them or none: a process's volumes are never left on two roots.
+      await transactions.run(async (t) => {
+        const stamp = new Date();
+        await t.tx.update(volumes).set({ root: first.toRoot, state: 'ready', attachedInstanceId: null, updatedAt: stamp }).where(inArray(volumes.id, items.map((x) => x.volume.id)));
+        await t.tx.update(volumeMoves).set({ phase: 'switched', updatedAt: stamp }).where(inArray(volumeMoves.id, items.map((x) => x.move.id)));
+      });
+      for (const { move } of items) move.phase = 'switched';
+      at('switched');
+    } catch (err) {
+      try {
+        for (const { move } of items) await rollBack(move, err, move.id === first.id || move.phase !== 'precopy' ? 'error' : 'another volume of the group failed');
+      } finally {
+        await releaseAll();
+      }
+      options.enqueue(first.appId);
+      throw err;
+    }
+    const results: MoveResult[] = [];
+    try {
+      await releasePassLock();
+      options.enqueue(first.appId);
+      const started: (number | null)[] = [];
+      for (const { move, volume } of items) started.push(await waitForHolder(volume.id, move.instanceId));
+      const last = started.every((x) => x !== null) ? Math.max(...(started as number[])) : null;
+      if (last !== null) steps.push({ step: 'running on the target', ms: last - cutoverStart });
+      await Promise.all(stops).catch((err: unknown) => log.warn({ err, move: first.id }, 'the old container exited but Docker did not finish stopping it'));
+      steps.sort((a, b) => a.ms - b.ms);
+      lap('switched');
+      for (const [i, { move, volume }] of items.entries()) {
+        const up = started[i] ?? null;
+        await finish(move, downtimeStart === null || up === null ? null : up - downtimeStart, { phases, steps, madeAhead: false, transfer: transfers[i] as Transfer });
+        const [row] = await db.select().from(volumes).where(eq(volumes.id, volume.id));
+        results.push({ move, volume: row as Volume, phases, steps });
+      }
+    } finally {
+      await releaseAll();
+    }
+    log.info({ moves: items.map((x) => x.move.id), bytes: items.map((x) => x.move.bytesMoved), phases, steps }, 'volumes moved together');
+    return results;
+  }
+
   /** Removes what a finished move kept: the source volume (unless the volume lives there again) and the move's snapshots. */
   async function purgeOne(move: VolumeMove): Promise<void> {
     const [current] = await db.select().from(volumes).where(eq(volumes.id, move.volumeId));
@@ -497,43 +672,75 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   }
 
   return {
-    async move(auth: AuthContext, appName: string, name: string, toRoot: string): Promise<MoveResult> {
+    /**
+     * Moves a volume; with `group`, every volume of its process with it (other `[[volumes]]`
+     * entries, every slot of a per-instance one), with one cutover. The answer's `group` lists
+     * each volume's move, the named one first.
+     */
+    async move(auth: AuthContext, appName: string, name: string, toRoot: string, moveOptions: { group?: boolean } = {}): Promise<MoveResult & { group: MoveResult[] }> {
       const app = await service.findApp(auth, appName, 'deploy');
       const volume = await findVolume(app, name);
       // Both roots are here (E_VOLUME_ROOT_UNKNOWN otherwise); of one driver or not (a move between
       // btrfs and dir sends the data as the portable file, whole: transferArchive).
       roots.get(toRoot);
       roots.get(volume.root);
-      if (volume.root === toRoot) throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name} is on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
+      const siblings =
+        volume.process === null
+          ? [volume]
+          : await db
+              .select()
+              .from(volumes)
+              .where(and(eq(volumes.appId, app.id), eq(volumes.process, volume.process), isNull(volumes.deletedAt)))
+              .orderBy(asc(volumes.name));
+      // The named volume first; the process's others that are elsewhere follow it.
+      const members = moveOptions.group ? [volume, ...siblings.filter((v) => v.id !== volume.id && v.root !== toRoot)] : [volume];
+      if (volume.root === toRoot && members.length === 1) {
+        throw new PierError('E_VOLUME_SAME_ROOT', `volume ${name}${moveOptions.group ? ' and the other volumes of its process are' : ' is'} on root ${toRoot} already`, { status: 400, hint: `pick another root: ${roots.names().join(', ')}` });
+      }
       // On a swarm a process's tasks all run on the node of its volumes (api/scheduler/swarm-volumes.ts):
       // one of its volumes (another `[[volumes]]` entry, or another slot's) moved alone would leave
-      // them on two nodes.
-      if (volume.process !== null && nodeRootAddress(volume.root) !== null) {
-        const group = await db.select({ name: volumes.name }).from(volumes).where(and(eq(volumes.appId, app.id), eq(volumes.process, volume.process), isNull(volumes.deletedAt)));
-        if (group.length > 1) {
-          throw new PierError('E_VOLUME_MOVE_SPLIT', `volume ${name} is one of the ${group.length} volumes of process ${volume.process} (${group.map((v) => v.name).sort().join(', ')}), whose tasks all run on its node; one of them cannot move alone`, {
-            status: 409,
-            hint: 'on a swarm the volumes of a process move together, which is not built yet: keep them on their node, or copy each to the other node (pier volumes export, then pier volumes import FILE --root node:ADDRESS, and restore it there)',
-          });
-        }
+      // them on two nodes. They move together (`group`), or not at all.
+      if (!moveOptions.group && siblings.length > 1 && nodeRootAddress(volume.root) !== null) {
+        throw new PierError('E_VOLUME_MOVE_SPLIT', `volume ${name} is one of the ${siblings.length} volumes of process ${volume.process} (${siblings.map((v) => v.name).join(', ')}), whose tasks all run on its node; one of them cannot move alone`, {
+          status: 409,
+          hint: `move them together: pier volumes move --app ${app.name} ${name} --to ${toRoot} --group`,
+        });
       }
+      for (const v of members) roots.get(v.root);
+      const group = members.filter((v) => v.root !== toRoot);
       // A move back onto the root a retained source is kept on supersedes that copy.
-      const retained = await db.select().from(volumeMoves).where(and(eq(volumeMoves.volumeId, volume.id), eq(volumeMoves.state, 'moved')));
+      const retained = await db.select().from(volumeMoves).where(and(inArray(volumeMoves.volumeId, group.map((v) => v.id)), eq(volumeMoves.state, 'moved')));
       for (const old of retained) if (old.fromRoot === toRoot) await purgeOne(old);
-      const move = await transactions.run(async (t) => {
-        const [marked] = await t.tx.update(volumes).set({ state: 'moving', updatedAt: new Date() }).where(and(eq(volumes.id, volume.id), eq(volumes.state, 'ready'))).returning();
-        if (!marked) {
-          const [now] = await t.tx.select({ state: volumes.state }).from(volumes).where(eq(volumes.id, volume.id));
-          throw now?.state === 'moving'
-            ? new PierError('E_VOLUME_MOVING', `volume ${name} is being moved already`, { status: 409, hint: `wait for it (pier events --app ${app.name}); one move of a volume at a time` })
-            : new PierError('E_VOLUME_BUSY', `volume ${name} is being ${now?.state ?? 'changed'}`, { status: 409, hint: 'wait for it to finish' });
+      const moves = await transactions.run(async (t) => {
+        const made: VolumeMove[] = [];
+        for (const v of group) {
+          const [marked] = await t.tx.update(volumes).set({ state: 'moving', updatedAt: new Date() }).where(and(eq(volumes.id, v.id), eq(volumes.state, 'ready'))).returning();
+          if (!marked) {
+            const [now] = await t.tx.select({ state: volumes.state }).from(volumes).where(eq(volumes.id, v.id));
+            throw now?.state === 'moving'
+              ? new PierError('E_VOLUME_MOVING', `volume ${v.name} is being moved already`, { status: 409, hint: `wait for it (pier events --app ${app.name}); one move of a volume at a time` })
+              : new PierError('E_VOLUME_BUSY', `volume ${v.name} is being ${now?.state ?? 'changed'}`, { status: 409, hint: 'wait for it to finish' });
+          }
+          const [row] = await t.tx.insert(volumeMoves).values({ id: newId('move'), appId: app.id, volumeId: v.id, fromRoot: v.root, toRoot, phase: 'precopy' }).returning();
+          const together = group.length > 1 ? ` with the ${group.length - 1} other volume${group.length > 2 ? 's' : ''} of process ${v.process}` : '';
+          await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.moving', reason: 'move', message: `volume ${v.name} moves from root ${v.root} to ${toRoot}${together}`, data: { moveId: row?.id, volumeId: v.id, from: v.root, to: toRoot } });
+          made.push(row as VolumeMove);
         }
-        const [row] = await t.tx.insert(volumeMoves).values({ id: newId('move'), appId: app.id, volumeId: volume.id, fromRoot: volume.root, toRoot, phase: 'precopy' }).returning();
-        await t.record({ orgId: app.orgId, appId: app.id, type: 'volume.moving', reason: 'move', message: `volume ${name} moves from root ${volume.root} to ${toRoot}`, data: { moveId: row?.id, volumeId: volume.id, from: volume.root, to: toRoot } });
-        return row as VolumeMove;
+        return made;
       });
-      const lock = options.locks ? await options.locks.tryLock(`pier:volume-move:${move.id}`) : null;
-      return serial(volume.id, () => run(move, { ...volume, state: 'moving' }, lock));
+      const locks = await Promise.all(moves.map((m) => (options.locks ? options.locks.tryLock(`pier:volume-move:${m.id}`) : null)));
+      const items = group.map((v, i) => ({ move: moves[i] as VolumeMove, volume: { ...v, state: 'moving' as const }, lock: locks[i] ?? null }));
+      // Serialised with each volume's other work, in one order (ids sorted): no two callers wait on each other.
+      const ids = group.map((v) => v.id).sort();
+      const inTurn = (at: number, fn: () => Promise<MoveResult[]>): Promise<MoveResult[]> => (at === ids.length ? fn() : serial(ids[at] as string, () => inTurn(at + 1, fn)));
+      const results = await inTurn(0, async () => {
+        if (items.length === 1) {
+          const only = items[0] as (typeof items)[number];
+          return [await run(only.move, only.volume, only.lock)];
+        }
+        return runGroup(items);
+      });
+      return { ...(results[0] as MoveResult), group: results };
     },
 
     /** At start: moves a dead server left behind are rolled back, or finished if they had switched. */

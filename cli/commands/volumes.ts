@@ -93,20 +93,23 @@ const move = defineCommand({
   meta: {
     name: 'move',
     description:
-      'Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent (between a btrfs and a dir root: the whole volume again) and checked, started on the target (the source is kept read-only for a day)',
+      "Move a volume with its instance to another storage root: copied while it runs, then drained, stopped, the last changes sent (between a btrfs and a dir root: the whole volume again) and checked, started on the target (the source is kept read-only for a day). --group moves the process's other volumes with it, with one cutover (on a swarm a process's volumes move together or not at all)",
   },
   args: {
     name: { type: 'positional', description: 'The volume', valueHint: 'NAME', required: true },
     app: appArg,
     to: { type: 'string', description: 'The storage root to move it to (pier server --volume-root NAME=PATH; "default" is the volumes folder; on a swarm, node:ADDRESS moves it and its writer to that node)', valueHint: 'ROOT', required: true },
+    group: { type: 'boolean', description: "Move every volume of the volume's process that is not on that root (other [[volumes]] entries, every slot of a per-instance one) with it, with one cutover", default: false },
     json: jsonArg,
   },
   async run({ args }) {
-    if (!args.json) progress(`moving volume ${args.name} to root ${args.to}`);
-    const r = await client().moveVolume(args.app, String(args.name), String(args.to));
+    if (!args.json) progress(`moving volume ${args.name}${args.group ? ' and the other volumes of its process' : ''} to root ${args.to}`);
+    const r = await client().moveVolume(args.app, String(args.name), String(args.to), args.group);
     if (args.json) return printJson(r);
     const m = r.move;
-    printLine(`volume ${r.volume.name} moved from ${m.from} to ${m.to}: ${formatBytes(m.bytesMoved)} sent, downtime ${m.downtimeMs === null ? '-' : `${m.downtimeMs} ms`}`);
+    const moved = r.group.length > 1 ? `volumes ${r.group.map((g) => g.volume.name).join(', ')} moved together` : `volume ${r.volume.name} moved`;
+    const sent = r.group.reduce((n, g) => n + g.move.bytesMoved, 0);
+    printLine(`${moved} from ${m.from} to ${m.to}: ${formatBytes(sent)} sent, downtime ${m.downtimeMs === null ? '-' : `${m.downtimeMs} ms`}`);
     printLine(`  phases: ${m.phases.map((p) => `${p.phase} ${p.ms} ms`).join(', ')}`);
     if (m.steps.length) printLine(`  downtime steps (ms since the cutover began): ${m.steps.map((s) => `${s.step} ${s.ms}`).join(', ')}`);
     printLine(`  the source on ${m.from} is kept read-only until ${m.retainUntil ?? '-'}`);

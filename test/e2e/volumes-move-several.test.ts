@@ -3,7 +3,8 @@
 // on its new root and the others where they are, and started by the move; every volume of the
 // process is attached to it afterwards, the moved one's counter (every 10 ms) is gap-free and
 // starts with the final snapshot, and the other volume kept its data. Then the second volume
-// moves too, the first one (now on the other root) mounted where it is.
+// moves too, the first one (now on the other root) mounted where it is. Then both move back
+// together (--group): one cutover, and both are switched at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -128,4 +129,26 @@ test('volumes move of a process with several volumes: the target is made ahead w
   assert.equal(await readFile(join(dst, 'volumes', conf.id, 'ups'), 'utf8'), 'up\nup\nup\n');
   const past = counter(onTarget, 'the target');
   await waitFor('the writer on, gap-free', async () => ((await lines(dst)) > past + 20 ? true : null));
+
+  // 3. Both back to default with --group: one cutover, both switched, one new instance holds them.
+  const both = await pier<{ volume: VolumeView; move: MoveView; group: { volume: VolumeView; move: MoveView }[] }>(s, ['volumes', 'move', '--app', 'kv', 'data', '--to', 'default', '--group']);
+  t.diagnostic(`group move: ${JSON.stringify(both.group.map((g) => g.move))}`);
+  assert.deepEqual(both.group.map((g) => [g.volume.name, g.volume.root, g.move.state, g.move.from]), [
+    ['data', 'default', 'moved', 'b'],
+    ['conf', 'default', 'moved', 'b'],
+  ]);
+  assert.equal(both.volume.name, 'data', 'the named volume comes first');
+  const fourth = await waitFor('the volumes held by the instance on default', () => holds({ data: 'default', conf: 'default' }).catch(() => null));
+  assert.notEqual(fourth, third);
+  const groupFinal = await readFile(join(dst, 'snapshots', `${both.move.id}-final`, 'log'), 'utf8');
+  const back = await waitFor('the writer on default again', async () => {
+    const text = await readFile(join(src, 'volumes', data.id, 'log'), 'utf8');
+    return counter(text, 'default again') > counter(groupFinal, 'the group final snapshot') + 20 ? text : null;
+  });
+  assert.ok(back.startsWith(groupFinal), "data on default starts with exactly the group's final snapshot");
+  assert.equal(await readFile(join(src, 'volumes', conf.id, 'ups'), 'utf8'), 'up\nup\nup\nup\n', 'conf came back with its data, and one more start');
+  assert.equal(counter(await readFile(join(dst, 'volumes', data.id, 'log'), 'utf8'), 'the source on b'), counter(groupFinal, 'the final snapshot'), 'the source on b holds nothing past the final snapshot');
+  const there = await runPier(['volumes', 'move', '--app', 'kv', 'conf', '--to', 'default', '--group'], s.env);
+  assert.notEqual(there.code, 0);
+  assert.match(there.stderr, /E_VOLUME_SAME_ROOT/);
 });
