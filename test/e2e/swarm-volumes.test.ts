@@ -11,7 +11,8 @@
 // service is scaled to zero for the cutover and pinned to the manager after it, and no line is
 // lost. Then per-instance volumes of a process with two, then three, tasks: a volume per slot on
 // the worker, each task writing only its own, each slot's data back after a redeploy, a scale up
-// restarting no task, and one slot's volume refused a move alone. The nodes' engines share this machine's files, so the test reads the agents' roots
+// restarting no task, one slot's volume refused a move alone, and all of them moved together to
+// the manager (--group), each slot's data whole. The nodes' engines share this machine's files, so the test reads the agents' roots
 // directly; the API server never does (it asks the agents).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -275,7 +276,8 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   // that holds the first (the worker: its agent is listed first), each task mounting its slot's
   // (one templated mount: Swarm's slot N binds slot N - 1's volume). Each log is exactly 1..N, so
   // no two tasks ever wrote one volume; a redeploy gives each slot its own data back; a scale up
-  // makes the new slot's volume and restarts no task; moving one slot's volume alone is refused.
+  // makes the new slot's volume and restarts no task; moving one slot's volume alone is refused,
+  // and --group moves them all.
   const slotsFile = join(server.dir, 'slots.toml');
   await writeFile(slotsFile, slotsManifest(image, '1', 2));
   const sd = await runPier(['deploy', '-c', slotsFile], server.env);
@@ -328,5 +330,29 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const split = await runPier(['volumes', 'move', '--app', 'swp', 'data-1', '--to', `node:${cluster.manager.address}`, '--json'], server.env);
   assert.notEqual(split.code, 0);
   assert.match(split.stderr, /E_VOLUME_MOVE_SPLIT/);
+  assert.match(split.stderr, /--group/, 'the refusal says how to move them together');
   assert.equal((await slotVolumes()).find((v) => v.name === 'data-1')?.root, `node:${cluster.worker.address}`, 'nothing moved');
+
+  // Together (--group): every slot's volume goes to the manager with one cutover, the tasks follow,
+  // and each slot's log on the manager is its worker log, whole, then more.
+  const group = await runPier(['volumes', 'move', '--app', 'swp', 'data-1', '--to', `node:${cluster.manager.address}`, '--group', '--json'], server.env);
+  assert.equal(group.code, 0, `${group.stderr}\nserver log:\n${server.stderr().slice(-4000)}`);
+  const g = JSON.parse(group.stdout) as { group: { volume: VolumeView; move: { id: string; downtimeMs: number | null; bytesMoved: number } }[] };
+  t.diagnostic(`moved together: ${g.group.map((x) => `${x.volume.name} ${x.move.bytesMoved} bytes, downtime ${x.move.downtimeMs ?? '-'} ms`).join('; ')}`);
+  assert.deepEqual(g.group.map((x) => x.volume.name), ['data-1', 'data-0', 'data-2'], 'the named one first, then the others');
+  assert.ok(g.group.every((x) => x.volume.root === `node:${cluster.manager.address}`), JSON.stringify(g.group.map((x) => x.volume)));
+  await waitFor('three tasks on the manager', async () => {
+    const s = await pier<StatusView>(server, ['status', '--app', 'swp']);
+    const up = s.instances.filter((i) => i.state === 'running' && i.desired === 'running');
+    return up.length === 3 && up.every((i) => i.address === cluster.manager.address) ? true : null;
+  }, 900);
+  for (const { volume: v, move } of g.group) {
+    const finalText = await readFile(join(root, 'snapshots', `${move.id}-final`, 'log'), 'utf8');
+    assert.equal(await slotLog(v.id), finalText, `${v.name}: the worker's copy holds nothing past the final snapshot`);
+    const there = await waitFor(`${v.name} written on the manager`, async () => {
+      const text = await readFile(join(managerRoot, 'volumes', v.id, 'log'), 'utf8');
+      return counter(text, `${v.name} on the manager`) > counter(finalText, 'the final snapshot') + 10 ? text : null;
+    }, 900);
+    assert.ok(there.startsWith(finalText), `${v.name}: the manager holds exactly the worker's data, then more`);
+  }
 });
