@@ -139,6 +139,7 @@ export const LONG_FIRST = [
   'test/e2e/volumes.test.ts',
   'test/e2e/swarm-volumes.test.ts',
   'test/e2e/volumes-move-several.test.ts',
+  'test/e2e/volumes-gib.test.ts',
   'test/e2e/rollout.test.ts',
   'test/e2e/volumes-postgres.test.ts',
   'test/e2e/swarm-two-servers.test.ts',
