@@ -309,6 +309,26 @@ export function createVolumeMover(options: VolumeMoverOptions) {
     }
   }
 
+  /** How a move's data goes: between a btrfs and a dir root neither's own stream serves, so as the export file. */
+  function transferOf(move: VolumeMove): Transfer {
+    const from = roots.get(move.fromRoot);
+    const to = roots.get(move.toRoot);
+    return from.kind !== to.kind ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar';
+  }
+
+  /** The phases' durations: `lap(phase)` records the time since the last lap. */
+  function phaseClock(): { phases: { phase: MovePhase; ms: number }[]; lap: (phase: MovePhase) => void } {
+    const phases: { phase: MovePhase; ms: number }[] = [];
+    let mark = Date.now();
+    return {
+      phases,
+      lap: (phase) => {
+        phases.push({ phase, ms: Date.now() - mark });
+        mark = Date.now();
+      },
+    };
+  }
+
   /**
    * The pre-copy, while the instance runs: a read-only snapshot sent whole; on btrfs then a
    * catch-up round (sent as a delta), so the final delta holds only what was written since.
@@ -370,14 +390,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
   async function run(move: VolumeMove, volume: Volume, lock: HeldLock | null): Promise<MoveResult> {
     const from = roots.get(move.fromRoot);
     const to = roots.get(move.toRoot);
-    const across = from.kind !== to.kind;
-    const transfer: Transfer = across ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar';
-    const phases: { phase: MovePhase; ms: number }[] = [];
-    let mark = Date.now();
-    const lap = (phase: MovePhase) => {
-      phases.push({ phase, ms: Date.now() - mark });
-      mark = Date.now();
-    };
+    const transfer = transferOf(move);
+    const { phases, lap } = phaseClock();
     const steps: MoveStep[] = [];
     let cutoverStart = 0;
     const at = (step: string) => steps.push({ step, ms: Date.now() - cutoverStart });
@@ -513,17 +527,8 @@ export function createVolumeMover(options: VolumeMoverOptions) {
    */
   async function runGroup(items: { move: VolumeMove; volume: Volume; lock: HeldLock | null }[]): Promise<MoveResult[]> {
     const first = items[0]?.move as VolumeMove;
-    const transfers = items.map(({ move }) => {
-      const from = roots.get(move.fromRoot);
-      const to = roots.get(move.toRoot);
-      return (from.kind !== to.kind ? 'archive' : from.kind === 'btrfs' ? 'btrfs-send' : 'tar') as Transfer;
-    });
-    const phases: { phase: MovePhase; ms: number }[] = [];
-    let mark = Date.now();
-    const lap = (phase: MovePhase) => {
-      phases.push({ phase, ms: Date.now() - mark });
-      mark = Date.now();
-    };
+    const transfers = items.map(({ move }) => transferOf(move));
+    const { phases, lap } = phaseClock();
     const steps: MoveStep[] = [];
     let cutoverStart = 0;
     let begun = false;
