@@ -17,7 +17,13 @@ export function openTunnelSocket(url: string, token: string, connection: Pick<We
   // over every byte here and on the API (which skips unmasking a zero mask). The CLI is no browser.
   const ws = new WebSocket(url, { ...connection, headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
+    ws.once('open', () => {
+      // Paused until joined: frames that came with the 101 are read on the next tick, before the
+      // caller's continuation could listen, and were lost (a backend that speaks first lost its
+      // first bytes, while its end came through). joinTunnel resumes it once it listens.
+      ws.pause();
+      resolve(ws);
+    });
     ws.once('unexpected-response', (req, res) => {
       reject(refusal(res.statusCode ?? 0, res.headers[ERROR_HEADER]));
       res.resume();

@@ -127,6 +127,8 @@ export function joinTunnel(socket: Duplex, ws: WebSocket, options: TunnelOptions
     // Either side may have gone while the other was being opened: no event would tell us now.
     if (ws.readyState === ws.CLOSING || ws.readyState === ws.CLOSED) finish({ code: 'E_TUNNEL_CLOSED', message: 'the tunnel closed before it was joined' }, true);
     else if (socket.destroyed) finish(options.socketError?.(null) ?? { code: 'E_TUNNEL_SOCKET', message: 'the connection closed before the tunnel was joined' });
+    // A WebSocket handed over paused (cli/tunnel-socket.ts: nothing is read before these listeners) goes on now.
+    else if (ws.isPaused) ws.resume();
 
     const idleMs = options.idleTimeoutMs ?? 0;
     if (idleMs > 0 && !done) {

@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
+import { openTunnelSocket } from '../../cli/tunnel-socket.js';
 import { joinTunnel, type TunnelOptions, type TunnelResult } from '../../proxy/websocket-tunnel.js';
 
 interface Rig {
@@ -225,4 +226,38 @@ test('a client that resets in the middle of an upload: the backend sees the rese
   assert.equal(near.error?.code, 'E_TUNNEL_SOCKET');
   assert.equal(far.error?.code, 'E_TUNNEL_SOCKET');
   assert.equal(far.remote, true);
+});
+
+// Frames sent with the 101 (a backend that speaks first, answered at once) reach the CLI in the same
+// read as the upgrade, and ws emits them on the next tick: before the continuation of
+// `await openTunnelSocket()` could listen. They were lost, and the end that came a read later was
+// not: port-forward's PROXY v2 check once got 0 bytes and a FIN in CI.
+test("the CLI's tunnel socket keeps frames that came with the upgrade until it is joined", async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise<void>((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => {
+    ws.send(Buffer.from('spoken first'), { binary: true });
+    ws.send(JSON.stringify({ type: 'end' }));
+  });
+  const local = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => local.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    wss.close();
+    local.close();
+  });
+  for (let round = 0; round < 5; round++) {
+    const ws = await openTunnelSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, 'token');
+    await new Promise((r) => setTimeout(r, 20)); // whatever the caller does before it joins
+    const accepted = new Promise<net.Socket>((r) => local.once('connection', r));
+    const client = net.connect({ host: '127.0.0.1', port: (local.address() as AddressInfo).port, allowHalfOpen: true });
+    const joined = joinTunnel(await accepted, ws);
+    const got: Buffer[] = [];
+    client.on('data', (c: Buffer) => got.push(c));
+    client.end();
+    const ended = await Promise.race([new Promise((r) => client.once('end', () => r('end'))), new Promise((r) => setTimeout(() => r('nothing within 5 s'), 5_000))]);
+    client.destroy();
+    assert.equal(ended, 'end', `round ${round + 1}`);
+    assert.equal(Buffer.concat(got).toString(), 'spoken first', `round ${round + 1}`);
+    assert.equal((await joined).error, null);
+  }
 });
