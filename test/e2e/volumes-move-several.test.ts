@@ -4,11 +4,12 @@
 // process is attached to it afterwards, the moved one's counter (every 10 ms) is gap-free and
 // starts with the final snapshot, and the other volume kept its data. Then the second volume
 // moves too, the first one (now on the other root) mounted where it is. Then both move back
-// together (--group): one cutover, and both are switched at once.
+// together (--group): held at verify and the server killed, the restarted server rolls both back;
+// then the group move goes through: one cutover, and both are switched at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MoveView, VolumeView } from '../../api/volumes/volume-views.js';
@@ -45,7 +46,7 @@ timeout = "60s"
 
 const pier = pierJson;
 
-test('volumes move of a process with several volumes: the target is made ahead with the others where they are, and holds them all after', async (t) => {
+test('volumes move of a process with several volumes: the target is made ahead with the others where they are, and holds them all after; with --group a killed server rolls both back, then both move at once', async (t) => {
   if (!(await requireDocker(t))) return;
   let appId: string | null = null;
   let server: PierServer | null = null;
@@ -60,7 +61,8 @@ test('volumes move of a process with several volumes: the target is made ahead w
   const dst = join(base, 'b');
   for (const root of [src, dst]) await exec('btrfs', ['subvolume', 'create', root]);
   const image = await ensureBusyboxImage();
-  const s = await startPierServer(t, { PIER_VOLUMES_DIR: src, PIER_VOLUME_DRIVER: 'btrfs', PIER_VOLUME_ROOTS: `b=${dst}` });
+  const roots = { PIER_VOLUMES_DIR: src, PIER_VOLUME_DRIVER: 'btrfs', PIER_VOLUME_ROOTS: `b=${dst}` };
+  let s = await startPierServer(t, roots);
   server = s;
   const file = join(s.dir, 'pier.toml');
   await writeFile(file, manifest(image));
@@ -130,7 +132,35 @@ test('volumes move of a process with several volumes: the target is made ahead w
   const past = counter(onTarget, 'the target');
   await waitFor('the writer on, gap-free', async () => ((await lines(dst)) > past + 20 ? true : null));
 
-  // 3. Both back to default with --group: one cutover, both switched, one new instance holds them.
+  // 3. Both back to default with --group, held once every final copy is sent (at verify) and the
+  // server killed: the restarted server rolls both back, and the process runs on b again, gap-free.
+  await s.stop();
+  const first1 = s;
+  const restart = (fault?: string) =>
+    startPierServer(t, { ...roots, ...(fault ? { PIER_VOLUME_MOVE_FAULT: fault } : {}), PIER_DATA_DIR: join(first1.dir, 'data'), XDG_CONFIG_HOME: join(first1.dir, 'config') }, { databaseUrl: first1.databaseUrl });
+  const holding = await restart('hold:verify');
+  s = holding;
+  server = holding;
+  await waitFor('the instance back after the restart', () => holds({ data: 'b', conf: 'b' }).catch(() => null));
+  const held = runPier(['volumes', 'move', '--app', 'kv', 'data', '--to', 'default', '--group', '--json'], holding.env, { timeoutMs: 120_000 });
+  await waitFor('the group move to hold at verify', async () => (holding.stderr().includes('the move holds here') ? true : null), 600);
+  const apiPid = holding.apiPid();
+  process.kill(holding.pid, 'SIGKILL');
+  if (apiPid !== holding.pid) process.kill(apiPid, 'SIGKILL');
+  assert.notEqual((await held).code, 0, 'the held move did not answer success');
+  const stoppedAt = await lines(dst);
+  s = await restart();
+  server = s;
+  const failed = await waitFor('both moves rolled back', async () => {
+    const events = (await pier<EventView[]>(s, ['events', '--app', 'kv'])).filter((e) => e.type === 'volume.move_failed');
+    return events.length === 2 ? events : null;
+  });
+  assert.ok(failed.every((e) => /server restarted/.test(e.message)), JSON.stringify(failed.map((e) => e.message)));
+  await waitFor('the volumes held on b again', () => holds({ data: 'b', conf: 'b' }).catch(() => null));
+  await waitFor('the writer on b from where it stopped', async () => ((await lines(dst)) > stoppedAt + 20 ? true : null));
+  assert.deepEqual((await readdir(join(src, 'snapshots')).catch(() => [])).filter((n) => n.endsWith('-final')), [], 'no copy of the held moves is left on default');
+
+  // 4. Both back to default with --group: one cutover, both switched, one new instance holds them.
   const both = await pier<{ volume: VolumeView; move: MoveView; group: { volume: VolumeView; move: MoveView }[] }>(s, ['volumes', 'move', '--app', 'kv', 'data', '--to', 'default', '--group']);
   t.diagnostic(`group move: ${JSON.stringify(both.group.map((g) => g.move))}`);
   assert.deepEqual(both.group.map((g) => [g.volume.name, g.volume.root, g.move.state, g.move.from]), [
@@ -146,7 +176,9 @@ test('volumes move of a process with several volumes: the target is made ahead w
     return counter(text, 'default again') > counter(groupFinal, 'the group final snapshot') + 20 ? text : null;
   });
   assert.ok(back.startsWith(groupFinal), "data on default starts with exactly the group's final snapshot");
-  assert.equal(await readFile(join(src, 'volumes', conf.id, 'ups'), 'utf8'), 'up\nup\nup\nup\n', 'conf came back with its data, and one more start');
+  const upsOnB = await readFile(join(dst, 'volumes', conf.id, 'ups'), 'utf8');
+  assert.ok(upsOnB.startsWith('up\nup\nup\nup\n'), upsOnB);
+  assert.equal(await readFile(join(src, 'volumes', conf.id, 'ups'), 'utf8'), `${upsOnB}up\n`, 'conf came back with its data (the source on b, frozen at the final snapshot), and one more start');
   assert.equal(counter(await readFile(join(dst, 'volumes', data.id, 'log'), 'utf8'), 'the source on b'), counter(groupFinal, 'the final snapshot'), 'the source on b holds nothing past the final snapshot');
   const there = await runPier(['volumes', 'move', '--app', 'kv', 'conf', '--to', 'default', '--group'], s.env);
   assert.notEqual(there.code, 0);
