@@ -25,27 +25,11 @@ import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { startNodeAgent } from '../support/node-agent.js';
 import { runPier, startPierServer, pierJson } from '../support/pier-process.js';
 import { requireNamespaces, startSwarmCluster } from '../support/swarm-cluster.js';
-import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+import { COUNTER_WRITER, counter, oneVolumeManifest, waitFor } from '../support/volume-counter.js';
 
 const IMAGE = 'pier-test/busybox:1';
 
-const manifest = (image: string, version: string) => `
-app = "swv"
-image = "${image}"
-
-[processes.db]
-cmd = ["sh", "-c", ${JSON.stringify(COUNTER_WRITER)}]
-env = { VERSION = "${version}" }
-
-[[volumes]]
-name = "data"
-process = "db"
-path = "/data"
-
-[deploy]
-drain = "100ms"
-timeout = "90s"
-`;
+const manifest = (image: string, version: string) => oneVolumeManifest({ app: 'swv', image, script: COUNTER_WRITER, version, timeout: '90s' });
 
 const slotsManifest = (image: string, version: string, count: number) => `
 app = "swp"

@@ -20,28 +20,13 @@ import { btrfsLoop } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, pierJson, type PierServer } from '../support/pier-process.js';
 import { removeAppContainersAndVolumes } from '../support/containers.js';
-import { waitFor } from '../support/volume-counter.js';
+import { oneVolumeManifest, waitFor } from '../support/volume-counter.js';
 
 const exec = promisify(execFile);
 const MIB = Number(process.env.PIER_VOLUME_PROOF_MIB ?? 1024);
 const FILES = 16;
 
-const manifest = (image: string) => `
-app = "gib"
-image = "${image}"
-
-[processes.db]
-cmd = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-
-[[volumes]]
-name = "data"
-process = "db"
-path = "/data"
-
-[deploy]
-drain = "100ms"
-timeout = "60s"
-`;
+const manifest = (image: string) => oneVolumeManifest({ app: 'gib', image, script: "trap 'exit 0' TERM; while true; do sleep 1; done" });
 
 test(`${MIB} MiB of files keep their sha256 through snapshot, restore (new and in place), export -> import and a move (btrfs)`, async (t) => {
   assert.ok(Number.isInteger(MIB) && MIB >= FILES, `PIER_VOLUME_PROOF_MIB must be a whole number of MiB, at least ${FILES}`);

@@ -22,27 +22,12 @@ import type { EventView, StatusView } from '../../api/views.js';
 import { btrfsLoop, tempRoot } from '../support/btrfs-loop.js';
 import { ensureBusyboxImage, requireDocker } from '../support/images.js';
 import { runPier, startPierServer, type PierServer, pierJson } from '../support/pier-process.js';
-import { COUNTER_WRITER, counter, waitFor } from '../support/volume-counter.js';
+import { COUNTER_WRITER, counter, oneVolumeManifest, waitFor } from '../support/volume-counter.js';
 import { removeAppContainersAndVolumes } from '../support/containers.js';
 
 const exec = promisify(execFile);
 
-const manifest = (image: string) => `
-app = "kv"
-image = "${image}"
-
-[processes.db]
-cmd = ["sh", "-c", ${JSON.stringify(COUNTER_WRITER)}]
-
-[[volumes]]
-name = "data"
-process = "db"
-path = "/data"
-
-[deploy]
-drain = "100ms"
-timeout = "60s"
-`;
+const manifest = (image: string) => oneVolumeManifest({ app: 'kv', image, script: COUNTER_WRITER });
 
 const pier = pierJson;
 

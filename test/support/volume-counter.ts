@@ -22,3 +22,23 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null>, t
   }
   assert.fail(`gave up waiting for ${what}`);
 }
+
+/** A manifest of one process `db` (running `script` under sh) with one volume `data` at /data, rolled out quickly. */
+export function oneVolumeManifest(o: { app: string; image: string; script: string; version?: string; timeout?: string }): string {
+  return `
+app = "${o.app}"
+image = "${o.image}"
+
+[processes.db]
+cmd = ["sh", "-c", ${JSON.stringify(o.script)}]
+${o.version === undefined ? '' : `env = { VERSION = "${o.version}" }\n`}
+[[volumes]]
+name = "data"
+process = "db"
+path = "/data"
+
+[deploy]
+drain = "100ms"
+timeout = "${o.timeout ?? '60s'}"
+`;
+}
