@@ -5,7 +5,8 @@
 // restore into a new volume, restore in place after the data was changed, export to a file ->
 // import -> restore, and a move with its instance to another root. PIER_VOLUME_PROOF_MIB sets the
 // size (default 1024); the dir driver passes the same paths on small data (volume-drivers,
-// volumes-move). Its subject is the data path, not the database: the PGlite pass only.
+// volumes-move). Its subject is the data path, not the database: a database-only run
+// (PIER_TEST_DATABASE_ONLY=1) leaves it out; CI runs it on Node 22 and on Node 24.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
