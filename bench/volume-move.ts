@@ -4,7 +4,8 @@
 // `pier server` (embedded database) and real Docker. Reference in the same run: stopping and
 // starting a plain container (`docker stop` + `docker start`, no Pier), the floor of any
 // stop-then-start cutover. Goal (issue 15), not an assertion: downtime <= 1 s. Needs root,
-// btrfs-progs and Docker.
+// btrfs-progs and Docker. `--group`: the process has a second volume (/conf, 64 MiB of random data),
+// and both move with one cutover (`pier volumes move --group`).
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -17,14 +18,15 @@ import { parseArgs, promisify } from 'node:util';
 const run = promisify(execFile);
 const PIER_BIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const IMAGE = 'pier-test/busybox:1';
-const { values: flags } = parseArgs({ options: { mib: { type: 'string', default: '1024' } } });
+const { values: flags } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, group: { type: 'boolean', default: false } } });
 const mib = Number(flags.mib);
+const group = flags.group;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const WRITER = "trap 'exit 0' TERM; i=$(tail -n 1 /data/log 2>/dev/null); i=${i:-0}; while true; do i=$((i+1)); echo $i >> /data/log; usleep 10000; done";
 
-async function fill(dir: string): Promise<void> {
+async function fill(dir: string, size = mib): Promise<void> {
   const files = 16;
-  const per = Math.floor((mib * 1024 * 1024) / files);
+  const per = Math.floor((size * 1024 * 1024) / files);
   await mkdir(dir, { recursive: true });
   for (let i = 0; i < files; i++) {
     const out = createWriteStream(join(dir, `f${i}.bin`));
@@ -72,12 +74,15 @@ try {
   }
   const pier = async (args: string[]) => JSON.parse((await run(process.execPath, [PIER_BIN, ...args, '--json'], { env, maxBuffer: 16 * 1024 * 1024 })).stdout) as Record<string, unknown>;
   const file = join(dir, 'pier.toml');
-  await writeFile(file, `app = "bench-move"\nimage = "${IMAGE}"\n\n[processes.db]\ncmd = ["sh", "-c", ${JSON.stringify(WRITER)}]\n\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\n\n[deploy]\ndrain = "0s"\n`);
+  await writeFile(file, `app = "bench-move"\nimage = "${IMAGE}"\n\n[processes.db]\ncmd = ["sh", "-c", ${JSON.stringify(WRITER)}]\n\n[[volumes]]\nname = "data"\nprocess = "db"\npath = "/data"\n\n${group ? '[[volumes]]\nname = "conf"\nprocess = "db"\npath = "/conf"\n\n' : ''}[deploy]\ndrain = "0s"\n`);
   await run(process.execPath, [PIER_BIN, 'deploy', '-c', file], { env });
   appId = ((await pier(['status', '--app', 'bench-move'])).app as { id: string }).id;
-  const volume = ((await pier(['volumes', 'list', '--app', 'bench-move'])).volumes as { id: string }[])[0] as { id: string };
+  const listed = (await pier(['volumes', 'list', '--app', 'bench-move'])).volumes as { id: string; name: string }[];
+  const volume = listed.find((v) => v.name === 'data') as { id: string };
   log(`filling ${mib} MiB`);
   await fill(join(mnt, 'a', 'volumes', volume.id, 'big'));
+  const conf = listed.find((v) => v.name === 'conf');
+  if (conf) await fill(join(mnt, 'a', 'volumes', conf.id, 'big'), 64);
 
   // The reference: a plain container stopped and started (same image, same writer, no volume).
   await run('docker', ['run', '-d', '--name', reference, IMAGE, 'sh', '-c', WRITER.replaceAll('/data/', '/tmp/')]);
@@ -93,12 +98,14 @@ try {
   await new Promise((r) => setTimeout(r, 500));
   const loadBefore = loadavg()[0] as number;
   const t0 = Date.now();
-  const moved = (await pier(['volumes', 'move', '--app', 'bench-move', 'data', '--to', 'b'])).move as {
+  const answer = await pier(['volumes', 'move', '--app', 'bench-move', 'data', '--to', 'b', ...(group ? ['--group'] : [])]);
+  const moved = answer.move as {
     bytesMoved: number;
     downtimeMs: number | null;
     phases: { phase: string; ms: number }[];
     steps: { step: string; ms: number }[];
   };
+  const together = (answer.group as { volume: { name: string; root: string }; move: { bytesMoved: number; downtimeMs: number | null } }[]) ?? [];
   const totalMs = Date.now() - t0;
   await new Promise((r) => setTimeout(r, 500));
   events.kill('SIGTERM');
@@ -129,7 +136,7 @@ try {
   const gapFree = lines.every((l, i) => l === String(i + 1));
   const load = loadavg()[0] as number;
 
-  process.stdout.write(`\n${mib} MiB volume (16 files of random data) + a counter written every 10 ms; load average ${loadBefore.toFixed(1)} before, ${load.toFixed(1)} after\n\n`);
+  process.stdout.write(`\n${mib} MiB volume (16 files of random data) + a counter written every 10 ms${group ? ', and a second volume of 64 MiB moved with it (--group)' : ''}; load average ${loadBefore.toFixed(1)} before, ${load.toFixed(1)} after\n\n`);
   process.stdout.write('| step | ms | |\n|---|---:|---|\n');
   process.stdout.write(`| reference: docker stop + docker start of a plain container | ${refMs} | |\n`);
   process.stdout.write(`| reference: docker start of a created container on Pier's network with a bind mount | ${ref2Ms} | |\n`);
@@ -147,7 +154,9 @@ try {
     }
   }
   for (const line of serverErr.split('\n').filter((l) => /volume-mover/.test(l) && /"level":(40|50)/.test(l))) process.stdout.write(`| server warning | | ${line.slice(0, 300)} |\n`);
-  process.stdout.write(`| move, whole command | ${totalMs} | ${(moved.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
+  for (const g of together.length > 1 ? together : []) process.stdout.write(`| moved together: ${g.volume.name} (now on ${g.volume.root}) | ${g.move.downtimeMs ?? '-'} | ${(g.move.bytesMoved / 1e6).toFixed(1)} MB sent |\n`);
+  const sent = together.length > 1 ? together.reduce((n, g) => n + g.move.bytesMoved, 0) : moved.bytesMoved;
+  process.stdout.write(`| move, whole command | ${totalMs} | ${(sent / 1e6).toFixed(1)} MB sent |\n`);
   process.stdout.write(
     `| **move downtime** (drained → running on the target) | ${moved.downtimeMs ?? '-'} | ${moved.downtimeMs === null ? '' : `${(moved.downtimeMs / refMs).toFixed(2)}× the reference`}; target log 1..${lines.length} ${gapFree ? 'gap-free' : 'HAS GAPS'} |\n`,
   );
