@@ -24,7 +24,11 @@ export interface HandleOwner {
   onEnd(handle: TcpHandle): void;
   /** A read or write failed (ECONNRESET, EPIPE ...); `code` is the system error name. */
   onError(handle: TcpHandle, code: string): void;
-  /** Everything written to `handle` is now with the kernel; follows every write that returned false. */
+  /**
+   * Everything written to `handle` is now with the kernel: follows every write that left bytes
+   * queued (writeQueueSize > 0 after it), whether it returned false or not. A connection whose
+   * both FINs are in waits for it to close the side it still owes bytes.
+   */
   onFlushed(handle: TcpHandle): void;
 }
 
@@ -47,7 +51,11 @@ export interface TcpHandle {
   readStart(): void;
   /** Stops reading until readStart(): backpressure while what this side sent is still queued. */
   pause(): void;
-  /** Writes `buf`; false when not all of it reached the kernel (owner.onFlushed follows). */
+  /**
+   * Writes `buf`; false when the sender should pause (not all of it reached the kernel, or, for the
+   * cleartext of a TLSSocket, its stream's buffer is full). owner.onFlushed follows either way
+   * when bytes were left queued.
+   */
   write(buf: Buffer): boolean;
   /** Writes `chunks` in order, in one system call where the kernel takes them; returns as write(). */
   writev(chunks: Buffer[]): boolean;

@@ -12,7 +12,14 @@ export class TlsHandle implements TcpHandle {
   paused = true;
   private closed = false;
   private ended = false;
+  /** Bytes are queued: tell the owner once the queue is empty (it may wait for that to close). */
   private needFlush = false;
+  /** Each write's callback: the queue may have just run empty ('drain' comes only after a full one). */
+  private readonly written = (err?: Error | null): void => {
+    if (err != null || !this.needFlush || this.closed || this.socket.writableLength !== 0) return;
+    this.needFlush = false;
+    this.owner?.onFlushed(this);
+  };
 
   constructor(
     private readonly socket: tls.TLSSocket,
@@ -36,11 +43,7 @@ export class TlsHandle implements TcpHandle {
       // Gone without a FIN or an error we saw (the TCP side closed): the same as a reset.
       if (!this.closed && !this.ended) this.owner?.onError(this, 'ECONNRESET');
     });
-    socket.on('drain', () => {
-      if (!this.needFlush || this.closed) return;
-      this.needFlush = false;
-      this.owner?.onFlushed(this);
-    });
+    socket.on('drain', () => this.written());
   }
 
   get writeQueueSize(): number {
@@ -60,17 +63,17 @@ export class TlsHandle implements TcpHandle {
   write(buf: Buffer): boolean {
     // `buf` may be a read buffer the backend handle lends only until its next read: copy it, as
     // the stream may hold it past this call.
-    const ok = this.socket.write(Buffer.from(buf));
-    if (!ok) this.needFlush = true;
+    const ok = this.socket.write(Buffer.from(buf), this.written);
+    if (this.socket.writableLength > 0) this.needFlush = true;
     return ok;
   }
 
   writev(chunks: Buffer[]): boolean {
     this.socket.cork();
     let ok = true;
-    for (const c of chunks) ok = this.socket.write(Buffer.from(c)) && ok;
+    for (const c of chunks) ok = this.socket.write(Buffer.from(c), this.written) && ok;
     this.socket.uncork();
-    if (!ok) this.needFlush = true;
+    if (this.socket.writableLength > 0) this.needFlush = true;
     return ok;
   }
 

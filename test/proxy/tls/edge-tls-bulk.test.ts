@@ -3,7 +3,11 @@
 // at a time, so writes queue while one is in flight and the reader must be paused and resumed.
 // A client that stops reading for a while forces that; every byte must arrive, in order, and the
 // FINs must pass both ways. One certificate and no PROXY header: the fast path (no SNI callback,
-// no TLV facts).
+// no TLV facts). The connection must end on its FINs: once both are in, the edge closes the client
+// side as soon as its queue is written. On socket i/o the cleartext handle did not say when its
+// queue emptied unless a write had returned false, so the end came only with the FIN timeout
+// (30 s, logged as fin-timeout); the FIN timeout here is 20 s and the close line must say
+// client-fin.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,6 +16,8 @@ import { test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import type { EdgeConfig } from '../../../proxy/edge-config.js';
 import type { TcpIo } from '../../../proxy/tcp-io/tcp-io.js';
+import { eventually } from '../../support/eventually.js';
+import { captureLog } from '../../support/log-capture.js';
 import { freePort } from '../../support/tcp-client.js';
 import { createTestEdge, endpoint, forEachIo } from '../../support/test-edge.js';
 import { makeTestCa } from '../../support/tls-certs.js';
@@ -39,7 +45,8 @@ forEachIo((io: TcpIo) => {
       certificates: [{ id: 'one', names: ['bulk.example.com'], ...ca.issue({ cn: 'bulk.example.com', names: ['bulk.example.com'] }) }],
       endpoints: [endpoint({ id: 'bulk', bind: [{ address: '127.0.0.1', port }], backends: [backend], options: { tls: 'terminate', terminate: { certificates: ['one'] } } })],
     };
-    const edge = createTestEdge(t, io);
+    const captured = captureLog();
+    const edge = createTestEdge(t, io, { log: captured.log, connectionLogSampleRate: 1, finTimeoutMs: 20_000 });
     assert.equal((await edge.apply(snapshot)).ok, true);
 
     const payload = randomBytes(SIZE);
@@ -75,5 +82,10 @@ forEachIo((io: TcpIo) => {
     const echoed = await received;
     assert.equal(echoed.length, SIZE);
     assert.equal(createHash('sha256').update(echoed).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+    await eventually(() => captured.messages('connection closed').length === 1, 'the close line', 1000);
+    const [closed] = captured.messages('connection closed');
+    assert.equal(closed?.reason, 'client-fin', 'closed on its FINs, not by a timeout');
+    assert.equal(closed?.bytesIn, SIZE);
+    assert.equal(closed?.bytesOut, SIZE);
   });
 });
