@@ -84,6 +84,14 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   );
   const file = join(server.dir, 'pier.toml');
   const logOf = (id: string) => readFile(join(root, 'volumes', id, 'log'), 'utf8');
+  // What Swarm and the engines say, for a failure's message: the services' tasks with their
+  // errors, every container on the worker, the worker's volumes, and the server's last lines.
+  const swarmState = async () => {
+    const tasks = await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}', ...(await cluster.manager.docker(['service', 'ls', '-q'])).split('\n').filter(Boolean)]).catch((e: Error) => e.message);
+    const containers = await cluster.worker.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}}']).catch((e: Error) => e.message);
+    const dockerVolumes = await cluster.worker.docker(['volume', 'ls', '--format', '{{.Name}}']).catch((e: Error) => e.message);
+    return `tasks:\n${tasks}\nworker containers:\n${containers}\nworker volumes:\n${dockerVolumes}\nserver log:\n${server.stderr().slice(-4000)}`;
+  };
   const startsOf = async (id: string) => (await readFile(join(root, 'volumes', id, 'starts'), 'utf8')).trim().split('\n');
 
   await writeFile(file, manifest(image, '1'));
@@ -226,7 +234,7 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const beforeMove = await waitFor('the writer to write on before the move', async () => {
     const n = counter(await logOf(vol.id), 'before the move');
     return n > finalLines + 20 ? n : null;
-  }, 900);
+  }, 900).catch(async (err: Error) => assert.fail(`${err.message}\n${await swarmState()}`));
   const moved = await runPier(['volumes', 'move', '--app', 'swv', 'data', '--to', `node:${cluster.manager.address}`, '--json'], server.env);
   assert.equal(moved.code, 0, `${moved.stderr}\nserver log:\n${server.stderr().slice(-4000)}`);
   const m = JSON.parse(moved.stdout) as { move: { from: string; to: string; bytesMoved: number; downtimeMs: number | null; phases: { phase: string; ms: number }[] }; volume: VolumeView };

@@ -13,14 +13,24 @@ export function counter(text: string, what: string): number {
   return lines.length;
 }
 
-/** Polls `probe` every 100 ms until it answers non-null (errors count as null), at most `tries` times. */
+/**
+ * Polls `probe` every 100 ms until it answers non-null, at most `tries` times. An error counts as
+ * null (a line being written reads torn), but the last one is in the failure's message.
+ */
 export async function waitFor<T>(what: string, probe: () => Promise<T | null>, tries = 300): Promise<T> {
+  let last = 'the probe answered null';
   for (let i = 0; i < tries; i++) {
-    const v = await probe().catch(() => null);
+    let failed = false;
+    const v = await probe().catch((err: unknown) => {
+      failed = true;
+      last = `the probe's last error: ${err instanceof Error ? err.message : String(err)}`;
+      return null;
+    });
     if (v !== null) return v;
+    if (!failed) last = 'the probe answered null';
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.fail(`gave up waiting for ${what}`);
+  assert.fail(`gave up waiting for ${what} (${last})`);
 }
 
 /** A manifest of one process `db` (running `script` under sh) with one volume `data` at /data, rolled out quickly. */
