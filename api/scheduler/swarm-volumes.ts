@@ -121,6 +121,10 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
       if (specs.length === 0) return undefined;
       const rows = await liveRows(app.id);
       const made = specs.flatMap((s) => (s.per_instance ? rows.filter((v) => v.spec === s.name && v.perInstance) : rows.filter((v) => v.name === s.name)));
+      // A group held at zero tasks makes no volume (as on one engine, where a volume is made when
+      // its instance starts): one deleted meanwhile stays deleted, and can be undeleted, until a
+      // task needs it. Its service then has no mount and no pin; the scale up sets them (repin).
+      if (replicas === 0 && made.length === 0) return undefined;
       for (const v of made) {
         if (nodeRootAddress(v.root) === null) {
           throw new PierError('E_SWARM_VOLUME_LOCAL', `volume ${v.name} of ${app.name} is on this server's own root ${v.root}, which the swarm's tasks cannot mount`, {
@@ -163,6 +167,7 @@ export function createSwarmVolumes(options: SwarmVolumesOptions) {
       const mounts: SwarmMount[] = [];
       for (const spec of specs) {
         let volume = rowOf(rows, spec);
+        if (!volume && replicas === 0) continue;
         if (!volume) volume = await insert(newId('vol'), spec.per_instance ? `${spec.name}-0` : spec.name, spec, spec.per_instance ? 0 : null);
         else await present(volume);
         const docker = dockerVolumeSpec(volume, driver.volumePath(volume.id), options.installationId);
