@@ -1,19 +1,20 @@
 // Volumes on a two-node Docker Swarm (test/support/swarm-cluster.ts), end to end: the worker runs
 // `pier agent` over a storage root of its own (the manager has none, so only the worker can hold a
 // volume); `pier server --runtime swarm --node-agent WORKER=URL` makes the volume there through the
-// agent and pins the writer's service to the worker. A counter writer (test/support/volume-counter.ts)
-// keeps every line across a redeploy (its old task stops before the new one starts), and a snapshot
-// taken through the agent restores in place without a gap; the agent exports it, and deletes the
-// volume with a final snapshot once no task runs on it, and undeletes it there. A preview seeded
-// from the snapshot gets its volume on the snapshot's node, and its writer runs there. Then the manager
-// gets an agent too (its own root), and `pier volumes move` takes the volume with its writer from
-// the worker to the manager: the data goes agent to agent through the API server, the writer's
-// service is scaled to zero for the cutover and pinned to the manager after it, and no line is
-// lost. Then per-instance volumes of a process with two, then three, tasks: a volume per slot on
-// the worker, each task writing only its own, each slot's data back after a redeploy, a scale up
-// restarting no task, one slot's volume refused a move alone, and all of them moved together to
-// the manager (--group), each slot's data whole. The nodes' engines share this machine's files, so the test reads the agents' roots
-// directly; the API server never does (it asks the agents).
+// agent and pins the writer's service to the worker. A counter writer
+// (test/support/volume-counter.ts) keeps every line across a redeploy (its old task stops before
+// the new one starts), and a snapshot taken through the agent restores in place without a gap; the
+// agent exports it, and deletes the volume with a final snapshot once no task runs on it, and
+// undeletes it there. A preview seeded from the snapshot gets its volume on the snapshot's node,
+// and its writer runs there. Then the manager gets an agent too (its own root), and `pier volumes
+// move` takes the volume with its writer from the worker to the manager: the data goes agent to
+// agent through the API server, the writer's service is scaled to zero for the cutover and pinned
+// to the manager after it, and no line is lost. Then per-instance volumes of a process deployed
+// with none, then two, then three, tasks: a volume per slot, made at the first scale up, on the
+// worker, each task writing only its own, each slot's data back after a redeploy, a scale up
+// restarting no task, one slot's volume refused a move alone, and all of them moved together to the
+// manager (--group), each slot's data whole. The nodes' engines share this machine's files, so the
+// test reads the agents' roots directly; the API server never does (it asks the agents).
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -271,10 +272,20 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   // makes the new slot's volume and restarts no task; moving one slot's volume alone is refused,
   // and --group moves them all.
   const slotsFile = join(server.dir, 'slots.toml');
-  await writeFile(slotsFile, slotsManifest(image, '1', 2));
+  // Deployed at count 0 first: its service is made with no task, and no volume; the scale up
+  // makes the slots' volumes and gives the service its mount and pin.
+  await writeFile(slotsFile, slotsManifest(image, '1', 0));
   const sd = await runPier(['deploy', '-c', slotsFile], server.env);
   assert.equal(sd.code, 0, `${sd.stderr}\n${server.stderr().slice(-3000)}`);
   const slotVolumes = async () => (await pier<{ volumes: VolumeView[] }>(server, ['volumes', 'list', '--app', 'swp'])).volumes.sort((a, b) => a.name.localeCompare(b.name));
+  const zeroService = await waitFor('the count-0 service', async () => {
+    const names = (await cluster.manager.docker(['service', 'ls', '--format', '{{.Name}} {{.Replicas}}'])).split('\n').filter((l) => l.includes('swp'));
+    return names.length === 1 ? (names[0] as string) : null;
+  }, 300).catch(async (err: Error) => assert.fail(`${err.message}\n${await swarmState()}`));
+  assert.match(zeroService, / 0\/0$/);
+  assert.deepEqual(await slotVolumes(), [], 'a group with no task makes no volume');
+  const scaledUp = await runPier(['scale', 'db=2', '--app', 'swp'], server.env);
+  assert.equal(scaledUp.code, 0, scaledUp.stderr);
   const two = await waitFor('two slot volumes', async () => {
     const v = await slotVolumes();
     return v.length === 2 ? v : null;
