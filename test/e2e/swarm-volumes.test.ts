@@ -86,12 +86,14 @@ test('on a swarm: a volume is made on the node whose agent holds it, its writer 
   const file = join(server.dir, 'pier.toml');
   const logOf = (id: string) => readFile(join(root, 'volumes', id, 'log'), 'utf8');
   // What Swarm and the engines say, for a failure's message: the services' tasks with their
-  // errors, every container on the worker, the worker's volumes, and the server's last lines.
+  // errors, every container on the worker, the worker's volumes and engine log, the app's last
+  // events, and the server's last lines.
   const swarmState = async () => {
     const tasks = await cluster.manager.docker(['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}', ...(await cluster.manager.docker(['service', 'ls', '-q'])).split('\n').filter(Boolean)]).catch((e: Error) => e.message);
     const containers = await cluster.worker.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}}']).catch((e: Error) => e.message);
     const dockerVolumes = await cluster.worker.docker(['volume', 'ls', '--format', '{{.Name}}']).catch((e: Error) => e.message);
-    return `tasks:\n${tasks}\nworker containers:\n${containers}\nworker volumes:\n${dockerVolumes}\nserver log:\n${server.stderr().slice(-4000)}`;
+    const events = await runPier(['events', '--app', 'swv'], server.env).then((r) => r.stdout.split('\n').slice(-15).join('\n'));
+    return `tasks:\n${tasks}\nworker containers:\n${containers}\nworker volumes:\n${dockerVolumes}\nworker engine log:\n${await cluster.worker.engineLog(40)}\napp events:\n${events}\nserver log:\n${server.stderr().slice(-4000)}`;
   };
   const startsOf = async (id: string) => (await readFile(join(root, 'volumes', id, 'starts'), 'utf8')).trim().split('\n');
 

@@ -34,6 +34,8 @@ export interface SwarmNode {
   /** Starts dockerd again on the same folders; it rejoins the swarm by itself. */
   start(): Promise<void>;
   docker(args: string[]): Promise<string>;
+  /** The last `lines` lines of this node's dockerd log (for a failure's message). */
+  engineLog(lines?: number): Promise<string>;
 }
 
 export interface SwarmCluster {
@@ -216,5 +218,7 @@ async function startNode(index: 1 | 2, ns: string, address: string, dirs: string
 
   stops.push(stop);
   await start();
-  return { index, address, netns: ns, host, socket, stop, start, docker };
+  const engineLog = async (lines = 60): Promise<string> =>
+    (await readFile(join(dir, 'dockerd.log'), 'utf8').catch((err: Error) => err.message)).split('\n').slice(-lines).join('\n');
+  return { index, address, netns: ns, host, socket, stop, start, docker, engineLog };
 }
